@@ -1,0 +1,267 @@
+//! Bytes → canonical [`AuditEvent`]s. One Kafka message or one file line is one
+//! *message*; a message may hold several events (a CloudTrail `{"Records":[...]}` document).
+//!
+//! Decoding never panics and never stops the stream: whatever cannot become an event is
+//! returned as a [`DecodeError`] whose [`DeadLetterReason`] is counted and dead-lettered.
+
+pub mod cloudtrail;
+pub mod native;
+
+use memchr::memmem;
+use serde::{Deserialize, Serialize};
+
+use crate::event::AuditEvent;
+use crate::time::Millis;
+
+/// Default for `max_event_bytes`: larger messages are dead-lettered unread.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// Detect the format of every message from its keys.
+    #[default]
+    Auto,
+    Native,
+    Cloudtrail,
+}
+
+/// Why a message (or one record of it) could not become an event. Bounded: it is a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterReason {
+    TooLarge,
+    InvalidUtf8,
+    InvalidJson,
+    NestingTooDeep,
+    WrongType,
+    MissingPrincipal,
+    MissingTime,
+    InvalidTime,
+    UnknownFormat,
+}
+
+impl DeadLetterReason {
+    pub const ALL: &'static [DeadLetterReason] = &[
+        Self::TooLarge,
+        Self::InvalidUtf8,
+        Self::InvalidJson,
+        Self::NestingTooDeep,
+        Self::WrongType,
+        Self::MissingPrincipal,
+        Self::MissingTime,
+        Self::InvalidTime,
+        Self::UnknownFormat,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::InvalidUtf8 => "invalid_utf8",
+            Self::InvalidJson => "invalid_json",
+            Self::NestingTooDeep => "nesting_too_deep",
+            Self::WrongType => "wrong_type",
+            Self::MissingPrincipal => "missing_principal",
+            Self::MissingTime => "missing_time",
+            Self::InvalidTime => "invalid_time",
+            Self::UnknownFormat => "unknown_format",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{}: {detail}", reason.as_str())]
+pub struct DecodeError {
+    pub reason: DeadLetterReason,
+    /// Human-readable cause, short and lowercase; never contains field values that may be secrets.
+    pub detail: String,
+}
+
+impl DecodeError {
+    pub fn new(reason: DeadLetterReason, detail: impl Into<String>) -> Self {
+        DecodeError { reason, detail: detail.into() }
+    }
+
+    /// Maps a parser error to the reason an operator can act on.
+    pub(crate) fn from_json(e: &sonic_rs::Error) -> Self {
+        let text = e.to_string();
+        let reason = if text.contains("ecursion limit") {
+            DeadLetterReason::NestingTooDeep
+        } else if e.is_syntax() || e.is_eof() {
+            DeadLetterReason::InvalidJson
+        } else {
+            DeadLetterReason::WrongType
+        };
+        DecodeError::new(reason, text)
+    }
+}
+
+/// Context the transport knows about a message and the decoder does not.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DecodeContext {
+    /// Used for events that carry no timestamp of their own: the Kafka message timestamp,
+    /// or in a file the latest event time seen before. Events never get wall-clock time.
+    pub fallback_time: Option<Millis>,
+    pub max_event_bytes: usize,
+}
+
+/// Decodes one message, calling `emit` once per record: an event or the reason it is not one.
+/// Errors that concern the whole message are returned as one `Err` record.
+pub fn decode<'a>(
+    bytes: &'a [u8],
+    format: Format,
+    ctx: &DecodeContext,
+    emit: &mut dyn FnMut(Result<AuditEvent<'a>, DecodeError>),
+) {
+    let max = if ctx.max_event_bytes == 0 { DEFAULT_MAX_EVENT_BYTES } else { ctx.max_event_bytes };
+    if bytes.len() > max {
+        return emit(Err(DecodeError::new(
+            DeadLetterReason::TooLarge,
+            format!("message of {} bytes exceeds max_event_bytes {max}", bytes.len()),
+        )));
+    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => return emit(Err(DecodeError::new(DeadLetterReason::InvalidUtf8, e.to_string()))),
+    };
+    if nesting_exceeds(bytes, MAX_NESTING) {
+        return emit(Err(DecodeError::new(
+            DeadLetterReason::NestingTooDeep,
+            format!("json nesting deeper than {MAX_NESTING}"),
+        )));
+    }
+    let format = match format {
+        Format::Auto => match detect(bytes) {
+            Some(f) => f,
+            None => {
+                return emit(Err(DecodeError::new(
+                    DeadLetterReason::UnknownFormat,
+                    "neither a canonical event nor a cloudtrail record",
+                )));
+            }
+        },
+        f => f,
+    };
+    match format {
+        Format::Native => emit(native::decode(text)),
+        Format::Cloudtrail => cloudtrail::decode(text, ctx, emit),
+        Format::Auto => unreachable!("resolved above"),
+    }
+}
+
+/// Audit events nest a handful of levels; the parser skips unknown fields recursively, so
+/// deeper input is refused before it is parsed.
+pub const MAX_NESTING: usize = 64;
+
+/// Whether JSON nesting exceeds `limit`. Depth needs that many opening brackets, and
+/// counting them vectorizes, so the exact string-aware scan runs only on suspicious input.
+fn nesting_exceeds(bytes: &[u8], limit: usize) -> bool {
+    if bytes.iter().filter(|&&b| b == b'[' || b == b'{').count() <= limit {
+        return false;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Detects the format from the keys present. A key in quotes cannot occur inside a JSON
+/// string value (its quotes would be escaped), so a substring search is exact enough.
+pub fn detect(bytes: &[u8]) -> Option<Format> {
+    use std::sync::LazyLock;
+    static CLOUDTRAIL: LazyLock<[memmem::Finder<'static>; 5]> = LazyLock::new(|| {
+        [b"\"Records\"" as &[u8], b"\"eventSource\"", b"\"eventName\"", b"\"eventsource\"", b"\"eventname\""]
+            .map(memmem::Finder::new)
+    });
+    static NATIVE: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"principal\""));
+    if NATIVE.find(bytes).is_some() {
+        return Some(Format::Native);
+    }
+    if CLOUDTRAIL.iter().any(|f| f.find(bytes).is_some()) {
+        return Some(Format::Cloudtrail);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn decode_all(bytes: &[u8]) -> Vec<Result<AuditEvent<'_>, DecodeError>> {
+        let mut out = Vec::new();
+        let ctx = DecodeContext { max_event_bytes: 4096, ..Default::default() };
+        decode(bytes, Format::Auto, &ctx, &mut |r| out.push(r));
+        out
+    }
+
+    fn reason(bytes: &[u8]) -> DeadLetterReason {
+        let out = decode_all(bytes);
+        assert_eq!(out.len(), 1);
+        out[0].clone().unwrap_err().reason
+    }
+
+    #[test]
+    fn bad_messages_get_a_reason() {
+        assert_eq!(reason(b"\xff\xfe{}"), DeadLetterReason::InvalidUtf8);
+        assert_eq!(reason(b"hello"), DeadLetterReason::UnknownFormat);
+        assert_eq!(reason(br#"{"principal": "#), DeadLetterReason::InvalidJson);
+        assert_eq!(reason(&vec![b' '; 5000]), DeadLetterReason::TooLarge);
+        let bomb = format!(r#"{{"principal":{}1{}}}"#, "[".repeat(300), "]".repeat(300));
+        assert_eq!(reason(bomb.as_bytes()), DeadLetterReason::NestingTooDeep);
+    }
+
+    #[test]
+    fn brackets_inside_strings_are_not_nesting() {
+        let text = format!(r#"{{"principal":"{}"}}"#, "[".repeat(500));
+        assert!(!nesting_exceeds(text.as_bytes(), MAX_NESTING));
+        let escaped = format!(r#"{{"a":"\\\"{}"}}"#, "{".repeat(500));
+        assert!(!nesting_exceeds(escaped.as_bytes(), MAX_NESTING));
+    }
+
+    #[test]
+    fn nesting_bomb_in_an_ignored_field_does_not_overflow_the_stack() {
+        let depth = 100_000;
+        let bomb = format!(r#"{{"extra":{}{},"principal":1}}"#, "[".repeat(depth), "]".repeat(depth));
+        let mut out = Vec::new();
+        let ctx = DecodeContext { max_event_bytes: 1 << 20, ..Default::default() };
+        decode(bomb.as_bytes(), Format::Auto, &ctx, &mut |r| out.push(r));
+        assert!(out[0].is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = decode_all(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_json_like_text_never_panics(s in r#"[\{\}\[\]":,a-z0-9 \\]{0,200}"#) {
+            let _ = decode_all(s.as_bytes());
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The canonical audit event every decoder produces (`schemas/audit-event.schema.json`).
+//!
+//! Strings borrow from the input buffer where the JSON allows it (`Cow`), so the hot
+//! path allocates only for strings that carry escapes.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::{serde_rfc3339, Millis};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent<'a> {
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(with = "serde_rfc3339")]
+    pub time: Millis,
+    #[serde(borrow)]
+    pub principal: Principal<'a>,
+    #[serde(borrow, default)]
+    pub credential: Credential<'a>,
+    #[serde(borrow, default)]
+    pub actor: Actor<'a>,
+    #[serde(borrow)]
+    pub action: Cow<'a, str>,
+    /// Downstream system or trust zone the call went to (`s3`, `github`, a tool server).
+    #[serde(borrow)]
+    pub service: Cow<'a, str>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<Cow<'a, str>>,
+    pub outcome: Outcome,
+    #[serde(borrow, default)]
+    pub source: Source<'a>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_out: Option<u64>,
+    #[serde(default)]
+    pub source_format: SourceFormat,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Principal<'a> {
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(rename = "type")]
+    pub kind: PrincipalType,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Cow<'a, str>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<Cow<'a, str>>,
+}
+
+/// Never a secret value: only the credential's identifier (an access key id, a token id, a hash).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Credential<'a> {
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub kind: CredentialKind,
+    #[serde(default, with = "serde_rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<Millis>,
+    #[serde(default, with = "serde_rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Millis>,
+}
+
+/// The attribution triad: who delegated, which agent acted, in which session.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Actor<'a> {
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub delegating_user: Option<Cow<'a, str>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Source<'a> {
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Cow<'a, str>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<Cow<'a, str>>,
+}
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+
+            /// Dense index, for per-variant arrays of counters and thresholds.
+            pub fn index(self) -> usize {
+                self as usize
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum! {
+    /// Who acts. Classification comes from the platform's own fields; the inventory can override it.
+    PrincipalType {
+        Human => "human",
+        ServiceAccount => "service_account",
+        ApiKey => "api_key",
+        OauthClient => "oauth_client",
+        AiAgent => "ai_agent",
+        McpServer => "mcp_server",
+        Workload => "workload",
+        Bot => "bot",
+        Unknown => "unknown",
+    }
+}
+
+impl PrincipalType {
+    /// The lane an identity runs in. Humans have their own thresholds and are never acted on;
+    /// `unknown` is not provably a machine, so it is alerted on but never acted on either.
+    pub fn is_machine(self) -> bool {
+        !matches!(self, PrincipalType::Human | PrincipalType::Unknown)
+    }
+}
+
+string_enum! {
+    CredentialKind {
+        StaticKey => "static_key",
+        ShortLivedToken => "short_lived_token",
+        OauthAccessToken => "oauth_access_token",
+        RefreshToken => "refresh_token",
+        Session => "session",
+        Certificate => "certificate",
+        Password => "password",
+        Unknown => "unknown",
+    }
+}
+
+impl Default for CredentialKind {
+    fn default() -> Self {
+        CredentialKind::Unknown
+    }
+}
+
+string_enum! {
+    Outcome {
+        Success => "success",
+        Failure => "failure",
+        Denied => "denied",
+    }
+}
+
+string_enum! {
+    /// The wire format an event arrived in.
+    SourceFormat {
+        Native => "native",
+        Cloudtrail => "cloudtrail",
+    }
+}
+
+impl Default for SourceFormat {
+    fn default() -> Self {
+        SourceFormat::Native
+    }
+}

@@ -1,0 +1,28 @@
+//! nhid: a stream-processing detector for anomalies of non-human identities.
+//!
+//! # Layout
+//!
+//! The modules follow the data flow of `DESIGN.md`, one direction, no back-and-forth:
+//!
+//! ```text
+//! bytes ─► decode ─► (inventory: classify/enrich) ─► state ─► detect ─► respond ─► alerts / actions
+//!             └─► dead letters (reason + original bytes)
+//! ```
+//!
+//! - [`time`]: event time (`Millis`) and RFC 3339; nothing here reads the clock.
+//! - [`event`]: the canonical [`event::AuditEvent`] every decoder produces.
+//! - [`decode`]: per-format decoders (`native`, `cloudtrail`), auto-detection, dead-letter reasons.
+//! - [`inventory`]: the optional inventory file: type overrides, owners, protected principals.
+//! - [`state`]: per-identity baselines in a sharded concurrent map, bounded and evicted by event time.
+//! - [`detect`]: detector kinds (`detect/<kind>.rs`) and their instances loaded from `detectors/*.toml`.
+//! - [`respond`]: alert aggregation and the response policy with its guardrails.
+//! - [`pipeline`]: ties the stages together: `Engine::process(bytes, origin) -> outputs`;
+//!   the transports (`replay` over files, the Kafka runtime) only feed it bytes and take outputs.
+//! - [`simulate`]: a labeled synthetic population with injected attacks, for tests, benches and demos.
+//! - [`config`]: the typed configuration and `nhid check`.
+//! - [`cli`]: the command line (`replay`, `simulate`, `check`).
+
+pub mod decode;
+pub mod event;
+pub mod respond;
+pub mod time;

@@ -1,0 +1,3 @@
+//! Findings → alerts (aggregated per principal and detector) → actions (guardrailed).
+
+pub mod alert;
