@@ -79,11 +79,19 @@ pub struct DecodeError {
     pub reason: DeadLetterReason,
     /// Human-readable cause, short and lowercase; never contains field values that may be secrets.
     pub detail: String,
+    /// Index of the failing record inside a multi-record message (CloudTrail `Records`);
+    /// `None` when the whole message failed. The dead letter keeps the whole message.
+    pub record: Option<usize>,
 }
 
 impl DecodeError {
     pub fn new(reason: DeadLetterReason, detail: impl Into<String>) -> Self {
-        DecodeError { reason, detail: detail.into() }
+        DecodeError { reason, detail: detail.into(), record: None }
+    }
+
+    pub fn in_record(mut self, index: usize) -> Self {
+        self.record = Some(index);
+        self
     }
 
     /// Maps a parser error to the reason an operator can act on.
