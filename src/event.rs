@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use crate::time::{serde_rfc3339, Millis};
+use crate::time::{Millis, serde_rfc3339};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent<'a> {
@@ -58,9 +58,17 @@ pub struct Credential<'a> {
     pub id: Option<Cow<'a, str>>,
     #[serde(default)]
     pub kind: CredentialKind,
-    #[serde(default, with = "serde_rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "serde_rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub issued_at: Option<Millis>,
-    #[serde(default, with = "serde_rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "serde_rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub expires_at: Option<Millis>,
 }
 

@@ -23,6 +23,8 @@
 //! - [`cli`]: the command line (`replay`, `simulate`, `check`).
 
 pub mod decode;
+pub mod detect;
 pub mod event;
 pub mod respond;
+pub mod state;
 pub mod time;

@@ -52,7 +52,8 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
     }
     let offset_minutes: i64 = match rest {
         [] | [b'Z'] | [b'z'] => 0,
-        [sign @ (b'+' | b'-'), hh1, hh2, b':', mm1, mm2] | [sign @ (b'+' | b'-'), hh1, hh2, mm1, mm2] => {
+        [sign @ (b'+' | b'-'), hh1, hh2, b':', mm1, mm2]
+        | [sign @ (b'+' | b'-'), hh1, hh2, mm1, mm2] => {
             let h = digits(&[*hh1, *hh2])? as i64;
             let m = digits(&[*mm1, *mm2])? as i64;
             if h > 23 || m > 59 {
@@ -90,7 +91,9 @@ pub fn hour_of_day(t: Millis) -> usize {
 }
 
 fn digits(b: &[u8]) -> Option<u32> {
-    b.iter().try_fold(0u32, |acc, c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+    b.iter().try_fold(0u32, |acc, c| {
+        c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+    })
 }
 
 fn is_leap(y: i64) -> bool {
@@ -181,8 +184,16 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_timestamp() {
-        for bad in ["", "2023-01-10", "2023-13-10T00:00:00Z", "2023-02-29T00:00:00Z", "2023-01-10T24:00:00Z",
-            "2023-01-10T21:04:02.Z", "2023-01-10T21:04:02 UTC", "yyyy-01-10T21:04:02Z"] {
+        for bad in [
+            "",
+            "2023-01-10",
+            "2023-13-10T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2023-01-10T24:00:00Z",
+            "2023-01-10T21:04:02.Z",
+            "2023-01-10T21:04:02 UTC",
+            "yyyy-01-10T21:04:02Z",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

@@ -9,5 +9,8 @@ pub fn decode<'a>(
     _ctx: &DecodeContext,
     emit: &mut dyn FnMut(Result<AuditEvent<'a>, DecodeError>),
 ) {
-    emit(Err(DecodeError::new(DeadLetterReason::UnknownFormat, "cloudtrail decoder not built yet")))
+    emit(Err(DecodeError::new(
+        DeadLetterReason::UnknownFormat,
+        "cloudtrail decoder not built yet",
+    )))
 }

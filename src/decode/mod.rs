@@ -86,7 +86,11 @@ pub struct DecodeError {
 
 impl DecodeError {
     pub fn new(reason: DeadLetterReason, detail: impl Into<String>) -> Self {
-        DecodeError { reason, detail: detail.into(), record: None }
+        DecodeError {
+            reason,
+            detail: detail.into(),
+            record: None,
+        }
     }
 
     pub fn in_record(mut self, index: usize) -> Self {
@@ -125,16 +129,28 @@ pub fn decode<'a>(
     ctx: &DecodeContext,
     emit: &mut dyn FnMut(Result<AuditEvent<'a>, DecodeError>),
 ) {
-    let max = if ctx.max_event_bytes == 0 { DEFAULT_MAX_EVENT_BYTES } else { ctx.max_event_bytes };
+    let max = if ctx.max_event_bytes == 0 {
+        DEFAULT_MAX_EVENT_BYTES
+    } else {
+        ctx.max_event_bytes
+    };
     if bytes.len() > max {
         return emit(Err(DecodeError::new(
             DeadLetterReason::TooLarge,
-            format!("message of {} bytes exceeds max_event_bytes {max}", bytes.len()),
+            format!(
+                "message of {} bytes exceeds max_event_bytes {max}",
+                bytes.len()
+            ),
         )));
     }
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
-        Err(e) => return emit(Err(DecodeError::new(DeadLetterReason::InvalidUtf8, e.to_string()))),
+        Err(e) => {
+            return emit(Err(DecodeError::new(
+                DeadLetterReason::InvalidUtf8,
+                e.to_string(),
+            )));
+        }
     };
     if nesting_exceeds(bytes, MAX_NESTING) {
         return emit(Err(DecodeError::new(
@@ -202,10 +218,17 @@ fn nesting_exceeds(bytes: &[u8], limit: usize) -> bool {
 pub fn detect(bytes: &[u8]) -> Option<Format> {
     use std::sync::LazyLock;
     static CLOUDTRAIL: LazyLock<[memmem::Finder<'static>; 5]> = LazyLock::new(|| {
-        [b"\"Records\"" as &[u8], b"\"eventSource\"", b"\"eventName\"", b"\"eventsource\"", b"\"eventname\""]
-            .map(memmem::Finder::new)
+        [
+            b"\"Records\"" as &[u8],
+            b"\"eventSource\"",
+            b"\"eventName\"",
+            b"\"eventsource\"",
+            b"\"eventname\"",
+        ]
+        .map(memmem::Finder::new)
     });
-    static NATIVE: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"principal\""));
+    static NATIVE: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"\"principal\""));
     if NATIVE.find(bytes).is_some() {
         return Some(Format::Native);
     }
@@ -222,7 +245,10 @@ mod tests {
 
     fn decode_all(bytes: &[u8]) -> Vec<Result<AuditEvent<'_>, DecodeError>> {
         let mut out = Vec::new();
-        let ctx = DecodeContext { max_event_bytes: 4096, ..Default::default() };
+        let ctx = DecodeContext {
+            max_event_bytes: 4096,
+            ..Default::default()
+        };
         decode(bytes, Format::Auto, &ctx, &mut |r| out.push(r));
         out
     }
@@ -254,9 +280,16 @@ mod tests {
     #[test]
     fn nesting_bomb_in_an_ignored_field_does_not_overflow_the_stack() {
         let depth = 100_000;
-        let bomb = format!(r#"{{"extra":{}{},"principal":1}}"#, "[".repeat(depth), "]".repeat(depth));
+        let bomb = format!(
+            r#"{{"extra":{}{},"principal":1}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
         let mut out = Vec::new();
-        let ctx = DecodeContext { max_event_bytes: 1 << 20, ..Default::default() };
+        let ctx = DecodeContext {
+            max_event_bytes: 1 << 20,
+            ..Default::default()
+        };
         decode(bomb.as_bytes(), Format::Auto, &ctx, &mut |r| out.push(r));
         assert!(out[0].is_err());
     }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::PrincipalType;
-use crate::time::{serde_rfc3339, Millis};
+use crate::time::{Millis, serde_rfc3339};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -17,7 +17,13 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: &'static [Severity] = &[Self::Info, Self::Low, Self::Medium, Self::High, Self::Critical];
+    pub const ALL: &'static [Severity] = &[
+        Self::Info,
+        Self::Low,
+        Self::Medium,
+        Self::High,
+        Self::Critical,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -91,8 +97,13 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
-    pub const ALL: &'static [ActionKind] =
-        &[Self::RevokeSession, Self::RevokeCredential, Self::RotateSecret, Self::DisablePrincipal, Self::NotifyOwner];
+    pub const ALL: &'static [ActionKind] = &[
+        Self::RevokeSession,
+        Self::RevokeCredential,
+        Self::RotateSecret,
+        Self::DisablePrincipal,
+        Self::NotifyOwner,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,0 +1,507 @@
+//! Detector kinds (one file each) and their instances (`detectors/*.toml`).
+//!
+//! A kind is Rust code that turns an [`Observation`] into a [`Finding`]; an instance is
+//! a file that names a kind and gives it thresholds per principal type, a severity, the
+//! response it asks for and its references. Humans run in their own lane: a detector
+//! evaluates humans (and `unknown` principals) only where its file has a `[human]`
+//! (`[unknown]`) table; `[default]` covers the machine types not named.
+
+pub mod denied_burst;
+pub mod expired_credential;
+pub mod new_source;
+pub mod privilege_change;
+pub mod rate_spike;
+pub mod scope_drift;
+pub mod static_credential;
+pub mod volume_ceiling;
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::event::{AuditEvent, PrincipalType};
+use crate::respond::alert::Severity;
+use crate::state::Observation;
+use crate::time::Millis;
+
+/// What a detector saw. Built only when it fires, so it may allocate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    /// Observed against expected numbers, for the alert's `evidence`.
+    pub evidence: serde_json::Map<String, serde_json::Value>,
+    pub summary: String,
+    /// The natural unit a finding repeats in (the minute for a rate, the hour for a
+    /// ceiling): further findings in the same unit are the same finding, not repeats.
+    pub unit: i64,
+}
+
+/// The response a detector asks for; the policy narrows it to what the event allows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    #[default]
+    None,
+    NotifyOwner,
+    RotateSecret,
+    RevokeSession,
+    RevokeCredential,
+    DisablePrincipal,
+}
+
+/// One kind's check with its typed per-type parameters.
+pub trait Check: Send + Sync {
+    fn check(
+        &self,
+        lane: PrincipalType,
+        ev: &AuditEvent<'_>,
+        obs: &Observation<'_>,
+    ) -> Option<Finding>;
+}
+
+/// Per-type settings of an instance: severity and response may differ per lane.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LaneSettings {
+    pub severity: Severity,
+    pub response: Response,
+}
+
+pub struct Detector {
+    /// Instance id: the file stem (`detectors/rate_spike.toml` → `rate_spike`).
+    pub id: String,
+    pub kind: &'static str,
+    pub description: String,
+    pub references: Vec<String>,
+    /// Aggregation window: one alert per principal and detector per window.
+    pub cooldown_ms: Millis,
+    /// Indexed by `PrincipalType::index()`; `None` = not evaluated for that type.
+    pub lanes: [Option<LaneSettings>; PrincipalType::ALL.len()],
+    check: Box<dyn Check>,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl Detector {
+    pub fn check(
+        &self,
+        lane: PrincipalType,
+        ev: &AuditEvent<'_>,
+        obs: &Observation<'_>,
+    ) -> Option<(LaneSettings, Finding)> {
+        let settings = self.lanes[lane.index()]?;
+        self.check.check(lane, ev, obs).map(|f| (settings, f))
+    }
+}
+
+/// Per-type parameters of one kind, parsed from the file's tables.
+pub struct PerType<P>(pub [Option<P>; PrincipalType::ALL.len()]);
+
+impl<P> PerType<P> {
+    pub fn get(&self, lane: PrincipalType) -> Option<&P> {
+        self.0[lane.index()].as_ref()
+    }
+}
+
+/// The kinds nhid knows, and how to build each from its parameters.
+pub const KINDS: &[&str] = &[
+    "rate_spike",
+    "volume_ceiling",
+    "new_source",
+    "scope_drift",
+    "denied_burst",
+    "static_credential",
+    "expired_credential",
+    "privilege_change",
+];
+
+/// The detector files shipped in the repository, compiled in, used when no directory is given.
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "rate_spike",
+        include_str!("../../detectors/rate_spike.toml"),
+    ),
+    (
+        "volume_ceiling",
+        include_str!("../../detectors/volume_ceiling.toml"),
+    ),
+    (
+        "new_source",
+        include_str!("../../detectors/new_source.toml"),
+    ),
+    (
+        "scope_drift",
+        include_str!("../../detectors/scope_drift.toml"),
+    ),
+    (
+        "denied_burst",
+        include_str!("../../detectors/denied_burst.toml"),
+    ),
+    (
+        "static_credential",
+        include_str!("../../detectors/static_credential.toml"),
+    ),
+    (
+        "expired_credential",
+        include_str!("../../detectors/expired_credential.toml"),
+    ),
+    (
+        "privilege_change",
+        include_str!("../../detectors/privilege_change.toml"),
+    ),
+];
+
+/// Common keys of every detector file; the remaining tables are per-type parameters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHead {
+    kind: String,
+    description: String,
+    severity: Severity,
+    #[serde(default)]
+    response: Response,
+    references: Vec<String>,
+    #[serde(default = "default_cooldown_secs")]
+    cooldown_secs: u64,
+}
+
+fn default_cooldown_secs() -> u64 {
+    3_600
+}
+
+const HEAD_KEYS: &[&str] = &[
+    "kind",
+    "description",
+    "severity",
+    "response",
+    "references",
+    "cooldown_secs",
+];
+
+/// Parses one detector file. Every problem is reported, prefixed with the file name.
+pub fn parse(id: &str, text: &str) -> Result<Detector, Vec<String>> {
+    let err = |m: String| format!("{id}: {m}");
+    let table: toml::Table = toml::from_str(text).map_err(|e| vec![err(e.to_string())])?;
+    let (head, lanes): (toml::Table, toml::Table) = table
+        .into_iter()
+        .partition(|(k, _)| HEAD_KEYS.contains(&k.as_str()));
+    let mut errors = Vec::new();
+    let head: Option<FileHead> = toml::Value::Table(head)
+        .try_into()
+        .map_err(|e| errors.push(err(e.to_string())))
+        .ok();
+    for key in lanes.keys() {
+        if key != "default" && PrincipalType::parse(key).is_none() {
+            errors.push(err(format!(
+                "unknown key `{key}`: expected one of {HEAD_KEYS:?}, `default`, or a principal type table"
+            )));
+        }
+    }
+    if !lanes.contains_key("default") {
+        errors.push(err(
+            "missing `[default]` table (parameters for machine principals)".into(),
+        ));
+    }
+    let Some(head) = head else { return Err(errors) };
+    if head.cooldown_secs == 0 {
+        errors.push(err("cooldown_secs must be positive".into()));
+    }
+    if head.references.is_empty() {
+        errors.push(err(
+            "references must name at least one MITRE ATT&CK or OWASP NHI entry".into(),
+        ));
+    }
+    let lane_settings = |name: &str| -> Option<toml::Table> {
+        // Machine types inherit `[default]`; humans and unknown only run where named.
+        let own = lanes.get(name).and_then(|v| v.as_table()).cloned();
+        let machine = PrincipalType::parse(name).is_some_and(PrincipalType::is_machine);
+        let mut merged = if machine {
+            lanes.get("default").and_then(|v| v.as_table()).cloned()?
+        } else {
+            own.clone()?
+        };
+        if machine {
+            merged.extend(own.unwrap_or_default());
+        }
+        Some(merged)
+    };
+    let mut settings: [Option<LaneSettings>; PrincipalType::ALL.len()] =
+        [None; PrincipalType::ALL.len()];
+    let mut params: [Option<toml::Table>; PrincipalType::ALL.len()] = Default::default();
+    for &lane in PrincipalType::ALL {
+        let Some(mut t) = lane_settings(lane.as_str()) else {
+            continue;
+        };
+        let enabled = match t.remove("enabled") {
+            None => true,
+            Some(toml::Value::Boolean(b)) => b,
+            Some(_) => {
+                errors.push(err(format!("[{lane}] enabled must be true or false")));
+                true
+            }
+        };
+        let severity = match t.remove("severity") {
+            None => Some(head.severity),
+            Some(v) => v
+                .try_into::<Severity>()
+                .map_err(|e| errors.push(err(format!("[{lane}] severity: {e}"))))
+                .ok(),
+        };
+        let response = match t.remove("response") {
+            None => Some(head.response),
+            Some(v) => v
+                .try_into::<Response>()
+                .map_err(|e| errors.push(err(format!("[{lane}] response: {e}"))))
+                .ok(),
+        };
+        if lane == PrincipalType::Human && response.is_some_and(|r| r != Response::None) {
+            errors.push(err(
+                "[human] response must be \"none\": humans are never acted on automatically".into(),
+            ));
+        }
+        if let (true, Some(severity), Some(response)) = (enabled, severity, response) {
+            settings[lane.index()] = Some(LaneSettings { severity, response });
+            params[lane.index()] = Some(t);
+        }
+    }
+    let check = build_check(&head.kind, &params)
+        .map_err(|es| errors.extend(es.into_iter().map(err)))
+        .ok();
+    match check {
+        Some((kind, check)) if errors.is_empty() => Ok(Detector {
+            id: id.to_string(),
+            kind,
+            description: head.description,
+            references: head.references,
+            cooldown_ms: head.cooldown_secs as Millis * 1_000,
+            lanes: settings,
+            check,
+        }),
+        _ => Err(errors),
+    }
+}
+
+type Params = [Option<toml::Table>; PrincipalType::ALL.len()];
+
+fn build_check(kind: &str, params: &Params) -> Result<(&'static str, Box<dyn Check>), Vec<String>> {
+    Ok(match kind {
+        "rate_spike" => (
+            "rate_spike",
+            Box::new(rate_spike::RateSpike(per_type(params)?)),
+        ),
+        "volume_ceiling" => (
+            "volume_ceiling",
+            Box::new(volume_ceiling::VolumeCeiling(per_type(params)?)),
+        ),
+        "new_source" => (
+            "new_source",
+            Box::new(new_source::NewSource(per_type(params)?)),
+        ),
+        "scope_drift" => (
+            "scope_drift",
+            Box::new(scope_drift::ScopeDrift(per_type(params)?)),
+        ),
+        "denied_burst" => (
+            "denied_burst",
+            Box::new(denied_burst::DeniedBurst(per_type(params)?)),
+        ),
+        "static_credential" => (
+            "static_credential",
+            Box::new(static_credential::StaticCredential(per_type(params)?)),
+        ),
+        "expired_credential" => (
+            "expired_credential",
+            Box::new(expired_credential::ExpiredCredential(per_type(params)?)),
+        ),
+        "privilege_change" => (
+            "privilege_change",
+            Box::new(privilege_change::PrivilegeChange::new(per_type(params)?)),
+        ),
+        other => {
+            return Err(vec![format!(
+                "unknown kind `{other}`: expected one of {KINDS:?}"
+            )]);
+        }
+    })
+}
+
+/// Deserializes each enabled lane's table into the kind's typed parameters.
+fn per_type<P: DeserializeOwned>(params: &Params) -> Result<PerType<P>, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut out: [Option<P>; PrincipalType::ALL.len()] = std::array::from_fn(|_| None);
+    for &lane in PrincipalType::ALL {
+        if let Some(t) = &params[lane.index()] {
+            match toml::Value::Table(t.clone()).try_into::<P>() {
+                Ok(p) => out[lane.index()] = Some(p),
+                Err(e) => errors.push(format!("[{lane}] {e}")),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(PerType(out))
+    } else {
+        Err(errors)
+    }
+}
+
+/// Loads every `*.toml` in `dir` (sorted, so the detector order is stable), or the
+/// built-in set when `dir` is `None`. Returns every error of every file at once.
+pub fn load(dir: Option<&Path>) -> Result<Vec<Detector>, Vec<String>> {
+    let files: Vec<(String, String)> = match dir {
+        None => BUILTIN
+            .iter()
+            .map(|(id, text)| (id.to_string(), text.to_string()))
+            .collect(),
+        Some(dir) => {
+            let entries =
+                std::fs::read_dir(dir).map_err(|e| vec![format!("{}: {e}", dir.display())])?;
+            let mut paths: Vec<_> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            paths.sort();
+            let mut files = Vec::new();
+            let mut errors = Vec::new();
+            for p in paths {
+                let id = p
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                match std::fs::read_to_string(&p) {
+                    Ok(text) => files.push((id, text)),
+                    Err(e) => errors.push(format!("{}: {e}", p.display())),
+                }
+            }
+            if !errors.is_empty() {
+                return Err(errors);
+            }
+            files
+        }
+    };
+    let mut detectors = Vec::new();
+    let mut errors = Vec::new();
+    for (id, text) in files {
+        match parse(&id, &text) {
+            Ok(d) => detectors.push(d),
+            Err(es) => errors.extend(es),
+        }
+    }
+    if detectors.is_empty() && errors.is_empty() {
+        errors.push("no detector files found".into());
+    }
+    if errors.is_empty() {
+        Ok(detectors)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Builds a `serde_json::Map` of evidence from `key => value` pairs.
+#[macro_export]
+macro_rules! evidence {
+    ($($k:literal => $v:expr),* $(,)?) => {{
+        let mut m = serde_json::Map::new();
+        $(m.insert($k.to_string(), serde_json::json!($v));)*
+        m
+    }};
+}
+
+/// Rounds for evidence so alerts read well and stay stable across platforms.
+pub(crate) fn round2(x: f32) -> f64 {
+    (f64::from(x) * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_detector_loads_from_the_directory_and_builtin() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("detectors");
+        let from_dir = load(Some(&dir)).unwrap();
+        let builtin = load(None).unwrap();
+        assert_eq!(from_dir.len(), builtin.len());
+        let mut kinds: Vec<_> = builtin.iter().map(|d| d.kind).collect();
+        kinds.sort();
+        let mut expected = KINDS.to_vec();
+        expected.sort();
+        assert_eq!(kinds, expected);
+        for d in &builtin {
+            assert!(
+                d.lanes[PrincipalType::Human.index()].is_none_or(|l| l.response == Response::None),
+                "{}",
+                d.id
+            );
+        }
+    }
+
+    #[test]
+    fn every_error_of_a_file_is_reported() {
+        let text = r#"
+kind = "rate_spike"
+description = "x"
+severity = "urgent"
+references = []
+colour = "red"
+[default]
+min_count = "many"
+[robot]
+"#;
+        let errors = parse("bad", text).unwrap_err();
+        let joined = errors.join("\n");
+        assert!(joined.contains("urgent"), "{joined}");
+        assert!(joined.contains("colour"), "{joined}");
+        assert!(joined.contains("robot"), "{joined}");
+        assert!(errors.iter().all(|e| e.starts_with("bad: ")));
+    }
+
+    #[test]
+    fn humans_cannot_be_given_an_automatic_response() {
+        let text = r#"
+kind = "denied_burst"
+description = "x"
+severity = "high"
+response = "revoke_credential"
+references = ["T1110"]
+[default]
+min_count = 10
+min_ratio = 0.5
+[human]
+min_count = 30
+min_ratio = 0.5
+response = "revoke_credential"
+"#;
+        let errors = parse("d", text).unwrap_err();
+        assert!(
+            errors[0].contains("humans are never acted on"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn typed_parameter_errors_name_the_lane() {
+        let text = r#"
+kind = "rate_spike"
+description = "x"
+severity = "high"
+references = ["T1530"]
+[default]
+min_count = 30
+ratio = 4.0
+z = 6.0
+[ai_agent]
+ratio = "high"
+"#;
+        let errors = parse("r", text).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.contains("[ai_agent]")),
+            "{errors:?}"
+        );
+    }
+}

@@ -1,0 +1,267 @@
+//! Per-minute event-rate baselines: robust EWMAs on a short and a long horizon plus an
+//! hour-of-day profile, fed by closed minute buckets.
+//!
+//! Robustness: a closed bucket far above the baseline is clamped to `mean + CLAMP_SIGMAS·σ`
+//! before it updates anything, so neither a spike nor a slow ramp (each step of which is
+//! clamped against the long horizon) can teach the baseline to accept exfiltration.
+
+use crate::time::{MINUTE, Millis, hour_of_day};
+
+/// Bucket values above this many standard deviations are clamped before learning.
+pub const CLAMP_SIGMAS: f32 = 3.0;
+/// Short horizon: about 15 minutes; follows legitimate changes within the hour.
+const SHORT_ALPHA: f32 = 1.0 / 15.0;
+/// Long horizon: about one day of minutes.
+const LONG_ALPHA: f32 = 1.0 / 1_440.0;
+/// Hour-of-day profile: each hour gets 60 samples a day; remembers about three days.
+const PROFILE_ALPHA: f32 = 1.0 / 180.0;
+/// Longest idle gap replayed minute by minute; longer gaps restart the open bucket only.
+const MAX_GAP_MINUTES: i64 = 1_440;
+
+/// Exponentially weighted mean and variance. While the identity is learning, the first
+/// samples are averaged (`alpha = 1/(n+1)`, bias-free) until that is smaller than the
+/// horizon's alpha; once learned, only the horizon's alpha applies, so nothing unseen
+/// during learning can be taught quickly afterwards.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Ewma {
+    pub mean: f32,
+    pub var: f32,
+    /// Samples taken, saturating; only used for the warm start.
+    n: u16,
+}
+
+impl Ewma {
+    pub fn with_prior(mean: f32, var: f32) -> Self {
+        Ewma { mean, var, n: 0 }
+    }
+
+    pub fn update(&mut self, x: f32, alpha: f32, learning: bool) {
+        let a = if learning {
+            alpha.max(1.0 / (f32::from(self.n) + 1.0))
+        } else {
+            alpha
+        };
+        let d = x - self.mean;
+        self.mean += a * d;
+        self.var = (1.0 - a) * (self.var + a * d * d);
+        self.n = self.n.saturating_add(1);
+    }
+
+    pub fn sd(&self) -> f32 {
+        self.var.max(0.0).sqrt()
+    }
+}
+
+/// What the rate baseline expects for a minute, and how much it varies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Expectation {
+    pub mean: f32,
+    pub sd: f32,
+}
+
+impl Expectation {
+    /// Smallest count that is `z` deviations and `ratio` times above the expectation.
+    pub fn threshold(&self, z: f32, ratio: f32) -> f32 {
+        (self.mean + z * self.sd).max(ratio * self.mean)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateBaseline {
+    /// Minute index (`time / MINUTE`) of the open bucket.
+    pub minute: i64,
+    /// Events and denied/failed events in the open minute.
+    pub count: u32,
+    pub denied: u32,
+    pub short: Ewma,
+    pub long: Ewma,
+    /// Mean events per minute for each UTC hour of day, so that diurnal and nightly
+    /// batch identities are compared with the same hour, not the daily average.
+    pub profile: [f32; 24],
+    /// Samples per profile hour while learning (saturating), for its warm start.
+    profile_n: [u8; 24],
+    /// Closed minutes fed into the baseline (saturating).
+    pub minutes: u32,
+}
+
+impl RateBaseline {
+    pub fn new(time: Millis, prior_mean: f32) -> Self {
+        RateBaseline {
+            minute: time.div_euclid(MINUTE),
+            count: 0,
+            denied: 0,
+            short: Ewma::with_prior(prior_mean, prior_mean.max(1.0)),
+            long: Ewma::with_prior(prior_mean, prior_mean.max(1.0)),
+            profile: [prior_mean; 24],
+            profile_n: [0; 24],
+            minutes: 0,
+        }
+    }
+
+    /// Counts one event, first closing the open minute (and idle minutes) when `time` is in a
+    /// later minute. An event from an earlier minute than the open one counts in the open one:
+    /// lateness is tolerated, never re-opens a closed bucket. `learning` disables clamping,
+    /// so the identity's real level is learned first.
+    pub fn record(&mut self, time: Millis, denied: bool, learning: bool) {
+        let minute = time.div_euclid(MINUTE);
+        if minute > self.minute {
+            let count = self.count as f32;
+            self.close(self.minute, count, learning);
+            let gap = minute - self.minute - 1;
+            for m in (self.minute + 1..minute).skip((gap - MAX_GAP_MINUTES).max(0) as usize) {
+                self.close(m, 0.0, learning);
+            }
+            self.minute = minute;
+            self.count = 0;
+            self.denied = 0;
+        }
+        self.count = self.count.saturating_add(1);
+        self.denied = self.denied.saturating_add(u32::from(denied));
+    }
+
+    /// What a minute at `time` is expected to hold: the highest of the short horizon, the
+    /// long horizon and the hour profile around that hour (±1 h absorbs batch-start jitter).
+    /// The deviation is at least Poisson (`√mean`) and at least one event.
+    pub fn expectation(&self, time: Millis) -> Expectation {
+        let slow = self.slow_expectation(time);
+        let mean = slow.mean.max(self.short.mean);
+        let sd = slow.sd.max(self.short.sd()).max(mean.sqrt());
+        Expectation { mean, sd }
+    }
+
+    /// The expectation of the slow parts only (long horizon and hour profile). Clamping is
+    /// measured against it: were the short horizon included, sustained abuse could ratchet
+    /// the bound up by 3σ every few minutes.
+    fn slow_expectation(&self, time: Millis) -> Expectation {
+        let h = hour_of_day(time);
+        let profile = self.profile[(h + 23) % 24]
+            .max(self.profile[h])
+            .max(self.profile[(h + 1) % 24]);
+        let mean = self.long.mean.max(profile);
+        Expectation {
+            mean,
+            sd: self.long.sd().max(mean.sqrt()).max(1.0),
+        }
+    }
+
+    fn close(&mut self, minute: i64, count: f32, learning: bool) {
+        let time = minute * MINUTE;
+        let x = if learning {
+            count
+        } else {
+            let e = self.slow_expectation(time);
+            count.min(e.mean + CLAMP_SIGMAS * e.sd)
+        };
+        self.short.update(x, SHORT_ALPHA, learning);
+        self.long.update(x, LONG_ALPHA, learning);
+        let h = hour_of_day(time);
+        let a = if learning {
+            PROFILE_ALPHA.max(1.0 / (f32::from(self.profile_n[h]) + 1.0))
+        } else {
+            PROFILE_ALPHA
+        };
+        self.profile_n[h] = self.profile_n[h].saturating_add(1);
+        self.profile[h] += a * (x - self.profile[h]);
+        self.minutes = self.minutes.saturating_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::HOUR;
+    use proptest::prelude::*;
+
+    fn feed(b: &mut RateBaseline, start_minute: i64, counts: &[u32], learning: bool) {
+        for (i, &c) in counts.iter().enumerate() {
+            let t = (start_minute + i as i64) * MINUTE;
+            for k in 0..c {
+                b.record(t + i64::from(k) % MINUTE, false, learning);
+            }
+        }
+    }
+
+    #[test]
+    fn learns_a_steady_rate() {
+        let mut b = RateBaseline::new(0, 0.0);
+        feed(&mut b, 0, &[10; 600], true);
+        let e = b.expectation(600 * MINUTE);
+        assert!((e.mean - 10.0).abs() < 0.5, "{e:?}");
+        assert!(e.threshold(6.0, 4.0) >= 40.0);
+    }
+
+    #[test]
+    fn a_slow_ramp_does_not_teach_the_baseline_to_accept_a_spike() {
+        let mut b = RateBaseline::new(0, 0.0);
+        feed(&mut b, 0, &[10; 1_440], true);
+        // Three hours ramping from 10 to 30 per minute, then a spike of 300.
+        let ramp: Vec<u32> = (0..180).map(|i| 10 + i * 20 / 180).collect();
+        feed(&mut b, 1_440, &ramp, false);
+        let e = b.expectation((1_440 + 180) * MINUTE);
+        assert!(
+            e.threshold(6.0, 4.0) < 300.0,
+            "spike would be accepted: {e:?}"
+        );
+        // Without clamping the long horizon would have followed; with it, it barely moved.
+        assert!(b.long.mean < 12.0, "{:?}", b.long);
+    }
+
+    #[test]
+    fn a_spike_is_clamped_before_it_updates_the_baseline() {
+        let mut b = RateBaseline::new(0, 0.0);
+        feed(&mut b, 0, &[5; 1_440], true);
+        let before = b.long.mean;
+        feed(&mut b, 1_440, &[500; 10], false);
+        assert!(b.long.mean < before + 0.2, "{} -> {}", before, b.long.mean);
+    }
+
+    #[test]
+    fn idle_minutes_count_as_zero_and_the_hour_profile_remembers_a_nightly_batch() {
+        let mut b = RateBaseline::new(0, 0.0);
+        for day in 0..2 {
+            // One event an hour all day, and 50 a minute for 40 minutes at 02:20.
+            for h in 0..24 {
+                let t = day * 1_440 + h * 60;
+                if h == 2 {
+                    feed(&mut b, t + 20, &[50; 40], true);
+                } else {
+                    feed(&mut b, t, &[1], true);
+                }
+            }
+        }
+        let night = b.expectation(2 * 24 * HOUR + 2 * HOUR + 30 * MINUTE);
+        let noon = b.expectation(2 * 24 * HOUR + 12 * HOUR);
+        assert!(
+            night.threshold(6.0, 4.0) > 60.0,
+            "batch would page: {night:?}"
+        );
+        assert!(noon.mean < night.mean / 3.0, "{noon:?} vs {night:?}");
+    }
+
+    proptest! {
+        #[test]
+        fn ewma_stays_finite_and_within_the_range_of_its_samples(xs in proptest::collection::vec(0f32..1e6, 1..300), alpha in 0.0001f32..1.0) {
+            let mut e = Ewma::default();
+            for &x in &xs { e.update(x, alpha, true); }
+            let lo = xs.iter().cloned().fold(f32::INFINITY, f32::min);
+            let hi = xs.iter().cloned().fold(0f32, f32::max);
+            prop_assert!(e.mean.is_finite() && e.var.is_finite() && e.var >= 0.0);
+            prop_assert!(e.mean >= lo - hi * 1e-3 && e.mean <= hi * (1.0 + 1e-3));
+        }
+
+        #[test]
+        fn clamped_baseline_never_exceeds_what_was_learned_by_more_than_the_clamp(
+            level in 1u32..50, spikes in proptest::collection::vec(0u32..5_000, 1..120)) {
+            let mut b = RateBaseline::new(0, 0.0);
+            feed(&mut b, 0, &vec![level; 600], true);
+            let e0 = b.expectation(600 * MINUTE);
+            feed(&mut b, 600, &spikes, false);
+            // However the post-learning minutes look, no horizon is taught past the clamp
+            // bound of the slow baseline it had when learning ended (two hours of abuse move
+            // the long horizon by a fraction of it).
+            let cap = e0.mean + CLAMP_SIGMAS * e0.sd;
+            prop_assert!(b.long.mean <= cap + 0.01, "{} > {}", b.long.mean, cap);
+            prop_assert!(b.short.mean <= cap * 1.2 + 1.0, "{} > {}", b.short.mean, cap);
+        }
+    }
+}

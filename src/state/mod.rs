@@ -1,0 +1,475 @@
+//! Per-identity state: what each principal normally does, learned from its own events.
+//!
+//! A sharded concurrent map (dashmap) keyed by principal id; every update takes the
+//! event's own time. Memory is bounded: sets are capped, idle identities are evicted, and
+//! the number of tracked identities has a ceiling (the least recently seen go first).
+
+pub mod baseline;
+pub mod sets;
+
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::{Xxh3Builder, xxh3_64};
+
+use crate::event::{AuditEvent, CredentialKind, Outcome, PrincipalType};
+use crate::time::{DAY, HOUR, Millis};
+use baseline::{Expectation, RateBaseline};
+use sets::{FingerprintSet, NetworkPrefix, fingerprint, network_of};
+
+/// Caps on the per-identity sets. Past a cap the set is marked overflowed.
+const MAX_ACTIONS: usize = 64;
+const MAX_SERVICES: usize = 16;
+const MAX_NETWORKS: usize = 16;
+const MAX_USER_AGENTS: usize = 8;
+const MAX_CREDENTIALS: usize = 4;
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Ceiling on tracked identities; past it the least recently seen are evicted.
+    #[serde(default = "default_max_identities")]
+    pub max_identities: usize,
+    /// An identity not seen for this long (event time) is forgotten.
+    #[serde(default = "default_idle_ttl_secs")]
+    pub idle_ttl_secs: u64,
+    /// How long each identity is learned before baseline-relative detectors may fire,
+    /// per principal type; `default` covers types not named.
+    #[serde(default)]
+    pub learning_secs: LearningSecs,
+}
+
+fn default_max_identities() -> usize {
+    1_000_000
+}
+
+fn default_idle_ttl_secs() -> u64 {
+    // A week: a weekly job keeps its baseline.
+    7 * 86_400
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            max_identities: default_max_identities(),
+            idle_ttl_secs: default_idle_ttl_secs(),
+            learning_secs: LearningSecs::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LearningSecs {
+    /// One day: covers the daily cycle and a nightly batch once.
+    #[serde(default = "default_learning_secs")]
+    pub default: u64,
+    #[serde(default, flatten)]
+    pub per_type: std::collections::BTreeMap<PrincipalType, u64>,
+}
+
+fn default_learning_secs() -> u64 {
+    86_400
+}
+
+impl Default for LearningSecs {
+    fn default() -> Self {
+        LearningSecs {
+            default: default_learning_secs(),
+            per_type: Default::default(),
+        }
+    }
+}
+
+impl LearningSecs {
+    pub fn for_type(&self, kind: PrincipalType) -> Millis {
+        (*self.per_type.get(&kind).unwrap_or(&self.default) as Millis) * 1_000
+    }
+}
+
+/// Cold-start prior: events per minute a new identity of each type is assumed to make
+/// until its own minutes replace the guess.
+fn prior_rate(kind: PrincipalType) -> f32 {
+    match kind {
+        PrincipalType::Human => 1.0,
+        PrincipalType::AiAgent | PrincipalType::McpServer => 5.0,
+        PrincipalType::Unknown => 1.0,
+        _ => 2.0,
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CredentialState {
+    fingerprint: u64,
+    pub kind: CredentialKind,
+    pub first_seen: Millis,
+    pub last_seen: Millis,
+    pub issued_at: Option<Millis>,
+    pub expires_at: Option<Millis>,
+}
+
+/// Everything nhid keeps about one principal.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// Type after inventory override; decided when the identity is first seen.
+    pub kind: PrincipalType,
+    /// Index of the matching inventory entry, resolved once (globs are not matched per event).
+    pub inventory: Option<u32>,
+    pub first_seen: Millis,
+    pub last_seen: Millis,
+    pub rate: RateBaseline,
+    /// Calls and bytes out in the open UTC hour, for absolute ceilings.
+    pub hour: i64,
+    pub hour_count: u32,
+    pub hour_bytes_out: u64,
+    pub actions: FingerprintSet,
+    pub services: FingerprintSet,
+    pub networks: FingerprintSet,
+    pub user_agents: FingerprintSet,
+    pub credentials: Vec<CredentialState>,
+    /// Per detector instance: the aggregation window of its last alert and the repeats
+    /// suppressed since. Indexed like the engine's detector list.
+    pub alert_marks: Vec<AlertMark>,
+    /// Event time of the last automatic action against this identity (per-identity cooldown).
+    pub last_action: Option<Millis>,
+    /// Owner as last reported by events (the inventory wins when it names one).
+    pub owner: Option<Box<str>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AlertMark {
+    pub window: Option<i64>,
+    pub suppressed: u32,
+}
+
+/// Facts about one event against its identity's history, computed during the update and
+/// read by every detector: the state decides what is known, detectors decide what is odd.
+#[derive(Clone, Debug)]
+pub struct Observation<'e> {
+    pub kind: PrincipalType,
+    /// Past its learning period: baseline-relative detectors may fire.
+    pub learned: bool,
+    /// Events and denied/failed events so far in this minute, this one included.
+    pub minute_count: u32,
+    pub minute_denied: u32,
+    /// The baseline for this minute, as it stood before it.
+    pub expected: Expectation,
+    pub hour_count: u32,
+    pub hour_bytes_out: u64,
+    /// Novel values (only reported when the set has a stable baseline).
+    pub new_action: bool,
+    pub new_service: bool,
+    pub new_network: Option<NetworkPrefix<'e>>,
+    pub new_user_agent: bool,
+    pub known_actions: usize,
+    pub known_networks: usize,
+    /// Age of the credential (from issue, else from first sighting) and how long ago it expired.
+    pub credential_age: Option<Millis>,
+    pub expired_for: Option<Millis>,
+}
+
+impl Identity {
+    pub fn new(kind: PrincipalType, inventory: Option<u32>, time: Millis) -> Self {
+        Identity {
+            kind,
+            inventory,
+            first_seen: time,
+            last_seen: time,
+            rate: RateBaseline::new(time, prior_rate(kind)),
+            hour: time.div_euclid(HOUR),
+            hour_count: 0,
+            hour_bytes_out: 0,
+            actions: FingerprintSet::default(),
+            services: FingerprintSet::default(),
+            networks: FingerprintSet::default(),
+            user_agents: FingerprintSet::default(),
+            credentials: Vec::new(),
+            alert_marks: Vec::new(),
+            last_action: None,
+            owner: None,
+        }
+    }
+
+    /// Folds one event into the state and reports what it showed.
+    pub fn observe<'e>(&mut self, ev: &'e AuditEvent<'_>, learning_ms: Millis) -> Observation<'e> {
+        let t = ev.time;
+        let learned = t - self.first_seen >= learning_ms;
+        let expected = self.rate.expectation(t);
+        self.rate
+            .record(t, ev.outcome != Outcome::Success, !learned);
+        self.last_seen = self.last_seen.max(t);
+
+        let hour = t.div_euclid(HOUR);
+        if hour > self.hour {
+            self.hour = hour;
+            self.hour_count = 0;
+            self.hour_bytes_out = 0;
+        }
+        self.hour_count = self.hour_count.saturating_add(1);
+        self.hour_bytes_out = self
+            .hour_bytes_out
+            .saturating_add(ev.bytes_out.unwrap_or(0));
+
+        // Novelty counts only where the set has a stable baseline: learned, and never full.
+        let novel = |set: &mut FingerprintSet, fp: u32, cap: usize| {
+            set.insert(fp, cap) && learned && !set.overflowed
+        };
+        let new_action = novel(&mut self.actions, fingerprint(&ev.action), MAX_ACTIONS);
+        let new_service = novel(&mut self.services, fingerprint(&ev.service), MAX_SERVICES);
+        let new_network = match ev.source.ip.as_deref().and_then(network_of) {
+            Some((fp, prefix)) => novel(&mut self.networks, fp, MAX_NETWORKS).then_some(prefix),
+            None => None,
+        };
+        let new_user_agent = match ev.source.user_agent.as_deref() {
+            Some(ua) => novel(&mut self.user_agents, fingerprint(ua), MAX_USER_AGENTS),
+            None => false,
+        };
+
+        let (credential_age, expired_for) = self.observe_credential(ev);
+        if self.owner.is_none() {
+            if let Some(owner) = ev.principal.owner.as_deref() {
+                self.owner = Some(owner.into());
+            }
+        }
+
+        Observation {
+            kind: self.kind,
+            learned,
+            minute_count: self.rate.count,
+            minute_denied: self.rate.denied,
+            expected,
+            hour_count: self.hour_count,
+            hour_bytes_out: self.hour_bytes_out,
+            new_action,
+            new_service,
+            new_network,
+            new_user_agent,
+            known_actions: self.actions.len(),
+            known_networks: self.networks.len(),
+            credential_age,
+            expired_for,
+        }
+    }
+
+    fn observe_credential(&mut self, ev: &AuditEvent<'_>) -> (Option<Millis>, Option<Millis>) {
+        let Some(id) = ev.credential.id.as_deref() else {
+            return (None, None);
+        };
+        let t = ev.time;
+        let fp = xxh3_64(id.as_bytes());
+        let c = &ev.credential;
+        let pos = match self.credentials.iter().position(|s| s.fingerprint == fp) {
+            Some(i) => i,
+            None => {
+                // Keep the most recently used credentials; rotation retires the old ones.
+                if self.credentials.len() >= MAX_CREDENTIALS {
+                    let oldest = (0..self.credentials.len())
+                        .min_by_key(|&i| self.credentials[i].last_seen)
+                        .unwrap_or(0);
+                    self.credentials.swap_remove(oldest);
+                }
+                self.credentials.push(CredentialState {
+                    fingerprint: fp,
+                    kind: c.kind,
+                    first_seen: t,
+                    last_seen: t,
+                    issued_at: c.issued_at,
+                    expires_at: c.expires_at,
+                });
+                self.credentials.len() - 1
+            }
+        };
+        let s = &mut self.credentials[pos];
+        s.last_seen = s.last_seen.max(t);
+        s.issued_at = c.issued_at.or(s.issued_at);
+        s.expires_at = c.expires_at.or(s.expires_at);
+        let age = t - s.issued_at.unwrap_or(s.first_seen).min(s.first_seen);
+        let expired_for = s.expires_at.map(|e| t - e).filter(|d| *d > 0);
+        (Some(age), expired_for)
+    }
+
+    /// Approximate bytes this identity holds, heap included (for the memory bound).
+    pub fn approx_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.actions.heap_bytes()
+            + self.services.heap_bytes()
+            + self.networks.heap_bytes()
+            + self.user_agents.heap_bytes()
+            + self.credentials.capacity() * std::mem::size_of::<CredentialState>()
+            + self.alert_marks.capacity() * std::mem::size_of::<AlertMark>()
+            + self.owner.as_ref().map_or(0, |o| o.len())
+    }
+}
+
+/// All tracked identities. Shared by the pipeline workers; each principal lives in one
+/// shard, and partitions keyed by principal mean workers rarely contend.
+pub struct StateStore {
+    map: DashMap<Box<str>, Identity, Xxh3Builder>,
+    config: StateConfig,
+}
+
+impl StateStore {
+    pub fn new(config: StateConfig) -> Self {
+        StateStore {
+            map: DashMap::with_hasher(Xxh3Builder::new()),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &StateConfig {
+        &self.config
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Runs `f` on the identity, creating it with `create` on first sight.
+    pub fn with_identity<R>(
+        &self,
+        id: &str,
+        create: impl FnOnce() -> Identity,
+        f: impl FnOnce(&mut Identity) -> R,
+    ) -> R {
+        if let Some(mut entry) = self.map.get_mut(id) {
+            return f(&mut entry);
+        }
+        let mut entry = self.map.entry(id.into()).or_insert_with(create);
+        f(&mut entry)
+    }
+
+    pub fn get(&self, id: &str) -> Option<dashmap::mapref::one::Ref<'_, Box<str>, Identity>> {
+        self.map.get(id)
+    }
+
+    pub fn iter(
+        &self,
+    ) -> impl Iterator<Item = dashmap::mapref::multiple::RefMulti<'_, Box<str>, Identity>> {
+        self.map.iter()
+    }
+
+    /// Forgets identities idle since before `now - idle_ttl`, then, if still above the
+    /// ceiling, the least recently seen down to 90 % of it (so eviction is not per insert).
+    /// Returns how many were evicted.
+    pub fn evict(&self, now: Millis) -> usize {
+        let before = self.map.len();
+        let idle_before = now - (self.config.idle_ttl_secs as Millis) * 1_000;
+        self.map.retain(|_, v| v.last_seen >= idle_before);
+        if self.map.len() > self.config.max_identities {
+            let keep = self.config.max_identities * 9 / 10;
+            let mut seen: Vec<Millis> = self.map.iter().map(|e| e.last_seen).collect();
+            let cut = seen.len() - keep;
+            let (_, cutoff, _) = seen.select_nth_unstable(cut);
+            let cutoff = *cutoff;
+            self.map.retain(|_, v| v.last_seen >= cutoff);
+        }
+        before - self.map.len()
+    }
+
+    /// Whether an eviction pass is due: above the ceiling. Idle expiry runs on the
+    /// pipeline's event-time schedule instead.
+    pub fn over_capacity(&self) -> bool {
+        self.map.len() > self.config.max_identities
+    }
+}
+
+/// Kept for DAY-scale reasoning in docs and tests.
+pub const LEARNING_DEFAULT: Millis = DAY;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::*;
+    use std::borrow::Cow;
+
+    pub(crate) fn event(t: Millis, action: &str, ip: &str) -> AuditEvent<'static> {
+        AuditEvent {
+            id: Cow::Owned(format!("e{t}")),
+            time: t,
+            principal: Principal {
+                id: "svc-a".into(),
+                kind: PrincipalType::ServiceAccount,
+                name: None,
+                owner: None,
+                tenant: None,
+            },
+            credential: Credential {
+                id: Some("AKIA1".into()),
+                kind: CredentialKind::StaticKey,
+                issued_at: None,
+                expires_at: None,
+            },
+            actor: Actor::default(),
+            action: action.to_string().into(),
+            service: action.split(':').next().unwrap_or("x").to_string().into(),
+            resource: None,
+            outcome: Outcome::Success,
+            source: Source {
+                ip: Some(ip.to_string().into()),
+                user_agent: Some("sdk/1".into()),
+                asn: None,
+                country: None,
+            },
+            bytes_out: None,
+            source_format: SourceFormat::Native,
+        }
+    }
+
+    #[test]
+    fn novelty_is_reported_only_after_learning() {
+        let mut id = Identity::new(PrincipalType::ServiceAccount, None, 0);
+        let (e1, e2, e3) = (
+            event(0, "s3:GetObject", "10.0.0.1"),
+            event(DAY + 1, "s3:GetObject", "10.0.0.2"),
+            event(DAY + 2, "iam:CreateUser", "185.220.101.7"),
+        );
+        let o = id.observe(&e1, DAY);
+        assert!(!o.learned && !o.new_action && o.new_network.is_none());
+        let o = id.observe(&e2, DAY);
+        assert!(o.learned && !o.new_action && o.new_network.is_none());
+        let o = id.observe(&e3, DAY);
+        assert!(o.new_action && o.new_service);
+        assert_eq!(o.new_network.unwrap().to_string(), "185.220.101.0/24");
+    }
+
+    #[test]
+    fn credential_age_and_expiry() {
+        let mut id = Identity::new(PrincipalType::Workload, None, 0);
+        let mut e = event(10 * HOUR, "s3:GetObject", "10.0.0.1");
+        e.credential = Credential {
+            id: Some("tok".into()),
+            kind: CredentialKind::ShortLivedToken,
+            issued_at: Some(9 * HOUR),
+            expires_at: Some(10 * HOUR - 1),
+        };
+        let o = id.observe(&e, DAY);
+        assert_eq!(o.credential_age, Some(HOUR));
+        assert_eq!(o.expired_for, Some(1));
+    }
+
+    #[test]
+    fn eviction_forgets_idle_identities_and_enforces_the_ceiling() {
+        let store = StateStore::new(StateConfig {
+            max_identities: 100,
+            idle_ttl_secs: 3_600,
+            ..Default::default()
+        });
+        for i in 0..150 {
+            let t = i as Millis * 1_000;
+            store.with_identity(
+                &format!("p{i}"),
+                || Identity::new(PrincipalType::ApiKey, None, t),
+                |_| (),
+            );
+        }
+        assert!(store.over_capacity());
+        assert_eq!(store.evict(150_000), 60);
+        assert_eq!(store.len(), 90);
+        assert!(store.get("p149").is_some() && store.get("p0").is_none());
+        // Idle for over an hour: p60..p99 (last seen before 100 s) are forgotten.
+        assert_eq!(store.evict(3_700_000), 40);
+    }
+}
