@@ -22,9 +22,13 @@
 //! - [`config`]: the typed configuration and `nhid check`.
 //! - [`cli`]: the command line (`replay`, `simulate`, `check`).
 
+pub mod cli;
+pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod event;
+pub mod inventory;
+pub mod pipeline;
 pub mod respond;
 pub mod state;
 pub mod time;

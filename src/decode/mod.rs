@@ -100,7 +100,7 @@ impl DecodeError {
 
     /// Maps a parser error to the reason an operator can act on.
     pub(crate) fn from_json(e: &sonic_rs::Error) -> Self {
-        let text = e.to_string();
+        let text = redact(e.to_string().lines().next().unwrap_or_default());
         let reason = if text.contains("ecursion limit") {
             DeadLetterReason::NestingTooDeep
         } else if e.is_syntax() || e.is_eof() {
@@ -110,6 +110,30 @@ impl DecodeError {
         };
         DecodeError::new(reason, text)
     }
+}
+
+/// Parser messages quote the offending input (`invalid type: string "AKIA…"`); the
+/// detail travels to logs and dead-letter headers, so quoted input is cut out.
+fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quote = None;
+    for c in message.chars() {
+        match quote {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                quote = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' {
+                    quote = Some(c);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Context the transport knows about a message and the decoder does not.
@@ -267,6 +291,16 @@ mod tests {
         assert_eq!(reason(&vec![b' '; 5000]), DeadLetterReason::TooLarge);
         let bomb = format!(r#"{{"principal":{}1{}}}"#, "[".repeat(300), "]".repeat(300));
         assert_eq!(reason(bomb.as_bytes()), DeadLetterReason::NestingTooDeep);
+    }
+
+    #[test]
+    fn details_do_not_quote_the_input() {
+        let out = decode_all(br#"{"principal":{"id":"x","type":"AKIASECRETVALUE"}}"#);
+        let detail = &out[0].as_ref().unwrap_err().detail;
+        assert!(
+            !detail.contains("AKIASECRETVALUE") && !detail.contains('\n'),
+            "{detail}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{Xxh3Builder, xxh3_64};
 
 use crate::event::{AuditEvent, CredentialKind, Outcome, PrincipalType};
-use crate::time::{DAY, HOUR, Millis};
+use crate::time::{HOUR, Millis};
 use baseline::{Expectation, RateBaseline};
 use sets::{FingerprintSet, NetworkPrefix, fingerprint, network_of};
 
@@ -137,8 +137,12 @@ pub struct Identity {
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct AlertMark {
+    /// Aggregation window of the last alert.
     pub window: Option<i64>,
+    /// Findings suppressed since that alert.
     pub suppressed: u32,
+    /// The finding unit (minute, hour) last seen: more findings in it are the same finding.
+    pub unit: Option<i64>,
 }
 
 /// Facts about one event against its identity's history, computed during the update and
@@ -376,13 +380,11 @@ impl StateStore {
     }
 }
 
-/// Kept for DAY-scale reasoning in docs and tests.
-pub const LEARNING_DEFAULT: Millis = DAY;
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::*;
+    use crate::time::DAY;
     use std::borrow::Cow;
 
     pub(crate) fn event(t: Millis, action: &str, ip: &str) -> AuditEvent<'static> {

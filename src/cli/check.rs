@@ -1,0 +1,25 @@
+//! `nhid check`: validate configuration, detectors and inventory without processing anything.
+
+use std::process::ExitCode;
+
+use super::{EngineArgs, config_errors};
+
+pub fn run(args: &EngineArgs) -> ExitCode {
+    match args.engine() {
+        Ok(engine) => {
+            println!(
+                "ok: {} detectors ({}), {} inventory entries",
+                engine.detectors().len(),
+                engine
+                    .detectors()
+                    .iter()
+                    .map(|d| d.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                engine.inventory().len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => config_errors(&errors),
+    }
+}

@@ -1,0 +1,211 @@
+//! `nhid replay`: the engine over files, in file order, one line one message. Streams:
+//! one line in memory at a time, whatever the file size.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+use flate2::read::MultiGzDecoder;
+
+use super::{EngineArgs, config_errors};
+use crate::decode::DeadLetterReason;
+use crate::event::PrincipalType;
+use crate::pipeline::{Engine, Origin, Outputs, Stats};
+
+#[derive(Args)]
+pub struct ReplayArgs {
+    /// Input files: JSON lines, gzip-compressed or not; `-` reads standard input.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Where alerts go, as JSON lines (standard output by default).
+    #[arg(long)]
+    alerts: Option<PathBuf>,
+    /// Where actions (revocation requests) go, as JSON lines.
+    #[arg(long)]
+    actions: Option<PathBuf>,
+    /// Where dead letters go, as JSON lines with their reason and original bytes.
+    #[arg(long)]
+    dead_letter: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+pub fn run(args: ReplayArgs) -> ExitCode {
+    let engine = match args.engine.engine() {
+        Ok(e) => e,
+        Err(errors) => return config_errors(&errors),
+    };
+    match replay(&engine, &args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Sinks {
+    alerts: Box<dyn Write>,
+    actions: Option<Box<dyn Write>>,
+    dead_letters: Option<Box<dyn Write>>,
+}
+
+fn create(path: &Path) -> anyhow::Result<Box<dyn Write>> {
+    let f = File::create(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(Box::new(BufWriter::with_capacity(1 << 16, f)))
+}
+
+fn replay(engine: &Engine, args: &ReplayArgs) -> anyhow::Result<()> {
+    let mut sinks = Sinks {
+        alerts: match &args.alerts {
+            Some(p) => create(p)?,
+            None => Box::new(BufWriter::new(io::stdout().lock())),
+        },
+        actions: args.actions.as_deref().map(create).transpose()?,
+        dead_letters: args.dead_letter.as_deref().map(create).transpose()?,
+    };
+    let started = Instant::now();
+    let mut out = Outputs::default();
+    let mut line = Vec::with_capacity(4096);
+    for path in &args.files {
+        let name = path.display().to_string();
+        let mut reader = open(path)?;
+        let mut number = 0i64;
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            let trimmed = line.trim_ascii();
+            if trimmed.is_empty() {
+                continue;
+            }
+            engine.process(
+                trimmed,
+                Origin {
+                    source: &name,
+                    partition: 0,
+                    offset: number,
+                },
+                None,
+                &mut out,
+            );
+            drain(&mut out, &mut sinks)?;
+        }
+    }
+    sinks.alerts.flush()?;
+    for w in [&mut sinks.actions, &mut sinks.dead_letters]
+        .into_iter()
+        .flatten()
+    {
+        w.flush()?;
+    }
+    print_summary(
+        &out.stats,
+        args.files.len(),
+        started.elapsed().as_secs_f64(),
+        args.dead_letter.is_some(),
+    );
+    Ok(())
+}
+
+fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+    let raw: Box<dyn Read> = if path == Path::new("-") {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
+    };
+    let mut buffered = BufReader::with_capacity(1 << 16, raw);
+    // Gzip by its magic bytes, not its name: `.gz` files and compressed stdin alike.
+    let gz = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    Ok(if gz {
+        Box::new(BufReader::with_capacity(
+            1 << 16,
+            MultiGzDecoder::new(buffered),
+        ))
+    } else {
+        Box::new(buffered)
+    })
+}
+
+fn drain(out: &mut Outputs, sinks: &mut Sinks) -> anyhow::Result<()> {
+    for alert in out.alerts.drain(..) {
+        serde_json::to_writer(&mut sinks.alerts, &alert)?;
+        sinks.alerts.write_all(b"\n")?;
+    }
+    for action in out.actions.drain(..) {
+        if let Some(w) = &mut sinks.actions {
+            serde_json::to_writer(&mut *w, &action)?;
+            w.write_all(b"\n")?;
+        }
+    }
+    for dl in out.dead_letters.drain(..) {
+        if let Some(w) = &mut sinks.dead_letters {
+            serde_json::to_writer(&mut *w, &dl.to_json())?;
+            w.write_all(b"\n")?;
+        }
+    }
+    Ok(())
+}
+
+fn print_summary(s: &Stats, files: usize, secs: f64, dead_letters_kept: bool) {
+    let mut e = io::stderr().lock();
+    let rate = if secs > 0.0 {
+        s.events as f64 / secs
+    } else {
+        0.0
+    };
+    let _ = writeln!(
+        e,
+        "nhid replay: {} messages, {} events from {files} file(s) in {secs:.2} s ({rate:.0} events/s)",
+        s.messages, s.events
+    );
+    let _ = writeln!(e, "\nevents by principal type");
+    for &t in PrincipalType::ALL {
+        let n = s.events_by_type[t.index()];
+        if n > 0 {
+            let _ = writeln!(e, "  {:<22} {n:>12}", t.as_str());
+        }
+    }
+    let _ = writeln!(e, "\nalerts by kind and severity");
+    if s.alerts.is_empty() {
+        let _ = writeln!(e, "  (none)");
+    }
+    for ((kind, sev), n) in &s.alerts {
+        let _ = writeln!(e, "  {kind:<22} {:<10} {n:>6}", sev.as_str());
+    }
+    let _ = writeln!(e, "  suppressed repeats {:>23}", s.suppressed_repeats);
+    let _ = writeln!(e, "\nactions");
+    if s.actions.is_empty() {
+        let _ = writeln!(e, "  (none)");
+    }
+    for ((action, mode), n) in &s.actions {
+        let _ = writeln!(e, "  {:<22} {:<10} {n:>6}", action.as_str(), mode.as_str());
+    }
+    for (block, n) in &s.guardrail_blocks {
+        let _ = writeln!(e, "  blocked: {:<19} {n:>17}", block.as_str());
+    }
+    let _ = writeln!(e, "\ndead letters by reason");
+    if s.dead_letters_total() == 0 {
+        let _ = writeln!(e, "  (none)");
+    }
+    for &r in DeadLetterReason::ALL {
+        let n = s.dead_letters[r.index()];
+        if n > 0 {
+            let _ = writeln!(e, "  {:<22} {n:>12}", r.as_str());
+        }
+    }
+    if s.dead_letters_total() > 0 && !dead_letters_kept {
+        let _ = writeln!(
+            e,
+            "  (pass --dead-letter PATH to keep them with their original bytes)"
+        );
+    }
+}

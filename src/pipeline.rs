@@ -1,0 +1,374 @@
+//! The engine: bytes in, alerts, actions and dead letters out.
+//!
+//! Transports (`nhid replay` over files, the Kafka runtime) call [`Engine::process`] with
+//! one message and where it came from, and take the [`Outputs`]. The engine is shared by
+//! reference between workers; per-identity state lives in the sharded store, so workers
+//! owning different partitions (keyed by principal) rarely touch the same shard.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::decode::{self, DeadLetterReason, DecodeContext, DecodeError, Format};
+use crate::detect::{Detector, Finding, LaneSettings};
+use crate::event::{AuditEvent, PrincipalType};
+use crate::inventory::{Criticality, Inventory};
+use crate::respond::alert::{Action, ActionKind, Alert, AlertActor, MAX_EVENT_IDS, Mode, Severity};
+use crate::respond::policy::{Block, Policy, ResponseConfig, alert_principal};
+use crate::state::{AlertMark, Identity, StateConfig, StateStore};
+use crate::time::{MINUTE, Millis};
+
+/// Idle eviction runs at most once per this much event time.
+const SWEEP_EVERY: Millis = MINUTE;
+
+pub struct EngineConfig {
+    pub format: Format,
+    pub max_event_bytes: usize,
+    pub state: StateConfig,
+    pub response: ResponseConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            format: Format::Auto,
+            max_event_bytes: decode::DEFAULT_MAX_EVENT_BYTES,
+            state: StateConfig::default(),
+            response: ResponseConfig::default(),
+        }
+    }
+}
+
+pub struct Engine {
+    detectors: Vec<Detector>,
+    inventory: Inventory,
+    store: StateStore,
+    policy: Policy,
+    format: Format,
+    max_event_bytes: usize,
+    /// Highest event time seen: the clock of eviction, and the time given to events that
+    /// have none of their own when the transport has none either (a line in a file).
+    watermark: AtomicI64,
+    next_sweep: AtomicI64,
+}
+
+/// Where a message came from: a topic or file, a partition, an offset or line number.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin<'a> {
+    pub source: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// A message (or one record of it) that could not be processed, with its original bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetter {
+    pub reason: DeadLetterReason,
+    pub detail: String,
+    pub record: Option<usize>,
+    pub source: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub bytes: Vec<u8>,
+}
+
+impl DeadLetter {
+    /// One JSON line for files: the original message as text when it is UTF-8, else base64.
+    pub fn to_json(&self) -> serde_json::Value {
+        use base64::Engine as _;
+        let mut v = serde_json::json!({
+            "reason": self.reason.as_str(),
+            "detail": self.detail,
+            "source": self.source,
+            "partition": self.partition,
+            "offset": self.offset,
+        });
+        if let Some(r) = self.record {
+            v["record"] = r.into();
+        }
+        match std::str::from_utf8(&self.bytes) {
+            Ok(text) => v["raw"] = text.into(),
+            Err(_) => {
+                v["raw_base64"] = base64::engine::general_purpose::STANDARD
+                    .encode(&self.bytes)
+                    .into()
+            }
+        }
+        v
+    }
+}
+
+/// Counts of what went through, per worker; merged for summaries and metrics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub messages: u64,
+    pub events: u64,
+    pub events_by_type: [u64; PrincipalType::ALL.len()],
+    pub dead_letters: [u64; DeadLetterReason::ALL.len()],
+    pub alerts: BTreeMap<(String, Severity), u64>,
+    pub suppressed_repeats: u64,
+    pub actions: BTreeMap<(ActionKind, Mode), u64>,
+    pub guardrail_blocks: BTreeMap<Block, u64>,
+    pub evictions: u64,
+}
+
+impl Stats {
+    pub fn merge(&mut self, other: &Stats) {
+        self.messages += other.messages;
+        self.events += other.events;
+        for (a, b) in self.events_by_type.iter_mut().zip(other.events_by_type) {
+            *a += b;
+        }
+        for (a, b) in self.dead_letters.iter_mut().zip(other.dead_letters) {
+            *a += b;
+        }
+        for (k, v) in &other.alerts {
+            *self.alerts.entry(k.clone()).or_default() += v;
+        }
+        self.suppressed_repeats += other.suppressed_repeats;
+        for (k, v) in &other.actions {
+            *self.actions.entry(*k).or_default() += v;
+        }
+        for (k, v) in &other.guardrail_blocks {
+            *self.guardrail_blocks.entry(*k).or_default() += v;
+        }
+        self.evictions += other.evictions;
+    }
+
+    pub fn dead_letters_total(&self) -> u64 {
+        self.dead_letters.iter().sum()
+    }
+}
+
+/// What processing produced; the caller drains the vectors after each message.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    pub alerts: Vec<Alert>,
+    pub actions: Vec<Action>,
+    pub dead_letters: Vec<DeadLetter>,
+    pub stats: Stats,
+}
+
+impl Engine {
+    pub fn new(detectors: Vec<Detector>, inventory: Inventory, config: EngineConfig) -> Self {
+        Engine {
+            detectors,
+            inventory,
+            store: StateStore::new(config.state),
+            policy: Policy::new(config.response),
+            format: config.format,
+            max_event_bytes: config.max_event_bytes,
+            watermark: AtomicI64::new(Millis::MIN),
+            next_sweep: AtomicI64::new(Millis::MIN),
+        }
+    }
+
+    pub fn detectors(&self) -> &[Detector] {
+        &self.detectors
+    }
+
+    pub fn store(&self) -> &StateStore {
+        &self.store
+    }
+
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    /// Processes one message. `transport_time` is the transport's own timestamp (a Kafka
+    /// message's), used only for events that carry no time.
+    pub fn process(
+        &self,
+        bytes: &[u8],
+        origin: Origin<'_>,
+        transport_time: Option<Millis>,
+        out: &mut Outputs,
+    ) {
+        out.stats.messages += 1;
+        let watermark = self.watermark.load(Ordering::Relaxed);
+        let ctx = DecodeContext {
+            fallback_time: transport_time.or((watermark != Millis::MIN).then_some(watermark)),
+            max_event_bytes: self.max_event_bytes,
+        };
+        decode::decode(bytes, self.format, &ctx, &mut |record| match record {
+            Ok(ev) => self.handle(&ev, out),
+            Err(e) => dead_letter(e, bytes, origin, out),
+        });
+    }
+
+    fn handle(&self, ev: &AuditEvent<'_>, out: &mut Outputs) {
+        out.stats.events += 1;
+        let t = ev.time;
+        self.watermark.fetch_max(t, Ordering::Relaxed);
+        self.maybe_evict(t, out);
+        let inventory = &self.inventory;
+        self.store.with_identity(
+            &ev.principal.id,
+            || {
+                let entry = inventory.resolve(&ev.principal.id);
+                let kind = inventory
+                    .entry(entry)
+                    .and_then(|e| e.kind)
+                    .unwrap_or(ev.principal.kind);
+                Identity::new(kind, entry, t)
+            },
+            |identity| {
+                let entry = inventory.entry(identity.inventory);
+                if entry.and_then(|e| e.kind).is_none() {
+                    identity.kind = reconcile(identity.kind, ev.principal.kind);
+                }
+                let lane = identity.kind;
+                out.stats.events_by_type[lane.index()] += 1;
+                let learning = self.store.config().learning_secs.for_type(lane);
+                let obs = identity.observe(ev, learning);
+                for (i, detector) in self.detectors.iter().enumerate() {
+                    if let Some((settings, finding)) = detector.check(lane, ev, &obs) {
+                        self.raise(i, settings, finding, ev, identity, out);
+                    }
+                }
+            },
+        );
+    }
+
+    /// Aggregates a finding into at most one alert per principal, detector and window,
+    /// then asks the policy for an action.
+    fn raise(
+        &self,
+        index: usize,
+        settings: LaneSettings,
+        finding: Finding,
+        ev: &AuditEvent<'_>,
+        identity: &mut Identity,
+        out: &mut Outputs,
+    ) {
+        let detector = &self.detectors[index];
+        if identity.alert_marks.len() < self.detectors.len() {
+            identity
+                .alert_marks
+                .resize(self.detectors.len(), AlertMark::default());
+        }
+        let mark = &mut identity.alert_marks[index];
+        if mark.unit == Some(finding.unit) {
+            return;
+        }
+        mark.unit = Some(finding.unit);
+        let window = ev.time.div_euclid(detector.cooldown_ms);
+        if mark.window == Some(window) {
+            mark.suppressed += 1;
+            out.stats.suppressed_repeats += 1;
+            return;
+        }
+        let suppressed = std::mem::take(&mut mark.suppressed);
+        mark.window = Some(window);
+
+        let entry = self.inventory.entry(identity.inventory);
+        let owner = entry
+            .and_then(|e| e.owner.as_deref())
+            .or(identity.owner.as_deref());
+        let mut severity = settings.severity;
+        if entry.and_then(|e| e.criticality) == Some(Criticality::Critical) {
+            severity = bump(severity);
+        }
+        let principal_id: &str = &ev.principal.id;
+        let mut evidence = finding.evidence;
+        if let Some(c) = entry.and_then(|e| e.criticality) {
+            evidence.insert("criticality".into(), format!("{c:?}").to_lowercase().into());
+        }
+        let alert = Alert {
+            alert_id: crate::respond::alert_id(&detector.id, principal_id, window),
+            time: ev.time,
+            detector: detector.id.clone(),
+            kind: detector.kind.to_string(),
+            severity,
+            principal: alert_principal(principal_id, identity.kind, owner),
+            credential_id: ev.credential.id.as_deref().map(str::to_owned),
+            actor: AlertActor {
+                delegating_user: ev.actor.delegating_user.as_deref().map(str::to_owned),
+                agent_id: ev.actor.agent_id.as_deref().map(str::to_owned),
+                session_id: ev.actor.session_id.as_deref().map(str::to_owned),
+            },
+            event_ids: vec![ev.id.to_string()],
+            evidence,
+            summary: finding.summary,
+            suppressed_repeats: u64::from(suppressed),
+            references: detector.references.clone(),
+        };
+        debug_assert!(alert.event_ids.len() <= MAX_EVENT_IDS);
+        let decision = self.policy.decide(
+            &alert,
+            settings.response,
+            ev,
+            entry,
+            &mut identity.last_action,
+        );
+        for b in decision.blocks {
+            *out.stats.guardrail_blocks.entry(b).or_default() += 1;
+        }
+        *out.stats
+            .alerts
+            .entry((alert.kind.clone(), alert.severity))
+            .or_default() += 1;
+        out.alerts.push(alert);
+        if let Some(storm) = decision.storm {
+            *out.stats
+                .alerts
+                .entry((storm.kind.clone(), storm.severity))
+                .or_default() += 1;
+            out.alerts.push(storm);
+        }
+        if let Some(action) = decision.action {
+            *out.stats
+                .actions
+                .entry((action.action, action.mode))
+                .or_default() += 1;
+            out.actions.push(action);
+        }
+    }
+
+    /// Idle eviction on the event-time clock; at most one worker sweeps per period.
+    fn maybe_evict(&self, t: Millis, out: &mut Outputs) {
+        let due = self.next_sweep.load(Ordering::Relaxed);
+        let over = self.store.over_capacity();
+        if (t >= due || over)
+            && self
+                .next_sweep
+                .compare_exchange(due, t + SWEEP_EVERY, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let watermark = self.watermark.load(Ordering::Relaxed);
+            out.stats.evictions += self.store.evict(watermark) as u64;
+        }
+    }
+}
+
+/// A principal's lane is sticky towards safety: once any event shows it as human it stays
+/// human (an IAM user seen at the console is not auto-revoked when it uses its CLI key),
+/// and `unknown` gives way to whatever a later event establishes.
+fn reconcile(current: PrincipalType, seen: PrincipalType) -> PrincipalType {
+    match (current, seen) {
+        (PrincipalType::Human, _) | (_, PrincipalType::Human) => PrincipalType::Human,
+        (PrincipalType::Unknown, seen) => seen,
+        (current, _) => current,
+    }
+}
+
+fn bump(s: Severity) -> Severity {
+    match s {
+        Severity::Info => Severity::Low,
+        Severity::Low => Severity::Medium,
+        Severity::Medium => Severity::High,
+        Severity::High | Severity::Critical => Severity::Critical,
+    }
+}
+
+fn dead_letter(e: DecodeError, bytes: &[u8], origin: Origin<'_>, out: &mut Outputs) {
+    out.stats.dead_letters[e.reason.index()] += 1;
+    out.dead_letters.push(DeadLetter {
+        reason: e.reason,
+        detail: e.detail,
+        record: e.record,
+        source: origin.source.to_string(),
+        partition: origin.partition,
+        offset: origin.offset,
+        bytes: bytes.to_vec(),
+    });
+}

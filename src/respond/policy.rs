@@ -1,0 +1,320 @@
+//! The response policy. Guardrails are the product, not an option: an attacker who can
+//! forge audit events must not be able to turn nhid into a mass-revocation weapon.
+//!
+//! In order: nothing for humans or principals not provably machines; nothing for
+//! protected principals; below `min_severity` only the alert; inventory `auto_revoke =
+//! false` turns revocations into owner notices; the narrowest action the event allows;
+//! one action per identity per cooldown; a global rate limit whose breach trips a circuit
+//! breaker, announced by one `action_storm` alert, that blocks every action for a while.
+
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::alert::{
+    Action, ActionKind, ActionTarget, Alert, AlertActor, AlertPrincipal, Mode, Severity,
+};
+use crate::detect::Response;
+use crate::event::{AuditEvent, CredentialKind, PrincipalType};
+use crate::inventory::Entry;
+use crate::time::{MINUTE, Millis, SECOND, format_rfc3339};
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseConfig {
+    /// `dry_run` (default) emits actions marked as such; the revocation service only logs them.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Alerts below this severity never cause an action.
+    #[serde(default = "default_min_severity")]
+    pub min_severity: Severity,
+    /// At most one automatic action per identity per this many seconds of event time.
+    #[serde(default = "default_identity_cooldown_secs")]
+    pub identity_cooldown_secs: u64,
+    /// Global ceiling on automatic actions per minute of event time.
+    #[serde(default = "default_max_actions_per_minute")]
+    pub max_actions_per_minute: u32,
+    /// How long the circuit breaker blocks every action once the ceiling is breached.
+    #[serde(default = "default_breaker_cooldown_secs")]
+    pub breaker_cooldown_secs: u64,
+}
+
+fn default_min_severity() -> Severity {
+    Severity::Medium
+}
+fn default_identity_cooldown_secs() -> u64 {
+    3_600
+}
+fn default_max_actions_per_minute() -> u32 {
+    20
+}
+fn default_breaker_cooldown_secs() -> u64 {
+    900
+}
+
+impl Default for ResponseConfig {
+    fn default() -> Self {
+        ResponseConfig {
+            mode: Mode::default(),
+            min_severity: default_min_severity(),
+            identity_cooldown_secs: default_identity_cooldown_secs(),
+            max_actions_per_minute: default_max_actions_per_minute(),
+            breaker_cooldown_secs: default_breaker_cooldown_secs(),
+        }
+    }
+}
+
+/// Why an action was not taken. Bounded: it is a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Block {
+    Human,
+    NotMachine,
+    Protected,
+    BelowMinSeverity,
+    AutoRevokeDisabled,
+    IdentityCooldown,
+    RateLimited,
+    CircuitOpen,
+}
+
+impl Block {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Block::Human => "human",
+            Block::NotMachine => "not_machine",
+            Block::Protected => "protected",
+            Block::BelowMinSeverity => "below_min_severity",
+            Block::AutoRevokeDisabled => "auto_revoke_disabled",
+            Block::IdentityCooldown => "identity_cooldown",
+            Block::RateLimited => "rate_limited",
+            Block::CircuitOpen => "circuit_open",
+        }
+    }
+}
+
+/// What the policy decided for one alert.
+#[derive(Debug, Default)]
+pub struct Decision {
+    pub action: Option<Action>,
+    /// Guardrails that stopped or narrowed the requested action.
+    pub blocks: Vec<Block>,
+    /// Set when this decision tripped the circuit breaker.
+    pub storm: Option<Alert>,
+}
+
+pub struct Policy {
+    config: ResponseConfig,
+    limiter: Mutex<Limiter>,
+}
+
+/// Token bucket in event time, shared by all workers.
+#[derive(Debug)]
+struct Limiter {
+    tokens: f64,
+    last: Millis,
+    open_until: Option<Millis>,
+}
+
+impl Policy {
+    pub fn new(config: ResponseConfig) -> Self {
+        let tokens = f64::from(config.max_actions_per_minute);
+        Policy {
+            config,
+            limiter: Mutex::new(Limiter {
+                tokens,
+                last: Millis::MIN,
+                open_until: None,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &ResponseConfig {
+        &self.config
+    }
+
+    /// Decides the action for `alert`, which asked for `requested`. `last_action` is the
+    /// identity's cooldown mark, updated when an action is taken.
+    pub fn decide(
+        &self,
+        alert: &Alert,
+        requested: Response,
+        ev: &AuditEvent<'_>,
+        entry: Option<&Entry>,
+        last_action: &mut Option<Millis>,
+    ) -> Decision {
+        let mut d = Decision::default();
+        if requested == Response::None {
+            return d;
+        }
+        let kind = alert.principal.kind;
+        let block = if kind == PrincipalType::Human {
+            Some(Block::Human)
+        } else if !kind.is_machine() {
+            Some(Block::NotMachine)
+        } else if entry.is_some_and(|e| e.protected) {
+            Some(Block::Protected)
+        } else if alert.severity < self.config.min_severity {
+            Some(Block::BelowMinSeverity)
+        } else {
+            None
+        };
+        if let Some(b) = block {
+            d.blocks.push(b);
+            return d;
+        }
+        let (mut action, target) = narrowest(requested, ev, alert);
+        if action != ActionKind::NotifyOwner && entry.is_some_and(|e| e.auto_revoke == Some(false))
+        {
+            d.blocks.push(Block::AutoRevokeDisabled);
+            action = ActionKind::NotifyOwner;
+        }
+        let t = alert.time;
+        let cooldown = self.config.identity_cooldown_secs as Millis * SECOND;
+        if last_action.is_some_and(|last| t >= last && t - last < cooldown) {
+            d.blocks.push(Block::IdentityCooldown);
+            return d;
+        }
+        match self.admit(t) {
+            Admit::Yes => {}
+            Admit::Open => {
+                d.blocks.push(Block::CircuitOpen);
+                return d;
+            }
+            Admit::Tripped { open_until } => {
+                d.blocks.push(Block::RateLimited);
+                d.storm = Some(self.storm_alert(alert, open_until));
+                return d;
+            }
+        }
+        *last_action = Some(t);
+        let reason = format!(
+            "{} Policy: {} ({}).",
+            alert.summary,
+            action.as_str(),
+            self.config.mode.as_str()
+        );
+        d.action = Some(Action {
+            action_id: super::action_id(&alert.alert_id, action, &target),
+            alert_id: alert.alert_id.clone(),
+            action,
+            target,
+            mode: self.config.mode,
+            reason,
+            time: t,
+        });
+        d
+    }
+
+    fn admit(&self, t: Millis) -> Admit {
+        // A poisoned lock only means another worker panicked mid-update of three numbers;
+        // the bucket is still usable.
+        let mut l = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
+        let max = f64::from(self.config.max_actions_per_minute);
+        if t > l.last {
+            if l.last != Millis::MIN {
+                l.tokens = (l.tokens + (t - l.last) as f64 * max / MINUTE as f64).min(max);
+            }
+            l.last = t;
+        }
+        if let Some(until) = l.open_until {
+            if t < until {
+                return Admit::Open;
+            }
+            l.open_until = None;
+        }
+        if l.tokens >= 1.0 {
+            l.tokens -= 1.0;
+            Admit::Yes
+        } else {
+            let until = t + self.config.breaker_cooldown_secs as Millis * SECOND;
+            l.open_until = Some(until);
+            Admit::Tripped { open_until: until }
+        }
+    }
+
+    fn storm_alert(&self, trigger: &Alert, open_until: Millis) -> Alert {
+        let window = trigger.time.div_euclid(MINUTE);
+        let max = self.config.max_actions_per_minute;
+        Alert {
+            alert_id: super::alert_id("response_policy", "*", window),
+            time: trigger.time,
+            detector: "response_policy".into(),
+            kind: "action_storm".into(),
+            severity: Severity::Critical,
+            principal: trigger.principal.clone(),
+            credential_id: trigger.credential_id.clone(),
+            actor: AlertActor::default(),
+            event_ids: trigger.event_ids.clone(),
+            evidence: crate::evidence! {
+                "max_actions_per_minute" => max,
+                "blocked_until" => format_rfc3339(open_until),
+                "triggering_alert_id" => trigger.alert_id,
+            },
+            summary: format!(
+                "More than {max} automatic actions per minute were requested; the circuit breaker blocks all automatic actions until {}.",
+                format_rfc3339(open_until)
+            ),
+            suppressed_repeats: 0,
+            references: vec!["T1531".into(), "OWASP-NHI5".into()],
+        }
+    }
+}
+
+enum Admit {
+    Yes,
+    Open,
+    Tripped { open_until: Millis },
+}
+
+/// The narrowest action that contains the finding, given what the event names: a
+/// session-scoped token is cut with its session, a key with itself, and the whole
+/// principal only when nothing narrower is named. Never wider than requested: without a
+/// session or credential to cut, the owner is told instead.
+fn narrowest(
+    requested: Response,
+    ev: &AuditEvent<'_>,
+    alert: &Alert,
+) -> (ActionKind, ActionTarget) {
+    let session = ev.actor.session_id.as_deref();
+    let credential = ev.credential.id.as_deref();
+    let session_scoped = matches!(
+        ev.credential.kind,
+        CredentialKind::ShortLivedToken
+            | CredentialKind::Session
+            | CredentialKind::OauthAccessToken
+    );
+    let kind = match requested {
+        Response::None | Response::NotifyOwner => ActionKind::NotifyOwner,
+        Response::RotateSecret if credential.is_some() => ActionKind::RotateSecret,
+        Response::RotateSecret => ActionKind::NotifyOwner,
+        Response::RevokeSession | Response::RevokeCredential | Response::DisablePrincipal => {
+            if session.is_some()
+                && (session_scoped || credential.is_none() || requested == Response::RevokeSession)
+            {
+                ActionKind::RevokeSession
+            } else if credential.is_some() && requested != Response::RevokeSession {
+                ActionKind::RevokeCredential
+            } else if requested == Response::DisablePrincipal {
+                ActionKind::DisablePrincipal
+            } else {
+                ActionKind::NotifyOwner
+            }
+        }
+    };
+    let target = ActionTarget {
+        principal_id: alert.principal.id.clone(),
+        principal_kind: alert.principal.kind,
+        credential_id: credential.map(str::to_owned),
+        session_id: session.map(str::to_owned),
+    };
+    (kind, target)
+}
+
+/// The principal part of an alert, for tests and the pipeline.
+pub fn alert_principal(id: &str, kind: PrincipalType, owner: Option<&str>) -> AlertPrincipal {
+    AlertPrincipal {
+        id: id.to_string(),
+        kind,
+        owner: owner.map(str::to_string),
+    }
+}
