@@ -51,7 +51,7 @@ struct File {
     principal: Vec<Entry>,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Inventory {
     entries: Vec<Entry>,
     exact: HashMap<String, u32>,

@@ -6,8 +6,7 @@ use crate::event::AuditEvent;
 pub fn decode(text: &str) -> Result<AuditEvent<'_>, DecodeError> {
     let event: AuditEvent<'_> = sonic_rs::from_str(text).map_err(|e| {
         // serde reports these as plain messages; name them so operators can count them apart.
-        let err = DecodeError::from_json(&e);
-        let msg = err.detail.as_str();
+        let msg = e.to_string();
         if msg.contains("missing field `principal`") {
             DecodeError::new(DeadLetterReason::MissingPrincipal, "no principal")
         } else if msg.contains("missing field `time`") {
@@ -18,7 +17,7 @@ pub fn decode(text: &str) -> Result<AuditEvent<'_>, DecodeError> {
                 "time is not a valid RFC 3339 timestamp",
             )
         } else {
-            err
+            DecodeError::from_json(&e)
         }
     })?;
     if event.principal.id.is_empty() {

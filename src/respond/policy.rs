@@ -318,3 +318,260 @@ pub fn alert_principal(id: &str, kind: PrincipalType, owner: Option<&str>) -> Al
         owner: owner.map(str::to_string),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Actor, Credential, Outcome, Principal, Source, SourceFormat};
+    use std::borrow::Cow;
+
+    fn event(
+        kind: PrincipalType,
+        credential: CredentialKind,
+        session: Option<&'static str>,
+    ) -> AuditEvent<'static> {
+        AuditEvent {
+            id: "e".into(),
+            time: 0,
+            principal: Principal {
+                id: "p".into(),
+                kind,
+                name: None,
+                owner: None,
+                tenant: None,
+            },
+            credential: Credential {
+                id: Some("cred-1".into()),
+                kind: credential,
+                issued_at: None,
+                expires_at: None,
+            },
+            actor: Actor {
+                delegating_user: None,
+                agent_id: None,
+                session_id: session.map(Cow::Borrowed),
+            },
+            action: "s3:GetObject".into(),
+            service: "s3".into(),
+            resource: None,
+            outcome: Outcome::Success,
+            source: Source::default(),
+            bytes_out: None,
+            source_format: SourceFormat::Native,
+        }
+    }
+
+    fn alert(kind: PrincipalType, time: Millis, severity: Severity) -> Alert {
+        Alert {
+            alert_id: super::super::alert_id("d", "p", time),
+            time,
+            detector: "d".into(),
+            kind: "rate_spike".into(),
+            severity,
+            principal: alert_principal("p", kind, None),
+            credential_id: Some("cred-1".into()),
+            actor: AlertActor::default(),
+            event_ids: vec!["e".into()],
+            evidence: Default::default(),
+            summary: "s.".into(),
+            suppressed_repeats: 0,
+            references: vec![],
+        }
+    }
+
+    fn entry(protected: bool, auto_revoke: Option<bool>) -> Entry {
+        Entry {
+            pattern: "p".into(),
+            kind: None,
+            owner: None,
+            criticality: None,
+            protected,
+            auto_revoke,
+        }
+    }
+
+    fn decide(
+        p: &Policy,
+        kind: PrincipalType,
+        ev: &AuditEvent<'_>,
+        entry: Option<&Entry>,
+        t: Millis,
+    ) -> Decision {
+        p.decide(
+            &alert(kind, t, Severity::High),
+            Response::RevokeCredential,
+            ev,
+            entry,
+            &mut None,
+        )
+    }
+
+    #[test]
+    fn humans_and_unknown_principals_are_never_acted_on() {
+        let p = Policy::new(ResponseConfig::default());
+        let ev = event(PrincipalType::Human, CredentialKind::StaticKey, None);
+        let d = decide(&p, PrincipalType::Human, &ev, None, 0);
+        assert!(d.action.is_none());
+        assert_eq!(d.blocks, vec![Block::Human]);
+        let d = decide(&p, PrincipalType::Unknown, &ev, None, 0);
+        assert_eq!(d.blocks, vec![Block::NotMachine]);
+    }
+
+    #[test]
+    fn protected_principals_are_never_acted_on_and_auto_revoke_false_only_notifies() {
+        let p = Policy::new(ResponseConfig::default());
+        let ev = event(
+            PrincipalType::ServiceAccount,
+            CredentialKind::StaticKey,
+            None,
+        );
+        let d = decide(
+            &p,
+            PrincipalType::ServiceAccount,
+            &ev,
+            Some(&entry(true, None)),
+            0,
+        );
+        assert!(d.action.is_none() && d.blocks == vec![Block::Protected]);
+        let d = decide(
+            &p,
+            PrincipalType::ServiceAccount,
+            &ev,
+            Some(&entry(false, Some(false))),
+            0,
+        );
+        assert_eq!(d.action.unwrap().action, ActionKind::NotifyOwner);
+        assert_eq!(d.blocks, vec![Block::AutoRevokeDisabled]);
+    }
+
+    #[test]
+    fn the_narrowest_action_is_chosen_and_never_a_wider_one() {
+        let a = alert(PrincipalType::AiAgent, 0, Severity::High);
+        let agent = event(
+            PrincipalType::AiAgent,
+            CredentialKind::ShortLivedToken,
+            Some("sess-9"),
+        );
+        assert_eq!(
+            narrowest(Response::RevokeCredential, &agent, &a).0,
+            ActionKind::RevokeSession
+        );
+        assert_eq!(
+            narrowest(Response::DisablePrincipal, &agent, &a).0,
+            ActionKind::RevokeSession
+        );
+        let key = event(PrincipalType::ApiKey, CredentialKind::StaticKey, None);
+        assert_eq!(
+            narrowest(Response::RevokeCredential, &key, &a).0,
+            ActionKind::RevokeCredential
+        );
+        assert_eq!(
+            narrowest(Response::DisablePrincipal, &key, &a).0,
+            ActionKind::RevokeCredential
+        );
+        // A session cut was asked for but the event names none: tell the owner, do not cut the key.
+        assert_eq!(
+            narrowest(Response::RevokeSession, &key, &a).0,
+            ActionKind::NotifyOwner
+        );
+        let mut bare = key.clone();
+        bare.credential.id = None;
+        assert_eq!(
+            narrowest(Response::RevokeCredential, &bare, &a).0,
+            ActionKind::NotifyOwner
+        );
+        assert_eq!(
+            narrowest(Response::DisablePrincipal, &bare, &a).0,
+            ActionKind::DisablePrincipal
+        );
+        assert_eq!(
+            narrowest(Response::RotateSecret, &key, &a).0,
+            ActionKind::RotateSecret
+        );
+    }
+
+    #[test]
+    fn one_action_per_identity_per_cooldown() {
+        let p = Policy::new(ResponseConfig::default());
+        let ev = event(
+            PrincipalType::ServiceAccount,
+            CredentialKind::StaticKey,
+            None,
+        );
+        let mut last = None;
+        let a = |t| alert(PrincipalType::ServiceAccount, t, Severity::High);
+        assert!(
+            p.decide(&a(0), Response::RevokeCredential, &ev, None, &mut last)
+                .action
+                .is_some()
+        );
+        let d = p.decide(&a(60_000), Response::RevokeCredential, &ev, None, &mut last);
+        assert_eq!(d.blocks, vec![Block::IdentityCooldown]);
+        assert!(
+            p.decide(
+                &a(3_600_000),
+                Response::RevokeCredential,
+                &ev,
+                None,
+                &mut last
+            )
+            .action
+            .is_some()
+        );
+    }
+
+    #[test]
+    fn a_flood_trips_the_breaker_once_and_blocks_until_it_closes() {
+        let config = ResponseConfig {
+            max_actions_per_minute: 5,
+            breaker_cooldown_secs: 600,
+            ..Default::default()
+        };
+        let p = Policy::new(config);
+        let ev = event(
+            PrincipalType::ServiceAccount,
+            CredentialKind::StaticKey,
+            None,
+        );
+        let (mut taken, mut storms, mut open) = (0, 0, 0);
+        // 100 forged findings for 100 different identities within one second.
+        for i in 0..100 {
+            let d = p.decide(
+                &alert(PrincipalType::ServiceAccount, i * 10, Severity::High),
+                Response::RevokeCredential,
+                &ev,
+                None,
+                &mut None,
+            );
+            taken += usize::from(d.action.is_some());
+            storms += usize::from(d.storm.is_some());
+            open += usize::from(d.blocks == vec![Block::CircuitOpen]);
+        }
+        assert_eq!((taken, storms, open), (5, 1, 94));
+        // After the breaker's cooldown, actions flow again.
+        let later = alert(PrincipalType::ServiceAccount, 601_000, Severity::High);
+        assert!(
+            p.decide(&later, Response::RevokeCredential, &ev, None, &mut None)
+                .action
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn below_min_severity_only_alerts() {
+        let p = Policy::new(ResponseConfig::default());
+        let ev = event(
+            PrincipalType::ServiceAccount,
+            CredentialKind::StaticKey,
+            None,
+        );
+        let d = p.decide(
+            &alert(PrincipalType::ServiceAccount, 0, Severity::Low),
+            Response::RotateSecret,
+            &ev,
+            None,
+            &mut None,
+        );
+        assert_eq!(d.blocks, vec![Block::BelowMinSeverity]);
+    }
+}
