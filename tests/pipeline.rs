@@ -1,6 +1,8 @@
 //! The engine end to end over canonical events built here: aggregation, lanes,
 //! guardrails, in-minute firing, order independence within a minute, dead letters.
 
+mod common;
+
 use nhid::detect;
 use nhid::inventory::Inventory;
 use nhid::pipeline::{Engine, EngineConfig, Origin, Outputs};
@@ -86,6 +88,13 @@ fn run(engine: &Engine, events: &[Ev]) -> Outputs {
         all.dead_letters.append(&mut out.dead_letters);
     }
     all.stats = out.stats;
+    // Whatever the engine emits, consumers parse against the published schemas.
+    for a in &all.alerts {
+        common::assert_valid("alert", &serde_json::to_value(a).unwrap());
+    }
+    for a in &all.actions {
+        common::assert_valid("action", &serde_json::to_value(a).unwrap());
+    }
     all
 }
 

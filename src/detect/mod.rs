@@ -402,12 +402,18 @@ pub fn load(dir: Option<&Path>) -> Result<Vec<Detector>, Vec<String>> {
     }
 }
 
-/// Builds a `serde_json::Map` of evidence from `key => value` pairs.
+/// Builds a `serde_json::Map` of evidence from `key => value` pairs; absent (`None`)
+/// values are left out rather than written as null.
 #[macro_export]
 macro_rules! evidence {
     ($($k:literal => $v:expr),* $(,)?) => {{
         let mut m = serde_json::Map::new();
-        $(m.insert($k.to_string(), serde_json::json!($v));)*
+        $(
+            let v = serde_json::json!($v);
+            if !v.is_null() {
+                m.insert($k.to_string(), v);
+            }
+        )*
         m
     }};
 }
