@@ -1,0 +1,238 @@
+//! Throughput of decode+classify, state update and the whole pipeline (bytes → alerts) on
+//! a realistic mix from `nhid simulate`, and the memory held per tracked identity.
+//!
+//! `cargo bench --bench pipeline` (figures in README.md). Targets on the 2-core machine:
+//! ≥ 1,000,000 canonical events/s through the whole pipeline (two workers, events
+//! partitioned by principal as Kafka partitions them), ≥ 300,000 CloudTrail records/s,
+//! ≤ 1 KiB of state per identity at 100,000 identities.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use nhid::decode::{self, DecodeContext, Format};
+use nhid::detect;
+use nhid::event::AuditEvent;
+use nhid::inventory::Inventory;
+use nhid::pipeline::{Engine, EngineConfig, Origin, Outputs};
+use nhid::simulate::{self, SimConfig};
+use nhid::state::{Identity, StateConfig, StateStore};
+use nhid::time::{format_rfc3339, DAY};
+use serde_json::{json, Value};
+
+/// Counts live heap bytes and allocations, to measure state size and hot-path allocations.
+struct Counting;
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), Relaxed);
+        ALLOCATIONS.fetch_add(1, Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size(), Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const EVENTS: usize = 200_000;
+
+/// Canonical event lines from the simulator: 200 principals, one day, first `EVENTS` lines.
+fn native_lines() -> Vec<Vec<u8>> {
+    let mut buf = Vec::new();
+    simulate::run(&SimConfig { seed: 7, principals: 200, days: 1, ..SimConfig::default() }, &mut buf).unwrap();
+    buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()).take(EVENTS).map(<[u8]>::to_vec).collect()
+}
+
+/// The same events as CloudTrail records, shaped like real ones (~1 KiB, nested identity,
+/// request parameters the decoder skips).
+fn cloudtrail_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    native
+        .iter()
+        .map(|l| {
+            let e: Value = serde_json::from_slice(l).unwrap();
+            let (service, op) = e["action"].as_str().unwrap().split_once(':').unwrap_or(("aws", "Call"));
+            let key = e["credential"]["id"].as_str().unwrap_or("ASIAEXAMPLE");
+            let pid = e["principal"]["id"].as_str().unwrap();
+            let identity = if key.starts_with("AKIA") {
+                json!({"type": "IAMUser", "principalId": "AIDAEXAMPLE", "arn": format!("arn:aws:iam::123456789012:user/{pid}"),
+                       "accountId": "123456789012", "accessKeyId": key, "userName": pid})
+            } else {
+                json!({"type": "AssumedRole", "principalId": format!("AROAEXAMPLE:{pid}"),
+                       "arn": format!("arn:aws:sts::123456789012:assumed-role/{pid}/session-1"),
+                       "accountId": "123456789012", "accessKeyId": "ASIAEXAMPLE",
+                       "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLE",
+                           "arn": format!("arn:aws:iam::123456789012:role/{pid}"), "accountId": "123456789012", "userName": pid},
+                           "attributes": {"creationDate": "2026-11-02T00:00:00Z", "mfaAuthenticated": "false"}}})
+            };
+            let mut r = json!({
+                "eventVersion": "1.09", "userIdentity": identity, "eventTime": e["time"],
+                "eventSource": format!("{service}.amazonaws.com"), "eventName": op, "awsRegion": "us-east-1",
+                "sourceIPAddress": e["source"]["ip"], "userAgent": e["source"]["user_agent"],
+                "requestParameters": {"bucketName": "example-data", "key": "reports/2026/11/part-0001.parquet", "Host": "example-data.s3.us-east-1.amazonaws.com"},
+                "responseElements": null, "requestID": "8H5MAV3XZ3F2Q7TE", "eventID": e["id"], "readOnly": true,
+                "eventType": "AwsApiCall", "managementEvent": false, "recipientAccountId": "123456789012",
+                "eventCategory": "Data", "tlsDetails": {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256", "clientProvidedHostHeader": "example-data.s3.us-east-1.amazonaws.com"}
+            });
+            if e["outcome"] != "success" {
+                r["errorCode"] = "AccessDenied".into();
+            }
+            serde_json::to_vec(&r).unwrap()
+        })
+        .collect()
+}
+
+fn engine() -> Engine {
+    Engine::new(detect::load(None).unwrap(), Inventory::default(), EngineConfig::default())
+}
+
+fn process_all(engine: &Engine, lines: &[Vec<u8>]) -> usize {
+    let mut out = Outputs::default();
+    let mut alerts = 0;
+    for (i, l) in lines.iter().enumerate() {
+        engine.process(l, Origin { source: "bench", partition: 0, offset: i as i64 }, None, &mut out);
+        alerts += out.alerts.len();
+        out.alerts.clear();
+        out.actions.clear();
+        out.dead_letters.clear();
+    }
+    alerts
+}
+
+fn benches(c: &mut Criterion) {
+    let native = native_lines();
+    let cloudtrail = cloudtrail_lines(&native);
+    let n = native.len() as u64;
+    let avg = |ls: &[Vec<u8>]| ls.iter().map(Vec::len).sum::<usize>() / ls.len();
+    eprintln!("workload: {n} events from `nhid simulate --seed 7 --principals 200 --days 1`; native {} B/event, cloudtrail {} B/record", avg(&native), avg(&cloudtrail));
+    report_allocations(&native);
+    report_state_size();
+
+    let ctx = DecodeContext { fallback_time: None, max_event_bytes: decode::DEFAULT_MAX_EVENT_BYTES };
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Elements(n));
+    g.sample_size(10);
+    for (name, lines, format) in [("native", &native, Format::Auto), ("cloudtrail", &cloudtrail, Format::Auto)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                for l in lines.iter() {
+                    decode::decode(l, format, &ctx, &mut |r| {
+                        black_box(r.is_ok());
+                    });
+                }
+            })
+        });
+    }
+    g.finish();
+
+    let events: Vec<AuditEvent<'_>> = native.iter().map(|l| decode::native::decode(std::str::from_utf8(l).unwrap()).unwrap()).collect();
+    let mut g = c.benchmark_group("state");
+    g.throughput(Throughput::Elements(n));
+    g.sample_size(10);
+    g.bench_function("observe", |b| {
+        b.iter_batched(
+            || StateStore::new(StateConfig::default()),
+            |store| {
+                for ev in &events {
+                    store.with_identity(&ev.principal.id, || Identity::new(ev.principal.kind, None, ev.time), |id| {
+                        black_box(id.observe(ev, DAY).minute_count);
+                    });
+                }
+                store
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(n));
+    g.sample_size(10);
+    g.bench_function("native_1_worker", |b| {
+        b.iter_batched(engine, |e| black_box(process_all(&e, &native)), BatchSize::PerIteration)
+    });
+    g.bench_function("cloudtrail_1_worker", |b| {
+        b.iter_batched(engine, |e| black_box(process_all(&e, &cloudtrail)), BatchSize::PerIteration)
+    });
+    // Two workers, each owning the partition its principals hash to, as with Kafka.
+    let partitions = partition(&native, &events, 2);
+    g.bench_function("native_2_workers", |b| {
+        b.iter_batched(
+            engine,
+            |e| {
+                std::thread::scope(|s| {
+                    for p in &partitions {
+                        let e = &e;
+                        s.spawn(move || black_box(process_all(e, p)));
+                    }
+                });
+                e
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+fn partition(lines: &[Vec<u8>], events: &[AuditEvent<'_>], n: usize) -> Vec<Vec<Vec<u8>>> {
+    let mut parts = vec![Vec::new(); n];
+    for (l, e) in lines.iter().zip(events) {
+        let h = xxhash_rust::xxh3::xxh3_64(e.principal.id.as_bytes()) as usize;
+        parts[h % n].push(l.clone());
+    }
+    parts
+}
+
+/// Allocations per event on the whole pipeline, after the identities exist.
+fn report_allocations(native: &[Vec<u8>]) {
+    let e = engine();
+    let half = native.len() / 2;
+    process_all(&e, &native[..half]);
+    let before = ALLOCATIONS.load(Relaxed);
+    let alerts = process_all(&e, &native[half..]);
+    let per_event = (ALLOCATIONS.load(Relaxed) - before) as f64 / (native.len() - half) as f64;
+    eprintln!("hot path: {per_event:.3} heap allocations per event over {} events ({alerts} alerts)", native.len() - half);
+}
+
+/// Heap held per identity at 100,000 identities, each having used 8 actions on 2
+/// services from 2 networks with 2 user agents and 2 credentials.
+fn report_state_size() {
+    const IDENTITIES: usize = 100_000;
+    let store = StateStore::new(StateConfig::default());
+    let before = LIVE_BYTES.load(Relaxed);
+    let actions = ["s3:GetObject", "s3:PutObject", "s3:ListBucket", "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "s3:HeadObject", "sqs:GetQueueUrl"];
+    for i in 0..IDENTITIES {
+        let id = format!("arn:aws:iam::123456789012:role/service-{i:06}");
+        for k in 0..24 {
+            let line = json!({
+                "id": format!("e{i}-{k}"), "time": format_rfc3339(1_793_577_600_000 + k as i64 * 60_000),
+                "principal": {"id": id, "type": "service_account", "owner": "team-data"},
+                "credential": {"id": format!("ASIA{i:012}{}", k % 2), "kind": "short_lived_token"},
+                "action": actions[k % 8], "service": actions[k % 8].split(':').next().unwrap(),
+                "outcome": "success",
+                "source": {"ip": format!("10.{}.{}.{}", k % 2, i % 250, k), "user_agent": format!("aws-sdk-go/1.{}", k % 2)}
+            })
+            .to_string();
+            let ev = decode::native::decode(&line).unwrap();
+            store.with_identity(&ev.principal.id, || Identity::new(ev.principal.kind, None, ev.time), |s| {
+                s.observe(&ev, DAY);
+            });
+        }
+    }
+    let bytes = LIVE_BYTES.load(Relaxed) - before;
+    eprintln!(
+        "state: {} identities hold {:.1} MiB: {} bytes per identity (target <= 1024), map and keys included",
+        store.len(),
+        bytes as f64 / (1 << 20) as f64,
+        bytes / IDENTITIES
+    );
+}
+
+criterion_group!(pipeline, benches);
+criterion_main!(pipeline);
