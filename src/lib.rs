@@ -25,4 +25,5 @@
 pub mod decode;
 pub mod event;
 pub mod respond;
+pub mod simulate;
 pub mod time;
