@@ -30,5 +30,6 @@ pub mod event;
 pub mod inventory;
 pub mod pipeline;
 pub mod respond;
+pub mod simulate;
 pub mod state;
 pub mod time;

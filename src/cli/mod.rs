@@ -2,6 +2,7 @@
 
 mod check;
 mod replay;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ pub struct Cli {
 enum Command {
     /// Run the detectors over audit event files (JSON lines, `.gz` too) in event time.
     Replay(replay::ReplayArgs),
+    /// Generate a labeled synthetic population with injected attacks (canonical JSON lines).
+    Simulate(simulate::SimulateArgs),
     /// Validate the configuration, every detector file and the inventory.
     Check(EngineArgs),
 }
@@ -88,6 +91,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Replay(args) => replay::run(args),
+        Command::Simulate(args) => simulate::run(args),
         Command::Check(args) => check::run(&args),
     }
 }

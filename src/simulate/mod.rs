@@ -1,0 +1,578 @@
+//! `nhid simulate`: a seeded population of identities behaving normally, with labeled
+//! attacks injected into it, written as canonical JSON lines.
+//!
+//! # Layout
+//!
+//! - [`population`]: who exists and what each identity normally does: its fixed actions,
+//!   networks, user agents, credential scheme and rate pattern.
+//! - [`attacks`]: the six attack scenarios, planned up front on distinct victims and
+//!   emitted alongside the victims' benign traffic.
+//! - this file: the minute loop that merges both into time-ordered events, assigns ids and
+//!   fills in the labels.
+//!
+//! Generation walks minute by minute over all principals and writes each minute as soon
+//! as it is sorted, so memory depends on the population, not on the number of days. One
+//! `ChaCha8Rng` seeded from `SimConfig::seed` drives everything: the same seed gives
+//! byte-identical output on every platform.
+
+mod attacks;
+mod population;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::event::{
+    Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source,
+    SourceFormat,
+};
+use crate::time::{DAY, HOUR, MINUTE, Millis, serde_rfc3339};
+use population::{AGENT_TOKEN_TTL, CredentialPlan, Identity, mix};
+
+/// The only generator the simulator uses: portable and reproducible from a `u64` seed.
+type Rng = rand_chacha::ChaCha8Rng;
+
+/// 2026-11-02T00:00:00Z, a Monday, so the first day is a working day for humans.
+pub const DEFAULT_START: Millis = 1_793_577_600_000;
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub principals: usize,
+    pub days: u32,
+    /// Event time of the first minute.
+    pub start: Millis,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 0,
+            principals: 100,
+            days: 3,
+            start: DEFAULT_START,
+        }
+    }
+}
+
+/// Ground truth for one injected attack instance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Label {
+    pub scenario: String,
+    pub principal_id: String,
+    pub principal_type: PrincipalType,
+    /// The whole attack lies in `start..=end` (for the slow ramp, the ramp included).
+    #[serde(with = "serde_rfc3339")]
+    pub start: Millis,
+    #[serde(with = "serde_rfc3339")]
+    pub end: Millis,
+    /// The first attacker event; for the slow ramp, the first event of the spike.
+    pub first_malicious_event_id: String,
+    #[serde(with = "serde_rfc3339")]
+    pub first_malicious_time: Millis,
+    /// Detector kinds that must fire on this attack (others may fire too).
+    pub expected_kinds: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SimSummary {
+    pub events: u64,
+    pub principals_by_type: BTreeMap<PrincipalType, usize>,
+    pub labels: Vec<Label>,
+}
+
+/// One call before it becomes an [`AuditEvent`]: the variable parts only, the rest comes
+/// from the identity when it is written.
+#[derive(Clone, Debug)]
+pub(crate) struct Draft {
+    time: Millis,
+    /// Index of the identity in the population.
+    who: u32,
+    action: &'static str,
+    outcome: Outcome,
+    ip: [u8; 4],
+    user_agent: &'static str,
+    /// Issue time of the credential presented; token and session ids derive from it.
+    credential_issued_at: Millis,
+    /// Agent session number and delegating user index (agents only).
+    session: u32,
+    delegating_user: u8,
+    /// S3 object number, for object actions.
+    object: Option<u32>,
+    bytes_out: Option<u64>,
+    tag: Tag,
+}
+
+/// Never written: it only lets the writer fill in the labels' first malicious event.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Tag {
+    Benign,
+    /// `malicious: false` marks camouflage (the slow ramp before its spike).
+    Attack {
+        label: u32,
+        malicious: bool,
+    },
+}
+
+/// Writes the simulated events to `out` as JSON lines in non-decreasing time and returns
+/// what was written, with the labels of every injected attack.
+///
+/// Attacks need `days >= 2` (they start at least 30 h in and end an hour before the end);
+/// a shorter run, or a population too small to hold a suitable victim, gets no labels for
+/// the scenarios that do not fit.
+pub fn run(cfg: &SimConfig, out: &mut dyn Write) -> io::Result<SimSummary> {
+    let mut rng = Rng::seed_from_u64(cfg.seed);
+    let end = cfg.start + i64::from(cfg.days) * DAY;
+    let mut pop = population::build(cfg.principals, cfg.days, cfg.start, &mut rng);
+    let (mut attacks, mut labels) = attacks::plan(&pop, cfg.start, end, &mut rng);
+    let mut writer = EventWriter::default();
+    let mut batch = Vec::new();
+    let mut t0 = cfg.start;
+    while t0 < end {
+        batch.clear();
+        for (who, identity) in pop.iter_mut().enumerate() {
+            identity.emit_minute(who as u32, cfg.start, t0, &mut rng, &mut batch);
+        }
+        for attack in &mut attacks {
+            attack.emit_minute(&pop, &mut labels, cfg.start, t0, &mut rng, &mut batch);
+        }
+        // Stable, so equal times keep generation order and the output stays reproducible.
+        batch.sort_by_key(|d| d.time);
+        writer.line.clear();
+        for d in &batch {
+            writer.append(d, &pop[d.who as usize], &mut labels)?;
+        }
+        out.write_all(&writer.line)?;
+        t0 += MINUTE;
+    }
+    out.flush()?;
+    // An attack whose moment never came (an agent without a session before the end) is not one.
+    labels.retain(|l| !l.first_malicious_event_id.is_empty());
+    let mut principals_by_type = BTreeMap::new();
+    for identity in &pop {
+        *principals_by_type.entry(identity.kind).or_insert(0) += 1;
+    }
+    Ok(SimSummary {
+        events: writer.written,
+        principals_by_type,
+        labels,
+    })
+}
+
+/// Turns drafts into JSON lines, reusing its buffers across events.
+#[derive(Default)]
+struct EventWriter {
+    /// The current minute's lines, written out in one call.
+    line: Vec<u8>,
+    written: u64,
+    id: String,
+    ip: String,
+    credential: String,
+    session: String,
+    resource: String,
+}
+
+impl EventWriter {
+    fn append(&mut self, d: &Draft, who: &Identity, labels: &mut [Label]) -> io::Result<()> {
+        self.written += 1;
+        let EventWriter {
+            id,
+            ip,
+            credential,
+            session,
+            resource,
+            ..
+        } = self;
+        id.clear();
+        let _ = write!(id, "sim-{}", self.written);
+        ip.clear();
+        let _ = write!(ip, "{}.{}.{}.{}", d.ip[0], d.ip[1], d.ip[2], d.ip[3]);
+        credential.clear();
+        session.clear();
+        resource.clear();
+        let mut actor = Actor::default();
+        let issued = d.credential_issued_at;
+        let credential = match &who.credential {
+            CredentialPlan::Static { id: key, issued_at } => Credential {
+                id: Some(key.as_str().into()),
+                kind: CredentialKind::StaticKey,
+                issued_at: Some(*issued_at),
+                expires_at: None,
+            },
+            CredentialPlan::Hourly { kind, .. } => {
+                let token = mix(who.salt ^ issued as u64);
+                let _ = match kind {
+                    CredentialKind::OauthAccessToken => write!(credential, "oat_{token:016x}"),
+                    _ => write!(credential, "ASIA{token:016X}"),
+                };
+                Credential {
+                    id: Some(credential.as_str().into()),
+                    kind: *kind,
+                    issued_at: Some(issued),
+                    expires_at: Some(issued + HOUR),
+                }
+            }
+            CredentialPlan::PerSession => {
+                let _ = write!(credential, "ast_{:016x}", mix(who.salt ^ issued as u64));
+                let _ = write!(
+                    session,
+                    "sess-{:016x}",
+                    mix(who.salt.rotate_left(17) ^ u64::from(d.session))
+                );
+                actor = Actor {
+                    delegating_user: population_user(who, d.delegating_user).map(Into::into),
+                    agent_id: Some(who.id.as_str().into()),
+                    session_id: Some(session.as_str().into()),
+                };
+                Credential {
+                    id: Some(credential.as_str().into()),
+                    kind: CredentialKind::ShortLivedToken,
+                    issued_at: Some(issued),
+                    expires_at: Some(issued + AGENT_TOKEN_TTL),
+                }
+            }
+            CredentialPlan::Console => {
+                let _ = write!(credential, "cs_{:016x}", mix(who.salt ^ issued as u64));
+                Credential {
+                    id: Some(credential.as_str().into()),
+                    kind: CredentialKind::Session,
+                    issued_at: Some(issued),
+                    expires_at: Some(population::console_expires_at(issued)),
+                }
+            }
+        };
+        if let Some(n) = d.object {
+            let _ = write!(
+                resource,
+                "arn:aws:s3:::{}/data/part-{n:05}.parquet",
+                who.bucket
+            );
+        }
+        let event = AuditEvent {
+            id: id.as_str().into(),
+            time: d.time,
+            principal: Principal {
+                id: who.id.as_str().into(),
+                kind: who.kind,
+                name: None,
+                owner: who.owner.as_deref().map(Into::into),
+                tenant: Some(who.tenant.into()),
+            },
+            credential,
+            actor,
+            action: d.action.into(),
+            service: d.action.split_once(':').map_or(d.action, |(s, _)| s).into(),
+            resource: (!resource.is_empty()).then(|| resource.as_str().into()),
+            outcome: d.outcome,
+            source: Source {
+                ip: Some(ip.as_str().into()),
+                user_agent: Some(d.user_agent.into()),
+                asn: None,
+                country: None,
+            },
+            bytes_out: d.bytes_out,
+            source_format: SourceFormat::Native,
+        };
+        serde_json::to_writer(&mut self.line, &event)?;
+        self.line.push(b'\n');
+        if let Tag::Attack {
+            label,
+            malicious: true,
+        } = d.tag
+        {
+            let label = &mut labels[label as usize];
+            if label.first_malicious_event_id.is_empty() {
+                label.first_malicious_event_id = event.id.into_owned();
+                label.first_malicious_time = d.time;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn population_user(who: &Identity, index: u8) -> Option<&str> {
+    match &who.behaviour {
+        population::Behaviour::Agent(a) => a.users.get(usize::from(index)).map(String::as_str),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeSet, HashMap, HashSet};
+
+    use super::*;
+    use crate::decode::native;
+
+    /// Feeds every complete line to `f`, so tests can check millions of events without
+    /// holding them.
+    struct Lines<F: FnMut(&str)> {
+        partial: Vec<u8>,
+        f: F,
+    }
+
+    impl<F: FnMut(&str)> Write for Lines<F> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.partial.extend_from_slice(buf);
+            let mut done = 0;
+            while let Some(nl) = self.partial[done..].iter().position(|&b| b == b'\n') {
+                let line = std::str::from_utf8(&self.partial[done..done + nl])
+                    .map_err(io::Error::other)?;
+                (self.f)(line);
+                done += nl + 1;
+            }
+            self.partial.drain(..done);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    struct Hashing(xxhash_rust::xxh3::Xxh3, u64);
+
+    impl Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.update(buf);
+            self.1 += buf.len() as u64;
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn digest(cfg: &SimConfig) -> (u64, u64, SimSummary) {
+        let mut h = Hashing(xxhash_rust::xxh3::Xxh3::new(), 0);
+        let summary = run(cfg, &mut h).unwrap();
+        (h.0.digest(), h.1, summary)
+    }
+
+    const PRIVILEGE: &[&str] = &[
+        "CreateAccessKey",
+        "CreateUser",
+        "CreateLoginProfile",
+        "AttachUserPolicy",
+        "AttachRolePolicy",
+        "PutUserPolicy",
+        "PutRolePolicy",
+        "CreateRole",
+        "UpdateAssumeRolePolicy",
+        "SetIamPolicy",
+        "CreateServiceAccountKey",
+    ];
+
+    #[test]
+    fn simulate_is_deterministic_per_seed() {
+        let cfg = SimConfig {
+            seed: 42,
+            principals: 12,
+            days: 2,
+            ..SimConfig::default()
+        };
+        let (a, bytes, sa) = digest(&cfg);
+        let (b, _, sb) = digest(&cfg);
+        assert_eq!(a, b);
+        assert_eq!(sa.labels, sb.labels);
+        assert!(bytes > 1_000_000, "{bytes}");
+        let (c, _, _) = digest(&SimConfig { seed: 43, ..cfg });
+        assert_ne!(a, c);
+    }
+
+    /// Everything the detectors rely on, checked on the output itself. The first run gives
+    /// the labels, the second streams the events past the checks.
+    #[test]
+    fn simulate_output_is_sorted_decodable_and_benign_traffic_is_stable() {
+        let cfg = SimConfig {
+            seed: 7,
+            principals: 40,
+            days: 3,
+            ..SimConfig::default()
+        };
+        let end = cfg.start + 3 * DAY;
+        let (_, _, summary) = digest(&cfg);
+        let labels = &summary.labels;
+        let scenarios: BTreeSet<&str> = labels.iter().map(|l| l.scenario.as_str()).collect();
+        assert_eq!(scenarios.len(), 6, "{scenarios:?}");
+        let victims: BTreeSet<&str> = labels.iter().map(|l| l.principal_id.as_str()).collect();
+        assert_eq!(victims.len(), labels.len(), "victims are distinct");
+        for l in labels {
+            assert!(
+                l.start >= cfg.start + 30 * HOUR && l.end <= end - HOUR,
+                "{l:?}"
+            );
+            assert!(
+                l.start <= l.first_malicious_time && l.first_malicious_time <= l.end,
+                "{l:?}"
+            );
+        }
+        let in_attack = |who: &str, t: Millis| {
+            labels
+                .iter()
+                .any(|l| l.principal_id == who && (l.start..=l.end).contains(&t))
+        };
+
+        #[derive(Default)]
+        struct Seen {
+            first: Millis,
+            machine: bool,
+            actions: HashSet<String>,
+            networks: HashSet<String>,
+            agents: HashSet<String>,
+            events: u64,
+            bad: u64,
+            bad_by_minute: HashMap<Millis, u32>,
+        }
+        let mut by_principal: HashMap<String, Seen> = HashMap::new();
+        let mut first_malicious: HashMap<String, (String, Millis)> = HashMap::new();
+        let mut attack_events: HashMap<String, u64> = HashMap::new();
+        let mut problems = Vec::new();
+        let mut last = Millis::MIN;
+        let mut count = 0u64;
+        let mut sink = Lines {
+            partial: Vec::new(),
+            f: |line: &str| {
+                let e = native::decode(line).unwrap();
+                count += 1;
+                assert!(e.time >= last, "out of order at {}", e.id);
+                last = e.time;
+                assert!(e.time >= cfg.start && e.time < end);
+                let who = e.principal.id.as_ref();
+                if labels.iter().any(|l| l.first_malicious_event_id == e.id) {
+                    first_malicious.insert(e.id.to_string(), (who.to_owned(), e.time));
+                }
+                if in_attack(who, e.time) {
+                    *attack_events.entry(who.to_owned()).or_default() += 1;
+                    return;
+                }
+                let s = by_principal.entry(who.to_owned()).or_insert_with(|| Seen {
+                    first: e.time,
+                    machine: e.principal.kind.is_machine(),
+                    ..Seen::default()
+                });
+                s.events += 1;
+                if let Some(exp) = e.credential.expires_at {
+                    if e.time >= exp {
+                        problems.push(format!("{who}: benign use after expiry at {}", e.id));
+                    }
+                }
+                if let Some(issued) = e.credential.issued_at {
+                    assert!(issued <= e.time);
+                    if e.credential.kind == CredentialKind::StaticKey {
+                        assert!(cfg.start - issued < 60 * DAY);
+                    }
+                }
+                let net = e
+                    .source
+                    .ip
+                    .as_deref()
+                    .unwrap_or("")
+                    .rsplit_once('.')
+                    .map(|(n, _)| n.to_owned())
+                    .unwrap_or_default();
+                let ua = e.source.user_agent.as_deref().unwrap_or("").to_owned();
+                // Machines show everything in their first 6 h; humans within their first day.
+                let learning = if s.machine { 6 * HOUR } else { 24 * HOUR };
+                if e.time < s.first + learning {
+                    s.actions.insert(e.action.to_string());
+                    s.networks.insert(net);
+                    s.agents.insert(ua);
+                } else if !s.actions.contains(e.action.as_ref())
+                    || !s.networks.contains(&net)
+                    || !s.agents.contains(&ua)
+                {
+                    problems.push(format!(
+                        "{who}: new action/network/agent after learning: {line}"
+                    ));
+                }
+                if s.machine && PRIVILEGE.iter().any(|p| e.action.ends_with(p)) {
+                    problems.push(format!("{who}: benign privilege action {}", e.action));
+                }
+                if e.outcome != Outcome::Success {
+                    s.bad += 1;
+                    *s.bad_by_minute.entry(e.time / MINUTE).or_default() += 1;
+                }
+            },
+        };
+        let again = run(&cfg, &mut sink).unwrap();
+        drop(sink);
+        assert_eq!(again.events, count);
+        assert_eq!(again.labels, summary.labels);
+        for (who, s) in &by_principal {
+            if s.machine {
+                assert!(
+                    s.bad * 100 <= s.events.max(100),
+                    "{who}: {} of {} failed",
+                    s.bad,
+                    s.events
+                );
+                assert!(
+                    s.bad_by_minute.values().all(|&n| n <= 3),
+                    "{who}: failures bunch up"
+                );
+            }
+        }
+        assert!(
+            problems.is_empty(),
+            "{} problems, first: {:#?}",
+            problems.len(),
+            &problems[..problems.len().min(5)]
+        );
+        for l in labels {
+            assert_eq!(
+                first_malicious[&l.first_malicious_event_id],
+                (l.principal_id.clone(), l.first_malicious_time)
+            );
+            assert!(
+                attack_events.get(&l.principal_id).copied().unwrap_or(0) >= 5,
+                "{l:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn simulate_default_population_has_every_type_and_realistic_volume() {
+        let cfg = SimConfig {
+            seed: 7,
+            ..SimConfig::default()
+        };
+        let started = std::time::Instant::now();
+        let (_, bytes, summary) = digest(&cfg);
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "{} events, {bytes} bytes in {secs:.1} s ({:.0} events/s)",
+            summary.events,
+            summary.events as f64 / secs
+        );
+        assert!(
+            (500_000..3_000_000).contains(&summary.events),
+            "{}",
+            summary.events
+        );
+        for kind in [
+            PrincipalType::ServiceAccount,
+            PrincipalType::ApiKey,
+            PrincipalType::Workload,
+            PrincipalType::OauthClient,
+            PrincipalType::AiAgent,
+            PrincipalType::Human,
+        ] {
+            assert!(
+                summary.principals_by_type.get(&kind).copied().unwrap_or(0) > 0,
+                "{kind}"
+            );
+        }
+        assert_eq!(summary.principals_by_type.values().sum::<usize>(), 100);
+        let scenarios: BTreeSet<&str> =
+            summary.labels.iter().map(|l| l.scenario.as_str()).collect();
+        assert_eq!(scenarios.len(), 6);
+        let json = serde_json::to_string(&summary.labels).unwrap();
+        let back: Vec<Label> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, summary.labels);
+    }
+}
