@@ -75,9 +75,12 @@ pub struct RateBaseline {
     pub denied: u32,
     pub short: Ewma,
     pub long: Ewma,
-    /// Mean events per minute for each UTC hour of day, so that diurnal and nightly
-    /// batch identities are compared with the same hour, not the daily average.
+    /// Mean and variance of events per minute for each UTC hour of day, so that diurnal
+    /// and nightly-batch identities are compared with the same hour, not the daily average.
+    /// The variance matters: a batch filling half its hour makes that hour's minutes
+    /// bimodal, and its mean alone would make every batch minute look like a spike.
     pub profile: [f32; 24],
+    pub profile_var: [f32; 24],
     /// Samples per profile hour while learning (saturating), for its warm start.
     profile_n: [u8; 24],
     /// Closed minutes fed into the baseline (saturating).
@@ -93,6 +96,7 @@ impl RateBaseline {
             short: Ewma::with_prior(prior_mean, prior_mean.max(1.0)),
             long: Ewma::with_prior(prior_mean, prior_mean.max(1.0)),
             profile: [prior_mean; 24],
+            profile_var: [prior_mean.max(1.0); 24],
             profile_n: [0; 24],
             minutes: 0,
         }
@@ -161,7 +165,9 @@ impl RateBaseline {
             PROFILE_ALPHA
         };
         self.profile_n[h] = self.profile_n[h].saturating_add(1);
-        self.profile[h] += a * (x - self.profile[h]);
+        let d = x - self.profile[h];
+        self.profile[h] += a * d;
+        self.profile_var[h] = (1.0 - a) * (self.profile_var[h] + a * d * d);
         self.minutes = self.minutes.saturating_add(1);
     }
 }
