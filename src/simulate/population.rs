@@ -641,8 +641,9 @@ fn build_one(
     rng: &mut Rng,
 ) -> Identity {
     let team = *TEAMS.choose(rng).unwrap_or(&"platform");
-    // Every tenth machine has lost its owner; that is the population, not an attack.
-    let owner = (rng.random_range(0..10) != 0).then(|| format!("team-{team}"));
+    // Every machine has an owning team: an ownerless one is an `orphaned_principal` finding,
+    // which would be a false alert in a population meant to be benign. Humans own themselves.
+    let owner = format!("team-{team}");
     let tenant = if kind == PrincipalType::Human {
         TENANTS[2]
     } else if rng.random_bool(0.8) {
@@ -819,7 +820,7 @@ fn build_one(
     Identity {
         id,
         kind,
-        owner: if human { None } else { owner },
+        owner: (!human).then_some(owner),
         tenant,
         ops,
         cdf,
