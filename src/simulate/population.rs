@@ -423,7 +423,7 @@ impl Identity {
                     .iter()
                     .rev()
                     .find(|w| w.start <= t)
-                    .map_or(t, |w| console_issued_at(w)),
+                    .map_or(t, console_issued_at),
                 _ => t,
             },
         }
@@ -751,7 +751,7 @@ fn build_one(
     let (credential, behaviour) = match kind {
         PrincipalType::ServiceAccount => {
             // Patterns and credential schemes cycle so small populations still hold each kind.
-            let credential = if i % 2 == 0 {
+            let credential = if i.is_multiple_of(2) {
                 static_key(rng)
             } else {
                 hourly(CredentialKind::ShortLivedToken, rng)
@@ -770,7 +770,7 @@ fn build_one(
         }
         PrincipalType::ApiKey => {
             let per_min = rng.random_range(0.5..5.0);
-            let behaviour = if i % 2 == 0 {
+            let behaviour = if i.is_multiple_of(2) {
                 Behaviour::Steady { per_min }
             } else {
                 Behaviour::Diurnal {
