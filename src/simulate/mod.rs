@@ -380,6 +380,8 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(sa.labels, sb.labels);
         assert!(bytes > 1_000_000, "{bytes}");
+        // Even a dozen principals hold a victim for every scenario.
+        assert_eq!(sa.labels.len(), 6, "{:#?}", sa.labels);
         let (c, _, _) = digest(&SimConfig { seed: 43, ..cfg });
         assert_ne!(a, c);
     }
@@ -430,7 +432,17 @@ mod tests {
         }
         let mut by_principal: HashMap<String, Seen> = HashMap::new();
         let mut first_malicious: HashMap<String, (String, Millis)> = HashMap::new();
-        let mut attack_events: HashMap<String, u64> = HashMap::new();
+        /// What happened inside a victim's attack window.
+        #[derive(Default)]
+        struct Window {
+            events: u64,
+            denied: u64,
+            expired: u64,
+            foreign: u64,
+            by_minute: HashMap<Millis, u32>,
+            actions: HashSet<String>,
+        }
+        let mut attack_events: HashMap<String, Window> = HashMap::new();
         let mut problems = Vec::new();
         let mut last = Millis::MIN;
         let mut count = 0u64;
@@ -447,7 +459,14 @@ mod tests {
                     first_malicious.insert(e.id.to_string(), (who.to_owned(), e.time));
                 }
                 if in_attack(who, e.time) {
-                    *attack_events.entry(who.to_owned()).or_default() += 1;
+                    let w = attack_events.entry(who.to_owned()).or_default();
+                    w.events += 1;
+                    w.denied += u64::from(e.outcome == Outcome::Denied);
+                    w.expired += u64::from(e.credential.expires_at.is_some_and(|x| e.time >= x));
+                    let ip = e.source.ip.as_deref().unwrap_or("");
+                    w.foreign += u64::from(ip.starts_with("185.220.101."));
+                    *w.by_minute.entry(e.time / MINUTE).or_default() += 1;
+                    w.actions.insert(e.action.to_string());
                     return;
                 }
                 let s = by_principal.entry(who.to_owned()).or_insert_with(|| Seen {
@@ -528,10 +547,21 @@ mod tests {
                 first_malicious[&l.first_malicious_event_id],
                 (l.principal_id.clone(), l.first_malicious_time)
             );
-            assert!(
-                attack_events.get(&l.principal_id).copied().unwrap_or(0) >= 5,
-                "{l:?}"
-            );
+            // Each attack carries the signal its expected detector looks for.
+            let w = &attack_events[&l.principal_id];
+            let peak = w.by_minute.values().copied().max().unwrap_or(0);
+            let learned = &by_principal[&l.principal_id].actions;
+            let ok = match l.scenario.as_str() {
+                "leaked_key_new_network" => {
+                    w.foreign >= 20 && w.actions.contains("iam:CreateAccessKey")
+                }
+                "exfiltration_spike" | "slow_ramp_then_spike" => peak >= 150,
+                "expired_token_replay" => w.expired >= 5,
+                "denied_probe_burst" => w.denied >= 36,
+                "agent_scope_drift" => w.actions.difference(learned).count() >= 5,
+                other => panic!("unknown scenario {other}"),
+            };
+            assert!(ok, "{l:?}: {} events, peak {peak}/min", w.events);
         }
     }
 

@@ -423,7 +423,7 @@ impl Identity {
                     .iter()
                     .rev()
                     .find(|w| w.start <= t)
-                    .map_or(t, |w| console_issued_at(w)),
+                    .map_or(t, console_issued_at),
                 _ => t,
             },
         }
@@ -641,8 +641,9 @@ fn build_one(
     rng: &mut Rng,
 ) -> Identity {
     let team = *TEAMS.choose(rng).unwrap_or(&"platform");
-    // Every tenth machine has lost its owner; that is the population, not an attack.
-    let owner = (rng.random_range(0..10) != 0).then(|| format!("team-{team}"));
+    // Every machine has an owning team: an ownerless one is an `orphaned_principal` finding,
+    // which would be a false alert in a population meant to be benign. Humans own themselves.
+    let owner = format!("team-{team}");
     let tenant = if kind == PrincipalType::Human {
         TENANTS[2]
     } else if rng.random_bool(0.8) {
@@ -750,7 +751,7 @@ fn build_one(
     let (credential, behaviour) = match kind {
         PrincipalType::ServiceAccount => {
             // Patterns and credential schemes cycle so small populations still hold each kind.
-            let credential = if i % 2 == 0 {
+            let credential = if i.is_multiple_of(2) {
                 static_key(rng)
             } else {
                 hourly(CredentialKind::ShortLivedToken, rng)
@@ -769,7 +770,7 @@ fn build_one(
         }
         PrincipalType::ApiKey => {
             let per_min = rng.random_range(0.5..5.0);
-            let behaviour = if i % 2 == 0 {
+            let behaviour = if i.is_multiple_of(2) {
                 Behaviour::Steady { per_min }
             } else {
                 Behaviour::Diurnal {
@@ -819,7 +820,7 @@ fn build_one(
     Identity {
         id,
         kind,
-        owner: if human { None } else { owner },
+        owner: (!human).then_some(owner),
         tenant,
         ops,
         cdf,
