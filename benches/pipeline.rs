@@ -10,7 +10,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use nhid::decode::{self, DecodeContext, Format};
 use nhid::detect;
 use nhid::event::AuditEvent;
@@ -18,8 +18,8 @@ use nhid::inventory::Inventory;
 use nhid::pipeline::{Engine, EngineConfig, Origin, Outputs};
 use nhid::simulate::{self, SimConfig};
 use nhid::state::{Identity, StateConfig, StateStore};
-use nhid::time::{format_rfc3339, DAY};
-use serde_json::{json, Value};
+use nhid::time::{DAY, format_rfc3339};
+use serde_json::{Value, json};
 
 /// Counts live heap bytes and allocations, to measure state size and hot-path allocations.
 struct Counting;
@@ -46,8 +46,21 @@ const EVENTS: usize = 200_000;
 /// Canonical event lines from the simulator: 200 principals, one day, first `EVENTS` lines.
 fn native_lines() -> Vec<Vec<u8>> {
     let mut buf = Vec::new();
-    simulate::run(&SimConfig { seed: 7, principals: 200, days: 1, ..SimConfig::default() }, &mut buf).unwrap();
-    buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()).take(EVENTS).map(<[u8]>::to_vec).collect()
+    simulate::run(
+        &SimConfig {
+            seed: 7,
+            principals: 200,
+            days: 1,
+            ..SimConfig::default()
+        },
+        &mut buf,
+    )
+    .unwrap();
+    buf.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .take(EVENTS)
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 /// The same events as CloudTrail records, shaped like real ones (~1 KiB, nested identity,
@@ -89,14 +102,27 @@ fn cloudtrail_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
 }
 
 fn engine() -> Engine {
-    Engine::new(detect::load(None).unwrap(), Inventory::default(), EngineConfig::default())
+    Engine::new(
+        detect::load(None).unwrap(),
+        Inventory::default(),
+        EngineConfig::default(),
+    )
 }
 
 fn process_all(engine: &Engine, lines: &[Vec<u8>]) -> usize {
     let mut out = Outputs::default();
     let mut alerts = 0;
     for (i, l) in lines.iter().enumerate() {
-        engine.process(l, Origin { source: "bench", partition: 0, offset: i as i64 }, None, &mut out);
+        engine.process(
+            l,
+            Origin {
+                source: "bench",
+                partition: 0,
+                offset: i as i64,
+            },
+            None,
+            &mut out,
+        );
         alerts += out.alerts.len();
         out.alerts.clear();
         out.actions.clear();
@@ -110,15 +136,25 @@ fn benches(c: &mut Criterion) {
     let cloudtrail = cloudtrail_lines(&native);
     let n = native.len() as u64;
     let avg = |ls: &[Vec<u8>]| ls.iter().map(Vec::len).sum::<usize>() / ls.len();
-    eprintln!("workload: {n} events from `nhid simulate --seed 7 --principals 200 --days 1`; native {} B/event, cloudtrail {} B/record", avg(&native), avg(&cloudtrail));
+    eprintln!(
+        "workload: {n} events from `nhid simulate --seed 7 --principals 200 --days 1`; native {} B/event, cloudtrail {} B/record",
+        avg(&native),
+        avg(&cloudtrail)
+    );
     report_allocations(&native);
     report_state_size();
 
-    let ctx = DecodeContext { fallback_time: None, max_event_bytes: decode::DEFAULT_MAX_EVENT_BYTES };
+    let ctx = DecodeContext {
+        fallback_time: None,
+        max_event_bytes: decode::DEFAULT_MAX_EVENT_BYTES,
+    };
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(n));
     g.sample_size(10);
-    for (name, lines, format) in [("native", &native, Format::Auto), ("cloudtrail", &cloudtrail, Format::Auto)] {
+    for (name, lines, format) in [
+        ("native", &native, Format::Auto),
+        ("cloudtrail", &cloudtrail, Format::Auto),
+    ] {
         g.bench_function(name, |b| {
             b.iter(|| {
                 for l in lines.iter() {
@@ -131,7 +167,10 @@ fn benches(c: &mut Criterion) {
     }
     g.finish();
 
-    let events: Vec<AuditEvent<'_>> = native.iter().map(|l| decode::native::decode(std::str::from_utf8(l).unwrap()).unwrap()).collect();
+    let events: Vec<AuditEvent<'_>> = native
+        .iter()
+        .map(|l| decode::native::decode(std::str::from_utf8(l).unwrap()).unwrap())
+        .collect();
     let mut g = c.benchmark_group("state");
     g.throughput(Throughput::Elements(n));
     g.sample_size(10);
@@ -140,9 +179,13 @@ fn benches(c: &mut Criterion) {
             || StateStore::new(StateConfig::default()),
             |store| {
                 for ev in &events {
-                    store.with_identity(&ev.principal.id, || Identity::new(ev.principal.kind, None, ev.time), |id| {
-                        black_box(id.observe(ev, DAY).minute_count);
-                    });
+                    store.with_identity(
+                        &ev.principal.id,
+                        || Identity::new(ev.principal.kind, None, ev.time),
+                        |id| {
+                            black_box(id.observe(ev, DAY).minute_count);
+                        },
+                    );
                 }
                 store
             },
@@ -155,10 +198,18 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Elements(n));
     g.sample_size(10);
     g.bench_function("native_1_worker", |b| {
-        b.iter_batched(engine, |e| black_box(process_all(&e, &native)), BatchSize::PerIteration)
+        b.iter_batched(
+            engine,
+            |e| black_box(process_all(&e, &native)),
+            BatchSize::PerIteration,
+        )
     });
     g.bench_function("cloudtrail_1_worker", |b| {
-        b.iter_batched(engine, |e| black_box(process_all(&e, &cloudtrail)), BatchSize::PerIteration)
+        b.iter_batched(
+            engine,
+            |e| black_box(process_all(&e, &cloudtrail)),
+            BatchSize::PerIteration,
+        )
     });
     // Two workers, each owning the partition its principals hash to, as with Kafka.
     let partitions = partition(&native, &events, 2);
@@ -197,7 +248,10 @@ fn report_allocations(native: &[Vec<u8>]) {
     let before = ALLOCATIONS.load(Relaxed);
     let alerts = process_all(&e, &native[half..]);
     let per_event = (ALLOCATIONS.load(Relaxed) - before) as f64 / (native.len() - half) as f64;
-    eprintln!("hot path: {per_event:.3} heap allocations per event over {} events ({alerts} alerts)", native.len() - half);
+    eprintln!(
+        "hot path: {per_event:.3} heap allocations per event over {} events ({alerts} alerts)",
+        native.len() - half
+    );
 }
 
 /// Heap held per identity at 100,000 identities, each having used 8 actions on 2
@@ -206,7 +260,16 @@ fn report_state_size() {
     const IDENTITIES: usize = 100_000;
     let store = StateStore::new(StateConfig::default());
     let before = LIVE_BYTES.load(Relaxed);
-    let actions = ["s3:GetObject", "s3:PutObject", "s3:ListBucket", "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "s3:HeadObject", "sqs:GetQueueUrl"];
+    let actions = [
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:ListBucket",
+        "sqs:SendMessage",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "s3:HeadObject",
+        "sqs:GetQueueUrl",
+    ];
     for i in 0..IDENTITIES {
         let id = format!("arn:aws:iam::123456789012:role/service-{i:06}");
         for k in 0..24 {
@@ -220,9 +283,13 @@ fn report_state_size() {
             })
             .to_string();
             let ev = decode::native::decode(&line).unwrap();
-            store.with_identity(&ev.principal.id, || Identity::new(ev.principal.kind, None, ev.time), |s| {
-                s.observe(&ev, DAY);
-            });
+            store.with_identity(
+                &ev.principal.id,
+                || Identity::new(ev.principal.kind, None, ev.time),
+                |s| {
+                    s.observe(&ev, DAY);
+                },
+            );
         }
     }
     let bytes = LIVE_BYTES.load(Relaxed) - before;

@@ -35,15 +35,25 @@ impl Ewma {
         Ewma { mean, var, n: 0 }
     }
 
-    pub fn update(&mut self, x: f32, alpha: f32, learning: bool) {
+    /// Folds in one sample. `clamp`, once learned, is the most a sample may count for:
+    /// above it the sample is anomalous, moves the mean only up to the clamp, and adds to
+    /// the variance no more than one deviation — otherwise sustained abuse would widen
+    /// the variance, which widens the clamp, which widens the variance, exponentially.
+    pub fn update(&mut self, x: f32, alpha: f32, learning: bool, clamp: f32) {
         let a = if learning {
             alpha.max(1.0 / (f32::from(self.n) + 1.0))
         } else {
             alpha
         };
+        let (x, anomalous) = if !learning && x > clamp {
+            (clamp, true)
+        } else {
+            (x, false)
+        };
         let d = x - self.mean;
+        let dv = if anomalous { d.min(self.sd()) } else { d };
         self.mean += a * d;
-        self.var = (1.0 - a) * (self.var + a * d * d);
+        self.var = (1.0 - a) * (self.var + a * dv * dv);
         self.n = self.n.saturating_add(1);
     }
 
@@ -79,10 +89,7 @@ pub struct RateBaseline {
     /// and nightly-batch identities are compared with the same hour, not the daily average.
     /// The variance matters: a batch filling half its hour makes that hour's minutes
     /// bimodal, and its mean alone would make every batch minute look like a spike.
-    pub profile: [f32; 24],
-    pub profile_var: [f32; 24],
-    /// Samples per profile hour while learning (saturating), for its warm start.
-    profile_n: [u8; 24],
+    pub profile: [Ewma; 24],
     /// Closed minutes fed into the baseline (saturating).
     pub minutes: u32,
 }
@@ -95,9 +102,7 @@ impl RateBaseline {
             denied: 0,
             short: Ewma::with_prior(prior_mean, prior_mean.max(1.0)),
             long: Ewma::with_prior(prior_mean, prior_mean.max(1.0)),
-            profile: [prior_mean; 24],
-            profile_var: [prior_mean.max(1.0); 24],
-            profile_n: [0; 24],
+            profile: [Ewma::with_prior(prior_mean, prior_mean.max(1.0)); 24],
             minutes: 0,
         }
     }
@@ -138,36 +143,27 @@ impl RateBaseline {
     /// the bound up by 3σ every few minutes.
     fn slow_expectation(&self, time: Millis) -> Expectation {
         let h = hour_of_day(time);
-        let profile = self.profile[(h + 23) % 24]
-            .max(self.profile[h])
-            .max(self.profile[(h + 1) % 24]);
+        let around = [(h + 23) % 24, h, (h + 1) % 24];
+        let profile = around
+            .iter()
+            .map(|&i| self.profile[i].mean)
+            .fold(0.0, f32::max);
+        let profile_sd = around
+            .iter()
+            .map(|&i| self.profile[i].sd())
+            .fold(0.0, f32::max);
         let mean = self.long.mean.max(profile);
-        Expectation {
-            mean,
-            sd: self.long.sd().max(mean.sqrt()).max(1.0),
-        }
+        let sd = self.long.sd().max(profile_sd).max(mean.sqrt()).max(1.0);
+        Expectation { mean, sd }
     }
 
     fn close(&mut self, minute: i64, count: f32, learning: bool) {
         let time = minute * MINUTE;
-        let x = if learning {
-            count
-        } else {
-            let e = self.slow_expectation(time);
-            count.min(e.mean + CLAMP_SIGMAS * e.sd)
-        };
-        self.short.update(x, SHORT_ALPHA, learning);
-        self.long.update(x, LONG_ALPHA, learning);
-        let h = hour_of_day(time);
-        let a = if learning {
-            PROFILE_ALPHA.max(1.0 / (f32::from(self.profile_n[h]) + 1.0))
-        } else {
-            PROFILE_ALPHA
-        };
-        self.profile_n[h] = self.profile_n[h].saturating_add(1);
-        let d = x - self.profile[h];
-        self.profile[h] += a * d;
-        self.profile_var[h] = (1.0 - a) * (self.profile_var[h] + a * d * d);
+        let e = self.slow_expectation(time);
+        let clamp = e.mean + CLAMP_SIGMAS * e.sd;
+        self.short.update(count, SHORT_ALPHA, learning, clamp);
+        self.long.update(count, LONG_ALPHA, learning, clamp);
+        self.profile[hour_of_day(time)].update(count, PROFILE_ALPHA, learning, clamp);
         self.minutes = self.minutes.saturating_add(1);
     }
 }
@@ -248,7 +244,7 @@ mod tests {
         #[test]
         fn ewma_stays_finite_and_within_the_range_of_its_samples(xs in proptest::collection::vec(0f32..1e6, 1..300), alpha in 0.0001f32..1.0) {
             let mut e = Ewma::default();
-            for &x in &xs { e.update(x, alpha, true); }
+            for &x in &xs { e.update(x, alpha, true, f32::INFINITY); }
             let lo = xs.iter().cloned().fold(f32::INFINITY, f32::min);
             let hi = xs.iter().cloned().fold(0f32, f32::max);
             prop_assert!(e.mean.is_finite() && e.var.is_finite() && e.var >= 0.0);
