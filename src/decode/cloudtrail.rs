@@ -249,7 +249,7 @@ fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Au
             || event_name.as_deref() == Some("ConsoleLogin")
             || rec.session_credential_from_console,
         console_login: event_name.as_deref() == Some("ConsoleLogin"),
-        browser: user_agent.as_deref().is_some_and(|ua| ua.starts_with("Mozilla/")),
+        browser: user_agent.as_deref().is_some_and(is_console_agent),
     };
     let identity = classify(rec.user_identity, nonempty(rec.recipient_account_id), &signals);
     if user_agent.is_none() {
@@ -288,7 +288,7 @@ struct Signals {
     console_event: bool,
     /// The sign-in itself, which authenticates with a password (or SSO, for roles).
     console_login: bool,
-    /// A browser user agent: with temporary keys, a person at the console.
+    /// A browser or console user agent: with temporary keys, a person at the console.
     browser: bool,
 }
 
@@ -398,8 +398,10 @@ fn classify<'a>(ui: Option<UserIdentity<'a>>, recipient: Option<Cow<'a, str>>, s
             (id, user_name, PrincipalType::Unknown, false)
         }
     };
-    // A call an AWS service made on the principal's behalf is not a person at a keyboard.
-    let kind = if invoked_by.is_some() && kind == PrincipalType::Human { PrincipalType::Workload } else { kind };
+    // A call an AWS service made on the principal's behalf is not a person at a keyboard,
+    // unless the service is the sign-in page or the console the person is using.
+    let by_machine = invoked_by.as_deref().is_some_and(|by| by != "signin.amazonaws.com" && !is_console_agent(by));
+    let kind = if by_machine && kind == PrincipalType::Human { PrincipalType::Workload } else { kind };
 
     let credential_kind = match key.as_deref() {
         Some(k) if k.starts_with("AKIA") => CredentialKind::StaticKey,
@@ -448,6 +450,11 @@ impl<'a> AssumedRoleArn<'a> {
     fn role_arn(&self) -> Cow<'a, str> {
         Cow::Owned(format!("arn:{}:iam::{}:role/{}", self.partition, self.account, self.role))
     }
+}
+
+/// A browser, or the console acting for one (`console.amazonaws.com`, `console.ec2.amazonaws.com`).
+fn is_console_agent(ua: &str) -> bool {
+    ua.starts_with("Mozilla/") || (ua.starts_with("console.") && ua.ends_with(".amazonaws.com"))
 }
 
 /// EC2 instance ids: `i-` and 8 or 17 hex digits.
@@ -835,6 +842,13 @@ mod tests {
             CredentialKind::ShortLivedToken,
         ),
         (
+            "assumed role, switched to in the console",
+            r#"{"type":"AssumedRole","principalId":"AROAEXAMPLE:carol","arn":"arn:aws:sts::123456789012:assumed-role/DevAdmin/carol","accountId":"123456789012","accessKeyId":"ASIAEXAMPLEEXAMPLE11"}"#,
+            r#""userAgent":"console.amazonaws.com""#,
+            PrincipalType::ServiceAccount,
+            CredentialKind::Session,
+        ),
+        (
             "assumed role, ec2 instance profile by session name",
             r#"{"type":"AssumedRole","principalId":"AROAEXAMPLE:i-0abc123def4567890","arn":"arn:aws:sts::123456789012:assumed-role/web-tier/i-0abc123def4567890","accountId":"123456789012","accessKeyId":"ASIAEXAMPLEEXAMPLE03"}"#,
             "",
@@ -931,6 +945,13 @@ mod tests {
             r#""sourceIPAddress":"cloudformation.amazonaws.com""#,
             PrincipalType::Workload,
             CredentialKind::ShortLivedToken,
+        ),
+        (
+            "invokedBy the sign-in page keeps a person a person",
+            r#"{"type":"Root","principalId":"123456789012","arn":"arn:aws:iam::123456789012:root","accountId":"123456789012","invokedBy":"signin.amazonaws.com","sessionContext":{"attributes":{"mfaAuthenticated":"true"}}}"#,
+            r#""userAgent":"signin.amazonaws.com""#,
+            PrincipalType::Human,
+            CredentialKind::Unknown,
         ),
         ("missing userIdentity", "", "", PrincipalType::Unknown, CredentialKind::Unknown),
         ("userIdentity without a type", r#"{}"#, "", PrincipalType::Unknown, CredentialKind::Unknown),

@@ -206,11 +206,13 @@ pub fn detect(bytes: &[u8]) -> Option<Format> {
             .map(memmem::Finder::new)
     });
     static NATIVE: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"principal\""));
-    if NATIVE.find(bytes).is_some() {
-        return Some(Format::Native);
-    }
+    // CloudTrail first: a canonical event has no `eventName`-like keys, but a CloudTrail record
+    // can have a `"principal"` key in its request (Lambda `AddPermission`, for one).
     if CLOUDTRAIL.iter().any(|f| f.find(bytes).is_some()) {
         return Some(Format::Cloudtrail);
+    }
+    if NATIVE.find(bytes).is_some() {
+        return Some(Format::Native);
     }
     None
 }
@@ -241,6 +243,13 @@ mod tests {
         assert_eq!(reason(&vec![b' '; 5000]), DeadLetterReason::TooLarge);
         let bomb = format!(r#"{{"principal":{}1{}}}"#, "[".repeat(300), "]".repeat(300));
         assert_eq!(reason(bomb.as_bytes()), DeadLetterReason::NestingTooDeep);
+    }
+
+    #[test]
+    fn a_principal_key_inside_a_cloudtrail_request_does_not_make_it_native() {
+        let add_permission = br#"{"eventSource":"lambda.amazonaws.com","eventName":"AddPermission20150331v2","requestParameters":{"functionName":"f","action":"lambda:InvokeFunction","principal":"s3.amazonaws.com"}}"#;
+        assert_eq!(detect(add_permission), Some(Format::Cloudtrail));
+        assert_eq!(detect(br#"{"id":"e1","principal":{"id":"svc"}}"#), Some(Format::Native));
     }
 
     #[test]
