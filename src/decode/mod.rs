@@ -241,23 +241,26 @@ fn nesting_exceeds(bytes: &[u8], limit: usize) -> bool {
 /// string value (its quotes would be escaped), so a substring search is exact enough.
 pub fn detect(bytes: &[u8]) -> Option<Format> {
     use std::sync::LazyLock;
-    static CLOUDTRAIL: LazyLock<[memmem::Finder<'static>; 5]> = LazyLock::new(|| {
-        [
-            b"\"Records\"" as &[u8],
-            b"\"eventSource\"",
-            b"\"eventName\"",
-            b"\"eventsource\"",
-            b"\"eventname\"",
-        ]
-        .map(memmem::Finder::new)
-    });
+    static EVENT: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"\"event"));
+    static RECORDS: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"\"Records\""));
     static NATIVE: LazyLock<memmem::Finder<'static>> =
         LazyLock::new(|| memmem::Finder::new(b"\"principal\""));
+    // CloudTrail first: a canonical event has no `eventName`-like keys, but a CloudTrail record
+    // can have a `"principal"` key in its request (Lambda `AddPermission`, for one). One scan
+    // for `"event` covers the four spellings of its keys (Panther samples use lowercase).
+    let cloudtrail_key = EVENT.find_iter(bytes).any(|at| {
+        let rest = &bytes[at + 6..];
+        [&b"Source\""[..], b"Name\"", b"source\"", b"name\""]
+            .iter()
+            .any(|k| rest.starts_with(k))
+    });
+    if cloudtrail_key || RECORDS.find(bytes).is_some() {
+        return Some(Format::Cloudtrail);
+    }
     if NATIVE.find(bytes).is_some() {
         return Some(Format::Native);
-    }
-    if CLOUDTRAIL.iter().any(|f| f.find(bytes).is_some()) {
-        return Some(Format::Cloudtrail);
     }
     None
 }
@@ -300,6 +303,16 @@ mod tests {
         assert!(
             !detail.contains("AKIASECRETVALUE") && !detail.contains('\n'),
             "{detail}"
+        );
+    }
+
+    #[test]
+    fn a_principal_key_inside_a_cloudtrail_request_does_not_make_it_native() {
+        let add_permission = br#"{"eventSource":"lambda.amazonaws.com","eventName":"AddPermission20150331v2","requestParameters":{"functionName":"f","action":"lambda:InvokeFunction","principal":"s3.amazonaws.com"}}"#;
+        assert_eq!(detect(add_permission), Some(Format::Cloudtrail));
+        assert_eq!(
+            detect(br#"{"id":"e1","principal":{"id":"svc"}}"#),
+            Some(Format::Native)
         );
     }
 
