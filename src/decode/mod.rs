@@ -245,8 +245,8 @@ pub fn detect(bytes: &[u8]) -> Option<Format> {
         LazyLock::new(|| memmem::Finder::new(b"\"event"));
     static RECORDS: LazyLock<memmem::Finder<'static>> =
         LazyLock::new(|| memmem::Finder::new(b"\"Records\""));
-    static NATIVE: LazyLock<memmem::Finder<'static>> =
-        LazyLock::new(|| memmem::Finder::new(b"\"principal\""));
+    static NATIVE: LazyLock<[memmem::Finder<'static>; 2]> =
+        LazyLock::new(|| [b"\"principal\"" as &[u8], b"\"outcome\""].map(memmem::Finder::new));
     // CloudTrail first: a canonical event has no `eventName`-like keys, but a CloudTrail record
     // can have a `"principal"` key in its request (Lambda `AddPermission`, for one). One scan
     // for `"event` covers the four spellings of its keys (Panther samples use lowercase).
@@ -259,7 +259,8 @@ pub fn detect(bytes: &[u8]) -> Option<Format> {
     if cloudtrail_key || RECORDS.find(bytes).is_some() {
         return Some(Format::Cloudtrail);
     }
-    if NATIVE.find(bytes).is_some() {
+    // `outcome` too, so a canonical event that lost its principal is named as such.
+    if NATIVE.iter().any(|f| f.find(bytes).is_some()) {
         return Some(Format::Native);
     }
     None
