@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 
+use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::time::{Millis, serde_rfc3339};
@@ -26,7 +27,12 @@ pub struct AuditEvent<'a> {
     /// Downstream system or trust zone the call went to (`s3`, `github`, a tool server).
     #[serde(borrow)]
     pub service: Cow<'a, str>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "borrowed_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub resource: Option<Cow<'a, str>>,
     pub outcome: Outcome,
     #[serde(borrow, default)]
@@ -43,18 +49,38 @@ pub struct Principal<'a> {
     pub id: Cow<'a, str>,
     #[serde(rename = "type")]
     pub kind: PrincipalType,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "borrowed_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub name: Option<Cow<'a, str>>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "borrowed_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub owner: Option<Cow<'a, str>>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "borrowed_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tenant: Option<Cow<'a, str>>,
 }
 
 /// Never a secret value: only the credential's identifier (an access key id, a token id, a hash).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Credential<'a> {
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "borrowed_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub id: Option<Cow<'a, str>>,
     #[serde(default)]
     pub kind: CredentialKind,
@@ -75,24 +101,85 @@ pub struct Credential<'a> {
 /// The attribution triad: who delegated, which agent acted, in which session.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Actor<'a> {
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "borrowed_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub delegating_user: Option<Cow<'a, str>>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "borrowed_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub agent_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "borrowed_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub session_id: Option<Cow<'a, str>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Source<'a> {
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "borrowed_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ip: Option<Cow<'a, str>>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "borrowed_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub user_agent: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asn: Option<u32>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "borrowed_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub country: Option<Cow<'a, str>>,
+}
+
+/// `Option<Cow<str>>` that borrows from the input when it can. serde's own `Option<Cow>`
+/// always copies, which would cost an allocation per optional string per event.
+fn borrowed_opt<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v)))
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(V)
+        }
+    }
+    d.deserialize_option(V)
 }
 
 macro_rules! string_enum {

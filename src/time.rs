@@ -5,7 +5,7 @@
 //! exports and Panther samples use a space instead of `T`, nine fractional digits,
 //! or no zone at all). The calendar maths is Howard Hinnant's `days_from_civil`.
 
-use serde::{Deserialize, Deserializer, Serializer};
+use serde::{Deserializer, Serializer};
 
 /// Milliseconds since 1970-01-01T00:00:00Z. Every detector takes time as this value,
 /// passed in from the event, never read from the clock.
@@ -140,9 +140,21 @@ pub mod serde_rfc3339 {
         s.serialize_str(&format_rfc3339(*t))
     }
 
+    /// Parses straight from the input's bytes: no string is allocated per event.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        parse_rfc3339(&s).ok_or_else(|| serde::de::Error::custom("not a valid RFC 3339 timestamp"))
+        d.deserialize_str(TimeVisitor)
+    }
+
+    pub(super) struct TimeVisitor;
+
+    impl<'de> serde::de::Visitor<'de> for TimeVisitor {
+        type Value = Millis;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an RFC 3339 timestamp")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Millis, E> {
+            parse_rfc3339(v).ok_or_else(|| E::custom("not a valid RFC 3339 timestamp"))
+        }
     }
 
     pub mod option {
@@ -156,12 +168,23 @@ pub mod serde_rfc3339 {
         }
 
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Millis>, D::Error> {
-            match <Option<std::borrow::Cow<'de, str>>>::deserialize(d)? {
-                None => Ok(None),
-                Some(s) => parse_rfc3339(&s)
-                    .map(Some)
-                    .ok_or_else(|| serde::de::Error::custom("not a valid RFC 3339 timestamp")),
+            struct Opt;
+            impl<'de> serde::de::Visitor<'de> for Opt {
+                type Value = Option<Millis>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("an RFC 3339 timestamp or null")
+                }
+                fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                    Ok(None)
+                }
+                fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                    Ok(None)
+                }
+                fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                    d.deserialize_str(TimeVisitor).map(Some)
+                }
             }
+            d.deserialize_option(Opt)
         }
     }
 }

@@ -35,30 +35,92 @@ impl Ewma {
         Ewma { mean, var, n: 0 }
     }
 
-    /// Folds in one sample. `clamp`, once learned, is the most a sample may count for:
-    /// above it the sample is anomalous, moves the mean only up to the clamp, and adds to
-    /// the variance no more than one deviation — otherwise sustained abuse would widen
-    /// the variance, which widens the clamp, which widens the variance, exponentially.
     pub fn update(&mut self, x: f32, alpha: f32, learning: bool, clamp: f32) {
-        let a = if learning {
-            alpha.max(1.0 / (f32::from(self.n) + 1.0))
-        } else {
-            alpha
-        };
-        let (x, anomalous) = if !learning && x > clamp {
-            (clamp, true)
-        } else {
-            (x, false)
-        };
-        let d = x - self.mean;
-        let dv = if anomalous { d.min(self.sd()) } else { d };
-        self.mean += a * d;
-        self.var = (1.0 - a) * (self.var + a * dv * dv);
+        ewma_step(
+            &mut self.mean,
+            &mut self.var,
+            u32::from(self.n),
+            x,
+            alpha,
+            learning,
+            clamp,
+        );
         self.n = self.n.saturating_add(1);
     }
 
     pub fn sd(&self) -> f32 {
         self.var.max(0.0).sqrt()
+    }
+}
+
+/// Folds one sample `x` into an EWMA mean and variance that has taken `n` samples.
+/// `clamp`, once learned, is the most a sample may count for: above it the sample is
+/// anomalous, moves the mean only up to the clamp, and adds to the variance no more than
+/// one deviation — otherwise sustained abuse would widen the variance, which widens the
+/// clamp, which widens the variance, exponentially.
+fn ewma_step(
+    mean: &mut f32,
+    var: &mut f32,
+    n: u32,
+    x: f32,
+    alpha: f32,
+    learning: bool,
+    clamp: f32,
+) {
+    let a = if learning {
+        alpha.max(1.0 / (n as f32 + 1.0))
+    } else {
+        alpha
+    };
+    let (x, anomalous) = if !learning && x > clamp {
+        (clamp, true)
+    } else {
+        (x, false)
+    };
+    let d = x - *mean;
+    let dv = if anomalous {
+        d.min(var.max(0.0).sqrt())
+    } else {
+        d
+    };
+    *mean += a * d;
+    *var = (1.0 - a) * (*var + a * dv * dv);
+}
+
+/// Mean and variance of events per minute for each UTC hour of day, as parallel arrays
+/// (a third smaller than 24 `Ewma`s; this is most of an identity's memory).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HourProfile {
+    pub mean: [f32; 24],
+    pub var: [f32; 24],
+    /// Samples per hour, saturating; the warm start needs at most 1/alpha of them.
+    n: [u8; 24],
+}
+
+impl HourProfile {
+    fn new(mean: f32, var: f32) -> Self {
+        HourProfile {
+            mean: [mean; 24],
+            var: [var; 24],
+            n: [0; 24],
+        }
+    }
+
+    fn update(&mut self, h: usize, x: f32, learning: bool, clamp: f32) {
+        ewma_step(
+            &mut self.mean[h],
+            &mut self.var[h],
+            u32::from(self.n[h]),
+            x,
+            PROFILE_ALPHA,
+            learning,
+            clamp,
+        );
+        self.n[h] = self.n[h].saturating_add(1);
+    }
+
+    fn sd(&self, h: usize) -> f32 {
+        self.var[h].max(0.0).sqrt()
     }
 }
 
@@ -89,7 +151,7 @@ pub struct RateBaseline {
     /// and nightly-batch identities are compared with the same hour, not the daily average.
     /// The variance matters: a batch filling half its hour makes that hour's minutes
     /// bimodal, and its mean alone would make every batch minute look like a spike.
-    pub profile: [Ewma; 24],
+    pub profile: HourProfile,
     /// Closed minutes fed into the baseline (saturating).
     pub minutes: u32,
 }
@@ -102,7 +164,7 @@ impl RateBaseline {
             denied: 0,
             short: Ewma::with_prior(prior_mean, prior_mean.max(1.0)),
             long: Ewma::with_prior(prior_mean, prior_mean.max(1.0)),
-            profile: [Ewma::with_prior(prior_mean, prior_mean.max(1.0)); 24],
+            profile: HourProfile::new(prior_mean, prior_mean.max(1.0)),
             minutes: 0,
         }
     }
@@ -146,11 +208,11 @@ impl RateBaseline {
         let around = [(h + 23) % 24, h, (h + 1) % 24];
         let profile = around
             .iter()
-            .map(|&i| self.profile[i].mean)
+            .map(|&i| self.profile.mean[i])
             .fold(0.0, f32::max);
         let profile_sd = around
             .iter()
-            .map(|&i| self.profile[i].sd())
+            .map(|&i| self.profile.sd(i))
             .fold(0.0, f32::max);
         let mean = self.long.mean.max(profile);
         let sd = self.long.sd().max(profile_sd).max(mean.sqrt()).max(1.0);
@@ -163,7 +225,8 @@ impl RateBaseline {
         let clamp = e.mean + CLAMP_SIGMAS * e.sd;
         self.short.update(count, SHORT_ALPHA, learning, clamp);
         self.long.update(count, LONG_ALPHA, learning, clamp);
-        self.profile[hour_of_day(time)].update(count, PROFILE_ALPHA, learning, clamp);
+        self.profile
+            .update(hour_of_day(time), count, learning, clamp);
         self.minutes = self.minutes.saturating_add(1);
     }
 }

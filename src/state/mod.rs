@@ -271,6 +271,9 @@ impl Identity {
                         .unwrap_or(0);
                     self.credentials.swap_remove(oldest);
                 }
+                // Exact growth: most identities hold one or two credentials, and the
+                // default growth would reserve four.
+                self.credentials.reserve_exact(1);
                 self.credentials.push(CredentialState {
                     fingerprint: fp,
                     kind: c.kind,
