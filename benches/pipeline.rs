@@ -46,21 +46,8 @@ const EVENTS: usize = 200_000;
 /// Canonical event lines from the simulator: 200 principals, one day, first `EVENTS` lines.
 fn native_lines() -> Vec<Vec<u8>> {
     let mut buf = Vec::new();
-    simulate::run(
-        &SimConfig {
-            seed: 7,
-            principals: 200,
-            days: 1,
-            ..SimConfig::default()
-        },
-        &mut buf,
-    )
-    .unwrap();
-    buf.split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .take(EVENTS)
-        .map(<[u8]>::to_vec)
-        .collect()
+    simulate::run(&SimConfig { seed: 7, principals: 200, days: 1, ..SimConfig::default() }, &mut buf).unwrap();
+    buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()).take(EVENTS).map(<[u8]>::to_vec).collect()
 }
 
 /// The same events as CloudTrail records, shaped like real ones (~1 KiB, nested identity,
@@ -102,27 +89,14 @@ fn cloudtrail_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
 }
 
 fn engine() -> Engine {
-    Engine::new(
-        detect::load(None).unwrap(),
-        Inventory::default(),
-        EngineConfig::default(),
-    )
+    Engine::new(detect::load(None).unwrap(), Inventory::default(), EngineConfig::default())
 }
 
 fn process_all(engine: &Engine, lines: &[Vec<u8>]) -> usize {
     let mut out = Outputs::default();
     let mut alerts = 0;
     for (i, l) in lines.iter().enumerate() {
-        engine.process(
-            l,
-            Origin {
-                source: "bench",
-                partition: 0,
-                offset: i as i64,
-            },
-            None,
-            &mut out,
-        );
+        engine.process(l, Origin { source: "bench", partition: 0, offset: i as i64 }, None, &mut out);
         alerts += out.alerts.len();
         out.alerts.clear();
         out.actions.clear();
@@ -144,17 +118,11 @@ fn benches(c: &mut Criterion) {
     report_allocations(&native);
     report_state_size();
 
-    let ctx = DecodeContext {
-        fallback_time: None,
-        max_event_bytes: decode::DEFAULT_MAX_EVENT_BYTES,
-    };
+    let ctx = DecodeContext { fallback_time: None, max_event_bytes: decode::DEFAULT_MAX_EVENT_BYTES };
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(n));
     g.sample_size(10);
-    for (name, lines, format) in [
-        ("native", &native, Format::Auto),
-        ("cloudtrail", &cloudtrail, Format::Auto),
-    ] {
+    for (name, lines, format) in [("native", &native, Format::Auto), ("cloudtrail", &cloudtrail, Format::Auto)] {
         g.bench_function(name, |b| {
             b.iter(|| {
                 for l in lines.iter() {
@@ -167,10 +135,8 @@ fn benches(c: &mut Criterion) {
     }
     g.finish();
 
-    let events: Vec<AuditEvent<'_>> = native
-        .iter()
-        .map(|l| decode::native::decode(std::str::from_utf8(l).unwrap()).unwrap())
-        .collect();
+    let events: Vec<AuditEvent<'_>> =
+        native.iter().map(|l| decode::native::decode(std::str::from_utf8(l).unwrap()).unwrap()).collect();
     let mut g = c.benchmark_group("state");
     g.throughput(Throughput::Elements(n));
     g.sample_size(10);
@@ -198,18 +164,10 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Elements(n));
     g.sample_size(10);
     g.bench_function("native_1_worker", |b| {
-        b.iter_batched(
-            engine,
-            |e| black_box(process_all(&e, &native)),
-            BatchSize::PerIteration,
-        )
+        b.iter_batched(engine, |e| black_box(process_all(&e, &native)), BatchSize::PerIteration)
     });
     g.bench_function("cloudtrail_1_worker", |b| {
-        b.iter_batched(
-            engine,
-            |e| black_box(process_all(&e, &cloudtrail)),
-            BatchSize::PerIteration,
-        )
+        b.iter_batched(engine, |e| black_box(process_all(&e, &cloudtrail)), BatchSize::PerIteration)
     });
     // Two workers, each owning the partition its principals hash to, as with Kafka.
     let partitions = partition(&native, &events, 2);

@@ -47,10 +47,7 @@ fn default_max_event_bytes() -> usize {
 
 impl Default for DecodeConfig {
     fn default() -> Self {
-        DecodeConfig {
-            format: Format::Auto,
-            max_event_bytes: default_max_event_bytes(),
-        }
+        DecodeConfig { format: Format::Auto, max_event_bytes: default_max_event_bytes() }
     }
 }
 
@@ -60,16 +57,10 @@ impl Config {
         let Some(path) = path else {
             return Ok(Config::default());
         };
-        let text =
-            std::fs::read_to_string(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
-        let config: Config =
-            toml::from_str(&text).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+        let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+        let config: Config = toml::from_str(&text).map_err(|e| vec![format!("{}: {e}", path.display())])?;
         let errors = config.validate();
-        if errors.is_empty() {
-            Ok(config)
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(config) } else { Err(errors) }
     }
 
     pub fn validate(&self) -> Vec<String> {
@@ -79,35 +70,18 @@ impl Config {
                 errors.push(msg.to_string());
             }
         };
-        check(
-            self.decode.max_event_bytes > 0,
-            "decode.max_event_bytes: must be positive",
-        );
-        check(
-            self.state.max_identities > 0,
-            "state.max_identities: must be positive",
-        );
-        check(
-            self.state.idle_ttl_secs > 0,
-            "state.idle_ttl_secs: must be positive",
-        );
-        check(
-            self.response.max_actions_per_minute > 0,
-            "response.max_actions_per_minute: must be positive",
-        );
-        check(
-            self.response.breaker_cooldown_secs > 0,
-            "response.breaker_cooldown_secs: must be positive",
-        );
+        check(self.decode.max_event_bytes > 0, "decode.max_event_bytes: must be positive");
+        check(self.state.max_identities > 0, "state.max_identities: must be positive");
+        check(self.state.idle_ttl_secs > 0, "state.idle_ttl_secs: must be positive");
+        check(self.response.max_actions_per_minute > 0, "response.max_actions_per_minute: must be positive");
+        check(self.response.breaker_cooldown_secs > 0, "response.breaker_cooldown_secs: must be positive");
         errors
     }
 
     /// Loads detectors and inventory and builds the engine, reporting every error at once.
     pub fn engine(&self) -> Result<Engine, Vec<String>> {
         let mut errors = self.validate();
-        let detectors = detect::load(self.detectors_dir.as_deref())
-            .map_err(|e| errors.extend(e))
-            .ok();
+        let detectors = detect::load(self.detectors_dir.as_deref()).map_err(|e| errors.extend(e)).ok();
         let inventory = match &self.inventory {
             None => Some(Inventory::default()),
             Some(p) => Inventory::load(p).map_err(|e| errors.extend(e)).ok(),

@@ -27,12 +27,7 @@ pub struct AuditEvent<'a> {
     /// Downstream system or trust zone the call went to (`s3`, `github`, a tool server).
     #[serde(borrow)]
     pub service: Cow<'a, str>,
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "borrowed_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
     pub resource: Option<Cow<'a, str>>,
     pub outcome: Outcome,
     #[serde(borrow, default)]
@@ -49,105 +44,47 @@ pub struct Principal<'a> {
     pub id: Cow<'a, str>,
     #[serde(rename = "type")]
     pub kind: PrincipalType,
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "borrowed_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
     pub name: Option<Cow<'a, str>>,
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "borrowed_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
     pub owner: Option<Cow<'a, str>>,
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "borrowed_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
     pub tenant: Option<Cow<'a, str>>,
 }
 
 /// Never a secret value: only the credential's identifier (an access key id, a token id, a hash).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Credential<'a> {
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "borrowed_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
     pub id: Option<Cow<'a, str>>,
     #[serde(default)]
     pub kind: CredentialKind,
-    #[serde(
-        default,
-        with = "serde_rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "serde_rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub issued_at: Option<Millis>,
-    #[serde(
-        default,
-        with = "serde_rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "serde_rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Millis>,
 }
 
 /// The attribution triad: who delegated, which agent acted, in which session.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Actor<'a> {
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "borrowed_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
     pub delegating_user: Option<Cow<'a, str>>,
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "borrowed_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<Cow<'a, str>>,
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "borrowed_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
     pub session_id: Option<Cow<'a, str>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Source<'a> {
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "borrowed_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
     pub ip: Option<Cow<'a, str>>,
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "borrowed_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asn: Option<u32>,
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "borrowed_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
     pub country: Option<Cow<'a, str>>,
 }
 

@@ -62,13 +62,8 @@ pub struct Inventory {
 
 impl Inventory {
     pub fn load(path: &Path) -> Result<Self, Vec<String>> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
-        Self::parse(&text).map_err(|es| {
-            es.into_iter()
-                .map(|e| format!("{}: {e}", path.display()))
-                .collect()
-        })
+        let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+        Self::parse(&text).map_err(|es| es.into_iter().map(|e| format!("{}: {e}", path.display())).collect())
     }
 
     pub fn parse(text: &str) -> Result<Self, Vec<String>> {
@@ -85,9 +80,7 @@ impl Inventory {
                         builder.add(g);
                         inv.glob_entries.push(i as u32);
                     }
-                    Err(e) => {
-                        errors.push(format!("principal[{i}]: match {:?}: {e}", entry.pattern))
-                    }
+                    Err(e) => errors.push(format!("principal[{i}]: match {:?}: {e}", entry.pattern)),
                 }
             } else {
                 inv.exact.entry(entry.pattern.clone()).or_insert(i as u32);
@@ -95,11 +88,7 @@ impl Inventory {
         }
         inv.globs = builder.build().map_err(|e| vec![e.to_string()])?;
         inv.entries = file.principal;
-        if errors.is_empty() {
-            Ok(inv)
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(inv) } else { Err(errors) }
     }
 
     /// The first entry in file order matching `principal_id`.
@@ -108,12 +97,7 @@ impl Inventory {
             return None;
         }
         let exact = self.exact.get(principal_id).copied();
-        let glob = self
-            .globs
-            .matches(principal_id)
-            .into_iter()
-            .map(|g| self.glob_entries[g])
-            .min();
+        let glob = self.globs.matches(principal_id).into_iter().map(|g| self.glob_entries[g]).min();
         exact.into_iter().chain(glob).min()
     }
 
@@ -163,8 +147,7 @@ owner = "never-reached-for-owner"
 
     #[test]
     fn all_errors_at_once() {
-        let errs = Inventory::parse("[[principal]]\nmatch = \"\"\n[[principal]]\nmatch = \"a[\"\n")
-            .unwrap_err();
+        let errs = Inventory::parse("[[principal]]\nmatch = \"\"\n[[principal]]\nmatch = \"a[\"\n").unwrap_err();
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(Inventory::parse("[[principal]]\nmatch = \"x\"\ncolour = 1\n").is_err());
     }

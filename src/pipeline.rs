@@ -87,11 +87,7 @@ impl DeadLetter {
         }
         match std::str::from_utf8(&self.bytes) {
             Ok(text) => v["raw"] = text.into(),
-            Err(_) => {
-                v["raw_base64"] = base64::engine::general_purpose::STANDARD
-                    .encode(&self.bytes)
-                    .into()
-            }
+            Err(_) => v["raw_base64"] = base64::engine::general_purpose::STANDARD.encode(&self.bytes).into(),
         }
         v
     }
@@ -176,13 +172,7 @@ impl Engine {
 
     /// Processes one message. `transport_time` is the transport's own timestamp (a Kafka
     /// message's), used only for events that carry no time.
-    pub fn process(
-        &self,
-        bytes: &[u8],
-        origin: Origin<'_>,
-        transport_time: Option<Millis>,
-        out: &mut Outputs,
-    ) {
+    pub fn process(&self, bytes: &[u8], origin: Origin<'_>, transport_time: Option<Millis>, out: &mut Outputs) {
         out.stats.messages += 1;
         let watermark = self.watermark.load(Ordering::Relaxed);
         let ctx = DecodeContext {
@@ -205,10 +195,7 @@ impl Engine {
             &ev.principal.id,
             || {
                 let entry = inventory.resolve(&ev.principal.id);
-                let kind = inventory
-                    .entry(entry)
-                    .and_then(|e| e.kind)
-                    .unwrap_or(ev.principal.kind);
+                let kind = inventory.entry(entry).and_then(|e| e.kind).unwrap_or(ev.principal.kind);
                 Identity::new(kind, entry, t)
             },
             |identity| {
@@ -242,9 +229,7 @@ impl Engine {
     ) {
         let detector = &self.detectors[index];
         if identity.alert_marks.len() < self.detectors.len() {
-            identity
-                .alert_marks
-                .resize(self.detectors.len(), AlertMark::default());
+            identity.alert_marks.resize(self.detectors.len(), AlertMark::default());
         }
         let mark = &mut identity.alert_marks[index];
         if mark.unit == Some(finding.unit) {
@@ -261,9 +246,7 @@ impl Engine {
         mark.window = Some(window);
 
         let entry = self.inventory.entry(identity.inventory);
-        let owner = entry
-            .and_then(|e| e.owner.as_deref())
-            .or(identity.owner.as_deref());
+        let owner = entry.and_then(|e| e.owner.as_deref()).or(identity.owner.as_deref());
         let mut severity = settings.severity;
         if entry.and_then(|e| e.criticality) == Some(Criticality::Critical) {
             severity = bump(severity);
@@ -293,33 +276,18 @@ impl Engine {
             references: detector.references.clone(),
         };
         debug_assert!(alert.event_ids.len() <= MAX_EVENT_IDS);
-        let decision = self.policy.decide(
-            &alert,
-            settings.response,
-            ev,
-            entry,
-            &mut identity.last_action,
-        );
+        let decision = self.policy.decide(&alert, settings.response, ev, entry, &mut identity.last_action);
         for b in decision.blocks {
             *out.stats.guardrail_blocks.entry(b).or_default() += 1;
         }
-        *out.stats
-            .alerts
-            .entry((alert.kind.clone(), alert.severity))
-            .or_default() += 1;
+        *out.stats.alerts.entry((alert.kind.clone(), alert.severity)).or_default() += 1;
         out.alerts.push(alert);
         if let Some(storm) = decision.storm {
-            *out.stats
-                .alerts
-                .entry((storm.kind.clone(), storm.severity))
-                .or_default() += 1;
+            *out.stats.alerts.entry((storm.kind.clone(), storm.severity)).or_default() += 1;
             out.alerts.push(storm);
         }
         if let Some(action) = decision.action {
-            *out.stats
-                .actions
-                .entry((action.action, action.mode))
-                .or_default() += 1;
+            *out.stats.actions.entry((action.action, action.mode)).or_default() += 1;
             out.actions.push(action);
         }
     }
@@ -329,10 +297,7 @@ impl Engine {
         let due = self.next_sweep.load(Ordering::Relaxed);
         let over = self.store.over_capacity();
         if (t >= due || over)
-            && self
-                .next_sweep
-                .compare_exchange(due, t + SWEEP_EVERY, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+            && self.next_sweep.compare_exchange(due, t + SWEEP_EVERY, Ordering::Relaxed, Ordering::Relaxed).is_ok()
         {
             let watermark = self.watermark.load(Ordering::Relaxed);
             out.stats.evictions += self.store.evict(watermark) as u64;

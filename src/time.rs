@@ -52,8 +52,7 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
     }
     let offset_minutes: i64 = match rest {
         [] | [b'Z'] | [b'z'] => 0,
-        [sign @ (b'+' | b'-'), hh1, hh2, b':', mm1, mm2]
-        | [sign @ (b'+' | b'-'), hh1, hh2, mm1, mm2] => {
+        [sign @ (b'+' | b'-'), hh1, hh2, b':', mm1, mm2] | [sign @ (b'+' | b'-'), hh1, hh2, mm1, mm2] => {
             let h = digits(&[*hh1, *hh2])? as i64;
             let m = digits(&[*mm1, *mm2])? as i64;
             if h > 23 || m > 59 {
@@ -65,8 +64,8 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
         _ => return None,
     };
     let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + i64::from(hour) * 3_600 + i64::from(minute) * 60 + i64::from(second)
-        - offset_minutes * 60;
+    let secs =
+        days * 86_400 + i64::from(hour) * 3_600 + i64::from(minute) * 60 + i64::from(second) - offset_minutes * 60;
     Some(secs * 1_000 + millis)
 }
 
@@ -76,13 +75,7 @@ pub fn format_rfc3339(t: Millis) -> String {
     let ms_of_day = t.rem_euclid(DAY);
     let (y, m, d) = civil_from_days(days);
     let secs = ms_of_day / 1_000;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        secs / 3_600,
-        secs / 60 % 60,
-        secs % 60,
-        ms_of_day % 1_000
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", secs / 3_600, secs / 60 % 60, secs % 60, ms_of_day % 1_000)
 }
 
 /// Hour of day (0..24) in UTC.
@@ -91,9 +84,7 @@ pub fn hour_of_day(t: Millis) -> usize {
 }
 
 fn digits(b: &[u8]) -> Option<u32> {
-    b.iter().try_fold(0u32, |acc, c| {
-        c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-    })
+    b.iter().try_fold(0u32, |acc, c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
 }
 
 fn is_leap(y: i64) -> bool {

@@ -18,15 +18,8 @@ const PRINCIPALS: usize = 100;
 const DAYS: i64 = 3;
 
 fn nhid(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_nhid"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "nhid {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(env!("CARGO_BIN_EXE_nhid")).args(args).output().unwrap();
+    assert!(out.status.success(), "nhid {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
@@ -61,25 +54,13 @@ fn simulate_then_replay_catches_every_attack_and_acts_on_no_human() {
         "--labels",
         &p("l.json"),
     ]);
-    let replay = nhid(&[
-        "replay",
-        &p("ev.jsonl"),
-        "--alerts",
-        &p("a.jsonl"),
-        "--actions",
-        &p("x.jsonl"),
-    ]);
+    let replay = nhid(&["replay", &p("ev.jsonl"), "--alerts", &p("a.jsonl"), "--actions", &p("x.jsonl")]);
     eprintln!("{}", String::from_utf8_lossy(&replay.stderr));
 
-    let labels: Vec<Label> =
-        serde_json::from_str(&std::fs::read_to_string(p("l.json")).unwrap()).unwrap();
+    let labels: Vec<Label> = serde_json::from_str(&std::fs::read_to_string(p("l.json")).unwrap()).unwrap();
     let alerts: Vec<Alert> = lines(Path::new(&p("a.jsonl")), "alert");
     let actions: Vec<Action> = lines(Path::new(&p("x.jsonl")), "action");
-    assert!(
-        labels.len() >= 6,
-        "one label per scenario at least: {}",
-        labels.len()
-    );
+    assert!(labels.len() >= 6, "one label per scenario at least: {}", labels.len());
 
     // Every injected attack: an alert of an expected kind on that principal, in its window,
     // within a minute of event time of its first malicious event.
@@ -113,32 +94,19 @@ fn simulate_then_replay_catches_every_attack_and_acts_on_no_human() {
 
     // No automatic action against a human, ever.
     for a in &actions {
-        assert_ne!(
-            a.target.principal_kind,
-            nhid::event::PrincipalType::Human,
-            "{a:?}"
-        );
+        assert_ne!(a.target.principal_kind, nhid::event::PrincipalType::Human, "{a:?}");
         assert!(!a.target.principal_id.starts_with("user-"), "{a:?}");
     }
-    for a in alerts
-        .iter()
-        .filter(|a| a.principal.kind == nhid::event::PrincipalType::Human)
-    {
+    for a in alerts.iter().filter(|a| a.principal.kind == nhid::event::PrincipalType::Human) {
         assert!(actions.iter().all(|x| x.alert_id != a.alert_id));
     }
 
     // False alerts: not explained by an attack window, after the first day (learning).
-    let start = labels.iter().map(|l| l.start).min().unwrap()
-        - labels.iter().map(|l| l.start).min().unwrap() % DAY;
+    let start = labels.iter().map(|l| l.start).min().unwrap() - labels.iter().map(|l| l.start).min().unwrap() % DAY;
     let explained = |a: &Alert| {
-        labels.iter().any(|l| {
-            l.principal_id == a.principal.id && a.time >= l.start && a.time <= l.end + HOUR
-        })
+        labels.iter().any(|l| l.principal_id == a.principal.id && a.time >= l.start && a.time <= l.end + HOUR)
     };
-    let false_alerts: Vec<&Alert> = alerts
-        .iter()
-        .filter(|a| a.time >= start + DAY && !explained(a))
-        .collect();
+    let false_alerts: Vec<&Alert> = alerts.iter().filter(|a| a.time >= start + DAY && !explained(a)).collect();
     let principal_days = (PRINCIPALS as i64 * (DAYS - 1)) as f64;
     let rate = false_alerts.len() as f64 * 1_000.0 / principal_days;
     eprintln!(
@@ -148,10 +116,7 @@ fn simulate_then_replay_catches_every_attack_and_acts_on_no_human() {
     assert!(
         rate < 2.0,
         "false alerts: {:#?}",
-        false_alerts
-            .iter()
-            .map(|a| (&a.kind, &a.principal.id, &a.summary))
-            .collect::<Vec<_>>()
+        false_alerts.iter().map(|a| (&a.kind, &a.principal.id, &a.summary)).collect::<Vec<_>>()
     );
 
     // Garbage lines are dead-lettered with their reason; every good line is still processed
@@ -175,32 +140,11 @@ fn simulate_then_replay_catches_every_attack_and_acts_on_no_human() {
     }
     let injected = dirty.lines().count() - clean.lines().count();
     std::fs::write(p("dirty.jsonl"), dirty).unwrap();
-    nhid(&[
-        "replay",
-        &p("dirty.jsonl"),
-        "--alerts",
-        &p("a2.jsonl"),
-        "--dead-letter",
-        &p("dl.jsonl"),
-    ]);
-    let dead: Vec<serde_json::Value> = std::fs::read_to_string(p("dl.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    nhid(&["replay", &p("dirty.jsonl"), "--alerts", &p("a2.jsonl"), "--dead-letter", &p("dl.jsonl")]);
+    let dead: Vec<serde_json::Value> =
+        std::fs::read_to_string(p("dl.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(dead.len(), injected);
-    assert!(
-        dead.iter()
-            .all(|d| d["reason"].is_string() && d["raw"].is_string())
-    );
-    let ids = |alerts: &[Alert]| {
-        alerts
-            .iter()
-            .map(|a| a.alert_id.clone())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(
-        ids(&lines(Path::new(&p("a2.jsonl")), "alert")),
-        ids(&alerts)
-    );
+    assert!(dead.iter().all(|d| d["reason"].is_string() && d["raw"].is_string()));
+    let ids = |alerts: &[Alert]| alerts.iter().map(|a| a.alert_id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&lines(Path::new(&p("a2.jsonl")), "alert")), ids(&alerts));
 }

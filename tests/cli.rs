@@ -5,26 +5,16 @@ use std::io::Write;
 use std::process::Command;
 
 fn nhid(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_nhid"))
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_nhid")).args(args).output().unwrap()
 }
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/cloudtrail_leaked_access_key"
-);
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cloudtrail_leaked_access_key");
 
 #[test]
 fn check_accepts_the_shipped_detectors() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/detectors");
     let out = nhid(&["check", "--detectors", dir]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 8 detectors"));
 }
 
@@ -32,13 +22,13 @@ fn check_accepts_the_shipped_detectors() {
 fn check_reports_every_error_at_once_with_exit_code_64() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.toml"), "kind = \"rate_spike\"\ndescription = \"x\"\nseverity = \"loud\"\nreferences = [\"T1\"]\n[default]\nmin_count = 1\nratio = 1.0\nz = 1.0\n").unwrap();
-    std::fs::write(dir.path().join("b.toml"), "kind = \"no_such_kind\"\ndescription = \"x\"\nseverity = \"high\"\nreferences = [\"T1\"]\n[default]\n").unwrap();
-    let config = dir.path().join("nhid.toml");
     std::fs::write(
-        &config,
-        "[response]\nmax_actions_per_minute = 0\n[state]\nmax_identities = 0\n",
+        dir.path().join("b.toml"),
+        "kind = \"no_such_kind\"\ndescription = \"x\"\nseverity = \"high\"\nreferences = [\"T1\"]\n[default]\n",
     )
     .unwrap();
+    let config = dir.path().join("nhid.toml");
+    std::fs::write(&config, "[response]\nmax_actions_per_minute = 0\n[state]\nmax_identities = 0\n").unwrap();
     let inventory = dir.path().join("inventory.toml");
     std::fs::write(&inventory, "[[principal]]\nmatch = \"svc-[\"\n").unwrap();
     let out = nhid(&[
@@ -52,15 +42,7 @@ fn check_reports_every_error_at_once_with_exit_code_64() {
     ]);
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
-    for needle in [
-        "max_actions_per_minute",
-        "max_identities",
-        "a: ",
-        "loud",
-        "b: ",
-        "no_such_kind",
-        "svc-[",
-    ] {
+    for needle in ["max_actions_per_minute", "max_identities", "a: ", "loud", "b: ", "no_such_kind", "svc-["] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
 }
@@ -70,37 +52,19 @@ fn replay_reads_gzip_like_plain_text_and_prints_a_summary() {
     let input = std::fs::read(format!("{FIXTURE}/input.jsonl")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let gz = dir.path().join("input.jsonl.gz");
-    let mut enc = flate2::write::GzEncoder::new(
-        std::fs::File::create(&gz).unwrap(),
-        flate2::Compression::fast(),
-    );
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
     enc.write_all(&input).unwrap();
     enc.finish().unwrap();
     let config = format!("{FIXTURE}/config.toml");
-    let plain = nhid(&[
-        "replay",
-        &format!("{FIXTURE}/input.jsonl"),
-        "--config",
-        &config,
-    ]);
+    let plain = nhid(&["replay", &format!("{FIXTURE}/input.jsonl"), "--config", &config]);
     let zipped = nhid(&["replay", gz.to_str().unwrap(), "--config", &config]);
     assert!(plain.status.success() && zipped.status.success());
     assert!(!plain.stdout.is_empty());
-    assert_eq!(
-        plain.stdout, zipped.stdout,
-        "same alerts from gzip and plain input"
-    );
+    assert_eq!(plain.stdout, zipped.stdout, "same alerts from gzip and plain input");
     let summary = String::from_utf8_lossy(&plain.stderr);
-    for section in [
-        "events by principal type",
-        "alerts by kind and severity",
-        "actions",
-        "dead letters by reason",
-        "new_source",
-    ] {
-        assert!(
-            summary.contains(section),
-            "{section:?} missing from:\n{summary}"
-        );
+    for section in
+        ["events by principal type", "alerts by kind and severity", "actions", "dead letters by reason", "new_source"]
+    {
+        assert!(summary.contains(section), "{section:?} missing from:\n{summary}");
     }
 }

@@ -41,26 +41,16 @@ fn dataset() -> PathBuf {
 fn cloudtrail_samples() -> Vec<Sample> {
     let path = dataset();
     let file = std::fs::File::open(&path).unwrap_or_else(|e| {
-        panic!(
-            "the panther rule-test dataset is required by this test and is missing at {}: {e}",
-            path.display()
-        )
+        panic!("the panther rule-test dataset is required by this test and is missing at {}: {e}", path.display())
     });
     let mut samples = Vec::new();
     for line in std::io::BufReader::new(flate2::read::GzDecoder::new(file)).lines() {
         let line = line.expect("readable gzip line");
         let test: RuleTest = serde_json::from_str(&line).expect("a rule-test line");
-        let listed = test
-            .log_types
-            .as_ref()
-            .is_some_and(|t| t.iter().any(|t| t == "AWS.CloudTrail"));
+        let listed = test.log_types.as_ref().is_some_and(|t| t.iter().any(|t| t == "AWS.CloudTrail"));
         // Rules that list several log types carry samples of the other types too.
         let own_type = test.log.get("p_log_type").and_then(|t| t.as_str());
-        let has_event_name = test
-            .log
-            .get("eventName")
-            .or_else(|| test.log.get("eventname"))
-            .is_some();
+        let has_event_name = test.log.get("eventName").or_else(|| test.log.get("eventname")).is_some();
         if !listed || own_type.is_some_and(|t| t != "AWS.CloudTrail") || !has_event_name {
             continue;
         }
@@ -76,19 +66,10 @@ fn cloudtrail_samples() -> Vec<Sample> {
 }
 
 fn decode_one<'a>(sample: &'a Sample, format: Format) -> Result<AuditEvent<'a>, DecodeError> {
-    let ctx = DecodeContext {
-        fallback_time: Some(MESSAGE_TIME),
-        ..Default::default()
-    };
+    let ctx = DecodeContext { fallback_time: Some(MESSAGE_TIME), ..Default::default() };
     let mut out = Vec::new();
     decode(&sample.bytes, format, &ctx, &mut |r| out.push(r));
-    assert_eq!(
-        out.len(),
-        1,
-        "{} / {}: one record, one result",
-        sample.rule_id,
-        sample.test_name
-    );
+    assert_eq!(out.len(), 1, "{} / {}: one record, one result", sample.rule_id, sample.test_name);
     out.remove(0)
 }
 
@@ -108,43 +89,21 @@ fn every_cloudtrail_sample_decodes() {
                 assert!(!e.principal.id.is_empty() && !e.id.is_empty() && !e.action.is_empty());
             }
             (Err(e), true) if e.reason == DeadLetterReason::InvalidTime => placeholders += 1,
-            (result, _) => failures.push(format!(
-                "{} / {}: {:?}",
-                s.rule_id,
-                s.test_name,
-                result.err()
-            )),
+            (result, _) => failures.push(format!("{} / {}: {:?}", s.rule_id, s.test_name, result.err())),
         }
     }
-    println!(
-        "cloudtrail samples: {} selected, {decoded} decoded, {placeholders} placeholder times",
-        samples.len()
-    );
+    println!("cloudtrail samples: {} selected, {decoded} decoded, {placeholders} placeholder times", samples.len());
     println!("by principal type: {by_type:?}");
     println!("by credential kind: {by_credential:?}");
-    assert!(
-        failures.is_empty(),
-        "{} samples failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} samples failed:\n{}", failures.len(), failures.join("\n"));
     assert!(decoded > 400, "only {decoded} cloudtrail samples decoded");
-    assert_eq!(
-        placeholders, 2,
-        "the dataset's two placeholder eventTimes are dead-lettered"
-    );
+    assert_eq!(placeholders, 2, "the dataset's two placeholder eventTimes are dead-lettered");
 }
 
 #[test]
 fn auto_detection_recognizes_every_sample() {
     for s in cloudtrail_samples() {
-        assert_eq!(
-            detect(&s.bytes),
-            Some(Format::Cloudtrail),
-            "{} / {}",
-            s.rule_id,
-            s.test_name
-        );
+        assert_eq!(detect(&s.bytes), Some(Format::Cloudtrail), "{} / {}", s.rule_id, s.test_name);
         if !s.placeholder_time {
             let auto = decode_one(&s, Format::Auto).expect("decodes");
             assert_eq!(Some(auto), decode_one(&s, Format::Cloudtrail).ok());
@@ -155,80 +114,41 @@ fn auto_detection_recognizes_every_sample() {
 #[test]
 fn real_samples_are_classified_as_their_rules_describe() {
     let samples = cloudtrail_samples();
-    let events: Vec<(&Sample, AuditEvent<'_>)> = samples
-        .iter()
-        .filter_map(|s| decode_one(s, Format::Cloudtrail).ok().map(|e| (s, e)))
-        .collect();
+    let events: Vec<(&Sample, AuditEvent<'_>)> =
+        samples.iter().filter_map(|s| decode_one(s, Format::Cloudtrail).ok().map(|e| (s, e))).collect();
 
     // EC2 instance-profile credentials (session named after the instance) are a workload.
     let imds: Vec<_> = events
         .iter()
         .filter(|(s, e)| {
             s.rule_id == "AWS.CloudTrail.IMDSCredentialExfiltration"
-                && e.actor
-                    .session_id
-                    .as_deref()
-                    .is_some_and(|id| id.starts_with("i-"))
+                && e.actor.session_id.as_deref().is_some_and(|id| id.starts_with("i-"))
         })
         .collect();
-    assert!(
-        imds.len() >= 5,
-        "instance-profile sessions in the imds rule tests: {}",
-        imds.len()
-    );
+    assert!(imds.len() >= 5, "instance-profile sessions in the imds rule tests: {}", imds.len());
     for (s, e) in &imds {
         assert_eq!(e.principal.kind, PrincipalType::Workload, "{}", s.test_name);
-        assert!(
-            e.principal.id.starts_with("arn:aws:iam::") && e.principal.id.contains(":role/"),
-            "{}",
-            e.principal.id
-        );
+        assert!(e.principal.id.starts_with("arn:aws:iam::") && e.principal.id.contains(":role/"), "{}", e.principal.id);
         // Some samples carry made-up key ids ("1111"); only a real ASIA prefix says temporary.
-        if e.credential
-            .id
-            .as_deref()
-            .is_some_and(|k| k.starts_with("ASIA"))
-        {
-            assert_eq!(
-                e.credential.kind,
-                CredentialKind::ShortLivedToken,
-                "{}",
-                s.test_name
-            );
+        if e.credential.id.as_deref().is_some_and(|k| k.starts_with("ASIA")) {
+            assert_eq!(e.credential.kind, CredentialKind::ShortLivedToken, "{}", s.test_name);
         }
     }
 
     // A programmatic IAM user with a static key is the classic non-human identity.
     let with_static_key = events
         .iter()
-        .find(|(s, _)| {
-            s.rule_id == "AWS.CloudTrail.UserAccessKeyAuth"
-                && s.test_name == "Access Key Action Success"
-        })
+        .find(|(s, _)| s.rule_id == "AWS.CloudTrail.UserAccessKeyAuth" && s.test_name == "Access Key Action Success")
         .expect("the UserAccessKeyAuth sample");
     let e = &with_static_key.1;
     assert_eq!(e.principal.kind, PrincipalType::ServiceAccount);
     assert_eq!(e.credential.kind, CredentialKind::StaticKey);
-    assert!(
-        e.credential
-            .id
-            .as_deref()
-            .is_some_and(|k| k.starts_with("AKIA"))
-    );
+    assert!(e.credential.id.as_deref().is_some_and(|k| k.starts_with("AKIA")));
 
     // The root user is a person; not one root sample is anything else.
-    let root: Vec<_> = events
-        .iter()
-        .filter(|(_, e)| e.principal.id.ends_with(":root"))
-        .collect();
+    let root: Vec<_> = events.iter().filter(|(_, e)| e.principal.id.ends_with(":root")).collect();
     assert!(root.len() >= 5, "root samples: {}", root.len());
     for (s, e) in root {
-        assert_eq!(
-            e.principal.kind,
-            PrincipalType::Human,
-            "{} / {}",
-            s.rule_id,
-            s.test_name
-        );
+        assert_eq!(e.principal.kind, PrincipalType::Human, "{} / {}", s.rule_id, s.test_name);
     }
 }

@@ -18,21 +18,8 @@ fn run_case(dir: &Path) -> Vec<Value> {
     let input = std::fs::read(dir.join("input.jsonl")).unwrap();
     let mut out = Outputs::default();
     let mut lines = Vec::new();
-    for (n, line) in input
-        .split(|&b| b == b'\n')
-        .enumerate()
-        .filter(|(_, l)| !l.is_empty())
-    {
-        engine.process(
-            line,
-            Origin {
-                source: "input.jsonl",
-                partition: 0,
-                offset: n as i64 + 1,
-            },
-            None,
-            &mut out,
-        );
+    for (n, line) in input.split(|&b| b == b'\n').enumerate().filter(|(_, l)| !l.is_empty()) {
+        engine.process(line, Origin { source: "input.jsonl", partition: 0, offset: n as i64 + 1 }, None, &mut out);
         for a in out.alerts.drain(..) {
             let v = serde_json::to_value(&a).unwrap();
             common::assert_valid("alert", &v);
@@ -42,9 +29,7 @@ fn run_case(dir: &Path) -> Vec<Value> {
         for a in out.actions.drain(..) {
             let v = serde_json::to_value(&a).unwrap();
             common::assert_valid("action", &v);
-            lines.push(
-                json!({"action": {"action": a.action, "target": v["target"], "mode": a.mode}}),
-            );
+            lines.push(json!({"action": {"action": a.action, "target": v["target"], "mode": a.mode}}));
         }
         for d in out.dead_letters.drain(..) {
             lines.push(json!({"dead_letter": {"reason": d.reason.as_str(), "line": d.offset, "record": d.record}}));
@@ -56,17 +41,10 @@ fn run_case(dir: &Path) -> Vec<Value> {
 #[test]
 fn every_fixture_produces_its_expected_output() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut cases: Vec<_> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
+    let mut cases: Vec<_> =
+        std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
     cases.sort();
-    assert!(
-        cases.len() >= 2,
-        "fixtures missing under {}",
-        root.display()
-    );
+    assert!(cases.len() >= 2, "fixtures missing under {}", root.display());
     for dir in cases {
         let got = run_case(&dir);
         let expected_path = dir.join("expected.jsonl");

@@ -13,11 +13,7 @@ use serde_json::json;
 const T0: Millis = 1_793_577_600_000; // 2026-11-02T00:00:00Z
 
 fn engine_with(inventory: &str) -> Engine {
-    Engine::new(
-        detect::load(None).unwrap(),
-        Inventory::parse(inventory).unwrap(),
-        EngineConfig::default(),
-    )
+    Engine::new(detect::load(None).unwrap(), Inventory::parse(inventory).unwrap(), EngineConfig::default())
 }
 
 fn engine() -> Engine {
@@ -73,16 +69,7 @@ fn run(engine: &Engine, events: &[Ev]) -> Outputs {
     let mut out = Outputs::default();
     let mut all = Outputs::default();
     for (i, e) in events.iter().enumerate() {
-        engine.process(
-            e.line().as_bytes(),
-            Origin {
-                source: "test",
-                partition: 0,
-                offset: i as i64,
-            },
-            None,
-            &mut out,
-        );
+        engine.process(e.line().as_bytes(), Origin { source: "test", partition: 0, offset: i as i64 }, None, &mut out);
         all.alerts.append(&mut out.alerts);
         all.actions.append(&mut out.actions);
         all.dead_letters.append(&mut out.dead_letters);
@@ -122,36 +109,16 @@ fn a_spike_fires_inside_the_minute_once_per_cooldown_with_suppressed_repeats_cou
     // Ten minutes at 300 calls a minute.
     for m in 0..10 {
         for k in 0..300 {
-            events.push(ev(
-                events.len(),
-                start + m * MINUTE + k * 200,
-                "svc-a",
-                "service_account",
-            ));
+            events.push(ev(events.len(), start + m * MINUTE + k * 200, "svc-a", "service_account"));
         }
     }
     let out = run(&engine, &events);
-    let spikes: Vec<&Alert> = out
-        .alerts
-        .iter()
-        .filter(|a| a.kind == "rate_spike")
-        .collect();
+    let spikes: Vec<&Alert> = out.alerts.iter().filter(|a| a.kind == "rate_spike").collect();
     assert_eq!(spikes.len(), 1, "{:?}", kinds(&out.alerts));
     // Inside the first minute: 30 calls at 200 ms spacing clear the threshold in seconds.
-    assert!(
-        spikes[0].time - start < 15 * SECOND,
-        "fired {} ms after the spike began",
-        spikes[0].time - start
-    );
-    assert_eq!(
-        out.stats.suppressed_repeats, 9,
-        "the other nine spike minutes are repeats"
-    );
-    let action = out
-        .actions
-        .iter()
-        .find(|a| a.alert_id == spikes[0].alert_id)
-        .unwrap();
+    assert!(spikes[0].time - start < 15 * SECOND, "fired {} ms after the spike began", spikes[0].time - start);
+    assert_eq!(out.stats.suppressed_repeats, 9, "the other nine spike minutes are repeats");
+    let action = out.actions.iter().find(|a| a.alert_id == spikes[0].alert_id).unwrap();
     assert_eq!(action.action, ActionKind::RevokeCredential);
     assert_eq!(action.target.credential_id.as_deref(), Some("AKIAEXAMPLE1"));
 }
@@ -163,31 +130,17 @@ fn a_burst_normal_for_a_human_does_not_page_and_humans_are_never_acted_on() {
     let start = T0 + DAY + 10 * MINUTE;
     // 120 calls in a minute: a console page-through; 60 denied in a minute too.
     for k in 0..120 {
-        events.push(ev(
-            events.len(),
-            start + k * 400,
-            "alice@example.com",
-            "human",
-        ));
+        events.push(ev(events.len(), start + k * 400, "alice@example.com", "human"));
     }
     for k in 0..60 {
-        let mut e = ev(
-            events.len(),
-            start + 2 * MINUTE + k * 900,
-            "alice@example.com",
-            "human",
-        );
+        let mut e = ev(events.len(), start + 2 * MINUTE + k * 900, "alice@example.com", "human");
         e.outcome = "denied";
         e.ip = "203.0.113.9";
         e.action = "iam:ListUsers";
         events.push(e);
     }
     let out = run(&engine, &events);
-    assert!(
-        !out.alerts.iter().any(|a| a.kind == "rate_spike"),
-        "{:?}",
-        kinds(&out.alerts)
-    );
+    assert!(!out.alerts.iter().any(|a| a.kind == "rate_spike"), "{:?}", kinds(&out.alerts));
     // The denied burst does alert in the human lane, with human thresholds, and no action.
     assert!(out.alerts.iter().any(|a| a.kind == "denied_burst"));
     assert!(out.actions.is_empty(), "{:?}", out.actions);
@@ -196,19 +149,9 @@ fn a_burst_normal_for_a_human_does_not_page_and_humans_are_never_acted_on() {
     let engine = engine_with("");
     let mut events = learn("svc-b", "service_account", 1, 1);
     for k in 0..120 {
-        events.push(ev(
-            events.len(),
-            start + k * 400,
-            "svc-b",
-            "service_account",
-        ));
+        events.push(ev(events.len(), start + k * 400, "svc-b", "service_account"));
     }
-    assert!(
-        run(&engine, &events)
-            .alerts
-            .iter()
-            .any(|a| a.kind == "rate_spike")
-    );
+    assert!(run(&engine, &events).alerts.iter().any(|a| a.kind == "rate_spike"));
 }
 
 #[test]
@@ -216,21 +159,12 @@ fn an_identity_once_seen_as_human_stays_human() {
     let engine = engine();
     let mut events = learn("arn:aws:iam::1:user/bob", "service_account", 1, 1);
     events[10].kind = "human";
-    let mut e = ev(
-        events.len(),
-        T0 + DAY + MINUTE,
-        "arn:aws:iam::1:user/bob",
-        "service_account",
-    );
+    let mut e = ev(events.len(), T0 + DAY + MINUTE, "arn:aws:iam::1:user/bob", "service_account");
     e.ip = "198.51.100.7";
     events.push(e);
     let out = run(&engine, &events);
     assert!(out.actions.is_empty(), "{:?}", out.actions);
-    assert_eq!(
-        out.stats.guardrail_blocks.len(),
-        0,
-        "humans are not evaluated by new_source at all"
-    );
+    assert_eq!(out.stats.guardrail_blocks.len(), 0, "humans are not evaluated by new_source at all");
 }
 
 #[test]
@@ -255,28 +189,13 @@ fn protected_and_agent_session_targets() {
     drift.action = "secretsmanager:GetSecretValue";
     events.push(drift);
     let out = run(&engine, &events);
-    let leak_alert = out
-        .alerts
-        .iter()
-        .find(|a| a.principal.id == "svc-protected")
-        .expect("protected still alerts");
+    let leak_alert = out.alerts.iter().find(|a| a.principal.id == "svc-protected").expect("protected still alerts");
     assert_eq!(leak_alert.kind, "new_source");
-    assert!(
-        out.actions
-            .iter()
-            .all(|a| a.target.principal_id != "svc-protected")
-    );
+    assert!(out.actions.iter().all(|a| a.target.principal_id != "svc-protected"));
     let drift_alert = out.alerts.iter().find(|a| a.kind == "scope_drift").unwrap();
     assert_eq!(drift_alert.actor.session_id.as_deref(), Some("sess-1"));
-    assert_eq!(
-        drift_alert.actor.delegating_user.as_deref(),
-        Some("alice@example.com")
-    );
-    let cut = out
-        .actions
-        .iter()
-        .find(|a| a.alert_id == drift_alert.alert_id)
-        .unwrap();
+    assert_eq!(drift_alert.actor.delegating_user.as_deref(), Some("alice@example.com"));
+    let cut = out.actions.iter().find(|a| a.alert_id == drift_alert.alert_id).unwrap();
     assert_eq!(cut.action, ActionKind::RevokeSession);
     assert_eq!(cut.target.session_id.as_deref(), Some("sess-1"));
 }
@@ -286,12 +205,7 @@ fn events_reordered_within_a_minute_give_the_same_alerts() {
     let mut events = learn("svc-c", "service_account", 3, 1);
     let start = T0 + DAY + 30 * MINUTE;
     for k in 0..200 {
-        let mut e = ev(
-            events.len(),
-            start + (k * 293) % MINUTE,
-            "svc-c",
-            "service_account",
-        );
+        let mut e = ev(events.len(), start + (k * 293) % MINUTE, "svc-c", "service_account");
         if k % 3 == 0 {
             e.outcome = "denied";
         }
@@ -303,11 +217,8 @@ fn events_reordered_within_a_minute_give_the_same_alerts() {
     }
     let tail = events.len() - 200;
     let ids = |events: &[Ev]| {
-        let mut v: Vec<(String, String)> = run(&engine(), events)
-            .alerts
-            .into_iter()
-            .map(|a| (a.alert_id, a.kind))
-            .collect();
+        let mut v: Vec<(String, String)> =
+            run(&engine(), events).alerts.into_iter().map(|a| (a.alert_id, a.kind)).collect();
         v.sort();
         v
     };
@@ -326,47 +237,17 @@ fn garbage_lines_are_dead_lettered_and_every_good_line_is_processed() {
     let engine = engine();
     let good = learn("svc-d", "service_account", 1, 1);
     let mut out = Outputs::default();
-    let garbage: [&[u8]; 5] = [
-        b"not json",
-        b"\xff\xfe\xfd",
-        b"{\"principal\":{\"id\":\"\",\"type\":\"bot\"}}",
-        b"[1,2",
-        b"{}",
-    ];
+    let garbage: [&[u8]; 5] =
+        [b"not json", b"\xff\xfe\xfd", b"{\"principal\":{\"id\":\"\",\"type\":\"bot\"}}", b"[1,2", b"{}"];
     for (i, e) in good.iter().enumerate() {
-        engine.process(
-            e.line().as_bytes(),
-            Origin {
-                source: "f",
-                partition: 0,
-                offset: i as i64,
-            },
-            None,
-            &mut out,
-        );
+        engine.process(e.line().as_bytes(), Origin { source: "f", partition: 0, offset: i as i64 }, None, &mut out);
         if i % 300 == 0 {
             let g = garbage[(i / 300) % garbage.len()];
-            engine.process(
-                g,
-                Origin {
-                    source: "f",
-                    partition: 0,
-                    offset: i as i64,
-                },
-                None,
-                &mut out,
-            );
+            engine.process(g, Origin { source: "f", partition: 0, offset: i as i64 }, None, &mut out);
         }
     }
     assert_eq!(out.stats.events, good.len() as u64);
-    assert_eq!(
-        out.dead_letters.len() as u64,
-        out.stats.dead_letters_total()
-    );
+    assert_eq!(out.dead_letters.len() as u64, out.stats.dead_letters_total());
     assert_eq!(out.dead_letters.len(), good.len().div_ceil(300));
-    assert!(
-        out.dead_letters
-            .iter()
-            .all(|d| !d.bytes.is_empty() && !d.detail.is_empty())
-    );
+    assert!(out.dead_letters.iter().all(|d| !d.bytes.is_empty() && !d.detail.is_empty()));
 }

@@ -9,12 +9,10 @@ use std::collections::BTreeSet;
 use common::{assert_invalid, assert_valid, schema, schema_json};
 use nhid::decode::native;
 use nhid::event::{
-    Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source,
-    SourceFormat,
+    Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
 };
 use nhid::respond::alert::{
-    Action, ActionKind, ActionTarget, Alert, AlertActor, AlertPrincipal, MAX_EVENT_IDS, Mode,
-    Severity,
+    Action, ActionKind, ActionTarget, Alert, AlertActor, AlertPrincipal, MAX_EVENT_IDS, Mode, Severity,
 };
 use nhid::time::parse_rfc3339;
 use serde::Serialize;
@@ -44,38 +42,23 @@ fn every_schema_file_is_a_valid_2020_12_schema() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let file = path.file_name().unwrap().to_str().unwrap().to_owned();
-        let name = file.strip_suffix(".schema.json").unwrap_or_else(|| {
-            panic!("schemas/{file}: every file in schemas/ is named <name>.schema.json")
-        });
+        let name = file
+            .strip_suffix(".schema.json")
+            .unwrap_or_else(|| panic!("schemas/{file}: every file in schemas/ is named <name>.schema.json"));
         let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
             .unwrap_or_else(|e| panic!("schemas/{file} is not valid json: {e}"));
-        assert_eq!(
-            doc["$schema"], DRAFT_2020_12,
-            "schemas/{file} must declare draft 2020-12"
-        );
-        assert_eq!(
-            doc["$id"],
-            format!("https://nhid.dev/schemas/{file}"),
-            "schemas/{file} $id"
-        );
+        assert_eq!(doc["$schema"], DRAFT_2020_12, "schemas/{file} must declare draft 2020-12");
+        assert_eq!(doc["$id"], format!("https://nhid.dev/schemas/{file}"), "schemas/{file} $id");
         let meta_errors: Vec<String> = jsonschema::draft202012::meta::validator()
             .iter_errors(&doc)
             .map(|e| format!("{}: {e}", e.instance_path()))
             .collect();
-        assert!(
-            meta_errors.is_empty(),
-            "schemas/{file} fails the 2020-12 meta-schema:\n{}",
-            meta_errors.join("\n")
-        );
+        assert!(meta_errors.is_empty(), "schemas/{file} fails the 2020-12 meta-schema:\n{}", meta_errors.join("\n"));
         schema(name); // compiles, with format assertions on
         names.insert(name.to_owned());
     }
     let expected: BTreeSet<String> = SCHEMAS.iter().map(|s| s.to_string()).collect();
-    assert!(
-        names.is_superset(&expected),
-        "missing schemas: {:?}",
-        expected.difference(&names).collect::<Vec<_>>()
-    );
+    assert!(names.is_superset(&expected), "missing schemas: {:?}", expected.difference(&names).collect::<Vec<_>>());
 }
 
 #[test]
@@ -120,11 +103,7 @@ fn every_example_validates() {
         assert!(!examples.is_empty(), "schemas/{file} has no examples");
         for (i, example) in examples.iter().enumerate() {
             let errors = common::errors(&schema(name), example);
-            assert!(
-                errors.is_empty(),
-                "schemas/{file} examples[{i}] is invalid:\n  {}",
-                errors.join("\n  ")
-            );
+            assert!(errors.is_empty(), "schemas/{file} examples[{i}] is invalid:\n  {}", errors.join("\n  "));
         }
     }
     assert!(examples("audit-event").len() >= 3);
@@ -136,87 +115,31 @@ fn every_example_validates() {
 
 fn schema_enum(name: &str, pointer: &str) -> BTreeSet<String> {
     let doc = schema_json(name);
-    let values = doc
-        .pointer(pointer)
-        .unwrap_or_else(|| panic!("schemas/{name}.schema.json has no {pointer}"));
-    values
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_owned())
-        .collect()
+    let values = doc.pointer(pointer).unwrap_or_else(|| panic!("schemas/{name}.schema.json has no {pointer}"));
+    values.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
 }
 
 /// Serialized through serde, not `as_str`, because serde is what writes the JSON.
 fn rust_enum<T: Serialize>(variants: &[T]) -> BTreeSet<String> {
-    variants
-        .iter()
-        .map(|v| {
-            serde_json::to_value(v)
-                .unwrap()
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
+    variants.iter().map(|v| serde_json::to_value(v).unwrap().as_str().unwrap().to_owned()).collect()
 }
 
 #[test]
 fn schema_enums_list_exactly_the_rust_variants() {
     let principal_types = rust_enum(PrincipalType::ALL);
     let cases = [
-        (
-            "audit-event",
-            "/$defs/principalType/enum",
-            principal_types.clone(),
-        ),
-        (
-            "audit-event",
-            "/$defs/credentialKind/enum",
-            rust_enum(CredentialKind::ALL),
-        ),
-        (
-            "audit-event",
-            "/properties/outcome/enum",
-            rust_enum(Outcome::ALL),
-        ),
-        (
-            "audit-event",
-            "/$defs/sourceFormat/enum",
-            rust_enum(SourceFormat::ALL),
-        ),
-        (
-            "alert",
-            "/$defs/principalType/enum",
-            principal_types.clone(),
-        ),
-        (
-            "alert",
-            "/properties/severity/enum",
-            rust_enum(Severity::ALL),
-        ),
-        (
-            "action",
-            "/properties/action/enum",
-            rust_enum(ActionKind::ALL),
-        ),
-        (
-            "action",
-            "/properties/target/properties/principal_type/enum",
-            principal_types,
-        ),
-        (
-            "action",
-            "/properties/mode/enum",
-            rust_enum(&[Mode::Enforce, Mode::DryRun]),
-        ),
+        ("audit-event", "/$defs/principalType/enum", principal_types.clone()),
+        ("audit-event", "/$defs/credentialKind/enum", rust_enum(CredentialKind::ALL)),
+        ("audit-event", "/properties/outcome/enum", rust_enum(Outcome::ALL)),
+        ("audit-event", "/$defs/sourceFormat/enum", rust_enum(SourceFormat::ALL)),
+        ("alert", "/$defs/principalType/enum", principal_types.clone()),
+        ("alert", "/properties/severity/enum", rust_enum(Severity::ALL)),
+        ("action", "/properties/action/enum", rust_enum(ActionKind::ALL)),
+        ("action", "/properties/target/properties/principal_type/enum", principal_types),
+        ("action", "/properties/mode/enum", rust_enum(&[Mode::Enforce, Mode::DryRun])),
     ];
     for (name, pointer, rust) in cases {
-        assert_eq!(
-            schema_enum(name, pointer),
-            rust,
-            "schemas/{name}.schema.json{pointer} vs the Rust enum"
-        );
+        assert_eq!(schema_enum(name, pointer), rust, "schemas/{name}.schema.json{pointer} vs the Rust enum");
     }
 }
 
@@ -234,16 +157,12 @@ fn resolve<'a>(doc: &'a Value, node: &'a Value) -> &'a Value {
 /// exactly the properties the schema names, so no field is missing from either side.
 fn assert_same_properties(name: &str, doc: &Value, node: &Value, instance: &Value, at: &str) {
     let node = resolve(doc, node);
-    let (Some(Value::Object(props)), Value::Object(fields)) = (node.get("properties"), instance)
-    else {
+    let (Some(Value::Object(props)), Value::Object(fields)) = (node.get("properties"), instance) else {
         return;
     };
     let in_schema: BTreeSet<&String> = props.keys().collect();
     let in_rust: BTreeSet<&String> = fields.keys().collect();
-    assert_eq!(
-        in_schema, in_rust,
-        "schemas/{name}.schema.json at {at:?}: schema properties vs serialized fields"
-    );
+    assert_eq!(in_schema, in_rust, "schemas/{name}.schema.json at {at:?}: schema properties vs serialized fields");
     for (key, child) in props {
         assert_same_properties(name, doc, child, &fields[key], &format!("{at}/{key}"));
     }
@@ -302,13 +221,7 @@ fn a_minimal_event_from_the_structs_validates() {
     let event = AuditEvent {
         id: "evt-2".into(),
         time: 0,
-        principal: Principal {
-            id: "ci-bot".into(),
-            kind: PrincipalType::Bot,
-            name: None,
-            owner: None,
-            tenant: None,
-        },
+        principal: Principal { id: "ci-bot".into(), kind: PrincipalType::Bot, name: None, owner: None, tenant: None },
         credential: Credential::default(),
         actor: Actor::default(),
         action: "repo.clone".into(),
@@ -347,14 +260,10 @@ fn every_principal_type_credential_kind_outcome_and_format_validates() {
 fn every_event_example_decodes_and_round_trips() {
     for (i, example) in examples("audit-event").iter().enumerate() {
         let text = serde_json::to_string(example).unwrap();
-        let event = native::decode(&text)
-            .unwrap_or_else(|e| panic!("audit-event examples[{i}] does not decode: {e}"));
+        let event = native::decode(&text).unwrap_or_else(|e| panic!("audit-event examples[{i}] does not decode: {e}"));
         let again = serde_json::to_value(&event).unwrap();
         assert_valid("audit-event", &again);
-        assert_eq!(
-            &again, example,
-            "audit-event examples[{i}] changes when decoded and re-serialized"
-        );
+        assert_eq!(&again, example, "audit-event examples[{i}] changes when decoded and re-serialized");
     }
 }
 
@@ -382,12 +291,7 @@ fn the_decoder_fills_what_the_schema_requires() {
 #[test]
 fn required_fields_agree_with_the_decoder() {
     let doc = schema_json("audit-event");
-    let required: BTreeSet<&str> = doc["required"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let required: BTreeSet<&str> = doc["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     let defaulted = ["credential", "actor", "source", "source_format"];
     let example = &examples("audit-event")[0];
     for key in doc["properties"].as_object().unwrap().keys() {
@@ -396,16 +300,9 @@ fn required_fields_agree_with_the_decoder() {
         let text = without.to_string();
         let decoded = native::decode(&text);
         if required.contains(key.as_str()) && !defaulted.contains(&key.as_str()) {
-            assert!(
-                decoded.is_err(),
-                "schema requires {key:?} but the decoder accepts an event without it"
-            );
+            assert!(decoded.is_err(), "schema requires {key:?} but the decoder accepts an event without it");
         } else {
-            assert!(
-                decoded.is_ok(),
-                "the decoder rejects an event without optional {key:?}: {:?}",
-                decoded.err()
-            );
+            assert!(decoded.is_ok(), "the decoder rejects an event without optional {key:?}: {:?}", decoded.err());
         }
     }
 }
@@ -413,10 +310,7 @@ fn required_fields_agree_with_the_decoder() {
 // ---------- (d) alerts and actions ----------
 
 fn full_alert() -> Alert {
-    let alert_id = Uuid::new_v5(
-        &Uuid::NAMESPACE_OID,
-        b"rate_spike_service_accounts/svc-billing/29409600",
-    );
+    let alert_id = Uuid::new_v5(&Uuid::NAMESPACE_OID, b"rate_spike_service_accounts/svc-billing/29409600");
     let mut evidence = serde_json::Map::new();
     evidence.insert("observed".into(), json!(1840));
     evidence.insert("baseline_mean".into(), json!(12.4));
@@ -450,10 +344,7 @@ fn full_alert() -> Alert {
 
 fn full_action() -> Action {
     let alert_id = full_alert().alert_id;
-    let action_id = Uuid::new_v5(
-        &Uuid::NAMESPACE_OID,
-        format!("{alert_id}/revoke_session").as_bytes(),
-    );
+    let action_id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{alert_id}/revoke_session").as_bytes());
     Action {
         action_id: action_id.to_string(),
         alert_id,
@@ -480,11 +371,7 @@ fn an_alert_from_the_structs_validates() {
     for &severity in Severity::ALL {
         let minimal = Alert {
             severity,
-            principal: AlertPrincipal {
-                id: "ci-bot".into(),
-                kind: PrincipalType::Bot,
-                owner: None,
-            },
+            principal: AlertPrincipal { id: "ci-bot".into(), kind: PrincipalType::Bot, owner: None },
             credential_id: None,
             actor: AlertActor::default(),
             event_ids: vec![],
@@ -527,21 +414,12 @@ fn every_alert_and_action_example_deserializes_and_round_trips() {
     for (i, example) in examples("alert").iter().enumerate() {
         let alert: Alert = serde_json::from_value(example.clone())
             .unwrap_or_else(|e| panic!("alert examples[{i}] does not deserialize into Alert: {e}"));
-        assert_eq!(
-            &serde_json::to_value(&alert).unwrap(),
-            example,
-            "alert examples[{i}] round trip"
-        );
+        assert_eq!(&serde_json::to_value(&alert).unwrap(), example, "alert examples[{i}] round trip");
     }
     for (i, example) in examples("action").iter().enumerate() {
-        let action: Action = serde_json::from_value(example.clone()).unwrap_or_else(|e| {
-            panic!("action examples[{i}] does not deserialize into Action: {e}")
-        });
-        assert_eq!(
-            &serde_json::to_value(&action).unwrap(),
-            example,
-            "action examples[{i}] round trip"
-        );
+        let action: Action = serde_json::from_value(example.clone())
+            .unwrap_or_else(|e| panic!("action examples[{i}] does not deserialize into Action: {e}"));
+        assert_eq!(&serde_json::to_value(&action).unwrap(), example, "action examples[{i}] round trip");
     }
 }
 
@@ -550,12 +428,8 @@ fn every_alert_and_action_example_deserializes_and_round_trips() {
 fn required_fields_agree_with_the_alert_and_action_structs() {
     fn check<T: serde::de::DeserializeOwned>(name: &str) {
         let doc = schema_json(name);
-        let required: BTreeSet<&str> = doc["required"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
+        let required: BTreeSet<&str> =
+            doc["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
         let example = &examples(name)[0];
         for key in doc["properties"].as_object().unwrap().keys() {
             let mut without = example.clone();
@@ -580,10 +454,7 @@ fn first_example(name: &str) -> Value {
 
 fn assert_fails_at(name: &str, instance: &Value, needle: &str) {
     let errors = assert_invalid(name, instance);
-    assert!(
-        errors.iter().any(|e| e.contains(needle)),
-        "{name}: expected an error about {needle:?}, got {errors:?}"
-    );
+    assert!(errors.iter().any(|e| e.contains(needle)), "{name}: expected an error about {needle:?}, got {errors:?}");
 }
 
 #[test]
@@ -591,10 +462,7 @@ fn an_event_with_principal_type_robot_fails() {
     let mut event = first_example("audit-event");
     event["principal"]["type"] = json!("robot");
     assert_fails_at("audit-event", &event, "/principal/type");
-    assert!(
-        native::decode(&event.to_string()).is_err(),
-        "the decoder must refuse it too"
-    );
+    assert!(native::decode(&event.to_string()).is_err(), "the decoder must refuse it too");
 }
 
 #[test]
@@ -602,10 +470,7 @@ fn an_alert_with_severity_urgent_fails() {
     let mut alert = first_example("alert");
     alert["severity"] = json!("urgent");
     assert_fails_at("alert", &alert, "/severity");
-    assert!(
-        serde_json::from_value::<Alert>(alert).is_err(),
-        "the struct must refuse it too"
-    );
+    assert!(serde_json::from_value::<Alert>(alert).is_err(), "the struct must refuse it too");
 }
 
 #[test]
@@ -613,26 +478,15 @@ fn an_action_without_action_id_fails() {
     let mut action = first_example("action");
     action.as_object_mut().unwrap().remove("action_id");
     assert_fails_at("action", &action, "action_id");
-    assert!(
-        serde_json::from_value::<Action>(action).is_err(),
-        "the struct must refuse it too"
-    );
+    assert!(serde_json::from_value::<Action>(action).is_err(), "the struct must refuse it too");
 }
 
 #[test]
 fn an_alert_with_seventeen_event_ids_fails() {
     let mut alert = first_example("alert");
-    alert["event_ids"] = json!(
-        (0..=MAX_EVENT_IDS)
-            .map(|i| format!("evt-{i}"))
-            .collect::<Vec<_>>()
-    );
+    alert["event_ids"] = json!((0..=MAX_EVENT_IDS).map(|i| format!("evt-{i}")).collect::<Vec<_>>());
     assert_fails_at("alert", &alert, "/event_ids");
-    alert["event_ids"] = json!(
-        (0..MAX_EVENT_IDS)
-            .map(|i| format!("evt-{i}"))
-            .collect::<Vec<_>>()
-    );
+    alert["event_ids"] = json!((0..MAX_EVENT_IDS).map(|i| format!("evt-{i}")).collect::<Vec<_>>());
     assert_valid("alert", &alert);
 }
 

@@ -10,12 +10,7 @@ pub fn run(args: &EngineArgs) -> ExitCode {
             println!(
                 "ok: {} detectors ({}), {} inventory entries",
                 engine.detectors().len(),
-                engine
-                    .detectors()
-                    .iter()
-                    .map(|d| d.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                engine.detectors().iter().map(|d| d.id.as_str()).collect::<Vec<_>>().join(", "),
                 engine.inventory().len()
             );
             ExitCode::SUCCESS

@@ -13,11 +13,7 @@ use crate::config::{Config, EXIT_CONFIG};
 use crate::decode::Format;
 
 #[derive(Parser)]
-#[command(
-    name = "nhid",
-    version,
-    about = "Detects anomalies of non-human identities in audit event streams"
-)]
+#[command(name = "nhid", version, about = "Detects anomalies of non-human identities in audit event streams")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -76,9 +76,7 @@ fn replay(engine: &Engine, args: &ReplayArgs) -> anyhow::Result<()> {
         let mut number = 0i64;
         loop {
             line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            let n = reader.read_until(b'\n', &mut line).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             if n == 0 {
                 break;
             }
@@ -87,32 +85,15 @@ fn replay(engine: &Engine, args: &ReplayArgs) -> anyhow::Result<()> {
             if trimmed.is_empty() {
                 continue;
             }
-            engine.process(
-                trimmed,
-                Origin {
-                    source: &name,
-                    partition: 0,
-                    offset: number,
-                },
-                None,
-                &mut out,
-            );
+            engine.process(trimmed, Origin { source: &name, partition: 0, offset: number }, None, &mut out);
             drain(&mut out, &mut sinks)?;
         }
     }
     sinks.alerts.flush()?;
-    for w in [&mut sinks.actions, &mut sinks.dead_letters]
-        .into_iter()
-        .flatten()
-    {
+    for w in [&mut sinks.actions, &mut sinks.dead_letters].into_iter().flatten() {
         w.flush()?;
     }
-    print_summary(
-        &out.stats,
-        args.files.len(),
-        started.elapsed().as_secs_f64(),
-        args.dead_letter.is_some(),
-    );
+    print_summary(&out.stats, args.files.len(), started.elapsed().as_secs_f64(), args.dead_letter.is_some());
     Ok(())
 }
 
@@ -125,14 +106,7 @@ fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
     let mut buffered = BufReader::with_capacity(1 << 16, raw);
     // Gzip by its magic bytes, not its name: `.gz` files and compressed stdin alike.
     let gz = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
-    Ok(if gz {
-        Box::new(BufReader::with_capacity(
-            1 << 16,
-            MultiGzDecoder::new(buffered),
-        ))
-    } else {
-        Box::new(buffered)
-    })
+    Ok(if gz { Box::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(buffered))) } else { Box::new(buffered) })
 }
 
 fn drain(out: &mut Outputs, sinks: &mut Sinks) -> anyhow::Result<()> {
@@ -157,11 +131,7 @@ fn drain(out: &mut Outputs, sinks: &mut Sinks) -> anyhow::Result<()> {
 
 fn print_summary(s: &Stats, files: usize, secs: f64, dead_letters_kept: bool) {
     let mut e = io::stderr().lock();
-    let rate = if secs > 0.0 {
-        s.events as f64 / secs
-    } else {
-        0.0
-    };
+    let rate = if secs > 0.0 { s.events as f64 / secs } else { 0.0 };
     let _ = writeln!(
         e,
         "nhid replay: {} messages, {} events from {files} file(s) in {secs:.2} s ({rate:.0} events/s)",
@@ -203,9 +173,6 @@ fn print_summary(s: &Stats, files: usize, secs: f64, dead_letters_kept: bool) {
         }
     }
     if s.dead_letters_total() > 0 && !dead_letters_kept {
-        let _ = writeln!(
-            e,
-            "  (pass --dead-letter PATH to keep them with their original bytes)"
-        );
+        let _ = writeln!(e, "  (pass --dead-letter PATH to keep them with their original bytes)");
     }
 }

@@ -39,14 +39,8 @@ pub fn run(args: SimulateArgs) -> ExitCode {
 }
 
 fn simulate_to_files(args: &SimulateArgs) -> anyhow::Result<()> {
-    let cfg = SimConfig {
-        seed: args.seed,
-        principals: args.principals,
-        days: args.days,
-        ..SimConfig::default()
-    };
-    let file =
-        File::create(&args.out).map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
+    let cfg = SimConfig { seed: args.seed, principals: args.principals, days: args.days, ..SimConfig::default() };
+    let file = File::create(&args.out).map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
     let mut out = BufWriter::with_capacity(1 << 16, file);
     let summary = simulate::run(&cfg, &mut out)?;
     out.flush()?;
@@ -66,12 +60,7 @@ fn simulate_to_files(args: &SimulateArgs) -> anyhow::Result<()> {
         eprintln!("  {:<22} {n:>6}", kind.as_str());
     }
     for l in &summary.labels {
-        eprintln!(
-            "  attack {:<24} {} from {}",
-            l.scenario,
-            l.principal_id,
-            crate::time::format_rfc3339(l.start)
-        );
+        eprintln!("  attack {:<24} {} from {}", l.scenario, l.principal_id, crate::time::format_rfc3339(l.start));
     }
     Ok(())
 }

@@ -16,16 +16,11 @@ use sonic_rs::JsonValueTrait;
 
 use super::{DeadLetterReason, DecodeContext, DecodeError};
 use crate::event::{
-    Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source,
-    SourceFormat,
+    Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
 };
 use crate::time::parse_rfc3339;
 
-pub fn decode<'a>(
-    text: &'a str,
-    ctx: &DecodeContext,
-    emit: &mut dyn FnMut(Result<AuditEvent<'a>, DecodeError>),
-) {
+pub fn decode<'a>(text: &'a str, ctx: &DecodeContext, emit: &mut dyn FnMut(Result<AuditEvent<'a>, DecodeError>)) {
     if let Some(split) = split_delivery_document(text) {
         return match split {
             Ok(records) => {
@@ -51,17 +46,11 @@ pub fn decode<'a>(
         Err(e) => return emit(Err(json_error(&e))),
     };
     if !array.is_array() {
-        return emit(Err(DecodeError::new(
-            DeadLetterReason::WrongType,
-            "records is not an array",
-        )));
+        return emit(Err(DecodeError::new(DeadLetterReason::WrongType, "records is not an array")));
     }
     // A `&str` input yields slices of itself; an owned copy would mean sonic-rs changed that.
     let Cow::Borrowed(array) = array.as_raw_cow() else {
-        return emit(Err(DecodeError::new(
-            DeadLetterReason::WrongType,
-            "records array not borrowable",
-        )));
+        return emit(Err(DecodeError::new(DeadLetterReason::WrongType, "records array not borrowable")));
     };
     for (i, item) in sonic_rs::to_array_iter(array).enumerate() {
         let item = match item {
@@ -70,11 +59,7 @@ pub fn decode<'a>(
             Err(e) => return emit(Err(json_error(&e).in_record(i))),
         };
         let Cow::Borrowed(raw) = item.as_raw_cow() else {
-            emit(Err(DecodeError::new(
-                DeadLetterReason::WrongType,
-                "record not borrowable",
-            )
-            .in_record(i)));
+            emit(Err(DecodeError::new(DeadLetterReason::WrongType, "record not borrowable").in_record(i)));
             continue;
         };
         emit(decode_record(raw, ctx).map_err(|e| e.in_record(i)));
@@ -93,8 +78,7 @@ fn split_delivery_document(text: &str) -> Option<Result<Vec<&str>, DecodeError>>
     fn ws(s: &str) -> &str {
         s.trim_start_matches([' ', '\t', '\n', '\r'])
     }
-    let array =
-        ws(ws(ws(ws(text).strip_prefix('{')?).strip_prefix("\"Records\"")?).strip_prefix(':')?);
+    let array = ws(ws(ws(ws(text).strip_prefix('{')?).strip_prefix("\"Records\"")?).strip_prefix(':')?);
     if !array.starts_with('[') {
         return None;
     }
@@ -118,10 +102,7 @@ fn split_delivery_document(text: &str) -> Option<Result<Vec<&str>, DecodeError>>
 fn parse_record(raw: &str) -> Result<Record<'_>, DecodeError> {
     // serde would read an array positionally into the struct's fields.
     if raw.trim_start().starts_with('[') {
-        return Err(DecodeError::new(
-            DeadLetterReason::WrongType,
-            "a record is a json object, not an array",
-        ));
+        return Err(DecodeError::new(DeadLetterReason::WrongType, "a record is a json object, not an array"));
     }
     sonic_rs::from_str(raw).map_err(|e| json_error(&e))
 }
@@ -143,56 +124,20 @@ struct Record<'a> {
     /// Present only on a `{"Records":[...]}` document; its content is read separately.
     #[serde(rename = "Records", default)]
     records: Option<IgnoredAny>,
-    #[serde(
-        rename = "eventID",
-        alias = "eventid",
-        borrow,
-        default,
-        deserialize_with = "lenient::string"
-    )]
+    #[serde(rename = "eventID", alias = "eventid", borrow, default, deserialize_with = "lenient::string")]
     event_id: Option<Cow<'a, str>>,
-    #[serde(
-        rename = "eventTime",
-        alias = "eventtime",
-        borrow,
-        default,
-        deserialize_with = "strict_string"
-    )]
+    #[serde(rename = "eventTime", alias = "eventtime", borrow, default, deserialize_with = "strict_string")]
     event_time: Option<Cow<'a, str>>,
     /// Panther's normalized time; its samples sometimes carry only this.
     #[serde(borrow, default, deserialize_with = "lenient::string")]
     p_event_time: Option<Cow<'a, str>>,
-    #[serde(
-        rename = "eventSource",
-        alias = "eventsource",
-        borrow,
-        default,
-        deserialize_with = "strict_string"
-    )]
+    #[serde(rename = "eventSource", alias = "eventsource", borrow, default, deserialize_with = "strict_string")]
     event_source: Option<Cow<'a, str>>,
-    #[serde(
-        rename = "eventName",
-        alias = "eventname",
-        borrow,
-        default,
-        deserialize_with = "strict_string"
-    )]
+    #[serde(rename = "eventName", alias = "eventname", borrow, default, deserialize_with = "strict_string")]
     event_name: Option<Cow<'a, str>>,
-    #[serde(
-        rename = "eventType",
-        alias = "eventtype",
-        borrow,
-        default,
-        deserialize_with = "lenient::string"
-    )]
+    #[serde(rename = "eventType", alias = "eventtype", borrow, default, deserialize_with = "lenient::string")]
     event_type: Option<Cow<'a, str>>,
-    #[serde(
-        rename = "userIdentity",
-        alias = "useridentity",
-        borrow,
-        default,
-        deserialize_with = "strict_map"
-    )]
+    #[serde(rename = "userIdentity", alias = "useridentity", borrow, default, deserialize_with = "strict_map")]
     user_identity: Option<UserIdentity<'a>>,
     #[serde(
         rename = "recipientAccountId",
@@ -210,21 +155,9 @@ struct Record<'a> {
         deserialize_with = "lenient::string"
     )]
     source_ip_address: Option<Cow<'a, str>>,
-    #[serde(
-        rename = "userAgent",
-        alias = "useragent",
-        borrow,
-        default,
-        deserialize_with = "lenient::string"
-    )]
+    #[serde(rename = "userAgent", alias = "useragent", borrow, default, deserialize_with = "lenient::string")]
     user_agent: Option<Cow<'a, str>>,
-    #[serde(
-        rename = "errorCode",
-        alias = "errorcode",
-        borrow,
-        default,
-        deserialize_with = "lenient::string"
-    )]
+    #[serde(rename = "errorCode", alias = "errorcode", borrow, default, deserialize_with = "lenient::string")]
     error_code: Option<Cow<'a, str>>,
     #[serde(
         rename = "responseElements",
@@ -234,12 +167,7 @@ struct Record<'a> {
         deserialize_with = "lenient::map"
     )]
     response_elements: Option<ResponseElements<'a>>,
-    #[serde(
-        rename = "additionalEventData",
-        alias = "additionaleventdata",
-        default,
-        deserialize_with = "lenient::map"
-    )]
+    #[serde(rename = "additionalEventData", alias = "additionaleventdata", default, deserialize_with = "lenient::map")]
     additional_event_data: Option<AdditionalEventData>,
     #[serde(borrow, default, deserialize_with = "first_resource_arn")]
     resources: Option<Cow<'a, str>>,
@@ -257,55 +185,19 @@ struct Record<'a> {
 struct UserIdentity<'a> {
     #[serde(rename = "type", borrow, default, deserialize_with = "lenient::string")]
     kind: Option<Cow<'a, str>>,
-    #[serde(
-        rename = "principalId",
-        alias = "principalid",
-        borrow,
-        default,
-        deserialize_with = "lenient::string"
-    )]
+    #[serde(rename = "principalId", alias = "principalid", borrow, default, deserialize_with = "lenient::string")]
     principal_id: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "lenient::string")]
     arn: Option<Cow<'a, str>>,
-    #[serde(
-        rename = "accountId",
-        alias = "accountid",
-        borrow,
-        default,
-        deserialize_with = "lenient::string"
-    )]
+    #[serde(rename = "accountId", alias = "accountid", borrow, default, deserialize_with = "lenient::string")]
     account_id: Option<Cow<'a, str>>,
-    #[serde(
-        rename = "accessKeyId",
-        alias = "accesskeyid",
-        borrow,
-        default,
-        deserialize_with = "lenient::string"
-    )]
+    #[serde(rename = "accessKeyId", alias = "accesskeyid", borrow, default, deserialize_with = "lenient::string")]
     access_key_id: Option<Cow<'a, str>>,
-    #[serde(
-        rename = "userName",
-        alias = "username",
-        borrow,
-        default,
-        deserialize_with = "lenient::string"
-    )]
+    #[serde(rename = "userName", alias = "username", borrow, default, deserialize_with = "lenient::string")]
     user_name: Option<Cow<'a, str>>,
-    #[serde(
-        rename = "invokedBy",
-        alias = "invokedby",
-        borrow,
-        default,
-        deserialize_with = "lenient::string"
-    )]
+    #[serde(rename = "invokedBy", alias = "invokedby", borrow, default, deserialize_with = "lenient::string")]
     invoked_by: Option<Cow<'a, str>>,
-    #[serde(
-        rename = "sessionContext",
-        alias = "sessioncontext",
-        borrow,
-        default,
-        deserialize_with = "lenient::map"
-    )]
+    #[serde(rename = "sessionContext", alias = "sessioncontext", borrow, default, deserialize_with = "lenient::map")]
     session_context: Option<SessionContext<'a>>,
 }
 
@@ -313,13 +205,7 @@ struct UserIdentity<'a> {
 struct SessionContext<'a> {
     #[serde(borrow, default, deserialize_with = "lenient::map")]
     attributes: Option<SessionAttributes<'a>>,
-    #[serde(
-        rename = "sessionIssuer",
-        alias = "sessionissuer",
-        borrow,
-        default,
-        deserialize_with = "lenient::map"
-    )]
+    #[serde(rename = "sessionIssuer", alias = "sessionissuer", borrow, default, deserialize_with = "lenient::map")]
     session_issuer: Option<SessionIssuer<'a>>,
     /// Only instance-profile credentials delivered by IMDS carry it; its content does not matter.
     #[serde(rename = "ec2RoleDelivery", alias = "ec2roledelivery", default)]
@@ -336,20 +222,9 @@ struct SessionContext<'a> {
 
 #[derive(Deserialize)]
 struct SessionAttributes<'a> {
-    #[serde(
-        rename = "creationDate",
-        alias = "creationdate",
-        borrow,
-        default,
-        deserialize_with = "lenient::string"
-    )]
+    #[serde(rename = "creationDate", alias = "creationdate", borrow, default, deserialize_with = "lenient::string")]
     creation_date: Option<Cow<'a, str>>,
-    #[serde(
-        rename = "mfaAuthenticated",
-        alias = "mfaauthenticated",
-        default,
-        deserialize_with = "lenient::flag"
-    )]
+    #[serde(rename = "mfaAuthenticated", alias = "mfaauthenticated", default, deserialize_with = "lenient::flag")]
     mfa_authenticated: bool,
 }
 
@@ -357,25 +232,13 @@ struct SessionAttributes<'a> {
 struct SessionIssuer<'a> {
     #[serde(borrow, default, deserialize_with = "lenient::string")]
     arn: Option<Cow<'a, str>>,
-    #[serde(
-        rename = "userName",
-        alias = "username",
-        borrow,
-        default,
-        deserialize_with = "lenient::string"
-    )]
+    #[serde(rename = "userName", alias = "username", borrow, default, deserialize_with = "lenient::string")]
     user_name: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct ResponseElements<'a> {
-    #[serde(
-        rename = "ConsoleLogin",
-        alias = "consolelogin",
-        borrow,
-        default,
-        deserialize_with = "lenient::string"
-    )]
+    #[serde(rename = "ConsoleLogin", alias = "consolelogin", borrow, default, deserialize_with = "lenient::string")]
     console_login: Option<Cow<'a, str>>,
 }
 
@@ -390,55 +253,31 @@ struct AdditionalEventData {
     bytes_transferred_out: Option<u64>,
 }
 
-fn to_event<'a>(
-    rec: Record<'a>,
-    raw: &'a str,
-    ctx: &DecodeContext,
-) -> Result<AuditEvent<'a>, DecodeError> {
+fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<AuditEvent<'a>, DecodeError> {
     let event_name = nonempty(rec.event_name);
     if rec.user_identity.is_none() && event_name.is_none() {
-        return Err(DecodeError::new(
-            DeadLetterReason::MissingPrincipal,
-            "no useridentity and no eventname",
-        ));
+        return Err(DecodeError::new(DeadLetterReason::MissingPrincipal, "no useridentity and no eventname"));
     }
-    let time = match (
-        rec.event_time,
-        nonempty(rec.p_event_time).and_then(|t| parse_rfc3339(&t)),
-    ) {
-        (Some(t), _) => parse_rfc3339(&t).ok_or_else(|| {
-            DecodeError::new(
-                DeadLetterReason::InvalidTime,
-                "eventtime is not a timestamp",
-            )
-        })?,
+    let time = match (rec.event_time, nonempty(rec.p_event_time).and_then(|t| parse_rfc3339(&t))) {
+        (Some(t), _) => parse_rfc3339(&t)
+            .ok_or_else(|| DecodeError::new(DeadLetterReason::InvalidTime, "eventtime is not a timestamp"))?,
         (None, Some(t)) => t,
-        (None, None) => ctx
-            .fallback_time
-            .ok_or_else(|| DecodeError::new(DeadLetterReason::MissingTime, "no eventtime"))?,
+        (None, None) => {
+            ctx.fallback_time.ok_or_else(|| DecodeError::new(DeadLetterReason::MissingTime, "no eventtime"))?
+        }
     };
     // Without an eventID the record is named by its bytes, so a redelivered copy keeps its id.
-    let id = nonempty(rec.event_id).unwrap_or_else(|| {
-        Cow::Owned(format!(
-            "{:032x}",
-            xxhash_rust::xxh3::xxh3_128(raw.as_bytes())
-        ))
-    });
+    let id = nonempty(rec.event_id)
+        .unwrap_or_else(|| Cow::Owned(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(raw.as_bytes()))));
 
     let service = nonempty(rec.event_source)
         .and_then(|s| project(&s, |s| Some(s.strip_suffix(".amazonaws.com").unwrap_or(s))))
         .filter(|s| !s.is_empty())
         .unwrap_or(Cow::Borrowed("aws"));
-    let action = Cow::Owned(format!(
-        "{service}:{}",
-        event_name.as_deref().unwrap_or("unknown")
-    ));
+    let action = Cow::Owned(format!("{service}:{}", event_name.as_deref().unwrap_or("unknown")));
 
     let error_code = nonempty(rec.error_code);
-    let console_failed = rec
-        .response_elements
-        .and_then(|r| r.console_login)
-        .is_some_and(|c| c == "Failure");
+    let console_failed = rec.response_elements.and_then(|r| r.console_login).is_some_and(|c| c == "Failure");
     let outcome = match error_code.as_deref() {
         Some(code) if is_denial(code) => Outcome::Denied,
         Some(_) => Outcome::Failure,
@@ -455,11 +294,7 @@ fn to_event<'a>(
         console_login: event_name.as_deref() == Some("ConsoleLogin"),
         browser: user_agent.as_deref().is_some_and(is_console_agent),
     };
-    let identity = classify(
-        rec.user_identity,
-        nonempty(rec.recipient_account_id),
-        &signals,
-    );
+    let identity = classify(rec.user_identity, nonempty(rec.recipient_account_id), &signals);
     if user_agent.is_none() {
         // The AWS service that acted is the closest thing to a client this call has.
         user_agent = identity.invoked_by.clone();
@@ -475,25 +310,15 @@ fn to_event<'a>(
         service,
         resource: nonempty(rec.resources),
         outcome,
-        source: Source {
-            ip,
-            user_agent,
-            asn: None,
-            country: None,
-        },
-        bytes_out: rec
-            .additional_event_data
-            .and_then(|d| d.bytes_transferred_out),
+        source: Source { ip, user_agent, asn: None, country: None },
+        bytes_out: rec.additional_event_data.and_then(|d| d.bytes_transferred_out),
         source_format: SourceFormat::Cloudtrail,
     })
 }
 
 /// `Client.`/`Server.` prefixes are EC2's; `VpceAccessDenied` is a VPC endpoint policy denial.
 fn is_denial(code: &str) -> bool {
-    let code = code
-        .strip_prefix("Client.")
-        .or_else(|| code.strip_prefix("Server."))
-        .unwrap_or(code);
+    let code = code.strip_prefix("Client.").or_else(|| code.strip_prefix("Server.")).unwrap_or(code);
     code.contains("AccessDenied")
         || code.starts_with("Unauthorized")
         || code.contains("NotAuthorized")
@@ -517,11 +342,7 @@ struct Identity<'a> {
     invoked_by: Option<Cow<'a, str>>,
 }
 
-fn classify<'a>(
-    ui: Option<UserIdentity<'a>>,
-    recipient: Option<Cow<'a, str>>,
-    signals: &Signals,
-) -> Identity<'a> {
+fn classify<'a>(ui: Option<UserIdentity<'a>>, recipient: Option<Cow<'a, str>>, signals: &Signals) -> Identity<'a> {
     let Some(ui) = ui else {
         let id = format!("aws:unattributed:{}", recipient.as_deref().unwrap_or("-"));
         return Identity {
@@ -544,28 +365,16 @@ fn classify<'a>(
     let invoked_by = nonempty(ui.invoked_by);
     let key = nonempty(ui.access_key_id);
     let (attributes, issuer, ec2_delivery, source_identity) = match ui.session_context {
-        Some(c) => (
-            c.attributes,
-            c.session_issuer,
-            c.ec2_role_delivery.is_some(),
-            nonempty(c.source_identity),
-        ),
+        Some(c) => (c.attributes, c.session_issuer, c.ec2_role_delivery.is_some(), nonempty(c.source_identity)),
         None => (None, None, false, None),
     };
     let mfa = attributes.as_ref().is_some_and(|a| a.mfa_authenticated);
-    let issued_at = attributes
-        .and_then(|a| a.creation_date)
-        .and_then(|d| parse_rfc3339(&d));
+    let issued_at = attributes.and_then(|a| a.creation_date).and_then(|d| parse_rfc3339(&d));
     let temporary_key = key.as_deref().is_some_and(|k| k.starts_with("ASIA"));
     let console = signals.console_event || mfa || (temporary_key && signals.browser);
-    let unattributed = || {
-        Cow::Owned(format!(
-            "aws:unattributed:{}",
-            account.as_deref().or(recipient.as_deref()).unwrap_or("-")
-        ))
-    };
-    let by_account =
-        |a: &Option<Cow<'a, str>>| a.as_deref().map(|a| Cow::Owned(format!("aws:account:{a}")));
+    let unattributed =
+        || Cow::Owned(format!("aws:unattributed:{}", account.as_deref().or(recipient.as_deref()).unwrap_or("-")));
+    let by_account = |a: &Option<Cow<'a, str>>| a.as_deref().map(|a| Cow::Owned(format!("aws:account:{a}")));
 
     let mut session_id = None;
     let (id, name, kind, password_login) = match ui.kind.as_deref().unwrap_or("") {
@@ -574,25 +383,17 @@ fn classify<'a>(
                 (Some(a), Some(u)) => Some(Cow::Owned(format!("arn:aws:iam::{a}:user/{u}"))),
                 _ => None,
             };
-            let id = arn
-                .or_else(derived)
-                .or(principal_id)
-                .unwrap_or_else(unattributed);
+            let id = arn.or_else(derived).or(principal_id).unwrap_or_else(unattributed);
             // Programmatic IAM users with static keys are the classic non-human identity.
-            let kind = if console {
-                PrincipalType::Human
-            } else {
-                PrincipalType::ServiceAccount
-            };
+            let kind = if console { PrincipalType::Human } else { PrincipalType::ServiceAccount };
             (id, user_name, kind, true)
         }
         "AssumedRole" => {
             let parsed = arn.as_ref().and_then(AssumedRoleArn::parse);
-            session_id = parsed.as_ref().map(|p| p.session.clone()).or_else(|| {
-                principal_id
-                    .as_ref()
-                    .and_then(|p| project(p, |p| p.split_once(':').map(|(_, s)| s)))
-            });
+            session_id = parsed
+                .as_ref()
+                .map(|p| p.session.clone())
+                .or_else(|| principal_id.as_ref().and_then(|p| project(p, |p| p.split_once(':').map(|(_, s)| s))));
             let (issuer_arn, issuer_name) = match issuer {
                 Some(i) => (nonempty(i.arn), nonempty(i.user_name)),
                 None => (None, None),
@@ -607,11 +408,7 @@ fn classify<'a>(
             let session = session_id.as_deref().unwrap_or("");
             let kind = if ec2_delivery || is_instance_id(session) {
                 PrincipalType::Workload
-            } else if role
-                .as_deref()
-                .is_some_and(|r| r.starts_with("AWSReservedSSO_"))
-                || is_email(session)
-            {
+            } else if role.as_deref().is_some_and(|r| r.starts_with("AWSReservedSSO_")) || is_email(session) {
                 PrincipalType::Human
             } else {
                 PrincipalType::ServiceAccount
@@ -619,65 +416,35 @@ fn classify<'a>(
             (id, role, kind, false)
         }
         "Root" => {
-            let id = arn.or_else(|| {
-                account
-                    .as_ref()
-                    .map(|a| Cow::Owned(format!("arn:aws:iam::{a}:root")))
-            });
-            (
-                id.or(principal_id).unwrap_or_else(unattributed),
-                user_name,
-                PrincipalType::Human,
-                true,
-            )
+            let id = arn.or_else(|| account.as_ref().map(|a| Cow::Owned(format!("arn:aws:iam::{a}:root"))));
+            (id.or(principal_id).unwrap_or_else(unattributed), user_name, PrincipalType::Human, true)
         }
         "FederatedUser" | "SAMLUser" | "IdentityCenterUser" => {
-            let id = arn
-                .or(principal_id)
-                .or_else(|| user_name.clone())
-                .unwrap_or_else(unattributed);
+            let id = arn.or(principal_id).or_else(|| user_name.clone()).unwrap_or_else(unattributed);
             (id, user_name, PrincipalType::Human, false)
         }
         "WebIdentityUser" => {
-            let id = arn
-                .or(principal_id)
-                .or_else(|| user_name.clone())
-                .unwrap_or_else(unattributed);
+            let id = arn.or(principal_id).or_else(|| user_name.clone()).unwrap_or_else(unattributed);
             (id, user_name, PrincipalType::Workload, false)
         }
         "AWSService" => {
-            let id = invoked_by
-                .clone()
-                .or(principal_id)
-                .unwrap_or_else(unattributed);
+            let id = invoked_by.clone().or(principal_id).unwrap_or_else(unattributed);
             (id, None, PrincipalType::Workload, false)
         }
         "AWSAccount" | "Unknown" => {
-            let id = principal_id
-                .or_else(|| by_account(&account))
-                .or(arn)
-                .unwrap_or_else(unattributed);
+            let id = principal_id.or_else(|| by_account(&account)).or(arn).unwrap_or_else(unattributed);
             (id, user_name, PrincipalType::Unknown, false)
         }
         // No or an unrecognized type: hand-made samples, or a type AWS added later.
         _ => {
-            let id = arn
-                .or(principal_id)
-                .or_else(|| by_account(&account))
-                .unwrap_or_else(unattributed);
+            let id = arn.or(principal_id).or_else(|| by_account(&account)).unwrap_or_else(unattributed);
             (id, user_name, PrincipalType::Unknown, false)
         }
     };
     // A call an AWS service made on the principal's behalf is not a person at a keyboard,
     // unless the service is the sign-in page or the console the person is using.
-    let by_machine = invoked_by
-        .as_deref()
-        .is_some_and(|by| by != "signin.amazonaws.com" && !is_console_agent(by));
-    let kind = if by_machine && kind == PrincipalType::Human {
-        PrincipalType::Workload
-    } else {
-        kind
-    };
+    let by_machine = invoked_by.as_deref().is_some_and(|by| by != "signin.amazonaws.com" && !is_console_agent(by));
+    let kind = if by_machine && kind == PrincipalType::Human { PrincipalType::Workload } else { kind };
 
     let credential_kind = match key.as_deref() {
         Some(k) if k.starts_with("AKIA") => CredentialKind::StaticKey,
@@ -687,24 +454,9 @@ fn classify<'a>(
         _ => CredentialKind::Unknown,
     };
     Identity {
-        principal: Principal {
-            id,
-            kind,
-            name,
-            owner: None,
-            tenant: account.or(recipient),
-        },
-        credential: Credential {
-            id: key,
-            kind: credential_kind,
-            issued_at,
-            expires_at: None,
-        },
-        actor: Actor {
-            delegating_user: source_identity,
-            agent_id: None,
-            session_id,
-        },
+        principal: Principal { id, kind, name, owner: None, tenant: account.or(recipient) },
+        credential: Credential { id: key, kind: credential_kind, issued_at, expires_at: None },
+        actor: Actor { delegating_user: source_identity, agent_id: None, session_id },
         invoked_by,
     }
 }
@@ -734,20 +486,12 @@ impl<'a> AssumedRoleArn<'a> {
             Cow::Borrowed(s) => split(s)?.map(Cow::Borrowed),
             Cow::Owned(s) => split(s)?.map(|p| Cow::Owned(p.to_owned())),
         };
-        Some(AssumedRoleArn {
-            partition,
-            account,
-            role,
-            session,
-        })
+        Some(AssumedRoleArn { partition, account, role, session })
     }
 
     /// Role paths are not part of a session ARN, so a role under a path gets its path-less ARN.
     fn role_arn(&self) -> Cow<'a, str> {
-        Cow::Owned(format!(
-            "arn:{}:iam::{}:role/{}",
-            self.partition, self.account, self.role
-        ))
+        Cow::Owned(format!("arn:{}:iam::{}:role/{}", self.partition, self.account, self.role))
     }
 }
 
@@ -758,15 +502,13 @@ fn is_console_agent(ua: &str) -> bool {
 
 /// EC2 instance ids: `i-` and 8 or 17 hex digits.
 fn is_instance_id(s: &str) -> bool {
-    s.strip_prefix("i-")
-        .is_some_and(|h| h.len() >= 8 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    s.strip_prefix("i-").is_some_and(|h| h.len() >= 8 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Console and SSO sessions are named after the person's email.
 fn is_email(s: &str) -> bool {
-    s.split_once('@').is_some_and(|(user, domain)| {
-        !user.is_empty() && domain.contains('.') && !s.contains(char::is_whitespace)
-    })
+    s.split_once('@')
+        .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.') && !s.contains(char::is_whitespace))
 }
 
 /// Empty strings in the data mean absent (`"accessKeyId": ""` on a root console event).
@@ -783,16 +525,12 @@ fn project<'a>(s: &Cow<'a, str>, part: impl FnOnce(&str) -> Option<&str>) -> Opt
 }
 
 /// An essential string: `null` reads as absent, any other non-string is a wrong type.
-fn strict_string<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Cow<'de, str>>, D::Error> {
+fn strict_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
     d.deserialize_option(lenient::StrVisitor { strict: true })
 }
 
 /// An essential object: `null` reads as absent, any other non-object is a wrong type.
-fn strict_map<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
+fn strict_map<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     struct MapVisitor<T>(std::marker::PhantomData<T>);
     impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for MapVisitor<T> {
         type Value = Option<T>;
@@ -816,19 +554,14 @@ fn strict_map<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 /// `resources[]` is a list of `{ARN, accountId, type}`; only the first ARN names the target.
-fn first_resource_arn<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Cow<'de, str>>, D::Error> {
+fn first_resource_arn<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
     struct Resources;
     impl<'de> serde::de::Visitor<'de> for Resources {
         type Value = Option<Cow<'de, str>>;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a list of resources")
         }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Self::Value, A::Error> {
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut first = None;
             while let Some(r) = seq.next_element::<Resource<'de>>()? {
                 if first.is_none() {
@@ -851,13 +584,7 @@ fn first_resource_arn<'de, D: serde::Deserializer<'de>>(
     }
     #[derive(Deserialize)]
     struct ResourceFields<'a> {
-        #[serde(
-            rename = "ARN",
-            alias = "arn",
-            borrow,
-            default,
-            deserialize_with = "lenient::string"
-        )]
+        #[serde(rename = "ARN", alias = "arn", borrow, default, deserialize_with = "lenient::string")]
         arn: Option<Cow<'a, str>>,
     }
     d.deserialize_any(Resources)
@@ -935,11 +662,7 @@ mod lenient {
             Ok(None)
         }
         fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            if self.strict {
-                d.deserialize_str(self)
-            } else {
-                d.deserialize_any(self)
-            }
+            if self.strict { d.deserialize_str(self) } else { d.deserialize_any(self) }
         }
         fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
             self.other(serde::de::Unexpected::Bool(v))
@@ -955,34 +678,21 @@ mod lenient {
         }
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
             if self.strict {
-                return Err(serde::de::Error::invalid_type(
-                    serde::de::Unexpected::Map,
-                    &self,
-                ));
+                return Err(serde::de::Error::invalid_type(serde::de::Unexpected::Map, &self));
             }
             skip_map(map).map(|_| None)
         }
         fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
             if self.strict {
-                return Err(serde::de::Error::invalid_type(
-                    serde::de::Unexpected::Seq,
-                    &self,
-                ));
+                return Err(serde::de::Error::invalid_type(serde::de::Unexpected::Seq, &self));
             }
             skip_seq(seq).map(|_| None)
         }
     }
 
     impl StrVisitor {
-        fn other<'de, E: serde::de::Error>(
-            self,
-            what: serde::de::Unexpected,
-        ) -> Result<Option<Cow<'de, str>>, E> {
-            if self.strict {
-                Err(E::invalid_type(what, &self))
-            } else {
-                Ok(None)
-            }
+        fn other<'de, E: serde::de::Error>(self, what: serde::de::Unexpected) -> Result<Option<Cow<'de, str>>, E> {
+            if self.strict { Err(E::invalid_type(what, &self)) } else { Ok(None) }
         }
     }
 
@@ -991,9 +701,7 @@ mod lenient {
     }
 
     /// An object read as `T`; anything else is absent.
-    pub fn map<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-        d: D,
-    ) -> Result<Option<T>, D::Error> {
+    pub fn map<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
         struct MapVisitor<T>(PhantomData<T>);
         impl<'de, T: Deserialize<'de>> Visitor<'de> for MapVisitor<T> {
             type Value = Option<T>;
@@ -1098,10 +806,7 @@ mod tests {
     const ACCT: &str = "123456789012";
     const T0: &str = "2024-05-01T12:00:00Z";
 
-    fn decode_all<'a>(
-        text: &'a str,
-        ctx: &DecodeContext,
-    ) -> Vec<Result<AuditEvent<'a>, DecodeError>> {
+    fn decode_all<'a>(text: &'a str, ctx: &DecodeContext) -> Vec<Result<AuditEvent<'a>, DecodeError>> {
         let mut out = Vec::new();
         decode(text, ctx, &mut |r| out.push(r));
         out
@@ -1291,20 +996,8 @@ mod tests {
             PrincipalType::Human,
             CredentialKind::Unknown,
         ),
-        (
-            "missing userIdentity",
-            "",
-            "",
-            PrincipalType::Unknown,
-            CredentialKind::Unknown,
-        ),
-        (
-            "userIdentity without a type",
-            r#"{}"#,
-            "",
-            PrincipalType::Unknown,
-            CredentialKind::Unknown,
-        ),
+        ("missing userIdentity", "", "", PrincipalType::Unknown, CredentialKind::Unknown),
+        ("userIdentity without a type", r#"{}"#, "", PrincipalType::Unknown, CredentialKind::Unknown),
     ];
 
     #[test]
@@ -1329,42 +1022,25 @@ mod tests {
         assert_eq!(e.principal.name.as_deref(), Some("deployer"));
         assert_eq!(e.principal.tenant.as_deref(), Some(ACCT));
         assert_eq!(e.actor.session_id.as_deref(), Some("deploy-7"));
-        assert_eq!(
-            e.actor.delegating_user.as_deref(),
-            Some("alice@example.com")
-        );
+        assert_eq!(e.actor.delegating_user.as_deref(), Some("alice@example.com"));
         assert_eq!(e.credential.id.as_deref(), Some("ASIAEXAMPLEEXAMPLE02"));
-        assert_eq!(
-            e.credential.issued_at,
-            parse_rfc3339("2024-05-01T11:59:00Z")
-        );
+        assert_eq!(e.credential.issued_at, parse_rfc3339("2024-05-01T11:59:00Z"));
         // A sessionIssuer, when present, names the role (with its path).
         let with_issuer = ui.replace(
             r#""sessionContext":{"#,
             r#""sessionContext":{"sessionIssuer":{"type":"Role","arn":"arn:aws:iam::123456789012:role/ci/deployer","userName":"deployer"},"#,
         );
         let text = record(&with_issuer, "");
-        assert_eq!(
-            one(&text).unwrap().principal.id,
-            "arn:aws:iam::123456789012:role/ci/deployer"
-        );
+        assert_eq!(one(&text).unwrap().principal.id, "arn:aws:iam::123456789012:role/ci/deployer");
     }
 
     #[test]
     fn derives_ids_when_the_arn_is_missing() {
-        let text = record(
-            r#"{"type":"IAMUser","accountId":"123456789012","userName":"ci","accessKeyId":"AKIAEXAMPLE"}"#,
-            "",
-        );
-        assert_eq!(
-            one(&text).unwrap().principal.id,
-            "arn:aws:iam::123456789012:user/ci"
-        );
+        let text =
+            record(r#"{"type":"IAMUser","accountId":"123456789012","userName":"ci","accessKeyId":"AKIAEXAMPLE"}"#, "");
+        assert_eq!(one(&text).unwrap().principal.id, "arn:aws:iam::123456789012:user/ci");
         let text = record(r#"{"type":"Root","accountId":"123456789012"}"#, "");
-        assert_eq!(
-            one(&text).unwrap().principal.id,
-            "arn:aws:iam::123456789012:root"
-        );
+        assert_eq!(one(&text).unwrap().principal.id, "arn:aws:iam::123456789012:root");
         let text = record(r#"{"type":"AWSAccount","accountId":"111122223333"}"#, "");
         let e = one(&text).unwrap();
         assert_eq!(e.principal.id, "aws:account:111122223333");
@@ -1379,18 +1055,12 @@ mod tests {
 
     #[test]
     fn an_aws_service_acts_under_its_own_name() {
-        let text = record(
-            r#"{"type":"AWSService","invokedBy":"cloudtrail.amazonaws.com"}"#,
-            "",
-        )
-        .replace(r#""userAgent":"aws-cli/2.15.0 Python/3.11","#, "")
-        .replace("203.0.113.7", "cloudtrail.amazonaws.com");
+        let text = record(r#"{"type":"AWSService","invokedBy":"cloudtrail.amazonaws.com"}"#, "")
+            .replace(r#""userAgent":"aws-cli/2.15.0 Python/3.11","#, "")
+            .replace("203.0.113.7", "cloudtrail.amazonaws.com");
         let e = one(&text).unwrap();
         assert_eq!(e.principal.id, "cloudtrail.amazonaws.com");
-        assert_eq!(
-            e.source.user_agent.as_deref(),
-            Some("cloudtrail.amazonaws.com")
-        );
+        assert_eq!(e.source.user_agent.as_deref(), Some("cloudtrail.amazonaws.com"));
         // A service name is not an address.
         assert_eq!(e.source.ip, None);
     }
@@ -1408,10 +1078,7 @@ mod tests {
         assert_eq!(e.resource.as_deref(), Some("arn:aws:s3:::bucket/key"));
         assert_eq!(e.bytes_out, Some(5120));
         assert_eq!(e.source.ip.as_deref(), Some("203.0.113.7"));
-        assert_eq!(
-            e.source.user_agent.as_deref(),
-            Some("aws-cli/2.15.0 Python/3.11")
-        );
+        assert_eq!(e.source.user_agent.as_deref(), Some("aws-cli/2.15.0 Python/3.11"));
         for s in [
             &e.id,
             &e.principal.id,
@@ -1423,10 +1090,7 @@ mod tests {
         }
         let no_source = text.replace(r#""eventSource":"s3.amazonaws.com","#, "");
         let e = one(&no_source).unwrap();
-        assert_eq!(
-            (e.service.as_ref(), e.action.as_ref()),
-            ("aws", "aws:GetObject")
-        );
+        assert_eq!((e.service.as_ref(), e.action.as_ref()), ("aws", "aws:GetObject"));
     }
 
     #[test]
@@ -1435,24 +1099,15 @@ mod tests {
             (r#""errorCode":"AccessDenied""#, Outcome::Denied),
             (r#""errorCode":"AccessDeniedException""#, Outcome::Denied),
             (r#""errorCode":"UnauthorizedOperation""#, Outcome::Denied),
-            (
-                r#""errorCode":"Client.UnauthorizedOperation""#,
-                Outcome::Denied,
-            ),
+            (r#""errorCode":"Client.UnauthorizedOperation""#, Outcome::Denied),
             (r#""errorCode":"VpceAccessDenied""#, Outcome::Denied),
             (r#""errorCode":"Forbidden""#, Outcome::Denied),
             (r#""errorCode":"NotAuthorizedException""#, Outcome::Denied),
             (r#""errorCode":"NoSuchBucket""#, Outcome::Failure),
             (r#""errorCode":"Client.DryRunOperation""#, Outcome::Failure),
             (r#""errorCode":"""#, Outcome::Success),
-            (
-                r#""eventName":"ConsoleLogin","responseElements":{"ConsoleLogin":"Failure"}"#,
-                Outcome::Failure,
-            ),
-            (
-                r#""eventName":"ConsoleLogin","responseElements":{"ConsoleLogin":"Success"}"#,
-                Outcome::Success,
-            ),
+            (r#""eventName":"ConsoleLogin","responseElements":{"ConsoleLogin":"Failure"}"#, Outcome::Failure),
+            (r#""eventName":"ConsoleLogin","responseElements":{"ConsoleLogin":"Success"}"#, Outcome::Success),
             (r#""responseElements":null"#, Outcome::Success),
         ];
         let ui = r#"{"type":"IAMUser","arn":"arn:aws:iam::123456789012:user/ci","accessKeyId":"AKIAEXAMPLE"}"#;
@@ -1464,25 +1119,16 @@ mod tests {
     #[test]
     fn a_records_document_loses_only_its_bad_record() {
         let ui = r#"{"type":"IAMUser","arn":"arn:aws:iam::123456789012:user/ci","accessKeyId":"AKIAEXAMPLE"}"#;
-        let good = record(
-            ui,
-            r#""requestParameters":{"policy":"{\"Version\":\"2012-10-17\"}"}"#,
-        );
+        let good = record(ui, r#""requestParameters":{"policy":"{\"Version\":\"2012-10-17\"}"}"#);
         let bad = record(ui, "").replace(T0, "not a time");
         let text = format!(r#"{{"Records":[{good},{bad},{good}]}}"#);
         let out = decode_all(&text, &DecodeContext::default());
         assert_eq!(out.len(), 3);
         assert!(out[0].is_ok() && out[2].is_ok());
         let err = out[1].clone().unwrap_err();
-        assert_eq!(
-            (err.reason, err.record),
-            (DeadLetterReason::InvalidTime, Some(1))
-        );
+        assert_eq!((err.reason, err.record), (DeadLetterReason::InvalidTime, Some(1)));
         // A record with escapes still borrows from the message.
-        assert!(matches!(
-            out[0].as_ref().unwrap().principal.id,
-            Cow::Borrowed(_)
-        ));
+        assert!(matches!(out[0].as_ref().unwrap().principal.id, Cow::Borrowed(_)));
         // Records without eventID get distinct, stable ids from their own bytes.
         let (a, b) = (out[0].as_ref().unwrap(), out[2].as_ref().unwrap());
         assert_eq!(a.id, b.id);
@@ -1495,16 +1141,10 @@ mod tests {
     #[test]
     fn every_layout_of_a_records_document_gives_the_same_events() {
         let ui = r#"{"type":"IAMUser","arn":"arn:aws:iam::123456789012:user/ci","accessKeyId":"AKIAEXAMPLE"}"#;
-        let (a, b) = (
-            record(ui, r#""eventID":"a""#),
-            record(ui, r#""eventID":"b","errorCode":"AccessDenied""#),
-        );
+        let (a, b) = (record(ui, r#""eventID":"a""#), record(ui, r#""eventID":"b","errorCode":"AccessDenied""#));
         let ctx = DecodeContext::default();
         let delivered = format!("{{\"Records\":[{a},{b}]}}");
-        let expected: Vec<_> = decode_all(&delivered, &ctx)
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
+        let expected: Vec<_> = decode_all(&delivered, &ctx).into_iter().map(Result::unwrap).collect();
         assert_eq!(expected.len(), 2);
         assert!(split_delivery_document(&delivered).is_some());
         for layout in [
@@ -1512,31 +1152,19 @@ mod tests {
             format!(r#"{{"Records":[{a},{b}],"digest":{{"x":1}}}}"#),
             format!(r#"{{"version":1,"Records":[{a},{b}]}}"#),
         ] {
-            let got: Vec<_> = decode_all(&layout, &ctx)
-                .into_iter()
-                .map(Result::unwrap)
-                .collect();
+            let got: Vec<_> = decode_all(&layout, &ctx).into_iter().map(Result::unwrap).collect();
             assert_eq!(got, expected, "{layout}");
         }
-        for broken in [
-            format!(r#"{{"Records":[{a},{b}]"#),
-            format!(r#"{{"Records":[{a},{b}]}} x"#),
-        ] {
+        for broken in [format!(r#"{{"Records":[{a},{b}]"#), format!(r#"{{"Records":[{a},{b}]}} x"#)] {
             let out = decode_all(&broken, &ctx);
             assert_eq!(out.len(), 1, "{broken}");
-            assert_eq!(
-                out[0].as_ref().unwrap_err().reason,
-                DeadLetterReason::InvalidJson
-            );
+            assert_eq!(out[0].as_ref().unwrap_err().reason, DeadLetterReason::InvalidJson);
         }
         let bad_inside = format!(r#"{{"Records":[{a},{{"eventName":}}]}}"#);
         let out = decode_all(&bad_inside, &ctx);
         assert_eq!(out.len(), 1);
         assert_eq!(
-            (
-                out[0].as_ref().unwrap_err().reason,
-                out[0].as_ref().unwrap_err().record
-            ),
+            (out[0].as_ref().unwrap_err().reason, out[0].as_ref().unwrap_err().record),
             (DeadLetterReason::InvalidJson, None)
         );
     }
@@ -1578,53 +1206,25 @@ mod tests {
         let ui = r#"{"type":"IAMUser","arn":"arn:aws:iam::123456789012:user/ci"}"#;
         let reason = |text: String| one(&text).unwrap_err().reason;
         let base = record(ui, "");
-        assert_eq!(
-            reason(base.replace(&format!(r#""{T0}""#), "1714564800")),
-            DeadLetterReason::WrongType
-        );
-        assert_eq!(
-            reason(base.replace(T0, "yesterday")),
-            DeadLetterReason::InvalidTime
-        );
-        assert_eq!(
-            reason(base.replace(r#""GetObject""#, "[1]")),
-            DeadLetterReason::WrongType
-        );
-        assert_eq!(
-            reason(base.replace(ui, r#""IAMUser""#)),
-            DeadLetterReason::WrongType
-        );
+        assert_eq!(reason(base.replace(&format!(r#""{T0}""#), "1714564800")), DeadLetterReason::WrongType);
+        assert_eq!(reason(base.replace(T0, "yesterday")), DeadLetterReason::InvalidTime);
+        assert_eq!(reason(base.replace(r#""GetObject""#, "[1]")), DeadLetterReason::WrongType);
+        assert_eq!(reason(base.replace(ui, r#""IAMUser""#)), DeadLetterReason::WrongType);
         assert_eq!(reason(base.replace(ui, "[1]")), DeadLetterReason::WrongType);
         let anonymous = record("", "").replace(r#","eventName":"GetObject""#, "");
         assert_eq!(reason(anonymous), DeadLetterReason::MissingPrincipal);
         assert_eq!(reason(format!("[{base}]")), DeadLetterReason::WrongType);
-        assert_eq!(
-            reason("{\"eventName\":".to_string()),
-            DeadLetterReason::InvalidJson
-        );
+        assert_eq!(reason("{\"eventName\":".to_string()), DeadLetterReason::InvalidJson);
     }
 
     #[test]
     fn time_falls_back_to_panther_then_to_the_transport() {
         let untimed = record("", "").replace(&format!(r#""eventTime":"{T0}","#), "");
-        assert_eq!(
-            one(&untimed).unwrap_err().reason,
-            DeadLetterReason::MissingTime
-        );
-        let ctx = DecodeContext {
-            fallback_time: Some(42),
-            ..Default::default()
-        };
+        assert_eq!(one(&untimed).unwrap_err().reason, DeadLetterReason::MissingTime);
+        let ctx = DecodeContext { fallback_time: Some(42), ..Default::default() };
         assert_eq!(decode_all(&untimed, &ctx)[0].as_ref().unwrap().time, 42);
-        let panther = untimed.replacen(
-            '{',
-            r#"{"p_event_time":"2021-08-31 15:46:02.000000000","#,
-            1,
-        );
-        assert_eq!(
-            one(&panther).unwrap().time,
-            parse_rfc3339("2021-08-31T15:46:02Z").unwrap()
-        );
+        let panther = untimed.replacen('{', r#"{"p_event_time":"2021-08-31 15:46:02.000000000","#, 1);
+        assert_eq!(one(&panther).unwrap().time, parse_rfc3339("2021-08-31T15:46:02Z").unwrap());
         assert_eq!(
             decode_all(&panther, &ctx)[0].as_ref().unwrap().time,
             parse_rfc3339("2021-08-31T15:46:02Z").unwrap()
@@ -1657,10 +1257,7 @@ mod tests {
         let messages: Vec<String> = (0..20_000).map(realistic).collect();
         let document = format!(r#"{{"Records":[{}]}}"#, messages.join(","));
         let ctx = DecodeContext::default();
-        for (label, inputs) in [
-            ("one record per message", messages.clone()),
-            ("records document", vec![document]),
-        ] {
+        for (label, inputs) in [("one record per message", messages.clone()), ("records document", vec![document])] {
             let records: usize = 20_000;
             let started = std::time::Instant::now();
             let mut ok = 0usize;

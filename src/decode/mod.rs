@@ -86,11 +86,7 @@ pub struct DecodeError {
 
 impl DecodeError {
     pub fn new(reason: DeadLetterReason, detail: impl Into<String>) -> Self {
-        DecodeError {
-            reason,
-            detail: detail.into(),
-            record: None,
-        }
+        DecodeError { reason, detail: detail.into(), record: None }
     }
 
     pub fn in_record(mut self, index: usize) -> Self {
@@ -153,27 +149,17 @@ pub fn decode<'a>(
     ctx: &DecodeContext,
     emit: &mut dyn FnMut(Result<AuditEvent<'a>, DecodeError>),
 ) {
-    let max = if ctx.max_event_bytes == 0 {
-        DEFAULT_MAX_EVENT_BYTES
-    } else {
-        ctx.max_event_bytes
-    };
+    let max = if ctx.max_event_bytes == 0 { DEFAULT_MAX_EVENT_BYTES } else { ctx.max_event_bytes };
     if bytes.len() > max {
         return emit(Err(DecodeError::new(
             DeadLetterReason::TooLarge,
-            format!(
-                "message of {} bytes exceeds max_event_bytes {max}",
-                bytes.len()
-            ),
+            format!("message of {} bytes exceeds max_event_bytes {max}", bytes.len()),
         )));
     }
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
-            return emit(Err(DecodeError::new(
-                DeadLetterReason::InvalidUtf8,
-                e.to_string(),
-            )));
+            return emit(Err(DecodeError::new(DeadLetterReason::InvalidUtf8, e.to_string())));
         }
     };
     if nesting_exceeds(bytes, MAX_NESTING) {
@@ -241,10 +227,8 @@ fn nesting_exceeds(bytes: &[u8], limit: usize) -> bool {
 /// string value (its quotes would be escaped), so a substring search is exact enough.
 pub fn detect(bytes: &[u8]) -> Option<Format> {
     use std::sync::LazyLock;
-    static EVENT: LazyLock<memmem::Finder<'static>> =
-        LazyLock::new(|| memmem::Finder::new(b"\"event"));
-    static RECORDS: LazyLock<memmem::Finder<'static>> =
-        LazyLock::new(|| memmem::Finder::new(b"\"Records\""));
+    static EVENT: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"event"));
+    static RECORDS: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"Records\""));
     static NATIVE: LazyLock<[memmem::Finder<'static>; 2]> =
         LazyLock::new(|| [b"\"principal\"" as &[u8], b"\"outcome\""].map(memmem::Finder::new));
     // CloudTrail first: a canonical event has no `eventName`-like keys, but a CloudTrail record
@@ -252,9 +236,7 @@ pub fn detect(bytes: &[u8]) -> Option<Format> {
     // for `"event` covers the four spellings of its keys (Panther samples use lowercase).
     let cloudtrail_key = EVENT.find_iter(bytes).any(|at| {
         let rest = &bytes[at + 6..];
-        [&b"Source\""[..], b"Name\"", b"source\"", b"name\""]
-            .iter()
-            .any(|k| rest.starts_with(k))
+        [&b"Source\""[..], b"Name\"", b"source\"", b"name\""].iter().any(|k| rest.starts_with(k))
     });
     if cloudtrail_key || RECORDS.find(bytes).is_some() {
         return Some(Format::Cloudtrail);
@@ -273,10 +255,7 @@ mod tests {
 
     fn decode_all(bytes: &[u8]) -> Vec<Result<AuditEvent<'_>, DecodeError>> {
         let mut out = Vec::new();
-        let ctx = DecodeContext {
-            max_event_bytes: 4096,
-            ..Default::default()
-        };
+        let ctx = DecodeContext { max_event_bytes: 4096, ..Default::default() };
         decode(bytes, Format::Auto, &ctx, &mut |r| out.push(r));
         out
     }
@@ -301,20 +280,14 @@ mod tests {
     fn details_do_not_quote_the_input() {
         let out = decode_all(br#"{"principal":{"id":"x","type":"AKIASECRETVALUE"}}"#);
         let detail = &out[0].as_ref().unwrap_err().detail;
-        assert!(
-            !detail.contains("AKIASECRETVALUE") && !detail.contains('\n'),
-            "{detail}"
-        );
+        assert!(!detail.contains("AKIASECRETVALUE") && !detail.contains('\n'), "{detail}");
     }
 
     #[test]
     fn a_principal_key_inside_a_cloudtrail_request_does_not_make_it_native() {
         let add_permission = br#"{"eventSource":"lambda.amazonaws.com","eventName":"AddPermission20150331v2","requestParameters":{"functionName":"f","action":"lambda:InvokeFunction","principal":"s3.amazonaws.com"}}"#;
         assert_eq!(detect(add_permission), Some(Format::Cloudtrail));
-        assert_eq!(
-            detect(br#"{"id":"e1","principal":{"id":"svc"}}"#),
-            Some(Format::Native)
-        );
+        assert_eq!(detect(br#"{"id":"e1","principal":{"id":"svc"}}"#), Some(Format::Native));
     }
 
     #[test]
@@ -328,16 +301,9 @@ mod tests {
     #[test]
     fn nesting_bomb_in_an_ignored_field_does_not_overflow_the_stack() {
         let depth = 100_000;
-        let bomb = format!(
-            r#"{{"extra":{}{},"principal":1}}"#,
-            "[".repeat(depth),
-            "]".repeat(depth)
-        );
+        let bomb = format!(r#"{{"extra":{}{},"principal":1}}"#, "[".repeat(depth), "]".repeat(depth));
         let mut out = Vec::new();
-        let ctx = DecodeContext {
-            max_event_bytes: 1 << 20,
-            ..Default::default()
-        };
+        let ctx = DecodeContext { max_event_bytes: 1 << 20, ..Default::default() };
         decode(bomb.as_bytes(), Format::Auto, &ctx, &mut |r| out.push(r));
         assert!(out[0].is_err());
     }

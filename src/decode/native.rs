@@ -12,19 +12,13 @@ pub fn decode(text: &str) -> Result<AuditEvent<'_>, DecodeError> {
         } else if msg.contains("missing field `time`") {
             DecodeError::new(DeadLetterReason::MissingTime, "no time")
         } else if msg.contains("not a valid RFC 3339") {
-            DecodeError::new(
-                DeadLetterReason::InvalidTime,
-                "time is not a valid RFC 3339 timestamp",
-            )
+            DecodeError::new(DeadLetterReason::InvalidTime, "time is not a valid RFC 3339 timestamp")
         } else {
             DecodeError::from_json(&e)
         }
     })?;
     if event.principal.id.is_empty() {
-        return Err(DecodeError::new(
-            DeadLetterReason::MissingPrincipal,
-            "empty principal id",
-        ));
+        return Err(DecodeError::new(DeadLetterReason::MissingPrincipal, "empty principal id"));
     }
     Ok(event)
 }
@@ -55,38 +49,18 @@ mod tests {
 
     #[test]
     fn names_what_is_missing_or_wrong() {
-        let no_principal = GOOD.replace(
-            r#""principal":{"id":"svc-billing","type":"service_account","owner":"team-billing"},"#,
-            "",
-        );
-        assert_eq!(
-            decode(&no_principal).unwrap_err().reason,
-            DeadLetterReason::MissingPrincipal
-        );
+        let no_principal =
+            GOOD.replace(r#""principal":{"id":"svc-billing","type":"service_account","owner":"team-billing"},"#, "");
+        assert_eq!(decode(&no_principal).unwrap_err().reason, DeadLetterReason::MissingPrincipal);
         let empty = GOOD.replace(r#""id":"svc-billing""#, r#""id":"""#);
-        assert_eq!(
-            decode(&empty).unwrap_err().reason,
-            DeadLetterReason::MissingPrincipal
-        );
+        assert_eq!(decode(&empty).unwrap_err().reason, DeadLetterReason::MissingPrincipal);
         let no_time = GOOD.replace(r#""time":"2026-11-23T10:00:00Z","#, "");
-        assert_eq!(
-            decode(&no_time).unwrap_err().reason,
-            DeadLetterReason::MissingTime
-        );
+        assert_eq!(decode(&no_time).unwrap_err().reason, DeadLetterReason::MissingTime);
         let bad_time = GOOD.replace("2026-11-23T10:00:00Z", "yesterday");
-        assert_eq!(
-            decode(&bad_time).unwrap_err().reason,
-            DeadLetterReason::InvalidTime
-        );
+        assert_eq!(decode(&bad_time).unwrap_err().reason, DeadLetterReason::InvalidTime);
         let wrong_type = GOOD.replace(r#""action":"s3:GetObject""#, r#""action":42"#);
-        assert_eq!(
-            decode(&wrong_type).unwrap_err().reason,
-            DeadLetterReason::WrongType
-        );
+        assert_eq!(decode(&wrong_type).unwrap_err().reason, DeadLetterReason::WrongType);
         let bad_enum = GOOD.replace(r#""type":"service_account""#, r#""type":"robot""#);
-        assert_eq!(
-            decode(&bad_enum).unwrap_err().reason,
-            DeadLetterReason::WrongType
-        );
+        assert_eq!(decode(&bad_enum).unwrap_err().reason, DeadLetterReason::WrongType);
     }
 }

@@ -20,12 +20,7 @@ pub struct Params {
 pub struct DeniedBurst(pub PerType<Params>);
 
 impl Check for DeniedBurst {
-    fn check(
-        &self,
-        lane: PrincipalType,
-        ev: &AuditEvent<'_>,
-        obs: &Observation<'_>,
-    ) -> Option<Finding> {
+    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
         let p = self.0.get(lane)?;
         if ev.outcome == Outcome::Success || obs.minute_denied < p.min_count {
             return None;

@@ -18,30 +18,17 @@ pub struct Params {
 pub struct ExpiredCredential(pub PerType<Params>);
 
 impl Check for ExpiredCredential {
-    fn check(
-        &self,
-        lane: PrincipalType,
-        ev: &AuditEvent<'_>,
-        obs: &Observation<'_>,
-    ) -> Option<Finding> {
+    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
         let p = self.0.get(lane)?;
         let late = obs.expired_for?;
         if late <= i64::from(p.grace_secs) * SECOND {
             return None;
         }
         let id = ev.credential.id.as_deref().unwrap_or_default();
-        let expired = ev
-            .credential
-            .expires_at
-            .map(format_rfc3339)
-            .unwrap_or_default();
+        let expired = ev.credential.expires_at.map(format_rfc3339).unwrap_or_default();
         Some(Finding {
             evidence: crate::evidence! { "expired_seconds_ago" => late / SECOND, "expires_at" => expired },
-            summary: format!(
-                "{} used credential {id} {} minutes after it expired.",
-                ev.principal.id,
-                late / MINUTE
-            ),
+            summary: format!("{} used credential {id} {} minutes after it expired.", ev.principal.id, late / MINUTE),
             unit: ev.time.div_euclid(MINUTE),
         })
     }

@@ -51,12 +51,7 @@ pub enum Response {
 
 /// One kind's check with its typed per-type parameters.
 pub trait Check: Send + Sync {
-    fn check(
-        &self,
-        lane: PrincipalType,
-        ev: &AuditEvent<'_>,
-        obs: &Observation<'_>,
-    ) -> Option<Finding>;
+    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding>;
 }
 
 /// Per-type settings of an instance: severity and response may differ per lane.
@@ -81,10 +76,7 @@ pub struct Detector {
 
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Detector")
-            .field("id", &self.id)
-            .field("kind", &self.kind)
-            .finish()
+        f.debug_struct("Detector").field("id", &self.id).field("kind", &self.kind).finish()
     }
 }
 
@@ -123,38 +115,14 @@ pub const KINDS: &[&str] = &[
 
 /// The detector files shipped in the repository, compiled in, used when no directory is given.
 pub const BUILTIN: &[(&str, &str)] = &[
-    (
-        "rate_spike",
-        include_str!("../../detectors/rate_spike.toml"),
-    ),
-    (
-        "volume_ceiling",
-        include_str!("../../detectors/volume_ceiling.toml"),
-    ),
-    (
-        "new_source",
-        include_str!("../../detectors/new_source.toml"),
-    ),
-    (
-        "scope_drift",
-        include_str!("../../detectors/scope_drift.toml"),
-    ),
-    (
-        "denied_burst",
-        include_str!("../../detectors/denied_burst.toml"),
-    ),
-    (
-        "static_credential",
-        include_str!("../../detectors/static_credential.toml"),
-    ),
-    (
-        "expired_credential",
-        include_str!("../../detectors/expired_credential.toml"),
-    ),
-    (
-        "privilege_change",
-        include_str!("../../detectors/privilege_change.toml"),
-    ),
+    ("rate_spike", include_str!("../../detectors/rate_spike.toml")),
+    ("volume_ceiling", include_str!("../../detectors/volume_ceiling.toml")),
+    ("new_source", include_str!("../../detectors/new_source.toml")),
+    ("scope_drift", include_str!("../../detectors/scope_drift.toml")),
+    ("denied_burst", include_str!("../../detectors/denied_burst.toml")),
+    ("static_credential", include_str!("../../detectors/static_credential.toml")),
+    ("expired_credential", include_str!("../../detectors/expired_credential.toml")),
+    ("privilege_change", include_str!("../../detectors/privilege_change.toml")),
 ];
 
 /// Common keys of every detector file; the remaining tables are per-type parameters.
@@ -175,27 +143,16 @@ fn default_cooldown_secs() -> u64 {
     3_600
 }
 
-const HEAD_KEYS: &[&str] = &[
-    "kind",
-    "description",
-    "severity",
-    "response",
-    "references",
-    "cooldown_secs",
-];
+const HEAD_KEYS: &[&str] = &["kind", "description", "severity", "response", "references", "cooldown_secs"];
 
 /// Parses one detector file. Every problem is reported, prefixed with the file name.
 pub fn parse(id: &str, text: &str) -> Result<Detector, Vec<String>> {
     let err = |m: String| format!("{id}: {m}");
     let table: toml::Table = toml::from_str(text).map_err(|e| vec![err(e.to_string())])?;
-    let (head, lanes): (toml::Table, toml::Table) = table
-        .into_iter()
-        .partition(|(k, _)| HEAD_KEYS.contains(&k.as_str()));
+    let (head, lanes): (toml::Table, toml::Table) =
+        table.into_iter().partition(|(k, _)| HEAD_KEYS.contains(&k.as_str()));
     let mut errors = Vec::new();
-    let head: Option<FileHead> = toml::Value::Table(head)
-        .try_into()
-        .map_err(|e| errors.push(err(e.to_string())))
-        .ok();
+    let head: Option<FileHead> = toml::Value::Table(head).try_into().map_err(|e| errors.push(err(e.to_string()))).ok();
     for key in lanes.keys() {
         if key != "default" && PrincipalType::parse(key).is_none() {
             errors.push(err(format!(
@@ -204,35 +161,26 @@ pub fn parse(id: &str, text: &str) -> Result<Detector, Vec<String>> {
         }
     }
     if !lanes.contains_key("default") {
-        errors.push(err(
-            "missing `[default]` table (parameters for machine principals)".into(),
-        ));
+        errors.push(err("missing `[default]` table (parameters for machine principals)".into()));
     }
     let Some(head) = head else { return Err(errors) };
     if head.cooldown_secs == 0 {
         errors.push(err("cooldown_secs must be positive".into()));
     }
     if head.references.is_empty() {
-        errors.push(err(
-            "references must name at least one MITRE ATT&CK or OWASP NHI entry".into(),
-        ));
+        errors.push(err("references must name at least one MITRE ATT&CK or OWASP NHI entry".into()));
     }
     let lane_settings = |name: &str| -> Option<toml::Table> {
         // Machine types inherit `[default]`; humans and unknown only run where named.
         let own = lanes.get(name).and_then(|v| v.as_table()).cloned();
         let machine = PrincipalType::parse(name).is_some_and(PrincipalType::is_machine);
-        let mut merged = if machine {
-            lanes.get("default").and_then(|v| v.as_table()).cloned()?
-        } else {
-            own.clone()?
-        };
+        let mut merged = if machine { lanes.get("default").and_then(|v| v.as_table()).cloned()? } else { own.clone()? };
         if machine {
             merged.extend(own.unwrap_or_default());
         }
         Some(merged)
     };
-    let mut settings: [Option<LaneSettings>; PrincipalType::ALL.len()] =
-        [None; PrincipalType::ALL.len()];
+    let mut settings: [Option<LaneSettings>; PrincipalType::ALL.len()] = [None; PrincipalType::ALL.len()];
     let mut params: [Option<toml::Table>; PrincipalType::ALL.len()] = Default::default();
     for &lane in PrincipalType::ALL {
         let Some(mut t) = lane_settings(lane.as_str()) else {
@@ -248,31 +196,21 @@ pub fn parse(id: &str, text: &str) -> Result<Detector, Vec<String>> {
         };
         let severity = match t.remove("severity") {
             None => Some(head.severity),
-            Some(v) => v
-                .try_into::<Severity>()
-                .map_err(|e| errors.push(err(format!("[{lane}] severity: {e}"))))
-                .ok(),
+            Some(v) => v.try_into::<Severity>().map_err(|e| errors.push(err(format!("[{lane}] severity: {e}")))).ok(),
         };
         let response = match t.remove("response") {
             None => Some(head.response),
-            Some(v) => v
-                .try_into::<Response>()
-                .map_err(|e| errors.push(err(format!("[{lane}] response: {e}"))))
-                .ok(),
+            Some(v) => v.try_into::<Response>().map_err(|e| errors.push(err(format!("[{lane}] response: {e}")))).ok(),
         };
         if lane == PrincipalType::Human && response.is_some_and(|r| r != Response::None) {
-            errors.push(err(
-                "[human] response must be \"none\": humans are never acted on automatically".into(),
-            ));
+            errors.push(err("[human] response must be \"none\": humans are never acted on automatically".into()));
         }
         if let (true, Some(severity), Some(response)) = (enabled, severity, response) {
             settings[lane.index()] = Some(LaneSettings { severity, response });
             params[lane.index()] = Some(t);
         }
     }
-    let check = build_check(&head.kind, &params)
-        .map_err(|es| errors.extend(es.into_iter().map(err)))
-        .ok();
+    let check = build_check(&head.kind, &params).map_err(|es| errors.extend(es.into_iter().map(err))).ok();
     match check {
         Some((kind, check)) if errors.is_empty() => Ok(Detector {
             id: id.to_string(),
@@ -291,42 +229,18 @@ type Params = [Option<toml::Table>; PrincipalType::ALL.len()];
 
 fn build_check(kind: &str, params: &Params) -> Result<(&'static str, Box<dyn Check>), Vec<String>> {
     Ok(match kind {
-        "rate_spike" => (
-            "rate_spike",
-            Box::new(rate_spike::RateSpike(per_type(params)?)),
-        ),
-        "volume_ceiling" => (
-            "volume_ceiling",
-            Box::new(volume_ceiling::VolumeCeiling(per_type(params)?)),
-        ),
-        "new_source" => (
-            "new_source",
-            Box::new(new_source::NewSource(per_type(params)?)),
-        ),
-        "scope_drift" => (
-            "scope_drift",
-            Box::new(scope_drift::ScopeDrift(per_type(params)?)),
-        ),
-        "denied_burst" => (
-            "denied_burst",
-            Box::new(denied_burst::DeniedBurst(per_type(params)?)),
-        ),
-        "static_credential" => (
-            "static_credential",
-            Box::new(static_credential::StaticCredential(per_type(params)?)),
-        ),
-        "expired_credential" => (
-            "expired_credential",
-            Box::new(expired_credential::ExpiredCredential(per_type(params)?)),
-        ),
-        "privilege_change" => (
-            "privilege_change",
-            Box::new(privilege_change::PrivilegeChange::new(per_type(params)?)),
-        ),
+        "rate_spike" => ("rate_spike", Box::new(rate_spike::RateSpike(per_type(params)?))),
+        "volume_ceiling" => ("volume_ceiling", Box::new(volume_ceiling::VolumeCeiling(per_type(params)?))),
+        "new_source" => ("new_source", Box::new(new_source::NewSource(per_type(params)?))),
+        "scope_drift" => ("scope_drift", Box::new(scope_drift::ScopeDrift(per_type(params)?))),
+        "denied_burst" => ("denied_burst", Box::new(denied_burst::DeniedBurst(per_type(params)?))),
+        "static_credential" => ("static_credential", Box::new(static_credential::StaticCredential(per_type(params)?))),
+        "expired_credential" => {
+            ("expired_credential", Box::new(expired_credential::ExpiredCredential(per_type(params)?)))
+        }
+        "privilege_change" => ("privilege_change", Box::new(privilege_change::PrivilegeChange::new(per_type(params)?))),
         other => {
-            return Err(vec![format!(
-                "unknown kind `{other}`: expected one of {KINDS:?}"
-            )]);
+            return Err(vec![format!("unknown kind `{other}`: expected one of {KINDS:?}")]);
         }
     })
 }
@@ -343,24 +257,16 @@ fn per_type<P: DeserializeOwned>(params: &Params) -> Result<PerType<P>, Vec<Stri
             }
         }
     }
-    if errors.is_empty() {
-        Ok(PerType(out))
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(PerType(out)) } else { Err(errors) }
 }
 
 /// Loads every `*.toml` in `dir` (sorted, so the detector order is stable), or the
 /// built-in set when `dir` is `None`. Returns every error of every file at once.
 pub fn load(dir: Option<&Path>) -> Result<Vec<Detector>, Vec<String>> {
     let files: Vec<(String, String)> = match dir {
-        None => BUILTIN
-            .iter()
-            .map(|(id, text)| (id.to_string(), text.to_string()))
-            .collect(),
+        None => BUILTIN.iter().map(|(id, text)| (id.to_string(), text.to_string())).collect(),
         Some(dir) => {
-            let entries =
-                std::fs::read_dir(dir).map_err(|e| vec![format!("{}: {e}", dir.display())])?;
+            let entries = std::fs::read_dir(dir).map_err(|e| vec![format!("{}: {e}", dir.display())])?;
             let mut paths: Vec<_> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "toml"))
@@ -369,10 +275,7 @@ pub fn load(dir: Option<&Path>) -> Result<Vec<Detector>, Vec<String>> {
             let mut files = Vec::new();
             let mut errors = Vec::new();
             for p in paths {
-                let id = p
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                let id = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
                 match std::fs::read_to_string(&p) {
                     Ok(text) => files.push((id, text)),
                     Err(e) => errors.push(format!("{}: {e}", p.display())),
@@ -395,11 +298,7 @@ pub fn load(dir: Option<&Path>) -> Result<Vec<Detector>, Vec<String>> {
     if detectors.is_empty() && errors.is_empty() {
         errors.push("no detector files found".into());
     }
-    if errors.is_empty() {
-        Ok(detectors)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(detectors) } else { Err(errors) }
 }
 
 /// Builds a `serde_json::Map` of evidence from `key => value` pairs; absent (`None`)
@@ -416,6 +315,11 @@ macro_rules! evidence {
         )*
         m
     }};
+}
+
+/// serde default for the switches that are on unless a file turns them off.
+pub(crate) fn yes() -> bool {
+    true
 }
 
 /// Rounds for evidence so alerts read well and stay stable across platforms.
@@ -439,11 +343,7 @@ mod tests {
         expected.sort();
         assert_eq!(kinds, expected);
         for d in &builtin {
-            assert!(
-                d.lanes[PrincipalType::Human.index()].is_none_or(|l| l.response == Response::None),
-                "{}",
-                d.id
-            );
+            assert!(d.lanes[PrincipalType::Human.index()].is_none_or(|l| l.response == Response::None), "{}", d.id);
         }
     }
 
@@ -484,10 +384,7 @@ min_ratio = 0.5
 response = "revoke_credential"
 "#;
         let errors = parse("d", text).unwrap_err();
-        assert!(
-            errors[0].contains("humans are never acted on"),
-            "{errors:?}"
-        );
+        assert!(errors[0].contains("humans are never acted on"), "{errors:?}");
     }
 
     #[test]
@@ -505,9 +402,6 @@ z = 6.0
 ratio = "high"
 "#;
         let errors = parse("r", text).unwrap_err();
-        assert!(
-            errors.iter().any(|e| e.contains("[ai_agent]")),
-            "{errors:?}"
-        );
+        assert!(errors.iter().any(|e| e.contains("[ai_agent]")), "{errors:?}");
     }
 }

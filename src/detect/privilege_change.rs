@@ -21,14 +21,9 @@ pub struct PrivilegeChange(PerType<HashSet<String>>);
 
 impl PrivilegeChange {
     pub fn new(p: PerType<Params>) -> Self {
-        PrivilegeChange(PerType(p.0.map(|lane| {
-            lane.map(|p| {
-                p.operations
-                    .iter()
-                    .map(|o| o.to_ascii_lowercase())
-                    .collect()
-            })
-        })))
+        PrivilegeChange(PerType(
+            p.0.map(|lane| lane.map(|p| p.operations.iter().map(|o| o.to_ascii_lowercase()).collect())),
+        ))
     }
 }
 
@@ -38,12 +33,7 @@ fn operation(action: &str) -> &str {
 }
 
 impl Check for PrivilegeChange {
-    fn check(
-        &self,
-        lane: PrincipalType,
-        ev: &AuditEvent<'_>,
-        _obs: &Observation<'_>,
-    ) -> Option<Finding> {
+    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, _obs: &Observation<'_>) -> Option<Finding> {
         let ops = self.0.get(lane)?;
         let op = operation(&ev.action);
         // Lowercase into a stack buffer: no allocation on the per-event path.
@@ -60,10 +50,7 @@ impl Check for PrivilegeChange {
                 "resource" => ev.resource,
                 "outcome" => ev.outcome.as_str(),
             },
-            summary: format!(
-                "{} ({lane}) performed {} ({}).",
-                ev.principal.id, ev.action, ev.outcome
-            ),
+            summary: format!("{} ({lane}) performed {} ({}).", ev.principal.id, ev.action, ev.outcome),
             unit: ev.time.div_euclid(MINUTE),
         })
     }
@@ -74,10 +61,7 @@ mod tests {
     #[test]
     fn operation_is_the_last_segment() {
         assert_eq!(super::operation("iam:CreateAccessKey"), "CreateAccessKey");
-        assert_eq!(
-            super::operation("google.iam.admin.v1.CreateServiceAccountKey"),
-            "CreateServiceAccountKey"
-        );
+        assert_eq!(super::operation("google.iam.admin.v1.CreateServiceAccountKey"), "CreateServiceAccountKey");
         assert_eq!(super::operation("CreateUser"), "CreateUser");
     }
 }

@@ -23,12 +23,7 @@ pub struct Params {
 pub struct RateSpike(pub PerType<Params>);
 
 impl Check for RateSpike {
-    fn check(
-        &self,
-        lane: PrincipalType,
-        ev: &AuditEvent<'_>,
-        obs: &Observation<'_>,
-    ) -> Option<Finding> {
+    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
         let p = self.0.get(lane)?;
         if !obs.learned || obs.minute_count < p.min_count {
             return None;

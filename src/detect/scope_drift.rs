@@ -11,25 +11,16 @@ use crate::time::MINUTE;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    #[serde(default = "yes")]
+    #[serde(default = "super::yes")]
     pub actions: bool,
-    #[serde(default = "yes")]
+    #[serde(default = "super::yes")]
     pub services: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 pub struct ScopeDrift(pub PerType<Params>);
 
 impl Check for ScopeDrift {
-    fn check(
-        &self,
-        lane: PrincipalType,
-        ev: &AuditEvent<'_>,
-        obs: &Observation<'_>,
-    ) -> Option<Finding> {
+    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
         let p = self.0.get(lane)?;
         let new_service = p.services && obs.new_service;
         let new_action = p.actions && obs.new_action;
@@ -37,10 +28,7 @@ impl Check for ScopeDrift {
             return None;
         }
         let what = if new_service {
-            format!(
-                "reached service {} for the first time ({})",
-                ev.service, ev.action
-            )
+            format!("reached service {} for the first time ({})", ev.service, ev.action)
         } else {
             format!("performed {} for the first time", ev.action)
         };

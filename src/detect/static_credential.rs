@@ -17,12 +17,7 @@ pub struct Params {
 pub struct StaticCredential(pub PerType<Params>);
 
 impl Check for StaticCredential {
-    fn check(
-        &self,
-        lane: PrincipalType,
-        ev: &AuditEvent<'_>,
-        obs: &Observation<'_>,
-    ) -> Option<Finding> {
+    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
         let p = self.0.get(lane)?;
         if ev.credential.kind != CredentialKind::StaticKey {
             return None;

@@ -18,29 +18,16 @@ pub struct Params {
 pub struct VolumeCeiling(pub PerType<Params>);
 
 impl Check for VolumeCeiling {
-    fn check(
-        &self,
-        lane: PrincipalType,
-        ev: &AuditEvent<'_>,
-        obs: &Observation<'_>,
-    ) -> Option<Finding> {
+    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
         let p = self.0.get(lane)?;
         let calls = p.max_calls_per_hour.filter(|&max| obs.hour_count > max);
-        let bytes = p
-            .max_bytes_out_per_hour
-            .filter(|&max| obs.hour_bytes_out > max);
+        let bytes = p.max_bytes_out_per_hour.filter(|&max| obs.hour_bytes_out > max);
         if calls.is_none() && bytes.is_none() {
             return None;
         }
         let what = match (calls, bytes) {
-            (Some(max), _) => format!(
-                "{} calls this hour, above the ceiling of {max}",
-                obs.hour_count
-            ),
-            (None, Some(max)) => format!(
-                "{} bytes out this hour, above the ceiling of {max}",
-                obs.hour_bytes_out
-            ),
+            (Some(max), _) => format!("{} calls this hour, above the ceiling of {max}", obs.hour_count),
+            (None, Some(max)) => format!("{} bytes out this hour, above the ceiling of {max}", obs.hour_bytes_out),
             (None, None) => unreachable!("checked above"),
         };
         Some(Finding {

@@ -17,13 +17,7 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: &'static [Severity] = &[
-        Self::Info,
-        Self::Low,
-        Self::Medium,
-        Self::High,
-        Self::Critical,
-    ];
+    pub const ALL: &'static [Severity] = &[Self::Info, Self::Low, Self::Medium, Self::High, Self::Critical];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -97,13 +91,8 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
-    pub const ALL: &'static [ActionKind] = &[
-        Self::RevokeSession,
-        Self::RevokeCredential,
-        Self::RotateSecret,
-        Self::DisablePrincipal,
-        Self::NotifyOwner,
-    ];
+    pub const ALL: &'static [ActionKind] =
+        &[Self::RevokeSession, Self::RevokeCredential, Self::RotateSecret, Self::DisablePrincipal, Self::NotifyOwner];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -116,9 +105,7 @@ impl ActionKind {
     }
 }
 
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     Enforce,

@@ -13,11 +13,7 @@ const NAMESPACE: Uuid = Uuid::from_u128(0x6e68_6964_2d61_6c65_7274_2d69_6473_000
 /// The alert id: the same detector, principal and aggregation window give the same id
 /// in `replay`, in `run`, and after a crash, so consumers can deduplicate.
 pub fn alert_id(detector: &str, principal_id: &str, window: i64) -> String {
-    Uuid::new_v5(
-        &NAMESPACE,
-        format!("alert|{detector}|{principal_id}|{window}").as_bytes(),
-    )
-    .to_string()
+    Uuid::new_v5(&NAMESPACE, format!("alert|{detector}|{principal_id}|{window}").as_bytes()).to_string()
 }
 
 /// The action id, the revocation service's idempotency key.

@@ -11,9 +11,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::alert::{
-    Action, ActionKind, ActionTarget, Alert, AlertActor, AlertPrincipal, Mode, Severity,
-};
+use super::alert::{Action, ActionKind, ActionTarget, Alert, AlertActor, AlertPrincipal, Mode, Severity};
 use crate::detect::Response;
 use crate::event::{AuditEvent, CredentialKind, PrincipalType};
 use crate::inventory::Entry;
@@ -118,14 +116,7 @@ struct Limiter {
 impl Policy {
     pub fn new(config: ResponseConfig) -> Self {
         let tokens = f64::from(config.max_actions_per_minute);
-        Policy {
-            config,
-            limiter: Mutex::new(Limiter {
-                tokens,
-                last: Millis::MIN,
-                open_until: None,
-            }),
-        }
+        Policy { config, limiter: Mutex::new(Limiter { tokens, last: Millis::MIN, open_until: None }) }
     }
 
     pub fn config(&self) -> &ResponseConfig {
@@ -163,8 +154,7 @@ impl Policy {
             return d;
         }
         let (mut action, target) = narrowest(requested, ev, alert);
-        if action != ActionKind::NotifyOwner && entry.is_some_and(|e| e.auto_revoke == Some(false))
-        {
+        if action != ActionKind::NotifyOwner && entry.is_some_and(|e| e.auto_revoke == Some(false)) {
             d.blocks.push(Block::AutoRevokeDisabled);
             action = ActionKind::NotifyOwner;
         }
@@ -187,12 +177,7 @@ impl Policy {
             }
         }
         *last_action = Some(t);
-        let reason = format!(
-            "{} Policy: {} ({}).",
-            alert.summary,
-            action.as_str(),
-            self.config.mode.as_str()
-        );
+        let reason = format!("{} Policy: {} ({}).", alert.summary, action.as_str(), self.config.mode.as_str());
         d.action = Some(Action {
             action_id: super::action_id(&alert.alert_id, action, &target),
             alert_id: alert.alert_id.clone(),
@@ -270,27 +255,19 @@ enum Admit {
 /// session-scoped token is cut with its session, a key with itself, and the whole
 /// principal only when nothing narrower is named. Never wider than requested: without a
 /// session or credential to cut, the owner is told instead.
-fn narrowest(
-    requested: Response,
-    ev: &AuditEvent<'_>,
-    alert: &Alert,
-) -> (ActionKind, ActionTarget) {
+fn narrowest(requested: Response, ev: &AuditEvent<'_>, alert: &Alert) -> (ActionKind, ActionTarget) {
     let session = ev.actor.session_id.as_deref();
     let credential = ev.credential.id.as_deref();
     let session_scoped = matches!(
         ev.credential.kind,
-        CredentialKind::ShortLivedToken
-            | CredentialKind::Session
-            | CredentialKind::OauthAccessToken
+        CredentialKind::ShortLivedToken | CredentialKind::Session | CredentialKind::OauthAccessToken
     );
     let kind = match requested {
         Response::None | Response::NotifyOwner => ActionKind::NotifyOwner,
         Response::RotateSecret if credential.is_some() => ActionKind::RotateSecret,
         Response::RotateSecret => ActionKind::NotifyOwner,
         Response::RevokeSession | Response::RevokeCredential | Response::DisablePrincipal => {
-            if session.is_some()
-                && (session_scoped || credential.is_none() || requested == Response::RevokeSession)
-            {
+            if session.is_some() && (session_scoped || credential.is_none() || requested == Response::RevokeSession) {
                 ActionKind::RevokeSession
             } else if credential.is_some() && requested != Response::RevokeSession {
                 ActionKind::RevokeCredential
@@ -312,11 +289,7 @@ fn narrowest(
 
 /// The principal part of an alert, for tests and the pipeline.
 pub fn alert_principal(id: &str, kind: PrincipalType, owner: Option<&str>) -> AlertPrincipal {
-    AlertPrincipal {
-        id: id.to_string(),
-        kind,
-        owner: owner.map(str::to_string),
-    }
+    AlertPrincipal { id: id.to_string(), kind, owner: owner.map(str::to_string) }
 }
 
 #[cfg(test)]
@@ -325,32 +298,13 @@ mod tests {
     use crate::event::{Actor, Credential, Outcome, Principal, Source, SourceFormat};
     use std::borrow::Cow;
 
-    fn event(
-        kind: PrincipalType,
-        credential: CredentialKind,
-        session: Option<&'static str>,
-    ) -> AuditEvent<'static> {
+    fn event(kind: PrincipalType, credential: CredentialKind, session: Option<&'static str>) -> AuditEvent<'static> {
         AuditEvent {
             id: "e".into(),
             time: 0,
-            principal: Principal {
-                id: "p".into(),
-                kind,
-                name: None,
-                owner: None,
-                tenant: None,
-            },
-            credential: Credential {
-                id: Some("cred-1".into()),
-                kind: credential,
-                issued_at: None,
-                expires_at: None,
-            },
-            actor: Actor {
-                delegating_user: None,
-                agent_id: None,
-                session_id: session.map(Cow::Borrowed),
-            },
+            principal: Principal { id: "p".into(), kind, name: None, owner: None, tenant: None },
+            credential: Credential { id: Some("cred-1".into()), kind: credential, issued_at: None, expires_at: None },
+            actor: Actor { delegating_user: None, agent_id: None, session_id: session.map(Cow::Borrowed) },
             action: "s3:GetObject".into(),
             service: "s3".into(),
             resource: None,
@@ -380,30 +334,11 @@ mod tests {
     }
 
     fn entry(protected: bool, auto_revoke: Option<bool>) -> Entry {
-        Entry {
-            pattern: "p".into(),
-            kind: None,
-            owner: None,
-            criticality: None,
-            protected,
-            auto_revoke,
-        }
+        Entry { pattern: "p".into(), kind: None, owner: None, criticality: None, protected, auto_revoke }
     }
 
-    fn decide(
-        p: &Policy,
-        kind: PrincipalType,
-        ev: &AuditEvent<'_>,
-        entry: Option<&Entry>,
-        t: Millis,
-    ) -> Decision {
-        p.decide(
-            &alert(kind, t, Severity::High),
-            Response::RevokeCredential,
-            ev,
-            entry,
-            &mut None,
-        )
+    fn decide(p: &Policy, kind: PrincipalType, ev: &AuditEvent<'_>, entry: Option<&Entry>, t: Millis) -> Decision {
+        p.decide(&alert(kind, t, Severity::High), Response::RevokeCredential, ev, entry, &mut None)
     }
 
     #[test]
@@ -420,26 +355,10 @@ mod tests {
     #[test]
     fn protected_principals_are_never_acted_on_and_auto_revoke_false_only_notifies() {
         let p = Policy::new(ResponseConfig::default());
-        let ev = event(
-            PrincipalType::ServiceAccount,
-            CredentialKind::StaticKey,
-            None,
-        );
-        let d = decide(
-            &p,
-            PrincipalType::ServiceAccount,
-            &ev,
-            Some(&entry(true, None)),
-            0,
-        );
+        let ev = event(PrincipalType::ServiceAccount, CredentialKind::StaticKey, None);
+        let d = decide(&p, PrincipalType::ServiceAccount, &ev, Some(&entry(true, None)), 0);
         assert!(d.action.is_none() && d.blocks == vec![Block::Protected]);
-        let d = decide(
-            &p,
-            PrincipalType::ServiceAccount,
-            &ev,
-            Some(&entry(false, Some(false))),
-            0,
-        );
+        let d = decide(&p, PrincipalType::ServiceAccount, &ev, Some(&entry(false, Some(false))), 0);
         assert_eq!(d.action.unwrap().action, ActionKind::NotifyOwner);
         assert_eq!(d.blocks, vec![Block::AutoRevokeDisabled]);
     }
@@ -447,92 +366,38 @@ mod tests {
     #[test]
     fn the_narrowest_action_is_chosen_and_never_a_wider_one() {
         let a = alert(PrincipalType::AiAgent, 0, Severity::High);
-        let agent = event(
-            PrincipalType::AiAgent,
-            CredentialKind::ShortLivedToken,
-            Some("sess-9"),
-        );
-        assert_eq!(
-            narrowest(Response::RevokeCredential, &agent, &a).0,
-            ActionKind::RevokeSession
-        );
-        assert_eq!(
-            narrowest(Response::DisablePrincipal, &agent, &a).0,
-            ActionKind::RevokeSession
-        );
+        let agent = event(PrincipalType::AiAgent, CredentialKind::ShortLivedToken, Some("sess-9"));
+        assert_eq!(narrowest(Response::RevokeCredential, &agent, &a).0, ActionKind::RevokeSession);
+        assert_eq!(narrowest(Response::DisablePrincipal, &agent, &a).0, ActionKind::RevokeSession);
         let key = event(PrincipalType::ApiKey, CredentialKind::StaticKey, None);
-        assert_eq!(
-            narrowest(Response::RevokeCredential, &key, &a).0,
-            ActionKind::RevokeCredential
-        );
-        assert_eq!(
-            narrowest(Response::DisablePrincipal, &key, &a).0,
-            ActionKind::RevokeCredential
-        );
+        assert_eq!(narrowest(Response::RevokeCredential, &key, &a).0, ActionKind::RevokeCredential);
+        assert_eq!(narrowest(Response::DisablePrincipal, &key, &a).0, ActionKind::RevokeCredential);
         // A session cut was asked for but the event names none: tell the owner, do not cut the key.
-        assert_eq!(
-            narrowest(Response::RevokeSession, &key, &a).0,
-            ActionKind::NotifyOwner
-        );
+        assert_eq!(narrowest(Response::RevokeSession, &key, &a).0, ActionKind::NotifyOwner);
         let mut bare = key.clone();
         bare.credential.id = None;
-        assert_eq!(
-            narrowest(Response::RevokeCredential, &bare, &a).0,
-            ActionKind::NotifyOwner
-        );
-        assert_eq!(
-            narrowest(Response::DisablePrincipal, &bare, &a).0,
-            ActionKind::DisablePrincipal
-        );
-        assert_eq!(
-            narrowest(Response::RotateSecret, &key, &a).0,
-            ActionKind::RotateSecret
-        );
+        assert_eq!(narrowest(Response::RevokeCredential, &bare, &a).0, ActionKind::NotifyOwner);
+        assert_eq!(narrowest(Response::DisablePrincipal, &bare, &a).0, ActionKind::DisablePrincipal);
+        assert_eq!(narrowest(Response::RotateSecret, &key, &a).0, ActionKind::RotateSecret);
     }
 
     #[test]
     fn one_action_per_identity_per_cooldown() {
         let p = Policy::new(ResponseConfig::default());
-        let ev = event(
-            PrincipalType::ServiceAccount,
-            CredentialKind::StaticKey,
-            None,
-        );
+        let ev = event(PrincipalType::ServiceAccount, CredentialKind::StaticKey, None);
         let mut last = None;
         let a = |t| alert(PrincipalType::ServiceAccount, t, Severity::High);
-        assert!(
-            p.decide(&a(0), Response::RevokeCredential, &ev, None, &mut last)
-                .action
-                .is_some()
-        );
+        assert!(p.decide(&a(0), Response::RevokeCredential, &ev, None, &mut last).action.is_some());
         let d = p.decide(&a(60_000), Response::RevokeCredential, &ev, None, &mut last);
         assert_eq!(d.blocks, vec![Block::IdentityCooldown]);
-        assert!(
-            p.decide(
-                &a(3_600_000),
-                Response::RevokeCredential,
-                &ev,
-                None,
-                &mut last
-            )
-            .action
-            .is_some()
-        );
+        assert!(p.decide(&a(3_600_000), Response::RevokeCredential, &ev, None, &mut last).action.is_some());
     }
 
     #[test]
     fn a_flood_trips_the_breaker_once_and_blocks_until_it_closes() {
-        let config = ResponseConfig {
-            max_actions_per_minute: 5,
-            breaker_cooldown_secs: 600,
-            ..Default::default()
-        };
+        let config = ResponseConfig { max_actions_per_minute: 5, breaker_cooldown_secs: 600, ..Default::default() };
         let p = Policy::new(config);
-        let ev = event(
-            PrincipalType::ServiceAccount,
-            CredentialKind::StaticKey,
-            None,
-        );
+        let ev = event(PrincipalType::ServiceAccount, CredentialKind::StaticKey, None);
         let (mut taken, mut storms, mut open) = (0, 0, 0);
         // 100 forged findings for 100 different identities within one second.
         for i in 0..100 {
@@ -550,21 +415,13 @@ mod tests {
         assert_eq!((taken, storms, open), (5, 1, 94));
         // After the breaker's cooldown, actions flow again.
         let later = alert(PrincipalType::ServiceAccount, 601_000, Severity::High);
-        assert!(
-            p.decide(&later, Response::RevokeCredential, &ev, None, &mut None)
-                .action
-                .is_some()
-        );
+        assert!(p.decide(&later, Response::RevokeCredential, &ev, None, &mut None).action.is_some());
     }
 
     #[test]
     fn below_min_severity_only_alerts() {
         let p = Policy::new(ResponseConfig::default());
-        let ev = event(
-            PrincipalType::ServiceAccount,
-            CredentialKind::StaticKey,
-            None,
-        );
+        let ev = event(PrincipalType::ServiceAccount, CredentialKind::StaticKey, None);
         let d = p.decide(
             &alert(PrincipalType::ServiceAccount, 0, Severity::Low),
             Response::RotateSecret,

@@ -101,12 +101,8 @@ impl Scenario {
     fn eligible(self, who: &Identity) -> bool {
         use PrincipalType::*;
         match self {
-            Scenario::LeakedKeyNewNetwork => {
-                who.kind == ApiKey || (who.kind == ServiceAccount && who.has_static_key())
-            }
-            Scenario::ExfiltrationSpike => {
-                matches!(who.kind, ServiceAccount | ApiKey) && who.is_steady()
-            }
+            Scenario::LeakedKeyNewNetwork => who.kind == ApiKey || (who.kind == ServiceAccount && who.has_static_key()),
+            Scenario::ExfiltrationSpike => matches!(who.kind, ServiceAccount | ApiKey) && who.is_steady(),
             Scenario::AgentScopeDrift => who.kind == AiAgent,
             Scenario::ExpiredTokenReplay => matches!(who.kind, Workload | OauthClient),
             Scenario::DeniedProbeBurst => matches!(who.kind, ServiceAccount | ApiKey),
@@ -144,28 +140,14 @@ enum Plan {
     Scripted { calls: Vec<Draft>, next: usize },
     /// Rate-based traffic drawn per minute: an optional ramp from 1× to 3× the identity's
     /// rate, then a spike at `spike_per_min`.
-    Flood {
-        ramp_start: Millis,
-        spike_start: Millis,
-        end: Millis,
-        spike_per_min: f64,
-        exfiltrate: bool,
-    },
+    Flood { ramp_start: Millis, spike_start: Millis, end: Millis, spike_per_min: f64, exfiltrate: bool },
     /// Waits for the agent's first session starting at or after `armed_at`.
-    Drift {
-        armed_at: Millis,
-        tools: Vec<&'static str>,
-    },
+    Drift { armed_at: Millis, tools: Vec<&'static str> },
 }
 
 /// Chooses victims and times for about one instance of each scenario per 100 principals.
 /// Scenarios that do not fit the run (too short, no eligible principal left) are skipped.
-pub(crate) fn plan(
-    pop: &[Identity],
-    sim_start: Millis,
-    sim_end: Millis,
-    rng: &mut Rng,
-) -> (Vec<Attack>, Vec<Label>) {
+pub(crate) fn plan(pop: &[Identity], sim_start: Millis, sim_end: Millis, rng: &mut Rng) -> (Vec<Attack>, Vec<Label>) {
     let per_scenario = ((pop.len() + 50) / 100).max(1);
     let mut taken = vec![false; pop.len()];
     let mut attacks = Vec::new();
@@ -177,13 +159,10 @@ pub(crate) fn plan(
             if latest < earliest {
                 break;
             }
-            let mut candidates: Vec<usize> = (0..pop.len())
-                .filter(|&i| !taken[i] && scenario.eligible(&pop[i]))
-                .collect();
+            let mut candidates: Vec<usize> =
+                (0..pop.len()).filter(|&i| !taken[i] && scenario.eligible(&pop[i])).collect();
             // Exfiltration reads S3 objects: prefer victims that read them anyway.
-            if scenario == Scenario::ExfiltrationSpike
-                && candidates.iter().any(|&i| reads_s3(&pop[i]))
-            {
+            if scenario == Scenario::ExfiltrationSpike && candidates.iter().any(|&i| reads_s3(&pop[i])) {
                 candidates.retain(|&i| reads_s3(&pop[i]));
             }
             let Some(&who) = candidates.choose(rng) else {
@@ -192,11 +171,7 @@ pub(crate) fn plan(
             taken[who] = true;
             let start = earliest + rng.random_range(0..=(latest - earliest) / MINUTE) * MINUTE;
             let (plan, label) = plan_one(scenario, &pop[who], who as u32, start, rng);
-            attacks.push(Attack {
-                label: labels.len(),
-                who: who as u32,
-                plan,
-            });
+            attacks.push(Attack { label: labels.len(), who: who as u32, plan });
             labels.push(label);
         }
     }
@@ -207,23 +182,11 @@ fn reads_s3(who: &Identity) -> bool {
     who.ops.iter().any(|o| o.action == "s3:GetObject")
 }
 
-fn plan_one(
-    scenario: Scenario,
-    victim: &Identity,
-    who: u32,
-    start: Millis,
-    rng: &mut Rng,
-) -> (Plan, Label) {
+fn plan_one(scenario: Scenario, victim: &Identity, who: u32, start: Millis, rng: &mut Rng) -> (Plan, Label) {
     let mut end = start + scenario.duration();
     let plan = match scenario {
-        Scenario::LeakedKeyNewNetwork => Plan::Scripted {
-            calls: leaked_key(victim, who, start, rng),
-            next: 0,
-        },
-        Scenario::DeniedProbeBurst => Plan::Scripted {
-            calls: denied_probe(victim, who, start, rng),
-            next: 0,
-        },
+        Scenario::LeakedKeyNewNetwork => Plan::Scripted { calls: leaked_key(victim, who, start, rng), next: 0 },
+        Scenario::DeniedProbeBurst => Plan::Scripted { calls: denied_probe(victim, who, start, rng), next: 0 },
         Scenario::ExpiredTokenReplay => {
             let calls = expired_replay(victim, who, start, rng);
             end = calls.last().map_or(end, |c| c.time + 1);
@@ -245,10 +208,7 @@ fn plan_one(
         },
         Scenario::AgentScopeDrift => {
             let n = rng.random_range(5..=15);
-            Plan::Drift {
-                armed_at: start,
-                tools: DRIFT_TOOLS.sample(rng, n).copied().collect(),
-            }
+            Plan::Drift { armed_at: start, tools: DRIFT_TOOLS.sample(rng, n).copied().collect() }
         }
     };
     let label = Label {
@@ -270,10 +230,7 @@ fn spike_rate(victim: &Identity, rng: &mut Rng) -> f64 {
 }
 
 fn malicious(label: usize) -> Tag {
-    Tag::Attack {
-        label: label as u32,
-        malicious: true,
-    }
+    Tag::Attack { label: label as u32, malicious: true }
 }
 
 /// Times spread over `span` from `start`, sorted.
@@ -287,12 +244,7 @@ fn spread(start: Millis, span: Millis, n: usize, rng: &mut Rng) -> Vec<Millis> {
 /// read, and mint a key of its own.
 fn leaked_key(victim: &Identity, who: u32, start: Millis, rng: &mut Rng) -> Vec<Draft> {
     let n = rng.random_range(20..=60);
-    let ip = [
-        ATTACKER_NET[0],
-        ATTACKER_NET[1],
-        ATTACKER_NET[2],
-        rng.random_range(2..250),
-    ];
+    let ip = [ATTACKER_NET[0], ATTACKER_NET[1], ATTACKER_NET[2], rng.random_range(2..250)];
     let mint_at = rng.random_range(n / 3..n - 1);
     spread(start, 10 * MINUTE, n, rng)
         .into_iter()
@@ -304,11 +256,7 @@ fn leaked_key(victim: &Identity, who: u32, start: Millis, rng: &mut Rng) -> Vec<
                 1 => ("s3:ListBuckets", None, None),
                 _ if i == mint_at => ("iam:CreateAccessKey", None, None),
                 _ if i % 3 == 0 => ("s3:ListObjectsV2", None, None),
-                _ => (
-                    "s3:GetObject",
-                    Some(rng.random_range(0..5_000)),
-                    Some(rng.random_range(10_000..5_000_000)),
-                ),
+                _ => ("s3:GetObject", Some(rng.random_range(0..5_000)), Some(rng.random_range(10_000..5_000_000))),
             };
             d.ip = ip;
             d.user_agent = ATTACKER_AGENT;
@@ -379,32 +327,19 @@ impl Attack {
                     *next += 1;
                 }
             }
-            Plan::Flood {
-                ramp_start,
-                spike_start,
-                end,
-                spike_per_min,
-                exfiltrate,
-            } => {
+            Plan::Flood { ramp_start, spike_start, end, spike_per_min, exfiltrate } => {
                 if t0 < *ramp_start || t0 >= *end {
                     return;
                 }
                 let (n, tag) = if t0 < *spike_start {
                     // The ramp adds (f - 1)× the benign rate on top of the benign traffic.
-                    let f =
-                        1.0 + 2.0 * (t0 - *ramp_start) as f64 / (*spike_start - *ramp_start) as f64;
+                    let f = 1.0 + 2.0 * (t0 - *ramp_start) as f64 / (*spike_start - *ramp_start) as f64;
                     (
                         poisson(victim.rate(sim_start, t0) * (f - 1.0), rng),
-                        Tag::Attack {
-                            label: label as u32,
-                            malicious: false,
-                        },
+                        Tag::Attack { label: label as u32, malicious: false },
                     )
                 } else {
-                    (
-                        (*spike_per_min * rng.random_range(1.0..1.05)).round() as u32,
-                        malicious(label),
-                    )
+                    ((*spike_per_min * rng.random_range(1.0..1.05)).round() as u32, malicious(label))
                 };
                 for _ in 0..n {
                     let mut d = victim.own_call(self.who, t0 + rng.random_range(0..MINUTE), rng);
@@ -419,10 +354,7 @@ impl Attack {
                 }
             }
             Plan::Drift { armed_at, tools } => {
-                let Some(session) = victim
-                    .session()
-                    .filter(|s| s.start == t0 && s.start >= *armed_at)
-                else {
+                let Some(session) = victim.session().filter(|s| s.start == t0 && s.start >= *armed_at) else {
                     return;
                 };
                 // The session has just begun: script the drift calls across it, then release
@@ -435,10 +367,8 @@ impl Attack {
                         let mut d = victim.own_call(self.who, t, rng);
                         d.action = tool;
                         d.object = None;
-                        d.bytes_out = (tool.contains("Get")
-                            || tool.contains("read")
-                            || tool.contains("query"))
-                        .then(|| rng.random_range(500..20_000));
+                        d.bytes_out = (tool.contains("Get") || tool.contains("read") || tool.contains("query"))
+                            .then(|| rng.random_range(500..20_000));
                         calls.push(d);
                     }
                 }
@@ -459,15 +389,10 @@ mod tests {
 
     #[test]
     fn every_scenario_is_planned_once_and_fits_a_two_day_run() {
-        let names: std::collections::BTreeSet<_> =
-            Scenario::PLANNING_ORDER.iter().map(|s| s.name()).collect();
+        let names: std::collections::BTreeSet<_> = Scenario::PLANNING_ORDER.iter().map(|s| s.name()).collect();
         assert_eq!(names.len(), 6);
         for s in Scenario::PLANNING_ORDER {
-            assert!(
-                EARLIEST + s.duration() + MARGIN_BEFORE_END <= 48 * HOUR,
-                "{}",
-                s.name()
-            );
+            assert!(EARLIEST + s.duration() + MARGIN_BEFORE_END <= 48 * HOUR, "{}", s.name());
         }
     }
 }

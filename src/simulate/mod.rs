@@ -26,8 +26,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{
-    Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source,
-    SourceFormat,
+    Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
 };
 use crate::time::{DAY, HOUR, MINUTE, Millis, serde_rfc3339};
 use population::{AGENT_TOKEN_TTL, CredentialPlan, Identity, mix};
@@ -49,12 +48,7 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig {
-            seed: 0,
-            principals: 100,
-            days: 3,
-            start: DEFAULT_START,
-        }
+        SimConfig { seed: 0, principals: 100, days: 3, start: DEFAULT_START }
     }
 }
 
@@ -155,11 +149,7 @@ pub fn run(cfg: &SimConfig, out: &mut dyn Write) -> io::Result<SimSummary> {
     for identity in &pop {
         *principals_by_type.entry(identity.kind).or_insert(0) += 1;
     }
-    Ok(SimSummary {
-        events: writer.written,
-        principals_by_type,
-        labels,
-    })
+    Ok(SimSummary { events: writer.written, principals_by_type, labels })
 }
 
 /// Turns drafts into JSON lines, reusing its buffers across events.
@@ -178,14 +168,7 @@ struct EventWriter {
 impl EventWriter {
     fn append(&mut self, d: &Draft, who: &Identity, labels: &mut [Label]) -> io::Result<()> {
         self.written += 1;
-        let EventWriter {
-            id,
-            ip,
-            credential,
-            session,
-            resource,
-            ..
-        } = self;
+        let EventWriter { id, ip, credential, session, resource, .. } = self;
         id.clear();
         let _ = write!(id, "sim-{}", self.written);
         ip.clear();
@@ -217,11 +200,7 @@ impl EventWriter {
             }
             CredentialPlan::PerSession => {
                 let _ = write!(credential, "ast_{:016x}", mix(who.salt ^ issued as u64));
-                let _ = write!(
-                    session,
-                    "sess-{:016x}",
-                    mix(who.salt.rotate_left(17) ^ u64::from(d.session))
-                );
+                let _ = write!(session, "sess-{:016x}", mix(who.salt.rotate_left(17) ^ u64::from(d.session)));
                 actor = Actor {
                     delegating_user: population_user(who, d.delegating_user).map(Into::into),
                     agent_id: Some(who.id.as_str().into()),
@@ -245,11 +224,7 @@ impl EventWriter {
             }
         };
         if let Some(n) = d.object {
-            let _ = write!(
-                resource,
-                "arn:aws:s3:::{}/data/part-{n:05}.parquet",
-                who.bucket
-            );
+            let _ = write!(resource, "arn:aws:s3:::{}/data/part-{n:05}.parquet", who.bucket);
         }
         let event = AuditEvent {
             id: id.as_str().into(),
@@ -278,11 +253,7 @@ impl EventWriter {
         };
         serde_json::to_writer(&mut self.line, &event)?;
         self.line.push(b'\n');
-        if let Tag::Attack {
-            label,
-            malicious: true,
-        } = d.tag
-        {
+        if let Tag::Attack { label, malicious: true } = d.tag {
             let label = &mut labels[label as usize];
             if label.first_malicious_event_id.is_empty() {
                 label.first_malicious_event_id = event.id.into_owned();
@@ -319,8 +290,7 @@ mod tests {
             self.partial.extend_from_slice(buf);
             let mut done = 0;
             while let Some(nl) = self.partial[done..].iter().position(|&b| b == b'\n') {
-                let line = std::str::from_utf8(&self.partial[done..done + nl])
-                    .map_err(io::Error::other)?;
+                let line = std::str::from_utf8(&self.partial[done..done + nl]).map_err(io::Error::other)?;
                 (self.f)(line);
                 done += nl + 1;
             }
@@ -369,12 +339,7 @@ mod tests {
 
     #[test]
     fn simulate_is_deterministic_per_seed() {
-        let cfg = SimConfig {
-            seed: 42,
-            principals: 12,
-            days: 2,
-            ..SimConfig::default()
-        };
+        let cfg = SimConfig { seed: 42, principals: 12, days: 2, ..SimConfig::default() };
         let (a, bytes, sa) = digest(&cfg);
         let (b, _, sb) = digest(&cfg);
         assert_eq!(a, b);
@@ -390,12 +355,7 @@ mod tests {
     /// the labels, the second streams the events past the checks.
     #[test]
     fn simulate_output_is_sorted_decodable_and_benign_traffic_is_stable() {
-        let cfg = SimConfig {
-            seed: 7,
-            principals: 40,
-            days: 3,
-            ..SimConfig::default()
-        };
+        let cfg = SimConfig { seed: 7, principals: 40, days: 3, ..SimConfig::default() };
         let end = cfg.start + 3 * DAY;
         let (_, _, summary) = digest(&cfg);
         let labels = &summary.labels;
@@ -404,20 +364,11 @@ mod tests {
         let victims: BTreeSet<&str> = labels.iter().map(|l| l.principal_id.as_str()).collect();
         assert_eq!(victims.len(), labels.len(), "victims are distinct");
         for l in labels {
-            assert!(
-                l.start >= cfg.start + 30 * HOUR && l.end <= end - HOUR,
-                "{l:?}"
-            );
-            assert!(
-                l.start <= l.first_malicious_time && l.first_malicious_time <= l.end,
-                "{l:?}"
-            );
+            assert!(l.start >= cfg.start + 30 * HOUR && l.end <= end - HOUR, "{l:?}");
+            assert!(l.start <= l.first_malicious_time && l.first_malicious_time <= l.end, "{l:?}");
         }
-        let in_attack = |who: &str, t: Millis| {
-            labels
-                .iter()
-                .any(|l| l.principal_id == who && (l.start..=l.end).contains(&t))
-        };
+        let in_attack =
+            |who: &str, t: Millis| labels.iter().any(|l| l.principal_id == who && (l.start..=l.end).contains(&t));
 
         #[derive(Default)]
         struct Seen {
@@ -505,9 +456,7 @@ mod tests {
                     || !s.networks.contains(&net)
                     || !s.agents.contains(&ua)
                 {
-                    problems.push(format!(
-                        "{who}: new action/network/agent after learning: {line}"
-                    ));
+                    problems.push(format!("{who}: new action/network/agent after learning: {line}"));
                 }
                 if s.machine && PRIVILEGE.iter().any(|p| e.action.ends_with(p)) {
                     problems.push(format!("{who}: benign privilege action {}", e.action));
@@ -524,37 +473,19 @@ mod tests {
         assert_eq!(again.labels, summary.labels);
         for (who, s) in &by_principal {
             if s.machine {
-                assert!(
-                    s.bad * 100 <= s.events.max(100),
-                    "{who}: {} of {} failed",
-                    s.bad,
-                    s.events
-                );
-                assert!(
-                    s.bad_by_minute.values().all(|&n| n <= 3),
-                    "{who}: failures bunch up"
-                );
+                assert!(s.bad * 100 <= s.events.max(100), "{who}: {} of {} failed", s.bad, s.events);
+                assert!(s.bad_by_minute.values().all(|&n| n <= 3), "{who}: failures bunch up");
             }
         }
-        assert!(
-            problems.is_empty(),
-            "{} problems, first: {:#?}",
-            problems.len(),
-            &problems[..problems.len().min(5)]
-        );
+        assert!(problems.is_empty(), "{} problems, first: {:#?}", problems.len(), &problems[..problems.len().min(5)]);
         for l in labels {
-            assert_eq!(
-                first_malicious[&l.first_malicious_event_id],
-                (l.principal_id.clone(), l.first_malicious_time)
-            );
+            assert_eq!(first_malicious[&l.first_malicious_event_id], (l.principal_id.clone(), l.first_malicious_time));
             // Each attack carries the signal its expected detector looks for.
             let w = &attack_events[&l.principal_id];
             let peak = w.by_minute.values().copied().max().unwrap_or(0);
             let learned = &by_principal[&l.principal_id].actions;
             let ok = match l.scenario.as_str() {
-                "leaked_key_new_network" => {
-                    w.foreign >= 20 && w.actions.contains("iam:CreateAccessKey")
-                }
+                "leaked_key_new_network" => w.foreign >= 20 && w.actions.contains("iam:CreateAccessKey"),
                 "exfiltration_spike" | "slow_ramp_then_spike" => peak >= 150,
                 "expired_token_replay" => w.expired >= 5,
                 "denied_probe_burst" => w.denied >= 36,
@@ -567,10 +498,7 @@ mod tests {
 
     #[test]
     fn simulate_default_population_has_every_type_and_realistic_volume() {
-        let cfg = SimConfig {
-            seed: 7,
-            ..SimConfig::default()
-        };
+        let cfg = SimConfig { seed: 7, ..SimConfig::default() };
         let started = std::time::Instant::now();
         let (_, bytes, summary) = digest(&cfg);
         let secs = started.elapsed().as_secs_f64();
@@ -579,11 +507,7 @@ mod tests {
             summary.events,
             summary.events as f64 / secs
         );
-        assert!(
-            (500_000..3_000_000).contains(&summary.events),
-            "{}",
-            summary.events
-        );
+        assert!((500_000..3_000_000).contains(&summary.events), "{}", summary.events);
         for kind in [
             PrincipalType::ServiceAccount,
             PrincipalType::ApiKey,
@@ -592,14 +516,10 @@ mod tests {
             PrincipalType::AiAgent,
             PrincipalType::Human,
         ] {
-            assert!(
-                summary.principals_by_type.get(&kind).copied().unwrap_or(0) > 0,
-                "{kind}"
-            );
+            assert!(summary.principals_by_type.get(&kind).copied().unwrap_or(0) > 0, "{kind}");
         }
         assert_eq!(summary.principals_by_type.values().sum::<usize>(), 100);
-        let scenarios: BTreeSet<&str> =
-            summary.labels.iter().map(|l| l.scenario.as_str()).collect();
+        let scenarios: BTreeSet<&str> = summary.labels.iter().map(|l| l.scenario.as_str()).collect();
         assert_eq!(scenarios.len(), 6);
         let json = serde_json::to_string(&summary.labels).unwrap();
         let back: Vec<Label> = serde_json::from_str(&json).unwrap();

@@ -25,11 +25,7 @@ pub(crate) struct Op {
 }
 
 const fn op(action: &'static str, reads: bool, object: bool) -> Op {
-    Op {
-        action,
-        reads,
-        object,
-    }
+    Op { action, reads, object }
 }
 
 /// Cloud services machine identities call. Every service has at least three operations so
@@ -55,11 +51,7 @@ const CLOUD: &[&[Op]] = &[
         op("dynamodb:UpdateItem", false, false),
         op("dynamodb:BatchWriteItem", false, false),
     ],
-    &[
-        op("kms:Decrypt", false, false),
-        op("kms:GenerateDataKey", false, false),
-        op("kms:Encrypt", false, false),
-    ],
+    &[op("kms:Decrypt", false, false), op("kms:GenerateDataKey", false, false), op("kms:Encrypt", false, false)],
     &[
         op("logs:PutLogEvents", false, false),
         op("logs:CreateLogStream", false, false),
@@ -89,11 +81,7 @@ const SAAS: &[&[Op]] = &[
         op("gmail:GetMessage", true, false),
         op("gmail:ModifyLabels", false, false),
     ],
-    &[
-        op("drive:FilesList", false, false),
-        op("drive:FilesGet", true, false),
-        op("drive:FilesCreate", false, false),
-    ],
+    &[op("drive:FilesList", false, false), op("drive:FilesGet", true, false), op("drive:FilesCreate", false, false)],
     &[
         op("calendar:EventsList", true, false),
         op("calendar:EventsInsert", false, false),
@@ -147,18 +135,9 @@ const CONSOLE: &[Op] = &[
     op("lambda:GetFunction", false, false),
 ];
 
-const SDK_AGENTS: &[&str] = &[
-    "aws-sdk-go/1.44",
-    "Boto3/1.34 Python/3.11",
-    "aws-sdk-java/2.25",
-    "aws-cli/2.15",
-    "aws-sdk-js/3.540",
-];
-const SAAS_AGENTS: &[&str] = &[
-    "google-api-go-client/0.5",
-    "simple-salesforce/1.12",
-    "okhttp/4.12",
-];
+const SDK_AGENTS: &[&str] =
+    &["aws-sdk-go/1.44", "Boto3/1.34 Python/3.11", "aws-sdk-java/2.25", "aws-cli/2.15", "aws-sdk-js/3.540"];
+const SAAS_AGENTS: &[&str] = &["google-api-go-client/0.5", "simple-salesforce/1.12", "okhttp/4.12"];
 const AGENT_RUNTIMES: &[&str] = &["agent-runtime/2.3", "mcp-client/0.9"];
 const BROWSERS: &[&str] = &[
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
@@ -166,10 +145,8 @@ const BROWSERS: &[&str] = &[
     "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
 ];
 
-const TEAMS: &[&str] = &[
-    "billing", "orders", "payments", "search", "data", "platform", "ml", "sre", "growth",
-    "identity",
-];
+const TEAMS: &[&str] =
+    &["billing", "orders", "payments", "search", "data", "platform", "ml", "sre", "growth", "identity"];
 const TENANTS: &[&str] = &["acme-prod", "acme-staging", "acme-corp"];
 const SVC_NAMES: &[&str] = &[
     "billing-export",
@@ -188,41 +165,15 @@ const SVC_NAMES: &[&str] = &[
     "pricing",
     "fraud-scoring",
 ];
-const KEY_NAMES: &[&str] = &[
-    "partner-acme",
-    "ci-deploy",
-    "monitoring",
-    "webhook-relay",
-    "mobile-backend",
-    "status-page",
-    "analytics",
-];
-const WORKLOAD_NAMES: &[&str] = &[
-    "checkout",
-    "cart",
-    "recommender",
-    "image-resizer",
-    "email-sender",
-    "gateway",
-    "scheduler",
-];
-const OAUTH_NAMES: &[&str] = &[
-    "crm-sync",
-    "calendar-bot",
-    "drive-backup",
-    "mail-archiver",
-    "lead-enricher",
-];
-const AGENT_NAMES: &[&str] = &[
-    "triage",
-    "code-review",
-    "support",
-    "release-notes",
-    "oncall",
-];
+const KEY_NAMES: &[&str] =
+    &["partner-acme", "ci-deploy", "monitoring", "webhook-relay", "mobile-backend", "status-page", "analytics"];
+const WORKLOAD_NAMES: &[&str] =
+    &["checkout", "cart", "recommender", "image-resizer", "email-sender", "gateway", "scheduler"];
+const OAUTH_NAMES: &[&str] = &["crm-sync", "calendar-bot", "drive-backup", "mail-archiver", "lead-enricher"];
+const AGENT_NAMES: &[&str] = &["triage", "code-review", "support", "release-notes", "oncall"];
 const PEOPLE: &[&str] = &[
-    "alice", "bob", "carla", "deepak", "emma", "farid", "grace", "hiro", "ines", "jon", "kemal",
-    "lena", "mateo", "nora", "omar", "priya",
+    "alice", "bob", "carla", "deepak", "emma", "farid", "grace", "hiro", "ines", "jon", "kemal", "lena", "mateo",
+    "nora", "omar", "priya",
 ];
 /// Whole-hour UTC offsets people and regional services live in.
 const UTC_OFFSETS_H: &[i64] = &[-8, -5, -3, 0, 1, 2, 5, 8, 9];
@@ -370,9 +321,7 @@ impl Identity {
     }
 
     pub fn day_factor(&self, sim_start: Millis, t: Millis) -> f64 {
-        let day = (t - sim_start)
-            .div_euclid(DAY)
-            .clamp(0, self.day_factor.len() as i64 - 1);
+        let day = (t - sim_start).div_euclid(DAY).clamp(0, self.day_factor.len() as i64 - 1);
         self.day_factor[day as usize]
     }
 
@@ -381,10 +330,7 @@ impl Identity {
         let f = self.day_factor(sim_start, t0);
         match &self.behaviour {
             Behaviour::Steady { per_min } => per_min * f,
-            Behaviour::Diurnal {
-                peak_per_min,
-                utc_offset_h,
-            } => {
+            Behaviour::Diurnal { peak_per_min, utc_offset_h } => {
                 let local_h = (t0 + utc_offset_h * HOUR).rem_euclid(DAY) as f64 / HOUR as f64;
                 let bump = if (7.0..19.0).contains(&local_h) {
                     (std::f64::consts::PI * (local_h - 7.0) / 12.0).sin()
@@ -393,22 +339,14 @@ impl Identity {
                 };
                 peak_per_min * f * (0.2 + 0.8 * bump)
             }
-            Behaviour::NightlyBatch {
-                base_per_min,
-                batches,
-            } => {
-                let batch: f64 = batches
-                    .iter()
-                    .filter(|w| (w.start..w.end).contains(&t0))
-                    .map(|w| w.per_min)
-                    .sum();
+            Behaviour::NightlyBatch { base_per_min, batches } => {
+                let batch: f64 = batches.iter().filter(|w| (w.start..w.end).contains(&t0)).map(|w| w.per_min).sum();
                 base_per_min * f + batch
             }
             Behaviour::Agent(_) => 0.0,
-            Behaviour::Human { workdays, .. } => workdays
-                .iter()
-                .find(|w| (w.start..w.end).contains(&t0))
-                .map_or(0.0, |w| w.per_min),
+            Behaviour::Human { workdays, .. } => {
+                workdays.iter().find(|w| (w.start..w.end).contains(&t0)).map_or(0.0, |w| w.per_min)
+            }
         }
     }
 
@@ -419,11 +357,9 @@ impl Identity {
             CredentialPlan::Hourly { phase, .. } => phase + (t - phase).div_euclid(HOUR) * HOUR,
             CredentialPlan::PerSession => self.session().map_or(t, |s| s.token_issued_at),
             CredentialPlan::Console => match &self.behaviour {
-                Behaviour::Human { workdays, .. } => workdays
-                    .iter()
-                    .rev()
-                    .find(|w| w.start <= t)
-                    .map_or(t, console_issued_at),
+                Behaviour::Human { workdays, .. } => {
+                    workdays.iter().rev().find(|w| w.start <= t).map_or(t, console_issued_at)
+                }
                 _ => t,
             },
         }
@@ -444,15 +380,7 @@ impl Identity {
         self.call(who, time, op, ip, user_agent, rng)
     }
 
-    fn call(
-        &self,
-        who: u32,
-        time: Millis,
-        op: Op,
-        ip: [u8; 4],
-        user_agent: &'static str,
-        rng: &mut Rng,
-    ) -> Draft {
+    fn call(&self, who: u32, time: Millis, op: Op, ip: [u8; 4], user_agent: &'static str, rng: &mut Rng) -> Draft {
         let session = self.session().map_or((0, 0), |s| (s.number, s.user));
         Draft {
             time,
@@ -475,12 +403,7 @@ impl Identity {
     fn next_call(&mut self, who: u32, time: Millis, rng: &mut Rng) -> Draft {
         let i = self.emitted;
         self.emitted += 1;
-        if i < self
-            .ops
-            .len()
-            .max(self.ips.len())
-            .max(self.user_agents.len())
-        {
+        if i < self.ops.len().max(self.ips.len()).max(self.user_agents.len()) {
             let op = self.ops[i % self.ops.len()];
             let ip = self.ips[i % self.ips.len()];
             let ua = self.user_agents[i % self.user_agents.len()];
@@ -491,14 +414,7 @@ impl Identity {
     }
 
     /// Appends this identity's benign calls for the minute starting at `t0`.
-    pub fn emit_minute(
-        &mut self,
-        who: u32,
-        sim_start: Millis,
-        t0: Millis,
-        rng: &mut Rng,
-        out: &mut Vec<Draft>,
-    ) {
+    pub fn emit_minute(&mut self, who: u32, sim_start: Millis, t0: Millis, rng: &mut Rng, out: &mut Vec<Draft>) {
         if let Behaviour::Agent(a) = &mut self.behaviour {
             advance_session(a, t0, rng);
         }
@@ -521,11 +437,7 @@ impl Identity {
             } else if bad < MACHINE_MAX_BAD_PER_MINUTE {
                 let x: f64 = rng.random();
                 if x < MACHINE_FAILURE_P + MACHINE_DENIED_P {
-                    d.outcome = if x < MACHINE_FAILURE_P {
-                        Outcome::Failure
-                    } else {
-                        Outcome::Denied
-                    };
+                    d.outcome = if x < MACHINE_FAILURE_P { Outcome::Failure } else { Outcome::Denied };
                     d.bytes_out = None;
                     bad += 1;
                 }
@@ -535,11 +447,7 @@ impl Identity {
         // A human paging through a console: normal for a person, a spike for a machine.
         if human && lambda > 0.0 && rng.random_bool(HUMAN_BURSTS_PER_DAY / 600.0) {
             let burst = rng.random_range(15..=40);
-            let paged = if out.len() > first {
-                out[out.len() - 1].action
-            } else {
-                ""
-            };
+            let paged = if out.len() > first { out[out.len() - 1].action } else { "" };
             for _ in 0..burst {
                 let t = t0 + rng.random_range(0..MINUTE);
                 let mut d = self.next_call(who, t, rng);
@@ -653,53 +561,26 @@ fn build_one(
     };
     let pick = |names: &[&'static str], rng: &mut Rng| *names.choose(rng).unwrap_or(&"app");
     let (id, catalog, user_agents, net_base): (String, &[&[Op]], &[&str], [u8; 2]) = match kind {
-        PrincipalType::ServiceAccount => (
-            format!("svc-{}-{serial:04}", pick(SVC_NAMES, rng)),
-            CLOUD,
-            SDK_AGENTS,
-            [10, 20],
-        ),
-        PrincipalType::ApiKey => (
-            format!("key-{}-{serial:04}", pick(KEY_NAMES, rng)),
-            CLOUD,
-            SDK_AGENTS,
-            [10, 30],
-        ),
-        PrincipalType::Workload => (
-            format!("wl-prod-{}-{serial:04}", pick(WORKLOAD_NAMES, rng)),
-            CLOUD,
-            SDK_AGENTS,
-            [10, 40],
-        ),
-        PrincipalType::OauthClient => (
-            format!("oauth-{}-{serial:04}", pick(OAUTH_NAMES, rng)),
-            SAAS,
-            SAAS_AGENTS,
-            [10, 50],
-        ),
-        PrincipalType::AiAgent => (
-            format!("agent-{}-{serial:04}", pick(AGENT_NAMES, rng)),
-            TOOLS,
-            AGENT_RUNTIMES,
-            [10, 60],
-        ),
-        _ => (
-            format!("user-{}{serial}@example.com", pick(PEOPLE, rng)),
-            &[CONSOLE],
-            BROWSERS,
-            [100, 64],
-        ),
+        PrincipalType::ServiceAccount => {
+            (format!("svc-{}-{serial:04}", pick(SVC_NAMES, rng)), CLOUD, SDK_AGENTS, [10, 20])
+        }
+        PrincipalType::ApiKey => (format!("key-{}-{serial:04}", pick(KEY_NAMES, rng)), CLOUD, SDK_AGENTS, [10, 30]),
+        PrincipalType::Workload => {
+            (format!("wl-prod-{}-{serial:04}", pick(WORKLOAD_NAMES, rng)), CLOUD, SDK_AGENTS, [10, 40])
+        }
+        PrincipalType::OauthClient => {
+            (format!("oauth-{}-{serial:04}", pick(OAUTH_NAMES, rng)), SAAS, SAAS_AGENTS, [10, 50])
+        }
+        PrincipalType::AiAgent => {
+            (format!("agent-{}-{serial:04}", pick(AGENT_NAMES, rng)), TOOLS, AGENT_RUNTIMES, [10, 60])
+        }
+        _ => (format!("user-{}{serial}@example.com", pick(PEOPLE, rng)), &[CONSOLE], BROWSERS, [100, 64]),
     };
     let human = kind == PrincipalType::Human;
     let ops = if human {
         choose_ops(&[CONSOLE], 1, rng.random_range(4..=8), rng)
     } else {
-        choose_ops(
-            catalog,
-            rng.random_range(1..=3),
-            rng.random_range(3..=12),
-            rng,
-        )
+        choose_ops(catalog, rng.random_range(1..=3), rng.random_range(3..=12), rng)
     };
     let cdf = cumulative_weights(ops.len(), rng);
 
@@ -707,29 +588,13 @@ fn build_one(
         // An office egress shared by everyone, plus one or two home networks of the person's own.
         let mut ips = vec![[203, 0, 113, rng.random_range(2..250)]];
         for _ in 0..rng.random_range(1..=2) {
-            ips.push([
-                100,
-                64 + rng.random_range(0..60),
-                rng.random_range(0..=255),
-                rng.random_range(2..250),
-            ]);
+            ips.push([100, 64 + rng.random_range(0..60), rng.random_range(0..=255), rng.random_range(2..250)]);
         }
         ips
     } else {
-        let nets: Vec<u8> = (0..rng.random_range(1..=2))
-            .map(|_| rng.random_range(0..=255))
-            .collect();
+        let nets: Vec<u8> = (0..rng.random_range(1..=2)).map(|_| rng.random_range(0..=255)).collect();
         let n_ips = rng.random_range(nets.len()..=3);
-        (0..n_ips)
-            .map(|j| {
-                [
-                    net_base[0],
-                    net_base[1],
-                    nets[j % nets.len()],
-                    rng.random_range(2..250),
-                ]
-            })
-            .collect()
+        (0..n_ips).map(|j| [net_base[0], net_base[1], nets[j % nets.len()], rng.random_range(2..250)]).collect()
     };
     let mut user_agents: Vec<&'static str> = {
         let k = rng.random_range(1..=2);
@@ -740,10 +605,7 @@ fn build_one(
     user_agents.sort_unstable();
 
     let day_factor: Vec<f64> = (0..=days).map(|_| rng.random_range(0.8..1.2)).collect();
-    let hourly = |kind, rng: &mut Rng| CredentialPlan::Hourly {
-        kind,
-        phase: rng.random_range(0..60) * MINUTE,
-    };
+    let hourly = |kind, rng: &mut Rng| CredentialPlan::Hourly { kind, phase: rng.random_range(0..60) * MINUTE };
     let static_key = |rng: &mut Rng| CredentialPlan::Static {
         id: access_key_id(rng),
         issued_at: sim_start - rng.random_range(10 * DAY..59 * DAY),
@@ -751,15 +613,10 @@ fn build_one(
     let (credential, behaviour) = match kind {
         PrincipalType::ServiceAccount => {
             // Patterns and credential schemes cycle so small populations still hold each kind.
-            let credential = if i.is_multiple_of(2) {
-                static_key(rng)
-            } else {
-                hourly(CredentialKind::ShortLivedToken, rng)
-            };
+            let credential =
+                if i.is_multiple_of(2) { static_key(rng) } else { hourly(CredentialKind::ShortLivedToken, rng) };
             let behaviour = match i % 3 {
-                0 => Behaviour::Steady {
-                    per_min: rng.random_range(2.0..20.0),
-                },
+                0 => Behaviour::Steady { per_min: rng.random_range(2.0..20.0) },
                 1 => Behaviour::Diurnal {
                     peak_per_min: rng.random_range(2.0..20.0),
                     utc_offset_h: *UTC_OFFSETS_H.choose(rng).unwrap_or(&0),
@@ -773,19 +630,13 @@ fn build_one(
             let behaviour = if i.is_multiple_of(2) {
                 Behaviour::Steady { per_min }
             } else {
-                Behaviour::Diurnal {
-                    peak_per_min: per_min,
-                    utc_offset_h: *UTC_OFFSETS_H.choose(rng).unwrap_or(&0),
-                }
+                Behaviour::Diurnal { peak_per_min: per_min, utc_offset_h: *UTC_OFFSETS_H.choose(rng).unwrap_or(&0) }
             };
             (static_key(rng), behaviour)
         }
-        PrincipalType::Workload => (
-            hourly(CredentialKind::ShortLivedToken, rng),
-            Behaviour::Steady {
-                per_min: rng.random_range(1.0..10.0),
-            },
-        ),
+        PrincipalType::Workload => {
+            (hourly(CredentialKind::ShortLivedToken, rng), Behaviour::Steady { per_min: rng.random_range(1.0..10.0) })
+        }
         PrincipalType::OauthClient => (
             hourly(CredentialKind::OauthAccessToken, rng),
             Behaviour::Diurnal {
@@ -812,10 +663,7 @@ fn build_one(
             };
             (CredentialPlan::PerSession, Behaviour::Agent(plan))
         }
-        _ => (
-            CredentialPlan::Console,
-            human_workdays(days, sim_start, rng),
-        ),
+        _ => (CredentialPlan::Console, human_workdays(days, sim_start, rng)),
     };
     Identity {
         id,
@@ -838,19 +686,9 @@ fn build_one(
 /// `services` services from the catalog and `target` operations among them, each chosen
 /// service contributing at least one.
 fn choose_ops(catalog: &[&[Op]], services: usize, target: usize, rng: &mut Rng) -> Vec<Op> {
-    let chosen: Vec<&[Op]> = catalog
-        .sample(rng, services.min(catalog.len()))
-        .copied()
-        .collect();
-    let mut ops: Vec<Op> = chosen
-        .iter()
-        .filter_map(|s| s.choose(rng).copied())
-        .collect();
-    let mut rest: Vec<Op> = chosen
-        .iter()
-        .flat_map(|s| s.iter().copied())
-        .filter(|o| !ops.contains(o))
-        .collect();
+    let chosen: Vec<&[Op]> = catalog.sample(rng, services.min(catalog.len())).copied().collect();
+    let mut ops: Vec<Op> = chosen.iter().filter_map(|s| s.choose(rng).copied()).collect();
+    let mut rest: Vec<Op> = chosen.iter().flat_map(|s| s.iter().copied()).filter(|o| !ops.contains(o)).collect();
     rest.shuffle(rng);
     let more = target.saturating_sub(ops.len()).min(rest.len());
     ops.extend(rest.into_iter().take(more));
@@ -884,10 +722,7 @@ fn nightly_batch(days: u32, sim_start: Millis, rng: &mut Rng) -> Behaviour {
             }
         })
         .collect();
-    Behaviour::NightlyBatch {
-        base_per_min: rng.random_range(0.2..1.0),
-        batches,
-    }
+    Behaviour::NightlyBatch { base_per_min: rng.random_range(0.2..1.0), batches }
 }
 
 /// Working windows 08–18 local: weekdays mostly, now and then a short weekend stint.
@@ -910,10 +745,7 @@ fn human_workdays(days: u32, sim_start: Millis, rng: &mut Rng) -> Behaviour {
             if !rng.random_bool(0.95) {
                 continue;
             }
-            (
-                rng.random_range(8 * 60..8 * 60 + 45) * MINUTE,
-                rng.random_range(17 * 60 + 15..18 * 60) * MINUTE,
-            )
+            (rng.random_range(8 * 60..8 * 60 + 45) * MINUTE, rng.random_range(17 * 60 + 15..18 * 60) * MINUTE)
         };
         workdays.push(Window {
             start: midnight_utc + from,
@@ -960,22 +792,11 @@ mod tests {
         let mut rng = Rng::seed_from_u64(3);
         for ident in build(200, 3, 0, &mut rng) {
             if ident.kind.is_machine() {
-                assert!(
-                    (3..=12).contains(&ident.ops.len()),
-                    "{}: {:?}",
-                    ident.id,
-                    ident.ops
-                );
-                let services: std::collections::BTreeSet<_> = ident
-                    .ops
-                    .iter()
-                    .map(|o| o.action.split(':').next())
-                    .collect();
+                assert!((3..=12).contains(&ident.ops.len()), "{}: {:?}", ident.id, ident.ops);
+                let services: std::collections::BTreeSet<_> =
+                    ident.ops.iter().map(|o| o.action.split(':').next()).collect();
                 assert!((1..=3).contains(&services.len()));
-                assert!(
-                    (1..=3).contains(&ident.ips.len())
-                        && (1..=2).contains(&ident.user_agents.len())
-                );
+                assert!((1..=3).contains(&ident.ips.len()) && (1..=2).contains(&ident.user_agents.len()));
             }
             let mut prev = 0.0;
             for &c in &ident.cdf {

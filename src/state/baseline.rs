@@ -36,15 +36,7 @@ impl Ewma {
     }
 
     pub fn update(&mut self, x: f32, alpha: f32, learning: bool, clamp: f32) {
-        ewma_step(
-            &mut self.mean,
-            &mut self.var,
-            u32::from(self.n),
-            x,
-            alpha,
-            learning,
-            clamp,
-        );
+        ewma_step(&mut self.mean, &mut self.var, u32::from(self.n), x, alpha, learning, clamp);
         self.n = self.n.saturating_add(1);
     }
 
@@ -58,31 +50,11 @@ impl Ewma {
 /// anomalous, moves the mean only up to the clamp, and adds to the variance no more than
 /// one deviation — otherwise sustained abuse would widen the variance, which widens the
 /// clamp, which widens the variance, exponentially.
-fn ewma_step(
-    mean: &mut f32,
-    var: &mut f32,
-    n: u32,
-    x: f32,
-    alpha: f32,
-    learning: bool,
-    clamp: f32,
-) {
-    let a = if learning {
-        alpha.max(1.0 / (n as f32 + 1.0))
-    } else {
-        alpha
-    };
-    let (x, anomalous) = if !learning && x > clamp {
-        (clamp, true)
-    } else {
-        (x, false)
-    };
+fn ewma_step(mean: &mut f32, var: &mut f32, n: u32, x: f32, alpha: f32, learning: bool, clamp: f32) {
+    let a = if learning { alpha.max(1.0 / (n as f32 + 1.0)) } else { alpha };
+    let (x, anomalous) = if !learning && x > clamp { (clamp, true) } else { (x, false) };
     let d = x - *mean;
-    let dv = if anomalous {
-        d.min(var.max(0.0).sqrt())
-    } else {
-        d
-    };
+    let dv = if anomalous { d.min(var.max(0.0).sqrt()) } else { d };
     *mean += a * d;
     *var = (1.0 - a) * (*var + a * dv * dv);
 }
@@ -99,23 +71,11 @@ pub struct HourProfile {
 
 impl HourProfile {
     fn new(mean: f32, var: f32) -> Self {
-        HourProfile {
-            mean: [mean; 24],
-            var: [var; 24],
-            n: [0; 24],
-        }
+        HourProfile { mean: [mean; 24], var: [var; 24], n: [0; 24] }
     }
 
     fn update(&mut self, h: usize, x: f32, learning: bool, clamp: f32) {
-        ewma_step(
-            &mut self.mean[h],
-            &mut self.var[h],
-            u32::from(self.n[h]),
-            x,
-            PROFILE_ALPHA,
-            learning,
-            clamp,
-        );
+        ewma_step(&mut self.mean[h], &mut self.var[h], u32::from(self.n[h]), x, PROFILE_ALPHA, learning, clamp);
         self.n[h] = self.n[h].saturating_add(1);
     }
 
@@ -206,14 +166,8 @@ impl RateBaseline {
     fn slow_expectation(&self, time: Millis) -> Expectation {
         let h = hour_of_day(time);
         let around = [(h + 23) % 24, h, (h + 1) % 24];
-        let profile = around
-            .iter()
-            .map(|&i| self.profile.mean[i])
-            .fold(0.0, f32::max);
-        let profile_sd = around
-            .iter()
-            .map(|&i| self.profile.sd(i))
-            .fold(0.0, f32::max);
+        let profile = around.iter().map(|&i| self.profile.mean[i]).fold(0.0, f32::max);
+        let profile_sd = around.iter().map(|&i| self.profile.sd(i)).fold(0.0, f32::max);
         let mean = self.long.mean.max(profile);
         let sd = self.long.sd().max(profile_sd).max(mean.sqrt()).max(1.0);
         Expectation { mean, sd }
@@ -225,8 +179,7 @@ impl RateBaseline {
         let clamp = e.mean + CLAMP_SIGMAS * e.sd;
         self.short.update(count, SHORT_ALPHA, learning, clamp);
         self.long.update(count, LONG_ALPHA, learning, clamp);
-        self.profile
-            .update(hour_of_day(time), count, learning, clamp);
+        self.profile.update(hour_of_day(time), count, learning, clamp);
         self.minutes = self.minutes.saturating_add(1);
     }
 }
@@ -263,10 +216,7 @@ mod tests {
         let ramp: Vec<u32> = (0..180).map(|i| 10 + i * 20 / 180).collect();
         feed(&mut b, 1_440, &ramp, false);
         let e = b.expectation((1_440 + 180) * MINUTE);
-        assert!(
-            e.threshold(6.0, 4.0) < 300.0,
-            "spike would be accepted: {e:?}"
-        );
+        assert!(e.threshold(6.0, 4.0) < 300.0, "spike would be accepted: {e:?}");
         // Without clamping the long horizon would have followed; with it, it barely moved.
         assert!(b.long.mean < 12.0, "{:?}", b.long);
     }
@@ -296,10 +246,7 @@ mod tests {
         }
         let night = b.expectation(2 * 24 * HOUR + 2 * HOUR + 30 * MINUTE);
         let noon = b.expectation(2 * 24 * HOUR + 12 * HOUR);
-        assert!(
-            night.threshold(6.0, 4.0) > 60.0,
-            "batch would page: {night:?}"
-        );
+        assert!(night.threshold(6.0, 4.0) > 60.0, "batch would page: {night:?}");
         assert!(noon.mean < night.mean / 3.0, "{noon:?} vs {night:?}");
     }
 

@@ -73,10 +73,7 @@ fn default_learning_secs() -> u64 {
 
 impl Default for LearningSecs {
     fn default() -> Self {
-        LearningSecs {
-            default: default_learning_secs(),
-            per_type: Default::default(),
-        }
+        LearningSecs { default: default_learning_secs(), per_type: Default::default() }
     }
 }
 
@@ -198,8 +195,7 @@ impl Identity {
         let t = ev.time;
         let learned = t - self.first_seen >= learning_ms;
         let expected = self.rate.expectation(t);
-        self.rate
-            .record(t, ev.outcome != Outcome::Success, !learned);
+        self.rate.record(t, ev.outcome != Outcome::Success, !learned);
         self.last_seen = self.last_seen.max(t);
 
         let hour = t.div_euclid(HOUR);
@@ -209,14 +205,10 @@ impl Identity {
             self.hour_bytes_out = 0;
         }
         self.hour_count = self.hour_count.saturating_add(1);
-        self.hour_bytes_out = self
-            .hour_bytes_out
-            .saturating_add(ev.bytes_out.unwrap_or(0));
+        self.hour_bytes_out = self.hour_bytes_out.saturating_add(ev.bytes_out.unwrap_or(0));
 
         // Novelty counts only where the set has a stable baseline: learned, and never full.
-        let novel = |set: &mut FingerprintSet, fp: u32, cap: usize| {
-            set.insert(fp, cap) && learned && !set.overflowed
-        };
+        let novel = |set: &mut FingerprintSet, fp: u32, cap: usize| set.insert(fp, cap) && learned && !set.overflowed;
         let new_action = novel(&mut self.actions, fingerprint(&ev.action), MAX_ACTIONS);
         let new_service = novel(&mut self.services, fingerprint(&ev.service), MAX_SERVICES);
         let new_network = match ev.source.ip.as_deref().and_then(network_of) {
@@ -266,9 +258,8 @@ impl Identity {
             None => {
                 // Keep the most recently used credentials; rotation retires the old ones.
                 if self.credentials.len() >= MAX_CREDENTIALS {
-                    let oldest = (0..self.credentials.len())
-                        .min_by_key(|&i| self.credentials[i].last_seen)
-                        .unwrap_or(0);
+                    let oldest =
+                        (0..self.credentials.len()).min_by_key(|&i| self.credentials[i].last_seen).unwrap_or(0);
                     self.credentials.swap_remove(oldest);
                 }
                 // Exact growth: most identities hold one or two credentials, and the
@@ -316,10 +307,7 @@ pub struct StateStore {
 
 impl StateStore {
     pub fn new(config: StateConfig) -> Self {
-        StateStore {
-            map: DashMap::with_hasher(Xxh3Builder::new()),
-            config,
-        }
+        StateStore { map: DashMap::with_hasher(Xxh3Builder::new()), config }
     }
 
     pub fn config(&self) -> &StateConfig {
@@ -352,9 +340,7 @@ impl StateStore {
         self.map.get(id)
     }
 
-    pub fn iter(
-        &self,
-    ) -> impl Iterator<Item = dashmap::mapref::multiple::RefMulti<'_, Box<str>, Identity>> {
+    pub fn iter(&self) -> impl Iterator<Item = dashmap::mapref::multiple::RefMulti<'_, Box<str>, Identity>> {
         self.map.iter()
     }
 
@@ -457,18 +443,10 @@ mod tests {
 
     #[test]
     fn eviction_forgets_idle_identities_and_enforces_the_ceiling() {
-        let store = StateStore::new(StateConfig {
-            max_identities: 100,
-            idle_ttl_secs: 3_600,
-            ..Default::default()
-        });
+        let store = StateStore::new(StateConfig { max_identities: 100, idle_ttl_secs: 3_600, ..Default::default() });
         for i in 0..150 {
             let t = i as Millis * 1_000;
-            store.with_identity(
-                &format!("p{i}"),
-                || Identity::new(PrincipalType::ApiKey, None, t),
-                |_| (),
-            );
+            store.with_identity(&format!("p{i}"), || Identity::new(PrincipalType::ApiKey, None, t), |_| ());
         }
         assert!(store.over_capacity());
         assert_eq!(store.evict(150_000), 60);

@@ -63,10 +63,7 @@ pub fn network_of(ip: &str) -> Option<(u32, NetworkPrefix<'_>)> {
     let v6: Ipv6Addr = ip.parse().ok()?;
     let seg = v6.segments();
     let bits = (u64::from(seg[0]) << 32) | (u64::from(seg[1]) << 16) | u64::from(seg[2]);
-    Some((
-        xxh3_64(&bits.to_le_bytes()) as u32,
-        NetworkPrefix::V6([seg[0], seg[1], seg[2]]),
-    ))
+    Some((xxh3_64(&bits.to_le_bytes()) as u32, NetworkPrefix::V6([seg[0], seg[1], seg[2]])))
 }
 
 /// A network prefix that formats as CIDR (only when an alert needs it).

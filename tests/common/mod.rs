@@ -8,18 +8,14 @@ use serde_json::Value;
 
 /// Path of `schemas/<name>.schema.json` in this crate.
 pub fn schema_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("schemas")
-        .join(format!("{name}.schema.json"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas").join(format!("{name}.schema.json"))
 }
 
 /// The schema document itself, as JSON (for its `examples`, its enums, ...).
 pub fn schema_json(name: &str) -> Value {
     let path = schema_path(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{} is not valid json: {e}", path.display()))
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not valid json: {e}", path.display()))
 }
 
 /// A draft 2020-12 validator for `schemas/<name>.schema.json`. Format assertions are on, so
@@ -34,10 +30,7 @@ pub fn schema(name: &str) -> jsonschema::Validator {
 
 /// Every validation error of `instance` against `schema`, one line each (`path: message`).
 pub fn errors(validator: &jsonschema::Validator, instance: &Value) -> Vec<String> {
-    validator
-        .iter_errors(instance)
-        .map(|e| format!("{}: {e}", display_path(&e.instance_path().to_string())))
-        .collect()
+    validator.iter_errors(instance).map(|e| format!("{}: {e}", display_path(&e.instance_path().to_string()))).collect()
 }
 
 /// Panics listing every validation error of `instance` against `schemas/<name>.schema.json`.
@@ -65,9 +58,5 @@ pub fn assert_invalid(name: &str, instance: &Value) -> Vec<String> {
 }
 
 fn display_path(pointer: &str) -> &str {
-    if pointer.is_empty() {
-        "(root)"
-    } else {
-        pointer
-    }
+    if pointer.is_empty() { "(root)" } else { pointer }
 }
