@@ -15,7 +15,7 @@ use crate::inventory::{Criticality, Inventory};
 use crate::respond::alert::{Action, ActionKind, Alert, AlertActor, MAX_EVENT_IDS, Mode, Severity};
 use crate::respond::policy::{Block, Policy, ResponseConfig, alert_principal};
 use crate::state::{AlertMark, Identity, StateConfig, StateStore};
-use crate::time::{MINUTE, Millis};
+use crate::time::{MINUTE, Millis, SECOND};
 
 /// Idle eviction runs at most once per this much event time.
 const SWEEP_EVERY: Millis = MINUTE;
@@ -49,6 +49,8 @@ pub struct Engine {
     /// have none of their own when the transport has none either (a line in a file).
     watermark: AtomicI64,
     next_sweep: AtomicI64,
+    /// Learning period per principal type, resolved once (it is read per event).
+    learning_ms: [Millis; PrincipalType::ALL.len()],
 }
 
 /// Where a message came from: a topic or file, a partition, an offset or line number.
@@ -146,7 +148,9 @@ pub struct Outputs {
 
 impl Engine {
     pub fn new(detectors: Vec<Detector>, inventory: Inventory, config: EngineConfig) -> Self {
+        let learning_ms = std::array::from_fn(|i| config.state.learning_secs.for_type(PrincipalType::ALL[i]));
         Engine {
+            learning_ms,
             detectors,
             inventory,
             store: StateStore::new(config.state),
@@ -188,12 +192,13 @@ impl Engine {
     fn handle(&self, ev: &AuditEvent<'_>, out: &mut Outputs) {
         out.stats.events += 1;
         let t = ev.time;
-        self.watermark.fetch_max(t, Ordering::Relaxed);
-        self.maybe_evict(t, out);
+        self.advance_watermark(t, out);
         let inventory = &self.inventory;
+        let mut created = false;
         self.store.with_identity(
             &ev.principal.id,
             || {
+                created = true;
                 let entry = inventory.resolve(&ev.principal.id);
                 let kind = inventory.entry(entry).and_then(|e| e.kind).unwrap_or(ev.principal.kind);
                 Identity::new(kind, entry, t)
@@ -205,8 +210,7 @@ impl Engine {
                 }
                 let lane = identity.kind;
                 out.stats.events_by_type[lane.index()] += 1;
-                let learning = self.store.config().learning_secs.for_type(lane);
-                let obs = identity.observe(ev, learning);
+                let obs = identity.observe(ev, self.learning_ms[lane.index()]);
                 for (i, detector) in self.detectors.iter().enumerate() {
                     if let Some((settings, finding)) = detector.check(lane, ev, &obs) {
                         self.raise(i, settings, finding, ev, identity, out);
@@ -214,6 +218,10 @@ impl Engine {
                 }
             },
         );
+        // Only a new identity can break the ceiling; counting shards per event would not be free.
+        if created && self.store.over_capacity() {
+            out.stats.evictions += self.store.evict(self.watermark.load(Ordering::Relaxed)) as u64;
+        }
     }
 
     /// Aggregates a finding into at most one alert per principal, detector and window,
@@ -292,14 +300,21 @@ impl Engine {
         }
     }
 
-    /// Idle eviction on the event-time clock; at most one worker sweeps per period.
-    fn maybe_evict(&self, t: Millis, out: &mut Outputs) {
+    /// Moves the event-time watermark and runs idle eviction once per `SWEEP_EVERY` of it.
+    /// The watermark moves in steps of a second at least: workers share its cache line, and
+    /// a write per event would make them take turns on it.
+    fn advance_watermark(&self, t: Millis, out: &mut Outputs) {
+        if t < self.watermark.load(Ordering::Relaxed).saturating_add(SECOND) {
+            return;
+        }
+        let watermark = self.watermark.fetch_max(t, Ordering::Relaxed).max(t);
         let due = self.next_sweep.load(Ordering::Relaxed);
-        let over = self.store.over_capacity();
-        if (t >= due || over)
-            && self.next_sweep.compare_exchange(due, t + SWEEP_EVERY, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        if watermark >= due
+            && self
+                .next_sweep
+                .compare_exchange(due, watermark + SWEEP_EVERY, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
         {
-            let watermark = self.watermark.load(Ordering::Relaxed);
             out.stats.evictions += self.store.evict(watermark) as u64;
         }
     }

@@ -147,4 +147,31 @@ fn simulate_then_replay_catches_every_attack_and_acts_on_no_human() {
     assert!(dead.iter().all(|d| d["reason"].is_string() && d["raw"].is_string()));
     let ids = |alerts: &[Alert]| alerts.iter().map(|a| a.alert_id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&lines(Path::new(&p("a2.jsonl")), "alert")), ids(&alerts));
+
+    // The same events reordered within each minute (reversed) give the same alerts.
+    let mut reordered = String::with_capacity(clean.len());
+    let mut minute: Vec<&str> = Vec::new();
+    let minute_of = |l: &str| l.find("\"time\":\"").map(|i| l[i + 8..i + 24].to_string());
+    for line in clean.lines() {
+        if minute.first().is_some_and(|m| minute_of(m) != minute_of(line)) {
+            minute.drain(..).rev().for_each(|l| {
+                reordered.push_str(l);
+                reordered.push('\n');
+            });
+        }
+        minute.push(line);
+    }
+    minute.drain(..).rev().for_each(|l| {
+        reordered.push_str(l);
+        reordered.push('\n');
+    });
+    assert_ne!(reordered, clean);
+    std::fs::write(p("reordered.jsonl"), reordered).unwrap();
+    nhid(&["replay", &p("reordered.jsonl"), "--alerts", &p("a3.jsonl")]);
+    let sorted = |alerts: Vec<Alert>| {
+        let mut v: Vec<(String, String)> = alerts.into_iter().map(|a| (a.alert_id, a.kind)).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(lines(Path::new(&p("a3.jsonl")), "alert")), sorted(alerts));
 }
