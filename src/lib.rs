@@ -21,6 +21,26 @@
 //! - [`simulate`]: a labeled synthetic population with injected attacks, for tests, benches and demos.
 //! - [`config`]: the typed configuration and `nhid check`.
 //! - [`cli`]: the command line (`replay`, `simulate`, `check`).
+//!
+//! # Use as a library
+//!
+//! A transport hands the engine one message at a time and takes what it produced:
+//!
+//! ```
+//! use nhid::config::Config;
+//! use nhid::pipeline::{Origin, Outputs};
+//!
+//! let engine = Config::default().engine().expect("the built-in detectors load");
+//! let mut out = Outputs::default();
+//! let message = br#"{"id":"e1","time":"2026-11-23T10:00:00Z",
+//!     "principal":{"id":"svc-billing","type":"service_account"},
+//!     "credential":{"id":"AKIAEXAMPLE","kind":"static_key"},
+//!     "action":"iam:CreateAccessKey","service":"iam","outcome":"success"}"#;
+//! engine.process(message, Origin { source: "audit", partition: 0, offset: 42 }, None, &mut out);
+//! assert_eq!(out.alerts[0].kind, "privilege_change");
+//! assert_eq!(out.actions[0].action.as_str(), "notify_owner");
+//! assert!(out.dead_letters.is_empty());
+//! ```
 
 pub mod cli;
 pub mod config;
