@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use nhid::respond::alert::{Action, Alert};
+use nhid::respond::alert::{Action, ActionKind, Alert, Mode};
 use nhid::simulate::Label;
 use nhid::time::{DAY, HOUR, SECOND};
 
@@ -91,6 +91,16 @@ fn simulate_then_replay_catches_every_attack_and_acts_on_no_human() {
         latency.insert(format!("{} {}", l.scenario, l.principal_id), delay);
     }
     eprintln!("detection latency (ms after the first malicious event): {latency:#?}");
+
+    // Every attack is contained narrowly: a revocation (dry run by default) of that
+    // principal's credential or session, not only an owner notice.
+    for l in &labels {
+        let cut =
+            actions.iter().find(|a| a.target.principal_id == l.principal_id && a.action != ActionKind::NotifyOwner);
+        let Some(cut) = cut else { panic!("no containment for {l:?}: {actions:#?}") };
+        assert_eq!(cut.mode, Mode::DryRun);
+        assert!(cut.target.credential_id.is_some() || cut.target.session_id.is_some(), "{cut:?}");
+    }
 
     // No automatic action against a human, ever.
     for a in &actions {

@@ -160,7 +160,11 @@ impl Policy {
         }
         let t = alert.time;
         let cooldown = self.config.identity_cooldown_secs as Millis * SECOND;
-        if last_action.is_some_and(|last| t >= last && t - last < cooldown) {
+        // The cooldown guards against repeated containment; an owner notice neither waits for it
+        // nor starts it, so a notice from a mild finding never delays the revocation a later,
+        // severe finding on the same identity asks for.
+        let contains = action != ActionKind::NotifyOwner;
+        if contains && last_action.is_some_and(|last| t >= last && t - last < cooldown) {
             d.blocks.push(Block::IdentityCooldown);
             return d;
         }
@@ -176,7 +180,9 @@ impl Policy {
                 return d;
             }
         }
-        *last_action = Some(t);
+        if contains {
+            *last_action = Some(t);
+        }
         let reason = format!("{} Policy: {} ({}).", alert.summary, action.as_str(), self.config.mode.as_str());
         d.action = Some(Action {
             action_id: super::action_id(&alert.alert_id, action, &target),
@@ -391,6 +397,23 @@ mod tests {
         let d = p.decide(&a(60_000), Response::RevokeCredential, &ev, None, &mut last);
         assert_eq!(d.blocks, vec![Block::IdentityCooldown]);
         assert!(p.decide(&a(3_600_000), Response::RevokeCredential, &ev, None, &mut last).action.is_some());
+    }
+
+    #[test]
+    fn an_owner_notice_does_not_delay_a_later_revocation() {
+        let p = Policy::new(ResponseConfig::default());
+        let ev = event(PrincipalType::ServiceAccount, CredentialKind::StaticKey, None);
+        let mut last = None;
+        let a = |t| alert(PrincipalType::ServiceAccount, t, Severity::High);
+        let notice = p.decide(&a(0), Response::NotifyOwner, &ev, None, &mut last);
+        assert_eq!(notice.action.unwrap().action, ActionKind::NotifyOwner);
+        let cut = p.decide(&a(20_000), Response::RevokeCredential, &ev, None, &mut last);
+        assert_eq!(cut.action.unwrap().action, ActionKind::RevokeCredential);
+        assert!(p.decide(&a(40_000), Response::NotifyOwner, &ev, None, &mut last).action.is_some());
+        assert_eq!(
+            p.decide(&a(60_000), Response::RevokeCredential, &ev, None, &mut last).blocks,
+            vec![Block::IdentityCooldown]
+        );
     }
 
     #[test]
