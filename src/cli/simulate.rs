@@ -59,6 +59,13 @@ fn simulate_to_files(args: &SimulateArgs) -> anyhow::Result<()> {
     for (kind, n) in &summary.principals_by_type {
         eprintln!("  {:<22} {n:>6}", kind.as_str());
     }
+    let scenarios: std::collections::BTreeSet<&str> = summary.labels.iter().map(|l| l.scenario.as_str()).collect();
+    if scenarios.len() < 6 {
+        eprintln!(
+            "warning: only {} of 6 attack scenarios injected: attacks start after 30 h and need suitable victims (use --days 2 or more and --principals 30 or more)",
+            scenarios.len()
+        );
+    }
     for l in &summary.labels {
         eprintln!("  attack {:<24} {} from {}", l.scenario, l.principal_id, crate::time::format_rfc3339(l.start));
     }
