@@ -408,7 +408,10 @@ fn classify<'a>(ui: Option<UserIdentity<'a>>, recipient: Option<Cow<'a, str>>, s
             let session = session_id.as_deref().unwrap_or("");
             let kind = if ec2_delivery || is_instance_id(session) {
                 PrincipalType::Workload
-            } else if role.as_deref().is_some_and(|r| r.starts_with("AWSReservedSSO_")) || is_email(session) {
+            } else if console || role.as_deref().is_some_and(|r| r.starts_with("AWSReservedSSO_")) || is_email(session)
+            {
+                // A person at the console (role switching, MFA) or behind SSO. The role stays
+                // human for nhid from then on, so automation sharing it is never auto-revoked.
                 PrincipalType::Human
             } else {
                 PrincipalType::ServiceAccount
@@ -888,7 +891,7 @@ mod tests {
             "assumed role, switched to in the console",
             r#"{"type":"AssumedRole","principalId":"AROAEXAMPLE:carol","arn":"arn:aws:sts::123456789012:assumed-role/DevAdmin/carol","accountId":"123456789012","accessKeyId":"ASIAEXAMPLEEXAMPLE11"}"#,
             r#""userAgent":"console.amazonaws.com""#,
-            PrincipalType::ServiceAccount,
+            PrincipalType::Human,
             CredentialKind::Session,
         ),
         (
