@@ -110,28 +110,6 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn merge(&mut self, other: &Stats) {
-        self.messages += other.messages;
-        self.events += other.events;
-        for (a, b) in self.events_by_type.iter_mut().zip(other.events_by_type) {
-            *a += b;
-        }
-        for (a, b) in self.dead_letters.iter_mut().zip(other.dead_letters) {
-            *a += b;
-        }
-        for (k, v) in &other.alerts {
-            *self.alerts.entry(k.clone()).or_default() += v;
-        }
-        self.suppressed_repeats += other.suppressed_repeats;
-        for (k, v) in &other.actions {
-            *self.actions.entry(*k).or_default() += v;
-        }
-        for (k, v) in &other.guardrail_blocks {
-            *self.guardrail_blocks.entry(*k).or_default() += v;
-        }
-        self.evictions += other.evictions;
-    }
-
     pub fn dead_letters_total(&self) -> u64 {
         self.dead_letters.iter().sum()
     }

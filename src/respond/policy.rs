@@ -119,10 +119,6 @@ impl Policy {
         Policy { config, limiter: Mutex::new(Limiter { tokens, last: Millis::MIN, open_until: None }) }
     }
 
-    pub fn config(&self) -> &ResponseConfig {
-        &self.config
-    }
-
     /// Decides the action for `alert`, which asked for `requested`. `last_action` is the
     /// identity's cooldown mark, updated when an action is taken.
     pub fn decide(

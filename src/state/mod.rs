@@ -284,18 +284,6 @@ impl Identity {
         let expired_for = s.expires_at.map(|e| t - e).filter(|d| *d > 0);
         (Some(age), expired_for)
     }
-
-    /// Approximate bytes this identity holds, heap included (for the memory bound).
-    pub fn approx_bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + self.actions.heap_bytes()
-            + self.services.heap_bytes()
-            + self.networks.heap_bytes()
-            + self.user_agents.heap_bytes()
-            + self.credentials.capacity() * std::mem::size_of::<CredentialState>()
-            + self.alert_marks.capacity() * std::mem::size_of::<AlertMark>()
-            + self.owner.as_ref().map_or(0, |o| o.len())
-    }
 }
 
 /// All tracked identities. Shared by the pipeline workers; each principal lives in one
@@ -308,10 +296,6 @@ pub struct StateStore {
 impl StateStore {
     pub fn new(config: StateConfig) -> Self {
         StateStore { map: DashMap::with_hasher(Xxh3Builder::new()), config }
-    }
-
-    pub fn config(&self) -> &StateConfig {
-        &self.config
     }
 
     pub fn len(&self) -> usize {
@@ -338,10 +322,6 @@ impl StateStore {
 
     pub fn get(&self, id: &str) -> Option<dashmap::mapref::one::Ref<'_, Box<str>, Identity>> {
         self.map.get(id)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = dashmap::mapref::multiple::RefMulti<'_, Box<str>, Identity>> {
-        self.map.iter()
     }
 
     /// Forgets identities idle since before `now - idle_ttl`, then, if still above the

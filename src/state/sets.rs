@@ -40,10 +40,6 @@ impl FingerprintSet {
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
-
-    pub fn heap_bytes(&self) -> usize {
-        self.items.capacity() * std::mem::size_of::<u32>()
-    }
 }
 
 pub fn fingerprint(s: &str) -> u32 {
