@@ -89,8 +89,9 @@ pub struct Source<'a> {
 }
 
 /// `Option<Cow<str>>` that borrows from the input when it can. serde's own `Option<Cow>`
-/// always copies, which would cost an allocation per optional string per event.
-fn borrowed_opt<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+/// always copies, which would cost an allocation per optional string per event. Any
+/// other type is an error (decoders dead-letter it as `wrong_type`).
+pub(crate) fn borrowed_opt<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
     struct V;
     impl<'de> Visitor<'de> for V {
         type Value = Option<Cow<'de, str>>;

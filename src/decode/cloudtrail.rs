@@ -126,14 +126,32 @@ struct Record<'a> {
     records: Option<IgnoredAny>,
     #[serde(rename = "eventID", alias = "eventid", borrow, default, deserialize_with = "lenient::string")]
     event_id: Option<Cow<'a, str>>,
-    #[serde(rename = "eventTime", alias = "eventtime", borrow, default, deserialize_with = "strict_string")]
+    #[serde(
+        rename = "eventTime",
+        alias = "eventtime",
+        borrow,
+        default,
+        deserialize_with = "crate::event::borrowed_opt"
+    )]
     event_time: Option<Cow<'a, str>>,
     /// Panther's normalized time; its samples sometimes carry only this.
     #[serde(borrow, default, deserialize_with = "lenient::string")]
     p_event_time: Option<Cow<'a, str>>,
-    #[serde(rename = "eventSource", alias = "eventsource", borrow, default, deserialize_with = "strict_string")]
+    #[serde(
+        rename = "eventSource",
+        alias = "eventsource",
+        borrow,
+        default,
+        deserialize_with = "crate::event::borrowed_opt"
+    )]
     event_source: Option<Cow<'a, str>>,
-    #[serde(rename = "eventName", alias = "eventname", borrow, default, deserialize_with = "strict_string")]
+    #[serde(
+        rename = "eventName",
+        alias = "eventname",
+        borrow,
+        default,
+        deserialize_with = "crate::event::borrowed_opt"
+    )]
     event_name: Option<Cow<'a, str>>,
     #[serde(rename = "eventType", alias = "eventtype", borrow, default, deserialize_with = "lenient::string")]
     event_type: Option<Cow<'a, str>>,
@@ -527,11 +545,6 @@ fn project<'a>(s: &Cow<'a, str>, part: impl FnOnce(&str) -> Option<&str>) -> Opt
     }
 }
 
-/// An essential string: `null` reads as absent, any other non-string is a wrong type.
-fn strict_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
-    d.deserialize_option(lenient::StrVisitor { strict: true })
-}
-
 /// An essential object: `null` reads as absent, any other non-object is a wrong type.
 fn strict_map<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     struct MapVisitor<T>(std::marker::PhantomData<T>);
@@ -639,10 +652,9 @@ mod lenient {
         Ok(())
     }
 
-    pub struct StrVisitor {
-        /// Essential fields refuse other types instead of reading them as absent.
-        pub strict: bool,
-    }
+    /// A string, borrowed where the input allows; any other type reads as absent.
+    /// (Essential strings use `crate::event::borrowed_opt`, which refuses other types.)
+    pub struct StrVisitor;
 
     impl<'de> Visitor<'de> for StrVisitor {
         type Value = Option<Cow<'de, str>>;
@@ -665,42 +677,30 @@ mod lenient {
             Ok(None)
         }
         fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            if self.strict { d.deserialize_str(self) } else { d.deserialize_any(self) }
+            d.deserialize_any(self)
         }
-        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
-            self.other(serde::de::Unexpected::Bool(v))
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
         }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            self.other(serde::de::Unexpected::Signed(v))
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
         }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            self.other(serde::de::Unexpected::Unsigned(v))
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
         }
-        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
-            self.other(serde::de::Unexpected::Float(v))
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
         }
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            if self.strict {
-                return Err(serde::de::Error::invalid_type(serde::de::Unexpected::Map, &self));
-            }
             skip_map(map).map(|_| None)
         }
         fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            if self.strict {
-                return Err(serde::de::Error::invalid_type(serde::de::Unexpected::Seq, &self));
-            }
             skip_seq(seq).map(|_| None)
         }
     }
 
-    impl StrVisitor {
-        fn other<'de, E: serde::de::Error>(self, what: serde::de::Unexpected) -> Result<Option<Cow<'de, str>>, E> {
-            if self.strict { Err(E::invalid_type(what, &self)) } else { Ok(None) }
-        }
-    }
-
     pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
-        d.deserialize_any(StrVisitor { strict: false })
+        d.deserialize_any(StrVisitor)
     }
 
     /// An object read as `T`; anything else is absent.
