@@ -10,6 +10,7 @@ use crate::detect;
 use crate::inventory::Inventory;
 use crate::pipeline::{Engine, EngineConfig};
 use crate::respond::policy::ResponseConfig;
+use crate::runtime::KafkaConfig;
 use crate::state::StateConfig;
 
 /// Exit code for bad configuration (`EX_CONFIG` in sysexits.h).
@@ -28,6 +29,8 @@ pub struct Config {
     pub state: StateConfig,
     #[serde(default)]
     pub response: ResponseConfig,
+    #[serde(default)]
+    pub kafka: KafkaConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -75,6 +78,7 @@ impl Config {
         check(self.state.idle_ttl_secs > 0, "state.idle_ttl_secs: must be positive");
         check(self.response.max_actions_per_minute > 0, "response.max_actions_per_minute: must be positive");
         check(self.response.breaker_cooldown_secs > 0, "response.breaker_cooldown_secs: must be positive");
+        errors.extend(self.kafka.validate());
         errors
     }
 
@@ -92,6 +96,7 @@ impl Config {
                 i,
                 EngineConfig {
                     format: self.decode.format,
+                    normalize: !self.kafka.lanes.is_empty(),
                     max_event_bytes: self.decode.max_event_bytes,
                     state: self.state.clone(),
                     response: self.response.clone(),

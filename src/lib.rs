@@ -50,6 +50,7 @@ pub mod event;
 pub mod inventory;
 pub mod pipeline;
 pub mod respond;
+pub mod runtime;
 pub mod simulate;
 pub mod state;
 pub mod time;

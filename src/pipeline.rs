@@ -22,6 +22,8 @@ const SWEEP_EVERY: Millis = MINUTE;
 
 pub struct EngineConfig {
     pub format: Format,
+    /// Emit every decoded event, normalized, in [`Outputs::normalized`] (for lane topics).
+    pub normalize: bool,
     pub max_event_bytes: usize,
     pub state: StateConfig,
     pub response: ResponseConfig,
@@ -31,6 +33,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             format: Format::Auto,
+            normalize: false,
             max_event_bytes: decode::DEFAULT_MAX_EVENT_BYTES,
             state: StateConfig::default(),
             response: ResponseConfig::default(),
@@ -44,6 +47,7 @@ pub struct Engine {
     store: StateStore,
     policy: Policy,
     format: Format,
+    normalize: bool,
     max_event_bytes: usize,
     /// Highest event time seen: the clock of eviction, and the time given to events that
     /// have none of their own when the transport has none either (a line in a file).
@@ -59,6 +63,25 @@ pub struct Origin<'a> {
     pub source: &'a str,
     pub partition: i32,
     pub offset: i64,
+}
+
+impl Origin<'_> {
+    /// A compact tag of the source and partition, kept on each identity so that the state
+    /// of a revoked partition can be released. A hash: a collision only keeps or drops
+    /// one partition's state with another's.
+    pub fn home(&self) -> u32 {
+        let h = xxhash_rust::xxh3::xxh3_64(self.source.as_bytes());
+        (h as u32) ^ (h >> 32) as u32 ^ (self.partition as u32).wrapping_mul(0x9E37_79B9)
+    }
+}
+
+/// A decoded event in canonical form, with its lane (the principal type after
+/// reconciliation), for republishing to per-lane topics.
+#[derive(Clone, Debug)]
+pub struct Normalized {
+    pub lane: PrincipalType,
+    pub principal_id: String,
+    pub json: Vec<u8>,
 }
 
 /// A message (or one record of it) that could not be processed, with its original bytes.
@@ -110,6 +133,29 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Adds another worker's counts.
+    pub fn merge(&mut self, other: &Stats) {
+        self.messages += other.messages;
+        self.events += other.events;
+        for (a, b) in self.events_by_type.iter_mut().zip(other.events_by_type) {
+            *a += b;
+        }
+        for (a, b) in self.dead_letters.iter_mut().zip(other.dead_letters) {
+            *a += b;
+        }
+        for (k, v) in &other.alerts {
+            *self.alerts.entry(k.clone()).or_default() += v;
+        }
+        self.suppressed_repeats += other.suppressed_repeats;
+        for (k, v) in &other.actions {
+            *self.actions.entry(*k).or_default() += v;
+        }
+        for (k, v) in &other.guardrail_blocks {
+            *self.guardrail_blocks.entry(*k).or_default() += v;
+        }
+        self.evictions += other.evictions;
+    }
+
     pub fn dead_letters_total(&self) -> u64 {
         self.dead_letters.iter().sum()
     }
@@ -121,6 +167,8 @@ pub struct Outputs {
     pub alerts: Vec<Alert>,
     pub actions: Vec<Action>,
     pub dead_letters: Vec<DeadLetter>,
+    /// Only with [`EngineConfig::normalize`].
+    pub normalized: Vec<Normalized>,
     pub stats: Stats,
 }
 
@@ -134,6 +182,7 @@ impl Engine {
             store: StateStore::new(config.state),
             policy: Policy::new(config.response),
             format: config.format,
+            normalize: config.normalize,
             max_event_bytes: config.max_event_bytes,
             watermark: AtomicI64::new(Millis::MIN),
             next_sweep: AtomicI64::new(Millis::MIN),
@@ -161,13 +210,20 @@ impl Engine {
             fallback_time: transport_time.or((watermark != Millis::MIN).then_some(watermark)),
             max_event_bytes: self.max_event_bytes,
         };
+        let home = origin.home();
         decode::decode(bytes, self.format, &ctx, &mut |record| match record {
-            Ok(ev) => self.handle(&ev, out),
+            Ok(ev) => self.handle(&ev, home, out),
             Err(e) => dead_letter(e, bytes, origin, out),
         });
     }
 
-    fn handle(&self, ev: &AuditEvent<'_>, out: &mut Outputs) {
+    /// Releases the state of identities whose events came from these partitions
+    /// ([`Origin::home`]); returns how many identities were released.
+    pub fn release(&self, homes: &std::collections::HashSet<u32>) -> usize {
+        if homes.is_empty() { 0 } else { self.store.release(homes) }
+    }
+
+    fn handle(&self, ev: &AuditEvent<'_>, home: u32, out: &mut Outputs) {
         out.stats.events += 1;
         let t = ev.time;
         self.advance_watermark(t, out);
@@ -186,8 +242,12 @@ impl Engine {
                 if entry.and_then(|e| e.kind).is_none() {
                     identity.kind = reconcile(identity.kind, ev.principal.kind);
                 }
+                identity.home = home;
                 let lane = identity.kind;
                 out.stats.events_by_type[lane.index()] += 1;
+                if self.normalize {
+                    out.normalized.push(normalized(ev, lane));
+                }
                 let obs = identity.observe(ev, self.learning_ms[lane.index()]);
                 for (i, detector) in self.detectors.iter().enumerate() {
                     if let Some((settings, finding)) = detector.check(lane, ev, &obs) {
@@ -306,6 +366,16 @@ fn reconcile(current: PrincipalType, seen: PrincipalType) -> PrincipalType {
         (PrincipalType::Human, _) | (_, PrincipalType::Human) => PrincipalType::Human,
         (PrincipalType::Unknown, seen) => seen,
         (current, _) => current,
+    }
+}
+
+fn normalized(ev: &AuditEvent<'_>, lane: PrincipalType) -> Normalized {
+    let mut ev = ev.clone();
+    ev.principal.kind = lane;
+    Normalized {
+        lane,
+        principal_id: ev.principal.id.to_string(),
+        json: serde_json::to_vec(&ev).expect("events serialize"),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod check;
 mod replay;
+mod run;
 mod simulate;
 
 use std::path::PathBuf;
@@ -25,6 +26,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Generate a labeled synthetic population with injected attacks (canonical JSON lines).
     Simulate(simulate::SimulateArgs),
+    /// Consume audit topics from Kafka; produce alerts, actions and dead letters (at least once).
+    Run(run::RunArgs),
     /// Validate the configuration, every detector file and the inventory.
     Check(EngineArgs),
 }
@@ -50,12 +53,19 @@ impl EngineArgs {
     /// The engine the configuration and overrides describe, or every error found: a
     /// broken config file does not hide broken detector or inventory files.
     pub fn engine(&self) -> Result<crate::pipeline::Engine, Vec<String>> {
-        let (config, mut errors) = match self.config() {
+        self.load(|_| {}).map(|(_, engine)| engine)
+    }
+
+    /// Like [`EngineArgs::engine`], with more overrides (a command's own flags) applied to
+    /// the configuration before it is validated; returns the configuration too.
+    pub fn load(&self, more: impl FnOnce(&mut Config)) -> Result<(Config, crate::pipeline::Engine), Vec<String>> {
+        let (mut config, mut errors) = match self.config() {
             Ok(c) => (c, Vec::new()),
             Err(e) => (self.apply(Config::default()), e),
         };
+        more(&mut config);
         match config.engine() {
-            Ok(engine) if errors.is_empty() => Ok(engine),
+            Ok(engine) if errors.is_empty() => Ok((config, engine)),
             Ok(_) => Err(errors),
             Err(more) => {
                 errors.extend(more);
@@ -88,6 +98,7 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::Replay(args) => replay::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Run(args) => run::run(&args),
         Command::Check(args) => check::run(&args),
     }
 }
@@ -99,4 +110,36 @@ fn config_errors(errors: &[String]) -> ExitCode {
     }
     eprintln!("{} configuration error(s)", errors.len());
     ExitCode::from(EXIT_CONFIG as u8)
+}
+
+/// Structured logs on standard error; `RUST_LOG` filters (default `info`).
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// A flag set by the first SIGINT or SIGTERM; a second one exits at once. The handlers are
+/// installed before this returns, so a signal right after start is not lost.
+fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (mut term, mut int) = {
+        let _guard = rt.enter();
+        (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)
+    };
+    let flag = stop.clone();
+    std::thread::Builder::new().name("nhid-signals".into()).spawn(move || {
+        rt.block_on(async {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            tracing::info!("signal received: stopping (a second signal exits at once)");
+            flag.store(true, Ordering::Relaxed);
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            std::process::exit(130);
+        })
+    })?;
+    Ok(stop)
 }

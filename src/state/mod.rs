@@ -130,6 +130,9 @@ pub struct Identity {
     pub last_action: Option<Millis>,
     /// Owner as last reported by events (the inventory wins when it names one).
     pub owner: Option<Box<str>>,
+    /// The input partition its events last came from ([`crate::pipeline::Origin::home`]):
+    /// its state is released when that partition is revoked.
+    pub home: u32,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -187,6 +190,7 @@ impl Identity {
             alert_marks: Vec::new(),
             last_action: None,
             owner: None,
+            home: 0,
         }
     }
 
@@ -339,6 +343,14 @@ impl StateStore {
             let cutoff = *cutoff;
             self.map.retain(|_, v| v.last_seen >= cutoff);
         }
+        before - self.map.len()
+    }
+
+    /// Forgets the identities whose events came from the given partitions (revoked from
+    /// this consumer: their new owner rebuilds them); returns how many.
+    pub fn release(&self, homes: &std::collections::HashSet<u32>) -> usize {
+        let before = self.map.len();
+        self.map.retain(|_, v| !homes.contains(&v.home));
         before - self.map.len()
     }
 

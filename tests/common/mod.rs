@@ -2,6 +2,8 @@
 //! and uses only part of it.
 #![allow(dead_code)]
 
+pub mod kafka;
+
 use std::path::PathBuf;
 
 use serde_json::Value;

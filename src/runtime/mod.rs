@@ -1,0 +1,484 @@
+//! The Kafka runtime behind `nhid run` and `nhid demo`: audit topics in; alerts, actions,
+//! dead letters (and optionally per-lane copies of the normalized events) out, at least once.
+//!
+//! # Threads
+//!
+//! - The **consumer thread** polls the group consumer and hands each partition's messages,
+//!   in order, to one worker (a partition always goes to the same worker). It commits every
+//!   `commit_interval_ms`, and on revocation it drains, flushes and commits before the
+//!   partitions go, then releases their identities' state.
+//! - **Workers** (one per core by default) run [`Engine::process`] and send what it
+//!   produced through the producer.
+//! - The **producer's thread** receives delivery reports and marks outputs acknowledged in
+//!   their input partition's [`Progress`]; only then can that input offset be committed.
+//!
+//! Back-pressure runs backwards through bounded queues: a full producer queue blocks the
+//! worker, a busy worker blocks the consumer thread, and librdkafka stops fetching.
+
+mod output;
+mod progress;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message as _;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use serde::Deserialize;
+
+use crate::pipeline::{Engine, Origin, Outputs, Stats};
+pub use output::Latency;
+use output::Sender;
+pub use progress::Progress;
+
+/// The `[kafka]` section of the configuration; the essentials also have flags on `nhid run`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port]`.
+    pub brokers: String,
+    /// Audit topics to consume.
+    pub topics: Vec<String>,
+    /// Consumer group; partitions (and the identities keyed to them) are shared across its members.
+    pub group: String,
+    pub alerts_topic: String,
+    pub actions_topic: String,
+    pub dead_letter_topic: String,
+    /// Republish each normalized event to a topic per lane: keys are `machine`, `human` or a
+    /// principal type (which wins over `machine`); lanes without a topic are not republished.
+    pub lanes: BTreeMap<String, String>,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    pub commit_interval_ms: u64,
+    /// How long SIGTERM may take to drain, flush and commit.
+    pub shutdown_grace_secs: u64,
+    /// librdkafka properties passed through to every client (TLS, SASL, timeouts...). Values
+    /// are never logged: they hold passwords and keys.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "localhost:9092".into(),
+            topics: vec!["audit".into()],
+            group: "nhid".into(),
+            alerts_topic: "nhid.alerts".into(),
+            actions_topic: "nhid.actions".into(),
+            dead_letter_topic: "nhid.dead-letter".into(),
+            lanes: BTreeMap::new(),
+            workers: 0,
+            commit_interval_ms: 1_000,
+            shutdown_grace_secs: 10,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// Properties nhid sets itself: overriding them would break the delivery guarantee.
+const OWNED_PROPERTIES: &[&str] =
+    &["enable.auto.commit", "enable.auto.offset.store", "enable.idempotence", "group.id", "bootstrap.servers"];
+
+impl KafkaConfig {
+    pub fn validate(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if self.brokers.trim().is_empty() {
+            errors.push("kafka.brokers: must name at least one broker".into());
+        }
+        if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
+            errors.push("kafka.topics: must name at least one topic, none empty".into());
+        }
+        if self.group.trim().is_empty() {
+            errors.push("kafka.group: must not be empty".into());
+        }
+        for (name, topic) in [
+            ("alerts_topic", &self.alerts_topic),
+            ("actions_topic", &self.actions_topic),
+            ("dead_letter_topic", &self.dead_letter_topic),
+        ] {
+            if topic.trim().is_empty() {
+                errors.push(format!("kafka.{name}: must not be empty"));
+            } else if self.topics.contains(topic) {
+                errors.push(format!("kafka.{name}: {topic:?} is also an input topic (nhid would read its own output)"));
+            }
+        }
+        for lane in self.lanes.keys() {
+            if lane != "machine" && crate::event::PrincipalType::parse(lane).is_none() {
+                errors.push(format!("kafka.lanes.{lane}: not `machine` or a principal type"));
+            }
+        }
+        if self.commit_interval_ms == 0 {
+            errors.push("kafka.commit_interval_ms: must be positive".into());
+        }
+        for key in self.properties.keys() {
+            if OWNED_PROPERTIES.contains(&key.as_str()) {
+                errors.push(format!("kafka.properties.{key}: set by nhid (use the kafka section's own fields)"));
+            }
+        }
+        errors
+    }
+
+    /// The properties with secret-looking values masked, for logs.
+    pub fn redacted_properties(&self) -> BTreeMap<&str, &str> {
+        self.properties
+            .iter()
+            .map(|(k, v)| {
+                let secret = ["password", "secret", "key", "token", "jaas", "credential"].iter().any(|s| k.contains(s));
+                (k.as_str(), if secret { "<redacted>" } else { v.as_str() })
+            })
+            .collect()
+    }
+
+    /// A client configuration: nhid's `defaults`, then the passthrough properties over them.
+    /// Callers set the properties nhid owns afterwards.
+    fn client(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers);
+        for (k, v) in defaults {
+            c.set(*k, *v);
+        }
+        for (k, v) in &self.properties {
+            c.set(k, v);
+        }
+        c
+    }
+
+    fn worker_count(&self) -> usize {
+        if self.workers > 0 { self.workers } else { thread::available_parallelism().map_or(2, |n| n.get()) }
+    }
+}
+
+/// What a run did, for the exit summary, tests and benchmarks.
+#[derive(Debug)]
+pub struct Report {
+    pub stats: Stats,
+    /// Outputs never acknowledged (their inputs were not committed and will be read again).
+    pub unacknowledged: u64,
+    /// The offsets committed last, per topic and partition.
+    pub committed: BTreeMap<(String, i32), i64>,
+    /// Event (message timestamp) to alert-acknowledged latency.
+    pub latency: Latency,
+}
+
+/// One input partition while it is assigned here.
+pub(crate) struct Partition {
+    topic: Arc<str>,
+    partition: i32,
+    /// Identities are tagged with it so their state can be released on revocation.
+    home: u32,
+    progress: Mutex<Progress>,
+    /// The offset last sent in a commit, to skip commits that would change nothing.
+    committed: Mutex<Option<i64>>,
+}
+
+impl Partition {
+    pub(crate) fn progress(&self) -> MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A message on its way to a worker.
+struct Message {
+    partition: Arc<Partition>,
+    offset: i64,
+    timestamp: Option<i64>,
+    payload: Vec<u8>,
+}
+
+enum Job {
+    Messages(Vec<Message>),
+    /// Answered once every message queued before it is processed.
+    Barrier(SyncSender<()>),
+}
+
+/// Messages handed to a worker at once: fewer channel operations without delaying a quiet
+/// stream (a batch also goes as soon as the consumer has nothing more to give).
+const BATCH: usize = 256;
+/// Batches queued per worker before the consumer thread waits.
+const QUEUE: usize = 16;
+
+/// Everything the consumer thread and its rebalance callback share.
+struct Shared {
+    engine: Arc<Engine>,
+    output: Arc<Sender>,
+    workers: Vec<SyncSender<Job>>,
+    partitions: Mutex<HashMap<(Arc<str>, i32), Arc<Partition>>>,
+    /// Messages waiting to be handed to each worker.
+    batches: Mutex<Vec<Vec<Message>>>,
+    next_home: AtomicU32,
+    grace: Duration,
+}
+
+struct RuntimeContext(Arc<Shared>);
+
+impl ClientContext for RuntimeContext {}
+
+impl ConsumerContext for RuntimeContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                let revoked: HashSet<(String, i32)> =
+                    tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+                tracing::info!(partitions = revoked.len(), "partitions revoked: draining, flushing and committing");
+                self.0.drain(consumer, Some(&revoked), Instant::now() + self.0.grace);
+            }
+            Rebalance::Assign(tpl) => {
+                tracing::info!(partitions = tpl.count(), "partitions assigned");
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+impl Shared {
+    fn partition(&self, topic: &str, partition: i32) -> Arc<Partition> {
+        let mut map = self.partitions.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(p) = map.get(&(topic.into(), partition)) {
+            return p.clone();
+        }
+        let topic: Arc<str> = topic.into();
+        let p = Arc::new(Partition {
+            topic: topic.clone(),
+            partition,
+            home: self.next_home.fetch_add(1, Ordering::Relaxed),
+            progress: Mutex::default(),
+            committed: Mutex::default(),
+        });
+        map.insert((topic, partition), p.clone());
+        p
+    }
+
+    fn worker_of(&self, p: &Partition) -> usize {
+        // Partitions of one topic spread round-robin; topics are offset by their hash.
+        let h = xxhash_rust::xxh3::xxh3_64(p.topic.as_bytes()) as usize;
+        (h.wrapping_add(p.partition as usize)) % self.workers.len()
+    }
+
+    fn dispatch(&self, m: Message) {
+        let w = self.worker_of(&m.partition);
+        let full = {
+            let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+            batches[w].push(m);
+            (batches[w].len() >= BATCH).then(|| std::mem::take(&mut batches[w]))
+        };
+        if let Some(batch) = full {
+            let _ = self.workers[w].send(Job::Messages(batch));
+        }
+    }
+
+    /// Hands every waiting message to its worker.
+    fn flush_batches(&self) {
+        let batches: Vec<_> = {
+            let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+            batches.iter_mut().map(std::mem::take).collect()
+        };
+        for (w, batch) in batches.into_iter().enumerate() {
+            if !batch.is_empty() {
+                let _ = self.workers[w].send(Job::Messages(batch));
+            }
+        }
+    }
+
+    /// Waits until every worker has processed what was handed to it.
+    fn barrier(&self) {
+        let acks: Vec<Receiver<()>> = self
+            .workers
+            .iter()
+            .filter_map(|w| {
+                let (tx, rx) = mpsc::sync_channel(1);
+                w.send(Job::Barrier(tx)).ok().map(|_| rx)
+            })
+            .collect();
+        for rx in acks {
+            let _ = rx.recv();
+        }
+    }
+
+    /// Drains the given partitions (all when `None`): processes what was fetched, waits for
+    /// the broker to acknowledge the outputs until `deadline`, commits synchronously, and,
+    /// for a revocation, forgets the partitions and their identities.
+    fn drain(&self, consumer: &BaseConsumer<RuntimeContext>, only: Option<&HashSet<(String, i32)>>, deadline: Instant) {
+        self.output.give_up_at(Some(deadline));
+        self.flush_batches();
+        self.barrier();
+        if let Err(e) = self.output.flush(deadline) {
+            tracing::warn!(error = %e, "not every output was acknowledged in time; their inputs will be read again");
+        }
+        self.output.give_up_at(None);
+        self.commit(consumer, CommitMode::Sync, only);
+        if let Some(revoked) = only {
+            let homes: HashSet<u32> = {
+                let mut map = self.partitions.lock().unwrap_or_else(PoisonError::into_inner);
+                let gone: Vec<_> =
+                    map.keys().filter(|(t, p)| revoked.contains(&(t.to_string(), *p))).cloned().collect();
+                gone.iter().filter_map(|k| map.remove(k)).map(|p| p.home).collect()
+            };
+            let released = self.engine.release(&homes);
+            tracing::info!(identities = released, "released the state of revoked partitions");
+        }
+    }
+
+    /// Commits every partition whose committable offset moved (restricted to `only`).
+    fn commit(&self, consumer: &BaseConsumer<RuntimeContext>, mode: CommitMode, only: Option<&HashSet<(String, i32)>>) {
+        let mut tpl = TopicPartitionList::new();
+        let mut moved = Vec::new();
+        for p in self.partitions.lock().unwrap_or_else(PoisonError::into_inner).values() {
+            if only.is_some_and(|o| !o.contains(&(p.topic.to_string(), p.partition))) {
+                continue;
+            }
+            let Some(offset) = p.progress().committable() else { continue };
+            let mut committed = p.committed.lock().unwrap_or_else(PoisonError::into_inner);
+            if *committed != Some(offset) {
+                let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(offset));
+                moved.push((p.clone(), offset));
+                *committed = Some(offset);
+            }
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        if let Err(e) = consumer.commit(&tpl, mode) {
+            tracing::warn!(error = %e, "offset commit failed; retrying at the next interval");
+            for (p, _) in moved {
+                *p.committed.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            }
+        }
+    }
+
+    fn committed(&self) -> BTreeMap<(String, i32), i64> {
+        self.partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter_map(|p| {
+                let c = *p.committed.lock().unwrap_or_else(PoisonError::into_inner);
+                c.map(|c| ((p.topic.to_string(), p.partition), c))
+            })
+            .collect()
+    }
+}
+
+/// Runs until `stop` is set (or a delivery fails for good), then drains, flushes, commits
+/// and reports. Connection losses are not errors: librdkafka reconnects and retries.
+pub fn run(engine: Arc<Engine>, cfg: &KafkaConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Report> {
+    let errors = cfg.validate();
+    anyhow::ensure!(errors.is_empty(), "invalid kafka configuration: {}", errors.join("; "));
+    tracing::info!(
+        brokers = %cfg.brokers,
+        topics = ?cfg.topics,
+        group = %cfg.group,
+        properties = ?cfg.redacted_properties(),
+        "starting the Kafka runtime"
+    );
+    let output = Arc::new(Sender::new(cfg, stop.clone())?);
+    let n = cfg.worker_count();
+    let mut senders = Vec::with_capacity(n);
+    let mut handles: Vec<JoinHandle<Stats>> = Vec::with_capacity(n);
+    for i in 0..n {
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        senders.push(tx);
+        let engine = engine.clone();
+        let output = output.clone();
+        handles.push(
+            thread::Builder::new()
+                .name(format!("nhid-worker-{i}"))
+                .spawn(move || work(&engine, &output, rx))
+                .context("starting a worker thread")?,
+        );
+    }
+    let shared = Arc::new(Shared {
+        engine,
+        output: output.clone(),
+        workers: senders,
+        partitions: Mutex::default(),
+        batches: Mutex::new((0..n).map(|_| Vec::new()).collect()),
+        next_home: AtomicU32::new(1),
+        grace: Duration::from_secs(cfg.shutdown_grace_secs),
+    });
+    let consumer: BaseConsumer<RuntimeContext> = cfg
+        .client(&[("auto.offset.reset", "earliest")])
+        .set("group.id", &cfg.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .create_with_context(RuntimeContext(shared.clone()))
+        .context("creating the Kafka consumer")?;
+    let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).context("subscribing to the audit topics")?;
+
+    let interval = Duration::from_millis(cfg.commit_interval_ms);
+    let mut next_commit = Instant::now() + interval;
+    let mut waiting = false;
+    while !stop.load(Ordering::Relaxed) {
+        // Poll without blocking while messages wait to be handed over, so a quiet stream
+        // still moves at once.
+        match consumer.poll(if waiting { Duration::ZERO } else { Duration::from_millis(100) }) {
+            Some(Ok(m)) => {
+                let partition = shared.partition(m.topic(), m.partition());
+                shared.dispatch(Message {
+                    partition,
+                    offset: m.offset(),
+                    timestamp: m.timestamp().to_millis(),
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                });
+                waiting = true;
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+            None => {
+                shared.flush_batches();
+                waiting = false;
+            }
+        }
+        if Instant::now() >= next_commit {
+            shared.commit(&consumer, CommitMode::Async, None);
+            next_commit = Instant::now() + interval;
+        }
+    }
+
+    tracing::info!("stopping: draining in-flight messages, flushing producers, committing");
+    let deadline = Instant::now() + shared.grace;
+    shared.drain(&consumer, None, deadline);
+    let committed = shared.committed();
+    let unacknowledged = output.in_flight();
+    // Leaving the group runs the revocation callback once more; everything is already
+    // drained and committed, so it commits nothing new.
+    drop(consumer);
+    let shared = Arc::into_inner(shared).context("the consumer context outlived the consumer")?;
+    drop(shared.workers);
+    let mut stats = Stats::default();
+    for h in handles {
+        stats.merge(&h.join().map_err(|_| anyhow::anyhow!("a worker panicked"))?);
+    }
+    let latency = output.latency();
+    if let Some(fatal) = output.fatal() {
+        anyhow::bail!("stopped after a delivery failed for good: {fatal}");
+    }
+    Ok(Report { stats, unacknowledged, committed, latency })
+}
+
+/// A worker: processes its partitions' messages in order and sends the outputs.
+fn work(engine: &Engine, output: &Sender, jobs: Receiver<Job>) -> Stats {
+    let mut out = Outputs::default();
+    for job in jobs {
+        let batch = match job {
+            Job::Messages(batch) => batch,
+            Job::Barrier(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        };
+        for m in batch {
+            let p = &m.partition;
+            let origin = Origin { source: &p.topic, partition: p.partition, offset: m.offset };
+            engine.process(&m.payload, origin, m.timestamp, &mut out);
+            // Registered before sending: a delivery report may arrive before `send` returns.
+            p.progress().processed(m.offset, output.count(&out));
+            output.send_all(&mut out, p, m.offset, m.timestamp);
+        }
+    }
+    out.stats
+}

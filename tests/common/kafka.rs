@@ -1,0 +1,165 @@
+//! Kafka helpers for tests against the in-process mock cluster and the real broker: produce,
+//! read a topic from the start, read a group's committed offsets, run the runtime in a thread.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nhid::pipeline::Engine;
+use nhid::runtime::{self, KafkaConfig, Report};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// One message read back.
+#[derive(Clone, Debug)]
+pub struct Got {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Got {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.payload).expect("a JSON message")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Produces `(key, payload)` messages in order and waits until the broker has them all.
+pub fn produce(brokers: &str, topic: &str, messages: &[(Option<String>, Vec<u8>)]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .expect("test producer");
+    for (key, payload) in messages {
+        let mut record = BaseRecord::to(topic).payload(payload);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    record = r;
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60)).expect("test messages acknowledged");
+}
+
+/// Reads `topic` (every partition, from the start) until `done` holds for what was read
+/// or `timeout` passes, and returns what was read either way.
+pub fn read_until(brokers: &str, topic: &str, timeout: Duration, done: impl Fn(&[Got]) -> bool) -> Vec<Got> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "nhid-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("test consumer");
+    let deadline = Instant::now() + timeout;
+    let partitions = loop {
+        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5));
+        let n = md.as_ref().ok().and_then(|m| m.topics().first().map(|t| t.partitions().len())).unwrap_or(0);
+        if n > 0 || Instant::now() >= deadline {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut got = Vec::new();
+    while !done(&got) && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            got.push(Got {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                payload: m.payload().unwrap_or_default().to_vec(),
+                headers,
+            });
+        }
+    }
+    got
+}
+
+/// The group's committed offset per partition of `topic` (`None`: nothing committed).
+pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<Option<i64>> {
+    // Not subscribed, so reading the offsets does not join the group or rebalance it.
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let tpl = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
+    tpl.elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The runtime in a thread, stopped (as SIGTERM would) by [`Running::stop`].
+pub struct Running {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<anyhow::Result<Report>>>,
+}
+
+impl Running {
+    pub fn start(engine: Engine, cfg: KafkaConfig) -> Running {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || runtime::run(Arc::new(engine), &cfg, flag));
+        Running { stop, handle: Some(handle) }
+    }
+
+    pub fn stop(mut self) -> anyhow::Result<Report> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().unwrap().join().expect("the runtime thread panicked")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A runtime configuration for tests: the given brokers and audit topics, the default
+/// output topics, a short commit interval.
+pub fn config(brokers: &str, topics: &[&str], group: &str) -> KafkaConfig {
+    KafkaConfig {
+        brokers: brokers.to_string(),
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+        group: group.to_string(),
+        commit_interval_ms: 100,
+        ..KafkaConfig::default()
+    }
+}

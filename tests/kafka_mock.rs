@@ -1,0 +1,173 @@
+//! The Kafka runtime against librdkafka's in-process mock cluster: fast, in plain
+//! `cargo test`. The mock speaks the real protocol over loopback (consumer groups, offset
+//! commits, the idempotent producer); tests against a real broker are in `kafka_broker.rs`.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::kafka::{self, Running};
+use nhid::config::Config;
+use nhid::pipeline::{Engine, Origin, Outputs};
+use rdkafka::mocking::MockCluster;
+use rdkafka::types::RDKafkaRespErr;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn fixture_engine() -> Engine {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cloudtrail_leaked_access_key/config.toml");
+    Config::load(Some(&path)).unwrap().engine().unwrap()
+}
+
+/// The leaked-key fixture (alerts and actions) followed by the garbage fixture (dead letters).
+fn input() -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    ["cloudtrail_leaked_access_key", "garbage_lines"]
+        .iter()
+        .flat_map(|case| {
+            std::fs::read(dir.join(case).join("input.jsonl"))
+                .unwrap()
+                .split(|&b| b == b'\n')
+                .map(<[u8]>::to_vec)
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// What `nhid replay` produces over the same messages: alert ids, action ids, dead letters.
+fn replayed(lines: &[Vec<u8>]) -> (Vec<String>, Vec<String>, usize) {
+    let engine = fixture_engine();
+    let mut out = Outputs::default();
+    for (i, l) in lines.iter().enumerate() {
+        engine.process(l, Origin { source: "audit", partition: 0, offset: i as i64 }, None, &mut out);
+    }
+    (
+        out.alerts.iter().map(|a| a.alert_id.clone()).collect(),
+        out.actions.iter().map(|a| a.action_id.clone()).collect(),
+        out.dead_letters.len(),
+    )
+}
+
+fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    let cluster = MockCluster::new(1).unwrap();
+    for (topic, partitions) in [("audit", 1), ("nhid.alerts", 2), ("nhid.actions", 2), ("nhid.dead-letter", 1)] {
+        cluster.create_topic(topic, partitions, 1).unwrap();
+    }
+    cluster
+}
+
+fn keyed(lines: &[Vec<u8>]) -> Vec<(Option<String>, Vec<u8>)> {
+    lines.iter().map(|l| (None, l.clone())).collect()
+}
+
+#[test]
+fn alerts_actions_and_dead_letters_reach_their_topics_as_replay_produces_them() {
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let lines = input();
+    let (alert_ids, action_ids, dead) = replayed(&lines);
+    assert!(!alert_ids.is_empty() && !action_ids.is_empty() && dead > 0, "the input exercises every output");
+    kafka::produce(&brokers, "audit", &keyed(&lines));
+
+    let running = Running::start(fixture_engine(), kafka::config(&brokers, &["audit"], "g1"));
+    let alerts = kafka::read_until(&brokers, "nhid.alerts", WAIT, |g| g.len() >= alert_ids.len());
+    let actions = kafka::read_until(&brokers, "nhid.actions", WAIT, |g| g.len() >= action_ids.len());
+    let dead_letters = kafka::read_until(&brokers, "nhid.dead-letter", WAIT, |g| g.len() >= dead);
+    let report = running.stop().unwrap();
+
+    let mut got: Vec<String> = alerts.iter().map(|m| m.json()["alert_id"].as_str().unwrap().to_string()).collect();
+    let mut want = alert_ids.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "the same alert ids as replay");
+    for m in &alerts {
+        let v = m.json();
+        common::assert_valid("alert", &v);
+        assert_eq!(m.key.as_deref(), v["principal"]["id"].as_str(), "alerts are keyed by principal id");
+    }
+    let mut got: Vec<String> = actions.iter().map(|m| m.json()["action_id"].as_str().unwrap().to_string()).collect();
+    let mut want = action_ids.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "the same action ids as replay");
+    for m in &actions {
+        common::assert_valid("action", &m.json());
+        assert_eq!(m.key.as_deref(), m.json()["target"]["principal_id"].as_str());
+    }
+    assert_eq!(dead_letters.len(), dead);
+    for m in &dead_letters {
+        let offset: usize = m.header("nhid-source-offset").unwrap().parse().unwrap();
+        assert_eq!(m.payload, lines[offset], "a dead letter carries the original bytes");
+        assert_eq!(m.header("nhid-source-topic"), Some("audit"));
+        assert_eq!(m.header("nhid-source-partition"), Some("0"));
+        assert!(m.header("nhid-reason").is_some_and(|r| !r.is_empty()));
+    }
+    assert_eq!(report.stats.messages, lines.len() as u64);
+    assert_eq!(report.unacknowledged, 0);
+    assert_eq!(report.committed.get(&("audit".to_string(), 0)), Some(&(lines.len() as i64)));
+    assert_eq!(kafka::committed(&brokers, "g1", "audit", 1), vec![Some(lines.len() as i64)]);
+    assert!(report.latency.len() as usize >= alert_ids.len(), "every acknowledged alert has a latency");
+}
+
+#[test]
+fn an_unacknowledged_alert_holds_the_commit_back_until_the_broker_takes_it() {
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let lines = input();
+    kafka::produce(&brokers, "audit", &keyed(&lines));
+    // Which message raises the first alert: its offset must not be committed before the
+    // alert is acknowledged.
+    let engine = fixture_engine();
+    let mut out = Outputs::default();
+    let first_alert = lines
+        .iter()
+        .position(|l| {
+            engine.process(l, Origin { source: "audit", partition: 0, offset: 0 }, None, &mut out);
+            !out.alerts.is_empty()
+        })
+        .unwrap() as i64;
+
+    // A retriable error: the producer keeps retrying, nothing is lost, nothing is acknowledged.
+    cluster.topic_error("nhid.alerts", RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION).unwrap();
+    let running = Running::start(fixture_engine(), kafka::config(&brokers, &["audit"], "g2"));
+    // Every message is processed (the dead letters of the last ones arrive) ...
+    let dead = replayed(&lines).2;
+    kafka::read_until(&brokers, "nhid.dead-letter", WAIT, |g| g.len() >= dead);
+    // ... and committed up to, never past, the message whose alert is in flight. Commits run
+    // every 100 ms; the reads above took longer than several intervals.
+    std::thread::sleep(Duration::from_millis(500));
+    let held = kafka::committed(&brokers, "g2", "audit", 1)[0];
+    assert!(held.is_none_or(|o| o <= first_alert), "committed {held:?} past the unacknowledged alert at {first_alert}");
+
+    cluster.topic_error("nhid.alerts", RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR).unwrap();
+    let alerts = kafka::read_until(&brokers, "nhid.alerts", WAIT, |g| !g.is_empty());
+    assert!(!alerts.is_empty(), "the alert is delivered once the broker accepts it");
+    let report = running.stop().unwrap();
+    assert_eq!(report.unacknowledged, 0);
+    assert_eq!(kafka::committed(&brokers, "g2", "audit", 1), vec![Some(lines.len() as i64)]);
+}
+
+#[test]
+fn a_stopped_runtime_commits_and_its_successor_reads_only_new_messages() {
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let lines = input();
+    let dead = replayed(&lines).2;
+    kafka::produce(&brokers, "audit", &keyed(&lines));
+    let running = Running::start(fixture_engine(), kafka::config(&brokers, &["audit"], "g3"));
+    kafka::read_until(&brokers, "nhid.dead-letter", WAIT, |g| g.len() >= dead);
+    let first = running.stop().unwrap();
+    assert_eq!(first.stats.messages, lines.len() as u64);
+    assert_eq!(kafka::committed(&brokers, "g3", "audit", 1), vec![Some(lines.len() as i64)]);
+
+    // One more (poison) message; the successor in the same group processes it alone.
+    kafka::produce(&brokers, "audit", &[(None, b"not json".to_vec())]);
+    let running = Running::start(fixture_engine(), kafka::config(&brokers, &["audit"], "g3"));
+    kafka::read_until(&brokers, "nhid.dead-letter", WAIT, |g| g.len() > dead);
+    let second = running.stop().unwrap();
+    assert_eq!(second.stats.messages, 1, "committed input is not read again");
+    assert_eq!(second.stats.dead_letters_total(), 1);
+    assert_eq!(kafka::committed(&brokers, "g3", "audit", 1), vec![Some(lines.len() as i64 + 1)]);
+}
