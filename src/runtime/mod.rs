@@ -19,7 +19,7 @@ mod output;
 mod progress;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -210,7 +210,6 @@ struct Shared {
     partitions: Mutex<HashMap<(Arc<str>, i32), Arc<Partition>>>,
     /// Messages waiting to be handed to each worker.
     batches: Mutex<Vec<Vec<Message>>>,
-    next_home: AtomicU32,
     grace: Duration,
 }
 
@@ -245,7 +244,7 @@ impl Shared {
         let p = Arc::new(Partition {
             topic: topic.clone(),
             partition,
-            home: self.next_home.fetch_add(1, Ordering::Relaxed),
+            home: Origin { source: topic.as_ref(), partition, offset: 0 }.home(),
             progress: Mutex::default(),
             committed: Mutex::default(),
         });
@@ -397,7 +396,6 @@ pub fn run(engine: Arc<Engine>, cfg: &KafkaConfig, stop: Arc<AtomicBool>) -> any
         workers: senders,
         partitions: Mutex::default(),
         batches: Mutex::new((0..n).map(|_| Vec::new()).collect()),
-        next_home: AtomicU32::new(1),
         grace: Duration::from_secs(cfg.shutdown_grace_secs),
     });
     let consumer: BaseConsumer<RuntimeContext> = cfg

@@ -134,6 +134,7 @@ pub struct Running {
 
 impl Running {
     pub fn start(engine: Engine, cfg: KafkaConfig) -> Running {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::spawn(move || runtime::run(Arc::new(engine), &cfg, flag));
@@ -160,6 +161,19 @@ pub fn config(brokers: &str, topics: &[&str], group: &str) -> KafkaConfig {
         topics: topics.iter().map(|t| t.to_string()).collect(),
         group: group.to_string(),
         commit_interval_ms: 100,
+        properties: test_properties(),
         ..KafkaConfig::default()
     }
+}
+
+/// librdkafka properties for tests: a short session timeout, because the mock cluster
+/// makes a new member wait for a departed member's session to time out even after it left
+/// the group (45 s by default); `NHID_TEST_KAFKA_DEBUG=cgrp,...` turns on librdkafka's debug
+/// logs (shown with `RUST_LOG=librdkafka=debug` and `--nocapture`).
+pub fn test_properties() -> std::collections::BTreeMap<String, String> {
+    let mut p = std::collections::BTreeMap::from([("session.timeout.ms".to_string(), "6000".to_string())]);
+    if let Ok(d) = std::env::var("NHID_TEST_KAFKA_DEBUG") {
+        p.insert("debug".into(), d);
+    }
+    p
 }
