@@ -172,6 +172,16 @@ pub struct Outputs {
     pub stats: Stats,
 }
 
+impl Outputs {
+    /// Drops the outputs (not the stats).
+    pub fn clear(&mut self) {
+        self.alerts.clear();
+        self.actions.clear();
+        self.dead_letters.clear();
+        self.normalized.clear();
+    }
+}
+
 impl Engine {
     pub fn new(detectors: Vec<Detector>, inventory: Inventory, config: EngineConfig) -> Self {
         let learning_ms = std::array::from_fn(|i| config.state.learning_secs.for_type(PrincipalType::ALL[i]));

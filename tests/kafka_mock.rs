@@ -119,15 +119,7 @@ fn an_unacknowledged_alert_holds_the_commit_back_until_the_broker_takes_it() {
     kafka::produce(&brokers, "audit", &keyed(&lines));
     // Which message raises the first alert: its offset must not be committed before the
     // alert is acknowledged.
-    let engine = fixture_engine();
-    let mut out = Outputs::default();
-    let first_alert = lines
-        .iter()
-        .position(|l| {
-            engine.process(l, Origin { source: "audit", partition: 0, offset: 0 }, None, &mut out);
-            !out.alerts.is_empty()
-        })
-        .unwrap() as i64;
+    let first_alert = first_alerting(&lines) as i64;
 
     // A retriable error: the producer keeps retrying, nothing is lost, nothing is acknowledged.
     cluster.topic_error("nhid.alerts", RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION).unwrap();
@@ -149,25 +141,80 @@ fn an_unacknowledged_alert_holds_the_commit_back_until_the_broker_takes_it() {
     assert_eq!(kafka::committed(&brokers, "g2", "audit", 1), vec![Some(lines.len() as i64)]);
 }
 
+/// The first message of `lines` whose processing raises an alert.
+fn first_alerting(lines: &[Vec<u8>]) -> usize {
+    let engine = fixture_engine();
+    let mut out = Outputs::default();
+    lines
+        .iter()
+        .position(|l| {
+            engine.process(l, Origin { source: "audit", partition: 0, offset: 0 }, None, &mut out);
+            !out.alerts.is_empty()
+        })
+        .unwrap()
+}
+
 #[test]
-fn a_stopped_runtime_commits_and_its_successor_reads_only_new_messages() {
+fn a_restart_rebuilds_state_from_the_log_and_sends_nothing_twice() {
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let lines = input();
+    let (alert_ids, action_ids, dead) = replayed(&lines);
+    // Stop just before the attack: the successor must still know the identity's baseline
+    // (learned over the first part) to see it.
+    let split = first_alerting(&lines);
+    kafka::produce(&brokers, "audit", &keyed(&lines[..split]));
+    let running = Running::start(fixture_engine(), kafka::config(&brokers, &["audit"], "g3"));
+    let deadline = std::time::Instant::now() + WAIT;
+    while kafka::committed(&brokers, "g3", "audit", 1)[0] != Some(split as i64) {
+        assert!(std::time::Instant::now() < deadline, "the first part was not committed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let first = running.stop().unwrap();
+    assert_eq!(first.stats.messages, split as u64);
+    assert_eq!(first.stats.alerts.values().sum::<u64>(), 0);
+
+    kafka::produce(&brokers, "audit", &keyed(&lines[split..]));
+    let running = Running::start(fixture_engine(), kafka::config(&brokers, &["audit"], "g3"));
+    let dead_letters = kafka::read_until(&brokers, "nhid.dead-letter", WAIT, |g| g.len() >= dead);
+    let second = running.stop().unwrap();
+    assert_eq!(second.rebuilt, split as u64, "the committed part is re-read for state only");
+    assert_eq!(dead_letters.len(), dead);
+
+    let all = |topic, field: &str| -> Vec<String> {
+        let mut ids: Vec<String> = kafka::read_until(&brokers, topic, Duration::from_secs(3), |_| false)
+            .iter()
+            .map(|m| m.json()[field].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(all("nhid.alerts", "alert_id"), sorted(alert_ids), "the alerts of an uninterrupted run, once each");
+    assert_eq!(all("nhid.actions", "action_id"), sorted(action_ids));
+    assert_eq!(kafka::committed(&brokers, "g3", "audit", 1), vec![Some(lines.len() as i64)]);
+}
+
+#[test]
+fn without_rebuild_a_restart_starts_at_the_committed_offset() {
     let cluster = cluster();
     let brokers = cluster.bootstrap_servers();
     let lines = input();
     let dead = replayed(&lines).2;
     kafka::produce(&brokers, "audit", &keyed(&lines));
-    let running = Running::start(fixture_engine(), kafka::config(&brokers, &["audit"], "g3"));
+    let cfg = || nhid::runtime::KafkaConfig { rebuild_secs: 0, ..kafka::config(&brokers, &["audit"], "g4") };
+    let running = Running::start(fixture_engine(), cfg());
     kafka::read_until(&brokers, "nhid.dead-letter", WAIT, |g| g.len() >= dead);
-    let first = running.stop().unwrap();
-    assert_eq!(first.stats.messages, lines.len() as u64);
-    assert_eq!(kafka::committed(&brokers, "g3", "audit", 1), vec![Some(lines.len() as i64)]);
+    running.stop().unwrap();
 
-    // One more (poison) message; the successor in the same group processes it alone.
     kafka::produce(&brokers, "audit", &[(None, b"not json".to_vec())]);
-    let running = Running::start(fixture_engine(), kafka::config(&brokers, &["audit"], "g3"));
+    let running = Running::start(fixture_engine(), cfg());
     kafka::read_until(&brokers, "nhid.dead-letter", WAIT, |g| g.len() > dead);
     let second = running.stop().unwrap();
     assert_eq!(second.stats.messages, 1, "committed input is not read again");
-    assert_eq!(second.stats.dead_letters_total(), 1);
-    assert_eq!(kafka::committed(&brokers, "g3", "audit", 1), vec![Some(lines.len() as i64 + 1)]);
+    assert_eq!(second.rebuilt, 0);
+    assert_eq!(kafka::committed(&brokers, "g4", "audit", 1), vec![Some(lines.len() as i64 + 1)]);
 }

@@ -26,14 +26,15 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::message::Message as _;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use serde::Deserialize;
 
 use crate::pipeline::{Engine, Origin, Outputs, Stats};
 pub use output::Latency;
-use output::Sender;
+use output::{Sender, now_ms};
 pub use progress::Progress;
 
 /// The `[kafka]` section of the configuration; the essentials also have flags on `nhid run`.
@@ -57,6 +58,11 @@ pub struct KafkaConfig {
     pub commit_interval_ms: u64,
     /// How long SIGTERM may take to drain, flush and commit.
     pub shutdown_grace_secs: u64,
+    /// On assignment, re-read this much of each partition before its committed offset
+    /// (by message timestamp) to rebuild the identities' baselines, with outputs
+    /// suppressed (they were acknowledged before the commit). A restart or a rebalance is
+    /// then not a blind learning window. 0 starts at the committed offset with empty state.
+    pub rebuild_secs: u64,
     /// librdkafka properties passed through to every client (TLS, SASL, timeouts...). Values
     /// are never logged: they hold passwords and keys.
     pub properties: BTreeMap<String, String>,
@@ -75,6 +81,7 @@ impl Default for KafkaConfig {
             workers: 0,
             commit_interval_ms: 1_000,
             shutdown_grace_secs: 10,
+            rebuild_secs: 2 * 86_400,
             properties: BTreeMap::new(),
         }
     }
@@ -161,6 +168,9 @@ pub struct Report {
     pub unacknowledged: u64,
     /// The offsets committed last, per topic and partition.
     pub committed: BTreeMap<(String, i32), i64>,
+    /// Messages re-read to rebuild state (see [`KafkaConfig::rebuild_secs`]); their outputs
+    /// were not sent again. Included in `stats`.
+    pub rebuilt: u64,
     /// Event (message timestamp) to alert-acknowledged latency.
     pub latency: Latency,
 }
@@ -174,6 +184,11 @@ pub(crate) struct Partition {
     progress: Mutex<Progress>,
     /// The offset last sent in a commit, to skip commits that would change nothing.
     committed: Mutex<Option<i64>>,
+    /// Messages below this offset were committed before this assignment: they are re-read
+    /// only to rebuild state, and their outputs (already acknowledged) are not sent again.
+    rebuild_until: i64,
+    /// Message timestamp before which a rebuild skips messages unread (outside the window).
+    rebuild_since: i64,
 }
 
 impl Partition {
@@ -211,6 +226,7 @@ struct Shared {
     /// Messages waiting to be handed to each worker.
     batches: Mutex<Vec<Vec<Message>>>,
     grace: Duration,
+    rebuild: Duration,
 }
 
 struct RuntimeContext(Arc<Shared>);
@@ -218,28 +234,92 @@ struct RuntimeContext(Arc<Shared>);
 impl ClientContext for RuntimeContext {}
 
 impl ConsumerContext for RuntimeContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Revoke(tpl) => {
+    /// Replaces librdkafka's default assignment so that revoked partitions are drained and
+    /// committed before they go, and assigned ones start early enough to rebuild state.
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.0.assigned(consumer, tpl);
+                if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let revoked: HashSet<(String, i32)> =
                     tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
                 tracing::info!(partitions = revoked.len(), "partitions revoked: draining, flushing and committing");
                 self.0.drain(consumer, Some(&revoked), Instant::now() + self.0.grace);
+                if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() }
             }
-            Rebalance::Assign(tpl) => {
-                tracing::info!(partitions = tpl.count(), "partitions assigned");
+            other => {
+                tracing::warn!(error = ?other, "rebalance error");
+                consumer.unassign()
             }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "applying the new assignment failed");
         }
     }
 }
 
 impl Shared {
-    fn partition(&self, topic: &str, partition: i32) -> Arc<Partition> {
-        let mut map = self.partitions.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(p) = map.get(&(topic.into(), partition)) {
-            return p.clone();
+    /// Registers newly assigned partitions and sets where each starts: `rebuild` before its
+    /// committed offset (the earliest offset at or after that timestamp), so the messages in
+    /// between rebuild state without producing outputs again.
+    fn assigned(&self, consumer: &BaseConsumer<RuntimeContext>, tpl: &mut TopicPartitionList) {
+        const TIMEOUT: Duration = Duration::from_secs(10);
+        let committed = consumer.committed_offsets(tpl.clone(), TIMEOUT).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading committed offsets failed; starting where the group left off");
+            tpl.clone()
+        });
+        // Where rebuilding starts: the first offset at or after `since` by timestamp. Brokers
+        // that cannot answer (librdkafka's mock cluster says `End`) start at the beginning,
+        // and the workers skip messages older than `since` unread.
+        let since = now_ms() - self.rebuild.as_millis() as i64;
+        let mut starts = HashMap::new();
+        if !self.rebuild.is_zero() {
+            let mut query = TopicPartitionList::new();
+            for e in committed.elements() {
+                if let Offset::Offset(_) = e.offset() {
+                    let _ = query.add_partition_offset(e.topic(), e.partition(), Offset::Offset(since));
+                }
+            }
+            if query.count() > 0 {
+                match consumer.offsets_for_times(query, TIMEOUT) {
+                    Ok(found) => {
+                        for e in found.elements() {
+                            starts.insert((e.topic().to_string(), e.partition()), e.offset());
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "looking up rebuild offsets failed; rebuilding from the start")
+                    }
+                }
+            }
         }
+        for e in committed.elements() {
+            let Offset::Offset(until) = e.offset() else {
+                // Nothing committed: a new group starts by `auto.offset.reset`, with nothing to rebuild.
+                self.insert_partition(e.topic(), e.partition(), 0, since);
+                continue;
+            };
+            let start = if self.rebuild.is_zero() {
+                Offset::Offset(until)
+            } else {
+                match starts.get(&(e.topic().to_string(), e.partition())) {
+                    Some(Offset::Offset(o)) => Offset::Offset((*o).min(until)),
+                    _ => Offset::Beginning,
+                }
+            };
+            let _ = tpl.set_partition_offset(e.topic(), e.partition(), start);
+            self.insert_partition(e.topic(), e.partition(), until, since);
+            if start != Offset::Offset(until) {
+                tracing::info!(topic = e.topic(), partition = e.partition(), from = ?start, until, "rebuilding state");
+            }
+        }
+        tracing::info!(partitions = tpl.count(), "partitions assigned");
+    }
+
+    fn insert_partition(&self, topic: &str, partition: i32, rebuild_until: i64, rebuild_since: i64) -> Arc<Partition> {
         let topic: Arc<str> = topic.into();
         let p = Arc::new(Partition {
             topic: topic.clone(),
@@ -247,9 +327,18 @@ impl Shared {
             home: Origin { source: topic.as_ref(), partition, offset: 0 }.home(),
             progress: Mutex::default(),
             committed: Mutex::default(),
+            rebuild_until,
+            rebuild_since,
         });
-        map.insert((topic, partition), p.clone());
+        self.partitions.lock().unwrap_or_else(PoisonError::into_inner).insert((topic, partition), p.clone());
         p
+    }
+
+    /// The partition a fetched message belongs to (registered at assignment).
+    fn partition(&self, topic: &str, partition: i32) -> Arc<Partition> {
+        let found =
+            self.partitions.lock().unwrap_or_else(PoisonError::into_inner).get(&(topic.into(), partition)).cloned();
+        found.unwrap_or_else(|| self.insert_partition(topic, partition, 0, 0))
     }
 
     fn worker_of(&self, p: &Partition) -> usize {
@@ -377,7 +466,7 @@ pub fn run(engine: Arc<Engine>, cfg: &KafkaConfig, stop: Arc<AtomicBool>) -> any
     let output = Arc::new(Sender::new(cfg, stop.clone())?);
     let n = cfg.worker_count();
     let mut senders = Vec::with_capacity(n);
-    let mut handles: Vec<JoinHandle<Stats>> = Vec::with_capacity(n);
+    let mut handles: Vec<JoinHandle<(Stats, u64)>> = Vec::with_capacity(n);
     for i in 0..n {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         senders.push(tx);
@@ -397,6 +486,7 @@ pub fn run(engine: Arc<Engine>, cfg: &KafkaConfig, stop: Arc<AtomicBool>) -> any
         partitions: Mutex::default(),
         batches: Mutex::new((0..n).map(|_| Vec::new()).collect()),
         grace: Duration::from_secs(cfg.shutdown_grace_secs),
+        rebuild: Duration::from_secs(cfg.rebuild_secs),
     });
     let consumer: BaseConsumer<RuntimeContext> = cfg
         .client(&[("auto.offset.reset", "earliest")])
@@ -448,19 +538,23 @@ pub fn run(engine: Arc<Engine>, cfg: &KafkaConfig, stop: Arc<AtomicBool>) -> any
     let shared = Arc::into_inner(shared).context("the consumer context outlived the consumer")?;
     drop(shared.workers);
     let mut stats = Stats::default();
+    let mut rebuilt = 0;
     for h in handles {
-        stats.merge(&h.join().map_err(|_| anyhow::anyhow!("a worker panicked"))?);
+        let (s, r) = h.join().map_err(|_| anyhow::anyhow!("a worker panicked"))?;
+        stats.merge(&s);
+        rebuilt += r;
     }
     let latency = output.latency();
     if let Some(fatal) = output.fatal() {
         anyhow::bail!("stopped after a delivery failed for good: {fatal}");
     }
-    Ok(Report { stats, unacknowledged, committed, latency })
+    Ok(Report { stats, unacknowledged, committed, rebuilt, latency })
 }
 
 /// A worker: processes its partitions' messages in order and sends the outputs.
-fn work(engine: &Engine, output: &Sender, jobs: Receiver<Job>) -> Stats {
+fn work(engine: &Engine, output: &Sender, jobs: Receiver<Job>) -> (Stats, u64) {
     let mut out = Outputs::default();
+    let mut rebuilt = 0;
     for job in jobs {
         let batch = match job {
             Job::Messages(batch) => batch,
@@ -471,12 +565,21 @@ fn work(engine: &Engine, output: &Sender, jobs: Receiver<Job>) -> Stats {
         };
         for m in batch {
             let p = &m.partition;
+            let rebuilding = m.offset < p.rebuild_until;
+            if rebuilding && m.timestamp.is_some_and(|t| t < p.rebuild_since) {
+                p.progress().processed(m.offset, 0);
+                continue;
+            }
             let origin = Origin { source: &p.topic, partition: p.partition, offset: m.offset };
             engine.process(&m.payload, origin, m.timestamp, &mut out);
+            if rebuilding {
+                out.clear();
+                rebuilt += 1;
+            }
             // Registered before sending: a delivery report may arrive before `send` returns.
             p.progress().processed(m.offset, output.count(&out));
             output.send_all(&mut out, p, m.offset, m.timestamp);
         }
     }
-    out.stats
+    (out.stats, rebuilt)
 }

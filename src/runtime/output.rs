@@ -202,6 +202,6 @@ fn new_latency() -> Latency {
     Latency::new_with_bounds(1, 3_600_000, 3).expect("valid histogram bounds")
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -134,7 +134,10 @@ pub struct Running {
 
 impl Running {
     pub fn start(engine: Engine, cfg: KafkaConfig) -> Running {
-        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::spawn(move || runtime::run(Arc::new(engine), &cfg, flag));

@@ -2,6 +2,7 @@
 //! and uses only part of it.
 #![allow(dead_code)]
 
+pub mod broker;
 pub mod kafka;
 
 use std::path::PathBuf;
