@@ -6,17 +6,21 @@
 //!
 //! ```text
 //! bytes ─► decode ─► (inventory: classify/enrich) ─► state ─► detect ─► respond ─► alerts / actions
-//!             └─► dead letters (reason + original bytes)
+//!             └─► dead letters (reason + original bytes)      ▲
+//! lifecycle, action results ─► control ───────────────────────┘ (revoked, retired, offboarded)
 //! ```
 //!
 //! - [`time`]: event time (`Millis`) and RFC 3339; nothing here reads the clock.
 //! - [`event`]: the canonical [`event::AuditEvent`] every decoder produces.
 //! - [`decode`]: per-format decoders (`native`, `cloudtrail`), auto-detection, dead-letter reasons.
+//! - [`control`]: the lifecycle and action-result messages that close the loop.
 //! - [`inventory`]: the optional inventory file: type overrides, owners, protected principals.
-//! - [`state`]: per-identity baselines in a sharded concurrent map, bounded and evicted by event time.
+//! - [`state`]: per-identity baselines in a sharded concurrent map, bounded and evicted by event time;
+//!   engine-wide facts from the control topics (`state::lifecycle`).
 //! - [`detect`]: detector kinds (`detect/<kind>.rs`) and their instances loaded from `detectors/*.toml`.
 //! - [`respond`]: alert aggregation and the response policy with its guardrails.
-//! - [`pipeline`]: ties the stages together: `Engine::process(bytes, origin) -> outputs`;
+//! - [`pipeline`]: ties the stages together: `Engine::process(bytes, origin) -> outputs`,
+//!   `Engine::control(kind, bytes, origin)` for the control topics;
 //!   the transports (`replay` over files, the Kafka runtime) only feed it bytes and take outputs.
 //! - [`simulate`]: a labeled synthetic population with injected attacks, for tests, benches and demos.
 //! - [`config`]: the typed configuration and `nhid check`.
@@ -44,6 +48,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod decode;
 pub mod detect;
 pub mod event;
