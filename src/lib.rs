@@ -6,8 +6,8 @@
 //!
 //! ```text
 //! bytes ─► decode ─► (inventory: classify/enrich) ─► state ─► detect ─► respond ─► alerts / actions
-//!             └─► dead letters (reason + original bytes)      ▲
-//! lifecycle, action results ─► control ───────────────────────┘ (revoked, retired, offboarded)
+//!             └─► dead letters (reason + original bytes)
+//! lifecycle, action results ─► control ─► state (revoked credentials, retired principals, offboarded owners)
 //! ```
 //!
 //! - [`time`]: event time (`Millis`) and RFC 3339; nothing here reads the clock.
@@ -44,6 +44,27 @@
 //! assert_eq!(out.alerts[0].kind, "privilege_change");
 //! assert_eq!(out.actions[0].action.as_str(), "notify_owner");
 //! assert!(out.dead_letters.is_empty());
+//! ```
+//!
+//! Messages from the lifecycle and action-results topics go to `Engine::control`; they
+//! judge the audit events processed after them:
+//!
+//! ```
+//! # use nhid::config::Config;
+//! use nhid::pipeline::{ControlKind, Origin, Outputs};
+//!
+//! # let engine = Config::default().engine().expect("the built-in detectors load");
+//! let mut out = Outputs::default();
+//! let revoked = br#"{"id":"l1","time":"2026-11-23T10:00:00Z","type":"credential_revoked",
+//!     "credential_id":"AKIAEXAMPLE"}"#;
+//! engine.control(ControlKind::Lifecycle, revoked, Origin { source: "lifecycle", partition: 0, offset: 7 }, &mut out);
+//! let used = br#"{"id":"e2","time":"2026-11-23T10:30:00Z",
+//!     "principal":{"id":"svc-billing","type":"service_account"},
+//!     "credential":{"id":"AKIAEXAMPLE","kind":"static_key"},
+//!     "action":"s3:GetObject","service":"s3","outcome":"success"}"#;
+//! engine.process(used, Origin { source: "audit", partition: 0, offset: 43 }, None, &mut out);
+//! assert_eq!(out.alerts[0].kind, "expired_credential");
+//! assert_eq!(out.alerts[0].evidence["reason"], "revoked");
 //! ```
 
 pub mod cli;
