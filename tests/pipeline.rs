@@ -528,3 +528,13 @@ proptest::proptest! {
         proptest::prop_assert_eq!(out.dead_letters.len() as u64, out.stats.dead_letters_total());
     }
 }
+
+#[test]
+fn revocations_are_forgotten_after_ninety_days_of_event_time() {
+    let engine = engine();
+    let revoked = lifecycle("credential_revoked", ("credential_id", "AKIAEXAMPLE1"), T0);
+    let events = [ev(0, T0 + 89 * DAY, "svc-a", "service_account"), ev(1, T0 + 91 * DAY, "svc-a", "service_account")];
+    let out = run_with(&engine, &events, &[(0, ControlKind::Lifecycle, revoked)]);
+    let fired: Vec<Millis> = of_kind(&out, "expired_credential").iter().map(|a| a.time).collect();
+    assert_eq!(fired, [T0 + 89 * DAY], "the map is bounded: by then the platform's denial is the control");
+}

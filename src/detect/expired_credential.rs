@@ -91,3 +91,70 @@ impl Check for ExpiredCredential {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{event, observe, shipped};
+    use super::*;
+    use crate::time::HOUR;
+
+    const T: Millis = 100 * HOUR;
+
+    #[test]
+    fn use_past_the_revocation_grace_fires_and_names_the_revocation() {
+        let d = shipped("expired_credential");
+        let ev = event(T, PrincipalType::ServiceAccount);
+        let mut obs = observe(&ev);
+        obs.revoked_at = Some(T - 60 * SECOND);
+        assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "within the minute of grace");
+        obs.revoked_at = Some(T - 61 * SECOND);
+        let (_, f) = d.check(PrincipalType::ServiceAccount, &ev, &obs).unwrap();
+        assert_eq!(f.evidence["reason"], "revoked");
+        assert_eq!(f.evidence["revoked_seconds_ago"], 61);
+        assert_eq!(
+            f.summary,
+            "svc-a used credential AKIA1 61 seconds after it was revoked (1970-01-05T03:58:59.000Z)."
+        );
+    }
+
+    #[test]
+    fn a_revocation_comes_before_a_retirement_and_an_expiry() {
+        let d = shipped("expired_credential");
+        let mut ev = event(T, PrincipalType::Workload);
+        ev.credential.expires_at = Some(T - HOUR);
+        let mut obs = observe(&ev);
+        let reason =
+            |obs: &Observation<'_>| d.check(PrincipalType::Workload, &ev, obs).unwrap().1.evidence["reason"].clone();
+        assert_eq!(reason(&obs), "expired");
+        obs.retired_at = Some(T - HOUR);
+        assert_eq!(reason(&obs), "principal_retired");
+        obs.revoked_at = Some(T - HOUR);
+        assert_eq!(reason(&obs), "revoked");
+    }
+
+    #[test]
+    fn humans_are_judged_with_no_response() {
+        let d = shipped("expired_credential");
+        let ev = event(T, PrincipalType::Human);
+        let mut obs = observe(&ev);
+        obs.retired_at = Some(T - HOUR);
+        let (settings, f) = d.check(PrincipalType::Human, &ev, &obs).unwrap();
+        assert_eq!(settings.response, super::super::Response::None);
+        assert_eq!(
+            f.summary,
+            "svc-a acted with credential AKIA1 60 minutes after it was retired (1970-01-05T03:00:00.000Z)."
+        );
+    }
+
+    #[test]
+    fn files_written_before_revocations_keep_loading_with_a_minute_of_grace() {
+        let text = "kind = \"expired_credential\"\ndescription = \"x\"\nseverity = \"high\"\nreferences = [\"T1550.001\"]\n[default]\ngrace_secs = 300\n";
+        let d = super::super::parse("old", text).unwrap();
+        let ev = event(T, PrincipalType::ApiKey);
+        let mut obs = observe(&ev);
+        obs.revoked_at = Some(T - 60 * SECOND);
+        assert!(d.check(PrincipalType::ApiKey, &ev, &obs).is_none());
+        obs.revoked_at = Some(T - 61 * SECOND);
+        assert!(d.check(PrincipalType::ApiKey, &ev, &obs).is_some());
+    }
+}

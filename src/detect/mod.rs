@@ -332,18 +332,52 @@ pub(crate) fn yes() -> bool {
 /// "12 minutes", "3 hours", "4 days" (whole units, rounded down).
 pub(crate) fn span(ms: Millis) -> String {
     let secs = ms / SECOND;
-    let (n, unit) = match secs {
-        ..120 => (secs, "second"),
-        ..7_200 => (secs / 60, "minute"),
-        ..172_800 => (secs / 3_600, "hour"),
-        _ => (secs / 86_400, "day"),
-    };
+    // Below two of a unit, the next smaller one reads better ("90 seconds", not "1 minute").
+    let (n, unit) = [(86_400, "day"), (3_600, "hour"), (60, "minute")]
+        .into_iter()
+        .find(|&(size, _)| secs >= 2 * size)
+        .map_or((secs, "second"), |(size, unit)| (secs / size, unit));
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Rounds for evidence so alerts read well and stay stable across platforms.
 pub(crate) fn round2(x: f32) -> f64 {
     (f64::from(x) * 100.0).round() / 100.0
+}
+
+/// For the kinds' unit tests: a shipped instance, and an event with what a fresh identity
+/// observed of it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::event::{Actor, Credential, CredentialKind, Outcome, Principal, Source, SourceFormat};
+    use crate::state::Identity;
+
+    pub fn shipped(id: &str) -> Detector {
+        let (_, text) = BUILTIN.iter().find(|(name, _)| *name == id).expect("a shipped detector");
+        parse(id, text).expect("shipped detectors parse")
+    }
+
+    pub fn event(time: Millis, kind: PrincipalType) -> AuditEvent<'static> {
+        AuditEvent {
+            id: "e1".into(),
+            time,
+            principal: Principal { id: "svc-a".into(), kind, name: None, owner: None, tenant: None },
+            credential: Credential { id: Some("AKIA1".into()), kind: CredentialKind::StaticKey, ..Default::default() },
+            actor: Actor::default(),
+            action: "s3:GetObject".into(),
+            service: "s3".into(),
+            resource: None,
+            outcome: Outcome::Success,
+            source: Source::default(),
+            bytes_out: None,
+            source_format: SourceFormat::Native,
+        }
+    }
+
+    pub fn observe<'e>(ev: &'e AuditEvent<'_>) -> Observation<'e> {
+        Identity::new(ev.principal.kind, None, ev.time).observe(ev, 0)
+    }
 }
 
 #[cfg(test)]

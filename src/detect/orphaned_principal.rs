@@ -42,3 +42,43 @@ impl Check for OrphanedPrincipal {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Response;
+    use super::super::testing::{event, observe, shipped};
+    use super::*;
+    use crate::respond::alert::Severity;
+
+    const T: i64 = 1_000 * HOUR;
+
+    #[test]
+    fn fires_for_machines_whose_owner_was_offboarded() {
+        let d = shipped("orphaned_principal");
+        let ev = event(T + 30 * 60 * SECOND, PrincipalType::ServiceAccount);
+        let mut obs = observe(&ev);
+        assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "an owner in good standing");
+        obs.offboarded_owner = Some(("bob".into(), T - 3 * HOUR));
+        let (settings, f) = d.check(PrincipalType::ServiceAccount, &ev, &obs).unwrap();
+        assert_eq!((settings.severity, settings.response), (Severity::High, Response::NotifyOwner));
+        assert_eq!(f.evidence["owner"], "bob");
+        assert_eq!(f.evidence["offboarded_seconds_ago"], 3 * 3_600 + 30 * 60);
+        assert_eq!(f.unit, T / HOUR, "findings in the same hour are one finding");
+        assert!(
+            f.summary.starts_with("svc-a is still active 3 hours after its owner bob was offboarded"),
+            "{}",
+            f.summary
+        );
+    }
+
+    #[test]
+    fn humans_and_unknown_principals_are_not_evaluated() {
+        let d = shipped("orphaned_principal");
+        for lane in [PrincipalType::Human, PrincipalType::Unknown] {
+            let ev = event(T, lane);
+            let mut obs = observe(&ev);
+            obs.offboarded_owner = Some(("bob".into(), T - HOUR));
+            assert!(d.check(lane, &ev, &obs).is_none(), "{lane}");
+        }
+    }
+}
