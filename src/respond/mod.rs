@@ -38,11 +38,11 @@ pub const ACTION_RESULTS: &str = "action_results";
 const MAX_DETAIL_CHARS: usize = 256;
 
 /// The alert for an action the revocation service reports failed. Containment did not
-/// happen, so the finding behind it is open again, and a finding not acted on is a failed
-/// control: the SOC has to see it. Alerted only, never retried here: the request is the
-/// revocation service's to retry (it has the idempotency key), and a second request would
-/// meet the same fault. The id is keyed by the action and the minute of the report, so a
-/// redelivered report has the same id and a later failure of the same action is new.
+/// happen, so the finding behind it is still open, and a finding not acted on is a failed
+/// control: the SOC has to see it. Alerted, not re-requested: retrying is the revocation
+/// service's call (it holds the idempotency key and knows the fault). The id is keyed by the
+/// action and the minute of the report, so a redelivered report has the same id and a later
+/// failure of the same action is a new alert.
 pub fn response_failed(result: &ActionResult<'_>, principal: alert::AlertPrincipal) -> alert::Alert {
     let action = result.action.map_or("act", alert::ActionKind::as_str);
     let credential = result.credential_id.as_deref().map(|c| format!(" (credential {c})")).unwrap_or_default();
