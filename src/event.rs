@@ -150,6 +150,8 @@ macro_rules! string_enum {
         }
     };
 }
+// The control messages (`control.rs`) name their enums the same way.
+pub(crate) use string_enum;
 
 string_enum! {
     /// Who acts. Classification comes from the platform's own fields; the inventory can override it.

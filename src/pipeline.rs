@@ -1,20 +1,23 @@
 //! The engine: bytes in, alerts, actions and dead letters out.
 //!
 //! Transports (`nhid replay` over files, the Kafka runtime) call [`Engine::process`] with
-//! one message and where it came from, and take the [`Outputs`]. The engine is shared by
+//! one message and where it came from, and take the [`Outputs`]; messages from the
+//! lifecycle and action-results topics go to [`Engine::control`]. The engine is shared by
 //! reference between workers; per-identity state lives in the sharded store, so workers
 //! owning different partitions (keyed by principal) rarely touch the same shard.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use crate::control::{self, ActionResult, ActionStatus, LifecycleEvent, LifecycleKind};
 use crate::decode::{self, DeadLetterReason, DecodeContext, DecodeError, Format};
 use crate::detect::{Detector, Finding, LaneSettings};
 use crate::event::{AuditEvent, PrincipalType};
-use crate::inventory::{Criticality, Inventory};
+use crate::inventory::{Criticality, Entry, Inventory};
 use crate::respond::alert::{Action, ActionKind, Alert, AlertActor, MAX_EVENT_IDS, Mode, Severity};
 use crate::respond::policy::{Block, Policy, ResponseConfig, alert_principal};
-use crate::state::{AlertMark, Identity, StateConfig, StateStore};
+use crate::state::lifecycle::{FACT_TTL, Lifecycle};
+use crate::state::{AlertMark, Identity, Observation, StateConfig, StateStore};
 use crate::time::{MINUTE, Millis, SECOND};
 
 /// Idle eviction runs at most once per this much event time.
@@ -45,6 +48,9 @@ pub struct Engine {
     detectors: Vec<Detector>,
     inventory: Inventory,
     store: StateStore,
+    /// Revoked credentials, retired principals and offboarded owners, from the control
+    /// topics; engine-wide, not per identity (see `state::lifecycle`).
+    lifecycle: Lifecycle,
     policy: Policy,
     format: Format,
     normalize: bool,
@@ -84,6 +90,15 @@ pub struct Normalized {
     pub json: Vec<u8>,
 }
 
+/// Which control topic a message came from; each has its own schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlKind {
+    /// `schemas/lifecycle.schema.json`: owner offboarded, credential revoked, principal retired.
+    Lifecycle,
+    /// `schemas/action-result.schema.json`: what the revocation service did with an action.
+    ActionResult,
+}
+
 /// A message (or one record of it) that could not be processed, with its original bytes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeadLetter {
@@ -121,6 +136,7 @@ impl DeadLetter {
 /// Counts of what went through, per worker; merged for summaries and metrics.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Stats {
+    /// Audit messages; control messages are counted apart, below.
     pub messages: u64,
     pub events: u64,
     pub events_by_type: [u64; PrincipalType::ALL.len()],
@@ -130,6 +146,10 @@ pub struct Stats {
     pub actions: BTreeMap<(ActionKind, Mode), u64>,
     pub guardrail_blocks: BTreeMap<Block, u64>,
     pub evictions: u64,
+    /// Lifecycle events applied, by `LifecycleKind::index` (malformed ones are dead letters).
+    pub lifecycle_events: [u64; LifecycleKind::ALL.len()],
+    /// Action results applied, by `ActionStatus::index`.
+    pub action_results: [u64; ActionStatus::ALL.len()],
 }
 
 impl Stats {
@@ -154,6 +174,12 @@ impl Stats {
             *self.guardrail_blocks.entry(*k).or_default() += v;
         }
         self.evictions += other.evictions;
+        for (a, b) in self.lifecycle_events.iter_mut().zip(other.lifecycle_events) {
+            *a += b;
+        }
+        for (a, b) in self.action_results.iter_mut().zip(other.action_results) {
+            *a += b;
+        }
     }
 
     pub fn dead_letters_total(&self) -> u64 {
@@ -190,6 +216,7 @@ impl Engine {
             detectors,
             inventory,
             store: StateStore::new(config.state),
+            lifecycle: Lifecycle::default(),
             policy: Policy::new(config.response),
             format: config.format,
             normalize: config.normalize,
@@ -233,6 +260,59 @@ impl Engine {
         if homes.is_empty() { 0 } else { self.store.release(homes) }
     }
 
+    /// Processes one message from a control topic: it changes what nhid knows (a revoked
+    /// credential, a retired principal, an offboarded owner) and judges audit events processed
+    /// after it, by their event time against the message's own time; a failed action result
+    /// raises a `response_failed` alert at once. Malformed messages are dead-lettered like
+    /// audit events.
+    pub fn control(&self, kind: ControlKind, bytes: &[u8], origin: Origin<'_>, out: &mut Outputs) {
+        let applied = decode::checked_text(bytes, self.max_event_bytes).and_then(|text| match kind {
+            ControlKind::Lifecycle => control::parse_lifecycle(text).map(|e| self.apply_lifecycle(&e, out)),
+            ControlKind::ActionResult => control::parse_action_result(text).map(|r| self.apply_action_result(&r, out)),
+        });
+        if let Err(e) = applied {
+            dead_letter(e, bytes, origin, out);
+        }
+    }
+
+    fn apply_lifecycle(&self, event: &LifecycleEvent<'_>, out: &mut Outputs) {
+        out.stats.lifecycle_events[event.kind.index()] += 1;
+        let facts = match event.kind {
+            LifecycleKind::OwnerOffboarded => &self.lifecycle.owners,
+            LifecycleKind::CredentialRevoked => &self.lifecycle.credentials,
+            LifecycleKind::PrincipalRetired => &self.lifecycle.principals,
+        };
+        facts.record(event.subject(), event.time);
+    }
+
+    fn apply_action_result(&self, result: &ActionResult<'_>, out: &mut Outputs) {
+        out.stats.action_results[result.status.index()] += 1;
+        match result.status {
+            ActionStatus::Done => {
+                if let Some(credential) = result.revoked_credential() {
+                    self.lifecycle.credentials.record(credential, result.time);
+                }
+            }
+            ActionStatus::Failed => {
+                let id: &str = &result.principal_id;
+                // The identity as nhid knows it; one never seen (evicted since) as the inventory has it.
+                let principal = match self.store.get(id) {
+                    Some(identity) => {
+                        alert_principal(id, identity.kind, owner(self.inventory.entry(identity.inventory), &identity))
+                    }
+                    None => {
+                        let entry = self.inventory.entry(self.inventory.resolve(id));
+                        let kind = entry.and_then(|e| e.kind).unwrap_or(PrincipalType::Unknown);
+                        alert_principal(id, kind, entry.and_then(|e| e.owner.as_deref()))
+                    }
+                };
+                let alert = crate::respond::response_failed(result, principal);
+                *out.stats.alerts.entry((alert.kind.clone(), alert.severity)).or_default() += 1;
+                out.alerts.push(alert);
+            }
+        }
+    }
+
     fn handle(&self, ev: &AuditEvent<'_>, home: u32, out: &mut Outputs) {
         out.stats.events += 1;
         let t = ev.time;
@@ -258,7 +338,8 @@ impl Engine {
                 if self.normalize {
                     out.normalized.push(normalized(ev, lane));
                 }
-                let obs = identity.observe(ev, self.learning_ms[lane.index()]);
+                let mut obs = identity.observe(ev, self.learning_ms[lane.index()]);
+                self.recall(&mut obs, ev, identity);
                 for (i, detector) in self.detectors.iter().enumerate() {
                     if let Some((settings, finding)) = detector.check(lane, ev, &obs) {
                         self.raise(i, settings, finding, ev, identity, out);
@@ -269,6 +350,18 @@ impl Engine {
         // Only a new identity can break the ceiling; counting shards per event would not be free.
         if created && self.store.over_capacity() {
             out.stats.evictions += self.store.evict(self.watermark.load(Ordering::Relaxed)) as u64;
+        }
+    }
+
+    /// Adds what the control topics said about this event's credential, principal and owner.
+    /// Nearly free while they said nothing: each lookup starts with a relaxed load of a count.
+    fn recall(&self, obs: &mut Observation<'_>, ev: &AuditEvent<'_>, identity: &Identity) {
+        let facts = &self.lifecycle;
+        obs.revoked_at = ev.credential.id.as_deref().and_then(|c| facts.credentials.since(c, ev.time));
+        obs.retired_at = facts.principals.since(&ev.principal.id, ev.time);
+        if !facts.owners.is_empty() {
+            let owner = owner(self.inventory.entry(identity.inventory), identity);
+            obs.offboarded_owner = owner.and_then(|o| facts.owners.since(o, ev.time).map(|at| (o.into(), at)));
         }
     }
 
@@ -302,7 +395,7 @@ impl Engine {
         mark.window = Some(window);
 
         let entry = self.inventory.entry(identity.inventory);
-        let owner = entry.and_then(|e| e.owner.as_deref()).or(identity.owner.as_deref());
+        let owner = owner(entry, identity);
         let mut severity = settings.severity;
         if entry.and_then(|e| e.criticality) == Some(Criticality::Critical) {
             severity = bump(severity);
@@ -364,8 +457,15 @@ impl Engine {
                 .is_ok()
         {
             out.stats.evictions += self.store.evict(watermark) as u64;
+            self.lifecycle.forget_before(watermark.saturating_sub(FACT_TTL));
         }
     }
+}
+
+/// Who answers for an identity, as alerts name it and offboarding is checked: the
+/// inventory's owner, else the one its events report.
+fn owner<'a>(entry: Option<&'a Entry>, identity: &'a Identity) -> Option<&'a str> {
+    entry.and_then(|e| e.owner.as_deref()).or(identity.owner.as_deref())
 }
 
 /// A principal's lane is sticky towards safety: once any event shows it as human it stays

@@ -1,14 +1,17 @@
 //! The engine end to end over canonical events built here: aggregation, lanes,
-//! guardrails, in-minute firing, order independence within a minute, dead letters.
+//! guardrails, in-minute firing, order independence within a minute, dead letters; and the
+//! control topics (lifecycle events, action results) interleaved with them.
 
 mod common;
 
+use nhid::decode::DeadLetterReason;
 use nhid::detect;
+use nhid::event::PrincipalType;
 use nhid::inventory::Inventory;
-use nhid::pipeline::{Engine, EngineConfig, Origin, Outputs};
-use nhid::respond::alert::{ActionKind, Alert};
-use nhid::time::{DAY, MINUTE, Millis, SECOND, format_rfc3339};
-use serde_json::json;
+use nhid::pipeline::{ControlKind, Engine, EngineConfig, Origin, Outputs};
+use nhid::respond::alert::{ActionKind, Alert, Severity};
+use nhid::time::{DAY, HOUR, MINUTE, Millis, SECOND, format_rfc3339};
+use serde_json::{Value, json};
 
 const T0: Millis = 1_793_577_600_000; // 2026-11-02T00:00:00Z
 
@@ -30,6 +33,7 @@ struct Ev {
     outcome: &'static str,
     credential: (&'static str, &'static str),
     session: Option<&'static str>,
+    owner: Option<&'static str>,
 }
 
 fn ev(n: usize, time: Millis, principal: &'static str, kind: &'static str) -> Ev {
@@ -43,6 +47,7 @@ fn ev(n: usize, time: Millis, principal: &'static str, kind: &'static str) -> Ev
         outcome: "success",
         credential: ("AKIAEXAMPLE1", "static_key"),
         session: None,
+        owner: None,
     }
 }
 
@@ -52,9 +57,13 @@ impl Ev {
         if let Some(s) = self.session {
             actor = json!({"session_id": s, "delegating_user": "alice@example.com", "agent_id": "agent-7"});
         }
+        let mut principal = json!({"id": self.principal, "type": self.kind});
+        if let Some(o) = self.owner {
+            principal["owner"] = o.into();
+        }
         json!({
             "id": self.id, "time": format_rfc3339(self.time),
-            "principal": {"id": self.principal, "type": self.kind},
+            "principal": principal,
             "credential": {"id": self.credential.0, "kind": self.credential.1},
             "actor": actor,
             "action": self.action, "service": self.action.split(':').next().unwrap(),
@@ -66,10 +75,23 @@ impl Ev {
 }
 
 fn run(engine: &Engine, events: &[Ev]) -> Outputs {
+    run_with(engine, events, &[])
+}
+
+/// Runs `events`, each control message `(i, kind, message)` just before `events[i]` (or
+/// after the last event for `i == events.len()`).
+fn run_with(engine: &Engine, events: &[Ev], control: &[(usize, ControlKind, Value)]) -> Outputs {
     let mut out = Outputs::default();
     let mut all = Outputs::default();
-    for (i, e) in events.iter().enumerate() {
-        engine.process(e.line().as_bytes(), Origin { source: "test", partition: 0, offset: i as i64 }, None, &mut out);
+    for i in 0..=events.len() {
+        for (_, kind, message) in control.iter().filter(|(at, _, _)| *at == i) {
+            let origin = Origin { source: "control", partition: 0, offset: i as i64 };
+            engine.control(*kind, message.to_string().as_bytes(), origin, &mut out);
+        }
+        if let Some(e) = events.get(i) {
+            let origin = Origin { source: "test", partition: 0, offset: i as i64 };
+            engine.process(e.line().as_bytes(), origin, None, &mut out);
+        }
         all.alerts.append(&mut out.alerts);
         all.actions.append(&mut out.actions);
         all.dead_letters.append(&mut out.dead_letters);
@@ -250,4 +272,269 @@ fn garbage_lines_are_dead_lettered_and_every_good_line_is_processed() {
     assert_eq!(out.dead_letters.len() as u64, out.stats.dead_letters_total());
     assert_eq!(out.dead_letters.len(), good.len().div_ceil(300));
     assert!(out.dead_letters.iter().all(|d| !d.bytes.is_empty() && !d.detail.is_empty()));
+}
+
+// ---------- control topics: lifecycle events and action results ----------
+
+/// One event a minute for `minutes` minutes from `start`.
+fn every_minute(principal: &'static str, kind: &'static str, start: Millis, minutes: i64) -> Vec<Ev> {
+    (0..minutes).map(|m| ev(m as usize, start + m * MINUTE, principal, kind)).collect()
+}
+
+fn lifecycle(kind: &str, subject: (&str, &str), time: Millis) -> Value {
+    let mut m = json!({"id": format!("l-{time}"), "time": format_rfc3339(time), "type": kind});
+    m[subject.0] = subject.1.into();
+    m
+}
+
+fn action_result(status: &str, action: &str, principal: &str, credential: &str, time: Millis) -> Value {
+    json!({"action_id": "3e8b1f60-7a2d-5c94-b1e7-0d6c5a4f3e21", "time": format_rfc3339(time), "status": status,
+        "principal_id": principal, "action": action, "credential_id": credential})
+}
+
+fn of_kind<'a>(out: &'a Outputs, kind: &str) -> Vec<&'a Alert> {
+    out.alerts.iter().filter(|a| a.kind == kind).collect()
+}
+
+#[test]
+fn a_revoked_credential_used_again_fires_expired_credential_once_per_window() {
+    let engine = engine();
+    // Two and a half hours of one call a minute; the revocation (at 00:05) arrives before the 00:03 call.
+    let events = every_minute("svc-a", "service_account", T0, 150);
+    let revoked_at = T0 + 5 * MINUTE;
+    let revoked = lifecycle("credential_revoked", ("credential_id", "AKIAEXAMPLE1"), revoked_at);
+    let out = run_with(&engine, &events, &[(3, ControlKind::Lifecycle, revoked)]);
+    let fired = of_kind(&out, "expired_credential");
+    // One alert per hourly window: 00:07 (00:06 is within the minute of grace), 01:00, 02:00.
+    let times: Vec<Millis> = fired.iter().map(|a| a.time).collect();
+    assert_eq!(times, [T0 + 7 * MINUTE, T0 + 60 * MINUTE, T0 + 120 * MINUTE], "{:?}", kinds(&out.alerts));
+    assert_eq!(fired[1].suppressed_repeats, 52, "00:08 to 00:59 were repeats");
+    let first = fired[0];
+    assert_eq!(first.evidence["reason"], "revoked");
+    assert_eq!(first.evidence["revoked_at"], format_rfc3339(revoked_at));
+    assert_eq!(first.evidence["revoked_seconds_ago"], 120);
+    assert!(first.summary.contains("2 minutes after it was revoked"), "{}", first.summary);
+    assert_eq!(first.credential_id.as_deref(), Some("AKIAEXAMPLE1"));
+    let cut = out.actions.iter().find(|a| a.alert_id == first.alert_id).expect("the detector asks for revocation");
+    assert_eq!(cut.action, ActionKind::RevokeCredential);
+    assert_eq!(out.stats.lifecycle_events, [0, 1, 0]);
+}
+
+#[test]
+fn use_before_the_revocation_time_does_not_fire_even_when_the_message_came_first() {
+    let engine = engine();
+    let revoked_at = T0 + HOUR;
+    let revoked = lifecycle("credential_revoked", ("credential_id", "AKIAEXAMPLE1"), revoked_at);
+    let mut events = every_minute("svc-a", "service_account", T0, 60);
+    // Late arrivals from before the revocation, after a use that did fire.
+    events.push(ev(60, revoked_at + 5 * MINUTE, "svc-a", "service_account"));
+    events.push(ev(61, revoked_at - SECOND, "svc-a", "service_account"));
+    let out = run_with(&engine, &events, &[(0, ControlKind::Lifecycle, revoked)]);
+    let fired = of_kind(&out, "expired_credential");
+    assert_eq!(fired.len(), 1, "{:?}", kinds(&out.alerts));
+    assert_eq!(fired[0].time, revoked_at + 5 * MINUTE);
+    assert_eq!(out.stats.suppressed_repeats, 0, "the late call from before the revocation is not a repeat");
+}
+
+#[test]
+fn a_done_revocation_holds_for_credentials_the_identity_no_longer_lists_and_identities_not_yet_seen() {
+    let engine = engine();
+    let t = T0 + 10 * MINUTE;
+    let mut events = Vec::new();
+    // svc-a used the old key, then rotated through five more: its own state keeps four.
+    events.push(ev(0, T0, "svc-a", "service_account"));
+    for (i, key) in ["AKIA2", "AKIA3", "AKIA4", "AKIA5", "AKIA6"].into_iter().enumerate() {
+        let mut e = ev(i + 1, T0 + (i as Millis + 1) * MINUTE, "svc-a", "service_account");
+        e.credential = (key, "static_key");
+        events.push(e);
+    }
+    let done = action_result("done", "revoke_credential", "svc-a", "AKIAEXAMPLE1", t);
+    // svc-b's key is revoked before nhid ever saw svc-b.
+    let done_b = action_result("done", "revoke_credential", "svc-b", "AKIA-B", t);
+    // svc-c's agent session was cut, not its key: the key stays usable.
+    let session = action_result("done", "revoke_session", "svc-c", "AKIA-C", t);
+    let mut reuse = ev(10, t + 5 * MINUTE, "svc-a", "service_account");
+    reuse.credential = ("AKIAEXAMPLE1", "static_key");
+    let mut first_b = ev(11, t + 5 * MINUTE, "svc-b", "api_key");
+    first_b.credential = ("AKIA-B", "static_key");
+    let mut key_c = ev(12, t + 5 * MINUTE, "svc-c", "service_account");
+    key_c.credential = ("AKIA-C", "static_key");
+    events.extend([reuse, first_b, key_c]);
+    let control = [
+        (6, ControlKind::ActionResult, done),
+        (6, ControlKind::ActionResult, done_b),
+        (6, ControlKind::ActionResult, session),
+    ];
+    let out = run_with(&engine, &events, &control);
+    let fired: Vec<&str> = of_kind(&out, "expired_credential").iter().map(|a| a.principal.id.as_str()).collect();
+    assert_eq!(fired, ["svc-a", "svc-b"]);
+    assert_eq!(out.stats.action_results, [3, 0]);
+}
+
+#[test]
+fn a_retired_principal_that_acts_again_fires_expired_credential() {
+    let engine = engine();
+    let events = every_minute("agent-old", "ai_agent", T0, 30);
+    let retired = lifecycle("principal_retired", ("principal_id", "agent-old"), T0 + 10 * MINUTE);
+    let out = run_with(&engine, &events, &[(0, ControlKind::Lifecycle, retired)]);
+    let fired = of_kind(&out, "expired_credential");
+    assert_eq!(fired.len(), 1, "{:?}", kinds(&out.alerts));
+    assert_eq!(fired[0].time, T0 + 12 * MINUTE);
+    assert_eq!(fired[0].evidence["reason"], "principal_retired");
+    assert_eq!(fired[0].evidence["principal_retired_at"], format_rfc3339(T0 + 10 * MINUTE));
+}
+
+#[test]
+fn an_offboarded_owner_orphans_their_machine_principals_and_no_one_elses() {
+    // svc-inv's events still name bob, but the inventory, which wins, says team-x owns it;
+    // agent-bob's events name no owner, the inventory says bob.
+    let engine = engine_with(
+        "[[principal]]\nmatch = \"svc-inv\"\nowner = \"team-x\"\n\
+         [[principal]]\nmatch = \"agent-bob\"\nowner = \"bob\"\n",
+    );
+    let offboarded_at = T0 + 10 * MINUTE;
+    let mut events = Vec::new();
+    for (principal, kind, owner) in [
+        ("svc-bob", "service_account", Some("bob")),
+        ("agent-bob", "ai_agent", None),
+        ("svc-carol", "service_account", Some("carol")),
+        ("svc-inv", "service_account", Some("bob")),
+        ("bob@example.com", "human", Some("bob")),
+    ] {
+        for mut e in every_minute(principal, kind, T0, 90) {
+            e.owner = owner;
+            events.push(e);
+        }
+    }
+    events.sort_by_key(|e| e.time);
+    let offboarded = lifecycle("owner_offboarded", ("owner", "bob"), offboarded_at);
+    let out = run_with(&engine, &events, &[(0, ControlKind::Lifecycle, offboarded)]);
+    let orphans = of_kind(&out, "orphaned_principal");
+    let mut who: Vec<&str> = orphans.iter().map(|a| a.principal.id.as_str()).collect();
+    who.sort();
+    assert_eq!(who, ["agent-bob", "svc-bob"], "one alert each per day, for bob's machines only");
+    for a in &orphans {
+        assert_eq!(a.time, offboarded_at, "at or after the offboarding, not before");
+        assert_eq!(a.principal.owner.as_deref(), Some("bob"));
+        assert_eq!(a.evidence["owner_offboarded_at"], format_rfc3339(offboarded_at));
+        let notice = out.actions.iter().find(|x| x.alert_id == a.alert_id).unwrap();
+        assert_eq!(notice.action, ActionKind::NotifyOwner, "orphaned is not misuse: nothing is cut");
+    }
+}
+
+#[test]
+fn a_failed_action_raises_response_failed_naming_the_action_and_principal() {
+    let engine = engine_with("[[principal]]\nmatch = \"svc-a\"\nowner = \"team-billing\"\n");
+    let events = every_minute("svc-a", "service_account", T0, 3);
+    let mut failed = action_result("failed", "revoke_credential", "svc-a", "AKIAEXAMPLE1", T0 + 2 * MINUTE);
+    failed["detail"] = "AccessDenied: iam:UpdateAccessKey".into();
+    let never_seen = action_result("failed", "revoke_session", "svc-gone", "tok-1", T0 + 2 * MINUTE);
+    let control = [
+        (3, ControlKind::ActionResult, failed.clone()),
+        (3, ControlKind::ActionResult, failed),
+        (3, ControlKind::ActionResult, never_seen),
+    ];
+    let out = run_with(&engine, &events, &control);
+    let alerts = of_kind(&out, "response_failed");
+    assert_eq!(alerts.len(), 3);
+    let a = alerts[0];
+    assert_eq!((a.detector.as_str(), a.severity), ("action_results", Severity::High));
+    assert_eq!(a.principal.id, "svc-a");
+    assert_eq!(a.principal.kind, PrincipalType::ServiceAccount);
+    assert_eq!(a.principal.owner.as_deref(), Some("team-billing"));
+    assert_eq!(a.credential_id.as_deref(), Some("AKIAEXAMPLE1"));
+    assert_eq!(a.evidence["action_id"], "3e8b1f60-7a2d-5c94-b1e7-0d6c5a4f3e21");
+    assert_eq!(a.evidence["detail"], "AccessDenied: iam:UpdateAccessKey");
+    assert!(a.summary.contains("3e8b1f60-7a2d-5c94-b1e7-0d6c5a4f3e21") && a.summary.contains("svc-a"), "{}", a.summary);
+    assert_eq!(alerts[1].alert_id, a.alert_id, "a redelivered report has the same alert id");
+    assert_eq!(alerts[2].principal.kind, PrincipalType::Unknown, "a principal nhid does not know");
+    assert!(out.actions.is_empty(), "a failure is alerted, not retried by nhid");
+    assert_eq!(out.stats.action_results, [0, 3]);
+    assert_eq!(out.stats.alerts[&("response_failed".to_string(), Severity::High)], 3);
+    // A failed revocation revokes nothing.
+    assert!(of_kind(&out, "expired_credential").is_empty());
+}
+
+#[test]
+fn malformed_control_messages_are_dead_lettered_with_a_reason() {
+    let engine = engine();
+    let origin = Origin { source: "control", partition: 3, offset: 7 };
+    use ControlKind::{ActionResult as Result, Lifecycle};
+    let t = r#""time":"2026-11-02T00:00:00Z""#;
+    let bomb = format!("{}{}", "[".repeat(70), "]".repeat(70));
+    let cases: Vec<(ControlKind, Vec<u8>, DeadLetterReason)> = [
+        (Lifecycle, "not json".into(), DeadLetterReason::InvalidJson),
+        (Lifecycle, r#"{}"#.into(), DeadLetterReason::WrongType),
+        (
+            Lifecycle,
+            r#"{"id":"l","type":"principal_retired","principal_id":"p"}"#.into(),
+            DeadLetterReason::MissingTime,
+        ),
+        (Lifecycle, format!(r#"{{"id":"l",{t},"type":"owner_offboarded"}}"#), DeadLetterReason::WrongType),
+        (Lifecycle, format!(r#"{{"id":"l",{t},"type":"principal_retired"}}"#), DeadLetterReason::MissingPrincipal),
+        (
+            Lifecycle,
+            r#"{"id":"l","time":"soon","type":"owner_offboarded","owner":"o"}"#.into(),
+            DeadLetterReason::InvalidTime,
+        ),
+        (Result, format!(r#"{{"action_id":"a",{t},"status":"done"}}"#), DeadLetterReason::MissingPrincipal),
+        (
+            Result,
+            format!(r#"{{"action_id":"a",{t},"status":"maybe","principal_id":"p"}}"#),
+            DeadLetterReason::WrongType,
+        ),
+        (Result, bomb, DeadLetterReason::NestingTooDeep),
+    ]
+    .into_iter()
+    .map(|(kind, text, reason)| (kind, text.into_bytes(), reason))
+    .chain([(Result, b"\xff\xfe{}".to_vec(), DeadLetterReason::InvalidUtf8)])
+    .collect();
+    let mut out = Outputs::default();
+    for (kind, bytes, reason) in &cases {
+        let (kind, bytes, reason) = (*kind, bytes.as_slice(), *reason);
+        engine.control(kind, bytes, origin, &mut out);
+        let dl = out
+            .dead_letters
+            .pop()
+            .unwrap_or_else(|| panic!("{:?} was not dead-lettered", String::from_utf8_lossy(bytes)));
+        assert_eq!(dl.reason, reason, "{:?}: {}", String::from_utf8_lossy(bytes), dl.detail);
+        assert_eq!((dl.source.as_str(), dl.partition, dl.offset, dl.bytes.as_slice()), ("control", 3, 7, bytes));
+        assert!(!dl.detail.is_empty());
+    }
+    assert_eq!(out.stats.dead_letters_total(), cases.len() as u64);
+    assert_eq!((out.stats.lifecycle_events, out.stats.action_results), ([0; 3], [0; 2]), "nothing was applied");
+    assert!(out.alerts.is_empty());
+}
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic_control(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+        let engine = engine();
+        let mut out = Outputs::default();
+        for kind in [ControlKind::Lifecycle, ControlKind::ActionResult] {
+            engine.control(kind, &bytes, Origin { source: "control", partition: 0, offset: 0 }, &mut out);
+        }
+        let applied = out.stats.lifecycle_events.iter().chain(&out.stats.action_results).sum::<u64>();
+        proptest::prop_assert_eq!(applied + out.stats.dead_letters_total(), 2);
+    }
+
+    #[test]
+    fn json_like_text_never_panics_control(s in r#"[\{\}\[\]":,a-z_0-9 \\-]{0,200}"#) {
+        let engine = engine();
+        let mut out = Outputs::default();
+        for kind in [ControlKind::Lifecycle, ControlKind::ActionResult] {
+            engine.control(kind, s.as_bytes(), Origin { source: "control", partition: 0, offset: 0 }, &mut out);
+        }
+        proptest::prop_assert_eq!(out.dead_letters.len() as u64, out.stats.dead_letters_total());
+    }
+}
+
+#[test]
+fn revocations_are_forgotten_after_ninety_days_of_event_time() {
+    let engine = engine();
+    let revoked = lifecycle("credential_revoked", ("credential_id", "AKIAEXAMPLE1"), T0);
+    let events = [ev(0, T0 + 89 * DAY, "svc-a", "service_account"), ev(1, T0 + 91 * DAY, "svc-a", "service_account")];
+    let out = run_with(&engine, &events, &[(0, ControlKind::Lifecycle, revoked)]);
+    let fired: Vec<Millis> = of_kind(&out, "expired_credential").iter().map(|a| a.time).collect();
+    assert_eq!(fired, [T0 + 89 * DAY], "the map is bounded: by then the platform's denial is the control");
 }

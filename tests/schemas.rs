@@ -7,7 +7,8 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use common::{assert_invalid, assert_valid, schema, schema_json};
-use nhid::decode::native;
+use nhid::control::{ActionResult, ActionStatus, LifecycleEvent, LifecycleKind, parse_action_result, parse_lifecycle};
+use nhid::decode::{DeadLetterReason, native};
 use nhid::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
 };
@@ -19,7 +20,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const SCHEMAS: &[&str] = &["audit-event", "alert", "action"];
+const SCHEMAS: &[&str] = &["audit-event", "alert", "action", "lifecycle", "action-result"];
 const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
 
 fn examples(name: &str) -> Vec<Value> {
@@ -80,7 +81,8 @@ fn every_object_schema_closes_its_properties() {
                 );
             }
             for (key, child) in map {
-                if key != "examples" {
+                // An `if` tests values of the object around it; it does not describe an object.
+                if key != "examples" && key != "if" {
                     walk(name, &format!("{pointer}/{key}"), child);
                 }
             }
@@ -109,6 +111,8 @@ fn every_example_validates() {
     assert!(examples("audit-event").len() >= 3);
     assert!(examples("alert").len() >= 3);
     assert!(examples("action").len() >= 2);
+    assert!(examples("lifecycle").len() >= LifecycleKind::ALL.len());
+    assert!(examples("action-result").len() >= ActionStatus::ALL.len());
 }
 
 // ---------- enums: the schema lists exactly the Rust variants ----------
@@ -137,6 +141,9 @@ fn schema_enums_list_exactly_the_rust_variants() {
         ("action", "/properties/action/enum", rust_enum(ActionKind::ALL)),
         ("action", "/properties/target/properties/principal_type/enum", principal_types),
         ("action", "/properties/mode/enum", rust_enum(&[Mode::Enforce, Mode::DryRun])),
+        ("lifecycle", "/properties/type/enum", rust_enum(LifecycleKind::ALL)),
+        ("action-result", "/properties/status/enum", rust_enum(ActionStatus::ALL)),
+        ("action-result", "/properties/action/enum", rust_enum(ActionKind::ALL)),
     ];
     for (name, pointer, rust) in cases {
         assert_eq!(schema_enum(name, pointer), rust, "schemas/{name}.schema.json{pointer} vs the Rust enum");
@@ -530,4 +537,146 @@ fn other_values_the_schemas_refuse() {
     let mut action = first_example("action");
     action["mode"] = json!("enforce_later");
     assert_fails_at("action", &action, "/mode");
+}
+
+// ---------- (f) control messages: lifecycle events and action results ----------
+
+fn full_lifecycle_event() -> LifecycleEvent<'static> {
+    LifecycleEvent {
+        id: "sm-rotation-9f31".into(),
+        time: t("2026-11-23T10:01:05.250Z"),
+        kind: LifecycleKind::CredentialRevoked,
+        owner: Some("bob@example.com".into()),
+        principal_id: Some("svc-billing".into()),
+        credential_id: Some("AKIAIOSFODNN7EXAMPLE".into()),
+        reason: Some("key leaked in a public repository".into()),
+    }
+}
+
+fn full_action_result() -> ActionResult<'static> {
+    ActionResult {
+        action_id: full_action().action_id.into(),
+        time: t("2026-11-23T10:04:19Z"),
+        status: ActionStatus::Failed,
+        principal_id: "agent:support-triage".into(),
+        action: Some(ActionKind::RevokeSession),
+        credential_id: Some("tok_9f2c41d7".into()),
+        session_id: Some("sess-7d1f0c2e".into()),
+        detail: Some("identity provider returned 503".into()),
+    }
+}
+
+#[test]
+fn control_messages_from_the_structs_validate() {
+    let value = serde_json::to_value(full_lifecycle_event()).unwrap();
+    assert_valid("lifecycle", &value);
+    let doc = schema_json("lifecycle");
+    assert_same_properties("lifecycle", &doc, &doc, &value, "");
+    for &kind in LifecycleKind::ALL {
+        assert_valid("lifecycle", &serde_json::to_value(LifecycleEvent { kind, ..full_lifecycle_event() }).unwrap());
+    }
+
+    let value = serde_json::to_value(full_action_result()).unwrap();
+    assert_valid("action-result", &value);
+    let doc = schema_json("action-result");
+    assert_same_properties("action-result", &doc, &doc, &value, "");
+    for &status in ActionStatus::ALL {
+        for action in ActionKind::ALL.iter().copied().map(Some).chain([None]) {
+            let result = ActionResult { status, action, ..full_action_result() };
+            assert_valid("action-result", &serde_json::to_value(result).unwrap());
+        }
+    }
+}
+
+/// The examples are written in nhid's own output form, so parsing and re-serializing them
+/// changes nothing.
+#[test]
+fn every_control_example_parses_and_round_trips() {
+    for (i, example) in examples("lifecycle").iter().enumerate() {
+        let text = example.to_string();
+        let event = parse_lifecycle(&text).unwrap_or_else(|e| panic!("lifecycle examples[{i}] does not parse: {e}"));
+        assert_eq!(&serde_json::to_value(&event).unwrap(), example, "lifecycle examples[{i}] round trip");
+    }
+    for (i, example) in examples("action-result").iter().enumerate() {
+        let text = example.to_string();
+        let result =
+            parse_action_result(&text).unwrap_or_else(|e| panic!("action-result examples[{i}] does not parse: {e}"));
+        assert_eq!(&serde_json::to_value(&result).unwrap(), example, "action-result examples[{i}] round trip");
+    }
+}
+
+/// Without any one field, an example is refused by the schema exactly when the parser
+/// refuses it; that covers the fields each lifecycle type needs (`if`/`then`), not only the
+/// ones every message needs.
+#[test]
+fn the_schemas_and_the_control_parsers_refuse_the_same_missing_fields() {
+    fn check(name: &str, parses: fn(&str) -> bool) {
+        let validator = schema(name);
+        for (i, example) in examples(name).iter().enumerate() {
+            for key in example.as_object().unwrap().keys() {
+                let mut without = example.clone();
+                without.as_object_mut().unwrap().remove(key);
+                assert_eq!(
+                    parses(&without.to_string()),
+                    validator.is_valid(&without),
+                    "{name} examples[{i}] without {key:?}: parser and schema disagree"
+                );
+            }
+        }
+    }
+    check("lifecycle", |text| parse_lifecycle(text).is_ok());
+    check("action-result", |text| parse_action_result(text).is_ok());
+}
+
+#[test]
+fn a_lifecycle_event_without_the_field_its_type_needs_fails() {
+    for (kind, field, reason) in [
+        ("owner_offboarded", "owner", DeadLetterReason::WrongType),
+        ("credential_revoked", "credential_id", DeadLetterReason::WrongType),
+        ("principal_retired", "principal_id", DeadLetterReason::MissingPrincipal),
+    ] {
+        let event = json!({"id": "l1", "time": "2026-11-23T10:00:00Z", "type": kind, "reason": "x"});
+        assert_fails_at("lifecycle", &event, field);
+        assert_eq!(parse_lifecycle(&event.to_string()).unwrap_err().reason, reason, "{kind}");
+    }
+    let mut event = first_example("lifecycle");
+    event["type"] = json!("owner_vanished");
+    assert_fails_at("lifecycle", &event, "/type");
+    assert!(parse_lifecycle(&event.to_string()).is_err(), "the parser must refuse it too");
+}
+
+#[test]
+fn values_the_action_result_schema_refuses() {
+    let mut result = first_example("action-result");
+    result["status"] = json!("pending");
+    assert_fails_at("action-result", &result, "/status");
+    assert!(parse_action_result(&result.to_string()).is_err(), "the parser must refuse it too");
+    let mut result = first_example("action-result");
+    result["principal_id"] = json!("");
+    assert_fails_at("action-result", &result, "/principal_id");
+    assert!(parse_action_result(&result.to_string()).is_err(), "the parser must refuse it too");
+    let mut result = first_example("action-result");
+    result["time"] = json!("2026-11-23");
+    assert_fails_at("action-result", &result, "/time");
+    assert!(parse_action_result(&result.to_string()).is_err(), "the parser must refuse it too");
+    let mut result = first_example("action-result");
+    result["action_id"] = json!("not-a-uuid");
+    assert_fails_at("action-result", &result, "/action_id");
+}
+
+/// What a failed example result raises is a valid alert.
+#[test]
+fn the_alert_for_a_failed_action_validates() {
+    let mut failed = 0;
+    for example in examples("action-result") {
+        let text = example.to_string();
+        let result = parse_action_result(&text).unwrap();
+        if result.status == ActionStatus::Failed {
+            let principal =
+                AlertPrincipal { id: result.principal_id.to_string(), kind: PrincipalType::AiAgent, owner: None };
+            assert_valid("alert", &serde_json::to_value(nhid::respond::response_failed(&result, principal)).unwrap());
+            failed += 1;
+        }
+    }
+    assert!(failed > 0, "an action-result example is a failure");
 }

@@ -94,6 +94,22 @@ impl DecodeError {
         self
     }
 
+    /// Maps a typed deserialization error to a reason. serde reports missing fields and
+    /// custom errors as plain messages; the fields every message kind must have are named
+    /// so operators can count them apart (`principal` and `principal_id` alike).
+    pub(crate) fn from_serde(e: &sonic_rs::Error) -> Self {
+        let msg = e.to_string();
+        if msg.contains("missing field `principal") {
+            DecodeError::new(DeadLetterReason::MissingPrincipal, "no principal")
+        } else if msg.contains("missing field `time`") {
+            DecodeError::new(DeadLetterReason::MissingTime, "no time")
+        } else if msg.contains("not a valid RFC 3339") {
+            DecodeError::new(DeadLetterReason::InvalidTime, "time is not a valid RFC 3339 timestamp")
+        } else {
+            DecodeError::from_json(e)
+        }
+    }
+
     /// Maps a parser error to the reason an operator can act on.
     pub(crate) fn from_json(e: &sonic_rs::Error) -> Self {
         let text = redact(e.to_string().lines().next().unwrap_or_default());
@@ -149,25 +165,10 @@ pub fn decode<'a>(
     ctx: &DecodeContext,
     emit: &mut dyn FnMut(Result<AuditEvent<'a>, DecodeError>),
 ) {
-    let max = if ctx.max_event_bytes == 0 { DEFAULT_MAX_EVENT_BYTES } else { ctx.max_event_bytes };
-    if bytes.len() > max {
-        return emit(Err(DecodeError::new(
-            DeadLetterReason::TooLarge,
-            format!("message of {} bytes exceeds max_event_bytes {max}", bytes.len()),
-        )));
-    }
-    let text = match std::str::from_utf8(bytes) {
+    let text = match checked_text(bytes, ctx.max_event_bytes) {
         Ok(t) => t,
-        Err(e) => {
-            return emit(Err(DecodeError::new(DeadLetterReason::InvalidUtf8, e.to_string())));
-        }
+        Err(e) => return emit(Err(e)),
     };
-    if nesting_exceeds(bytes, MAX_NESTING) {
-        return emit(Err(DecodeError::new(
-            DeadLetterReason::NestingTooDeep,
-            format!("json nesting deeper than {MAX_NESTING}"),
-        )));
-    }
     let format = match format {
         Format::Auto => match detect(bytes) {
             Some(f) => f,
@@ -185,6 +186,27 @@ pub fn decode<'a>(
         Format::Cloudtrail => cloudtrail::decode(text, ctx, emit),
         Format::Auto => unreachable!("resolved above"),
     }
+}
+
+/// The checks every message passes before it is parsed, whatever it holds (audit events,
+/// control messages): a size ceiling (`0` means the default), UTF-8, and a nesting limit.
+pub(crate) fn checked_text(bytes: &[u8], max_bytes: usize) -> Result<&str, DecodeError> {
+    let max = if max_bytes == 0 { DEFAULT_MAX_EVENT_BYTES } else { max_bytes };
+    if bytes.len() > max {
+        return Err(DecodeError::new(
+            DeadLetterReason::TooLarge,
+            format!("message of {} bytes exceeds max_event_bytes {max}", bytes.len()),
+        ));
+    }
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| DecodeError::new(DeadLetterReason::InvalidUtf8, e.to_string()))?;
+    if nesting_exceeds(bytes, MAX_NESTING) {
+        return Err(DecodeError::new(
+            DeadLetterReason::NestingTooDeep,
+            format!("json nesting deeper than {MAX_NESTING}"),
+        ));
+    }
+    Ok(text)
 }
 
 /// Audit events nest a handful of levels; the parser skips unknown fields recursively, so

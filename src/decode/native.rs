@@ -4,19 +4,7 @@ use super::{DeadLetterReason, DecodeError};
 use crate::event::AuditEvent;
 
 pub fn decode(text: &str) -> Result<AuditEvent<'_>, DecodeError> {
-    let event: AuditEvent<'_> = sonic_rs::from_str(text).map_err(|e| {
-        // serde reports these as plain messages; name them so operators can count them apart.
-        let msg = e.to_string();
-        if msg.contains("missing field `principal`") {
-            DecodeError::new(DeadLetterReason::MissingPrincipal, "no principal")
-        } else if msg.contains("missing field `time`") {
-            DecodeError::new(DeadLetterReason::MissingTime, "no time")
-        } else if msg.contains("not a valid RFC 3339") {
-            DecodeError::new(DeadLetterReason::InvalidTime, "time is not a valid RFC 3339 timestamp")
-        } else {
-            DecodeError::from_json(&e)
-        }
-    })?;
+    let event: AuditEvent<'_> = sonic_rs::from_str(text).map_err(|e| DecodeError::from_serde(&e))?;
     if event.principal.id.is_empty() {
         return Err(DecodeError::new(DeadLetterReason::MissingPrincipal, "empty principal id"));
     }

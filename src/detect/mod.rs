@@ -9,6 +9,7 @@
 pub mod denied_burst;
 pub mod expired_credential;
 pub mod new_source;
+pub mod orphaned_principal;
 pub mod privilege_change;
 pub mod rate_spike;
 pub mod scope_drift;
@@ -23,7 +24,7 @@ use serde::de::DeserializeOwned;
 use crate::event::{AuditEvent, PrincipalType};
 use crate::respond::alert::Severity;
 use crate::state::Observation;
-use crate::time::Millis;
+use crate::time::{Millis, SECOND};
 
 /// What a detector saw. Built only when it fires, so it may allocate.
 #[derive(Clone, Debug, PartialEq)]
@@ -111,6 +112,7 @@ pub const KINDS: &[&str] = &[
     "static_credential",
     "expired_credential",
     "privilege_change",
+    "orphaned_principal",
 ];
 
 /// The detector files shipped in the repository, compiled in, used when no directory is given.
@@ -123,6 +125,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("static_credential", include_str!("../../detectors/static_credential.toml")),
     ("expired_credential", include_str!("../../detectors/expired_credential.toml")),
     ("privilege_change", include_str!("../../detectors/privilege_change.toml")),
+    ("orphaned_principal", include_str!("../../detectors/orphaned_principal.toml")),
 ];
 
 /// Common keys of every detector file; the remaining tables are per-type parameters.
@@ -239,6 +242,9 @@ fn build_check(kind: &str, params: &Params) -> Result<(&'static str, Box<dyn Che
             ("expired_credential", Box::new(expired_credential::ExpiredCredential(per_type(params)?)))
         }
         "privilege_change" => ("privilege_change", Box::new(privilege_change::PrivilegeChange::new(per_type(params)?))),
+        "orphaned_principal" => {
+            ("orphaned_principal", Box::new(orphaned_principal::OrphanedPrincipal(per_type(params)?)))
+        }
         other => {
             return Err(vec![format!("unknown kind `{other}`: expected one of {KINDS:?}")]);
         }
@@ -322,9 +328,56 @@ pub(crate) fn yes() -> bool {
     true
 }
 
+/// A duration for a summary, in the largest unit that keeps it readable: "45 seconds",
+/// "12 minutes", "3 hours", "4 days" (whole units, rounded down).
+pub(crate) fn span(ms: Millis) -> String {
+    let secs = ms / SECOND;
+    // Below two of a unit, the next smaller one reads better ("90 seconds", not "1 minute").
+    let (n, unit) = [(86_400, "day"), (3_600, "hour"), (60, "minute")]
+        .into_iter()
+        .find(|&(size, _)| secs >= 2 * size)
+        .map_or((secs, "second"), |(size, unit)| (secs / size, unit));
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 /// Rounds for evidence so alerts read well and stay stable across platforms.
 pub(crate) fn round2(x: f32) -> f64 {
     (f64::from(x) * 100.0).round() / 100.0
+}
+
+/// For the kinds' unit tests: a shipped instance, and an event with what a fresh identity
+/// observed of it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::event::{Actor, Credential, CredentialKind, Outcome, Principal, Source, SourceFormat};
+    use crate::state::Identity;
+
+    pub fn shipped(id: &str) -> Detector {
+        let (_, text) = BUILTIN.iter().find(|(name, _)| *name == id).expect("a shipped detector");
+        parse(id, text).expect("shipped detectors parse")
+    }
+
+    pub fn event(time: Millis, kind: PrincipalType) -> AuditEvent<'static> {
+        AuditEvent {
+            id: "e1".into(),
+            time,
+            principal: Principal { id: "svc-a".into(), kind, name: None, owner: None, tenant: None },
+            credential: Credential { id: Some("AKIA1".into()), kind: CredentialKind::StaticKey, ..Default::default() },
+            actor: Actor::default(),
+            action: "s3:GetObject".into(),
+            service: "s3".into(),
+            resource: None,
+            outcome: Outcome::Success,
+            source: Source::default(),
+            bytes_out: None,
+            source_format: SourceFormat::Native,
+        }
+    }
+
+    pub fn observe<'e>(ev: &'e AuditEvent<'_>) -> Observation<'e> {
+        Identity::new(ev.principal.kind, None, ev.time).observe(ev, 0)
+    }
 }
 
 #[cfg(test)]
@@ -345,6 +398,15 @@ mod tests {
         for d in &builtin {
             assert!(d.lanes[PrincipalType::Human.index()].is_none_or(|l| l.response == Response::None), "{}", d.id);
         }
+    }
+
+    #[test]
+    fn spans_read_in_the_largest_whole_unit() {
+        assert_eq!(span(SECOND), "1 second");
+        assert_eq!(span(90 * SECOND), "90 seconds");
+        assert_eq!(span(2 * 60 * SECOND), "2 minutes");
+        assert_eq!(span(3 * 3_600 * SECOND + 59 * SECOND), "3 hours");
+        assert_eq!(span(4 * 86_400 * SECOND), "4 days");
     }
 
     #[test]

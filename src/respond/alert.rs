@@ -40,7 +40,8 @@ pub struct Alert {
     pub time: Millis,
     /// Detector instance id (file stem in `detectors/`).
     pub detector: String,
-    /// Detector kind (`rate_spike`, ...), or `action_storm` from the response circuit breaker.
+    /// Detector kind (`rate_spike`, ...), `action_storm` from the response circuit breaker, or
+    /// `response_failed` when the revocation service reports an action failed.
     pub kind: String,
     pub severity: Severity,
     pub principal: AlertPrincipal,

@@ -1,10 +1,12 @@
-//! Findings → alerts (one per principal, detector and window) → actions (guardrailed).
+//! Findings → alerts (one per principal, detector and window) → actions (guardrailed);
+//! and the alert when an action is reported failed.
 
 pub mod alert;
 pub mod policy;
 
 use uuid::Uuid;
 
+use crate::control::ActionResult;
 use alert::ActionTarget;
 
 /// Namespace of nhid's deterministic ids (UUIDv5). Changing it changes every id.
@@ -26,4 +28,47 @@ pub fn action_id(alert_id: &str, action: alert::ActionKind, target: &ActionTarge
         target.session_id.as_deref().unwrap_or("")
     );
     Uuid::new_v5(&NAMESPACE, key.as_bytes()).to_string()
+}
+
+/// Where `response_failed` alerts say they come from: the topic, as there is no detector file.
+pub const ACTION_RESULTS: &str = "action_results";
+
+/// The revocation service's words are shown, not trusted: bounded so a chatty error cannot
+/// bloat every copy of the alert.
+const MAX_DETAIL_CHARS: usize = 256;
+
+/// The alert for an action the revocation service reports failed. Containment did not
+/// happen, so the finding behind it is still open, and a finding not acted on is a failed
+/// control: the SOC has to see it. Alerted, not re-requested: retrying is the revocation
+/// service's call (it holds the idempotency key and knows the fault). The id is keyed by the
+/// action and the minute of the report, so a redelivered report has the same id and a later
+/// failure of the same action is a new alert.
+pub fn response_failed(result: &ActionResult<'_>, principal: alert::AlertPrincipal) -> alert::Alert {
+    let action = result.action.map_or("act", alert::ActionKind::as_str);
+    let credential = result.credential_id.as_deref().map(|c| format!(" (credential {c})")).unwrap_or_default();
+    let detail = result.detail.as_deref().map(|d| d.chars().take(MAX_DETAIL_CHARS).collect::<String>());
+    let said = detail.as_deref().map(|d| format!(" The revocation service said: {d}")).unwrap_or_default();
+    alert::Alert {
+        alert_id: alert_id(ACTION_RESULTS, &result.action_id, result.time.div_euclid(crate::time::MINUTE)),
+        time: result.time,
+        detector: ACTION_RESULTS.into(),
+        kind: "response_failed".into(),
+        severity: alert::Severity::High,
+        summary: format!(
+            "The revocation service failed to {action} for {}{credential}: the finding behind action {} is not contained.{said}",
+            principal.id, result.action_id
+        ),
+        principal,
+        credential_id: result.credential_id.as_deref().map(str::to_owned),
+        actor: alert::AlertActor { session_id: result.session_id.as_deref().map(str::to_owned), ..Default::default() },
+        event_ids: Vec::new(),
+        evidence: crate::evidence! {
+            "action_id" => result.action_id,
+            "action" => result.action.map(alert::ActionKind::as_str),
+            "detail" => detail,
+        },
+        suppressed_repeats: 0,
+        // The credential the action was to cut is still valid in someone's hands.
+        references: vec!["T1078.004".into(), "OWASP-NHI2".into()],
+    }
 }

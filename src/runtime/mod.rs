@@ -32,7 +32,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use serde::Deserialize;
 
-use crate::pipeline::{Engine, Origin, Outputs, Stats};
+use crate::pipeline::{ControlKind, Engine, Origin, Outputs, Stats};
 pub use output::Latency;
 use output::{Sender, now_ms};
 pub use progress::Progress;
@@ -50,6 +50,11 @@ pub struct KafkaConfig {
     pub alerts_topic: String,
     pub actions_topic: String,
     pub dead_letter_topic: String,
+    /// Lifecycle events (`schemas/lifecycle.schema.json`): owners offboarded, credentials
+    /// revoked, principals retired.
+    pub lifecycle_topic: Option<String>,
+    /// What the revocation service did with each action (`schemas/action-result.schema.json`).
+    pub action_results_topic: Option<String>,
     /// Republish each normalized event to a topic per lane: keys are `machine`, `human` or a
     /// principal type (which wins over `machine`); lanes without a topic are not republished.
     pub lanes: BTreeMap<String, String>,
@@ -77,6 +82,8 @@ impl Default for KafkaConfig {
             alerts_topic: "nhid.alerts".into(),
             actions_topic: "nhid.actions".into(),
             dead_letter_topic: "nhid.dead-letter".into(),
+            lifecycle_topic: None,
+            action_results_topic: None,
             lanes: BTreeMap::new(),
             workers: 0,
             commit_interval_ms: 1_000,
@@ -112,6 +119,12 @@ impl KafkaConfig {
                 errors.push(format!("kafka.{name}: must not be empty"));
             } else if self.topics.contains(topic) {
                 errors.push(format!("kafka.{name}: {topic:?} is also an input topic (nhid would read its own output)"));
+            }
+        }
+        let control = [&self.lifecycle_topic, &self.action_results_topic];
+        for topic in control.into_iter().flatten() {
+            if self.topics.contains(topic) || topic.trim().is_empty() {
+                errors.push(format!("kafka: control topic {topic:?} must be non-empty and not an audit topic"));
             }
         }
         for lane in self.lanes.keys() {
@@ -155,6 +168,14 @@ impl KafkaConfig {
         c
     }
 
+    /// Every topic consumed, with what its messages are.
+    fn inputs(&self) -> Vec<(&str, Option<ControlKind>)> {
+        let mut inputs: Vec<_> = self.topics.iter().map(|t| (t.as_str(), None)).collect();
+        inputs.extend(self.lifecycle_topic.as_deref().map(|t| (t, Some(ControlKind::Lifecycle))));
+        inputs.extend(self.action_results_topic.as_deref().map(|t| (t, Some(ControlKind::ActionResult))));
+        inputs
+    }
+
     fn worker_count(&self) -> usize {
         if self.workers > 0 { self.workers } else { thread::available_parallelism().map_or(2, |n| n.get()) }
     }
@@ -189,6 +210,8 @@ pub(crate) struct Partition {
     rebuild_until: i64,
     /// Message timestamp before which a rebuild skips messages unread (outside the window).
     rebuild_since: i64,
+    /// A control topic's kind; `None` for audit events.
+    control: Option<ControlKind>,
 }
 
 impl Partition {
@@ -227,6 +250,8 @@ struct Shared {
     batches: Mutex<Vec<Vec<Message>>>,
     grace: Duration,
     rebuild: Duration,
+    /// Consumed topics and their control kinds.
+    inputs: Vec<(String, Option<ControlKind>)>,
 }
 
 struct RuntimeContext(Arc<Shared>);
@@ -329,6 +354,7 @@ impl Shared {
             committed: Mutex::default(),
             rebuild_until,
             rebuild_since,
+            control: self.inputs.iter().find(|(t, _)| **t == *topic).and_then(|(_, c)| *c),
         });
         self.partitions.lock().unwrap_or_else(PoisonError::into_inner).insert((topic, partition), p.clone());
         p
@@ -487,6 +513,7 @@ pub fn run(engine: Arc<Engine>, cfg: &KafkaConfig, stop: Arc<AtomicBool>) -> any
         batches: Mutex::new((0..n).map(|_| Vec::new()).collect()),
         grace: Duration::from_secs(cfg.shutdown_grace_secs),
         rebuild: Duration::from_secs(cfg.rebuild_secs),
+        inputs: cfg.inputs().into_iter().map(|(t, c)| (t.to_string(), c)).collect(),
     });
     let consumer: BaseConsumer<RuntimeContext> = cfg
         .client(&[("auto.offset.reset", "earliest")])
@@ -495,8 +522,8 @@ pub fn run(engine: Arc<Engine>, cfg: &KafkaConfig, stop: Arc<AtomicBool>) -> any
         .set("enable.auto.offset.store", "false")
         .create_with_context(RuntimeContext(shared.clone()))
         .context("creating the Kafka consumer")?;
-    let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics).context("subscribing to the audit topics")?;
+    let topics: Vec<&str> = cfg.inputs().into_iter().map(|(t, _)| t).collect();
+    consumer.subscribe(&topics).context("subscribing to the input topics")?;
 
     let interval = Duration::from_millis(cfg.commit_interval_ms);
     let mut next_commit = Instant::now() + interval;
@@ -571,7 +598,10 @@ fn work(engine: &Engine, output: &Sender, jobs: Receiver<Job>) -> (Stats, u64) {
                 continue;
             }
             let origin = Origin { source: &p.topic, partition: p.partition, offset: m.offset };
-            engine.process(&m.payload, origin, m.timestamp, &mut out);
+            match p.control {
+                None => engine.process(&m.payload, origin, m.timestamp, &mut out),
+                Some(kind) => engine.control(kind, &m.payload, origin, &mut out),
+            }
             if rebuilding {
                 out.clear();
                 rebuilt += 1;

@@ -5,6 +5,7 @@
 //! the number of tracked identities has a ceiling (the least recently seen go first).
 
 pub mod baseline;
+pub mod lifecycle;
 pub mod sets;
 
 use dashmap::DashMap;
@@ -169,6 +170,12 @@ pub struct Observation<'e> {
     /// Age of the credential (from issue, else from first sighting) and how long ago it expired.
     pub credential_age: Option<Millis>,
     pub expired_for: Option<Millis>,
+    /// From the control topics (filled in by the engine, which holds those facts): when the
+    /// credential was revoked and when the principal was retired, if at or before this event.
+    pub revoked_at: Option<Millis>,
+    pub retired_at: Option<Millis>,
+    /// The principal's owner (inventory, else events) and when it was offboarded, if at or before this event.
+    pub offboarded_owner: Option<(Box<str>, Millis)>,
 }
 
 impl Identity {
@@ -247,6 +254,9 @@ impl Identity {
             known_networks: self.networks.len(),
             credential_age,
             expired_for,
+            revoked_at: None,
+            retired_at: None,
+            offboarded_owner: None,
         }
     }
 
@@ -336,11 +346,8 @@ impl StateStore {
         let idle_before = now - (self.config.idle_ttl_secs as Millis) * 1_000;
         self.map.retain(|_, v| v.last_seen >= idle_before);
         if self.map.len() > self.config.max_identities {
-            let keep = self.config.max_identities * 9 / 10;
-            let mut seen: Vec<Millis> = self.map.iter().map(|e| e.last_seen).collect();
-            let cut = seen.len() - keep;
-            let (_, cutoff, _) = seen.select_nth_unstable(cut);
-            let cutoff = *cutoff;
+            let seen: Vec<Millis> = self.map.iter().map(|e| e.last_seen).collect();
+            let cutoff = keep_newest(seen, self.config.max_identities * 9 / 10);
             self.map.retain(|_, v| v.last_seen >= cutoff);
         }
         before - self.map.len()
@@ -358,6 +365,17 @@ impl StateStore {
     /// pipeline's event-time schedule instead.
     pub fn over_capacity(&self) -> bool {
         self.map.len() > self.config.max_identities
+    }
+}
+
+/// The time from which the `keep` newest of `times` are at or after it (ties keep a few
+/// more): what a ceiling keeps when it drops the oldest. Linear, a selection, not a sort.
+fn keep_newest(mut times: Vec<Millis>, keep: usize) -> Millis {
+    match times.len().checked_sub(keep) {
+        Some(cut) if cut < times.len() => *times.select_nth_unstable(cut).1,
+        Some(_) => Millis::MAX,
+        // Another worker evicted meanwhile: fewer than `keep` remain, keep them all.
+        None => Millis::MIN,
     }
 }
 
