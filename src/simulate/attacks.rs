@@ -102,9 +102,10 @@ pub(crate) const BATCH: Pace = Pace {
 /// Live mode: every scenario's first malicious calls fire an alert within seconds.
 /// - The denied probe crowds its 40–100 calls into 10 s: denied_burst's 15 denials a minute
 ///   come within about 4 s, and under 10 s even when a minute boundary splits the probe.
-/// - Spikes run at three times the batch rate: rate_spike's threshold (at least 30 calls in
-///   the minute and 4× the baseline) is crossed within about 4 s of the spike's start, so
-///   under 10 s even when the spike starts in the last seconds of a minute.
+/// - Spikes run at four times the batch rate, 600 calls a minute at least: rate_spike's
+///   threshold (30 calls in the minute at least, and 4× the baseline) is crossed within
+///   about 3 s, so within about 6 s even when the spike starts in the last seconds of a
+///   minute and the count starts again in the next.
 /// - The slow ramp takes 2 min instead of 3 h: live, it only shows the shape (a rise, then the
 ///   spike). That a slow ramp cannot teach the baseline to accept the spike is for the batch
 ///   run to show; live mode cannot wait hours.
@@ -117,7 +118,7 @@ pub(crate) const LIVE: Pace = Pace {
     exfiltration: MINUTE,
     ramp: 2 * MINUTE,
     spike_after_ramp: 30 * SECOND,
-    spike_factor: 3.0,
+    spike_factor: 4.0,
     drift_in_open_session: Some(30 * SECOND),
 };
 
@@ -250,8 +251,9 @@ fn choose_victim(scenario: Scenario, pop: &[Identity], taken: &mut [bool], rng: 
 /// Live mode's attacks: one every `every` from `first`, cycling through every scenario in
 /// [`Scenario::LIVE_ORDER`], each on a principal no attack has touched. Reusing a victim
 /// would not show much: its baseline has learned the attacker's network and tools. Once a
-/// scenario has no fresh eligible victim left its slots stay empty (with 100 principals,
-/// after about ten cycles).
+/// scenario has no fresh eligible victim left its slots stay empty: with 100 principals,
+/// exfiltration and the slow ramp run out after 7–9 cycles (about a quarter of an hour at
+/// one attack every 20 s), every scenario within about 40 minutes.
 pub(crate) struct Schedule {
     first: Millis,
     /// Zero or less: no attacks.

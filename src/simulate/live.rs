@@ -14,9 +14,9 @@
 //! baselines an engine learns from the history are what live traffic is judged against:
 //! live rates above the history's would be a spike on every identity, and the history
 //! cannot be shorter than the learning period. So the live rate is tied to the cost of the
-//! history, about 4,600 events per principal and day: the default 100 principals with two
-//! days of history give about 930,000 history events and 5 events/s live (more at the hours
-//! of nightly batches). More principals raise both in proportion.
+//! history, about 5,000 events per principal and day: the default 100 principals with two
+//! days of history give about a million history events, then 5–7 benign events/s live, and
+//! about as many again from the attacks. More principals raise both in proportion.
 
 use std::io;
 

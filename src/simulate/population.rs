@@ -803,6 +803,14 @@ mod tests {
     }
 
     #[test]
+    fn weekdays_follow_the_calendar() {
+        // The batch run's default start is a Monday; 2026-11-07 is a Saturday.
+        assert_eq!(weekday(crate::simulate::DEFAULT_START), 0);
+        assert_eq!(weekday(crate::simulate::DEFAULT_START + 5 * DAY + 23 * HOUR), 5);
+        assert_eq!(weekday(0), 3, "1970-01-01 was a Thursday");
+    }
+
+    #[test]
     fn machine_action_sets_are_small_stable_and_weighted() {
         let mut rng = Rng::seed_from_u64(3);
         for ident in build(200, 3, 0, &mut rng) {
