@@ -250,7 +250,8 @@ fn choose_victim(scenario: Scenario, pop: &[Identity], taken: &mut [bool], rng: 
 
 /// Live mode's attacks: one every `every` from `first`, cycling through every scenario in
 /// [`Scenario::LIVE_ORDER`], each on a principal no attack has touched. Reusing a victim
-/// would not show much: its baseline has learned the attacker's network and tools. Once a
+/// would not show much: its state has learned the attacker's network and tools, and its
+/// alerts and actions are deduplicated and cooled down for an hour. Once a
 /// scenario has no fresh eligible victim left its slots stay empty: with 100 principals,
 /// exfiltration and the slow ramp run out after 7–9 cycles (about a quarter of an hour at
 /// one attack every 20 s), every scenario within about 40 minutes.

@@ -196,7 +196,8 @@ impl Sim {
 /// Turns drafts into JSON lines, reusing its buffers across events.
 #[derive(Default)]
 struct EventWriter {
-    /// The current minute's lines, written out in one call.
+    /// Lines appended since it was last cleared: a minute's in a batch run, written out in
+    /// one call; a single event's live.
     line: Vec<u8>,
     written: u64,
     id: String,
