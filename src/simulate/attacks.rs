@@ -1,8 +1,10 @@
-//! The six attack scenarios: planned up front on distinct benign principals, emitted minute
-//! by minute alongside (never instead of) the victim's benign traffic.
+//! The six attack scenarios, on distinct benign principals, emitted minute by minute
+//! alongside (never instead of) the victim's benign traffic.
 //!
-//! Each instance lands at least [`EARLIEST`] after the start, when every detector has
-//! finished learning its victim, and ends at least [`MARGIN_BEFORE_END`] before the end.
+//! The batch run plans every instance up front ([`plan`]): each lands at least [`EARLIEST`]
+//! after the start, when every detector has finished learning its victim, and ends at least
+//! [`MARGIN_BEFORE_END`] before the end. Live mode plans them one after another as event
+//! time advances ([`Schedule`]), at the compressed [`LIVE`] pace.
 
 use rand::RngExt;
 use rand::seq::IndexedRandom;
@@ -10,7 +12,7 @@ use rand::seq::IndexedRandom;
 use super::population::{Identity, poisson};
 use super::{Draft, Label, Rng, Tag};
 use crate::event::{Outcome, PrincipalType};
-use crate::time::{HOUR, MINUTE, Millis};
+use crate::time::{HOUR, MINUTE, Millis, SECOND};
 
 pub(crate) const EARLIEST: Millis = 30 * HOUR;
 pub(crate) const MARGIN_BEFORE_END: Millis = HOUR;
@@ -66,6 +68,60 @@ pub(crate) enum Scenario {
     SlowRampThenSpike,
 }
 
+/// How fast the scenarios unfold. The batch run spreads them over minutes and hours as real
+/// attacks are; live mode compresses them so that a viewer sees each one alerted seconds
+/// after it starts.
+pub(crate) struct Pace {
+    /// The leaked key's calls are spread over this long.
+    leaked_key: Millis,
+    probe: Millis,
+    /// The replayed token's calls are spread over 2–5 of these.
+    replay_unit: Millis,
+    exfiltration: Millis,
+    ramp: Millis,
+    spike_after_ramp: Millis,
+    /// Spike rates as a multiple of [`spike_rate`].
+    spike_factor: f64,
+    /// `None`: the agent drifts in the first session it opens at or after the attack's
+    /// start, across all of it. `Some(span)`: in the session open at the attack's start,
+    /// for at most `span` from there.
+    drift_in_open_session: Option<Millis>,
+}
+
+pub(crate) const BATCH: Pace = Pace {
+    leaked_key: 10 * MINUTE,
+    probe: 2 * MINUTE,
+    replay_unit: MINUTE,
+    exfiltration: 10 * MINUTE,
+    ramp: 3 * HOUR,
+    spike_after_ramp: 5 * MINUTE,
+    spike_factor: 1.0,
+    drift_in_open_session: None,
+};
+
+/// Live mode: every scenario's first malicious calls fire an alert within seconds.
+/// - The denied probe crowds its 40–100 calls into 10 s: denied_burst's 15 denials a minute
+///   come within about 4 s, and under 10 s even when a minute boundary splits the probe.
+/// - Spikes run at four times the batch rate, 600 calls a minute at least: rate_spike's
+///   threshold (30 calls in the minute at least, and 4× the baseline) is crossed within
+///   about 3 s, so within about 6 s even when the spike starts in the last seconds of a
+///   minute and the count starts again in the next.
+/// - The slow ramp takes 2 min instead of 3 h: live, it only shows the shape (a rise, then the
+///   spike). That a slow ramp cannot teach the baseline to accept the spike is for the batch
+///   run to show; live mode cannot wait hours.
+/// - The agent drifts in the session open at the attack's start ([`Schedule`] makes its user
+///   open one) instead of waiting up to an hour for the next.
+pub(crate) const LIVE: Pace = Pace {
+    leaked_key: MINUTE,
+    probe: 10 * SECOND,
+    replay_unit: 10 * SECOND,
+    exfiltration: MINUTE,
+    ramp: 2 * MINUTE,
+    spike_after_ramp: 30 * SECOND,
+    spike_factor: 4.0,
+    drift_in_open_session: Some(30 * SECOND),
+};
+
 impl Scenario {
     /// Planning order: the scenarios with the fewest eligible victims choose first.
     const PLANNING_ORDER: [Scenario; 6] = [
@@ -75,6 +131,17 @@ impl Scenario {
         Scenario::ExpiredTokenReplay,
         Scenario::AgentScopeDrift,
         Scenario::DeniedProbeBurst,
+    ];
+
+    /// Live order: the clearest first (a leaked key, alerted on its first call), the slow ramp
+    /// last (its spike comes two minutes after it starts).
+    const LIVE_ORDER: [Scenario; 6] = [
+        Scenario::LeakedKeyNewNetwork,
+        Scenario::DeniedProbeBurst,
+        Scenario::ExfiltrationSpike,
+        Scenario::ExpiredTokenReplay,
+        Scenario::AgentScopeDrift,
+        Scenario::SlowRampThenSpike,
     ];
 
     pub fn name(self) -> &'static str {
@@ -110,22 +177,20 @@ impl Scenario {
         }
     }
 
-    /// How long the attack runs once it starts (for the agent: the latest its session can end
-    /// after it is armed, a 60 min gap plus a 10 min session and a minute of slack).
-    fn duration(self) -> Millis {
+    /// How long the attack runs once it starts (for an agent waiting for its next session:
+    /// the latest that session can end, a 60 min gap plus a 10 min session and a minute of
+    /// slack).
+    fn duration(self, pace: &Pace) -> Millis {
         match self {
-            Scenario::LeakedKeyNewNetwork | Scenario::ExfiltrationSpike => 10 * MINUTE,
-            Scenario::AgentScopeDrift => 71 * MINUTE,
-            Scenario::ExpiredTokenReplay => 5 * MINUTE,
-            Scenario::DeniedProbeBurst => 2 * MINUTE,
-            Scenario::SlowRampThenSpike => RAMP + SPIKE_AFTER_RAMP,
+            Scenario::LeakedKeyNewNetwork => pace.leaked_key,
+            Scenario::ExfiltrationSpike => pace.exfiltration,
+            Scenario::AgentScopeDrift => pace.drift_in_open_session.unwrap_or(71 * MINUTE),
+            Scenario::ExpiredTokenReplay => 5 * pace.replay_unit,
+            Scenario::DeniedProbeBurst => pace.probe,
+            Scenario::SlowRampThenSpike => pace.ramp + pace.spike_after_ramp,
         }
     }
 }
-
-const RAMP: Millis = 3 * HOUR;
-const SPIKE_AFTER_RAMP: Millis = 5 * MINUTE;
-const EXFIL: Millis = 10 * MINUTE;
 
 /// One planned attack instance.
 pub(crate) struct Attack {
@@ -141,8 +206,8 @@ enum Plan {
     /// Rate-based traffic drawn per minute: an optional ramp from 1× to 3× the identity's
     /// rate, then a spike at `spike_per_min`.
     Flood { ramp_start: Millis, spike_start: Millis, end: Millis, spike_per_min: f64, exfiltrate: bool },
-    /// Waits for the agent's first session starting at or after `armed_at`.
-    Drift { armed_at: Millis, tools: Vec<&'static str> },
+    /// Drifts in an agent session from `armed_at`, as [`Pace::drift_in_open_session`] says.
+    Drift { armed_at: Millis, tools: Vec<&'static str>, in_open_session: Option<Millis> },
 }
 
 /// Chooses victims and times for about one instance of each scenario per 100 principals.
@@ -154,23 +219,16 @@ pub(crate) fn plan(pop: &[Identity], sim_start: Millis, sim_end: Millis, rng: &m
     let mut labels = Vec::new();
     for scenario in Scenario::PLANNING_ORDER {
         for _ in 0..per_scenario {
-            let latest = sim_end - MARGIN_BEFORE_END - scenario.duration();
+            let latest = sim_end - MARGIN_BEFORE_END - scenario.duration(&BATCH);
             let earliest = sim_start + EARLIEST;
             if latest < earliest {
                 break;
             }
-            let mut candidates: Vec<usize> =
-                (0..pop.len()).filter(|&i| !taken[i] && scenario.eligible(&pop[i])).collect();
-            // Exfiltration reads S3 objects: prefer victims that read them anyway.
-            if scenario == Scenario::ExfiltrationSpike && candidates.iter().any(|&i| reads_s3(&pop[i])) {
-                candidates.retain(|&i| reads_s3(&pop[i]));
-            }
-            let Some(&who) = candidates.choose(rng) else {
+            let Some(who) = choose_victim(scenario, pop, &mut taken, rng) else {
                 break;
             };
-            taken[who] = true;
             let start = earliest + rng.random_range(0..=(latest - earliest) / MINUTE) * MINUTE;
-            let (plan, label) = plan_one(scenario, &pop[who], who as u32, start, rng);
+            let (plan, label) = plan_one(scenario, &pop[who], who as u32, start, &BATCH, rng);
             attacks.push(Attack { label: labels.len(), who: who as u32, plan });
             labels.push(label);
         }
@@ -178,37 +236,127 @@ pub(crate) fn plan(pop: &[Identity], sim_start: Millis, sim_end: Millis, rng: &m
     (attacks, labels)
 }
 
+/// An eligible victim no attack has `taken` yet, now taken; `None` when none is left.
+fn choose_victim(scenario: Scenario, pop: &[Identity], taken: &mut [bool], rng: &mut Rng) -> Option<usize> {
+    let mut candidates: Vec<usize> = (0..pop.len()).filter(|&i| !taken[i] && scenario.eligible(&pop[i])).collect();
+    // Exfiltration reads S3 objects: prefer victims that read them anyway.
+    if scenario == Scenario::ExfiltrationSpike && candidates.iter().any(|&i| reads_s3(&pop[i])) {
+        candidates.retain(|&i| reads_s3(&pop[i]));
+    }
+    let &who = candidates.choose(rng)?;
+    taken[who] = true;
+    Some(who)
+}
+
+/// Live mode's attacks: one every `every` from `first`, cycling through every scenario in
+/// [`Scenario::LIVE_ORDER`], each on a principal no attack has touched. Reusing a victim
+/// would not show much: its state has learned the attacker's network and tools, and its
+/// alerts and actions are deduplicated and cooled down for an hour. Once a
+/// scenario has no fresh eligible victim left its slots stay empty: with 100 principals,
+/// exfiltration and the slow ramp run out after 7–9 cycles (about a quarter of an hour at
+/// one attack every 20 s), every scenario within about 40 minutes.
+pub(crate) struct Schedule {
+    first: Millis,
+    /// Zero or less: no attacks.
+    every: Millis,
+    /// Slots planned so far, empty ones included.
+    planned: u64,
+    /// The current cycle's victims, indexed like [`Scenario::LIVE_ORDER`].
+    victims: [Option<usize>; 6],
+    taken: Vec<bool>,
+}
+
+impl Schedule {
+    pub fn new(first: Millis, every: Millis, population: usize) -> Self {
+        Schedule { first, every, planned: 0, victims: [None; 6], taken: vec![false; population] }
+    }
+
+    /// Plans every attack that starts before `until`. Called before drafting the minute that
+    /// ends at `until`, so an attack is drawn when its first minute comes, and an agent's
+    /// session can still be opened for it.
+    pub fn plan_until(
+        &mut self,
+        until: Millis,
+        pop: &mut [Identity],
+        attacks: &mut Vec<Attack>,
+        labels: &mut Vec<Label>,
+        rng: &mut Rng,
+    ) {
+        while self.every > 0 {
+            let start = self.first + self.planned as Millis * self.every;
+            if start >= until {
+                return;
+            }
+            let slot = (self.planned % 6) as usize;
+            self.planned += 1;
+            if slot == 0 {
+                // The whole cycle chooses together, scarcest scenario first as in the batch
+                // plan, so an early slot does not take the only victim a later one could use.
+                for scenario in Scenario::PLANNING_ORDER {
+                    let i = Scenario::LIVE_ORDER.iter().position(|&s| s == scenario).unwrap_or(0);
+                    self.victims[i] = choose_victim(scenario, pop, &mut self.taken, rng);
+                }
+            }
+            let scenario = Scenario::LIVE_ORDER[slot];
+            let Some(who) = self.victims[slot] else {
+                continue;
+            };
+            if scenario == Scenario::AgentScopeDrift {
+                pop[who].open_session_by(start - start.rem_euclid(MINUTE));
+            }
+            let (plan, label) = plan_one(scenario, &pop[who], who as u32, start, &LIVE, rng);
+            attacks.push(Attack { label: labels.len(), who: who as u32, plan });
+            labels.push(label);
+        }
+    }
+}
+
 fn reads_s3(who: &Identity) -> bool {
     who.ops.iter().any(|o| o.action == "s3:GetObject")
 }
 
-fn plan_one(scenario: Scenario, victim: &Identity, who: u32, start: Millis, rng: &mut Rng) -> (Plan, Label) {
-    let mut end = start + scenario.duration();
+fn plan_one(
+    scenario: Scenario,
+    victim: &Identity,
+    who: u32,
+    start: Millis,
+    pace: &Pace,
+    rng: &mut Rng,
+) -> (Plan, Label) {
+    let mut end = start + scenario.duration(pace);
     let plan = match scenario {
-        Scenario::LeakedKeyNewNetwork => Plan::Scripted { calls: leaked_key(victim, who, start, rng), next: 0 },
-        Scenario::DeniedProbeBurst => Plan::Scripted { calls: denied_probe(victim, who, start, rng), next: 0 },
+        Scenario::LeakedKeyNewNetwork => {
+            Plan::Scripted { calls: leaked_key(victim, who, start, pace.leaked_key, rng), next: 0 }
+        }
+        Scenario::DeniedProbeBurst => {
+            Plan::Scripted { calls: denied_probe(victim, who, start, pace.probe, rng), next: 0 }
+        }
         Scenario::ExpiredTokenReplay => {
-            let calls = expired_replay(victim, who, start, rng);
+            let calls = expired_replay(victim, who, start, pace.replay_unit, rng);
             end = calls.last().map_or(end, |c| c.time + 1);
             Plan::Scripted { calls, next: 0 }
         }
         Scenario::ExfiltrationSpike => Plan::Flood {
             ramp_start: start,
             spike_start: start,
-            end: start + EXFIL,
-            spike_per_min: spike_rate(victim, rng),
+            end,
+            spike_per_min: spike_rate(victim, rng) * pace.spike_factor,
             exfiltrate: true,
         },
         Scenario::SlowRampThenSpike => Plan::Flood {
             ramp_start: start,
-            spike_start: start + RAMP,
+            spike_start: start + pace.ramp,
             end,
-            spike_per_min: spike_rate(victim, rng),
+            spike_per_min: spike_rate(victim, rng) * pace.spike_factor,
             exfiltrate: false,
         },
         Scenario::AgentScopeDrift => {
             let n = rng.random_range(5..=15);
-            Plan::Drift { armed_at: start, tools: DRIFT_TOOLS.sample(rng, n).copied().collect() }
+            Plan::Drift {
+                armed_at: start,
+                tools: DRIFT_TOOLS.sample(rng, n).copied().collect(),
+                in_open_session: pace.drift_in_open_session,
+            }
         }
     };
     let label = Label {
@@ -242,11 +390,11 @@ fn spread(start: Millis, span: Millis, n: usize, rng: &mut Rng) -> Vec<Millis> {
 
 /// The same static key, from a network and client it has never used: whoami, look around,
 /// read, and mint a key of its own.
-fn leaked_key(victim: &Identity, who: u32, start: Millis, rng: &mut Rng) -> Vec<Draft> {
+fn leaked_key(victim: &Identity, who: u32, start: Millis, span: Millis, rng: &mut Rng) -> Vec<Draft> {
     let n = rng.random_range(20..=60);
     let ip = [ATTACKER_NET[0], ATTACKER_NET[1], ATTACKER_NET[2], rng.random_range(2..250)];
     let mint_at = rng.random_range(n / 3..n - 1);
-    spread(start, 10 * MINUTE, n, rng)
+    spread(start, span, n, rng)
         .into_iter()
         .enumerate()
         .map(|(i, t)| {
@@ -265,11 +413,11 @@ fn leaked_key(victim: &Identity, who: u32, start: Millis, rng: &mut Rng) -> Vec<
         .collect()
 }
 
-/// 40–100 calls in two minutes across many actions, at least 90 % denied.
-fn denied_probe(victim: &Identity, who: u32, start: Millis, rng: &mut Rng) -> Vec<Draft> {
+/// 40–100 calls across many actions, at least 90 % denied.
+fn denied_probe(victim: &Identity, who: u32, start: Millis, span: Millis, rng: &mut Rng) -> Vec<Draft> {
     let n = rng.random_range(40..=100);
     let granted = n / 20;
-    spread(start, 2 * MINUTE, n, rng)
+    spread(start, span, n, rng)
         .into_iter()
         .enumerate()
         .map(|(i, t)| {
@@ -287,9 +435,9 @@ fn denied_probe(victim: &Identity, who: u32, start: Millis, rng: &mut Rng) -> Ve
 }
 
 /// A token that expired at least an hour ago, replayed with its original id and times.
-fn expired_replay(victim: &Identity, who: u32, start: Millis, rng: &mut Rng) -> Vec<Draft> {
+fn expired_replay(victim: &Identity, who: u32, start: Millis, unit: Millis, rng: &mut Rng) -> Vec<Draft> {
     let n = rng.random_range(5..=20);
-    let mut calls = spread(start, rng.random_range(2..=5) * MINUTE, n, rng);
+    let mut calls = spread(start, rng.random_range(2..=5) * unit, n, rng);
     // Benign calls at `stale` presented a token that expired within the hour after it; two
     // hours before the replay (plus up to two more) puts that expiry at least an hour back.
     let stale = start - 2 * HOUR - rng.random_range(0..=2) * HOUR;
@@ -328,42 +476,57 @@ impl Attack {
                 }
             }
             Plan::Flood { ramp_start, spike_start, end, spike_per_min, exfiltrate } => {
-                if t0 < *ramp_start || t0 >= *end {
-                    return;
-                }
-                let (n, tag) = if t0 < *spike_start {
-                    // The ramp adds (f - 1)× the benign rate on top of the benign traffic.
-                    let f = 1.0 + 2.0 * (t0 - *ramp_start) as f64 / (*spike_start - *ramp_start) as f64;
-                    (
-                        poisson(victim.rate(sim_start, t0) * (f - 1.0), rng),
-                        Tag::Attack { label: label as u32, malicious: false },
-                    )
-                } else {
-                    ((*spike_per_min * rng.random_range(1.0..1.05)).round() as u32, malicious(label))
-                };
-                for _ in 0..n {
-                    let mut d = victim.own_call(self.who, t0 + rng.random_range(0..MINUTE), rng);
-                    if *exfiltrate {
-                        d.action = "s3:GetObject";
-                        d.object = Some(rng.random_range(0..100_000));
-                        d.bytes_out = Some(rng.random_range(5_000_000..=50_000_000));
+                // The part of this minute in the ramp, then the part in the spike. Batch
+                // attacks start on a minute, so a minute is all one or the other; live ones
+                // start anywhere in it.
+                let minute_end = (t0 + MINUTE).min(*end);
+                let phases = [(t0.max(*ramp_start), minute_end.min(*spike_start)), (t0.max(*spike_start), minute_end)];
+                for (i, (lo, hi)) in phases.into_iter().enumerate() {
+                    if lo >= hi {
+                        continue;
                     }
-                    d.outcome = Outcome::Success;
-                    d.tag = tag;
-                    out.push(d);
+                    let share = (hi - lo) as f64 / MINUTE as f64;
+                    let (n, tag) = if i == 0 {
+                        // The ramp adds (f - 1)× the benign rate on top of the benign traffic.
+                        let f = 1.0 + 2.0 * (lo - *ramp_start) as f64 / (*spike_start - *ramp_start) as f64;
+                        (
+                            poisson(victim.rate(sim_start, t0) * (f - 1.0) * share, rng),
+                            Tag::Attack { label: label as u32, malicious: false },
+                        )
+                    } else {
+                        ((*spike_per_min * rng.random_range(1.0..1.05) * share).round() as u32, malicious(label))
+                    };
+                    for _ in 0..n {
+                        let mut d = victim.own_call(self.who, lo + rng.random_range(0..hi - lo), rng);
+                        if *exfiltrate {
+                            d.action = "s3:GetObject";
+                            d.object = Some(rng.random_range(0..100_000));
+                            d.bytes_out = Some(rng.random_range(5_000_000..=50_000_000));
+                        }
+                        d.outcome = Outcome::Success;
+                        d.tag = tag;
+                        out.push(d);
+                    }
                 }
             }
-            Plan::Drift { armed_at, tools } => {
-                let Some(session) = victim.session().filter(|s| s.start == t0 && s.start >= *armed_at) else {
+            Plan::Drift { armed_at, tools, in_open_session } => {
+                let Some(session) = victim.session() else {
                     return;
                 };
-                // The session has just begun: script the drift calls across it, then release
-                // them as a scripted attack would.
-                let session = *session;
+                let (from, to) = match *in_open_session {
+                    None if session.start == t0 && session.start >= *armed_at => (session.start, session.end),
+                    // Sessions end on a minute boundary after this one, so the span is not empty.
+                    Some(span) if (t0..t0 + MINUTE).contains(&*armed_at) => {
+                        (*armed_at, session.end.min(*armed_at + span))
+                    }
+                    _ => return,
+                };
+                // Script the drift calls across their span, then release them as a scripted
+                // attack would.
                 let mut calls = Vec::new();
                 for &tool in tools.iter() {
                     for _ in 0..rng.random_range(1..=3) {
-                        let t = session.start + rng.random_range(0..session.end - session.start);
+                        let t = from + rng.random_range(0..to - from);
                         let mut d = victim.own_call(self.who, t, rng);
                         d.action = tool;
                         d.object = None;
@@ -374,8 +537,8 @@ impl Attack {
                 }
                 calls.sort_by_key(|d| d.time);
                 let l = &mut labels[label];
-                l.start = session.start;
-                l.end = session.end;
+                l.start = from;
+                l.end = to;
                 self.plan = Plan::Scripted { calls, next: 0 };
                 self.emit_minute(pop, labels, sim_start, t0, rng, out);
             }
@@ -392,7 +555,7 @@ mod tests {
         let names: std::collections::BTreeSet<_> = Scenario::PLANNING_ORDER.iter().map(|s| s.name()).collect();
         assert_eq!(names.len(), 6);
         for s in Scenario::PLANNING_ORDER {
-            assert!(EARLIEST + s.duration() + MARGIN_BEFORE_END <= 48 * HOUR, "{}", s.name());
+            assert!(EARLIEST + s.duration(&BATCH) + MARGIN_BEFORE_END <= 48 * HOUR, "{}", s.name());
         }
     }
 }

@@ -5,18 +5,23 @@
 //!
 //! - [`population`]: who exists and what each identity normally does: its fixed actions,
 //!   networks, user agents, credential scheme and rate pattern.
-//! - [`attacks`]: the six attack scenarios, planned up front on distinct victims and
-//!   emitted alongside the victims' benign traffic.
-//! - this file: the minute loop that merges both into time-ordered events, assigns ids and
-//!   fills in the labels.
+//! - [`attacks`]: the six attack scenarios on distinct victims, emitted alongside the
+//!   victims' benign traffic: planned up front for a batch run, one after another live.
+//! - [`live`]: live mode for `nhid demo`: benign history to warm an engine, then traffic in
+//!   consecutive windows of event time with an attack every few seconds.
+//! - this file: the minute step both modes share, which merges both into time-ordered
+//!   events, and the writer that assigns ids and fills in the labels; the batch run.
 //!
 //! Generation walks minute by minute over all principals and writes each minute as soon
 //! as it is sorted, so memory depends on the population, not on the number of days. One
-//! `ChaCha8Rng` seeded from `SimConfig::seed` drives everything: the same seed gives
+//! `ChaCha8Rng` seeded from the configured seed drives everything: the same seed gives
 //! byte-identical output on every platform.
 
 mod attacks;
+mod live;
 mod population;
+
+pub use live::{Live, LiveConfig};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,6 +34,7 @@ use crate::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
 };
 use crate::time::{DAY, HOUR, MINUTE, Millis, serde_rfc3339};
+use attacks::Attack;
 use population::{AGENT_TOKEN_TTL, CredentialPlan, Identity, mix};
 
 /// The only generator the simulator uses: portable and reproducible from a `u64` seed.
@@ -118,31 +124,21 @@ pub(crate) enum Tag {
 /// a shorter run, or a population too small to hold a suitable victim, gets no labels for
 /// the scenarios that do not fit.
 pub fn run(cfg: &SimConfig, out: &mut dyn Write) -> io::Result<SimSummary> {
-    let mut rng = Rng::seed_from_u64(cfg.seed);
     let end = cfg.start + i64::from(cfg.days) * DAY;
-    let mut pop = population::build(cfg.principals, cfg.days, cfg.start, &mut rng);
-    let (mut attacks, mut labels) = attacks::plan(&pop, cfg.start, end, &mut rng);
-    let mut writer = EventWriter::default();
-    let mut batch = Vec::new();
+    let mut sim = Sim::new(cfg.seed, cfg.principals, cfg.days, cfg.start);
+    (sim.attacks, sim.labels) = attacks::plan(&sim.pop, cfg.start, end, &mut sim.rng);
     let mut t0 = cfg.start;
     while t0 < end {
-        batch.clear();
-        for (who, identity) in pop.iter_mut().enumerate() {
-            identity.emit_minute(who as u32, cfg.start, t0, &mut rng, &mut batch);
+        sim.draft_minute(t0);
+        sim.writer.line.clear();
+        for d in &sim.drafts {
+            sim.writer.append(d, &sim.pop[d.who as usize], &mut sim.labels)?;
         }
-        for attack in &mut attacks {
-            attack.emit_minute(&pop, &mut labels, cfg.start, t0, &mut rng, &mut batch);
-        }
-        // Stable, so equal times keep generation order and the output stays reproducible.
-        batch.sort_by_key(|d| d.time);
-        writer.line.clear();
-        for d in &batch {
-            writer.append(d, &pop[d.who as usize], &mut labels)?;
-        }
-        out.write_all(&writer.line)?;
+        out.write_all(&sim.writer.line)?;
         t0 += MINUTE;
     }
     out.flush()?;
+    let Sim { pop, mut labels, writer, .. } = sim;
     // An attack whose moment never came (an agent without a session before the end) is not one.
     labels.retain(|l| !l.first_malicious_event_id.is_empty());
     let mut principals_by_type = BTreeMap::new();
@@ -152,10 +148,56 @@ pub fn run(cfg: &SimConfig, out: &mut dyn Write) -> io::Result<SimSummary> {
     Ok(SimSummary { events: writer.written, principals_by_type, labels })
 }
 
+/// A population with its attacks, stepped a minute at a time: what the batch run and live
+/// mode share.
+struct Sim {
+    rng: Rng,
+    /// Day 0 of the population's calendar (nightly batches, working days, day-to-day rates).
+    epoch: Millis,
+    pop: Vec<Identity>,
+    attacks: Vec<Attack>,
+    /// One per planned attack, indexed by [`Tag::Attack`]'s `label`.
+    labels: Vec<Label>,
+    /// The minute drafted last, in time order.
+    drafts: Vec<Draft>,
+    writer: EventWriter,
+}
+
+impl Sim {
+    fn new(seed: u64, principals: usize, days: u32, epoch: Millis) -> Sim {
+        let mut rng = Rng::seed_from_u64(seed);
+        let pop = population::build(principals, days, epoch, &mut rng);
+        Sim {
+            rng,
+            epoch,
+            pop,
+            attacks: Vec::new(),
+            labels: Vec::new(),
+            drafts: Vec::new(),
+            writer: EventWriter::default(),
+        }
+    }
+
+    /// Drafts every call of the minute starting at `t0`, benign and malicious, into `drafts`.
+    fn draft_minute(&mut self, t0: Millis) {
+        let Sim { rng, epoch, pop, attacks, labels, drafts, .. } = self;
+        drafts.clear();
+        for (who, identity) in pop.iter_mut().enumerate() {
+            identity.emit_minute(who as u32, *epoch, t0, rng, drafts);
+        }
+        for attack in attacks.iter_mut() {
+            attack.emit_minute(pop, labels, *epoch, t0, rng, drafts);
+        }
+        // Stable, so equal times keep generation order and the output stays reproducible.
+        drafts.sort_by_key(|d| d.time);
+    }
+}
+
 /// Turns drafts into JSON lines, reusing its buffers across events.
 #[derive(Default)]
 struct EventWriter {
-    /// The current minute's lines, written out in one call.
+    /// Lines appended since it was last cleared: a minute's in a batch run, written out in
+    /// one call; a single event's live.
     line: Vec<u8>,
     written: u64,
     id: String,
@@ -166,7 +208,9 @@ struct EventWriter {
 }
 
 impl EventWriter {
-    fn append(&mut self, d: &Draft, who: &Identity, labels: &mut [Label]) -> io::Result<()> {
+    /// Appends `d` as one JSON line to `line`. Returns the label whose first malicious
+    /// event this was, if any.
+    fn append(&mut self, d: &Draft, who: &Identity, labels: &mut [Label]) -> io::Result<Option<usize>> {
         self.written += 1;
         let EventWriter { id, ip, credential, session, resource, .. } = self;
         id.clear();
@@ -253,14 +297,15 @@ impl EventWriter {
         };
         serde_json::to_writer(&mut self.line, &event)?;
         self.line.push(b'\n');
-        if let Tag::Attack { label, malicious: true } = d.tag {
-            let label = &mut labels[label as usize];
+        if let Tag::Attack { label: i, malicious: true } = d.tag {
+            let label = &mut labels[i as usize];
             if label.first_malicious_event_id.is_empty() {
                 label.first_malicious_event_id = event.id.into_owned();
                 label.first_malicious_time = d.time;
+                return Ok(Some(i as usize));
             }
         }
-        Ok(())
+        Ok(None)
     }
 }
 

@@ -309,6 +309,15 @@ impl Identity {
         }
     }
 
+    /// Makes an agent's next session open no later than the minute `t0`, unless one is in
+    /// progress then: live mode steers an agent inside a session and cannot wait up to an
+    /// hour for its user to open one.
+    pub fn open_session_by(&mut self, t0: Millis) {
+        if let Behaviour::Agent(a) = &mut self.behaviour {
+            a.next_start = a.next_start.min(t0);
+        }
+    }
+
     /// Steady rate before day-to-day variation, for attacks that scale it.
     pub fn base_rate(&self) -> f64 {
         match &self.behaviour {
@@ -497,7 +506,8 @@ pub(crate) fn poisson(lambda: f64, rng: &mut Rng) -> u32 {
     Poisson::new(lambda).map_or(0, |p| p.sample(rng) as u32)
 }
 
-/// Builds `n` identities in the configured mix (every type present once `n >= 6`).
+/// Builds `n` identities in the configured mix (every type present once `n >= 6`), with
+/// calendars (nightly batches, working days) for `days` days from `sim_start`, a UTC midnight.
 pub(crate) fn build(n: usize, days: u32, sim_start: Millis, rng: &mut Rng) -> Vec<Identity> {
     let counts = apportion(n);
     let mut ids = Vec::with_capacity(n);
@@ -732,8 +742,7 @@ fn human_workdays(days: u32, sim_start: Millis, rng: &mut Rng) -> Behaviour {
     let mut workdays = Vec::new();
     // Local days from the one before the start (eastern offsets begin it there) to the end.
     for day in -1..=days as i64 {
-        // The simulation starts on a Monday; day 5 and 6 of each week are the weekend.
-        let weekend = day.rem_euclid(7) >= 5;
+        let weekend = weekday(sim_start + day * DAY) >= 5;
         let midnight_utc = sim_start + day * DAY - offset * HOUR;
         let (from, to) = if weekend {
             if !rng.random_bool(0.1) {
@@ -754,6 +763,12 @@ fn human_workdays(days: u32, sim_start: Millis, rng: &mut Rng) -> Behaviour {
         });
     }
     Behaviour::Human { per_min, workdays }
+}
+
+/// Day of the week of the UTC date at `t`, Monday = 0 (1970-01-01 was a Thursday). The
+/// batch run starts on a Monday, live mode on whatever day history begins.
+fn weekday(t: Millis) -> i64 {
+    (t.div_euclid(DAY) + 3).rem_euclid(7)
 }
 
 /// An `AKIA…` access key id (the shape of a long-lived AWS key).
@@ -785,6 +800,14 @@ mod tests {
             assert!(counts.iter().all(|&c| c >= 1), "{n}: {counts:?}");
         }
         assert_eq!(apportion(100), vec![17, 35, 15, 15, 8, 10]);
+    }
+
+    #[test]
+    fn weekdays_follow_the_calendar() {
+        // The batch run's default start is a Monday; 2026-11-07 is a Saturday.
+        assert_eq!(weekday(crate::simulate::DEFAULT_START), 0);
+        assert_eq!(weekday(crate::simulate::DEFAULT_START + 5 * DAY + 23 * HOUR), 5);
+        assert_eq!(weekday(0), 3, "1970-01-01 was a Thursday");
     }
 
     #[test]
