@@ -1,6 +1,7 @@
 //! The command line. `main.rs` only calls [`run`].
 
 mod check;
+mod demo;
 mod replay;
 mod run;
 mod simulate;
@@ -26,6 +27,9 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Generate a labeled synthetic population with injected attacks (canonical JSON lines).
     Simulate(simulate::SimulateArgs),
+    /// Everything on one machine: an in-process Kafka cluster, live simulated traffic with an
+    /// attack every 20 s, the runtime, and its alerts and actions printed as they happen.
+    Demo(demo::DemoArgs),
     /// Consume audit topics from Kafka; produce alerts, actions and dead letters (at least once).
     Run(run::RunArgs),
     /// Validate the configuration, every detector file and the inventory.
@@ -99,6 +103,7 @@ pub fn run() -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Run(args) => run::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Check(args) => check::run(&args),
     }
 }

@@ -516,7 +516,9 @@ pub fn run(engine: Arc<Engine>, cfg: &KafkaConfig, stop: Arc<AtomicBool>) -> any
         inputs: cfg.inputs().into_iter().map(|(t, c)| (t.to_string(), c)).collect(),
     });
     let consumer: BaseConsumer<RuntimeContext> = cfg
-        .client(&[("auto.offset.reset", "earliest")])
+        // A short fetch wait bounds the latency of a quiet partition on brokers that hold
+        // fetches for the full wait.
+        .client(&[("auto.offset.reset", "earliest"), ("fetch.wait.max.ms", "50")])
         .set("group.id", &cfg.group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
