@@ -21,6 +21,9 @@ pub struct RunArgs {
     /// Consumer group [kafka.group; default nhid].
     #[arg(long)]
     group: Option<String>,
+    /// Static group membership id, stable per instance [kafka.instance_id].
+    #[arg(long)]
+    instance_id: Option<String>,
     /// [kafka.alerts_topic; default nhid.alerts]
     #[arg(long)]
     alerts_topic: Option<String>,
@@ -52,6 +55,9 @@ impl RunArgs {
         set(&mut k.dead_letter_topic, &self.dead_letter_topic);
         if let Some(t) = &self.topics {
             k.topics.clone_from(t);
+        }
+        if self.instance_id.is_some() {
+            k.instance_id.clone_from(&self.instance_id);
         }
         if let Some(w) = self.workers {
             k.workers = w;

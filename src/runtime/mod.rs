@@ -47,6 +47,11 @@ pub struct KafkaConfig {
     pub topics: Vec<String>,
     /// Consumer group; partitions (and the identities keyed to them) are shared across its members.
     pub group: String,
+    /// Static group membership (`group.instance.id`): a stable id per nhid instance (a pod
+    /// name, say). A restarted instance takes its partitions back at once, without a
+    /// rebalance of the others or the wait for its old session to expire. (Tansu 0.6 never
+    /// expires a crashed dynamic member, so there it is what makes a crash recoverable.)
+    pub instance_id: Option<String>,
     pub alerts_topic: String,
     pub actions_topic: String,
     pub dead_letter_topic: String,
@@ -79,6 +84,7 @@ impl Default for KafkaConfig {
             brokers: "localhost:9092".into(),
             topics: vec!["audit".into()],
             group: "nhid".into(),
+            instance_id: None,
             alerts_topic: "nhid.alerts".into(),
             actions_topic: "nhid.actions".into(),
             dead_letter_topic: "nhid.dead-letter".into(),
@@ -95,8 +101,14 @@ impl Default for KafkaConfig {
 }
 
 /// Properties nhid sets itself: overriding them would break the delivery guarantee.
-const OWNED_PROPERTIES: &[&str] =
-    &["enable.auto.commit", "enable.auto.offset.store", "enable.idempotence", "group.id", "bootstrap.servers"];
+const OWNED_PROPERTIES: &[&str] = &[
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.idempotence",
+    "group.id",
+    "group.instance.id",
+    "bootstrap.servers",
+];
 
 impl KafkaConfig {
     pub fn validate(&self) -> Vec<String> {
@@ -515,15 +527,15 @@ pub fn run(engine: Arc<Engine>, cfg: &KafkaConfig, stop: Arc<AtomicBool>) -> any
         rebuild: Duration::from_secs(cfg.rebuild_secs),
         inputs: cfg.inputs().into_iter().map(|(t, c)| (t.to_string(), c)).collect(),
     });
-    let consumer: BaseConsumer<RuntimeContext> = cfg
-        // A short fetch wait bounds the latency of a quiet partition on brokers that hold
-        // fetches for the full wait.
-        .client(&[("auto.offset.reset", "earliest"), ("fetch.wait.max.ms", "50")])
-        .set("group.id", &cfg.group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .create_with_context(RuntimeContext(shared.clone()))
-        .context("creating the Kafka consumer")?;
+    // A short fetch wait bounds the latency of a quiet partition on brokers that hold
+    // fetches for the full wait.
+    let mut client = cfg.client(&[("auto.offset.reset", "earliest"), ("fetch.wait.max.ms", "50")]);
+    client.set("group.id", &cfg.group).set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
+    if let Some(id) = &cfg.instance_id {
+        client.set("group.instance.id", id);
+    }
+    let consumer: BaseConsumer<RuntimeContext> =
+        client.create_with_context(RuntimeContext(shared.clone())).context("creating the Kafka consumer")?;
     let topics: Vec<&str> = cfg.inputs().into_iter().map(|(t, _)| t).collect();
     consumer.subscribe(&topics).context("subscribing to the input topics")?;
 

@@ -15,6 +15,8 @@ pub struct Broker {
     child: Option<Child>,
     port: u16,
     storage: String,
+    /// Tansu resolves a sqlite path against its working directory.
+    dir: PathBuf,
     pub brokers: String,
 }
 
@@ -35,15 +37,15 @@ fn tansu() -> Option<PathBuf> {
 impl Broker {
     /// A broker with in-memory storage, or `None` when broker tests are explicitly skipped.
     pub fn start() -> Option<Broker> {
-        Broker::start_with("memory://tansu/".into())
+        Broker::start_with("memory://tansu/".into(), std::env::temp_dir())
     }
 
     /// A broker whose data survives restarts (sqlite in a temporary directory).
     pub fn start_persistent(dir: &std::path::Path) -> Option<Broker> {
-        Broker::start_with(format!("sqlite://{}", dir.join("tansu.db").display()))
+        Broker::start_with("sqlite://tansu.db".into(), dir.to_path_buf())
     }
 
-    fn start_with(storage: String) -> Option<Broker> {
+    fn start_with(storage: String, dir: PathBuf) -> Option<Broker> {
         if std::env::var("NHID_SKIP_BROKER_TESTS").as_deref() == Ok("1") {
             eprintln!("NHID_SKIP_BROKER_TESTS=1: skipping a test that needs the real broker");
             return None;
@@ -57,7 +59,7 @@ impl Broker {
             );
         }
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut b = Broker { child: None, port, storage, brokers: format!("127.0.0.1:{port}") };
+        let mut b = Broker { child: None, port, storage, dir, brokers: format!("127.0.0.1:{port}") };
         b.spawn();
         Some(b)
     }
@@ -67,6 +69,7 @@ impl Broker {
         let child = Command::new(tansu().unwrap())
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", &self.storage])
+            .current_dir(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
