@@ -218,3 +218,77 @@ fn without_rebuild_a_restart_starts_at_the_committed_offset() {
     assert_eq!(second.rebuilt, 0);
     assert_eq!(kafka::committed(&brokers, "g4", "audit", 1), vec![Some(lines.len() as i64 + 1)]);
 }
+
+fn identities(engine: &Engine) -> std::collections::BTreeSet<String> {
+    let mut ids = std::collections::BTreeSet::new();
+    engine.store().for_each(|id, _| {
+        ids.insert(id.to_string());
+    });
+    ids
+}
+
+/// Two instances in one group on four partitions: when the second joins, the first drains
+/// and commits what it gives up and releases those identities; each then holds exactly the
+/// identities of its own partitions (rebuilt from the log) and nothing is sent twice.
+#[test]
+fn a_rebalance_moves_identity_state_with_partitions_and_sends_nothing_twice() {
+    use std::sync::Arc;
+    let cluster = MockCluster::new(1).unwrap();
+    for (topic, partitions) in [("audit", 4), ("nhid.alerts", 1), ("nhid.actions", 1), ("nhid.dead-letter", 1)] {
+        cluster.create_topic(topic, partitions, 1).unwrap();
+    }
+    let brokers = cluster.bootstrap_servers();
+    // The first minutes of a simulated population, keyed by principal (the mock cluster keeps
+    // 5 MB per partition), with a poison message per principal among them.
+    let mut bytes = Vec::new();
+    let sim = nhid::simulate::SimConfig { seed: 3, principals: 20, days: 1, ..Default::default() };
+    nhid::simulate::run(&sim, &mut bytes).unwrap();
+    let mut messages = Vec::new();
+    let mut poisoned = std::collections::BTreeSet::new();
+    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).take(8_000) {
+        let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+        let key = v["principal"]["id"].as_str().unwrap().to_string();
+        if poisoned.insert(key.clone()) {
+            messages.push((Some(key.clone()), b"{\"not\": \"an event\"".to_vec()));
+        }
+        messages.push((Some(key), line.to_vec()));
+    }
+    kafka::produce(&brokers, "audit", &messages);
+    let all: std::collections::BTreeSet<String> = messages.iter().filter_map(|(k, _)| k.clone()).collect();
+    let engine = || Arc::new(Config::default().engine().unwrap());
+    let cfg = || kafka::config(&brokers, &["audit"], "rebalance");
+
+    let (a_engine, b_engine) = (engine(), engine());
+    let a = Running::start_shared(a_engine.clone(), cfg());
+    kafka::read_until(&brokers, "nhid.dead-letter", WAIT, |g| g.len() >= poisoned.len());
+    let deadline = std::time::Instant::now() + WAIT;
+    while identities(&a_engine) != all {
+        assert!(std::time::Instant::now() < deadline, "the first instance never saw every identity");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let b = Running::start_shared(b_engine.clone(), cfg());
+    loop {
+        let (ia, ib) = (identities(&a_engine), identities(&b_engine));
+        if !ib.is_empty()
+            && !ia.is_empty()
+            && ia.is_disjoint(&ib)
+            && ia.union(&ib).cloned().collect::<std::collections::BTreeSet<_>>() == all
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "state did not settle: a {} b {} of {}",
+            ia.len(),
+            ib.len(),
+            all.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (ra, rb) = (a.stop().unwrap(), b.stop().unwrap());
+    assert!(rb.rebuilt > 0, "the new owner rebuilt its identities from the log");
+    assert_eq!(ra.unacknowledged + rb.unacknowledged, 0);
+    let dead = kafka::read_until(&brokers, "nhid.dead-letter", Duration::from_secs(2), |_| false);
+    assert_eq!(dead.len(), poisoned.len(), "no dead letter sent twice across the rebalance");
+}

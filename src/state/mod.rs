@@ -353,6 +353,13 @@ impl StateStore {
         before - self.map.len()
     }
 
+    /// Calls `f` with every tracked identity (shard by shard; no global lock).
+    pub fn for_each(&self, mut f: impl FnMut(&str, &Identity)) {
+        for entry in self.map.iter() {
+            f(entry.key(), entry.value());
+        }
+    }
+
     /// Forgets the identities whose events came from the given partitions (revoked from
     /// this consumer: their new owner rebuilds them); returns how many.
     pub fn release(&self, homes: &std::collections::HashSet<u32>) -> usize {

@@ -134,13 +134,18 @@ pub struct Running {
 
 impl Running {
     pub fn start(engine: Engine, cfg: KafkaConfig) -> Running {
+        Running::start_shared(Arc::new(engine), cfg)
+    }
+
+    /// Like [`Running::start`], keeping a handle on the engine to look at its state.
+    pub fn start_shared(engine: Arc<Engine>, cfg: KafkaConfig) -> Running {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let handle = std::thread::spawn(move || runtime::run(Arc::new(engine), &cfg, flag));
+        let handle = std::thread::spawn(move || runtime::run(engine, &cfg, flag));
         Running { stop, handle: Some(handle) }
     }
 
