@@ -292,3 +292,51 @@ fn a_rebalance_moves_identity_state_with_partitions_and_sends_nothing_twice() {
     let dead = kafka::read_until(&brokers, "nhid.dead-letter", Duration::from_secs(2), |_| false);
     assert_eq!(dead.len(), poisoned.len(), "no dead letter sent twice across the rebalance");
 }
+
+/// Lane topics: every decoded event is republished, normalized, to its principal type's
+/// lane (`machine` for every machine type, `human`), keyed by principal id.
+#[test]
+fn normalized_events_are_split_into_lane_topics() {
+    let cluster = cluster();
+    for topic in ["audit.machine", "audit.human"] {
+        cluster.create_topic(topic, 1, 1).unwrap();
+    }
+    let brokers = cluster.bootstrap_servers();
+    let lines = input();
+    let lanes: std::collections::BTreeMap<String, String> =
+        [("machine".into(), "audit.machine".into()), ("human".into(), "audit.human".into())].into();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cloudtrail_leaked_access_key/config.toml");
+    let mut config = Config::load(Some(&path)).unwrap();
+    config.kafka.lanes = lanes.clone();
+    let engine = config.engine().unwrap();
+    // What the engine says it saw, by type, over the same input.
+    let mut out = Outputs::default();
+    for l in &lines {
+        engine.process(l, Origin { source: "audit", partition: 0, offset: 0 }, None, &mut out);
+    }
+    let by_type = out.stats.events_by_type;
+    let human = by_type[nhid::event::PrincipalType::Human.index()] as usize;
+    let machine: usize =
+        nhid::event::PrincipalType::ALL.iter().filter(|t| t.is_machine()).map(|t| by_type[t.index()] as usize).sum();
+    assert!(machine > 0);
+
+    kafka::produce(&brokers, "audit", &keyed(&lines));
+    let running = Running::start(
+        config.engine().unwrap(),
+        nhid::runtime::KafkaConfig { lanes, ..kafka::config(&brokers, &["audit"], "lanes") },
+    );
+    let machines = kafka::read_until(&brokers, "audit.machine", WAIT, |g| g.len() >= machine);
+    let humans = kafka::read_until(&brokers, "audit.human", Duration::from_secs(3), |g| g.len() >= human);
+    running.stop().unwrap();
+    assert_eq!((machines.len(), humans.len()), (machine, human));
+    for (messages, is_human) in [(&machines, false), (&humans, true)] {
+        for m in messages.iter() {
+            let v = m.json();
+            common::assert_valid("audit-event", &v);
+            let kind = nhid::event::PrincipalType::parse(v["principal"]["type"].as_str().unwrap()).unwrap();
+            assert_eq!(kind == nhid::event::PrincipalType::Human, is_human);
+            assert!(is_human || kind.is_machine());
+            assert_eq!(m.key.as_deref(), v["principal"]["id"].as_str());
+        }
+    }
+}
