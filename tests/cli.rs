@@ -87,3 +87,21 @@ fn demo_shows_live_alerts_and_actions_within_30_seconds() {
     }
     assert!(!stdout.contains('\x1b'), "no colors when the output is not a terminal");
 }
+
+/// The `[kafka]` section is validated with the rest, every error at once.
+#[test]
+fn check_reports_kafka_errors_with_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("nhid.toml");
+    std::fs::write(
+        &config,
+        "[state]\nmax_identities = 0\n[kafka]\ntopics = []\nalerts_topic = \"audit\"\n[kafka.properties]\n\"enable.auto.commit\" = \"true\"\n",
+    )
+    .unwrap();
+    let out = nhid(&["check", "--config", config.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    for e in ["state.max_identities", "kafka.topics", "kafka.properties.enable.auto.commit"] {
+        assert!(stderr.contains(e), "no {e} error in:\n{stderr}");
+    }
+}

@@ -340,3 +340,33 @@ fn normalized_events_are_split_into_lane_topics() {
         }
     }
 }
+
+/// The loop closed over Kafka: a revocation reported on the lifecycle topic, then a use of the
+/// revoked key on the audit topic, raises `expired_credential` on the alerts topic.
+#[test]
+fn a_credential_revoked_on_the_lifecycle_topic_and_used_again_is_alerted() {
+    let cluster = cluster();
+    cluster.create_topic("nhid.lifecycle", 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let revoked = br#"{"id":"sm-1","time":"2026-11-23T10:00:00Z","type":"credential_revoked","principal_id":"svc-export","credential_id":"AKIAREVOKEDEXAMPLE1"}"#;
+    kafka::produce(&brokers, "nhid.lifecycle", &[(Some("svc-export".into()), revoked.to_vec())]);
+    let cfg = nhid::runtime::KafkaConfig {
+        lifecycle_topic: Some("nhid.lifecycle".into()),
+        ..kafka::config(&brokers, &["audit"], "loop")
+    };
+    let running = Running::start(Config::default().engine().unwrap(), cfg);
+    // The revocation is applied before the use is produced: the topics are read independently.
+    let deadline = std::time::Instant::now() + WAIT;
+    while kafka::committed(&brokers, "loop", "nhid.lifecycle", 1)[0] != Some(1) {
+        assert!(std::time::Instant::now() < deadline, "the lifecycle event was not consumed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let used = br#"{"id":"e1","time":"2026-11-23T10:30:00Z","principal":{"id":"svc-export","type":"service_account"},"credential":{"id":"AKIAREVOKEDEXAMPLE1","kind":"static_key"},"action":"s3:GetObject","service":"s3","outcome":"success"}"#;
+    kafka::produce(&brokers, "audit", &[(Some("svc-export".into()), used.to_vec())]);
+    let alerts = kafka::read_until(&brokers, "nhid.alerts", WAIT, |g| !g.is_empty());
+    let report = running.stop().unwrap();
+    let alert = alerts.first().expect("an alert").json();
+    assert_eq!(alert["kind"], "expired_credential");
+    assert_eq!(alert["credential_id"], "AKIAREVOKEDEXAMPLE1");
+    assert_eq!(report.stats.lifecycle_events.iter().sum::<u64>(), 1);
+}

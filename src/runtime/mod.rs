@@ -627,3 +627,45 @@ fn work(engine: &Engine, output: &Sender, jobs: Receiver<Job>) -> (Stats, u64) {
     }
     (out.stats, rebuilt)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_in_the_passthrough_properties_are_never_shown() {
+        let cfg = KafkaConfig {
+            properties: [
+                ("sasl.password", "hunter2"),
+                ("ssl.key.pem", "-----BEGIN PRIVATE KEY-----"),
+                ("sasl.oauthbearer.client.secret", "s3cr3t"),
+                ("ssl.keystore.password", "changeit"),
+                ("sasl.jaas.config", "user=x password=y"),
+                ("security.protocol", "SASL_SSL"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            ..KafkaConfig::default()
+        };
+        let shown = format!("{:?}", cfg.redacted_properties());
+        for secret in ["hunter2", "BEGIN PRIVATE", "s3cr3t", "changeit", "password=y"] {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
+        }
+        assert!(shown.contains("SASL_SSL"), "non-secret settings stay readable: {shown}");
+    }
+
+    #[test]
+    fn the_defaults_are_valid_and_errors_are_all_reported() {
+        assert_eq!(KafkaConfig::default().validate(), Vec::<String>::new());
+        let bad = KafkaConfig {
+            topics: vec![],
+            group: " ".into(),
+            dead_letter_topic: String::new(),
+            commit_interval_ms: 0,
+            lanes: [("robots".to_string(), "x".to_string())].into(),
+            ..KafkaConfig::default()
+        };
+        assert_eq!(bad.validate().len(), 5, "{:?}", bad.validate());
+    }
+}
