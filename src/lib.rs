@@ -74,6 +74,7 @@ pub mod decode;
 pub mod detect;
 pub mod event;
 pub mod inventory;
+pub mod metrics;
 pub mod pipeline;
 pub mod respond;
 pub mod runtime;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use crate::control::{self, ActionResult, ActionStatus, LifecycleEvent, LifecycleKind};
 use crate::decode::{self, DeadLetterReason, DecodeContext, DecodeError, Format};
 use crate::detect::{Detector, Finding, LaneSettings};
-use crate::event::{AuditEvent, PrincipalType};
+use crate::event::{AuditEvent, PrincipalType, SourceFormat};
 use crate::inventory::{Criticality, Entry, Inventory};
 use crate::respond::alert::{Action, ActionKind, Alert, AlertActor, MAX_EVENT_IDS, Mode, Severity};
 use crate::respond::policy::{Block, Policy, ResponseConfig, alert_principal};
@@ -140,6 +140,8 @@ pub struct Stats {
     pub messages: u64,
     pub events: u64,
     pub events_by_type: [u64; PrincipalType::ALL.len()],
+    /// Events by source format, then by principal type (lane), for metrics.
+    pub events_by_format: [[u64; PrincipalType::ALL.len()]; SourceFormat::ALL.len()],
     pub dead_letters: [u64; DeadLetterReason::ALL.len()],
     pub alerts: BTreeMap<(String, Severity), u64>,
     pub suppressed_repeats: u64,
@@ -158,6 +160,9 @@ impl Stats {
         self.messages += other.messages;
         self.events += other.events;
         for (a, b) in self.events_by_type.iter_mut().zip(other.events_by_type) {
+            *a += b;
+        }
+        for (a, b) in self.events_by_format.iter_mut().flatten().zip(other.events_by_format.iter().flatten()) {
             *a += b;
         }
         for (a, b) in self.dead_letters.iter_mut().zip(other.dead_letters) {
@@ -335,6 +340,7 @@ impl Engine {
                 identity.home = home;
                 let lane = identity.kind;
                 out.stats.events_by_type[lane.index()] += 1;
+                out.stats.events_by_format[ev.source_format.index()][lane.index()] += 1;
                 if self.normalize {
                     out.normalized.push(normalized(ev, lane));
                 }
