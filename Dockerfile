@@ -25,7 +25,8 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libssl3 \
  && rm -rf /var/lib/apt/lists/*
 # A fixed numeric id, so `runAsNonRoot` and volume ownership can be checked without a passwd file.
-RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/nhid --create-home --shell /usr/sbin/nologin nhid
+RUN groupadd --system --gid 10001 nhid \
+ && useradd --system --uid 10001 --gid nhid --home-dir /var/lib/nhid --create-home --shell /usr/sbin/nologin nhid
 COPY --from=build /usr/local/bin/nhid /usr/local/bin/nhid
 USER 10001:10001
 # Writable by nhid: `nhid simulate --out` and `nhid replay --alerts` write here (a named
