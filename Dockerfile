@@ -4,8 +4,8 @@
 
 # The toolchain the project is developed and tested with (edition 2024, Cargo.lock).
 FROM rust:1.95-bookworm AS build
-# rdkafka builds librdkafka from source (its own configure script and make, no cmake),
-# with TLS (OpenSSL headers) and zlib; perl runs parts of that build.
+# rdkafka builds librdkafka from source (its own configure script and make, no cmake) with
+# TLS and zlib: the C build dependencies .ci/run installs, for the same build.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential libssl-dev zlib1g-dev pkg-config perl \
