@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+# nhid in a container: `docker build -t nhid .`, then `docker run nhid run --brokers ...`.
+# docker-compose.yml builds it for the local stack (Kafka, nhid, Prometheus, Grafana).
+
+# The toolchain the project is developed and tested with (edition 2024, Cargo.lock).
+FROM rust:1.95-bookworm AS build
+# rdkafka builds librdkafka from source (its own configure script and make, no cmake) with
+# TLS and zlib: the C build dependencies .ci/run installs, for the same build.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      build-essential libssl-dev zlib1g-dev pkg-config perl \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+# The registry and target caches survive between builds (BuildKit); the binary is copied
+# out of the cached target directory, which is not part of the image layer.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin nhid \
+ && cp target/release/nhid /usr/local/bin/nhid
+
+# Same Debian release as the builder, so the OpenSSL it linked against (libssl3) is the one here.
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libssl3 \
+ && rm -rf /var/lib/apt/lists/*
+# A fixed numeric id, so `runAsNonRoot` and volume ownership can be checked without a passwd file.
+RUN groupadd --system --gid 10001 nhid \
+ && useradd --system --uid 10001 --gid nhid --home-dir /var/lib/nhid --create-home --shell /usr/sbin/nologin nhid
+COPY --from=build /usr/local/bin/nhid /usr/local/bin/nhid
+USER 10001:10001
+# Writable by nhid: `nhid simulate --out` and `nhid replay --alerts` write here (a named
+# volume mounted here takes this ownership).
+WORKDIR /var/lib/nhid
+# /metrics, /healthz, /readyz (the listener is 127.0.0.1 by default; set
+# NHID__HTTP__LISTEN=0.0.0.0:9898 to reach it from outside the container).
+EXPOSE 9898
+ENTRYPOINT ["nhid"]
+CMD ["run"]
