@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::decode::{DEFAULT_MAX_EVENT_BYTES, Format};
 use crate::detect;
+use crate::http::HttpConfig;
 use crate::inventory::Inventory;
 use crate::pipeline::{Engine, EngineConfig};
 use crate::respond::policy::ResponseConfig;
@@ -31,6 +32,8 @@ pub struct Config {
     pub response: ResponseConfig,
     #[serde(default)]
     pub kafka: KafkaConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

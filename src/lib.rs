@@ -73,6 +73,7 @@ pub mod control;
 pub mod decode;
 pub mod detect;
 pub mod event;
+pub mod http;
 pub mod inventory;
 pub mod metrics;
 pub mod pipeline;

@@ -370,3 +370,75 @@ fn a_credential_revoked_on_the_lifecycle_topic_and_used_again_is_alerted() {
     assert_eq!(alert["credential_id"], "AKIAREVOKEDEXAMPLE1");
     assert_eq!(report.stats.lifecycle_events.iter().sum::<u64>(), 1);
 }
+
+/// A plain HTTP/1.1 GET: status code and body.
+fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: nhid\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// The sum of a metric's samples whose labels contain `labels` (Prometheus text format).
+fn sample_sum(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name) && l.contains(labels))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
+}
+
+/// `/metrics` after a known input counts exactly what was processed; `/readyz` says ready
+/// once partitions are assigned; `/healthz` answers.
+#[test]
+fn the_metrics_endpoint_counts_what_was_processed() {
+    use std::sync::Arc;
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let lines = input();
+    let (alert_ids, action_ids, dead) = replayed(&lines);
+    let engine = Arc::new(fixture_engine());
+    let metrics = Arc::new(nhid::metrics::Metrics::new());
+    let health = Arc::new(nhid::http::Health::default());
+    let addr =
+        nhid::http::serve("127.0.0.1:0".parse().unwrap(), engine.clone(), metrics.clone(), health.clone()).unwrap();
+    assert_eq!(get(addr, "/healthz").0, 200);
+    assert_eq!(get(addr, "/readyz"), (503, "not ready: no partitions assigned\n".into()));
+
+    kafka::produce(&brokers, "audit", &keyed(&lines));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runtime = {
+        let (engine, metrics, health, stop) = (engine.clone(), metrics.clone(), health.clone(), stop.clone());
+        let cfg = kafka::config(&brokers, &["audit"], "metrics");
+        std::thread::spawn(move || nhid::runtime::run_observed(engine, &cfg, stop, metrics, health))
+    };
+    kafka::read_until(&brokers, "nhid.dead-letter", WAIT, |g| g.len() >= dead);
+    kafka::read_until(&brokers, "nhid.alerts", WAIT, |g| g.len() >= alert_ids.len());
+    assert_eq!(get(addr, "/readyz").0, 200);
+    // Counters move per worker batch: wait for the last one.
+    let deadline = std::time::Instant::now() + WAIT;
+    let text = loop {
+        let (status, text) = get(addr, "/metrics");
+        assert_eq!(status, 200);
+        if sample_sum(&text, "nhid_messages_received_total", "topic=\"audit\"") as usize == lines.len()
+            && sample_sum(&text, "nhid_dead_letters_total", "") as usize == dead
+        {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "metrics never caught up:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let report = runtime.join().unwrap().unwrap();
+    assert_eq!(sample_sum(&text, "nhid_alerts_total", "") as usize, alert_ids.len());
+    assert_eq!(sample_sum(&text, "nhid_actions_total", "") as usize, action_ids.len());
+    assert_eq!(sample_sum(&text, "nhid_events_total", "") as u64, report.stats.events);
+    assert_eq!(sample_sum(&text, "nhid_processing_seconds_count", "") as usize, lines.len());
+    assert!(sample_sum(&text, "nhid_identities", "") >= 1.0);
+    assert_eq!(sample_sum(&text, "nhid_build_info", "version=\"") as usize, 1);
+    assert!(!text.contains("arn:aws"), "no principal id in any label");
+}

@@ -104,10 +104,9 @@ fn demo(engine: Engine, args: &DemoArgs) -> anyhow::Result<()> {
         n += 1;
     })?;
     println!(
-        "learned baselines of {} identities from {} simulated events ({} of history) in {:.1} s",
+        "learned baselines of {} identities from {} simulated events (2 days of history) in {:.1} s",
         engine.store().len(),
         n,
-        "2 days",
         started.elapsed().as_secs_f64()
     );
     // Event time runs with the wall clock from here, starting where the history ended.

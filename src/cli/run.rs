@@ -7,6 +7,8 @@ use clap::Args;
 
 use super::{EngineArgs, config_errors, init_logs, stop_on_signals};
 use crate::config::Config;
+use crate::http::{self, Health};
+use crate::metrics::Metrics;
 use crate::runtime::{self, Report};
 
 /// The essentials of the `[kafka]` section, so a first run needs no file.
@@ -71,7 +73,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
         Ok(loaded) => loaded,
         Err(errors) => return config_errors(&errors),
     };
-    let result = stop_on_signals().and_then(|stop| runtime::run(Arc::new(engine), &config.kafka, stop));
+    let engine = Arc::new(engine);
+    let (metrics, health) = (Arc::new(Metrics::new()), Arc::new(Health::default()));
+    let result = http::serve(config.http.listen, engine.clone(), metrics.clone(), health.clone())
+        .and_then(|_| stop_on_signals())
+        .and_then(|stop| runtime::run_observed(engine, &config.kafka, stop, metrics, health));
     match result {
         Ok(report) => summarize(&report),
         Err(e) => {

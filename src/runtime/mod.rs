@@ -32,6 +32,8 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use serde::Deserialize;
 
+use crate::http::Health;
+use crate::metrics::Metrics;
 use crate::pipeline::{ControlKind, Engine, Origin, Outputs, Stats};
 pub use output::Latency;
 use output::{Sender, now_ms};
@@ -224,6 +226,8 @@ pub(crate) struct Partition {
     rebuild_since: i64,
     /// A control topic's kind; `None` for audit events.
     control: Option<ControlKind>,
+    /// `nhid_messages_received_total` of its topic, resolved once.
+    received: prometheus::IntCounter,
 }
 
 impl Partition {
@@ -252,12 +256,17 @@ const BATCH: usize = 256;
 /// Batches queued per worker before the consumer thread waits.
 const QUEUE: usize = 16;
 
+/// The partitions assigned here, by topic and number.
+type Partitions = HashMap<(Arc<str>, i32), Arc<Partition>>;
+
 /// Everything the consumer thread and its rebalance callback share.
 struct Shared {
     engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
     output: Arc<Sender>,
     workers: Vec<SyncSender<Job>>,
-    partitions: Mutex<HashMap<(Arc<str>, i32), Arc<Partition>>>,
+    partitions: Mutex<Partitions>,
     /// Messages waiting to be handed to each worker.
     batches: Mutex<Vec<Vec<Message>>>,
     grace: Duration,
@@ -268,7 +277,28 @@ struct Shared {
 
 struct RuntimeContext(Arc<Shared>);
 
-impl ClientContext for RuntimeContext {}
+impl ClientContext for RuntimeContext {
+    /// librdkafka's periodic statistics (`statistics.interval.ms`): the consumer lag per
+    /// assigned partition.
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) {
+            self.0.health.brokers_down.store(true, Ordering::Relaxed);
+        }
+        tracing::warn!(error = %error, reason, "kafka client error");
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let lag = &self.0.metrics.consumer_lag;
+        lag.reset();
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    lag.with_label_values(&[topic.as_str(), &partition.to_string()]).set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for RuntimeContext {
     /// Replaces librdkafka's default assignment so that revoked partitions are drained and
@@ -353,7 +383,13 @@ impl Shared {
                 tracing::info!(topic = e.topic(), partition = e.partition(), from = ?start, until, "rebuilding state");
             }
         }
+        self.count_assigned();
         tracing::info!(partitions = tpl.count(), "partitions assigned");
+    }
+
+    fn count_assigned(&self) {
+        let n = self.partitions.lock().unwrap_or_else(PoisonError::into_inner).len();
+        self.health.assigned_partitions.store(n, Ordering::Relaxed);
     }
 
     fn insert_partition(&self, topic: &str, partition: i32, rebuild_until: i64, rebuild_since: i64) -> Arc<Partition> {
@@ -367,6 +403,7 @@ impl Shared {
             rebuild_until,
             rebuild_since,
             control: self.inputs.iter().find(|(t, _)| **t == *topic).and_then(|(_, c)| *c),
+            received: self.metrics.messages_received.with_label_values(&[topic.as_ref()]),
         });
         self.partitions.lock().unwrap_or_else(PoisonError::into_inner).insert((topic, partition), p.clone());
         p
@@ -444,6 +481,7 @@ impl Shared {
                     map.keys().filter(|(t, p)| revoked.contains(&(t.to_string(), *p))).cloned().collect();
                 gone.iter().filter_map(|k| map.remove(k)).map(|p| p.home).collect()
             };
+            self.count_assigned();
             let released = self.engine.release(&homes);
             tracing::info!(identities = released, "released the state of revoked partitions");
         }
@@ -492,6 +530,18 @@ impl Shared {
 /// Runs until `stop` is set (or a delivery fails for good), then drains, flushes, commits
 /// and reports. Connection losses are not errors: librdkafka reconnects and retries.
 pub fn run(engine: Arc<Engine>, cfg: &KafkaConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Report> {
+    run_observed(engine, cfg, stop, Arc::default(), Arc::default())
+}
+
+/// [`run`], counting into `metrics` and reporting readiness in `health` (both served by the
+/// HTTP endpoint).
+pub fn run_observed(
+    engine: Arc<Engine>,
+    cfg: &KafkaConfig,
+    stop: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+) -> anyhow::Result<Report> {
     let errors = cfg.validate();
     anyhow::ensure!(errors.is_empty(), "invalid kafka configuration: {}", errors.join("; "));
     tracing::info!(
@@ -501,24 +551,25 @@ pub fn run(engine: Arc<Engine>, cfg: &KafkaConfig, stop: Arc<AtomicBool>) -> any
         properties = ?cfg.redacted_properties(),
         "starting the Kafka runtime"
     );
-    let output = Arc::new(Sender::new(cfg, stop.clone())?);
+    let output = Arc::new(Sender::new(cfg, stop.clone(), metrics.clone())?);
     let n = cfg.worker_count();
     let mut senders = Vec::with_capacity(n);
     let mut handles: Vec<JoinHandle<(Stats, u64)>> = Vec::with_capacity(n);
     for i in 0..n {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         senders.push(tx);
-        let engine = engine.clone();
-        let output = output.clone();
+        let (engine, output, metrics) = (engine.clone(), output.clone(), metrics.clone());
         handles.push(
             thread::Builder::new()
                 .name(format!("nhid-worker-{i}"))
-                .spawn(move || work(&engine, &output, rx))
+                .spawn(move || work(&engine, &output, &metrics, rx))
                 .context("starting a worker thread")?,
         );
     }
     let shared = Arc::new(Shared {
         engine,
+        metrics,
+        health,
         output: output.clone(),
         workers: senders,
         partitions: Mutex::default(),
@@ -529,7 +580,11 @@ pub fn run(engine: Arc<Engine>, cfg: &KafkaConfig, stop: Arc<AtomicBool>) -> any
     });
     // A short fetch wait bounds the latency of a quiet partition on brokers that hold
     // fetches for the full wait.
-    let mut client = cfg.client(&[("auto.offset.reset", "earliest"), ("fetch.wait.max.ms", "50")]);
+    let mut client = cfg.client(&[
+        ("auto.offset.reset", "earliest"),
+        ("fetch.wait.max.ms", "50"),
+        ("statistics.interval.ms", "5000"),
+    ]);
     client.set("group.id", &cfg.group).set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
     if let Some(id) = &cfg.instance_id {
         client.set("group.instance.id", id);
@@ -547,6 +602,9 @@ pub fn run(engine: Arc<Engine>, cfg: &KafkaConfig, stop: Arc<AtomicBool>) -> any
         // still moves at once.
         match consumer.poll(if waiting { Duration::ZERO } else { Duration::from_millis(100) }) {
             Some(Ok(m)) => {
+                if shared.health.brokers_down.load(Ordering::Relaxed) {
+                    shared.health.brokers_down.store(false, Ordering::Relaxed);
+                }
                 let partition = shared.partition(m.topic(), m.partition());
                 shared.dispatch(Message {
                     partition,
@@ -593,8 +651,9 @@ pub fn run(engine: Arc<Engine>, cfg: &KafkaConfig, stop: Arc<AtomicBool>) -> any
 }
 
 /// A worker: processes its partitions' messages in order and sends the outputs.
-fn work(engine: &Engine, output: &Sender, jobs: Receiver<Job>) -> (Stats, u64) {
+fn work(engine: &Engine, output: &Sender, metrics: &Metrics, jobs: Receiver<Job>) -> (Stats, u64) {
     let mut out = Outputs::default();
+    let mut total = Stats::default();
     let mut rebuilt = 0;
     for job in jobs {
         let batch = match job {
@@ -605,7 +664,9 @@ fn work(engine: &Engine, output: &Sender, jobs: Receiver<Job>) -> (Stats, u64) {
             }
         };
         for m in batch {
+            let started = Instant::now();
             let p = &m.partition;
+            p.received.inc();
             let rebuilding = m.offset < p.rebuild_until;
             if rebuilding && m.timestamp.is_some_and(|t| t < p.rebuild_since) {
                 p.progress().processed(m.offset, 0);
@@ -623,49 +684,12 @@ fn work(engine: &Engine, output: &Sender, jobs: Receiver<Job>) -> (Stats, u64) {
             // Registered before sending: a delivery report may arrive before `send` returns.
             p.progress().processed(m.offset, output.count(&out));
             output.send_all(&mut out, p, m.offset, m.timestamp);
+            metrics.processing.observe(started.elapsed().as_secs_f64());
         }
+        // Counters move once per batch, not per message.
+        metrics.absorb(&out.stats);
+        total.merge(&out.stats);
+        out.stats = Stats::default();
     }
-    (out.stats, rebuilt)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_in_the_passthrough_properties_are_never_shown() {
-        let cfg = KafkaConfig {
-            properties: [
-                ("sasl.password", "hunter2"),
-                ("ssl.key.pem", "-----BEGIN PRIVATE KEY-----"),
-                ("sasl.oauthbearer.client.secret", "s3cr3t"),
-                ("ssl.keystore.password", "changeit"),
-                ("sasl.jaas.config", "user=x password=y"),
-                ("security.protocol", "SASL_SSL"),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-            ..KafkaConfig::default()
-        };
-        let shown = format!("{:?}", cfg.redacted_properties());
-        for secret in ["hunter2", "BEGIN PRIVATE", "s3cr3t", "changeit", "password=y"] {
-            assert!(!shown.contains(secret), "{secret} shown in {shown}");
-        }
-        assert!(shown.contains("SASL_SSL"), "non-secret settings stay readable: {shown}");
-    }
-
-    #[test]
-    fn the_defaults_are_valid_and_errors_are_all_reported() {
-        assert_eq!(KafkaConfig::default().validate(), Vec::<String>::new());
-        let bad = KafkaConfig {
-            topics: vec![],
-            group: " ".into(),
-            dead_letter_topic: String::new(),
-            commit_interval_ms: 0,
-            lanes: [("robots".to_string(), "x".to_string())].into(),
-            ..KafkaConfig::default()
-        };
-        assert_eq!(bad.validate().len(), 5, "{:?}", bad.validate());
-    }
+    (total, rebuilt)
 }

@@ -15,6 +15,7 @@ use rdkafka::{ClientContext, Message};
 
 use super::{KafkaConfig, Partition};
 use crate::event::PrincipalType;
+use crate::metrics::Metrics;
 use crate::pipeline::Outputs;
 
 /// Event (input message timestamp) to alert-acknowledged latency, in milliseconds.
@@ -30,11 +31,17 @@ pub(crate) struct Delivery {
 
 struct Deliveries {
     latency: Mutex<Latency>,
+    metrics: Arc<Metrics>,
     fatal: Mutex<Option<String>>,
     stop: Arc<AtomicBool>,
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    /// librdkafka's periodic statistics: outputs waiting for the broker.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.metrics.producer_queue.set(statistics.msg_cnt as i64);
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = Box<Delivery>;
@@ -46,6 +53,7 @@ impl ProducerContext for Deliveries {
                 if let Some(t) = d.alert_of {
                     let ms = now_ms().saturating_sub(t).max(0) as u64;
                     let _ = self.latency.lock().unwrap_or_else(PoisonError::into_inner).record(ms);
+                    self.metrics.event_to_alert.observe(ms as f64 / 1_000.0);
                 }
             }
             Err((e, m)) => self.fail(&d, &format!("delivery to {} failed: {e}", m.topic())),
@@ -82,10 +90,10 @@ pub(crate) struct Sender {
 }
 
 impl Sender {
-    pub(crate) fn new(cfg: &KafkaConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Self> {
-        let context = Deliveries { latency: Mutex::new(new_latency()), fatal: Mutex::default(), stop };
+    pub(crate) fn new(cfg: &KafkaConfig, stop: Arc<AtomicBool>, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let context = Deliveries { latency: Mutex::new(new_latency()), metrics, fatal: Mutex::default(), stop };
         let producer = cfg
-            .client(&[("linger.ms", "5")])
+            .client(&[("linger.ms", "5"), ("statistics.interval.ms", "5000")])
             .set("enable.idempotence", "true")
             .create_with_context(context)
             .context("creating the Kafka producer")?;
