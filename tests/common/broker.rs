@@ -20,8 +20,9 @@ pub struct Broker {
     pub brokers: String,
 }
 
-/// The tansu binary: `$NHID_TANSU`, else `tansu` on PATH or in `~/.cargo/bin`.
-fn tansu() -> Option<PathBuf> {
+/// The tansu binary: `$NHID_TANSU`, else `tansu` on PATH or in `~/.cargo/bin`. Public for
+/// `benches/kafka.rs`, which includes this file and skips Tansu when there is none.
+pub fn tansu() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("NHID_TANSU") {
         return Some(p.into());
     }

@@ -1,0 +1,699 @@
+//! The Kafka runtime end to end, on librdkafka's in-process mock cluster and on Tansu:
+//! events/s through `nhid::runtime::run` beside the raw ceiling of the same broker (a bare
+//! consumer that only counts), and event → alert-acknowledged latency below saturation.
+//!
+//! `cargo bench --bench kafka` (figures in README.md; about three minutes on 2 cores).
+//! Targets: nhid ≥ 80% of the bare consumer's rate on the same broker; p99 event → alert
+//! ≤ 50 ms below saturation. Not criterion: each figure is one long run against a broker
+//! whose group join alone takes seconds, not a loop of short iterations.
+//!
+//! # What is measured, per broker
+//!
+//! - **Throughput.** The pipeline benchmark's workload (`nhid simulate --seed 7 --principals
+//!   200 --days 1`, first 200,000 events), produced up front keyed by principal id with lz4
+//!   (the mock keeps 5 MB per partition and drops older batches past that: the watermarks
+//!   are checked before anything is timed). The bare consumer, in a fresh group, counts
+//!   from its first message to the last. nhid (`Config::default().engine()`, a fresh group,
+//!   commits every 100 ms) is timed from its assignment (the runtime's "partitions assigned"
+//!   log, caught by a tracing layer) to the moment the group's committed offsets, polled
+//!   every 25 ms, reach the end of every partition; so neither includes the group join
+//!   (reported apart), and nhid's time includes its first fetch and up to one commit
+//!   interval and one poll that the bare consumer does not pay.
+//! - **Latency.** An engine warmed by two days of `Live` history (as `nhid demo` does), then
+//!   20 s of traffic paced at 2,000 events/s: the live simulator's (an attack every second),
+//!   and benign background traffic making up the rate: the throughput workload with
+//!   principals renamed `bg-*` and timestamps moved to the moment of sending, one event in
+//!   100 turned into `iam:CreateAccessKey` by a new service account, a `privilege_change`
+//!   alert by construction, so that the percentiles rest on hundreds of alerts rather than
+//!   the attacks' few dozen. The figure is the runtime's own `Report.latency`: message
+//!   timestamp (set by the producer when the event is sent) to the alert's acknowledgement.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, anyhow, bail, ensure};
+use nhid::config::Config;
+use nhid::pipeline::{Engine, Origin, Outputs};
+use nhid::runtime::{self, KafkaConfig, Report};
+use nhid::simulate::{self, Live, LiveConfig, SimConfig};
+use nhid::time::{Millis, SECOND, format_rfc3339, parse_rfc3339};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message as _;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, DeliveryResult, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use serde_json::Value;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::{EnvFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+// The tests' Tansu launcher: the same command line as `scripts/tansu.sh start`.
+#[allow(dead_code)]
+#[path = "../tests/common/broker.rs"]
+mod broker;
+
+/// Events of the throughput run.
+const EVENTS: usize = 200_000;
+/// Partitions of the audit topics: keyed by principal they spread over both workers, and
+/// 200,000 lz4 events leave each well under the mock's 5 MB.
+const PARTITIONS: i32 = 8;
+const AUDIT: &str = "audit";
+/// The latency run has a topic of its own: a fresh group reading from the earliest offset
+/// must not first wade through the throughput run's events.
+const PACED: &str = "audit-paced";
+const COMMIT_INTERVAL_MS: u64 = 100;
+/// How often the committed offsets are read while nhid runs.
+const COMMITTED_POLL: Duration = Duration::from_millis(25);
+const PACED_RATE: u64 = 2_000;
+const PACED_FOR: Duration = Duration::from_secs(20);
+/// One background event in this many is a privilege change by a new service account.
+const PRIVILEGE_CHANGE_EVERY: usize = 100;
+/// Longest any phase may take before the broker is reported as failed.
+const WAIT: Duration = Duration::from_secs(180);
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not, and should not spend
+    // minutes against brokers.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("kafka benchmark: run it with `cargo bench --bench kafka`");
+        return Ok(());
+    }
+    init_logs();
+    let started = Instant::now();
+    let workload = workload()?;
+    let bytes = workload.iter().map(|(_, p)| p.len()).sum::<usize>();
+    println!(
+        "workload: {} events from `nhid simulate --seed 7 --principals 200 --days 1`, {} B/event, keyed by principal",
+        workload.len(),
+        bytes / workload.len()
+    );
+
+    let mut rows = Vec::new();
+    println!("\n== mock cluster (librdkafka in process, 1 broker)");
+    let mock = MockCluster::new(1).context("starting the mock cluster")?;
+    rows.push(("mock cluster", measure(&Cluster::Mock(mock), &workload)));
+
+    println!("\n== tansu 0.6 (memory storage, loopback)");
+    let tansu = if broker::tansu().is_none() {
+        Err(anyhow!("skipped: tansu not installed (scripts/tansu.sh install)"))
+    } else {
+        match broker::Broker::start() {
+            Some(b) => measure(&Cluster::Tansu(b), &workload),
+            None => Err(anyhow!("skipped: NHID_SKIP_BROKER_TESTS=1")),
+        }
+    };
+    if let Err(e) = &tansu {
+        println!("{e:#}");
+    }
+    rows.push(("tansu", tansu));
+
+    println!(
+        "\n{:<13} | {:>18} | {:>10} | {:>5} | latency p50/p99/max (alerts)",
+        "broker", "bare consumer ev/s", "nhid ev/s", "ratio"
+    );
+    println!("{}", "-".repeat(88));
+    for (name, row) in &rows {
+        match row {
+            Ok(f) => {
+                let (bare, nhid) = (f.bare.per_sec(), f.nhid.per_sec());
+                let l = &f.paced.report.latency;
+                println!(
+                    "{name:<13} | {:>18} | {:>10} | {:>4.0}% | {}/{}/{} ms ({})",
+                    thousands(bare),
+                    thousands(nhid),
+                    100.0 * nhid / bare,
+                    l.value_at_quantile(0.5),
+                    l.value_at_quantile(0.99),
+                    l.max(),
+                    l.len()
+                );
+            }
+            Err(e) => println!("{name:<13} | {e:#}"),
+        }
+    }
+    println!("\n(whole benchmark: {:.0} s)", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Where the benchmark's topics live.
+enum Cluster {
+    Mock(MockCluster<'static, DefaultProducerContext>),
+    Tansu(broker::Broker),
+}
+
+impl Cluster {
+    fn brokers(&self) -> String {
+        match self {
+            Cluster::Mock(m) => m.bootstrap_servers(),
+            Cluster::Tansu(b) => b.brokers.clone(),
+        }
+    }
+
+    fn create_topic(&self, name: &str, partitions: i32) -> anyhow::Result<()> {
+        match self {
+            Cluster::Mock(m) => m.create_topic(name, partitions, 1).with_context(|| format!("creating {name}")),
+            Cluster::Tansu(b) => {
+                b.create_topic(name, partitions as u32);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One broker's figures.
+struct Figures {
+    bare: Run,
+    nhid: Run,
+    paced: Paced,
+}
+
+/// A consumer's pass over the throughput workload.
+struct Run {
+    /// From subscribing to the first message (bare) or to the assignment (nhid).
+    join: Duration,
+    /// From there to the last message counted (bare) or committed (nhid).
+    elapsed: Duration,
+}
+
+impl Run {
+    fn per_sec(&self) -> f64 {
+        EVENTS as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+struct Paced {
+    report: Report,
+    /// Events sent, live simulator's and background.
+    sent: u64,
+    /// Over how long they were sent.
+    over: Duration,
+}
+
+fn measure(cluster: &Cluster, workload: &[(String, Vec<u8>)]) -> anyhow::Result<Figures> {
+    let brokers = cluster.brokers();
+    let defaults = KafkaConfig::default();
+    for (topic, partitions) in [
+        (AUDIT, PARTITIONS),
+        (PACED, PARTITIONS),
+        (defaults.alerts_topic.as_str(), 2),
+        (defaults.actions_topic.as_str(), 2),
+        (defaults.dead_letter_topic.as_str(), 1),
+    ] {
+        cluster.create_topic(topic, partitions)?;
+    }
+
+    let t = Instant::now();
+    let ends = produce_all(&brokers, AUDIT, workload)?;
+    println!("produced {} events in {:.1} s (lz4), none dropped", workload.len(), secs(t.elapsed()));
+
+    let bare = bare(&brokers, "bench-bare", &ends)?;
+    println!(
+        "bare consumer: {} events/s ({:.2} s from the first message; {:.2} s to join and fetch it)",
+        thousands(bare.per_sec()),
+        secs(bare.elapsed),
+        secs(bare.join)
+    );
+
+    let (nhid, report, first_commit) = nhid(&brokers, "bench-nhid", &ends)?;
+    println!(
+        "nhid: {} events/s ({:.2} s from assignment to everything committed; {:.2} s to join, {:.2} s to the first commit); {} alerts",
+        thousands(nhid.per_sec()),
+        secs(nhid.elapsed),
+        secs(nhid.join),
+        secs(first_commit),
+        report.stats.alerts.values().sum::<u64>()
+    );
+
+    let paced = paced(&brokers, "bench-paced", workload)?;
+    let l = &paced.report.latency;
+    println!(
+        "latency at {:.0} events/s for {:.0} s: p50 {} ms, p99 {} ms, max {} ms over {} alerts ({})",
+        paced.sent as f64 / paced.over.as_secs_f64(),
+        secs(paced.over),
+        l.value_at_quantile(0.5),
+        l.value_at_quantile(0.99),
+        l.max(),
+        l.len(),
+        alerts_by_kind(&paced.report)
+    );
+    Ok(Figures { bare, nhid, paced })
+}
+
+/// The first [`EVENTS`] events of the pipeline benchmark's workload, with their principal
+/// ids (the Kafka key).
+fn workload() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut lines = FirstLines { limit: EVENTS, lines: Vec::with_capacity(EVENTS), partial: Vec::new() };
+    let cfg = SimConfig { seed: 7, principals: 200, days: 1, ..SimConfig::default() };
+    if let Err(e) = simulate::run(&cfg, &mut lines)
+        && lines.lines.len() < EVENTS
+    {
+        return Err(e).context("simulating the workload");
+    }
+    lines.lines.truncate(EVENTS);
+    lines
+        .lines
+        .into_iter()
+        .map(|l| {
+            let text = std::str::from_utf8(&l).context("simulated events are UTF-8")?;
+            let key = nhid::decode::native::decode(text).map_err(|e| anyhow!("a simulated event: {e}"))?.principal.id;
+            Ok((key.to_string(), l))
+        })
+        .collect()
+}
+
+/// Keeps the first `limit` lines written, then refuses more: the simulator stops there
+/// instead of generating the rest of the day.
+struct FirstLines {
+    limit: usize,
+    lines: Vec<Vec<u8>>,
+    partial: Vec<u8>,
+}
+
+impl Write for FirstLines {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.lines.len() >= self.limit {
+            return Err(io::Error::other("enough events"));
+        }
+        for piece in buf.split_inclusive(|&b| b == b'\n') {
+            match piece.strip_suffix(b"\n") {
+                Some(end) => {
+                    self.partial.extend_from_slice(end);
+                    self.lines.push(std::mem::take(&mut self.partial));
+                }
+                None => self.partial.extend_from_slice(piece),
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A producer as an audit pipeline would configure one: lz4, librdkafka's 5 ms linger.
+fn producer(brokers: &str) -> anyhow::Result<BaseProducer<Ends>> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("compression.type", "lz4")
+        .create_with_context(Ends::default())
+        .context("creating the producer")
+}
+
+/// Where each partition ends, from the delivery reports: the offsets the broker gave the
+/// messages. Tansu 0.6's ListOffsets answers short of the end (by about the last batch),
+/// so the watermarks cannot say when a consumer has read everything.
+#[derive(Default)]
+struct Ends {
+    ends: Mutex<BTreeMap<i32, i64>>,
+    failed: Mutex<Option<String>>,
+}
+
+impl ClientContext for Ends {}
+
+impl ProducerContext for Ends {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(m) => {
+                let mut ends = self.ends.lock().unwrap_or_else(PoisonError::into_inner);
+                let end = ends.entry(m.partition()).or_default();
+                *end = (*end).max(m.offset() + 1);
+            }
+            Err((e, _)) => {
+                self.failed.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+/// Enqueues one message, waiting for room when the producer's queue is full.
+fn send(producer: &BaseProducer<Ends>, topic: &str, key: &str, payload: &[u8]) -> anyhow::Result<()> {
+    let mut record = BaseRecord::to(topic).key(key).payload(payload);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => bail!("producing to {topic}: {e}"),
+        }
+    }
+}
+
+/// Waits for every message to be acknowledged and returns each partition's end offset, after
+/// checking that the partitions hold `sent` messages from offset 0 between them: nothing was
+/// dropped (the mock cluster drops a partition's oldest batches past 5 MB).
+fn flushed(producer: &BaseProducer<Ends>, topic: &str, sent: usize) -> anyhow::Result<Vec<i64>> {
+    producer.flush(WAIT).with_context(|| format!("waiting for the broker to acknowledge {topic}"))?;
+    let ctx = producer.context();
+    if let Some(e) = ctx.failed.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+        bail!("a message to {topic} was not delivered: {e}");
+    }
+    let ends: Vec<i64> = {
+        let ends = ctx.ends.lock().unwrap_or_else(PoisonError::into_inner);
+        (0..PARTITIONS).map(|p| ends.get(&p).copied().unwrap_or(0)).collect()
+    };
+    let total: i64 = ends.iter().sum();
+    ensure!(total == sent as i64, "{topic} ends at offsets {ends:?} ({total} messages); {sent} were sent");
+    for p in 0..PARTITIONS {
+        let (low, _) = producer.client().fetch_watermarks(topic, p, Duration::from_secs(10))?;
+        ensure!(low == 0, "{topic}[{p}] starts at {low}: the broker dropped messages");
+    }
+    Ok(ends)
+}
+
+fn produce_all(brokers: &str, topic: &str, events: &[(String, Vec<u8>)]) -> anyhow::Result<Vec<i64>> {
+    let producer = producer(brokers)?;
+    for (key, payload) in events {
+        send(&producer, topic, key, payload)?;
+        producer.poll(Duration::ZERO);
+    }
+    flushed(&producer, topic, events.len())
+}
+
+/// The properties nhid's own consumer gets, so that the two differ only in what they do
+/// with the messages.
+fn consumer_config(brokers: &str, group: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "50")
+        .set("enable.auto.commit", "false");
+    c
+}
+
+/// The raw ceiling: a group consumer that only counts messages (and notes each partition's
+/// last offset, to check that it read what was produced).
+fn bare(brokers: &str, group: &str, ends: &[i64]) -> anyhow::Result<Run> {
+    let consumer: BaseConsumer = consumer_config(brokers, group).create()?;
+    consumer.subscribe(&[AUDIT])?;
+    let start = Instant::now();
+    let mut first = None;
+    let mut n = 0;
+    let mut read = vec![0; ends.len()];
+    while n < EVENTS {
+        ensure!(start.elapsed() < WAIT, "the bare consumer read {n} of {EVENTS} messages in {WAIT:?}");
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                first.get_or_insert_with(Instant::now);
+                n += 1;
+                read[m.partition() as usize] = m.offset() + 1;
+            }
+            Some(Err(e)) => eprintln!("bare consumer: {e}"),
+            None => {}
+        }
+    }
+    let end = Instant::now();
+    ensure!(read == ends, "the bare consumer read up to {read:?}, the partitions end at {ends:?}");
+    let first = first.unwrap_or(end);
+    Ok(Run { join: first - start, elapsed: end - first })
+}
+
+fn kafka_config(brokers: &str, topic: &str, group: &str) -> KafkaConfig {
+    KafkaConfig {
+        brokers: brokers.into(),
+        topics: vec![topic.into()],
+        group: group.into(),
+        commit_interval_ms: COMMIT_INTERVAL_MS,
+        ..KafkaConfig::default()
+    }
+}
+
+fn engine() -> anyhow::Result<Engine> {
+    Config::default().engine().map_err(|e| anyhow!("building the engine: {}", e.join("; ")))
+}
+
+/// The runtime in a thread, stopped as SIGTERM would stop it.
+struct Running {
+    stop: Arc<AtomicBool>,
+    handle: thread::JoinHandle<anyhow::Result<Report>>,
+    started: Instant,
+}
+
+impl Running {
+    fn start(engine: Engine, cfg: KafkaConfig) -> Running {
+        *ASSIGNED.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let started = Instant::now();
+        let handle = thread::spawn(move || runtime::run(Arc::new(engine), &cfg, flag));
+        Running { stop, handle, started }
+    }
+
+    /// When the runtime was first given its partitions.
+    fn assigned(&self) -> Option<Instant> {
+        *ASSIGNED.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait_assigned(&self) -> anyhow::Result<Instant> {
+        loop {
+            if let Some(t) = self.assigned() {
+                return Ok(t);
+            }
+            ensure!(!self.handle.is_finished(), "the runtime stopped before it was assigned partitions");
+            ensure!(self.started.elapsed() < WAIT, "the runtime was not assigned partitions in {WAIT:?}");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits until the group has committed `ends`; returns when it first committed anything
+    /// and when it reached the end.
+    fn wait_committed(&self, committed: &Committed, ends: &[i64]) -> anyhow::Result<(Instant, Instant)> {
+        let mut first = None;
+        loop {
+            let c = committed.read()?;
+            if first.is_none() && c.iter().any(Option::is_some) {
+                first = Some(Instant::now());
+            }
+            if c.iter().zip(ends).all(|(c, &end)| c.unwrap_or(0) >= end) {
+                let now = Instant::now();
+                return Ok((first.unwrap_or(now), now));
+            }
+            ensure!(!self.handle.is_finished(), "the runtime stopped with {c:?} of {ends:?} committed");
+            ensure!(self.started.elapsed() < WAIT, "{c:?} of {ends:?} committed after {WAIT:?}");
+            thread::sleep(COMMITTED_POLL);
+        }
+    }
+
+    fn stop(self) -> anyhow::Result<Report> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().map_err(|_| anyhow!("the runtime panicked"))?
+    }
+}
+
+/// Reads a group's committed offsets without joining it (not subscribed), so the runtime's
+/// group never rebalances because it is watched.
+struct Committed {
+    consumer: BaseConsumer,
+    partitions: TopicPartitionList,
+}
+
+impl Committed {
+    fn new(brokers: &str, group: &str, topic: &str) -> anyhow::Result<Committed> {
+        let consumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create()?;
+        let mut partitions = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            partitions.add_partition(topic, p);
+        }
+        Ok(Committed { consumer, partitions })
+    }
+
+    fn read(&self) -> anyhow::Result<Vec<Option<i64>>> {
+        let tpl = self.consumer.committed_offsets(self.partitions.clone(), Duration::from_secs(10))?;
+        Ok(tpl
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            })
+            .collect())
+    }
+}
+
+/// nhid over the throughput workload; also the report and the time to its first commit.
+fn nhid(brokers: &str, group: &str, ends: &[i64]) -> anyhow::Result<(Run, Report, Duration)> {
+    let committed = Committed::new(brokers, group, AUDIT)?;
+    let running = Running::start(engine()?, kafka_config(brokers, AUDIT, group));
+    let (first_commit, done) = running.wait_committed(&committed, ends)?;
+    let start = running.started;
+    let assigned = running.assigned().context("the runtime never logged its assignment")?;
+    let report = running.stop()?;
+    ensure!(report.stats.messages == EVENTS as u64, "nhid processed {} of {EVENTS} messages", report.stats.messages);
+    Ok((Run { join: assigned - start, elapsed: done - assigned }, report, first_commit - start))
+}
+
+/// Latency below saturation: see the module documentation.
+fn paced(brokers: &str, group: &str, workload: &[(String, Vec<u8>)]) -> anyhow::Result<Paced> {
+    let t = Instant::now();
+    let engine = engine()?;
+    let now = wall_ms();
+    let mut live = Live::new(&LiveConfig { seed: 7, attack_every: SECOND, ..LiveConfig::default() }, now);
+    let mut out = Outputs::default();
+    let mut n = 0i64;
+    live.history(&mut |event, _| {
+        engine.process(event, Origin { source: "history", partition: 0, offset: n }, None, &mut out);
+        out.clear();
+        n += 1;
+    })?;
+    let mut background = Background::new(workload, (PACED_RATE * PACED_FOR.as_secs()) as usize)?;
+    println!("latency: engine warmed with {n} events of live history in {:.1} s", secs(t.elapsed()));
+
+    let committed = Committed::new(brokers, group, PACED)?;
+    let running = Running::start(engine, kafka_config(brokers, PACED, group));
+    running.wait_assigned()?;
+    // Live event time runs with the wall clock from here, from where the history ended.
+    let shift = wall_ms() - now;
+    let producer = producer(brokers)?;
+    let begin = Instant::now();
+    let mut sent = 0u64;
+    while begin.elapsed() < PACED_FOR {
+        let mut failed = None;
+        live.advance(wall_ms() - shift, &mut |event, principal| {
+            if let Err(e) = send(&producer, PACED, principal, event) {
+                failed.get_or_insert(e);
+            }
+            sent += 1;
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let due = (begin.elapsed().as_secs_f64() * PACED_RATE as f64) as u64;
+        while sent < due {
+            let Some((key, payload)) = background.next(wall_ms()) else { break };
+            send(&producer, PACED, &key, &payload)?;
+            sent += 1;
+        }
+        producer.poll(Duration::ZERO);
+        thread::sleep(Duration::from_millis(2));
+    }
+    let over = begin.elapsed();
+    let ends = flushed(&producer, PACED, sent as usize)?;
+    // Every alert is acknowledged once its input is committed.
+    running.wait_committed(&committed, &ends)?;
+    let report = running.stop()?;
+    Ok(Paced { report, sent, over })
+}
+
+/// Benign traffic to fill the paced rate: workload events under other principal names,
+/// their times moved to the moment they are sent, some turned into privilege changes.
+struct Background {
+    events: Vec<Value>,
+    next: usize,
+}
+
+impl Background {
+    fn new(workload: &[(String, Vec<u8>)], n: usize) -> anyhow::Result<Background> {
+        let events = workload[..n.min(workload.len())]
+            .iter()
+            .map(|(_, l)| serde_json::from_slice(l))
+            .collect::<Result<_, _>>()
+            .context("parsing workload events")?;
+        Ok(Background { events, next: 0 })
+    }
+
+    /// The next event (key, payload), sent at `now`; `None` when all are sent.
+    fn next(&mut self, now: Millis) -> Option<(String, Vec<u8>)> {
+        let i = self.next;
+        let v = self.events.get_mut(i)?;
+        self.next += 1;
+        // Every time in the event moves by the same amount, so credential ages and expiries
+        // stay what the simulator made them.
+        let shift = now - v["time"].as_str().and_then(parse_rfc3339)?;
+        v["time"] = format_rfc3339(now).into();
+        for field in ["issued_at", "expires_at"] {
+            if let Some(t) = v["credential"][field].as_str().and_then(parse_rfc3339) {
+                v["credential"][field] = format_rfc3339(t + shift).into();
+            }
+        }
+        let id = v["principal"]["id"].as_str()?;
+        let id = if i % PRIVILEGE_CHANGE_EVERY == PRIVILEGE_CHANGE_EVERY - 1 {
+            v["principal"]["type"] = "service_account".into();
+            v["action"] = "iam:CreateAccessKey".into();
+            v["service"] = "iam".into();
+            format!("bg-deployer-{i}")
+        } else {
+            format!("bg-{id}")
+        };
+        v["principal"]["id"] = id.clone().into();
+        serde_json::to_vec(v).ok().map(|payload| (id, payload))
+    }
+}
+
+/// Alerts of a run by kind, `kind n, ...`.
+fn alerts_by_kind(report: &Report) -> String {
+    let mut kinds: BTreeMap<&str, u64> = BTreeMap::new();
+    for ((kind, _), n) in &report.stats.alerts {
+        *kinds.entry(kind).or_default() += n;
+    }
+    kinds.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+}
+
+/// When the runtime under measurement logged "partitions assigned": where its clock starts.
+static ASSIGNED: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// Catches the runtime's assignment log; the runtime has no other way of saying when it
+/// started reading, and the group join (seconds on the mock cluster, which delays a new
+/// group's first rebalance by 3 s) is not what is measured.
+struct Assignments;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Assignments {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(bool);
+        impl Visit for Message {
+            fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+                if field.name() == "message" && format!("{value:?}") == "partitions assigned" {
+                    self.0 = true;
+                }
+            }
+        }
+        let mut m = Message(false);
+        event.record(&mut m);
+        if m.0 {
+            ASSIGNED.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(Instant::now);
+        }
+    }
+}
+
+/// Warnings and errors on stderr (`RUST_LOG` overrides), and the assignment catcher.
+fn init_logs() {
+    let shown = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(io::stderr).with_filter(shown))
+        .with(Assignments.with_filter(Targets::new().with_target("nhid::runtime", tracing::Level::INFO)))
+        .init();
+}
+
+fn wall_ms() -> Millis {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// `1234567.8` as `1,234,568`.
+fn thousands(x: f64) -> String {
+    let digits = format!("{:.0}", x);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
