@@ -22,9 +22,12 @@
 //! - [`pipeline`]: ties the stages together: `Engine::process(bytes, origin) -> outputs`,
 //!   `Engine::control(kind, bytes, origin)` for the control topics;
 //!   the transports (`replay` over files, the Kafka runtime) only feed it bytes and take outputs.
+//! - [`runtime`]: the Kafka transport (`nhid run`, `nhid demo`): consumer group in, an idempotent
+//!   producer out, offsets committed only after every output they caused is acknowledged.
+//! - [`metrics`] and [`http`]: the Prometheus registry and the `/metrics`, `/healthz`, `/readyz` endpoint.
 //! - [`simulate`]: a labeled synthetic population with injected attacks, for tests, benches and demos.
 //! - [`config`]: the typed configuration and `nhid check`.
-//! - [`cli`]: the command line (`replay`, `simulate`, `check`).
+//! - [`cli`]: the command line (`run`, `demo`, `replay`, `simulate`, `check`).
 //!
 //! # Use as a library
 //!
