@@ -79,6 +79,8 @@ impl Nhid {
         let log = dir.join(format!("nhid-{group}-{}.log", Instant::now().elapsed().as_nanos()));
         let child = Command::new(env!("CARGO_BIN_EXE_nhid"))
             .args(["run", "--brokers", brokers, "--topics", "audit", "--group", group])
+            // Tests run side by side: each instance's HTTP endpoint on a port of its own.
+            .args(["--http-listen", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", std::env::var("NHID_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .env("NO_COLOR", "1")

@@ -35,6 +35,9 @@ pub struct RunArgs {
     /// [kafka.dead_letter_topic; default nhid.dead-letter]
     #[arg(long)]
     dead_letter_topic: Option<String>,
+    /// Where /metrics, /healthz and /readyz listen [http.listen; default 127.0.0.1:9898]; port 0 picks a free one.
+    #[arg(long)]
+    http_listen: Option<std::net::SocketAddr>,
     /// Worker threads, 0 for one per core [kafka.workers].
     #[arg(long)]
     workers: Option<usize>,
@@ -44,6 +47,9 @@ pub struct RunArgs {
 
 impl RunArgs {
     fn apply(&self, config: &mut Config) {
+        if let Some(l) = self.http_listen {
+            config.http.listen = l;
+        }
         let k = &mut config.kafka;
         let set = |field: &mut String, value: &Option<String>| {
             if let Some(v) = value {
