@@ -167,7 +167,13 @@ fn sigkill_mid_stream_then_restart_loses_no_alert() {
     topics(&broker, 4);
     kafka::produce(&broker.brokers, "audit", &input.messages);
 
-    let nhid = Nhid::start(&broker.brokers, "kill", dir.path(), &["--instance-id", "nhid-kill-test"]);
+    // Commits every 100 ms, so that the first one comes early: at the default 1 s nhid has
+    // read the whole input by then.
+    let config = dir.path().join("commit-often.toml");
+    std::fs::write(&config, "[kafka]\ncommit_interval_ms = 100\n").unwrap();
+    let config = config.to_str().unwrap();
+    let nhid =
+        Nhid::start(&broker.brokers, "kill", dir.path(), &["--instance-id", "nhid-kill-test", "--config", config]);
     // Killed as soon as a first commit shows it is under way: the attacks lie in the second
     // half of the input, so their alerts are still to come.
     let deadline = Instant::now() + WAIT;

@@ -342,15 +342,25 @@ impl StateStore {
     /// ceiling, the least recently seen down to 90 % of it (so eviction is not per insert).
     /// Returns how many were evicted.
     pub fn evict(&self, now: Millis) -> usize {
-        let before = self.map.len();
+        // Counted as removed, not as the change in length: other workers insert meanwhile
+        // (the length could grow across an eviction, and the difference underflow).
+        let mut evicted = 0;
         let idle_before = now - (self.config.idle_ttl_secs as Millis) * 1_000;
-        self.map.retain(|_, v| v.last_seen >= idle_before);
+        self.map.retain(|_, v| {
+            let keep = v.last_seen >= idle_before;
+            evicted += usize::from(!keep);
+            keep
+        });
         if self.map.len() > self.config.max_identities {
             let seen: Vec<Millis> = self.map.iter().map(|e| e.last_seen).collect();
             let cutoff = keep_newest(seen, self.config.max_identities * 9 / 10);
-            self.map.retain(|_, v| v.last_seen >= cutoff);
+            self.map.retain(|_, v| {
+                let keep = v.last_seen >= cutoff;
+                evicted += usize::from(!keep);
+                keep
+            });
         }
-        before - self.map.len()
+        evicted
     }
 
     /// Calls `f` with every tracked identity (shard by shard; no global lock).
@@ -363,9 +373,14 @@ impl StateStore {
     /// Forgets the identities whose events came from the given partitions (revoked from
     /// this consumer: their new owner rebuilds them); returns how many.
     pub fn release(&self, homes: &std::collections::HashSet<u32>) -> usize {
-        let before = self.map.len();
-        self.map.retain(|_, v| !homes.contains(&v.home));
-        before - self.map.len()
+        // Counted as in `evict`: the length may change under other workers' inserts.
+        let mut released = 0;
+        self.map.retain(|_, v| {
+            let keep = !homes.contains(&v.home);
+            released += usize::from(!keep);
+            keep
+        });
+        released
     }
 
     /// Whether an eviction pass is due: above the ceiling. Idle expiry runs on the

@@ -98,6 +98,11 @@ impl Broker {
         }
     }
 
+    /// The broker's process id, while it runs (the benchmark reads its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn create_topic(&self, name: &str, partitions: u32) {
         let status = Command::new(tansu().unwrap())
             .args(["topic", "create", name, "--broker", &format!("tcp://127.0.0.1:{}", self.port)])
