@@ -2,7 +2,7 @@
 //! events/s through `nhid::runtime::run` beside the raw ceiling of the same broker (a bare
 //! consumer that only counts), and event → alert-acknowledged latency below saturation.
 //!
-//! `cargo bench --bench kafka` (figures in README.md; about three minutes on 2 cores).
+//! `cargo bench --bench kafka` (figures in README.md; about two minutes on 2 cores).
 //! Targets: nhid ≥ 80% of the bare consumer's rate on the same broker; p99 event → alert
 //! ≤ 50 ms below saturation. Not criterion: each figure is one long run against a broker
 //! whose group join alone takes seconds, not a loop of short iterations.
