@@ -176,11 +176,14 @@ fn sigkill_mid_stream_then_restart_loses_no_alert() {
         Nhid::start(&broker.brokers, "kill", dir.path(), &["--instance-id", "nhid-kill-test", "--config", config]);
     // Killed as soon as a first commit shows it is under way: the attacks lie in the second
     // half of the input, so their alerts are still to come.
-    let deadline = Instant::now() + WAIT;
-    while kafka::committed(&broker.brokers, "kill", "audit", 4).iter().all(Option::is_none) {
-        assert!(Instant::now() < deadline, "nothing committed:\n{}", nhid.logs());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let started = |c: &[Option<i64>]| c.iter().any(Option::is_some);
+    kafka::wait_committed(&broker.brokers, "kill", ("audit", 4), WAIT, started, || {
+        format!(
+            "nothing committed:
+{}",
+            nhid.logs()
+        )
+    });
     nhid.kill();
     let before = kafka::read_until(&broker.brokers, "nhid.alerts", Duration::from_secs(2), |_| false);
     assert!(ids(&before, "alert_id").len() < input.alert_ids.len(), "killed before every alert was out");
@@ -207,11 +210,14 @@ fn broker_restart_mid_stream_loses_nothing() {
     kafka::produce(&broker.brokers, "audit", &input.messages[..half]);
 
     let nhid = Nhid::start(&broker.brokers, "restart", dir.path(), &[]);
-    let deadline = Instant::now() + WAIT;
-    while kafka::committed(&broker.brokers, "restart", "audit", 2).iter().all(Option::is_none) {
-        assert!(Instant::now() < deadline, "nothing committed before the broker restart:\n{}", nhid.logs());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let started = |c: &[Option<i64>]| c.iter().any(Option::is_some);
+    kafka::wait_committed(&broker.brokers, "restart", ("audit", 2), WAIT, started, || {
+        format!(
+            "nothing committed before the broker restart:
+{}",
+            nhid.logs()
+        )
+    });
     broker.restart(Duration::from_secs(2));
     kafka::produce(&broker.brokers, "audit", &input.messages[half..]);
 
@@ -295,11 +301,21 @@ fn sigterm_exits_cleanly_commits_and_a_restart_sends_nothing_twice() {
     let args = ["--config", config.to_str().unwrap()];
 
     let nhid = Nhid::start(&broker.brokers, "term", dir.path(), &args);
-    let deadline = Instant::now() + WAIT;
-    while kafka::committed(&broker.brokers, "term", "audit", 1)[0] != Some(lines.len() as i64) {
-        assert!(Instant::now() < deadline, "the input was not committed:\n{}", nhid.logs());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let end = Some(lines.len() as i64);
+    kafka::wait_committed(
+        &broker.brokers,
+        "term",
+        ("audit", 1),
+        WAIT,
+        |c| c[0] == end,
+        || {
+            format!(
+                "the input was not committed:
+{}",
+                nhid.logs()
+            )
+        },
+    );
     let alerts_before = kafka::read_until(&broker.brokers, "nhid.alerts", Duration::from_secs(3), |_| false).len();
     let dead_before = kafka::read_until(&broker.brokers, "nhid.dead-letter", Duration::from_secs(3), |_| false).len();
     assert!(alerts_before > 0 && dead_before > 0);

@@ -165,11 +165,14 @@ fn a_restart_rebuilds_state_from_the_log_and_sends_nothing_twice() {
     let split = first_alerting(&lines);
     kafka::produce(&brokers, "audit", &keyed(&lines[..split]));
     let running = Running::start(fixture_engine(), kafka::config(&brokers, &["audit"], "g3"));
-    let deadline = std::time::Instant::now() + WAIT;
-    while kafka::committed(&brokers, "g3", "audit", 1)[0] != Some(split as i64) {
-        assert!(std::time::Instant::now() < deadline, "the first part was not committed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    kafka::wait_committed(
+        &brokers,
+        "g3",
+        ("audit", 1),
+        WAIT,
+        |c| c[0] == Some(split as i64),
+        || "the first part was not committed".into(),
+    );
     let first = running.stop().unwrap();
     assert_eq!(first.stats.messages, split as u64);
     assert_eq!(first.stats.alerts.values().sum::<u64>(), 0);
@@ -356,11 +359,14 @@ fn a_credential_revoked_on_the_lifecycle_topic_and_used_again_is_alerted() {
     };
     let running = Running::start(Config::default().engine().unwrap(), cfg);
     // The revocation is applied before the use is produced: the topics are read independently.
-    let deadline = std::time::Instant::now() + WAIT;
-    while kafka::committed(&brokers, "loop", "nhid.lifecycle", 1)[0] != Some(1) {
-        assert!(std::time::Instant::now() < deadline, "the lifecycle event was not consumed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    kafka::wait_committed(
+        &brokers,
+        "loop",
+        ("nhid.lifecycle", 1),
+        WAIT,
+        |c| c[0] == Some(1),
+        || "the lifecycle event was not consumed".into(),
+    );
     let used = br#"{"id":"e1","time":"2026-11-23T10:30:00Z","principal":{"id":"svc-export","type":"service_account"},"credential":{"id":"AKIAREVOKEDEXAMPLE1","kind":"static_key"},"action":"s3:GetObject","service":"s3","outcome":"success"}"#;
     kafka::produce(&brokers, "audit", &[(Some("svc-export".into()), used.to_vec())]);
     let alerts = kafka::read_until(&brokers, "nhid.alerts", WAIT, |g| !g.is_empty());

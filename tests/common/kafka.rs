@@ -126,6 +126,23 @@ pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Ve
         .collect()
 }
 
+/// Polls the group's committed offsets of `topic` (every 20 ms) until `done` holds for them;
+/// after `timeout`, fails with `why()` (which may add the process's logs).
+pub fn wait_committed(
+    brokers: &str,
+    group: &str,
+    (topic, partitions): (&str, i32),
+    timeout: Duration,
+    done: impl Fn(&[Option<i64>]) -> bool,
+    why: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + timeout;
+    while !done(&committed(brokers, group, topic, partitions)) {
+        assert!(Instant::now() < deadline, "{}", why());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The runtime in a thread, stopped (as SIGTERM would) by [`Running::stop`].
 pub struct Running {
     stop: Arc<AtomicBool>,
