@@ -46,7 +46,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, anyhow, bail, ensure};
 use nhid::config::Config;
-use nhid::pipeline::{Engine, Origin, Outputs};
+use nhid::pipeline::Engine;
 use nhid::runtime::{self, KafkaConfig, Report};
 use nhid::simulate::{self, Live, LiveConfig, SimConfig};
 use nhid::time::{Millis, SECOND, format_rfc3339, parse_rfc3339};
@@ -632,13 +632,7 @@ fn paced(brokers: &str, group: &str, workload: &[(String, Vec<u8>)]) -> anyhow::
     let engine = engine()?;
     let now = wall_ms();
     let mut live = Live::new(&LiveConfig { seed: 7, attack_every: SECOND, ..LiveConfig::default() }, now);
-    let mut out = Outputs::default();
-    let mut n = 0i64;
-    live.history(&mut |event, _| {
-        engine.process(event, Origin { source: "history", partition: 0, offset: n }, None, &mut out);
-        out.clear();
-        n += 1;
-    })?;
+    let n = live.warm(&engine)?;
     let mut background = Background::new(workload, (WARM_UP + PACED_RATE * PACED_FOR.as_secs()) as usize)?;
     println!("latency: engine warmed with {n} events of live history in {:.1} s", secs(t.elapsed()));
 

@@ -18,7 +18,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use super::{EngineArgs, config_errors, init_logs, stop_on_signals};
-use crate::pipeline::{Engine, Origin, Outputs};
+use crate::pipeline::Engine;
 use crate::runtime::{self, KafkaConfig};
 use crate::simulate::{Live, LiveConfig};
 use crate::time::{Millis, SECOND, format_rfc3339};
@@ -96,13 +96,7 @@ fn demo(engine: Engine, args: &DemoArgs) -> anyhow::Result<()> {
         ..LiveConfig::default()
     };
     let mut live = Live::new(&cfg, now);
-    let mut out = Outputs::default();
-    let mut n = 0i64;
-    live.history(&mut |event, _| {
-        engine.process(event, Origin { source: "history", partition: 0, offset: n }, None, &mut out);
-        out.clear();
-        n += 1;
-    })?;
+    let n = live.warm(&engine)?;
     println!(
         "learned baselines of {} identities from {} simulated events (2 days of history) in {:.1} s",
         engine.store().len(),

@@ -22,6 +22,7 @@ use std::io;
 
 use super::attacks::Schedule;
 use super::{Label, Sim};
+use crate::pipeline::{Engine, Origin, Outputs};
 use crate::time::{DAY, MINUTE, Millis, SECOND};
 
 /// The first attack starts this long after `now`.
@@ -93,6 +94,20 @@ impl Live {
     /// Call it once, before [`Live::advance`].
     pub fn history(&mut self, out: &mut dyn FnMut(&[u8], &str)) -> io::Result<()> {
         self.emit_until(self.now, out)
+    }
+
+    /// Feeds the [`Live::history`] straight into `engine`, outputs dropped, as if it had been
+    /// running all along (what `nhid demo` and the Kafka benchmark start from). Returns how
+    /// many events it fed.
+    pub fn warm(&mut self, engine: &Engine) -> io::Result<u64> {
+        let mut out = Outputs::default();
+        let mut n = 0;
+        self.history(&mut |event, _| {
+            engine.process(event, Origin { source: "history", partition: 0, offset: n as i64 }, None, &mut out);
+            out.clear();
+            n += 1;
+        })?;
+        Ok(n)
     }
 
     /// Gives every event not given yet with a time before `until`: benign traffic and the
