@@ -1,20 +1,24 @@
 //! The HTTP endpoint (`http.listen`, loopback by default): `/metrics` in the Prometheus text
-//! format, `/healthz` (the process is alive) and `/readyz` (partitions assigned, broker
-//! reachable; 503 with the reason otherwise).
+//! format, `/healthz` (the process is alive), `/readyz` (partitions assigned, broker
+//! reachable; 503 with the reason otherwise), and the inventory: `/principals` (filtered,
+//! paginated) and `/principals/{id}` as JSON.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
 use crate::metrics::Metrics;
 use crate::pipeline::Engine;
+use crate::principals;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -58,13 +62,16 @@ pub fn serve(
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .route("/principals", get(principals_page))
+        // `{*id}`: principal ids hold slashes (`arn:aws:iam::1:role/x`) and colons.
+        .route("/principals/{*id}", get(principal))
         .with_state(AppState { engine, metrics, health });
     std::thread::Builder::new().name("nhid-http".into()).spawn(move || {
         if let Err(e) = rt.block_on(async { axum::serve(listener, app).await }) {
             tracing::error!(error = %e, "the HTTP endpoint stopped");
         }
     })?;
-    tracing::info!(listen = %bound, "HTTP endpoint: /metrics /healthz /readyz");
+    tracing::info!(listen = %bound, "HTTP endpoint: /metrics /healthz /readyz /principals");
     Ok(bound)
 }
 
@@ -81,5 +88,32 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready: no partitions assigned\n")
     } else {
         (StatusCode::OK, "ready\n")
+    }
+}
+
+/// A JSON error body: `{"error": "..."}`.
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+async fn principals_page(
+    State(s): State<AppState>,
+    query: Result<Query<principals::Query>, QueryRejection>,
+) -> Response {
+    let query = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    // Walks the identity state, like `/metrics`: fine on this thread of its own.
+    match principals::list(&s.engine, &query) {
+        Ok(page) => Json(page).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn principal(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    match principals::view(&s.engine, &id, true) {
+        Some(p) => Json(p).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no tracked principal {id:?}")),
     }
 }

@@ -24,7 +24,9 @@
 //!   the transports (`replay` over files, the Kafka runtime) only feed it bytes and take outputs.
 //! - [`runtime`]: the Kafka transport (`nhid run`, `nhid demo`): consumer group in, an idempotent
 //!   producer out, offsets committed only after every output they caused is acknowledged.
-//! - [`metrics`] and [`http`]: the Prometheus registry and the `/metrics`, `/healthz`, `/readyz` endpoint.
+//! - [`principals`]: the inventory of tracked identities read from live state (`/principals`).
+//! - [`metrics`] and [`http`]: the Prometheus registry and the HTTP endpoint (`/metrics`, `/healthz`,
+//!   `/readyz`, `/principals`).
 //! - [`simulate`]: a labeled synthetic population with injected attacks, for tests, benches and demos.
 //! - [`config`]: the typed configuration and `nhid check`.
 //! - [`cli`]: the command line (`run`, `demo`, `replay`, `simulate`, `check`).
@@ -80,6 +82,7 @@ pub mod http;
 pub mod inventory;
 pub mod metrics;
 pub mod pipeline;
+pub mod principals;
 pub mod respond;
 pub mod runtime;
 pub mod simulate;

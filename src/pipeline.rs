@@ -243,6 +243,25 @@ impl Engine {
         &self.inventory
     }
 
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// The event-time clock: the highest event time seen (within a second), if any.
+    pub fn now(&self) -> Option<Millis> {
+        Some(self.watermark.load(Ordering::Relaxed)).filter(|&t| t != Millis::MIN)
+    }
+
+    /// How long identities of this type learn before baseline-relative detectors may fire.
+    pub fn learning_ms(&self, kind: PrincipalType) -> Millis {
+        self.learning_ms[kind.index()]
+    }
+
+    /// Who answers for an identity, as alerts name it and offboarding is checked.
+    pub fn owner_of<'a>(&'a self, identity: &'a Identity) -> Option<&'a str> {
+        owner(self.inventory.entry(identity.inventory), identity)
+    }
+
     /// Processes one message. `transport_time` is the transport's own timestamp (a Kafka
     /// message's), used only for events that carry no time.
     pub fn process(&self, bytes: &[u8], origin: Origin<'_>, transport_time: Option<Millis>, out: &mut Outputs) {
@@ -431,6 +450,7 @@ impl Engine {
             references: detector.references.clone(),
         };
         debug_assert!(alert.event_ids.len() <= MAX_EVENT_IDS);
+        identity.alert_marks[index].last = Some((ev.time, severity));
         let decision = self.policy.decide(&alert, settings.response, ev, entry, &mut identity.last_action);
         for b in decision.blocks {
             *out.stats.guardrail_blocks.entry(b).or_default() += 1;

@@ -7,6 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::http_get as get;
 use common::kafka::{self, Running};
 use nhid::config::Config;
 use nhid::pipeline::{Engine, Origin, Outputs};
@@ -375,18 +376,6 @@ fn a_credential_revoked_on_the_lifecycle_topic_and_used_again_is_alerted() {
     assert_eq!(alert["kind"], "expired_credential");
     assert_eq!(alert["credential_id"], "AKIAREVOKEDEXAMPLE1");
     assert_eq!(report.stats.lifecycle_events.iter().sum::<u64>(), 1);
-}
-
-/// A plain HTTP/1.1 GET: status code and body.
-fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: nhid\r\nConnection: close\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
 }
 
 /// The sum of a metric's samples whose labels contain `labels` (Prometheus text format).

@@ -5,15 +5,19 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use flate2::read::MultiGzDecoder;
 
-use super::{EngineArgs, config_errors};
+use super::{EngineArgs, config_errors, init_logs, stop_on_signals};
 use crate::decode::DeadLetterReason;
 use crate::event::PrincipalType;
-use crate::pipeline::{Engine, Origin, Outputs, Stats};
+use crate::http::{self, Health};
+use crate::metrics::Metrics;
+use crate::pipeline::{ControlKind, Engine, Origin, Outputs, Stats};
 
 #[derive(Args)]
 pub struct ReplayArgs {
@@ -29,13 +33,22 @@ pub struct ReplayArgs {
     /// Where dead letters go, as JSON lines with their reason and original bytes.
     #[arg(long)]
     dead_letter: Option<PathBuf>,
+    /// Lifecycle events (offboarded owners, revoked credentials, retired principals; JSON
+    /// lines as on the lifecycle topic), applied before the audit events: each holds from
+    /// its own time on.
+    #[arg(long)]
+    lifecycle: Vec<PathBuf>,
+    /// Serve /metrics and the /principals inventory on this address during the replay and
+    /// after it, until interrupted (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
     #[command(flatten)]
     engine: EngineArgs,
 }
 
 pub fn run(args: ReplayArgs) -> ExitCode {
     let engine = match args.engine.engine() {
-        Ok(e) => e,
+        Ok(e) => Arc::new(e),
         Err(errors) => return config_errors(&errors),
     };
     match replay(&engine, &args) {
@@ -58,7 +71,16 @@ fn create(path: &Path) -> anyhow::Result<Box<dyn Write>> {
     Ok(Box::new(BufWriter::with_capacity(1 << 16, f)))
 }
 
-fn replay(engine: &Engine, args: &ReplayArgs) -> anyhow::Result<()> {
+fn replay(engine: &Arc<Engine>, args: &ReplayArgs) -> anyhow::Result<()> {
+    let served = match args.http {
+        Some(listen) => {
+            init_logs();
+            let metrics = Arc::new(Metrics::new());
+            let bound = http::serve(listen, engine.clone(), metrics.clone(), Arc::new(Health::default()))?;
+            Some((bound, metrics, stop_on_signals()?))
+        }
+        None => None,
+    };
     let mut sinks = Sinks {
         alerts: match &args.alerts {
             Some(p) => create(p)?,
@@ -69,32 +91,52 @@ fn replay(engine: &Engine, args: &ReplayArgs) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let mut out = Outputs::default();
-    let mut line = Vec::with_capacity(4096);
+    for path in &args.lifecycle {
+        each_line(path, |message, origin| {
+            engine.control(ControlKind::Lifecycle, message, origin, &mut out);
+            drain(&mut out, &mut sinks)
+        })?;
+    }
     for path in &args.files {
-        let name = path.display().to_string();
-        let mut reader = open(path)?;
-        let mut number = 0i64;
-        loop {
-            line.clear();
-            let n = reader.read_until(b'\n', &mut line).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-            if n == 0 {
-                break;
-            }
-            number += 1;
-            let trimmed = line.trim_ascii();
-            if trimmed.is_empty() {
-                continue;
-            }
-            engine.process(trimmed, Origin { source: &name, partition: 0, offset: number }, None, &mut out);
-            drain(&mut out, &mut sinks)?;
-        }
+        each_line(path, |message, origin| {
+            engine.process(message, origin, None, &mut out);
+            drain(&mut out, &mut sinks)
+        })?;
     }
     sinks.alerts.flush()?;
     for w in [&mut sinks.actions, &mut sinks.dead_letters].into_iter().flatten() {
         w.flush()?;
     }
     print_summary(&out.stats, args.files.len(), started.elapsed().as_secs_f64(), args.dead_letter.is_some());
+    if let Some((bound, metrics, stop)) = served {
+        metrics.absorb(&out.stats);
+        eprintln!("\nserving http://{bound}/principals and /metrics until interrupted");
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     Ok(())
+}
+
+/// Calls `f` with every non-blank line of a file and where it came from (line numbers as
+/// offsets).
+fn each_line(path: &Path, mut f: impl FnMut(&[u8], Origin<'_>) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let name = path.display().to_string();
+    let mut reader = open(path)?;
+    let mut line = Vec::with_capacity(4096);
+    let mut number = 0i64;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        if n == 0 {
+            return Ok(());
+        }
+        number += 1;
+        let trimmed = line.trim_ascii();
+        if !trimmed.is_empty() {
+            f(trimmed, Origin { source: &name, partition: 0, offset: number })?;
+        }
+    }
 }
 
 fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {

@@ -163,7 +163,7 @@ impl RateBaseline {
     /// The expectation of the slow parts only (long horizon and hour profile). Clamping is
     /// measured against it: were the short horizon included, sustained abuse could ratchet
     /// the bound up by 3σ every few minutes.
-    fn slow_expectation(&self, time: Millis) -> Expectation {
+    pub fn slow_expectation(&self, time: Millis) -> Expectation {
         let h = hour_of_day(time);
         let around = [(h + 23) % 24, h, (h + 1) % 24];
         let profile = around.iter().map(|&i| self.profile.mean[i]).fold(0.0, f32::max);
@@ -171,6 +171,19 @@ impl RateBaseline {
         let mean = self.long.mean.max(profile);
         let sd = self.long.sd().max(profile_sd).max(mean.sqrt()).max(1.0);
         Expectation { mean, sd }
+    }
+
+    /// Events per minute on the short horizon as of `time`: the open minute and the idle
+    /// minutes since then folded in as the next event would fold them (clamping and the
+    /// learning warm start aside), without changing the state. An identity that went quiet
+    /// an hour ago reads near zero, not at the level of its last busy minute.
+    pub fn recent_at(&self, time: Millis) -> f32 {
+        let idle = time.div_euclid(MINUTE) - self.minute;
+        if idle <= 0 {
+            return self.short.mean;
+        }
+        let closed = self.short.mean + SHORT_ALPHA * (self.count as f32 - self.short.mean);
+        closed * (1.0 - SHORT_ALPHA).powi((idle - 1).min(100_000) as i32)
     }
 
     fn close(&mut self, minute: i64, count: f32, learning: bool) {
@@ -189,6 +202,18 @@ mod tests {
     use super::*;
     use crate::time::HOUR;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_recent_rate_decays_while_the_identity_is_idle() {
+        let mut b = RateBaseline::new(0, 2.0);
+        feed(&mut b, 0, &[30; 60], true);
+        let busy = b.recent_at(59 * MINUTE);
+        assert!(busy > 25.0, "{busy}");
+        // The open minute (59) closes at 60 as the next event would close it.
+        assert!((b.recent_at(60 * MINUTE) - (busy + SHORT_ALPHA * (30.0 - busy))).abs() < 1e-3);
+        let later = b.recent_at(120 * MINUTE);
+        assert!(later < busy * 0.05, "an hour idle: {later}");
+    }
 
     fn feed(b: &mut RateBaseline, start_minute: i64, counts: &[u32], learning: bool) {
         for (i, &c) in counts.iter().enumerate() {

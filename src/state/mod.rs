@@ -10,9 +10,10 @@ pub mod sets;
 
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::{Xxh3Builder, xxh3_64};
+use xxhash_rust::xxh3::Xxh3Builder;
 
 use crate::event::{AuditEvent, CredentialKind, Outcome, PrincipalType};
+use crate::respond::alert::Severity;
 use crate::time::{HOUR, Millis};
 use baseline::{Expectation, RateBaseline};
 use sets::{FingerprintSet, NetworkPrefix, fingerprint, network_of};
@@ -97,7 +98,9 @@ fn prior_rate(kind: PrincipalType) -> f32 {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct CredentialState {
-    fingerprint: u64,
+    /// The credential's id (key id, token id or hash: an identifier, never the secret):
+    /// alerts and `/principals` name it. Compared as a string: at most a few per identity.
+    pub id: Box<str>,
     pub kind: CredentialKind,
     pub first_seen: Millis,
     pub last_seen: Millis,
@@ -144,6 +147,8 @@ pub struct AlertMark {
     pub suppressed: u32,
     /// The finding unit (minute, hour) last seen: more findings in it are the same finding.
     pub unit: Option<i64>,
+    /// Event time and severity of the last alert: `/principals` shows it while it is open.
+    pub last: Option<(Millis, Severity)>,
 }
 
 /// Facts about one event against its identity's history, computed during the update and
@@ -265,9 +270,8 @@ impl Identity {
             return (None, None);
         };
         let t = ev.time;
-        let fp = xxh3_64(id.as_bytes());
         let c = &ev.credential;
-        let pos = match self.credentials.iter().position(|s| s.fingerprint == fp) {
+        let pos = match self.credentials.iter().position(|s| *s.id == *id) {
             Some(i) => i,
             None => {
                 // Keep the most recently used credentials; rotation retires the old ones.
@@ -280,7 +284,7 @@ impl Identity {
                 // default growth would reserve four.
                 self.credentials.reserve_exact(1);
                 self.credentials.push(CredentialState {
-                    fingerprint: fp,
+                    id: id.into(),
                     kind: c.kind,
                     first_seen: t,
                     last_seen: t,

@@ -63,3 +63,15 @@ pub fn assert_invalid(name: &str, instance: &Value) -> Vec<String> {
 fn display_path(pointer: &str) -> &str {
     if pointer.is_empty() { "(root)" } else { pointer }
 }
+
+/// A plain HTTP/1.1 GET: status code and body.
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: nhid\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
