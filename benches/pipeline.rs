@@ -1,5 +1,6 @@
 //! Throughput of decode+classify, state update and the whole pipeline (bytes → alerts) on
-//! a realistic mix from `nhid simulate`, and the memory held per tracked identity.
+//! a realistic mix from `nhid simulate`, the memory held per tracked identity, and what a
+//! `/principals` page costs over a large state.
 //!
 //! `cargo bench --bench pipeline` (figures in README.md). Targets on the 2-core machine:
 //! ≥ 1,000,000 canonical events/s through the whole pipeline (two workers, events
@@ -16,6 +17,7 @@ use nhid::detect;
 use nhid::event::AuditEvent;
 use nhid::inventory::Inventory;
 use nhid::pipeline::{Engine, EngineConfig, Origin, Outputs};
+use nhid::principals;
 use nhid::simulate::{self, SimConfig};
 use nhid::state::{Identity, StateConfig, StateStore};
 use nhid::time::{DAY, format_rfc3339};
@@ -186,6 +188,33 @@ fn benches(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    g.finish();
+
+    // `/principals` walks every identity per page (filters and the keyset cursor need it):
+    // what a page costs at 100,000 identities, a third of them ownerless.
+    let e = engine();
+    let mut out = Outputs::default();
+    for i in 0..100_000 {
+        let owner = if i % 3 == 0 { String::new() } else { format!(r#","owner":"team-{}""#, i % 50) };
+        let line = format!(
+            r#"{{"id":"e{i}","time":"2026-11-20T00:00:00Z","principal":{{"id":"svc-{i:06}","type":"service_account"{owner}}},"credential":{{"id":"AKIA{i:016}","kind":"static_key"}},"action":"s3:GetObject","service":"s3","outcome":"success"}}"#
+        );
+        e.process(line.as_bytes(), Origin { source: "bench", partition: 0, offset: i }, None, &mut out);
+        out.clear();
+    }
+    let mut g = c.benchmark_group("principals_100k_identities");
+    g.sample_size(10);
+    let query = |q: &str| -> principals::Query { serde_json::from_value(serde_json::from_str(q).unwrap()).unwrap() };
+    for (name, q) in [
+        ("first_page_of_100", "{}"),
+        ("page_in_the_middle", r#"{"after":"svc-050000"}"#),
+        ("orphaned_true", r#"{"orphaned":true}"#),
+        ("owner_filter", r#"{"owner":"team-7"}"#),
+    ] {
+        let q = query(q);
+        g.bench_function(name, |b| b.iter(|| principals::list(&e, black_box(&q)).unwrap().principals.len()));
+    }
+    g.bench_function("one_principal", |b| b.iter(|| principals::view(&e, black_box("svc-050001"), true).is_some()));
     g.finish();
 }
 

@@ -244,10 +244,10 @@ pub fn view(engine: &Engine, id: &str, detail: bool) -> Option<Principal> {
             kind: c.kind,
             first_seen: format_rfc3339(c.first_seen),
             last_seen: format_rfc3339(c.last_seen),
-            age_secs: (now - c.issued_at.unwrap_or(c.first_seen).min(c.first_seen)) / 1_000,
-            issued_at: c.issued_at.map(format_rfc3339),
-            expires_at: c.expires_at.map(format_rfc3339),
-            expires_in_secs: c.expires_at.map(|e| (e - now) / 1_000),
+            age_secs: c.age_at(now) / 1_000,
+            issued_at: c.issued_at().map(format_rfc3339),
+            expires_at: c.expires_at().map(format_rfc3339),
+            expires_in_secs: c.expires_at().map(|e| (e - now) / 1_000),
             revoked_at: lifecycle.credentials.since(&c.id, now).map(format_rfc3339),
         })
         .collect();
@@ -286,7 +286,7 @@ pub fn view(engine: &Engine, id: &str, detail: bool) -> Option<Principal> {
         open: open_alerts.iter().map(|a| a.severity).collect(),
         orphaned: orphaned.as_ref(),
         retired_active: retired_at.is_some_and(|r| identity.last_seen > r),
-        expired_in_use: identity.credentials.iter().any(|c| c.expires_at.is_some_and(|e| c.last_seen > e)),
+        expired_in_use: identity.credentials.iter().any(|c| c.expires_at().is_some_and(|e| c.last_seen > e)),
         revoked_in_use: identity
             .credentials
             .iter()
