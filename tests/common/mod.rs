@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod dashboard;
 pub mod kafka;
 
 use std::path::PathBuf;
