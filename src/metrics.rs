@@ -1,15 +1,21 @@
 //! Prometheus metrics, named `nhid_<name>_<unit>[_total]` in base units. The registry is
 //! the application's own (never the crate's global default), and label values are bounded:
 //! topics, partitions, formats, principal types, detectors, severities, reasons; never a
-//! principal id.
+//! principal id. Every series of a bounded label set exists, at 0, from the start: a rate
+//! over a series that appears with its first increment misses that increment, and a
+//! dashboard panel with no series reads as "no data" rather than "none".
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::control::ActionStatus;
 use crate::decode::DeadLetterReason;
 use crate::event::{PrincipalType, SourceFormat};
 use crate::pipeline::{Engine, Stats};
+use crate::respond::RESPONSE_FAILED;
+use crate::respond::alert::{ActionKind, Mode, Severity};
+use crate::respond::policy::{ACTION_STORM, Block};
 
 pub struct Metrics {
     registry: Registry,
@@ -30,6 +36,9 @@ pub struct Metrics {
     pub consumer_lag: IntGaugeVec,
     pub producer_queue: IntGauge,
 }
+
+/// The `action` of a result that names none.
+const UNSPECIFIED: &str = "unspecified";
 
 /// Seconds, from 50 µs to about 100 s.
 fn buckets() -> Vec<f64> {
@@ -61,8 +70,11 @@ impl Metrics {
             counter("nhid_alerts_total", "Alerts raised, by detector and severity.", &["detector", "severity"]);
         let actions =
             counter("nhid_actions_total", "Automatic actions requested, by action and mode.", &["action", "mode"]);
-        let action_results =
-            counter("nhid_action_results_total", "Action results reported by the revocation service.", &["status"]);
+        let action_results = counter(
+            "nhid_action_results_total",
+            "Action results reported by the revocation service, by action and status.",
+            &["action", "status"],
+        );
         let guardrail_blocks = counter(
             "nhid_guardrail_blocks_total",
             "Actions narrowed or withheld by a guardrail, by reason.",
@@ -100,6 +112,25 @@ impl Metrics {
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         for t in PrincipalType::ALL {
             identities.with_label_values(&[t.as_str()]).set(0);
+            for f in SourceFormat::ALL {
+                events.with_label_values(&[f.as_str(), t.as_str()]);
+            }
+        }
+        for r in DeadLetterReason::ALL {
+            dead_letters.with_label_values(&[r.as_str()]);
+        }
+        for b in Block::ALL {
+            guardrail_blocks.with_label_values(&[b.as_str()]);
+        }
+        for a in ActionKind::ALL {
+            for m in Mode::ALL {
+                actions.with_label_values(&[a.as_str(), m.as_str()]);
+            }
+        }
+        for a in ActionKind::ALL.iter().map(|a| a.as_str()).chain([UNSPECIFIED]) {
+            for s in ActionStatus::ALL {
+                action_results.with_label_values(&[a, s.as_str()]);
+            }
         }
         Metrics {
             registry,
@@ -117,6 +148,24 @@ impl Metrics {
             event_to_alert,
             consumer_lag,
             producer_queue,
+        }
+    }
+
+    /// Creates, at 0, the series whose label values depend on the run: the input topics and
+    /// the alerts the engine's detectors (and the response policy) can raise, by severity.
+    pub fn expect(&self, engine: &Engine, topics: &[&str], reads_action_results: bool) {
+        for t in topics {
+            self.messages_received.with_label_values(&[t]);
+        }
+        let mut alerts: Vec<(&str, Severity)> = vec![ACTION_STORM];
+        if reads_action_results {
+            alerts.push(RESPONSE_FAILED);
+        }
+        for d in engine.detectors() {
+            alerts.extend(d.lanes.iter().flatten().map(|lane| (d.kind, lane.severity)));
+        }
+        for (kind, severity) in alerts {
+            self.alerts.with_label_values(&[kind, severity.as_str()]);
         }
     }
 
@@ -140,10 +189,9 @@ impl Metrics {
         for ((action, mode), &n) in &s.actions {
             self.actions.with_label_values(&[action.as_str(), mode.as_str()]).inc_by(n);
         }
-        for (status, &n) in crate::control::ActionStatus::ALL.iter().zip(&s.action_results) {
-            if n > 0 {
-                self.action_results.with_label_values(&[status.as_str()]).inc_by(n);
-            }
+        for ((action, status), &n) in &s.action_results {
+            let action = action.map_or(UNSPECIFIED, ActionKind::as_str);
+            self.action_results.with_label_values(&[action, status.as_str()]).inc_by(n);
         }
         for (block, &n) in &s.guardrail_blocks {
             self.guardrail_blocks.with_label_values(&[block.as_str()]).inc_by(n);
@@ -162,5 +210,57 @@ impl Metrics {
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding");
         String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn series(text: &str, metric: &str) -> Vec<String> {
+        text.lines().filter(|l| l.starts_with(&format!("{metric}{{"))).map(str::to_string).collect()
+    }
+
+    #[test]
+    fn bounded_label_sets_are_exported_at_zero_from_the_start() {
+        let engine = Config::default().engine().expect("the built-in detectors load");
+        let metrics = Metrics::new();
+        metrics.expect(&engine, &["audit", "nhid.action-results"], true);
+        let text = metrics.render(&engine);
+        let count = |metric| series(&text, metric).len();
+        assert_eq!(count("nhid_dead_letters_total"), DeadLetterReason::ALL.len());
+        assert_eq!(count("nhid_guardrail_blocks_total"), Block::ALL.len());
+        assert_eq!(count("nhid_events_total"), SourceFormat::ALL.len() * PrincipalType::ALL.len());
+        assert_eq!(count("nhid_actions_total"), ActionKind::ALL.len() * Mode::ALL.len());
+        assert_eq!(count("nhid_action_results_total"), (ActionKind::ALL.len() + 1) * ActionStatus::ALL.len());
+        assert_eq!(count("nhid_messages_received_total"), 2);
+        let alerts = series(&text, "nhid_alerts_total");
+        for d in engine.detectors() {
+            assert!(alerts.iter().any(|s| s.contains(&format!("detector=\"{}\"", d.kind))), "{} in {alerts:?}", d.kind);
+        }
+        assert!(alerts.iter().any(|s| s.contains("detector=\"response_failed\",severity=\"high\"")), "{alerts:?}");
+        let values: Vec<&str> = text
+            .lines()
+            .filter(|l| ["nhid_dead_letters", "nhid_alerts_total", "nhid_action"].iter().any(|m| l.starts_with(m)))
+            .filter_map(|l| l.rsplit(' ').next())
+            .collect();
+        assert!(values.iter().all(|v| *v == "0"), "{values:?}");
+    }
+
+    #[test]
+    fn action_results_are_counted_by_action_and_status() {
+        let engine = Config::default().engine().expect("the built-in detectors load");
+        let metrics = Metrics::new();
+        let mut stats = Stats::default();
+        stats.action_results.insert((Some(ActionKind::RevokeCredential), ActionStatus::Failed), 2);
+        stats.action_results.insert((None, ActionStatus::Done), 1);
+        metrics.absorb(&stats);
+        let text = metrics.render(&engine);
+        assert!(
+            text.contains("nhid_action_results_total{action=\"revoke_credential\",status=\"failed\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("nhid_action_results_total{action=\"unspecified\",status=\"done\"} 1\n"), "{text}");
     }
 }

@@ -150,8 +150,8 @@ pub struct Stats {
     pub evictions: u64,
     /// Lifecycle events applied, by `LifecycleKind::index` (malformed ones are dead letters).
     pub lifecycle_events: [u64; LifecycleKind::ALL.len()],
-    /// Action results applied, by `ActionStatus::index`.
-    pub action_results: [u64; ActionStatus::ALL.len()],
+    /// Action results applied, by the action they report (`None`: the result names none) and status.
+    pub action_results: BTreeMap<(Option<ActionKind>, ActionStatus), u64>,
 }
 
 impl Stats {
@@ -182,13 +182,22 @@ impl Stats {
         for (a, b) in self.lifecycle_events.iter_mut().zip(other.lifecycle_events) {
             *a += b;
         }
-        for (a, b) in self.action_results.iter_mut().zip(other.action_results) {
-            *a += b;
+        for (k, v) in &other.action_results {
+            *self.action_results.entry(*k).or_default() += v;
         }
     }
 
     pub fn dead_letters_total(&self) -> u64 {
         self.dead_letters.iter().sum()
+    }
+
+    /// Action results applied, by `ActionStatus::index`, whatever their action.
+    pub fn action_results_by_status(&self) -> [u64; ActionStatus::ALL.len()] {
+        let mut by_status = [0; ActionStatus::ALL.len()];
+        for ((_, status), n) in &self.action_results {
+            by_status[status.index()] += n;
+        }
+        by_status
     }
 }
 
@@ -310,7 +319,7 @@ impl Engine {
     }
 
     fn apply_action_result(&self, result: &ActionResult<'_>, out: &mut Outputs) {
-        out.stats.action_results[result.status.index()] += 1;
+        *out.stats.action_results.entry((result.action, result.status)).or_default() += 1;
         match result.status {
             ActionStatus::Done => {
                 if let Some(credential) = result.revoked_credential() {

@@ -2,45 +2,21 @@
 //! `Dockerfile`, and `deploy/` (Prometheus, Grafana provisioning and dashboard, nhid.toml).
 //! Docker does not run here, so these are structural checks: every bind-mounted file exists,
 //! published ports stay on loopback, Prometheus scrapes where nhid listens, Grafana loads the
-//! dashboard from where it is mounted, the dashboard queries only metrics nhid exports (with
-//! their labels), the stack creates every topic nhid reads or writes, and its nhid.toml is a
-//! valid configuration. `docker compose config` also validates the file where the compose
-//! client is installed (it needs no engine).
+//! dashboard from where it is mounted, the stack creates every topic nhid reads or writes, and
+//! its nhid.toml is a valid configuration. `docker compose config` also validates the file
+//! where the compose client is installed (it needs no engine). Whether the dashboard's queries
+//! name metrics and labels nhid really exports, and return data, is tests/prometheus.rs's job.
+
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::dashboard::{all_panels, dashboard};
 use nhid::config::Config;
 use nhid::respond::alert::Mode;
 use serde_json::Value;
-
-/// The metrics nhid exports, with their labels (DESIGN.md, Operations). The dashboard may use
-/// only these; a test over a real scrape checks nhid exports them.
-const EXPORTED: &[(&str, &[&str])] = &[
-    ("nhid_build_info", &["version"]),
-    ("nhid_messages_received_total", &["topic"]),
-    ("nhid_events_total", &["format", "principal_type"]),
-    ("nhid_dead_letters_total", &["reason"]),
-    ("nhid_alerts_total", &["detector", "severity"]),
-    ("nhid_actions_total", &["action", "mode"]),
-    ("nhid_action_results_total", &["status"]),
-    ("nhid_guardrail_blocks_total", &["reason"]),
-    ("nhid_identities", &["principal_type"]),
-    ("nhid_state_evictions_total", &[]),
-    ("nhid_processing_seconds", &[]),
-    ("nhid_event_to_alert_seconds", &[]),
-    ("nhid_consumer_lag_messages", &["topic", "partition"]),
-    ("nhid_producer_queue_messages", &[]),
-];
-
-/// Histograms: their series are `_bucket` (with `le`), `_sum` and `_count`.
-const HISTOGRAMS: &[&str] = &["nhid_processing_seconds", "nhid_event_to_alert_seconds"];
-
-/// Labels Prometheus adds to every scraped series.
-const TARGET_LABELS: &[&str] = &["instance", "job"];
-
-const DASHBOARD: &str = "deploy/grafana/dashboards/nhid.json";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -52,10 +28,6 @@ fn read(rel: &str) -> String {
 
 fn yaml(rel: &str) -> Value {
     serde_yaml_ng::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel}: not valid YAML: {e}"))
-}
-
-fn dashboard() -> Value {
-    serde_json::from_str(&read(DASHBOARD)).unwrap_or_else(|e| panic!("{DASHBOARD}: not valid JSON: {e}"))
 }
 
 fn compose() -> Value {
@@ -152,157 +124,7 @@ fn stack_config() -> Config {
 }
 
 // ---------------------------------------------------------------------------------------
-// Dashboard metric names
-
-/// Every `nhid_*` metric name the dashboard's queries use, histogram series (`_bucket`,
-/// `_sum`, `_count`) folded into the histogram's name.
-pub fn dashboard_metric_names() -> BTreeSet<String> {
-    dashboard_queries(&dashboard()).iter().flat_map(|(_, q)| metric_names_in(&q.expr)).collect()
-}
-
-/// One query of a panel.
-struct Query {
-    expr: String,
-    legend: String,
-}
-
-/// Every panel (rows' collapsed panels included) with its queries, by panel title.
-fn dashboard_queries(dashboard: &Value) -> Vec<(String, Query)> {
-    let mut out = Vec::new();
-    for panel in all_panels(dashboard) {
-        let title = panel["title"].as_str().unwrap_or_default().to_string();
-        for t in panel["targets"].as_array().into_iter().flatten() {
-            let expr = t["expr"].as_str().unwrap_or_default().to_string();
-            let legend = t["legendFormat"].as_str().unwrap_or_default().to_string();
-            out.push((title.clone(), Query { expr, legend }));
-        }
-    }
-    out
-}
-
-fn all_panels(dashboard: &Value) -> Vec<&Value> {
-    let mut out = Vec::new();
-    for p in dashboard["panels"].as_array().expect("dashboard has panels") {
-        out.push(p);
-        out.extend(p["panels"].as_array().into_iter().flatten());
-    }
-    out
-}
-
-/// The `nhid_*` metric names in a PromQL expression, outside string literals.
-fn metric_names_in(expr: &str) -> BTreeSet<String> {
-    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
-    let mut names = BTreeSet::new();
-    let chars: Vec<char> = expr.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '"' || c == '\'' || c == '`' {
-            // A label value or a string argument: skip to the closing quote.
-            i += 1;
-            while i < chars.len() && chars[i] != c {
-                i += if chars[i] == '\\' { 2 } else { 1 };
-            }
-            i += 1;
-            continue;
-        }
-        if ident(c) && (i == 0 || !ident(chars[i - 1])) {
-            let start = i;
-            while i < chars.len() && ident(chars[i]) {
-                i += 1;
-            }
-            let word: String = chars[start..i].iter().collect();
-            if word.starts_with("nhid_") {
-                names.insert(histogram_name(&word).to_string());
-            }
-            continue;
-        }
-        i += 1;
-    }
-    names
-}
-
-fn histogram_name(series: &str) -> &str {
-    ["_bucket", "_sum", "_count"].iter().find_map(|s| series.strip_suffix(s)).unwrap_or(series)
-}
-
-/// The labels of every `by (...)` and `without (...)` clause of an expression.
-fn grouping_labels(expr: &str) -> BTreeSet<String> {
-    let mut labels = BTreeSet::new();
-    for keyword in ["by", "without"] {
-        let mut rest = expr;
-        while let Some(at) = rest.find(keyword) {
-            let before = rest[..at].chars().next_back();
-            let after = rest[at + keyword.len()..].trim_start();
-            rest = &rest[at + keyword.len()..];
-            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') || !after.starts_with('(') {
-                continue;
-            }
-            let inner = &after[1..after.find(')').expect("grouping clause closes")];
-            labels.extend(inner.split(',').map(|l| l.trim().to_string()).filter(|l| !l.is_empty()));
-        }
-    }
-    labels
-}
-
-/// `{{label}}` references of a legend format.
-fn legend_labels(legend: &str) -> BTreeSet<String> {
-    legend.split("{{").skip(1).filter_map(|s| s.split_once("}}")).map(|(l, _)| l.trim().to_string()).collect()
-}
-
-fn exported() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
-    EXPORTED.iter().map(|(name, labels)| (*name, labels.iter().copied().collect())).collect()
-}
-
-#[test]
-fn metric_names_fold_histogram_series_and_skip_strings() {
-    let names = metric_names_in(
-        r#"histogram_quantile(0.99, sum by (le) (rate(nhid_processing_seconds_bucket{topic="nhid_not_a_metric"}[5m])))
-           / nhid_event_to_alert_seconds_count + nhid_events_total + xnhid_other"#,
-    );
-    let want: BTreeSet<String> =
-        ["nhid_processing_seconds", "nhid_event_to_alert_seconds", "nhid_events_total"].map(String::from).into();
-    assert_eq!(names, want);
-    assert_eq!(
-        grouping_labels("sum by (topic, partition) (x) / sum without(le) (y)"),
-        ["le", "partition", "topic"].map(String::from).into()
-    );
-    assert_eq!(legend_labels("{{detector}} {{ severity }}"), ["detector", "severity"].map(String::from).into());
-}
-
-#[test]
-fn dashboard_uses_every_exported_metric_and_nothing_else() {
-    let want: BTreeSet<String> = EXPORTED.iter().map(|(n, _)| n.to_string()).collect();
-    assert_eq!(dashboard_metric_names(), want);
-}
-
-#[test]
-fn dashboard_queries_group_and_label_by_labels_the_metrics_have() {
-    let exported = exported();
-    for (title, q) in dashboard_queries(&dashboard()) {
-        let names = metric_names_in(&q.expr);
-        assert!(!names.is_empty(), "{title}: {:?} queries no nhid metric", q.expr);
-        let mut available: BTreeSet<&str> = TARGET_LABELS.iter().copied().collect();
-        for name in &names {
-            let labels = exported.get(name.as_str()).unwrap_or_else(|| panic!("{title}: {name} is not exported"));
-            available.extend(labels);
-            if HISTOGRAMS.contains(&name.as_str()) {
-                available.insert("le");
-                assert!(q.expr.contains(&format!("{name}_bucket")), "{title}: histogram {name} used without _bucket");
-            }
-        }
-        let grouped = grouping_labels(&q.expr);
-        for label in &grouped {
-            assert!(available.contains(label.as_str()), "{title}: groups by {label:?}, which {names:?} do not have");
-        }
-        // After an aggregation only its grouping labels are left to name a series.
-        let aggregated = q.expr.contains("sum") || q.expr.contains("histogram_quantile");
-        for label in legend_labels(&q.legend) {
-            let ok = if aggregated { grouped.contains(&label) } else { available.contains(label.as_str()) };
-            assert!(ok, "{title}: legend uses {{{{{label}}}}}, which {:?} does not keep", q.expr);
-        }
-    }
-}
+// Dashboard structure (its queries are checked against a real scrape in tests/prometheus.rs)
 
 #[test]
 fn dashboard_panels_each_have_a_query_on_the_provisioned_datasource() {

@@ -368,7 +368,7 @@ fn a_done_revocation_holds_for_credentials_the_identity_no_longer_lists_and_iden
     let out = run_with(&engine, &events, &control);
     let fired: Vec<&str> = of_kind(&out, "expired_credential").iter().map(|a| a.principal.id.as_str()).collect();
     assert_eq!(fired, ["svc-a", "svc-b"]);
-    assert_eq!(out.stats.action_results, [3, 0]);
+    assert_eq!(out.stats.action_results_by_status(), [3, 0]);
 }
 
 #[test]
@@ -449,7 +449,7 @@ fn a_failed_action_raises_response_failed_naming_the_action_and_principal() {
     assert_eq!(alerts[1].alert_id, a.alert_id, "a redelivered report has the same alert id");
     assert_eq!(alerts[2].principal.kind, PrincipalType::Unknown, "a principal nhid does not know");
     assert!(out.actions.is_empty(), "a failure is alerted, not retried by nhid");
-    assert_eq!(out.stats.action_results, [0, 3]);
+    assert_eq!(out.stats.action_results_by_status(), [0, 3]);
     assert_eq!(out.stats.alerts[&("response_failed".to_string(), Severity::High)], 3);
     // A failed revocation revokes nothing.
     assert!(of_kind(&out, "expired_credential").is_empty());
@@ -502,7 +502,11 @@ fn malformed_control_messages_are_dead_lettered_with_a_reason() {
         assert!(!dl.detail.is_empty());
     }
     assert_eq!(out.stats.dead_letters_total(), cases.len() as u64);
-    assert_eq!((out.stats.lifecycle_events, out.stats.action_results), ([0; 3], [0; 2]), "nothing was applied");
+    assert_eq!(
+        (out.stats.lifecycle_events, out.stats.action_results_by_status()),
+        ([0; 3], [0; 2]),
+        "nothing was applied"
+    );
     assert!(out.alerts.is_empty());
 }
 
@@ -514,7 +518,7 @@ proptest::proptest! {
         for kind in [ControlKind::Lifecycle, ControlKind::ActionResult] {
             engine.control(kind, &bytes, Origin { source: "control", partition: 0, offset: 0 }, &mut out);
         }
-        let applied = out.stats.lifecycle_events.iter().chain(&out.stats.action_results).sum::<u64>();
+        let applied = out.stats.lifecycle_events.iter().chain(&out.stats.action_results_by_status()).sum::<u64>();
         proptest::prop_assert_eq!(applied + out.stats.dead_letters_total(), 2);
     }
 

@@ -1,9 +1,11 @@
 //! `nhid demo`: the whole product on one machine with no setup. An in-process Kafka cluster
 //! (librdkafka's mock cluster), a live simulated population producing audit events in wall
 //! time with an attack every 20 s, the Kafka runtime consuming them, and the alerts and
-//! revocation requests read back from their topics and printed as they arrive.
+//! revocation requests read back from their topics and printed as they arrive. `/metrics`,
+//! `/healthz` and `/readyz` are served as by `nhid run` (`http.listen`, `--http-listen`).
 
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,6 +20,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use super::{EngineArgs, config_errors, init_logs, stop_on_signals};
+use crate::http::{self, Health};
+use crate::metrics::Metrics;
 use crate::pipeline::Engine;
 use crate::runtime::{self, KafkaConfig};
 use crate::simulate::{Live, LiveConfig};
@@ -37,6 +41,9 @@ pub struct DemoArgs {
     /// Seconds between injected attacks.
     #[arg(long, default_value_t = 20)]
     attack_every: u64,
+    /// Where /metrics, /healthz and /readyz listen [http.listen; default 127.0.0.1:9898]; port 0 picks a free one.
+    #[arg(long)]
+    http_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -46,11 +53,16 @@ const PARTITIONS: i32 = 4;
 
 pub fn run(args: &DemoArgs) -> ExitCode {
     init_logs_quiet();
-    let engine = match args.engine.engine() {
-        Ok(e) => e,
+    let loaded = args.engine.load(|c| {
+        if let Some(l) = args.http_listen {
+            c.http.listen = l;
+        }
+    });
+    let (config, engine) = match loaded {
+        Ok(loaded) => loaded,
         Err(errors) => return config_errors(&errors),
     };
-    match demo(engine, args) {
+    match demo(engine, config.http.listen, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -68,7 +80,7 @@ fn init_logs_quiet() {
     init_logs();
 }
 
-fn demo(engine: Engine, args: &DemoArgs) -> anyhow::Result<()> {
+fn demo(engine: Engine, listen: SocketAddr, args: &DemoArgs) -> anyhow::Result<()> {
     let paint = Paint(std::io::stdout().is_terminal());
     let cluster = MockCluster::new(1).context("starting the in-process Kafka cluster")?;
     let kafka = KafkaConfig {
@@ -115,9 +127,16 @@ fn demo(engine: Engine, args: &DemoArgs) -> anyhow::Result<()> {
         });
     }
     let engine = Arc::new(engine);
+    let (metrics, health) = (Arc::new(Metrics::new()), Arc::new(Health::default()));
+    let bound = http::serve(listen, engine.clone(), metrics.clone(), health.clone())
+        .with_context(|| format!("serving HTTP on {listen}"))?;
+    // The one line that says where to look; tests read the address from it.
+    println!("metrics: http://{bound}/metrics");
     let runtime = {
         let (engine, kafka, stop) = (engine.clone(), kafka.clone(), stop.clone());
-        thread::Builder::new().name("nhid-runtime".into()).spawn(move || runtime::run(engine, &kafka, stop))?
+        thread::Builder::new()
+            .name("nhid-runtime".into())
+            .spawn(move || runtime::run_observed(engine, &kafka, stop, metrics, health))?
     };
     let produced = Arc::new(AtomicU64::new(0));
     let printer = {

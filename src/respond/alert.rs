@@ -115,6 +115,8 @@ pub enum Mode {
 }
 
 impl Mode {
+    pub const ALL: &'static [Mode] = &[Mode::Enforce, Mode::DryRun];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Enforce => "enforce",

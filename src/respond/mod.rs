@@ -33,6 +33,9 @@ pub fn action_id(alert_id: &str, action: alert::ActionKind, target: &ActionTarge
 /// Where `response_failed` alerts say they come from: the topic, as there is no detector file.
 pub const ACTION_RESULTS: &str = "action_results";
 
+/// Kind and severity of the alert for a failed action (a metric series from the start).
+pub const RESPONSE_FAILED: (&str, alert::Severity) = ("response_failed", alert::Severity::High);
+
 /// The revocation service's words are shown, not trusted: bounded so a chatty error cannot
 /// bloat every copy of the alert.
 const MAX_DETAIL_CHARS: usize = 256;
@@ -52,8 +55,8 @@ pub fn response_failed(result: &ActionResult<'_>, principal: alert::AlertPrincip
         alert_id: alert_id(ACTION_RESULTS, &result.action_id, result.time.div_euclid(crate::time::MINUTE)),
         time: result.time,
         detector: ACTION_RESULTS.into(),
-        kind: "response_failed".into(),
-        severity: alert::Severity::High,
+        kind: RESPONSE_FAILED.0.into(),
+        severity: RESPONSE_FAILED.1,
         summary: format!(
             "The revocation service failed to {action} for {}{credential}: the finding behind action {} is not contained.{said}",
             principal.id, result.action_id

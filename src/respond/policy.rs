@@ -62,6 +62,9 @@ impl Default for ResponseConfig {
     }
 }
 
+/// Kind and severity of the alert for a tripped circuit breaker (a metric series from the start).
+pub const ACTION_STORM: (&str, Severity) = ("action_storm", Severity::Critical);
+
 /// Why an action was not taken. Bounded: it is a metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Block {
@@ -76,6 +79,17 @@ pub enum Block {
 }
 
 impl Block {
+    pub const ALL: &'static [Block] = &[
+        Block::Human,
+        Block::NotMachine,
+        Block::Protected,
+        Block::BelowMinSeverity,
+        Block::AutoRevokeDisabled,
+        Block::IdentityCooldown,
+        Block::RateLimited,
+        Block::CircuitOpen,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Block::Human => "human",
@@ -226,8 +240,8 @@ impl Policy {
             alert_id: super::alert_id("response_policy", "*", window),
             time: trigger.time,
             detector: "response_policy".into(),
-            kind: "action_storm".into(),
-            severity: Severity::Critical,
+            kind: ACTION_STORM.0.into(),
+            severity: ACTION_STORM.1,
             principal: trigger.principal.clone(),
             credential_id: trigger.credential_id.clone(),
             actor: AlertActor::default(),

@@ -551,6 +551,8 @@ pub fn run_observed(
         properties = ?cfg.redacted_properties(),
         "starting the Kafka runtime"
     );
+    let inputs: Vec<&str> = cfg.inputs().into_iter().map(|(t, _)| t).collect();
+    metrics.expect(&engine, &inputs, cfg.action_results_topic.is_some());
     let output = Arc::new(Sender::new(cfg, stop.clone(), metrics.clone())?);
     let n = cfg.worker_count();
     let mut senders = Vec::with_capacity(n);
