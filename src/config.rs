@@ -130,6 +130,7 @@ impl Config {
                 // Numbers and booleans typed, so that fields deserialized through maps (the
                 // per-type learning periods) accept them; strings still accept "42".
                 .try_parsing(true)
+                // The one list field; elsewhere a comma is data (`kafka.brokers`).
                 .list_separator(",")
                 .with_list_parse_key("kafka.topics")
                 .source(Some(config::Map::from([(name.clone(), value)])));
