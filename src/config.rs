@@ -1,9 +1,12 @@
-//! The typed configuration (`nhid.toml`). Every field has a default, unknown fields are
-//! rejected, and validation reports every error at once (exit code 64 in the CLI).
+//! The typed configuration: defaults, then the TOML file (`nhid.example.toml` documents every
+//! field), then `NHID__SECTION__KEY` environment variables; the command line's flags come last
+//! (`cli`). Unknown fields are rejected in the file and the environment alike, and every error
+//! is reported at once (exit code 64 in the CLI).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::decode::{DEFAULT_MAX_EVENT_BYTES, Format};
 use crate::detect;
@@ -17,7 +20,11 @@ use crate::state::StateConfig;
 /// Exit code for bad configuration (`EX_CONFIG` in sysexits.h).
 pub const EXIT_CONFIG: i32 = 64;
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+/// Environment variables under this prefix override the file: `NHID__HTTP__LISTEN` is
+/// `http.listen`, `NHID__DETECTORS_DIR` is `detectors_dir`.
+pub const ENV_PREFIX: &str = "NHID__";
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Directory of detector instances (`*.toml`); the built-in set when absent.
@@ -34,9 +41,11 @@ pub struct Config {
     pub kafka: KafkaConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DecodeConfig {
     /// `auto` detects the format of every message.
@@ -57,16 +66,88 @@ impl Default for DecodeConfig {
     }
 }
 
+/// The `[log]` section. Logs go to standard error.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `RUST_LOG`-style filter (`info`, `warn,nhid=debug`); `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Pretty, level: "info".into() }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Pretty,
+    /// One JSON object per line, fields at the top level, for log shippers.
+    Json,
+}
+
 impl Config {
-    /// Reads and validates a file; a missing `path` gives the defaults.
+    /// The layered configuration (see [`Config::layered`]), validated.
     pub fn load(path: Option<&Path>) -> Result<Config, Vec<String>> {
-        let Some(path) = path else {
-            return Ok(Config::default());
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
-        let config: Config = toml::from_str(&text).map_err(|e| vec![format!("{}: {e}", path.display())])?;
-        let errors = config.validate();
+        let (config, mut errors) = Config::layered(path, std::env::vars_os());
+        errors.extend(config.validate());
         if errors.is_empty() { Ok(config) } else { Err(errors) }
+    }
+
+    /// Defaults, then the file at `path` (if any), then the `NHID__*` variables of `env`; not
+    /// validated, so that command-line flags can still override it. Every source is read on
+    /// its own first, so each error names its file or variable, and one bad variable does not
+    /// hide another; the configuration returned layers the sources that were readable.
+    pub fn layered(path: Option<&Path>, env: impl IntoIterator<Item = (OsString, OsString)>) -> (Config, Vec<String>) {
+        let mut errors = Vec::new();
+        let mut readable = config::Config::builder();
+        if let Some(path) = path {
+            let name = path.display().to_string();
+            match std::fs::read_to_string(path) {
+                Ok(text) => match read(config::File::from_str(&text, config::FileFormat::Toml)) {
+                    Ok(source) => readable = readable.add_source(source),
+                    Err(e) => errors.push(format!("{name}: {}", describe(e))),
+                },
+                Err(e) => errors.push(format!("{name}: {e}")),
+            }
+        }
+        // Sorted: the environment's order is arbitrary, and errors should not move between runs.
+        let mut vars: Vec<_> = env.into_iter().filter(|(k, _)| k.to_string_lossy().starts_with(ENV_PREFIX)).collect();
+        vars.sort();
+        for (name, value) in vars {
+            let name = name.to_string_lossy().into_owned();
+            let Ok(value) = value.into_string() else {
+                errors.push(format!("{name}: not valid UTF-8"));
+                continue;
+            };
+            let variable = config::Environment::with_prefix(ENV_PREFIX.trim_end_matches('_'))
+                .separator("__")
+                // Numbers and booleans typed, so that fields deserialized through maps (the
+                // per-type learning periods) accept them; strings still accept "42".
+                .try_parsing(true)
+                // The one list field; elsewhere a comma is data (`kafka.brokers`).
+                .list_separator(",")
+                .with_list_parse_key("kafka.topics")
+                .source(Some(config::Map::from([(name.clone(), value)])));
+            match read(variable) {
+                Ok(source) => readable = readable.add_source(source),
+                Err(e) => errors.push(format!("{name}: {}", describe(e))),
+            }
+        }
+        match readable.build().and_then(config::Config::try_deserialize) {
+            Ok(config) => (config, errors),
+            Err(e) => {
+                // Each source was readable on its own; only their combination (a table in
+                // the file replaced by a value in the environment, say) can fail here.
+                errors.push(format!("file and environment together: {}", describe(e)));
+                (Config::default(), errors)
+            }
+        }
     }
 
     pub fn validate(&self) -> Vec<String> {
@@ -82,6 +163,9 @@ impl Config {
         check(self.response.max_actions_per_minute > 0, "response.max_actions_per_minute: must be positive");
         check(self.response.breaker_cooldown_secs > 0, "response.breaker_cooldown_secs: must be positive");
         errors.extend(self.kafka.validate());
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            errors.push(format!("log.level: {e}"));
+        }
         errors
     }
 
@@ -107,5 +191,123 @@ impl Config {
             )),
             _ => Err(errors),
         }
+    }
+}
+
+/// One source on its own, checked by deserializing it over the defaults.
+fn read(source: impl config::Source + Send + Sync + 'static) -> Result<config::Config, config::ConfigError> {
+    let built = config::Config::builder().add_source(source).build()?;
+    built.clone().try_deserialize::<Config>()?;
+    Ok(built)
+}
+
+/// `key: what is wrong`: the config crate's own messages end with the source, which the
+/// caller names first instead.
+fn describe(error: config::ConfigError) -> String {
+    match error {
+        config::ConfigError::Type { unexpected, expected, key: Some(key), .. } => {
+            format!("{key}: invalid type: {unexpected}, expected {expected}")
+        }
+        config::ConfigError::At { error, key: Some(key), .. } => format!("{key}: {error}"),
+        config::ConfigError::FileParse { cause, .. } => cause.to_string(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::PrincipalType;
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        vars.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+
+    fn layered(file: &str, vars: &[(&str, &str)]) -> (Config, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nhid.toml");
+        std::fs::write(&path, file).unwrap();
+        Config::layered(Some(&path), env(vars))
+    }
+
+    #[test]
+    fn defaults_then_file_then_environment() {
+        let file = "[kafka]\ngroup = \"from-file\"\nbrokers = \"file:9092\"\n[state]\nmax_identities = 7\n";
+        let (config, errors) = layered(file, &[("NHID__KAFKA__GROUP", "from-env"), ("NHID__LOG__FORMAT", "json")]);
+        assert_eq!(errors, Vec::<String>::new());
+        assert_eq!(config.kafka.group, "from-env");
+        assert_eq!(config.kafka.brokers, "file:9092");
+        assert_eq!(config.state.max_identities, 7);
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(config.response, ResponseConfig::default());
+    }
+
+    /// Values are typed by the field they land in: a list only where the field is one, a
+    /// number-looking value still a string in a string field.
+    #[test]
+    fn environment_values_take_the_type_of_their_field() {
+        let vars = [
+            ("NHID__KAFKA__TOPICS", "audit,audit-eu"),
+            ("NHID__KAFKA__BROKERS", "a:9092,b:9092"),
+            ("NHID__KAFKA__GROUP", "42"),
+            ("NHID__KAFKA__INSTANCE_ID", "7"),
+            ("NHID__STATE__IDLE_TTL_SECS", "60"),
+            ("NHID__STATE__LEARNING_SECS__AI_AGENT", "3600"),
+            ("NHID__HTTP__LISTEN", "0.0.0.0:9898"),
+            ("NHID__RESPONSE__MODE", "enforce"),
+            ("NHID__DETECTORS_DIR", "/x"),
+        ];
+        let (config, errors) = Config::layered(None, env(&vars));
+        assert_eq!(errors, Vec::<String>::new());
+        assert_eq!(config.kafka.topics, ["audit", "audit-eu"]);
+        assert_eq!(config.kafka.brokers, "a:9092,b:9092");
+        assert_eq!(config.kafka.group, "42");
+        assert_eq!(config.kafka.instance_id.as_deref(), Some("7"));
+        assert_eq!(config.state.idle_ttl_secs, 60);
+        assert_eq!(config.state.learning_secs.per_type[&PrincipalType::AiAgent], 3600);
+        assert_eq!(config.http.listen.to_string(), "0.0.0.0:9898");
+        assert_eq!(config.response.mode, crate::respond::alert::Mode::Enforce);
+        assert_eq!(config.detectors_dir, Some(PathBuf::from("/x")));
+    }
+
+    #[test]
+    fn other_variables_are_not_configuration() {
+        let vars = [("NHID_SKIP_BROKER_TESTS", "1"), ("HOME", "/root"), ("nhid__http__listn", "x")];
+        assert_eq!(Config::layered(None, env(&vars)), (Config::default(), Vec::new()));
+    }
+
+    /// Each variable is read on its own: every bad one is named, and the good ones and the
+    /// file still apply (their semantic errors are reported too).
+    #[test]
+    fn every_bad_variable_is_named() {
+        let vars = [
+            ("NHID__STATE__MAX_IDENTITIES", "many"),
+            ("NHID__DECODE__FORMAT", "xml"),
+            ("NHID__STATE__LEARNING_SECS__AI_AGNET", "1"),
+            ("NHID__KAFKA__GROUP", "good"),
+        ];
+        let (config, errors) = layered("[kafka]\ncommit_interval_ms = 0\n", &vars);
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        assert!(errors[0].starts_with("NHID__DECODE__FORMAT: decode.format"), "{errors:#?}");
+        assert!(errors[1].starts_with("NHID__STATE__LEARNING_SECS__AI_AGNET: ") && errors[1].contains("ai_agnet"));
+        assert!(errors[2].starts_with("NHID__STATE__MAX_IDENTITIES: state.max_identities"), "{errors:#?}");
+        assert_eq!(config.kafka.group, "good");
+        assert_eq!(config.validate(), ["kafka.commit_interval_ms: must be positive"]);
+    }
+
+    #[test]
+    fn a_missing_or_broken_file_is_named() {
+        let (_, errors) = Config::layered(Some(Path::new("/no/such/nhid.toml")), []);
+        assert!(errors[0].starts_with("/no/such/nhid.toml: "), "{errors:?}");
+        let (_, errors) = layered("[kafka\n", &[]);
+        assert!(errors[0].contains("nhid.toml: ") && errors[0].contains("line 1"), "{errors:?}");
+    }
+
+    #[test]
+    fn an_invalid_log_level_is_a_configuration_error() {
+        let config =
+            Config { log: LogConfig { level: "nhid=loud".into(), ..LogConfig::default() }, ..Config::default() };
+        assert_eq!(config.validate().len(), 1);
+        assert!(config.validate()[0].starts_with("log.level: "));
     }
 }

@@ -77,7 +77,7 @@ fn init_logs_quiet() {
         // SAFETY: called first thing, before any other thread exists.
         unsafe { std::env::set_var("RUST_LOG", "warn,librdkafka=error,rdkafka=error") };
     }
-    init_logs();
+    init_logs(&crate::config::LogConfig::default());
 }
 
 fn demo(engine: Engine, listen: SocketAddr, args: &DemoArgs) -> anyhow::Result<()> {

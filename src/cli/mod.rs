@@ -6,12 +6,13 @@ mod replay;
 mod run;
 mod simulate;
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, EXIT_CONFIG};
+use crate::config::{Config, EXIT_CONFIG, LogConfig, LogFormat};
 use crate::decode::Format;
 
 #[derive(Parser)]
@@ -39,7 +40,8 @@ enum Command {
 /// Options that shape the engine, shared by the commands that build one.
 #[derive(Args, Clone, Debug, Default)]
 pub struct EngineArgs {
-    /// Configuration file (TOML); defaults apply without one.
+    /// Configuration file (TOML); defaults apply without one. `NHID__SECTION__KEY` environment
+    /// variables override it, and flags override both.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Directory of detector files; overrides the config's `detectors_dir`.
@@ -63,10 +65,8 @@ impl EngineArgs {
     /// Like [`EngineArgs::engine`], with more overrides (a command's own flags) applied to
     /// the configuration before it is validated; returns the configuration too.
     pub fn load(&self, more: impl FnOnce(&mut Config)) -> Result<(Config, crate::pipeline::Engine), Vec<String>> {
-        let (mut config, mut errors) = match self.config() {
-            Ok(c) => (c, Vec::new()),
-            Err(e) => (self.apply(Config::default()), e),
-        };
+        let (config, mut errors) = Config::layered(self.config.as_deref(), std::env::vars_os());
+        let mut config = self.apply(config);
         more(&mut config);
         match config.engine() {
             Ok(engine) if errors.is_empty() => Ok((config, engine)),
@@ -76,11 +76,6 @@ impl EngineArgs {
                 Err(errors)
             }
         }
-    }
-
-    /// The configuration with command-line overrides applied.
-    pub fn config(&self) -> Result<Config, Vec<String>> {
-        Ok(self.apply(Config::load(self.config.as_deref())?))
     }
 
     fn apply(&self, mut config: Config) -> Config {
@@ -117,11 +112,19 @@ fn config_errors(errors: &[String]) -> ExitCode {
     ExitCode::from(EXIT_CONFIG as u8)
 }
 
-/// Structured logs on standard error; `RUST_LOG` filters (default `info`).
-fn init_logs() {
+/// Structured logs on standard error, as the `[log]` section says; `RUST_LOG` wins over
+/// `log.level` when set. Called once the configuration is loaded: its errors are printed
+/// plainly, whatever the format.
+fn init_logs(log: &LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match log.format {
+        // Colors only for a person watching: not in files or pipes.
+        LogFormat::Pretty => logs.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        // Fields beside the message rather than nested, which is what log shippers index.
+        LogFormat::Json => logs.json().flatten_event(true).try_init(),
+    };
 }
 
 /// A flag set by the first SIGINT or SIGTERM; a second one exits at once. The handlers are

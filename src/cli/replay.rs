@@ -13,6 +13,7 @@ use clap::Args;
 use flate2::read::MultiGzDecoder;
 
 use super::{EngineArgs, config_errors, init_logs, stop_on_signals};
+use crate::config::LogConfig;
 use crate::decode::DeadLetterReason;
 use crate::event::PrincipalType;
 use crate::http::{self, Health};
@@ -47,11 +48,11 @@ pub struct ReplayArgs {
 }
 
 pub fn run(args: ReplayArgs) -> ExitCode {
-    let engine = match args.engine.engine() {
-        Ok(e) => Arc::new(e),
+    let (config, engine) = match args.engine.load(|_| {}) {
+        Ok((c, e)) => (c, Arc::new(e)),
         Err(errors) => return config_errors(&errors),
     };
-    match replay(&engine, &args) {
+    match replay(&engine, &config.log, &args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -71,10 +72,10 @@ fn create(path: &Path) -> anyhow::Result<Box<dyn Write>> {
     Ok(Box::new(BufWriter::with_capacity(1 << 16, f)))
 }
 
-fn replay(engine: &Arc<Engine>, args: &ReplayArgs) -> anyhow::Result<()> {
+fn replay(engine: &Arc<Engine>, log: &LogConfig, args: &ReplayArgs) -> anyhow::Result<()> {
     let served = match args.http {
         Some(listen) => {
-            init_logs();
+            init_logs(log);
             let metrics = Arc::new(Metrics::new());
             let bound = http::serve(listen, engine.clone(), metrics.clone(), Arc::new(Health::default()))?;
             Some((bound, metrics, stop_on_signals()?))

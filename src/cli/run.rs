@@ -74,11 +74,11 @@ impl RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> ExitCode {
-    init_logs();
     let (config, engine) = match args.engine.load(|c| args.apply(c)) {
         Ok(loaded) => loaded,
         Err(errors) => return config_errors(&errors),
     };
+    init_logs(&config.log);
     let engine = Arc::new(engine);
     let (metrics, health) = (Arc::new(Metrics::new()), Arc::new(Health::default()));
     let result = http::serve(config.http.listen, engine.clone(), metrics.clone(), health.clone())

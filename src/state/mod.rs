@@ -59,8 +59,10 @@ impl Default for StateConfig {
     }
 }
 
+// No `deny_unknown_fields`: serde does not support it beside `flatten` (it rejected every
+// per-type key); every key but `default` goes to `per_type`, whose key type rejects names
+// that are not principal types.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct LearningSecs {
     /// One day: covers the daily cycle and a nightly batch once.
     #[serde(default = "default_learning_secs")]
