@@ -325,7 +325,7 @@ fn measure(cluster: &Cluster, workload: &[(String, Vec<u8>)]) -> anyhow::Result<
         l.value_at_quantile(0.99),
         l.max(),
         l.len(),
-        alerts_by_kind(&paced.report)
+        alerts_by_detector(&paced.report)
     );
     Ok(Figures { bare, nhid, paced })
 }
@@ -729,13 +729,13 @@ impl Background {
     }
 }
 
-/// Alerts of a run by kind, `kind n, ...`.
-fn alerts_by_kind(report: &Report) -> String {
-    let mut kinds: BTreeMap<&str, u64> = BTreeMap::new();
-    for ((kind, _), n) in &report.stats.alerts {
-        *kinds.entry(kind).or_default() += n;
+/// Alerts of a run by detector, `detector n, ...`.
+fn alerts_by_detector(report: &Report) -> String {
+    let mut detectors: BTreeMap<&str, u64> = BTreeMap::new();
+    for ((detector, _), n) in &report.stats.alerts {
+        *detectors.entry(detector).or_default() += n;
     }
-    kinds.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+    detectors.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
 }
 
 /// When the runtime under measurement logged "partitions assigned": where its clock starts.

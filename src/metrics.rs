@@ -12,14 +12,15 @@ use prometheus::{
 use crate::control::ActionStatus;
 use crate::decode::DeadLetterReason;
 use crate::event::{PrincipalType, SourceFormat};
-use crate::pipeline::{Engine, Stats};
-use crate::respond::RESPONSE_FAILED;
+use crate::pipeline::{ControlKind, Engine, Stats};
 use crate::respond::alert::{ActionKind, Mode, Severity};
-use crate::respond::policy::{ACTION_STORM, Block};
+use crate::respond::policy::{ACTION_STORM, Block, RESPONSE_POLICY};
+use crate::respond::{ACTION_RESULTS, RESPONSE_FAILED};
 
 pub struct Metrics {
     registry: Registry,
     pub messages_received: IntCounterVec,
+    pub events_received: IntCounterVec,
     events: IntCounterVec,
     dead_letters: IntCounterVec,
     alerts: IntCounterVec,
@@ -60,6 +61,11 @@ impl Metrics {
             c
         };
         let messages_received = counter("nhid_messages_received_total", "Messages consumed, by topic.", &["topic"]);
+        let events_received = counter(
+            "nhid_events_received_total",
+            "Audit events decoded from each input topic, by source format.",
+            &["topic", "format"],
+        );
         let events = counter(
             "nhid_events_total",
             "Audit events decoded, by source format and principal type (lane).",
@@ -135,6 +141,7 @@ impl Metrics {
         Metrics {
             registry,
             messages_received,
+            events_received,
             events,
             dead_letters,
             alerts,
@@ -153,19 +160,24 @@ impl Metrics {
 
     /// Creates, at 0, the series whose label values depend on the run: the input topics and
     /// the alerts the engine's detectors (and the response policy) can raise, by severity.
-    pub fn expect(&self, engine: &Engine, topics: &[&str], reads_action_results: bool) {
-        for t in topics {
-            self.messages_received.with_label_values(&[t]);
+    pub fn expect(&self, engine: &Engine, inputs: &[(&str, Option<ControlKind>)]) {
+        for &(topic, control) in inputs {
+            self.messages_received.with_label_values(&[topic]);
+            if control.is_none() {
+                for f in SourceFormat::ALL {
+                    self.events_received.with_label_values(&[topic, f.as_str()]);
+                }
+            }
         }
-        let mut alerts: Vec<(&str, Severity)> = vec![ACTION_STORM];
-        if reads_action_results {
-            alerts.push(RESPONSE_FAILED);
+        let mut alerts: Vec<(&str, Severity)> = vec![(RESPONSE_POLICY, ACTION_STORM.1)];
+        if inputs.iter().any(|(_, c)| *c == Some(ControlKind::ActionResult)) {
+            alerts.push((ACTION_RESULTS, RESPONSE_FAILED.1));
         }
         for d in engine.detectors() {
-            alerts.extend(d.lanes.iter().flatten().map(|lane| (d.kind, lane.severity)));
+            alerts.extend(d.lanes.iter().flatten().map(|lane| (d.id.as_str(), lane.severity)));
         }
-        for (kind, severity) in alerts {
-            self.alerts.with_label_values(&[kind, severity.as_str()]);
+        for (detector, severity) in alerts {
+            self.alerts.with_label_values(&[detector, severity.as_str()]);
         }
     }
 
@@ -226,7 +238,7 @@ mod tests {
     fn bounded_label_sets_are_exported_at_zero_from_the_start() {
         let engine = Config::default().engine().expect("the built-in detectors load");
         let metrics = Metrics::new();
-        metrics.expect(&engine, &["audit", "nhid.action-results"], true);
+        metrics.expect(&engine, &[("audit", None), ("nhid.action-results", Some(ControlKind::ActionResult))]);
         let text = metrics.render(&engine);
         let count = |metric| series(&text, metric).len();
         assert_eq!(count("nhid_dead_letters_total"), DeadLetterReason::ALL.len());
@@ -235,11 +247,13 @@ mod tests {
         assert_eq!(count("nhid_actions_total"), ActionKind::ALL.len() * Mode::ALL.len());
         assert_eq!(count("nhid_action_results_total"), (ActionKind::ALL.len() + 1) * ActionStatus::ALL.len());
         assert_eq!(count("nhid_messages_received_total"), 2);
+        assert_eq!(count("nhid_events_received_total"), SourceFormat::ALL.len(), "audit topics only");
         let alerts = series(&text, "nhid_alerts_total");
         for d in engine.detectors() {
-            assert!(alerts.iter().any(|s| s.contains(&format!("detector=\"{}\"", d.kind))), "{} in {alerts:?}", d.kind);
+            assert!(alerts.iter().any(|s| s.contains(&format!("detector=\"{}\"", d.id))), "{} in {alerts:?}", d.id);
         }
-        assert!(alerts.iter().any(|s| s.contains("detector=\"response_failed\",severity=\"high\"")), "{alerts:?}");
+        assert!(alerts.iter().any(|s| s.contains("detector=\"action_results\",severity=\"high\"")), "{alerts:?}");
+        assert!(alerts.iter().any(|s| s.contains("detector=\"response_policy\",severity=\"critical\"")), "{alerts:?}");
         let values: Vec<&str> = text
             .lines()
             .filter(|l| ["nhid_dead_letters", "nhid_alerts_total", "nhid_action"].iter().any(|m| l.starts_with(m)))

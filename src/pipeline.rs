@@ -133,6 +133,14 @@ impl DeadLetter {
     }
 }
 
+/// What one message held: its source format and how many events it decoded to (a
+/// CloudTrail file holds many); `format` is `None` when nothing decoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Decoded {
+    pub format: Option<SourceFormat>,
+    pub events: u64,
+}
+
 /// Counts of what went through, per worker; merged for summaries and metrics.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Stats {
@@ -143,6 +151,7 @@ pub struct Stats {
     /// Events by source format, then by principal type (lane), for metrics.
     pub events_by_format: [[u64; PrincipalType::ALL.len()]; SourceFormat::ALL.len()],
     pub dead_letters: [u64; DeadLetterReason::ALL.len()],
+    /// Alerts by detector (instance id: the file stem) and severity.
     pub alerts: BTreeMap<(String, Severity), u64>,
     pub suppressed_repeats: u64,
     pub actions: BTreeMap<(ActionKind, Mode), u64>,
@@ -273,7 +282,14 @@ impl Engine {
 
     /// Processes one message. `transport_time` is the transport's own timestamp (a Kafka
     /// message's), used only for events that carry no time.
-    pub fn process(&self, bytes: &[u8], origin: Origin<'_>, transport_time: Option<Millis>, out: &mut Outputs) {
+    /// Returns what the message held, for the transport's per-topic counts.
+    pub fn process(
+        &self,
+        bytes: &[u8],
+        origin: Origin<'_>,
+        transport_time: Option<Millis>,
+        out: &mut Outputs,
+    ) -> Decoded {
         out.stats.messages += 1;
         let watermark = self.watermark.load(Ordering::Relaxed);
         let ctx = DecodeContext {
@@ -281,10 +297,15 @@ impl Engine {
             max_event_bytes: self.max_event_bytes,
         };
         let home = origin.home();
+        let mut decoded = Decoded::default();
         decode::decode(bytes, self.format, &ctx, &mut |record| match record {
-            Ok(ev) => self.handle(&ev, home, out),
+            Ok(ev) => {
+                decoded = Decoded { format: Some(ev.source_format), events: decoded.events + 1 };
+                self.handle(&ev, home, out)
+            }
             Err(e) => dead_letter(e, bytes, origin, out),
         });
+        decoded
     }
 
     /// Releases the state of identities whose events came from these partitions
@@ -340,7 +361,7 @@ impl Engine {
                     }
                 };
                 let alert = crate::respond::response_failed(result, principal);
-                *out.stats.alerts.entry((alert.kind.clone(), alert.severity)).or_default() += 1;
+                *out.stats.alerts.entry((alert.detector.clone(), alert.severity)).or_default() += 1;
                 out.alerts.push(alert);
             }
         }
@@ -464,10 +485,10 @@ impl Engine {
         for b in decision.blocks {
             *out.stats.guardrail_blocks.entry(b).or_default() += 1;
         }
-        *out.stats.alerts.entry((alert.kind.clone(), alert.severity)).or_default() += 1;
+        *out.stats.alerts.entry((alert.detector.clone(), alert.severity)).or_default() += 1;
         out.alerts.push(alert);
         if let Some(storm) = decision.storm {
-            *out.stats.alerts.entry((storm.kind.clone(), storm.severity)).or_default() += 1;
+            *out.stats.alerts.entry((storm.detector.clone(), storm.severity)).or_default() += 1;
             out.alerts.push(storm);
         }
         if let Some(action) = decision.action {

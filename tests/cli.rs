@@ -65,9 +65,13 @@ fn replay_reads_gzip_like_plain_text_and_prints_a_summary() {
     assert!(!plain.stdout.is_empty());
     assert_eq!(plain.stdout, zipped.stdout, "same alerts from gzip and plain input");
     let summary = String::from_utf8_lossy(&plain.stderr);
-    for section in
-        ["events by principal type", "alerts by kind and severity", "actions", "dead letters by reason", "new_source"]
-    {
+    for section in [
+        "events by principal type",
+        "alerts by detector and severity",
+        "actions",
+        "dead letters by reason",
+        "new_source",
+    ] {
         assert!(summary.contains(section), "{section:?} missing from:\n{summary}");
     }
 }

@@ -432,6 +432,7 @@ fn the_metrics_endpoint_counts_what_was_processed() {
     assert_eq!(sample_sum(&text, "nhid_alerts_total", "") as usize, alert_ids.len());
     assert_eq!(sample_sum(&text, "nhid_actions_total", "") as usize, action_ids.len());
     assert_eq!(sample_sum(&text, "nhid_events_total", "") as u64, report.stats.events);
+    assert_eq!(sample_sum(&text, "nhid_events_received_total", "topic=\"audit\"") as u64, report.stats.events);
     assert_eq!(sample_sum(&text, "nhid_processing_seconds_count", "") as usize, lines.len());
     assert!(sample_sum(&text, "nhid_identities", "") >= 1.0);
     assert_eq!(sample_sum(&text, "nhid_build_info", "version=\"") as usize, 1);

@@ -450,7 +450,7 @@ fn a_failed_action_raises_response_failed_naming_the_action_and_principal() {
     assert_eq!(alerts[2].principal.kind, PrincipalType::Unknown, "a principal nhid does not know");
     assert!(out.actions.is_empty(), "a failure is alerted, not retried by nhid");
     assert_eq!(out.stats.action_results_by_status(), [0, 3]);
-    assert_eq!(out.stats.alerts[&("response_failed".to_string(), Severity::High)], 3);
+    assert_eq!(out.stats.alerts[&(nhid::respond::ACTION_RESULTS.to_string(), Severity::High)], 3);
     // A failed revocation revokes nothing.
     assert!(of_kind(&out, "expired_credential").is_empty());
 }

@@ -187,12 +187,12 @@ fn print_summary(s: &Stats, files: usize, secs: f64, dead_letters_kept: bool) {
             let _ = writeln!(e, "  {:<22} {n:>12}", t.as_str());
         }
     }
-    let _ = writeln!(e, "\nalerts by kind and severity");
+    let _ = writeln!(e, "\nalerts by detector and severity");
     if s.alerts.is_empty() {
         let _ = writeln!(e, "  (none)");
     }
-    for ((kind, sev), n) in &s.alerts {
-        let _ = writeln!(e, "  {kind:<22} {:<10} {n:>6}", sev.as_str());
+    for ((detector, sev), n) in &s.alerts {
+        let _ = writeln!(e, "  {detector:<22} {:<10} {n:>6}", sev.as_str());
     }
     let _ = writeln!(e, "  suppressed repeats {:>23}", s.suppressed_repeats);
     let _ = writeln!(e, "\nactions");

@@ -65,6 +65,9 @@ impl Default for ResponseConfig {
 /// Kind and severity of the alert for a tripped circuit breaker (a metric series from the start).
 pub const ACTION_STORM: (&str, Severity) = ("action_storm", Severity::Critical);
 
+/// Where `action_storm` alerts say they come from: the policy, as there is no detector file.
+pub const RESPONSE_POLICY: &str = "response_policy";
+
 /// Why an action was not taken. Bounded: it is a metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Block {
@@ -237,9 +240,9 @@ impl Policy {
         let window = trigger.time.div_euclid(MINUTE);
         let max = self.config.max_actions_per_minute;
         Alert {
-            alert_id: super::alert_id("response_policy", "*", window),
+            alert_id: super::alert_id(RESPONSE_POLICY, "*", window),
             time: trigger.time,
-            detector: "response_policy".into(),
+            detector: RESPONSE_POLICY.into(),
             kind: ACTION_STORM.0.into(),
             severity: ACTION_STORM.1,
             principal: trigger.principal.clone(),

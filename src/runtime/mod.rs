@@ -32,6 +32,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
+use crate::event::SourceFormat;
 use crate::http::Health;
 use crate::metrics::Metrics;
 use crate::pipeline::{ControlKind, Engine, Origin, Outputs, Stats};
@@ -183,7 +184,7 @@ impl KafkaConfig {
     }
 
     /// Every topic consumed, with what its messages are.
-    fn inputs(&self) -> Vec<(&str, Option<ControlKind>)> {
+    pub(crate) fn inputs(&self) -> Vec<(&str, Option<ControlKind>)> {
         let mut inputs: Vec<_> = self.topics.iter().map(|t| (t.as_str(), None)).collect();
         inputs.extend(self.lifecycle_topic.as_deref().map(|t| (t, Some(ControlKind::Lifecycle))));
         inputs.extend(self.action_results_topic.as_deref().map(|t| (t, Some(ControlKind::ActionResult))));
@@ -228,6 +229,9 @@ pub(crate) struct Partition {
     control: Option<ControlKind>,
     /// `nhid_messages_received_total` of its topic, resolved once.
     received: prometheus::IntCounter,
+    /// `nhid_events_received_total` of its topic by source format (`SourceFormat::index`);
+    /// empty for a control topic.
+    events_received: Box<[prometheus::IntCounter]>,
 }
 
 impl Partition {
@@ -394,6 +398,7 @@ impl Shared {
 
     fn insert_partition(&self, topic: &str, partition: i32, rebuild_until: i64, rebuild_since: i64) -> Arc<Partition> {
         let topic: Arc<str> = topic.into();
+        let control = self.inputs.iter().find(|(t, _)| **t == *topic).and_then(|(_, c)| *c);
         let p = Arc::new(Partition {
             topic: topic.clone(),
             partition,
@@ -402,8 +407,15 @@ impl Shared {
             committed: Mutex::default(),
             rebuild_until,
             rebuild_since,
-            control: self.inputs.iter().find(|(t, _)| **t == *topic).and_then(|(_, c)| *c),
+            control,
             received: self.metrics.messages_received.with_label_values(&[topic.as_ref()]),
+            events_received: match control {
+                Some(_) => Box::default(),
+                None => SourceFormat::ALL
+                    .iter()
+                    .map(|f| self.metrics.events_received.with_label_values(&[topic.as_ref(), f.as_str()]))
+                    .collect(),
+            },
         });
         self.partitions.lock().unwrap_or_else(PoisonError::into_inner).insert((topic, partition), p.clone());
         p
@@ -551,8 +563,7 @@ pub fn run_observed(
         properties = ?cfg.redacted_properties(),
         "starting the Kafka runtime"
     );
-    let inputs: Vec<&str> = cfg.inputs().into_iter().map(|(t, _)| t).collect();
-    metrics.expect(&engine, &inputs, cfg.action_results_topic.is_some());
+    metrics.expect(&engine, &cfg.inputs());
     let output = Arc::new(Sender::new(cfg, stop.clone(), metrics.clone())?);
     let n = cfg.worker_count();
     let mut senders = Vec::with_capacity(n);
@@ -685,7 +696,12 @@ fn work(engine: &Engine, output: &Sender, metrics: &Metrics, jobs: Receiver<Job>
             }
             let origin = Origin { source: &p.topic, partition: p.partition, offset: m.offset };
             match p.control {
-                None => engine.process(&m.payload, origin, m.timestamp, &mut out),
+                None => {
+                    let decoded = engine.process(&m.payload, origin, m.timestamp, &mut out);
+                    if let Some(f) = decoded.format {
+                        p.events_received[f.index()].inc_by(decoded.events);
+                    }
+                }
                 Some(kind) => engine.control(kind, &m.payload, origin, &mut out),
             }
             if rebuilding {
