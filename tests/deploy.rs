@@ -117,10 +117,15 @@ fn depends_on(service: &Value) -> BTreeMap<String, String> {
     }
 }
 
-/// The configuration nhid runs with in the stack.
+/// The configuration nhid runs with in the stack: the mounted file under the `NHID__*`
+/// variables the compose file sets, every one of which must be a configuration key.
 fn stack_config() -> Config {
     let path = root().join("deploy/nhid/nhid.toml");
-    Config::load(Some(&path)).unwrap_or_else(|e| panic!("deploy/nhid/nhid.toml: {e:?}"))
+    let env = environment(service(&compose(), "nhid")).into_iter().map(|(k, v)| (k.into(), v.into()));
+    let (config, errors) = Config::layered(Some(&path), env);
+    assert_eq!(errors, Vec::<String>::new(), "deploy/nhid/nhid.toml with the compose environment");
+    assert_eq!(config.validate(), Vec::<String>::new());
+    config
 }
 
 // ---------------------------------------------------------------------------------------
@@ -309,6 +314,8 @@ fn compose_runs_nhid_with_the_stack_config_after_the_topics_exist() {
     );
     assert!(nhid["ports"].as_array().expect("ports").iter().any(|p| p.as_str().is_some_and(|p| p.ends_with(":9898"))));
     assert!(environment(nhid).contains_key("RUST_LOG"));
+    // In a container the listener must leave loopback for Prometheus to reach it.
+    assert_eq!(stack_config().http.listen, "0.0.0.0:9898".parse().unwrap());
 
     // kafka-init creates every topic nhid reads or writes, after the broker is healthy.
     let init = service(&c, "kafka-init");
