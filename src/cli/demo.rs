@@ -20,6 +20,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use super::{EngineArgs, config_errors, init_logs, stop_on_signals};
+use crate::config::LogConfig;
 use crate::http::{self, Health};
 use crate::metrics::Metrics;
 use crate::pipeline::Engine;
@@ -52,7 +53,6 @@ const AUDIT: &str = "audit";
 const PARTITIONS: i32 = 4;
 
 pub fn run(args: &DemoArgs) -> ExitCode {
-    init_logs_quiet();
     let loaded = args.engine.load(|c| {
         if let Some(l) = args.http_listen {
             c.http.listen = l;
@@ -62,6 +62,9 @@ pub fn run(args: &DemoArgs) -> ExitCode {
         Ok(loaded) => loaded,
         Err(errors) => return config_errors(&errors),
     };
+    // The demo's own lines are the output; logs (in the configured format) only say when
+    // something is wrong, unless RUST_LOG asks for more.
+    init_logs(&LogConfig { level: "warn,librdkafka=error,rdkafka=error".into(), ..config.log });
     match demo(engine, config.http.listen, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -69,15 +72,6 @@ pub fn run(args: &DemoArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The demo's own lines are the output; logs only say when something is wrong.
-fn init_logs_quiet() {
-    if std::env::var_os("RUST_LOG").is_none() {
-        // SAFETY: called first thing, before any other thread exists.
-        unsafe { std::env::set_var("RUST_LOG", "warn,librdkafka=error,rdkafka=error") };
-    }
-    init_logs(&crate::config::LogConfig::default());
 }
 
 fn demo(engine: Engine, listen: SocketAddr, args: &DemoArgs) -> anyhow::Result<()> {
@@ -130,8 +124,9 @@ fn demo(engine: Engine, listen: SocketAddr, args: &DemoArgs) -> anyhow::Result<(
     let (metrics, health) = (Arc::new(Metrics::new()), Arc::new(Health::default()));
     let bound = http::serve(listen, engine.clone(), metrics.clone(), health.clone())
         .with_context(|| format!("serving HTTP on {listen}"))?;
-    // The one line that says where to look; tests read the address from it.
+    // Where to look; tests read the address from the first line.
     println!("metrics: http://{bound}/metrics");
+    println!("inventory: http://{bound}/principals");
     let runtime = {
         let (engine, kafka, stop) = (engine.clone(), kafka.clone(), stop.clone());
         thread::Builder::new()
