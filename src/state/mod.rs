@@ -331,9 +331,11 @@ pub struct StateStore {
 
 /// Shards of the identity map, at least. Walks over every identity (`/principals`, the
 /// identities gauge of `/metrics`, eviction) hold one shard's lock at a time, and a worker
-/// updating an identity in that shard waits: dashmap's default (4 per core, 8 on two cores)
-/// would make that wait about 37 ms at a million identities; 128 shards make it about 2 ms.
-const MIN_SHARDS: usize = 128;
+/// updating an identity in that shard waits. A `/principals` page walks 100,000 identities in
+/// about 30 ms; with dashmap's default (4 per core: 8 on two cores) a worker could wait about
+/// 37 ms at a million identities, with 32 about 9 ms. 128 shards cost measurable throughput
+/// with hot state (`cargo bench --bench pipeline -- pipeline/native_2`), 32 did not.
+const MIN_SHARDS: usize = 32;
 
 impl StateStore {
     pub fn new(config: StateConfig) -> Self {
