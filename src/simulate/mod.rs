@@ -471,10 +471,10 @@ mod tests {
                     ..Seen::default()
                 });
                 s.events += 1;
-                if let Some(exp) = e.credential.expires_at {
-                    if e.time >= exp {
-                        problems.push(format!("{who}: benign use after expiry at {}", e.id));
-                    }
+                if let Some(exp) = e.credential.expires_at
+                    && e.time >= exp
+                {
+                    problems.push(format!("{who}: benign use after expiry at {}", e.id));
                 }
                 if let Some(issued) = e.credential.issued_at {
                     assert!(issued <= e.time);

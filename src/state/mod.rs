@@ -256,10 +256,10 @@ impl Identity {
         };
 
         let (credential_age, expired_for) = self.observe_credential(ev);
-        if self.owner.is_none() {
-            if let Some(owner) = ev.principal.owner.as_deref() {
-                self.owner = Some(owner.into());
-            }
+        if self.owner.is_none()
+            && let Some(owner) = ev.principal.owner.as_deref()
+        {
+            self.owner = Some(owner.into());
         }
 
         Observation {
