@@ -93,14 +93,13 @@ fn served_scenario() -> (SocketAddr, Outputs) {
         engine.process(line.as_bytes(), Origin { source: "audit", partition: 0, offset: i as i64 }, None, &mut out);
     }
     assert!(out.dead_letters.is_empty(), "{:?}", out.dead_letters);
-    let addr = nhid::http::serve(
-        "127.0.0.1:0".parse().unwrap(),
-        engine,
-        Arc::new(Metrics::new()),
-        Arc::new(nhid::http::Health::default()),
-    )
-    .unwrap();
-    (addr, out)
+    (serve(engine), out)
+}
+
+/// The HTTP endpoint over an engine, on a free port.
+fn serve(engine: Arc<Engine>) -> SocketAddr {
+    let health = Arc::new(nhid::http::Health::default());
+    nhid::http::serve("127.0.0.1:0".parse().unwrap(), engine, Arc::new(Metrics::new()), health).unwrap()
 }
 
 fn json(addr: SocketAddr, path: &str) -> (u16, Value) {
@@ -212,13 +211,7 @@ fn pages_follow_on_without_gaps_or_repeats() {
         );
         engine.process(line.as_bytes(), Origin { source: "audit", partition: 0, offset: i }, None, &mut out);
     }
-    let addr = nhid::http::serve(
-        "127.0.0.1:0".parse().unwrap(),
-        engine,
-        Arc::new(Metrics::new()),
-        Arc::new(nhid::http::Health::default()),
-    )
-    .unwrap();
+    let addr = serve(engine);
     let mut seen = Vec::new();
     let mut path = "/principals?limit=100".to_string();
     let mut pages = 0;
