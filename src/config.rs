@@ -3,6 +3,7 @@
 //! (`cli`). Unknown fields are rejected in the file and the environment alike, and every error
 //! is reported at once (exit code 64 in the CLI).
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -51,6 +52,10 @@ pub struct DecodeConfig {
     /// `auto` detects the format of every message.
     #[serde(default)]
     pub format: Format,
+    /// Per input topic (or `replay` file), a format that overrides `format`: a topic fed by
+    /// one platform's exporter need not be sniffed, and a look-alike message cannot be misread.
+    #[serde(default)]
+    pub topics: BTreeMap<String, Format>,
     /// Larger messages are dead-lettered unread (`too_large`).
     #[serde(default = "default_max_event_bytes")]
     pub max_event_bytes: usize,
@@ -62,7 +67,7 @@ fn default_max_event_bytes() -> usize {
 
 impl Default for DecodeConfig {
     fn default() -> Self {
-        DecodeConfig { format: Format::Auto, max_event_bytes: default_max_event_bytes() }
+        DecodeConfig { format: Format::Auto, topics: BTreeMap::new(), max_event_bytes: default_max_event_bytes() }
     }
 }
 
@@ -183,6 +188,7 @@ impl Config {
                 i,
                 EngineConfig {
                     format: self.decode.format,
+                    topic_formats: self.decode.topics.clone().into_iter().collect(),
                     normalize: !self.kafka.lanes.is_empty(),
                     max_event_bytes: self.decode.max_event_bytes,
                     state: self.state.clone(),

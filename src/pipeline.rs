@@ -25,6 +25,8 @@ const SWEEP_EVERY: Millis = MINUTE;
 
 pub struct EngineConfig {
     pub format: Format,
+    /// Per source (topic or file), a format overriding `format`.
+    pub topic_formats: Vec<(String, Format)>,
     /// Emit every decoded event, normalized, in [`Outputs::normalized`] (for lane topics).
     pub normalize: bool,
     pub max_event_bytes: usize,
@@ -36,6 +38,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             format: Format::Auto,
+            topic_formats: Vec::new(),
             normalize: false,
             max_event_bytes: decode::DEFAULT_MAX_EVENT_BYTES,
             state: StateConfig::default(),
@@ -53,6 +56,7 @@ pub struct Engine {
     lifecycle: Lifecycle,
     policy: Policy,
     format: Format,
+    topic_formats: Vec<(Box<str>, Format)>,
     normalize: bool,
     max_event_bytes: usize,
     /// Highest event time seen: the clock of eviction, and the time given to events that
@@ -242,6 +246,7 @@ impl Engine {
             lifecycle: Lifecycle::default(),
             policy: Policy::new(config.response),
             format: config.format,
+            topic_formats: config.topic_formats.into_iter().map(|(t, f)| (t.into(), f)).collect(),
             normalize: config.normalize,
             max_event_bytes: config.max_event_bytes,
             watermark: AtomicI64::new(Millis::MIN),
@@ -298,7 +303,9 @@ impl Engine {
         };
         let home = origin.home();
         let mut decoded = Decoded::default();
-        decode::decode(bytes, self.format, &ctx, &mut |record| match record {
+        // A handful of entries at most: a scan beats hashing the topic per message.
+        let format = self.topic_formats.iter().find(|(t, _)| **t == *origin.source).map_or(self.format, |(_, f)| *f);
+        decode::decode(bytes, format, &ctx, &mut |record| match record {
             Ok(ev) => {
                 decoded = Decoded { format: Some(ev.source_format), events: decoded.events + 1 };
                 self.handle(&ev, home, out)

@@ -100,6 +100,7 @@ fn populated() -> Config {
     c.kafka.action_results_topic = Some("nhid.action-results".into());
     c.kafka.lanes.insert("machine".into(), "audit.machine".into());
     c.kafka.properties.insert("security.protocol".into(), "SASL_SSL".into());
+    c.decode.topics.insert("audit-cloudtrail".into(), nhid::decode::Format::Cloudtrail);
     c
 }
 
@@ -114,10 +115,10 @@ fn the_example_documents_every_field_with_its_environment_variable() {
     let documented = documented_paths(&text);
     let missing: Vec<_> = fields.difference(&documented).collect();
     assert!(missing.is_empty(), "nhid.example.toml does not document {missing:?}");
-    // Property names hold dots, which environment variable names cannot.
+    // Property and topic names hold dots, which environment variable names cannot.
     let without_variable: Vec<_> = fields
         .iter()
-        .filter(|path| !path.starts_with("kafka.properties."))
+        .filter(|path| !path.starts_with("kafka.properties.") && !path.starts_with("decode.topics."))
         .map(|path| format!("NHID__{}", path.to_uppercase().replace('.', "__")))
         .filter(|variable| !text.contains(variable.as_str()))
         .collect();
@@ -147,6 +148,7 @@ fn the_examples_optional_settings_load_like_plain_toml() {
     assert_eq!(config.kafka.properties["sasl.password"], "...");
     assert_eq!(config.kafka.properties.len(), 4);
     assert_eq!(config.kafka.lanes["human"], "audit.human");
+    assert_eq!(config.decode.topics["audit-cloudtrail"], nhid::decode::Format::Cloudtrail);
     assert_eq!(config.kafka.instance_id.as_deref(), Some("nhid-0"));
     assert_eq!(config.state.learning_secs.per_type[&PrincipalType::AiAgent], 43_200);
 }

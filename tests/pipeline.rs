@@ -542,3 +542,23 @@ fn revocations_are_forgotten_after_ninety_days_of_event_time() {
     let fired: Vec<Millis> = of_kind(&out, "expired_credential").iter().map(|a| a.time).collect();
     assert_eq!(fired, [T0 + 89 * DAY], "the map is bounded: by then the platform's denial is the control");
 }
+
+/// A format set for a topic overrides detection there, and only there.
+#[test]
+fn a_topic_format_overrides_detection_on_that_topic_only() {
+    let config = EngineConfig {
+        topic_formats: vec![("audit-native".into(), nhid::decode::Format::Native)],
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(detect::load(None).unwrap(), Inventory::default(), config);
+    let record = br#"{"eventVersion":"1.08","eventTime":"2026-11-20T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","awsRegion":"us-east-1","sourceIPAddress":"10.0.0.1","userIdentity":{"type":"AssumedRole","principalId":"AROAEXAMPLE:job","arn":"arn:aws:sts::123456789012:assumed-role/etl/job","accountId":"123456789012","accessKeyId":"ASIAEXAMPLE"}}"#;
+    let mut out = Outputs::default();
+    let on = |source| Origin { source, partition: 0, offset: 1 };
+    let decoded = engine.process(record, on("audit"), None, &mut out);
+    assert_eq!(decoded.format, Some(nhid::event::SourceFormat::Cloudtrail), "detected elsewhere");
+    assert!(out.dead_letters.is_empty());
+    let forced = engine.process(record, on("audit-native"), None, &mut out);
+    assert_eq!(forced.format, None);
+    assert_eq!(out.dead_letters.len(), 1, "read as a canonical event it is not one");
+    assert_ne!(out.dead_letters[0].reason, DeadLetterReason::UnknownFormat, "the format was not guessed");
+}
