@@ -67,6 +67,8 @@ fn replay_reads_gzip_like_plain_text_and_prints_a_summary() {
     let summary = String::from_utf8_lossy(&plain.stderr);
     for section in [
         "events by principal type",
+        "events by source format and principal type",
+        "cloudtrail",
         "alerts by detector and severity",
         "actions",
         "dead letters by reason",

@@ -15,7 +15,7 @@ use flate2::read::MultiGzDecoder;
 use super::{EngineArgs, config_errors, init_logs, stop_on_signals};
 use crate::config::LogConfig;
 use crate::decode::DeadLetterReason;
-use crate::event::PrincipalType;
+use crate::event::{PrincipalType, SourceFormat};
 use crate::http::{self, Health};
 use crate::metrics::Metrics;
 use crate::pipeline::{ControlKind, Engine, Origin, Outputs, Stats};
@@ -185,6 +185,15 @@ fn print_summary(s: &Stats, files: usize, secs: f64, dead_letters_kept: bool) {
         let n = s.events_by_type[t.index()];
         if n > 0 {
             let _ = writeln!(e, "  {:<22} {n:>12}", t.as_str());
+        }
+    }
+    let _ = writeln!(e, "\nevents by source format and principal type");
+    for &f in SourceFormat::ALL {
+        for &t in PrincipalType::ALL {
+            let n = s.events_by_format[f.index()][t.index()];
+            if n > 0 {
+                let _ = writeln!(e, "  {:<12} {:<22} {n:>12}", f.as_str(), t.as_str());
+            }
         }
     }
     let _ = writeln!(e, "\nalerts by detector and severity");
