@@ -208,6 +208,12 @@ string_enum! {
     SourceFormat {
         Native => "native",
         Cloudtrail => "cloudtrail",
+        K8sAudit => "k8s_audit",
+        Github => "github",
+        Okta => "okta",
+        GcpAudit => "gcp_audit",
+        Entra => "entra",
+        Ocsf => "ocsf",
     }
 }
 

@@ -5,7 +5,13 @@
 //! returned as a [`DecodeError`] whose [`DeadLetterReason`] is counted and dead-lettered.
 
 pub mod cloudtrail;
+pub mod entra;
+pub mod gcp;
+pub mod github;
+pub mod k8s;
 pub mod native;
+pub mod ocsf;
+pub mod okta;
 
 use memchr::memmem;
 use serde::{Deserialize, Serialize};
@@ -24,6 +30,18 @@ pub enum Format {
     Auto,
     Native,
     Cloudtrail,
+    /// Kubernetes audit (`audit.k8s.io/v1` Event), EKS included.
+    K8sAudit,
+    /// GitHub audit log (organization / enterprise audit log, streamed or exported).
+    Github,
+    /// Okta System Log.
+    Okta,
+    /// GCP Cloud Audit Logs (a `LogEntry` with an `AuditLog` `protoPayload`).
+    GcpAudit,
+    /// Entra ID sign-ins: Graph `signIn` and Log Analytics sign-in log shapes.
+    Entra,
+    /// OCSF API Activity (6003) and Authentication (3002).
+    Ocsf,
 }
 
 /// Why a message (or one record of it) could not become an event. Bounded: it is a metric label.
@@ -175,7 +193,7 @@ pub fn decode<'a>(
             None => {
                 return emit(Err(DecodeError::new(
                     DeadLetterReason::UnknownFormat,
-                    "neither a canonical event nor a cloudtrail record",
+                    "not a format nhid reads (canonical, cloudtrail, k8s_audit, github, okta, gcp_audit, entra, ocsf)",
                 )));
             }
         },
@@ -184,6 +202,12 @@ pub fn decode<'a>(
     match format {
         Format::Native => emit(native::decode(text)),
         Format::Cloudtrail => cloudtrail::decode(text, ctx, emit),
+        Format::K8sAudit => k8s::decode(text, ctx, emit),
+        Format::Github => github::decode(text, ctx, emit),
+        Format::Okta => okta::decode(text, ctx, emit),
+        Format::GcpAudit => gcp::decode(text, ctx, emit),
+        Format::Entra => entra::decode(text, ctx, emit),
+        Format::Ocsf => ocsf::decode(text, ctx, emit),
         Format::Auto => unreachable!("resolved above"),
     }
 }
@@ -260,6 +284,19 @@ pub fn detect(bytes: &[u8]) -> Option<Format> {
         let rest = &bytes[at + 6..];
         [&b"Source\""[..], b"Name\"", b"source\"", b"name\""].iter().any(|k| rest.starts_with(k))
     });
+    // The platforms' own markers, most specific first; each module's `detect` must be false
+    // for every event of the other formats (the dataset tests check it on the real corpus).
+    let specific: [(fn(&[u8]) -> bool, Format); 6] = [
+        (k8s::detect, Format::K8sAudit),
+        (gcp::detect, Format::GcpAudit),
+        (ocsf::detect, Format::Ocsf),
+        (entra::detect, Format::Entra),
+        (okta::detect, Format::Okta),
+        (github::detect, Format::Github),
+    ];
+    if let Some((_, format)) = specific.iter().find(|(detect, _)| detect(bytes)) {
+        return Some(*format);
+    }
     if cloudtrail_key || RECORDS.find(bytes).is_some() {
         return Some(Format::Cloudtrail);
     }
