@@ -90,6 +90,45 @@ fn cloudtrail_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The same events as GitHub audit log events (streamed shape: `@timestamp` in ms, a
+/// document id, token fields, location and ids the decoder skips).
+fn github_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    native
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let e: Value = serde_json::from_slice(l).unwrap();
+            let pid = e["principal"]["id"].as_str().unwrap().replace([':', '/'], "-");
+            let kind = e["principal"]["type"].as_str().unwrap_or("unknown");
+            let time = nhid::time::parse_rfc3339(e["time"].as_str().unwrap()).unwrap();
+            let action = e["action"].as_str().unwrap().replace(':', ".").to_lowercase();
+            let mut r = json!({
+                "@timestamp": time, "_document_id": format!("doc{i:020}"), "action": action,
+                "actor": pid, "actor_id": 1000 + i % 200, "actor_ip": e["source"]["ip"], "user_agent": e["source"]["user_agent"],
+                "actor_location": {"country_code": "US"}, "business": "example-ent", "business_id": 42,
+                "org": "example", "org_id": 4242, "repo": "example/service-api", "repo_id": 777, "public_repo": false,
+                "operation_type": "access", "created_at": time, "request_id": "0C4D:3A7E:1B2C3D:4E5F60:6553F1A2",
+                "programmatic_access_type": "Personal access token (classic)", "hashed_token": "dGhpcyBpcyBhIGhhc2g=",
+                "token_id": 5_000 + i % 50, "token_scopes": "repo,workflow,read:org"
+            });
+            match kind {
+                "bot" | "workload" | "service_account" => {
+                    r["actor"] = format!("{pid}[bot]").into();
+                    r["programmatic_access_type"] = "GitHub App server-to-server token".into();
+                }
+                "ai_agent" => {
+                    r["actor"] = "Copilot".into();
+                    r["actor_is_agent"] = true.into();
+                    r["agent_session_id"] = format!("session-{}", i % 97).into();
+                    r["user"] = "octocat".into();
+                }
+                _ => {}
+            }
+            serde_json::to_vec(&r).unwrap()
+        })
+        .collect()
+}
+
 fn engine() -> Engine {
     Engine::new(detect::load(None).unwrap(), Inventory::default(), EngineConfig::default())
 }
@@ -135,6 +174,17 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    let github = github_lines(&native);
+    eprintln!("github {} B/event", avg(&github));
+    g.bench_function("github", |b| {
+        b.iter(|| {
+            for l in github.iter() {
+                decode::decode(l, Format::Auto, &ctx, &mut |r| {
+                    black_box(r.is_ok());
+                });
+            }
+        })
+    });
     g.finish();
 
     let events: Vec<AuditEvent<'_>> =
