@@ -129,6 +129,36 @@ fn github_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The same events as Okta System Log events (~1.5 KiB: client, geography, request chain and
+/// debug data the decoder skips). Machine principals act with an API token.
+fn okta_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    native
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let e: Value = serde_json::from_slice(l).unwrap();
+            let pid = e["principal"]["id"].as_str().unwrap();
+            let machine = e["principal"]["type"].as_str().is_some_and(|t| t != "human");
+            let ip = &e["source"]["ip"];
+            let detail = if machine { json!({"requestApiTokenId": format!("00T{:017}", i % 300)}) } else { json!({}) };
+            let r = json!({
+                "actor": {"id": format!("00u{:017}", i % 200), "type": "User", "alternateId": format!("{pid}@example.com"), "displayName": pid, "detailEntry": null},
+                "client": {"userAgent": {"rawUserAgent": e["source"]["user_agent"], "os": "Linux", "browser": "UNKNOWN"}, "zone": "null", "device": "Computer", "id": null, "ipAddress": ip,
+                    "geographicalContext": {"city": "Ashburn", "state": "Virginia", "country": "United States", "postalCode": "20149", "geolocation": {"lat": 39.0469, "lon": -77.4903}}},
+                "device": null, "authenticationContext": {"authenticationProvider": null, "credentialProvider": null, "credentialType": null, "issuer": null, "interface": null, "authenticationStep": 0, "externalSessionId": format!("102{:020}", i % 500)},
+                "displayMessage": "Update user profile for Okta", "eventType": e["action"].as_str().unwrap().replace(':', ".").to_lowercase(),
+                "outcome": {"result": if e["outcome"] == "success" { "SUCCESS" } else { "DENY" }, "reason": null},
+                "published": e["time"], "securityContext": {"asNumber": 14618, "asOrg": "amazon", "isp": "amazon.com inc.", "domain": "amazonaws.com", "isProxy": false},
+                "severity": "INFO", "debugContext": {"debugData": {"requestId": "Zk3aGxVvY2FcQn0AAAB1", "requestUri": "/api/v1/users/00u1/lifecycle/activate", "url": "/api/v1/users/00u1/lifecycle/activate?sendEmail=false", "dtHash": "4d6fb1e5f1c7a2b0d3e8c9f2a1b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6"}},
+                "legacyEventType": "core.user.config.profile_update.success", "transaction": {"type": "WEB", "id": "Zk3aGxVvY2FcQn0AAAB1", "detail": detail},
+                "uuid": e["id"], "version": "0", "request": {"ipChain": [{"ip": ip, "geographicalContext": {"city": "Ashburn", "state": "Virginia", "country": "United States"}, "version": "V4", "source": null}]},
+                "target": [{"id": "00u2exampletarget01", "type": "User", "alternateId": "bob@example.com", "displayName": "Bob", "detailEntry": null}]
+            });
+            serde_json::to_vec(&r).unwrap()
+        })
+        .collect()
+}
+
 fn engine() -> Engine {
     Engine::new(detect::load(None).unwrap(), Inventory::default(), EngineConfig::default())
 }
@@ -175,16 +205,19 @@ fn benches(c: &mut Criterion) {
         });
     }
     let github = github_lines(&native);
-    eprintln!("github {} B/event", avg(&github));
-    g.bench_function("github", |b| {
-        b.iter(|| {
-            for l in github.iter() {
-                decode::decode(l, Format::Auto, &ctx, &mut |r| {
-                    black_box(r.is_ok());
-                });
-            }
-        })
-    });
+    let okta = okta_lines(&native);
+    eprintln!("github {} B/event, okta {} B/event", avg(&github), avg(&okta));
+    for (name, lines) in [("github", &github), ("okta", &okta)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                for l in lines.iter() {
+                    decode::decode(l, Format::Auto, &ctx, &mut |r| {
+                        black_box(r.is_ok());
+                    });
+                }
+            })
+        });
+    }
     g.finish();
 
     let events: Vec<AuditEvent<'_>> =
