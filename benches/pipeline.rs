@@ -90,6 +90,75 @@ fn cloudtrail_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The same events as GitHub audit log events (streamed shape: `@timestamp` in ms, a
+/// document id, token fields, location and ids the decoder skips).
+fn github_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    native
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let e: Value = serde_json::from_slice(l).unwrap();
+            let pid = e["principal"]["id"].as_str().unwrap().replace([':', '/'], "-");
+            let kind = e["principal"]["type"].as_str().unwrap_or("unknown");
+            let time = nhid::time::parse_rfc3339(e["time"].as_str().unwrap()).unwrap();
+            let action = e["action"].as_str().unwrap().replace(':', ".").to_lowercase();
+            let mut r = json!({
+                "@timestamp": time, "_document_id": format!("doc{i:020}"), "action": action,
+                "actor": pid, "actor_id": 1000 + i % 200, "actor_ip": e["source"]["ip"], "user_agent": e["source"]["user_agent"],
+                "actor_location": {"country_code": "US"}, "business": "example-ent", "business_id": 42,
+                "org": "example", "org_id": 4242, "repo": "example/service-api", "repo_id": 777, "public_repo": false,
+                "operation_type": "access", "created_at": time, "request_id": "0C4D:3A7E:1B2C3D:4E5F60:6553F1A2",
+                "programmatic_access_type": "Personal access token (classic)", "hashed_token": "dGhpcyBpcyBhIGhhc2g=",
+                "token_id": 5_000 + i % 50, "token_scopes": "repo,workflow,read:org"
+            });
+            match kind {
+                "bot" | "workload" | "service_account" => {
+                    r["actor"] = format!("{pid}[bot]").into();
+                    r["programmatic_access_type"] = "GitHub App server-to-server token".into();
+                }
+                "ai_agent" => {
+                    r["actor"] = "Copilot".into();
+                    r["actor_is_agent"] = true.into();
+                    r["agent_session_id"] = format!("session-{}", i % 97).into();
+                    r["user"] = "octocat".into();
+                }
+                _ => {}
+            }
+            serde_json::to_vec(&r).unwrap()
+        })
+        .collect()
+}
+
+/// The same events as Okta System Log events (~1.5 KiB: client, geography, request chain and
+/// debug data the decoder skips). Machine principals act with an API token.
+fn okta_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    native
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let e: Value = serde_json::from_slice(l).unwrap();
+            let pid = e["principal"]["id"].as_str().unwrap();
+            let machine = e["principal"]["type"].as_str().is_some_and(|t| t != "human");
+            let ip = &e["source"]["ip"];
+            let detail = if machine { json!({"requestApiTokenId": format!("00T{:017}", i % 300)}) } else { json!({}) };
+            let r = json!({
+                "actor": {"id": format!("00u{:017}", i % 200), "type": "User", "alternateId": format!("{pid}@example.com"), "displayName": pid, "detailEntry": null},
+                "client": {"userAgent": {"rawUserAgent": e["source"]["user_agent"], "os": "Linux", "browser": "UNKNOWN"}, "zone": "null", "device": "Computer", "id": null, "ipAddress": ip,
+                    "geographicalContext": {"city": "Ashburn", "state": "Virginia", "country": "United States", "postalCode": "20149", "geolocation": {"lat": 39.0469, "lon": -77.4903}}},
+                "device": null, "authenticationContext": {"authenticationProvider": null, "credentialProvider": null, "credentialType": null, "issuer": null, "interface": null, "authenticationStep": 0, "externalSessionId": format!("102{:020}", i % 500)},
+                "displayMessage": "Update user profile for Okta", "eventType": e["action"].as_str().unwrap().replace(':', ".").to_lowercase(),
+                "outcome": {"result": if e["outcome"] == "success" { "SUCCESS" } else { "DENY" }, "reason": null},
+                "published": e["time"], "securityContext": {"asNumber": 14618, "asOrg": "amazon", "isp": "amazon.com inc.", "domain": "amazonaws.com", "isProxy": false},
+                "severity": "INFO", "debugContext": {"debugData": {"requestId": "Zk3aGxVvY2FcQn0AAAB1", "requestUri": "/api/v1/users/00u1/lifecycle/activate", "url": "/api/v1/users/00u1/lifecycle/activate?sendEmail=false", "dtHash": "4d6fb1e5f1c7a2b0d3e8c9f2a1b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6"}},
+                "legacyEventType": "core.user.config.profile_update.success", "transaction": {"type": "WEB", "id": "Zk3aGxVvY2FcQn0AAAB1", "detail": detail},
+                "uuid": e["id"], "version": "0", "request": {"ipChain": [{"ip": ip, "geographicalContext": {"city": "Ashburn", "state": "Virginia", "country": "United States"}, "version": "V4", "source": null}]},
+                "target": [{"id": "00u2exampletarget01", "type": "User", "alternateId": "bob@example.com", "displayName": "Bob", "detailEntry": null}]
+            });
+            serde_json::to_vec(&r).unwrap()
+        })
+        .collect()
+}
+
 fn engine() -> Engine {
     Engine::new(detect::load(None).unwrap(), Inventory::default(), EngineConfig::default())
 }
@@ -129,6 +198,20 @@ fn benches(c: &mut Criterion) {
             b.iter(|| {
                 for l in lines.iter() {
                     decode::decode(l, format, &ctx, &mut |r| {
+                        black_box(r.is_ok());
+                    });
+                }
+            })
+        });
+    }
+    let github = github_lines(&native);
+    let okta = okta_lines(&native);
+    eprintln!("github {} B/event, okta {} B/event", avg(&github), avg(&okta));
+    for (name, lines) in [("github", &github), ("okta", &okta)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                for l in lines.iter() {
+                    decode::decode(l, Format::Auto, &ctx, &mut |r| {
                         black_box(r.is_ok());
                     });
                 }
