@@ -90,6 +90,49 @@ fn cloudtrail_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The same events as Entra sign-ins in the diagnostic-settings (Event Hubs) shape, ~1.5 KiB
+/// each like real ones: service principals with a secret, users for the human principals.
+fn entra_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    native
+        .iter()
+        .map(|l| {
+            let e: Value = serde_json::from_slice(l).unwrap();
+            let pid = e["principal"]["id"].as_str().unwrap();
+            let human = e["principal"]["type"] == "human";
+            let code = if e["outcome"] == "success" { 0 } else { 7000215 };
+            let mut props = json!({
+                "id": e["id"], "createdDateTime": e["time"], "appId": "de8bc8b5-d9f9-48b1-a8ad-b748da725064",
+                "appDisplayName": pid, "ipAddress": e["source"]["ip"], "correlationId": "d79f5bee-5860-4832-928f-3133e22ae912",
+                "resourceDisplayName": "Microsoft Graph", "resourceId": "00000003-0000-0000-c000-000000000000",
+                "status": {"errorCode": code}, "conditionalAccessStatus": "notApplied", "isInteractive": false,
+                "authenticationProcessingDetails": [{"key": "Azure AD App Authentication Library", "value": "Family: MSAL Library: MSAL.NET 4.56.0 Platform: .NET"}],
+                "location": {"city": "Dublin", "countryOrRegion": "IE", "geoCoordinates": {"latitude": 53.35, "longitude": -6.26}, "state": "Dublin"},
+                "riskDetail": "none", "riskLevelAggregated": "low", "riskLevelDuringSignIn": "low", "riskState": "none",
+                "tokenIssuerType": "AzureAD", "uniqueTokenIdentifier": "CXXXXXXXXXXXXXXXXXXXXX", "userAgent": e["source"]["user_agent"]
+            });
+            let category = if human {
+                props["userId"] = pid.into();
+                props["userPrincipalName"] = format!("{pid}@example.com").into();
+                "NonInteractiveUserSignInLogs"
+            } else {
+                props["servicePrincipalId"] = pid.into();
+                props["servicePrincipalName"] = pid.into();
+                props["servicePrincipalCredentialKeyId"] = "2afc776a-4e79-4588-b2ad-f62c94d6bea8".into();
+                props["clientCredentialType"] = "clientSecret".into();
+                "ServicePrincipalSignInLogs"
+            };
+            let r = json!({
+                "time": e["time"], "resourceId": "/tenants/72f988bf-86f1-41af-91ab-2d7cd011db47/providers/Microsoft.aadiam",
+                "operationName": "Sign-in activity", "operationVersion": "1.0", "category": category,
+                "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47", "resultType": code.to_string(), "resultSignature": "None",
+                "durationMs": 0, "callerIpAddress": e["source"]["ip"], "correlationId": "d79f5bee-5860-4832-928f-3133e22ae912",
+                "Level": "4", "properties": props
+            });
+            serde_json::to_vec(&r).unwrap()
+        })
+        .collect()
+}
+
 fn engine() -> Engine {
     Engine::new(detect::load(None).unwrap(), Inventory::default(), EngineConfig::default())
 }
@@ -110,6 +153,7 @@ fn process_all(engine: &Engine, lines: &[Vec<u8>]) -> usize {
 fn benches(c: &mut Criterion) {
     let native = native_lines();
     let cloudtrail = cloudtrail_lines(&native);
+    let entra = entra_lines(&native);
     let n = native.len() as u64;
     let avg = |ls: &[Vec<u8>]| ls.iter().map(Vec::len).sum::<usize>() / ls.len();
     eprintln!(
@@ -124,7 +168,9 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(n));
     g.sample_size(10);
-    for (name, lines, format) in [("native", &native, Format::Auto), ("cloudtrail", &cloudtrail, Format::Auto)] {
+    for (name, lines, format) in
+        [("native", &native, Format::Auto), ("cloudtrail", &cloudtrail, Format::Auto), ("entra", &entra, Format::Auto)]
+    {
         g.bench_function(name, |b| {
             b.iter(|| {
                 for l in lines.iter() {

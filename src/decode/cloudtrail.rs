@@ -608,7 +608,7 @@ fn first_resource_arn<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<C
 
 /// Optional fields whose type varies in the wild: a value of the wrong type reads as absent
 /// (and is skipped by the parser) instead of failing the record.
-mod lenient {
+pub(super) mod lenient {
     use std::borrow::Cow;
     use std::marker::PhantomData;
 
