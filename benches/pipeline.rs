@@ -133,6 +133,44 @@ fn entra_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The same events as OCSF API Activity the way Amazon Security Lake writes CloudTrail (~1 KiB).
+fn ocsf_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    native
+        .iter()
+        .map(|l| {
+            let e: Value = serde_json::from_slice(l).unwrap();
+            let (service, op) = e["action"].as_str().unwrap().split_once(':').unwrap_or(("aws", "Call"));
+            let pid = e["principal"]["id"].as_str().unwrap();
+            let key = e["credential"]["id"].as_str().unwrap_or("ASIAEXAMPLE");
+            let time = nhid::time::parse_rfc3339(e["time"].as_str().unwrap()).unwrap();
+            let user = if key.starts_with("AKIA") {
+                json!({"type": "IAMUser", "name": pid, "uid": format!("arn:aws:iam::123456789012:user/{pid}"),
+                       "account": {"uid": "123456789012", "type": "AWS Account"}, "credential_uid": key})
+            } else {
+                json!({"type": "AssumedRole", "name": pid, "uid": format!("arn:aws:sts::123456789012:assumed-role/{pid}/session-1"),
+                       "uid_alt": format!("AROAEXAMPLE:{pid}"), "account": {"uid": "123456789012", "type": "AWS Account"},
+                       "credential_uid": "ASIAEXAMPLE"})
+            };
+            let ok = e["outcome"] == "success";
+            let r = json!({
+                "metadata": {"product": {"version": "1.09", "name": "CloudTrail", "vendor_name": "AWS", "feature": {"name": "Data"}},
+                             "uid": e["id"], "profiles": ["cloud", "datetime"], "version": "1.1.0"},
+                "time": time, "time_dt": e["time"], "cloud": {"region": "us-east-1", "provider": "AWS", "account": {"uid": "123456789012"}},
+                "api": {"response": {"error": if ok { Value::Null } else { "AccessDenied".into() }}, "operation": op,
+                        "service": {"name": format!("{service}.amazonaws.com")}, "request": {"uid": "8H5MAV3XZ3F2Q7TE"}},
+                "actor": {"user": user, "session": {"created_time": time - 3_600_000, "is_mfa": false,
+                          "issuer": format!("arn:aws:iam::123456789012:role/{pid}")}},
+                "http_request": {"user_agent": e["source"]["user_agent"]}, "src_endpoint": {"ip": e["source"]["ip"]},
+                "resources": [{"uid": "arn:aws:s3:::example-data", "type": "AWS::S3::Bucket"}],
+                "class_name": "API Activity", "class_uid": 6003, "category_name": "Application Activity", "category_uid": 6,
+                "severity_id": 1, "severity": "Informational", "activity_id": 2, "activity_name": "Read", "type_uid": 600302,
+                "status": if ok { "Success" } else { "Failure" }, "status_id": if ok { 1 } else { 2 }
+            });
+            serde_json::to_vec(&r).unwrap()
+        })
+        .collect()
+}
+
 fn engine() -> Engine {
     Engine::new(detect::load(None).unwrap(), Inventory::default(), EngineConfig::default())
 }
@@ -154,6 +192,7 @@ fn benches(c: &mut Criterion) {
     let native = native_lines();
     let cloudtrail = cloudtrail_lines(&native);
     let entra = entra_lines(&native);
+    let ocsf = ocsf_lines(&native);
     let n = native.len() as u64;
     let avg = |ls: &[Vec<u8>]| ls.iter().map(Vec::len).sum::<usize>() / ls.len();
     eprintln!(
@@ -168,9 +207,12 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(n));
     g.sample_size(10);
-    for (name, lines, format) in
-        [("native", &native, Format::Auto), ("cloudtrail", &cloudtrail, Format::Auto), ("entra", &entra, Format::Auto)]
-    {
+    for (name, lines, format) in [
+        ("native", &native, Format::Auto),
+        ("cloudtrail", &cloudtrail, Format::Auto),
+        ("entra", &entra, Format::Auto),
+        ("ocsf", &ocsf, Format::Auto),
+    ] {
         g.bench_function(name, |b| {
             b.iter(|| {
                 for l in lines.iter() {
