@@ -90,6 +90,42 @@ fn cloudtrail_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The same events as Kubernetes audit Events at `Metadata` level (~900 B): machines as
+/// service accounts with bound pod tokens, people as OIDC users.
+fn k8s_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let verbs = ["get", "list", "watch", "create", "update", "patch", "delete"];
+    native
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let e: Value = serde_json::from_slice(l).unwrap();
+            let pid = e["principal"]["id"].as_str().unwrap();
+            let user = if e["principal"]["type"] == "human" {
+                json!({"username": format!("{pid}@example.com"), "groups": ["developers", "system:authenticated"]})
+            } else {
+                json!({"username": format!("system:serviceaccount:prod:{pid}"), "uid": "6f8a-2b1c",
+                       "groups": ["system:serviceaccounts", "system:serviceaccounts:prod", "system:authenticated"],
+                       "extra": {"authentication.kubernetes.io/credential-id": [format!("JTI={pid}-{}", i % 7)],
+                                 "authentication.kubernetes.io/node-name": ["node-3"],
+                                 "authentication.kubernetes.io/pod-name": [format!("{pid}-7d9f8-x2k4q")],
+                                 "authentication.kubernetes.io/pod-uid": ["0c0e1e43-4d3a-4b8f-a1a4-2f1e6c1b9d77"]}})
+            };
+            let code = if e["outcome"] == "success" { 200 } else { 403 };
+            let r = json!({
+                "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": e["id"],
+                "stage": "ResponseComplete", "requestURI": format!("/api/v1/namespaces/prod/configmaps/cm-{}", i % 50),
+                "verb": verbs[i % verbs.len()], "user": user, "sourceIPs": [e["source"]["ip"]],
+                "userAgent": e["source"]["user_agent"],
+                "objectRef": {"resource": "configmaps", "namespace": "prod", "name": format!("cm-{}", i % 50), "apiVersion": "v1"},
+                "responseStatus": {"metadata": {}, "code": code},
+                "requestReceivedTimestamp": e["time"], "stageTimestamp": e["time"],
+                "annotations": {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": "RBAC: allowed by RoleBinding \"app\" of Role \"app\" to ServiceAccount \"app/prod\""}
+            });
+            serde_json::to_vec(&r).unwrap()
+        })
+        .collect()
+}
+
 fn engine() -> Engine {
     Engine::new(detect::load(None).unwrap(), Inventory::default(), EngineConfig::default())
 }
@@ -135,6 +171,21 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    // The platform formats on a few thousand events each (their own element counts).
+    let k8s = k8s_lines(&native[..5_000]);
+    let mut platform = |name: &str, lines: &[Vec<u8>]| {
+        g.throughput(Throughput::Elements(lines.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                for l in lines {
+                    decode::decode(l, Format::Auto, &ctx, &mut |r| {
+                        black_box(r.is_ok());
+                    });
+                }
+            })
+        });
+    };
+    platform("k8s_audit", &k8s);
     g.finish();
 
     let events: Vec<AuditEvent<'_>> =

@@ -608,7 +608,7 @@ fn first_resource_arn<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<C
 
 /// Optional fields whose type varies in the wild: a value of the wrong type reads as absent
 /// (and is skipped by the parser) instead of failing the record.
-mod lenient {
+pub(super) mod lenient {
     use std::borrow::Cow;
     use std::marker::PhantomData;
 
@@ -640,7 +640,7 @@ mod lenient {
             }
         };
     }
-    pub(super) use absent_scalars;
+    pub(crate) use absent_scalars;
 
     pub fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
