@@ -126,6 +126,44 @@ fn k8s_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The same events as GCP audit `LogEntry`s (~1.3 KiB): machines as service accounts,
+/// a third of them signing with a user-managed key, people through gcloud.
+fn gcp_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    native
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let e: Value = serde_json::from_slice(l).unwrap();
+            let pid = e["principal"]["id"].as_str().unwrap();
+            let human = e["principal"]["type"] == "human";
+            let email =
+                if human { format!("{pid}@example.com") } else { format!("{pid}@prod-42.iam.gserviceaccount.com") };
+            let mut auth = json!({"principalEmail": email, "principalSubject": format!("serviceAccount:{email}")});
+            if !human && i % 3 == 0 {
+                auth["serviceAccountKeyName"] =
+                    format!("//iam.googleapis.com/projects/prod-42/serviceAccounts/{email}/keys/{:040x}", i % 5).into();
+            }
+            let status = if e["outcome"] == "success" { json!({}) } else { json!({"code": 7, "message": "PERMISSION_DENIED"}) };
+            let r = json!({
+                "protoPayload": {
+                    "@type": "type.googleapis.com/google.cloud.audit.AuditLog", "status": status, "authenticationInfo": auth,
+                    "requestMetadata": {"callerIp": e["source"]["ip"], "callerSuppliedUserAgent": e["source"]["user_agent"],
+                        "requestAttributes": {"time": e["time"], "auth": {}}, "destinationAttributes": {}},
+                    "serviceName": "storage.googleapis.com", "methodName": "storage.objects.get",
+                    "authorizationInfo": [{"resource": format!("projects/_/buckets/exports/objects/part-{}", i % 100),
+                        "permission": "storage.objects.get", "granted": true, "resourceAttributes": {}}],
+                    "resourceName": format!("projects/_/buckets/exports/objects/part-{}", i % 100),
+                    "resourceLocation": {"currentLocations": ["us-central1"]}
+                },
+                "insertId": e["id"], "resource": {"type": "gcs_bucket", "labels": {"project_id": "prod-42", "bucket_name": "exports", "location": "us-central1"}},
+                "timestamp": e["time"], "severity": "INFO", "logName": "projects/prod-42/logs/cloudaudit.googleapis.com%2Fdata_access",
+                "receiveTimestamp": e["time"]
+            });
+            serde_json::to_vec(&r).unwrap()
+        })
+        .collect()
+}
+
 fn engine() -> Engine {
     Engine::new(detect::load(None).unwrap(), Inventory::default(), EngineConfig::default())
 }
@@ -186,6 +224,7 @@ fn benches(c: &mut Criterion) {
         });
     };
     platform("k8s_audit", &k8s);
+    platform("gcp_audit", &gcp_lines(&native[..5_000]));
     g.finish();
 
     let events: Vec<AuditEvent<'_>> =
