@@ -240,6 +240,80 @@ fn ocsf_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The same events as Kubernetes audit Events at `Metadata` level (~900 B): machines as
+/// service accounts with bound pod tokens, people as OIDC users.
+fn k8s_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let verbs = ["get", "list", "watch", "create", "update", "patch", "delete"];
+    native
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let e: Value = serde_json::from_slice(l).unwrap();
+            let pid = e["principal"]["id"].as_str().unwrap();
+            let user = if e["principal"]["type"] == "human" {
+                json!({"username": format!("{pid}@example.com"), "groups": ["developers", "system:authenticated"]})
+            } else {
+                json!({"username": format!("system:serviceaccount:prod:{pid}"), "uid": "6f8a-2b1c",
+                       "groups": ["system:serviceaccounts", "system:serviceaccounts:prod", "system:authenticated"],
+                       "extra": {"authentication.kubernetes.io/credential-id": [format!("JTI={pid}-{}", i % 7)],
+                                 "authentication.kubernetes.io/node-name": ["node-3"],
+                                 "authentication.kubernetes.io/pod-name": [format!("{pid}-7d9f8-x2k4q")],
+                                 "authentication.kubernetes.io/pod-uid": ["0c0e1e43-4d3a-4b8f-a1a4-2f1e6c1b9d77"]}})
+            };
+            let code = if e["outcome"] == "success" { 200 } else { 403 };
+            let r = json!({
+                "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": e["id"],
+                "stage": "ResponseComplete", "requestURI": format!("/api/v1/namespaces/prod/configmaps/cm-{}", i % 50),
+                "verb": verbs[i % verbs.len()], "user": user, "sourceIPs": [e["source"]["ip"]],
+                "userAgent": e["source"]["user_agent"],
+                "objectRef": {"resource": "configmaps", "namespace": "prod", "name": format!("cm-{}", i % 50), "apiVersion": "v1"},
+                "responseStatus": {"metadata": {}, "code": code},
+                "requestReceivedTimestamp": e["time"], "stageTimestamp": e["time"],
+                "annotations": {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": "RBAC: allowed by RoleBinding \"app\" of Role \"app\" to ServiceAccount \"app/prod\""}
+            });
+            serde_json::to_vec(&r).unwrap()
+        })
+        .collect()
+}
+
+/// The same events as GCP audit `LogEntry`s (~1.3 KiB): machines as service accounts,
+/// a third of them signing with a user-managed key, people through gcloud.
+fn gcp_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    native
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let e: Value = serde_json::from_slice(l).unwrap();
+            let pid = e["principal"]["id"].as_str().unwrap();
+            let human = e["principal"]["type"] == "human";
+            let email =
+                if human { format!("{pid}@example.com") } else { format!("{pid}@prod-42.iam.gserviceaccount.com") };
+            let mut auth = json!({"principalEmail": email, "principalSubject": format!("serviceAccount:{email}")});
+            if !human && i % 3 == 0 {
+                auth["serviceAccountKeyName"] =
+                    format!("//iam.googleapis.com/projects/prod-42/serviceAccounts/{email}/keys/{:040x}", i % 5).into();
+            }
+            let status = if e["outcome"] == "success" { json!({}) } else { json!({"code": 7, "message": "PERMISSION_DENIED"}) };
+            let r = json!({
+                "protoPayload": {
+                    "@type": "type.googleapis.com/google.cloud.audit.AuditLog", "status": status, "authenticationInfo": auth,
+                    "requestMetadata": {"callerIp": e["source"]["ip"], "callerSuppliedUserAgent": e["source"]["user_agent"],
+                        "requestAttributes": {"time": e["time"], "auth": {}}, "destinationAttributes": {}},
+                    "serviceName": "storage.googleapis.com", "methodName": "storage.objects.get",
+                    "authorizationInfo": [{"resource": format!("projects/_/buckets/exports/objects/part-{}", i % 100),
+                        "permission": "storage.objects.get", "granted": true, "resourceAttributes": {}}],
+                    "resourceName": format!("projects/_/buckets/exports/objects/part-{}", i % 100),
+                    "resourceLocation": {"currentLocations": ["us-central1"]}
+                },
+                "insertId": e["id"], "resource": {"type": "gcs_bucket", "labels": {"project_id": "prod-42", "bucket_name": "exports", "location": "us-central1"}},
+                "timestamp": e["time"], "severity": "INFO", "logName": "projects/prod-42/logs/cloudaudit.googleapis.com%2Fdata_access",
+                "receiveTimestamp": e["time"]
+            });
+            serde_json::to_vec(&r).unwrap()
+        })
+        .collect()
+}
+
 fn engine() -> Engine {
     Engine::new(detect::load(None).unwrap(), Inventory::default(), EngineConfig::default())
 }
@@ -277,9 +351,12 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Elements(n));
     g.sample_size(10);
     let (github, okta) = (github_lines(&native), okta_lines(&native));
+    let (k8s, gcp) = (k8s_lines(&native), gcp_lines(&native));
     for (name, lines) in [
         ("native", &native),
         ("cloudtrail", &cloudtrail),
+        ("k8s_audit", &k8s),
+        ("gcp_audit", &gcp),
         ("github", &github),
         ("okta", &okta),
         ("entra", &entra),

@@ -640,7 +640,7 @@ pub(super) mod lenient {
             }
         };
     }
-    pub(super) use absent_scalars;
+    pub(crate) use absent_scalars;
 
     pub fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
