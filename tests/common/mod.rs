@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod dashboard;
 pub mod kafka;
+pub mod ocsf_examples;
 pub mod panther;
 
 use std::path::PathBuf;
