@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use common::ocsf_examples;
 use common::panther::rule_tests;
 use nhid::decode::{DecodeContext, DecodeError, Format, decode, detect, ocsf};
-use nhid::event::{AuditEvent, CredentialKind, Outcome, PrincipalType, SourceFormat};
+use nhid::event::{AuditEvent, SourceFormat};
 
 fn decode_one(bytes: &[u8], format: Format) -> Result<AuditEvent<'_>, DecodeError> {
     let ctx = DecodeContext { fallback_time: Some(1_700_000_000_000), ..Default::default() };
