@@ -379,6 +379,16 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    // What auto-detection costs: the same canonical events with the format forced.
+    g.bench_function("native_forced", |b| {
+        b.iter(|| {
+            for l in native.iter() {
+                decode::decode(l, Format::Native, &ctx, &mut |r| {
+                    black_box(r.is_ok());
+                });
+            }
+        })
+    });
     g.finish();
 
     let events: Vec<AuditEvent<'_>> =
