@@ -19,6 +19,7 @@ use crate::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
 };
 use crate::time::parse_rfc3339;
+use lenient::{nonempty, strict_map};
 
 pub fn decode<'a>(text: &'a str, ctx: &DecodeContext, emit: &mut dyn FnMut(Result<AuditEvent<'a>, DecodeError>)) {
     if let Some(split) = split_delivery_document(text) {
@@ -532,41 +533,12 @@ fn is_email(s: &str) -> bool {
         .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.') && !s.contains(char::is_whitespace))
 }
 
-/// Empty strings in the data mean absent (`"accessKeyId": ""` on a root console event).
-fn nonempty<'a>(s: Option<Cow<'a, str>>) -> Option<Cow<'a, str>> {
-    s.filter(|s| !s.is_empty())
-}
-
 /// A part of a string that keeps borrowing from the input when the string does.
 fn project<'a>(s: &Cow<'a, str>, part: impl FnOnce(&str) -> Option<&str>) -> Option<Cow<'a, str>> {
     match s {
         Cow::Borrowed(s) => part(s).map(Cow::Borrowed),
         Cow::Owned(s) => part(s).map(|p| Cow::Owned(p.to_owned())),
     }
-}
-
-/// An essential object: `null` reads as absent, any other non-object is a wrong type.
-fn strict_map<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    struct MapVisitor<T>(std::marker::PhantomData<T>);
-    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for MapVisitor<T> {
-        type Value = Option<T>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_map(self)
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
-        }
-    }
-    d.deserialize_option(MapVisitor(std::marker::PhantomData))
 }
 
 /// `resources[]` is a list of `{ARN, accountId, type}`; only the first ARN names the target.
@@ -609,6 +581,35 @@ fn first_resource_arn<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<C
 /// Optional fields whose type varies in the wild: a value of the wrong type reads as absent
 /// (and is skipped by the parser) instead of failing the record.
 pub(super) mod lenient {
+    /// Empty strings in the data mean absent (`"accessKeyId": ""` on a root console event).
+    pub fn nonempty<'a>(s: Option<Cow<'a, str>>) -> Option<Cow<'a, str>> {
+        s.filter(|s| !s.is_empty())
+    }
+
+    /// An essential object: `null` reads as absent, any other non-object is a wrong type.
+    pub fn strict_map<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+        struct MapVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for MapVisitor<T> {
+            type Value = Option<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_map(self)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+            }
+        }
+        d.deserialize_option(MapVisitor(std::marker::PhantomData))
+    }
+
     use std::borrow::Cow;
     use std::marker::PhantomData;
 

@@ -16,6 +16,7 @@ use memchr::memmem;
 use serde::Deserialize;
 
 use super::cloudtrail::lenient;
+use super::cloudtrail::lenient::nonempty;
 use super::{DeadLetterReason, DecodeContext, DecodeError};
 use crate::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
@@ -423,10 +424,6 @@ fn event_types<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Kind>, D
 /// (50105), disabled user or application (50057, 7000112), device state (50131).
 fn is_denial(code: i64) -> bool {
     matches!(code, 50057 | 50105 | 50131 | 53000..=53004 | 530032 | 65001 | 65004 | 7000112)
-}
-
-fn nonempty(s: Str<'_>) -> Str<'_> {
-    s.filter(|s| !s.is_empty())
 }
 
 fn to_event<'a>(mut top: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<AuditEvent<'a>, DecodeError> {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::cloudtrail::lenient;
+use super::cloudtrail::lenient::{nonempty, strict_map};
 use super::{DeadLetterReason, DecodeContext, DecodeError};
 use crate::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
@@ -294,34 +295,6 @@ fn is_google_managed(local: &str, domain: &str) -> bool {
                 || p == "compute-system"
                 || p == "containerregistry"
         })
-}
-
-fn nonempty<'a>(s: Option<Cow<'a, str>>) -> Option<Cow<'a, str>> {
-    s.filter(|s| !s.is_empty())
-}
-
-/// An essential object: `null` reads as absent, any other non-object is a wrong type.
-fn strict_map<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    struct MapVisitor<T>(std::marker::PhantomData<T>);
-    impl<'de, T: Deserialize<'de>> Visitor<'de> for MapVisitor<T> {
-        type Value = Option<T>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_map(self)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
-        }
-    }
-    d.deserialize_option(MapVisitor(std::marker::PhantomData))
 }
 
 /// The original caller of a delegation chain: the first element (Google keeps them in

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::cloudtrail::lenient;
+use super::cloudtrail::lenient::nonempty;
 use super::{DeadLetterReason, DecodeContext, DecodeError};
 use crate::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
@@ -242,10 +243,6 @@ fn outcome(action: &str) -> Outcome {
     } else {
         Outcome::Success
     }
-}
-
-fn nonempty<'a>(s: Option<Cow<'a, str>>) -> Option<Cow<'a, str>> {
-    s.filter(|s| !s.is_empty())
 }
 
 /// A time field: milliseconds since the epoch (GitHub) or a timestamp string (exports, Panther).

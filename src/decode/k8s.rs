@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::cloudtrail::lenient;
+use super::cloudtrail::lenient::{nonempty, strict_map};
 use super::{DeadLetterReason, DecodeContext, DecodeError};
 use crate::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
@@ -335,34 +336,6 @@ fn classify<'a>(user: User<'a>, legacy_token: bool) -> (Principal<'a>, Credentia
 /// EC2 instance ids: `i-` and 8 or 17 hex digits.
 fn is_instance_id(s: &str) -> bool {
     s.strip_prefix("i-").is_some_and(|h| h.len() >= 8 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-fn nonempty<'a>(s: Option<Cow<'a, str>>) -> Option<Cow<'a, str>> {
-    s.filter(|s| !s.is_empty())
-}
-
-/// An essential object: `null` reads as absent, any other non-object is a wrong type.
-fn strict_map<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    struct MapVisitor<T>(std::marker::PhantomData<T>);
-    impl<'de, T: Deserialize<'de>> Visitor<'de> for MapVisitor<T> {
-        type Value = Option<T>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_map(self)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
-        }
-    }
-    d.deserialize_option(MapVisitor(std::marker::PhantomData))
 }
 
 /// A string wherever the lenient reader accepts one, for the elements of a list.

@@ -269,6 +269,9 @@ fn nesting_exceeds(bytes: &[u8], limit: usize) -> bool {
     false
 }
 
+/// A format's own marker test (`<module>::detect`).
+type Detect = fn(&[u8]) -> bool;
+
 /// Detects the format from the keys present. A key in quotes cannot occur inside a JSON
 /// string value (its quotes would be escaped), so a substring search is exact enough.
 pub fn detect(bytes: &[u8]) -> Option<Format> {
@@ -286,7 +289,7 @@ pub fn detect(bytes: &[u8]) -> Option<Format> {
     });
     // The platforms' own markers, most specific first; each module's `detect` must be false
     // for every event of the other formats (the dataset tests check it on the real corpus).
-    let specific: [(fn(&[u8]) -> bool, Format); 6] = [
+    let specific: [(Detect, Format); 6] = [
         (k8s::detect, Format::K8sAudit),
         (gcp::detect, Format::GcpAudit),
         (ocsf::detect, Format::Ocsf),

@@ -15,6 +15,7 @@ use memchr::memmem;
 use serde::Deserialize;
 
 use super::cloudtrail::lenient;
+use super::cloudtrail::lenient::nonempty;
 use super::{DeadLetterReason, DecodeContext, DecodeError};
 use crate::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
@@ -353,10 +354,6 @@ fn first_resource<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Str<'de>, D:
         }
     }
     d.deserialize_any(ResourcesVisitor)
-}
-
-fn nonempty(s: Str<'_>) -> Str<'_> {
-    s.filter(|s| !s.is_empty())
 }
 
 /// A part of a string that keeps borrowing from the input when the string does.

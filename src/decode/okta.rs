@@ -17,6 +17,7 @@ use memchr::memmem;
 use serde::Deserialize;
 
 use super::cloudtrail::lenient;
+use super::cloudtrail::lenient::nonempty;
 use super::{DeadLetterReason, DecodeContext, DecodeError};
 use crate::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
@@ -281,10 +282,6 @@ fn to_event<'a>(rec: LogEvent<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<
         bytes_out: None,
         source_format: SourceFormat::Okta,
     })
-}
-
-fn nonempty<'a>(s: Option<Cow<'a, str>>) -> Option<Cow<'a, str>> {
-    s.filter(|s| !s.is_empty())
 }
 
 /// Okta writes `unknown` where it could not resolve a value; that is not an identifier.
