@@ -368,6 +368,7 @@ fn plan_one(
         first_malicious_event_id: String::new(),
         first_malicious_time: 0,
         expected_kinds: vec![scenario.expected_kind().to_owned()],
+        quiet_from: None,
     };
     (plan, label)
 }

@@ -73,8 +73,14 @@ pub struct Label {
     pub first_malicious_event_id: String,
     #[serde(with = "serde_rfc3339")]
     pub first_malicious_time: Millis,
-    /// Detector kinds that must fire on this attack (others may fire too).
+    /// Detector kinds that must fire on this attack (others may fire too). Empty for a
+    /// benign change of behaviour (a new nightly batch), which is labeled so that `nhid eval`
+    /// can tell the alerts it may raise while new from false alerts once it is learned.
     pub expected_kinds: Vec<String>,
+    /// Benign changes only: alerts on this principal from this time on are false alerts
+    /// (before it, the change is new and alerting on it is tolerated, not required).
+    #[serde(default, with = "serde_rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub quiet_from: Option<Millis>,
 }
 
 #[derive(Clone, Debug, Serialize)]
