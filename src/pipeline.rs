@@ -390,6 +390,7 @@ impl Engine {
             },
             |identity| {
                 let entry = inventory.entry(identity.inventory);
+                let prior_kind = identity.kind;
                 if entry.and_then(|e| e.kind).is_none() {
                     identity.kind = reconcile(identity.kind, ev.principal.kind);
                 }
@@ -401,6 +402,7 @@ impl Engine {
                     out.normalized.push(normalized(ev, lane));
                 }
                 let mut obs = identity.observe(ev, self.learning_ms[lane.index()]);
+                obs.prior_kind = prior_kind;
                 self.recall(&mut obs, ev, identity);
                 for (i, detector) in self.detectors.iter().enumerate() {
                     if let Some((settings, finding)) = detector.check(lane, ev, &obs) {
@@ -415,9 +417,11 @@ impl Engine {
         }
     }
 
-    /// Adds what the control topics said about this event's credential, principal and owner.
+    /// Adds what the inventory and the control topics say about this event's principal,
+    /// credential and owner.
     /// Nearly free while they said nothing: each lookup starts with a relaxed load of a count.
     fn recall(&self, obs: &mut Observation<'_>, ev: &AuditEvent<'_>, identity: &Identity) {
+        obs.registered = (!self.inventory.is_empty()).then_some(identity.inventory.is_some());
         let facts = &self.lifecycle;
         obs.revoked_at = ev.credential.id.as_deref().and_then(|c| facts.credentials.since(c, ev.time));
         obs.retired_at = facts.principals.since(&ev.principal.id, ev.time);

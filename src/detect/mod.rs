@@ -6,14 +6,21 @@
 //! evaluates humans (and `unknown` principals) only where its file has a `[human]`
 //! (`[unknown]`) table; `[default]` covers the machine types not named.
 
+pub mod breadth;
 pub mod denied_burst;
+pub mod dormant_reactivation;
 pub mod expired_credential;
+pub mod interactive_login;
+pub mod missing_attribution;
 pub mod new_source;
 pub mod orphaned_principal;
 pub mod privilege_change;
 pub mod rate_spike;
 pub mod scope_drift;
+pub mod session_inheritance;
+pub mod shared_credential;
 pub mod static_credential;
+pub mod unregistered_principal;
 pub mod volume_ceiling;
 
 use std::path::Path;
@@ -53,6 +60,12 @@ pub enum Response {
 /// One kind's check with its typed per-type parameters.
 pub trait Check: Send + Sync {
     fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding>;
+
+    /// The lane whose settings apply: the identity's current type, unless the kind judges
+    /// the event against what the identity was before it.
+    fn lane(&self, lane: PrincipalType, _obs: &Observation<'_>) -> PrincipalType {
+        lane
+    }
 }
 
 /// Per-type settings of an instance: severity and response may differ per lane.
@@ -88,6 +101,7 @@ impl Detector {
         ev: &AuditEvent<'_>,
         obs: &Observation<'_>,
     ) -> Option<(LaneSettings, Finding)> {
+        let lane = self.check.lane(lane, obs);
         let settings = self.lanes[lane.index()]?;
         self.check.check(lane, ev, obs).map(|f| (settings, f))
     }
@@ -113,6 +127,13 @@ pub const KINDS: &[&str] = &[
     "expired_credential",
     "privilege_change",
     "orphaned_principal",
+    "breadth",
+    "dormant_reactivation",
+    "shared_credential",
+    "session_inheritance",
+    "interactive_login",
+    "unregistered_principal",
+    "missing_attribution",
 ];
 
 /// The detector files shipped in the repository, compiled in, used when no directory is given.
@@ -126,6 +147,13 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("expired_credential", include_str!("../../detectors/expired_credential.toml")),
     ("privilege_change", include_str!("../../detectors/privilege_change.toml")),
     ("orphaned_principal", include_str!("../../detectors/orphaned_principal.toml")),
+    ("breadth", include_str!("../../detectors/breadth.toml")),
+    ("dormant_reactivation", include_str!("../../detectors/dormant_reactivation.toml")),
+    ("shared_credential", include_str!("../../detectors/shared_credential.toml")),
+    ("session_inheritance", include_str!("../../detectors/session_inheritance.toml")),
+    ("interactive_login", include_str!("../../detectors/interactive_login.toml")),
+    ("unregistered_principal", include_str!("../../detectors/unregistered_principal.toml")),
+    ("missing_attribution", include_str!("../../detectors/missing_attribution.toml")),
 ];
 
 /// Common keys of every detector file; the remaining tables are per-type parameters.
@@ -241,9 +269,24 @@ fn build_check(kind: &str, params: &Params) -> Result<(&'static str, Box<dyn Che
         "expired_credential" => {
             ("expired_credential", Box::new(expired_credential::ExpiredCredential(per_type(params)?)))
         }
-        "privilege_change" => ("privilege_change", Box::new(privilege_change::PrivilegeChange::new(per_type(params)?))),
+        "privilege_change" => ("privilege_change", Box::new(privilege_change::PrivilegeChange(per_type(params)?))),
         "orphaned_principal" => {
             ("orphaned_principal", Box::new(orphaned_principal::OrphanedPrincipal(per_type(params)?)))
+        }
+        "breadth" => ("breadth", Box::new(breadth::Breadth(per_type(params)?))),
+        "dormant_reactivation" => {
+            ("dormant_reactivation", Box::new(dormant_reactivation::DormantReactivation(per_type(params)?)))
+        }
+        "shared_credential" => ("shared_credential", Box::new(shared_credential::SharedCredential(per_type(params)?))),
+        "session_inheritance" => {
+            ("session_inheritance", Box::new(session_inheritance::SessionInheritance(per_type(params)?)))
+        }
+        "interactive_login" => ("interactive_login", Box::new(interactive_login::InteractiveLogin(per_type(params)?))),
+        "unregistered_principal" => {
+            ("unregistered_principal", Box::new(unregistered_principal::UnregisteredPrincipal(per_type(params)?)))
+        }
+        "missing_attribution" => {
+            ("missing_attribution", Box::new(missing_attribution::MissingAttribution(per_type(params)?)))
         }
         other => {
             return Err(vec![format!("unknown kind `{other}`: expected one of {KINDS:?}")]);
@@ -323,6 +366,37 @@ macro_rules! evidence {
     }};
 }
 
+/// Operation names a kind looks for (`CreateAccessKey`, `ConsoleLogin`, `user.session.start`),
+/// matched without case against an event's whole action or its operation: the part after
+/// the last `:` or `/` (`iam:CreateAccessKey`, `google.iam.admin.v1.CreateServiceAccountKey`
+/// after the last `.` too).
+#[derive(Debug, Deserialize)]
+#[serde(from = "Vec<String>")]
+pub struct Operations(std::collections::HashSet<String>);
+
+impl From<Vec<String>> for Operations {
+    fn from(names: Vec<String>) -> Self {
+        Operations(names.iter().map(|o| o.to_ascii_lowercase()).collect())
+    }
+}
+
+impl Operations {
+    pub fn matches(&self, action: &str) -> bool {
+        let operation = action.rsplit([':', '/']).next().unwrap_or(action);
+        let last = operation.rsplit('.').next().unwrap_or(operation);
+        [action, operation, last].into_iter().any(|name| self.contains(name))
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        // Lowercase into a stack buffer: no allocation on the per-event path.
+        let mut buf = [0u8; 96];
+        let Some(lower) = buf.get_mut(..name.len()) else { return false };
+        lower.copy_from_slice(name.as_bytes());
+        lower.make_ascii_lowercase();
+        std::str::from_utf8(lower).is_ok_and(|l| self.0.contains(l))
+    }
+}
+
 /// serde default for the switches that are on unless a file turns them off.
 pub(crate) fn yes() -> bool {
     true
@@ -398,6 +472,20 @@ mod tests {
         for d in &builtin {
             assert!(d.lanes[PrincipalType::Human.index()].is_none_or(|l| l.response == Response::None), "{}", d.id);
         }
+    }
+
+    #[test]
+    fn operations_match_the_action_or_its_last_segment_in_any_case() {
+        let ops = Operations::from(vec!["CreateAccessKey".into(), "user.session.start".into(), "ConsoleLogin".into()]);
+        assert!(ops.matches("iam:CreateAccessKey"));
+        assert!(ops.matches("iam:createaccesskey"));
+        assert!(ops.matches("google.iam.admin.v1.CreateAccessKey"));
+        assert!(ops.matches("user.session.start"));
+        assert!(ops.matches("okta:user.session.start"));
+        assert!(ops.matches("signin:ConsoleLogin"));
+        assert!(!ops.matches("iam:CreateAccessKeys"));
+        assert!(!ops.matches("user.session.end"));
+        assert!(!ops.matches(&"x".repeat(200)));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! before it updates anything, so neither a spike nor a slow ramp (each step of which is
 //! clamped against the long horizon) can teach the baseline to accept exfiltration.
 
+use super::seasonal::{self, DailyPeaks};
 use crate::time::{MINUTE, Millis, hour_of_day};
 
 /// Bucket values above this many standard deviations are clamped before learning.
@@ -89,12 +90,16 @@ impl HourProfile {
 pub struct Expectation {
     pub mean: f32,
     pub sd: f32,
+    /// The busiest minute that recurred around this time of day on the previous days
+    /// (a nightly batch), 0 if none: see [`seasonal`].
+    pub recurring: f32,
 }
 
 impl Expectation {
-    /// Smallest count that is `z` deviations and `ratio` times above the expectation.
+    /// Smallest count that is `z` deviations and `ratio` times above the expectation, and
+    /// [`seasonal::MARGIN`] times above a recurring daily peak.
     pub fn threshold(&self, z: f32, ratio: f32) -> f32 {
-        (self.mean + z * self.sd).max(ratio * self.mean)
+        (self.mean + z * self.sd).max(ratio * self.mean).max(seasonal::MARGIN * self.recurring)
     }
 }
 
@@ -114,6 +119,8 @@ pub struct RateBaseline {
     pub profile: HourProfile,
     /// Closed minutes fed into the baseline (saturating).
     pub minutes: u32,
+    /// Per-minute peaks of the last three days by time of day, unclamped: seasonality.
+    pub peaks: DailyPeaks,
 }
 
 impl RateBaseline {
@@ -126,6 +133,7 @@ impl RateBaseline {
             long: Ewma::with_prior(prior_mean, prior_mean.max(1.0)),
             profile: HourProfile::new(prior_mean, prior_mean.max(1.0)),
             minutes: 0,
+            peaks: DailyPeaks::default(),
         }
     }
 
@@ -153,11 +161,13 @@ impl RateBaseline {
     /// What a minute at `time` is expected to hold: the highest of the short horizon, the
     /// long horizon and the hour profile around that hour (±1 h absorbs batch-start jitter).
     /// The deviation is at least Poisson (`√mean`) and at least one event.
-    pub fn expectation(&self, time: Millis) -> Expectation {
+    /// `born` is the identity's first event: days before it are not days a pattern could
+    /// have recurred on.
+    pub fn expectation(&self, time: Millis, born: Millis) -> Expectation {
         let slow = self.slow_expectation(time);
         let mean = slow.mean.max(self.short.mean);
         let sd = slow.sd.max(self.short.sd()).max(mean.sqrt());
-        Expectation { mean, sd }
+        Expectation { mean, sd, recurring: self.peaks.recurring(time, born) }
     }
 
     /// The expectation of the slow parts only (long horizon and hour profile). Clamping is
@@ -170,7 +180,7 @@ impl RateBaseline {
         let profile_sd = around.iter().map(|&i| self.profile.sd(i)).fold(0.0, f32::max);
         let mean = self.long.mean.max(profile);
         let sd = self.long.sd().max(profile_sd).max(mean.sqrt()).max(1.0);
-        Expectation { mean, sd }
+        Expectation { mean, sd, recurring: 0.0 }
     }
 
     /// Events per minute on the short horizon as of `time`: the open minute and the idle
@@ -193,6 +203,7 @@ impl RateBaseline {
         self.short.update(count, SHORT_ALPHA, learning, clamp);
         self.long.update(count, LONG_ALPHA, learning, clamp);
         self.profile.update(hour_of_day(time), count, learning, clamp);
+        self.peaks.record(time, count);
         self.minutes = self.minutes.saturating_add(1);
     }
 }
@@ -228,7 +239,7 @@ mod tests {
     fn learns_a_steady_rate() {
         let mut b = RateBaseline::new(0, 0.0);
         feed(&mut b, 0, &[10; 600], true);
-        let e = b.expectation(600 * MINUTE);
+        let e = b.expectation(600 * MINUTE, 0);
         assert!((e.mean - 10.0).abs() < 0.5, "{e:?}");
         assert!(e.threshold(6.0, 4.0) >= 40.0);
     }
@@ -240,7 +251,7 @@ mod tests {
         // Three hours ramping from 10 to 30 per minute, then a spike of 300.
         let ramp: Vec<u32> = (0..180).map(|i| 10 + i * 20 / 180).collect();
         feed(&mut b, 1_440, &ramp, false);
-        let e = b.expectation((1_440 + 180) * MINUTE);
+        let e = b.expectation((1_440 + 180) * MINUTE, 0);
         assert!(e.threshold(6.0, 4.0) < 300.0, "spike would be accepted: {e:?}");
         // Without clamping the long horizon would have followed; with it, it barely moved.
         assert!(b.long.mean < 12.0, "{:?}", b.long);
@@ -269,10 +280,32 @@ mod tests {
                 }
             }
         }
-        let night = b.expectation(2 * 24 * HOUR + 2 * HOUR + 30 * MINUTE);
-        let noon = b.expectation(2 * 24 * HOUR + 12 * HOUR);
+        let night = b.expectation(2 * 24 * HOUR + 2 * HOUR + 30 * MINUTE, 0);
+        let noon = b.expectation(2 * 24 * HOUR + 12 * HOUR, 0);
         assert!(night.threshold(6.0, 4.0) > 60.0, "batch would page: {night:?}");
         assert!(noon.mean < night.mean / 3.0, "{noon:?} vs {night:?}");
+    }
+
+    #[test]
+    fn a_nightly_batch_new_after_learning_pages_twice_then_is_the_identity_s_own() {
+        let mut b = RateBaseline::new(0, 0.0);
+        feed(&mut b, 0, &[2; 1_440], true);
+        let mut pages = Vec::new();
+        for night in 1..=4 {
+            // Two a minute all day, and 60 a minute for ten minutes at 03:00 every night.
+            let day = night * 1_440;
+            feed(&mut b, day, &[2; 180], false);
+            let e = b.expectation((day + 180) * MINUTE, 0);
+            if 60.0 >= e.threshold(6.0, 4.0) {
+                pages.push(night);
+            }
+            feed(&mut b, day + 180, &[60; 10], false);
+            feed(&mut b, day + 190, &[2; 1_440 - 190], false);
+        }
+        assert_eq!(pages, [1, 2], "new on nights 1 and 2, recurring from night 3");
+        // An attacker at twice the batch's peak in the batch's hour still pages.
+        let e = b.expectation((5 * 1_440 + 180) * MINUTE, 0);
+        assert!(e.threshold(6.0, 4.0) < 140.0, "{e:?}");
     }
 
     proptest! {
@@ -291,7 +324,7 @@ mod tests {
             level in 1u32..50, spikes in proptest::collection::vec(0u32..5_000, 1..120)) {
             let mut b = RateBaseline::new(0, 0.0);
             feed(&mut b, 0, &vec![level; 600], true);
-            let e0 = b.expectation(600 * MINUTE);
+            let e0 = b.expectation(600 * MINUTE, 0);
             feed(&mut b, 600, &spikes, false);
             // However the post-learning minutes look, no horizon is taught past the clamp
             // bound of the slow baseline it had when learning ended (two hours of abuse move

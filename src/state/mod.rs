@@ -5,8 +5,11 @@
 //! the number of tracked identities has a ceiling (the least recently seen go first).
 
 pub mod baseline;
+pub mod breadth;
 pub mod lifecycle;
+pub mod seasonal;
 pub mod sets;
+pub mod sources;
 
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
@@ -16,7 +19,9 @@ use crate::event::{AuditEvent, CredentialKind, Outcome, PrincipalType};
 use crate::respond::alert::Severity;
 use crate::time::{HOUR, Millis};
 use baseline::{Expectation, RateBaseline};
+use breadth::{Breadth, Reach};
 use sets::{FingerprintSet, NetworkPrefix, fingerprint, network_of};
+use sources::Sources;
 
 /// Caps on the per-identity sets. Past a cap the set is marked overflowed.
 const MAX_ACTIONS: usize = 64;
@@ -146,6 +151,10 @@ pub struct Identity {
     pub networks: FingerprintSet,
     pub user_agents: FingerprintSet,
     pub credentials: Vec<CredentialState>,
+    /// Distinct targets per window against the usual: lateral movement.
+    pub breadth: Breadth,
+    /// Where each credential was used from lately: copied credentials.
+    pub sources: Sources,
     /// Per detector instance: the aggregation window of its last alert and the repeats
     /// suppressed since. Indexed like the engine's detector list.
     pub alert_marks: Vec<AlertMark>,
@@ -200,6 +209,20 @@ pub struct Observation<'e> {
     pub retired_at: Option<Millis>,
     /// The principal's owner (inventory, else events) and when it was offboarded, if at or before this event.
     pub offboarded_owner: Option<(Box<str>, Millis)>,
+    /// Event time since the identity's previous event (0 on its first): how long it slept.
+    /// An identity evicted while idle leaves a tombstone, so its sleep is still known.
+    pub idle_for: Millis,
+    /// Distinct targets in the open window against the usual.
+    pub reach: Reach,
+    /// Distinct (network, user agent) pairs that used this event's credential within
+    /// [`sources::CONCURRENT`], and the most any credential of the identity had before.
+    pub concurrent_sources: u8,
+    pub source_peak: u8,
+    /// The identity's type before this event (an event can show a machine to be a person:
+    /// see the pipeline's `reconcile`); interactive sign-ins are judged against it.
+    pub prior_kind: PrincipalType,
+    /// Whether the inventory lists the principal; `None` when no inventory is loaded.
+    pub registered: Option<bool>,
 }
 
 impl Identity {
@@ -218,6 +241,8 @@ impl Identity {
             networks: FingerprintSet::default(),
             user_agents: FingerprintSet::default(),
             credentials: Vec::new(),
+            breadth: Breadth::new(time),
+            sources: Sources::default(),
             alert_marks: Vec::new(),
             last_action: None,
             owner: None,
@@ -229,8 +254,9 @@ impl Identity {
     pub fn observe<'e>(&mut self, ev: &'e AuditEvent<'_>, learning_ms: Millis) -> Observation<'e> {
         let t = ev.time;
         let learned = t - self.first_seen >= learning_ms;
-        let expected = self.rate.expectation(t);
+        let expected = self.rate.expectation(t, self.first_seen);
         self.rate.record(t, ev.outcome != Outcome::Success, !learned);
+        let idle_for = (t - self.last_seen).max(0);
         self.last_seen = self.last_seen.max(t);
 
         let hour = t.div_euclid(HOUR);
@@ -246,13 +272,26 @@ impl Identity {
         let novel = |set: &mut FingerprintSet, fp: u32, cap: usize| set.insert(fp, cap) && learned && !set.overflowed;
         let new_action = novel(&mut self.actions, fingerprint(&ev.action), MAX_ACTIONS);
         let new_service = novel(&mut self.services, fingerprint(&ev.service), MAX_SERVICES);
-        let new_network = match ev.source.ip.as_deref().and_then(network_of) {
+        let network = ev.source.ip.as_deref().and_then(network_of);
+        let network_fp = network.as_ref().map(|(fp, _)| *fp);
+        let new_network = match network {
             Some((fp, prefix)) => novel(&mut self.networks, fp, MAX_NETWORKS).then_some(prefix),
             None => None,
         };
-        let new_user_agent = match ev.source.user_agent.as_deref() {
-            Some(ua) => novel(&mut self.user_agents, fingerprint(ua), MAX_USER_AGENTS),
+        let ua_fp = ev.source.user_agent.as_deref().map(fingerprint);
+        let new_user_agent = match ua_fp {
+            Some(fp) => novel(&mut self.user_agents, fp, MAX_USER_AGENTS),
             None => false,
+        };
+
+        // A target is a resource, or where an event names none, the action (which names its
+        // service): distinct targets across services are distinct trust zones too.
+        let target =
+            fingerprint(ev.resource.as_deref().unwrap_or(&ev.action)) ^ fingerprint(&ev.service).rotate_left(7);
+        let reach = self.breadth.record(t, target, !learned, self.first_seen);
+        let (concurrent_sources, source_peak) = match (ev.credential.id.as_deref(), &network_fp, &ua_fp) {
+            (Some(c), Some(net), Some(ua)) => self.sources.record(fingerprint(c), net ^ ua.rotate_left(11), t),
+            _ => (0, self.sources.peak),
         };
 
         let (credential_age, expired_for) = self.observe_credential(ev);
@@ -281,6 +320,12 @@ impl Identity {
             revoked_at: None,
             retired_at: None,
             offboarded_owner: None,
+            idle_for,
+            reach,
+            concurrent_sources,
+            source_peak,
+            prior_kind: self.kind,
+            registered: None,
         }
     }
 
@@ -326,7 +371,19 @@ impl Identity {
 /// shard, and partitions keyed by principal mean workers rarely contend.
 pub struct StateStore {
     map: DashMap<Box<str>, Identity, Xxh3Builder>,
+    /// When each identity evicted for idleness was last seen, by a hash of its id: 16 bytes
+    /// where the identity took a kilobyte, so that a key asleep for months and then used
+    /// again is known to have slept (`dormant_reactivation`).
+    tombstones: DashMap<u64, Millis, Xxh3Builder>,
     config: StateConfig,
+}
+
+/// Tombstones older than this are forgotten: a principal back after half a year is treated
+/// as new (and is not the threat a week-old leak is).
+const TOMBSTONE_TTL: Millis = 180 * crate::time::DAY;
+
+fn tombstone_key(id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
 }
 
 /// Shards of the identity map, at least. Walks over every identity (`/principals`, the
@@ -341,7 +398,11 @@ impl StateStore {
     pub fn new(config: StateConfig) -> Self {
         let shards =
             MIN_SHARDS.max(4 * std::thread::available_parallelism().map_or(1, |n| n.get())).next_power_of_two();
-        StateStore { map: DashMap::with_hasher_and_shard_amount(Xxh3Builder::new(), shards), config }
+        StateStore {
+            map: DashMap::with_hasher_and_shard_amount(Xxh3Builder::new(), shards),
+            tombstones: DashMap::with_hasher(Xxh3Builder::new()),
+            config,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -352,7 +413,8 @@ impl StateStore {
         self.map.is_empty()
     }
 
-    /// Runs `f` on the identity, creating it with `create` on first sight.
+    /// Runs `f` on the identity, creating it with `create` on first sight. An identity
+    /// evicted while idle comes back with the time it was last seen.
     pub fn with_identity<R>(
         &self,
         id: &str,
@@ -362,7 +424,15 @@ impl StateStore {
         if let Some(mut entry) = self.map.get_mut(id) {
             return f(&mut entry);
         }
-        let mut entry = self.map.entry(id.into()).or_insert_with(create);
+        let mut entry = self.map.entry(id.into()).or_insert_with(|| {
+            let mut identity = create();
+            if !self.tombstones.is_empty()
+                && let Some((_, last_seen)) = self.tombstones.remove(&tombstone_key(id))
+            {
+                identity.last_seen = identity.last_seen.min(last_seen);
+            }
+            identity
+        });
         f(&mut entry)
     }
 
@@ -378,17 +448,29 @@ impl StateStore {
         // (the length could grow across an eviction, and the difference underflow).
         let mut evicted = 0;
         let idle_before = now - (self.config.idle_ttl_secs as Millis) * 1_000;
-        self.map.retain(|_, v| {
+        self.map.retain(|k, v| {
             let keep = v.last_seen >= idle_before;
-            evicted += usize::from(!keep);
+            if !keep {
+                evicted += 1;
+                self.tombstones.insert(tombstone_key(k), v.last_seen);
+            }
             keep
         });
+        self.tombstones.retain(|_, t| *t >= now - TOMBSTONE_TTL);
+        if self.tombstones.len() > self.config.max_identities {
+            let cutoff =
+                keep_newest(self.tombstones.iter().map(|e| *e.value()).collect(), self.config.max_identities / 2);
+            self.tombstones.retain(|_, t| *t >= cutoff);
+        }
         if self.map.len() > self.config.max_identities {
             let seen: Vec<Millis> = self.map.iter().map(|e| e.last_seen).collect();
             let cutoff = keep_newest(seen, self.config.max_identities * 9 / 10);
-            self.map.retain(|_, v| {
+            self.map.retain(|k, v| {
                 let keep = v.last_seen >= cutoff;
-                evicted += usize::from(!keep);
+                if !keep {
+                    evicted += 1;
+                    self.tombstones.insert(tombstone_key(k), v.last_seen);
+                }
                 keep
             });
         }

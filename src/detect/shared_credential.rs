@@ -1,0 +1,90 @@
+//! `shared_credential`: one credential used at the same time from more workloads (distinct
+//! network and user agent pairs) than it ever was. A token copied off a host, a key pasted
+//! into a second service: attribution collapses, and one of the holders is likely not the
+//! owner. Judged against the identity's own learned peak, so fleets are not flagged.
+
+use serde::Deserialize;
+
+use super::{Check, Finding, PerType};
+use crate::event::{AuditEvent, PrincipalType};
+use crate::state::Observation;
+use crate::state::sources::{CONCURRENT, SLOTS};
+use crate::time::MINUTE;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Never fire below this many concurrent sources.
+    pub min_sources: u8,
+}
+
+pub struct SharedCredential(pub PerType<Params>);
+
+impl Check for SharedCredential {
+    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
+        let p = self.0.get(lane)?;
+        let n = obs.concurrent_sources;
+        // A saturated count has nothing above it to compare.
+        if !obs.learned || n < p.min_sources || n <= obs.source_peak || usize::from(obs.source_peak) >= SLOTS {
+            return None;
+        }
+        let credential = ev.credential.id.as_deref().unwrap_or("?");
+        Some(Finding {
+            evidence: crate::evidence! {
+                "credential_id" => credential,
+                "concurrent_sources" => n,
+                "usual_peak" => obs.source_peak,
+                "window_secs" => CONCURRENT / 1_000,
+                "source_ip" => ev.source.ip,
+                "user_agent" => ev.source.user_agent,
+            },
+            summary: format!(
+                "{}'s credential {credential} was used from {n} places (network and client) within {} minutes; it never had more than {} at once. The latest: {} with {:?}.",
+                ev.principal.id,
+                CONCURRENT / MINUTE,
+                obs.source_peak,
+                ev.source.ip.as_deref().unwrap_or("-"),
+                ev.source.user_agent.as_deref().unwrap_or("-")
+            ),
+            unit: ev.time.div_euclid(MINUTE),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Response;
+    use super::super::testing::{event, shipped};
+    use super::*;
+    use crate::state::Identity;
+    use crate::time::{DAY, HOUR};
+
+    #[test]
+    fn a_token_used_from_a_second_place_at_once_fires_a_fleet_does_not() {
+        let d = shipped("shared_credential");
+        let mut id = Identity::new(PrincipalType::Workload, None, 0);
+        let mut ev = event(0, PrincipalType::Workload);
+        ev.source.ip = Some("10.40.1.5".into());
+        ev.source.user_agent = Some("aws-sdk-go/1.44".into());
+        // A day of one place at a time, learned.
+        for m in 0..(DAY / MINUTE) {
+            ev.time = m * MINUTE;
+            id.observe(&ev, DAY);
+        }
+        ev.time = DAY + HOUR;
+        let obs = id.observe(&ev, DAY);
+        assert!(d.check(PrincipalType::Workload, &ev, &obs).is_none());
+        let mut copy = ev.clone();
+        copy.time += 1_000;
+        copy.source.ip = Some("10.99.7.20".into());
+        copy.source.user_agent = Some("curl/8.4.0".into());
+        let obs = id.observe(&copy, DAY);
+        let (s, f) = d.check(PrincipalType::Workload, &copy, &obs).unwrap();
+        assert_eq!(s.response, Response::RevokeCredential);
+        assert_eq!((f.evidence["concurrent_sources"].as_u64(), f.evidence["usual_peak"].as_u64()), (Some(2), Some(1)));
+        // Once seen, two at a time is the peak: the same pair again is not a new finding.
+        copy.time += 1_000;
+        let obs = id.observe(&copy, DAY);
+        assert!(d.check(PrincipalType::Workload, &copy, &obs).is_none());
+    }
+}
