@@ -31,7 +31,7 @@
 //! - [`eval`]: detection quality of a replay against the simulator's labels (`nhid eval`): recall,
 //!   detection delay, false alerts per 1,000 principal-days, automatic actions against the innocent.
 //! - [`config`]: the typed configuration and `nhid check`.
-//! - [`cli`]: the command line (`run`, `demo`, `replay`, `simulate`, `check`).
+//! - [`cli`]: the command line (`run`, `demo`, `replay`, `simulate`, `eval`, `check`).
 //!
 //! # Use as a library
 //!
