@@ -28,8 +28,10 @@
 //! - [`metrics`] and [`http`]: the Prometheus registry and the HTTP endpoint (`/metrics`, `/healthz`,
 //!   `/readyz`, `/principals`).
 //! - [`simulate`]: a labeled synthetic population with injected attacks, for tests, benches and demos.
+//! - [`eval`]: detection quality of a replay against the simulator's labels (`nhid eval`): recall,
+//!   detection delay, false alerts per 1,000 principal-days, automatic actions against the innocent.
 //! - [`config`]: the typed configuration and `nhid check`.
-//! - [`cli`]: the command line (`run`, `demo`, `replay`, `simulate`, `check`).
+//! - [`cli`]: the command line (`run`, `demo`, `replay`, `simulate`, `eval`, `check`).
 //!
 //! # Use as a library
 //!
@@ -77,6 +79,7 @@ pub mod config;
 pub mod control;
 pub mod decode;
 pub mod detect;
+pub mod eval;
 pub mod event;
 pub mod http;
 pub mod inventory;

@@ -2,6 +2,7 @@
 
 mod check;
 mod demo;
+mod eval;
 mod replay;
 mod run;
 mod simulate;
@@ -28,6 +29,18 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Generate a labeled synthetic population with injected attacks (canonical JSON lines).
     Simulate(simulate::SimulateArgs),
+    /// Score detection against labels: replay labeled events and report, per injected attack,
+    /// whether and how fast it was detected and what was done; false alerts per 1,000
+    /// principal-days; automatic actions against benign identities and humans.
+    ///
+    /// The events go through the engine as with `nhid replay` (same configuration flags), with
+    /// no identity evicted for idleness so that every principal counts. The labels are the
+    /// JSON array `nhid simulate --labels` writes. The targets (recall 100 %, median
+    /// delay <= 5 s, <= 60 s for rate-based kinds, <= 1 false alert per 1,000 principal-days,
+    /// no automatic action against benign identities or humans) are reported, not enforced:
+    /// the exit code is 0 unless a file is bad (1) or the configuration is (64), or `--check`
+    /// is given and a target is missed (1).
+    Eval(eval::EvalArgs),
     /// Everything on one machine: an in-process Kafka cluster, live simulated traffic with an
     /// attack every 20 s, the runtime, and its alerts and actions printed as they happen.
     Demo(demo::DemoArgs),
@@ -97,6 +110,7 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::Replay(args) => replay::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Run(args) => run::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Check(args) => check::run(&args),

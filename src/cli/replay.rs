@@ -92,18 +92,7 @@ fn replay(engine: &Arc<Engine>, log: &LogConfig, args: &ReplayArgs) -> anyhow::R
     };
     let started = Instant::now();
     let mut out = Outputs::default();
-    for path in &args.lifecycle {
-        each_line(path, |message, origin| {
-            engine.control(ControlKind::Lifecycle, message, origin, &mut out);
-            drain(&mut out, &mut sinks)
-        })?;
-    }
-    for path in &args.files {
-        each_line(path, |message, origin| {
-            engine.process(message, origin, None, &mut out);
-            drain(&mut out, &mut sinks)
-        })?;
-    }
+    feed(engine, &args.lifecycle, &args.files, &mut out, |out| drain(out, &mut sinks))?;
     sinks.alerts.flush()?;
     for w in [&mut sinks.actions, &mut sinks.dead_letters].into_iter().flatten() {
         w.flush()?;
@@ -115,6 +104,32 @@ fn replay(engine: &Arc<Engine>, log: &LogConfig, args: &ReplayArgs) -> anyhow::R
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+    Ok(())
+}
+
+/// Feeds the lifecycle files, then the audit files, through the engine in file order, one
+/// line one message, and hands `out` to `take` after every message to drain: `replay` writes
+/// the outputs out, `eval` keeps the alerts and actions it scores. Streams: one line in
+/// memory at a time, whatever the file sizes.
+pub(super) fn feed(
+    engine: &Engine,
+    lifecycle: &[PathBuf],
+    files: &[PathBuf],
+    out: &mut Outputs,
+    mut take: impl FnMut(&mut Outputs) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    for path in lifecycle {
+        each_line(path, |message, origin| {
+            engine.control(ControlKind::Lifecycle, message, origin, out);
+            take(out)
+        })?;
+    }
+    for path in files {
+        each_line(path, |message, origin| {
+            engine.process(message, origin, None, out);
+            take(out)
+        })?;
     }
     Ok(())
 }

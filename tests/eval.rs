@@ -1,0 +1,88 @@
+//! `nhid eval` through the binary, as a user runs it:
+//! `nhid simulate --seed 7 --principals 100 --days 3 --out ev.jsonl --labels l.json && nhid eval --labels l.json ev.jsonl --json`
+//! Every injected attack is detected and no automatic action touches a benign identity or a
+//! human; bad labels are a clear error, and the text report shows the same numbers.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn nhid(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_nhid")).args(args).output().unwrap()
+}
+
+fn ok(args: &[&str]) -> std::process::Output {
+    let out = nhid(args);
+    assert!(out.status.success(), "nhid {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+#[test]
+fn eval_of_a_simulated_run_detects_every_attack_and_acts_on_no_innocent() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    ok(&[
+        "simulate",
+        "--seed",
+        "7",
+        "--principals",
+        "100",
+        "--days",
+        "3",
+        "--out",
+        &p("ev.jsonl"),
+        "--labels",
+        &p("l.json"),
+    ]);
+    let out = ok(&["eval", "--labels", &p("l.json"), &p("ev.jsonl"), "--json"]);
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("--json prints one JSON object");
+
+    let labels: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(p("l.json")).unwrap()).unwrap();
+    let attacks = report["attacks"].as_array().unwrap();
+    assert_eq!(report["totals"]["labels"], labels.len());
+    assert!(attacks.len() >= 6, "one attack per scenario at least: {}", attacks.len());
+    for a in attacks {
+        assert_eq!(a["detected"], true, "{a:#}");
+        assert!(a["delay_ms"].as_i64().unwrap() >= 0, "{a:#}");
+        let by = a["detected_by"].as_str().unwrap();
+        assert!(a["expected_kinds"].as_array().unwrap().iter().any(|k| k == by), "{a:#}");
+        assert!(a["kinds"].as_array().unwrap().iter().any(|k| k == by), "{a:#}");
+    }
+    assert_eq!(report["recall"]["value"], 1.0, "{:#}", report["recall"]);
+    assert_eq!(report["recall"]["detected"], attacks.len());
+    assert_eq!(report["delay"]["overall"]["detected"], attacks.len());
+
+    for against in ["against_benign", "against_humans"] {
+        let c = &report["automatic_actions"][against];
+        assert_eq!(c["count"], 0, "{against}: {:#}", c["offenders"]);
+        assert_eq!(c["met"], true);
+    }
+    // Every principal was kept: the simulated population, all of it.
+    assert_eq!(report["replay"]["principals"], 100);
+    assert_eq!(report["replay"]["evictions"], 0);
+    assert!(report["false_alerts"]["principal_days_after_learning"].as_f64().unwrap() > 100.0);
+    let missed = report["targets_missed"].as_array().unwrap();
+    assert!(!missed.iter().any(|m| m == "recall" || m.as_str().unwrap().starts_with("actions_")), "{missed:?}");
+
+    // The text form reports the same run in tables.
+    let text = ok(&["eval", "--labels", &p("l.json"), &p("ev.jsonl")]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    for a in attacks {
+        let row = text.lines().find(|l| l.contains(a["principal_id"].as_str().unwrap())).unwrap();
+        assert!(row.contains(a["scenario"].as_str().unwrap()) && row.contains("yes"), "{row}");
+    }
+    assert!(text.contains("containment of benign identities"), "{text}");
+
+    // Bad labels: a clear error naming the file, and no report.
+    std::fs::write(p("bad.json"), "{\"not\": \"labels\"}").unwrap();
+    let bad = nhid(&["eval", "--labels", &p("bad.json"), &p("ev.jsonl")]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("bad.json") && err.contains("not a labels file"), "{err}");
+    assert!(bad.stdout.is_empty());
+
+    // Bad configuration: the configuration exit code, as every command.
+    let cfg = nhid(&["eval", "--labels", &p("l.json"), &p("ev.jsonl"), "--detectors", &p("nowhere")]);
+    assert_eq!(cfg.status.code(), Some(64), "{}", String::from_utf8_lossy(&cfg.stderr));
+}
