@@ -3,8 +3,8 @@
 //!
 //! A stolen key used for lateral movement touches many things it never touched, often at
 //! an ordinary call rate: the rate baseline does not see it, the distinct count does. Each
-//! window is a 512-bit linear-counting sketch (64 bytes whatever the count; about 3 %
-//! error up to a few hundred targets, saturating near 3,000), closed into a robust EWMA
+//! window is a 256-bit linear-counting sketch (32 bytes whatever the count; about 5 %
+//! error up to a few hundred targets, saturating near 1,400), closed into a robust EWMA
 //! like the rate baseline's, and into [`DailyPeaks`] so a nightly batch's reach recurs.
 
 use super::baseline::{CLAMP_SIGMAS, Ewma};
@@ -13,7 +13,7 @@ use crate::time::{MINUTE, Millis};
 
 /// Windows are aligned on this much event time.
 pub const WINDOW: Millis = 10 * MINUTE;
-const BITS: usize = 512;
+const BITS: usize = 256;
 /// About one day of windows.
 const ALPHA: f32 = 1.0 / 144.0;
 /// Longest idle gap closed window by window (a day); longer gaps close the open one only.
