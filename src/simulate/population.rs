@@ -626,6 +626,9 @@ fn build_one(
             let credential =
                 if i.is_multiple_of(2) { static_key(rng) } else { hourly(CredentialKind::ShortLivedToken, rng) };
             let behaviour = match i % 3 {
+                // Every other steady one calls at most 5 times a minute: quiet accounts are
+                // what a new nightly batch or a lateral mover stands out on.
+                0 if i % 6 == 3 => Behaviour::Steady { per_min: rng.random_range(1.5..5.0) },
                 0 => Behaviour::Steady { per_min: rng.random_range(2.0..20.0) },
                 1 => Behaviour::Diurnal {
                     peak_per_min: rng.random_range(2.0..20.0),
