@@ -60,14 +60,18 @@ fn simulate_to_files(args: &SimulateArgs) -> anyhow::Result<()> {
         eprintln!("  {:<22} {n:>6}", kind.as_str());
     }
     let scenarios: std::collections::BTreeSet<&str> = summary.labels.iter().map(|l| l.scenario.as_str()).collect();
-    if scenarios.len() < 6 {
+    if scenarios.len() < simulate::SCENARIOS {
         eprintln!(
-            "warning: only {} of 6 attack scenarios injected: attacks start after 30 h and need suitable victims (use --days 2 or more and --principals 30 or more)",
-            scenarios.len()
+            "warning: only {} of {} scenarios injected: they start after 30 h and need suitable victims \
+             (use --principals 30 or more; --days 2 for most, --days 5 for new_nightly_batch, \
+             --days 10 for dormant_key_reactivated)",
+            scenarios.len(),
+            simulate::SCENARIOS
         );
     }
     for l in &summary.labels {
-        eprintln!("  attack {:<24} {} from {}", l.scenario, l.principal_id, crate::time::format_rfc3339(l.start));
+        let what = if l.expected_kinds.is_empty() { "change" } else { "attack" };
+        eprintln!("  {what} {:<29} {} from {}", l.scenario, l.principal_id, crate::time::format_rfc3339(l.start));
     }
     Ok(())
 }
