@@ -26,6 +26,10 @@ pub struct SimulateArgs {
     /// Where to write the injected attacks (JSON array of labels).
     #[arg(long)]
     labels: Option<PathBuf>,
+    /// Where to write an inventory (TOML, for `[inventory] file`): every principal but the
+    /// shadow keys, which the `shadow_key` scenario leaves out on purpose.
+    #[arg(long)]
+    inventory: Option<PathBuf>,
 }
 
 pub fn run(args: SimulateArgs) -> ExitCode {
@@ -47,6 +51,14 @@ fn simulate_to_files(args: &SimulateArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.labels {
         let f = File::create(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         serde_json::to_writer_pretty(BufWriter::new(f), &summary.labels)?;
+    }
+    if let Some(path) = &args.inventory {
+        let text = simulate::inventory_toml(&summary.inventory)?;
+        let header = format!(
+            "# nhid simulate --seed {} --principals {}: every principal but the shadow keys\n\n",
+            args.seed, args.principals
+        );
+        std::fs::write(path, header + &text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
     eprintln!(
         "nhid simulate: {} events, {} principals over {} day(s), {} injected attacks -> {}",

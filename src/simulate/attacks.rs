@@ -354,7 +354,7 @@ pub(crate) struct Calendar {
 /// Scenarios that do not fit the run (too short, no eligible principal left) are skipped.
 ///
 /// Some scenarios change the victim's benign traffic (`pop`): a dormant key's silence after
-/// its first day, a shadow key's before it appears.
+/// its first day, a shadow key's before it appears (and its absence from the inventory).
 pub(crate) fn plan(
     pop: &mut [Identity],
     sim_start: Millis,
@@ -582,6 +582,7 @@ fn plan_one(
             // Silent until now, then it acts as it always would; its first call is the
             // label's first event.
             pop[who].active_from = start;
+            pop[who].registered = false;
             let first = pop[who].own_call(who32, start, rng);
             Plan::Scripted { calls: vec![first], next: 0 }
         }

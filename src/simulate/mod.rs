@@ -97,6 +97,30 @@ pub struct SimSummary {
     pub events: u64,
     pub principals_by_type: BTreeMap<PrincipalType, usize>,
     pub labels: Vec<Label>,
+    /// What the organisation knows: every principal but the shadow keys, in population order.
+    pub inventory: Vec<Registered>,
+}
+
+/// One `[[principal]]` entry of the inventory file (`crate::inventory`) the simulator writes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Registered {
+    /// The exact principal id.
+    #[serde(rename = "match")]
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: PrincipalType,
+    /// The owning team of a machine; humans own themselves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// `entries` as an inventory file that [`crate::inventory::Inventory::parse`] reads.
+pub fn inventory_toml(entries: &[Registered]) -> Result<String, toml::ser::Error> {
+    #[derive(Serialize)]
+    struct File<'a> {
+        principal: &'a [Registered],
+    }
+    toml::to_string(&File { principal: entries })
 }
 
 /// One call before it becomes an [`AuditEvent`]: the variable parts only, the rest comes
@@ -207,7 +231,12 @@ pub fn run(cfg: &SimConfig, out: &mut dyn Write) -> io::Result<SimSummary> {
     for identity in &pop {
         *principals_by_type.entry(identity.kind).or_insert(0) += 1;
     }
-    Ok(SimSummary { events: writer.written, principals_by_type, labels })
+    let inventory = pop
+        .iter()
+        .filter(|who| who.registered)
+        .map(|who| Registered { id: who.id.clone(), kind: who.kind, owner: who.owner.clone() })
+        .collect();
+    Ok(SimSummary { events: writer.written, principals_by_type, labels, inventory })
 }
 
 /// A population with its attacks, stepped a minute at a time: what the batch run and live
@@ -773,6 +802,21 @@ mod tests {
                 other => panic!("unknown scenario {other}"),
             };
             assert!(ok, "{l:?}: {} events, peak {peak}/min", w.events);
+        }
+
+        // The inventory lists every principal but the shadow keys, and nhid reads it.
+        let inventory = crate::inventory::Inventory::parse(&inventory_toml(&summary.inventory).unwrap()).unwrap();
+        let shadow = victims_of("shadow_key");
+        assert_eq!(first_event.len(), cfg.principals, "every principal acts");
+        assert_eq!(inventory.len(), cfg.principals - shadow.len());
+        for who in first_event.keys() {
+            let entry = inventory.entry(inventory.resolve(who));
+            assert_eq!(entry.is_none(), shadow.contains(who.as_str()), "{who}");
+            if let Some(entry) = entry {
+                let human = who.starts_with("user-");
+                assert_eq!(entry.kind == Some(PrincipalType::Human), human, "{who}");
+                assert_eq!(entry.owner.is_some(), !human, "{who}");
+            }
         }
     }
 

@@ -294,6 +294,8 @@ pub(crate) struct Identity {
     /// (a dormant key stops for good, a shadow key starts late). Unbounded otherwise.
     pub active_from: Millis,
     pub active_until: Millis,
+    /// Listed in the inventory `nhid simulate --inventory` writes; a shadow key is not.
+    pub registered: bool,
 }
 
 impl Identity {
@@ -754,6 +756,7 @@ fn build_one(
         emitted: 0,
         active_from: Millis::MIN,
         active_until: Millis::MAX,
+        registered: true,
     }
 }
 
