@@ -23,7 +23,7 @@ pub struct SimulateArgs {
     /// Output file of canonical events (JSON lines).
     #[arg(long)]
     out: PathBuf,
-    /// Where to write the injected attacks (JSON array of labels).
+    /// Where to write the labels of the injected scenarios (JSON array).
     #[arg(long)]
     labels: Option<PathBuf>,
     /// Where to write an inventory (TOML, for `[inventory] file`): every principal but the
@@ -60,12 +60,13 @@ fn simulate_to_files(args: &SimulateArgs) -> anyhow::Result<()> {
         );
         std::fs::write(path, header + &text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
+    let changes = summary.labels.iter().filter(|l| l.expected_kinds.is_empty()).count();
     eprintln!(
-        "nhid simulate: {} events, {} principals over {} day(s), {} injected attacks -> {}",
+        "nhid simulate: {} events, {} principals over {} day(s), {} injected attacks and {changes} benign change(s) -> {}",
         summary.events,
         summary.principals_by_type.values().sum::<usize>(),
         args.days,
-        summary.labels.len(),
+        summary.labels.len() - changes,
         args.out.display()
     );
     for (kind, n) in &summary.principals_by_type {
