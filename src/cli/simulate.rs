@@ -23,9 +23,13 @@ pub struct SimulateArgs {
     /// Output file of canonical events (JSON lines).
     #[arg(long)]
     out: PathBuf,
-    /// Where to write the injected attacks (JSON array of labels).
+    /// Where to write the labels of the injected scenarios (JSON array).
     #[arg(long)]
     labels: Option<PathBuf>,
+    /// Where to write an inventory (TOML, for `[inventory] file`): every principal but the
+    /// shadow keys, which the `shadow_key` scenario leaves out on purpose.
+    #[arg(long)]
+    inventory: Option<PathBuf>,
 }
 
 pub fn run(args: SimulateArgs) -> ExitCode {
@@ -48,26 +52,39 @@ fn simulate_to_files(args: &SimulateArgs) -> anyhow::Result<()> {
         let f = File::create(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         serde_json::to_writer_pretty(BufWriter::new(f), &summary.labels)?;
     }
+    if let Some(path) = &args.inventory {
+        let text = simulate::inventory_toml(&summary.inventory)?;
+        let header = format!(
+            "# nhid simulate --seed {} --principals {}: every principal but the shadow keys\n\n",
+            args.seed, args.principals
+        );
+        std::fs::write(path, header + &text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    let changes = summary.labels.iter().filter(|l| l.expected_kinds.is_empty()).count();
     eprintln!(
-        "nhid simulate: {} events, {} principals over {} day(s), {} injected attacks -> {}",
+        "nhid simulate: {} events, {} principals over {} day(s), {} injected attacks and {changes} benign change(s) -> {}",
         summary.events,
         summary.principals_by_type.values().sum::<usize>(),
         args.days,
-        summary.labels.len(),
+        summary.labels.len() - changes,
         args.out.display()
     );
     for (kind, n) in &summary.principals_by_type {
         eprintln!("  {:<22} {n:>6}", kind.as_str());
     }
     let scenarios: std::collections::BTreeSet<&str> = summary.labels.iter().map(|l| l.scenario.as_str()).collect();
-    if scenarios.len() < 6 {
+    if scenarios.len() < simulate::SCENARIOS {
         eprintln!(
-            "warning: only {} of 6 attack scenarios injected: attacks start after 30 h and need suitable victims (use --days 2 or more and --principals 30 or more)",
-            scenarios.len()
+            "warning: only {} of {} scenarios injected: they start after 30 h and need suitable victims \
+             (use --principals 30 or more; --days 2 for most, --days 5 for new_nightly_batch, \
+             --days 10 for dormant_key_reactivated)",
+            scenarios.len(),
+            simulate::SCENARIOS
         );
     }
     for l in &summary.labels {
-        eprintln!("  attack {:<24} {} from {}", l.scenario, l.principal_id, crate::time::format_rfc3339(l.start));
+        let what = if l.expected_kinds.is_empty() { "change" } else { "attack" };
+        eprintln!("  {what} {:<29} {} from {}", l.scenario, l.principal_id, crate::time::format_rfc3339(l.start));
     }
     Ok(())
 }

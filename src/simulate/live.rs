@@ -132,7 +132,7 @@ impl Live {
                 }
                 let who = &pop[d.who as usize];
                 writer.line.clear();
-                if let Some(label) = writer.append(d, who, labels)? {
+                if let Some(label) = writer.append(d, pop, labels)? {
                     self.injected.push(labels[label].clone());
                 }
                 // The writer ends every line with a newline; a Kafka message has none.

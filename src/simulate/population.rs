@@ -9,7 +9,7 @@ use rand::RngExt;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand_distr::{Distribution, Poisson};
 
-use super::{Draft, Rng, Tag};
+use super::{Attribution, CredentialUse, Draft, Resource, Rng, Tag};
 use crate::event::{CredentialKind, Outcome, PrincipalType};
 use crate::time::{DAY, HOUR, MINUTE, Millis, SECOND};
 
@@ -139,7 +139,7 @@ const SDK_AGENTS: &[&str] =
     &["aws-sdk-go/1.44", "Boto3/1.34 Python/3.11", "aws-sdk-java/2.25", "aws-cli/2.15", "aws-sdk-js/3.540"];
 const SAAS_AGENTS: &[&str] = &["google-api-go-client/0.5", "simple-salesforce/1.12", "okhttp/4.12"];
 const AGENT_RUNTIMES: &[&str] = &["agent-runtime/2.3", "mcp-client/0.9"];
-const BROWSERS: &[&str] = &[
+pub(crate) const BROWSERS: &[&str] = &[
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
     "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
@@ -290,6 +290,12 @@ pub(crate) struct Identity {
     /// Calls emitted so far; the first ones walk through every action, address and user
     /// agent so each is seen within the identity's first hours.
     emitted: usize,
+    /// Benign traffic only in `active_from..active_until`: the silences some scenarios need
+    /// (a dormant key stops for good, a shadow key starts late). Unbounded otherwise.
+    pub active_from: Millis,
+    pub active_until: Millis,
+    /// Listed in the inventory `nhid simulate --inventory` writes; a shadow key is not.
+    pub registered: bool,
 }
 
 impl Identity {
@@ -299,6 +305,56 @@ impl Identity {
 
     pub fn has_static_key(&self) -> bool {
         matches!(self.credential, CredentialPlan::Static { .. })
+    }
+
+    pub fn has_nightly_batch(&self) -> bool {
+        matches!(self.behaviour, Behaviour::NightlyBatch { .. })
+    }
+
+    /// The moment its hourly token is next replaced at or after `t` (hourly tokens only).
+    pub fn next_token_at(&self, t: Millis) -> Option<Millis> {
+        match &self.credential {
+            CredentialPlan::Hourly { phase, .. } => Some(phase + (t - phase + HOUR - 1).div_euclid(HOUR) * HOUR),
+            _ => None,
+        }
+    }
+
+    /// A human's working windows (empty for machines).
+    pub fn workdays(&self) -> &[Window] {
+        match &self.behaviour {
+            Behaviour::Human { workdays, .. } => workdays,
+            _ => &[],
+        }
+    }
+
+    /// For an agent between sessions: the moment before which no session opens (a session
+    /// opens on the first minute at or after it). `None` during a session and for others.
+    pub fn idle_until(&self) -> Option<Millis> {
+        match &self.behaviour {
+            Behaviour::Agent(a) if a.session.is_none() => Some(a.next_start),
+            _ => None,
+        }
+    }
+
+    /// About how many distinct targets (service + object, or service + action for calls
+    /// without a resource) a busy 10-minute window of its benign traffic holds: what a
+    /// breadth baseline learns.
+    pub fn benign_targets_per_10_min(&self) -> f64 {
+        let calls = 10.0 * 1.2 * self.base_rate();
+        let mut prev = 0.0;
+        let mut objects = 0.0;
+        let mut actions = 0.0;
+        for (op, &c) in self.ops.iter().zip(&self.cdf) {
+            let share = c - prev;
+            prev = c;
+            // Objects come from a few hundred, so nearly every object call is a new target.
+            if op.object {
+                objects += calls * share;
+            } else {
+                actions += (calls * share).min(1.0);
+            }
+        }
+        objects + actions
     }
 
     /// The agent session in progress in the minute just emitted.
@@ -401,8 +457,10 @@ impl Identity {
             credential_issued_at: self.credential_issued_at(time),
             session: session.0,
             delegating_user: session.1,
-            object: op.object.then(|| rng.random_range(0..400)),
+            resource: op.object.then(|| Resource::Object(rng.random_range(0..400))),
             bytes_out: op.reads.then(|| rng.random_range(1_000..=200_000)),
+            credential: CredentialUse::Own,
+            attribution: Attribution::Usual,
             tag: Tag::Benign,
         }
     }
@@ -424,6 +482,9 @@ impl Identity {
 
     /// Appends this identity's benign calls for the minute starting at `t0`.
     pub fn emit_minute(&mut self, who: u32, sim_start: Millis, t0: Millis, rng: &mut Rng, out: &mut Vec<Draft>) {
+        if !(self.active_from..self.active_until).contains(&t0) {
+            return;
+        }
         if let Behaviour::Agent(a) = &mut self.behaviour {
             advance_session(a, t0, rng);
         }
@@ -462,7 +523,7 @@ impl Identity {
                 let mut d = self.next_call(who, t, rng);
                 if let Some(op) = self.ops.iter().find(|o| o.action == paged) {
                     d.action = op.action;
-                    d.object = op.object.then_some(d.object.unwrap_or(0));
+                    d.resource = op.object.then_some(d.resource.unwrap_or(Resource::Object(0)));
                     d.bytes_out = op.reads.then_some(d.bytes_out.unwrap_or(4_000));
                 }
                 out.push(d);
@@ -626,6 +687,9 @@ fn build_one(
             let credential =
                 if i.is_multiple_of(2) { static_key(rng) } else { hourly(CredentialKind::ShortLivedToken, rng) };
             let behaviour = match i % 3 {
+                // Every other steady one calls at most 5 times a minute: quiet accounts are
+                // what a new nightly batch or a lateral mover stands out on.
+                0 if i % 6 == 3 => Behaviour::Steady { per_min: rng.random_range(1.5..5.0) },
                 0 => Behaviour::Steady { per_min: rng.random_range(2.0..20.0) },
                 1 => Behaviour::Diurnal {
                     peak_per_min: rng.random_range(2.0..20.0),
@@ -690,6 +754,9 @@ fn build_one(
         salt: rng.random(),
         day_factor,
         emitted: 0,
+        active_from: Millis::MIN,
+        active_until: Millis::MAX,
+        registered: true,
     }
 }
 
