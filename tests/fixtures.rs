@@ -1,6 +1,8 @@
 //! Behaviour fixtures: `tests/fixtures/<case>/input.jsonl` (+ optional `config.toml`) must
 //! produce exactly `expected.jsonl`: one line per alert, action and dead letter, in output
 //! order, reduced to the fields a consumer acts on (ids and times are checked elsewhere).
+//! A case's config may name an inventory file of its own (`inventory = "inventory.toml"`):
+//! a relative path is read from the case's directory, not from where the test runs.
 //! `UPDATE_FIXTURES=1 cargo test --test fixtures` rewrites the expectations; review the diff.
 
 mod common;
@@ -13,7 +15,10 @@ use serde_json::{Value, json};
 
 fn run_case(dir: &Path) -> Vec<Value> {
     let config_path = dir.join("config.toml");
-    let config = Config::load(config_path.exists().then_some(config_path.as_path())).unwrap();
+    let mut config = Config::load(config_path.exists().then_some(config_path.as_path())).unwrap();
+    if let Some(inventory) = config.inventory.as_mut().filter(|p| p.is_relative()) {
+        *inventory = dir.join(&*inventory);
+    }
     let engine = config.engine().unwrap();
     let input = std::fs::read(dir.join("input.jsonl")).unwrap();
     let mut out = Outputs::default();
