@@ -46,7 +46,8 @@
 //!   (`alert_id`, `time`, `kind`, `severity`, `principal_id`, `principal_type`).
 //! - `automatic_actions`: `against_benign` and `against_humans`, each `count`, `target` (0),
 //!   `met`, `offenders[]` (`action_id`, `alert_id`, `alert_kind`, `time`, `action`, `mode`,
-//!   `principal_id`, `principal_type`).
+//!   `principal_id`, `principal_type`); `on_benign_changes_while_new`: containment of a benign
+//!   change before its `quiet_from` (tolerated like its alerts, no target).
 //! - `targets_missed`: names of the targets missed, from `recall`, `median_delay_rate_based`,
 //!   `median_delay_other`, `false_alerts`, `actions_against_benign`, `actions_against_humans`.
 
@@ -266,6 +267,10 @@ pub struct KindSeverityCount {
 pub struct AutomaticActions {
     pub against_benign: ActionCount,
     pub against_humans: ActionCount,
+    /// Containment of a benign change of behaviour before its `quiet_from`: a new nightly
+    /// batch at 30 times the usual rate looks exactly like exfiltration on its first nights,
+    /// so these are tolerated as its alerts are, and reported apart (no target).
+    pub on_benign_changes_while_new: usize,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -473,10 +478,13 @@ pub fn evaluate(
         met: offenders.is_empty(),
         offenders,
     };
+    let while_new = |x: &ActionRecord| {
+        labels_of.get(x.principal_id.as_str()).is_some_and(|ls| ls.iter().any(|l| !is_attack(l) && explains(l, x.time)))
+    };
+    let containment = |x: &&ActionRecord| x.action != ActionKind::NotifyOwner && !under_attack(x);
     let automatic_actions = AutomaticActions {
-        against_benign: count(
-            actions.iter().filter(|x| x.action != ActionKind::NotifyOwner && !under_attack(x)).map(offender).collect(),
-        ),
+        against_benign: count(actions.iter().filter(containment).filter(|x| !while_new(x)).map(offender).collect()),
+        on_benign_changes_while_new: actions.iter().filter(containment).filter(|x| while_new(x)).count(),
         against_humans: count(
             actions.iter().filter(|x| x.principal_type == PrincipalType::Human).map(offender).collect(),
         ),

@@ -1,7 +1,9 @@
 //! The acceptance run, through the binary as a user runs it:
-//! `nhid simulate --seed 7 --days 3 --out ev.jsonl --labels l.json && nhid replay ev.jsonl --alerts a.jsonl --actions x.jsonl`
-//! Every injected attack is alerted within a minute of its first malicious event, no
-//! automatic action targets a human, false alerts stay under 2 per 1,000 principal-days after
+//! `nhid simulate --seed 7 --days 3 --out ev.jsonl --labels l.json --inventory inv.toml &&
+//!  nhid replay ev.jsonl --inventory inv.toml --alerts a.jsonl --actions x.jsonl`
+//! Every injected attack is alerted within a minute of its first malicious event and
+//! contained as narrowly as its detector asks and its events allow, no automatic action
+//! targets a human, false alerts stay under 2 per 1,000 principal-days after
 //! learning, and garbage lines are dead-lettered without changing anything else.
 
 mod common;
@@ -53,8 +55,19 @@ fn simulate_then_replay_catches_every_attack_and_acts_on_no_human() {
         &p("ev.jsonl"),
         "--labels",
         &p("l.json"),
+        "--inventory",
+        &p("inv.toml"),
     ]);
-    let replay = nhid(&["replay", &p("ev.jsonl"), "--alerts", &p("a.jsonl"), "--actions", &p("x.jsonl")]);
+    let replay = nhid(&[
+        "replay",
+        &p("ev.jsonl"),
+        "--inventory",
+        &p("inv.toml"),
+        "--alerts",
+        &p("a.jsonl"),
+        "--actions",
+        &p("x.jsonl"),
+    ]);
     eprintln!("{}", String::from_utf8_lossy(&replay.stderr));
 
     let labels: Vec<Label> = serde_json::from_str(&std::fs::read_to_string(p("l.json")).unwrap()).unwrap();
@@ -65,7 +78,7 @@ fn simulate_then_replay_catches_every_attack_and_acts_on_no_human() {
     // Every injected attack: an alert of an expected kind on that principal, in its window,
     // within a minute of event time of its first malicious event.
     let mut latency = BTreeMap::new();
-    for l in &labels {
+    for l in labels.iter().filter(|l| !l.expected_kinds.is_empty()) {
         let caught = alerts
             .iter()
             .filter(|a| a.principal.id == l.principal_id && l.expected_kinds.contains(&a.kind))
@@ -92,14 +105,30 @@ fn simulate_then_replay_catches_every_attack_and_acts_on_no_human() {
     }
     eprintln!("detection latency (ms after the first malicious event): {latency:#?}");
 
-    // Every attack is contained narrowly: a revocation (dry run by default) of that
-    // principal's credential or session, not only an owner notice.
-    for l in &labels {
-        let cut =
-            actions.iter().find(|a| a.target.principal_id == l.principal_id && a.action != ActionKind::NotifyOwner);
-        let Some(cut) = cut else { panic!("no containment for {l:?}: {actions:#?}") };
-        assert_eq!(cut.mode, Mode::DryRun);
-        assert!(cut.target.credential_id.is_some() || cut.target.session_id.is_some(), "{cut:?}");
+    // Every attack is contained as narrowly as its detector asks and its events allow: a
+    // revocation (dry run by default) of that principal's credential or session, or where
+    // nothing can be cut (a password sign-in names no session, a dormant key may be a job
+    // resumed) the owner is told; a person, or a principal nobody registered, is only alerted.
+    for l in labels.iter().filter(|l| !l.expected_kinds.is_empty()) {
+        let expected = match l.scenario.as_str() {
+            "agent_scope_drift" => Some(ActionKind::RevokeSession),
+            "machine_console_login" | "dormant_key_reactivated" | "unattributed_agent" => Some(ActionKind::NotifyOwner),
+            "agent_rides_human_session" | "shadow_key" => None,
+            _ => Some(ActionKind::RevokeCredential),
+        };
+        let taken: Vec<&Action> = actions.iter().filter(|a| a.target.principal_id == l.principal_id).collect();
+        match expected {
+            None => assert!(taken.is_empty(), "{l:?}: {taken:#?}"),
+            Some(kind) => {
+                let Some(a) = taken.iter().find(|a| a.action == kind) else {
+                    panic!("no {kind:?} for {l:?}: {taken:#?}")
+                };
+                assert_eq!(a.mode, Mode::DryRun);
+                if kind != ActionKind::NotifyOwner {
+                    assert!(a.target.credential_id.is_some() || a.target.session_id.is_some(), "{a:?}");
+                }
+            }
+        }
     }
 
     // No automatic action against a human, ever.
@@ -150,7 +179,16 @@ fn simulate_then_replay_catches_every_attack_and_acts_on_no_human() {
     }
     let injected = dirty.lines().count() - clean.lines().count();
     std::fs::write(p("dirty.jsonl"), dirty).unwrap();
-    nhid(&["replay", &p("dirty.jsonl"), "--alerts", &p("a2.jsonl"), "--dead-letter", &p("dl.jsonl")]);
+    nhid(&[
+        "replay",
+        &p("dirty.jsonl"),
+        "--inventory",
+        &p("inv.toml"),
+        "--alerts",
+        &p("a2.jsonl"),
+        "--dead-letter",
+        &p("dl.jsonl"),
+    ]);
     let dead: Vec<serde_json::Value> =
         std::fs::read_to_string(p("dl.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(dead.len(), injected);
@@ -177,7 +215,7 @@ fn simulate_then_replay_catches_every_attack_and_acts_on_no_human() {
     });
     assert_ne!(reordered, clean);
     std::fs::write(p("reordered.jsonl"), reordered).unwrap();
-    nhid(&["replay", &p("reordered.jsonl"), "--alerts", &p("a3.jsonl")]);
+    nhid(&["replay", &p("reordered.jsonl"), "--inventory", &p("inv.toml"), "--alerts", &p("a3.jsonl")]);
     let sorted = |alerts: Vec<Alert>| {
         let mut v: Vec<(String, String)> = alerts.into_iter().map(|a| (a.alert_id, a.kind)).collect();
         v.sort();

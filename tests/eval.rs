@@ -1,7 +1,12 @@
 //! `nhid eval` through the binary, as a user runs it:
-//! `nhid simulate --seed 7 --principals 100 --days 3 --out ev.jsonl --labels l.json && nhid eval --labels l.json ev.jsonl --json`
-//! Every injected attack is detected and no automatic action touches a benign identity or a
-//! human; bad labels are a clear error, and the text report shows the same numbers.
+//! `nhid simulate --seed 7 --principals 60 --days 12 --out ev.jsonl --labels l.json --inventory inv.toml &&
+//!  nhid eval --labels l.json --inventory inv.toml ev.jsonl --json`
+//! Twelve days hold every scenario (the dormant key needs ten, the new nightly batch five).
+//! The targets hold: every injected attack detected, median delays within 5 s (60 s
+//! for rate-based kinds), at most one false alert per 1,000 principal-days after learning, no
+//! automatic action against a benign identity or a human, and the new nightly batch quiet
+//! from its third night. Bad labels are a clear error, and the text report shows the same
+//! numbers. (Seed 7 is the one the detectors were tuned on; README reports unseen seeds.)
 
 use std::process::Command;
 
@@ -26,22 +31,26 @@ fn eval_of_a_simulated_run_detects_every_attack_and_acts_on_no_innocent() {
         "--seed",
         "7",
         "--principals",
-        "100",
+        "60",
         "--days",
-        "3",
+        "12",
         "--out",
         &p("ev.jsonl"),
         "--labels",
         &p("l.json"),
+        "--inventory",
+        &p("inv.toml"),
     ]);
-    let out = ok(&["eval", "--labels", &p("l.json"), &p("ev.jsonl"), "--json"]);
+    let out = ok(&["eval", "--labels", &p("l.json"), "--inventory", &p("inv.toml"), &p("ev.jsonl"), "--json"]);
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).expect("--json prints one JSON object");
 
     let labels: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(p("l.json")).unwrap()).unwrap();
     let attacks = report["attacks"].as_array().unwrap();
     assert_eq!(report["totals"]["labels"], labels.len());
-    assert!(attacks.len() >= 6, "one attack per scenario at least: {}", attacks.len());
+    let scenarios: std::collections::BTreeSet<&str> = labels.iter().map(|l| l["scenario"].as_str().unwrap()).collect();
+    assert_eq!(scenarios.len(), nhid::simulate::SCENARIOS, "every scenario: {scenarios:?}");
+    assert_eq!(report["benign_changes"][0]["quiet"], true, "{:#}", report["benign_changes"]);
     for a in attacks {
         assert_eq!(a["detected"], true, "{a:#}");
         assert!(a["delay_ms"].as_i64().unwrap() >= 0, "{a:#}");
@@ -59,14 +68,14 @@ fn eval_of_a_simulated_run_detects_every_attack_and_acts_on_no_innocent() {
         assert_eq!(c["met"], true);
     }
     // Every principal was kept: the simulated population, all of it.
-    assert_eq!(report["replay"]["principals"], 100);
+    assert_eq!(report["replay"]["principals"], 60);
     assert_eq!(report["replay"]["evictions"], 0);
     assert!(report["false_alerts"]["principal_days_after_learning"].as_f64().unwrap() > 100.0);
     let missed = report["targets_missed"].as_array().unwrap();
-    assert!(!missed.iter().any(|m| m == "recall" || m.as_str().unwrap().starts_with("actions_")), "{missed:?}");
+    assert!(missed.is_empty(), "{missed:?}: {:#}", report["false_alerts"]);
 
     // The text form reports the same run in tables.
-    let text = ok(&["eval", "--labels", &p("l.json"), &p("ev.jsonl")]);
+    let text = ok(&["eval", "--labels", &p("l.json"), "--inventory", &p("inv.toml"), &p("ev.jsonl")]);
     let text = String::from_utf8(text.stdout).unwrap();
     for a in attacks {
         let row = text.lines().find(|l| l.contains(a["principal_id"].as_str().unwrap())).unwrap();

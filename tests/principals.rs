@@ -22,6 +22,9 @@ match = "svc-inv"
 owner = "team-x"
 
 [[principal]]
+match = "svc-ok"
+
+[[principal]]
 match = "svc-override"
 owner = "team-gone"
 

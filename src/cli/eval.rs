@@ -250,6 +250,7 @@ fn render(r: &Report) -> String {
     let rows = vec![
         vec!["containment of benign identities".into(), a.against_benign.count.to_string()],
         vec!["any action against humans".into(), a.against_humans.count.to_string()],
+        vec!["(benign changes while new, tolerated)".into(), a.on_benign_changes_while_new.to_string()],
     ];
     table(&mut o, &["against", "count"], &[1], &rows);
     offenders(&mut o, "containment of benign identities", &a.against_benign);

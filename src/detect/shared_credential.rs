@@ -1,7 +1,8 @@
 //! `shared_credential`: one credential used at the same time from more workloads (distinct
 //! network and user agent pairs) than it ever was. A token copied off a host, a key pasted
 //! into a second service: attribution collapses, and one of the holders is likely not the
-//! owner. Judged against the identity's own learned peak, so fleets are not flagged.
+//! owner. Judged against the identity's own usual peak (`state::sources`), so fleets are
+//! not flagged and a copy does not teach the next one in.
 
 use serde::Deserialize;
 
@@ -39,7 +40,7 @@ impl Check for SharedCredential {
                 "user_agent" => ev.source.user_agent,
             },
             summary: format!(
-                "{}'s credential {credential} was used from {n} places (network and client) within {} minutes; it never had more than {} at once. The latest: {} with {:?}.",
+                "{}'s credential {credential} was used from {n} places (network and client) within {} minutes; it usually has at most {} at once. The latest: {} with {:?}.",
                 ev.principal.id,
                 CONCURRENT / MINUTE,
                 obs.source_peak,
@@ -82,9 +83,13 @@ mod tests {
         let (s, f) = d.check(PrincipalType::Workload, &copy, &obs).unwrap();
         assert_eq!(s.response, Response::RevokeCredential);
         assert_eq!((f.evidence["concurrent_sources"].as_u64(), f.evidence["usual_peak"].as_u64()), (Some(2), Some(1)));
-        // Once seen, two at a time is the peak: the same pair again is not a new finding.
+        // A copy teaches nothing: the same pair again is still unusual (the engine folds it
+        // into the alert already raised), and a day later the owner alone is fine again.
         copy.time += 1_000;
         let obs = id.observe(&copy, DAY);
-        assert!(d.check(PrincipalType::Workload, &copy, &obs).is_none());
+        assert!(d.check(PrincipalType::Workload, &copy, &obs).is_some());
+        ev.time = 2 * DAY + HOUR;
+        let obs = id.observe(&ev, DAY);
+        assert!(d.check(PrincipalType::Workload, &ev, &obs).is_none());
     }
 }

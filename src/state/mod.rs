@@ -50,8 +50,10 @@ fn default_max_identities() -> usize {
 }
 
 fn default_idle_ttl_secs() -> u64 {
-    // A week: a weekly job keeps its baseline.
-    7 * 86_400
+    // Five weeks: a monthly job keeps its baseline, and a key that wakes after
+    // `dormant_reactivation`'s eight days is still judged by all it learned (its networks,
+    // scope and rate), not relearned as new. Past this, a tombstone keeps its last-seen time.
+    35 * 86_400
 }
 
 impl Default for StateConfig {
@@ -215,7 +217,7 @@ pub struct Observation<'e> {
     /// Distinct targets in the open window against the usual.
     pub reach: Reach,
     /// Distinct (network, user agent) pairs that used this event's credential within
-    /// [`sources::CONCURRENT`], and the most any credential of the identity had before.
+    /// [`sources::CONCURRENT`], and the most the identity usually has (see [`Sources`]).
     pub concurrent_sources: u8,
     pub source_peak: u8,
     /// The identity's type before this event (an event can show a machine to be a person:
@@ -290,8 +292,10 @@ impl Identity {
             fingerprint(ev.resource.as_deref().unwrap_or(&ev.action)) ^ fingerprint(&ev.service).rotate_left(7);
         let reach = self.breadth.record(t, target, !learned, self.first_seen);
         let (concurrent_sources, source_peak) = match (ev.credential.id.as_deref(), &network_fp, &ua_fp) {
-            (Some(c), Some(net), Some(ua)) => self.sources.record(fingerprint(c), net ^ ua.rotate_left(11), t),
-            _ => (0, self.sources.peak),
+            (Some(c), Some(net), Some(ua)) => {
+                self.sources.record(fingerprint(c), net ^ ua.rotate_left(11), t, !learned)
+            }
+            _ => (0, u8::MAX),
         };
 
         let (credential_age, expired_for) = self.observe_credential(ev);
