@@ -25,8 +25,12 @@ impl Check for SharedCredential {
     fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
         let p = self.0.get(lane)?;
         let n = obs.concurrent_sources;
-        // A saturated count has nothing above it to compare.
-        if !obs.learned || n < p.min_sources || n <= obs.source_peak || usize::from(obs.source_peak) >= SLOTS {
+        // More places than usual (a saturated count has nothing above it to compare), or a
+        // place the identity never used joining a credential in use elsewhere: the copy's
+        // first call, however many places the owner's own fleet spans.
+        let more = n > obs.source_peak && usize::from(obs.source_peak) < SLOTS;
+        let newcomer = obs.new_network.is_some() || obs.new_user_agent;
+        if !obs.learned || n < p.min_sources || !(more || newcomer) {
             return None;
         }
         let credential = ev.credential.id.as_deref().unwrap_or("?");
@@ -35,6 +39,7 @@ impl Check for SharedCredential {
                 "credential_id" => credential,
                 "concurrent_sources" => n,
                 "usual_peak" => obs.source_peak,
+                "new_place" => newcomer,
                 "window_secs" => CONCURRENT / 1_000,
                 "source_ip" => ev.source.ip,
                 "user_agent" => ev.source.user_agent,
@@ -83,6 +88,7 @@ mod tests {
         let (s, f) = d.check(PrincipalType::Workload, &copy, &obs).unwrap();
         assert_eq!(s.response, Response::RevokeCredential);
         assert_eq!((f.evidence["concurrent_sources"].as_u64(), f.evidence["usual_peak"].as_u64()), (Some(2), Some(1)));
+        assert_eq!(f.evidence["new_place"], true);
         // A copy teaches nothing: the same pair again is still unusual (the engine folds it
         // into the alert already raised), and a day later the owner alone is fine again.
         copy.time += 1_000;
@@ -91,5 +97,32 @@ mod tests {
         ev.time = 2 * DAY + HOUR;
         let obs = id.observe(&ev, DAY);
         assert!(d.check(PrincipalType::Workload, &ev, &obs).is_none());
+    }
+
+    #[test]
+    fn a_new_place_joining_a_fleet_s_credential_fires_at_once() {
+        let d = shipped("shared_credential");
+        let mut id = Identity::new(PrincipalType::ServiceAccount, None, 0);
+        let mut ev = event(0, PrincipalType::ServiceAccount);
+        // Three hosts in two networks with two clients: three places at once is usual.
+        let places =
+            [("10.20.1.5", "aws-sdk-go/1.44"), ("10.20.7.9", "aws-cli/2.15"), ("10.20.7.10", "aws-sdk-go/1.44")];
+        for m in 0..(DAY / MINUTE + 90) {
+            // The last twenty minutes, only the first host is busy.
+            let (ip, ua) = places[if m < DAY / MINUTE + 70 { (m % 3) as usize } else { 0 }];
+            ev.time = m * MINUTE;
+            ev.source.ip = Some(ip.into());
+            ev.source.user_agent = Some(ua.into());
+            let obs = id.observe(&ev, DAY);
+            assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "the fleet at minute {m}");
+        }
+        // The copy's first call makes two places in the window, under the usual three, but
+        // the place is new: it fires on that call.
+        ev.time += 1_000;
+        ev.source.ip = Some("10.99.3.4".into());
+        ev.source.user_agent = Some("curl/8.4.0".into());
+        let obs = id.observe(&ev, DAY);
+        assert!(obs.concurrent_sources <= obs.source_peak, "{obs:?}");
+        assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_some());
     }
 }

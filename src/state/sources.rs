@@ -16,7 +16,7 @@ use crate::time::{DAY, MINUTE, Millis};
 pub const CONCURRENT: Millis = 10 * MINUTE;
 /// Pairs remembered per identity; a credential used from more places at once than this
 /// saturates the count (the detector then has nothing to compare against).
-pub const SLOTS: usize = 6;
+pub const SLOTS: usize = 4;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct Use {
