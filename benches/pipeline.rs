@@ -1,8 +1,9 @@
 //! Throughput of decode+classify, state update and the whole pipeline (bytes → alerts) on
-//! a realistic mix from `nhid simulate`, the memory held per tracked identity, and what a
-//! `/principals` page costs over a large state.
+//! a realistic mix from `nhid simulate`, what each detector kind adds to the whole pipeline,
+//! the memory held per tracked identity, and what a `/principals` page costs over a large state.
 //!
-//! `cargo bench --bench pipeline` (figures in README.md). Targets on the 2-core machine:
+//! `cargo bench --bench pipeline` (figures in README.md; `-- pipeline_per_kind` for the
+//! per-kind table alone, about a minute and a half). Targets on the 2-core machine:
 //! ≥ 1,000,000 canonical events/s through the whole pipeline (two workers, events
 //! partitioned by principal as Kafka partitions them), ≥ 300,000 CloudTrail records/s,
 //! ≤ 1 KiB of state per identity at 100,000 identities.
@@ -19,7 +20,7 @@ use nhid::inventory::Inventory;
 use nhid::pipeline::{Engine, EngineConfig, Origin, Outputs};
 use nhid::principals;
 use nhid::simulate::{self, SimConfig};
-use nhid::state::{Identity, StateConfig, StateStore};
+use nhid::state::{Identity, LearningSecs, StateConfig, StateStore};
 use nhid::time::{DAY, format_rfc3339};
 use serde_json::{Value, json};
 
@@ -444,6 +445,8 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
 
+    per_kind_cost(c, &native);
+
     // `/principals` walks every identity per page (filters and the keyset cursor need it):
     // what a page costs at 100,000 identities, a third of them ownerless.
     let e = engine();
@@ -470,6 +473,109 @@ fn benches(c: &mut Criterion) {
     }
     g.bench_function("one_principal", |b| b.iter(|| principals::view(&e, black_box("svc-050001"), true).is_some()));
     g.finish();
+}
+
+/// What each detector kind costs: the whole pipeline (bytes → alerts, one worker, the events
+/// of the `pipeline` group) with every shipped detector, with none, with rate_spike only, and
+/// with rate_spike plus each other kind alone. A kind's cost is its configuration's time per
+/// event minus rate_spike only's. The state computes every fact whichever detectors read it
+/// (baselines, sets, breadth and credential-source windows), so "none" is the floor every
+/// configuration pays and the deltas are the kinds' checks and the alerts they raise.
+/// Identities learn for an hour instead of a day: the events span four hours of one day, and
+/// during learning most kinds stop at their first test, which would measure nothing; this way
+/// most events meet a learned identity and run the whole check (the table says how many), and
+/// the young baselines raise some alerts, whose cost is part of a kind's.
+/// `unregistered_principal` is inert here: like the other groups, this runs without an inventory.
+fn per_kind_cost(c: &mut Criterion, native: &[Vec<u8>]) {
+    use std::cell::RefCell;
+    use std::time::{Duration, Instant};
+
+    let only = |kinds: &[&str]| {
+        detect::load(None).unwrap().into_iter().filter(|d| kinds.contains(&d.kind)).collect::<Vec<_>>()
+    };
+    let learning_secs = LearningSecs { default: 3_600, per_type: Default::default() };
+    let config = || EngineConfig {
+        state: StateConfig { learning_secs: learning_secs.clone(), ..StateConfig::default() },
+        ..EngineConfig::default()
+    };
+    let engine_with = |kinds: &[&str]| Engine::new(only(kinds), Inventory::default(), config());
+    // Each configuration by the kinds it keeps.
+    let mut configs: Vec<(String, Vec<&str>)> = vec![
+        ("all".into(), detect::KINDS.to_vec()),
+        ("none".into(), vec![]),
+        ("rate_spike".into(), vec!["rate_spike"]),
+    ];
+    for &kind in detect::KINDS.iter().filter(|&&k| k != "rate_spike") {
+        configs.push((format!("rate_spike+{kind}"), vec!["rate_spike", kind]));
+    }
+
+    let n = native.len();
+    let mut first_seen = std::collections::HashMap::new();
+    let learned = native
+        .iter()
+        .filter(|l| {
+            let ev = decode::native::decode(std::str::from_utf8(l).unwrap()).unwrap();
+            let first = *first_seen.entry(ev.principal.id.into_owned()).or_insert(ev.time);
+            ev.time - first >= learning_secs.default as i64 * 1_000
+        })
+        .count();
+    let mut g = c.benchmark_group("pipeline_per_kind");
+    g.throughput(Throughput::Elements(n as u64));
+    // Eighteen configurations at ~0.4 s a pass: ten flat samples of one or two passes each.
+    g.sample_size(10);
+    g.sampling_mode(criterion::SamplingMode::Flat);
+    g.warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(4));
+    // (configuration, detectors, alerts over the events, seconds per pass of every sample)
+    let mut rows: Vec<(String, usize, usize, Vec<f64>)> = Vec::new();
+    for (name, kinds) in &configs {
+        let detectors = only(kinds).len();
+        let (passes, alerts) = (RefCell::new(Vec::new()), std::cell::Cell::new(0));
+        g.bench_function(name.as_str(), |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    let e = engine_with(kinds);
+                    let start = Instant::now();
+                    alerts.set(black_box(process_all(&e, native)));
+                    timed += start.elapsed();
+                }
+                passes.borrow_mut().push(timed.as_secs_f64() / iters as f64);
+                timed
+            })
+        });
+        rows.push((name.clone(), detectors, alerts.get(), passes.into_inner()));
+    }
+    g.finish();
+    // A filtered run (`-- <other group>`) skips the measurements: nothing to print.
+    if rows.iter().any(|r| r.3.is_empty()) {
+        return;
+    }
+
+    let ns_per_event = |passes: &[f64]| {
+        let mut v: Vec<f64> = passes.iter().map(|s| s * 1e9 / n as f64).collect();
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], (v[v.len() - 1] - v[0]) / 2.0)
+    };
+    let (baseline, _) = ns_per_event(&rows.iter().find(|r| r.0 == "rate_spike").unwrap().3);
+    eprintln!(
+        "\nper-kind cost: whole pipeline, 1 worker, {n} events ({:.0} % on identities past a 1 h learning period); \
+         median of every pass criterion timed (± half the range)",
+        learned as f64 * 100.0 / n as f64
+    );
+    eprintln!(
+        "{:<36} {:>9} {:>8} {:>12} {:>16} {:>18}",
+        "configuration", "detectors", "alerts", "events/s", "ns/event", "Δ vs rate_spike"
+    );
+    for (name, detectors, alerts, passes) in &rows {
+        let (ns, spread) = ns_per_event(passes);
+        let delta = if name == "rate_spike" { "—".to_string() } else { format!("{:+.1} ns/event", ns - baseline) };
+        eprintln!(
+            "{name:<36} {detectors:>9} {alerts:>8} {:>12.0} {:>16} {delta:>18}",
+            1e9 / ns,
+            format!("{ns:.1} ±{spread:.1}")
+        );
+    }
 }
 
 fn partition(lines: &[Vec<u8>], events: &[AuditEvent<'_>], n: usize) -> Vec<Vec<Vec<u8>>> {

@@ -259,6 +259,15 @@ struct SessionIssuer<'a> {
 struct ResponseElements<'a> {
     #[serde(rename = "ConsoleLogin", alias = "consolelogin", borrow, default, deserialize_with = "lenient::string")]
     console_login: Option<Cow<'a, str>>,
+    /// IAM `CreateAccessKey`: the key it created (its id only; CloudTrail omits the secret).
+    #[serde(rename = "accessKey", alias = "accesskey", borrow, default, deserialize_with = "lenient::map")]
+    access_key: Option<AccessKey<'a>>,
+}
+
+#[derive(Deserialize)]
+struct AccessKey<'a> {
+    #[serde(rename = "accessKeyId", alias = "accesskeyid", borrow, default, deserialize_with = "lenient::string")]
+    access_key_id: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -296,7 +305,11 @@ fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Au
     let action = Cow::Owned(format!("{service}:{}", event_name.as_deref().unwrap_or("unknown")));
 
     let error_code = nonempty(rec.error_code);
-    let console_failed = rec.response_elements.and_then(|r| r.console_login).is_some_and(|c| c == "Failure");
+    let (console_login, created_key) = match rec.response_elements {
+        Some(r) => (r.console_login, r.access_key.and_then(|k| nonempty(k.access_key_id))),
+        None => (None, None),
+    };
+    let console_failed = console_login.is_some_and(|c| c == "Failure");
     let outcome = match error_code.as_deref() {
         Some(code) if is_denial(code) => Outcome::Denied,
         Some(_) => Outcome::Failure,
@@ -327,7 +340,9 @@ fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Au
         actor: identity.actor,
         action,
         service,
-        resource: nonempty(rec.resources),
+        // CloudTrail lists no resource for a new access key, yet the key is what the call
+        // acted on, and what a responder revokes.
+        resource: nonempty(rec.resources).or(created_key),
         outcome,
         source: Source { ip, user_agent, asn: None, country: None },
         bytes_out: rec.additional_event_data.and_then(|d| d.bytes_transferred_out),
@@ -1186,6 +1201,43 @@ mod tests {
         assert_eq!(e.credential.id.as_deref(), Some("ASIAEXAMPLEEXAMPLE10"));
         assert!(e.credential.issued_at.is_some());
         assert_eq!(e.source.ip.as_deref(), Some("198.51.100.1"));
+    }
+
+    /// Panther's compromised-root-creds scenario: one lowercase key among camelCase ones.
+    #[test]
+    fn reads_a_lowercase_key_beside_camel_case_ones() {
+        let ui = r#"{"accountId":"123456789012","accesskeyid":"AKIAEXAMPLEMINTED01","arn":"arn:aws:iam::123456789012:user/mallory","principalId":"123456789012","type":"IAMUser","userName":"mallory"}"#;
+        let text = record(ui, r#""userAgent":"console.ec2.amazonaws.com""#);
+        let e = one(&text).unwrap();
+        assert_eq!(e.principal.id, "arn:aws:iam::123456789012:user/mallory");
+        assert_eq!(e.principal.kind, PrincipalType::ServiceAccount);
+        assert_eq!(e.credential.id.as_deref(), Some("AKIAEXAMPLEMINTED01"));
+        assert_eq!(e.credential.kind, CredentialKind::StaticKey);
+    }
+
+    #[test]
+    fn a_created_access_key_is_what_create_access_key_acted_on() {
+        let ui = r#"{"type":"Root","principalId":"123456789012","arn":"arn:aws:iam::123456789012:root","accountId":"123456789012","userName":"root"}"#;
+        let created = r#""eventSource":"iam.amazonaws.com","eventName":"CreateAccessKey","requestParameters":{"userName":"mallory"},"responseElements":{"accessKey":{"accessKeyId":"AKIAEXAMPLEMINTED01","userName":"mallory","status":"Active","createDate":"Nov 01, 2020 8:37:03 PM"}}"#;
+        let text = record(ui, created);
+        let e = one(&text).unwrap();
+        assert_eq!(e.action, "iam:CreateAccessKey");
+        assert_eq!(e.resource.as_deref(), Some("AKIAEXAMPLEMINTED01"));
+        // The caller's own credential is still the caller's (root at the console has none).
+        assert_eq!(e.credential.id, None);
+        assert!(matches!(e.resource, Some(Cow::Borrowed(_))));
+        // A listed resource stays first; a response without a key names nothing.
+        let listed = format!(r#"{created},"resources":[{{"ARN":"arn:aws:iam::123456789012:user/mallory"}}]"#);
+        assert_eq!(
+            one(&record(ui, &listed)).unwrap().resource.as_deref(),
+            Some("arn:aws:iam::123456789012:user/mallory")
+        );
+        for response in
+            [r#"{"accessKey":{"accessKeyId":""}}"#, r#"{"accessKey":"AKIA"}"#, r#"{"user":{"userName":"x"}}"#]
+        {
+            let text = record(ui, &created.replace(r#"{"accessKey":{"accessKeyId":"AKIAEXAMPLEMINTED01","userName":"mallory","status":"Active","createDate":"Nov 01, 2020 8:37:03 PM"}}"#, response));
+            assert_eq!(one(&text).unwrap().resource, None, "{response}");
+        }
     }
 
     #[test]

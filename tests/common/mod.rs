@@ -2,6 +2,7 @@
 //! and uses only part of it.
 #![allow(dead_code)]
 
+pub mod aws_account;
 pub mod broker;
 pub mod dashboard;
 pub mod kafka;

@@ -1,6 +1,7 @@
-//! The Panther rule-test corpus in `../shared/datasets/panther_analysis_labeled_events`
-//! (panther-labs/panther-analysis, Apache-2.0; see its README.txt): hand-made or anonymised
-//! real events of many log types, read in place, never copied into the repository.
+//! The Panther rule-test corpus and attack test scenarios in
+//! `../shared/datasets/panther_analysis_labeled_events` (panther-labs/panther-analysis,
+//! Apache-2.0; see its README.txt): hand-made or anonymised real events of many log types,
+//! read in place, never copied into the repository.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -34,21 +35,50 @@ impl RuleTest {
     }
 }
 
-fn path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/datasets/panther_analysis_labeled_events/rule_tests.jsonl.gz")
+fn dataset(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/panther_analysis_labeled_events").join(file)
+}
+
+/// The lines of a gzip JSON-lines file of the dataset, each parsed as `T`.
+fn read_gzip_lines<T: serde::de::DeserializeOwned>(file: &str) -> Vec<T> {
+    let path = dataset(file);
+    let opened = std::fs::File::open(&path).unwrap_or_else(|e| {
+        panic!("the panther dataset is required by this test and is missing at {}: {e}", path.display())
+    });
+    std::io::BufReader::new(flate2::read::GzDecoder::new(opened))
+        .lines()
+        .map(|line| serde_json::from_str(&line.expect("readable gzip line")).expect("a dataset line"))
+        .collect()
 }
 
 /// Every rule test of the corpus, in file order.
 pub fn rule_tests() -> Vec<RuleTest> {
-    let path = path();
-    let file = std::fs::File::open(&path).unwrap_or_else(|e| {
-        panic!("the panther rule-test dataset is required by this test and is missing at {}: {e}", path.display())
-    });
-    std::io::BufReader::new(flate2::read::GzDecoder::new(file))
-        .lines()
-        .map(|line| serde_json::from_str(&line.expect("readable gzip line")).expect("a rule-test line"))
-        .collect()
+    read_gzip_lines("rule_tests.jsonl.gz")
+}
+
+/// One event of Panther's multi-source attack stories (`test_scenarios/*.yml` upstream; see
+/// `test_scenarios/<scenario>.README.md` beside the data for each story's timeline).
+#[derive(Clone, Debug, Deserialize)]
+pub struct ScenarioEvent {
+    pub scenario: String,
+    /// The upstream file the event came from (`attacker_cloudtrail`, `victim_okta`, ...).
+    pub file: String,
+    /// Panther's log type: `AWS.CloudTrail`, `Okta.SystemLog`, `AWS.VPCFlow`, ...
+    pub log_type: String,
+    /// `attacker`, `victim_benign` or `unlabeled`, from the upstream file names.
+    pub role: String,
+    /// Position in its upstream file.
+    pub seq: u32,
+    /// The record as the log source wrote it: an object, or a raw line for text formats.
+    pub log: serde_json::Value,
+}
+
+/// The events of one attack story, in file order (not time order).
+pub fn scenario_events(scenario: &str) -> Vec<ScenarioEvent> {
+    let all: Vec<ScenarioEvent> = read_gzip_lines("test_scenarios/scenario_events.jsonl.gz");
+    let events: Vec<ScenarioEvent> = all.into_iter().filter(|e| e.scenario == scenario).collect();
+    assert!(!events.is_empty(), "no events of scenario {scenario} in the panther test scenarios");
+    events
 }
 
 /// The Falco Kubernetes audit traces (`../shared/datasets/falco_k8s_audit_traces/k8s_audit`),
