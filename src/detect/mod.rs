@@ -372,11 +372,19 @@ macro_rules! evidence {
 /// after the last `.` too).
 #[derive(Debug, Deserialize)]
 #[serde(from = "Vec<String>")]
-pub struct Operations(std::collections::HashSet<String>);
+pub struct Operations {
+    names: std::collections::HashSet<String, xxhash_rust::xxh3::Xxh3Builder>,
+    /// Bit `n` set when some name is `n` bytes long (names of 128 bytes or more set bit 127):
+    /// nearly every action is rejected by its length before anything is lowercased or
+    /// hashed, which matters on a check that runs for every event.
+    lengths: u128,
+}
 
 impl From<Vec<String>> for Operations {
     fn from(names: Vec<String>) -> Self {
-        Operations(names.iter().map(|o| o.to_ascii_lowercase()).collect())
+        let names: std::collections::HashSet<String, _> = names.iter().map(|o| o.to_ascii_lowercase()).collect();
+        let lengths = names.iter().fold(0u128, |m, n| m | 1 << n.len().min(127));
+        Operations { names, lengths }
     }
 }
 
@@ -388,12 +396,15 @@ impl Operations {
     }
 
     fn contains(&self, name: &str) -> bool {
+        if self.lengths & 1 << name.len().min(127) == 0 {
+            return false;
+        }
         // Lowercase into a stack buffer: no allocation on the per-event path.
         let mut buf = [0u8; 96];
         let Some(lower) = buf.get_mut(..name.len()) else { return false };
         lower.copy_from_slice(name.as_bytes());
         lower.make_ascii_lowercase();
-        std::str::from_utf8(lower).is_ok_and(|l| self.0.contains(l))
+        std::str::from_utf8(lower).is_ok_and(|l| self.names.contains(l))
     }
 }
 
