@@ -164,10 +164,16 @@ impl RateBaseline {
     /// `born` is the identity's first event: days before it are not days a pattern could
     /// have recurred on.
     pub fn expectation(&self, time: Millis, born: Millis) -> Expectation {
+        Expectation { recurring: self.peaks.recurring(time, born), ..self.expectation_without_seasonality(time) }
+    }
+
+    /// [`RateBaseline::expectation`] without the recurring peak, which only a minute above
+    /// the mean needs (no threshold lies below it): the per-event path fills it in then.
+    pub fn expectation_without_seasonality(&self, time: Millis) -> Expectation {
         let slow = self.slow_expectation(time);
         let mean = slow.mean.max(self.short.mean);
         let sd = slow.sd.max(self.short.sd()).max(mean.sqrt());
-        Expectation { mean, sd, recurring: self.peaks.recurring(time, born) }
+        Expectation { mean, sd, recurring: 0.0 }
     }
 
     /// The expectation of the slow parts only (long horizon and hour profile). Clamping is

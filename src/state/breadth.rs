@@ -66,11 +66,13 @@ impl Breadth {
         // The high bits: xxh3's low bits feed the fingerprint sets' comparisons already.
         let bit = (target >> 23) as usize % BITS;
         self.sketch[bit / 64] |= 1 << (bit % 64);
+        let distinct = self.estimate();
         Reach {
-            distinct: self.estimate(),
+            distinct,
             mean: self.baseline.mean,
             sd: self.baseline.sd().max(self.baseline.mean.sqrt()).max(1.0),
-            recurring: self.peaks.recurring(time, born),
+            // Only a window above the usual needs it: no threshold lies below the mean.
+            recurring: if distinct > self.baseline.mean { self.peaks.recurring(time, born) } else { 0.0 },
         }
     }
 

@@ -256,8 +256,11 @@ impl Identity {
     pub fn observe<'e>(&mut self, ev: &'e AuditEvent<'_>, learning_ms: Millis) -> Observation<'e> {
         let t = ev.time;
         let learned = t - self.first_seen >= learning_ms;
-        let expected = self.rate.expectation(t, self.first_seen);
+        let mut expected = self.rate.expectation_without_seasonality(t);
         self.rate.record(t, ev.outcome != Outcome::Success, !learned);
+        if self.rate.count as f32 > expected.mean {
+            expected.recurring = self.rate.peaks.recurring(t, self.first_seen);
+        }
         let idle_for = (t - self.last_seen).max(0);
         self.last_seen = self.last_seen.max(t);
 
