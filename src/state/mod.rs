@@ -17,7 +17,7 @@ use xxhash_rust::xxh3::Xxh3Builder;
 
 use crate::event::{AuditEvent, CredentialKind, Outcome, PrincipalType};
 use crate::respond::alert::Severity;
-use crate::time::{HOUR, Millis};
+use crate::time::{HOUR, MINUTE, Millis};
 use baseline::{Expectation, RateBaseline};
 use breadth::{Breadth, Reach};
 use sets::{Dim, Fingerprints, NetworkPrefix, fingerprint, network_of};
@@ -146,8 +146,8 @@ pub struct Identity {
     pub first_seen: Millis,
     pub last_seen: Millis,
     pub rate: RateBaseline,
-    /// Calls and bytes out in the open UTC hour, for absolute ceilings.
-    pub hour: i64,
+    /// Calls and bytes out in the open UTC hour (the hour of `rate.minute`, the latest
+    /// minute seen), for absolute ceilings.
     pub hour_count: u32,
     pub hour_bytes_out: u64,
     /// Actions, services, networks (/24 or /48) and user agents seen, each capped.
@@ -239,7 +239,6 @@ impl Identity {
             first_seen: time,
             last_seen: time,
             rate: RateBaseline::new(time, prior_rate(kind)),
-            hour: time.div_euclid(HOUR),
             hour_count: 0,
             hour_bytes_out: 0,
             seen: Fingerprints::default(),
@@ -270,13 +269,14 @@ impl Identity {
         let t = ev.time;
         let learned = t - self.first_seen >= learning_ms;
         let expected = self.rate.expectation(t, self.first_seen);
+        // The open hour is the latest minute's: derived, not stored (8 bytes per identity).
+        let open_hour = self.rate.minute.div_euclid(HOUR / MINUTE);
         self.rate.record(t, ev.outcome != Outcome::Success, !learned);
         let idle_for = (t - self.last_seen).max(0);
         self.last_seen = self.last_seen.max(t);
 
         let hour = t.div_euclid(HOUR);
-        if hour > self.hour {
-            self.hour = hour;
+        if hour > open_hour {
             self.hour_count = 0;
             self.hour_bytes_out = 0;
         }
