@@ -282,7 +282,7 @@ impl Engine {
 
     /// Who answers for an identity, as alerts name it and offboarding is checked.
     pub fn owner_of<'a>(&'a self, identity: &'a Identity) -> Option<&'a str> {
-        owner(self.inventory.entry(identity.inventory), identity)
+        owner(self.inventory.entry(identity.inventory()), identity)
     }
 
     /// Processes one message. `transport_time` is the transport's own timestamp (a Kafka
@@ -359,7 +359,7 @@ impl Engine {
                 // The identity as nhid knows it; one never seen (evicted since) as the inventory has it.
                 let principal = match self.store.get(id) {
                     Some(identity) => {
-                        alert_principal(id, identity.kind, owner(self.inventory.entry(identity.inventory), &identity))
+                        alert_principal(id, identity.kind, owner(self.inventory.entry(identity.inventory()), &identity))
                     }
                     None => {
                         let entry = self.inventory.entry(self.inventory.resolve(id));
@@ -389,7 +389,7 @@ impl Engine {
                 Identity::new(kind, entry, t)
             },
             |identity| {
-                let entry = inventory.entry(identity.inventory);
+                let entry = inventory.entry(identity.inventory());
                 let prior_kind = identity.kind;
                 if entry.and_then(|e| e.kind).is_none() {
                     identity.kind = reconcile(identity.kind, ev.principal.kind);
@@ -421,12 +421,12 @@ impl Engine {
     /// credential and owner.
     /// Nearly free while they said nothing: each lookup starts with a relaxed load of a count.
     fn recall(&self, obs: &mut Observation<'_>, ev: &AuditEvent<'_>, identity: &Identity) {
-        obs.registered = (!self.inventory.is_empty()).then_some(identity.inventory.is_some());
+        obs.registered = (!self.inventory.is_empty()).then_some(identity.inventory().is_some());
         let facts = &self.lifecycle;
         obs.revoked_at = ev.credential.id.as_deref().and_then(|c| facts.credentials.since(c, ev.time));
         obs.retired_at = facts.principals.since(&ev.principal.id, ev.time);
         if !facts.owners.is_empty() {
-            let owner = owner(self.inventory.entry(identity.inventory), identity);
+            let owner = owner(self.inventory.entry(identity.inventory()), identity);
             obs.offboarded_owner = owner.and_then(|o| facts.owners.since(o, ev.time).map(|at| (o.into(), at)));
         }
     }
@@ -444,7 +444,9 @@ impl Engine {
     ) {
         let detector = &self.detectors[index];
         if identity.alert_marks.len() < self.detectors.len() {
-            identity.alert_marks.resize(self.detectors.len(), AlertMark::default());
+            let mut marks = std::mem::take(&mut identity.alert_marks).into_vec();
+            marks.resize(self.detectors.len(), AlertMark::default());
+            identity.alert_marks = marks.into_boxed_slice();
         }
         let mark = &mut identity.alert_marks[index];
         if mark.unit == Some(finding.unit) {
@@ -460,7 +462,7 @@ impl Engine {
         let suppressed = std::mem::take(&mut mark.suppressed);
         mark.window = Some(window);
 
-        let entry = self.inventory.entry(identity.inventory);
+        let entry = self.inventory.entry(identity.inventory());
         let owner = owner(entry, identity);
         let mut severity = settings.severity;
         if entry.and_then(|e| e.criticality) == Some(Criticality::Critical) {
@@ -492,7 +494,9 @@ impl Engine {
         };
         debug_assert!(alert.event_ids.len() <= MAX_EVENT_IDS);
         identity.alert_marks[index].last = Some((ev.time, severity));
-        let decision = self.policy.decide(&alert, settings.response, ev, entry, &mut identity.last_action);
+        let mut last_action = identity.last_action();
+        let decision = self.policy.decide(&alert, settings.response, ev, entry, &mut last_action);
+        identity.set_last_action(last_action);
         for b in decision.blocks {
             *out.stats.guardrail_blocks.entry(b).or_default() += 1;
         }

@@ -15,6 +15,7 @@ use crate::inventory::Criticality;
 use crate::pipeline::Engine;
 use crate::respond::alert::Severity;
 use crate::state::Identity;
+use crate::state::sets::Dim;
 use crate::time::{DAY, Millis, format_rfc3339};
 
 /// Alerts raised within this much event time are open: nhid is not told when an analyst
@@ -234,7 +235,7 @@ pub fn view(engine: &Engine, id: &str, detail: bool) -> Option<Principal> {
     let identity: &Identity = &identity;
     let now = engine.now().unwrap_or(identity.last_seen);
     let lifecycle = engine.lifecycle();
-    let entry = engine.inventory().entry(identity.inventory);
+    let entry = engine.inventory().entry(identity.inventory());
 
     let credentials: Vec<CredentialView> = identity
         .credentials
@@ -317,10 +318,10 @@ pub fn view(engine: &Engine, id: &str, detail: bool) -> Option<Principal> {
             protected: e.protected,
         }),
         baseline: detail.then(|| Baseline {
-            known_actions: identity.actions.len(),
-            known_services: identity.services.len(),
-            known_networks: identity.networks.len(),
-            known_user_agents: identity.user_agents.len(),
+            known_actions: identity.seen.len(Dim::Action),
+            known_services: identity.seen.len(Dim::Service),
+            known_networks: identity.seen.len(Dim::Network),
+            known_user_agents: identity.seen.len(Dim::UserAgent),
             hourly_per_minute: identity.rate.profile.mean,
             minutes_learned: identity.rate.minutes,
         }),

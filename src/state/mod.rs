@@ -17,10 +17,10 @@ use xxhash_rust::xxh3::Xxh3Builder;
 
 use crate::event::{AuditEvent, CredentialKind, Outcome, PrincipalType};
 use crate::respond::alert::Severity;
-use crate::time::{HOUR, Millis};
+use crate::time::{HOUR, MINUTE, Millis};
 use baseline::{Expectation, RateBaseline};
 use breadth::{Breadth, Reach};
-use sets::{FingerprintSet, NetworkPrefix, fingerprint, network_of};
+use sets::{Dim, Fingerprints, NetworkPrefix, fingerprint, network_of};
 use sources::Sources;
 
 /// Caps on the per-identity sets. Past a cap the set is marked overflowed.
@@ -139,29 +139,33 @@ impl CredentialState {
 pub struct Identity {
     /// Type after inventory override; decided when the identity is first seen.
     pub kind: PrincipalType,
-    /// Index of the matching inventory entry, resolved once (globs are not matched per event).
-    pub inventory: Option<u32>,
+    /// Index of the matching inventory entry, resolved once (globs are not matched per
+    /// event); `u32::MAX` when none (4 bytes where `Option<u32>` takes 8). Read through
+    /// [`Identity::inventory`].
+    inventory: u32,
     pub first_seen: Millis,
     pub last_seen: Millis,
     pub rate: RateBaseline,
-    /// Calls and bytes out in the open UTC hour, for absolute ceilings.
-    pub hour: i64,
+    /// Calls and bytes out in the open UTC hour (the hour of `rate.minute`, the latest
+    /// minute seen), for absolute ceilings.
     pub hour_count: u32,
     pub hour_bytes_out: u64,
-    pub actions: FingerprintSet,
-    pub services: FingerprintSet,
-    pub networks: FingerprintSet,
-    pub user_agents: FingerprintSet,
-    pub credentials: Vec<CredentialState>,
+    /// Actions, services, networks (/24 or /48) and user agents seen, each capped.
+    pub seen: Fingerprints,
+    /// Allocated exactly (a boxed slice: no capacity word, no growth slack).
+    pub credentials: Box<[CredentialState]>,
     /// Distinct targets per window against the usual: lateral movement.
     pub breadth: Breadth,
     /// Where each credential was used from lately: copied credentials.
     pub sources: Sources,
     /// Per detector instance: the aggregation window of its last alert and the repeats
     /// suppressed since. Indexed like the engine's detector list.
-    pub alert_marks: Vec<AlertMark>,
-    /// Event time of the last automatic action against this identity (per-identity cooldown).
-    pub last_action: Option<Millis>,
+    /// Empty until the identity's first finding.
+    pub alert_marks: Box<[AlertMark]>,
+    /// Event time of the last automatic action against this identity (per-identity
+    /// cooldown); `Millis::MIN` when none (8 bytes where `Option<Millis>` takes 16). Read
+    /// through [`Identity::last_action`].
+    last_action: Millis,
     /// Owner as last reported by events (the inventory wins when it names one).
     pub owner: Option<Box<str>>,
     /// The input partition its events last came from ([`crate::pipeline::Origin::home`]):
@@ -231,25 +235,33 @@ impl Identity {
     pub fn new(kind: PrincipalType, inventory: Option<u32>, time: Millis) -> Self {
         Identity {
             kind,
-            inventory,
+            inventory: inventory.unwrap_or(u32::MAX),
             first_seen: time,
             last_seen: time,
             rate: RateBaseline::new(time, prior_rate(kind)),
-            hour: time.div_euclid(HOUR),
             hour_count: 0,
             hour_bytes_out: 0,
-            actions: FingerprintSet::default(),
-            services: FingerprintSet::default(),
-            networks: FingerprintSet::default(),
-            user_agents: FingerprintSet::default(),
-            credentials: Vec::new(),
+            seen: Fingerprints::default(),
+            credentials: Box::default(),
             breadth: Breadth::new(time),
             sources: Sources::default(),
-            alert_marks: Vec::new(),
-            last_action: None,
+            alert_marks: Box::default(),
+            last_action: Millis::MIN,
             owner: None,
             home: 0,
         }
+    }
+
+    pub fn inventory(&self) -> Option<u32> {
+        Some(self.inventory).filter(|&i| i != u32::MAX)
+    }
+
+    pub fn last_action(&self) -> Option<Millis> {
+        Some(self.last_action).filter(|&t| t != Millis::MIN)
+    }
+
+    pub fn set_last_action(&mut self, t: Option<Millis>) {
+        self.last_action = t.unwrap_or(Millis::MIN);
     }
 
     /// Folds one event into the state and reports what it showed.
@@ -257,6 +269,8 @@ impl Identity {
         let t = ev.time;
         let learned = t - self.first_seen >= learning_ms;
         let mut expected = self.rate.expectation_without_seasonality(t);
+        // The open hour is the latest minute's: derived, not stored (8 bytes per identity).
+        let open_hour = self.rate.minute.div_euclid(HOUR / MINUTE);
         self.rate.record(t, ev.outcome != Outcome::Success, !learned);
         if self.rate.count as f32 > expected.mean {
             expected.recurring = self.rate.peaks.recurring(t, self.first_seen);
@@ -265,8 +279,7 @@ impl Identity {
         self.last_seen = self.last_seen.max(t);
 
         let hour = t.div_euclid(HOUR);
-        if hour > self.hour {
-            self.hour = hour;
+        if hour > open_hour {
             self.hour_count = 0;
             self.hour_bytes_out = 0;
         }
@@ -274,18 +287,19 @@ impl Identity {
         self.hour_bytes_out = self.hour_bytes_out.saturating_add(ev.bytes_out.unwrap_or(0));
 
         // Novelty counts only where the set has a stable baseline: learned, and never full.
-        let novel = |set: &mut FingerprintSet, fp: u32, cap: usize| set.insert(fp, cap) && learned && !set.overflowed;
-        let new_action = novel(&mut self.actions, fingerprint(&ev.action), MAX_ACTIONS);
-        let new_service = novel(&mut self.services, fingerprint(&ev.service), MAX_SERVICES);
+        let seen = &mut self.seen;
+        let mut novel = |d: Dim, fp: u32, cap: usize| seen.insert(d, fp, cap) && learned && !seen.overflowed(d);
+        let new_action = novel(Dim::Action, fingerprint(&ev.action), MAX_ACTIONS);
+        let new_service = novel(Dim::Service, fingerprint(&ev.service), MAX_SERVICES);
         let network = ev.source.ip.as_deref().and_then(network_of);
         let network_fp = network.as_ref().map(|(fp, _)| *fp);
         let new_network = match network {
-            Some((fp, prefix)) => novel(&mut self.networks, fp, MAX_NETWORKS).then_some(prefix),
+            Some((fp, prefix)) => novel(Dim::Network, fp, MAX_NETWORKS).then_some(prefix),
             None => None,
         };
         let ua_fp = ev.source.user_agent.as_deref().map(fingerprint);
         let new_user_agent = match ua_fp {
-            Some(fp) => novel(&mut self.user_agents, fp, MAX_USER_AGENTS),
+            Some(fp) => novel(Dim::UserAgent, fp, MAX_USER_AGENTS),
             None => false,
         };
 
@@ -320,8 +334,8 @@ impl Identity {
             new_service,
             new_network,
             new_user_agent,
-            known_actions: self.actions.len(),
-            known_networks: self.networks.len(),
+            known_actions: self.seen.len(Dim::Action),
+            known_networks: self.seen.len(Dim::Network),
             credential_age,
             expired_for,
             revoked_at: None,
@@ -346,15 +360,15 @@ impl Identity {
             Some(i) => i,
             None => {
                 // Keep the most recently used credentials; rotation retires the old ones.
-                if self.credentials.len() >= MAX_CREDENTIALS {
-                    let oldest =
-                        (0..self.credentials.len()).min_by_key(|&i| self.credentials[i].last_seen).unwrap_or(0);
-                    self.credentials.swap_remove(oldest);
+                let mut credentials = std::mem::take(&mut self.credentials).into_vec();
+                if credentials.len() >= MAX_CREDENTIALS {
+                    let oldest = (0..credentials.len()).min_by_key(|&i| credentials[i].last_seen).unwrap_or(0);
+                    credentials.swap_remove(oldest);
                 }
                 // Exact growth: most identities hold one or two credentials, and the
                 // default growth would reserve four.
-                self.credentials.reserve_exact(1);
-                self.credentials.push(CredentialState {
+                credentials.reserve_exact(1);
+                credentials.push(CredentialState {
                     id: id.into(),
                     kind: c.kind,
                     first_seen: t,
@@ -362,6 +376,7 @@ impl Identity {
                     issued_at: Millis::MIN,
                     expires_at: Millis::MIN,
                 });
+                self.credentials = credentials.into_boxed_slice();
                 self.credentials.len() - 1
             }
         };
