@@ -289,8 +289,9 @@ impl Identity {
         // Novelty counts only where the set has a stable baseline: learned, and never full.
         let seen = &mut self.seen;
         let mut novel = |d: Dim, fp: u32, cap: usize| seen.insert(d, fp, cap) && learned && !seen.overflowed(d);
-        let new_action = novel(Dim::Action, fingerprint(&ev.action), MAX_ACTIONS);
-        let new_service = novel(Dim::Service, fingerprint(&ev.service), MAX_SERVICES);
+        let (action_fp, service_fp) = (fingerprint(&ev.action), fingerprint(&ev.service));
+        let new_action = novel(Dim::Action, action_fp, MAX_ACTIONS);
+        let new_service = novel(Dim::Service, service_fp, MAX_SERVICES);
         let network = ev.source.ip.as_deref().and_then(network_of);
         let network_fp = network.as_ref().map(|(fp, _)| *fp);
         let new_network = match network {
@@ -305,8 +306,7 @@ impl Identity {
 
         // A target is a resource, or where an event names none, the action (which names its
         // service): distinct targets across services are distinct trust zones too.
-        let target =
-            fingerprint(ev.resource.as_deref().unwrap_or(&ev.action)) ^ fingerprint(&ev.service).rotate_left(7);
+        let target = ev.resource.as_deref().map_or(action_fp, fingerprint) ^ service_fp.rotate_left(7);
         let reach = self.breadth.record(t, target, !learned, self.first_seen);
         let (concurrent_sources, source_peak) = match (ev.credential.id.as_deref(), &network_fp, &ua_fp) {
             (Some(c), Some(net), Some(ua)) => {
