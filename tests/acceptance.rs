@@ -10,7 +10,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use nhid::respond::alert::{Action, ActionKind, Alert, Mode};
 use nhid::simulate::Label;
@@ -20,21 +19,11 @@ const PRINCIPALS: usize = 100;
 const DAYS: i64 = 3;
 
 fn nhid(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_nhid")).args(args).output().unwrap();
-    assert!(out.status.success(), "nhid {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out
+    common::nhid_ok(env!("CARGO_BIN_EXE_nhid"), args)
 }
 
 fn lines<T: serde::de::DeserializeOwned>(path: &Path, schema: &str) -> Vec<T> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            common::assert_valid(schema, &v);
-            serde_json::from_value(v).unwrap()
-        })
-        .collect()
+    common::schema_lines(path, schema)
 }
 
 #[test]

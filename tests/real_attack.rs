@@ -19,7 +19,6 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufWriter, Write};
 use std::path::Path;
-use std::process::Command;
 
 use common::aws_account::{self, AwsPrincipal};
 use common::panther::{ScenarioEvent, scenario_events};
@@ -71,21 +70,11 @@ fn gzip(path: &str) -> flate2::write::GzEncoder<BufWriter<std::fs::File>> {
 }
 
 fn nhid(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_nhid")).args(args).output().unwrap();
-    assert!(out.status.success(), "nhid {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out
+    common::nhid_ok(env!("CARGO_BIN_EXE_nhid"), args)
 }
 
 fn lines<T: serde::de::DeserializeOwned>(path: &Path, schema: &str) -> Vec<T> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            common::assert_valid(schema, &v);
-            serde_json::from_value(v).unwrap()
-        })
-        .collect()
+    common::schema_lines(path, schema)
 }
 
 /// The fixture generator's records read as the principals they stand for: the decoder

@@ -86,3 +86,24 @@ pub fn try_http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(
 pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     try_http_get(addr, path).unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
+
+/// Runs the `nhid` binary of the test build and requires it to succeed (its standard error
+/// is shown when it does not). `bin` is `env!("CARGO_BIN_EXE_nhid")` of the calling test.
+pub fn nhid_ok(bin: &str, args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(bin).args(args).output().unwrap();
+    assert!(out.status.success(), "nhid {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// The JSON lines of a file nhid wrote, each validated against `schemas/<schema>.schema.json`.
+pub fn schema_lines<T: serde::de::DeserializeOwned>(path: &std::path::Path, schema: &str) -> Vec<T> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            assert_valid(schema, &v);
+            serde_json::from_value(v).unwrap()
+        })
+        .collect()
+}
