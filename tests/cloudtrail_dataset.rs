@@ -35,7 +35,7 @@ struct Sample {
 
 fn dataset() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/datasets/panther_analysis_labeled_events/rule_tests.jsonl.gz")
+        .join("tests/data/panther_analysis_labeled_events/rule_tests.jsonl.gz")
 }
 
 fn cloudtrail_samples() -> Vec<Sample> {

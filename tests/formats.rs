@@ -2,7 +2,7 @@
 //! shared topic would carry them (auto-detection per message), reports events by format and
 //! principal type, and dead-letters only the corpus samples that are not well formed.
 //!
-//! The events are the real public samples in `../shared/datasets` (Panther rule tests and
+//! The events are the real public samples in `tests/data` (Panther rule tests and
 //! Falco's Kubernetes traces, read in place) and the documented OCSF examples.
 
 mod common;

@@ -1,5 +1,5 @@
 //! The Panther rule-test corpus and attack test scenarios in
-//! `../shared/datasets/panther_analysis_labeled_events` (panther-labs/panther-analysis,
+//! `tests/data/panther_analysis_labeled_events` (panther-labs/panther-analysis,
 //! Apache-2.0; see its README.txt): hand-made or anonymised real events of many log types,
 //! read in place, never copied into the repository.
 
@@ -36,7 +36,7 @@ impl RuleTest {
 }
 
 fn dataset(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/panther_analysis_labeled_events").join(file)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/panther_analysis_labeled_events").join(file)
 }
 
 /// The lines of a gzip JSON-lines file of the dataset, each parsed as `T`.
@@ -81,10 +81,10 @@ pub fn scenario_events(scenario: &str) -> Vec<ScenarioEvent> {
     events
 }
 
-/// The Falco Kubernetes audit traces (`../shared/datasets/falco_k8s_audit_traces/k8s_audit`),
+/// The Falco Kubernetes audit traces (`tests/data/falco_k8s_audit_traces/k8s_audit`),
 /// by file name, each one event per line as Falco's tests fed them.
 pub fn falco_traces() -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/falco_k8s_audit_traces/k8s_audit");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/falco_k8s_audit_traces/k8s_audit");
     let mut traces: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| {
             panic!("the falco trace dataset is required by this test and is missing at {}: {e}", dir.display())
