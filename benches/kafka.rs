@@ -1,5 +1,5 @@
 //! The Kafka runtime end to end, on librdkafka's in-process mock cluster and on Tansu:
-//! events/s through `nhid::runtime::run` beside the raw ceiling of the same broker (a bare
+//! events/s through `nhid_kafka::run` beside the raw ceiling of the same broker (a bare
 //! consumer that only counts), and event → alert-acknowledged latency below saturation.
 //!
 //! `cargo bench --bench kafka` (figures in README.md; about two minutes on 2 cores).
@@ -46,10 +46,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, anyhow, bail, ensure};
 use nhid::config::Config;
-use nhid::pipeline::Engine;
-use nhid::runtime::{self, KafkaConfig, Report};
-use nhid::simulate::{self, Live, LiveConfig, SimConfig};
-use nhid::time::{Millis, SECOND, format_rfc3339, parse_rfc3339};
+use nhid_engine::Engine;
+use nhid_kafka::{KafkaConfig, Report};
+use nhid_model::time::{Millis, SECOND, format_rfc3339, parse_rfc3339};
+use nhid_sim::{Live, LiveConfig, SimConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
@@ -335,7 +335,7 @@ fn measure(cluster: &Cluster, workload: &[(String, Vec<u8>)]) -> anyhow::Result<
 fn workload() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let mut lines = FirstLines { limit: EVENTS, lines: Vec::with_capacity(EVENTS), partial: Vec::new() };
     let cfg = SimConfig { seed: 7, principals: 200, days: 1, ..SimConfig::default() };
-    if let Err(e) = simulate::run(&cfg, &mut lines)
+    if let Err(e) = nhid_sim::run(&cfg, &mut lines)
         && lines.lines.len() < EVENTS
     {
         return Err(e).context("simulating the workload");
@@ -346,7 +346,7 @@ fn workload() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
         .into_iter()
         .map(|l| {
             let text = std::str::from_utf8(&l).context("simulated events are UTF-8")?;
-            let key = nhid::decode::native::decode(text).map_err(|e| anyhow!("a simulated event: {e}"))?.principal.id;
+            let key = nhid_decode::native::decode(text).map_err(|e| anyhow!("a simulated event: {e}"))?.principal.id;
             Ok((key.to_string(), l))
         })
         .collect()
@@ -465,7 +465,7 @@ fn produce_all(brokers: &str, topic: &str, events: &[(String, Vec<u8>)]) -> anyh
     flushed(&producer, topic, events.len())
 }
 
-/// The properties nhid's own consumer gets (`runtime::run`), so that the two differ only in
+/// The properties nhid's own consumer gets (`nhid_kafka::run`), so that the two differ only in
 /// what they do with the messages. librdkafka's 1 s `fetch.queue.backoff.ms` would stall
 /// the bare consumer too whenever its fetcher got 100,000 messages ahead.
 fn consumer_config(brokers: &str, group: &str) -> ClientConfig {
@@ -533,7 +533,7 @@ impl Running {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let started = Instant::now();
-        let handle = thread::spawn(move || runtime::run(Arc::new(engine), &cfg, flag));
+        let handle = thread::spawn(move || nhid_kafka::run(Arc::new(engine), &cfg, flag));
         Running { stop, handle, started }
     }
 
@@ -769,7 +769,7 @@ fn init_logs() {
     let shown = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_writer(io::stderr).with_filter(shown))
-        .with(Assignments.with_filter(Targets::new().with_target("nhid::runtime", tracing::Level::INFO)))
+        .with(Assignments.with_filter(Targets::new().with_target("nhid_kafka", tracing::Level::INFO)))
         .init();
 }
 

@@ -13,15 +13,15 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use nhid::decode::{self, DecodeContext, Format};
-use nhid::detect;
-use nhid::event::AuditEvent;
-use nhid::inventory::Inventory;
-use nhid::pipeline::{Engine, EngineConfig, Origin, Outputs};
-use nhid::principals;
-use nhid::simulate::{self, SimConfig};
-use nhid::state::{Identity, LearningSecs, StateConfig, StateStore};
-use nhid::time::{DAY, format_rfc3339};
+use nhid_decode::{DecodeContext, Format};
+use nhid_engine::detect;
+use nhid_engine::inventory::Inventory;
+use nhid_engine::state::{Identity, LearningSecs, StateConfig, StateStore};
+use nhid_engine::{Engine, EngineConfig, Origin, Outputs};
+use nhid_http::principals;
+use nhid_model::event::AuditEvent;
+use nhid_model::time::{DAY, format_rfc3339};
+use nhid_sim::SimConfig;
 use serde_json::{Value, json};
 
 /// Counts live heap bytes and allocations, to measure state size and hot-path allocations.
@@ -29,6 +29,9 @@ struct Counting;
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
+// SAFETY: every call forwards to the system allocator with the caller's own layout and
+// pointer, unchanged; the counters are plain atomics and never touch the memory.
+#[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE_BYTES.fetch_add(layout.size(), Relaxed);
@@ -49,7 +52,7 @@ const EVENTS: usize = 200_000;
 /// Canonical event lines from the simulator: 200 principals, one day, first `EVENTS` lines.
 fn native_lines() -> Vec<Vec<u8>> {
     let mut buf = Vec::new();
-    simulate::run(&SimConfig { seed: 7, principals: 200, days: 1, ..SimConfig::default() }, &mut buf).unwrap();
+    nhid_sim::run(&SimConfig { seed: 7, principals: 200, days: 1, ..SimConfig::default() }, &mut buf).unwrap();
     buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()).take(EVENTS).map(<[u8]>::to_vec).collect()
 }
 
@@ -101,7 +104,7 @@ fn github_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
             let e: Value = serde_json::from_slice(l).unwrap();
             let pid = e["principal"]["id"].as_str().unwrap().replace([':', '/'], "-");
             let kind = e["principal"]["type"].as_str().unwrap_or("unknown");
-            let time = nhid::time::parse_rfc3339(e["time"].as_str().unwrap()).unwrap();
+            let time = nhid_model::time::parse_rfc3339(e["time"].as_str().unwrap()).unwrap();
             let action = e["action"].as_str().unwrap().replace(':', ".").to_lowercase();
             let mut r = json!({
                 "@timestamp": time, "_document_id": format!("doc{i:020}"), "action": action,
@@ -212,7 +215,7 @@ fn ocsf_lines(native: &[Vec<u8>]) -> Vec<Vec<u8>> {
             let (service, op) = e["action"].as_str().unwrap().split_once(':').unwrap_or(("aws", "Call"));
             let pid = e["principal"]["id"].as_str().unwrap();
             let key = e["credential"]["id"].as_str().unwrap_or("ASIAEXAMPLE");
-            let time = nhid::time::parse_rfc3339(e["time"].as_str().unwrap()).unwrap();
+            let time = nhid_model::time::parse_rfc3339(e["time"].as_str().unwrap()).unwrap();
             let user = if key.starts_with("AKIA") {
                 json!({"type": "IAMUser", "name": pid, "uid": format!("arn:aws:iam::123456789012:user/{pid}"),
                        "account": {"uid": "123456789012", "type": "AWS Account"}, "credential_uid": key})
@@ -347,7 +350,7 @@ fn benches(c: &mut Criterion) {
     report_allocations(&native);
     report_state_size();
 
-    let ctx = DecodeContext { fallback_time: None, max_event_bytes: decode::DEFAULT_MAX_EVENT_BYTES };
+    let ctx = DecodeContext { fallback_time: None, max_event_bytes: nhid_decode::DEFAULT_MAX_EVENT_BYTES };
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(n));
     g.sample_size(10);
@@ -366,14 +369,14 @@ fn benches(c: &mut Criterion) {
         // Measured only on events that decode: timing dead letters would flatter a decoder.
         let mut failed = 0;
         for l in lines.iter() {
-            decode::decode(l, Format::Auto, &ctx, &mut |r| failed += usize::from(r.is_err()));
+            nhid_decode::decode(l, Format::Auto, &ctx, &mut |r| failed += usize::from(r.is_err()));
         }
         assert_eq!(failed, 0, "{name}: {failed} of {} bench events did not decode", lines.len());
         eprintln!("{name}: {} B/event", avg(lines));
         g.bench_function(name, |b| {
             b.iter(|| {
                 for l in lines.iter() {
-                    decode::decode(l, Format::Auto, &ctx, &mut |r| {
+                    nhid_decode::decode(l, Format::Auto, &ctx, &mut |r| {
                         black_box(r.is_ok());
                     });
                 }
@@ -384,7 +387,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("native_forced", |b| {
         b.iter(|| {
             for l in native.iter() {
-                decode::decode(l, Format::Native, &ctx, &mut |r| {
+                nhid_decode::decode(l, Format::Native, &ctx, &mut |r| {
                     black_box(r.is_ok());
                 });
             }
@@ -393,7 +396,7 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let events: Vec<AuditEvent<'_>> =
-        native.iter().map(|l| decode::native::decode(std::str::from_utf8(l).unwrap()).unwrap()).collect();
+        native.iter().map(|l| nhid_decode::native::decode(std::str::from_utf8(l).unwrap()).unwrap()).collect();
     let mut g = c.benchmark_group("state");
     g.throughput(Throughput::Elements(n));
     g.sample_size(10);
@@ -514,7 +517,7 @@ fn per_kind_cost(c: &mut Criterion, native: &[Vec<u8>]) {
     let learned = native
         .iter()
         .filter(|l| {
-            let ev = decode::native::decode(std::str::from_utf8(l).unwrap()).unwrap();
+            let ev = nhid_decode::native::decode(std::str::from_utf8(l).unwrap()).unwrap();
             let first = *first_seen.entry(ev.principal.id.into_owned()).or_insert(ev.time);
             ev.time - first >= learning_secs.default as i64 * 1_000
         })
@@ -629,7 +632,7 @@ fn report_state_size() {
                 "source": {"ip": format!("10.{}.{}.{}", k % 2, i % 250, k), "user_agent": format!("aws-sdk-go/1.{}", k % 2)}
             })
             .to_string();
-            let ev = decode::native::decode(&line).unwrap();
+            let ev = nhid_decode::native::decode(&line).unwrap();
             store.with_identity(
                 &ev.principal.id,
                 || Identity::new(ev.principal.kind, None, ev.time),

@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::decode::{DEFAULT_MAX_EVENT_BYTES, Format};
-use crate::detect;
-use crate::http::HttpConfig;
-use crate::inventory::Inventory;
-use crate::pipeline::{Engine, EngineConfig};
-use crate::respond::policy::ResponseConfig;
-use crate::runtime::KafkaConfig;
-use crate::state::StateConfig;
+use nhid_decode::{DEFAULT_MAX_EVENT_BYTES, Format};
+use nhid_engine::detect;
+use nhid_engine::inventory::Inventory;
+use nhid_engine::respond::policy::ResponseConfig;
+use nhid_engine::state::StateConfig;
+use nhid_engine::{Engine, EngineConfig};
+use nhid_http::HttpConfig;
+use nhid_kafka::KafkaConfig;
 
 /// Exit code for bad configuration (`EX_CONFIG` in sysexits.h).
 pub const EXIT_CONFIG: i32 = 64;
@@ -223,7 +223,7 @@ fn describe(error: config::ConfigError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::PrincipalType;
+    use nhid_model::event::PrincipalType;
 
     fn env(vars: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
         vars.iter().map(|(k, v)| (k.into(), v.into())).collect()
@@ -272,7 +272,7 @@ mod tests {
         assert_eq!(config.state.idle_ttl_secs, 60);
         assert_eq!(config.state.learning_secs.per_type[&PrincipalType::AiAgent], 3600);
         assert_eq!(config.http.listen.to_string(), "0.0.0.0:9898");
-        assert_eq!(config.response.mode, crate::respond::alert::Mode::Enforce);
+        assert_eq!(config.response.mode, nhid_engine::respond::alert::Mode::Enforce);
         assert_eq!(config.detectors_dir, Some(PathBuf::from("/x")));
     }
 

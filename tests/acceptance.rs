@@ -11,9 +11,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use nhid::respond::alert::{Action, ActionKind, Alert, Mode};
-use nhid::simulate::Label;
-use nhid::time::{DAY, HOUR, SECOND};
+use nhid_engine::respond::alert::{Action, Alert, Mode};
+use nhid_model::time::{DAY, HOUR, SECOND};
+use nhid_model::vocab::ActionKind;
+use nhid_sim::Label;
 
 const PRINCIPALS: usize = 100;
 const DAYS: i64 = 3;
@@ -122,10 +123,10 @@ fn simulate_then_replay_catches_every_attack_and_acts_on_no_human() {
 
     // No automatic action against a human, ever.
     for a in &actions {
-        assert_ne!(a.target.principal_kind, nhid::event::PrincipalType::Human, "{a:?}");
+        assert_ne!(a.target.principal_kind, nhid_model::event::PrincipalType::Human, "{a:?}");
         assert!(!a.target.principal_id.starts_with("user-"), "{a:?}");
     }
-    for a in alerts.iter().filter(|a| a.principal.kind == nhid::event::PrincipalType::Human) {
+    for a in alerts.iter().filter(|a| a.principal.kind == nhid_model::event::PrincipalType::Human) {
         assert!(actions.iter().all(|x| x.alert_id != a.alert_id));
     }
 

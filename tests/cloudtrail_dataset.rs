@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::PathBuf;
 
-use nhid::decode::{DeadLetterReason, DecodeContext, DecodeError, Format, decode, detect};
-use nhid::event::{AuditEvent, CredentialKind, PrincipalType};
+use nhid_decode::{DecodeContext, DecodeError, Format, decode, detect};
+use nhid_model::event::{AuditEvent, CredentialKind, PrincipalType};
+use nhid_model::vocab::DeadLetterReason;
 use serde::Deserialize;
 
 /// What the Kafka runtime passes for records without a time of their own: the message timestamp.
@@ -34,8 +35,7 @@ struct Sample {
 }
 
 fn dataset() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/panther_analysis_labeled_events/rule_tests.jsonl.gz")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/panther_analysis_labeled_events/rule_tests.jsonl.gz")
 }
 
 fn cloudtrail_samples() -> Vec<Sample> {

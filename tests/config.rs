@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nhid::config::Config;
-use nhid::event::PrincipalType;
+use nhid_model::event::PrincipalType;
 
 fn example_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("nhid.example.toml")
@@ -100,7 +100,7 @@ fn populated() -> Config {
     c.kafka.action_results_topic = Some("nhid.action-results".into());
     c.kafka.lanes.insert("machine".into(), "audit.machine".into());
     c.kafka.properties.insert("security.protocol".into(), "SASL_SSL".into());
-    c.decode.topics.insert("audit-cloudtrail".into(), nhid::decode::Format::Cloudtrail);
+    c.decode.topics.insert("audit-cloudtrail".into(), nhid_decode::Format::Cloudtrail);
     c
 }
 
@@ -148,7 +148,7 @@ fn the_examples_optional_settings_load_like_plain_toml() {
     assert_eq!(config.kafka.properties["sasl.password"], "...");
     assert_eq!(config.kafka.properties.len(), 4);
     assert_eq!(config.kafka.lanes["human"], "audit.human");
-    assert_eq!(config.decode.topics["audit-cloudtrail"], nhid::decode::Format::Cloudtrail);
+    assert_eq!(config.decode.topics["audit-cloudtrail"], nhid_decode::Format::Cloudtrail);
     assert_eq!(config.kafka.instance_id.as_deref(), Some("nhid-0"));
     assert_eq!(config.state.learning_secs.per_type[&PrincipalType::AiAgent], 43_200);
 }

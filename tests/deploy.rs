@@ -15,7 +15,7 @@ use std::process::Command;
 
 use common::dashboard::{all_panels, dashboard};
 use nhid::config::Config;
-use nhid::respond::alert::Mode;
+use nhid_engine::respond::alert::Mode;
 use serde_json::Value;
 
 fn root() -> PathBuf {

@@ -49,7 +49,7 @@ fn eval_of_a_simulated_run_detects_every_attack_and_acts_on_no_innocent() {
     let attacks = report["attacks"].as_array().unwrap();
     assert_eq!(report["totals"]["labels"], labels.len());
     let scenarios: std::collections::BTreeSet<&str> = labels.iter().map(|l| l["scenario"].as_str().unwrap()).collect();
-    assert_eq!(scenarios.len(), nhid::simulate::SCENARIOS, "every scenario: {scenarios:?}");
+    assert_eq!(scenarios.len(), nhid_sim::SCENARIOS, "every scenario: {scenarios:?}");
     assert_eq!(report["benign_changes"][0]["quiet"], true, "{:#}", report["benign_changes"]);
     for a in attacks {
         assert_eq!(a["detected"], true, "{a:#}");

@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 
 use nhid::config::Config;
-use nhid::pipeline::{Origin, Outputs};
+use nhid_engine::{Origin, Outputs};
 use serde_json::{Value, json};
 
 fn run_case(dir: &Path) -> Vec<Value> {

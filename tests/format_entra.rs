@@ -9,8 +9,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::panther::{RuleTest, rule_tests};
-use nhid::decode::{DecodeContext, DecodeError, Format, decode, detect, entra};
-use nhid::event::{AuditEvent, PrincipalType, SourceFormat};
+use nhid_decode::{DecodeContext, DecodeError, Format, decode, detect, entra};
+use nhid_model::event::{AuditEvent, PrincipalType, SourceFormat};
 
 const MESSAGE_TIME: i64 = 1_700_000_000_000;
 const AZURE_TYPES: &[&str] = &["Azure.Audit", "Azure.MonitorActivity"];

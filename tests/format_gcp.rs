@@ -7,8 +7,9 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::panther::{RuleTest, rule_tests};
-use nhid::decode::{DeadLetterReason, DecodeContext, DecodeError, Format, decode, detect, gcp};
-use nhid::event::{AuditEvent, CredentialKind, PrincipalType};
+use nhid_decode::{DecodeContext, DecodeError, Format, decode, detect, gcp};
+use nhid_model::event::{AuditEvent, CredentialKind, PrincipalType};
+use nhid_model::vocab::DeadLetterReason;
 
 /// What the Kafka runtime passes for entries without a time of their own: the message timestamp.
 const MESSAGE_TIME: i64 = 1_700_000_000_000;

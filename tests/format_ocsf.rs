@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 
 use common::ocsf_examples;
 use common::panther::rule_tests;
-use nhid::decode::{DecodeContext, DecodeError, Format, decode, detect, ocsf};
-use nhid::event::{AuditEvent, SourceFormat};
+use nhid_decode::{DecodeContext, DecodeError, Format, decode, detect, ocsf};
+use nhid_model::event::{AuditEvent, SourceFormat};
 
 fn decode_one(bytes: &[u8], format: Format) -> Result<AuditEvent<'_>, DecodeError> {
     let ctx = DecodeContext { fallback_time: Some(1_700_000_000_000), ..Default::default() };

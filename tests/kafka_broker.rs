@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::broker::Broker;
 use common::kafka::{self, Got};
-use nhid::simulate::{SimConfig, run as simulate};
+use nhid_sim::{SimConfig, run as simulate};
 
 const WAIT: Duration = Duration::from_secs(180);
 

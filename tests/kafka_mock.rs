@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::http_get as get;
 use common::kafka::{self, Running};
 use nhid::config::Config;
-use nhid::pipeline::{Engine, Origin, Outputs};
+use nhid_engine::{Engine, Origin, Outputs};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::RDKafkaRespErr;
 
@@ -209,7 +209,7 @@ fn without_rebuild_a_restart_starts_at_the_committed_offset() {
     let lines = input();
     let dead = replayed(&lines).2;
     kafka::produce(&brokers, "audit", &keyed(&lines));
-    let cfg = || nhid::runtime::KafkaConfig { rebuild_secs: 0, ..kafka::config(&brokers, &["audit"], "g4") };
+    let cfg = || nhid_kafka::KafkaConfig { rebuild_secs: 0, ..kafka::config(&brokers, &["audit"], "g4") };
     let running = Running::start(fixture_engine(), cfg());
     kafka::read_until(&brokers, "nhid.dead-letter", WAIT, |g| g.len() >= dead);
     running.stop().unwrap();
@@ -245,8 +245,8 @@ fn a_rebalance_moves_identity_state_with_partitions_and_sends_nothing_twice() {
     // The first minutes of a simulated population, keyed by principal (the mock cluster keeps
     // 5 MB per partition), with a poison message per principal among them.
     let mut bytes = Vec::new();
-    let sim = nhid::simulate::SimConfig { seed: 3, principals: 20, days: 1, ..Default::default() };
-    nhid::simulate::run(&sim, &mut bytes).unwrap();
+    let sim = nhid_sim::SimConfig { seed: 3, principals: 20, days: 1, ..Default::default() };
+    nhid_sim::run(&sim, &mut bytes).unwrap();
     let mut messages = Vec::new();
     let mut poisoned = std::collections::BTreeSet::new();
     for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).take(8_000) {
@@ -319,15 +319,18 @@ fn normalized_events_are_split_into_lane_topics() {
         engine.process(l, Origin { source: "audit", partition: 0, offset: 0 }, None, &mut out);
     }
     let by_type = out.stats.events_by_type;
-    let human = by_type[nhid::event::PrincipalType::Human.index()] as usize;
-    let machine: usize =
-        nhid::event::PrincipalType::ALL.iter().filter(|t| t.is_machine()).map(|t| by_type[t.index()] as usize).sum();
+    let human = by_type[nhid_model::event::PrincipalType::Human.index()] as usize;
+    let machine: usize = nhid_model::event::PrincipalType::ALL
+        .iter()
+        .filter(|t| t.is_machine())
+        .map(|t| by_type[t.index()] as usize)
+        .sum();
     assert!(machine > 0);
 
     kafka::produce(&brokers, "audit", &keyed(&lines));
     let running = Running::start(
         config.engine().unwrap(),
-        nhid::runtime::KafkaConfig { lanes, ..kafka::config(&brokers, &["audit"], "lanes") },
+        nhid_kafka::KafkaConfig { lanes, ..kafka::config(&brokers, &["audit"], "lanes") },
     );
     let machines = kafka::read_until(&brokers, "audit.machine", WAIT, |g| g.len() >= machine);
     let humans = kafka::read_until(&brokers, "audit.human", Duration::from_secs(3), |g| g.len() >= human);
@@ -337,8 +340,8 @@ fn normalized_events_are_split_into_lane_topics() {
         for m in messages.iter() {
             let v = m.json();
             common::assert_valid("audit-event", &v);
-            let kind = nhid::event::PrincipalType::parse(v["principal"]["type"].as_str().unwrap()).unwrap();
-            assert_eq!(kind == nhid::event::PrincipalType::Human, is_human);
+            let kind = nhid_model::event::PrincipalType::parse(v["principal"]["type"].as_str().unwrap()).unwrap();
+            assert_eq!(kind == nhid_model::event::PrincipalType::Human, is_human);
             assert!(is_human || kind.is_machine());
             assert_eq!(m.key.as_deref(), v["principal"]["id"].as_str());
         }
@@ -354,7 +357,7 @@ fn a_credential_revoked_on_the_lifecycle_topic_and_used_again_is_alerted() {
     let brokers = cluster.bootstrap_servers();
     let revoked = br#"{"id":"sm-1","time":"2026-11-23T10:00:00Z","type":"credential_revoked","principal_id":"svc-export","credential_id":"AKIAREVOKEDEXAMPLE1"}"#;
     kafka::produce(&brokers, "nhid.lifecycle", &[(Some("svc-export".into()), revoked.to_vec())]);
-    let cfg = nhid::runtime::KafkaConfig {
+    let cfg = nhid_kafka::KafkaConfig {
         lifecycle_topic: Some("nhid.lifecycle".into()),
         ..kafka::config(&brokers, &["audit"], "loop")
     };
@@ -397,10 +400,10 @@ fn the_metrics_endpoint_counts_what_was_processed() {
     let lines = input();
     let (alert_ids, action_ids, dead) = replayed(&lines);
     let engine = Arc::new(fixture_engine());
-    let metrics = Arc::new(nhid::metrics::Metrics::new());
-    let health = Arc::new(nhid::http::Health::default());
+    let metrics = Arc::new(nhid_engine::metrics::Metrics::new());
+    let health = Arc::new(nhid_engine::metrics::Health::default());
     let addr =
-        nhid::http::serve("127.0.0.1:0".parse().unwrap(), engine.clone(), metrics.clone(), health.clone()).unwrap();
+        nhid_http::serve("127.0.0.1:0".parse().unwrap(), engine.clone(), metrics.clone(), health.clone()).unwrap();
     assert_eq!(get(addr, "/healthz").0, 200);
     assert_eq!(get(addr, "/readyz"), (503, "not ready: no partitions assigned\n".into()));
 
@@ -409,7 +412,7 @@ fn the_metrics_endpoint_counts_what_was_processed() {
     let runtime = {
         let (engine, metrics, health, stop) = (engine.clone(), metrics.clone(), health.clone(), stop.clone());
         let cfg = kafka::config(&brokers, &["audit"], "metrics");
-        std::thread::spawn(move || nhid::runtime::run_observed(engine, &cfg, stop, metrics, health))
+        std::thread::spawn(move || nhid_kafka::run_observed(engine, &cfg, stop, metrics, health))
     };
     kafka::read_until(&brokers, "nhid.dead-letter", WAIT, |g| g.len() >= dead);
     kafka::read_until(&brokers, "nhid.alerts", WAIT, |g| g.len() >= alert_ids.len());

@@ -6,13 +6,13 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use nhid::detect;
-use nhid::event::PrincipalType;
-use nhid::inventory::Inventory;
-use nhid::pipeline::{Engine, EngineConfig, Origin, Outputs};
-use nhid::respond::alert::{Action, Alert};
-use nhid::simulate::{DEFAULT_START, Live, LiveConfig};
-use nhid::time::{DAY, MINUTE, Millis, SECOND};
+use nhid_engine::detect;
+use nhid_engine::inventory::Inventory;
+use nhid_engine::respond::alert::{Action, Alert};
+use nhid_engine::{Engine, EngineConfig, Origin, Outputs};
+use nhid_model::event::PrincipalType;
+use nhid_model::time::{DAY, MINUTE, Millis, SECOND};
+use nhid_sim::{DEFAULT_START, Live, LiveConfig};
 
 #[test]
 fn live_attacks_are_alerted_within_seconds_and_nothing_else_is() {

@@ -4,13 +4,14 @@
 
 mod common;
 
-use nhid::decode::DeadLetterReason;
-use nhid::detect;
-use nhid::event::PrincipalType;
-use nhid::inventory::Inventory;
-use nhid::pipeline::{ControlKind, Engine, EngineConfig, Origin, Outputs};
-use nhid::respond::alert::{ActionKind, Alert, Severity};
-use nhid::time::{DAY, HOUR, MINUTE, Millis, SECOND, format_rfc3339};
+use nhid_engine::detect;
+use nhid_engine::inventory::Inventory;
+use nhid_engine::respond::alert::Alert;
+use nhid_engine::{ControlKind, Engine, EngineConfig, Origin, Outputs};
+use nhid_model::event::PrincipalType;
+use nhid_model::time::{DAY, HOUR, MINUTE, Millis, SECOND, format_rfc3339};
+use nhid_model::vocab::DeadLetterReason;
+use nhid_model::vocab::{ActionKind, Severity};
 use serde_json::{Value, json};
 
 const T0: Millis = 1_793_577_600_000; // 2026-11-02T00:00:00Z
@@ -450,7 +451,7 @@ fn a_failed_action_raises_response_failed_naming_the_action_and_principal() {
     assert_eq!(alerts[2].principal.kind, PrincipalType::Unknown, "a principal nhid does not know");
     assert!(out.actions.is_empty(), "a failure is alerted, not retried by nhid");
     assert_eq!(out.stats.action_results_by_status(), [0, 3]);
-    assert_eq!(out.stats.alerts[&(nhid::respond::ACTION_RESULTS.to_string(), Severity::High)], 3);
+    assert_eq!(out.stats.alerts[&(nhid_engine::respond::ACTION_RESULTS.to_string(), Severity::High)], 3);
     // A failed revocation revokes nothing.
     assert!(of_kind(&out, "expired_credential").is_empty());
 }
@@ -547,7 +548,7 @@ fn revocations_are_forgotten_after_ninety_days_of_event_time() {
 #[test]
 fn a_topic_format_overrides_detection_on_that_topic_only() {
     let config = EngineConfig {
-        topic_formats: vec![("audit-native".into(), nhid::decode::Format::Native)],
+        topic_formats: vec![("audit-native".into(), nhid_decode::Format::Native)],
         ..EngineConfig::default()
     };
     let engine = Engine::new(detect::load(None).unwrap(), Inventory::default(), config);
@@ -555,7 +556,7 @@ fn a_topic_format_overrides_detection_on_that_topic_only() {
     let mut out = Outputs::default();
     let on = |source| Origin { source, partition: 0, offset: 1 };
     let decoded = engine.process(record, on("audit"), None, &mut out);
-    assert_eq!(decoded.format, Some(nhid::event::SourceFormat::Cloudtrail), "detected elsewhere");
+    assert_eq!(decoded.format, Some(nhid_model::event::SourceFormat::Cloudtrail), "detected elsewhere");
     assert!(out.dead_letters.is_empty());
     let forced = engine.process(record, on("audit-native"), None, &mut out);
     assert_eq!(forced.format, None);

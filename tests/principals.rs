@@ -10,10 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use common::http_get;
-use nhid::detect;
-use nhid::inventory::Inventory;
-use nhid::metrics::Metrics;
-use nhid::pipeline::{ControlKind, Engine, EngineConfig, Origin, Outputs};
+use nhid_engine::detect;
+use nhid_engine::inventory::Inventory;
+use nhid_engine::metrics::Metrics;
+use nhid_engine::{ControlKind, Engine, EngineConfig, Origin, Outputs};
 use serde_json::Value;
 
 const INVENTORY: &str = r#"
@@ -101,8 +101,8 @@ fn served_scenario() -> (SocketAddr, Outputs) {
 
 /// The HTTP endpoint over an engine, on a free port.
 fn serve(engine: Arc<Engine>) -> SocketAddr {
-    let health = Arc::new(nhid::http::Health::default());
-    nhid::http::serve("127.0.0.1:0".parse().unwrap(), engine, Arc::new(Metrics::new()), health).unwrap()
+    let health = Arc::new(nhid_engine::metrics::Health::default());
+    nhid_http::serve("127.0.0.1:0".parse().unwrap(), engine, Arc::new(Metrics::new()), health).unwrap()
 }
 
 fn json(addr: SocketAddr, path: &str) -> (u16, Value) {
@@ -172,7 +172,7 @@ fn a_principal_shows_its_credentials_open_alerts_and_risk() {
     assert_eq!(credential["revoked_at"], "2026-11-20T01:30:00.000Z");
 
     // Its open alert is the latest one emitted (one an hour: the detector's window), by id.
-    let emitted: Vec<&nhid::respond::alert::Alert> =
+    let emitted: Vec<&nhid_engine::respond::alert::Alert> =
         out.alerts.iter().filter(|a| a.principal.id == DEPLOY_ROLE).collect();
     assert_eq!(emitted.len(), 2, "{emitted:?}");
     let latest = emitted.last().unwrap();

@@ -22,12 +22,12 @@ use std::path::Path;
 
 use common::aws_account::{self, AwsPrincipal};
 use common::panther::{ScenarioEvent, scenario_events};
-use nhid::decode::{DecodeContext, Format, decode};
-use nhid::event::{CredentialKind, PrincipalType};
-use nhid::respond::alert::{Action, Alert};
-use nhid::simulate::{self, SimConfig};
-use nhid::state::StateConfig;
-use nhid::time::{Millis, parse_rfc3339};
+use nhid_decode::{DecodeContext, Format, decode};
+use nhid_engine::respond::alert::{Action, Alert};
+use nhid_engine::state::StateConfig;
+use nhid_model::event::{CredentialKind, PrincipalType};
+use nhid_model::time::{Millis, parse_rfc3339};
+use nhid_sim::SimConfig;
 
 const ACCOUNT: &str = "493859302102";
 const ROOT: &str = "arn:aws:iam::493859302102:root";
@@ -144,7 +144,7 @@ fn a_key_minted_with_stolen_root_credentials_is_alerted_at_its_first_use() {
     // Both files are gzip, as CloudTrail delivers its logs: the trail is 0.9 GB of text, 90 MB so.
     let summary = {
         let mut sim = gzip(&p("sim.jsonl.gz"));
-        let summary = simulate::run(&cfg, &mut sim).unwrap();
+        let summary = nhid_sim::run(&cfg, &mut sim).unwrap();
         sim.finish().unwrap();
         summary
     };
@@ -159,7 +159,7 @@ fn a_key_minted_with_stolen_root_credentials_is_alerted_at_its_first_use() {
     let sim = flate2::read::GzDecoder::new(std::fs::File::open(p("sim.jsonl.gz")).unwrap());
     for line in std::io::BufReader::new(sim).lines() {
         let line = line.unwrap();
-        let ev = nhid::decode::native::decode(&line).unwrap();
+        let ev = nhid_decode::native::decode(&line).unwrap();
         if victims.contains(&*ev.principal.id) {
             continue;
         }
@@ -235,7 +235,7 @@ fn a_key_minted_with_stolen_root_credentials_is_alerted_at_its_first_use() {
     let show = |a: &Alert| {
         format!(
             "{} {} {} ({}) credential {} severity {:?}: {}",
-            nhid::time::format_rfc3339(a.time),
+            nhid_model::time::format_rfc3339(a.time),
             a.kind,
             a.principal.id,
             a.principal.kind,

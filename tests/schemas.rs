@@ -7,15 +7,17 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use common::{assert_invalid, assert_valid, schema, schema_json};
-use nhid::control::{ActionResult, ActionStatus, LifecycleEvent, LifecycleKind, parse_action_result, parse_lifecycle};
-use nhid::decode::{DeadLetterReason, native};
-use nhid::event::{
+use nhid_decode::control::{
+    ActionResult, ActionStatus, LifecycleEvent, LifecycleKind, parse_action_result, parse_lifecycle,
+};
+use nhid_decode::native;
+use nhid_engine::respond::alert::{Action, ActionTarget, Alert, AlertActor, AlertPrincipal, MAX_EVENT_IDS, Mode};
+use nhid_model::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
 };
-use nhid::respond::alert::{
-    Action, ActionKind, ActionTarget, Alert, AlertActor, AlertPrincipal, MAX_EVENT_IDS, Mode, Severity,
-};
-use nhid::time::parse_rfc3339;
+use nhid_model::time::parse_rfc3339;
+use nhid_model::vocab::DeadLetterReason;
+use nhid_model::vocab::{ActionKind, Severity};
 use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -674,7 +676,10 @@ fn the_alert_for_a_failed_action_validates() {
         if result.status == ActionStatus::Failed {
             let principal =
                 AlertPrincipal { id: result.principal_id.to_string(), kind: PrincipalType::AiAgent, owner: None };
-            assert_valid("alert", &serde_json::to_value(nhid::respond::response_failed(&result, principal)).unwrap());
+            assert_valid(
+                "alert",
+                &serde_json::to_value(nhid_engine::respond::response_failed(&result, principal)).unwrap(),
+            );
             failed += 1;
         }
     }

@@ -1,11 +1,8 @@
 //! The command line. `main.rs` only calls [`run`].
 
 mod check;
-mod demo;
-mod eval;
-mod replay;
+pub mod replay;
 mod run;
-mod simulate;
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -14,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, EXIT_CONFIG, LogConfig, LogFormat};
-use crate::decode::Format;
+use nhid_decode::Format;
 
 #[derive(Parser)]
 #[command(name = "nhid", version, about = "Detects anomalies of non-human identities in audit event streams")]
@@ -27,23 +24,6 @@ pub struct Cli {
 enum Command {
     /// Run the detectors over audit event files (JSON lines, `.gz` too) in event time.
     Replay(replay::ReplayArgs),
-    /// Generate a labeled synthetic population with injected attacks (canonical JSON lines).
-    Simulate(simulate::SimulateArgs),
-    /// Score detection against labels: replay labeled events and report, per injected attack,
-    /// whether and how fast it was detected and what was done; false alerts per 1,000
-    /// principal-days; automatic actions against benign identities and humans.
-    ///
-    /// The events go through the engine as with `nhid replay` (same configuration flags), with
-    /// no identity evicted for idleness so that every principal counts. The labels are the
-    /// JSON array `nhid simulate --labels` writes. The targets (recall 100 %, median
-    /// delay <= 5 s, <= 60 s for rate-based kinds, <= 1 false alert per 1,000 principal-days,
-    /// no automatic action against benign identities or humans) are reported, not enforced:
-    /// the exit code is 0 unless a file is bad (1) or the configuration is (64), or `--check`
-    /// is given and a target is missed (1).
-    Eval(eval::EvalArgs),
-    /// Everything on one machine: an in-process Kafka cluster, live simulated traffic with an
-    /// attack every 20 s, the runtime, and its alerts and actions printed as they happen.
-    Demo(demo::DemoArgs),
     /// Consume audit topics from Kafka; produce alerts, actions and dead letters (at least once).
     Run(run::RunArgs),
     /// Validate the configuration, every detector file and the inventory.
@@ -64,20 +44,20 @@ pub struct EngineArgs {
     #[arg(long)]
     pub inventory: Option<PathBuf>,
     /// Input format; overrides the config's `decode.format`.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = parse_format)]
     pub format: Option<Format>,
 }
 
 impl EngineArgs {
     /// The engine the configuration and overrides describe, or every error found: a
     /// broken config file does not hide broken detector or inventory files.
-    pub fn engine(&self) -> Result<crate::pipeline::Engine, Vec<String>> {
+    pub fn engine(&self) -> Result<nhid_engine::Engine, Vec<String>> {
         self.load(|_| {}).map(|(_, engine)| engine)
     }
 
     /// Like [`EngineArgs::engine`], with more overrides (a command's own flags) applied to
     /// the configuration before it is validated; returns the configuration too.
-    pub fn load(&self, more: impl FnOnce(&mut Config)) -> Result<(Config, crate::pipeline::Engine), Vec<String>> {
+    pub fn load(&self, more: impl FnOnce(&mut Config)) -> Result<(Config, nhid_engine::Engine), Vec<String>> {
         let (config, mut errors) = Config::layered(self.config.as_deref(), std::env::vars_os());
         let mut config = self.apply(config);
         more(&mut config);
@@ -105,20 +85,25 @@ impl EngineArgs {
     }
 }
 
+/// `--format`: the configuration's spelling (`k8s_audit`) or the command line's (`k8s-audit`).
+fn parse_format(s: &str) -> Result<Format, String> {
+    Format::parse(&s.replace('-', "_")).ok_or_else(|| {
+        let names: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
+        format!("not a format; one of: {}", names.join(", "))
+    })
+}
+
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Replay(args) => replay::run(args),
-        Command::Simulate(args) => simulate::run(args),
-        Command::Eval(args) => eval::run(args),
         Command::Run(args) => run::run(&args),
-        Command::Demo(args) => demo::run(&args),
         Command::Check(args) => check::run(&args),
     }
 }
 
 /// Prints configuration errors, all of them, and gives the configuration exit code.
-fn config_errors(errors: &[String]) -> ExitCode {
+pub fn config_errors(errors: &[String]) -> ExitCode {
     for e in errors {
         eprintln!("error: {e}");
     }
@@ -129,7 +114,7 @@ fn config_errors(errors: &[String]) -> ExitCode {
 /// Structured logs on standard error, as the `[log]` section says; `RUST_LOG` wins over
 /// `log.level` when set. Called once the configuration is loaded: its errors are printed
 /// plainly, whatever the format.
-fn init_logs(log: &LogConfig) {
+pub fn init_logs(log: &LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
@@ -143,7 +128,7 @@ fn init_logs(log: &LogConfig) {
 
 /// A flag set by the first SIGINT or SIGTERM; a second one exits at once. The handlers are
 /// installed before this returns, so a signal right after start is not lost.
-fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+pub fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use tokio::signal::unix::{SignalKind, signal};
 

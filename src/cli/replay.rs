@@ -14,11 +14,11 @@ use flate2::read::MultiGzDecoder;
 
 use super::{EngineArgs, config_errors, init_logs, stop_on_signals};
 use crate::config::LogConfig;
-use crate::decode::DeadLetterReason;
-use crate::event::{PrincipalType, SourceFormat};
-use crate::http::{self, Health};
-use crate::metrics::Metrics;
-use crate::pipeline::{ControlKind, Engine, Origin, Outputs, Stats};
+use nhid_engine::metrics::Health;
+use nhid_engine::metrics::Metrics;
+use nhid_engine::{ControlKind, Engine, Origin, Outputs, Stats};
+use nhid_model::event::{PrincipalType, SourceFormat};
+use nhid_model::vocab::DeadLetterReason;
 
 #[derive(Args)]
 pub struct ReplayArgs {
@@ -77,7 +77,7 @@ fn replay(engine: &Arc<Engine>, log: &LogConfig, args: &ReplayArgs) -> anyhow::R
         Some(listen) => {
             init_logs(log);
             let metrics = Arc::new(Metrics::new());
-            let bound = http::serve(listen, engine.clone(), metrics.clone(), Arc::new(Health::default()))?;
+            let bound = nhid_http::serve(listen, engine.clone(), metrics.clone(), Arc::new(Health::default()))?;
             Some((bound, metrics, stop_on_signals()?))
         }
         None => None,
@@ -112,7 +112,7 @@ fn replay(engine: &Arc<Engine>, log: &LogConfig, args: &ReplayArgs) -> anyhow::R
 /// line one message, and hands `out` to `take` after every message to drain: `replay` writes
 /// the outputs out, `eval` keeps the alerts and actions it scores. Streams: one line in
 /// memory at a time, whatever the file sizes.
-pub(super) fn feed(
+pub fn feed(
     engine: &Engine,
     lifecycle: &[PathBuf],
     files: &[PathBuf],

@@ -7,9 +7,9 @@ use clap::Args;
 
 use super::{EngineArgs, config_errors, init_logs, stop_on_signals};
 use crate::config::Config;
-use crate::http::{self, Health};
-use crate::metrics::Metrics;
-use crate::runtime::{self, Report};
+use nhid_engine::metrics::Health;
+use nhid_engine::metrics::Metrics;
+use nhid_kafka::Report;
 
 /// The essentials of the `[kafka]` section, so a first run needs no file.
 #[derive(Args)]
@@ -81,9 +81,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
     init_logs(&config.log);
     let engine = Arc::new(engine);
     let (metrics, health) = (Arc::new(Metrics::new()), Arc::new(Health::default()));
-    let result = http::serve(config.http.listen, engine.clone(), metrics.clone(), health.clone())
+    let result = nhid_http::serve(config.http.listen, engine.clone(), metrics.clone(), health.clone())
         .and_then(|_| stop_on_signals())
-        .and_then(|stop| runtime::run_observed(engine, &config.kafka, stop, metrics, health));
+        .and_then(|stop| nhid_kafka::run_observed(engine, &config.kafka, stop, metrics, health));
     match result {
         Ok(report) => summarize(&report),
         Err(e) => {

@@ -14,8 +14,8 @@
 //! OAuth clients and AI agents call SaaS APIs and tool servers, not AWS: they have no record.
 //! The principal id nhid derives is the IAM user or role ARN, so the inventory lists those.
 
-use nhid::event::{AuditEvent, CredentialKind, Outcome, PrincipalType};
-use nhid::time::{Millis, format_rfc3339};
+use nhid_model::event::{AuditEvent, CredentialKind, Outcome, PrincipalType};
+use nhid_model::time::{Millis, format_rfc3339};
 use serde_json::{Value, json};
 
 /// A simulated principal as the account shows it.

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nhid::pipeline::Engine;
-use nhid::runtime::{self, KafkaConfig, Report};
+use nhid_engine::Engine;
+use nhid_kafka::{KafkaConfig, Report};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -162,7 +162,7 @@ impl Running {
             .try_init();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let handle = std::thread::spawn(move || runtime::run(engine, &cfg, flag));
+        let handle = std::thread::spawn(move || nhid_kafka::run(engine, &cfg, flag));
         Running { stop, handle: Some(handle) }
     }
 

@@ -3,7 +3,7 @@
 //! the corpus holds no event of these classes. Each with the type, credential kind and
 //! outcome it must decode to.
 
-use nhid::event::{CredentialKind, Outcome, PrincipalType};
+use nhid_model::event::{CredentialKind, Outcome, PrincipalType};
 
 /// Events shaped after the documented mappings (see the module comment), one per line.
 pub const DOCUMENTED: &[(&str, PrincipalType, CredentialKind, Outcome)] = &[

@@ -1,0 +1,634 @@
+//! GitHub audit log: organization and enterprise audit log events, streamed or exported
+//! (one JSON object per event; Panther's `GitHub.Audit` shape included).
+//!
+//! GitHub has no service-account type: a machine acts as a GitHub App (`name[bot]`, or a
+//! server-to-server token), as the Copilot coding agent (`actor_is_agent`), or as a plain user
+//! account holding a token. So a user stays `human` whatever token it uses, unless GitHub
+//! itself marks the actor as a machine; the token is still recorded as the credential, and the
+//! inventory can re-type a machine user. nhid never acts on humans by itself, so this errs safe.
+//!
+//! Only `actor` (or `actor_id`) is essential; every other field of the wrong type reads as absent.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use memchr::memmem;
+use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+
+use super::cloudtrail::lenient;
+use super::cloudtrail::lenient::nonempty;
+use super::{DecodeContext, DecodeError};
+use nhid_model::event::{
+    Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
+};
+use nhid_model::time::{Millis, parse_rfc3339};
+use nhid_model::vocab::DeadLetterReason;
+
+/// An audit event has a string `actor` (the login) and an `action` at top level. Other
+/// formats' `actor` is an object (OCSF, canonical) or absent; the webhook shape has `sender`.
+pub fn detect(bytes: &[u8]) -> bool {
+    use std::sync::LazyLock;
+    static ACTOR: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"actor\""));
+    static ACTION: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"action\""));
+    let string_actor = ACTOR.find_iter(bytes).any(|at| {
+        let rest = bytes[at + 7..].trim_ascii_start();
+        rest.strip_prefix(b":").is_some_and(|v| v.trim_ascii_start().starts_with(b"\""))
+    });
+    string_actor && ACTION.find(bytes).is_some()
+}
+
+pub fn decode<'a>(text: &'a str, ctx: &DecodeContext, emit: &mut dyn FnMut(Result<AuditEvent<'a>, DecodeError>)) {
+    emit(decode_event(text, ctx))
+}
+
+fn decode_event<'a>(text: &'a str, ctx: &DecodeContext) -> Result<AuditEvent<'a>, DecodeError> {
+    // serde would read an array positionally into the struct's fields.
+    if !text.trim_start().starts_with('{') {
+        return Err(DecodeError::new(DeadLetterReason::WrongType, "an event is a json object"));
+    }
+    let rec: Record<'_> = sonic_rs::from_str(text).map_err(|e| first_line(DecodeError::from_json(&e)))?;
+    to_event(rec, text, ctx)
+}
+
+/// Parser errors may quote input after a newline; only the first line is kept.
+fn first_line(mut err: DecodeError) -> DecodeError {
+    if let Some(cut) = err.detail.find('\n') {
+        err.detail.truncate(cut);
+    }
+    err
+}
+
+/// The fields nhid uses. `at_sign_timestamp` is Panther's name for `@timestamp`.
+#[derive(Deserialize)]
+struct Record<'a> {
+    #[serde(borrow, default, deserialize_with = "nhid_model::event::borrowed_opt")]
+    actor: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "id")]
+    actor_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient::string")]
+    action: Option<Cow<'a, str>>,
+    #[serde(rename = "@timestamp", alias = "at_sign_timestamp", default, deserialize_with = "time")]
+    timestamp: Option<Stamp>,
+    #[serde(default, deserialize_with = "time")]
+    created_at: Option<Stamp>,
+    #[serde(default, deserialize_with = "time")]
+    p_event_time: Option<Stamp>,
+    #[serde(rename = "_document_id", borrow, default, deserialize_with = "lenient::string")]
+    document_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient::string")]
+    org: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient::string")]
+    business: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient::string")]
+    repo: Option<Cow<'a, str>>,
+    /// Panther's samples name the repository here.
+    #[serde(borrow, default, deserialize_with = "lenient::string")]
+    repository: Option<Cow<'a, str>>,
+    /// The user the action was about; for agent events, the person who started the session.
+    #[serde(borrow, default, deserialize_with = "lenient::string")]
+    user: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient::string")]
+    actor_ip: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient::string")]
+    user_agent: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient::string")]
+    programmatic_access_type: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "lenient::flag")]
+    actor_is_bot: bool,
+    #[serde(default, deserialize_with = "lenient::flag")]
+    actor_is_agent: bool,
+    #[serde(borrow, default, deserialize_with = "lenient::string")]
+    agent_session_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient::string")]
+    hashed_token: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "id")]
+    token_id: Option<Cow<'a, str>>,
+    /// The GitHub App or OAuth app a user-to-server or OAuth token belongs to.
+    #[serde(borrow, default, deserialize_with = "lenient::string")]
+    integration: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient::string")]
+    oauth_application: Option<Cow<'a, str>>,
+}
+
+fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<AuditEvent<'a>, DecodeError> {
+    let actor = nonempty(rec.actor);
+    let actor_id = nonempty(rec.actor_id);
+    // The login is the identity: GitHub shows it everywhere and every export carries it,
+    // while `actor_id` is missing from many. A numeric id serves when the login is absent.
+    let tenant = nonempty(rec.business).or(nonempty(rec.org.clone()));
+    let resource = nonempty(rec.repo).or(nonempty(rec.repository)).or(nonempty(rec.org));
+    let id = match (&actor, &actor_id, resource.as_ref().or(tenant.as_ref())) {
+        (Some(login), _, _) => Cow::Owned(format!("github:{login}")),
+        (None, Some(numeric), _) => Cow::Owned(format!("github:id:{numeric}")),
+        // Git events over SSH with a deploy key, or anonymous clones of a public repository,
+        // name no actor; they are counted against the repository.
+        (None, None, Some(place)) => Cow::Owned(format!("github:unattributed:{place}")),
+        (None, None, None) => return Err(DecodeError::new(DeadLetterReason::MissingPrincipal, "no actor")),
+    };
+    let stamps = [rec.timestamp, rec.created_at];
+    let time = match stamps.iter().find_map(|s| if let Some(Stamp::At(t)) = s { Some(*t) } else { None }) {
+        Some(t) => t,
+        None if stamps.iter().any(Option::is_some) => {
+            return Err(DecodeError::new(DeadLetterReason::InvalidTime, "@timestamp is not a timestamp"));
+        }
+        None => match rec.p_event_time {
+            Some(Stamp::At(t)) => t,
+            _ => ctx.fallback_time.ok_or_else(|| DecodeError::new(DeadLetterReason::MissingTime, "no @timestamp"))?,
+        },
+    };
+    // Without a document id the event is named by its bytes, so a redelivered copy keeps its id.
+    let event_id = nonempty(rec.document_id)
+        .unwrap_or_else(|| Cow::Owned(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(raw.as_bytes()))));
+    let action = nonempty(rec.action).unwrap_or(Cow::Borrowed("unknown"));
+    let outcome = outcome(&action);
+
+    let access = nonempty(rec.programmatic_access_type);
+    let access = access.as_deref().map(AccessType::parse);
+    let app = nonempty(rec.integration).or(nonempty(rec.oauth_application));
+    let credential_id = nonempty(rec.hashed_token).or(nonempty(rec.token_id));
+    let login = actor.as_deref().unwrap_or("");
+
+    let mut triad = Actor::default();
+    let kind = if actor.is_none() && actor_id.is_none() {
+        PrincipalType::Unknown
+    } else if rec.actor_is_agent {
+        // The Copilot coding agent: the person who assigned the task is `user`.
+        triad = Actor {
+            delegating_user: nonempty(rec.user),
+            agent_id: actor.clone(),
+            session_id: nonempty(rec.agent_session_id),
+        };
+        PrincipalType::AiAgent
+    } else if rec.actor_is_bot || login.ends_with("[bot]") || access == Some(AccessType::AppServer) {
+        // A GitHub App acting as itself (installation token), dependabot, github-actions.
+        PrincipalType::Bot
+    } else if access == Some(AccessType::DeployKey) {
+        // A repository's SSH deploy key: a static machine credential that belongs to no person.
+        PrincipalType::ApiKey
+    } else {
+        if access == Some(AccessType::AppUser) || access == Some(AccessType::OAuth) {
+            // The app acts for the user and within the user's rights: the user is the
+            // principal and delegates, the app is the agent.
+            triad.delegating_user = actor.clone();
+            triad.agent_id = app;
+        }
+        PrincipalType::Human
+    };
+    let credential_kind = match access {
+        Some(AccessType::ClassicPat | AccessType::FineGrainedPat | AccessType::DeployKey) => CredentialKind::StaticKey,
+        Some(AccessType::OAuth | AccessType::AppUser) => CredentialKind::OauthAccessToken,
+        // Installation tokens live one hour.
+        Some(AccessType::AppServer) => CredentialKind::ShortLivedToken,
+        Some(AccessType::Other) | None => CredentialKind::Unknown,
+    };
+
+    Ok(AuditEvent {
+        id: event_id,
+        time,
+        principal: Principal { id, kind, name: actor, owner: None, tenant },
+        credential: Credential { id: credential_id, kind: credential_kind, issued_at: None, expires_at: None },
+        actor: triad,
+        action,
+        service: Cow::Borrowed("github"),
+        resource,
+        outcome,
+        source: Source {
+            ip: nonempty(rec.actor_ip).filter(|s| s.parse::<IpAddr>().is_ok()),
+            user_agent: nonempty(rec.user_agent),
+            asn: None,
+            country: None,
+        },
+        bytes_out: None,
+        source_format: SourceFormat::Github,
+    })
+}
+
+/// `programmatic_access_type`, in GitHub's words and in the snake-case names some exports use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AccessType {
+    ClassicPat,
+    FineGrainedPat,
+    OAuth,
+    AppServer,
+    AppUser,
+    DeployKey,
+    Other,
+}
+
+impl AccessType {
+    fn parse(s: &str) -> Self {
+        let s = s.to_ascii_lowercase();
+        match s.as_str() {
+            "personal access token (classic)" | "personal_access_token" => AccessType::ClassicPat,
+            "fine-grained personal access token" | "fine_grained_personal_access_token" => AccessType::FineGrainedPat,
+            "oauth access token" | "oauth_token" | "oauth_access_token" => AccessType::OAuth,
+            "github app server-to-server token" | "github_app" | "server_to_server" => AccessType::AppServer,
+            "github app user-to-server token" | "user_to_server" => AccessType::AppUser,
+            "deploy key" | "deploy_key" => AccessType::DeployKey,
+            _ => AccessType::Other,
+        }
+    }
+}
+
+/// Audit events record what happened, so almost all are successes. GitHub logs refusals as
+/// their own actions (`protected_branch.rejected_ref_update`, `..._denied`) and failed
+/// sign-ins as `failed_*`; an actor's decision (`integration_installation_request.deny`)
+/// is a success of that actor.
+fn outcome(action: &str) -> Outcome {
+    let operation = action.rsplit('.').next().unwrap_or(action);
+    if operation.starts_with("rejected") || operation.ends_with("denied") {
+        Outcome::Denied
+    } else if operation.starts_with("failed") || operation.ends_with("_failed") || operation.ends_with("failure") {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    }
+}
+
+/// A time field: milliseconds since the epoch (GitHub) or a timestamp string (exports, Panther).
+#[derive(Clone, Copy)]
+enum Stamp {
+    At(Millis),
+    Invalid,
+}
+
+fn time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Stamp>, D::Error> {
+    struct TimeVisitor;
+    impl<'de> Visitor<'de> for TimeVisitor {
+        type Value = Option<Stamp>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a timestamp")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(i64::try_from(v).map_or(Stamp::Invalid, Stamp::At)))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(Stamp::At(v)))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            let ok = v.is_finite() && v.abs() < i64::MAX as f64;
+            Ok(Some(if ok { Stamp::At(v as i64) } else { Stamp::Invalid }))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            if v.is_empty() {
+                return Ok(None);
+            }
+            let millis = || v.bytes().all(|b| b.is_ascii_digit()).then(|| v.parse().ok()).flatten();
+            Ok(Some(parse_rfc3339(v).or_else(millis).map_or(Stamp::Invalid, Stamp::At)))
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(Some(Stamp::Invalid))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            lenient::skip_map(map).map(|_| Some(Stamp::Invalid))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            lenient::skip_seq(seq).map(|_| Some(Stamp::Invalid))
+        }
+    }
+    d.deserialize_any(TimeVisitor)
+}
+
+/// An identifier GitHub writes as a number and exports sometimes as a string.
+fn id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    struct IdVisitor;
+    impl<'de> Visitor<'de> for IdVisitor {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an id")
+        }
+        fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            lenient::skip_map(map).map(|_| None)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            lenient::skip_seq(seq).map(|_| None)
+        }
+    }
+    d.deserialize_any(IdVisitor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Format;
+    use proptest::prelude::*;
+
+    fn decode_all<'a>(text: &'a str, ctx: &DecodeContext) -> Vec<Result<AuditEvent<'a>, DecodeError>> {
+        let mut out = Vec::new();
+        decode(text, ctx, &mut |r| out.push(r));
+        out
+    }
+
+    fn one(text: &str) -> Result<AuditEvent<'_>, DecodeError> {
+        let mut out = decode_all(text, &DecodeContext::default());
+        assert_eq!(out.len(), 1, "{text}");
+        out.remove(0)
+    }
+
+    struct Case {
+        name: &'static str,
+        json: &'static str,
+        kind: PrincipalType,
+        credential: CredentialKind,
+        /// delegating user, agent, session
+        triad: [Option<&'static str>; 3],
+        outcome: Outcome,
+    }
+
+    const fn case(
+        name: &'static str,
+        json: &'static str,
+        kind: PrincipalType,
+        credential: CredentialKind,
+        triad: [Option<&'static str>; 3],
+        outcome: Outcome,
+    ) -> Case {
+        Case { name, json, kind, credential, triad, outcome }
+    }
+
+    use CredentialKind as C;
+    use Outcome as O;
+    use PrincipalType as P;
+    const NONE: [Option<&str>; 3] = [None, None, None];
+
+    /// Shapes from Panther's `GitHub.Audit` samples and GitHub's audit log documentation.
+    const CLASSIFICATION: &[Case] = &[
+        case(
+            "web ui action, no token",
+            r#"{"actor":"cat","action":"repo.create","org":"my-org","repo":"my-org/r","created_at":1621305118553}"#,
+            P::Human,
+            C::Unknown,
+            NONE,
+            O::Success,
+        ),
+        case(
+            "classic pat",
+            r#"{"actor":"alice","action":"git.clone","@timestamp":1623971719091,"programmatic_access_type":"Personal access token (classic)","hashed_token":"0771cae4d170dc02a6ff393d9946cd684d6145c1=","token_scopes":"repo"}"#,
+            P::Human,
+            C::StaticKey,
+            NONE,
+            O::Success,
+        ),
+        case(
+            "fine-grained pat",
+            r#"{"actor":"alice","action":"repo.download_zip","@timestamp":1623971719091,"programmatic_access_type":"Fine-grained personal access token","token_id":1111111111111}"#,
+            P::Human,
+            C::StaticKey,
+            NONE,
+            O::Success,
+        ),
+        case(
+            "panther's snake-case pat",
+            r#"{"action":"repo.update","actor":"developer","repo":"organization/project","programmatic_access_type":"personal_access_token","created_at":1621305118553}"#,
+            P::Human,
+            C::StaticKey,
+            NONE,
+            O::Success,
+        ),
+        case(
+            "oauth app token",
+            r#"{"actor":"bob","action":"repo.access","@timestamp":1623971719091,"programmatic_access_type":"OAuth access token","oauth_application":"ci-dashboard"}"#,
+            P::Human,
+            C::OauthAccessToken,
+            [Some("bob"), Some("ci-dashboard"), None],
+            O::Success,
+        ),
+        case(
+            "github app user-to-server token",
+            r#"{"actor":"bob","action":"pull_request.create","@timestamp":1623971719091,"programmatic_access_type":"GitHub App user-to-server token","integration":"review-helper"}"#,
+            P::Human,
+            C::OauthAccessToken,
+            [Some("bob"), Some("review-helper"), None],
+            O::Success,
+        ),
+        case(
+            "github app server-to-server token",
+            r#"{"actor":"deploy-app[bot]","action":"repo.update","@timestamp":1623971719091,"programmatic_access_type":"GitHub App server-to-server token"}"#,
+            P::Bot,
+            C::ShortLivedToken,
+            NONE,
+            O::Success,
+        ),
+        case(
+            "panther's github_app access type, no bot suffix",
+            r#"{"action":"org.update_member","actor":"malicious-ci","repo":"organization/project","programmatic_access_type":"github_app","created_at":1621305118553}"#,
+            P::Bot,
+            C::ShortLivedToken,
+            NONE,
+            O::Success,
+        ),
+        case(
+            "dependabot",
+            r#"{"actor":"dependabot[bot]","action":"pull_request.create","created_at":1621305118553,"repo":"o/r"}"#,
+            P::Bot,
+            C::Unknown,
+            NONE,
+            O::Success,
+        ),
+        case(
+            "actor_is_bot",
+            r#"{"actor":"renovate","actor_is_bot":true,"action":"git.push","created_at":1621305118553}"#,
+            P::Bot,
+            C::Unknown,
+            NONE,
+            O::Success,
+        ),
+        case(
+            "actor_is_bot false is a person",
+            r#"{"actor":"carol","actor_is_bot":false,"actor_is_agent":false,"action":"org.add_member","created_at":1621305118553}"#,
+            P::Human,
+            C::Unknown,
+            NONE,
+            O::Success,
+        ),
+        case(
+            "copilot coding agent",
+            r#"{"actor":"Copilot","actor_is_agent":true,"agent_session_id":"012345a6-b7c8-9012-de3f-45gh678i9012","user":"octocat","action":"pull_request.create","@timestamp":1623971719091}"#,
+            P::AiAgent,
+            C::Unknown,
+            [Some("octocat"), Some("Copilot"), Some("012345a6-b7c8-9012-de3f-45gh678i9012")],
+            O::Success,
+        ),
+        case(
+            "agent without a session",
+            r#"{"actor":"Copilot","actor_is_agent":"true","action":"git.push","@timestamp":1623971719091}"#,
+            P::AiAgent,
+            C::Unknown,
+            [None, Some("Copilot"), None],
+            O::Success,
+        ),
+        case(
+            "deploy key",
+            r#"{"action":"git.push","actor":"gem-installer","repo":"organization/ruby-app","programmatic_access_type":"deploy_key","created_at":1621305118553}"#,
+            P::ApiKey,
+            C::StaticKey,
+            NONE,
+            O::Success,
+        ),
+        case(
+            "push rejected by branch protection",
+            r#"{"actor":"alice","action":"protected_branch.rejected_ref_update","created_at":1621305118553}"#,
+            P::Human,
+            C::Unknown,
+            NONE,
+            O::Denied,
+        ),
+        case(
+            "failed sign-in",
+            r#"{"actor":"alice","action":"user.failed_login","created_at":1621305118553}"#,
+            P::Human,
+            C::Unknown,
+            NONE,
+            O::Failure,
+        ),
+        case(
+            "a person denying a request succeeded",
+            r#"{"actor":"owner","action":"integration_installation_request.deny","created_at":1621305118553}"#,
+            P::Human,
+            C::Unknown,
+            NONE,
+            O::Success,
+        ),
+        case(
+            "git push without an actor",
+            r#"{"@timestamp":1623971719091,"business":"","org":"my-org","repo":"my-org/my-repo","action":"git.push","protocol_name":"ssh","actor":"","user":""}"#,
+            P::Unknown,
+            C::Unknown,
+            NONE,
+            O::Success,
+        ),
+        case(
+            "unknown access type",
+            r#"{"actor":"svc-sync","action":"repo.access","created_at":1621305118553,"programmatic_access_type":"something new"}"#,
+            P::Human,
+            C::Unknown,
+            NONE,
+            O::Success,
+        ),
+    ];
+
+    #[test]
+    fn classifies_principals_from_githubs_own_fields() {
+        assert!(CLASSIFICATION.len() >= 15);
+        for c in CLASSIFICATION {
+            let e = one(c.json).unwrap_or_else(|err| panic!("{}: {err}", c.name));
+            assert_eq!(e.principal.kind, c.kind, "{}", c.name);
+            assert_eq!(e.credential.kind, c.credential, "{}", c.name);
+            let triad = [&e.actor.delegating_user, &e.actor.agent_id, &e.actor.session_id].map(|f| f.as_deref());
+            assert_eq!(triad, c.triad, "{}", c.name);
+            assert_eq!(e.outcome, c.outcome, "{}", c.name);
+            assert_eq!(e.source_format, SourceFormat::Github);
+            assert!(detect(c.json.as_bytes()), "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn maps_the_event_and_keeps_ids_stable() {
+        let text = r#"{"@timestamp":1623971719091,"_document_id":"Z7JUOWzi2wKeWsZcOhbS9w","action":"git.clone","actor":"alice","actor_id":12345,"actor_ip":"203.0.113.7","user_agent":"git/2.39.3","org":"acme","business":"acme-ent","repo":"acme/api","programmatic_access_type":"Personal access token (classic)","hashed_token":"abc=","token_id":99}"#;
+        let e = one(text).unwrap();
+        assert_eq!(e.id, "Z7JUOWzi2wKeWsZcOhbS9w");
+        assert_eq!(e.time, 1623971719091);
+        assert_eq!(e.principal.id, "github:alice");
+        assert_eq!(e.principal.tenant.as_deref(), Some("acme-ent"));
+        assert_eq!(e.credential.id.as_deref(), Some("abc="), "the hashed token, not the token id");
+        assert_eq!((e.action.as_ref(), e.service.as_ref()), ("git.clone", "github"));
+        assert_eq!(e.resource.as_deref(), Some("acme/api"));
+        assert_eq!(e.source.ip.as_deref(), Some("203.0.113.7"));
+        assert_eq!(e.source.user_agent.as_deref(), Some("git/2.39.3"));
+        assert!(matches!(e.action, Cow::Borrowed(_)), "strings borrow from the input");
+        // The same identity in another export shape gets the same id.
+        let panther = r#"{"actor":"alice","action":"repo.create","at_sign_timestamp":"2022-08-16 16:56:49.309"}"#;
+        let p = one(panther).unwrap();
+        assert_eq!(p.principal.id, e.principal.id);
+        assert_eq!(p.time, parse_rfc3339("2022-08-16T16:56:49.309Z").unwrap());
+        assert_eq!(one(panther).unwrap().id, p.id, "an event without _document_id is named by its bytes");
+    }
+
+    #[test]
+    fn time_comes_from_the_event_then_the_transport() {
+        let ctx = DecodeContext { fallback_time: Some(7), ..Default::default() };
+        let no_time = r#"{"actor":"cat","action":"hook.create"}"#;
+        assert_eq!(decode_all(no_time, &ctx)[0].as_ref().unwrap().time, 7);
+        assert_eq!(one(no_time).unwrap_err().reason, DeadLetterReason::MissingTime);
+        let float = r#"{"actor":"cat","action":"x.y","created_at":1621305118553.0}"#;
+        assert_eq!(one(float).unwrap().time, 1621305118553);
+        let bad = r#"{"actor":"cat","action":"x.y","created_at":"yesterday"}"#;
+        assert_eq!(decode_all(bad, &ctx)[0].as_ref().unwrap_err().reason, DeadLetterReason::InvalidTime);
+    }
+
+    #[test]
+    fn only_the_actor_is_essential() {
+        let odd = r#"{"actor":"cat","action":5,"org":[],"actor_ip":"not an ip","token_id":{},"actor_is_bot":null,"created_at":1}"#;
+        let e = one(odd).unwrap();
+        assert_eq!((e.action.as_ref(), e.resource, e.source.ip), ("unknown", None, None));
+        let no_actor = r#"{"action":"not_repository_vulnerability_alert.dismiss","created_at":1}"#;
+        assert_eq!(one(no_actor).unwrap_err().reason, DeadLetterReason::MissingPrincipal);
+        let anonymous = r#"{"actor":"","action":"git.clone","repo":"o/r","created_at":1}"#;
+        assert_eq!(one(anonymous).unwrap().principal.id, "github:unattributed:o/r");
+        let numeric = r#"{"actor_id":42,"action":"repo.create","created_at":1}"#;
+        assert_eq!(one(numeric).unwrap().principal.id, "github:id:42");
+        let wrong = r#"{"actor":{"login":"SECRETVALUE"},"action":"repo.create","created_at":1}"#;
+        let err = one(wrong).unwrap_err();
+        assert_eq!(err.reason, DeadLetterReason::WrongType);
+        assert!(!err.detail.contains("SECRETVALUE"), "{}", err.detail);
+        assert_eq!(one("[1,2]").unwrap_err().reason, DeadLetterReason::WrongType);
+    }
+
+    #[test]
+    fn detection_needs_a_string_actor_and_an_action() {
+        assert!(detect(br#"{"actor" : "cat", "action": "repo.create"}"#));
+        assert!(!detect(br#"{"actor":{"id":"x"},"action":"s3:GetObject","principal":{"id":"x"}}"#));
+        assert!(!detect(br#"{"action":"opened","sender":{"login":"cat"}}"#));
+        assert!(!detect(br#"{"actor":"cat"}"#));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_json_like_text_never_panics(s in r#"[\{\}\[\]":,a-zA-Z0-9 .\-_@\\]{0,200}"#) {
+            let _ = decode_all(&s, &DecodeContext::default());
+            let mut sink = |_| {};
+            crate::decode(s.as_bytes(), Format::Github, &DecodeContext::default(), &mut sink);
+        }
+
+        #[test]
+        fn keys_with_arbitrary_values_never_panic(
+            key in prop::sample::select(vec!["actor", "actor_id", "action", "@timestamp", "created_at", "at_sign_timestamp",
+                "programmatic_access_type", "actor_is_agent", "token_id", "actor_ip", "user"]),
+            value in r#"(null|true|-?[0-9]{1,22}(\.[0-9]+)?(e[0-9]{1,3})?|"[a-zA-Z0-9:/\-. ]{0,30}"|\[\]|\{\}|\["x",1\]|\{"a":1\})"#,
+        ) {
+            let text = format!(r#"{{"actor":"cat","action":"repo.create","{key}":{value}}}"#);
+            let _ = decode_all(&text, &DecodeContext { fallback_time: Some(0), ..Default::default() });
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! Bytes → canonical [`AuditEvent`]s. One Kafka message or one file line is one
+//! *message*; a message may hold several events (a CloudTrail `{"Records":[...]}` document).
+//!
+//! Decoding never panics and never stops the stream: whatever cannot become an event is
+//! returned as a [`DecodeError`] whose [`DeadLetterReason`] is counted and dead-lettered.
+//! [`control`] reads nhid's own control topics (lifecycle events, action results) the same way.
+
+pub mod cloudtrail;
+pub mod control;
+pub mod entra;
+pub mod gcp;
+pub mod github;
+pub mod k8s;
+pub mod native;
+pub mod ocsf;
+pub mod okta;
+
+use memchr::memmem;
+
+use nhid_model::event::AuditEvent;
+use nhid_model::string_enum;
+use nhid_model::time::Millis;
+use nhid_model::vocab::DeadLetterReason;
+
+/// Default for `max_event_bytes`: larger messages are dead-lettered unread.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
+
+string_enum! {
+    /// The format of an input, or `auto` to detect it per message.
+    Format {
+        /// Detect the format of every message from its keys.
+        Auto => "auto",
+        Native => "native",
+        Cloudtrail => "cloudtrail",
+        /// Kubernetes audit (`audit.k8s.io/v1` Event), EKS included.
+        K8sAudit => "k8s_audit",
+        /// GitHub audit log (organization / enterprise audit log, streamed or exported).
+        Github => "github",
+        /// Okta System Log.
+        Okta => "okta",
+        /// GCP Cloud Audit Logs (a `LogEntry` with an `AuditLog` `protoPayload`).
+        GcpAudit => "gcp_audit",
+        /// Entra ID sign-ins: Graph `signIn` and Log Analytics sign-in log shapes.
+        Entra => "entra",
+        /// OCSF API Activity (6003) and Authentication (3002).
+        Ocsf => "ocsf",
+    }
+}
+
+impl Default for Format {
+    fn default() -> Self {
+        Format::Auto
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{}: {detail}", reason.as_str())]
+pub struct DecodeError {
+    pub reason: DeadLetterReason,
+    /// Human-readable cause, short and lowercase; never contains field values that may be secrets.
+    pub detail: String,
+    /// Index of the failing record inside a multi-record message (CloudTrail `Records`);
+    /// `None` when the whole message failed. The dead letter keeps the whole message.
+    pub record: Option<usize>,
+}
+
+impl DecodeError {
+    pub fn new(reason: DeadLetterReason, detail: impl Into<String>) -> Self {
+        DecodeError { reason, detail: detail.into(), record: None }
+    }
+
+    pub fn in_record(mut self, index: usize) -> Self {
+        self.record = Some(index);
+        self
+    }
+
+    /// Maps a typed deserialization error to a reason. serde reports missing fields and
+    /// custom errors as plain messages; the fields every message kind must have are named
+    /// so operators can count them apart (`principal` and `principal_id` alike).
+    pub(crate) fn from_serde(e: &sonic_rs::Error) -> Self {
+        let msg = e.to_string();
+        if msg.contains("missing field `principal") {
+            DecodeError::new(DeadLetterReason::MissingPrincipal, "no principal")
+        } else if msg.contains("missing field `time`") {
+            DecodeError::new(DeadLetterReason::MissingTime, "no time")
+        } else if msg.contains("not a valid RFC 3339") {
+            DecodeError::new(DeadLetterReason::InvalidTime, "time is not a valid RFC 3339 timestamp")
+        } else {
+            DecodeError::from_json(e)
+        }
+    }
+
+    /// Maps a parser error to the reason an operator can act on.
+    pub(crate) fn from_json(e: &sonic_rs::Error) -> Self {
+        let text = redact(e.to_string().lines().next().unwrap_or_default());
+        let reason = if text.contains("ecursion limit") {
+            DeadLetterReason::NestingTooDeep
+        } else if e.is_syntax() || e.is_eof() {
+            DeadLetterReason::InvalidJson
+        } else {
+            DeadLetterReason::WrongType
+        };
+        DecodeError::new(reason, text)
+    }
+}
+
+/// Parser messages quote the offending input (`invalid type: string "AKIA…"`); the
+/// detail travels to logs and dead-letter headers, so quoted input is cut out.
+fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quote = None;
+    for c in message.chars() {
+        match quote {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                quote = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' {
+                    quote = Some(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Context the transport knows about a message and the decoder does not.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DecodeContext {
+    /// Used for events that carry no timestamp of their own: the Kafka message timestamp,
+    /// or in a file the latest event time seen before. Events never get wall-clock time.
+    pub fallback_time: Option<Millis>,
+    pub max_event_bytes: usize,
+}
+
+/// Decodes one message, calling `emit` once per record: an event or the reason it is not one.
+/// Errors that concern the whole message are returned as one `Err` record.
+pub fn decode<'a>(
+    bytes: &'a [u8],
+    format: Format,
+    ctx: &DecodeContext,
+    emit: &mut dyn FnMut(Result<AuditEvent<'a>, DecodeError>),
+) {
+    let text = match checked_text(bytes, ctx.max_event_bytes) {
+        Ok(t) => t,
+        Err(e) => return emit(Err(e)),
+    };
+    let format = match format {
+        Format::Auto => match detect(bytes) {
+            Some(f) => f,
+            None => {
+                return emit(Err(DecodeError::new(
+                    DeadLetterReason::UnknownFormat,
+                    "not a format nhid reads (canonical, cloudtrail, k8s_audit, github, okta, gcp_audit, entra, ocsf)",
+                )));
+            }
+        },
+        f => f,
+    };
+    match format {
+        Format::Native => emit(native::decode(text)),
+        Format::Cloudtrail => cloudtrail::decode(text, ctx, emit),
+        Format::K8sAudit => k8s::decode(text, ctx, emit),
+        Format::Github => github::decode(text, ctx, emit),
+        Format::Okta => okta::decode(text, ctx, emit),
+        Format::GcpAudit => gcp::decode(text, ctx, emit),
+        Format::Entra => entra::decode(text, ctx, emit),
+        Format::Ocsf => ocsf::decode(text, ctx, emit),
+        Format::Auto => unreachable!("resolved above"),
+    }
+}
+
+/// The checks every message passes before it is parsed, whatever it holds (audit events,
+/// control messages): a size ceiling (`0` means the default), UTF-8, and a nesting limit.
+pub fn checked_text(bytes: &[u8], max_bytes: usize) -> Result<&str, DecodeError> {
+    let max = if max_bytes == 0 { DEFAULT_MAX_EVENT_BYTES } else { max_bytes };
+    if bytes.len() > max {
+        return Err(DecodeError::new(
+            DeadLetterReason::TooLarge,
+            format!("message of {} bytes exceeds max_event_bytes {max}", bytes.len()),
+        ));
+    }
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| DecodeError::new(DeadLetterReason::InvalidUtf8, e.to_string()))?;
+    if nesting_exceeds(bytes, MAX_NESTING) {
+        return Err(DecodeError::new(
+            DeadLetterReason::NestingTooDeep,
+            format!("json nesting deeper than {MAX_NESTING}"),
+        ));
+    }
+    Ok(text)
+}
+
+/// Audit events nest a handful of levels; the parser skips unknown fields recursively, so
+/// deeper input is refused before it is parsed.
+pub const MAX_NESTING: usize = 64;
+
+/// Whether JSON nesting exceeds `limit`. Depth needs that many opening brackets, and
+/// counting them vectorizes, so the exact string-aware scan runs only on suspicious input.
+fn nesting_exceeds(bytes: &[u8], limit: usize) -> bool {
+    if bytes.iter().filter(|&&b| b == b'[' || b == b'{').count() <= limit {
+        return false;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A format's own marker test (`<module>::detect`).
+type Detect = fn(&[u8]) -> bool;
+
+/// Detects the format from the keys present. A key in quotes cannot occur inside a JSON
+/// string value (its quotes would be escaped), so a substring search is exact enough.
+pub fn detect(bytes: &[u8]) -> Option<Format> {
+    use std::sync::LazyLock;
+    static EVENT: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"event"));
+    static RECORDS: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"Records\""));
+    static NATIVE: LazyLock<[memmem::Finder<'static>; 2]> =
+        LazyLock::new(|| [b"\"principal\"" as &[u8], b"\"outcome\""].map(memmem::Finder::new));
+    // CloudTrail first: a canonical event has no `eventName`-like keys, but a CloudTrail record
+    // can have a `"principal"` key in its request (Lambda `AddPermission`, for one). One scan
+    // for `"event` covers the four spellings of its keys (Panther samples use lowercase).
+    let cloudtrail_key = EVENT.find_iter(bytes).any(|at| {
+        let rest = &bytes[at + 6..];
+        [&b"Source\""[..], b"Name\"", b"source\"", b"name\""].iter().any(|k| rest.starts_with(k))
+    });
+    // The platforms' own markers, most specific first; each module's `detect` must be false
+    // for every event of the other formats (the dataset tests check it on the real corpus).
+    let specific: [(Detect, Format); 6] = [
+        (k8s::detect, Format::K8sAudit),
+        (gcp::detect, Format::GcpAudit),
+        (ocsf::detect, Format::Ocsf),
+        (entra::detect, Format::Entra),
+        (okta::detect, Format::Okta),
+        (github::detect, Format::Github),
+    ];
+    if let Some((_, format)) = specific.iter().find(|(detect, _)| detect(bytes)) {
+        return Some(*format);
+    }
+    if cloudtrail_key || RECORDS.find(bytes).is_some() {
+        return Some(Format::Cloudtrail);
+    }
+    // `outcome` too, so a canonical event that lost its principal is named as such.
+    if NATIVE.iter().any(|f| f.find(bytes).is_some()) {
+        return Some(Format::Native);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn decode_all(bytes: &[u8]) -> Vec<Result<AuditEvent<'_>, DecodeError>> {
+        let mut out = Vec::new();
+        let ctx = DecodeContext { max_event_bytes: 4096, ..Default::default() };
+        decode(bytes, Format::Auto, &ctx, &mut |r| out.push(r));
+        out
+    }
+
+    fn reason(bytes: &[u8]) -> DeadLetterReason {
+        let out = decode_all(bytes);
+        assert_eq!(out.len(), 1);
+        out[0].clone().unwrap_err().reason
+    }
+
+    #[test]
+    fn bad_messages_get_a_reason() {
+        assert_eq!(reason(b"\xff\xfe{}"), DeadLetterReason::InvalidUtf8);
+        assert_eq!(reason(b"hello"), DeadLetterReason::UnknownFormat);
+        assert_eq!(reason(br#"{"principal": "#), DeadLetterReason::InvalidJson);
+        assert_eq!(reason(&vec![b' '; 5000]), DeadLetterReason::TooLarge);
+        let bomb = format!(r#"{{"principal":{}1{}}}"#, "[".repeat(300), "]".repeat(300));
+        assert_eq!(reason(bomb.as_bytes()), DeadLetterReason::NestingTooDeep);
+    }
+
+    #[test]
+    fn details_do_not_quote_the_input() {
+        let out = decode_all(br#"{"principal":{"id":"x","type":"AKIASECRETVALUE"}}"#);
+        let detail = &out[0].as_ref().unwrap_err().detail;
+        assert!(!detail.contains("AKIASECRETVALUE") && !detail.contains('\n'), "{detail}");
+    }
+
+    #[test]
+    fn a_principal_key_inside_a_cloudtrail_request_does_not_make_it_native() {
+        let add_permission = br#"{"eventSource":"lambda.amazonaws.com","eventName":"AddPermission20150331v2","requestParameters":{"functionName":"f","action":"lambda:InvokeFunction","principal":"s3.amazonaws.com"}}"#;
+        assert_eq!(detect(add_permission), Some(Format::Cloudtrail));
+        assert_eq!(detect(br#"{"id":"e1","principal":{"id":"svc"}}"#), Some(Format::Native));
+    }
+
+    #[test]
+    fn brackets_inside_strings_are_not_nesting() {
+        let text = format!(r#"{{"principal":"{}"}}"#, "[".repeat(500));
+        assert!(!nesting_exceeds(text.as_bytes(), MAX_NESTING));
+        let escaped = format!(r#"{{"a":"\\\"{}"}}"#, "{".repeat(500));
+        assert!(!nesting_exceeds(escaped.as_bytes(), MAX_NESTING));
+    }
+
+    #[test]
+    fn nesting_bomb_in_an_ignored_field_does_not_overflow_the_stack() {
+        let depth = 100_000;
+        let bomb = format!(r#"{{"extra":{}{},"principal":1}}"#, "[".repeat(depth), "]".repeat(depth));
+        let mut out = Vec::new();
+        let ctx = DecodeContext { max_event_bytes: 1 << 20, ..Default::default() };
+        decode(bomb.as_bytes(), Format::Auto, &ctx, &mut |r| out.push(r));
+        assert!(out[0].is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = decode_all(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_json_like_text_never_panics(s in r#"[\{\}\[\]":,a-z0-9 \\]{0,200}"#) {
+            let _ = decode_all(s.as_bytes());
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! `breadth`: far more distinct targets (resources, services, trust zones) in a window than
+//! the identity touches. Lateral movement and blast radius: a stolen key walking through
+//! buckets, instances and secrets it never touched, often at an unremarkable call rate.
+//! Rate-like: it fires when the window's count crosses the threshold, not on one event.
+
+use serde::Deserialize;
+
+use super::{Check, Finding, PerType, round2};
+use crate::state::Observation;
+use crate::state::breadth::WINDOW;
+use crate::state::seasonal::MARGIN;
+use nhid_model::event::{AuditEvent, PrincipalType};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Never fire below this many distinct targets in a window.
+    pub min_distinct: u32,
+    /// Distinct targets must be at least this many times the usual per window...
+    pub ratio: f32,
+    /// ...and this many standard deviations above it.
+    pub z: f32,
+}
+
+pub struct Breadth(pub PerType<Params>);
+
+impl Check for Breadth {
+    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
+        let p = self.0.get(lane)?;
+        let r = obs.reach;
+        if !obs.learned || r.distinct < p.min_distinct as f32 {
+            return None;
+        }
+        let threshold = (r.mean + p.z * r.sd).max(p.ratio * r.mean).max(MARGIN * r.recurring);
+        if r.distinct < threshold {
+            return None;
+        }
+        Some(Finding {
+            evidence: crate::evidence! {
+                "distinct_targets" => r.distinct.round() as u64,
+                "window_secs" => WINDOW / 1_000,
+                "baseline_per_window" => round2(r.mean),
+                "baseline_sd" => round2(r.sd),
+                "recurring_peak" => (r.recurring > 0.0).then(|| round2(r.recurring)),
+                "threshold" => round2(threshold.max(p.min_distinct as f32)),
+                "target" => ev.resource.as_deref().unwrap_or(&ev.action),
+            },
+            summary: format!(
+                "{} touched about {:.0} distinct targets in {} minutes against a usual {:.1}; the latest: {}.",
+                ev.principal.id,
+                r.distinct,
+                WINDOW / 60_000,
+                r.mean,
+                ev.resource.as_deref().unwrap_or(&ev.action)
+            ),
+            unit: ev.time.div_euclid(WINDOW),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{event, observe, shipped};
+    use super::*;
+    use crate::state::breadth::Reach;
+    use nhid_model::vocab::Response;
+    use nhid_model::vocab::Severity;
+
+    #[test]
+    fn fires_far_above_the_usual_reach_and_not_near_it() {
+        let d = shipped("breadth");
+        let ev = event(1_000 * WINDOW, PrincipalType::ServiceAccount);
+        let mut obs = observe(&ev);
+        obs.learned = true;
+        obs.reach = Reach { distinct: 24.0, mean: 3.0, sd: 1.7, recurring: 0.0 };
+        assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "below the floor");
+        obs.reach.distinct = 40.0;
+        let (s, f) = d.check(PrincipalType::ServiceAccount, &ev, &obs).unwrap();
+        assert_eq!((s.severity, s.response), (Severity::High, Response::RevokeCredential));
+        assert_eq!(f.evidence["distinct_targets"], 40);
+        assert_eq!(f.unit, 1_000, "one finding per window");
+        // Busy identities need four times their usual reach.
+        obs.reach = Reach { distinct: 150.0, mean: 60.0, sd: 8.0, recurring: 0.0 };
+        assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none());
+        // A nightly batch's reach, recurring at this hour, is the identity's own.
+        obs.reach = Reach { distinct: 300.0, mean: 10.0, sd: 5.0, recurring: 280.0 };
+        assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none());
+        obs.learned = false;
+        obs.reach = Reach { distinct: 400.0, mean: 3.0, sd: 1.7, recurring: 0.0 };
+        assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "still learning");
+    }
+
+    #[test]
+    fn agents_lose_their_session_and_humans_are_not_evaluated() {
+        let d = shipped("breadth");
+        let ev = event(1_000 * WINDOW, PrincipalType::AiAgent);
+        let mut obs = observe(&ev);
+        obs.learned = true;
+        obs.reach = Reach { distinct: 80.0, mean: 5.0, sd: 2.0, recurring: 0.0 };
+        assert_eq!(d.check(PrincipalType::AiAgent, &ev, &obs).unwrap().0.response, Response::RevokeSession);
+        assert!(d.check(PrincipalType::Human, &ev, &obs).is_none());
+    }
+}

@@ -1,0 +1,34 @@
+//! `privilege_change`: a machine identity creates keys, users, bindings or policies:
+//! persistence and escalation, the step after a stolen key works.
+
+use serde::Deserialize;
+
+use super::{Check, Finding, Operations, PerType};
+use crate::state::Observation;
+use nhid_model::event::{AuditEvent, PrincipalType};
+use nhid_model::time::MINUTE;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub operations: Operations,
+}
+
+pub struct PrivilegeChange(pub PerType<Params>);
+
+impl Check for PrivilegeChange {
+    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, _obs: &Observation<'_>) -> Option<Finding> {
+        if !self.0.get(lane)?.operations.matches(&ev.action) {
+            return None;
+        }
+        Some(Finding {
+            evidence: crate::evidence! {
+                "action" => ev.action,
+                "resource" => ev.resource,
+                "outcome" => ev.outcome.as_str(),
+            },
+            summary: format!("{} ({lane}) performed {} ({}).", ev.principal.id, ev.action, ev.outcome),
+            unit: ev.time.div_euclid(MINUTE),
+        })
+    }
+}

@@ -1,0 +1,128 @@
+//! `shared_credential`: one credential used at the same time from more workloads (distinct
+//! network and user agent pairs) than it ever was. A token copied off a host, a key pasted
+//! into a second service: attribution collapses, and one of the holders is likely not the
+//! owner. Judged against the identity's own usual peak (`state::sources`), so fleets are
+//! not flagged and a copy does not teach the next one in.
+
+use serde::Deserialize;
+
+use super::{Check, Finding, PerType};
+use crate::state::Observation;
+use crate::state::sources::{CONCURRENT, SLOTS};
+use nhid_model::event::{AuditEvent, PrincipalType};
+use nhid_model::time::MINUTE;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Never fire below this many concurrent sources.
+    pub min_sources: u8,
+}
+
+pub struct SharedCredential(pub PerType<Params>);
+
+impl Check for SharedCredential {
+    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
+        let p = self.0.get(lane)?;
+        let n = obs.concurrent_sources;
+        // More places than usual (a saturated count has nothing above it to compare), or a
+        // place the identity never used joining a credential in use elsewhere: the copy's
+        // first call, however many places the owner's own fleet spans.
+        let more = n > obs.source_peak && usize::from(obs.source_peak) < SLOTS;
+        let newcomer = obs.new_network.is_some() || obs.new_user_agent;
+        if !obs.learned || n < p.min_sources || !(more || newcomer) {
+            return None;
+        }
+        let credential = ev.credential.id.as_deref().unwrap_or("?");
+        Some(Finding {
+            evidence: crate::evidence! {
+                "credential_id" => credential,
+                "concurrent_sources" => n,
+                "usual_peak" => obs.source_peak,
+                "new_place" => newcomer,
+                "window_secs" => CONCURRENT / 1_000,
+                "source_ip" => ev.source.ip,
+                "user_agent" => ev.source.user_agent,
+            },
+            summary: format!(
+                "{}'s credential {credential} was used from {n} places (network and client) within {} minutes; it usually has at most {} at once. The latest: {} with {:?}.",
+                ev.principal.id,
+                CONCURRENT / MINUTE,
+                obs.source_peak,
+                ev.source.ip.as_deref().unwrap_or("-"),
+                ev.source.user_agent.as_deref().unwrap_or("-")
+            ),
+            unit: ev.time.div_euclid(MINUTE),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{event, shipped};
+    use super::*;
+    use crate::state::Identity;
+    use nhid_model::time::{DAY, HOUR};
+    use nhid_model::vocab::Response;
+
+    #[test]
+    fn a_token_used_from_a_second_place_at_once_fires_a_fleet_does_not() {
+        let d = shipped("shared_credential");
+        let mut id = Identity::new(PrincipalType::Workload, None, 0);
+        let mut ev = event(0, PrincipalType::Workload);
+        ev.source.ip = Some("10.40.1.5".into());
+        ev.source.user_agent = Some("aws-sdk-go/1.44".into());
+        // A day of one place at a time, learned.
+        for m in 0..(DAY / MINUTE) {
+            ev.time = m * MINUTE;
+            id.observe(&ev, DAY);
+        }
+        ev.time = DAY + HOUR;
+        let obs = id.observe(&ev, DAY);
+        assert!(d.check(PrincipalType::Workload, &ev, &obs).is_none());
+        let mut copy = ev.clone();
+        copy.time += 1_000;
+        copy.source.ip = Some("10.99.7.20".into());
+        copy.source.user_agent = Some("curl/8.4.0".into());
+        let obs = id.observe(&copy, DAY);
+        let (s, f) = d.check(PrincipalType::Workload, &copy, &obs).unwrap();
+        assert_eq!(s.response, Response::RevokeCredential);
+        assert_eq!((f.evidence["concurrent_sources"].as_u64(), f.evidence["usual_peak"].as_u64()), (Some(2), Some(1)));
+        assert_eq!(f.evidence["new_place"], true);
+        // A copy teaches nothing: the same pair again is still unusual (the engine folds it
+        // into the alert already raised), and a day later the owner alone is fine again.
+        copy.time += 1_000;
+        let obs = id.observe(&copy, DAY);
+        assert!(d.check(PrincipalType::Workload, &copy, &obs).is_some());
+        ev.time = 2 * DAY + HOUR;
+        let obs = id.observe(&ev, DAY);
+        assert!(d.check(PrincipalType::Workload, &ev, &obs).is_none());
+    }
+
+    #[test]
+    fn a_new_place_joining_a_fleet_s_credential_fires_at_once() {
+        let d = shipped("shared_credential");
+        let mut id = Identity::new(PrincipalType::ServiceAccount, None, 0);
+        let mut ev = event(0, PrincipalType::ServiceAccount);
+        // Three hosts in two networks with two clients: three places at once is usual.
+        let places =
+            [("10.20.1.5", "aws-sdk-go/1.44"), ("10.20.7.9", "aws-cli/2.15"), ("10.20.7.10", "aws-sdk-go/1.44")];
+        for m in 0..(DAY / MINUTE + 90) {
+            // The last twenty minutes, only the first host is busy.
+            let (ip, ua) = places[if m < DAY / MINUTE + 70 { (m % 3) as usize } else { 0 }];
+            ev.time = m * MINUTE;
+            ev.source.ip = Some(ip.into());
+            ev.source.user_agent = Some(ua.into());
+            let obs = id.observe(&ev, DAY);
+            assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "the fleet at minute {m}");
+        }
+        // The copy's first call makes two places in the window, under the usual three, but
+        // the place is new: it fires on that call.
+        ev.time += 1_000;
+        ev.source.ip = Some("10.99.3.4".into());
+        ev.source.user_agent = Some("curl/8.4.0".into());
+        let obs = id.observe(&ev, DAY);
+        assert!(obs.concurrent_sources <= obs.source_peak, "{obs:?}");
+        assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_some());
+    }
+}

@@ -1,0 +1,585 @@
+//! The engine: bytes in, alerts, actions and dead letters out.
+//!
+//! Transports (`nhid replay` over files, the Kafka runtime) call [`Engine::process`] with
+//! one message and where it came from, and take the [`Outputs`]; messages from the
+//! lifecycle and action-results topics go to [`Engine::control`]. The engine is shared by
+//! reference between workers; per-identity state lives in the sharded store, so workers
+//! owning different partitions (keyed by principal) rarely touch the same shard.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::detect::{Detector, Finding, LaneSettings};
+use crate::inventory::{Criticality, Entry, Inventory};
+use crate::respond::alert::{Action, Alert, AlertActor, MAX_EVENT_IDS, Mode};
+use crate::respond::policy::{Block, Policy, ResponseConfig, alert_principal};
+use crate::state::lifecycle::{FACT_TTL, Lifecycle};
+use crate::state::{AlertMark, Identity, Observation, StateConfig, StateStore};
+use nhid_decode::control::{self, ActionResult, ActionStatus, LifecycleEvent, LifecycleKind};
+use nhid_decode::{DecodeContext, DecodeError, Format};
+use nhid_model::event::{AuditEvent, PrincipalType, SourceFormat};
+use nhid_model::time::{MINUTE, Millis, SECOND};
+use nhid_model::vocab::DeadLetterReason;
+use nhid_model::vocab::{ActionKind, Severity};
+
+/// Idle eviction runs at most once per this much event time.
+const SWEEP_EVERY: Millis = MINUTE;
+
+pub struct EngineConfig {
+    pub format: Format,
+    /// Per source (topic or file), a format overriding `format`.
+    pub topic_formats: Vec<(String, Format)>,
+    /// Emit every decoded event, normalized, in [`Outputs::normalized`] (for lane topics).
+    pub normalize: bool,
+    pub max_event_bytes: usize,
+    pub state: StateConfig,
+    pub response: ResponseConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            format: Format::Auto,
+            topic_formats: Vec::new(),
+            normalize: false,
+            max_event_bytes: nhid_decode::DEFAULT_MAX_EVENT_BYTES,
+            state: StateConfig::default(),
+            response: ResponseConfig::default(),
+        }
+    }
+}
+
+pub struct Engine {
+    detectors: Vec<Detector>,
+    inventory: Inventory,
+    store: StateStore,
+    /// Revoked credentials, retired principals and offboarded owners, from the control
+    /// topics; engine-wide, not per identity (see `state::lifecycle`).
+    lifecycle: Lifecycle,
+    policy: Policy,
+    format: Format,
+    topic_formats: Vec<(Box<str>, Format)>,
+    normalize: bool,
+    max_event_bytes: usize,
+    /// Highest event time seen: the clock of eviction, and the time given to events that
+    /// have none of their own when the transport has none either (a line in a file).
+    watermark: AtomicI64,
+    next_sweep: AtomicI64,
+    /// Learning period per principal type, resolved once (it is read per event).
+    learning_ms: [Millis; PrincipalType::ALL.len()],
+}
+
+/// Where a message came from: a topic or file, a partition, an offset or line number.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin<'a> {
+    pub source: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Origin<'_> {
+    /// A compact tag of the source and partition, kept on each identity so that the state
+    /// of a revoked partition can be released. A hash: a collision only keeps or drops
+    /// one partition's state with another's.
+    pub fn home(&self) -> u32 {
+        let h = xxhash_rust::xxh3::xxh3_64(self.source.as_bytes());
+        (h as u32) ^ (h >> 32) as u32 ^ (self.partition as u32).wrapping_mul(0x9E37_79B9)
+    }
+}
+
+/// A decoded event in canonical form, with its lane (the principal type after
+/// reconciliation), for republishing to per-lane topics.
+#[derive(Clone, Debug)]
+pub struct Normalized {
+    pub lane: PrincipalType,
+    pub principal_id: String,
+    pub json: Vec<u8>,
+}
+
+/// Which control topic a message came from; each has its own schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlKind {
+    /// `schemas/lifecycle.schema.json`: owner offboarded, credential revoked, principal retired.
+    Lifecycle,
+    /// `schemas/action-result.schema.json`: what the revocation service did with an action.
+    ActionResult,
+}
+
+/// A message (or one record of it) that could not be processed, with its original bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetter {
+    pub reason: DeadLetterReason,
+    pub detail: String,
+    pub record: Option<usize>,
+    pub source: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub bytes: Vec<u8>,
+}
+
+impl DeadLetter {
+    /// One JSON line for files: the original message as text when it is UTF-8, else base64.
+    pub fn to_json(&self) -> serde_json::Value {
+        use base64::Engine as _;
+        let mut v = serde_json::json!({
+            "reason": self.reason.as_str(),
+            "detail": self.detail,
+            "source": self.source,
+            "partition": self.partition,
+            "offset": self.offset,
+        });
+        if let Some(r) = self.record {
+            v["record"] = r.into();
+        }
+        match std::str::from_utf8(&self.bytes) {
+            Ok(text) => v["raw"] = text.into(),
+            Err(_) => v["raw_base64"] = base64::engine::general_purpose::STANDARD.encode(&self.bytes).into(),
+        }
+        v
+    }
+}
+
+/// What one message held: its source format and how many events it decoded to (a
+/// CloudTrail file holds many); `format` is `None` when nothing decoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Decoded {
+    pub format: Option<SourceFormat>,
+    pub events: u64,
+}
+
+/// Counts of what went through, per worker; merged for summaries and metrics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// Audit messages; control messages are counted apart, below.
+    pub messages: u64,
+    pub events: u64,
+    pub events_by_type: [u64; PrincipalType::ALL.len()],
+    /// Events by source format, then by principal type (lane), for metrics.
+    pub events_by_format: [[u64; PrincipalType::ALL.len()]; SourceFormat::ALL.len()],
+    pub dead_letters: [u64; DeadLetterReason::ALL.len()],
+    /// Alerts by detector (instance id: the file stem) and severity.
+    pub alerts: BTreeMap<(String, Severity), u64>,
+    pub suppressed_repeats: u64,
+    pub actions: BTreeMap<(ActionKind, Mode), u64>,
+    pub guardrail_blocks: BTreeMap<Block, u64>,
+    pub evictions: u64,
+    /// Lifecycle events applied, by `LifecycleKind::index` (malformed ones are dead letters).
+    pub lifecycle_events: [u64; LifecycleKind::ALL.len()],
+    /// Action results applied, by the action they report (`None`: the result names none) and status.
+    pub action_results: BTreeMap<(Option<ActionKind>, ActionStatus), u64>,
+}
+
+impl Stats {
+    /// Adds another worker's counts.
+    pub fn merge(&mut self, other: &Stats) {
+        self.messages += other.messages;
+        self.events += other.events;
+        for (a, b) in self.events_by_type.iter_mut().zip(other.events_by_type) {
+            *a += b;
+        }
+        for (a, b) in self.events_by_format.iter_mut().flatten().zip(other.events_by_format.iter().flatten()) {
+            *a += b;
+        }
+        for (a, b) in self.dead_letters.iter_mut().zip(other.dead_letters) {
+            *a += b;
+        }
+        for (k, v) in &other.alerts {
+            *self.alerts.entry(k.clone()).or_default() += v;
+        }
+        self.suppressed_repeats += other.suppressed_repeats;
+        for (k, v) in &other.actions {
+            *self.actions.entry(*k).or_default() += v;
+        }
+        for (k, v) in &other.guardrail_blocks {
+            *self.guardrail_blocks.entry(*k).or_default() += v;
+        }
+        self.evictions += other.evictions;
+        for (a, b) in self.lifecycle_events.iter_mut().zip(other.lifecycle_events) {
+            *a += b;
+        }
+        for (k, v) in &other.action_results {
+            *self.action_results.entry(*k).or_default() += v;
+        }
+    }
+
+    pub fn dead_letters_total(&self) -> u64 {
+        self.dead_letters.iter().sum()
+    }
+
+    /// Action results applied, by `ActionStatus::index`, whatever their action.
+    pub fn action_results_by_status(&self) -> [u64; ActionStatus::ALL.len()] {
+        let mut by_status = [0; ActionStatus::ALL.len()];
+        for ((_, status), n) in &self.action_results {
+            by_status[status.index()] += n;
+        }
+        by_status
+    }
+}
+
+/// What processing produced; the caller drains the vectors after each message.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    pub alerts: Vec<Alert>,
+    pub actions: Vec<Action>,
+    pub dead_letters: Vec<DeadLetter>,
+    /// Only with [`EngineConfig::normalize`].
+    pub normalized: Vec<Normalized>,
+    pub stats: Stats,
+}
+
+impl Outputs {
+    /// Drops the outputs (not the stats).
+    pub fn clear(&mut self) {
+        self.alerts.clear();
+        self.actions.clear();
+        self.dead_letters.clear();
+        self.normalized.clear();
+    }
+}
+
+impl Engine {
+    pub fn new(detectors: Vec<Detector>, inventory: Inventory, config: EngineConfig) -> Self {
+        let learning_ms = std::array::from_fn(|i| config.state.learning_secs.for_type(PrincipalType::ALL[i]));
+        Engine {
+            learning_ms,
+            detectors,
+            inventory,
+            store: StateStore::new(config.state),
+            lifecycle: Lifecycle::default(),
+            policy: Policy::new(config.response),
+            format: config.format,
+            topic_formats: config.topic_formats.into_iter().map(|(t, f)| (t.into(), f)).collect(),
+            normalize: config.normalize,
+            max_event_bytes: config.max_event_bytes,
+            watermark: AtomicI64::new(Millis::MIN),
+            next_sweep: AtomicI64::new(Millis::MIN),
+        }
+    }
+
+    pub fn detectors(&self) -> &[Detector] {
+        &self.detectors
+    }
+
+    pub fn store(&self) -> &StateStore {
+        &self.store
+    }
+
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// The event-time clock: the highest event time seen (within a second), if any.
+    pub fn now(&self) -> Option<Millis> {
+        Some(self.watermark.load(Ordering::Relaxed)).filter(|&t| t != Millis::MIN)
+    }
+
+    /// How long identities of this type learn before baseline-relative detectors may fire.
+    pub fn learning_ms(&self, kind: PrincipalType) -> Millis {
+        self.learning_ms[kind.index()]
+    }
+
+    /// Who answers for an identity, as alerts name it and offboarding is checked.
+    pub fn owner_of<'a>(&'a self, identity: &'a Identity) -> Option<&'a str> {
+        owner(self.inventory.entry(identity.inventory()), identity)
+    }
+
+    /// Processes one message. `transport_time` is the transport's own timestamp (a Kafka
+    /// message's), used only for events that carry no time.
+    /// Returns what the message held, for the transport's per-topic counts.
+    pub fn process(
+        &self,
+        bytes: &[u8],
+        origin: Origin<'_>,
+        transport_time: Option<Millis>,
+        out: &mut Outputs,
+    ) -> Decoded {
+        out.stats.messages += 1;
+        let watermark = self.watermark.load(Ordering::Relaxed);
+        let ctx = DecodeContext {
+            fallback_time: transport_time.or((watermark != Millis::MIN).then_some(watermark)),
+            max_event_bytes: self.max_event_bytes,
+        };
+        let home = origin.home();
+        let mut decoded = Decoded::default();
+        // A handful of entries at most: a scan beats hashing the topic per message.
+        let format = self.topic_formats.iter().find(|(t, _)| **t == *origin.source).map_or(self.format, |(_, f)| *f);
+        nhid_decode::decode(bytes, format, &ctx, &mut |record| match record {
+            Ok(ev) => {
+                decoded = Decoded { format: Some(ev.source_format), events: decoded.events + 1 };
+                self.handle(&ev, home, out)
+            }
+            Err(e) => dead_letter(e, bytes, origin, out),
+        });
+        decoded
+    }
+
+    /// Releases the state of identities whose events came from these partitions
+    /// ([`Origin::home`]); returns how many identities were released.
+    pub fn release(&self, homes: &std::collections::HashSet<u32>) -> usize {
+        if homes.is_empty() { 0 } else { self.store.release(homes) }
+    }
+
+    /// Processes one message from a control topic: it changes what nhid knows (a revoked
+    /// credential, a retired principal, an offboarded owner) and judges audit events processed
+    /// after it, by their event time against the message's own time; a failed action result
+    /// raises a `response_failed` alert at once. Malformed messages are dead-lettered like
+    /// audit events.
+    pub fn control(&self, kind: ControlKind, bytes: &[u8], origin: Origin<'_>, out: &mut Outputs) {
+        let applied = nhid_decode::checked_text(bytes, self.max_event_bytes).and_then(|text| match kind {
+            ControlKind::Lifecycle => control::parse_lifecycle(text).map(|e| self.apply_lifecycle(&e, out)),
+            ControlKind::ActionResult => control::parse_action_result(text).map(|r| self.apply_action_result(&r, out)),
+        });
+        if let Err(e) = applied {
+            dead_letter(e, bytes, origin, out);
+        }
+    }
+
+    fn apply_lifecycle(&self, event: &LifecycleEvent<'_>, out: &mut Outputs) {
+        out.stats.lifecycle_events[event.kind.index()] += 1;
+        let facts = match event.kind {
+            LifecycleKind::OwnerOffboarded => &self.lifecycle.owners,
+            LifecycleKind::CredentialRevoked => &self.lifecycle.credentials,
+            LifecycleKind::PrincipalRetired => &self.lifecycle.principals,
+        };
+        facts.record(event.subject(), event.time);
+    }
+
+    fn apply_action_result(&self, result: &ActionResult<'_>, out: &mut Outputs) {
+        *out.stats.action_results.entry((result.action, result.status)).or_default() += 1;
+        match result.status {
+            ActionStatus::Done => {
+                if let Some(credential) = result.revoked_credential() {
+                    self.lifecycle.credentials.record(credential, result.time);
+                }
+            }
+            ActionStatus::Failed => {
+                let id: &str = &result.principal_id;
+                // The identity as nhid knows it; one never seen (evicted since) as the inventory has it.
+                let principal = match self.store.get(id) {
+                    Some(identity) => {
+                        alert_principal(id, identity.kind, owner(self.inventory.entry(identity.inventory()), &identity))
+                    }
+                    None => {
+                        let entry = self.inventory.entry(self.inventory.resolve(id));
+                        let kind = entry.and_then(|e| e.kind).unwrap_or(PrincipalType::Unknown);
+                        alert_principal(id, kind, entry.and_then(|e| e.owner.as_deref()))
+                    }
+                };
+                let alert = crate::respond::response_failed(result, principal);
+                *out.stats.alerts.entry((alert.detector.clone(), alert.severity)).or_default() += 1;
+                out.alerts.push(alert);
+            }
+        }
+    }
+
+    fn handle(&self, ev: &AuditEvent<'_>, home: u32, out: &mut Outputs) {
+        out.stats.events += 1;
+        let t = ev.time;
+        self.advance_watermark(t, out);
+        let inventory = &self.inventory;
+        let mut created = false;
+        self.store.with_identity(
+            &ev.principal.id,
+            || {
+                created = true;
+                let entry = inventory.resolve(&ev.principal.id);
+                let kind = inventory.entry(entry).and_then(|e| e.kind).unwrap_or(ev.principal.kind);
+                Identity::new(kind, entry, t)
+            },
+            |identity| {
+                let entry = inventory.entry(identity.inventory());
+                let prior_kind = identity.kind;
+                if entry.and_then(|e| e.kind).is_none() {
+                    identity.kind = reconcile(identity.kind, ev.principal.kind);
+                }
+                identity.home = home;
+                let lane = identity.kind;
+                out.stats.events_by_type[lane.index()] += 1;
+                out.stats.events_by_format[ev.source_format.index()][lane.index()] += 1;
+                if self.normalize {
+                    out.normalized.push(normalized(ev, lane));
+                }
+                let mut obs = identity.observe(ev, self.learning_ms[lane.index()]);
+                obs.prior_kind = prior_kind;
+                self.recall(&mut obs, ev, identity);
+                for (i, detector) in self.detectors.iter().enumerate() {
+                    if let Some((settings, finding)) = detector.check(lane, ev, &obs) {
+                        self.raise(i, settings, finding, ev, identity, out);
+                    }
+                }
+            },
+        );
+        // Only a new identity can break the ceiling; counting shards per event would not be free.
+        if created && self.store.over_capacity() {
+            out.stats.evictions += self.store.evict(self.watermark.load(Ordering::Relaxed)) as u64;
+        }
+    }
+
+    /// Adds what the inventory and the control topics say about this event's principal,
+    /// credential and owner.
+    /// Nearly free while they said nothing: each lookup starts with a relaxed load of a count.
+    fn recall(&self, obs: &mut Observation<'_>, ev: &AuditEvent<'_>, identity: &Identity) {
+        obs.registered = (!self.inventory.is_empty()).then_some(identity.inventory().is_some());
+        let facts = &self.lifecycle;
+        obs.revoked_at = ev.credential.id.as_deref().and_then(|c| facts.credentials.since(c, ev.time));
+        obs.retired_at = facts.principals.since(&ev.principal.id, ev.time);
+        if !facts.owners.is_empty() {
+            let owner = owner(self.inventory.entry(identity.inventory()), identity);
+            obs.offboarded_owner = owner.and_then(|o| facts.owners.since(o, ev.time).map(|at| (o.into(), at)));
+        }
+    }
+
+    /// Aggregates a finding into at most one alert per principal, detector and window,
+    /// then asks the policy for an action.
+    fn raise(
+        &self,
+        index: usize,
+        settings: LaneSettings,
+        finding: Finding,
+        ev: &AuditEvent<'_>,
+        identity: &mut Identity,
+        out: &mut Outputs,
+    ) {
+        let detector = &self.detectors[index];
+        if identity.alert_marks.len() < self.detectors.len() {
+            let mut marks = std::mem::take(&mut identity.alert_marks).into_vec();
+            marks.resize(self.detectors.len(), AlertMark::default());
+            identity.alert_marks = marks.into_boxed_slice();
+        }
+        let mark = &mut identity.alert_marks[index];
+        if mark.unit == Some(finding.unit) {
+            return;
+        }
+        mark.unit = Some(finding.unit);
+        let window = ev.time.div_euclid(detector.cooldown_ms);
+        if mark.window == Some(window) {
+            mark.suppressed += 1;
+            out.stats.suppressed_repeats += 1;
+            return;
+        }
+        let suppressed = std::mem::take(&mut mark.suppressed);
+        mark.window = Some(window);
+
+        let entry = self.inventory.entry(identity.inventory());
+        let owner = owner(entry, identity);
+        let mut severity = settings.severity;
+        if entry.and_then(|e| e.criticality) == Some(Criticality::Critical) {
+            severity = bump(severity);
+        }
+        let principal_id: &str = &ev.principal.id;
+        let mut evidence = finding.evidence;
+        if let Some(c) = entry.and_then(|e| e.criticality) {
+            evidence.insert("criticality".into(), format!("{c:?}").to_lowercase().into());
+        }
+        let alert = Alert {
+            alert_id: crate::respond::alert_id(&detector.id, principal_id, window),
+            time: ev.time,
+            detector: detector.id.clone(),
+            kind: detector.kind.to_string(),
+            severity,
+            principal: alert_principal(principal_id, identity.kind, owner),
+            credential_id: ev.credential.id.as_deref().map(str::to_owned),
+            actor: AlertActor {
+                delegating_user: ev.actor.delegating_user.as_deref().map(str::to_owned),
+                agent_id: ev.actor.agent_id.as_deref().map(str::to_owned),
+                session_id: ev.actor.session_id.as_deref().map(str::to_owned),
+            },
+            event_ids: vec![ev.id.to_string()],
+            evidence,
+            summary: finding.summary,
+            suppressed_repeats: u64::from(suppressed),
+            references: detector.references.clone(),
+        };
+        debug_assert!(alert.event_ids.len() <= MAX_EVENT_IDS);
+        identity.alert_marks[index].last = Some((ev.time, severity));
+        let mut last_action = identity.last_action();
+        let decision = self.policy.decide(&alert, settings.response, ev, entry, &mut last_action);
+        identity.set_last_action(last_action);
+        for b in decision.blocks {
+            *out.stats.guardrail_blocks.entry(b).or_default() += 1;
+        }
+        *out.stats.alerts.entry((alert.detector.clone(), alert.severity)).or_default() += 1;
+        out.alerts.push(alert);
+        if let Some(storm) = decision.storm {
+            *out.stats.alerts.entry((storm.detector.clone(), storm.severity)).or_default() += 1;
+            out.alerts.push(storm);
+        }
+        if let Some(action) = decision.action {
+            *out.stats.actions.entry((action.action, action.mode)).or_default() += 1;
+            out.actions.push(action);
+        }
+    }
+
+    /// Moves the event-time watermark and runs idle eviction once per `SWEEP_EVERY` of it.
+    /// The watermark moves in steps of a second at least: workers share its cache line, and
+    /// a write per event would make them take turns on it.
+    fn advance_watermark(&self, t: Millis, out: &mut Outputs) {
+        if t < self.watermark.load(Ordering::Relaxed).saturating_add(SECOND) {
+            return;
+        }
+        let watermark = self.watermark.fetch_max(t, Ordering::Relaxed).max(t);
+        let due = self.next_sweep.load(Ordering::Relaxed);
+        if watermark >= due
+            && self
+                .next_sweep
+                .compare_exchange(due, watermark + SWEEP_EVERY, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            out.stats.evictions += self.store.evict(watermark) as u64;
+            self.lifecycle.forget_before(watermark.saturating_sub(FACT_TTL));
+        }
+    }
+}
+
+/// Who answers for an identity, as alerts name it and offboarding is checked: the
+/// inventory's owner, else the one its events report.
+fn owner<'a>(entry: Option<&'a Entry>, identity: &'a Identity) -> Option<&'a str> {
+    entry.and_then(|e| e.owner.as_deref()).or(identity.owner.as_deref())
+}
+
+/// A principal's lane is sticky towards safety: once any event shows it as human it stays
+/// human (an IAM user seen at the console is not auto-revoked when it uses its CLI key),
+/// and `unknown` gives way to whatever a later event establishes.
+fn reconcile(current: PrincipalType, seen: PrincipalType) -> PrincipalType {
+    match (current, seen) {
+        (PrincipalType::Human, _) | (_, PrincipalType::Human) => PrincipalType::Human,
+        (PrincipalType::Unknown, seen) => seen,
+        (current, _) => current,
+    }
+}
+
+fn normalized(ev: &AuditEvent<'_>, lane: PrincipalType) -> Normalized {
+    let mut ev = ev.clone();
+    ev.principal.kind = lane;
+    Normalized {
+        lane,
+        principal_id: ev.principal.id.to_string(),
+        json: serde_json::to_vec(&ev).expect("events serialize"),
+    }
+}
+
+fn bump(s: Severity) -> Severity {
+    match s {
+        Severity::Info => Severity::Low,
+        Severity::Low => Severity::Medium,
+        Severity::Medium => Severity::High,
+        Severity::High | Severity::Critical => Severity::Critical,
+    }
+}
+
+fn dead_letter(e: DecodeError, bytes: &[u8], origin: Origin<'_>, out: &mut Outputs) {
+    out.stats.dead_letters[e.reason.index()] += 1;
+    out.dead_letters.push(DeadLetter {
+        reason: e.reason,
+        detail: e.detail,
+        record: e.record,
+        source: origin.source.to_string(),
+        partition: origin.partition,
+        offset: origin.offset,
+        bytes: bytes.to_vec(),
+    });
+}

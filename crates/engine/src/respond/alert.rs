@@ -1,0 +1,99 @@
+//! What nhid emits: alerts for SOC teams (`schemas/alert.schema.json`) and revocation
+//! requests for the revocation service (`schemas/action.schema.json`).
+
+use serde::{Deserialize, Serialize};
+
+use nhid_model::event::PrincipalType;
+use nhid_model::string_enum;
+use nhid_model::time::{Millis, serde_rfc3339};
+use nhid_model::vocab::{ActionKind, Severity};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// UUIDv5 of detector, principal and aligned window: the same finding over the same
+    /// events has the same id in `replay`, in `run`, and after a crash and restart.
+    pub alert_id: String,
+    /// Event time of the event that triggered the alert.
+    #[serde(with = "serde_rfc3339")]
+    pub time: Millis,
+    /// Detector instance id (file stem in `detectors/`).
+    pub detector: String,
+    /// Detector kind (`rate_spike`, ...), `action_storm` from the response circuit breaker, or
+    /// `response_failed` when the revocation service reports an action failed.
+    pub kind: String,
+    pub severity: Severity,
+    pub principal: AlertPrincipal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<String>,
+    pub actor: AlertActor,
+    /// Ids of the triggering events, at most [`MAX_EVENT_IDS`].
+    pub event_ids: Vec<String>,
+    /// Observed against expected numbers, named per kind (`observed`, `baseline_mean`, ...).
+    pub evidence: serde_json::Map<String, serde_json::Value>,
+    /// One plain sentence for the analyst.
+    pub summary: String,
+    /// Repeats of this finding (same principal and detector) suppressed since the previous alert.
+    pub suppressed_repeats: u64,
+    /// MITRE ATT&CK technique ids and OWASP Non-Human Identity Top 10 entries.
+    pub references: Vec<String>,
+}
+
+pub const MAX_EVENT_IDS: usize = 16;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertPrincipal {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: PrincipalType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertActor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegating_user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+}
+
+string_enum! {
+    /// `enforce`: the revocation service acts; `dry_run`: it records what it would have done.
+    Mode {
+        Enforce => "enforce",
+        DryRun => "dry_run",
+    }
+}
+
+impl Default for Mode {
+    fn default() -> Self {
+        Mode::DryRun
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    /// UUIDv5 of the alert id and the action: the revocation service's idempotency key.
+    pub action_id: String,
+    pub alert_id: String,
+    pub action: ActionKind,
+    pub target: ActionTarget,
+    pub mode: Mode,
+    /// Why, in one sentence (the alert summary plus the policy decision).
+    pub reason: String,
+    #[serde(with = "serde_rfc3339")]
+    pub time: Millis,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActionTarget {
+    pub principal_id: String,
+    #[serde(rename = "principal_type")]
+    pub principal_kind: PrincipalType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+}

@@ -1,0 +1,447 @@
+//! The response policy. Guardrails are the product, not an option: an attacker who can
+//! forge audit events must not be able to turn nhid into a mass-revocation weapon.
+//!
+//! In order: nothing for humans or principals not provably machines; nothing for
+//! protected principals; below `min_severity` only the alert; inventory `auto_revoke =
+//! false` turns revocations into owner notices; the narrowest action the event allows;
+//! one action per identity per cooldown; a global rate limit whose breach trips a circuit
+//! breaker, announced by one `action_storm` alert, that blocks every action for a while.
+
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::alert::{Action, ActionTarget, Alert, AlertActor, AlertPrincipal, Mode};
+use crate::inventory::Entry;
+use nhid_model::event::{AuditEvent, CredentialKind, PrincipalType};
+use nhid_model::string_enum;
+use nhid_model::time::{MINUTE, Millis, SECOND, format_rfc3339};
+use nhid_model::vocab::Response;
+use nhid_model::vocab::{ActionKind, Severity};
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseConfig {
+    /// `dry_run` (default) emits actions marked as such; the revocation service only logs them.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Alerts below this severity never cause an action.
+    #[serde(default = "default_min_severity")]
+    pub min_severity: Severity,
+    /// At most one automatic action per identity per this many seconds of event time.
+    #[serde(default = "default_identity_cooldown_secs")]
+    pub identity_cooldown_secs: u64,
+    /// Global ceiling on automatic actions per minute of event time.
+    #[serde(default = "default_max_actions_per_minute")]
+    pub max_actions_per_minute: u32,
+    /// How long the circuit breaker blocks every action once the ceiling is breached.
+    #[serde(default = "default_breaker_cooldown_secs")]
+    pub breaker_cooldown_secs: u64,
+}
+
+fn default_min_severity() -> Severity {
+    Severity::Medium
+}
+fn default_identity_cooldown_secs() -> u64 {
+    3_600
+}
+fn default_max_actions_per_minute() -> u32 {
+    20
+}
+fn default_breaker_cooldown_secs() -> u64 {
+    900
+}
+
+impl Default for ResponseConfig {
+    fn default() -> Self {
+        ResponseConfig {
+            mode: Mode::default(),
+            min_severity: default_min_severity(),
+            identity_cooldown_secs: default_identity_cooldown_secs(),
+            max_actions_per_minute: default_max_actions_per_minute(),
+            breaker_cooldown_secs: default_breaker_cooldown_secs(),
+        }
+    }
+}
+
+/// Kind and severity of the alert for a tripped circuit breaker (a metric series from the start).
+pub const ACTION_STORM: (&str, Severity) = ("action_storm", Severity::Critical);
+
+/// Where `action_storm` alerts say they come from: the policy, as there is no detector file.
+pub const RESPONSE_POLICY: &str = "response_policy";
+
+string_enum! {
+    /// Why an action was not taken. Bounded: it is a metric label.
+    Block {
+        Human => "human",
+        NotMachine => "not_machine",
+        Protected => "protected",
+        BelowMinSeverity => "below_min_severity",
+        AutoRevokeDisabled => "auto_revoke_disabled",
+        IdentityCooldown => "identity_cooldown",
+        RateLimited => "rate_limited",
+        CircuitOpen => "circuit_open",
+    }
+}
+
+/// What the policy decided for one alert.
+#[derive(Debug, Default)]
+pub struct Decision {
+    pub action: Option<Action>,
+    /// Guardrails that stopped or narrowed the requested action.
+    pub blocks: Vec<Block>,
+    /// Set when this decision tripped the circuit breaker.
+    pub storm: Option<Alert>,
+}
+
+pub struct Policy {
+    config: ResponseConfig,
+    limiter: Mutex<Limiter>,
+}
+
+/// Token bucket in event time, shared by all workers.
+#[derive(Debug)]
+struct Limiter {
+    tokens: f64,
+    last: Millis,
+    open_until: Option<Millis>,
+}
+
+impl Policy {
+    pub fn new(config: ResponseConfig) -> Self {
+        let tokens = f64::from(config.max_actions_per_minute);
+        Policy { config, limiter: Mutex::new(Limiter { tokens, last: Millis::MIN, open_until: None }) }
+    }
+
+    /// Decides the action for `alert`, which asked for `requested`. `last_action` is the
+    /// identity's cooldown mark, updated when an action is taken.
+    pub fn decide(
+        &self,
+        alert: &Alert,
+        requested: Response,
+        ev: &AuditEvent<'_>,
+        entry: Option<&Entry>,
+        last_action: &mut Option<Millis>,
+    ) -> Decision {
+        let mut d = Decision::default();
+        if requested == Response::None {
+            return d;
+        }
+        let kind = alert.principal.kind;
+        let block = if kind == PrincipalType::Human {
+            Some(Block::Human)
+        } else if !kind.is_machine() {
+            Some(Block::NotMachine)
+        } else if entry.is_some_and(|e| e.protected) {
+            Some(Block::Protected)
+        } else if alert.severity < self.config.min_severity {
+            Some(Block::BelowMinSeverity)
+        } else {
+            None
+        };
+        if let Some(b) = block {
+            d.blocks.push(b);
+            return d;
+        }
+        let (mut action, target) = narrowest(requested, ev, alert);
+        if action != ActionKind::NotifyOwner && entry.is_some_and(|e| e.auto_revoke == Some(false)) {
+            d.blocks.push(Block::AutoRevokeDisabled);
+            action = ActionKind::NotifyOwner;
+        }
+        let t = alert.time;
+        let cooldown = self.config.identity_cooldown_secs as Millis * SECOND;
+        // The cooldown guards against repeated containment; an owner notice neither waits for it
+        // nor starts it, so a notice from a mild finding never delays the revocation a later,
+        // severe finding on the same identity asks for.
+        let contains = action != ActionKind::NotifyOwner;
+        if contains && last_action.is_some_and(|last| t >= last && t - last < cooldown) {
+            d.blocks.push(Block::IdentityCooldown);
+            return d;
+        }
+        match self.admit(t) {
+            Admit::Yes => {}
+            Admit::Open => {
+                d.blocks.push(Block::CircuitOpen);
+                return d;
+            }
+            Admit::Tripped { open_until } => {
+                d.blocks.push(Block::RateLimited);
+                d.storm = Some(self.storm_alert(alert, open_until));
+                return d;
+            }
+        }
+        if contains {
+            *last_action = Some(t);
+        }
+        let reason = format!("{} Policy: {} ({}).", alert.summary, action.as_str(), self.config.mode.as_str());
+        d.action = Some(Action {
+            action_id: super::action_id(&alert.alert_id, action, &target),
+            alert_id: alert.alert_id.clone(),
+            action,
+            target,
+            mode: self.config.mode,
+            reason,
+            time: t,
+        });
+        d
+    }
+
+    fn admit(&self, t: Millis) -> Admit {
+        // A poisoned lock only means another worker panicked mid-update of three numbers;
+        // the bucket is still usable.
+        let mut l = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
+        let max = f64::from(self.config.max_actions_per_minute);
+        if t > l.last {
+            if l.last != Millis::MIN {
+                l.tokens = (l.tokens + (t - l.last) as f64 * max / MINUTE as f64).min(max);
+            }
+            l.last = t;
+        }
+        if let Some(until) = l.open_until {
+            if t < until {
+                return Admit::Open;
+            }
+            l.open_until = None;
+        }
+        if l.tokens >= 1.0 {
+            l.tokens -= 1.0;
+            Admit::Yes
+        } else {
+            let until = t + self.config.breaker_cooldown_secs as Millis * SECOND;
+            l.open_until = Some(until);
+            Admit::Tripped { open_until: until }
+        }
+    }
+
+    fn storm_alert(&self, trigger: &Alert, open_until: Millis) -> Alert {
+        let window = trigger.time.div_euclid(MINUTE);
+        let max = self.config.max_actions_per_minute;
+        Alert {
+            alert_id: super::alert_id(RESPONSE_POLICY, "*", window),
+            time: trigger.time,
+            detector: RESPONSE_POLICY.into(),
+            kind: ACTION_STORM.0.into(),
+            severity: ACTION_STORM.1,
+            principal: trigger.principal.clone(),
+            credential_id: trigger.credential_id.clone(),
+            actor: AlertActor::default(),
+            event_ids: trigger.event_ids.clone(),
+            evidence: crate::evidence! {
+                "max_actions_per_minute" => max,
+                "blocked_until" => format_rfc3339(open_until),
+                "triggering_alert_id" => trigger.alert_id,
+            },
+            summary: format!(
+                "More than {max} automatic actions per minute were requested; the circuit breaker blocks all automatic actions until {}.",
+                format_rfc3339(open_until)
+            ),
+            suppressed_repeats: 0,
+            references: vec!["T1531".into(), "OWASP-NHI5".into()],
+        }
+    }
+}
+
+enum Admit {
+    Yes,
+    Open,
+    Tripped { open_until: Millis },
+}
+
+/// The narrowest action that contains the finding, given what the event names: a
+/// session-scoped token is cut with its session, a key with itself, and the whole
+/// principal only when nothing narrower is named. Never wider than requested: without a
+/// session or credential to cut, the owner is told instead.
+fn narrowest(requested: Response, ev: &AuditEvent<'_>, alert: &Alert) -> (ActionKind, ActionTarget) {
+    let session = ev.actor.session_id.as_deref();
+    let credential = ev.credential.id.as_deref();
+    let session_scoped = matches!(
+        ev.credential.kind,
+        CredentialKind::ShortLivedToken | CredentialKind::Session | CredentialKind::OauthAccessToken
+    );
+    let kind = match requested {
+        Response::None | Response::NotifyOwner => ActionKind::NotifyOwner,
+        Response::RotateSecret if credential.is_some() => ActionKind::RotateSecret,
+        Response::RotateSecret => ActionKind::NotifyOwner,
+        Response::RevokeSession | Response::RevokeCredential | Response::DisablePrincipal => {
+            if session.is_some() && (session_scoped || credential.is_none() || requested == Response::RevokeSession) {
+                ActionKind::RevokeSession
+            } else if credential.is_some() && requested != Response::RevokeSession {
+                ActionKind::RevokeCredential
+            } else if requested == Response::DisablePrincipal {
+                ActionKind::DisablePrincipal
+            } else {
+                ActionKind::NotifyOwner
+            }
+        }
+    };
+    let target = ActionTarget {
+        principal_id: alert.principal.id.clone(),
+        principal_kind: alert.principal.kind,
+        credential_id: credential.map(str::to_owned),
+        session_id: session.map(str::to_owned),
+    };
+    (kind, target)
+}
+
+/// The principal part of an alert, for tests and the pipeline.
+pub fn alert_principal(id: &str, kind: PrincipalType, owner: Option<&str>) -> AlertPrincipal {
+    AlertPrincipal { id: id.to_string(), kind, owner: owner.map(str::to_string) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nhid_model::event::{Actor, Credential, Outcome, Principal, Source, SourceFormat};
+    use std::borrow::Cow;
+
+    fn event(kind: PrincipalType, credential: CredentialKind, session: Option<&'static str>) -> AuditEvent<'static> {
+        AuditEvent {
+            id: "e".into(),
+            time: 0,
+            principal: Principal { id: "p".into(), kind, name: None, owner: None, tenant: None },
+            credential: Credential { id: Some("cred-1".into()), kind: credential, issued_at: None, expires_at: None },
+            actor: Actor { delegating_user: None, agent_id: None, session_id: session.map(Cow::Borrowed) },
+            action: "s3:GetObject".into(),
+            service: "s3".into(),
+            resource: None,
+            outcome: Outcome::Success,
+            source: Source::default(),
+            bytes_out: None,
+            source_format: SourceFormat::Native,
+        }
+    }
+
+    fn alert(kind: PrincipalType, time: Millis, severity: Severity) -> Alert {
+        Alert {
+            alert_id: super::super::alert_id("d", "p", time),
+            time,
+            detector: "d".into(),
+            kind: "rate_spike".into(),
+            severity,
+            principal: alert_principal("p", kind, None),
+            credential_id: Some("cred-1".into()),
+            actor: AlertActor::default(),
+            event_ids: vec!["e".into()],
+            evidence: Default::default(),
+            summary: "s.".into(),
+            suppressed_repeats: 0,
+            references: vec![],
+        }
+    }
+
+    fn entry(protected: bool, auto_revoke: Option<bool>) -> Entry {
+        Entry { pattern: "p".into(), kind: None, owner: None, criticality: None, protected, auto_revoke }
+    }
+
+    fn decide(p: &Policy, kind: PrincipalType, ev: &AuditEvent<'_>, entry: Option<&Entry>, t: Millis) -> Decision {
+        p.decide(&alert(kind, t, Severity::High), Response::RevokeCredential, ev, entry, &mut None)
+    }
+
+    #[test]
+    fn humans_and_unknown_principals_are_never_acted_on() {
+        let p = Policy::new(ResponseConfig::default());
+        let ev = event(PrincipalType::Human, CredentialKind::StaticKey, None);
+        let d = decide(&p, PrincipalType::Human, &ev, None, 0);
+        assert!(d.action.is_none());
+        assert_eq!(d.blocks, vec![Block::Human]);
+        let d = decide(&p, PrincipalType::Unknown, &ev, None, 0);
+        assert_eq!(d.blocks, vec![Block::NotMachine]);
+    }
+
+    #[test]
+    fn protected_principals_are_never_acted_on_and_auto_revoke_false_only_notifies() {
+        let p = Policy::new(ResponseConfig::default());
+        let ev = event(PrincipalType::ServiceAccount, CredentialKind::StaticKey, None);
+        let d = decide(&p, PrincipalType::ServiceAccount, &ev, Some(&entry(true, None)), 0);
+        assert!(d.action.is_none() && d.blocks == vec![Block::Protected]);
+        let d = decide(&p, PrincipalType::ServiceAccount, &ev, Some(&entry(false, Some(false))), 0);
+        assert_eq!(d.action.unwrap().action, ActionKind::NotifyOwner);
+        assert_eq!(d.blocks, vec![Block::AutoRevokeDisabled]);
+    }
+
+    #[test]
+    fn the_narrowest_action_is_chosen_and_never_a_wider_one() {
+        let a = alert(PrincipalType::AiAgent, 0, Severity::High);
+        let agent = event(PrincipalType::AiAgent, CredentialKind::ShortLivedToken, Some("sess-9"));
+        assert_eq!(narrowest(Response::RevokeCredential, &agent, &a).0, ActionKind::RevokeSession);
+        assert_eq!(narrowest(Response::DisablePrincipal, &agent, &a).0, ActionKind::RevokeSession);
+        let key = event(PrincipalType::ApiKey, CredentialKind::StaticKey, None);
+        assert_eq!(narrowest(Response::RevokeCredential, &key, &a).0, ActionKind::RevokeCredential);
+        assert_eq!(narrowest(Response::DisablePrincipal, &key, &a).0, ActionKind::RevokeCredential);
+        // A session cut was asked for but the event names none: tell the owner, do not cut the key.
+        assert_eq!(narrowest(Response::RevokeSession, &key, &a).0, ActionKind::NotifyOwner);
+        let mut bare = key.clone();
+        bare.credential.id = None;
+        assert_eq!(narrowest(Response::RevokeCredential, &bare, &a).0, ActionKind::NotifyOwner);
+        assert_eq!(narrowest(Response::DisablePrincipal, &bare, &a).0, ActionKind::DisablePrincipal);
+        assert_eq!(narrowest(Response::RotateSecret, &key, &a).0, ActionKind::RotateSecret);
+    }
+
+    #[test]
+    fn one_action_per_identity_per_cooldown() {
+        let p = Policy::new(ResponseConfig::default());
+        let ev = event(PrincipalType::ServiceAccount, CredentialKind::StaticKey, None);
+        let mut last = None;
+        let a = |t| alert(PrincipalType::ServiceAccount, t, Severity::High);
+        assert!(p.decide(&a(0), Response::RevokeCredential, &ev, None, &mut last).action.is_some());
+        let d = p.decide(&a(60_000), Response::RevokeCredential, &ev, None, &mut last);
+        assert_eq!(d.blocks, vec![Block::IdentityCooldown]);
+        assert!(p.decide(&a(3_600_000), Response::RevokeCredential, &ev, None, &mut last).action.is_some());
+    }
+
+    #[test]
+    fn an_owner_notice_does_not_delay_a_later_revocation() {
+        let p = Policy::new(ResponseConfig::default());
+        let ev = event(PrincipalType::ServiceAccount, CredentialKind::StaticKey, None);
+        let mut last = None;
+        let a = |t| alert(PrincipalType::ServiceAccount, t, Severity::High);
+        let notice = p.decide(&a(0), Response::NotifyOwner, &ev, None, &mut last);
+        assert_eq!(notice.action.unwrap().action, ActionKind::NotifyOwner);
+        let cut = p.decide(&a(20_000), Response::RevokeCredential, &ev, None, &mut last);
+        assert_eq!(cut.action.unwrap().action, ActionKind::RevokeCredential);
+        assert!(p.decide(&a(40_000), Response::NotifyOwner, &ev, None, &mut last).action.is_some());
+        assert_eq!(
+            p.decide(&a(60_000), Response::RevokeCredential, &ev, None, &mut last).blocks,
+            vec![Block::IdentityCooldown]
+        );
+    }
+
+    #[test]
+    fn a_flood_trips_the_breaker_once_and_blocks_until_it_closes() {
+        let config = ResponseConfig { max_actions_per_minute: 5, breaker_cooldown_secs: 600, ..Default::default() };
+        let p = Policy::new(config);
+        let ev = event(PrincipalType::ServiceAccount, CredentialKind::StaticKey, None);
+        let (mut taken, mut storms, mut open) = (0, 0, 0);
+        // 100 forged findings for 100 different identities within one second.
+        for i in 0..100 {
+            let d = p.decide(
+                &alert(PrincipalType::ServiceAccount, i * 10, Severity::High),
+                Response::RevokeCredential,
+                &ev,
+                None,
+                &mut None,
+            );
+            taken += usize::from(d.action.is_some());
+            storms += usize::from(d.storm.is_some());
+            open += usize::from(d.blocks == vec![Block::CircuitOpen]);
+        }
+        assert_eq!((taken, storms, open), (5, 1, 94));
+        // After the breaker's cooldown, actions flow again.
+        let later = alert(PrincipalType::ServiceAccount, 601_000, Severity::High);
+        assert!(p.decide(&later, Response::RevokeCredential, &ev, None, &mut None).action.is_some());
+    }
+
+    #[test]
+    fn below_min_severity_only_alerts() {
+        let p = Policy::new(ResponseConfig::default());
+        let ev = event(PrincipalType::ServiceAccount, CredentialKind::StaticKey, None);
+        let d = p.decide(
+            &alert(PrincipalType::ServiceAccount, 0, Severity::Low),
+            Response::RotateSecret,
+            &ev,
+            None,
+            &mut None,
+        );
+        assert_eq!(d.blocks, vec![Block::BelowMinSeverity]);
+    }
+}

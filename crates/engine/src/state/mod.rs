@@ -1,0 +1,626 @@
+//! Per-identity state: what each principal normally does, learned from its own events.
+//!
+//! A sharded concurrent map (dashmap) keyed by principal id; every update takes the
+//! event's own time. Memory is bounded: sets are capped, idle identities are evicted, and
+//! the number of tracked identities has a ceiling (the least recently seen go first).
+
+pub mod baseline;
+pub mod breadth;
+pub mod lifecycle;
+pub mod seasonal;
+pub mod sets;
+pub mod sources;
+
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::Xxh3Builder;
+
+use baseline::{Expectation, RateBaseline};
+use breadth::{Breadth, Reach};
+use nhid_model::event::{AuditEvent, CredentialKind, Outcome, PrincipalType};
+use nhid_model::time::{HOUR, MINUTE, Millis};
+use nhid_model::vocab::Severity;
+use sets::{Dim, Fingerprints, NetworkPrefix, fingerprint, network_of};
+use sources::Sources;
+
+/// Caps on the per-identity sets. Past a cap the set is marked overflowed.
+const MAX_ACTIONS: usize = 64;
+const MAX_SERVICES: usize = 16;
+const MAX_NETWORKS: usize = 16;
+const MAX_USER_AGENTS: usize = 8;
+const MAX_CREDENTIALS: usize = 4;
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Ceiling on tracked identities; past it the least recently seen are evicted.
+    #[serde(default = "default_max_identities")]
+    pub max_identities: usize,
+    /// An identity not seen for this long (event time) is forgotten.
+    #[serde(default = "default_idle_ttl_secs")]
+    pub idle_ttl_secs: u64,
+    /// How long each identity is learned before baseline-relative detectors may fire,
+    /// per principal type; `default` covers types not named.
+    #[serde(default)]
+    pub learning_secs: LearningSecs,
+}
+
+fn default_max_identities() -> usize {
+    1_000_000
+}
+
+fn default_idle_ttl_secs() -> u64 {
+    // Five weeks: a monthly job keeps its baseline, and a key that wakes after
+    // `dormant_reactivation`'s eight days is still judged by all it learned (its networks,
+    // scope and rate), not relearned as new. Past this, a tombstone keeps its last-seen time.
+    35 * 86_400
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            max_identities: default_max_identities(),
+            idle_ttl_secs: default_idle_ttl_secs(),
+            learning_secs: LearningSecs::default(),
+        }
+    }
+}
+
+// No `deny_unknown_fields`: serde does not support it beside `flatten` (it rejected every
+// per-type key); every key but `default` goes to `per_type`, whose key type rejects names
+// that are not principal types.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct LearningSecs {
+    /// One day: covers the daily cycle and a nightly batch once.
+    #[serde(default = "default_learning_secs")]
+    pub default: u64,
+    #[serde(default, flatten)]
+    pub per_type: std::collections::BTreeMap<PrincipalType, u64>,
+}
+
+fn default_learning_secs() -> u64 {
+    86_400
+}
+
+impl Default for LearningSecs {
+    fn default() -> Self {
+        LearningSecs { default: default_learning_secs(), per_type: Default::default() }
+    }
+}
+
+impl LearningSecs {
+    pub fn for_type(&self, kind: PrincipalType) -> Millis {
+        (*self.per_type.get(&kind).unwrap_or(&self.default) as Millis) * 1_000
+    }
+}
+
+/// Cold-start prior: events per minute a new identity of each type is assumed to make
+/// until its own minutes replace the guess.
+fn prior_rate(kind: PrincipalType) -> f32 {
+    match kind {
+        PrincipalType::Human => 1.0,
+        PrincipalType::AiAgent | PrincipalType::McpServer => 5.0,
+        PrincipalType::Unknown => 1.0,
+        _ => 2.0,
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CredentialState {
+    /// The credential's id (key id, token id or hash: an identifier, never the secret):
+    /// alerts and `/principals` name it. Compared as a string: at most a few per identity.
+    pub id: Box<str>,
+    pub kind: CredentialKind,
+    pub first_seen: Millis,
+    pub last_seen: Millis,
+    /// `Millis::MIN` when unknown: 8 bytes where `Option<Millis>` takes 16, on a struct every
+    /// identity holds one or two of. Read through [`CredentialState::issued_at`].
+    issued_at: Millis,
+    expires_at: Millis,
+}
+
+impl CredentialState {
+    pub fn issued_at(&self) -> Option<Millis> {
+        Some(self.issued_at).filter(|&t| t != Millis::MIN)
+    }
+
+    pub fn expires_at(&self) -> Option<Millis> {
+        Some(self.expires_at).filter(|&t| t != Millis::MIN)
+    }
+
+    /// Age at `t`: from issue when the events say, else from first use.
+    pub fn age_at(&self, t: Millis) -> Millis {
+        t - self.issued_at().unwrap_or(self.first_seen).min(self.first_seen)
+    }
+}
+
+/// Everything nhid keeps about one principal.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// Type after inventory override; decided when the identity is first seen.
+    pub kind: PrincipalType,
+    /// Index of the matching inventory entry, resolved once (globs are not matched per
+    /// event); `u32::MAX` when none (4 bytes where `Option<u32>` takes 8). Read through
+    /// [`Identity::inventory`].
+    inventory: u32,
+    pub first_seen: Millis,
+    pub last_seen: Millis,
+    pub rate: RateBaseline,
+    /// Calls and bytes out in the open UTC hour (the hour of `rate.minute`, the latest
+    /// minute seen), for absolute ceilings.
+    pub hour_count: u32,
+    pub hour_bytes_out: u64,
+    /// Actions, services, networks (/24 or /48) and user agents seen, each capped.
+    pub seen: Fingerprints,
+    /// Allocated exactly (a boxed slice: no capacity word, no growth slack).
+    pub credentials: Box<[CredentialState]>,
+    /// Distinct targets per window against the usual: lateral movement.
+    pub breadth: Breadth,
+    /// Where each credential was used from lately: copied credentials.
+    pub sources: Sources,
+    /// Per detector instance: the aggregation window of its last alert and the repeats
+    /// suppressed since. Indexed like the engine's detector list.
+    /// Empty until the identity's first finding.
+    pub alert_marks: Box<[AlertMark]>,
+    /// Event time of the last automatic action against this identity (per-identity
+    /// cooldown); `Millis::MIN` when none (8 bytes where `Option<Millis>` takes 16). Read
+    /// through [`Identity::last_action`].
+    last_action: Millis,
+    /// Owner as last reported by events (the inventory wins when it names one).
+    pub owner: Option<Box<str>>,
+    /// The input partition its events last came from ([`crate::Origin::home`]):
+    /// its state is released when that partition is revoked.
+    pub home: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AlertMark {
+    /// Aggregation window of the last alert.
+    pub window: Option<i64>,
+    /// Findings suppressed since that alert.
+    pub suppressed: u32,
+    /// The finding unit (minute, hour) last seen: more findings in it are the same finding.
+    pub unit: Option<i64>,
+    /// Event time and severity of the last alert: `/principals` shows it while it is open.
+    pub last: Option<(Millis, Severity)>,
+}
+
+/// Facts about one event against its identity's history, computed during the update and
+/// read by every detector: the state decides what is known, detectors decide what is odd.
+#[derive(Clone, Debug)]
+pub struct Observation<'e> {
+    pub kind: PrincipalType,
+    /// Past its learning period: baseline-relative detectors may fire.
+    pub learned: bool,
+    /// Events and denied/failed events so far in this minute, this one included.
+    pub minute_count: u32,
+    pub minute_denied: u32,
+    /// The baseline for this minute, as it stood before it.
+    pub expected: Expectation,
+    pub hour_count: u32,
+    pub hour_bytes_out: u64,
+    /// Novel values (only reported when the set has a stable baseline).
+    pub new_action: bool,
+    pub new_service: bool,
+    pub new_network: Option<NetworkPrefix<'e>>,
+    pub new_user_agent: bool,
+    pub known_actions: usize,
+    pub known_networks: usize,
+    /// Age of the credential (from issue, else from first sighting) and how long ago it expired.
+    pub credential_age: Option<Millis>,
+    pub expired_for: Option<Millis>,
+    /// From the control topics (filled in by the engine, which holds those facts): when the
+    /// credential was revoked and when the principal was retired, if at or before this event.
+    pub revoked_at: Option<Millis>,
+    pub retired_at: Option<Millis>,
+    /// The principal's owner (inventory, else events) and when it was offboarded, if at or before this event.
+    pub offboarded_owner: Option<(Box<str>, Millis)>,
+    /// Event time since the identity's previous event (0 on its first): how long it slept.
+    /// An identity evicted while idle leaves a tombstone, so its sleep is still known.
+    pub idle_for: Millis,
+    /// Distinct targets in the open window against the usual.
+    pub reach: Reach,
+    /// Distinct (network, user agent) pairs that used this event's credential within
+    /// [`sources::CONCURRENT`], and the most the identity usually has (see [`Sources`]).
+    pub concurrent_sources: u8,
+    pub source_peak: u8,
+    /// The identity's type before this event (an event can show a machine to be a person:
+    /// see the pipeline's `reconcile`); interactive sign-ins are judged against it.
+    pub prior_kind: PrincipalType,
+    /// Whether the inventory lists the principal; `None` when no inventory is loaded.
+    pub registered: Option<bool>,
+}
+
+impl Identity {
+    pub fn new(kind: PrincipalType, inventory: Option<u32>, time: Millis) -> Self {
+        Identity {
+            kind,
+            inventory: inventory.unwrap_or(u32::MAX),
+            first_seen: time,
+            last_seen: time,
+            rate: RateBaseline::new(time, prior_rate(kind)),
+            hour_count: 0,
+            hour_bytes_out: 0,
+            seen: Fingerprints::default(),
+            credentials: Box::default(),
+            breadth: Breadth::new(time),
+            sources: Sources::default(),
+            alert_marks: Box::default(),
+            last_action: Millis::MIN,
+            owner: None,
+            home: 0,
+        }
+    }
+
+    pub fn inventory(&self) -> Option<u32> {
+        Some(self.inventory).filter(|&i| i != u32::MAX)
+    }
+
+    pub fn last_action(&self) -> Option<Millis> {
+        Some(self.last_action).filter(|&t| t != Millis::MIN)
+    }
+
+    pub fn set_last_action(&mut self, t: Option<Millis>) {
+        self.last_action = t.unwrap_or(Millis::MIN);
+    }
+
+    /// Folds one event into the state and reports what it showed.
+    pub fn observe<'e>(&mut self, ev: &'e AuditEvent<'_>, learning_ms: Millis) -> Observation<'e> {
+        let t = ev.time;
+        let learned = t - self.first_seen >= learning_ms;
+        let mut expected = self.rate.expectation_without_seasonality(t);
+        // The open hour is the latest minute's: derived, not stored (8 bytes per identity).
+        let open_hour = self.rate.minute.div_euclid(HOUR / MINUTE);
+        self.rate.record(t, ev.outcome != Outcome::Success, !learned);
+        if self.rate.count as f32 > expected.mean {
+            expected.recurring = self.rate.peaks.recurring(t, self.first_seen);
+        }
+        let idle_for = (t - self.last_seen).max(0);
+        self.last_seen = self.last_seen.max(t);
+
+        let hour = t.div_euclid(HOUR);
+        if hour > open_hour {
+            self.hour_count = 0;
+            self.hour_bytes_out = 0;
+        }
+        self.hour_count = self.hour_count.saturating_add(1);
+        self.hour_bytes_out = self.hour_bytes_out.saturating_add(ev.bytes_out.unwrap_or(0));
+
+        // Novelty counts only where the set has a stable baseline: learned, and never full.
+        let seen = &mut self.seen;
+        let mut novel = |d: Dim, fp: u32, cap: usize| seen.insert(d, fp, cap) && learned && !seen.overflowed(d);
+        let (action_fp, service_fp) = (fingerprint(&ev.action), fingerprint(&ev.service));
+        let new_action = novel(Dim::Action, action_fp, MAX_ACTIONS);
+        let new_service = novel(Dim::Service, service_fp, MAX_SERVICES);
+        let network = ev.source.ip.as_deref().and_then(network_of);
+        let network_fp = network.as_ref().map(|(fp, _)| *fp);
+        let new_network = match network {
+            Some((fp, prefix)) => novel(Dim::Network, fp, MAX_NETWORKS).then_some(prefix),
+            None => None,
+        };
+        let ua_fp = ev.source.user_agent.as_deref().map(fingerprint);
+        let new_user_agent = match ua_fp {
+            Some(fp) => novel(Dim::UserAgent, fp, MAX_USER_AGENTS),
+            None => false,
+        };
+
+        // A target is a resource, or where an event names none, the action (which names its
+        // service): distinct targets across services are distinct trust zones too.
+        let target = ev.resource.as_deref().map_or(action_fp, fingerprint) ^ service_fp.rotate_left(7);
+        let reach = self.breadth.record(t, target, !learned, self.first_seen);
+        let (concurrent_sources, source_peak) = match (ev.credential.id.as_deref(), &network_fp, &ua_fp) {
+            (Some(c), Some(net), Some(ua)) => {
+                self.sources.record(fingerprint(c), net ^ ua.rotate_left(11), t, !learned)
+            }
+            _ => (0, u8::MAX),
+        };
+
+        let (credential_age, expired_for) = self.observe_credential(ev);
+        if self.owner.is_none()
+            && let Some(owner) = ev.principal.owner.as_deref()
+        {
+            self.owner = Some(owner.into());
+        }
+
+        Observation {
+            kind: self.kind,
+            learned,
+            minute_count: self.rate.count,
+            minute_denied: self.rate.denied,
+            expected,
+            hour_count: self.hour_count,
+            hour_bytes_out: self.hour_bytes_out,
+            new_action,
+            new_service,
+            new_network,
+            new_user_agent,
+            known_actions: self.seen.len(Dim::Action),
+            known_networks: self.seen.len(Dim::Network),
+            credential_age,
+            expired_for,
+            revoked_at: None,
+            retired_at: None,
+            offboarded_owner: None,
+            idle_for,
+            reach,
+            concurrent_sources,
+            source_peak,
+            prior_kind: self.kind,
+            registered: None,
+        }
+    }
+
+    fn observe_credential(&mut self, ev: &AuditEvent<'_>) -> (Option<Millis>, Option<Millis>) {
+        let Some(id) = ev.credential.id.as_deref() else {
+            return (None, None);
+        };
+        let t = ev.time;
+        let c = &ev.credential;
+        let pos = match self.credentials.iter().position(|s| *s.id == *id) {
+            Some(i) => i,
+            None => {
+                // Keep the most recently used credentials; rotation retires the old ones.
+                let mut credentials = std::mem::take(&mut self.credentials).into_vec();
+                if credentials.len() >= MAX_CREDENTIALS {
+                    let oldest = (0..credentials.len()).min_by_key(|&i| credentials[i].last_seen).unwrap_or(0);
+                    credentials.swap_remove(oldest);
+                }
+                // Exact growth: most identities hold one or two credentials, and the
+                // default growth would reserve four.
+                credentials.reserve_exact(1);
+                credentials.push(CredentialState {
+                    id: id.into(),
+                    kind: c.kind,
+                    first_seen: t,
+                    last_seen: t,
+                    issued_at: Millis::MIN,
+                    expires_at: Millis::MIN,
+                });
+                self.credentials = credentials.into_boxed_slice();
+                self.credentials.len() - 1
+            }
+        };
+        let s = &mut self.credentials[pos];
+        s.last_seen = s.last_seen.max(t);
+        s.issued_at = c.issued_at.unwrap_or(s.issued_at);
+        s.expires_at = c.expires_at.unwrap_or(s.expires_at);
+        let expired_for = s.expires_at().map(|e| t - e).filter(|d| *d > 0);
+        (Some(s.age_at(t)), expired_for)
+    }
+}
+
+/// All tracked identities. Shared by the pipeline workers; each principal lives in one
+/// shard, and partitions keyed by principal mean workers rarely contend.
+pub struct StateStore {
+    map: DashMap<Box<str>, Identity, Xxh3Builder>,
+    /// When each identity evicted for idleness was last seen, by a hash of its id: 16 bytes
+    /// where the identity took a kilobyte, so that a key asleep for months and then used
+    /// again is known to have slept (`dormant_reactivation`).
+    tombstones: DashMap<u64, Millis, Xxh3Builder>,
+    config: StateConfig,
+}
+
+/// Tombstones older than this are forgotten: a principal back after half a year is treated
+/// as new (and is not the threat a week-old leak is).
+const TOMBSTONE_TTL: Millis = 180 * nhid_model::time::DAY;
+
+fn tombstone_key(id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
+}
+
+/// Shards of the identity map, at least. Walks over every identity (`/principals`, the
+/// identities gauge of `/metrics`, eviction) hold one shard's lock at a time, and a worker
+/// updating an identity in that shard waits. A `/principals` page walks 100,000 identities in
+/// about 30 ms; with dashmap's default (4 per core: 8 on two cores) a worker could wait about
+/// 37 ms at a million identities, with 32 about 9 ms. 128 shards cost measurable throughput
+/// with hot state (`cargo bench --bench pipeline -- pipeline/native_2`), 32 did not.
+const MIN_SHARDS: usize = 32;
+
+impl StateStore {
+    pub fn new(config: StateConfig) -> Self {
+        let shards =
+            MIN_SHARDS.max(4 * std::thread::available_parallelism().map_or(1, |n| n.get())).next_power_of_two();
+        StateStore {
+            map: DashMap::with_hasher_and_shard_amount(Xxh3Builder::new(), shards),
+            tombstones: DashMap::with_hasher(Xxh3Builder::new()),
+            config,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Runs `f` on the identity, creating it with `create` on first sight. An identity
+    /// evicted while idle comes back with the time it was last seen.
+    pub fn with_identity<R>(
+        &self,
+        id: &str,
+        create: impl FnOnce() -> Identity,
+        f: impl FnOnce(&mut Identity) -> R,
+    ) -> R {
+        if let Some(mut entry) = self.map.get_mut(id) {
+            return f(&mut entry);
+        }
+        let mut entry = self.map.entry(id.into()).or_insert_with(|| {
+            let mut identity = create();
+            if !self.tombstones.is_empty()
+                && let Some((_, last_seen)) = self.tombstones.remove(&tombstone_key(id))
+            {
+                identity.last_seen = identity.last_seen.min(last_seen);
+            }
+            identity
+        });
+        f(&mut entry)
+    }
+
+    pub fn get(&self, id: &str) -> Option<dashmap::mapref::one::Ref<'_, Box<str>, Identity>> {
+        self.map.get(id)
+    }
+
+    /// Forgets identities idle since before `now - idle_ttl`, then, if still above the
+    /// ceiling, the least recently seen down to 90 % of it (so eviction is not per insert).
+    /// Returns how many were evicted.
+    pub fn evict(&self, now: Millis) -> usize {
+        // Counted as removed, not as the change in length: other workers insert meanwhile
+        // (the length could grow across an eviction, and the difference underflow).
+        let mut evicted = 0;
+        let idle_before = now - (self.config.idle_ttl_secs as Millis) * 1_000;
+        self.map.retain(|k, v| {
+            let keep = v.last_seen >= idle_before;
+            if !keep {
+                evicted += 1;
+                self.tombstones.insert(tombstone_key(k), v.last_seen);
+            }
+            keep
+        });
+        self.tombstones.retain(|_, t| *t >= now - TOMBSTONE_TTL);
+        if self.tombstones.len() > self.config.max_identities {
+            let cutoff =
+                keep_newest(self.tombstones.iter().map(|e| *e.value()).collect(), self.config.max_identities / 2);
+            self.tombstones.retain(|_, t| *t >= cutoff);
+        }
+        if self.map.len() > self.config.max_identities {
+            let seen: Vec<Millis> = self.map.iter().map(|e| e.last_seen).collect();
+            let cutoff = keep_newest(seen, self.config.max_identities * 9 / 10);
+            self.map.retain(|k, v| {
+                let keep = v.last_seen >= cutoff;
+                if !keep {
+                    evicted += 1;
+                    self.tombstones.insert(tombstone_key(k), v.last_seen);
+                }
+                keep
+            });
+        }
+        evicted
+    }
+
+    /// Calls `f` with every tracked identity (shard by shard; no global lock).
+    pub fn for_each(&self, mut f: impl FnMut(&str, &Identity)) {
+        for entry in self.map.iter() {
+            f(entry.key(), entry.value());
+        }
+    }
+
+    /// Forgets the identities whose events came from the given partitions (revoked from
+    /// this consumer: their new owner rebuilds them); returns how many.
+    pub fn release(&self, homes: &std::collections::HashSet<u32>) -> usize {
+        // Counted as in `evict`: the length may change under other workers' inserts.
+        let mut released = 0;
+        self.map.retain(|_, v| {
+            let keep = !homes.contains(&v.home);
+            released += usize::from(!keep);
+            keep
+        });
+        released
+    }
+
+    /// Whether an eviction pass is due: above the ceiling. Idle expiry runs on the
+    /// pipeline's event-time schedule instead.
+    pub fn over_capacity(&self) -> bool {
+        self.map.len() > self.config.max_identities
+    }
+}
+
+/// The time from which the `keep` newest of `times` are at or after it (ties keep a few
+/// more): what a ceiling keeps when it drops the oldest. Linear, a selection, not a sort.
+fn keep_newest(mut times: Vec<Millis>, keep: usize) -> Millis {
+    match times.len().checked_sub(keep) {
+        Some(cut) if cut < times.len() => *times.select_nth_unstable(cut).1,
+        Some(_) => Millis::MAX,
+        // Another worker evicted meanwhile: fewer than `keep` remain, keep them all.
+        None => Millis::MIN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nhid_model::event::*;
+    use nhid_model::time::DAY;
+    use std::borrow::Cow;
+
+    pub(crate) fn event(t: Millis, action: &str, ip: &str) -> AuditEvent<'static> {
+        AuditEvent {
+            id: Cow::Owned(format!("e{t}")),
+            time: t,
+            principal: Principal {
+                id: "svc-a".into(),
+                kind: PrincipalType::ServiceAccount,
+                name: None,
+                owner: None,
+                tenant: None,
+            },
+            credential: Credential {
+                id: Some("AKIA1".into()),
+                kind: CredentialKind::StaticKey,
+                issued_at: None,
+                expires_at: None,
+            },
+            actor: Actor::default(),
+            action: action.to_string().into(),
+            service: action.split(':').next().unwrap_or("x").to_string().into(),
+            resource: None,
+            outcome: Outcome::Success,
+            source: Source {
+                ip: Some(ip.to_string().into()),
+                user_agent: Some("sdk/1".into()),
+                asn: None,
+                country: None,
+            },
+            bytes_out: None,
+            source_format: SourceFormat::Native,
+        }
+    }
+
+    #[test]
+    fn novelty_is_reported_only_after_learning() {
+        let mut id = Identity::new(PrincipalType::ServiceAccount, None, 0);
+        let (e1, e2, e3) = (
+            event(0, "s3:GetObject", "10.0.0.1"),
+            event(DAY + 1, "s3:GetObject", "10.0.0.2"),
+            event(DAY + 2, "iam:CreateUser", "185.220.101.7"),
+        );
+        let o = id.observe(&e1, DAY);
+        assert!(!o.learned && !o.new_action && o.new_network.is_none());
+        let o = id.observe(&e2, DAY);
+        assert!(o.learned && !o.new_action && o.new_network.is_none());
+        let o = id.observe(&e3, DAY);
+        assert!(o.new_action && o.new_service);
+        assert_eq!(o.new_network.unwrap().to_string(), "185.220.101.0/24");
+    }
+
+    #[test]
+    fn credential_age_and_expiry() {
+        let mut id = Identity::new(PrincipalType::Workload, None, 0);
+        let mut e = event(10 * HOUR, "s3:GetObject", "10.0.0.1");
+        e.credential = Credential {
+            id: Some("tok".into()),
+            kind: CredentialKind::ShortLivedToken,
+            issued_at: Some(9 * HOUR),
+            expires_at: Some(10 * HOUR - 1),
+        };
+        let o = id.observe(&e, DAY);
+        assert_eq!(o.credential_age, Some(HOUR));
+        assert_eq!(o.expired_for, Some(1));
+    }
+
+    #[test]
+    fn eviction_forgets_idle_identities_and_enforces_the_ceiling() {
+        let store = StateStore::new(StateConfig { max_identities: 100, idle_ttl_secs: 3_600, ..Default::default() });
+        for i in 0..150 {
+            let t = i as Millis * 1_000;
+            store.with_identity(&format!("p{i}"), || Identity::new(PrincipalType::ApiKey, None, t), |_| ());
+        }
+        assert!(store.over_capacity());
+        assert_eq!(store.evict(150_000), 60);
+        assert_eq!(store.len(), 90);
+        assert!(store.get("p149").is_some() && store.get("p0").is_none());
+        // Idle for over an hour: p60..p99 (last seen before 100 s) are forgotten.
+        assert_eq!(store.evict(3_700_000), 40);
+    }
+}

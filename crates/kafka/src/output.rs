@@ -1,0 +1,215 @@
+//! The producer side: alerts, actions, dead letters and lane copies go out through one
+//! idempotent producer, and each delivery report is credited to the input message that
+//! caused it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Message};
+
+use super::{KafkaConfig, Partition};
+use nhid_engine::Outputs;
+use nhid_engine::metrics::Metrics;
+use nhid_model::event::PrincipalType;
+
+/// Event (input message timestamp) to alert-acknowledged latency, in milliseconds.
+pub type Latency = hdrhistogram::Histogram<u64>;
+
+/// Which input message an output belongs to.
+pub(crate) struct Delivery {
+    partition: Arc<Partition>,
+    offset: i64,
+    /// The input message's timestamp, for alerts only: their latency is measured.
+    alert_of: Option<i64>,
+}
+
+struct Deliveries {
+    latency: Mutex<Latency>,
+    metrics: Arc<Metrics>,
+    fatal: Mutex<Option<String>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl ClientContext for Deliveries {
+    /// librdkafka's periodic statistics: outputs waiting for the broker.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.metrics.producer_queue.set(statistics.msg_cnt as i64);
+    }
+}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = Box<Delivery>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, d: Box<Delivery>) {
+        match result {
+            Ok(_) => {
+                d.partition.progress().acknowledged(d.offset);
+                if let Some(t) = d.alert_of {
+                    let ms = now_ms().saturating_sub(t).max(0) as u64;
+                    let _ = self.latency.lock().unwrap_or_else(PoisonError::into_inner).record(ms);
+                    self.metrics.event_to_alert.observe(ms as f64 / 1_000.0);
+                }
+            }
+            Err((e, m)) => self.fail(&d, &format!("delivery to {} failed: {e}", m.topic())),
+        }
+    }
+}
+
+impl Deliveries {
+    /// An output that will never be acknowledged: its input stays uncommitted, and the
+    /// runtime stops so that a restart reads it again (librdkafka has already retried it
+    /// for `message.timeout.ms`).
+    fn fail(&self, d: &Delivery, why: &str) {
+        d.partition.progress().failed(d.offset);
+        tracing::error!(
+            topic = %d.partition.topic,
+            partition = d.partition.partition,
+            offset = d.offset,
+            "{why}; stopping without committing past it"
+        );
+        self.fatal.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(|| why.to_string());
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+pub(crate) struct Sender {
+    producer: ThreadedProducer<Deliveries>,
+    alerts_topic: String,
+    actions_topic: String,
+    dead_letter_topic: String,
+    /// Topic of each principal type's lane copy, if any.
+    lanes: [Option<String>; PrincipalType::ALL.len()],
+    /// Past this instant a full queue is no longer waited on (shutdown or revocation grace).
+    give_up_at: Mutex<Option<Instant>>,
+}
+
+impl Sender {
+    pub(crate) fn new(cfg: &KafkaConfig, stop: Arc<AtomicBool>, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let context = Deliveries { latency: Mutex::new(new_latency()), metrics, fatal: Mutex::default(), stop };
+        let producer = cfg
+            .client(&[("linger.ms", "5"), ("statistics.interval.ms", "5000")])
+            .set("enable.idempotence", "true")
+            .create_with_context(context)
+            .context("creating the Kafka producer")?;
+        let lanes = std::array::from_fn(|i| {
+            let kind = PrincipalType::ALL[i];
+            cfg.lanes.get(kind.as_str()).or(kind.is_machine().then(|| cfg.lanes.get("machine")).flatten()).cloned()
+        });
+        Ok(Sender {
+            producer,
+            alerts_topic: cfg.alerts_topic.clone(),
+            actions_topic: cfg.actions_topic.clone(),
+            dead_letter_topic: cfg.dead_letter_topic.clone(),
+            lanes,
+            give_up_at: Mutex::default(),
+        })
+    }
+
+    /// How many messages [`Sender::send_all`] will send for these outputs.
+    pub(crate) fn count(&self, out: &Outputs) -> u32 {
+        let lanes = out.normalized.iter().filter(|n| self.lanes[n.lane.index()].is_some()).count();
+        (out.alerts.len() + out.actions.len() + out.dead_letters.len() + lanes) as u32
+    }
+
+    /// Sends (and clears) the outputs of the input message at `offset`.
+    pub(crate) fn send_all(&self, out: &mut Outputs, p: &Arc<Partition>, offset: i64, timestamp: Option<i64>) {
+        let delivery = |alert_of| Box::new(Delivery { partition: p.clone(), offset, alert_of });
+        for alert in out.alerts.drain(..) {
+            let json = serde_json::to_vec(&alert).expect("alerts serialize");
+            self.send(&self.alerts_topic, Some(&alert.principal.id), &json, None, delivery(timestamp));
+        }
+        for action in out.actions.drain(..) {
+            let json = serde_json::to_vec(&action).expect("actions serialize");
+            self.send(&self.actions_topic, Some(&action.target.principal_id), &json, None, delivery(None));
+        }
+        for dl in out.dead_letters.drain(..) {
+            let partition = dl.partition.to_string();
+            let offset = dl.offset.to_string();
+            let record = dl.record.map(|r| r.to_string());
+            let mut headers = OwnedHeaders::new()
+                .insert(Header { key: "nhid-reason", value: Some(dl.reason.as_str()) })
+                .insert(Header { key: "nhid-detail", value: Some(&dl.detail) })
+                .insert(Header { key: "nhid-source-topic", value: Some(&dl.source) })
+                .insert(Header { key: "nhid-source-partition", value: Some(&partition) })
+                .insert(Header { key: "nhid-source-offset", value: Some(&offset) });
+            if let Some(r) = &record {
+                headers = headers.insert(Header { key: "nhid-record", value: Some(r) });
+            }
+            self.send(&self.dead_letter_topic, None, &dl.bytes, Some(headers), delivery(None));
+        }
+        for n in out.normalized.drain(..) {
+            if let Some(topic) = &self.lanes[n.lane.index()] {
+                self.send(topic, Some(&n.principal_id), &n.json, None, delivery(None));
+            }
+        }
+    }
+
+    /// Enqueues one message; a full queue is back-pressure: wait for room, never drop.
+    fn send(&self, topic: &str, key: Option<&str>, payload: &[u8], headers: Option<OwnedHeaders>, d: Box<Delivery>) {
+        let mut record = BaseRecord::with_opaque_to(topic, d).payload(payload);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        if let Some(h) = headers {
+            record = record.headers(h);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    let give_up = *self.give_up_at.lock().unwrap_or_else(PoisonError::into_inner);
+                    if give_up.is_some_and(|t| Instant::now() >= t) {
+                        self.producer
+                            .context()
+                            .fail(&r.delivery_opaque, "the producer queue stayed full past the grace period");
+                        return;
+                    }
+                    record = r;
+                    thread::sleep(Duration::from_millis(1));
+                }
+                Err((e, r)) => {
+                    self.producer.context().fail(&r.delivery_opaque, &format!("producing to {topic} failed: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// From `deadline` on (until cleared with `None`), a full queue is no longer waited on:
+    /// a drain must end even when the broker is gone.
+    pub(crate) fn give_up_at(&self, deadline: Option<Instant>) {
+        *self.give_up_at.lock().unwrap_or_else(PoisonError::into_inner) = deadline;
+    }
+
+    /// Waits until every output is acknowledged, or until `deadline`.
+    pub(crate) fn flush(&self, deadline: Instant) -> anyhow::Result<()> {
+        let result = self.producer.flush(deadline.saturating_duration_since(Instant::now()));
+        result.with_context(|| format!("{} outputs unacknowledged", self.producer.in_flight_count()))
+    }
+
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.producer.in_flight_count().max(0) as u64
+    }
+
+    pub(crate) fn latency(&self) -> Latency {
+        self.producer.context().latency.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub(crate) fn fatal(&self) -> Option<String> {
+        self.producer.context().fatal.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+fn new_latency() -> Latency {
+    Latency::new_with_bounds(1, 3_600_000, 3).expect("valid histogram bounds")
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,192 @@
+//! The canonical audit event every decoder produces (`schemas/audit-event.schema.json`).
+//!
+//! Strings borrow from the input buffer where the JSON allows it (`Cow`), so the hot
+//! path allocates only for strings that carry escapes.
+
+use std::borrow::Cow;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::string_enum;
+use crate::time::{Millis, serde_rfc3339};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent<'a> {
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(with = "serde_rfc3339")]
+    pub time: Millis,
+    #[serde(borrow)]
+    pub principal: Principal<'a>,
+    #[serde(borrow, default)]
+    pub credential: Credential<'a>,
+    #[serde(borrow, default)]
+    pub actor: Actor<'a>,
+    #[serde(borrow)]
+    pub action: Cow<'a, str>,
+    /// Downstream system or trust zone the call went to (`s3`, `github`, a tool server).
+    #[serde(borrow)]
+    pub service: Cow<'a, str>,
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    pub resource: Option<Cow<'a, str>>,
+    pub outcome: Outcome,
+    #[serde(borrow, default)]
+    pub source: Source<'a>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_out: Option<u64>,
+    #[serde(default)]
+    pub source_format: SourceFormat,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Principal<'a> {
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(rename = "type")]
+    pub kind: PrincipalType,
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<Cow<'a, str>>,
+}
+
+/// Never a secret value: only the credential's identifier (an access key id, a token id, a hash).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Credential<'a> {
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub kind: CredentialKind,
+    #[serde(default, with = "serde_rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<Millis>,
+    #[serde(default, with = "serde_rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Millis>,
+}
+
+/// The attribution triad: who delegated, which agent acted, in which session.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Actor<'a> {
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    pub delegating_user: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Source<'a> {
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    pub country: Option<Cow<'a, str>>,
+}
+
+/// `Option<Cow<str>>` that borrows from the input when it can. serde's own `Option<Cow>`
+/// always copies, which would cost an allocation per optional string per event. Any
+/// other type is an error (decoders dead-letter it as `wrong_type`).
+pub fn borrowed_opt<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v)))
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(V)
+        }
+    }
+    d.deserialize_option(V)
+}
+
+string_enum! {
+    /// Who acts. Classification comes from the platform's own fields; the inventory can override it.
+    PrincipalType {
+        Human => "human",
+        ServiceAccount => "service_account",
+        ApiKey => "api_key",
+        OauthClient => "oauth_client",
+        AiAgent => "ai_agent",
+        McpServer => "mcp_server",
+        Workload => "workload",
+        Bot => "bot",
+        Unknown => "unknown",
+    }
+}
+
+impl PrincipalType {
+    /// The lane an identity runs in. Humans have their own thresholds and are never acted on;
+    /// `unknown` is not provably a machine, so it is alerted on but never acted on either.
+    pub fn is_machine(self) -> bool {
+        !matches!(self, PrincipalType::Human | PrincipalType::Unknown)
+    }
+}
+
+string_enum! {
+    CredentialKind {
+        StaticKey => "static_key",
+        ShortLivedToken => "short_lived_token",
+        OauthAccessToken => "oauth_access_token",
+        RefreshToken => "refresh_token",
+        Session => "session",
+        Certificate => "certificate",
+        Password => "password",
+        Unknown => "unknown",
+    }
+}
+
+impl Default for CredentialKind {
+    fn default() -> Self {
+        CredentialKind::Unknown
+    }
+}
+
+string_enum! {
+    Outcome {
+        Success => "success",
+        Failure => "failure",
+        Denied => "denied",
+    }
+}
+
+string_enum! {
+    /// The wire format an event arrived in.
+    SourceFormat {
+        Native => "native",
+        Cloudtrail => "cloudtrail",
+        K8sAudit => "k8s_audit",
+        Github => "github",
+        Okta => "okta",
+        GcpAudit => "gcp_audit",
+        Entra => "entra",
+        Ocsf => "ocsf",
+    }
+}
+
+impl Default for SourceFormat {
+    fn default() -> Self {
+        SourceFormat::Native
+    }
+}

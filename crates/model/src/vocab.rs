@@ -1,0 +1,58 @@
+//! The bounded sets several stages share. Each is also a metric label, so none grows with input.
+
+use crate::string_enum;
+
+string_enum! {
+    /// How urgent an alert is, in increasing order.
+    Severity {
+        Info => "info",
+        Low => "low",
+        Medium => "medium",
+        High => "high",
+        Critical => "critical",
+    }
+}
+
+string_enum! {
+    /// The response a detector asks for; the response policy narrows it to what the event allows.
+    Response {
+        None => "none",
+        NotifyOwner => "notify_owner",
+        RotateSecret => "rotate_secret",
+        RevokeSession => "revoke_session",
+        RevokeCredential => "revoke_credential",
+        DisablePrincipal => "disable_principal",
+    }
+}
+
+impl Default for Response {
+    fn default() -> Self {
+        Response::None
+    }
+}
+
+string_enum! {
+    /// What nhid asks the revocation service to do.
+    ActionKind {
+        RevokeSession => "revoke_session",
+        RevokeCredential => "revoke_credential",
+        RotateSecret => "rotate_secret",
+        DisablePrincipal => "disable_principal",
+        NotifyOwner => "notify_owner",
+    }
+}
+
+string_enum! {
+    /// Why a message (or one record of it) could not become an event.
+    DeadLetterReason {
+        TooLarge => "too_large",
+        InvalidUtf8 => "invalid_utf8",
+        InvalidJson => "invalid_json",
+        NestingTooDeep => "nesting_too_deep",
+        WrongType => "wrong_type",
+        MissingPrincipal => "missing_principal",
+        MissingTime => "missing_time",
+        InvalidTime => "invalid_time",
+        UnknownFormat => "unknown_format",
+    }
+}

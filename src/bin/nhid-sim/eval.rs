@@ -1,0 +1,392 @@
+//! `nhid eval`: replays labeled events through the engine, exactly as `nhid replay` does, and
+//! scores the alerts and actions against the labels (`nhid_sim::eval`: what is measured, and the
+//! JSON fields). Memory grows with alerts and identities, not with events: only the alerts'
+//! and actions' ids, times, kinds and principals are kept.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+
+use nhid::cli::replay::feed;
+use nhid::cli::{EngineArgs, config_errors};
+use nhid_engine::{Engine, Outputs};
+use nhid_model::time::{Millis, format_rfc3339};
+use nhid_sim::Label;
+use nhid_sim::eval::{
+    self, ActionCount, ActionRecord, AlertRecord, DelayStats, PrincipalSpan, Report, TARGET_FALSE_PER_1000,
+    TARGET_MEDIAN_DELAY_MS, TARGET_MEDIAN_DELAY_RATE_MS,
+};
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// The labels of the events: the JSON array `nhid simulate --labels` writes.
+    #[arg(long, value_name = "FILE")]
+    labels: PathBuf,
+    /// Audit event files, replayed in order as by `nhid replay`: JSON lines, gzip-compressed
+    /// or not; `-` reads standard input.
+    #[arg(required = true, value_name = "EVENTS")]
+    events: Vec<PathBuf>,
+    /// Lifecycle events applied before the audit events, as `nhid replay --lifecycle`.
+    #[arg(long)]
+    lifecycle: Vec<PathBuf>,
+    /// Print the report as one JSON object (fields documented in the `nhid::eval` module).
+    #[arg(long)]
+    json: bool,
+    /// Exit with 1 when a target is missed; without it targets are only reported.
+    #[arg(long)]
+    check: bool,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// State idle TTL for the replay: a century of event time, so that no identity is evicted
+/// for idleness. The false-alert rate divides by the principal-days after learning, read
+/// from the state once the replay is over; an identity evicted for idleness would drop out
+/// of that sum (and, seen again, would learn again as if new). The price: an identity idle
+/// longer than the configured TTL keeps its baseline here where `nhid replay` would forget
+/// it. Only the identity ceiling (`state.max_identities`) can still evict; eval reports it.
+const IDLE_TTL_SECS: u64 = 100 * 365 * 86_400;
+
+/// At most this many false alerts and offending actions are listed in the text report;
+/// `--json` lists them all.
+const LISTED: usize = 20;
+
+pub fn run(args: EvalArgs) -> ExitCode {
+    let engine = match args.engine.load(|c| c.state.idle_ttl_secs = IDLE_TTL_SECS) {
+        Ok((_, e)) => e,
+        Err(errors) => return config_errors(&errors),
+    };
+    let report = match read_labels(&args.labels).and_then(|labels| evaluate(&engine, &labels, &args)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", render(&report));
+    }
+    if args.check && !report.targets_missed.is_empty() {
+        eprintln!("nhid eval: target(s) missed: {}", report.targets_missed.join(", "));
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn read_labels(path: &Path) -> anyhow::Result<Vec<Label>> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!("{}: not a labels file (the JSON array `nhid simulate --labels` writes): {e}", path.display())
+    })
+}
+
+fn evaluate(engine: &Engine, labels: &[Label], args: &EvalArgs) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let mut out = Outputs::default();
+    let (mut alerts, mut actions) = (Vec::new(), Vec::new());
+    feed(engine, &args.lifecycle, &args.events, &mut out, |out| {
+        alerts.extend(out.alerts.iter().map(AlertRecord::from));
+        actions.extend(out.actions.iter().map(ActionRecord::from));
+        // Dead letters are only counted (in the stats).
+        out.clear();
+        Ok(())
+    })?;
+    let mut principals = Vec::with_capacity(engine.store().len());
+    engine.store().for_each(|id, identity| {
+        principals.push(PrincipalSpan {
+            principal_id: id.to_owned(),
+            first_seen: identity.first_seen,
+            last_seen: identity.last_seen,
+            learned_at: identity.first_seen.saturating_add(engine.learning_ms(identity.kind)),
+        })
+    });
+    let s = &out.stats;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "nhid eval: {} messages, {} events from {} file(s) in {secs:.2} s; {} alerts, {} actions, {} labels",
+        s.messages,
+        s.events,
+        args.events.len(),
+        alerts.len(),
+        actions.len(),
+        labels.len()
+    );
+    if s.evictions > 0 {
+        eprintln!(
+            "warning: {} identities evicted over state.max_identities: principal-days after learning are undercounted",
+            s.evictions
+        );
+    }
+    let mut report = eval::evaluate(labels, &alerts, &actions, &principals);
+    report.replay = eval::ReplayCounts {
+        messages: s.messages,
+        events: s.events,
+        dead_letters: s.dead_letters_total(),
+        evictions: s.evictions,
+        principals: principals.len(),
+    };
+    Ok(report)
+}
+
+/// The report as aligned tables, in the manner of `nhid replay`'s summary.
+fn render(r: &Report) -> String {
+    let mut o = String::new();
+    let t = &r.totals;
+    let _ = writeln!(
+        o,
+        "nhid eval: {} events, {} principals, {} alerts, {} actions; {} attack label(s), {} benign-change label(s)",
+        r.replay.events, r.replay.principals, t.alerts, t.actions, t.attack_labels, t.benign_labels
+    );
+
+    let _ = writeln!(o, "\nattacks (detected: an expected kind on the principal within [start, end + 1 h])");
+    let rows: Vec<Vec<String>> = r
+        .attacks
+        .iter()
+        .map(|a| {
+            let actions: Vec<String> = a
+                .actions
+                .iter()
+                .map(|x| {
+                    let n = if x.count > 1 { format!(" x{}", x.count) } else { String::new() };
+                    format!("{} ({}){n}", x.action.as_str(), x.mode.as_str())
+                })
+                .collect();
+            vec![
+                a.scenario.clone(),
+                a.principal_id.clone(),
+                yes_no(a.detected).into(),
+                a.delay_ms.map_or("-".into(), secs),
+                or_none(a.kinds.join(", ")),
+                or_none(actions.join(", ")),
+            ]
+        })
+        .collect();
+    table(&mut o, &["scenario", "principal", "detected", "delay", "kinds", "action"], &[3], &rows);
+
+    let _ = writeln!(o, "\nbenign changes (alerts tolerated before quiet_from, false from it on)");
+    let rows: Vec<Vec<String>> = r
+        .benign_changes
+        .iter()
+        .map(|b| {
+            vec![
+                b.scenario.clone(),
+                b.principal_id.clone(),
+                b.quiet_from.map_or("-".into(), format_rfc3339),
+                b.tolerated_alerts.to_string(),
+                b.false_alerts.to_string(),
+                yes_no(b.quiet).into(),
+            ]
+        })
+        .collect();
+    table(&mut o, &["scenario", "principal", "quiet from", "tolerated", "false", "quiet"], &[3, 4], &rows);
+
+    let _ = writeln!(o, "\ndetection delay (event time from the first malicious event to the first expected alert)");
+    let delay_row = |name: &str, d: &DelayStats| {
+        vec![
+            name.to_owned(),
+            d.detected.to_string(),
+            d.median_ms.map_or("-".into(), secs),
+            d.max_ms.map_or("-".into(), secs),
+        ]
+    };
+    let rows = vec![
+        delay_row("all", &r.delay.overall),
+        delay_row("rate-based", &r.delay.rate_based),
+        delay_row("other", &r.delay.other),
+    ];
+    table(&mut o, &["kinds", "detected", "median", "max"], &[1, 2, 3], &rows);
+
+    let f = &r.false_alerts;
+    let _ = writeln!(
+        o,
+        "\nfalse alerts (no label explains them, raised after learning): {} over {:.1} principal-days = {} per 1,000",
+        f.count,
+        f.principal_days_after_learning,
+        f.per_1000_principal_days.map_or("-".into(), |v| format!("{v:.2}"))
+    );
+    let _ = writeln!(
+        o,
+        "  not counted: {} explained by labels, {} during learning",
+        f.alerts_explained, f.alerts_during_learning
+    );
+    let rows: Vec<Vec<String>> = f
+        .by_kind_severity
+        .iter()
+        .map(|k| {
+            vec![
+                k.kind.clone(),
+                k.severity.as_str().into(),
+                k.count.to_string(),
+                k.per_1000_principal_days.map_or("-".into(), |v| format!("{v:.2}")),
+            ]
+        })
+        .collect();
+    table(&mut o, &["kind", "severity", "count", "per 1,000"], &[2, 3], &rows);
+    if !f.alerts.is_empty() {
+        let rows: Vec<Vec<String>> = f
+            .alerts
+            .iter()
+            .take(LISTED)
+            .map(|a| vec![format_rfc3339(a.time), a.kind.clone(), a.severity.as_str().into(), a.principal_id.clone()])
+            .collect();
+        let _ = writeln!(o);
+        table(&mut o, &["time", "kind", "severity", "principal"], &[], &rows);
+        more(&mut o, f.alerts.len());
+    }
+
+    let _ = writeln!(o, "\nautomatic actions (dry runs included)");
+    let a = &r.automatic_actions;
+    let rows = vec![
+        vec!["containment of benign identities".into(), a.against_benign.count.to_string()],
+        vec!["any action against humans".into(), a.against_humans.count.to_string()],
+        vec!["(benign changes while new, tolerated)".into(), a.on_benign_changes_while_new.to_string()],
+    ];
+    table(&mut o, &["against", "count"], &[1], &rows);
+    offenders(&mut o, "containment of benign identities", &a.against_benign);
+    offenders(&mut o, "actions against humans", &a.against_humans);
+
+    let _ = writeln!(o, "\ntargets (reported; --check makes a miss exit 1)");
+    let d = &r.delay;
+    let pct = |v: f64| format!("{:.1} %", v * 100.0);
+    let rows = vec![
+        vec![
+            "recall".into(),
+            r.recall.value.map_or("-".into(), |v| format!("{}/{} = {}", r.recall.detected, r.recall.attacks, pct(v))),
+            format!("= {}", pct(r.recall.target)),
+            verdict(r.recall.met).into(),
+        ],
+        vec![
+            "median delay, rate-based kinds".into(),
+            d.rate_based.median_ms.map_or("-".into(), secs),
+            format!("<= {}", secs(TARGET_MEDIAN_DELAY_RATE_MS)),
+            verdict(d.rate_based.met).into(),
+        ],
+        vec![
+            "median delay, other kinds".into(),
+            d.other.median_ms.map_or("-".into(), secs),
+            format!("<= {}", secs(TARGET_MEDIAN_DELAY_MS)),
+            verdict(d.other.met).into(),
+        ],
+        vec![
+            "false alerts per 1,000 principal-days".into(),
+            f.per_1000_principal_days.map_or("-".into(), |v| format!("{v:.2}")),
+            format!("<= {TARGET_FALSE_PER_1000}"),
+            verdict(f.met).into(),
+        ],
+        vec![
+            "containment of benign identities".into(),
+            a.against_benign.count.to_string(),
+            format!("= {}", a.against_benign.target),
+            verdict(Some(a.against_benign.met)).into(),
+        ],
+        vec![
+            "actions against humans".into(),
+            a.against_humans.count.to_string(),
+            format!("= {}", a.against_humans.target),
+            verdict(Some(a.against_humans.met)).into(),
+        ],
+    ];
+    table(&mut o, &["target", "value", "goal", "result"], &[1], &rows);
+    if r.targets_missed.is_empty() {
+        let _ = writeln!(o, "  all targets met (or not applicable)");
+    } else {
+        let _ = writeln!(o, "  missed: {}", r.targets_missed.join(", "));
+    }
+    o
+}
+
+fn offenders(o: &mut String, what: &str, c: &ActionCount) {
+    if c.offenders.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "\n  {what}:");
+    let rows: Vec<Vec<String>> = c
+        .offenders
+        .iter()
+        .take(LISTED)
+        .map(|x| {
+            vec![
+                format_rfc3339(x.time),
+                format!("{} ({})", x.action.as_str(), x.mode.as_str()),
+                x.principal_id.clone(),
+                x.principal_type.as_str().into(),
+                x.alert_kind.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    table(o, &["time", "action", "principal", "type", "alert kind"], &[], &rows);
+    more(o, c.offenders.len());
+}
+
+fn more(o: &mut String, total: usize) {
+    if total > LISTED {
+        let _ = writeln!(o, "  ... and {} more (--json lists them all)", total - LISTED);
+    }
+}
+
+/// Rows under a header, two spaces in, columns padded to their widest cell; the columns in
+/// `right` (numbers) are right-aligned.
+fn table(o: &mut String, header: &[&str], right: &[usize], rows: &[Vec<String>]) {
+    if rows.is_empty() {
+        let _ = writeln!(o, "  (none)");
+        return;
+    }
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    line(o, &widths, right, header.iter().copied());
+    for row in rows {
+        line(o, &widths, right, row.iter().map(String::as_str));
+    }
+}
+
+fn line<'a>(o: &mut String, widths: &[usize], right: &[usize], cells: impl Iterator<Item = &'a str>) {
+    let mut text = String::from(" ");
+    for (i, (cell, w)) in cells.zip(widths).enumerate() {
+        let pad = w - cell.chars().count();
+        text.push(' ');
+        if right.contains(&i) {
+            text.extend(std::iter::repeat_n(' ', pad));
+            text.push_str(cell);
+        } else {
+            text.push_str(cell);
+            text.extend(std::iter::repeat_n(' ', pad));
+        }
+        text.push(' ');
+    }
+    let _ = writeln!(o, "{}", text.trim_end());
+}
+
+fn secs(ms: Millis) -> String {
+    format!("{:.1} s", ms as f64 / 1_000.0)
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+fn or_none(s: String) -> String {
+    if s.is_empty() { "none".into() } else { s }
+}
+
+fn verdict(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "MISSED",
+        None => "n/a",
+    }
+}
