@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
 # nhid in a container: `docker build -t nhid .`, then `docker run nhid run --brokers ...`.
-# docker-compose.yml builds it for the local stack (Kafka, nhid, Prometheus, Grafana).
+# The simulator's tool is a stage of its own (`docker build --target sim -t nhid-sim .`), so
+# the nhid image holds only the production binary. docker-compose.yml builds both for the
+# local stack (Kafka, nhid, simulated traffic, Prometheus, Grafana).
 
 # The toolchain the project is developed and tested with (edition 2024, Cargo.lock).
 FROM rust:1.95-bookworm AS build
@@ -17,21 +19,32 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin nhid \
- && cp target/release/nhid /usr/local/bin/nhid
+ && cp target/release/nhid /usr/local/bin/nhid \
+ && cargo build --release --locked --features sim --bin nhid-sim \
+ && cp target/release/nhid-sim /usr/local/bin/nhid-sim
 
 # Same Debian release as the builder, so the OpenSSL it linked against (libssl3) is the one here.
-FROM debian:bookworm-slim
+FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libssl3 \
  && rm -rf /var/lib/apt/lists/*
 # A fixed numeric id, so `runAsNonRoot` and volume ownership can be checked without a passwd file.
 RUN groupadd --system --gid 10001 nhid \
  && useradd --system --uid 10001 --gid nhid --home-dir /var/lib/nhid --create-home --shell /usr/sbin/nologin nhid
-COPY --from=build /usr/local/bin/nhid /usr/local/bin/nhid
 USER 10001:10001
-# Writable by nhid: `nhid simulate --out` and `nhid replay --alerts` write here (a named
+# Writable by nhid: `nhid replay --alerts` and `nhid-sim simulate --out` write here (a named
 # volume mounted here takes this ownership).
 WORKDIR /var/lib/nhid
+
+# The simulator's tool: `nhid-sim simulate|eval|demo`.
+FROM runtime AS sim
+COPY --from=build /usr/local/bin/nhid-sim /usr/local/bin/nhid-sim
+ENTRYPOINT ["nhid-sim"]
+CMD ["--help"]
+
+# The production image (the default target: the last stage).
+FROM runtime AS nhid
+COPY --from=build /usr/local/bin/nhid /usr/local/bin/nhid
 # /metrics, /healthz, /readyz (the listener is 127.0.0.1 by default; set
 # NHID__HTTP__LISTEN=0.0.0.0:9898 to reach it from outside the container).
 EXPOSE 9898

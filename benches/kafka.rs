@@ -9,7 +9,7 @@
 //!
 //! # What is measured, per broker
 //!
-//! - **Throughput.** The pipeline benchmark's workload (`nhid simulate --seed 7 --principals
+//! - **Throughput.** The pipeline benchmark's workload (`nhid-sim simulate --seed 7 --principals
 //!   200 --days 1`), its first 1,000,000 events, produced up front keyed by principal id,
 //!   lz4, over 32 partitions: the mock keeps 5 MB per partition and drops older batches past
 //!   that, so the delivery reports and the low watermarks are checked before anything is
@@ -24,7 +24,7 @@
 //!   commit interval and one poll that the bare consumer does not pay. The CPU used
 //!   meanwhile (this process and the broker's, from /proc) says how much of the machine
 //!   each kept busy.
-//! - **Latency.** An engine warmed by two days of `Live` history (as `nhid demo` does), then
+//! - **Latency.** An engine warmed by two days of `Live` history (as `nhid-sim demo` does), then
 //!   20 s of traffic paced at 2,000 events/s: the live simulator's (an attack every second),
 //!   and benign background traffic making up the rate: the throughput workload with
 //!   principals renamed `bg-*` and timestamps moved to the moment of sending, one event in
@@ -105,7 +105,7 @@ fn main() -> anyhow::Result<()> {
     let workload = workload()?;
     let bytes = workload.iter().map(|(_, p)| p.len()).sum::<usize>();
     println!(
-        "workload: {} events from `nhid simulate --seed 7 --principals 200 --days 1`, {} B/event, keyed by principal",
+        "workload: {} events from `nhid-sim simulate --seed 7 --principals 200 --days 1`, {} B/event, keyed by principal",
         workload.len(),
         bytes / workload.len()
     );

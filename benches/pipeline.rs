@@ -1,5 +1,5 @@
 //! Throughput of decode+classify, state update and the whole pipeline (bytes → alerts) on
-//! a realistic mix from `nhid simulate`, what each detector kind adds to the whole pipeline,
+//! a realistic mix from `nhid-sim simulate`, what each detector kind adds to the whole pipeline,
 //! the memory held per tracked identity, and what a `/principals` page costs over a large state.
 //!
 //! `cargo bench --bench pipeline` (figures in README.md; `-- pipeline_per_kind` for the
@@ -343,7 +343,7 @@ fn benches(c: &mut Criterion) {
     let n = native.len() as u64;
     let avg = |ls: &[Vec<u8>]| ls.iter().map(Vec::len).sum::<usize>() / ls.len();
     eprintln!(
-        "workload: {n} events from `nhid simulate --seed 7 --principals 200 --days 1`; native {} B/event, cloudtrail {} B/record",
+        "workload: {n} events from `nhid-sim simulate --seed 7 --principals 200 --days 1`; native {} B/event, cloudtrail {} B/record",
         avg(&native),
         avg(&cloudtrail)
     );

@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${NHID_DEMO_DIR:-target/demo}"
 mkdir -p "$out"
-cargo build --release --quiet
-nhid=target/release/nhid
-"$nhid" simulate --seed "${SEED:-7}" --principals "${PRINCIPALS:-100}" --days "${DAYS:-3}" \
+cargo build --release --quiet --features sim --bin nhid --bin nhid-sim
+target="${CARGO_TARGET_DIR:-target}"
+nhid="$target/release/nhid"
+"$target/release/nhid-sim" simulate --seed "${SEED:-7}" --principals "${PRINCIPALS:-100}" --days "${DAYS:-3}" \
   --out "$out/events.jsonl" --labels "$out/labels.json"
 "$nhid" replay "$out/events.jsonl" --alerts "$out/alerts.jsonl" --actions "$out/actions.jsonl" \
   --dead-letter "$out/dead-letters.jsonl"

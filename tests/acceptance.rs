@@ -1,5 +1,5 @@
 //! The acceptance run, through the binary as a user runs it:
-//! `nhid simulate --seed 7 --days 3 --out ev.jsonl --labels l.json --inventory inv.toml &&
+//! `nhid-sim simulate --seed 7 --days 3 --out ev.jsonl --labels l.json --inventory inv.toml &&
 //!  nhid replay ev.jsonl --inventory inv.toml --alerts a.jsonl --actions x.jsonl`
 //! Every injected attack is alerted within a minute of its first malicious event and
 //! contained as narrowly as its detector asks and its events allow, no automatic action
@@ -23,6 +23,10 @@ fn nhid(args: &[&str]) -> std::process::Output {
     common::nhid_ok(env!("CARGO_BIN_EXE_nhid"), args)
 }
 
+fn nhid_sim(args: &[&str]) -> std::process::Output {
+    common::nhid_ok(env!("CARGO_BIN_EXE_nhid-sim"), args)
+}
+
 fn lines<T: serde::de::DeserializeOwned>(path: &Path, schema: &str) -> Vec<T> {
     common::schema_lines(path, schema)
 }
@@ -33,7 +37,7 @@ fn simulate_then_replay_catches_every_attack_and_acts_on_no_human() {
     let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
     let principals = PRINCIPALS.to_string();
     let days = DAYS.to_string();
-    nhid(&[
+    nhid_sim(&[
         "simulate",
         "--seed",
         "7",

@@ -1,6 +1,6 @@
-//! `nhid eval` through the binary, as a user runs it:
-//! `nhid simulate --seed 7 --principals 60 --days 12 --out ev.jsonl --labels l.json --inventory inv.toml &&
-//!  nhid eval --labels l.json --inventory inv.toml ev.jsonl --json`
+//! `nhid-sim eval` through the binary, as a user runs it:
+//! `nhid-sim simulate --seed 7 --principals 60 --days 12 --out ev.jsonl --labels l.json --inventory inv.toml &&
+//!  nhid-sim eval --labels l.json --inventory inv.toml ev.jsonl --json`
 //! Twelve days hold every scenario (the dormant key needs ten, the new nightly batch five).
 //! The targets hold: every injected attack detected, median delays within 5 s (60 s
 //! for rate-based kinds), at most one false alert per 1,000 principal-days after learning, no
@@ -12,13 +12,13 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn nhid(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_nhid")).args(args).output().unwrap()
+fn nhid_sim(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_nhid-sim")).args(args).output().unwrap()
 }
 
 fn ok(args: &[&str]) -> std::process::Output {
-    let out = nhid(args);
-    assert!(out.status.success(), "nhid {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = nhid_sim(args);
+    assert!(out.status.success(), "nhid-sim {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
@@ -85,13 +85,13 @@ fn eval_of_a_simulated_run_detects_every_attack_and_acts_on_no_innocent() {
 
     // Bad labels: a clear error naming the file, and no report.
     std::fs::write(p("bad.json"), "{\"not\": \"labels\"}").unwrap();
-    let bad = nhid(&["eval", "--labels", &p("bad.json"), &p("ev.jsonl")]);
+    let bad = nhid_sim(&["eval", "--labels", &p("bad.json"), &p("ev.jsonl")]);
     assert_eq!(bad.status.code(), Some(1));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("bad.json") && err.contains("not a labels file"), "{err}");
     assert!(bad.stdout.is_empty());
 
     // Bad configuration: the configuration exit code, as every command.
-    let cfg = nhid(&["eval", "--labels", &p("l.json"), &p("ev.jsonl"), "--detectors", &p("nowhere")]);
+    let cfg = nhid_sim(&["eval", "--labels", &p("l.json"), &p("ev.jsonl"), "--detectors", &p("nowhere")]);
     assert_eq!(cfg.status.code(), Some(64), "{}", String::from_utf8_lossy(&cfg.stderr));
 }

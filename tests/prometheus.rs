@@ -1,4 +1,4 @@
-//! The metrics of a running nhid, checked with the real Prometheus tooling: `nhid demo` (the
+//! The metrics of a running nhid, checked with the real Prometheus tooling: `nhid-sim demo` (the
 //! binary, live simulated traffic with frequent attacks) serves `/metrics`; the Grafana
 //! dashboard's queries name only metrics and labels a real scrape has; `promtool check
 //! metrics` accepts the scrape; and a real Prometheus scraping the demo returns data for every
@@ -43,7 +43,7 @@ const NOT_ON_DASHBOARD: &[&str] = &[
 // ---------------------------------------------------------------------------------------
 // The demo, a scrape, a bare HTTP client
 
-/// `nhid demo` on a free port; killed when dropped, so a failing test leaves no process.
+/// `nhid-sim demo` on a free port; killed when dropped, so a failing test leaves no process.
 struct Demo {
     child: Child,
     addr: SocketAddr,
@@ -53,14 +53,14 @@ struct Demo {
 
 impl Demo {
     fn start() -> Demo {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nhid"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nhid-sim"))
             // An attack every 2 s: alerts (and their latency observations) keep coming while
             // Prometheus scrapes. The duration only bounds a demo whose test died unkilled.
             .args(["demo", "--duration", "600", "--attack-every", "2", "--http-listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("starting nhid demo");
+            .expect("starting nhid-sim demo");
         let stdout = child.stdout.take().expect("piped stdout");
         let output = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
@@ -83,7 +83,7 @@ impl Demo {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("nhid demo printed no `metrics: http://…` line within {START:?}:\n{}", output.lock().unwrap());
+                panic!("nhid-sim demo printed no `metrics: http://…` line within {START:?}:\n{}", output.lock().unwrap());
             }
         };
         Demo { child, addr, output }
@@ -353,7 +353,7 @@ fn has_a_number(result: &[Value]) -> bool {
 }
 
 /// A real scrape passes `promtool check metrics` (format and lint, no finding at all); a
-/// real Prometheus scraping `nhid demo` returns data for every query of the dashboard.
+/// real Prometheus scraping `nhid-sim demo` returns data for every query of the dashboard.
 #[test]
 fn prometheus_accepts_a_real_scrape_and_answers_every_dashboard_query() {
     let Some((server, promtool)) = prometheus_tools() else { return };
