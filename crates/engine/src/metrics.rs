@@ -17,6 +17,7 @@ use crate::respond::{ACTION_RESULTS, RESPONSE_FAILED};
 use crate::{ControlKind, Engine, Stats};
 use nhid_decode::control::ActionStatus;
 use nhid_model::event::{PrincipalType, SourceFormat};
+use nhid_model::string_enum;
 use nhid_model::vocab::DeadLetterReason;
 use nhid_model::vocab::{ActionKind, Severity};
 
@@ -47,6 +48,37 @@ pub struct Metrics {
     pub event_to_alert: Histogram,
     pub consumer_lag: IntGaugeVec,
     pub producer_queue: IntGauge,
+    /// Resolved per kind up front: the transport counts from librdkafka's callbacks, where a
+    /// label lookup would be one more lock on a thread that also delivers messages.
+    kafka_errors: [IntCounter; KafkaErrorKind::ALL.len()],
+}
+
+string_enum! {
+    /// A Kafka error the transport logs: what went wrong, never which broker or topic, so the
+    /// `kind` label of `nhid_kafka_errors_total` stays bounded.
+    KafkaErrorKind {
+        /// librdkafka reported a client error (a connection lost, a timeout, an
+        /// authentication failure) other than every broker being down.
+        Client => "client",
+        /// librdkafka reported every broker down: `/readyz` fails until a message arrives.
+        BrokersDown => "brokers_down",
+        /// The group coordinator reported an error instead of an assignment.
+        Rebalance => "rebalance",
+        /// Applying a new assignment (or revoking one) to the consumer failed.
+        Assignment => "assignment",
+        /// Reading the committed offsets or the rebuild window's start offsets failed.
+        OffsetLookup => "offset_lookup",
+        /// Polling the consumer returned an error instead of a message.
+        Consume => "consume",
+        /// An offset commit failed; the next interval retries it.
+        Commit => "commit",
+        /// Outputs were still unacknowledged when a drain's grace ran out.
+        FlushTimeout => "flush_timeout",
+        /// The producer could not enqueue an output (the run stops).
+        Produce => "produce",
+        /// The broker never acknowledged an output (the run stops).
+        Delivery => "delivery",
+    }
 }
 
 /// The `action` of a result that names none.
@@ -55,6 +87,37 @@ const UNSPECIFIED: &str = "unspecified";
 /// Seconds, from 50 µs to about 100 s.
 fn buckets() -> Vec<f64> {
     prometheus::exponential_buckets(0.000_05, 2.5, 16).expect("valid buckets")
+}
+
+/// Creates metrics already registered in one registry, so none can be forgotten there.
+struct Register<'a>(&'a Registry);
+
+impl Register<'_> {
+    fn add<M: prometheus::core::Collector + Clone + 'static>(&self, metric: prometheus::Result<M>) -> M {
+        let metric = metric.expect("valid metric");
+        self.0.register(Box::new(metric.clone())).expect("registered once");
+        metric
+    }
+
+    fn counters(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels))
+    }
+
+    fn counter(&self, name: &str, help: &str) -> IntCounter {
+        self.add(IntCounter::new(name, help))
+    }
+
+    fn gauges(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        self.add(IntGaugeVec::new(Opts::new(name, help), labels))
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> IntGauge {
+        self.add(IntGauge::new(name, help))
+    }
+
+    fn histogram(&self, name: &str, help: &str) -> Histogram {
+        self.add(Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets())))
+    }
 }
 
 impl Default for Metrics {
@@ -66,107 +129,100 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("registered once");
-            c
-        };
-        let messages_received = counter("nhid_messages_received_total", "Messages consumed, by topic.", &["topic"]);
-        let events_received = counter(
-            "nhid_events_received_total",
-            "Audit events decoded from each input topic, by source format.",
-            &["topic", "format"],
-        );
-        let events = counter(
-            "nhid_events_total",
-            "Audit events decoded, by source format and principal type (lane).",
-            &["format", "principal_type"],
-        );
-        let dead_letters = counter("nhid_dead_letters_total", "Messages dead-lettered, by reason.", &["reason"]);
-        let alerts =
-            counter("nhid_alerts_total", "Alerts raised, by detector and severity.", &["detector", "severity"]);
-        let actions =
-            counter("nhid_actions_total", "Automatic actions requested, by action and mode.", &["action", "mode"]);
-        let action_results = counter(
-            "nhid_action_results_total",
-            "Action results reported by the revocation service, by action and status.",
-            &["action", "status"],
-        );
-        let guardrail_blocks = counter(
-            "nhid_guardrail_blocks_total",
-            "Actions narrowed or withheld by a guardrail, by reason.",
-            &["reason"],
-        );
-        let plain = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("registered once");
-            c
-        };
-        let suppressed_repeats =
-            plain("nhid_alerts_suppressed_total", "Findings folded into an alert already raised in its window.");
-        let evictions = plain("nhid_state_evictions_total", "Identities evicted from state (idle or over capacity).");
-        let gauge = |name: &str, help: &str, labels: &[&str]| {
-            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("registered once");
-            g
-        };
-        let identities = gauge("nhid_identities", "Identities tracked, by principal type.", &["principal_type"]);
-        let consumer_lag =
-            gauge("nhid_consumer_lag_messages", "Messages behind the partition's end.", &["topic", "partition"]);
-        let producer_queue =
-            IntGauge::new("nhid_producer_queue_messages", "Outputs not yet acknowledged by the broker.")
-                .expect("valid metric");
-        registry.register(Box::new(producer_queue.clone())).expect("registered once");
-        let histogram = |name: &str, help: &str| {
-            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets())).expect("valid metric");
-            registry.register(Box::new(h.clone())).expect("registered once");
-            h
-        };
-        let processing = histogram("nhid_processing_seconds", "Time to process one message and hand off its outputs.");
-        let event_to_alert =
-            histogram("nhid_event_to_alert_seconds", "From the input message's timestamp to its alert acknowledged.");
-        let build = gauge("nhid_build_info", "Always 1; the version in a label.", &["version"]);
+        let r = Register(&registry);
+        let build = r.gauges("nhid_build_info", "Always 1; the version in a label.", &["version"]);
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let kafka_errors = r.counters(
+            "nhid_kafka_errors_total",
+            "Kafka errors logged by the transport, by kind (retried, or the run stops).",
+            &["kind"],
+        );
+        let metrics = Metrics {
+            messages_received: r.counters("nhid_messages_received_total", "Messages consumed, by topic.", &["topic"]),
+            events_received: r.counters(
+                "nhid_events_received_total",
+                "Audit events decoded from each input topic, by source format.",
+                &["topic", "format"],
+            ),
+            events: r.counters(
+                "nhid_events_total",
+                "Audit events decoded, by source format and principal type (lane).",
+                &["format", "principal_type"],
+            ),
+            dead_letters: r.counters("nhid_dead_letters_total", "Messages dead-lettered, by reason.", &["reason"]),
+            alerts: r.counters(
+                "nhid_alerts_total",
+                "Alerts raised, by detector and severity.",
+                &["detector", "severity"],
+            ),
+            actions: r.counters(
+                "nhid_actions_total",
+                "Automatic actions requested, by action and mode.",
+                &["action", "mode"],
+            ),
+            action_results: r.counters(
+                "nhid_action_results_total",
+                "Action results reported by the revocation service, by action and status.",
+                &["action", "status"],
+            ),
+            guardrail_blocks: r.counters(
+                "nhid_guardrail_blocks_total",
+                "Actions narrowed or withheld by a guardrail, by reason.",
+                &["reason"],
+            ),
+            suppressed_repeats: r
+                .counter("nhid_alerts_suppressed_total", "Findings folded into an alert already raised in its window."),
+            identities: r.gauges("nhid_identities", "Identities tracked, by principal type.", &["principal_type"]),
+            evictions: r
+                .counter("nhid_state_evictions_total", "Identities evicted from state (idle or over capacity)."),
+            processing: r.histogram("nhid_processing_seconds", "Time to process one message and hand off its outputs."),
+            event_to_alert: r.histogram(
+                "nhid_event_to_alert_seconds",
+                "From the input message's timestamp to its alert acknowledged.",
+            ),
+            consumer_lag: r.gauges(
+                "nhid_consumer_lag_messages",
+                "Messages behind the partition's end.",
+                &["topic", "partition"],
+            ),
+            producer_queue: r.gauge("nhid_producer_queue_messages", "Outputs not yet acknowledged by the broker."),
+            kafka_errors: std::array::from_fn(|i| kafka_errors.with_label_values(&[KafkaErrorKind::ALL[i].as_str()])),
+            registry,
+        };
+        metrics.create_bounded_series();
+        metrics
+    }
+
+    /// Creates, at 0, every series of the label sets fixed at build time (those of the run's
+    /// topics and detectors come with [`Metrics::expect`]).
+    fn create_bounded_series(&self) {
         for t in PrincipalType::ALL {
-            identities.with_label_values(&[t.as_str()]).set(0);
+            self.identities.with_label_values(&[t.as_str()]).set(0);
             for f in SourceFormat::ALL {
-                events.with_label_values(&[f.as_str(), t.as_str()]);
+                self.events.with_label_values(&[f.as_str(), t.as_str()]);
             }
         }
         for r in DeadLetterReason::ALL {
-            dead_letters.with_label_values(&[r.as_str()]);
+            self.dead_letters.with_label_values(&[r.as_str()]);
         }
         for b in Block::ALL {
-            guardrail_blocks.with_label_values(&[b.as_str()]);
+            self.guardrail_blocks.with_label_values(&[b.as_str()]);
         }
         for a in ActionKind::ALL {
             for m in Mode::ALL {
-                actions.with_label_values(&[a.as_str(), m.as_str()]);
+                self.actions.with_label_values(&[a.as_str(), m.as_str()]);
             }
         }
         for a in ActionKind::ALL.iter().map(|a| a.as_str()).chain([UNSPECIFIED]) {
             for s in ActionStatus::ALL {
-                action_results.with_label_values(&[a, s.as_str()]);
+                self.action_results.with_label_values(&[a, s.as_str()]);
             }
         }
-        Metrics {
-            registry,
-            messages_received,
-            events_received,
-            events,
-            dead_letters,
-            alerts,
-            actions,
-            action_results,
-            guardrail_blocks,
-            suppressed_repeats,
-            identities,
-            evictions,
-            processing,
-            event_to_alert,
-            consumer_lag,
-            producer_queue,
-        }
+    }
+
+    /// Counts one logged Kafka error.
+    pub fn kafka_error(&self, kind: KafkaErrorKind) {
+        self.kafka_errors[kind.index()].inc();
     }
 
     /// Creates, at 0, the series whose label values depend on the run: the input topics and
@@ -263,6 +319,7 @@ mod tests {
         assert_eq!(count("nhid_events_total"), SourceFormat::ALL.len() * PrincipalType::ALL.len());
         assert_eq!(count("nhid_actions_total"), ActionKind::ALL.len() * Mode::ALL.len());
         assert_eq!(count("nhid_action_results_total"), (ActionKind::ALL.len() + 1) * ActionStatus::ALL.len());
+        assert_eq!(count("nhid_kafka_errors_total"), KafkaErrorKind::ALL.len());
         assert_eq!(count("nhid_messages_received_total"), 2);
         assert_eq!(count("nhid_events_received_total"), SourceFormat::ALL.len(), "audit topics only");
         let alerts = series(&text, "nhid_alerts_total");
@@ -273,10 +330,31 @@ mod tests {
         assert!(alerts.iter().any(|s| s.contains("detector=\"response_policy\",severity=\"critical\"")), "{alerts:?}");
         let values: Vec<&str> = text
             .lines()
-            .filter(|l| ["nhid_dead_letters", "nhid_alerts_total", "nhid_action"].iter().any(|m| l.starts_with(m)))
+            .filter(|l| {
+                ["nhid_dead_letters", "nhid_alerts_total", "nhid_action", "nhid_kafka_errors"]
+                    .iter()
+                    .any(|m| l.starts_with(m))
+            })
             .filter_map(|l| l.rsplit(' ').next())
             .collect();
         assert!(values.iter().all(|v| *v == "0"), "{values:?}");
+    }
+
+    #[test]
+    fn kafka_errors_are_counted_by_kind() {
+        let engine = Engine::new(
+            detect::load(None).expect("the built-in detectors load"),
+            Inventory::default(),
+            EngineConfig::default(),
+        );
+        let metrics = Metrics::new();
+        metrics.kafka_error(KafkaErrorKind::Commit);
+        metrics.kafka_error(KafkaErrorKind::Commit);
+        metrics.kafka_error(KafkaErrorKind::BrokersDown);
+        let text = metrics.render(&engine);
+        assert!(text.contains("nhid_kafka_errors_total{kind=\"commit\"} 2\n"), "{text}");
+        assert!(text.contains("nhid_kafka_errors_total{kind=\"brokers_down\"} 1\n"), "{text}");
+        assert!(text.contains("nhid_kafka_errors_total{kind=\"consume\"} 0\n"), "{text}");
     }
 
     #[test]
