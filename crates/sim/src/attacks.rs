@@ -328,17 +328,37 @@ pub(crate) struct Attack {
 
 enum Plan {
     /// Few calls, all drawn up front and released as their minute comes.
-    Scripted { calls: Vec<Draft>, next: usize },
-    /// Rate-based traffic drawn per minute: an optional ramp from 1× to 3× the identity's
-    /// rate, then a spike at `spike_per_min`.
-    Flood { ramp_start: Millis, spike_start: Millis, end: Millis, spike_per_min: f64, exfiltrate: bool },
+    Scripted {
+        calls: Vec<Draft>,
+        next: usize,
+    },
+    Flood(Flood),
     /// Drifts in an agent session from `armed_at`, as [`Pace::drift_in_open_session`] says.
-    Drift { armed_at: Millis, tools: Vec<&'static str>, in_open_session: Option<Millis> },
+    Drift {
+        armed_at: Millis,
+        tools: Vec<&'static str>,
+        in_open_session: Option<Millis>,
+    },
     /// `calls` calls of the agent's own tools, from `armed_at`, in the first gap between its
     /// sessions with room for them.
-    Unattributed { armed_at: Millis, calls: usize },
+    Unattributed {
+        armed_at: Millis,
+        calls: usize,
+    },
     /// A benign nightly batch: [`BATCH_FACTOR`]× the identity's rate in each of `nights`.
-    Batch { nights: Vec<(Millis, Millis)> },
+    Batch {
+        nights: Vec<(Millis, Millis)>,
+    },
+}
+
+/// Rate-based traffic drawn per minute: an optional ramp from 1× to 3× the identity's rate,
+/// then a spike at `spike_per_min`.
+struct Flood {
+    ramp_start: Millis,
+    spike_start: Millis,
+    end: Millis,
+    spike_per_min: f64,
+    exfiltrate: bool,
 }
 
 /// The run's bounds, for scenarios whose timing depends on more than their start.
@@ -495,20 +515,56 @@ fn plan_one(
     pace: &Pace,
     rng: &mut Rng,
 ) -> (Plan, Label) {
-    let mut start = start;
-    let mut end = start + scenario.duration(pace);
-    let mut quiet_from = None;
+    let mut span = Span { start, end: start + scenario.duration(pace), quiet_from: None };
+    let plan = plan_calls(scenario, pop, who, &mut span, cal, pace, rng);
     let victim = &pop[who];
-    let who32 = who as u32;
-    // Scripted scenarios whose label spans their calls: from the first to just after the last.
-    let scripted = |calls: Vec<Draft>, start: &mut Millis, end: &mut Millis| {
+    let label = Label {
+        scenario: scenario.name().to_owned(),
+        principal_id: victim.id.clone(),
+        principal_type: victim.kind,
+        start: span.start,
+        end: span.end,
+        first_malicious_event_id: String::new(),
+        first_malicious_time: 0,
+        expected_kinds: scenario.expected_kind().into_iter().map(str::to_owned).collect(),
+        quiet_from: span.quiet_from,
+    };
+    (plan, label)
+}
+
+/// What a planned scenario's label spans, as its plan settles it.
+struct Span {
+    start: Millis,
+    end: Millis,
+    quiet_from: Option<Millis>,
+}
+
+impl Span {
+    /// Scripted scenarios whose label spans their calls: from the first to just after the last.
+    fn scripted(&mut self, calls: Vec<Draft>) -> Plan {
         if let (Some(first), Some(last)) = (calls.first(), calls.last()) {
-            *start = (*start).min(first.time);
-            *end = last.time + 1;
+            self.start = self.start.min(first.time);
+            self.end = last.time + 1;
         }
         Plan::Scripted { calls, next: 0 }
-    };
-    let plan = match scenario {
+    }
+}
+
+/// The calls (or how to draw them) of `scenario` on `pop[who]`, moving `span` where the
+/// scenario needs to.
+fn plan_calls(
+    scenario: Scenario,
+    pop: &mut [Identity],
+    who: usize,
+    span: &mut Span,
+    cal: &Calendar,
+    pace: &Pace,
+    rng: &mut Rng,
+) -> Plan {
+    let victim = &pop[who];
+    let who32 = who as u32;
+    let start = span.start;
+    match scenario {
         Scenario::LeakedKeyNewNetwork => {
             Plan::Scripted { calls: leaked_key(victim, who32, start, pace.leaked_key, rng), next: 0 }
         }
@@ -517,23 +573,19 @@ fn plan_one(
         }
         Scenario::ExpiredTokenReplay => {
             let calls = expired_replay(victim, who32, start, pace.replay_unit, rng);
-            end = calls.last().map_or(end, |c| c.time + 1);
+            span.end = calls.last().map_or(span.end, |c| c.time + 1);
             Plan::Scripted { calls, next: 0 }
         }
-        Scenario::ExfiltrationSpike => Plan::Flood {
-            ramp_start: start,
-            spike_start: start,
-            end,
-            spike_per_min: spike_rate(victim, rng) * pace.spike_factor,
-            exfiltrate: true,
-        },
-        Scenario::SlowRampThenSpike => Plan::Flood {
-            ramp_start: start,
-            spike_start: start + pace.ramp,
-            end,
-            spike_per_min: spike_rate(victim, rng) * pace.spike_factor,
-            exfiltrate: false,
-        },
+        Scenario::ExfiltrationSpike | Scenario::SlowRampThenSpike => {
+            let exfiltrate = scenario == Scenario::ExfiltrationSpike;
+            Plan::Flood(Flood {
+                ramp_start: start,
+                spike_start: if exfiltrate { start } else { start + pace.ramp },
+                end: span.end,
+                spike_per_min: spike_rate(victim, rng) * pace.spike_factor,
+                exfiltrate,
+            })
+        }
         Scenario::AgentScopeDrift => {
             let n = rng.random_range(5..=15);
             Plan::Drift {
@@ -544,16 +596,15 @@ fn plan_one(
         }
         Scenario::LateralMovement => {
             // All of it inside one aligned 10-minute window, where breadth counts.
-            start += (10 * MINUTE - start.rem_euclid(10 * MINUTE)) % (10 * MINUTE);
-            let calls = lateral_movement(pop, who, start, rng);
-            scripted(calls, &mut start, &mut end)
+            span.start += (10 * MINUTE - start.rem_euclid(10 * MINUTE)) % (10 * MINUTE);
+            let calls = lateral_movement(pop, who, span.start, rng);
+            span.scripted(calls)
         }
         Scenario::DormantKeyReactivated => {
             let silence =
                 cal.sim_start + DORMANT_SILENCE_FROM + rng.random_range(0..=DORMANT_SILENCE_JITTER / MINUTE) * MINUTE;
             pop[who].active_until = silence;
-            let calls = dormant_return(&pop[who], who32, start, rng);
-            scripted(calls, &mut start, &mut end)
+            span.scripted(dormant_return(&pop[who], who32, start, rng))
         }
         Scenario::TokenSharedAcrossWorkloads => {
             // One token for the whole sharing: if the current one is replaced within the 10
@@ -561,54 +612,35 @@ fn plan_one(
             if let Some(next) = victim.next_token_at(start + 1)
                 && next < start + 10 * MINUTE
             {
-                start = next;
+                span.start = next;
             }
-            let calls = shared_token(victim, who32, start, rng);
-            scripted(calls, &mut start, &mut end)
+            span.scripted(shared_token(victim, who32, span.start, rng))
         }
         Scenario::AgentRidesHumanSession => {
-            let windows = ride_windows(victim, cal);
-            if let Some(&(from, to)) = windows.choose(rng) {
-                start = from + rng.random_range(0..=(to - from) / MINUTE) * MINUTE;
+            if let Some(&(from, to)) = ride_windows(victim, cal).choose(rng) {
+                span.start = from + rng.random_range(0..=(to - from) / MINUTE) * MINUTE;
             }
-            let calls = desktop_agent(victim, who32, start, rng);
-            scripted(calls, &mut start, &mut end)
+            span.scripted(desktop_agent(victim, who32, span.start, rng))
         }
-        Scenario::MachineConsoleLogin => {
-            let calls = console_login(victim, who32, start, rng);
-            scripted(calls, &mut start, &mut end)
-        }
+        Scenario::MachineConsoleLogin => span.scripted(console_login(victim, who32, start, rng)),
         Scenario::ShadowKey => {
             // Silent until now, then it acts as it always would; its first call is the
             // label's first event.
-            pop[who].active_from = start;
-            pop[who].registered = false;
-            let first = pop[who].own_call(who32, start, rng);
-            Plan::Scripted { calls: vec![first], next: 0 }
+            let key = &mut pop[who];
+            key.active_from = start;
+            key.registered = false;
+            Plan::Scripted { calls: vec![key.own_call(who32, start, rng)], next: 0 }
         }
         Scenario::UnattributedAgent => Plan::Unattributed { armed_at: start, calls: rng.random_range(10..=30) },
         Scenario::NewNightlyBatch => {
             let nights = batch_nights(cal, end_of(cal, scenario), rng);
             if let (Some(first), Some(last)) = (nights.first(), nights.last()) {
-                (start, end) = (first.0, last.1);
+                (span.start, span.end) = (first.0, last.1);
             }
-            quiet_from = nights.get(BATCH_NIGHTS_TO_LEARN).map(|n| n.0 - HOUR);
+            span.quiet_from = nights.get(BATCH_NIGHTS_TO_LEARN).map(|n| n.0 - HOUR);
             Plan::Batch { nights }
         }
-    };
-    let victim = &pop[who];
-    let label = Label {
-        scenario: scenario.name().to_owned(),
-        principal_id: victim.id.clone(),
-        principal_type: victim.kind,
-        start,
-        end,
-        first_malicious_event_id: String::new(),
-        first_malicious_time: 0,
-        expected_kinds: scenario.expected_kind().into_iter().map(str::to_owned).collect(),
-        quiet_from,
-    };
-    (plan, label)
+    }
 }
 
 /// The latest moment a scenario's traffic may reach: [`MARGIN_BEFORE_END`] before the end.
@@ -851,121 +883,168 @@ impl Attack {
         rng: &mut Rng,
         out: &mut Vec<Draft>,
     ) {
-        let victim = &pop[self.who as usize];
-        let label = self.label;
-        match &mut self.plan {
+        let m = Drafting { victim: &pop[self.who as usize], who: self.who, label: self.label, sim_start, t0 };
+        let drawn = match &mut self.plan {
             Plan::Scripted { calls, next } => {
-                while let Some(call) = calls.get(*next).filter(|c| c.time < t0 + MINUTE) {
-                    let mut d = call.clone();
-                    d.tag = malicious(label);
-                    out.push(d);
-                    *next += 1;
-                }
+                release_due(calls, next, self.label, t0, out);
+                return;
             }
-            Plan::Flood { ramp_start, spike_start, end, spike_per_min, exfiltrate } => {
-                // The part of this minute in the ramp, then the part in the spike. Batch
-                // attacks start on a minute, so a minute is all one or the other; live ones
-                // start anywhere in it.
-                let minute_end = (t0 + MINUTE).min(*end);
-                let phases = [(t0.max(*ramp_start), minute_end.min(*spike_start)), (t0.max(*spike_start), minute_end)];
-                for (i, (lo, hi)) in phases.into_iter().enumerate() {
-                    if lo >= hi {
-                        continue;
-                    }
-                    let share = (hi - lo) as f64 / MINUTE as f64;
-                    let (n, tag) = if i == 0 {
-                        // The ramp adds (f - 1)× the benign rate on top of the benign traffic.
-                        let f = 1.0 + 2.0 * (lo - *ramp_start) as f64 / (*spike_start - *ramp_start) as f64;
-                        (
-                            poisson(victim.rate(sim_start, t0) * (f - 1.0) * share, rng),
-                            Tag::Attack { label: label as u32, malicious: false },
-                        )
-                    } else {
-                        ((*spike_per_min * rng.random_range(1.0..1.05) * share).round() as u32, malicious(label))
-                    };
-                    for _ in 0..n {
-                        let mut d = victim.own_call(self.who, lo + rng.random_range(0..hi - lo), rng);
-                        if *exfiltrate {
-                            d.action = "s3:GetObject";
-                            d.resource = Some(Resource::Object(rng.random_range(0..100_000)));
-                            d.bytes_out = Some(rng.random_range(5_000_000..=50_000_000));
-                        }
-                        d.outcome = Outcome::Success;
-                        d.tag = tag;
-                        out.push(d);
-                    }
-                }
-            }
-            Plan::Drift { armed_at, tools, in_open_session } => {
-                let Some(session) = victim.session() else {
-                    return;
-                };
-                let (from, to) = match *in_open_session {
-                    None if session.start == t0 && session.start >= *armed_at => (session.start, session.end),
-                    // Sessions end on a minute boundary after this one, so the span is not empty.
-                    Some(span) if (t0..t0 + MINUTE).contains(&*armed_at) => {
-                        (*armed_at, session.end.min(*armed_at + span))
-                    }
-                    _ => return,
-                };
-                // Script the drift calls across their span, then release them as a scripted
-                // attack would.
-                let mut calls = Vec::new();
-                for &tool in tools.iter() {
-                    for _ in 0..rng.random_range(1..=3) {
-                        let t = from + rng.random_range(0..to - from);
-                        let mut d = victim.own_call(self.who, t, rng);
-                        d.action = tool;
-                        d.resource = None;
-                        d.bytes_out = (tool.contains("Get") || tool.contains("read") || tool.contains("query"))
-                            .then(|| rng.random_range(500..20_000));
-                        calls.push(d);
-                    }
-                }
-                calls.sort_by_key(|d| d.time);
-                let l = &mut labels[label];
-                l.start = from;
-                l.end = to;
-                self.plan = Plan::Scripted { calls, next: 0 };
-                self.emit_minute(pop, labels, sim_start, t0, rng, out);
-            }
-            Plan::Unattributed { armed_at, calls: n } => {
-                // Outside any session: none in progress, and the next one not due for 2 minutes.
-                if t0 < *armed_at || victim.session().is_some() {
-                    return;
-                }
-                let Some(idle_until) = victim.idle_until().filter(|&u| u >= t0 + 2 * MINUTE) else {
-                    return;
-                };
-                let to = idle_until.min(t0 + 5 * MINUTE);
-                // One token of its own, issued just before, as a session's would be.
-                let issued = t0 - rng.random_range(1..30) * SECOND;
-                let mut calls: Vec<Draft> = (0..*n)
-                    .map(|_| {
-                        let mut d = victim.own_call(self.who, t0 + rng.random_range(0..to - t0), rng);
-                        d.credential_issued_at = issued;
-                        d.attribution = Attribution::Unattributed;
-                        d
-                    })
-                    .collect();
-                calls.sort_by_key(|d| d.time);
-                let l = &mut labels[label];
-                l.start = t0;
-                l.end = to;
-                self.plan = Plan::Scripted { calls, next: 0 };
-                self.emit_minute(pop, labels, sim_start, t0, rng, out);
+            Plan::Flood(flood) => {
+                flood.emit_minute(&m, rng, out);
+                return;
             }
             Plan::Batch { nights } => {
-                for &(from, to) in nights.iter().filter(|&&(from, to)| from < t0 + MINUTE && to > t0) {
-                    let (lo, hi) = (from.max(t0), to.min(t0 + MINUTE));
-                    let share = (hi - lo) as f64 / MINUTE as f64;
-                    for _ in 0..poisson(BATCH_FACTOR * victim.rate(sim_start, t0) * share, rng) {
-                        let mut d = victim.own_call(self.who, lo + rng.random_range(0..hi - lo), rng);
-                        d.tag = Tag::Change { label: label as u32 };
-                        out.push(d);
-                    }
-                }
+                emit_batch_minute(nights, &m, rng, out);
+                return;
             }
+            Plan::Drift { armed_at, tools, in_open_session } => {
+                drift_calls(&m, *armed_at, tools, *in_open_session, rng)
+            }
+            Plan::Unattributed { armed_at, calls } => unattributed_calls(&m, *armed_at, *calls, rng),
+        };
+        // Their span is only known once their moment comes: the label gets it then, and the
+        // calls go out as a scripted attack's would.
+        if let Some((calls, from, to)) = drawn {
+            let l = &mut labels[self.label];
+            l.start = from;
+            l.end = to;
+            self.plan = Plan::Scripted { calls, next: 0 };
+            self.emit_minute(pop, labels, sim_start, t0, rng, out);
+        }
+    }
+}
+
+/// Releases the scripted calls whose time falls before the end of the minute at `t0`.
+fn release_due(calls: &[Draft], next: &mut usize, label: usize, t0: Millis, out: &mut Vec<Draft>) {
+    while let Some(call) = calls.get(*next).filter(|c| c.time < t0 + MINUTE) {
+        let mut d = call.clone();
+        d.tag = malicious(label);
+        out.push(d);
+        *next += 1;
+    }
+}
+
+/// The minute an attack is drafting, on its victim.
+struct Drafting<'a> {
+    victim: &'a Identity,
+    who: u32,
+    /// Index into the run's labels, for the calls' tags.
+    label: usize,
+    sim_start: Millis,
+    t0: Millis,
+}
+
+impl Flood {
+    /// Draws the ramp's and the spike's calls in the minute at `t0`.
+    fn emit_minute(&self, m: &Drafting<'_>, rng: &mut Rng, out: &mut Vec<Draft>) {
+        let Drafting { victim, who, label, sim_start, t0 } = *m;
+        // The part of this minute in the ramp, then the part in the spike. Batch attacks
+        // start on a minute, so a minute is all one or the other; live ones start anywhere in it.
+        let minute_end = (t0 + MINUTE).min(self.end);
+        let phases =
+            [(t0.max(self.ramp_start), minute_end.min(self.spike_start)), (t0.max(self.spike_start), minute_end)];
+        for (i, (lo, hi)) in phases.into_iter().enumerate() {
+            if lo >= hi {
+                continue;
+            }
+            let share = (hi - lo) as f64 / MINUTE as f64;
+            let (n, tag) = if i == 0 {
+                // The ramp adds (f - 1)× the benign rate on top of the benign traffic.
+                let f = 1.0 + 2.0 * (lo - self.ramp_start) as f64 / (self.spike_start - self.ramp_start) as f64;
+                (
+                    poisson(victim.rate(sim_start, t0) * (f - 1.0) * share, rng),
+                    Tag::Attack { label: label as u32, malicious: false },
+                )
+            } else {
+                ((self.spike_per_min * rng.random_range(1.0..1.05) * share).round() as u32, malicious(label))
+            };
+            for _ in 0..n {
+                let mut d = victim.own_call(who, lo + rng.random_range(0..hi - lo), rng);
+                if self.exfiltrate {
+                    d.action = "s3:GetObject";
+                    d.resource = Some(Resource::Object(rng.random_range(0..100_000)));
+                    d.bytes_out = Some(rng.random_range(5_000_000..=50_000_000));
+                }
+                d.outcome = Outcome::Success;
+                d.tag = tag;
+                out.push(d);
+            }
+        }
+    }
+}
+
+/// The agent's drift calls and their span, once the session they go into is open in the
+/// minute at `t0`; `None` before.
+fn drift_calls(
+    m: &Drafting<'_>,
+    armed_at: Millis,
+    tools: &[&'static str],
+    in_open_session: Option<Millis>,
+    rng: &mut Rng,
+) -> Option<(Vec<Draft>, Millis, Millis)> {
+    let Drafting { victim, who, t0, .. } = *m;
+    let session = victim.session()?;
+    let (from, to) = match in_open_session {
+        None if session.start == t0 && session.start >= armed_at => (session.start, session.end),
+        // Sessions end on a minute boundary after this one, so the span is not empty.
+        Some(span) if (t0..t0 + MINUTE).contains(&armed_at) => (armed_at, session.end.min(armed_at + span)),
+        _ => return None,
+    };
+    let mut calls = Vec::new();
+    for &tool in tools {
+        for _ in 0..rng.random_range(1..=3) {
+            let t = from + rng.random_range(0..to - from);
+            let mut d = victim.own_call(who, t, rng);
+            d.action = tool;
+            d.resource = None;
+            d.bytes_out = (tool.contains("Get") || tool.contains("read") || tool.contains("query"))
+                .then(|| rng.random_range(500..20_000));
+            calls.push(d);
+        }
+    }
+    calls.sort_by_key(|d| d.time);
+    Some((calls, from, to))
+}
+
+/// `n` calls of the agent's own outside any session, and their span, once a gap between
+/// sessions has room for them at `t0`; `None` before.
+fn unattributed_calls(
+    m: &Drafting<'_>,
+    armed_at: Millis,
+    n: usize,
+    rng: &mut Rng,
+) -> Option<(Vec<Draft>, Millis, Millis)> {
+    let Drafting { victim, who, t0, .. } = *m;
+    // Outside any session: none in progress, and the next one not due for 2 minutes.
+    if t0 < armed_at || victim.session().is_some() {
+        return None;
+    }
+    let idle_until = victim.idle_until().filter(|&u| u >= t0 + 2 * MINUTE)?;
+    let to = idle_until.min(t0 + 5 * MINUTE);
+    // One token of its own, issued just before, as a session's would be.
+    let issued = t0 - rng.random_range(1..30) * SECOND;
+    let mut calls: Vec<Draft> = (0..n)
+        .map(|_| {
+            let mut d = victim.own_call(who, t0 + rng.random_range(0..to - t0), rng);
+            d.credential_issued_at = issued;
+            d.attribution = Attribution::Unattributed;
+            d
+        })
+        .collect();
+    calls.sort_by_key(|d| d.time);
+    Some((calls, t0, to))
+}
+
+/// Draws the new batch's calls in the minute at `t0`, in whichever of its nights overlap it.
+fn emit_batch_minute(nights: &[(Millis, Millis)], m: &Drafting<'_>, rng: &mut Rng, out: &mut Vec<Draft>) {
+    let Drafting { victim, who, label, sim_start, t0 } = *m;
+    for &(from, to) in nights.iter().filter(|&&(from, to)| from < t0 + MINUTE && to > t0) {
+        let (lo, hi) = (from.max(t0), to.min(t0 + MINUTE));
+        let share = (hi - lo) as f64 / MINUTE as f64;
+        for _ in 0..poisson(BATCH_FACTOR * victim.rate(sim_start, t0) * share, rng) {
+            let mut d = victim.own_call(who, lo + rng.random_range(0..hi - lo), rng);
+            d.tag = Tag::Change { label: label as u32 };
+            out.push(d);
         }
     }
 }

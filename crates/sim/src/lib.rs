@@ -311,90 +311,9 @@ impl EventWriter {
         let _ = write!(id, "sim-{}", self.written);
         ip.clear();
         let _ = write!(ip, "{}.{}.{}.{}", d.ip[0], d.ip[1], d.ip[2], d.ip[3]);
-        credential.clear();
-        session.clear();
-        agent.clear();
-        resource.clear();
-        let issued = d.credential_issued_at;
-        let presented = match (d.credential, &who.credential) {
-            (CredentialUse::Password, _) => {
-                Credential { id: None, kind: CredentialKind::Password, issued_at: None, expires_at: None }
-            }
-            (CredentialUse::ConsoleSession, _) | (CredentialUse::Own, CredentialPlan::Console) => {
-                let _ = write!(credential, "cs_{:016x}", mix(who.salt ^ issued as u64));
-                Credential {
-                    id: Some(credential.as_str().into()),
-                    kind: CredentialKind::Session,
-                    issued_at: Some(issued),
-                    expires_at: Some(population::console_expires_at(issued)),
-                }
-            }
-            (CredentialUse::Own, CredentialPlan::Static { id: key, issued_at }) => Credential {
-                id: Some(key.as_str().into()),
-                kind: CredentialKind::StaticKey,
-                issued_at: Some(*issued_at),
-                expires_at: None,
-            },
-            (CredentialUse::Own, CredentialPlan::Hourly { kind, .. }) => {
-                let token = mix(who.salt ^ issued as u64);
-                let _ = match kind {
-                    CredentialKind::OauthAccessToken => write!(credential, "oat_{token:016x}"),
-                    _ => write!(credential, "ASIA{token:016X}"),
-                };
-                Credential {
-                    id: Some(credential.as_str().into()),
-                    kind: *kind,
-                    issued_at: Some(issued),
-                    expires_at: Some(issued + HOUR),
-                }
-            }
-            (CredentialUse::Own, CredentialPlan::PerSession) => {
-                let _ = write!(credential, "ast_{:016x}", mix(who.salt ^ issued as u64));
-                Credential {
-                    id: Some(credential.as_str().into()),
-                    kind: CredentialKind::ShortLivedToken,
-                    issued_at: Some(issued),
-                    expires_at: Some(issued + AGENT_TOKEN_TTL),
-                }
-            }
-        };
-        let actor = match (d.attribution, &who.credential) {
-            (Attribution::Usual, CredentialPlan::PerSession) => {
-                let _ = write!(session, "sess-{:016x}", mix(who.salt.rotate_left(17) ^ u64::from(d.session)));
-                Actor {
-                    delegating_user: population_user(who, d.delegating_user).map(Into::into),
-                    agent_id: Some(who.id.as_str().into()),
-                    session_id: Some(session.as_str().into()),
-                }
-            }
-            (Attribution::Usual, _) => Actor::default(),
-            (Attribution::Unattributed, _) => Actor { agent_id: Some(who.id.as_str().into()), ..Actor::default() },
-            (Attribution::DesktopAgent(n), _) => {
-                let _ = write!(agent, "agent-desktop-{n}");
-                Actor {
-                    delegating_user: Some(who.id.as_str().into()),
-                    agent_id: Some(agent.as_str().into()),
-                    // The session it rides: the console session the call presents.
-                    session_id: presented.id.clone(),
-                }
-            }
-        };
-        let _ = match d.resource {
-            None => Ok(()),
-            Some(Resource::Object(n)) => write!(resource, "arn:aws:s3:::{}/data/part-{n:05}.parquet", who.bucket),
-            Some(Resource::ForeignObject { owner, object }) => {
-                let bucket = pop.get(owner as usize).map_or("shared-data", |o| o.bucket.as_str());
-                write!(resource, "arn:aws:s3:::{bucket}/data/part-{object:05}.parquet")
-            }
-            Some(Resource::Instance(n)) => {
-                write!(resource, "arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-0{:016x}", mix(u64::from(n)))
-            }
-            Some(Resource::Secret(n)) => {
-                let name = SECRET_NAMES[n as usize % SECRET_NAMES.len()];
-                let suffix = mix(u64::from(n) ^ 0x5ec7) & 0xff_ffff;
-                write!(resource, "arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/{name}-{n:03}-{suffix:06x}")
-            }
-        };
+        let presented = presented_credential(d, who, credential);
+        let actor = acting(d, who, &presented, session, agent);
+        name_resource(d, who, pop, resource);
         let event = AuditEvent {
             id: id.as_str().into(),
             time: d.time,
@@ -422,20 +341,115 @@ impl EventWriter {
         };
         serde_json::to_writer(&mut self.line, &event)?;
         self.line.push(b'\n');
-        let first_of = match d.tag {
-            Tag::Attack { label, malicious: true } | Tag::Change { label } => Some(label as usize),
-            Tag::Attack { malicious: false, .. } | Tag::Benign => None,
-        };
-        if let Some(i) = first_of {
-            let label = &mut labels[i];
-            if label.first_malicious_event_id.is_empty() {
-                label.first_malicious_event_id = event.id.into_owned();
-                label.first_malicious_time = d.time;
-                return Ok(Some(i));
+        Ok(fill_first_event(d, &event.id, labels))
+    }
+}
+
+/// The credential `d` presents; ids derive from the identity's salt and the issue time so
+/// that the same token shows the same id in every call.
+fn presented_credential<'a>(d: &Draft, who: &'a Identity, buf: &'a mut String) -> Credential<'a> {
+    buf.clear();
+    let issued = d.credential_issued_at;
+    let (kind, expires_at) = match (d.credential, &who.credential) {
+        (CredentialUse::Password, _) => return Credential { kind: CredentialKind::Password, ..Credential::default() },
+        (CredentialUse::Own, CredentialPlan::Static { id: key, issued_at }) => {
+            return Credential {
+                id: Some(key.as_str().into()),
+                kind: CredentialKind::StaticKey,
+                issued_at: Some(*issued_at),
+                expires_at: None,
+            };
+        }
+        (CredentialUse::ConsoleSession, _) | (CredentialUse::Own, CredentialPlan::Console) => {
+            let _ = write!(buf, "cs_{:016x}", mix(who.salt ^ issued as u64));
+            (CredentialKind::Session, population::console_expires_at(issued))
+        }
+        (CredentialUse::Own, CredentialPlan::Hourly { kind, .. }) => {
+            let token = mix(who.salt ^ issued as u64);
+            let _ = match kind {
+                CredentialKind::OauthAccessToken => write!(buf, "oat_{token:016x}"),
+                _ => write!(buf, "ASIA{token:016X}"),
+            };
+            (*kind, issued + HOUR)
+        }
+        (CredentialUse::Own, CredentialPlan::PerSession) => {
+            let _ = write!(buf, "ast_{:016x}", mix(who.salt ^ issued as u64));
+            (CredentialKind::ShortLivedToken, issued + AGENT_TOKEN_TTL)
+        }
+    };
+    let id: &'a String = buf;
+    Credential { id: Some(id.as_str().into()), kind, issued_at: Some(issued), expires_at: Some(expires_at) }
+}
+
+/// Who the `actor` fields of `d` say acted; `presented` is the credential the call shows,
+/// whose session a desktop agent rides.
+fn acting<'a>(
+    d: &Draft,
+    who: &'a Identity,
+    presented: &Credential<'a>,
+    session: &'a mut String,
+    agent: &'a mut String,
+) -> Actor<'a> {
+    session.clear();
+    agent.clear();
+    match (d.attribution, &who.credential) {
+        (Attribution::Usual, CredentialPlan::PerSession) => {
+            let _ = write!(session, "sess-{:016x}", mix(who.salt.rotate_left(17) ^ u64::from(d.session)));
+            Actor {
+                delegating_user: population_user(who, d.delegating_user).map(Into::into),
+                agent_id: Some(who.id.as_str().into()),
+                session_id: Some(session.as_str().into()),
             }
         }
-        Ok(None)
+        (Attribution::Usual, _) => Actor::default(),
+        (Attribution::Unattributed, _) => Actor { agent_id: Some(who.id.as_str().into()), ..Actor::default() },
+        (Attribution::DesktopAgent(n), _) => {
+            let _ = write!(agent, "agent-desktop-{n}");
+            Actor {
+                delegating_user: Some(who.id.as_str().into()),
+                agent_id: Some(agent.as_str().into()),
+                // The session it rides: the console session the call presents.
+                session_id: presented.id.clone(),
+            }
+        }
     }
+}
+
+/// Writes the ARN `d` names into `buf`, or leaves it empty for a call without a resource.
+fn name_resource(d: &Draft, who: &Identity, pop: &[Identity], buf: &mut String) {
+    buf.clear();
+    let _ = match d.resource {
+        None => Ok(()),
+        Some(Resource::Object(n)) => write!(buf, "arn:aws:s3:::{}/data/part-{n:05}.parquet", who.bucket),
+        Some(Resource::ForeignObject { owner, object }) => {
+            let bucket = pop.get(owner as usize).map_or("shared-data", |o| o.bucket.as_str());
+            write!(buf, "arn:aws:s3:::{bucket}/data/part-{object:05}.parquet")
+        }
+        Some(Resource::Instance(n)) => {
+            write!(buf, "arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-0{:016x}", mix(u64::from(n)))
+        }
+        Some(Resource::Secret(n)) => {
+            let name = SECRET_NAMES[n as usize % SECRET_NAMES.len()];
+            let suffix = mix(u64::from(n) ^ 0x5ec7) & 0xff_ffff;
+            write!(buf, "arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/{name}-{n:03}-{suffix:06x}")
+        }
+    };
+}
+
+/// Records `id` as the first event of the label `d` belongs to, unless it has one already
+/// (camouflage never counts). Returns that label's index when it got its first event.
+fn fill_first_event(d: &Draft, id: &str, labels: &mut [Label]) -> Option<usize> {
+    let i = match d.tag {
+        Tag::Attack { label, malicious: true } | Tag::Change { label } => label as usize,
+        Tag::Attack { malicious: false, .. } | Tag::Benign => return None,
+    };
+    let label = &mut labels[i];
+    if !label.first_malicious_event_id.is_empty() {
+        return None;
+    }
+    label.first_malicious_event_id = id.to_owned();
+    label.first_malicious_time = d.time;
+    Some(i)
 }
 
 /// The AWS account the simulated cloud resources live in.

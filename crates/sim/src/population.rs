@@ -610,6 +610,8 @@ fn apportion(n: usize) -> Vec<usize> {
     counts
 }
 
+/// The `i`-th identity of its `kind` and the `serial`-th of the population. Every draw is
+/// in a fixed order: a seed must give the same population on every run.
 fn build_one(
     kind: PrincipalType,
     i: usize,
@@ -630,113 +632,29 @@ fn build_one(
     } else {
         TENANTS[1]
     };
-    let pick = |names: &[&'static str], rng: &mut Rng| *names.choose(rng).unwrap_or(&"app");
-    let (id, catalog, user_agents, net_base): (String, &[&[Op]], &[&str], [u8; 2]) = match kind {
-        PrincipalType::ServiceAccount => {
-            (format!("svc-{}-{serial:04}", pick(SVC_NAMES, rng)), CLOUD, SDK_AGENTS, [10, 20])
-        }
-        PrincipalType::ApiKey => (format!("key-{}-{serial:04}", pick(KEY_NAMES, rng)), CLOUD, SDK_AGENTS, [10, 30]),
-        PrincipalType::Workload => {
-            (format!("wl-prod-{}-{serial:04}", pick(WORKLOAD_NAMES, rng)), CLOUD, SDK_AGENTS, [10, 40])
-        }
-        PrincipalType::OauthClient => {
-            (format!("oauth-{}-{serial:04}", pick(OAUTH_NAMES, rng)), SAAS, SAAS_AGENTS, [10, 50])
-        }
-        PrincipalType::AiAgent => {
-            (format!("agent-{}-{serial:04}", pick(AGENT_NAMES, rng)), TOOLS, AGENT_RUNTIMES, [10, 60])
-        }
-        _ => (format!("user-{}{serial}@example.com", pick(PEOPLE, rng)), &[CONSOLE], BROWSERS, [100, 64]),
-    };
+    let (id, surface) = name_and_surface(kind, serial, rng);
     let human = kind == PrincipalType::Human;
     let ops = if human {
         choose_ops(&[CONSOLE], 1, rng.random_range(4..=8), rng)
     } else {
-        choose_ops(catalog, rng.random_range(1..=3), rng.random_range(3..=12), rng)
+        choose_ops(surface.catalog, rng.random_range(1..=3), rng.random_range(3..=12), rng)
     };
     let cdf = cumulative_weights(ops.len(), rng);
-
-    let ips = if human {
-        // An office egress shared by everyone, plus one or two home networks of the person's own.
-        let mut ips = vec![[203, 0, 113, rng.random_range(2..250)]];
-        for _ in 0..rng.random_range(1..=2) {
-            ips.push([100, 64 + rng.random_range(0..60), rng.random_range(0..=255), rng.random_range(2..250)]);
-        }
-        ips
-    } else {
-        let nets: Vec<u8> = (0..rng.random_range(1..=2)).map(|_| rng.random_range(0..=255)).collect();
-        let n_ips = rng.random_range(nets.len()..=3);
-        (0..n_ips).map(|j| [net_base[0], net_base[1], nets[j % nets.len()], rng.random_range(2..250)]).collect()
-    };
-    let mut user_agents: Vec<&'static str> = {
-        let k = rng.random_range(1..=2);
-        user_agents.sample(rng, k)
-    }
-    .copied()
-    .collect();
-    user_agents.sort_unstable();
-
+    let ips = if human { human_addresses(rng) } else { machine_addresses(surface.net_base, rng) };
+    let user_agents = choose_user_agents(surface.user_agents, rng);
     let day_factor: Vec<f64> = (0..=days).map(|_| rng.random_range(0.8..1.2)).collect();
-    let hourly = |kind, rng: &mut Rng| CredentialPlan::Hourly { kind, phase: rng.random_range(0..60) * MINUTE };
-    let static_key = |rng: &mut Rng| CredentialPlan::Static {
-        id: access_key_id(rng),
-        issued_at: sim_start - rng.random_range(10 * DAY..59 * DAY),
-    };
     let (credential, behaviour) = match kind {
-        PrincipalType::ServiceAccount => {
-            // Patterns and credential schemes cycle so small populations still hold each kind.
-            let credential =
-                if i.is_multiple_of(2) { static_key(rng) } else { hourly(CredentialKind::ShortLivedToken, rng) };
-            let behaviour = match i % 3 {
-                // Every other steady one calls at most 5 times a minute: quiet accounts are
-                // what a new nightly batch or a lateral mover stands out on.
-                0 if i % 6 == 3 => Behaviour::Steady { per_min: rng.random_range(1.5..5.0) },
-                0 => Behaviour::Steady { per_min: rng.random_range(2.0..20.0) },
-                1 => Behaviour::Diurnal {
-                    peak_per_min: rng.random_range(2.0..20.0),
-                    utc_offset_h: *UTC_OFFSETS_H.choose(rng).unwrap_or(&0),
-                },
-                _ => nightly_batch(days, sim_start, rng),
-            };
-            (credential, behaviour)
-        }
-        PrincipalType::ApiKey => {
-            let per_min = rng.random_range(0.5..5.0);
-            let behaviour = if i.is_multiple_of(2) {
-                Behaviour::Steady { per_min }
-            } else {
-                Behaviour::Diurnal { peak_per_min: per_min, utc_offset_h: *UTC_OFFSETS_H.choose(rng).unwrap_or(&0) }
-            };
-            (static_key(rng), behaviour)
-        }
-        PrincipalType::Workload => {
-            (hourly(CredentialKind::ShortLivedToken, rng), Behaviour::Steady { per_min: rng.random_range(1.0..10.0) })
-        }
-        PrincipalType::OauthClient => (
-            hourly(CredentialKind::OauthAccessToken, rng),
-            Behaviour::Diurnal {
-                peak_per_min: rng.random_range(0.5..4.0),
-                utc_offset_h: *UTC_OFFSETS_H.choose(rng).unwrap_or(&0),
-            },
+        PrincipalType::ServiceAccount => service_account_plan(i, days, sim_start, rng),
+        PrincipalType::ApiKey => api_key_plan(i, sim_start, rng),
+        PrincipalType::Workload => (
+            hourly_token(CredentialKind::ShortLivedToken, rng),
+            Behaviour::Steady { per_min: rng.random_range(1.0..10.0) },
         ),
-        PrincipalType::AiAgent => {
-            let mut users: Vec<String> = {
-                let k = rng.random_range(1..=3);
-                humans.sample(rng, k)
-            }
-            .cloned()
-            .collect();
-            if users.is_empty() {
-                users.push(format!("user-{}@example.com", pick(PEOPLE, rng)));
-            }
-            let plan = AgentPlan {
-                per_min: rng.random_range(5.0..20.0),
-                users,
-                session: None,
-                next_start: sim_start + rng.random_range(0..30) * MINUTE,
-                sessions: 0,
-            };
-            (CredentialPlan::PerSession, Behaviour::Agent(plan))
-        }
+        PrincipalType::OauthClient => (
+            hourly_token(CredentialKind::OauthAccessToken, rng),
+            Behaviour::Diurnal { peak_per_min: rng.random_range(0.5..4.0), utc_offset_h: utc_offset(rng) },
+        ),
+        PrincipalType::AiAgent => (CredentialPlan::PerSession, Behaviour::Agent(agent_plan(humans, sim_start, rng))),
         _ => (CredentialPlan::Console, human_workdays(days, sim_start, rng)),
     };
     Identity {
@@ -757,6 +675,123 @@ fn build_one(
         active_from: Millis::MIN,
         active_until: Millis::MAX,
         registered: true,
+    }
+}
+
+/// What identities of one type choose their calls, clients and addresses from.
+struct Surface {
+    catalog: &'static [&'static [Op]],
+    user_agents: &'static [&'static str],
+    /// The first two octets of a machine's addresses.
+    net_base: [u8; 2],
+}
+
+/// An id of the shape its type has in real estates, and what the type calls from where.
+fn name_and_surface(kind: PrincipalType, serial: usize, rng: &mut Rng) -> (String, Surface) {
+    let surface = |catalog, user_agents, net_base| Surface { catalog, user_agents, net_base };
+    match kind {
+        PrincipalType::ServiceAccount => {
+            (format!("svc-{}-{serial:04}", pick(SVC_NAMES, rng)), surface(CLOUD, SDK_AGENTS, [10, 20]))
+        }
+        PrincipalType::ApiKey => {
+            (format!("key-{}-{serial:04}", pick(KEY_NAMES, rng)), surface(CLOUD, SDK_AGENTS, [10, 30]))
+        }
+        PrincipalType::Workload => {
+            (format!("wl-prod-{}-{serial:04}", pick(WORKLOAD_NAMES, rng)), surface(CLOUD, SDK_AGENTS, [10, 40]))
+        }
+        PrincipalType::OauthClient => {
+            (format!("oauth-{}-{serial:04}", pick(OAUTH_NAMES, rng)), surface(SAAS, SAAS_AGENTS, [10, 50]))
+        }
+        PrincipalType::AiAgent => {
+            (format!("agent-{}-{serial:04}", pick(AGENT_NAMES, rng)), surface(TOOLS, AGENT_RUNTIMES, [10, 60]))
+        }
+        _ => (format!("user-{}{serial}@example.com", pick(PEOPLE, rng)), surface(&[CONSOLE], BROWSERS, [100, 64])),
+    }
+}
+
+fn pick(names: &[&'static str], rng: &mut Rng) -> &'static str {
+    *names.choose(rng).unwrap_or(&"app")
+}
+
+/// An office egress shared by everyone, plus one or two home networks of the person's own.
+fn human_addresses(rng: &mut Rng) -> Vec<[u8; 4]> {
+    let mut ips = vec![[203, 0, 113, rng.random_range(2..250)]];
+    for _ in 0..rng.random_range(1..=2) {
+        ips.push([100, 64 + rng.random_range(0..60), rng.random_range(0..=255), rng.random_range(2..250)]);
+    }
+    ips
+}
+
+/// One to three addresses in one or two /24 networks under `net_base`.
+fn machine_addresses(net_base: [u8; 2], rng: &mut Rng) -> Vec<[u8; 4]> {
+    let nets: Vec<u8> = (0..rng.random_range(1..=2)).map(|_| rng.random_range(0..=255)).collect();
+    let n_ips = rng.random_range(nets.len()..=3);
+    (0..n_ips).map(|j| [net_base[0], net_base[1], nets[j % nets.len()], rng.random_range(2..250)]).collect()
+}
+
+/// One or two of `agents`, sorted.
+fn choose_user_agents(agents: &[&'static str], rng: &mut Rng) -> Vec<&'static str> {
+    let k = rng.random_range(1..=2);
+    let mut chosen: Vec<&'static str> = agents.sample(rng, k).copied().collect();
+    chosen.sort_unstable();
+    chosen
+}
+
+fn utc_offset(rng: &mut Rng) -> i64 {
+    *UTC_OFFSETS_H.choose(rng).unwrap_or(&0)
+}
+
+fn hourly_token(kind: CredentialKind, rng: &mut Rng) -> CredentialPlan {
+    CredentialPlan::Hourly { kind, phase: rng.random_range(0..60) * MINUTE }
+}
+
+/// A long-lived key issued 10 to 59 days before the start, so none is older than 60 days.
+fn static_key(sim_start: Millis, rng: &mut Rng) -> CredentialPlan {
+    CredentialPlan::Static { id: access_key_id(rng), issued_at: sim_start - rng.random_range(10 * DAY..59 * DAY) }
+}
+
+/// Patterns and credential schemes cycle with `i` so small populations still hold each kind.
+fn service_account_plan(i: usize, days: u32, sim_start: Millis, rng: &mut Rng) -> (CredentialPlan, Behaviour) {
+    let credential = if i.is_multiple_of(2) {
+        static_key(sim_start, rng)
+    } else {
+        hourly_token(CredentialKind::ShortLivedToken, rng)
+    };
+    let behaviour = match i % 3 {
+        // Every other steady one calls at most 5 times a minute: quiet accounts are what a
+        // new nightly batch or a lateral mover stands out on.
+        0 if i % 6 == 3 => Behaviour::Steady { per_min: rng.random_range(1.5..5.0) },
+        0 => Behaviour::Steady { per_min: rng.random_range(2.0..20.0) },
+        1 => Behaviour::Diurnal { peak_per_min: rng.random_range(2.0..20.0), utc_offset_h: utc_offset(rng) },
+        _ => nightly_batch(days, sim_start, rng),
+    };
+    (credential, behaviour)
+}
+
+fn api_key_plan(i: usize, sim_start: Millis, rng: &mut Rng) -> (CredentialPlan, Behaviour) {
+    let per_min = rng.random_range(0.5..5.0);
+    let behaviour = if i.is_multiple_of(2) {
+        Behaviour::Steady { per_min }
+    } else {
+        Behaviour::Diurnal { peak_per_min: per_min, utc_offset_h: utc_offset(rng) }
+    };
+    (static_key(sim_start, rng), behaviour)
+}
+
+/// An agent acting for one to three of the `humans` built before it (a made-up one when
+/// there are none), its first session within half an hour of the start.
+fn agent_plan(humans: &[String], sim_start: Millis, rng: &mut Rng) -> AgentPlan {
+    let k = rng.random_range(1..=3);
+    let mut users: Vec<String> = humans.sample(rng, k).cloned().collect();
+    if users.is_empty() {
+        users.push(format!("user-{}@example.com", pick(PEOPLE, rng)));
+    }
+    AgentPlan {
+        per_min: rng.random_range(5.0..20.0),
+        users,
+        session: None,
+        next_start: sim_start + rng.random_range(0..30) * MINUTE,
+        sessions: 0,
     }
 }
 
@@ -804,7 +839,7 @@ fn nightly_batch(days: u32, sim_start: Millis, rng: &mut Rng) -> Behaviour {
 
 /// Working windows 08–18 local: weekdays mostly, now and then a short weekend stint.
 fn human_workdays(days: u32, sim_start: Millis, rng: &mut Rng) -> Behaviour {
-    let offset = *UTC_OFFSETS_H.choose(rng).unwrap_or(&0);
+    let offset = utc_offset(rng);
     let per_min = rng.random_range(0.3..2.0);
     let mut workdays = Vec::new();
     // Local days from the one before the start (eastern offsets begin it there) to the end.
