@@ -169,8 +169,10 @@ pub struct Totals {
     pub actions: usize,
 }
 
+/// The label a row scores: its scenario, principal and span, the first fields of both kinds
+/// of row.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct AttackRow {
+pub struct LabelSpan {
     pub scenario: String,
     pub principal_id: String,
     pub principal_type: PrincipalType,
@@ -178,6 +180,24 @@ pub struct AttackRow {
     pub start: Millis,
     #[serde(with = "serde_rfc3339")]
     pub end: Millis,
+}
+
+impl From<&Label> for LabelSpan {
+    fn from(l: &Label) -> Self {
+        LabelSpan {
+            scenario: l.scenario.clone(),
+            principal_id: l.principal_id.clone(),
+            principal_type: l.principal_type,
+            start: l.start,
+            end: l.end,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AttackRow {
+    #[serde(flatten)]
+    pub label: LabelSpan,
     #[serde(with = "serde_rfc3339")]
     pub first_malicious_time: Millis,
     pub expected_kinds: Vec<String>,
@@ -199,13 +219,8 @@ pub struct ActionTaken {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BenignRow {
-    pub scenario: String,
-    pub principal_id: String,
-    pub principal_type: PrincipalType,
-    #[serde(with = "serde_rfc3339")]
-    pub start: Millis,
-    #[serde(with = "serde_rfc3339")]
-    pub end: Millis,
+    #[serde(flatten)]
+    pub label: LabelSpan,
     #[serde(with = "serde_rfc3339::option")]
     pub quiet_from: Option<Millis>,
     /// Alerts on the principal in `[start, quiet_from)`.
@@ -342,169 +357,13 @@ pub fn evaluate(
     actions: &[ActionRecord],
     principals: &[PrincipalSpan],
 ) -> Report {
-    let mut alerts_of: HashMap<&str, Vec<&AlertRecord>> = HashMap::new();
-    for a in alerts {
-        alerts_of.entry(&a.principal_id).or_default().push(a);
-    }
-    let mut labels_of: HashMap<&str, Vec<&Label>> = HashMap::new();
-    for l in labels {
-        labels_of.entry(&l.principal_id).or_default().push(l);
-    }
-    let mut actions_of: HashMap<&str, Vec<&ActionRecord>> = HashMap::new();
-    for x in actions {
-        actions_of.entry(&x.alert_id).or_default().push(x);
-    }
-    let learned_at: HashMap<&str, Millis> =
-        principals.iter().map(|p| (p.principal_id.as_str(), p.learned_at)).collect();
-    let no_alerts = Vec::new();
-
-    let mut attacks = Vec::new();
-    let (mut all, mut rate_based, mut other) = (Vec::new(), Vec::new(), Vec::new());
-    for l in labels.iter().filter(|l| is_attack(l)) {
-        let window: Vec<&AlertRecord> = alerts_of
-            .get(l.principal_id.as_str())
-            .unwrap_or(&no_alerts)
-            .iter()
-            .copied()
-            .filter(|a| in_attack_window(l, a.time))
-            .collect();
-        // The earliest; among simultaneous ones, the first raised.
-        let first = window.iter().filter(|a| l.expected_kinds.contains(&a.kind)).min_by_key(|a| a.time);
-        let delay = first.map(|a| (a.time - l.first_malicious_time).max(0));
-        if let (Some(a), Some(d)) = (first, delay) {
-            all.push(d);
-            if RATE_BASED_KINDS.contains(&a.kind.as_str()) { rate_based.push(d) } else { other.push(d) }
-        }
-        let kinds: BTreeSet<&str> = window.iter().map(|a| a.kind.as_str()).collect();
-        let mut taken: BTreeMap<(ActionKind, Mode), usize> = BTreeMap::new();
-        for a in &window {
-            for x in actions_of.get(a.alert_id.as_str()).into_iter().flatten() {
-                *taken.entry((x.action, x.mode)).or_default() += 1;
-            }
-        }
-        attacks.push(AttackRow {
-            scenario: l.scenario.clone(),
-            principal_id: l.principal_id.clone(),
-            principal_type: l.principal_type,
-            start: l.start,
-            end: l.end,
-            first_malicious_time: l.first_malicious_time,
-            expected_kinds: l.expected_kinds.clone(),
-            detected: first.is_some(),
-            detected_at: first.map(|a| a.time),
-            detected_by: first.map(|a| a.kind.clone()),
-            delay_ms: delay,
-            kinds: kinds.into_iter().map(str::to_owned).collect(),
-            actions: taken.into_iter().map(|((action, mode), count)| ActionTaken { action, mode, count }).collect(),
-        });
-    }
-
-    // Every alert: explained by a label, raised while its principal learned, or false.
-    let explained = |a: &AlertRecord| {
-        labels_of.get(a.principal_id.as_str()).is_some_and(|ls| ls.iter().any(|l| explains(l, a.time)))
-    };
-    let learning = |a: &AlertRecord| learned_at.get(a.principal_id.as_str()).is_some_and(|&learned| a.time < learned);
-    let is_false = |a: &AlertRecord| !explained(a) && !learning(a);
-    let mut false_alerts = FalseAlerts { target_per_1000_principal_days: TARGET_FALSE_PER_1000, ..Default::default() };
-    for a in alerts {
-        if explained(a) {
-            false_alerts.alerts_explained += 1;
-        } else if learning(a) {
-            false_alerts.alerts_during_learning += 1;
-        } else {
-            false_alerts.alerts.push(a.clone());
-        }
-    }
-    let principal_days: f64 =
-        principals.iter().map(|p| (p.last_seen - p.learned_at).max(0) as f64).sum::<f64>() / DAY as f64;
-    let mut by_kind_severity: BTreeMap<(&str, Severity), usize> = BTreeMap::new();
-    for a in &false_alerts.alerts {
-        *by_kind_severity.entry((a.kind.as_str(), a.severity)).or_default() += 1;
-    }
-    false_alerts.by_kind_severity = by_kind_severity
-        .into_iter()
-        .map(|((kind, severity), count)| KindSeverityCount {
-            kind: kind.to_owned(),
-            severity,
-            count,
-            per_1000_principal_days: per_1000(count, principal_days),
-        })
-        .collect();
-    false_alerts.count = false_alerts.alerts.len();
-    false_alerts.principal_days_after_learning = principal_days;
-    false_alerts.per_1000_principal_days = per_1000(false_alerts.count, principal_days);
-    false_alerts.met = false_alerts.per_1000_principal_days.map(|r| r <= TARGET_FALSE_PER_1000);
-
-    let benign_changes = labels
-        .iter()
-        .filter(|l| !is_attack(l))
-        .map(|l| {
-            let on_principal = alerts_of.get(l.principal_id.as_str()).unwrap_or(&no_alerts);
-            let tolerated = on_principal.iter().filter(|a| explains(l, a.time)).count();
-            let after =
-                l.quiet_from.map_or(0, |quiet| on_principal.iter().filter(|a| a.time >= quiet && is_false(a)).count());
-            BenignRow {
-                scenario: l.scenario.clone(),
-                principal_id: l.principal_id.clone(),
-                principal_type: l.principal_type,
-                start: l.start,
-                end: l.end,
-                quiet_from: l.quiet_from,
-                tolerated_alerts: tolerated,
-                false_alerts: after,
-                quiet: after == 0,
-            }
-        })
-        .collect();
-
-    let kind_of: HashMap<&str, &str> = alerts.iter().map(|a| (a.alert_id.as_str(), a.kind.as_str())).collect();
-    let offender = |x: &ActionRecord| Offender {
-        action_id: x.action_id.clone(),
-        alert_id: x.alert_id.clone(),
-        alert_kind: kind_of.get(x.alert_id.as_str()).map(|k| (*k).to_owned()),
-        time: x.time,
-        action: x.action,
-        mode: x.mode,
-        principal_id: x.principal_id.clone(),
-        principal_type: x.principal_type,
-    };
-    let under_attack = |x: &ActionRecord| {
-        labels_of
-            .get(x.principal_id.as_str())
-            .is_some_and(|ls| ls.iter().any(|l| is_attack(l) && in_attack_window(l, x.time)))
-    };
-    let count = |offenders: Vec<Offender>| ActionCount {
-        count: offenders.len(),
-        target: 0,
-        met: offenders.is_empty(),
-        offenders,
-    };
-    let while_new = |x: &ActionRecord| {
-        labels_of.get(x.principal_id.as_str()).is_some_and(|ls| ls.iter().any(|l| !is_attack(l) && explains(l, x.time)))
-    };
-    let containment = |x: &&ActionRecord| x.action != ActionKind::NotifyOwner && !under_attack(x);
-    let automatic_actions = AutomaticActions {
-        against_benign: count(actions.iter().filter(containment).filter(|x| !while_new(x)).map(offender).collect()),
-        on_benign_changes_while_new: actions.iter().filter(containment).filter(|x| while_new(x)).count(),
-        against_humans: count(
-            actions.iter().filter(|x| x.principal_type == PrincipalType::Human).map(offender).collect(),
-        ),
-    };
-
-    let detected = attacks.iter().filter(|r| r.detected).count();
-    let value = (!attacks.is_empty()).then(|| detected as f64 / attacks.len() as f64);
-    let recall = Recall {
-        detected,
-        attacks: attacks.len(),
-        value,
-        target: TARGET_RECALL,
-        met: value.map(|v| v >= TARGET_RECALL),
-    };
-    let delay = Delays {
-        overall: delay_stats(all, None),
-        rate_based: delay_stats(rate_based, Some(TARGET_MEDIAN_DELAY_RATE_MS)),
-        other: delay_stats(other, Some(TARGET_MEDIAN_DELAY_MS)),
-    };
+    let index = Index::new(labels, alerts, actions, principals);
+    let attacks: Vec<AttackRow> = labels.iter().filter(|l| is_attack(l)).map(|l| index.score_attack(l)).collect();
+    let false_alerts = index.count_false_alerts(alerts, principals);
+    let benign_changes = labels.iter().filter(|l| !is_attack(l)).map(|l| index.score_benign_change(l)).collect();
+    let automatic_actions = index.judge_actions(alerts, actions);
+    let recall = recall_of(&attacks);
+    let delay = delays_of(&attacks);
     let targets_missed = [
         ("recall", recall.met),
         ("median_delay_rate_based", delay.rate_based.met),
@@ -517,7 +376,6 @@ pub fn evaluate(
     .filter(|(_, met)| *met == Some(false))
     .map(|(name, _)| name)
     .collect();
-
     Report {
         replay: ReplayCounts::default(),
         totals: Totals {
@@ -534,6 +392,191 @@ pub fn evaluate(
         false_alerts,
         automatic_actions,
         targets_missed,
+    }
+}
+
+/// What the scoring looks up: alerts and labels by principal, actions by the alert that
+/// asked for them, and when each principal finished learning.
+struct Index<'a> {
+    alerts_of: HashMap<&'a str, Vec<&'a AlertRecord>>,
+    labels_of: HashMap<&'a str, Vec<&'a Label>>,
+    actions_of: HashMap<&'a str, Vec<&'a ActionRecord>>,
+    learned_at: HashMap<&'a str, Millis>,
+}
+
+impl<'a> Index<'a> {
+    fn new(
+        labels: &'a [Label],
+        alerts: &'a [AlertRecord],
+        actions: &'a [ActionRecord],
+        principals: &'a [PrincipalSpan],
+    ) -> Self {
+        let mut alerts_of: HashMap<&str, Vec<&AlertRecord>> = HashMap::new();
+        for a in alerts {
+            alerts_of.entry(&a.principal_id).or_default().push(a);
+        }
+        let mut labels_of: HashMap<&str, Vec<&Label>> = HashMap::new();
+        for l in labels {
+            labels_of.entry(&l.principal_id).or_default().push(l);
+        }
+        let mut actions_of: HashMap<&str, Vec<&ActionRecord>> = HashMap::new();
+        for x in actions {
+            actions_of.entry(&x.alert_id).or_default().push(x);
+        }
+        let learned_at = principals.iter().map(|p| (p.principal_id.as_str(), p.learned_at)).collect();
+        Index { alerts_of, labels_of, actions_of, learned_at }
+    }
+
+    fn alerts_on(&self, principal: &str) -> &[&'a AlertRecord] {
+        self.alerts_of.get(principal).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether some label of `principal` satisfies `covers`.
+    fn labeled(&self, principal: &str, covers: impl Fn(&Label) -> bool) -> bool {
+        self.labels_of.get(principal).is_some_and(|ls| ls.iter().any(|l| covers(l)))
+    }
+
+    fn explained(&self, a: &AlertRecord) -> bool {
+        self.labeled(&a.principal_id, |l| explains(l, a.time))
+    }
+
+    fn learning(&self, a: &AlertRecord) -> bool {
+        self.learned_at.get(a.principal_id.as_str()).is_some_and(|&learned| a.time < learned)
+    }
+
+    fn is_false(&self, a: &AlertRecord) -> bool {
+        !self.explained(a) && !self.learning(a)
+    }
+
+    /// The attack's row: whether and how fast an expected kind caught it, and what was done.
+    fn score_attack(&self, l: &Label) -> AttackRow {
+        let window: Vec<&AlertRecord> =
+            self.alerts_on(&l.principal_id).iter().copied().filter(|a| in_attack_window(l, a.time)).collect();
+        // The earliest; among simultaneous ones, the first raised.
+        let first = window.iter().filter(|a| l.expected_kinds.contains(&a.kind)).min_by_key(|a| a.time);
+        let kinds: BTreeSet<&str> = window.iter().map(|a| a.kind.as_str()).collect();
+        let mut taken: BTreeMap<(ActionKind, Mode), usize> = BTreeMap::new();
+        for a in &window {
+            for x in self.actions_of.get(a.alert_id.as_str()).into_iter().flatten() {
+                *taken.entry((x.action, x.mode)).or_default() += 1;
+            }
+        }
+        AttackRow {
+            label: LabelSpan::from(l),
+            first_malicious_time: l.first_malicious_time,
+            expected_kinds: l.expected_kinds.clone(),
+            detected: first.is_some(),
+            detected_at: first.map(|a| a.time),
+            detected_by: first.map(|a| a.kind.clone()),
+            delay_ms: first.map(|a| (a.time - l.first_malicious_time).max(0)),
+            kinds: kinds.into_iter().map(str::to_owned).collect(),
+            actions: taken.into_iter().map(|((action, mode), count)| ActionTaken { action, mode, count }).collect(),
+        }
+    }
+
+    /// Sorts every alert: explained by a label, raised while its principal learned, or false.
+    fn count_false_alerts(&self, alerts: &[AlertRecord], principals: &[PrincipalSpan]) -> FalseAlerts {
+        let mut f = FalseAlerts { target_per_1000_principal_days: TARGET_FALSE_PER_1000, ..Default::default() };
+        for a in alerts {
+            if self.explained(a) {
+                f.alerts_explained += 1;
+            } else if self.learning(a) {
+                f.alerts_during_learning += 1;
+            } else {
+                f.alerts.push(a.clone());
+            }
+        }
+        let principal_days: f64 =
+            principals.iter().map(|p| (p.last_seen - p.learned_at).max(0) as f64).sum::<f64>() / DAY as f64;
+        let mut by_kind_severity: BTreeMap<(&str, Severity), usize> = BTreeMap::new();
+        for a in &f.alerts {
+            *by_kind_severity.entry((a.kind.as_str(), a.severity)).or_default() += 1;
+        }
+        f.by_kind_severity = by_kind_severity
+            .into_iter()
+            .map(|((kind, severity), count)| KindSeverityCount {
+                kind: kind.to_owned(),
+                severity,
+                count,
+                per_1000_principal_days: per_1000(count, principal_days),
+            })
+            .collect();
+        f.count = f.alerts.len();
+        f.principal_days_after_learning = principal_days;
+        f.per_1000_principal_days = per_1000(f.count, principal_days);
+        f.met = f.per_1000_principal_days.map(|r| r <= TARGET_FALSE_PER_1000);
+        f
+    }
+
+    /// The benign change's row: alerts tolerated while it was new, false ones once learned.
+    fn score_benign_change(&self, l: &Label) -> BenignRow {
+        let on_principal = self.alerts_on(&l.principal_id);
+        let tolerated = on_principal.iter().filter(|a| explains(l, a.time)).count();
+        let after =
+            l.quiet_from.map_or(0, |quiet| on_principal.iter().filter(|a| a.time >= quiet && self.is_false(a)).count());
+        BenignRow {
+            label: LabelSpan::from(l),
+            quiet_from: l.quiet_from,
+            tolerated_alerts: tolerated,
+            false_alerts: after,
+            quiet: after == 0,
+        }
+    }
+
+    /// Automatic actions that should not have been taken: containment of identities under no
+    /// attack (apart from benign changes while new), and anything against humans.
+    fn judge_actions(&self, alerts: &[AlertRecord], actions: &[ActionRecord]) -> AutomaticActions {
+        let kind_of: HashMap<&str, &str> = alerts.iter().map(|a| (a.alert_id.as_str(), a.kind.as_str())).collect();
+        let offender = |x: &ActionRecord| Offender {
+            action_id: x.action_id.clone(),
+            alert_id: x.alert_id.clone(),
+            alert_kind: kind_of.get(x.alert_id.as_str()).map(|k| (*k).to_owned()),
+            time: x.time,
+            action: x.action,
+            mode: x.mode,
+            principal_id: x.principal_id.clone(),
+            principal_type: x.principal_type,
+        };
+        let count = |offenders: Vec<Offender>| ActionCount {
+            count: offenders.len(),
+            target: 0,
+            met: offenders.is_empty(),
+            offenders,
+        };
+        let under_attack =
+            |x: &ActionRecord| self.labeled(&x.principal_id, |l| is_attack(l) && in_attack_window(l, x.time));
+        let while_new = |x: &ActionRecord| self.labeled(&x.principal_id, |l| !is_attack(l) && explains(l, x.time));
+        let containment = |x: &&ActionRecord| x.action != ActionKind::NotifyOwner && !under_attack(x);
+        AutomaticActions {
+            against_benign: count(actions.iter().filter(containment).filter(|x| !while_new(x)).map(offender).collect()),
+            on_benign_changes_while_new: actions.iter().filter(containment).filter(|x| while_new(x)).count(),
+            against_humans: count(
+                actions.iter().filter(|x| x.principal_type == PrincipalType::Human).map(offender).collect(),
+            ),
+        }
+    }
+}
+
+fn recall_of(attacks: &[AttackRow]) -> Recall {
+    let detected = attacks.iter().filter(|r| r.detected).count();
+    let value = (!attacks.is_empty()).then(|| detected as f64 / attacks.len() as f64);
+    Recall { detected, attacks: attacks.len(), value, target: TARGET_RECALL, met: value.map(|v| v >= TARGET_RECALL) }
+}
+
+/// Delays of the detected attacks, apart for the rate-based kinds, which cannot fire on the
+/// first malicious event.
+fn delays_of(attacks: &[AttackRow]) -> Delays {
+    let (mut all, mut rate_based, mut other) = (Vec::new(), Vec::new(), Vec::new());
+    for r in attacks {
+        if let (Some(kind), Some(d)) = (&r.detected_by, r.delay_ms) {
+            all.push(d);
+            if RATE_BASED_KINDS.contains(&kind.as_str()) { rate_based.push(d) } else { other.push(d) }
+        }
+    }
+    Delays {
+        overall: delay_stats(all, None),
+        rate_based: delay_stats(rate_based, Some(TARGET_MEDIAN_DELAY_RATE_MS)),
+        other: delay_stats(other, Some(TARGET_MEDIAN_DELAY_MS)),
     }
 }
 

@@ -710,7 +710,7 @@ fn name_and_surface(kind: PrincipalType, serial: usize, rng: &mut Rng) -> (Strin
 }
 
 fn pick(names: &[&'static str], rng: &mut Rng) -> &'static str {
-    *names.choose(rng).unwrap_or(&"app")
+    names.choose(rng).copied().unwrap_or("app")
 }
 
 /// An office egress shared by everyone, plus one or two home networks of the person's own.

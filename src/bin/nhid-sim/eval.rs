@@ -16,8 +16,8 @@ use nhid_engine::{Engine, Outputs};
 use nhid_model::time::{Millis, format_rfc3339};
 use nhid_sim::Label;
 use nhid_sim::eval::{
-    self, ActionCount, ActionRecord, AlertRecord, DelayStats, PrincipalSpan, Report, TARGET_FALSE_PER_1000,
-    TARGET_MEDIAN_DELAY_MS, TARGET_MEDIAN_DELAY_RATE_MS,
+    self, ActionCount, ActionRecord, AlertRecord, AutomaticActions, DelayStats, FalseAlerts, PrincipalSpan, Report,
+    TARGET_FALSE_PER_1000, TARGET_MEDIAN_DELAY_MS, TARGET_MEDIAN_DELAY_RATE_MS,
 };
 
 #[derive(Args)]
@@ -148,7 +148,16 @@ fn render(r: &Report) -> String {
         "nhid eval: {} events, {} principals, {} alerts, {} actions; {} attack label(s), {} benign-change label(s)",
         r.replay.events, r.replay.principals, t.alerts, t.actions, t.attack_labels, t.benign_labels
     );
+    render_attacks(&mut o, r);
+    render_benign_changes(&mut o, r);
+    render_delays(&mut o, r);
+    render_false_alerts(&mut o, &r.false_alerts);
+    render_automatic_actions(&mut o, &r.automatic_actions);
+    render_targets(&mut o, r);
+    o
+}
 
+fn render_attacks(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\nattacks (detected: an expected kind on the principal within [start, end + 1 h])");
     let rows: Vec<Vec<String>> = r
         .attacks
@@ -163,25 +172,27 @@ fn render(r: &Report) -> String {
                 })
                 .collect();
             vec![
-                a.scenario.clone(),
-                a.principal_id.clone(),
+                a.label.scenario.clone(),
+                a.label.principal_id.clone(),
                 yes_no(a.detected).into(),
-                a.delay_ms.map_or("-".into(), secs),
+                or_dash_secs(a.delay_ms),
                 or_none(a.kinds.join(", ")),
                 or_none(actions.join(", ")),
             ]
         })
         .collect();
-    table(&mut o, &["scenario", "principal", "detected", "delay", "kinds", "action"], &[3], &rows);
+    table(o, &["scenario", "principal", "detected", "delay", "kinds", "action"], &[3], &rows);
+}
 
+fn render_benign_changes(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\nbenign changes (alerts tolerated before quiet_from, false from it on)");
     let rows: Vec<Vec<String>> = r
         .benign_changes
         .iter()
         .map(|b| {
             vec![
-                b.scenario.clone(),
-                b.principal_id.clone(),
+                b.label.scenario.clone(),
+                b.label.principal_id.clone(),
                 b.quiet_from.map_or("-".into(), format_rfc3339),
                 b.tolerated_alerts.to_string(),
                 b.false_alerts.to_string(),
@@ -189,31 +200,29 @@ fn render(r: &Report) -> String {
             ]
         })
         .collect();
-    table(&mut o, &["scenario", "principal", "quiet from", "tolerated", "false", "quiet"], &[3, 4], &rows);
+    table(o, &["scenario", "principal", "quiet from", "tolerated", "false", "quiet"], &[3, 4], &rows);
+}
 
+fn render_delays(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\ndetection delay (event time from the first malicious event to the first expected alert)");
     let delay_row = |name: &str, d: &DelayStats| {
-        vec![
-            name.to_owned(),
-            d.detected.to_string(),
-            d.median_ms.map_or("-".into(), secs),
-            d.max_ms.map_or("-".into(), secs),
-        ]
+        vec![name.to_owned(), d.detected.to_string(), or_dash_secs(d.median_ms), or_dash_secs(d.max_ms)]
     };
     let rows = vec![
         delay_row("all", &r.delay.overall),
         delay_row("rate-based", &r.delay.rate_based),
         delay_row("other", &r.delay.other),
     ];
-    table(&mut o, &["kinds", "detected", "median", "max"], &[1, 2, 3], &rows);
+    table(o, &["kinds", "detected", "median", "max"], &[1, 2, 3], &rows);
+}
 
-    let f = &r.false_alerts;
+fn render_false_alerts(o: &mut String, f: &FalseAlerts) {
     let _ = writeln!(
         o,
         "\nfalse alerts (no label explains them, raised after learning): {} over {:.1} principal-days = {} per 1,000",
         f.count,
         f.principal_days_after_learning,
-        f.per_1000_principal_days.map_or("-".into(), |v| format!("{v:.2}"))
+        or_dash_rate(f.per_1000_principal_days)
     );
     let _ = writeln!(
         o,
@@ -228,11 +237,11 @@ fn render(r: &Report) -> String {
                 k.kind.clone(),
                 k.severity.as_str().into(),
                 k.count.to_string(),
-                k.per_1000_principal_days.map_or("-".into(), |v| format!("{v:.2}")),
+                or_dash_rate(k.per_1000_principal_days),
             ]
         })
         .collect();
-    table(&mut o, &["kind", "severity", "count", "per 1,000"], &[2, 3], &rows);
+    table(o, &["kind", "severity", "count", "per 1,000"], &[2, 3], &rows);
     if !f.alerts.is_empty() {
         let rows: Vec<Vec<String>> = f
             .alerts
@@ -241,69 +250,74 @@ fn render(r: &Report) -> String {
             .map(|a| vec![format_rfc3339(a.time), a.kind.clone(), a.severity.as_str().into(), a.principal_id.clone()])
             .collect();
         let _ = writeln!(o);
-        table(&mut o, &["time", "kind", "severity", "principal"], &[], &rows);
-        more(&mut o, f.alerts.len());
+        table(o, &["time", "kind", "severity", "principal"], &[], &rows);
+        more(o, f.alerts.len());
     }
+}
 
+fn render_automatic_actions(o: &mut String, a: &AutomaticActions) {
     let _ = writeln!(o, "\nautomatic actions (dry runs included)");
-    let a = &r.automatic_actions;
     let rows = vec![
         vec!["containment of benign identities".into(), a.against_benign.count.to_string()],
         vec!["any action against humans".into(), a.against_humans.count.to_string()],
         vec!["(benign changes while new, tolerated)".into(), a.on_benign_changes_while_new.to_string()],
     ];
-    table(&mut o, &["against", "count"], &[1], &rows);
-    offenders(&mut o, "containment of benign identities", &a.against_benign);
-    offenders(&mut o, "actions against humans", &a.against_humans);
+    table(o, &["against", "count"], &[1], &rows);
+    offenders(o, "containment of benign identities", &a.against_benign);
+    offenders(o, "actions against humans", &a.against_humans);
+}
 
+fn render_targets(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\ntargets (reported; --check makes a miss exit 1)");
-    let d = &r.delay;
+    let (d, f, a) = (&r.delay, &r.false_alerts, &r.automatic_actions);
     let pct = |v: f64| format!("{:.1} %", v * 100.0);
+    let row = |name: &str, value: String, goal: String, met: Option<bool>| {
+        vec![name.to_owned(), value, goal, verdict(met).to_owned()]
+    };
     let rows = vec![
-        vec![
-            "recall".into(),
+        row(
+            "recall",
             r.recall.value.map_or("-".into(), |v| format!("{}/{} = {}", r.recall.detected, r.recall.attacks, pct(v))),
             format!("= {}", pct(r.recall.target)),
-            verdict(r.recall.met).into(),
-        ],
-        vec![
-            "median delay, rate-based kinds".into(),
-            d.rate_based.median_ms.map_or("-".into(), secs),
+            r.recall.met,
+        ),
+        row(
+            "median delay, rate-based kinds",
+            or_dash_secs(d.rate_based.median_ms),
             format!("<= {}", secs(TARGET_MEDIAN_DELAY_RATE_MS)),
-            verdict(d.rate_based.met).into(),
-        ],
-        vec![
-            "median delay, other kinds".into(),
-            d.other.median_ms.map_or("-".into(), secs),
+            d.rate_based.met,
+        ),
+        row(
+            "median delay, other kinds",
+            or_dash_secs(d.other.median_ms),
             format!("<= {}", secs(TARGET_MEDIAN_DELAY_MS)),
-            verdict(d.other.met).into(),
-        ],
-        vec![
-            "false alerts per 1,000 principal-days".into(),
-            f.per_1000_principal_days.map_or("-".into(), |v| format!("{v:.2}")),
+            d.other.met,
+        ),
+        row(
+            "false alerts per 1,000 principal-days",
+            or_dash_rate(f.per_1000_principal_days),
             format!("<= {TARGET_FALSE_PER_1000}"),
-            verdict(f.met).into(),
-        ],
-        vec![
-            "containment of benign identities".into(),
+            f.met,
+        ),
+        row(
+            "containment of benign identities",
             a.against_benign.count.to_string(),
             format!("= {}", a.against_benign.target),
-            verdict(Some(a.against_benign.met)).into(),
-        ],
-        vec![
-            "actions against humans".into(),
+            Some(a.against_benign.met),
+        ),
+        row(
+            "actions against humans",
             a.against_humans.count.to_string(),
             format!("= {}", a.against_humans.target),
-            verdict(Some(a.against_humans.met)).into(),
-        ],
+            Some(a.against_humans.met),
+        ),
     ];
-    table(&mut o, &["target", "value", "goal", "result"], &[1], &rows);
+    table(o, &["target", "value", "goal", "result"], &[1], &rows);
     if r.targets_missed.is_empty() {
         let _ = writeln!(o, "  all targets met (or not applicable)");
     } else {
         let _ = writeln!(o, "  missed: {}", r.targets_missed.join(", "));
     }
-    o
 }
 
 fn offenders(o: &mut String, what: &str, c: &ActionCount) {
@@ -373,6 +387,15 @@ fn line<'a>(o: &mut String, widths: &[usize], right: &[usize], cells: impl Itera
 
 fn secs(ms: Millis) -> String {
     format!("{:.1} s", ms as f64 / 1_000.0)
+}
+
+fn or_dash_secs(ms: Option<Millis>) -> String {
+    ms.map_or("-".into(), secs)
+}
+
+/// A rate per 1,000 principal-days, `-` when there were none to divide by.
+fn or_dash_rate(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.2}"))
 }
 
 fn yes_no(b: bool) -> &'static str {
