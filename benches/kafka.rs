@@ -523,7 +523,7 @@ fn engine() -> anyhow::Result<Engine> {
 /// The runtime in a thread, stopped as SIGTERM would stop it.
 struct Running {
     stop: Arc<AtomicBool>,
-    handle: thread::JoinHandle<anyhow::Result<Report>>,
+    handle: thread::JoinHandle<Result<Report, nhid_kafka::Error>>,
     started: Instant,
 }
 
@@ -579,7 +579,7 @@ impl Running {
 
     fn stop(self) -> anyhow::Result<Report> {
         self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().map_err(|_| anyhow!("the runtime panicked"))?
+        Ok(self.handle.join().map_err(|_| anyhow!("the runtime panicked"))??)
     }
 }
 

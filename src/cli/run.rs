@@ -83,7 +83,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
     let (metrics, health) = (Arc::new(Metrics::new()), Arc::new(Health::default()));
     let result = nhid_http::serve(config.http.listen, engine.clone(), metrics.clone(), health.clone())
         .and_then(|_| stop_on_signals())
-        .and_then(|stop| nhid_kafka::run_observed(engine, &config.kafka, stop, metrics, health));
+        .and_then(|stop| Ok(nhid_kafka::run_observed(engine, &config.kafka, stop, metrics, health)?));
     match result {
         Ok(report) => summarize(&report),
         Err(e) => {

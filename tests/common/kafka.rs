@@ -146,7 +146,7 @@ pub fn wait_committed(
 /// The runtime in a thread, stopped (as SIGTERM would) by [`Running::stop`].
 pub struct Running {
     stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<anyhow::Result<Report>>>,
+    handle: Option<JoinHandle<Result<Report, nhid_kafka::Error>>>,
 }
 
 impl Running {
@@ -168,7 +168,7 @@ impl Running {
 
     pub fn stop(mut self) -> anyhow::Result<Report> {
         self.stop.store(true, Ordering::Relaxed);
-        self.handle.take().unwrap().join().expect("the runtime thread panicked")
+        Ok(self.handle.take().unwrap().join().expect("the runtime thread panicked")?)
     }
 }
 

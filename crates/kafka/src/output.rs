@@ -7,16 +7,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context as _;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Message};
 
-use super::{KafkaConfig, Partition};
 use nhid_engine::Outputs;
-use nhid_engine::metrics::Metrics;
+use nhid_engine::metrics::{KafkaErrorKind, Metrics};
 use nhid_model::event::PrincipalType;
+
+use crate::config::KafkaConfig;
+use crate::error::Error;
+use crate::internal_events::{ClientError, KafkaErrorEvent as _, OutputLost};
+use crate::partition::Partition;
 
 /// Event (input message timestamp) to alert-acknowledged latency, in milliseconds.
 pub type Latency = hdrhistogram::Histogram<u64>;
@@ -37,6 +40,12 @@ struct Deliveries {
 }
 
 impl ClientContext for Deliveries {
+    /// The producer reconnects and retries by itself; what it cannot deliver in the end
+    /// comes back as a failed delivery report.
+    fn error(&self, error: KafkaError, reason: &str) {
+        ClientError { error: &error, reason }.emit(&self.metrics);
+    }
+
     /// librdkafka's periodic statistics: outputs waiting for the broker.
     fn stats(&self, statistics: rdkafka::Statistics) {
         self.metrics.producer_queue.set(statistics.msg_cnt as i64);
@@ -56,7 +65,7 @@ impl ProducerContext for Deliveries {
                     self.metrics.event_to_alert.observe(ms as f64 / 1_000.0);
                 }
             }
-            Err((e, m)) => self.fail(&d, &format!("delivery to {} failed: {e}", m.topic())),
+            Err((e, m)) => self.fail(&d, KafkaErrorKind::Delivery, &format!("delivery to {} failed: {e}", m.topic())),
         }
     }
 }
@@ -65,14 +74,10 @@ impl Deliveries {
     /// An output that will never be acknowledged: its input stays uncommitted, and the
     /// runtime stops so that a restart reads it again (librdkafka has already retried it
     /// for `message.timeout.ms`).
-    fn fail(&self, d: &Delivery, why: &str) {
+    fn fail(&self, d: &Delivery, kind: KafkaErrorKind, why: &str) {
         d.partition.progress().failed(d.offset);
-        tracing::error!(
-            topic = %d.partition.topic,
-            partition = d.partition.partition,
-            offset = d.offset,
-            "{why}; stopping without committing past it"
-        );
+        let (topic, partition, offset) = (&*d.partition.topic, d.partition.partition, d.offset);
+        OutputLost { kind, why, topic, partition, offset }.emit(&self.metrics);
         self.fatal.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(|| why.to_string());
         self.stop.store(true, Ordering::Relaxed);
     }
@@ -90,13 +95,13 @@ pub(crate) struct Sender {
 }
 
 impl Sender {
-    pub(crate) fn new(cfg: &KafkaConfig, stop: Arc<AtomicBool>, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    pub(crate) fn new(cfg: &KafkaConfig, stop: Arc<AtomicBool>, metrics: Arc<Metrics>) -> Result<Self, Error> {
         let context = Deliveries { latency: Mutex::new(new_latency()), metrics, fatal: Mutex::default(), stop };
         let producer = cfg
             .client(&[("linger.ms", "5"), ("statistics.interval.ms", "5000")])
             .set("enable.idempotence", "true")
             .create_with_context(context)
-            .context("creating the Kafka producer")?;
+            .map_err(|source| Error::CreateClient { client: "producer", source })?;
         let lanes = std::array::from_fn(|i| {
             let kind = PrincipalType::ALL[i];
             cfg.lanes.get(kind.as_str()).or(kind.is_machine().then(|| cfg.lanes.get("machine")).flatten()).cloned()
@@ -165,16 +170,16 @@ impl Sender {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     let give_up = *self.give_up_at.lock().unwrap_or_else(PoisonError::into_inner);
                     if give_up.is_some_and(|t| Instant::now() >= t) {
-                        self.producer
-                            .context()
-                            .fail(&r.delivery_opaque, "the producer queue stayed full past the grace period");
+                        let why = "the producer queue stayed full past the grace period";
+                        self.producer.context().fail(&r.delivery_opaque, KafkaErrorKind::Produce, why);
                         return;
                     }
                     record = r;
                     thread::sleep(Duration::from_millis(1));
                 }
                 Err((e, r)) => {
-                    self.producer.context().fail(&r.delivery_opaque, &format!("producing to {topic} failed: {e}"));
+                    let why = format!("producing to {topic} failed: {e}");
+                    self.producer.context().fail(&r.delivery_opaque, KafkaErrorKind::Produce, &why);
                     return;
                 }
             }
@@ -188,9 +193,8 @@ impl Sender {
     }
 
     /// Waits until every output is acknowledged, or until `deadline`.
-    pub(crate) fn flush(&self, deadline: Instant) -> anyhow::Result<()> {
-        let result = self.producer.flush(deadline.saturating_duration_since(Instant::now()));
-        result.with_context(|| format!("{} outputs unacknowledged", self.producer.in_flight_count()))
+    pub(crate) fn flush(&self, deadline: Instant) -> Result<(), KafkaError> {
+        self.producer.flush(deadline.saturating_duration_since(Instant::now()))
     }
 
     pub(crate) fn in_flight(&self) -> u64 {

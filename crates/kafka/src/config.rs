@@ -1,0 +1,219 @@
+//! The `[kafka]` section: what to read and write, and the librdkafka properties every client
+//! gets. Validation lists every problem at once, before any client connects.
+
+use std::collections::BTreeMap;
+use std::thread;
+
+use rdkafka::ClientConfig;
+use serde::{Deserialize, Serialize};
+
+use nhid_engine::ControlKind;
+
+/// The `[kafka]` section of the configuration; the essentials also have flags on `nhid run`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port]`.
+    pub brokers: String,
+    /// Audit topics to consume.
+    pub topics: Vec<String>,
+    /// Consumer group; partitions (and the identities keyed to them) are shared across its members.
+    pub group: String,
+    /// Static group membership (`group.instance.id`): a stable id per nhid instance (a pod
+    /// name, say). A restarted instance takes its partitions back at once, without a
+    /// rebalance of the others or the wait for its old session to expire. (Tansu 0.6 never
+    /// expires a crashed dynamic member, so there it is what makes a crash recoverable.)
+    pub instance_id: Option<String>,
+    pub alerts_topic: String,
+    pub actions_topic: String,
+    pub dead_letter_topic: String,
+    /// Lifecycle events (`schemas/lifecycle.schema.json`): owners offboarded, credentials
+    /// revoked, principals retired.
+    pub lifecycle_topic: Option<String>,
+    /// What the revocation service did with each action (`schemas/action-result.schema.json`).
+    pub action_results_topic: Option<String>,
+    /// Republish each normalized event to a topic per lane: keys are `machine`, `human` or a
+    /// principal type (which wins over `machine`); lanes without a topic are not republished.
+    pub lanes: BTreeMap<String, String>,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    pub commit_interval_ms: u64,
+    /// How long SIGTERM may take to drain, flush and commit.
+    pub shutdown_grace_secs: u64,
+    /// On assignment, re-read this much of each partition before its committed offset
+    /// (by message timestamp) to rebuild the identities' baselines, with outputs
+    /// suppressed (they were acknowledged before the commit). A restart or a rebalance is
+    /// then not a blind learning window. 0 starts at the committed offset with empty state.
+    pub rebuild_secs: u64,
+    /// librdkafka properties passed through to every client (TLS, SASL, timeouts...). Values
+    /// are never logged: they hold passwords and keys.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "localhost:9092".into(),
+            topics: vec!["audit".into()],
+            group: "nhid".into(),
+            instance_id: None,
+            alerts_topic: "nhid.alerts".into(),
+            actions_topic: "nhid.actions".into(),
+            dead_letter_topic: "nhid.dead-letter".into(),
+            lifecycle_topic: None,
+            action_results_topic: None,
+            lanes: BTreeMap::new(),
+            workers: 0,
+            commit_interval_ms: 1_000,
+            shutdown_grace_secs: 10,
+            rebuild_secs: 2 * 86_400,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// Properties nhid sets itself: overriding them would break the delivery guarantee.
+const OWNED_PROPERTIES: &[&str] = &[
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.idempotence",
+    "group.id",
+    "group.instance.id",
+    "bootstrap.servers",
+];
+
+impl KafkaConfig {
+    /// Every problem with the section, each prefixed with the key it is about; empty when
+    /// valid. A list, not an error, so that the caller can print them with the rest of the
+    /// configuration's.
+    pub fn validate(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if self.brokers.trim().is_empty() {
+            errors.push("kafka.brokers: must name at least one broker".into());
+        }
+        if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
+            errors.push("kafka.topics: must name at least one topic, none empty".into());
+        }
+        if self.group.trim().is_empty() {
+            errors.push("kafka.group: must not be empty".into());
+        }
+        self.validate_topics(&mut errors);
+        if self.commit_interval_ms == 0 {
+            errors.push("kafka.commit_interval_ms: must be positive".into());
+        }
+        for key in self.properties.keys() {
+            if OWNED_PROPERTIES.contains(&key.as_str()) {
+                errors.push(format!("kafka.properties.{key}: set by nhid (use the kafka section's own fields)"));
+            }
+        }
+        errors
+    }
+
+    /// Output and control topics must not be audit topics: nhid would read its own output.
+    fn validate_topics(&self, errors: &mut Vec<String>) {
+        for (name, topic) in [
+            ("alerts_topic", &self.alerts_topic),
+            ("actions_topic", &self.actions_topic),
+            ("dead_letter_topic", &self.dead_letter_topic),
+        ] {
+            if topic.trim().is_empty() {
+                errors.push(format!("kafka.{name}: must not be empty"));
+            } else if self.topics.contains(topic) {
+                errors.push(format!("kafka.{name}: {topic:?} is also an input topic (nhid would read its own output)"));
+            }
+        }
+        let control = [&self.lifecycle_topic, &self.action_results_topic];
+        for topic in control.into_iter().flatten() {
+            if self.topics.contains(topic) || topic.trim().is_empty() {
+                errors.push(format!("kafka: control topic {topic:?} must be non-empty and not an audit topic"));
+            }
+        }
+        for lane in self.lanes.keys() {
+            if lane != "machine" && nhid_model::event::PrincipalType::parse(lane).is_none() {
+                errors.push(format!("kafka.lanes.{lane}: not `machine` or a principal type"));
+            }
+        }
+    }
+
+    /// The properties with secret-looking values masked, for logs.
+    pub fn redacted_properties(&self) -> BTreeMap<&str, &str> {
+        self.properties
+            .iter()
+            .map(|(k, v)| {
+                let secret = ["password", "secret", "key", "token", "jaas", "credential"].iter().any(|s| k.contains(s));
+                (k.as_str(), if secret { "<redacted>" } else { v.as_str() })
+            })
+            .collect()
+    }
+
+    /// A client configuration: nhid's `defaults`, then the passthrough properties over them.
+    /// Callers set the properties nhid owns afterwards.
+    pub(crate) fn client(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers);
+        for (k, v) in defaults {
+            c.set(*k, *v);
+        }
+        for (k, v) in &self.properties {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// Every topic consumed, with what its messages are.
+    pub(crate) fn inputs(&self) -> Vec<(&str, Option<ControlKind>)> {
+        let mut inputs: Vec<_> = self.topics.iter().map(|t| (t.as_str(), None)).collect();
+        inputs.extend(self.lifecycle_topic.as_deref().map(|t| (t, Some(ControlKind::Lifecycle))));
+        inputs.extend(self.action_results_topic.as_deref().map(|t| (t, Some(ControlKind::ActionResult))));
+        inputs
+    }
+
+    pub(crate) fn worker_count(&self) -> usize {
+        if self.workers > 0 { self.workers } else { thread::available_parallelism().map_or(2, |n| n.get()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid() {
+        assert_eq!(KafkaConfig::default().validate(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_problem_is_listed_at_once() {
+        let cfg = KafkaConfig {
+            brokers: " ".into(),
+            alerts_topic: "audit".into(),
+            commit_interval_ms: 0,
+            properties: [("enable.auto.commit".to_string(), "true".to_string())].into(),
+            ..KafkaConfig::default()
+        };
+        assert_eq!(
+            cfg.validate(),
+            [
+                "kafka.brokers: must name at least one broker",
+                "kafka.alerts_topic: \"audit\" is also an input topic (nhid would read its own output)",
+                "kafka.commit_interval_ms: must be positive",
+                "kafka.properties.enable.auto.commit: set by nhid (use the kafka section's own fields)",
+            ]
+        );
+    }
+
+    #[test]
+    fn secret_looking_properties_are_redacted() {
+        let cfg = KafkaConfig {
+            properties: [
+                ("sasl.password".to_string(), "hunter2".to_string()),
+                ("security.protocol".to_string(), "SASL_SSL".to_string()),
+            ]
+            .into(),
+            ..KafkaConfig::default()
+        };
+        let shown = cfg.redacted_properties();
+        assert_eq!(shown["sasl.password"], "<redacted>");
+        assert_eq!(shown["security.protocol"], "SASL_SSL");
+    }
+}

@@ -1,0 +1,196 @@
+//! Every Kafka error the runtime logs and carries on from, each one struct that both logs it
+//! and counts it in `nhid_kafka_errors_total{kind}` (Vector's `internal_events`): a log line
+//! cannot be written without its count, and the dashboard shows what the logs say.
+
+use rdkafka::error::KafkaError;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+
+use nhid_engine::metrics::{KafkaErrorKind, Metrics};
+
+/// A logged Kafka error. Emitting it is the only way to log one.
+pub(crate) trait KafkaErrorEvent: Sized {
+    fn kind(&self) -> KafkaErrorKind;
+
+    fn log(&self);
+
+    fn emit(self, metrics: &Metrics) {
+        self.log();
+        metrics.kafka_error(self.kind());
+    }
+}
+
+/// librdkafka's error callback, from the consumer or the producer: it reconnects and retries
+/// by itself, so these are warnings.
+pub(crate) struct ClientError<'a> {
+    pub error: &'a KafkaError,
+    pub reason: &'a str,
+}
+
+impl ClientError<'_> {
+    pub(crate) fn brokers_down(&self) -> bool {
+        self.error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown)
+    }
+}
+
+impl KafkaErrorEvent for ClientError<'_> {
+    fn kind(&self) -> KafkaErrorKind {
+        if self.brokers_down() { KafkaErrorKind::BrokersDown } else { KafkaErrorKind::Client }
+    }
+
+    fn log(&self) {
+        tracing::warn!(error = %self.error, reason = self.reason, "kafka client error");
+    }
+}
+
+/// The group answered a rebalance with an error; the consumer unassigns everything and
+/// waits for the next one.
+pub(crate) struct RebalanceFailed {
+    pub error: RDKafkaRespErr,
+}
+
+impl KafkaErrorEvent for RebalanceFailed {
+    fn kind(&self) -> KafkaErrorKind {
+        KafkaErrorKind::Rebalance
+    }
+
+    fn log(&self) {
+        tracing::warn!(error = ?self.error, "rebalance error");
+    }
+}
+
+pub(crate) struct AssignmentFailed<'a> {
+    pub error: &'a KafkaError,
+}
+
+impl KafkaErrorEvent for AssignmentFailed<'_> {
+    fn kind(&self) -> KafkaErrorKind {
+        KafkaErrorKind::Assignment
+    }
+
+    fn log(&self) {
+        tracing::error!(error = %self.error, "applying the new assignment failed");
+    }
+}
+
+/// An offset lookup at assignment failed: where partitions start, not whether they are
+/// read, is what it costs.
+pub(crate) struct OffsetLookupFailed<'a> {
+    pub error: &'a KafkaError,
+    /// What the runtime does instead, for the log line.
+    pub fallback: &'static str,
+}
+
+impl KafkaErrorEvent for OffsetLookupFailed<'_> {
+    fn kind(&self) -> KafkaErrorKind {
+        KafkaErrorKind::OffsetLookup
+    }
+
+    fn log(&self) {
+        tracing::warn!(error = %self.error, "{}", self.fallback);
+    }
+}
+
+pub(crate) struct ConsumeFailed<'a> {
+    pub error: &'a KafkaError,
+}
+
+impl KafkaErrorEvent for ConsumeFailed<'_> {
+    fn kind(&self) -> KafkaErrorKind {
+        KafkaErrorKind::Consume
+    }
+
+    fn log(&self) {
+        tracing::warn!(error = %self.error, "consumer error");
+    }
+}
+
+pub(crate) struct CommitFailed<'a> {
+    pub error: &'a KafkaError,
+}
+
+impl KafkaErrorEvent for CommitFailed<'_> {
+    fn kind(&self) -> KafkaErrorKind {
+        KafkaErrorKind::Commit
+    }
+
+    fn log(&self) {
+        tracing::warn!(error = %self.error, "offset commit failed; retrying at the next interval");
+    }
+}
+
+/// A drain's grace ran out with outputs in flight: their inputs stay uncommitted.
+pub(crate) struct FlushTimedOut<'a> {
+    pub error: &'a KafkaError,
+    pub unacknowledged: u64,
+}
+
+impl KafkaErrorEvent for FlushTimedOut<'_> {
+    fn kind(&self) -> KafkaErrorKind {
+        KafkaErrorKind::FlushTimeout
+    }
+
+    fn log(&self) {
+        tracing::warn!(
+            error = %self.error,
+            unacknowledged = self.unacknowledged,
+            "not every output was acknowledged in time; their inputs will be read again"
+        );
+    }
+}
+
+/// An output that will never be acknowledged, with the input message it came from.
+pub(crate) struct OutputLost<'a> {
+    /// [`KafkaErrorKind::Produce`] (never enqueued) or [`KafkaErrorKind::Delivery`] (never
+    /// acknowledged).
+    pub kind: KafkaErrorKind,
+    pub why: &'a str,
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl KafkaErrorEvent for OutputLost<'_> {
+    fn kind(&self) -> KafkaErrorKind {
+        self.kind
+    }
+
+    fn log(&self) {
+        tracing::error!(
+            topic = %self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            "{}; stopping without committing past it",
+            self.why
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    use super::*;
+
+    fn count(metrics: &Metrics, kind: &str) -> String {
+        let engine = nhid_engine::Engine::new(Vec::new(), Default::default(), Default::default());
+        let text = metrics.render(&engine);
+        let series = format!("nhid_kafka_errors_total{{kind=\"{kind}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&series)).unwrap_or_else(|| panic!("{series} in {text}")).to_string()
+    }
+
+    #[test]
+    fn emitting_counts_by_kind() {
+        let metrics = Metrics::new();
+        let down = KafkaError::Global(RDKafkaErrorCode::AllBrokersDown);
+        let transport = KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure);
+        ClientError { error: &down, reason: "1/1 brokers are down" }.emit(&metrics);
+        ClientError { error: &transport, reason: "disconnected" }.emit(&metrics);
+        CommitFailed { error: &transport }.emit(&metrics);
+        CommitFailed { error: &transport }.emit(&metrics);
+        assert_eq!(count(&metrics, "brokers_down"), "1");
+        assert_eq!(count(&metrics, "client"), "1");
+        assert_eq!(count(&metrics, "commit"), "2");
+        assert_eq!(count(&metrics, "consume"), "0");
+    }
+}
