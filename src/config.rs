@@ -177,10 +177,10 @@ impl Config {
     /// Loads detectors and inventory and builds the engine, reporting every error at once.
     pub fn engine(&self) -> Result<Engine, Vec<String>> {
         let mut errors = self.validate();
-        let detectors = detect::load(self.detectors_dir.as_deref()).map_err(|e| errors.extend(e)).ok();
+        let detectors = detect::load(self.detectors_dir.as_deref()).map_err(|e| errors.extend(e.messages())).ok();
         let inventory = match &self.inventory {
             None => Some(Inventory::default()),
-            Some(p) => Inventory::load(p).map_err(|e| errors.extend(e)).ok(),
+            Some(p) => Inventory::load(p).map_err(|e| errors.extend(e.messages())).ok(),
         };
         match (detectors, inventory) {
             (Some(d), Some(i)) if errors.is_empty() => Ok(Engine::new(

@@ -13,7 +13,7 @@
 //! when it is first seen, never per event.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
@@ -51,6 +51,45 @@ struct File {
     principal: Vec<Entry>,
 }
 
+/// One problem with the inventory file.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    #[error("{0}")]
+    Read(std::io::Error),
+    #[error("{0}")]
+    Toml(toml::de::Error),
+    #[error("principal[{index}]: empty match")]
+    EmptyMatch { index: usize },
+    #[error("principal[{index}]: match {pattern:?}: {source}")]
+    Glob { index: usize, pattern: String, source: globset::Error },
+    #[error("{0}")]
+    Globs(globset::Error),
+}
+
+/// Every problem with the inventory, so that one run shows them all: one a line, after
+/// the file's path when it was read from one.
+#[derive(Debug, thiserror::Error)]
+pub struct InventoryErrors {
+    pub path: Option<PathBuf>,
+    pub problems: Vec<Problem>,
+}
+
+impl InventoryErrors {
+    /// Each problem as its own message, for callers that print them with others.
+    pub fn messages(&self) -> impl Iterator<Item = String> + '_ {
+        self.problems.iter().map(|p| match &self.path {
+            Some(path) => format!("{}: {p}", path.display()),
+            None => p.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for InventoryErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.messages().collect::<Vec<_>>().join("\n"))
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Inventory {
     entries: Vec<Entry>,
@@ -61,34 +100,36 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    pub fn load(path: &Path) -> Result<Self, Vec<String>> {
-        let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
-        Self::parse(&text).map_err(|es| es.into_iter().map(|e| format!("{}: {e}", path.display())).collect())
+    pub fn load(path: &Path) -> Result<Self, InventoryErrors> {
+        let in_file = |problems| InventoryErrors { path: Some(path.to_path_buf()), problems };
+        let text = std::fs::read_to_string(path).map_err(|e| in_file(vec![Problem::Read(e)]))?;
+        Self::parse(&text).map_err(|e| in_file(e.problems))
     }
 
-    pub fn parse(text: &str) -> Result<Self, Vec<String>> {
-        let file: File = toml::from_str(text).map_err(|e| vec![e.to_string()])?;
-        let mut errors = Vec::new();
+    pub fn parse(text: &str) -> Result<Self, InventoryErrors> {
+        let errors = |problems| InventoryErrors { path: None, problems };
+        let file: File = toml::from_str(text).map_err(|e| errors(vec![Problem::Toml(e)]))?;
+        let mut problems = Vec::new();
         let mut inv = Inventory::default();
         let mut builder = GlobSetBuilder::new();
-        for (i, entry) in file.principal.iter().enumerate() {
+        for (index, entry) in file.principal.iter().enumerate() {
             if entry.pattern.is_empty() {
-                errors.push(format!("principal[{i}]: empty match"));
+                problems.push(Problem::EmptyMatch { index });
             } else if entry.pattern.contains(['*', '?', '[', '{']) {
                 match Glob::new(&entry.pattern) {
                     Ok(g) => {
                         builder.add(g);
-                        inv.glob_entries.push(i as u32);
+                        inv.glob_entries.push(index as u32);
                     }
-                    Err(e) => errors.push(format!("principal[{i}]: match {:?}: {e}", entry.pattern)),
+                    Err(source) => problems.push(Problem::Glob { index, pattern: entry.pattern.clone(), source }),
                 }
             } else {
-                inv.exact.entry(entry.pattern.clone()).or_insert(i as u32);
+                inv.exact.entry(entry.pattern.clone()).or_insert(index as u32);
             }
         }
-        inv.globs = builder.build().map_err(|e| vec![e.to_string()])?;
+        inv.globs = builder.build().map_err(|e| errors(vec![Problem::Globs(e)]))?;
         inv.entries = file.principal;
-        if errors.is_empty() { Ok(inv) } else { Err(errors) }
+        if problems.is_empty() { Ok(inv) } else { Err(errors(problems)) }
     }
 
     /// The first entry in file order matching `principal_id`.
@@ -148,7 +189,7 @@ owner = "never-reached-for-owner"
     #[test]
     fn all_errors_at_once() {
         let errs = Inventory::parse("[[principal]]\nmatch = \"\"\n[[principal]]\nmatch = \"a[\"\n").unwrap_err();
-        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!(errs.problems.len(), 2, "{errs}");
         assert!(Inventory::parse("[[principal]]\nmatch = \"x\"\ncolour = 1\n").is_err());
     }
 }

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::{Check, Finding, PerType, round2};
+use super::{Finding, Kind, round2};
 use crate::state::Observation;
 use crate::state::breadth::WINDOW;
 use crate::state::seasonal::MARGIN;
@@ -13,7 +13,7 @@ use nhid_model::event::{AuditEvent, PrincipalType};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Params {
+pub struct Breadth {
     /// Never fire below this many distinct targets in a window.
     pub min_distinct: u32,
     /// Distinct targets must be at least this many times the usual per window...
@@ -22,16 +22,13 @@ pub struct Params {
     pub z: f32,
 }
 
-pub struct Breadth(pub PerType<Params>);
-
-impl Check for Breadth {
-    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
-        let p = self.0.get(lane)?;
+impl Kind for Breadth {
+    fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
         let r = obs.reach;
-        if !obs.learned || r.distinct < p.min_distinct as f32 {
+        if !obs.learned || r.distinct < self.min_distinct as f32 {
             return None;
         }
-        let threshold = (r.mean + p.z * r.sd).max(p.ratio * r.mean).max(MARGIN * r.recurring);
+        let threshold = (r.mean + self.z * r.sd).max(self.ratio * r.mean).max(MARGIN * r.recurring);
         if r.distinct < threshold {
             return None;
         }
@@ -42,7 +39,7 @@ impl Check for Breadth {
                 "baseline_per_window" => round2(r.mean),
                 "baseline_sd" => round2(r.sd),
                 "recurring_peak" => (r.recurring > 0.0).then(|| round2(r.recurring)),
-                "threshold" => round2(threshold.max(p.min_distinct as f32)),
+                "threshold" => round2(threshold.max(self.min_distinct as f32)),
                 "target" => ev.resource.as_deref().unwrap_or(&ev.action),
             },
             summary: format!(

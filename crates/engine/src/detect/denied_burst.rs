@@ -3,30 +3,27 @@
 
 use serde::Deserialize;
 
-use super::{Check, Finding, PerType, round2};
+use super::{Finding, Kind, round2};
 use crate::state::Observation;
 use nhid_model::event::{AuditEvent, Outcome, PrincipalType};
 use nhid_model::time::MINUTE;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Params {
+pub struct DeniedBurst {
     /// Denied or failed calls in one minute.
     pub min_count: u32,
     /// Share of the minute's calls that were denied or failed (0..1).
     pub min_ratio: f32,
 }
 
-pub struct DeniedBurst(pub PerType<Params>);
-
-impl Check for DeniedBurst {
-    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
-        let p = self.0.get(lane)?;
-        if ev.outcome == Outcome::Success || obs.minute_denied < p.min_count {
+impl Kind for DeniedBurst {
+    fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
+        if ev.outcome == Outcome::Success || obs.minute_denied < self.min_count {
             return None;
         }
         let ratio = obs.minute_denied as f32 / obs.minute_count.max(1) as f32;
-        if ratio < p.min_ratio {
+        if ratio < self.min_ratio {
             return None;
         }
         Some(Finding {
@@ -34,7 +31,7 @@ impl Check for DeniedBurst {
                 "denied_this_minute" => obs.minute_denied,
                 "calls_this_minute" => obs.minute_count,
                 "denied_ratio" => round2(ratio),
-                "min_count" => p.min_count,
+                "min_count" => self.min_count,
             },
             summary: format!(
                 "{} had {} of {} calls denied or failed within one minute.",

@@ -5,24 +5,21 @@
 
 use serde::Deserialize;
 
-use super::{Check, Finding, PerType, span};
+use super::{Finding, Kind, span};
 use crate::state::Observation;
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::{DAY, HOUR, SECOND, format_rfc3339};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Params {
+pub struct DormantReactivation {
     /// Idle at least this long (days, fractions allowed).
     pub min_idle_days: f64,
 }
 
-pub struct DormantReactivation(pub PerType<Params>);
-
-impl Check for DormantReactivation {
-    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
-        let p = self.0.get(lane)?;
-        if (obs.idle_for as f64) < p.min_idle_days * DAY as f64 {
+impl Kind for DormantReactivation {
+    fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
+        if (obs.idle_for as f64) < self.min_idle_days * DAY as f64 {
             return None;
         }
         let last = ev.time - obs.idle_for;

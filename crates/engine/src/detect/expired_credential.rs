@@ -5,14 +5,14 @@
 
 use serde::Deserialize;
 
-use super::{Check, Finding, PerType, span};
+use super::{Finding, Kind, span};
 use crate::state::Observation;
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::{MINUTE, Millis, SECOND, format_rfc3339};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Params {
+pub struct ExpiredCredential {
     /// Tolerated clock skew between the issuer and the audit source.
     pub grace_secs: u32,
     /// Tolerated delay between a reported revocation or retirement and the last calls that
@@ -26,12 +26,9 @@ fn default_revocation_grace_secs() -> u32 {
     60
 }
 
-pub struct ExpiredCredential(pub PerType<Params>);
-
-impl Check for ExpiredCredential {
-    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
-        let p = self.0.get(lane)?;
-        let revocation_grace = Millis::from(p.revocation_grace_secs) * SECOND;
+impl Kind for ExpiredCredential {
+    fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
+        let revocation_grace = Millis::from(self.revocation_grace_secs) * SECOND;
         let principal = &ev.principal.id;
         let credential = ev.credential.id.as_deref();
         let unit = ev.time.div_euclid(MINUTE);
@@ -72,7 +69,7 @@ impl Check for ExpiredCredential {
             });
         }
         let late = obs.expired_for?;
-        if late <= Millis::from(p.grace_secs) * SECOND {
+        if late <= Millis::from(self.grace_secs) * SECOND {
             return None;
         }
         let expired = ev.credential.expires_at.map(format_rfc3339).unwrap_or_default();

@@ -9,27 +9,25 @@
 
 use serde::Deserialize;
 
-use super::{Check, Finding, Operations, PerType};
+use super::{Finding, Kind, Operations};
 use crate::state::Observation;
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::MINUTE;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Params {
+pub struct InteractiveLogin {
     /// Interactive sign-in operations of the supported formats.
     pub operations: Operations,
 }
 
-pub struct InteractiveLogin(pub PerType<Params>);
-
-impl Check for InteractiveLogin {
-    fn lane(&self, lane: PrincipalType, obs: &Observation<'_>) -> PrincipalType {
+impl Kind for InteractiveLogin {
+    fn lane(lane: PrincipalType, obs: &Observation<'_>) -> PrincipalType {
         if obs.prior_kind.is_machine() { obs.prior_kind } else { lane }
     }
 
     fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, _obs: &Observation<'_>) -> Option<Finding> {
-        if !self.0.get(lane)?.operations.matches(&ev.action) {
+        if !self.operations.matches(&ev.action) {
             return None;
         }
         Some(Finding {

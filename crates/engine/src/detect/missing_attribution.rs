@@ -4,14 +4,14 @@
 
 use serde::Deserialize;
 
-use super::{Check, Finding, PerType};
+use super::{Finding, Kind};
 use crate::state::Observation;
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::MINUTE;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Params {
+pub struct MissingAttribution {
     /// Require `actor.delegating_user`.
     #[serde(default = "super::yes")]
     pub delegating_user: bool,
@@ -20,13 +20,10 @@ pub struct Params {
     pub session: bool,
 }
 
-pub struct MissingAttribution(pub PerType<Params>);
-
-impl Check for MissingAttribution {
-    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, _obs: &Observation<'_>) -> Option<Finding> {
-        let p = self.0.get(lane)?;
-        let no_user = p.delegating_user && ev.actor.delegating_user.is_none();
-        let no_session = p.session && ev.actor.session_id.is_none();
+impl Kind for MissingAttribution {
+    fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, _obs: &Observation<'_>) -> Option<Finding> {
+        let no_user = self.delegating_user && ev.actor.delegating_user.is_none();
+        let no_session = self.session && ev.actor.session_id.is_none();
         let missing = match (no_user, no_session) {
             (true, true) => "no delegating user and no session",
             (true, false) => "no delegating user",

@@ -23,7 +23,8 @@ pub mod static_credential;
 pub mod unregistered_principal;
 pub mod volume_ceiling;
 
-use std::path::Path;
+use std::any::Any;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -45,14 +46,33 @@ pub struct Finding {
     pub unit: i64,
 }
 
-/// One kind's check with its typed per-type parameters.
-pub trait Check: Send + Sync {
+/// A detector kind is its parameters for one lane (deserialized from the lane's table,
+/// so a file's typos are errors) and the check it makes with them.
+pub trait Kind: DeserializeOwned + Send + Sync + 'static {
     fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding>;
 
     /// The lane whose settings apply: the identity's current type, unless the kind judges
     /// the event against what the identity was before it.
-    fn lane(&self, lane: PrincipalType, _obs: &Observation<'_>) -> PrincipalType {
+    fn lane(lane: PrincipalType, _obs: &Observation<'_>) -> PrincipalType {
         lane
+    }
+}
+
+/// A kind with its parameters for every lane, behind one trait object per instance.
+/// `Any` lets readers outside the engine's loop ask an instance for its kind's parameters
+/// ([`Detector::params`]) instead of keeping thresholds of their own.
+trait Check: Any + Send + Sync {
+    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding>;
+    fn lane(&self, lane: PrincipalType, obs: &Observation<'_>) -> PrincipalType;
+}
+
+impl<K: Kind> Check for PerType<K> {
+    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
+        self.get(lane)?.check(lane, ev, obs)
+    }
+
+    fn lane(&self, lane: PrincipalType, obs: &Observation<'_>) -> PrincipalType {
+        K::lane(lane, obs)
     }
 }
 
@@ -93,6 +113,12 @@ impl Detector {
         let settings = self.lanes[lane.index()]?;
         self.check.check(lane, ev, obs).map(|f| (settings, f))
     }
+
+    /// This instance's parameters in `lane` when it is of kind `K` and evaluates the lane.
+    pub fn params<K: Kind>(&self, lane: PrincipalType) -> Option<&K> {
+        let check: &dyn Any = &*self.check;
+        check.downcast_ref::<PerType<K>>()?.get(lane)
+    }
 }
 
 /// Per-type parameters of one kind, parsed from the file's tables.
@@ -104,45 +130,148 @@ impl<P> PerType<P> {
     }
 }
 
-/// The kinds nhid knows, and how to build each from its parameters.
-pub const KINDS: &[&str] = &[
-    "rate_spike",
-    "volume_ceiling",
-    "new_source",
-    "scope_drift",
-    "denied_burst",
-    "static_credential",
-    "expired_credential",
-    "privilege_change",
-    "orphaned_principal",
-    "breadth",
-    "dormant_reactivation",
-    "shared_credential",
-    "session_inheritance",
-    "interactive_login",
-    "unregistered_principal",
-    "missing_attribution",
+/// A kind nhid knows: the id a file's `kind` names, the instance shipped in `detectors/`
+/// (compiled in, used when no directory is given; its stem is the kind's id) and how to
+/// build the kind from a file's lane tables.
+pub struct Registered {
+    pub id: &'static str,
+    pub builtin: &'static str,
+    build: Build,
+}
+
+type Build = fn(&LaneTables) -> Result<Box<dyn Check>, Vec<Problem>>;
+
+const fn kind<K: Kind>(id: &'static str, builtin: &'static str) -> Registered {
+    Registered { id, builtin, build: build::<K> }
+}
+
+/// Every kind, in the order built-in instances run (the order alerts of one event come in).
+pub const REGISTRY: &[Registered] = &[
+    kind::<rate_spike::RateSpike>("rate_spike", include_str!("../../../../detectors/rate_spike.toml")),
+    kind::<volume_ceiling::VolumeCeiling>("volume_ceiling", include_str!("../../../../detectors/volume_ceiling.toml")),
+    kind::<new_source::NewSource>("new_source", include_str!("../../../../detectors/new_source.toml")),
+    kind::<scope_drift::ScopeDrift>("scope_drift", include_str!("../../../../detectors/scope_drift.toml")),
+    kind::<denied_burst::DeniedBurst>("denied_burst", include_str!("../../../../detectors/denied_burst.toml")),
+    kind::<static_credential::StaticCredential>(
+        "static_credential",
+        include_str!("../../../../detectors/static_credential.toml"),
+    ),
+    kind::<expired_credential::ExpiredCredential>(
+        "expired_credential",
+        include_str!("../../../../detectors/expired_credential.toml"),
+    ),
+    kind::<privilege_change::PrivilegeChange>(
+        "privilege_change",
+        include_str!("../../../../detectors/privilege_change.toml"),
+    ),
+    kind::<orphaned_principal::OrphanedPrincipal>(
+        "orphaned_principal",
+        include_str!("../../../../detectors/orphaned_principal.toml"),
+    ),
+    kind::<breadth::Breadth>("breadth", include_str!("../../../../detectors/breadth.toml")),
+    kind::<dormant_reactivation::DormantReactivation>(
+        "dormant_reactivation",
+        include_str!("../../../../detectors/dormant_reactivation.toml"),
+    ),
+    kind::<shared_credential::SharedCredential>(
+        "shared_credential",
+        include_str!("../../../../detectors/shared_credential.toml"),
+    ),
+    kind::<session_inheritance::SessionInheritance>(
+        "session_inheritance",
+        include_str!("../../../../detectors/session_inheritance.toml"),
+    ),
+    kind::<interactive_login::InteractiveLogin>(
+        "interactive_login",
+        include_str!("../../../../detectors/interactive_login.toml"),
+    ),
+    kind::<unregistered_principal::UnregisteredPrincipal>(
+        "unregistered_principal",
+        include_str!("../../../../detectors/unregistered_principal.toml"),
+    ),
+    kind::<missing_attribution::MissingAttribution>(
+        "missing_attribution",
+        include_str!("../../../../detectors/missing_attribution.toml"),
+    ),
 ];
 
-/// The detector files shipped in the repository, compiled in, used when no directory is given.
-pub const BUILTIN: &[(&str, &str)] = &[
-    ("rate_spike", include_str!("../../../../detectors/rate_spike.toml")),
-    ("volume_ceiling", include_str!("../../../../detectors/volume_ceiling.toml")),
-    ("new_source", include_str!("../../../../detectors/new_source.toml")),
-    ("scope_drift", include_str!("../../../../detectors/scope_drift.toml")),
-    ("denied_burst", include_str!("../../../../detectors/denied_burst.toml")),
-    ("static_credential", include_str!("../../../../detectors/static_credential.toml")),
-    ("expired_credential", include_str!("../../../../detectors/expired_credential.toml")),
-    ("privilege_change", include_str!("../../../../detectors/privilege_change.toml")),
-    ("orphaned_principal", include_str!("../../../../detectors/orphaned_principal.toml")),
-    ("breadth", include_str!("../../../../detectors/breadth.toml")),
-    ("dormant_reactivation", include_str!("../../../../detectors/dormant_reactivation.toml")),
-    ("shared_credential", include_str!("../../../../detectors/shared_credential.toml")),
-    ("session_inheritance", include_str!("../../../../detectors/session_inheritance.toml")),
-    ("interactive_login", include_str!("../../../../detectors/interactive_login.toml")),
-    ("unregistered_principal", include_str!("../../../../detectors/unregistered_principal.toml")),
-    ("missing_attribution", include_str!("../../../../detectors/missing_attribution.toml")),
-];
+/// The ids of [`REGISTRY`], for messages and for picking kinds by name.
+pub const KINDS: &[&str] = &{
+    let mut ids = [""; REGISTRY.len()];
+    let mut i = 0;
+    while i < ids.len() {
+        ids[i] = REGISTRY[i].id;
+        i += 1;
+    }
+    ids
+};
+
+/// One problem found in a detector file; shown after the file's name.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    #[error("{0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("unknown key `{0}`: expected one of {HEAD_KEYS:?}, `default`, or a principal type table")]
+    UnknownKey(String),
+    #[error("missing `[default]` table (parameters for machine principals)")]
+    MissingDefault,
+    #[error("cooldown_secs must be positive")]
+    ZeroCooldown,
+    #[error("references must name at least one MITRE ATT&CK or OWASP NHI entry")]
+    NoReferences,
+    #[error("[{0}] enabled must be true or false")]
+    Enabled(PrincipalType),
+    /// A lane's own `severity` or `response`.
+    #[error("[{lane}] {key}: {source}")]
+    LaneSetting { lane: PrincipalType, key: &'static str, source: toml::de::Error },
+    #[error("[human] response must be \"none\": humans are never acted on automatically")]
+    HumanResponse,
+    /// A lane's table does not fit the kind's parameters.
+    #[error("[{lane}] {source}")]
+    Parameters { lane: PrincipalType, source: toml::de::Error },
+    #[error("unknown kind `{0}`: expected one of {KINDS:?}")]
+    UnknownKind(String),
+}
+
+/// Why the detectors did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{}: {source}", dir.display())]
+    ReadDir { dir: PathBuf, source: std::io::Error },
+    #[error("{}: {source}", path.display())]
+    ReadFile { path: PathBuf, source: std::io::Error },
+    #[error("{detector}: {problem}")]
+    Invalid { detector: String, problem: Problem },
+    #[error("no detector files found")]
+    NoFiles,
+}
+
+/// Every error of every detector file, so that one run shows them all; one a line.
+#[derive(Debug, thiserror::Error)]
+pub struct LoadErrors(pub Vec<LoadError>);
+
+impl std::fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.messages().collect::<Vec<_>>().join("\n"))
+    }
+}
+
+impl LoadErrors {
+    pub fn iter(&self) -> std::slice::Iter<'_, LoadError> {
+        self.0.iter()
+    }
+
+    /// Each error as its own message, for callers that print them with others.
+    pub fn messages(&self) -> impl Iterator<Item = String> + '_ {
+        self.0.iter().map(ToString::to_string)
+    }
+
+    fn invalid(detector: &str, problems: Vec<Problem>) -> Self {
+        LoadErrors(
+            problems.into_iter().map(|problem| LoadError::Invalid { detector: detector.into(), problem }).collect(),
+        )
+    }
+}
 
 /// Common keys of every detector file; the remaining tables are per-type parameters.
 #[derive(Deserialize)]
@@ -164,178 +293,177 @@ fn default_cooldown_secs() -> u64 {
 
 const HEAD_KEYS: &[&str] = &["kind", "description", "severity", "response", "references", "cooldown_secs"];
 
-/// Parses one detector file. Every problem is reported, prefixed with the file name.
-pub fn parse(id: &str, text: &str) -> Result<Detector, Vec<String>> {
-    let err = |m: String| format!("{id}: {m}");
-    let table: toml::Table = toml::from_str(text).map_err(|e| vec![err(e.to_string())])?;
+/// Each enabled lane's parameter table, by `PrincipalType::index()`.
+type LaneTables = [Option<toml::Table>; PrincipalType::ALL.len()];
+
+/// Parses one detector file. Every problem is reported, with the file's name.
+pub fn parse(id: &str, text: &str) -> Result<Detector, LoadErrors> {
+    let mut problems = Vec::new();
+    let detector = toml::from_str(text)
+        .map_err(|e| problems.push(Problem::Toml(e)))
+        .ok()
+        .and_then(|table| instance(id, table, &mut problems));
+    match detector {
+        Some(d) if problems.is_empty() => Ok(d),
+        _ => Err(LoadErrors::invalid(id, problems)),
+    }
+}
+
+/// The detector a parsed file describes, or `None` with what is wrong in `problems`.
+fn instance(id: &str, table: toml::Table, problems: &mut Vec<Problem>) -> Option<Detector> {
     let (head, lanes): (toml::Table, toml::Table) =
         table.into_iter().partition(|(k, _)| HEAD_KEYS.contains(&k.as_str()));
-    let mut errors = Vec::new();
-    let head: Option<FileHead> = toml::Value::Table(head).try_into().map_err(|e| errors.push(err(e.to_string()))).ok();
+    let head: Option<FileHead> = toml::Value::Table(head).try_into().map_err(|e| problems.push(Problem::Toml(e))).ok();
     for key in lanes.keys() {
         if key != "default" && PrincipalType::parse(key).is_none() {
-            errors.push(err(format!(
-                "unknown key `{key}`: expected one of {HEAD_KEYS:?}, `default`, or a principal type table"
-            )));
+            problems.push(Problem::UnknownKey(key.clone()));
         }
     }
     if !lanes.contains_key("default") {
-        errors.push(err("missing `[default]` table (parameters for machine principals)".into()));
+        problems.push(Problem::MissingDefault);
     }
-    let Some(head) = head else { return Err(errors) };
+    let head = head?;
     if head.cooldown_secs == 0 {
-        errors.push(err("cooldown_secs must be positive".into()));
+        problems.push(Problem::ZeroCooldown);
     }
     if head.references.is_empty() {
-        errors.push(err("references must name at least one MITRE ATT&CK or OWASP NHI entry".into()));
+        problems.push(Problem::NoReferences);
     }
-    let lane_settings = |name: &str| -> Option<toml::Table> {
-        // Machine types inherit `[default]`; humans and unknown only run where named.
-        let own = lanes.get(name).and_then(|v| v.as_table()).cloned();
-        let machine = PrincipalType::parse(name).is_some_and(PrincipalType::is_machine);
-        let mut merged = if machine { lanes.get("default").and_then(|v| v.as_table()).cloned()? } else { own.clone()? };
-        if machine {
-            merged.extend(own.unwrap_or_default());
+    let (settings, tables) = lane_settings(&head, &lanes, problems);
+    let kind = REGISTRY.iter().find(|k| k.id == head.kind);
+    let check = match kind {
+        Some(kind) => (kind.build)(&tables).map_err(|ps| problems.extend(ps)).ok(),
+        None => {
+            problems.push(Problem::UnknownKind(head.kind.clone()));
+            None
         }
-        Some(merged)
     };
-    let mut settings: [Option<LaneSettings>; PrincipalType::ALL.len()] = [None; PrincipalType::ALL.len()];
-    let mut params: [Option<toml::Table>; PrincipalType::ALL.len()] = Default::default();
+    Some(Detector {
+        id: id.to_string(),
+        kind: kind?.id,
+        description: head.description,
+        references: head.references,
+        cooldown_ms: head.cooldown_secs as Millis * 1_000,
+        lanes: settings,
+        check: check?,
+    })
+}
+
+/// Each lane's severity and response (the file's unless the lane sets its own) and its
+/// parameter table; disabled lanes and lanes the file does not evaluate stay `None`.
+fn lane_settings(
+    head: &FileHead,
+    lanes: &toml::Table,
+    problems: &mut Vec<Problem>,
+) -> ([Option<LaneSettings>; PrincipalType::ALL.len()], LaneTables) {
+    let mut settings = [None; PrincipalType::ALL.len()];
+    let mut tables: LaneTables = Default::default();
     for &lane in PrincipalType::ALL {
-        let Some(mut t) = lane_settings(lane.as_str()) else {
+        let Some(mut t) = lane_table(lanes, lane) else {
             continue;
         };
         let enabled = match t.remove("enabled") {
             None => true,
             Some(toml::Value::Boolean(b)) => b,
             Some(_) => {
-                errors.push(err(format!("[{lane}] enabled must be true or false")));
+                problems.push(Problem::Enabled(lane));
                 true
             }
         };
-        let severity = match t.remove("severity") {
-            None => Some(head.severity),
-            Some(v) => v.try_into::<Severity>().map_err(|e| errors.push(err(format!("[{lane}] severity: {e}")))).ok(),
-        };
-        let response = match t.remove("response") {
-            None => Some(head.response),
-            Some(v) => v.try_into::<Response>().map_err(|e| errors.push(err(format!("[{lane}] response: {e}")))).ok(),
-        };
+        let severity = own_setting(&mut t, "severity", head.severity, lane, problems);
+        let response = own_setting(&mut t, "response", head.response, lane, problems);
         if lane == PrincipalType::Human && response.is_some_and(|r| r != Response::None) {
-            errors.push(err("[human] response must be \"none\": humans are never acted on automatically".into()));
+            problems.push(Problem::HumanResponse);
         }
         if let (true, Some(severity), Some(response)) = (enabled, severity, response) {
             settings[lane.index()] = Some(LaneSettings { severity, response });
-            params[lane.index()] = Some(t);
+            tables[lane.index()] = Some(t);
         }
     }
-    let check = build_check(&head.kind, &params).map_err(|es| errors.extend(es.into_iter().map(err))).ok();
-    match check {
-        Some((kind, check)) if errors.is_empty() => Ok(Detector {
-            id: id.to_string(),
-            kind,
-            description: head.description,
-            references: head.references,
-            cooldown_ms: head.cooldown_secs as Millis * 1_000,
-            lanes: settings,
-            check,
-        }),
-        _ => Err(errors),
+    (settings, tables)
+}
+
+/// A lane's table: machine types inherit `[default]` under their own; humans and unknown
+/// principals only run where the file names them.
+fn lane_table(lanes: &toml::Table, lane: PrincipalType) -> Option<toml::Table> {
+    let own = lanes.get(lane.as_str()).and_then(|v| v.as_table()).cloned();
+    if !lane.is_machine() {
+        return own;
+    }
+    let mut merged = lanes.get("default").and_then(|v| v.as_table()).cloned()?;
+    merged.extend(own.unwrap_or_default());
+    Some(merged)
+}
+
+/// Takes `key` out of a lane's table: the lane's own value, else the file's.
+fn own_setting<T: DeserializeOwned>(
+    table: &mut toml::Table,
+    key: &'static str,
+    file: T,
+    lane: PrincipalType,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    match table.remove(key) {
+        None => Some(file),
+        Some(v) => v.try_into().map_err(|source| problems.push(Problem::LaneSetting { lane, key, source })).ok(),
     }
 }
 
-type Params = [Option<toml::Table>; PrincipalType::ALL.len()];
-
-fn build_check(kind: &str, params: &Params) -> Result<(&'static str, Box<dyn Check>), Vec<String>> {
-    Ok(match kind {
-        "rate_spike" => ("rate_spike", Box::new(rate_spike::RateSpike(per_type(params)?))),
-        "volume_ceiling" => ("volume_ceiling", Box::new(volume_ceiling::VolumeCeiling(per_type(params)?))),
-        "new_source" => ("new_source", Box::new(new_source::NewSource(per_type(params)?))),
-        "scope_drift" => ("scope_drift", Box::new(scope_drift::ScopeDrift(per_type(params)?))),
-        "denied_burst" => ("denied_burst", Box::new(denied_burst::DeniedBurst(per_type(params)?))),
-        "static_credential" => ("static_credential", Box::new(static_credential::StaticCredential(per_type(params)?))),
-        "expired_credential" => {
-            ("expired_credential", Box::new(expired_credential::ExpiredCredential(per_type(params)?)))
-        }
-        "privilege_change" => ("privilege_change", Box::new(privilege_change::PrivilegeChange(per_type(params)?))),
-        "orphaned_principal" => {
-            ("orphaned_principal", Box::new(orphaned_principal::OrphanedPrincipal(per_type(params)?)))
-        }
-        "breadth" => ("breadth", Box::new(breadth::Breadth(per_type(params)?))),
-        "dormant_reactivation" => {
-            ("dormant_reactivation", Box::new(dormant_reactivation::DormantReactivation(per_type(params)?)))
-        }
-        "shared_credential" => ("shared_credential", Box::new(shared_credential::SharedCredential(per_type(params)?))),
-        "session_inheritance" => {
-            ("session_inheritance", Box::new(session_inheritance::SessionInheritance(per_type(params)?)))
-        }
-        "interactive_login" => ("interactive_login", Box::new(interactive_login::InteractiveLogin(per_type(params)?))),
-        "unregistered_principal" => {
-            ("unregistered_principal", Box::new(unregistered_principal::UnregisteredPrincipal(per_type(params)?)))
-        }
-        "missing_attribution" => {
-            ("missing_attribution", Box::new(missing_attribution::MissingAttribution(per_type(params)?)))
-        }
-        other => {
-            return Err(vec![format!("unknown kind `{other}`: expected one of {KINDS:?}")]);
-        }
-    })
-}
-
-/// Deserializes each enabled lane's table into the kind's typed parameters.
-fn per_type<P: DeserializeOwned>(params: &Params) -> Result<PerType<P>, Vec<String>> {
-    let mut errors = Vec::new();
-    let mut out: [Option<P>; PrincipalType::ALL.len()] = std::array::from_fn(|_| None);
+/// Deserializes each enabled lane's table into kind `K`'s parameters.
+fn build<K: Kind>(tables: &LaneTables) -> Result<Box<dyn Check>, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut out: [Option<K>; PrincipalType::ALL.len()] = std::array::from_fn(|_| None);
     for &lane in PrincipalType::ALL {
-        if let Some(t) = &params[lane.index()] {
-            match toml::Value::Table(t.clone()).try_into::<P>() {
+        if let Some(t) = &tables[lane.index()] {
+            match toml::Value::Table(t.clone()).try_into::<K>() {
                 Ok(p) => out[lane.index()] = Some(p),
-                Err(e) => errors.push(format!("[{lane}] {e}")),
+                Err(source) => problems.push(Problem::Parameters { lane, source }),
             }
         }
     }
-    if errors.is_empty() { Ok(PerType(out)) } else { Err(errors) }
+    if problems.is_empty() { Ok(Box::new(PerType(out))) } else { Err(problems) }
 }
 
 /// Loads every `*.toml` in `dir` (sorted, so the detector order is stable), or the
 /// built-in set when `dir` is `None`. Returns every error of every file at once.
-pub fn load(dir: Option<&Path>) -> Result<Vec<Detector>, Vec<String>> {
+pub fn load(dir: Option<&Path>) -> Result<Vec<Detector>, LoadErrors> {
     let files: Vec<(String, String)> = match dir {
-        None => BUILTIN.iter().map(|(id, text)| (id.to_string(), text.to_string())).collect(),
-        Some(dir) => {
-            let entries = std::fs::read_dir(dir).map_err(|e| vec![format!("{}: {e}", dir.display())])?;
-            let mut paths: Vec<_> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .collect();
-            paths.sort();
-            let mut files = Vec::new();
-            let mut errors = Vec::new();
-            for p in paths {
-                let id = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-                match std::fs::read_to_string(&p) {
-                    Ok(text) => files.push((id, text)),
-                    Err(e) => errors.push(format!("{}: {e}", p.display())),
-                }
-            }
-            if !errors.is_empty() {
-                return Err(errors);
-            }
-            files
-        }
+        None => REGISTRY.iter().map(|k| (k.id.to_string(), k.builtin.to_string())).collect(),
+        Some(dir) => read_files(dir)?,
     };
     let mut detectors = Vec::new();
     let mut errors = Vec::new();
     for (id, text) in files {
         match parse(&id, &text) {
             Ok(d) => detectors.push(d),
-            Err(es) => errors.extend(es),
+            Err(es) => errors.extend(es.0),
         }
     }
     if detectors.is_empty() && errors.is_empty() {
-        errors.push("no detector files found".into());
+        errors.push(LoadError::NoFiles);
     }
-    if errors.is_empty() { Ok(detectors) } else { Err(errors) }
+    if errors.is_empty() { Ok(detectors) } else { Err(LoadErrors(errors)) }
+}
+
+/// The stem and text of every `*.toml` in `dir`, in path order.
+fn read_files(dir: &Path) -> Result<Vec<(String, String)>, LoadErrors> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|source| LoadErrors(vec![LoadError::ReadDir { dir: dir.to_path_buf(), source }]))?;
+    let mut paths: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        let id = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => files.push((id, text)),
+            Err(source) => errors.push(LoadError::ReadFile { path, source }),
+        }
+    }
+    if errors.is_empty() { Ok(files) } else { Err(LoadErrors(errors)) }
 }
 
 /// Builds a `serde_json::Map` of evidence from `key => value` pairs; absent (`None`)
@@ -442,8 +570,8 @@ pub(crate) mod testing {
     use nhid_model::event::{Actor, Credential, CredentialKind, Outcome, Principal, Source, SourceFormat};
 
     pub fn shipped(id: &str) -> Detector {
-        let (_, text) = BUILTIN.iter().find(|(name, _)| *name == id).expect("a shipped detector");
-        parse(id, text).expect("shipped detectors parse")
+        let kind = REGISTRY.iter().find(|k| k.id == id).expect("a shipped detector");
+        parse(id, kind.builtin).expect("shipped detectors parse")
     }
 
     pub fn event(time: Millis, kind: PrincipalType) -> AuditEvent<'static> {
@@ -524,11 +652,11 @@ min_count = "many"
 [robot]
 "#;
         let errors = parse("bad", text).unwrap_err();
-        let joined = errors.join("\n");
+        let joined = errors.to_string();
         assert!(joined.contains("urgent"), "{joined}");
         assert!(joined.contains("colour"), "{joined}");
         assert!(joined.contains("robot"), "{joined}");
-        assert!(errors.iter().all(|e| e.starts_with("bad: ")));
+        assert!(errors.iter().all(|e| e.to_string().starts_with("bad: ")));
     }
 
     #[test]
@@ -548,7 +676,7 @@ min_ratio = 0.5
 response = "revoke_credential"
 "#;
         let errors = parse("d", text).unwrap_err();
-        assert!(errors[0].contains("humans are never acted on"), "{errors:?}");
+        assert!(errors.0[0].to_string().contains("humans are never acted on"), "{errors}");
     }
 
     #[test]
@@ -566,6 +694,6 @@ z = 6.0
 ratio = "high"
 "#;
         let errors = parse("r", text).unwrap_err();
-        assert!(errors.iter().any(|e| e.contains("[ai_agent]")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.to_string().contains("[ai_agent]")), "{errors}");
     }
 }

@@ -3,27 +3,24 @@
 
 use serde::Deserialize;
 
-use super::{Check, Finding, PerType};
+use super::{Finding, Kind};
 use crate::state::Observation;
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::MINUTE;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Params {
+pub struct NewSource {
     #[serde(default = "super::yes")]
     pub network: bool,
     #[serde(default = "super::yes")]
     pub user_agent: bool,
 }
 
-pub struct NewSource(pub PerType<Params>);
-
-impl Check for NewSource {
-    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
-        let p = self.0.get(lane)?;
-        let network = obs.new_network.filter(|_| p.network);
-        let agent = (p.user_agent && obs.new_user_agent).then_some(ev.source.user_agent.as_deref()).flatten();
+impl Kind for NewSource {
+    fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
+        let network = obs.new_network.filter(|_| self.network);
+        let agent = (self.user_agent && obs.new_user_agent).then_some(ev.source.user_agent.as_deref()).flatten();
         if network.is_none() && agent.is_none() {
             return None;
         }

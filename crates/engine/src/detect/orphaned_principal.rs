@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-use super::{Check, Finding, PerType, span};
+use super::{Finding, Kind, span};
 use crate::state::Observation;
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::{HOUR, SECOND, format_rfc3339};
@@ -16,13 +16,10 @@ use nhid_model::time::{HOUR, SECOND, format_rfc3339};
 /// No parameters: which lanes run, and their severity and response, are the whole instance.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Params {}
+pub struct OrphanedPrincipal {}
 
-pub struct OrphanedPrincipal(pub PerType<Params>);
-
-impl Check for OrphanedPrincipal {
-    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
-        self.0.get(lane)?;
+impl Kind for OrphanedPrincipal {
+    fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
         let (owner, at) = obs.offboarded_owner.as_ref()?;
         let since = ev.time - at;
         Some(Finding {

@@ -3,22 +3,20 @@
 
 use serde::Deserialize;
 
-use super::{Check, Finding, Operations, PerType};
+use super::{Finding, Kind, Operations};
 use crate::state::Observation;
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::MINUTE;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Params {
+pub struct PrivilegeChange {
     pub operations: Operations,
 }
 
-pub struct PrivilegeChange(pub PerType<Params>);
-
-impl Check for PrivilegeChange {
+impl Kind for PrivilegeChange {
     fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, _obs: &Observation<'_>) -> Option<Finding> {
-        if !self.0.get(lane)?.operations.matches(&ev.action) {
+        if !self.operations.matches(&ev.action) {
             return None;
         }
         Some(Finding {

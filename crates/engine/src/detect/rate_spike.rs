@@ -4,14 +4,14 @@
 
 use serde::Deserialize;
 
-use super::{Check, Finding, PerType, round2};
+use super::{Finding, Kind, round2};
 use crate::state::Observation;
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::MINUTE;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Params {
+pub struct RateSpike {
     /// Never fire below this many calls in a minute (quiet identities are noisy in ratio).
     pub min_count: u32,
     /// Calls must be at least this many times the expected rate...
@@ -20,15 +20,12 @@ pub struct Params {
     pub z: f32,
 }
 
-pub struct RateSpike(pub PerType<Params>);
-
-impl Check for RateSpike {
-    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
-        let p = self.0.get(lane)?;
-        if !obs.learned || obs.minute_count < p.min_count {
+impl Kind for RateSpike {
+    fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
+        if !obs.learned || obs.minute_count < self.min_count {
             return None;
         }
-        let threshold = obs.expected.threshold(p.z, p.ratio);
+        let threshold = obs.expected.threshold(self.z, self.ratio);
         if (obs.minute_count as f32) < threshold {
             return None;
         }
@@ -37,7 +34,7 @@ impl Check for RateSpike {
                 "observed_per_minute" => obs.minute_count,
                 "baseline_per_minute" => round2(obs.expected.mean),
                 "baseline_sd" => round2(obs.expected.sd),
-                "threshold_per_minute" => round2(threshold.max(p.min_count as f32)),
+                "threshold_per_minute" => round2(threshold.max(self.min_count as f32)),
                 "ratio" => round2(obs.minute_count as f32 / obs.expected.mean.max(0.01)),
             },
             summary: format!(

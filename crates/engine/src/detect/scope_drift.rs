@@ -3,27 +3,24 @@
 
 use serde::Deserialize;
 
-use super::{Check, Finding, PerType};
+use super::{Finding, Kind};
 use crate::state::Observation;
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::MINUTE;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Params {
+pub struct ScopeDrift {
     #[serde(default = "super::yes")]
     pub actions: bool,
     #[serde(default = "super::yes")]
     pub services: bool,
 }
 
-pub struct ScopeDrift(pub PerType<Params>);
-
-impl Check for ScopeDrift {
-    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
-        let p = self.0.get(lane)?;
-        let new_service = p.services && obs.new_service;
-        let new_action = p.actions && obs.new_action;
+impl Kind for ScopeDrift {
+    fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
+        let new_service = self.services && obs.new_service;
+        let new_action = self.actions && obs.new_action;
         if !new_service && !new_action {
             return None;
         }

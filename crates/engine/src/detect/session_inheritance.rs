@@ -5,21 +5,19 @@
 
 use serde::Deserialize;
 
-use super::{Check, Finding, PerType};
+use super::{Finding, Kind};
 use crate::state::Observation;
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::MINUTE;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Params {
+pub struct SessionInheritance {
     /// User agent fragments (any case) of agent runtimes and their HTTP clients.
     pub agent_user_agents: Vec<String>,
     /// Calls in one minute no person makes by hand.
     pub machine_speed_per_minute: u32,
 }
-
-pub struct SessionInheritance(pub PerType<Params>);
 
 /// Whether `haystack` contains `needle`, ignoring ASCII case, without allocating.
 fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
@@ -27,16 +25,15 @@ fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
     !n.is_empty() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
-impl Check for SessionInheritance {
-    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
-        let p = self.0.get(lane)?;
+impl Kind for SessionInheritance {
+    fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
         let agent = ev.actor.agent_id.as_deref();
         let runtime = ev
             .source
             .user_agent
             .as_deref()
-            .filter(|ua| p.agent_user_agents.iter().any(|a| contains_ignore_case(ua, a)));
-        let speed = obs.minute_count >= p.machine_speed_per_minute;
+            .filter(|ua| self.agent_user_agents.iter().any(|a| contains_ignore_case(ua, a)));
+        let speed = obs.minute_count >= self.machine_speed_per_minute;
         let how = match (agent, runtime) {
             (Some(a), _) => format!("through agent {a}"),
             (None, Some(ua)) => format!("through an agent runtime ({ua})"),

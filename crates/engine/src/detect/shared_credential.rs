@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use super::{Check, Finding, PerType};
+use super::{Finding, Kind};
 use crate::state::Observation;
 use crate::state::sources::{CONCURRENT, SLOTS};
 use nhid_model::event::{AuditEvent, PrincipalType};
@@ -14,23 +14,20 @@ use nhid_model::time::MINUTE;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Params {
+pub struct SharedCredential {
     /// Never fire below this many concurrent sources.
     pub min_sources: u8,
 }
 
-pub struct SharedCredential(pub PerType<Params>);
-
-impl Check for SharedCredential {
-    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
-        let p = self.0.get(lane)?;
+impl Kind for SharedCredential {
+    fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
         let n = obs.concurrent_sources;
         // More places than usual (a saturated count has nothing above it to compare), or a
         // place the identity never used joining a credential in use elsewhere: the copy's
         // first call, however many places the owner's own fleet spans.
         let more = n > obs.source_peak && usize::from(obs.source_peak) < SLOTS;
         let newcomer = obs.new_network.is_some() || obs.new_user_agent;
-        if !obs.learned || n < p.min_sources || !(more || newcomer) {
+        if !obs.learned || n < self.min_sources || !(more || newcomer) {
             return None;
         }
         let credential = ev.credential.id.as_deref().unwrap_or("?");

@@ -5,20 +5,17 @@
 
 use serde::Deserialize;
 
-use super::{Check, Finding, PerType};
+use super::{Finding, Kind};
 use crate::state::Observation;
 use nhid_model::event::{AuditEvent, PrincipalType};
 
 /// No parameters: which lanes run, and their severity and response, are the whole instance.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Params {}
+pub struct UnregisteredPrincipal {}
 
-pub struct UnregisteredPrincipal(pub PerType<Params>);
-
-impl Check for UnregisteredPrincipal {
+impl Kind for UnregisteredPrincipal {
     fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
-        self.0.get(lane)?;
         if obs.registered != Some(false) {
             return None;
         }

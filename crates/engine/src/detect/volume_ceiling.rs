@@ -3,25 +3,22 @@
 
 use serde::Deserialize;
 
-use super::{Check, Finding, PerType};
+use super::{Finding, Kind};
 use crate::state::Observation;
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::HOUR;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Params {
+pub struct VolumeCeiling {
     pub max_calls_per_hour: Option<u32>,
     pub max_bytes_out_per_hour: Option<u64>,
 }
 
-pub struct VolumeCeiling(pub PerType<Params>);
-
-impl Check for VolumeCeiling {
-    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
-        let p = self.0.get(lane)?;
-        let calls = p.max_calls_per_hour.filter(|&max| obs.hour_count > max);
-        let bytes = p.max_bytes_out_per_hour.filter(|&max| obs.hour_bytes_out > max);
+impl Kind for VolumeCeiling {
+    fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
+        let calls = self.max_calls_per_hour.filter(|&max| obs.hour_count > max);
+        let bytes = self.max_bytes_out_per_hour.filter(|&max| obs.hour_bytes_out > max);
         if calls.is_none() && bytes.is_none() {
             return None;
         }
@@ -34,8 +31,8 @@ impl Check for VolumeCeiling {
             evidence: crate::evidence! {
                 "calls_this_hour" => obs.hour_count,
                 "bytes_out_this_hour" => obs.hour_bytes_out,
-                "max_calls_per_hour" => p.max_calls_per_hour,
-                "max_bytes_out_per_hour" => p.max_bytes_out_per_hour,
+                "max_calls_per_hour" => self.max_calls_per_hour,
+                "max_bytes_out_per_hour" => self.max_bytes_out_per_hour,
             },
             summary: format!("{} made {what}.", ev.principal.id),
             unit: ev.time.div_euclid(HOUR),

@@ -61,15 +61,11 @@ pub struct AlertActor {
 
 string_enum! {
     /// `enforce`: the revocation service acts; `dry_run`: it records what it would have done.
+    #[derive(Default)]
     Mode {
         Enforce => "enforce",
+        #[default]
         DryRun => "dry_run",
-    }
-}
-
-impl Default for Mode {
-    fn default() -> Self {
-        Mode::DryRun
     }
 }
 

@@ -291,24 +291,16 @@ pub fn alert_principal(id: &str, kind: PrincipalType, owner: Option<&str>) -> Al
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nhid_model::event::{Actor, Credential, Outcome, Principal, Source, SourceFormat};
+    use nhid_model::event::Credential;
     use std::borrow::Cow;
 
     fn event(kind: PrincipalType, credential: CredentialKind, session: Option<&'static str>) -> AuditEvent<'static> {
-        AuditEvent {
-            id: "e".into(),
-            time: 0,
-            principal: Principal { id: "p".into(), kind, name: None, owner: None, tenant: None },
-            credential: Credential { id: Some("cred-1".into()), kind: credential, issued_at: None, expires_at: None },
-            actor: Actor { delegating_user: None, agent_id: None, session_id: session.map(Cow::Borrowed) },
-            action: "s3:GetObject".into(),
-            service: "s3".into(),
-            resource: None,
-            outcome: Outcome::Success,
-            source: Source::default(),
-            bytes_out: None,
-            source_format: SourceFormat::Native,
-        }
+        let mut ev = crate::detect::testing::event(0, kind);
+        ev.id = "e".into();
+        ev.principal.id = "p".into();
+        ev.credential = Credential { id: Some("cred-1".into()), kind: credential, issued_at: None, expires_at: None };
+        ev.actor.session_id = session.map(Cow::Borrowed);
+        ev
     }
 
     fn alert(kind: PrincipalType, time: Millis, severity: Severity) -> Alert {

@@ -231,6 +231,19 @@ pub struct Observation<'e> {
     pub registered: Option<bool>,
 }
 
+/// What one event showed of the identity's sets, with the fingerprints computed for them,
+/// which breadth's target and the sources' place reuse rather than hash again.
+struct Novelty<'e> {
+    new_action: bool,
+    new_service: bool,
+    new_network: Option<NetworkPrefix<'e>>,
+    new_user_agent: bool,
+    action_fp: u32,
+    service_fp: u32,
+    network_fp: Option<u32>,
+    ua_fp: Option<u32>,
+}
+
 impl Identity {
     pub fn new(kind: PrincipalType, inventory: Option<u32>, time: Millis) -> Self {
         Identity {
@@ -268,47 +281,16 @@ impl Identity {
     pub fn observe<'e>(&mut self, ev: &'e AuditEvent<'_>, learning_ms: Millis) -> Observation<'e> {
         let t = ev.time;
         let learned = t - self.first_seen >= learning_ms;
-        let mut expected = self.rate.expectation_without_seasonality(t);
-        // The open hour is the latest minute's: derived, not stored (8 bytes per identity).
-        let open_hour = self.rate.minute.div_euclid(HOUR / MINUTE);
-        self.rate.record(t, ev.outcome != Outcome::Success, !learned);
-        if self.rate.count as f32 > expected.mean {
-            expected.recurring = self.rate.peaks.recurring(t, self.first_seen);
-        }
+        let expected = self.count(ev, learned);
         let idle_for = (t - self.last_seen).max(0);
         self.last_seen = self.last_seen.max(t);
-
-        let hour = t.div_euclid(HOUR);
-        if hour > open_hour {
-            self.hour_count = 0;
-            self.hour_bytes_out = 0;
-        }
-        self.hour_count = self.hour_count.saturating_add(1);
-        self.hour_bytes_out = self.hour_bytes_out.saturating_add(ev.bytes_out.unwrap_or(0));
-
-        // Novelty counts only where the set has a stable baseline: learned, and never full.
-        let seen = &mut self.seen;
-        let mut novel = |d: Dim, fp: u32, cap: usize| seen.insert(d, fp, cap) && learned && !seen.overflowed(d);
-        let (action_fp, service_fp) = (fingerprint(&ev.action), fingerprint(&ev.service));
-        let new_action = novel(Dim::Action, action_fp, MAX_ACTIONS);
-        let new_service = novel(Dim::Service, service_fp, MAX_SERVICES);
-        let network = ev.source.ip.as_deref().and_then(network_of);
-        let network_fp = network.as_ref().map(|(fp, _)| *fp);
-        let new_network = match network {
-            Some((fp, prefix)) => novel(Dim::Network, fp, MAX_NETWORKS).then_some(prefix),
-            None => None,
-        };
-        let ua_fp = ev.source.user_agent.as_deref().map(fingerprint);
-        let new_user_agent = match ua_fp {
-            Some(fp) => novel(Dim::UserAgent, fp, MAX_USER_AGENTS),
-            None => false,
-        };
+        let novelty = self.observe_sets(ev, learned);
 
         // A target is a resource, or where an event names none, the action (which names its
         // service): distinct targets across services are distinct trust zones too.
-        let target = ev.resource.as_deref().map_or(action_fp, fingerprint) ^ service_fp.rotate_left(7);
+        let target = ev.resource.as_deref().map_or(novelty.action_fp, fingerprint) ^ novelty.service_fp.rotate_left(7);
         let reach = self.breadth.record(t, target, !learned, self.first_seen);
-        let (concurrent_sources, source_peak) = match (ev.credential.id.as_deref(), &network_fp, &ua_fp) {
+        let (concurrent_sources, source_peak) = match (ev.credential.id.as_deref(), novelty.network_fp, novelty.ua_fp) {
             (Some(c), Some(net), Some(ua)) => {
                 self.sources.record(fingerprint(c), net ^ ua.rotate_left(11), t, !learned)
             }
@@ -330,10 +312,10 @@ impl Identity {
             expected,
             hour_count: self.hour_count,
             hour_bytes_out: self.hour_bytes_out,
-            new_action,
-            new_service,
-            new_network,
-            new_user_agent,
+            new_action: novelty.new_action,
+            new_service: novelty.new_service,
+            new_network: novelty.new_network,
+            new_user_agent: novelty.new_user_agent,
             known_actions: self.seen.len(Dim::Action),
             known_networks: self.seen.len(Dim::Network),
             credential_age,
@@ -348,6 +330,48 @@ impl Identity {
             prior_kind: self.kind,
             registered: None,
         }
+    }
+
+    /// Counts the event in the rate baseline and the hour's totals; returns what the
+    /// baseline expected of this minute before the event.
+    fn count(&mut self, ev: &AuditEvent<'_>, learned: bool) -> Expectation {
+        let t = ev.time;
+        let mut expected = self.rate.expectation_without_seasonality(t);
+        // The open hour is the latest minute's: derived, not stored (8 bytes per identity).
+        let open_hour = self.rate.minute.div_euclid(HOUR / MINUTE);
+        self.rate.record(t, ev.outcome != Outcome::Success, !learned);
+        if self.rate.count as f32 > expected.mean {
+            expected.recurring = self.rate.peaks.recurring(t, self.first_seen);
+        }
+        if t.div_euclid(HOUR) > open_hour {
+            self.hour_count = 0;
+            self.hour_bytes_out = 0;
+        }
+        self.hour_count = self.hour_count.saturating_add(1);
+        self.hour_bytes_out = self.hour_bytes_out.saturating_add(ev.bytes_out.unwrap_or(0));
+        expected
+    }
+
+    /// Adds the event's action, service, network and user agent to the identity's sets.
+    fn observe_sets<'e>(&mut self, ev: &'e AuditEvent<'_>, learned: bool) -> Novelty<'e> {
+        // Novelty counts only where the set has a stable baseline: learned, and never full.
+        let seen = &mut self.seen;
+        let mut novel = |d: Dim, fp: u32, cap: usize| seen.insert(d, fp, cap) && learned && !seen.overflowed(d);
+        let (action_fp, service_fp) = (fingerprint(&ev.action), fingerprint(&ev.service));
+        let new_action = novel(Dim::Action, action_fp, MAX_ACTIONS);
+        let new_service = novel(Dim::Service, service_fp, MAX_SERVICES);
+        let network = ev.source.ip.as_deref().and_then(network_of);
+        let network_fp = network.as_ref().map(|(fp, _)| *fp);
+        let new_network = match network {
+            Some((fp, prefix)) => novel(Dim::Network, fp, MAX_NETWORKS).then_some(prefix),
+            None => None,
+        };
+        let ua_fp = ev.source.user_agent.as_deref().map(fingerprint);
+        let new_user_agent = match ua_fp {
+            Some(fp) => novel(Dim::UserAgent, fp, MAX_USER_AGENTS),
+            None => false,
+        };
+        Novelty { new_action, new_service, new_network, new_user_agent, action_fp, service_fp, network_fp, ua_fp }
     }
 
     fn observe_credential(&mut self, ev: &AuditEvent<'_>) -> (Option<Millis>, Option<Millis>) {
@@ -466,18 +490,8 @@ impl StateStore {
     /// ceiling, the least recently seen down to 90 % of it (so eviction is not per insert).
     /// Returns how many were evicted.
     pub fn evict(&self, now: Millis) -> usize {
-        // Counted as removed, not as the change in length: other workers insert meanwhile
-        // (the length could grow across an eviction, and the difference underflow).
-        let mut evicted = 0;
         let idle_before = now - (self.config.idle_ttl_secs as Millis) * 1_000;
-        self.map.retain(|k, v| {
-            let keep = v.last_seen >= idle_before;
-            if !keep {
-                evicted += 1;
-                self.tombstones.insert(tombstone_key(k), v.last_seen);
-            }
-            keep
-        });
+        let mut evicted = self.forget(|v| v.last_seen >= idle_before);
         self.tombstones.retain(|_, t| *t >= now - TOMBSTONE_TTL);
         if self.tombstones.len() > self.config.max_identities {
             let cutoff =
@@ -487,16 +501,26 @@ impl StateStore {
         if self.map.len() > self.config.max_identities {
             let seen: Vec<Millis> = self.map.iter().map(|e| e.last_seen).collect();
             let cutoff = keep_newest(seen, self.config.max_identities * 9 / 10);
-            self.map.retain(|k, v| {
-                let keep = v.last_seen >= cutoff;
-                if !keep {
-                    evicted += 1;
-                    self.tombstones.insert(tombstone_key(k), v.last_seen);
-                }
-                keep
-            });
+            evicted += self.forget(|v| v.last_seen >= cutoff);
         }
         evicted
+    }
+
+    /// Drops the identities `keep` rejects, each leaving a tombstone of its last-seen time;
+    /// returns how many.
+    fn forget(&self, keep: impl Fn(&Identity) -> bool) -> usize {
+        // Counted as removed, not as the change in length: other workers insert meanwhile
+        // (the length could grow across an eviction, and the difference underflow).
+        let mut forgotten = 0;
+        self.map.retain(|k, v| {
+            let kept = keep(v);
+            if !kept {
+                forgotten += 1;
+                self.tombstones.insert(tombstone_key(k), v.last_seen);
+            }
+            kept
+        });
+        forgotten
     }
 
     /// Calls `f` with every tracked identity (shard by shard; no global lock).
@@ -509,7 +533,7 @@ impl StateStore {
     /// Forgets the identities whose events came from the given partitions (revoked from
     /// this consumer: their new owner rebuilds them); returns how many.
     pub fn release(&self, homes: &std::collections::HashSet<u32>) -> usize {
-        // Counted as in `evict`: the length may change under other workers' inserts.
+        // Counted as in `forget`: the length may change under other workers' inserts.
         let mut released = 0;
         self.map.retain(|_, v| {
             let keep = !homes.contains(&v.home);
