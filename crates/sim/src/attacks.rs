@@ -548,6 +548,16 @@ impl Span {
         }
         Plan::Scripted { calls, next: 0 }
     }
+
+    /// A new nightly batch spans its nights, and is learned after [`BATCH_NIGHTS_TO_LEARN`]
+    /// of them (an hour of slack before the next).
+    fn nightly(&mut self, nights: Vec<(Millis, Millis)>) -> Plan {
+        if let (Some(first), Some(last)) = (nights.first(), nights.last()) {
+            (self.start, self.end) = (first.0, last.1);
+        }
+        self.quiet_from = nights.get(BATCH_NIGHTS_TO_LEARN).map(|n| n.0 - HOUR);
+        Plan::Batch { nights }
+    }
 }
 
 /// The calls (or how to draw them) of `scenario` on `pop[who]`, moving `span` where the
@@ -576,16 +586,8 @@ fn plan_calls(
             span.end = calls.last().map_or(span.end, |c| c.time + 1);
             Plan::Scripted { calls, next: 0 }
         }
-        Scenario::ExfiltrationSpike | Scenario::SlowRampThenSpike => {
-            let exfiltrate = scenario == Scenario::ExfiltrationSpike;
-            Plan::Flood(Flood {
-                ramp_start: start,
-                spike_start: if exfiltrate { start } else { start + pace.ramp },
-                end: span.end,
-                spike_per_min: spike_rate(victim, rng) * pace.spike_factor,
-                exfiltrate,
-            })
-        }
+        Scenario::ExfiltrationSpike => Plan::Flood(Flood::new(victim, span, pace, true, rng)),
+        Scenario::SlowRampThenSpike => Plan::Flood(Flood::new(victim, span, pace, false, rng)),
         Scenario::AgentScopeDrift => {
             let n = rng.random_range(5..=15);
             Plan::Drift {
@@ -607,13 +609,7 @@ fn plan_calls(
             span.scripted(dormant_return(&pop[who], who32, start, rng))
         }
         Scenario::TokenSharedAcrossWorkloads => {
-            // One token for the whole sharing: if the current one is replaced within the 10
-            // minutes, share the next from its first minute.
-            if let Some(next) = victim.next_token_at(start + 1)
-                && next < start + 10 * MINUTE
-            {
-                span.start = next;
-            }
+            span.start = one_token_from(victim, start);
             span.scripted(shared_token(victim, who32, span.start, rng))
         }
         Scenario::AgentRidesHumanSession => {
@@ -624,23 +620,41 @@ fn plan_calls(
         }
         Scenario::MachineConsoleLogin => span.scripted(console_login(victim, who32, start, rng)),
         Scenario::ShadowKey => {
-            // Silent until now, then it acts as it always would; its first call is the
-            // label's first event.
-            let key = &mut pop[who];
-            key.active_from = start;
-            key.registered = false;
-            Plan::Scripted { calls: vec![key.own_call(who32, start, rng)], next: 0 }
+            Plan::Scripted { calls: vec![shadow_key_appears(&mut pop[who], who32, start, rng)], next: 0 }
         }
         Scenario::UnattributedAgent => Plan::Unattributed { armed_at: start, calls: rng.random_range(10..=30) },
-        Scenario::NewNightlyBatch => {
-            let nights = batch_nights(cal, end_of(cal, scenario), rng);
-            if let (Some(first), Some(last)) = (nights.first(), nights.last()) {
-                (span.start, span.end) = (first.0, last.1);
-            }
-            span.quiet_from = nights.get(BATCH_NIGHTS_TO_LEARN).map(|n| n.0 - HOUR);
-            Plan::Batch { nights }
+        Scenario::NewNightlyBatch => span.nightly(batch_nights(cal, end_of(cal, scenario), rng)),
+    }
+}
+
+impl Flood {
+    /// A spike at [`spike_rate`] (paced), after the pace's ramp unless it exfiltrates.
+    fn new(victim: &Identity, span: &Span, pace: &Pace, exfiltrate: bool, rng: &mut Rng) -> Flood {
+        Flood {
+            ramp_start: span.start,
+            spike_start: if exfiltrate { span.start } else { span.start + pace.ramp },
+            end: span.end,
+            spike_per_min: spike_rate(victim, rng) * pace.spike_factor,
+            exfiltrate,
         }
     }
+}
+
+/// One token for the whole sharing: if the one current at `start` is replaced within the
+/// 10 minutes, the sharing starts with the next, from its first minute.
+fn one_token_from(victim: &Identity, start: Millis) -> Millis {
+    match victim.next_token_at(start + 1) {
+        Some(next) if next < start + 10 * MINUTE => next,
+        _ => start,
+    }
+}
+
+/// Silent until `start`, then it acts as it always would, unregistered: its first call is
+/// the label's first event.
+fn shadow_key_appears(key: &mut Identity, who: u32, start: Millis, rng: &mut Rng) -> Draft {
+    key.active_from = start;
+    key.registered = false;
+    key.own_call(who, start, rng)
 }
 
 /// The latest moment a scenario's traffic may reach: [`MARGIN_BEFORE_END`] before the end.

@@ -1,6 +1,6 @@
 //! Detection quality: the alerts and actions of a replay scored against the labels of the
-//! stream (`nhid eval`). Pure computation over what the replay produced; `cli/eval.rs` runs
-//! the replay and prints the [`Report`].
+//! stream (`nhid-sim eval`). Pure computation over what the replay produced; the `nhid-sim`
+//! binary runs the replay and prints the [`Report`].
 //!
 //! # What is measured
 //!
@@ -21,7 +21,7 @@
 //!   and against humans (any action, notices included, whose target's type is `human`),
 //!   dry runs included: what enforce mode would have done.
 //!
-//! # JSON (`nhid eval --json`)
+//! # JSON (`nhid-sim eval --json`)
 //!
 //! One object, [`Report`] serialized; times are RFC 3339, durations milliseconds, and a
 //! value that cannot be computed (a median of nothing, a rate over no principal-days) is

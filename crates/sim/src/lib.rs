@@ -1,4 +1,4 @@
-//! `nhid simulate`: a seeded population of identities behaving normally, with labeled
+//! `nhid-sim simulate`: a seeded population of identities behaving normally, with labeled
 //! attacks injected into it, written as canonical JSON lines.
 //!
 //! # Layout
@@ -9,7 +9,7 @@
 //!   behaviour, a new nightly batch) on distinct victims, emitted alongside the victims'
 //!   benign traffic: planned up front for a batch run, one after another live (the six
 //!   original attacks only).
-//! - [`live`]: live mode for `nhid demo`: benign history to warm an engine, then traffic in
+//! - [`live`]: live mode for `nhid-sim demo`: benign history to warm an engine, then traffic in
 //!   consecutive windows of event time with an attack every few seconds.
 //! - this file: the minute step both modes share, which merges both into time-ordered
 //!   events, and the writer that assigns ids and fills in the labels; the batch run.
@@ -84,7 +84,7 @@ pub struct Label {
     #[serde(with = "serde_rfc3339")]
     pub first_malicious_time: Millis,
     /// Detector kinds that must fire on this attack (others may fire too). Empty for a
-    /// benign change of behaviour (a new nightly batch), which is labeled so that `nhid eval`
+    /// benign change of behaviour (a new nightly batch), which is labeled so that `nhid-sim eval`
     /// can tell the alerts it may raise while new from false alerts once it is learned.
     pub expected_kinds: Vec<String>,
     /// Benign changes only: alerts on this principal from this time on are false alerts

@@ -1,4 +1,4 @@
-//! Live mode, for `nhid demo`: the batch run's population and attacks, stepped forward in
+//! Live mode, for `nhid-sim demo`: the batch run's population and attacks, stepped forward in
 //! event time as the demo's clock advances.
 //!
 //! [`Live::history`] first gives the benign traffic of the `history` before `now`, for an
@@ -97,7 +97,7 @@ impl Live {
     }
 
     /// Feeds the [`Live::history`] straight into `engine`, outputs dropped, as if it had been
-    /// running all along (what `nhid demo` and the Kafka benchmark start from). Returns how
+    /// running all along (what `nhid-sim demo` and the Kafka benchmark start from). Returns how
     /// many events it fed.
     pub fn warm(&mut self, engine: &Engine) -> io::Result<u64> {
         let mut out = Outputs::default();

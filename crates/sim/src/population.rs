@@ -294,7 +294,7 @@ pub(crate) struct Identity {
     /// (a dormant key stops for good, a shadow key starts late). Unbounded otherwise.
     pub active_from: Millis,
     pub active_until: Millis,
-    /// Listed in the inventory `nhid simulate --inventory` writes; a shadow key is not.
+    /// Listed in the inventory `nhid-sim simulate --inventory` writes; a shadow key is not.
     pub registered: bool,
 }
 

@@ -1,4 +1,4 @@
-//! `nhid demo`: the whole product on one machine with no setup. An in-process Kafka cluster
+//! `nhid-sim demo`: the whole product on one machine with no setup. An in-process Kafka cluster
 //! (librdkafka's mock cluster), a live simulated population producing audit events in wall
 //! time with an attack every 20 s, the Kafka runtime consuming them, and the alerts and
 //! revocation requests read back from their topics and printed as they arrive. `/metrics`,
@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use anyhow::Context as _;
 use clap::Args;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
@@ -76,49 +77,13 @@ pub fn run(args: &DemoArgs) -> ExitCode {
 
 fn demo(engine: Engine, listen: SocketAddr, args: &DemoArgs) -> anyhow::Result<()> {
     let paint = Paint(std::io::stdout().is_terminal());
-    let cluster = MockCluster::new(1).context("starting the in-process Kafka cluster")?;
-    let kafka = KafkaConfig {
-        brokers: cluster.bootstrap_servers(),
-        topics: vec![AUDIT.into()],
-        group: "nhid-demo".into(),
-        rebuild_secs: 0,
-        ..KafkaConfig::default()
-    };
-    for (topic, partitions) in
-        [(AUDIT, PARTITIONS), (&kafka.alerts_topic, 2), (&kafka.actions_topic, 2), (&kafka.dead_letter_topic, 1)]
-    {
-        cluster.create_topic(topic, partitions, 1).with_context(|| format!("creating topic {topic}"))?;
-    }
+    // Kept until the end: dropping it stops the cluster.
+    let (_cluster, kafka) = start_cluster()?;
     println!("{}", paint.bold(&format!("nhid demo: in-process Kafka cluster at {}", kafka.brokers)));
-
-    // Baselines first: two days of simulated history straight into the engine, as if nhid
-    // had been running; live traffic then goes through Kafka.
-    let started = Instant::now();
-    let now = wall_ms();
-    let cfg = LiveConfig {
-        seed: args.seed,
-        principals: args.principals,
-        attack_every: args.attack_every as Millis * SECOND,
-        ..LiveConfig::default()
-    };
-    let mut live = Live::new(&cfg, now);
-    let n = live.warm(&engine)?;
-    println!(
-        "learned baselines of {} identities from {} simulated events (2 days of history) in {:.1} s",
-        engine.store().len(),
-        n,
-        started.elapsed().as_secs_f64()
-    );
-    // Event time runs with the wall clock from here, starting where the history ended.
-    let shift = wall_ms() - now;
-
+    let (mut live, shift) = learn_baselines(&engine, args)?;
     let stop = stop_on_signals()?;
     if let Some(d) = args.duration {
-        let stop = stop.clone();
-        thread::spawn(move || {
-            thread::sleep(Duration::from_secs(d));
-            stop.store(true, Ordering::Relaxed);
-        });
+        stop_after(Duration::from_secs(d), stop.clone());
     }
     let engine = Arc::new(engine);
     let (metrics, health) = (Arc::new(Metrics::new()), Arc::new(Health::default()));
@@ -133,7 +98,6 @@ fn demo(engine: Engine, listen: SocketAddr, args: &DemoArgs) -> anyhow::Result<(
             .name("nhid-runtime".into())
             .spawn(move || nhid_kafka::run_observed(engine, &kafka, stop, metrics, health))?
     };
-    let produced = Arc::new(AtomicU64::new(0));
     let printer = {
         let (kafka, stop) = (kafka.clone(), stop.clone());
         thread::Builder::new().name("nhid-demo-printer".into()).spawn(move || print_outputs(&kafka, &stop, paint))?
@@ -142,9 +106,76 @@ fn demo(engine: Engine, listen: SocketAddr, args: &DemoArgs) -> anyhow::Result<(
         "live traffic: an attack every {} s; alerts and revocation requests (dry run) appear below. Ctrl-C stops.\n",
         args.attack_every
     );
+    let produced = produce_live(&mut live, shift, &kafka, &stop, paint)?;
+    let report = runtime.join().map_err(|_| anyhow::anyhow!("the runtime panicked"))??;
+    let _ = printer.join();
+    print_stopped(produced, &report, paint);
+    Ok(())
+}
 
+/// An in-process cluster with the audit topic and the topics the runtime writes to, and the
+/// runtime's configuration for it.
+fn start_cluster() -> anyhow::Result<(MockCluster<'static, DefaultProducerContext>, KafkaConfig)> {
+    let cluster = MockCluster::new(1).context("starting the in-process Kafka cluster")?;
+    let kafka = KafkaConfig {
+        brokers: cluster.bootstrap_servers(),
+        topics: vec![AUDIT.into()],
+        group: "nhid-demo".into(),
+        rebuild_secs: 0,
+        ..KafkaConfig::default()
+    };
+    for (topic, partitions) in
+        [(AUDIT, PARTITIONS), (&kafka.alerts_topic, 2), (&kafka.actions_topic, 2), (&kafka.dead_letter_topic, 1)]
+    {
+        cluster.create_topic(topic, partitions, 1).with_context(|| format!("creating topic {topic}"))?;
+    }
+    Ok((cluster, kafka))
+}
+
+/// Baselines first: two days of simulated history straight into the engine, as if nhid had
+/// been running; live traffic then goes through Kafka. Returns the live simulation and how
+/// far event time lags the wall clock.
+fn learn_baselines(engine: &Engine, args: &DemoArgs) -> anyhow::Result<(Live, Millis)> {
+    let started = Instant::now();
+    let now = wall_ms();
+    let cfg = LiveConfig {
+        seed: args.seed,
+        principals: args.principals,
+        attack_every: args.attack_every as Millis * SECOND,
+        ..LiveConfig::default()
+    };
+    let mut live = Live::new(&cfg, now);
+    let n = live.warm(engine)?;
+    println!(
+        "learned baselines of {} identities from {} simulated events (2 days of history) in {:.1} s",
+        engine.store().len(),
+        n,
+        started.elapsed().as_secs_f64()
+    );
+    // Event time runs with the wall clock from here, starting where the history ended.
+    Ok((live, wall_ms() - now))
+}
+
+fn stop_after(duration: Duration, stop: Arc<AtomicBool>) {
+    thread::spawn(move || {
+        thread::sleep(duration);
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+/// Produces live traffic into the audit topic as event time (the wall clock less `shift`)
+/// advances, and announces each attack as its first malicious event goes out, until
+/// stopped. Returns how many events it produced.
+fn produce_live(
+    live: &mut Live,
+    shift: Millis,
+    kafka: &KafkaConfig,
+    stop: &AtomicBool,
+    paint: Paint,
+) -> anyhow::Result<u64> {
     let producer: BaseProducer =
         ClientConfig::new().set("bootstrap.servers", &kafka.brokers).set("linger.ms", "5").create()?;
+    let mut produced = 0;
     let mut announced = 0;
     while !stop.load(Ordering::Relaxed) {
         live.advance(wall_ms() - shift, &mut |event, principal| {
@@ -153,7 +184,7 @@ fn demo(engine: Engine, listen: SocketAddr, args: &DemoArgs) -> anyhow::Result<(
                 record = r;
                 producer.poll(Duration::from_millis(10));
             }
-            produced.fetch_add(1, Ordering::Relaxed);
+            produced += 1;
         })?;
         producer.poll(Duration::ZERO);
         for label in &live.injected()[announced..] {
@@ -171,14 +202,16 @@ fn demo(engine: Engine, listen: SocketAddr, args: &DemoArgs) -> anyhow::Result<(
         thread::sleep(Duration::from_millis(100));
     }
     producer.flush(Duration::from_secs(5))?;
-    let report = runtime.join().map_err(|_| anyhow::anyhow!("the runtime panicked"))??;
-    let _ = printer.join();
+    Ok(produced)
+}
+
+fn print_stopped(produced: u64, report: &nhid_kafka::Report, paint: Paint) {
     let s = &report.stats;
     println!(
         "\n{}",
         paint.bold(&format!(
             "stopped: {} live events produced, {} processed, {} alerts, {} actions, {} dead letters; p99 event→alert {} ms",
-            produced.load(Ordering::Relaxed),
+            produced,
             s.events,
             s.alerts.values().sum::<u64>(),
             s.actions.values().sum::<u64>(),
@@ -186,7 +219,6 @@ fn demo(engine: Engine, listen: SocketAddr, args: &DemoArgs) -> anyhow::Result<(
             report.latency.value_at_quantile(0.99)
         ))
     );
-    Ok(())
 }
 
 /// Reads the alerts and actions topics (what a SIEM and a revocation service would) and

@@ -1,4 +1,4 @@
-//! `nhid eval`: replays labeled events through the engine, exactly as `nhid replay` does, and
+//! `nhid-sim eval`: replays labeled events through the engine, exactly as `nhid replay` does, and
 //! scores the alerts and actions against the labels (`nhid_sim::eval`: what is measured, and the
 //! JSON fields). Memory grows with alerts and identities, not with events: only the alerts'
 //! and actions' ids, times, kinds and principals are kept.

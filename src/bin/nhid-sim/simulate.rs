@@ -1,4 +1,4 @@
-//! `nhid simulate`: a labeled synthetic population, written as canonical JSON lines.
+//! `nhid-sim simulate`: a labeled synthetic population, written as canonical JSON lines.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
