@@ -40,16 +40,27 @@ struct AppState {
     health: Arc<Health>,
 }
 
+/// Which step of starting the endpoint failed; the message is the system's own.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Bind(std::io::Error),
+    #[error(transparent)]
+    Thread(std::io::Error),
+}
+
 /// Binds `listen` and serves on a thread of its own until the process exits.
 pub fn serve(
     listen: SocketAddr,
     engine: Arc<Engine>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
-) -> anyhow::Result<SocketAddr> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let listener = rt.block_on(tokio::net::TcpListener::bind(listen))?;
-    let bound = listener.local_addr()?;
+) -> Result<SocketAddr, ServeError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ServeError::Runtime)?;
+    let listener = rt.block_on(tokio::net::TcpListener::bind(listen)).map_err(ServeError::Bind)?;
+    let bound = listener.local_addr().map_err(ServeError::Bind)?;
     let app = Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -58,11 +69,14 @@ pub fn serve(
         // `{*id}`: principal ids hold slashes (`arn:aws:iam::1:role/x`) and colons.
         .route("/principals/{*id}", get(principal))
         .with_state(AppState { engine, metrics, health });
-    std::thread::Builder::new().name("nhid-http".into()).spawn(move || {
-        if let Err(e) = rt.block_on(async { axum::serve(listener, app).await }) {
-            tracing::error!(error = %e, "the HTTP endpoint stopped");
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("nhid-http".into())
+        .spawn(move || {
+            if let Err(e) = rt.block_on(async { axum::serve(listener, app).await }) {
+                tracing::error!(error = %e, "the HTTP endpoint stopped");
+            }
+        })
+        .map_err(ServeError::Thread)?;
     tracing::info!(listen = %bound, "HTTP endpoint: /metrics /healthz /readyz /principals");
     Ok(bound)
 }
@@ -99,7 +113,7 @@ async fn principals_page(
     // Walks the identity state, like `/metrics`: fine on this thread of its own.
     match principals::list(&s.engine, &query) {
         Ok(page) => Json(page).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
 

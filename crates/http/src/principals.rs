@@ -11,6 +11,7 @@ use std::collections::BinaryHeap;
 use serde::{Deserialize, Serialize};
 
 use nhid_engine::Engine;
+use nhid_engine::detect::static_credential::StaticCredential;
 use nhid_engine::inventory::Criticality;
 use nhid_engine::state::Identity;
 use nhid_engine::state::sets::Dim;
@@ -23,8 +24,6 @@ use nhid_model::vocab::Severity;
 pub const OPEN_FOR: Millis = DAY;
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1_000;
-/// A static credential older than this is a rotation finding of every NHI programme.
-const STALE_STATIC_KEY: Millis = 90 * DAY;
 
 /// The query string of `/principals`. Unknown parameters are rejected: `?orphan=true`
 /// must not quietly list everything.
@@ -50,15 +49,25 @@ enum Kinds {
     One(PrincipalType),
 }
 
+/// A query `/principals` cannot answer; the message is the 400 response's `error`.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("type: unknown principal type {0:?}; expected machine or one of {known}", known = known_types())]
+    UnknownType(String),
+    #[error("limit: must be between 1 and {MAX_LIMIT}")]
+    Limit,
+}
+
+fn known_types() -> String {
+    PrincipalType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+}
+
 impl Query {
-    fn kinds(&self) -> Result<Kinds, String> {
+    fn kinds(&self) -> Result<Kinds, QueryError> {
         match self.kind.as_deref() {
             None => Ok(Kinds::Any),
             Some("machine") => Ok(Kinds::Machine),
-            Some(t) => PrincipalType::parse(t).map(Kinds::One).ok_or_else(|| {
-                let known: Vec<&str> = PrincipalType::ALL.iter().map(|t| t.as_str()).collect();
-                format!("type: unknown principal type {t:?}; expected machine or one of {}", known.join(", "))
-            }),
+            Some(t) => PrincipalType::parse(t).map(Kinds::One).ok_or_else(|| QueryError::UnknownType(t.into())),
         }
     }
 }
@@ -188,11 +197,11 @@ pub struct Baseline {
 }
 
 /// One page of the identities matching `query`, in id order.
-pub fn list(engine: &Engine, query: &Query) -> Result<Page, String> {
+pub fn list(engine: &Engine, query: &Query) -> Result<Page, QueryError> {
     let kinds = query.kinds()?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(format!("limit: must be between 1 and {MAX_LIMIT}"));
+        return Err(QueryError::Limit);
     }
     let now = engine.now().unwrap_or(0);
     let after = query.after.as_deref();
@@ -234,54 +243,12 @@ pub fn view(engine: &Engine, id: &str, detail: bool) -> Option<Principal> {
     let identity = engine.store().get(id)?;
     let identity: &Identity = &identity;
     let now = engine.now().unwrap_or(identity.last_seen);
-    let lifecycle = engine.lifecycle();
     let entry = engine.inventory().entry(identity.inventory());
-
-    let credentials: Vec<CredentialView> = identity
-        .credentials
-        .iter()
-        .map(|c| CredentialView {
-            id: c.id.to_string(),
-            kind: c.kind,
-            first_seen: format_rfc3339(c.first_seen),
-            last_seen: format_rfc3339(c.last_seen),
-            age_secs: c.age_at(now) / 1_000,
-            issued_at: c.issued_at().map(format_rfc3339),
-            expires_at: c.expires_at().map(format_rfc3339),
-            expires_in_secs: c.expires_at().map(|e| (e - now) / 1_000),
-            revoked_at: lifecycle.credentials.since(&c.id, now).map(format_rfc3339),
-        })
-        .collect();
-
-    let expected = identity.rate.slow_expectation(now);
-    let recent = identity.rate.recent_at(now);
-    let rate = Rate {
-        recent_per_minute: recent,
-        baseline_per_minute: expected.mean,
-        baseline_sd: expected.sd,
-        ratio: (expected.mean * 60.0 >= 1.0).then(|| recent / expected.mean),
-    };
-
-    let mut open_alerts: Vec<OpenAlert> = engine
-        .detectors()
-        .iter()
-        .zip(&identity.alert_marks)
-        .filter_map(|(detector, mark)| {
-            let ((time, severity), window) = (mark.last?, mark.window?);
-            (time >= now - OPEN_FOR).then(|| OpenAlert {
-                alert_id: nhid_engine::respond::alert_id(&detector.id, id, window),
-                detector: detector.id.clone(),
-                kind: detector.kind,
-                severity,
-                time: format_rfc3339(time),
-                suppressed_repeats: mark.suppressed,
-            })
-        })
-        .collect();
-    open_alerts.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.detector.cmp(&b.detector)));
-
+    let credentials = credentials(engine, identity, now);
+    let rate = rate(identity, now);
+    let open_alerts = open_alerts(engine, id, identity, now);
     let orphaned = orphaned(engine, identity, now);
-    let retired_at = lifecycle.principals.since(id, now);
+    let retired_at = engine.lifecycle().principals.since(id, now);
     let learned = now - identity.first_seen >= engine.learning_ms(identity.kind);
     let risk = risk(&RiskFacts {
         open: open_alerts.iter().map(|a| a.severity).collect(),
@@ -291,14 +258,13 @@ pub fn view(engine: &Engine, id: &str, detail: bool) -> Option<Principal> {
         revoked_in_use: identity
             .credentials
             .iter()
-            .any(|c| lifecycle.credentials.since(&c.id, c.last_seen).is_some_and(|r| c.last_seen > r)),
-        stale_static_key: credentials
-            .iter()
-            .any(|c| c.kind == CredentialKind::StaticKey && c.age_secs * 1_000 > STALE_STATIC_KEY),
+            .any(|c| engine.lifecycle().credentials.since(&c.id, c.last_seen).is_some_and(|r| c.last_seen > r)),
+        stale_static_key: static_key_limit(engine, identity.kind).is_some_and(|limit| {
+            credentials.iter().any(|c| c.kind == CredentialKind::StaticKey && c.age_secs * 1_000 > limit)
+        }),
         above_baseline: learned && rate.ratio.is_some_and(|r| r >= 3.0),
         criticality: entry.and_then(|e| e.criticality),
     });
-
     Some(Principal {
         id: id.to_string(),
         kind: identity.kind,
@@ -317,15 +283,78 @@ pub fn view(engine: &Engine, id: &str, detail: bool) -> Option<Principal> {
             criticality: e.criticality,
             protected: e.protected,
         }),
-        baseline: detail.then(|| Baseline {
-            known_actions: identity.seen.len(Dim::Action),
-            known_services: identity.seen.len(Dim::Service),
-            known_networks: identity.seen.len(Dim::Network),
-            known_user_agents: identity.seen.len(Dim::UserAgent),
-            hourly_per_minute: identity.rate.profile.mean,
-            minutes_learned: identity.rate.minutes,
-        }),
+        baseline: detail.then(|| baseline(identity)),
     })
+}
+
+fn credentials(engine: &Engine, identity: &Identity, now: Millis) -> Vec<CredentialView> {
+    let revocations = &engine.lifecycle().credentials;
+    identity
+        .credentials
+        .iter()
+        .map(|c| CredentialView {
+            id: c.id.to_string(),
+            kind: c.kind,
+            first_seen: format_rfc3339(c.first_seen),
+            last_seen: format_rfc3339(c.last_seen),
+            age_secs: c.age_at(now) / 1_000,
+            issued_at: c.issued_at().map(format_rfc3339),
+            expires_at: c.expires_at().map(format_rfc3339),
+            expires_in_secs: c.expires_at().map(|e| (e - now) / 1_000),
+            revoked_at: revocations.since(&c.id, now).map(format_rfc3339),
+        })
+        .collect()
+}
+
+fn rate(identity: &Identity, now: Millis) -> Rate {
+    let expected = identity.rate.slow_expectation(now);
+    let recent = identity.rate.recent_at(now);
+    Rate {
+        recent_per_minute: recent,
+        baseline_per_minute: expected.mean,
+        baseline_sd: expected.sd,
+        ratio: (expected.mean * 60.0 >= 1.0).then(|| recent / expected.mean),
+    }
+}
+
+/// The latest alert of each detector while open, newest first.
+fn open_alerts(engine: &Engine, id: &str, identity: &Identity, now: Millis) -> Vec<OpenAlert> {
+    let mut open: Vec<OpenAlert> = engine
+        .detectors()
+        .iter()
+        .zip(&identity.alert_marks)
+        .filter_map(|(detector, mark)| {
+            let ((time, severity), window) = (mark.last?, mark.window?);
+            (time >= now - OPEN_FOR).then(|| OpenAlert {
+                alert_id: nhid_engine::respond::alert_id(&detector.id, id, window),
+                detector: detector.id.clone(),
+                kind: detector.kind,
+                severity,
+                time: format_rfc3339(time),
+                suppressed_repeats: mark.suppressed,
+            })
+        })
+        .collect();
+    open.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.detector.cmp(&b.detector)));
+    open
+}
+
+/// The age past which a static credential of this type counts against it: the one the
+/// loaded `static_credential` detectors allow (the strictest of several), so the score
+/// and the alerts never disagree. `None` where no instance evaluates the type.
+fn static_key_limit(engine: &Engine, kind: PrincipalType) -> Option<Millis> {
+    engine.detectors().iter().filter_map(|d| d.params::<StaticCredential>(kind)).map(StaticCredential::max_age).min()
+}
+
+fn baseline(identity: &Identity) -> Baseline {
+    Baseline {
+        known_actions: identity.seen.len(Dim::Action),
+        known_services: identity.seen.len(Dim::Service),
+        known_networks: identity.seen.len(Dim::Network),
+        known_user_agents: identity.seen.len(Dim::UserAgent),
+        hourly_per_minute: identity.rate.profile.mean,
+        minutes_learned: identity.rate.minutes,
+    }
 }
 
 /// A machine identity nobody answers for (DESIGN's `orphaned_principal`): its owner was
@@ -352,6 +381,8 @@ struct RiskFacts<'a> {
     retired_active: bool,
     expired_in_use: bool,
     revoked_in_use: bool,
+    /// A static credential older than its type's `static_credential` limit: a rotation
+    /// finding of every NHI programme.
     stale_static_key: bool,
     above_baseline: bool,
     criticality: Option<Criticality>,
@@ -391,6 +422,7 @@ fn risk(f: &RiskFacts<'_>) -> Risk {
         add("expired_credential_in_use", 20);
     }
     if f.stale_static_key {
+        // Named when every type's limit was 90 days; kept, since dashboards key on it.
         add("static_key_over_90_days", 10);
     }
     if f.above_baseline {
@@ -403,4 +435,45 @@ fn risk(f: &RiskFacts<'_>) -> Risk {
     }
     let score = factors.iter().map(|f| f.points).sum::<u32>().min(100);
     Risk { score, factors }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nhid_engine::inventory::Inventory;
+    use nhid_engine::{EngineConfig, Origin, Outputs, detect};
+
+    /// An engine that saw one event of each principal, each with a static key issued
+    /// 120 days before it.
+    fn engine_with_old_keys(principals: &[(&str, &str)]) -> Engine {
+        let engine = Engine::new(detect::load(None).unwrap(), Inventory::default(), EngineConfig::default());
+        let mut out = Outputs::default();
+        for (i, (id, kind)) in principals.iter().enumerate() {
+            let event = format!(
+                r#"{{"id":"e{i}","time":"2026-11-20T00:00:00Z","principal":{{"id":"{id}","type":"{kind}","owner":"team"}},"credential":{{"id":"AKIA{i}","kind":"static_key","issued_at":"2026-07-23T00:00:00Z"}},"action":"s3:GetObject","service":"s3","outcome":"success"}}"#
+            );
+            engine.process(
+                event.as_bytes(),
+                Origin { source: "audit", partition: 0, offset: i as i64 },
+                None,
+                &mut out,
+            );
+        }
+        assert!(out.dead_letters.is_empty(), "{:?}", out.dead_letters);
+        engine
+    }
+
+    fn factors(engine: &Engine, id: &str) -> Vec<&'static str> {
+        view(engine, id, false).unwrap().risk.factors.iter().map(|f| f.factor).collect()
+    }
+
+    #[test]
+    fn a_static_key_is_stale_past_the_limit_its_type_s_detector_sets() {
+        let engine = engine_with_old_keys(&[("svc", "service_account"), ("key", "api_key"), ("who", "unknown")]);
+        // 120 days: past the 90 of `[default]`, within the 180 of `[api_key]`.
+        assert!(factors(&engine, "svc").contains(&"static_key_over_90_days"));
+        assert!(!factors(&engine, "key").contains(&"static_key_over_90_days"));
+        // No `[unknown]` table: no instance judges the type's keys, so neither does the score.
+        assert!(!factors(&engine, "who").contains(&"static_key_over_90_days"));
+    }
 }
