@@ -10,16 +10,16 @@ use std::borrow::Cow;
 
 use memchr::memmem;
 use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::Deserializer;
 
-use super::cloudtrail::lenient;
-use super::cloudtrail::lenient::{nonempty, strict_map};
-use super::{DecodeContext, DecodeError};
+use crate::lenient;
+use crate::lenient::{nonempty, strict_map};
+use crate::record::{self, content_id, event_time};
+use crate::{DecodeContext, DecodeError};
 use nhid_model::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
     borrowed_opt,
 };
-use nhid_model::time::parse_rfc3339;
 use nhid_model::vocab::DeadLetterReason;
 
 /// Whether the message is an audit `LogEntry`: a `protoPayload` key (Panther writes it in
@@ -37,20 +37,7 @@ pub fn detect(bytes: &[u8]) -> bool {
 }
 
 pub fn decode<'a>(text: &'a str, ctx: &DecodeContext, emit: &mut dyn FnMut(Result<AuditEvent<'a>, DecodeError>)) {
-    // serde would read an array positionally into the struct's fields.
-    if text.trim_start().starts_with('[') {
-        return emit(Err(DecodeError::new(DeadLetterReason::WrongType, "a log entry is a json object")));
-    }
-    emit(sonic_rs::from_str::<Entry<'a>>(text).map_err(|e| json_error(&e)).and_then(|entry| to_event(entry, text, ctx)))
-}
-
-/// Only the first line: later lines of a parser error may quote the input.
-fn json_error(e: &sonic_rs::Error) -> DecodeError {
-    let mut err = DecodeError::from_json(e);
-    if let Some(cut) = err.detail.find('\n') {
-        err.detail.truncate(cut);
-    }
-    err
+    emit(record::parse_object(text, "a log entry is a json object").and_then(|entry| to_event(entry, text, ctx)))
 }
 
 /// The fields of a `LogEntry` nhid uses. Aliases are Panther's lowercase spellings.
@@ -157,22 +144,15 @@ fn to_event<'a>(entry: Entry<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<A
     if payload.authentication.is_none() && method.is_none() {
         return Err(DecodeError::new(DeadLetterReason::MissingPrincipal, "no authenticationinfo and no methodname"));
     }
-    let time = match nonempty(entry.timestamp) {
-        Some(t) => parse_rfc3339(&t)
-            .ok_or_else(|| DecodeError::new(DeadLetterReason::InvalidTime, "timestamp is not a timestamp"))?,
-        None => match [entry.receive_timestamp, entry.receive_timestamp_lowercase, entry.p_event_time]
-            .into_iter()
-            .flatten()
-            .find_map(|t| parse_rfc3339(&t))
-        {
-            Some(t) => t,
-            None => ctx.fallback_time.ok_or_else(|| DecodeError::new(DeadLetterReason::MissingTime, "no timestamp"))?,
-        },
-    };
-    // Named by its bytes when Logging's id is missing, so a redelivered copy keeps its id.
-    let id = nonempty(entry.insert_id)
-        .or(nonempty(entry.insert_id_lowercase))
-        .unwrap_or_else(|| Cow::Owned(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(raw.as_bytes()))));
+    let time = event_time(
+        nonempty(entry.timestamp),
+        "timestamp is not a timestamp",
+        [entry.receive_timestamp, entry.receive_timestamp_lowercase, entry.p_event_time],
+        ctx,
+        "no timestamp",
+    )?;
+    // Named by its bytes when Logging's id is missing.
+    let id = nonempty(entry.insert_id).or(nonempty(entry.insert_id_lowercase)).unwrap_or_else(|| content_id(raw));
 
     let outcome = match payload.status.and_then(|s| s.code) {
         Some(7 | 16) => Outcome::Denied,
@@ -301,54 +281,18 @@ fn is_google_managed(local: &str, domain: &str) -> bool {
 /// The original caller of a delegation chain: the first element (Google keeps them in
 /// delegation order) that names one, by email or by subject.
 fn first_delegate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
-    struct Chain;
-    impl<'de> Visitor<'de> for Chain {
-        type Value = Option<Cow<'de, str>>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a delegation chain")
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut first = None;
-            while let Some(Link(d)) = seq.next_element()? {
-                if first.is_none()
-                    && let Some(d) = d
-                {
-                    first = nonempty(d.first_party.and_then(|p| p.principal_email)).or(nonempty(d.principal_subject));
-                }
-            }
-            Ok(first)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            lenient::skip_map(map).map(|_| None)
-        }
-        lenient::absent_scalars!();
-    }
-    /// One element; anything but an object is skipped.
-    struct Link<'a>(Option<Delegation<'a>>);
-    impl<'de> Deserialize<'de> for Link<'de> {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            lenient::map(d).map(Link)
-        }
-    }
-    d.deserialize_any(Chain)
+    lenient::first_object(d, "a delegation chain", |link: Delegation<'de>| {
+        nonempty(link.first_party.and_then(|p| p.principal_email)).or(nonempty(link.principal_subject))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nhid_model::time::parse_rfc3339;
     use proptest::prelude::*;
 
-    fn decode_all<'a>(text: &'a str, ctx: &DecodeContext) -> Vec<Result<AuditEvent<'a>, DecodeError>> {
-        let mut out = Vec::new();
-        decode(text, ctx, &mut |r| out.push(r));
-        out
-    }
-
-    fn one(text: &str) -> Result<AuditEvent<'_>, DecodeError> {
-        let mut out = decode_all(text, &DecodeContext::default());
-        assert_eq!(out.len(), 1, "{text}");
-        out.remove(0)
-    }
+    crate::testing::decoder_helpers!();
 
     /// A log entry around an `authenticationInfo` snippet and extra `protoPayload` fields.
     fn entry(auth: &str, extra: &str) -> String {

@@ -14,11 +14,12 @@ use std::net::IpAddr;
 
 use memchr::memmem;
 use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, SeqAccess};
 
-use super::cloudtrail::lenient;
-use super::cloudtrail::lenient::nonempty;
-use super::{DecodeContext, DecodeError};
+use crate::lenient::nonempty;
+use crate::lenient::{self, Read};
+use crate::record::{self, content_id};
+use crate::{DecodeContext, DecodeError};
 use nhid_model::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
 };
@@ -43,20 +44,11 @@ pub fn decode<'a>(text: &'a str, ctx: &DecodeContext, emit: &mut dyn FnMut(Resul
 }
 
 fn decode_event<'a>(text: &'a str, ctx: &DecodeContext) -> Result<AuditEvent<'a>, DecodeError> {
-    // serde would read an array positionally into the struct's fields.
+    // serde would read an array positionally into the struct's fields, and a scalar is no event.
     if !text.trim_start().starts_with('{') {
         return Err(DecodeError::new(DeadLetterReason::WrongType, "an event is a json object"));
     }
-    let rec: Record<'_> = sonic_rs::from_str(text).map_err(|e| first_line(DecodeError::from_json(&e)))?;
-    to_event(rec, text, ctx)
-}
-
-/// Parser errors may quote input after a newline; only the first line is kept.
-fn first_line(mut err: DecodeError) -> DecodeError {
-    if let Some(cut) = err.detail.find('\n') {
-        err.detail.truncate(cut);
-    }
-    err
+    to_event(record::parse(text)?, text, ctx)
 }
 
 /// The fields nhid uses. `at_sign_timestamp` is Panther's name for `@timestamp`.
@@ -68,11 +60,11 @@ struct Record<'a> {
     actor_id: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "lenient::string")]
     action: Option<Cow<'a, str>>,
-    #[serde(rename = "@timestamp", alias = "at_sign_timestamp", default, deserialize_with = "time")]
+    #[serde(rename = "@timestamp", alias = "at_sign_timestamp", default, deserialize_with = "time_field")]
     timestamp: Option<Stamp>,
-    #[serde(default, deserialize_with = "time")]
+    #[serde(default, deserialize_with = "time_field")]
     created_at: Option<Stamp>,
-    #[serde(default, deserialize_with = "time")]
+    #[serde(default, deserialize_with = "time_field")]
     p_event_time: Option<Stamp>,
     #[serde(rename = "_document_id", borrow, default, deserialize_with = "lenient::string")]
     document_id: Option<Cow<'a, str>>,
@@ -114,66 +106,32 @@ struct Record<'a> {
 fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<AuditEvent<'a>, DecodeError> {
     let actor = nonempty(rec.actor);
     let actor_id = nonempty(rec.actor_id);
-    // The login is the identity: GitHub shows it everywhere and every export carries it,
-    // while `actor_id` is missing from many. A numeric id serves when the login is absent.
     let tenant = nonempty(rec.business).or(nonempty(rec.org.clone()));
     let resource = nonempty(rec.repo).or(nonempty(rec.repository)).or(nonempty(rec.org));
-    let id = match (&actor, &actor_id, resource.as_ref().or(tenant.as_ref())) {
-        (Some(login), _, _) => Cow::Owned(format!("github:{login}")),
-        (None, Some(numeric), _) => Cow::Owned(format!("github:id:{numeric}")),
-        // Git events over SSH with a deploy key, or anonymous clones of a public repository,
-        // name no actor; they are counted against the repository.
-        (None, None, Some(place)) => Cow::Owned(format!("github:unattributed:{place}")),
-        (None, None, None) => return Err(DecodeError::new(DeadLetterReason::MissingPrincipal, "no actor")),
-    };
-    let stamps = [rec.timestamp, rec.created_at];
-    let time = match stamps.iter().find_map(|s| if let Some(Stamp::At(t)) = s { Some(*t) } else { None }) {
-        Some(t) => t,
-        None if stamps.iter().any(Option::is_some) => {
-            return Err(DecodeError::new(DeadLetterReason::InvalidTime, "@timestamp is not a timestamp"));
-        }
-        None => match rec.p_event_time {
-            Some(Stamp::At(t)) => t,
-            _ => ctx.fallback_time.ok_or_else(|| DecodeError::new(DeadLetterReason::MissingTime, "no @timestamp"))?,
-        },
-    };
-    // Without a document id the event is named by its bytes, so a redelivered copy keeps its id.
-    let event_id = nonempty(rec.document_id)
-        .unwrap_or_else(|| Cow::Owned(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(raw.as_bytes()))));
+    let id = principal_id(actor.as_deref(), actor_id.as_deref(), resource.as_ref().or(tenant.as_ref()))?;
+    let time = time([rec.timestamp, rec.created_at], rec.p_event_time, ctx)?;
     let action = nonempty(rec.action).unwrap_or(Cow::Borrowed("unknown"));
     let outcome = outcome(&action);
 
     let access = nonempty(rec.programmatic_access_type);
     let access = access.as_deref().map(AccessType::parse);
-    let app = nonempty(rec.integration).or(nonempty(rec.oauth_application));
     let credential_id = nonempty(rec.hashed_token).or(nonempty(rec.token_id));
-    let login = actor.as_deref().unwrap_or("");
-
-    let mut triad = Actor::default();
-    let kind = if actor.is_none() && actor_id.is_none() {
-        PrincipalType::Unknown
-    } else if rec.actor_is_agent {
+    let flags = ActorFlags {
+        identified: actor.is_some() || actor_id.is_some(),
+        bot: rec.actor_is_bot,
+        agent: rec.actor_is_agent,
+    };
+    let (kind, triad) = if flags.agent && flags.identified {
         // The Copilot coding agent: the person who assigned the task is `user`.
-        triad = Actor {
+        let triad = Actor {
             delegating_user: nonempty(rec.user),
             agent_id: actor.clone(),
             session_id: nonempty(rec.agent_session_id),
         };
-        PrincipalType::AiAgent
-    } else if rec.actor_is_bot || login.ends_with("[bot]") || access == Some(AccessType::AppServer) {
-        // A GitHub App acting as itself (installation token), dependabot, github-actions.
-        PrincipalType::Bot
-    } else if access == Some(AccessType::DeployKey) {
-        // A repository's SSH deploy key: a static machine credential that belongs to no person.
-        PrincipalType::ApiKey
+        (PrincipalType::AiAgent, triad)
     } else {
-        if access == Some(AccessType::AppUser) || access == Some(AccessType::OAuth) {
-            // The app acts for the user and within the user's rights: the user is the
-            // principal and delegates, the app is the agent.
-            triad.delegating_user = actor.clone();
-            triad.agent_id = app;
-        }
-        PrincipalType::Human
+        let app = nonempty(rec.integration).or(nonempty(rec.oauth_application));
+        principal_type(&flags, actor.as_ref(), access, app)
     };
     let credential_kind = match access {
         Some(AccessType::ClassicPat | AccessType::FineGrainedPat | AccessType::DeployKey) => CredentialKind::StaticKey,
@@ -184,7 +142,8 @@ fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Au
     };
 
     Ok(AuditEvent {
-        id: event_id,
+        // Without a document id the event is named by its bytes.
+        id: nonempty(rec.document_id).unwrap_or_else(|| content_id(raw)),
         time,
         principal: Principal { id, kind, name: actor, owner: None, tenant },
         credential: Credential { id: credential_id, kind: credential_kind, issued_at: None, expires_at: None },
@@ -202,6 +161,74 @@ fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Au
         bytes_out: None,
         source_format: SourceFormat::Github,
     })
+}
+
+/// The login is the identity: GitHub shows it everywhere and every export carries it,
+/// while `actor_id` is missing from many. A numeric id serves when the login is absent.
+fn principal_id<'a>(
+    login: Option<&str>,
+    numeric: Option<&str>,
+    place: Option<&Cow<'a, str>>,
+) -> Result<Cow<'a, str>, DecodeError> {
+    Ok(match (login, numeric, place) {
+        (Some(login), _, _) => Cow::Owned(format!("github:{login}")),
+        (None, Some(numeric), _) => Cow::Owned(format!("github:id:{numeric}")),
+        // Git events over SSH with a deploy key, or anonymous clones of a public repository,
+        // name no actor; they are counted against the repository.
+        (None, None, Some(place)) => Cow::Owned(format!("github:unattributed:{place}")),
+        (None, None, None) => return Err(DecodeError::new(DeadLetterReason::MissingPrincipal, "no actor")),
+    })
+}
+
+/// `@timestamp` or `created_at`; a present but unreadable one dead-letters the event, since
+/// Panther's `p_event_time` and the transport's time only stand in for a missing one.
+fn time(own: [Option<Stamp>; 2], panther: Option<Stamp>, ctx: &DecodeContext) -> Result<Millis, DecodeError> {
+    if let Some(t) = own.iter().find_map(|s| if let Some(Stamp::At(t)) = s { Some(*t) } else { None }) {
+        return Ok(t);
+    }
+    if own.iter().any(Option::is_some) {
+        return Err(DecodeError::new(DeadLetterReason::InvalidTime, "@timestamp is not a timestamp"));
+    }
+    match panther {
+        Some(Stamp::At(t)) => Ok(t),
+        _ => ctx.fallback_time.ok_or_else(|| DecodeError::new(DeadLetterReason::MissingTime, "no @timestamp")),
+    }
+}
+
+/// What GitHub itself says the actor is.
+struct ActorFlags {
+    /// The event names an actor, by login or by id.
+    identified: bool,
+    bot: bool,
+    agent: bool,
+}
+
+/// The type of a non-agent actor, and the app acting for a user if one is.
+fn principal_type<'a>(
+    flags: &ActorFlags,
+    login: Option<&Cow<'a, str>>,
+    access: Option<AccessType>,
+    app: Option<Cow<'a, str>>,
+) -> (PrincipalType, Actor<'a>) {
+    let mut triad = Actor::default();
+    let kind = if !flags.identified {
+        PrincipalType::Unknown
+    } else if flags.bot || login.is_some_and(|l| l.ends_with("[bot]")) || access == Some(AccessType::AppServer) {
+        // A GitHub App acting as itself (installation token), dependabot, github-actions.
+        PrincipalType::Bot
+    } else if access == Some(AccessType::DeployKey) {
+        // A repository's SSH deploy key: a static machine credential that belongs to no person.
+        PrincipalType::ApiKey
+    } else {
+        if access == Some(AccessType::AppUser) || access == Some(AccessType::OAuth) {
+            // The app acts for the user and within the user's rights: the user is the
+            // principal and delegates, the app is the agent.
+            triad.delegating_user = login.cloned();
+            triad.agent_id = app;
+        }
+        PrincipalType::Human
+    };
+    (kind, triad)
 }
 
 /// `programmatic_access_type`, in GitHub's words and in the snake-case names some exports use.
@@ -253,89 +280,66 @@ enum Stamp {
     Invalid,
 }
 
-fn time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Stamp>, D::Error> {
-    struct TimeVisitor;
-    impl<'de> Visitor<'de> for TimeVisitor {
+fn time_field<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Stamp>, D::Error> {
+    /// Anything present that is not a time is an invalid one, not an absent one.
+    struct Time;
+    impl<'de> Read<'de> for Time {
         type Value = Option<Stamp>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a timestamp")
+        fn expecting(&self) -> &'static str {
+            "a timestamp"
         }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(Some(i64::try_from(v).map_or(Stamp::Invalid, Stamp::At)))
+        fn u64(self, v: u64) -> Self::Value {
+            Some(i64::try_from(v).map_or(Stamp::Invalid, Stamp::At))
         }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            Ok(Some(Stamp::At(v)))
+        fn i64(self, v: i64) -> Self::Value {
+            Some(Stamp::At(v))
         }
-        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        fn f64(self, v: f64) -> Self::Value {
             let ok = v.is_finite() && v.abs() < i64::MAX as f64;
-            Ok(Some(if ok { Stamp::At(v as i64) } else { Stamp::Invalid }))
+            Some(if ok { Stamp::At(v as i64) } else { Stamp::Invalid })
         }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        fn str(self, v: &str) -> Self::Value {
             if v.is_empty() {
-                return Ok(None);
+                return None;
             }
             let millis = || v.bytes().all(|b| b.is_ascii_digit()).then(|| v.parse().ok()).flatten();
-            Ok(Some(parse_rfc3339(v).or_else(millis).map_or(Stamp::Invalid, Stamp::At)))
+            Some(parse_rfc3339(v).or_else(millis).map_or(Stamp::Invalid, Stamp::At))
         }
-        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(Some(Stamp::Invalid))
+        fn bool(self, _: bool) -> Self::Value {
+            Some(Stamp::Invalid)
         }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
+        fn map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            lenient::skip_map(map).map(|()| Some(Stamp::Invalid))
         }
-        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            lenient::skip_map(map).map(|_| Some(Stamp::Invalid))
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            lenient::skip_seq(seq).map(|_| Some(Stamp::Invalid))
+        fn seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            lenient::skip_seq(seq).map(|()| Some(Stamp::Invalid))
         }
     }
-    d.deserialize_any(TimeVisitor)
+    lenient::read(d, Time)
 }
 
 /// An identifier GitHub writes as a number and exports sometimes as a string.
 fn id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
-    struct IdVisitor;
-    impl<'de> Visitor<'de> for IdVisitor {
+    struct Id;
+    impl<'de> Read<'de> for Id {
         type Value = Option<Cow<'de, str>>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an id")
+        fn expecting(&self) -> &'static str {
+            "an id"
         }
-        fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Borrowed(v)))
+        fn borrowed_str(self, v: &'de str) -> Self::Value {
+            Some(Cow::Borrowed(v))
         }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v.to_owned())))
+        fn str(self, v: &str) -> Self::Value {
+            Some(Cow::Owned(v.to_owned()))
         }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v.to_string())))
+        fn u64(self, v: u64) -> Self::Value {
+            Some(Cow::Owned(v.to_string()))
         }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v.to_string())))
-        }
-        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            lenient::skip_map(map).map(|_| None)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            lenient::skip_seq(seq).map(|_| None)
+        fn i64(self, v: i64) -> Self::Value {
+            Some(Cow::Owned(v.to_string()))
         }
     }
-    d.deserialize_any(IdVisitor)
+    lenient::read(d, Id)
 }
 
 #[cfg(test)]
@@ -344,17 +348,7 @@ mod tests {
     use crate::Format;
     use proptest::prelude::*;
 
-    fn decode_all<'a>(text: &'a str, ctx: &DecodeContext) -> Vec<Result<AuditEvent<'a>, DecodeError>> {
-        let mut out = Vec::new();
-        decode(text, ctx, &mut |r| out.push(r));
-        out
-    }
-
-    fn one(text: &str) -> Result<AuditEvent<'_>, DecodeError> {
-        let mut out = decode_all(text, &DecodeContext::default());
-        assert_eq!(out.len(), 1, "{text}");
-        out.remove(0)
-    }
+    crate::testing::decoder_helpers!();
 
     struct Case {
         name: &'static str,

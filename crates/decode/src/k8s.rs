@@ -15,16 +15,17 @@ use std::borrow::Cow;
 
 use memchr::memmem;
 use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, SeqAccess};
 
-use super::cloudtrail::lenient;
-use super::cloudtrail::lenient::{nonempty, strict_map};
-use super::{DecodeContext, DecodeError};
+use crate::aws::is_instance_id;
+use crate::lenient::{self, Read};
+use crate::lenient::{nonempty, strict_map};
+use crate::record::{self, content_id, event_time};
+use crate::{DecodeContext, DecodeError};
 use nhid_model::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
     borrowed_opt,
 };
-use nhid_model::time::parse_rfc3339;
 use nhid_model::vocab::DeadLetterReason;
 
 /// Whether the message is a Kubernetes audit Event. The API version names it (outside a
@@ -49,27 +50,14 @@ pub fn detect(bytes: &[u8]) -> bool {
 }
 
 pub fn decode<'a>(text: &'a str, ctx: &DecodeContext, emit: &mut dyn FnMut(Result<AuditEvent<'a>, DecodeError>)) {
-    // serde would read an array positionally into the struct's fields.
-    if text.trim_start().starts_with('[') {
-        return emit(Err(DecodeError::new(DeadLetterReason::WrongType, "an audit event is a json object")));
-    }
-    let event: Event<'a> = match sonic_rs::from_str(text) {
+    let event: Event<'a> = match record::parse_object(text, "an audit event is a json object") {
         Ok(e) => e,
-        Err(e) => return emit(Err(json_error(&e))),
+        Err(e) => return emit(Err(e)),
     };
     if event.stage.as_deref() == Some("RequestReceived") {
         return;
     }
     emit(to_event(event, text, ctx))
-}
-
-/// Only the first line: later lines of a parser error may quote the input.
-fn json_error(e: &sonic_rs::Error) -> DecodeError {
-    let mut err = DecodeError::from_json(e);
-    if let Some(cut) = err.detail.find('\n') {
-        err.detail.truncate(cut);
-    }
-    err
 }
 
 /// The fields of an audit Event nhid uses; everything else is skipped unread.
@@ -192,60 +180,86 @@ fn to_event<'a>(ev: Event<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Audi
     if user.is_none() && ev.impersonated_user.is_none() && verb.is_none() {
         return Err(DecodeError::new(DeadLetterReason::MissingPrincipal, "no user and no verb"));
     }
-    let time = match nonempty(ev.stage_timestamp).or(nonempty(ev.request_received_timestamp)) {
-        Some(t) => parse_rfc3339(&t)
-            .ok_or_else(|| DecodeError::new(DeadLetterReason::InvalidTime, "timestamp is not a timestamp"))?,
-        None => match [ev.timestamp, ev.p_event_time].into_iter().flatten().find_map(|t| parse_rfc3339(&t)) {
-            Some(t) => t,
-            None => {
-                ctx.fallback_time.ok_or_else(|| DecodeError::new(DeadLetterReason::MissingTime, "no stagetimestamp"))?
-            }
-        },
-    };
+    let time = event_time(
+        nonempty(ev.stage_timestamp).or(nonempty(ev.request_received_timestamp)),
+        "timestamp is not a timestamp",
+        [ev.timestamp, ev.p_event_time],
+        ctx,
+        "no stagetimestamp",
+    )?;
     let started = ev.stage.as_deref() == Some("ResponseStarted");
     let id = match nonempty(ev.audit_id) {
         Some(id) if started => Cow::Owned(format!("{id}/started")),
         Some(id) => id,
         // Named by its bytes, so a redelivered copy keeps its id.
-        None => Cow::Owned(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(raw.as_bytes()))),
+        None => content_id(raw),
     };
-
     let verb = verb.unwrap_or(Cow::Borrowed("unknown"));
     let (action, service, resource) = match ev.object_ref {
-        Some(o) => {
-            let target = match (nonempty(o.resource), nonempty(o.subresource)) {
-                (Some(r), Some(s)) => Cow::Owned(format!("{r}/{s}")),
-                (Some(r), None) => r,
-                (None, _) => Cow::Borrowed("-"),
-            };
-            let resource = match (nonempty(o.namespace), nonempty(o.name)) {
-                (Some(ns), Some(name)) => Some(Cow::Owned(format!("{ns}/{name}"))),
-                (None, Some(name)) => Some(name),
-                (Some(ns), None) => Some(ns),
-                (None, None) => None,
-            };
-            (Cow::Owned(format!("{verb} {target}")), nonempty(o.api_group), resource)
-        }
-        // A non-resource URL (`/healthz`, `/version`): the path is the target, without its query.
-        None => {
-            let path = nonempty(ev.request_uri).map(|u| match u {
-                Cow::Borrowed(u) => Cow::Borrowed(u.split('?').next().unwrap_or(u)),
-                Cow::Owned(u) => Cow::Owned(u.split('?').next().unwrap_or(&u).to_owned()),
-            });
-            let action = Cow::Owned(format!("{verb} {}", path.as_deref().unwrap_or("-")));
-            (action, None, path)
-        }
+        Some(o) => resource_request(&verb, o),
+        None => non_resource_request(&verb, ev.request_uri),
     };
-
     let outcome = match ev.response_status.and_then(|s| s.code) {
         Some(401 | 403) => Outcome::Denied,
         Some(code) if code >= 400 => Outcome::Failure,
         _ => Outcome::Success,
     };
     let legacy_token = ev.annotations.is_some_and(|a| nonempty(a.legacy_token).is_some());
-    let (principal, credential, actor) = match (ev.impersonated_user, user) {
-        // The impersonated user is who the request acts as (its permissions apply); the
-        // impersonator is who chose to, the delegating user.
+    let (principal, credential, actor) = acting_user(ev.impersonated_user, user, legacy_token);
+
+    Ok(AuditEvent {
+        id,
+        time,
+        principal,
+        credential,
+        actor,
+        action,
+        service: service.unwrap_or(Cow::Borrowed("k8s")),
+        resource,
+        outcome,
+        source: Source { ip: nonempty(ev.source_ip), user_agent: nonempty(ev.user_agent), asn: None, country: None },
+        bytes_out: None,
+        source_format: SourceFormat::K8sAudit,
+    })
+}
+
+/// Action (`create pods/exec`), API group and `namespace/name` of a request on an object.
+fn resource_request<'a>(verb: &str, o: ObjectRef<'a>) -> (Cow<'a, str>, Option<Cow<'a, str>>, Option<Cow<'a, str>>) {
+    let target = match (nonempty(o.resource), nonempty(o.subresource)) {
+        (Some(r), Some(s)) => Cow::Owned(format!("{r}/{s}")),
+        (Some(r), None) => r,
+        (None, _) => Cow::Borrowed("-"),
+    };
+    let resource = match (nonempty(o.namespace), nonempty(o.name)) {
+        (Some(ns), Some(name)) => Some(Cow::Owned(format!("{ns}/{name}"))),
+        (None, Some(name)) => Some(name),
+        (Some(ns), None) => Some(ns),
+        (None, None) => None,
+    };
+    (Cow::Owned(format!("{verb} {target}")), nonempty(o.api_group), resource)
+}
+
+/// A non-resource URL (`/healthz`, `/version`): the path is the target, without its query.
+fn non_resource_request<'a>(
+    verb: &str,
+    uri: Option<Cow<'a, str>>,
+) -> (Cow<'a, str>, Option<Cow<'a, str>>, Option<Cow<'a, str>>) {
+    let path = nonempty(uri).map(|u| match u {
+        Cow::Borrowed(u) => Cow::Borrowed(u.split('?').next().unwrap_or(u)),
+        Cow::Owned(u) => Cow::Owned(u.split('?').next().unwrap_or(&u).to_owned()),
+    });
+    let action = Cow::Owned(format!("{verb} {}", path.as_deref().unwrap_or("-")));
+    (action, None, path)
+}
+
+/// The user the request acts as. The impersonated user is who the request acts as (its
+/// permissions apply); the impersonator is who chose to, the delegating user.
+fn acting_user<'a>(
+    impersonated: Option<User<'a>>,
+    user: Option<User<'a>>,
+    legacy_token: bool,
+) -> (Principal<'a>, Credential<'a>, Actor<'a>) {
+    match (impersonated, user) {
         (Some(target), impersonator) if nonempty(target.username.clone()).is_some() => {
             let (principal, credential, actor) = classify(target, false);
             let delegating = impersonator.and_then(|u| u.username);
@@ -263,22 +277,7 @@ fn to_event<'a>(ev: Event<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Audi
             Credential::default(),
             Actor::default(),
         ),
-    };
-
-    Ok(AuditEvent {
-        id,
-        time,
-        principal,
-        credential,
-        actor,
-        action,
-        service: service.unwrap_or(Cow::Borrowed("k8s")),
-        resource,
-        outcome,
-        source: Source { ip: nonempty(ev.source_ip), user_agent: nonempty(ev.user_agent), asn: None, country: None },
-        bytes_out: None,
-        source_format: SourceFormat::K8sAudit,
-    })
+    }
 }
 
 /// Type, credential and triad from the username, groups and `extra` the authenticator set.
@@ -334,76 +333,41 @@ fn classify<'a>(user: User<'a>, legacy_token: bool) -> (Principal<'a>, Credentia
     )
 }
 
-/// EC2 instance ids: `i-` and 8 or 17 hex digits.
-fn is_instance_id(s: &str) -> bool {
-    s.strip_prefix("i-").is_some_and(|h| h.len() >= 8 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// A string wherever the lenient reader accepts one, for the elements of a list.
-struct LenientStr<'a>(Option<Cow<'a, str>>);
-
-impl<'de> Deserialize<'de> for LenientStr<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        lenient::string(d).map(LenientStr)
-    }
-}
-
 /// The first string of a list (`sourceIPs`, `user.extra` values), or a lone string.
 fn first_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
     struct First;
-    impl<'de> Visitor<'de> for First {
+    impl<'de> Read<'de> for First {
         type Value = Option<Cow<'de, str>>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a list of strings")
+        fn expecting(&self) -> &'static str {
+            "a list of strings"
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut first = None;
-            while let Some(LenientStr(s)) = seq.next_element()? {
+            while let Some(lenient::Str(s)) = seq.next_element()? {
                 first = first.or(s);
             }
             Ok(first)
         }
-        fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Borrowed(v)))
+        fn borrowed_str(self, v: &'de str) -> Self::Value {
+            Some(Cow::Borrowed(v))
         }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v.to_owned())))
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            lenient::skip_map(map).map(|_| None)
-        }
-        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
+        fn str(self, v: &str) -> Self::Value {
+            Some(Cow::Owned(v.to_owned()))
         }
     }
-    d.deserialize_any(First)
+    lenient::read(d, First)
 }
 
 fn groups<'de, D: Deserializer<'de>>(d: D) -> Result<Groups, D::Error> {
-    struct GroupsVisitor;
-    impl<'de> Visitor<'de> for GroupsVisitor {
+    struct GroupList;
+    impl<'de> Read<'de> for GroupList {
         type Value = Groups;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a list of groups")
+        fn expecting(&self) -> &'static str {
+            "a list of groups"
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Groups, A::Error> {
+        fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Groups, A::Error> {
             let mut g = Groups::default();
-            while let Some(LenientStr(s)) = seq.next_element()? {
+            while let Some(lenient::Str(s)) = seq.next_element()? {
                 match s.as_deref() {
                     Some("system:serviceaccounts") => g.service_accounts = true,
                     Some("system:nodes") => g.nodes = true,
@@ -413,30 +377,17 @@ fn groups<'de, D: Deserializer<'de>>(d: D) -> Result<Groups, D::Error> {
             }
             Ok(g)
         }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Groups, A::Error> {
-            lenient::skip_map(map).map(|_| Groups::default())
-        }
-        lenient::absent_scalars!();
     }
-    d.deserialize_any(GroupsVisitor)
+    lenient::read(d, GroupList)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nhid_model::time::parse_rfc3339;
     use proptest::prelude::*;
 
-    fn decode_all<'a>(text: &'a str, ctx: &DecodeContext) -> Vec<Result<AuditEvent<'a>, DecodeError>> {
-        let mut out = Vec::new();
-        decode(text, ctx, &mut |r| out.push(r));
-        out
-    }
-
-    fn one(text: &str) -> Result<AuditEvent<'_>, DecodeError> {
-        let mut out = decode_all(text, &DecodeContext::default());
-        assert_eq!(out.len(), 1, "{text}");
-        out.remove(0)
-    }
+    crate::testing::decoder_helpers!();
 
     /// An event around a `user` object and extra top-level fields, which replace the
     /// defaults of the same name.
@@ -455,16 +406,7 @@ mod tests {
             ("requestReceivedTimestamp", r#""2024-05-01T12:00:00.000000Z""#),
             ("stageTimestamp", r#""2024-05-01T12:00:00.010000Z""#),
         ];
-        let mut fields: Vec<String> = defaults
-            .iter()
-            .filter(|(k, _)| !extra.contains(&format!(r#""{k}":"#)))
-            .map(|(k, v)| format!(r#""{k}":{v}"#))
-            .collect();
-        fields.push(format!(r#""user":{user}"#));
-        if !extra.is_empty() {
-            fields.push(extra.to_string());
-        }
-        format!("{{{}}}", fields.join(","))
+        crate::testing::object_with(&defaults, &[&format!(r#""user":{user}"#), extra])
     }
 
     /// (case, user, extra fields, principal id, type, credential kind, credential id, delegating user, session)

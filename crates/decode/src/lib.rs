@@ -4,16 +4,29 @@
 //! Decoding never panics and never stops the stream: whatever cannot become an event is
 //! returned as a [`DecodeError`] whose [`DeadLetterReason`] is counted and dead-lettered.
 //! [`control`] reads nhid's own control topics (lifecycle events, action results) the same way.
+//!
+//! # Layout
+//! - one module per format (`cloudtrail`, `k8s`, `github`, `okta`, `gcp`, `entra`, `ocsf`,
+//!   `native`), each with its `detect` and `decode`; the large ones are folders that keep the
+//!   record's fields apart from the classification of its principal;
+//! - [`record`]: what every decoder does with a record (parse it, name it, time it);
+//! - [`lenient`]: the serde readers that let optional fields of the wrong type read as absent;
+//! - [`aws`]: AWS naming, shared by CloudTrail, OCSF from Security Lake, and EKS.
 
+mod aws;
 pub mod cloudtrail;
 pub mod control;
 pub mod entra;
 pub mod gcp;
 pub mod github;
 pub mod k8s;
+mod lenient;
 pub mod native;
 pub mod ocsf;
 pub mod okta;
+mod record;
+#[cfg(test)]
+mod testing;
 
 use memchr::memmem;
 
@@ -27,8 +40,10 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
 
 string_enum! {
     /// The format of an input, or `auto` to detect it per message.
+    #[derive(Default)]
     Format {
         /// Detect the format of every message from its keys.
+        #[default]
         Auto => "auto",
         Native => "native",
         Cloudtrail => "cloudtrail",
@@ -44,12 +59,6 @@ string_enum! {
         Entra => "entra",
         /// OCSF API Activity (6003) and Authentication (3002).
         Ocsf => "ocsf",
-    }
-}
-
-impl Default for Format {
-    fn default() -> Self {
-        Format::Auto
     }
 }
 

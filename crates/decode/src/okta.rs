@@ -16,13 +16,13 @@ use std::net::IpAddr;
 use memchr::memmem;
 use serde::Deserialize;
 
-use super::cloudtrail::lenient;
-use super::cloudtrail::lenient::nonempty;
-use super::{DecodeContext, DecodeError};
+use crate::lenient;
+use crate::lenient::nonempty;
+use crate::record::{self, content_id, event_time};
+use crate::{DecodeContext, DecodeError};
 use nhid_model::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
 };
-use nhid_model::time::parse_rfc3339;
 use nhid_model::vocab::DeadLetterReason;
 
 /// `eventType` with one of the keys only Okta's events have at top level (`displayMessage`,
@@ -51,19 +51,11 @@ pub fn decode<'a>(text: &'a str, ctx: &DecodeContext, emit: &mut dyn FnMut(Resul
 }
 
 fn decode_event<'a>(text: &'a str, ctx: &DecodeContext) -> Result<AuditEvent<'a>, DecodeError> {
-    // serde would read an array positionally into the struct's fields.
+    // serde would read an array positionally into the struct's fields, and a scalar is no event.
     if !text.trim_start().starts_with('{') {
         return Err(DecodeError::new(DeadLetterReason::WrongType, "an event is a json object"));
     }
-    let rec: LogEvent<'_> = sonic_rs::from_str(text).map_err(|e| {
-        // Parser errors may quote input after a newline; only the first line is kept.
-        let mut err = DecodeError::from_json(&e);
-        if let Some(cut) = err.detail.find('\n') {
-            err.detail.truncate(cut);
-        }
-        err
-    })?;
-    to_event(rec, text, ctx)
+    to_event(record::parse(text)?, text, ctx)
 }
 
 #[derive(Deserialize)]
@@ -195,81 +187,46 @@ fn to_event<'a>(rec: LogEvent<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<
     };
     // Okta writes `unknown` as the id of an actor it could not resolve (a failed sign-in
     // with a mistyped name); the name typed is then the only stable handle.
-    let Some(handle) = actor_id.clone().or(alternate_id.clone()) else {
+    let Some(handle) = actor_id.or(alternate_id.clone()) else {
         return Err(DecodeError::new(DeadLetterReason::MissingPrincipal, "no actor id"));
     };
-    let time = match (nonempty(rec.published), nonempty(rec.p_event_time).and_then(|t| parse_rfc3339(&t))) {
-        (Some(t), _) => parse_rfc3339(&t)
-            .ok_or_else(|| DecodeError::new(DeadLetterReason::InvalidTime, "published is not a timestamp"))?,
-        (None, Some(t)) => t,
-        (None, None) => {
-            ctx.fallback_time.ok_or_else(|| DecodeError::new(DeadLetterReason::MissingTime, "no published time"))?
-        }
-    };
-    // Without a uuid the event is named by its bytes, so a redelivered copy keeps its id.
-    let id = nonempty(rec.uuid)
-        .unwrap_or_else(|| Cow::Owned(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(raw.as_bytes()))));
+    let time = event_time(
+        nonempty(rec.published),
+        "published is not a timestamp",
+        [nonempty(rec.p_event_time)],
+        ctx,
+        "no published time",
+    )?;
     let outcome = match rec.outcome.and_then(|o| o.result).as_deref() {
         Some("DENY") => Outcome::Denied,
         Some("FAILURE" | "ABANDONED") => Outcome::Failure,
         // SUCCESS, ALLOW, SKIPPED, CHALLENGE (a step of a sign-in), UNKNOWN, none.
         _ => Outcome::Success,
     };
-
-    let api_token = rec.transaction.and_then(|t| t.detail).and_then(|d| nonempty(d.request_api_token_id));
-    let client_credentials = rec
-        .debug_context
-        .and_then(|d| d.debug_data)
-        .and_then(|d| d.grant_type)
-        .is_some_and(|g| g == "client_credentials");
-    let (session_id, credential_type) = match rec.authentication_context {
-        Some(a) => (known(a.external_session_id), nonempty(a.credential_type)),
-        None => (None, None),
+    let caller = Caller {
+        handle,
+        actor_type,
+        alternate_id,
+        api_token: rec.transaction.and_then(|t| t.detail).and_then(|d| nonempty(d.request_api_token_id)),
+        client_credentials: rec
+            .debug_context
+            .and_then(|d| d.debug_data)
+            .and_then(|d| d.grant_type)
+            .is_some_and(|g| g == "client_credentials"),
+        authentication: rec.authentication_context,
     };
-
-    let mut triad = Actor { delegating_user: None, agent_id: None, session_id };
-    let mut owner = None;
-    let (principal_id, kind, credential) = if let Some(token) = api_token {
-        let name = alternate_id.clone().unwrap_or_else(|| handle.clone());
-        triad.delegating_user = Some(name.clone());
-        owner = Some(name);
-        let credential = Credential { id: Some(token.clone()), kind: CredentialKind::StaticKey, ..Default::default() };
-        (Cow::Owned(format!("okta:api_token:{token}")), PrincipalType::ApiKey, credential)
-    } else {
-        let kind = if client_credentials {
-            PrincipalType::OauthClient
-        } else {
-            match actor_type.as_deref() {
-                Some("User") => PrincipalType::Human,
-                Some("PublicClientApp" | "AppInstance" | "Application" | "Client") => PrincipalType::OauthClient,
-                Some("SystemPrincipal") => PrincipalType::Workload,
-                _ => PrincipalType::Unknown,
-            }
-        };
-        let credential_kind = match credential_type.as_deref() {
-            _ if kind == PrincipalType::OauthClient => CredentialKind::OauthAccessToken,
-            Some("PASSWORD") => CredentialKind::Password,
-            Some("CERTIFICATE") => CredentialKind::Certificate,
-            Some("OAUTH2" | "JWT") => CredentialKind::OauthAccessToken,
-            Some("PRE_SHARED_SYMMETRIC_KEY") => CredentialKind::StaticKey,
-            _ if triad.session_id.is_some() => CredentialKind::Session,
-            _ => CredentialKind::Unknown,
-        };
-        let credential = Credential { kind: credential_kind, ..Default::default() };
-        (Cow::Owned(format!("okta:{handle}")), kind, credential)
-    };
-
-    let client = rec.client;
-    let (ip, user_agent) = match client {
+    let (principal, credential, actor) = caller.identify();
+    let (ip, user_agent) = match rec.client {
         Some(c) => (nonempty(c.ip_address), c.user_agent.and_then(|u| known(u.raw))),
         None => (None, None),
     };
     Ok(AuditEvent {
-        id,
+        // Without a uuid the event is named by its bytes.
+        id: nonempty(rec.uuid).unwrap_or_else(|| content_id(raw)),
         time,
-        principal: Principal { id: principal_id, kind, name: alternate_id, owner, tenant: None },
+        principal,
         credential,
-        actor: triad,
+        actor,
         action: nonempty(rec.event_type).unwrap_or(Cow::Borrowed("unknown")),
         service: Cow::Borrowed("okta"),
         resource: rec.target,
@@ -283,6 +240,65 @@ fn to_event<'a>(rec: LogEvent<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<
         bytes_out: None,
         source_format: SourceFormat::Okta,
     })
+}
+
+/// What the event says about who acted and how.
+struct Caller<'a> {
+    /// The actor's id, or the name typed when Okta could not resolve it.
+    handle: Cow<'a, str>,
+    actor_type: Option<Cow<'a, str>>,
+    alternate_id: Option<Cow<'a, str>>,
+    api_token: Option<Cow<'a, str>>,
+    /// The OAuth `client_credentials` grant: a program signing in as itself.
+    client_credentials: bool,
+    authentication: Option<AuthenticationContext<'a>>,
+}
+
+impl<'a> Caller<'a> {
+    fn identify(self) -> (Principal<'a>, Credential<'a>, Actor<'a>) {
+        let (session_id, credential_type) = match self.authentication {
+            Some(a) => (known(a.external_session_id), nonempty(a.credential_type)),
+            None => (None, None),
+        };
+        if let Some(token) = self.api_token {
+            // The token is the principal; the admin who created it owns it and delegates to it.
+            let creator = self.alternate_id.clone().unwrap_or(self.handle);
+            let principal = Principal {
+                id: Cow::Owned(format!("okta:api_token:{token}")),
+                kind: PrincipalType::ApiKey,
+                name: self.alternate_id,
+                owner: Some(creator.clone()),
+                tenant: None,
+            };
+            let credential = Credential { id: Some(token), kind: CredentialKind::StaticKey, ..Default::default() };
+            return (principal, credential, Actor { delegating_user: Some(creator), agent_id: None, session_id });
+        }
+        let kind = if self.client_credentials {
+            PrincipalType::OauthClient
+        } else {
+            match self.actor_type.as_deref() {
+                Some("User") => PrincipalType::Human,
+                Some("PublicClientApp" | "AppInstance" | "Application" | "Client") => PrincipalType::OauthClient,
+                Some("SystemPrincipal") => PrincipalType::Workload,
+                _ => PrincipalType::Unknown,
+            }
+        };
+        let credential_kind = match credential_type.as_deref() {
+            _ if kind == PrincipalType::OauthClient => CredentialKind::OauthAccessToken,
+            Some("PASSWORD") => CredentialKind::Password,
+            Some("CERTIFICATE") => CredentialKind::Certificate,
+            Some("OAUTH2" | "JWT") => CredentialKind::OauthAccessToken,
+            Some("PRE_SHARED_SYMMETRIC_KEY") => CredentialKind::StaticKey,
+            _ if session_id.is_some() => CredentialKind::Session,
+            _ => CredentialKind::Unknown,
+        };
+        let id = Cow::Owned(format!("okta:{}", self.handle));
+        (
+            Principal { id, kind, name: self.alternate_id, owner: None, tenant: None },
+            Credential { kind: credential_kind, ..Default::default() },
+            Actor { delegating_user: None, agent_id: None, session_id },
+        )
+    }
 }
 
 /// Okta writes `unknown` where it could not resolve a value; that is not an identifier.
@@ -299,53 +315,17 @@ fn first_target<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de
         #[serde(borrow, default, deserialize_with = "lenient::string")]
         id: Option<Cow<'a, str>>,
     }
-    /// One element; anything but an object reads as absent.
-    struct Element<'a>(Option<Target<'a>>);
-    impl<'de> Deserialize<'de> for Element<'de> {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            lenient::map(d).map(Element)
-        }
-    }
-    struct Targets;
-    impl<'de> serde::de::Visitor<'de> for Targets {
-        type Value = Option<Cow<'de, str>>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a list of targets")
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut first = None;
-            while let Some(Element(t)) = seq.next_element()? {
-                if first.is_none() {
-                    first = t.and_then(|t| known(t.alternate_id).or(known(t.id)));
-                }
-            }
-            Ok(first)
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            lenient::skip_map(map).map(|_| None)
-        }
-        lenient::absent_scalars!();
-    }
-    d.deserialize_any(Targets)
+    lenient::first_object(d, "a list of targets", |t: Target<'de>| known(t.alternate_id).or(known(t.id)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Format;
+    use nhid_model::time::parse_rfc3339;
     use proptest::prelude::*;
 
-    fn decode_all<'a>(text: &'a str, ctx: &DecodeContext) -> Vec<Result<AuditEvent<'a>, DecodeError>> {
-        let mut out = Vec::new();
-        decode(text, ctx, &mut |r| out.push(r));
-        out
-    }
-
-    fn one(text: &str) -> Result<AuditEvent<'_>, DecodeError> {
-        let mut out = decode_all(text, &DecodeContext::default());
-        assert_eq!(out.len(), 1, "{text}");
-        out.remove(0)
-    }
+    crate::testing::decoder_helpers!();
 
     use CredentialKind as C;
     use Outcome as O;

@@ -1,0 +1,69 @@
+//! What every format's decoder does with a record, whatever its fields: parse it into the
+//! format's borrowed struct, name it, and find its time.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use crate::{DecodeContext, DecodeError};
+use nhid_model::time::{Millis, parse_rfc3339};
+use nhid_model::vocab::DeadLetterReason;
+
+/// Parses a record that must be a JSON object. serde would read an array positionally into
+/// the struct's fields, so an array is refused first, as a wrong type named by `not_an_object`.
+pub fn parse_object<'a, T: Deserialize<'a>>(text: &'a str, not_an_object: &'static str) -> Result<T, DecodeError> {
+    if text.trim_start().starts_with('[') {
+        return Err(DecodeError::new(DeadLetterReason::WrongType, not_an_object));
+    }
+    parse(text)
+}
+
+/// Parses `text` into `T`; a parser error keeps only its first line, since later lines may
+/// quote the input, which can hold secrets (request parameters).
+pub fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, DecodeError> {
+    sonic_rs::from_str(text).map_err(|e| json_error(&e))
+}
+
+pub fn json_error(e: &sonic_rs::Error) -> DecodeError {
+    let mut err = DecodeError::from_json(e);
+    if let Some(cut) = err.detail.find('\n') {
+        err.detail.truncate(cut);
+    }
+    err
+}
+
+/// The id of a record that carries none: a hash of its bytes, so that a redelivered copy
+/// keeps its id and is counted once.
+pub fn content_id(raw: &str) -> Cow<'static, str> {
+    Cow::Owned(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(raw.as_bytes())))
+}
+
+/// When the event happened. The format's own timestamp decides when present, and an
+/// unreadable one dead-letters the record (`invalid`): guessing would misplace the event in
+/// its identity's baseline. Without it, the first readable secondary time (a receive time,
+/// Panther's `p_event_time`) serves, then the transport's (`missing` when there is none).
+pub fn event_time<'a>(
+    own: Option<Cow<'a, str>>,
+    invalid: &'static str,
+    secondary: impl IntoIterator<Item = Option<Cow<'a, str>>>,
+    ctx: &DecodeContext,
+    missing: &'static str,
+) -> Result<Millis, DecodeError> {
+    if let Some(t) = own {
+        return parse_rfc3339(&t).ok_or_else(|| DecodeError::new(DeadLetterReason::InvalidTime, invalid));
+    }
+    secondary
+        .into_iter()
+        .flatten()
+        .find_map(|t| parse_rfc3339(&t))
+        .or(ctx.fallback_time)
+        .ok_or_else(|| DecodeError::new(DeadLetterReason::MissingTime, missing))
+}
+
+/// A part of a string that keeps borrowing from the input when the string does.
+pub fn project<'a>(s: &Cow<'a, str>, part: impl FnOnce(&str) -> Option<&str>) -> Option<Cow<'a, str>> {
+    match s {
+        Cow::Borrowed(s) => part(s).map(Cow::Borrowed),
+        Cow::Owned(s) => part(s).map(|p| Cow::Owned(p.to_owned())),
+    }
+}
