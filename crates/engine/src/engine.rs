@@ -445,25 +445,9 @@ impl Engine {
         out: &mut Outputs,
     ) {
         let detector = &self.detectors[index];
-        if identity.alert_marks.len() < self.detectors.len() {
-            let mut marks = std::mem::take(&mut identity.alert_marks).into_vec();
-            marks.resize(self.detectors.len(), AlertMark::default());
-            identity.alert_marks = marks.into_boxed_slice();
-        }
-        let mark = &mut identity.alert_marks[index];
-        if mark.unit == Some(finding.unit) {
+        let Some((window, suppressed)) = self.aggregate(index, finding.unit, ev.time, identity, out) else {
             return;
-        }
-        mark.unit = Some(finding.unit);
-        let window = ev.time.div_euclid(detector.cooldown_ms);
-        if mark.window == Some(window) {
-            mark.suppressed += 1;
-            out.stats.suppressed_repeats += 1;
-            return;
-        }
-        let suppressed = std::mem::take(&mut mark.suppressed);
-        mark.window = Some(window);
-
+        };
         let entry = self.inventory.entry(identity.inventory());
         let owner = owner(entry, identity);
         let mut severity = settings.severity;
@@ -502,16 +486,45 @@ impl Engine {
         for b in decision.blocks {
             *out.stats.guardrail_blocks.entry(b).or_default() += 1;
         }
-        *out.stats.alerts.entry((alert.detector.clone(), alert.severity)).or_default() += 1;
-        out.alerts.push(alert);
-        if let Some(storm) = decision.storm {
-            *out.stats.alerts.entry((storm.detector.clone(), storm.severity)).or_default() += 1;
-            out.alerts.push(storm);
+        for alert in std::iter::once(alert).chain(decision.storm) {
+            *out.stats.alerts.entry((alert.detector.clone(), alert.severity)).or_default() += 1;
+            out.alerts.push(alert);
         }
         if let Some(action) = decision.action {
             *out.stats.actions.entry((action.action, action.mode)).or_default() += 1;
             out.actions.push(action);
         }
+    }
+
+    /// Folds a finding into the identity's mark for detector `index`. `None` when it is the
+    /// finding already raised (same unit) or a repeat within the cooldown window (counted);
+    /// else the new window and the repeats the previous one folded in.
+    fn aggregate(
+        &self,
+        index: usize,
+        unit: i64,
+        time: Millis,
+        identity: &mut Identity,
+        out: &mut Outputs,
+    ) -> Option<(i64, u32)> {
+        if identity.alert_marks.len() < self.detectors.len() {
+            let mut marks = std::mem::take(&mut identity.alert_marks).into_vec();
+            marks.resize(self.detectors.len(), AlertMark::default());
+            identity.alert_marks = marks.into_boxed_slice();
+        }
+        let mark = &mut identity.alert_marks[index];
+        if mark.unit == Some(unit) {
+            return None;
+        }
+        mark.unit = Some(unit);
+        let window = time.div_euclid(self.detectors[index].cooldown_ms);
+        if mark.window == Some(window) {
+            mark.suppressed += 1;
+            out.stats.suppressed_repeats += 1;
+            return None;
+        }
+        mark.window = Some(window);
+        Some((window, std::mem::take(&mut mark.suppressed)))
     }
 
     /// Moves the event-time watermark and runs idle eviction once per `SWEEP_EVERY` of it.
