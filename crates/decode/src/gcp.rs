@@ -151,9 +151,6 @@ fn to_event<'a>(entry: Entry<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<A
         ctx,
         "no timestamp",
     )?;
-    // Named by its bytes when Logging's id is missing.
-    let id = nonempty(entry.insert_id).or(nonempty(entry.insert_id_lowercase)).unwrap_or_else(|| content_id(raw));
-
     let outcome = match payload.status.and_then(|s| s.code) {
         Some(7 | 16) => Outcome::Denied,
         Some(0) | None => Outcome::Success,
@@ -165,7 +162,8 @@ fn to_event<'a>(entry: Entry<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<A
     };
     let (principal, credential, actor) = classify(payload.authentication);
     Ok(AuditEvent {
-        id,
+        // Named by its bytes when Logging's id is missing.
+        id: nonempty(entry.insert_id).or(nonempty(entry.insert_id_lowercase)).unwrap_or_else(|| content_id(raw)),
         time,
         principal,
         credential,

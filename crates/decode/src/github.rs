@@ -40,15 +40,7 @@ pub fn detect(bytes: &[u8]) -> bool {
 }
 
 pub fn decode<'a>(text: &'a str, ctx: &DecodeContext, emit: &mut dyn FnMut(Result<AuditEvent<'a>, DecodeError>)) {
-    emit(decode_event(text, ctx))
-}
-
-fn decode_event<'a>(text: &'a str, ctx: &DecodeContext) -> Result<AuditEvent<'a>, DecodeError> {
-    // serde would read an array positionally into the struct's fields, and a scalar is no event.
-    if !text.trim_start().starts_with('{') {
-        return Err(DecodeError::new(DeadLetterReason::WrongType, "an event is a json object"));
-    }
-    to_event(record::parse(text)?, text, ctx)
+    emit(record::parse_event_object(text).and_then(|rec| to_event(rec, text, ctx)))
 }
 
 /// The fields nhid uses. `at_sign_timestamp` is Panther's name for `@timestamp`.
@@ -285,9 +277,6 @@ fn time_field<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Stamp>, D::Error
     struct Time;
     impl<'de> Read<'de> for Time {
         type Value = Option<Stamp>;
-        fn expecting(&self) -> &'static str {
-            "a timestamp"
-        }
         fn u64(self, v: u64) -> Self::Value {
             Some(i64::try_from(v).map_or(Stamp::Invalid, Stamp::At))
         }
@@ -315,7 +304,7 @@ fn time_field<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Stamp>, D::Error
             lenient::skip_seq(seq).map(|()| Some(Stamp::Invalid))
         }
     }
-    lenient::read(d, Time)
+    lenient::read(d, "a timestamp", Time)
 }
 
 /// An identifier GitHub writes as a number and exports sometimes as a string.
@@ -323,9 +312,6 @@ fn id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error
     struct Id;
     impl<'de> Read<'de> for Id {
         type Value = Option<Cow<'de, str>>;
-        fn expecting(&self) -> &'static str {
-            "an id"
-        }
         fn borrowed_str(self, v: &'de str) -> Self::Value {
             Some(Cow::Borrowed(v))
         }
@@ -339,7 +325,7 @@ fn id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error
             Some(Cow::Owned(v.to_string()))
         }
     }
-    lenient::read(d, Id)
+    lenient::read(d, "an id", Id)
 }
 
 #[cfg(test)]
@@ -350,35 +336,17 @@ mod tests {
 
     crate::testing::decoder_helpers!();
 
-    struct Case {
-        name: &'static str,
-        json: &'static str,
-        kind: PrincipalType,
-        credential: CredentialKind,
-        /// delegating user, agent, session
-        triad: [Option<&'static str>; 3],
-        outcome: Outcome,
-    }
-
-    const fn case(
-        name: &'static str,
-        json: &'static str,
-        kind: PrincipalType,
-        credential: CredentialKind,
-        triad: [Option<&'static str>; 3],
-        outcome: Outcome,
-    ) -> Case {
-        Case { name, json, kind, credential, triad, outcome }
-    }
-
     use CredentialKind as C;
     use Outcome as O;
     use PrincipalType as P;
     const NONE: [Option<&str>; 3] = [None, None, None];
 
+    /// (case, event, type, credential, [delegating user, agent, session], outcome)
+    type Case = (&'static str, &'static str, P, C, [Option<&'static str>; 3], O);
+
     /// Shapes from Panther's `GitHub.Audit` samples and GitHub's audit log documentation.
     const CLASSIFICATION: &[Case] = &[
-        case(
+        (
             "web ui action, no token",
             r#"{"actor":"cat","action":"repo.create","org":"my-org","repo":"my-org/r","created_at":1621305118553}"#,
             P::Human,
@@ -386,7 +354,7 @@ mod tests {
             NONE,
             O::Success,
         ),
-        case(
+        (
             "classic pat",
             r#"{"actor":"alice","action":"git.clone","@timestamp":1623971719091,"programmatic_access_type":"Personal access token (classic)","hashed_token":"0771cae4d170dc02a6ff393d9946cd684d6145c1=","token_scopes":"repo"}"#,
             P::Human,
@@ -394,7 +362,7 @@ mod tests {
             NONE,
             O::Success,
         ),
-        case(
+        (
             "fine-grained pat",
             r#"{"actor":"alice","action":"repo.download_zip","@timestamp":1623971719091,"programmatic_access_type":"Fine-grained personal access token","token_id":1111111111111}"#,
             P::Human,
@@ -402,7 +370,7 @@ mod tests {
             NONE,
             O::Success,
         ),
-        case(
+        (
             "panther's snake-case pat",
             r#"{"action":"repo.update","actor":"developer","repo":"organization/project","programmatic_access_type":"personal_access_token","created_at":1621305118553}"#,
             P::Human,
@@ -410,7 +378,7 @@ mod tests {
             NONE,
             O::Success,
         ),
-        case(
+        (
             "oauth app token",
             r#"{"actor":"bob","action":"repo.access","@timestamp":1623971719091,"programmatic_access_type":"OAuth access token","oauth_application":"ci-dashboard"}"#,
             P::Human,
@@ -418,7 +386,7 @@ mod tests {
             [Some("bob"), Some("ci-dashboard"), None],
             O::Success,
         ),
-        case(
+        (
             "github app user-to-server token",
             r#"{"actor":"bob","action":"pull_request.create","@timestamp":1623971719091,"programmatic_access_type":"GitHub App user-to-server token","integration":"review-helper"}"#,
             P::Human,
@@ -426,7 +394,7 @@ mod tests {
             [Some("bob"), Some("review-helper"), None],
             O::Success,
         ),
-        case(
+        (
             "github app server-to-server token",
             r#"{"actor":"deploy-app[bot]","action":"repo.update","@timestamp":1623971719091,"programmatic_access_type":"GitHub App server-to-server token"}"#,
             P::Bot,
@@ -434,7 +402,7 @@ mod tests {
             NONE,
             O::Success,
         ),
-        case(
+        (
             "panther's github_app access type, no bot suffix",
             r#"{"action":"org.update_member","actor":"malicious-ci","repo":"organization/project","programmatic_access_type":"github_app","created_at":1621305118553}"#,
             P::Bot,
@@ -442,7 +410,7 @@ mod tests {
             NONE,
             O::Success,
         ),
-        case(
+        (
             "dependabot",
             r#"{"actor":"dependabot[bot]","action":"pull_request.create","created_at":1621305118553,"repo":"o/r"}"#,
             P::Bot,
@@ -450,7 +418,7 @@ mod tests {
             NONE,
             O::Success,
         ),
-        case(
+        (
             "actor_is_bot",
             r#"{"actor":"renovate","actor_is_bot":true,"action":"git.push","created_at":1621305118553}"#,
             P::Bot,
@@ -458,7 +426,7 @@ mod tests {
             NONE,
             O::Success,
         ),
-        case(
+        (
             "actor_is_bot false is a person",
             r#"{"actor":"carol","actor_is_bot":false,"actor_is_agent":false,"action":"org.add_member","created_at":1621305118553}"#,
             P::Human,
@@ -466,7 +434,7 @@ mod tests {
             NONE,
             O::Success,
         ),
-        case(
+        (
             "copilot coding agent",
             r#"{"actor":"Copilot","actor_is_agent":true,"agent_session_id":"012345a6-b7c8-9012-de3f-45gh678i9012","user":"octocat","action":"pull_request.create","@timestamp":1623971719091}"#,
             P::AiAgent,
@@ -474,7 +442,7 @@ mod tests {
             [Some("octocat"), Some("Copilot"), Some("012345a6-b7c8-9012-de3f-45gh678i9012")],
             O::Success,
         ),
-        case(
+        (
             "agent without a session",
             r#"{"actor":"Copilot","actor_is_agent":"true","action":"git.push","@timestamp":1623971719091}"#,
             P::AiAgent,
@@ -482,7 +450,7 @@ mod tests {
             [None, Some("Copilot"), None],
             O::Success,
         ),
-        case(
+        (
             "deploy key",
             r#"{"action":"git.push","actor":"gem-installer","repo":"organization/ruby-app","programmatic_access_type":"deploy_key","created_at":1621305118553}"#,
             P::ApiKey,
@@ -490,7 +458,7 @@ mod tests {
             NONE,
             O::Success,
         ),
-        case(
+        (
             "push rejected by branch protection",
             r#"{"actor":"alice","action":"protected_branch.rejected_ref_update","created_at":1621305118553}"#,
             P::Human,
@@ -498,7 +466,7 @@ mod tests {
             NONE,
             O::Denied,
         ),
-        case(
+        (
             "failed sign-in",
             r#"{"actor":"alice","action":"user.failed_login","created_at":1621305118553}"#,
             P::Human,
@@ -506,7 +474,7 @@ mod tests {
             NONE,
             O::Failure,
         ),
-        case(
+        (
             "a person denying a request succeeded",
             r#"{"actor":"owner","action":"integration_installation_request.deny","created_at":1621305118553}"#,
             P::Human,
@@ -514,7 +482,7 @@ mod tests {
             NONE,
             O::Success,
         ),
-        case(
+        (
             "git push without an actor",
             r#"{"@timestamp":1623971719091,"business":"","org":"my-org","repo":"my-org/my-repo","action":"git.push","protocol_name":"ssh","actor":"","user":""}"#,
             P::Unknown,
@@ -522,7 +490,7 @@ mod tests {
             NONE,
             O::Success,
         ),
-        case(
+        (
             "unknown access type",
             r#"{"actor":"svc-sync","action":"repo.access","created_at":1621305118553,"programmatic_access_type":"something new"}"#,
             P::Human,
@@ -535,15 +503,14 @@ mod tests {
     #[test]
     fn classifies_principals_from_githubs_own_fields() {
         assert!(CLASSIFICATION.len() >= 15);
-        for c in CLASSIFICATION {
-            let e = one(c.json).unwrap_or_else(|err| panic!("{}: {err}", c.name));
-            assert_eq!(e.principal.kind, c.kind, "{}", c.name);
-            assert_eq!(e.credential.kind, c.credential, "{}", c.name);
-            let triad = [&e.actor.delegating_user, &e.actor.agent_id, &e.actor.session_id].map(|f| f.as_deref());
-            assert_eq!(triad, c.triad, "{}", c.name);
-            assert_eq!(e.outcome, c.outcome, "{}", c.name);
+        for (case, json, kind, credential, triad, outcome) in CLASSIFICATION {
+            let e = one(json).unwrap_or_else(|err| panic!("{case}: {err}"));
+            assert_eq!(e.principal.kind, *kind, "{case}");
+            assert_eq!(e.credential.kind, *credential, "{case}");
+            assert_eq!(&crate::testing::triad(&e), triad, "{case}");
+            assert_eq!(e.outcome, *outcome, "{case}");
             assert_eq!(e.source_format, SourceFormat::Github);
-            assert!(detect(c.json.as_bytes()), "{}", c.name);
+            assert!(detect(json.as_bytes()), "{case}");
         }
     }
 

@@ -338,9 +338,6 @@ fn first_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>
     struct First;
     impl<'de> Read<'de> for First {
         type Value = Option<Cow<'de, str>>;
-        fn expecting(&self) -> &'static str {
-            "a list of strings"
-        }
         fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut first = None;
             while let Some(lenient::Str(s)) = seq.next_element()? {
@@ -355,16 +352,13 @@ fn first_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>
             Some(Cow::Owned(v.to_owned()))
         }
     }
-    lenient::read(d, First)
+    lenient::read(d, "a list of strings", First)
 }
 
 fn groups<'de, D: Deserializer<'de>>(d: D) -> Result<Groups, D::Error> {
     struct GroupList;
     impl<'de> Read<'de> for GroupList {
         type Value = Groups;
-        fn expecting(&self) -> &'static str {
-            "a list of groups"
-        }
         fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Groups, A::Error> {
             let mut g = Groups::default();
             while let Some(lenient::Str(s)) = seq.next_element()? {
@@ -378,7 +372,7 @@ fn groups<'de, D: Deserializer<'de>>(d: D) -> Result<Groups, D::Error> {
             Ok(g)
         }
     }
-    lenient::read(d, GroupList)
+    lenient::read(d, "a list of groups", GroupList)
 }
 
 #[cfg(test)]

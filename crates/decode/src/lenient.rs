@@ -18,8 +18,6 @@ pub fn nonempty<'a>(s: Option<Cow<'a, str>>) -> Option<Cow<'a, str>> {
 /// (`Default`); objects and lists it does not name are skipped unread.
 pub trait Read<'de>: Sized {
     type Value: Default;
-    /// Named in the parser's message, should a shape no reader can skip ever turn up.
-    fn expecting(&self) -> &'static str;
     fn bool(self, _: bool) -> Self::Value {
         Self::Value::default()
     }
@@ -50,18 +48,23 @@ pub trait Read<'de>: Sized {
     }
 }
 
-/// Reads one value of any shape with `reader`.
-pub fn read<'de, D: Deserializer<'de>, R: Read<'de>>(d: D, reader: R) -> Result<R::Value, D::Error> {
-    d.deserialize_any(Reader(reader))
+/// Reads one value of any shape with `reader`; `expecting` names what it reads in the
+/// parser's message, should a shape no reader can skip ever turn up.
+pub fn read<'de, D: Deserializer<'de>, R: Read<'de>>(
+    d: D,
+    expecting: &'static str,
+    reader: R,
+) -> Result<R::Value, D::Error> {
+    d.deserialize_any(Reader(reader, expecting))
 }
 
 /// The serde visitor behind every [`Read`]: each shape goes to the reader's method for it.
-struct Reader<R>(R);
+struct Reader<R>(R, &'static str);
 
 impl<'de, R: Read<'de>> Visitor<'de> for Reader<R> {
     type Value = R::Value;
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str(self.0.expecting())
+        f.write_str(self.1)
     }
     fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
         Ok(self.0.bool(v))
@@ -114,9 +117,6 @@ pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, 
     struct Text;
     impl<'de> Read<'de> for Text {
         type Value = Option<Cow<'de, str>>;
-        fn expecting(&self) -> &'static str {
-            "a string"
-        }
         fn str(self, v: &str) -> Self::Value {
             Some(Cow::Owned(v.to_owned()))
         }
@@ -124,7 +124,7 @@ pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, 
             Some(Cow::Borrowed(v))
         }
     }
-    read(d, Text)
+    read(d, "a string", Text)
 }
 
 /// A list element read with [`string`], for readers that walk lists of strings.
@@ -141,14 +141,11 @@ pub fn map<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     struct Object<T>(PhantomData<T>);
     impl<'de, T: Deserialize<'de>> Read<'de> for Object<T> {
         type Value = Option<T>;
-        fn expecting(&self) -> &'static str {
-            "an object"
-        }
         fn map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
             T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
         }
     }
-    read(d, Object(PhantomData))
+    read(d, "an object", Object(PhantomData))
 }
 
 /// An essential object: `null` reads as absent, any other non-object is a wrong type.
@@ -194,15 +191,11 @@ where
         }
     }
     struct First<T, F> {
-        expecting: &'static str,
         pick: F,
         element: PhantomData<T>,
     }
     impl<'de, T: Deserialize<'de>, V, F: Fn(T) -> Option<V>> Read<'de> for First<T, F> {
         type Value = Option<V>;
-        fn expecting(&self) -> &'static str {
-            self.expecting
-        }
         fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut first = None;
             while let Some(Element(element)) = seq.next_element::<Element<T>>()? {
@@ -213,7 +206,7 @@ where
             Ok(first)
         }
     }
-    read(d, First { expecting, pick, element: PhantomData })
+    read(d, expecting, First { pick, element: PhantomData })
 }
 
 /// A non-negative number; a fraction is truncated.
@@ -221,9 +214,6 @@ pub fn unsigned<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error
     struct Number;
     impl Read<'_> for Number {
         type Value = Option<u64>;
-        fn expecting(&self) -> &'static str {
-            "a number"
-        }
         fn u64(self, v: u64) -> Self::Value {
             Some(v)
         }
@@ -234,7 +224,7 @@ pub fn unsigned<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error
             (v.is_finite() && v >= 0.0 && v < u64::MAX as f64).then_some(v as u64)
         }
     }
-    read(d, Number)
+    read(d, "a number", Number)
 }
 
 /// `true` or `"true"` (CloudTrail writes booleans as strings in `sessionContext`).
@@ -242,9 +232,6 @@ pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     struct Flag;
     impl Read<'_> for Flag {
         type Value = bool;
-        fn expecting(&self) -> &'static str {
-            "a boolean"
-        }
         fn bool(self, v: bool) -> bool {
             v
         }
@@ -252,5 +239,5 @@ pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
             v.eq_ignore_ascii_case("true")
         }
     }
-    read(d, Flag)
+    read(d, "a boolean", Flag)
 }

@@ -18,6 +18,16 @@ pub fn parse_object<'a, T: Deserialize<'a>>(text: &'a str, not_an_object: &'stat
     parse(text)
 }
 
+/// Parses a record of a format whose messages are one object each, with no other layout to
+/// tell apart: an array (serde would read it positionally into the fields) or a scalar is a
+/// wrong type.
+pub fn parse_event_object<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, DecodeError> {
+    if !text.trim_start().starts_with('{') {
+        return Err(DecodeError::new(DeadLetterReason::WrongType, "an event is a json object"));
+    }
+    parse(text)
+}
+
 /// Parses `text` into `T`; a parser error keeps only its first line, since later lines may
 /// quote the input, which can hold secrets (request parameters).
 pub fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, DecodeError> {

@@ -1,7 +1,7 @@
 //! What the decoders' unit tests share: running one format's decoder over a text, and
 //! building the record a test case varies.
 
-use nhid_model::event::AuditEvent;
+use nhid_model::event::{AuditEvent, CredentialKind, Outcome, PrincipalType};
 
 use crate::{DecodeContext, DecodeError};
 
@@ -50,4 +50,56 @@ pub fn object_with(defaults: &[(&str, &str)], fields: &[&str]) -> String {
         .collect();
     members.extend(fields.iter().filter(|f| !f.is_empty()).map(|f| f.to_string()));
     format!("{{{}}}", members.join(","))
+}
+
+/// The triad of an event: delegating user, agent, session.
+pub fn triad<'e>(e: &'e AuditEvent<'_>) -> [Option<&'e str>; 3] {
+    [&e.actor.delegating_user, &e.actor.agent_id, &e.actor.session_id].map(|f| f.as_deref())
+}
+
+/// A classification case: a message, and what its event must say about who acted and how.
+pub struct Case {
+    pub name: &'static str,
+    pub text: String,
+    pub kind: PrincipalType,
+    pub principal: &'static str,
+    pub credential: CredentialKind,
+    /// Checked by the formats whose cases name it.
+    pub credential_id: Option<&'static str>,
+    pub delegating_user: Option<&'static str>,
+    pub agent_id: Option<&'static str>,
+    pub session_id: Option<&'static str>,
+    pub outcome: Outcome,
+}
+
+impl Case {
+    /// Asserts what the case expects of `e`, its event.
+    pub fn check(&self, e: &AuditEvent<'_>) {
+        let name = self.name;
+        assert_eq!(e.principal.kind, self.kind, "{name}");
+        assert_eq!(e.principal.id, self.principal, "{name}");
+        assert_eq!(e.credential.kind, self.credential, "{name}");
+        assert_eq!(triad(e), [self.delegating_user, self.agent_id, self.session_id], "{name}");
+        assert_eq!(e.outcome, self.outcome, "{name}");
+    }
+}
+
+/// Runs a format's classification table: there are enough cases to cover the platform's kinds
+/// of identity, the format's `detect` claims every text, and every event is what its case
+/// expects. The events are returned for the format's own checks.
+pub fn check_table<'c>(
+    cases: &'c [Case],
+    detect: fn(&[u8]) -> bool,
+    decode: Decoder,
+) -> Vec<(&'c Case, AuditEvent<'c>)> {
+    assert!(cases.len() >= 15);
+    cases
+        .iter()
+        .map(|c| {
+            assert!(detect(c.text.as_bytes()), "{}: detected", c.name);
+            let e = one(decode, &c.text).unwrap_or_else(|err| panic!("{}: {err}", c.name));
+            c.check(&e);
+            (c, e)
+        })
+        .collect()
 }

@@ -155,10 +155,9 @@ fn to_event<'a>(mut top: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Resul
     let country = sign_in.first(|r| nonempty(r.location.take().and_then(|l| l.country)));
     // The diagnostic record's own `resourceId` is the tenant's ARM path, not the resource signed in to.
     let resource = sign_in.text(|r| &mut r.resource_id).filter(|r| !r.starts_with('/'));
-    let id = sign_in.text(|r| &mut r.id).unwrap_or_else(|| content_id(raw));
 
     Ok(AuditEvent {
-        id,
+        id: sign_in.text(|r| &mut r.id).unwrap_or_else(|| content_id(raw)),
         time,
         principal,
         credential,

@@ -183,9 +183,6 @@ fn result_code<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Code>, D
     struct ResultCode;
     impl Read<'_> for ResultCode {
         type Value = Option<Code>;
-        fn expecting(&self) -> &'static str {
-            "an error code"
-        }
         fn i64(self, v: i64) -> Self::Value {
             Some(Code::Number(v))
         }
@@ -205,7 +202,7 @@ fn result_code<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Code>, D
             }
         }
     }
-    lenient::read(d, ResultCode)
+    lenient::read(d, "an error code", ResultCode)
 }
 
 /// `signInEventTypes`: a list; a machine kind in it wins over a user kind.
@@ -213,9 +210,6 @@ fn event_types<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Kind>, D
     struct EventTypes;
     impl<'de> Read<'de> for EventTypes {
         type Value = Option<Kind>;
-        fn expecting(&self) -> &'static str {
-            "a list of sign-in event types"
-        }
         fn seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut kind: Option<Kind> = None;
             while let Some(lenient::Str(t)) = seq.next_element()? {
@@ -239,5 +233,5 @@ fn event_types<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Kind>, D
             Ok(kind)
         }
     }
-    lenient::read(d, EventTypes)
+    lenient::read(d, "a list of sign-in event types", EventTypes)
 }

@@ -201,9 +201,6 @@ fn timestamp<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Time<'de>>
     struct Timestamp;
     impl<'de> Read<'de> for Timestamp {
         type Value = Option<Time<'de>>;
-        fn expecting(&self) -> &'static str {
-            "a timestamp"
-        }
         fn i64(self, v: i64) -> Self::Value {
             Some(Time::Millis(v))
         }
@@ -220,7 +217,7 @@ fn timestamp<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Time<'de>>
             Some(Time::Text(Cow::Owned(v.to_owned())))
         }
     }
-    lenient::read(d, Timestamp)
+    lenient::read(d, "a timestamp", Timestamp)
 }
 
 /// An enum id: a non-negative integer, also accepted as a numeric string.

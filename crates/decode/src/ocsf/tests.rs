@@ -1,5 +1,6 @@
 use super::*;
 use crate::Format;
+use crate::testing::Case;
 use nhid_model::event::{CredentialKind, PrincipalType};
 use nhid_model::time::parse_rfc3339;
 use proptest::prelude::*;
@@ -21,18 +22,6 @@ fn auth(user: &str, extra: &str) -> String {
     )
 }
 
-struct Case {
-    name: &'static str,
-    text: String,
-    kind: PrincipalType,
-    principal: &'static str,
-    credential: CredentialKind,
-    delegating_user: Option<&'static str>,
-    agent_id: Option<&'static str>,
-    session_id: Option<&'static str>,
-    outcome: Outcome,
-}
-
 fn cases() -> Vec<Case> {
     let base = Case {
         name: "",
@@ -40,6 +29,7 @@ fn cases() -> Vec<Case> {
         kind: PrincipalType::ServiceAccount,
         principal: "",
         credential: CredentialKind::Unknown,
+        credential_id: None,
         delegating_user: None,
         agent_id: None,
         session_id: None,
@@ -216,18 +206,8 @@ fn cases() -> Vec<Case> {
 #[test]
 fn classification_table() {
     let cases = cases();
-    assert!(cases.len() >= 15);
-    for c in &cases {
-        assert!(detect(c.text.as_bytes()), "{}: detected", c.name);
+    for (c, e) in crate::testing::check_table(&cases, detect, decode) {
         assert_eq!(crate::detect(c.text.as_bytes()), Some(Format::Ocsf), "{}", c.name);
-        let e = one(&c.text).unwrap_or_else(|err| panic!("{}: {err}", c.name));
-        assert_eq!(e.principal.kind, c.kind, "{}", c.name);
-        assert_eq!(e.principal.id, c.principal, "{}", c.name);
-        assert_eq!(e.credential.kind, c.credential, "{}", c.name);
-        assert_eq!(e.actor.delegating_user.as_deref(), c.delegating_user, "{}", c.name);
-        assert_eq!(e.actor.agent_id.as_deref(), c.agent_id, "{}", c.name);
-        assert_eq!(e.actor.session_id.as_deref(), c.session_id, "{}", c.name);
-        assert_eq!(e.outcome, c.outcome, "{}", c.name);
         assert_eq!(e.source_format, SourceFormat::Ocsf);
     }
 }
