@@ -9,9 +9,9 @@
 //! - one module per format (`cloudtrail`, `k8s`, `github`, `okta`, `gcp`, `entra`, `ocsf`,
 //!   `native`), each with its `detect` and `decode`; the large ones are folders that keep the
 //!   record's fields apart from the classification of its principal;
-//! - [`record`]: what every decoder does with a record (parse it, name it, time it);
-//! - [`lenient`]: the serde readers that let optional fields of the wrong type read as absent;
-//! - [`aws`]: AWS naming, shared by CloudTrail, OCSF from Security Lake, and EKS.
+//! - `record`: what every decoder does with a record (parse it, name it, time it);
+//! - `lenient`: the serde readers that let optional fields of the wrong type read as absent;
+//! - `aws`: AWS naming, shared by CloudTrail, OCSF from Security Lake, and EKS.
 
 mod aws;
 pub mod cloudtrail;

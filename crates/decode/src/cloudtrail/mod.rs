@@ -7,7 +7,7 @@
 //! fields that have the wrong type read as absent; only a wrong-typed essential field
 //! (`eventTime`, `eventName`, `eventSource`, `userIdentity`) dead-letters the record.
 //!
-//! [`record`] holds the fields read; [`identity`] decides who called, from `userIdentity`.
+//! `record` holds the fields read; `identity` decides who called, from `userIdentity`.
 
 mod identity;
 mod record;
@@ -20,7 +20,7 @@ use std::net::IpAddr;
 use sonic_rs::JsonValueTrait;
 
 use crate::lenient::nonempty;
-use crate::record::{self as common, content_id, event_time, json_error};
+use crate::record::{content_id, event_time, json_error, parse_object};
 use crate::{DecodeContext, DecodeError};
 use identity::{Signals, classify, is_console_agent};
 use nhid_model::event::{AuditEvent, Outcome, Source, SourceFormat};
@@ -107,7 +107,7 @@ fn split_delivery_document(text: &str) -> Option<Result<Vec<&str>, DecodeError>>
 }
 
 fn parse_record(raw: &str) -> Result<Record<'_>, DecodeError> {
-    common::parse_object(raw, "a record is a json object, not an array")
+    parse_object(raw, "a record is a json object, not an array")
 }
 
 fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<AuditEvent<'a>, DecodeError> {
