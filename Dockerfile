@@ -31,20 +31,23 @@ RUN apt-get update \
 # A fixed numeric id, so `runAsNonRoot` and volume ownership can be checked without a passwd file.
 RUN groupadd --system --gid 10001 nhid \
  && useradd --system --uid 10001 --gid nhid --home-dir /var/lib/nhid --create-home --shell /usr/sbin/nologin nhid
-USER 10001:10001
-# Writable by nhid: `nhid replay --alerts` and `nhid-sim simulate --out` write here (a named
-# volume mounted here takes this ownership).
-WORKDIR /var/lib/nhid
 
 # The simulator's tool: `nhid-sim simulate|eval|demo`.
 FROM runtime AS sim
 COPY --from=build /usr/local/bin/nhid-sim /usr/local/bin/nhid-sim
+USER 10001:10001
+# Writable: `nhid-sim simulate --out` writes here (a named volume mounted here takes this ownership).
+WORKDIR /var/lib/nhid
 ENTRYPOINT ["nhid-sim"]
 CMD ["--help"]
 
 # The production image (the default target: the last stage).
 FROM runtime AS nhid
 COPY --from=build /usr/local/bin/nhid /usr/local/bin/nhid
+USER 10001:10001
+# Writable by nhid: `nhid replay --alerts` writes here (a named volume mounted here takes
+# this ownership).
+WORKDIR /var/lib/nhid
 # /metrics, /healthz, /readyz (the listener is 127.0.0.1 by default; set
 # NHID__HTTP__LISTEN=0.0.0.0:9898 to reach it from outside the container).
 EXPOSE 9898

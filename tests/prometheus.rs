@@ -83,7 +83,10 @@ impl Demo {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("nhid-sim demo printed no `metrics: http://…` line within {START:?}:\n{}", output.lock().unwrap());
+                panic!(
+                    "nhid-sim demo printed no `metrics: http://…` line within {START:?}:\n{}",
+                    output.lock().unwrap()
+                );
             }
         };
         Demo { child, addr, output }

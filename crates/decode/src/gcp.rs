@@ -523,14 +523,9 @@ mod tests {
         for (case, auth, extra, id, kind, credential, credential_id, delegating, agent) in CLASSIFICATION {
             let text = entry(auth, extra);
             let e = one(&text).unwrap_or_else(|err| panic!("{case}: {err}"));
-            assert_eq!(e.principal.id, *id, "{case}");
-            assert_eq!(e.principal.kind, *kind, "{case}");
-            assert_eq!(e.credential.kind, *credential, "{case}");
-            assert_eq!(e.credential.id.as_deref(), *credential_id, "{case}");
-            assert_eq!(e.actor.delegating_user.as_deref(), *delegating, "{case}");
-            assert_eq!(e.actor.agent_id.as_deref(), *agent, "{case}");
-            assert_eq!(e.actor.session_id, None, "{case}");
-            assert_eq!(e.source_format, SourceFormat::GcpAudit, "{case}");
+            let (principal, credential) = ((*id, *kind), (*credential, *credential_id));
+            let attribution = [*delegating, *agent, None];
+            crate::testing::assert_classified(case, &e, principal, credential, attribution, SourceFormat::GcpAudit);
         }
     }
 

@@ -1,7 +1,7 @@
 //! What the decoders' unit tests share: running one format's decoder over a text, and
 //! building the record a test case varies.
 
-use nhid_model::event::{AuditEvent, CredentialKind, Outcome, PrincipalType};
+use nhid_model::event::{AuditEvent, CredentialKind, Outcome, PrincipalType, SourceFormat};
 
 use crate::{DecodeContext, DecodeError};
 
@@ -57,6 +57,22 @@ pub fn triad<'e>(e: &'e AuditEvent<'_>) -> [Option<&'e str>; 3] {
     [&e.actor.delegating_user, &e.actor.agent_id, &e.actor.session_id].map(|f| f.as_deref())
 }
 
+/// What a row of a format's classification table says of its event: who acted, with which
+/// credential, on whose behalf ([`triad`]), read from which format.
+pub fn assert_classified(
+    case: &str,
+    e: &AuditEvent<'_>,
+    principal: (&str, PrincipalType),
+    credential: (CredentialKind, Option<&str>),
+    attribution: [Option<&str>; 3],
+    format: SourceFormat,
+) {
+    assert_eq!((e.principal.id.as_ref(), e.principal.kind), principal, "{case}: principal");
+    assert_eq!((e.credential.kind, e.credential.id.as_deref()), credential, "{case}: credential");
+    assert_eq!(triad(e), attribution, "{case}: delegating user, agent, session");
+    assert_eq!(e.source_format, format, "{case}");
+}
+
 /// A classification case: a message, and what its event must say about who acted and how.
 pub struct Case {
     pub name: &'static str,
@@ -70,6 +86,24 @@ pub struct Case {
     pub agent_id: Option<&'static str>,
     pub session_id: Option<&'static str>,
     pub outcome: Outcome,
+}
+
+/// A service account that signed in with nothing more: each case says what differs.
+impl Default for Case {
+    fn default() -> Self {
+        Case {
+            name: "",
+            text: String::new(),
+            kind: PrincipalType::ServiceAccount,
+            principal: "",
+            credential: CredentialKind::Unknown,
+            credential_id: None,
+            delegating_user: None,
+            agent_id: None,
+            session_id: None,
+            outcome: Outcome::Success,
+        }
+    }
 }
 
 impl Case {

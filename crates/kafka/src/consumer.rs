@@ -13,14 +13,13 @@ use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use nhid_engine::metrics::{Health, Metrics};
+use nhid_engine::metrics::{Health, KafkaErrorKind, Metrics};
 use nhid_engine::{ControlKind, Engine};
 
 use crate::config::KafkaConfig;
 use crate::error::Error;
 use crate::internal_events::{
-    AssignmentFailed, ClientError, CommitFailed, ConsumeFailed, FlushTimedOut, KafkaErrorEvent as _,
-    OffsetLookupFailed, RebalanceFailed,
+    AssignmentFailed, CallFailed, ClientError, FlushTimedOut, KafkaErrorEvent as _, RebalanceFailed,
 };
 use crate::output::{Sender, now_ms};
 use crate::partition::Partition;
@@ -147,7 +146,8 @@ pub(crate) fn consume(consumer: &GroupConsumer, shared: &Shared, stop: &AtomicBo
                 shared.received(&m);
                 waiting = true;
             }
-            Some(Err(error)) => ConsumeFailed { error: &error }.emit(&shared.metrics),
+            Some(Err(error)) => CallFailed { kind: KafkaErrorKind::Consume, error: &error, then: "consumer error" }
+                .emit(&shared.metrics),
             None => {
                 shared.workers.flush_batches();
                 waiting = false;
@@ -202,7 +202,7 @@ impl Shared {
     fn assigned(&self, consumer: &GroupConsumer, tpl: &mut TopicPartitionList) {
         let committed = consumer.committed_offsets(tpl.clone(), LOOKUP_TIMEOUT).unwrap_or_else(|error| {
             let fallback = "reading committed offsets failed; starting where the group left off";
-            OffsetLookupFailed { error: &error, fallback }.emit(&self.metrics);
+            CallFailed { kind: KafkaErrorKind::OffsetLookup, error: &error, then: fallback }.emit(&self.metrics);
             tpl.clone()
         });
         let since = now_ms() - self.rebuild.as_millis() as i64;
@@ -262,7 +262,7 @@ impl Shared {
             }
             Err(error) => {
                 let fallback = "looking up rebuild offsets failed; rebuilding from the start";
-                OffsetLookupFailed { error: &error, fallback }.emit(&self.metrics);
+                CallFailed { kind: KafkaErrorKind::OffsetLookup, error: &error, then: fallback }.emit(&self.metrics);
             }
         }
         starts
@@ -338,7 +338,12 @@ impl Shared {
             return;
         }
         if let Err(error) = consumer.commit(&tpl, mode) {
-            CommitFailed { error: &error }.emit(&self.metrics);
+            CallFailed {
+                kind: KafkaErrorKind::Commit,
+                error: &error,
+                then: "offset commit failed; retrying at the next interval",
+            }
+            .emit(&self.metrics);
             // Forgetting what was sent makes the next interval send it again.
             for p in moved {
                 *p.committed() = None;

@@ -72,49 +72,22 @@ impl KafkaErrorEvent for AssignmentFailed<'_> {
     }
 }
 
-/// An offset lookup at assignment failed: where partitions start, not whether they are
-/// read, is what it costs.
-pub(crate) struct OffsetLookupFailed<'a> {
+/// A call the runtime retries or works around (polling, committing, looking up offsets):
+/// logged as a warning with what happens next, and counted by kind.
+pub(crate) struct CallFailed<'a> {
+    pub kind: KafkaErrorKind,
     pub error: &'a KafkaError,
-    /// What the runtime does instead, for the log line.
-    pub fallback: &'static str,
+    /// What the failure means and what the runtime does instead, for the log line.
+    pub then: &'static str,
 }
 
-impl KafkaErrorEvent for OffsetLookupFailed<'_> {
+impl KafkaErrorEvent for CallFailed<'_> {
     fn kind(&self) -> KafkaErrorKind {
-        KafkaErrorKind::OffsetLookup
+        self.kind
     }
 
     fn log(&self) {
-        tracing::warn!(error = %self.error, "{}", self.fallback);
-    }
-}
-
-pub(crate) struct ConsumeFailed<'a> {
-    pub error: &'a KafkaError,
-}
-
-impl KafkaErrorEvent for ConsumeFailed<'_> {
-    fn kind(&self) -> KafkaErrorKind {
-        KafkaErrorKind::Consume
-    }
-
-    fn log(&self) {
-        tracing::warn!(error = %self.error, "consumer error");
-    }
-}
-
-pub(crate) struct CommitFailed<'a> {
-    pub error: &'a KafkaError,
-}
-
-impl KafkaErrorEvent for CommitFailed<'_> {
-    fn kind(&self) -> KafkaErrorKind {
-        KafkaErrorKind::Commit
-    }
-
-    fn log(&self) {
-        tracing::warn!(error = %self.error, "offset commit failed; retrying at the next interval");
+        tracing::warn!(error = %self.error, "{}", self.then);
     }
 }
 
@@ -186,8 +159,8 @@ mod tests {
         let transport = KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure);
         ClientError { error: &down, reason: "1/1 brokers are down" }.emit(&metrics);
         ClientError { error: &transport, reason: "disconnected" }.emit(&metrics);
-        CommitFailed { error: &transport }.emit(&metrics);
-        CommitFailed { error: &transport }.emit(&metrics);
+        CallFailed { kind: KafkaErrorKind::Commit, error: &transport, then: "offset commit failed" }.emit(&metrics);
+        CallFailed { kind: KafkaErrorKind::Commit, error: &transport, then: "offset commit failed" }.emit(&metrics);
         assert_eq!(count(&metrics, "brokers_down"), "1");
         assert_eq!(count(&metrics, "client"), "1");
         assert_eq!(count(&metrics, "commit"), "2");

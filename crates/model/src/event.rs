@@ -145,6 +145,7 @@ impl PrincipalType {
 }
 
 string_enum! {
+    #[derive(Default)]
     CredentialKind {
         StaticKey => "static_key",
         ShortLivedToken => "short_lived_token",
@@ -153,13 +154,8 @@ string_enum! {
         Session => "session",
         Certificate => "certificate",
         Password => "password",
+        #[default]
         Unknown => "unknown",
-    }
-}
-
-impl Default for CredentialKind {
-    fn default() -> Self {
-        CredentialKind::Unknown
     }
 }
 
@@ -173,7 +169,9 @@ string_enum! {
 
 string_enum! {
     /// The wire format an event arrived in.
+    #[derive(Default)]
     SourceFormat {
+        #[default]
         Native => "native",
         Cloudtrail => "cloudtrail",
         K8sAudit => "k8s_audit",
@@ -182,11 +180,5 @@ string_enum! {
         GcpAudit => "gcp_audit",
         Entra => "entra",
         Ocsf => "ocsf",
-    }
-}
-
-impl Default for SourceFormat {
-    fn default() -> Self {
-        SourceFormat::Native
     }
 }

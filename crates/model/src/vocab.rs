@@ -15,19 +15,15 @@ string_enum! {
 
 string_enum! {
     /// The response a detector asks for; the response policy narrows it to what the event allows.
+    #[derive(Default)]
     Response {
+        #[default]
         None => "none",
         NotifyOwner => "notify_owner",
         RotateSecret => "rotate_secret",
         RevokeSession => "revoke_session",
         RevokeCredential => "revoke_credential",
         DisablePrincipal => "disable_principal",
-    }
-}
-
-impl Default for Response {
-    fn default() -> Self {
-        Response::None
     }
 }
 

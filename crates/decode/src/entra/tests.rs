@@ -35,18 +35,7 @@ fn cases() -> Vec<Case> {
     let user = |extra: &str| {
         graph(&format!(r#""userId":"{USER}","userPrincipalName":"jane.doe@example.com","sessionId":"s-1",{extra}"#))
     };
-    let base = Case {
-        name: "",
-        text: String::new(),
-        kind: PrincipalType::ServiceAccount,
-        principal: SP,
-        credential: CredentialKind::Unknown,
-        credential_id: None,
-        delegating_user: None,
-        agent_id: None,
-        session_id: None,
-        outcome: Outcome::Success,
-    };
+    let base = Case { principal: SP, ..Case::default() };
     vec![
         Case {
             name: "graph: service principal with a client secret",

@@ -23,18 +23,7 @@ fn auth(user: &str, extra: &str) -> String {
 }
 
 fn cases() -> Vec<Case> {
-    let base = Case {
-        name: "",
-        text: String::new(),
-        kind: PrincipalType::ServiceAccount,
-        principal: "",
-        credential: CredentialKind::Unknown,
-        credential_id: None,
-        delegating_user: None,
-        agent_id: None,
-        session_id: None,
-        outcome: Outcome::Success,
-    };
+    let base = Case::default();
     let role_session = |session: &str| {
         format!(
             r#"{{"user":{{"type":"AssumedRole","name":"billing-etl","uid":"arn:aws:sts::123456789012:assumed-role/billing-etl/{session}","uid_alt":"AROAEXAMPLE:{session}","account":{{"uid":"123456789012","type":"AWS Account"}},"credential_uid":"ASIAEXAMPLEEXAMPLE01"}},"session":{{"created_time":1714561200000,"issuer":"arn:aws:iam::123456789012:role/billing-etl","is_mfa":false}}}}"#
