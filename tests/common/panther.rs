@@ -97,3 +97,24 @@ pub fn falco_traces() -> Vec<(String, Vec<u8>)> {
     traces.sort();
     traces
 }
+
+/// A format's own `detect` and auto-detection claim no event of another log type among
+/// Panther's rule tests, and none of the behaviour fixtures' events (canonical, CloudTrail).
+pub fn assert_claims_no_other_event(log_type: &str, format: nhid_decode::Format, own: fn(&[u8]) -> bool) {
+    let mut checked = 0;
+    for t in rule_tests().iter().filter(|t| t.log_type() != Some(log_type)) {
+        let bytes = t.bytes();
+        assert!(!own(&bytes), "{:?}: {} / {}", t.log_type(), t.rule_id, t.test_name);
+        assert_ne!(nhid_decode::detect(&bytes), Some(format), "{:?}: {} / {}", t.log_type(), t.rule_id, t.test_name);
+        checked += 1;
+    }
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for dir in std::fs::read_dir(fixtures).expect("tests/fixtures") {
+        let input = std::fs::read(dir.expect("an entry").path().join("input.jsonl")).unwrap_or_default();
+        for line in input.split(|&b| b == b'\n') {
+            assert!(!own(line), "{}", String::from_utf8_lossy(line));
+            checked += 1;
+        }
+    }
+    assert!(checked > 3000, "only {checked} events checked");
+}
