@@ -302,17 +302,7 @@ mod tests {
 
     /// (case, authenticationInfo, extra payload fields, principal id, type, credential kind,
     /// credential id, delegating user, agent)
-    type Case = (
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        PrincipalType,
-        CredentialKind,
-        Option<&'static str>,
-        Option<&'static str>,
-        Option<&'static str>,
-    );
+    type Case = crate::testing::ClassificationRow;
 
     const CLASSIFICATION: &[Case] = &[
         (

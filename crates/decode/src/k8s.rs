@@ -404,17 +404,7 @@ mod tests {
     }
 
     /// (case, user, extra fields, principal id, type, credential kind, credential id, delegating user, session)
-    type Case = (
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        PrincipalType,
-        CredentialKind,
-        Option<&'static str>,
-        Option<&'static str>,
-        Option<&'static str>,
-    );
+    type Case = crate::testing::ClassificationRow;
 
     const CLASSIFICATION: &[Case] = &[
         (

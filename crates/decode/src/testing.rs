@@ -57,6 +57,21 @@ pub fn triad<'e>(e: &'e AuditEvent<'_>) -> [Option<&'e str>; 3] {
     [&e.actor.delegating_user, &e.actor.agent_id, &e.actor.session_id].map(|f| f.as_deref())
 }
 
+/// A row of a classification table as GCP and Kubernetes write theirs: case, the identity's
+/// JSON, extra fields, principal id, type, credential kind, credential id, and the two
+/// attribution fields the format carries (each format's table says which).
+pub type ClassificationRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    PrincipalType,
+    CredentialKind,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static str>,
+);
+
 /// What a row of a format's classification table says of its event: who acted, with which
 /// credential, on whose behalf ([`triad`]), read from which format.
 pub fn assert_classified(
