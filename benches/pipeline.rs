@@ -409,7 +409,7 @@ fn benches(c: &mut Criterion) {
                         &ev.principal.id,
                         || Identity::new(ev.principal.kind, None, ev.time),
                         |id| {
-                            black_box(id.observe(ev, DAY).minute_count);
+                            black_box(id.observe(ev, DAY, nhid_engine::context::network::Ranges::builtin()).minute_count);
                         },
                     );
                 }
@@ -637,7 +637,7 @@ fn report_state_size() {
                 &ev.principal.id,
                 || Identity::new(ev.principal.kind, None, ev.time),
                 |s| {
-                    s.observe(&ev, DAY);
+                    s.observe(&ev, DAY, nhid_engine::context::network::Ranges::builtin());
                 },
             );
         }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use nhid_decode::{DEFAULT_MAX_EVENT_BYTES, Format};
+use nhid_engine::context::network::Ranges;
 use nhid_engine::detect;
 use nhid_engine::inventory::Inventory;
 use nhid_engine::respond::policy::ResponseConfig;
@@ -32,6 +33,9 @@ pub struct Config {
     pub detectors_dir: Option<PathBuf>,
     /// Inventory file (owners, type overrides, protected principals); optional.
     pub inventory: Option<PathBuf>,
+    /// Directory of published address ranges, one folder per provider (the layout of
+    /// `data/ipranges`), to place sources by; the dated copy built in when absent.
+    pub ip_ranges_dir: Option<PathBuf>,
     #[serde(default)]
     pub decode: DecodeConfig,
     #[serde(default)]
@@ -167,6 +171,10 @@ impl Config {
         check(self.state.idle_ttl_secs > 0, "state.idle_ttl_secs: must be positive");
         check(self.response.max_actions_per_minute > 0, "response.max_actions_per_minute: must be positive");
         check(self.response.breaker_cooldown_secs > 0, "response.breaker_cooldown_secs: must be positive");
+        check(
+            self.response.act_max_probability > 0.0 && self.response.act_max_probability <= 1.0,
+            "response.act_max_probability: must be in (0, 1]",
+        );
         errors.extend(self.kafka.validate());
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             errors.push(format!("log.level: {e}"));
@@ -182,8 +190,15 @@ impl Config {
             None => Some(Inventory::default()),
             Some(p) => Inventory::load(p).map_err(|e| errors.extend(e.messages())).ok(),
         };
-        match (detectors, inventory) {
-            (Some(d), Some(i)) if errors.is_empty() => Ok(Engine::new(
+        let ranges = match &self.ip_ranges_dir {
+            None => Some(None),
+            Some(dir) => Ranges::load(dir)
+                .map(|r| Some(std::sync::Arc::new(r)))
+                .map_err(|e| errors.extend(e.problems.iter().map(|p| format!("ip_ranges_dir: {p}"))))
+                .ok(),
+        };
+        match (detectors, inventory, ranges) {
+            (Some(d), Some(i), Some(ranges)) if errors.is_empty() => Ok(Engine::new(
                 d,
                 i,
                 EngineConfig {
@@ -193,6 +208,7 @@ impl Config {
                     max_event_bytes: self.decode.max_event_bytes,
                     state: self.state.clone(),
                     response: self.response.clone(),
+                    ranges,
                 },
             )),
             _ => Err(errors),

@@ -11,7 +11,7 @@ use nhid_decode::control::{
     ActionResult, ActionStatus, LifecycleEvent, LifecycleKind, parse_action_result, parse_lifecycle,
 };
 use nhid_decode::native;
-use nhid_engine::respond::alert::{Action, ActionTarget, Alert, AlertActor, AlertPrincipal, MAX_EVENT_IDS, Mode};
+use nhid_engine::respond::alert::{Action, ActionTarget, Alert, AlertActor, AlertPrincipal, MAX_EVENT_IDS, Mode, Score};
 use nhid_model::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
 };
@@ -348,6 +348,10 @@ fn full_alert() -> Alert {
         summary: "svc-billing made 1840 calls in one minute, against a usual 12 per minute.".into(),
         suppressed_repeats: 7,
         references: vec!["T1078.004".into(), "OWASP-NHI2".into()],
+        score: Score {
+            probability: Some(2.4e-12),
+            baseline: Some("12.40 calls per minute (variance 15.10) at this hour, learned over 4320 minutes".into()),
+        },
     }
 }
 
@@ -387,6 +391,7 @@ fn an_alert_from_the_structs_validates() {
             evidence: serde_json::Map::new(),
             suppressed_repeats: 0,
             references: vec![],
+            score: Score::default(),
             ..full_alert()
         };
         assert_valid("alert", &serde_json::to_value(minimal).unwrap());

@@ -7,11 +7,13 @@
 //! owning different partitions (keyed by principal) rarely touch the same shard.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use crate::context::network::Ranges;
 use crate::detect::{Detector, Finding, LaneSettings};
 use crate::inventory::{Criticality, Entry, Inventory};
-use crate::respond::alert::{Action, Alert, AlertActor, MAX_EVENT_IDS, Mode};
+use crate::respond::alert::{Action, Alert, AlertActor, MAX_EVENT_IDS, Mode, Score};
 use crate::respond::policy::{Block, Policy, ResponseConfig, alert_principal};
 use crate::state::lifecycle::{FACT_TTL, Lifecycle};
 use crate::state::{AlertMark, Identity, Observation, StateConfig, StateStore};
@@ -34,6 +36,8 @@ pub struct EngineConfig {
     pub max_event_bytes: usize,
     pub state: StateConfig,
     pub response: ResponseConfig,
+    /// Published address ranges that place sources; `None`: the dated copy built in.
+    pub ranges: Option<Arc<Ranges>>,
 }
 
 impl Default for EngineConfig {
@@ -45,6 +49,7 @@ impl Default for EngineConfig {
             max_event_bytes: nhid_decode::DEFAULT_MAX_EVENT_BYTES,
             state: StateConfig::default(),
             response: ResponseConfig::default(),
+            ranges: None,
         }
     }
 }
@@ -67,6 +72,7 @@ pub struct Engine {
     next_sweep: AtomicI64,
     /// Learning period per principal type, resolved once (it is read per event).
     learning_ms: [Millis; PrincipalType::ALL.len()],
+    ranges: Option<Arc<Ranges>>,
 }
 
 /// Where a message came from: a topic or file, a partition, an offset or line number.
@@ -253,7 +259,13 @@ impl Engine {
             max_event_bytes: config.max_event_bytes,
             watermark: AtomicI64::new(Millis::MIN),
             next_sweep: AtomicI64::new(Millis::MIN),
+            ranges: config.ranges,
         }
+    }
+
+    /// The address ranges sources are placed by.
+    pub fn ranges(&self) -> &Ranges {
+        self.ranges.as_deref().unwrap_or_else(|| Ranges::builtin())
     }
 
     pub fn detectors(&self) -> &[Detector] {
@@ -403,7 +415,7 @@ impl Engine {
                 if self.normalize {
                     out.normalized.push(normalized(ev, lane));
                 }
-                let mut obs = identity.observe(ev, self.learning_ms[lane.index()]);
+                let mut obs = identity.observe(ev, self.learning_ms[lane.index()], self.ranges());
                 obs.prior_kind = prior_kind;
                 self.recall(&mut obs, ev, identity);
                 for (i, detector) in self.detectors.iter().enumerate() {
@@ -445,7 +457,7 @@ impl Engine {
         out: &mut Outputs,
     ) {
         let detector = &self.detectors[index];
-        let Some((window, suppressed)) = self.aggregate(index, finding.unit, ev.time, identity, out) else {
+        let Some((window, suppressed, keyed)) = self.aggregate(index, &finding, ev.time, identity, out) else {
             return;
         };
         let entry = self.inventory.entry(identity.inventory());
@@ -459,8 +471,12 @@ impl Engine {
         if let Some(c) = entry.and_then(|e| e.criticality) {
             evidence.insert("criticality".into(), format!("{c:?}").to_lowercase().into());
         }
+        let alert_id = match keyed {
+            None => crate::respond::alert_id(&detector.id, principal_id, window),
+            Some(key) => crate::respond::keyed_alert_id(&detector.id, principal_id, window, key),
+        };
         let alert = Alert {
-            alert_id: crate::respond::alert_id(&detector.id, principal_id, window),
+            alert_id,
             time: ev.time,
             detector: detector.id.clone(),
             kind: detector.kind.to_string(),
@@ -477,6 +493,7 @@ impl Engine {
             summary: finding.summary,
             suppressed_repeats: u64::from(suppressed),
             references: detector.references.clone(),
+            score: Score { probability: finding.probability, baseline: finding.baseline },
         };
         debug_assert!(alert.event_ids.len() <= MAX_EVENT_IDS);
         identity.alert_marks[index].last = Some((ev.time, severity));
@@ -497,34 +514,40 @@ impl Engine {
     }
 
     /// Folds a finding into the identity's mark for detector `index`. `None` when it is the
-    /// finding already raised (same unit) or a repeat within the cooldown window (counted);
-    /// else the new window and the repeats the previous one folded in.
+    /// finding already raised (same unit) or a repeat within the cooldown window (counted).
+    /// Else the window, the repeats folded in before it, and the finding's key when it is a
+    /// further alert of the window: new evidence (another network, action, credential) is
+    /// never folded into an earlier alert unseen.
     fn aggregate(
         &self,
         index: usize,
-        unit: i64,
+        finding: &Finding,
         time: Millis,
         identity: &mut Identity,
         out: &mut Outputs,
-    ) -> Option<(i64, u32)> {
+    ) -> Option<(i64, u32, Option<u32>)> {
         if identity.alert_marks.len() < self.detectors.len() {
             let mut marks = std::mem::take(&mut identity.alert_marks).into_vec();
             marks.resize(self.detectors.len(), AlertMark::default());
             identity.alert_marks = marks.into_boxed_slice();
         }
         let mark = &mut identity.alert_marks[index];
-        if mark.unit == Some(unit) {
+        if mark.unit == Some(finding.unit) && mark.raised(finding.key) {
             return None;
         }
-        mark.unit = Some(unit);
+        mark.unit = Some(finding.unit);
         let window = time.div_euclid(self.detectors[index].cooldown_ms);
         if mark.window == Some(window) {
-            mark.suppressed += 1;
-            out.stats.suppressed_repeats += 1;
-            return None;
+            if mark.raised(finding.key) || !mark.raise(finding.key) {
+                mark.suppressed += 1;
+                out.stats.suppressed_repeats += 1;
+                return None;
+            }
+            return Some((window, 0, Some(finding.key)));
         }
         mark.window = Some(window);
-        Some((window, std::mem::take(&mut mark.suppressed)))
+        mark.start(finding.key);
+        Some((window, std::mem::take(&mut mark.suppressed), None))
     }
 
     /// Moves the event-time watermark and runs idle eviction once per `SWEEP_EVERY` of it.

@@ -61,6 +61,7 @@
 //! assert_eq!(out.alerts[0].evidence["reason"], "revoked");
 //! ```
 
+pub mod context;
 pub mod detect;
 mod engine;
 pub mod inventory;

@@ -351,7 +351,7 @@ fn baseline(identity: &Identity) -> Baseline {
         known_actions: identity.seen.len(Dim::Action),
         known_services: identity.seen.len(Dim::Service),
         known_networks: identity.seen.len(Dim::Network),
-        known_user_agents: identity.seen.len(Dim::UserAgent),
+        known_user_agents: identity.seen.len(Dim::Client),
         hourly_per_minute: identity.rate.profile.mean,
         minutes_learned: identity.rate.minutes,
     }

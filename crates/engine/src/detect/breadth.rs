@@ -51,6 +51,7 @@ impl Kind for Breadth {
                 ev.resource.as_deref().unwrap_or(&ev.action)
             ),
             unit: ev.time.div_euclid(WINDOW),
+            ..Default::default()
         })
     }
 }

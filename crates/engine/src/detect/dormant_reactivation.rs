@@ -38,6 +38,8 @@ impl Kind for DormantReactivation {
                 ev.action
             ),
             unit: ev.time.div_euclid(HOUR),
+            key: ev.credential.id.as_deref().map_or(0, crate::state::sets::fingerprint),
+            ..Default::default()
         })
     }
 }

@@ -49,6 +49,8 @@ impl Kind for ExpiredCredential {
                     format_rfc3339(at)
                 ),
                 unit,
+                key: credential.map_or(0, crate::state::sets::fingerprint),
+                ..Default::default()
             });
         }
         if let Some(at) = obs.retired_at.filter(|&at| ev.time - at > revocation_grace) {
@@ -66,6 +68,8 @@ impl Kind for ExpiredCredential {
                     format_rfc3339(at)
                 ),
                 unit,
+                key: credential.map_or(0, crate::state::sets::fingerprint),
+                ..Default::default()
             });
         }
         let late = obs.expired_for?;
@@ -85,6 +89,8 @@ impl Kind for ExpiredCredential {
                 span(late)
             ),
             unit,
+            key: credential.map_or(0, crate::state::sets::fingerprint),
+            ..Default::default()
         })
     }
 }

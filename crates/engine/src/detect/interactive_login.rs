@@ -46,6 +46,7 @@ impl Kind for InteractiveLogin {
                 ev.source.ip.as_deref().unwrap_or("an unknown address")
             ),
             unit: ev.time.div_euclid(MINUTE),
+            ..Default::default()
         })
     }
 }

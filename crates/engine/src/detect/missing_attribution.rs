@@ -40,6 +40,7 @@ impl Kind for MissingAttribution {
             },
             summary: format!("Agent {} acted with {missing}: {}.", ev.principal.id, ev.action),
             unit: ev.time.div_euclid(MINUTE),
+            ..Default::default()
         })
     }
 }

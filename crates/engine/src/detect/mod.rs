@@ -30,13 +30,16 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::state::Observation;
+use crate::state::baseline::WINDOWS;
+use crate::state::seasonal::MARGIN;
+use crate::state::tail::upper_tail;
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::{Millis, SECOND};
 use nhid_model::vocab::Response;
 use nhid_model::vocab::Severity;
 
 /// What a detector saw. Built only when it fires, so it may allocate.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Finding {
     /// Observed against expected numbers, for the alert's `evidence`.
     pub evidence: serde_json::Map<String, serde_json::Value>,
@@ -44,6 +47,17 @@ pub struct Finding {
     /// The natural unit a finding repeats in (the minute for a rate, the hour for a
     /// ceiling): further findings in the same unit are the same finding, not repeats.
     pub unit: i64,
+    /// How surprising it is under the identity's own model: the chance of seeing this
+    /// under its baseline. `None` for facts no baseline explains away (a privilege
+    /// operation, a revoked key used); the response policy acts on a model's finding only
+    /// when it clears its bar.
+    pub probability: Option<f64>,
+    /// What it was judged against, in words (`None` for facts).
+    pub baseline: Option<String>,
+    /// What is new in it (the network, action, credential), hashed: within one
+    /// aggregation window, a finding of the same detector with another key raises an alert
+    /// of its own instead of being folded into the first one's count.
+    pub key: u32,
 }
 
 /// A detector kind is its parameters for one lane (deserialized from the lane's table,
@@ -556,6 +570,45 @@ pub(crate) fn span(ms: Millis) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
+/// The count test of the rate kinds: for each window of [`WINDOWS`], the chance of at
+/// least `counts[i]` under the identity's model (mean and variance per minute, scaled to
+/// the window: `minute` for the one-minute window, `slow` for the longer ones), among
+/// windows whose count is also `ratio` times the expected and `seasonal::MARGIN` times a
+/// recurring daily peak (`recurring` per minute). Returns the most surprising window: its
+/// index, expected count and probability. Only windows that clear the cheap ratio test
+/// compute a tail.
+pub(crate) fn count_test(
+    counts: &[u32; WINDOWS.len()],
+    minute: (f32, f32),
+    slow: (f32, f32),
+    recurring: f32,
+    ratio: f32,
+) -> Option<(usize, f64, f64)> {
+    let mut best: Option<(usize, f64, f64)> = None;
+    for (i, (&count, &w)) in counts.iter().zip(&WINDOWS).enumerate() {
+        let (mean, var) = if w == 1 { minute } else { slow };
+        let (count, w) = (f64::from(count), w as f64);
+        let expected = w * f64::from(mean);
+        if count < f64::from(ratio) * expected || count <= w * f64::from(MARGIN * recurring) {
+            continue;
+        }
+        let p = upper_tail(count, expected, w * f64::from(var));
+        if best.is_none_or(|(_, _, b)| p < b) {
+            best = Some((i, expected, p));
+        }
+    }
+    best
+}
+
+/// A probability for evidence: three significant digits.
+pub(crate) fn round_probability(p: f64) -> f64 {
+    if p <= 0.0 || !p.is_finite() {
+        return p;
+    }
+    let scale = 10f64.powi(2 - p.log10().floor() as i32);
+    (p * scale).round() / scale
+}
+
 /// Rounds for evidence so alerts read well and stay stable across platforms.
 pub(crate) fn round2(x: f32) -> f64 {
     (f64::from(x) * 100.0).round() / 100.0
@@ -592,7 +645,7 @@ pub(crate) mod testing {
     }
 
     pub fn observe<'e>(ev: &'e AuditEvent<'_>) -> Observation<'e> {
-        Identity::new(ev.principal.kind, None, ev.time).observe(ev, 0)
+        Identity::new(ev.principal.kind, None, ev.time).observe(ev, 0, crate::context::network::Ranges::builtin())
     }
 }
 
@@ -648,7 +701,7 @@ severity = "urgent"
 references = []
 colour = "red"
 [default]
-min_count = "many"
+max_probability = "many"
 [robot]
 "#;
         let errors = parse("bad", text).unwrap_err();
@@ -668,10 +721,10 @@ severity = "high"
 response = "revoke_credential"
 references = ["T1110"]
 [default]
-min_count = 10
+max_probability = 1e-8
 min_ratio = 0.5
 [human]
-min_count = 30
+max_probability = 1e-10
 min_ratio = 0.5
 response = "revoke_credential"
 "#;
@@ -687,9 +740,8 @@ description = "x"
 severity = "high"
 references = ["T1530"]
 [default]
-min_count = 30
-ratio = 4.0
-z = 6.0
+max_probability = 1e-8
+ratio = 3.0
 [ai_agent]
 ratio = "high"
 "#;

@@ -1,10 +1,19 @@
-//! `new_source`: a learned identity used from a network or user agent it has never used.
-//! The classic sign of a leaked credential: same key, attacker's infrastructure.
+//! `new_source`: a learned identity used from a network or with a client it has never
+//! used, where its own history says that is a surprise. The classic sign of a leaked
+//! credential: same key, attacker's infrastructure and tools.
+//!
+//! "Never used" is judged with context (`state`, `context`): a network at the finest level
+//! whose set still holds a baseline (the /24, else the provider's place: a runner on a new
+//! GitHub-hosted address is not new, the same key from a hosting provider or an anonymiser
+//! is), a client by family and major version (an SDK naming each call is one client). And
+//! it is calibrated: the chance that this identity shows a new value, from how fast it
+//! still discovers them. A network and a client both new multiply.
 
 use serde::Deserialize;
 
-use super::{Finding, Kind};
-use crate::state::Observation;
+use super::{Finding, Kind, round_probability};
+use crate::state::sets::{Dim, fingerprint};
+use crate::state::{Novel, Observation};
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::MINUTE;
 
@@ -15,36 +24,81 @@ pub struct NewSource {
     pub network: bool,
     #[serde(default = "super::yes")]
     pub user_agent: bool,
+    /// Fire when the chance of a new value from this identity is at most this.
+    pub max_probability: f64,
+}
+
+/// A novelty in words, and the baseline it was judged against.
+pub(crate) fn describe(n: &Novel) -> String {
+    let what = match n.level {
+        Dim::Action => "actions",
+        Dim::Service => "services",
+        Dim::Network => "networks (/24, /48)",
+        Dim::Place => "kinds of network (provider, private, public)",
+        Dim::Client => "clients (family and major version)",
+        Dim::ClientFamily => "client families",
+    };
+    format!("{} {what} over {} observations", n.known, n.observed)
 }
 
 impl Kind for NewSource {
     fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
         let network = obs.new_network.filter(|_| self.network);
-        let agent = (self.user_agent && obs.new_user_agent).then_some(ev.source.user_agent.as_deref()).flatten();
-        if network.is_none() && agent.is_none() {
+        let client = obs.new_client.filter(|_| self.user_agent);
+        let p: f64 = [network, client].iter().flatten().map(|n| f64::from(n.probability)).product();
+        if (network.is_none() && client.is_none()) || p > self.max_probability {
             return None;
         }
-        let mut evidence = crate::evidence! { "known_networks" => obs.known_networks };
-        if let Some(net) = network {
-            evidence.insert("new_network".into(), net.to_string().into());
-            evidence.insert("source_ip".into(), ev.source.ip.as_deref().unwrap_or_default().into());
+        let mut evidence = crate::evidence! { "probability" => round_probability(p) };
+        let mut what = Vec::new();
+        let place = obs.place.map(|p| p.to_string());
+        if let Some(n) = network {
+            let prefix = obs.network.map(|p| p.to_string());
+            evidence.extend(crate::evidence! {
+                "new_network" => prefix,
+                "network_place" => place,
+                "network_level" => level(n.level),
+                "known_networks" => n.known,
+                "source_ip" => ev.source.ip,
+            });
+            what.push(match (n.level, prefix) {
+                (Dim::Place, _) => format!("from a kind of network it never used ({})", place.as_deref().unwrap_or("-")),
+                (_, Some(prefix)) => format!("from never-seen network {prefix}"),
+                (_, None) => "from a never-seen network".to_string(),
+            });
         }
-        if let Some(ua) = agent {
-            evidence.insert("new_user_agent".into(), ua.into());
+        if let Some(n) = client {
+            let c = obs.client.map(|c| c.to_string()).unwrap_or_default();
+            evidence.extend(crate::evidence! {
+                "new_client" => c,
+                "client_level" => level(n.level),
+                "new_user_agent" => ev.source.user_agent,
+            });
+            what.push(format!("with never-seen client {c}"));
         }
         let credential = ev.credential.id.as_deref().map(|c| format!(" with credential {c}")).unwrap_or_default();
-        let what = match (network, agent) {
-            (Some(net), Some(ua)) => {
-                format!("from never-seen network {net} with never-seen user agent {ua:?}")
-            }
-            (Some(net), None) => format!("from never-seen network {net}"),
-            (None, Some(ua)) => format!("with never-seen user agent {ua:?}"),
-            (None, None) => unreachable!("checked above"),
-        };
+        let baseline = [network, client].iter().flatten().map(describe).collect::<Vec<_>>().join("; ");
         Some(Finding {
             evidence,
-            summary: format!("{} was used{credential} {what}.", ev.principal.id),
+            summary: format!("{} was used{credential} {} (chance {p:.1e}).", ev.principal.id, what.join(" ")),
             unit: ev.time.div_euclid(MINUTE),
+            probability: Some(p),
+            baseline: Some(baseline),
+            // Another network or client later in the window is another finding.
+            key: fingerprint(obs.place.map_or("", |p| p.category.as_str()))
+                ^ obs.network.map_or(0, |n| fingerprint(&n.to_string())).rotate_left(5)
+                ^ obs.client.map_or(0, |c| c.fingerprints().0).rotate_left(11),
         })
+    }
+}
+
+fn level(d: Dim) -> &'static str {
+    match d {
+        Dim::Network => "network",
+        Dim::Place => "place",
+        Dim::Client => "client",
+        Dim::ClientFamily => "client_family",
+        Dim::Action => "action",
+        Dim::Service => "service",
     }
 }

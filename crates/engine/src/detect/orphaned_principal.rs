@@ -36,6 +36,7 @@ impl Kind for OrphanedPrincipal {
             ),
             // A standing condition: the hours it stays active are what the repeat count tells.
             unit: ev.time.div_euclid(HOUR),
+            ..Default::default()
         })
     }
 }

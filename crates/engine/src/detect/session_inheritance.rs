@@ -55,6 +55,7 @@ impl Kind for SessionInheritance {
                 session.map(|s| format!(" in session {s}")).unwrap_or_default()
             ),
             unit: ev.time.div_euclid(MINUTE),
+            ..Default::default()
         })
     }
 }

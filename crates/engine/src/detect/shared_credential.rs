@@ -17,6 +17,9 @@ use nhid_model::time::MINUTE;
 pub struct SharedCredential {
     /// Never fire below this many concurrent sources.
     pub min_sources: u8,
+    /// A place joining the credential counts as new when the chance of a new network or
+    /// client from this identity is at most this (see `new_source`).
+    pub max_probability: f64,
 }
 
 impl Kind for SharedCredential {
@@ -26,8 +29,13 @@ impl Kind for SharedCredential {
         // place the identity never used joining a credential in use elsewhere: the copy's
         // first call, however many places the owner's own fleet spans.
         let more = n > obs.source_peak && usize::from(obs.source_peak) < SLOTS;
-        let newcomer = obs.new_network.is_some() || obs.new_user_agent;
-        if !obs.learned || n < self.min_sources || !(more || newcomer) {
+        let newcomer = [obs.new_network, obs.new_client]
+            .iter()
+            .flatten()
+            .map(|n| f64::from(n.probability))
+            .reduce(|a, b| a * b)
+            .filter(|&p| p <= self.max_probability);
+        if !obs.learned || n < self.min_sources || !(more || newcomer.is_some()) {
             return None;
         }
         let credential = ev.credential.id.as_deref().unwrap_or("?");
@@ -36,7 +44,8 @@ impl Kind for SharedCredential {
                 "credential_id" => credential,
                 "concurrent_sources" => n,
                 "usual_peak" => obs.source_peak,
-                "new_place" => newcomer,
+                "new_place" => newcomer.is_some(),
+                "probability" => newcomer.map(super::round_probability),
                 "window_secs" => CONCURRENT / 1_000,
                 "source_ip" => ev.source.ip,
                 "user_agent" => ev.source.user_agent,
@@ -50,6 +59,11 @@ impl Kind for SharedCredential {
                 ev.source.user_agent.as_deref().unwrap_or("-")
             ),
             unit: ev.time.div_euclid(MINUTE),
+            // Judged by the place's novelty when it is new; a count above the usual peak is
+            // judged against that peak, not a model.
+            probability: newcomer,
+            baseline: Some(format!("at most {} places at once usually", obs.source_peak)),
+            key: crate::state::sets::fingerprint(credential),
         })
     }
 }
@@ -58,6 +72,7 @@ impl Kind for SharedCredential {
 mod tests {
     use super::super::testing::{event, shipped};
     use super::*;
+    use crate::context::network::Ranges;
     use crate::state::Identity;
     use nhid_model::time::{DAY, HOUR};
     use nhid_model::vocab::Response;
@@ -72,16 +87,16 @@ mod tests {
         // A day of one place at a time, learned.
         for m in 0..(DAY / MINUTE) {
             ev.time = m * MINUTE;
-            id.observe(&ev, DAY);
+            id.observe(&ev, DAY, Ranges::builtin());
         }
         ev.time = DAY + HOUR;
-        let obs = id.observe(&ev, DAY);
+        let obs = id.observe(&ev, DAY, Ranges::builtin());
         assert!(d.check(PrincipalType::Workload, &ev, &obs).is_none());
         let mut copy = ev.clone();
         copy.time += 1_000;
         copy.source.ip = Some("10.99.7.20".into());
         copy.source.user_agent = Some("curl/8.4.0".into());
-        let obs = id.observe(&copy, DAY);
+        let obs = id.observe(&copy, DAY, Ranges::builtin());
         let (s, f) = d.check(PrincipalType::Workload, &copy, &obs).unwrap();
         assert_eq!(s.response, Response::RevokeCredential);
         assert_eq!((f.evidence["concurrent_sources"].as_u64(), f.evidence["usual_peak"].as_u64()), (Some(2), Some(1)));
@@ -89,10 +104,10 @@ mod tests {
         // A copy teaches nothing: the same pair again is still unusual (the engine folds it
         // into the alert already raised), and a day later the owner alone is fine again.
         copy.time += 1_000;
-        let obs = id.observe(&copy, DAY);
+        let obs = id.observe(&copy, DAY, Ranges::builtin());
         assert!(d.check(PrincipalType::Workload, &copy, &obs).is_some());
         ev.time = 2 * DAY + HOUR;
-        let obs = id.observe(&ev, DAY);
+        let obs = id.observe(&ev, DAY, Ranges::builtin());
         assert!(d.check(PrincipalType::Workload, &ev, &obs).is_none());
     }
 
@@ -110,7 +125,7 @@ mod tests {
             ev.time = m * MINUTE;
             ev.source.ip = Some(ip.into());
             ev.source.user_agent = Some(ua.into());
-            let obs = id.observe(&ev, DAY);
+            let obs = id.observe(&ev, DAY, Ranges::builtin());
             assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "the fleet at minute {m}");
         }
         // The copy's first call makes two places in the window, under the usual three, but
@@ -118,7 +133,7 @@ mod tests {
         ev.time += 1_000;
         ev.source.ip = Some("10.99.3.4".into());
         ev.source.user_agent = Some("curl/8.4.0".into());
-        let obs = id.observe(&ev, DAY);
+        let obs = id.observe(&ev, DAY, Ranges::builtin());
         assert!(obs.concurrent_sources <= obs.source_peak, "{obs:?}");
         assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_some());
     }

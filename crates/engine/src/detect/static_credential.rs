@@ -39,6 +39,8 @@ impl Kind for StaticCredential {
                 ev.principal.id, self.max_age_days
             ),
             unit: ev.time.div_euclid(DAY),
+            key: ev.credential.id.as_deref().map_or(0, crate::state::sets::fingerprint),
+            ..Default::default()
         })
     }
 }

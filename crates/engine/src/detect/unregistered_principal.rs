@@ -36,6 +36,7 @@ impl Kind for UnregisteredPrincipal {
             ),
             // One finding for the identity's whole life in memory.
             unit: 0,
+            ..Default::default()
         })
     }
 }

@@ -36,6 +36,7 @@ impl Kind for VolumeCeiling {
             },
             summary: format!("{} made {what}.", ev.principal.id),
             unit: ev.time.div_euclid(HOUR),
+            ..Default::default()
         })
     }
 }

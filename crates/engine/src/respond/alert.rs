@@ -36,6 +36,23 @@ pub struct Alert {
     pub suppressed_repeats: u64,
     /// MITRE ATT&CK technique ids and OWASP Non-Human Identity Top 10 entries.
     pub references: Vec<String>,
+    /// How surprising the finding is, and what it was judged against.
+    #[serde(default)]
+    pub score: Score,
+}
+
+/// How surprising a finding is under the identity's own model.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    /// The chance of what was seen under the identity's baseline (lower is more
+    /// surprising): a count model's tail, a novelty's discovery rate. Absent for facts no
+    /// baseline explains away (a privilege operation, a revoked key used): those are
+    /// judged by rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    /// What it was judged against, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
 }
 
 pub const MAX_EVENT_IDS: usize = 16;

@@ -19,6 +19,12 @@ pub fn alert_id(detector: &str, principal_id: &str, window: i64) -> String {
     Uuid::new_v5(&NAMESPACE, format!("alert|{detector}|{principal_id}|{window}").as_bytes()).to_string()
 }
 
+/// The id of a further alert of one window: another finding of the same detector on the
+/// same principal (another network, action, credential), keyed by what is new in it.
+pub fn keyed_alert_id(detector: &str, principal_id: &str, window: i64, key: u32) -> String {
+    Uuid::new_v5(&NAMESPACE, format!("alert|{detector}|{principal_id}|{window}|{key:08x}").as_bytes()).to_string()
+}
+
 /// The action id, the revocation service's idempotency key.
 pub fn action_id(alert_id: &str, action: ActionKind, target: &ActionTarget) -> String {
     let key = format!(
@@ -74,5 +80,6 @@ pub fn response_failed(result: &ActionResult<'_>, principal: alert::AlertPrincip
         suppressed_repeats: 0,
         // The credential the action was to cut is still valid in someone's hands.
         references: vec!["T1078.004".into(), "OWASP-NHI2".into()],
+        score: alert::Score::default(),
     }
 }

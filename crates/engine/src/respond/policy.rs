@@ -3,7 +3,8 @@
 //!
 //! In order: nothing for humans or principals not provably machines; nothing for
 //! protected principals; below `min_severity` only the alert; inventory `auto_revoke =
-//! false` turns revocations into owner notices; the narrowest action the event allows;
+//! false` turns revocations into owner notices, and so does a model's finding whose score
+//! does not clear `act_max_probability`; the narrowest action the event allows;
 //! one action per identity per cooldown; a global rate limit whose breach trips a circuit
 //! breaker, announced by one `action_storm` alert, that blocks every action for a while.
 
@@ -37,6 +38,15 @@ pub struct ResponseConfig {
     /// How long the circuit breaker blocks every action once the ceiling is breached.
     #[serde(default = "default_breaker_cooldown_secs")]
     pub breaker_cooldown_secs: u64,
+    /// A finding judged by a model (see the alert's `score`) revokes, ends a session or
+    /// disables only when its probability is at most this; above it, the owner is notified.
+    /// Facts (no probability) act as their detector asks.
+    #[serde(default = "default_act_max_probability")]
+    pub act_max_probability: f64,
+}
+
+fn default_act_max_probability() -> f64 {
+    1e-3
 }
 
 fn default_min_severity() -> Severity {
@@ -60,6 +70,7 @@ impl Default for ResponseConfig {
             identity_cooldown_secs: default_identity_cooldown_secs(),
             max_actions_per_minute: default_max_actions_per_minute(),
             breaker_cooldown_secs: default_breaker_cooldown_secs(),
+            act_max_probability: default_act_max_probability(),
         }
     }
 }
@@ -78,6 +89,7 @@ string_enum! {
         Protected => "protected",
         BelowMinSeverity => "below_min_severity",
         AutoRevokeDisabled => "auto_revoke_disabled",
+        NotSurprising => "not_surprising",
         IdentityCooldown => "identity_cooldown",
         RateLimited => "rate_limited",
         CircuitOpen => "circuit_open",
@@ -146,6 +158,12 @@ impl Policy {
         let (mut action, target) = narrowest(requested, ev, alert);
         if action != ActionKind::NotifyOwner && entry.is_some_and(|e| e.auto_revoke == Some(false)) {
             d.blocks.push(Block::AutoRevokeDisabled);
+            action = ActionKind::NotifyOwner;
+        }
+        if action != ActionKind::NotifyOwner
+            && alert.score.probability.is_some_and(|p| p > self.config.act_max_probability)
+        {
+            d.blocks.push(Block::NotSurprising);
             action = ActionKind::NotifyOwner;
         }
         let t = alert.time;
@@ -237,6 +255,7 @@ impl Policy {
             ),
             suppressed_repeats: 0,
             references: vec!["T1531".into(), "OWASP-NHI5".into()],
+            score: Default::default(),
         }
     }
 }
@@ -318,6 +337,7 @@ mod tests {
             summary: "s.".into(),
             suppressed_repeats: 0,
             references: vec![],
+            score: Default::default(),
         }
     }
 

@@ -18,6 +18,45 @@ const LONG_ALPHA: f32 = 1.0 / 1_440.0;
 const PROFILE_ALPHA: f32 = 1.0 / 180.0;
 /// Longest idle gap replayed minute by minute; longer gaps restart the open bucket only.
 const MAX_GAP_MINUTES: i64 = 1_440;
+/// The windows counts are tested over, in minutes: a burst shows in one minute, a slow
+/// exfiltration below any per-minute bar in a quarter or a whole hour.
+pub const WINDOWS: [i64; 4] = [1, 5, 15, 60];
+
+/// Calls in the open and the previous aligned bucket of each window longer than a minute:
+/// the count over the last `w` minutes is estimated as the open bucket plus the previous
+/// one's share that still lies inside them (a sliding-window counter, 8 bytes a window).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Windows([[u32; 2]; WINDOWS.len() - 1]);
+
+impl Windows {
+    /// Moves from minute `from` to the later minute `to`.
+    fn roll(&mut self, from: i64, to: i64) {
+        for (b, &w) in self.0.iter_mut().zip(&WINDOWS[1..]) {
+            match to.div_euclid(w) - from.div_euclid(w) {
+                0 => {}
+                1 => *b = [0, b[0]],
+                _ => *b = [0, 0],
+            }
+        }
+    }
+
+    fn add(&mut self) {
+        for b in &mut self.0 {
+            b[0] = b[0].saturating_add(1);
+        }
+    }
+
+    /// The counts over the last 1, 5, 15 and 60 minutes at `minute` (the open one),
+    /// given the open minute's own count.
+    pub fn counts(&self, minute: i64, open: u32) -> [u32; WINDOWS.len()] {
+        let mut out = [open; WINDOWS.len()];
+        for ((o, b), &w) in out[1..].iter_mut().zip(&self.0).zip(&WINDOWS[1..]) {
+            let elapsed = minute.rem_euclid(w) + 1;
+            *o = b[0].saturating_add((u64::from(b[1]) * (w - elapsed) as u64 / w as u64) as u32);
+        }
+        out
+    }
+}
 
 /// Exponentially weighted mean and variance. While the identity is learning, the first
 /// samples are averaged (`alpha = 1/(n+1)`, bias-free) until that is smaller than the
@@ -90,6 +129,14 @@ impl HourProfile {
 pub struct Expectation {
     pub mean: f32,
     pub sd: f32,
+    /// The count model's variance per minute: what the identity's minutes actually vary
+    /// by, and at least the mean (a Poisson process); no floor of one call, which `sd`
+    /// keeps for the clamp.
+    pub var: f32,
+    /// The slow parts alone (long horizon and hour profile): what windows longer than a
+    /// minute are judged by, as the short horizon follows the very change they look for.
+    pub slow_mean: f32,
+    pub slow_var: f32,
     /// The busiest minute that recurred around this time of day on the previous days
     /// (a nightly batch), 0 if none: see [`seasonal`].
     pub recurring: f32,
@@ -121,6 +168,11 @@ pub struct RateBaseline {
     pub minutes: u32,
     /// Per-minute peaks of the last three days by time of day, unclamped: seasonality.
     pub peaks: DailyPeaks,
+    /// Denied or failed calls per minute: the count model of `denied_burst`.
+    pub denials: Ewma,
+    /// Sliding counts of calls and of denials over the longer windows.
+    pub calls_in: Windows,
+    pub denied_in: Windows,
 }
 
 impl RateBaseline {
@@ -134,6 +186,9 @@ impl RateBaseline {
             profile: HourProfile::new(prior_mean, prior_mean.max(1.0)),
             minutes: 0,
             peaks: DailyPeaks::default(),
+            denials: Ewma::default(),
+            calls_in: Windows::default(),
+            denied_in: Windows::default(),
         }
     }
 
@@ -145,17 +200,23 @@ impl RateBaseline {
         let minute = time.div_euclid(MINUTE);
         if minute > self.minute {
             let count = self.count as f32;
-            self.close(self.minute, count, learning);
+            self.close(self.minute, count, self.denied as f32, learning);
             let gap = minute - self.minute - 1;
             for m in (self.minute + 1..minute).skip((gap - MAX_GAP_MINUTES).max(0) as usize) {
-                self.close(m, 0.0, learning);
+                self.close(m, 0.0, 0.0, learning);
             }
+            self.calls_in.roll(self.minute, minute);
+            self.denied_in.roll(self.minute, minute);
             self.minute = minute;
             self.count = 0;
             self.denied = 0;
         }
         self.count = self.count.saturating_add(1);
-        self.denied = self.denied.saturating_add(u32::from(denied));
+        self.calls_in.add();
+        if denied {
+            self.denied = self.denied.saturating_add(1);
+            self.denied_in.add();
+        }
     }
 
     /// What a minute at `time` is expected to hold: the highest of the short horizon, the
@@ -173,7 +234,8 @@ impl RateBaseline {
         let slow = self.slow_expectation(time);
         let mean = slow.mean.max(self.short.mean);
         let sd = slow.sd.max(self.short.sd()).max(mean.sqrt());
-        Expectation { mean, sd, recurring: 0.0 }
+        let var = slow.var.max(self.short.var).max(mean);
+        Expectation { mean, sd, var, slow_mean: slow.mean, slow_var: slow.var, recurring: 0.0 }
     }
 
     /// The expectation of the slow parts only (long horizon and hour profile). Clamping is
@@ -186,7 +248,8 @@ impl RateBaseline {
         let profile_sd = around.iter().map(|&i| self.profile.sd(i)).fold(0.0, f32::max);
         let mean = self.long.mean.max(profile);
         let sd = self.long.sd().max(profile_sd).max(mean.sqrt()).max(1.0);
-        Expectation { mean, sd, recurring: 0.0 }
+        let var = self.long.var.max(profile_sd * profile_sd).max(mean);
+        Expectation { mean, sd, var, slow_mean: mean, slow_var: var, recurring: 0.0 }
     }
 
     /// Events per minute on the short horizon as of `time`: the open minute and the idle
@@ -202,8 +265,16 @@ impl RateBaseline {
         closed * (1.0 - SHORT_ALPHA).powi((idle - 1).min(100_000) as i32)
     }
 
-    fn close(&mut self, minute: i64, count: f32, learning: bool) {
+    /// What the denials model expects of a minute: its mean and variance (at least
+    /// Poisson).
+    pub fn denials_expected(&self) -> (f32, f32) {
+        (self.denials.mean, self.denials.var.max(self.denials.mean))
+    }
+
+    fn close(&mut self, minute: i64, count: f32, denied: f32, learning: bool) {
         let time = minute * MINUTE;
+        let d = self.denials;
+        self.denials.update(denied, LONG_ALPHA, learning, d.mean + CLAMP_SIGMAS * d.sd().max(1.0));
         let e = self.slow_expectation(time);
         let clamp = e.mean + CLAMP_SIGMAS * e.sd;
         self.short.update(count, SHORT_ALPHA, learning, clamp);

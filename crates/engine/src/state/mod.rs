@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod seasonal;
 pub mod sets;
 pub mod sources;
+pub mod tail;
 
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,8 @@ use breadth::{Breadth, Reach};
 use nhid_model::event::{AuditEvent, CredentialKind, Outcome, PrincipalType};
 use nhid_model::time::{HOUR, MINUTE, Millis};
 use nhid_model::vocab::Severity;
+use crate::context::client::{self, Client};
+use crate::context::network::{Category, Described, Ranges};
 use sets::{Dim, Fingerprints, NetworkPrefix, fingerprint, network_of};
 use sources::Sources;
 
@@ -27,7 +30,9 @@ use sources::Sources;
 const MAX_ACTIONS: usize = 64;
 const MAX_SERVICES: usize = 16;
 const MAX_NETWORKS: usize = 16;
-const MAX_USER_AGENTS: usize = 8;
+const MAX_PLACES: usize = 8;
+const MAX_CLIENTS: usize = 8;
+const MAX_CLIENT_FAMILIES: usize = 8;
 const MAX_CREDENTIALS: usize = 4;
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -183,6 +188,38 @@ pub struct AlertMark {
     pub unit: Option<i64>,
     /// Event time and severity of the last alert: `/principals` shows it while it is open.
     pub last: Option<(Millis, Severity)>,
+    /// Keys of the findings alerted in the window (see `detect::Finding::key`), and how
+    /// many: past [`MAX_KEYS`] distinct findings in one window, further ones are counted as
+    /// repeats (a flood of forged variety buys an attacker a few alerts, not thousands).
+    keys: [u32; MAX_KEYS],
+    nkeys: u8,
+}
+
+/// Distinct findings of one detector alerted per identity and window.
+pub const MAX_KEYS: usize = 4;
+
+impl AlertMark {
+    /// Whether a finding with this key was alerted in the window.
+    pub fn raised(&self, key: u32) -> bool {
+        self.keys[..usize::from(self.nkeys)].contains(&key)
+    }
+
+    /// Records a further finding of the window; false when the window is full.
+    pub fn raise(&mut self, key: u32) -> bool {
+        let n = usize::from(self.nkeys);
+        if n >= MAX_KEYS {
+            return false;
+        }
+        self.keys[n] = key;
+        self.nkeys += 1;
+        true
+    }
+
+    /// Opens a window with its first finding.
+    pub fn start(&mut self, key: u32) {
+        self.keys[0] = key;
+        self.nkeys = 1;
+    }
 }
 
 /// Facts about one event against its identity's history, computed during the update and
@@ -192,20 +229,31 @@ pub struct Observation<'e> {
     pub kind: PrincipalType,
     /// Past its learning period: baseline-relative detectors may fire.
     pub learned: bool,
+    /// Closed minutes the rate baseline has learned from.
+    pub baseline_minutes: u32,
     /// Events and denied/failed events so far in this minute, this one included.
     pub minute_count: u32,
     pub minute_denied: u32,
+    /// Calls and denied/failed calls over the last 1, 5, 15 and 60 minutes
+    /// ([`baseline::WINDOWS`]), this one included.
+    pub calls_in: [u32; baseline::WINDOWS.len()],
+    pub denied_in: [u32; baseline::WINDOWS.len()],
     /// The baseline for this minute, as it stood before it.
     pub expected: Expectation,
+    /// Denied calls per minute the identity usually has: mean and variance.
+    pub denials_expected: (f32, f32),
     pub hour_count: u32,
     pub hour_bytes_out: u64,
-    /// Novel values (only reported when the set has a stable baseline).
-    pub new_action: bool,
-    pub new_service: bool,
-    pub new_network: Option<NetworkPrefix<'e>>,
-    pub new_user_agent: bool,
-    pub known_actions: usize,
-    pub known_networks: usize,
+    /// Values the identity never showed, each judged at the finest level whose set is
+    /// still a baseline (see [`Novel`]); `None` while learning.
+    pub new_action: Option<Novel>,
+    pub new_service: Option<Novel>,
+    pub new_network: Option<Novel>,
+    pub new_client: Option<Novel>,
+    /// Where the event came from and what made it, as context classifies them.
+    pub network: Option<NetworkPrefix<'e>>,
+    pub place: Option<Described<'e>>,
+    pub client: Option<Client<'e>>,
     /// Age of the credential (from issue, else from first sighting) and how long ago it expired.
     pub credential_age: Option<Millis>,
     pub expired_for: Option<Millis>,
@@ -231,17 +279,34 @@ pub struct Observation<'e> {
     pub registered: Option<bool>,
 }
 
+/// A value an identity never showed, and how surprising that is from its own history.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Novel {
+    /// The level it was judged at: the finest whose set is not full (a fleet that spread
+    /// over more networks than the set holds is judged by the places it uses).
+    pub level: Dim,
+    /// The chance that an event of this identity shows a value never seen at that level
+    /// (Good–Turing, see [`Fingerprints::observe`]): the identity's own discovery rate.
+    pub probability: f32,
+    /// The baseline it was judged against: values known and observations at that level.
+    pub known: u16,
+    pub observed: u32,
+}
+
 /// What one event showed of the identity's sets, with the fingerprints computed for them,
 /// which breadth's target and the sources' place reuse rather than hash again.
 struct Novelty<'e> {
-    new_action: bool,
-    new_service: bool,
-    new_network: Option<NetworkPrefix<'e>>,
-    new_user_agent: bool,
+    new_action: Option<Novel>,
+    new_service: Option<Novel>,
+    new_network: Option<Novel>,
+    new_client: Option<Novel>,
+    network: Option<NetworkPrefix<'e>>,
+    place: Option<Described<'e>>,
+    client: Option<Client<'e>>,
     action_fp: u32,
     service_fp: u32,
     network_fp: Option<u32>,
-    ua_fp: Option<u32>,
+    client_fp: Option<u32>,
 }
 
 impl Identity {
@@ -277,22 +342,24 @@ impl Identity {
         self.last_action = t.unwrap_or(Millis::MIN);
     }
 
-    /// Folds one event into the state and reports what it showed.
-    pub fn observe<'e>(&mut self, ev: &'e AuditEvent<'_>, learning_ms: Millis) -> Observation<'e> {
+    /// Folds one event into the state and reports what it showed; `ranges` places its
+    /// source address.
+    pub fn observe<'e>(&mut self, ev: &'e AuditEvent<'_>, learning_ms: Millis, ranges: &'e Ranges) -> Observation<'e> {
         let t = ev.time;
         let learned = t - self.first_seen >= learning_ms;
         let expected = self.count(ev, learned);
         let idle_for = (t - self.last_seen).max(0);
         self.last_seen = self.last_seen.max(t);
-        let novelty = self.observe_sets(ev, learned);
+        let novelty = self.observe_sets(ev, learned, ranges);
 
         // A target is a resource, or where an event names none, the action (which names its
         // service): distinct targets across services are distinct trust zones too.
         let target = ev.resource.as_deref().map_or(novelty.action_fp, fingerprint) ^ novelty.service_fp.rotate_left(7);
         let reach = self.breadth.record(t, target, !learned, self.first_seen);
-        let (concurrent_sources, source_peak) = match (ev.credential.id.as_deref(), novelty.network_fp, novelty.ua_fp) {
-            (Some(c), Some(net), Some(ua)) => {
-                self.sources.record(fingerprint(c), net ^ ua.rotate_left(11), t, !learned)
+        let (concurrent_sources, source_peak) = match (ev.credential.id.as_deref(), novelty.network_fp, novelty.client_fp)
+        {
+            (Some(c), Some(net), Some(client)) => {
+                self.sources.record(fingerprint(c), net ^ client.rotate_left(11), t, !learned)
             }
             _ => (0, u8::MAX),
         };
@@ -307,17 +374,22 @@ impl Identity {
         Observation {
             kind: self.kind,
             learned,
+            baseline_minutes: self.rate.minutes,
             minute_count: self.rate.count,
             minute_denied: self.rate.denied,
+            calls_in: self.rate.calls_in.counts(self.rate.minute, self.rate.count),
+            denied_in: self.rate.denied_in.counts(self.rate.minute, self.rate.denied),
             expected,
+            denials_expected: self.rate.denials_expected(),
             hour_count: self.hour_count,
             hour_bytes_out: self.hour_bytes_out,
             new_action: novelty.new_action,
             new_service: novelty.new_service,
             new_network: novelty.new_network,
-            new_user_agent: novelty.new_user_agent,
-            known_actions: self.seen.len(Dim::Action),
-            known_networks: self.seen.len(Dim::Network),
+            new_client: novelty.new_client,
+            network: novelty.network,
+            place: novelty.place,
+            client: novelty.client,
             credential_age,
             expired_for,
             revoked_at: None,
@@ -352,26 +424,56 @@ impl Identity {
         expected
     }
 
-    /// Adds the event's action, service, network and user agent to the identity's sets.
-    fn observe_sets<'e>(&mut self, ev: &'e AuditEvent<'_>, learned: bool) -> Novelty<'e> {
-        // Novelty counts only where the set has a stable baseline: learned, and never full.
+    /// Adds the event's action, service, network, place and client to the identity's sets
+    /// and judges what was new, each pair at the finer level while its set holds a baseline
+    /// and at the coarser one once it is full.
+    fn observe_sets<'e>(&mut self, ev: &'e AuditEvent<'_>, learned: bool, ranges: &'e Ranges) -> Novelty<'e> {
         let seen = &mut self.seen;
-        let mut novel = |d: Dim, fp: u32, cap: usize| seen.insert(d, fp, cap) && learned && !seen.overflowed(d);
+        // Novelty counts only once learned, and only where the set was not already full.
+        let mut judge = |d: Dim, fp: u32, cap: usize| {
+            let (known, observed, full) = (seen.len(d) as u16, seen.observed(d), seen.overflowed(d));
+            let probability = seen.observe(d, fp, cap)?;
+            (learned && !full).then_some(Novel { level: d, probability, known, observed })
+        };
         let (action_fp, service_fp) = (fingerprint(&ev.action), fingerprint(&ev.service));
-        let new_action = novel(Dim::Action, action_fp, MAX_ACTIONS);
-        let new_service = novel(Dim::Service, service_fp, MAX_SERVICES);
-        let network = ev.source.ip.as_deref().and_then(network_of);
+        let new_action = judge(Dim::Action, action_fp, MAX_ACTIONS);
+        let new_service = judge(Dim::Service, service_fp, MAX_SERVICES);
+
+        let ip = ev.source.ip.as_deref();
+        let place = ip.and_then(|ip| ranges.classify(ip));
+        let network = ip.and_then(network_of);
+        // A public address in no published range is placed by its autonomous system when
+        // the event names one.
+        let place_fp = place.map(|p| match (p.category, ev.source.asn) {
+            (Category::Public, Some(asn)) => xxhash_rust::xxh3::xxh3_64(&u64::from(asn).to_be_bytes()) as u32,
+            (Category::Service, _) => fingerprint(ip.unwrap_or_default()),
+            _ => p.key(ranges),
+        });
+        let new_place = place_fp.and_then(|fp| judge(Dim::Place, fp, MAX_PLACES));
         let network_fp = network.as_ref().map(|(fp, _)| *fp);
-        let new_network = match network {
-            Some((fp, prefix)) => novel(Dim::Network, fp, MAX_NETWORKS).then_some(prefix),
-            None => None,
-        };
-        let ua_fp = ev.source.user_agent.as_deref().map(fingerprint);
-        let new_user_agent = match ua_fp {
-            Some(fp) => novel(Dim::UserAgent, fp, MAX_USER_AGENTS),
-            None => false,
-        };
-        Novelty { new_action, new_service, new_network, new_user_agent, action_fp, service_fp, network_fp, ua_fp }
+        let new_prefix = network_fp.and_then(|fp| judge(Dim::Network, fp, MAX_NETWORKS));
+        // A service calling on the identity's behalf (`ec2.amazonaws.com`) is not someone
+        // else's infrastructure.
+        let by_service = place.is_some_and(|p| p.category == Category::Service);
+        let new_network = new_place.or(new_prefix).filter(|_| !by_service);
+
+        let client = ev.source.user_agent.as_deref().map(client::client);
+        let (client_fp, family_fp) = client.map(|c| c.fingerprints()).unzip();
+        let new_family = family_fp.and_then(|fp| judge(Dim::ClientFamily, fp, MAX_CLIENT_FAMILIES));
+        let new_version = client_fp.and_then(|fp| judge(Dim::Client, fp, MAX_CLIENTS));
+        Novelty {
+            new_action,
+            new_service,
+            new_network,
+            new_client: new_family.or(new_version),
+            network: network.map(|(_, prefix)| prefix),
+            place: place.map(|p| ranges.describe(p)),
+            client,
+            action_fp,
+            service_fp,
+            network_fp,
+            client_fp,
+        }
     }
 
     fn observe_credential(&mut self, ev: &AuditEvent<'_>) -> (Option<Millis>, Option<Millis>) {
@@ -609,13 +711,17 @@ mod tests {
             event(DAY + 1, "s3:GetObject", "10.0.0.2"),
             event(DAY + 2, "iam:CreateUser", "185.220.101.7"),
         );
-        let o = id.observe(&e1, DAY);
-        assert!(!o.learned && !o.new_action && o.new_network.is_none());
-        let o = id.observe(&e2, DAY);
-        assert!(o.learned && !o.new_action && o.new_network.is_none());
-        let o = id.observe(&e3, DAY);
-        assert!(o.new_action && o.new_service);
-        assert_eq!(o.new_network.unwrap().to_string(), "185.220.101.0/24");
+        let ranges = Ranges::builtin();
+        let o = id.observe(&e1, DAY, ranges);
+        assert!(!o.learned && o.new_action.is_none() && o.new_network.is_none());
+        let o = id.observe(&e2, DAY, ranges);
+        assert!(o.learned && o.new_action.is_none() && o.new_network.is_none(), "{o:?}");
+        let o = id.observe(&e3, DAY, ranges);
+        assert!(o.new_action.is_some() && o.new_service.is_some());
+        assert_eq!(o.network.unwrap().to_string(), "185.220.101.0/24");
+        let new = o.new_network.unwrap();
+        assert_eq!(new.level, Dim::Place, "a public address after a private one: a new kind of place");
+        assert!((new.probability - 1.0 / 3.0).abs() < 1e-6, "two observations of one place: {new:?}");
     }
 
     #[test]
@@ -628,7 +734,7 @@ mod tests {
             issued_at: Some(9 * HOUR),
             expires_at: Some(10 * HOUR - 1),
         };
-        let o = id.observe(&e, DAY);
+        let o = id.observe(&e, DAY, Ranges::builtin());
         assert_eq!(o.credential_age, Some(HOUR));
         assert_eq!(o.expired_for, Some(1));
     }

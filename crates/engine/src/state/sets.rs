@@ -1,32 +1,45 @@
-//! Bounded sets of what an identity has been seen doing, stored as 32-bit fingerprints:
+//! Bounded sets of what an identity has been seen doing, stored as 31-bit fingerprints:
 //! a few hundred bytes per identity whatever the strings' lengths. A false "seen" needs a
-//! 32-bit collision inside one identity's set (about 1 in 10⁸ for 64 entries): a missed
-//! novelty, never a false alert.
+//! 31-bit collision inside one identity's set (about 1 in 3·10⁷ for 64 entries): a missed
+//! novelty, never a false alert. Beside each set, what calibrates its novelty: how often
+//! the identity was observed in it and how many of its values it showed only once.
 
 use std::net::Ipv6Addr;
 
 use xxhash_rust::xxh3::xxh3_64;
 
-/// A dimension of [`Fingerprints`].
+/// A dimension of [`Fingerprints`]. Each judgement has a finer and a coarser level: an
+/// action and its service, a network (/24, /48) and its place (the provider's class, see
+/// [`crate::context::network`]), a client (family and major version) and its family. A
+/// finer set that fills up leaves the judgement to the coarser one instead of going blind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dim {
     Action = 0,
     Service = 1,
     Network = 2,
-    UserAgent = 3,
+    Place = 3,
+    Client = 4,
+    ClientFamily = 5,
 }
 
-/// The actions, services, networks and user agents an identity has used, in one exactly
-/// allocated buffer grouped by dimension (in [`Dim`] order), with each dimension's length
-/// and overflow flag beside it: 24 bytes inline where four sets took 128, and no growth
-/// slack. An insert reallocates, but only a value never seen before is inserted.
+const DIMS: usize = 6;
+
+/// Set on a stored fingerprint once its value is seen again: values seen once are what
+/// Good–Turing's estimate counts. Fingerprints keep the other 31 bits.
+const REPEATED: u32 = 1 << 31;
+
+/// The values an identity has used in each [`Dim`], in one exactly allocated buffer grouped
+/// by dimension, with each dimension's length, overflow flag and number of observations
+/// beside it. An insert reallocates, but only a value never seen before is inserted.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Fingerprints {
     items: Box<[u32]>,
-    lens: [u8; 4],
-    /// Bit `d` set when an insert found dimension `d` full: it has no stable baseline
-    /// (autoscaled IPs, a general-purpose tool), so novelty in it is not evidence.
+    lens: [u8; DIMS],
+    /// Bit `d` set when an insert found dimension `d` full: it has no stable baseline at
+    /// that level (autoscaled addresses, a general-purpose tool); its coarser level judges.
     overflowed: u8,
+    /// Observations per dimension (saturating): the sample size of the estimate.
+    observed: [u32; DIMS],
 }
 
 impl Fingerprints {
@@ -37,16 +50,29 @@ impl Fingerprints {
     }
 
     pub fn contains(&self, d: Dim, fp: u32) -> bool {
-        self.items[self.range(d)].contains(&fp)
+        let fp = fp & !REPEATED;
+        self.items[self.range(d)].iter().any(|&x| x & !REPEATED == fp)
     }
 
-    /// Inserts into dimension `d` (capped at `cap`, at most 255); returns whether the value
-    /// was new. A full dimension marks itself overflowed.
-    pub fn insert(&mut self, d: Dim, fp: u32, cap: usize) -> bool {
+    /// Observes a value of dimension `d` (capped at `cap`, at most 255 values). Returns
+    /// `None` when the value was known, else the chance, judged from the history before
+    /// it, that an observation shows a value never seen: the Good–Turing estimate of the
+    /// missing mass, `(n₁ + 1) / (n + 1)` with `n₁` the values seen exactly once and `n`
+    /// the observations (the `+ 1`s keep an empty or young history uncertain). An
+    /// identity still discovering values has a high estimate, and a new value from it is
+    /// no surprise; one that has repeated the same few values thousands of times has a
+    /// tiny one. A full dimension marks itself overflowed.
+    pub fn observe(&mut self, d: Dim, fp: u32, cap: usize) -> Option<f32> {
+        let fp = fp & !REPEATED;
         let r = self.range(d);
-        if self.items[r.clone()].contains(&fp) {
-            return false;
+        let n = self.observed[d as usize];
+        self.observed[d as usize] = n.saturating_add(1);
+        if let Some(x) = self.items[r.clone()].iter_mut().find(|x| **x & !REPEATED == fp) {
+            *x |= REPEATED;
+            return None;
         }
+        let singletons = self.items[r.clone()].iter().filter(|&&x| x & REPEATED == 0).count();
+        let mass = (singletons as f32 + 1.0) / (n as f32 + 1.0);
         if r.len() >= cap.min(usize::from(u8::MAX)) {
             self.overflowed |= 1 << d as u8;
         } else {
@@ -57,7 +83,7 @@ impl Fingerprints {
             self.items = items.into_boxed_slice();
             self.lens[d as usize] += 1;
         }
-        true
+        Some(mass.min(1.0))
     }
 
     pub fn overflowed(&self, d: Dim) -> bool {
@@ -70,6 +96,16 @@ impl Fingerprints {
 
     pub fn is_empty(&self, d: Dim) -> bool {
         self.lens[d as usize] == 0
+    }
+
+    /// Observations of dimension `d` so far.
+    pub fn observed(&self, d: Dim) -> u32 {
+        self.observed[d as usize]
+    }
+
+    /// Values of dimension `d` seen exactly once.
+    pub fn singletons(&self, d: Dim) -> usize {
+        self.items[self.range(d)].iter().filter(|&&x| x & REPEATED == 0).count()
     }
 }
 
@@ -117,29 +153,50 @@ mod tests {
     fn sets_are_bounded_and_remember_overflow() {
         let mut s = Fingerprints::default();
         for i in 0..10 {
-            s.insert(Dim::Network, i, 4);
+            s.observe(Dim::Network, i, 4);
         }
         assert_eq!(s.len(Dim::Network), 4);
         assert!(s.overflowed(Dim::Network));
-        assert!(!s.insert(Dim::Network, 2, 4));
+        assert!(s.observe(Dim::Network, 2, 4).is_none());
         assert!(!s.overflowed(Dim::Action) && s.is_empty(Dim::Action));
     }
 
     #[test]
     fn dimensions_are_apart() {
         let mut s = Fingerprints::default();
-        assert!(s.insert(Dim::UserAgent, 7, 8));
-        assert!(s.insert(Dim::Action, 7, 64), "the same fingerprint in another dimension is new");
-        assert!(s.insert(Dim::Service, 9, 16));
-        assert!(s.insert(Dim::Action, 8, 64));
-        assert!(s.insert(Dim::Network, 7, 16));
-        assert!(!s.insert(Dim::Service, 9, 16));
+        assert!(s.observe(Dim::Client, 7, 8).is_some());
+        assert!(s.observe(Dim::Action, 7, 64).is_some(), "the same fingerprint in another dimension is new");
+        assert!(s.observe(Dim::Service, 9, 16).is_some());
+        assert!(s.observe(Dim::Action, 8, 64).is_some());
+        assert!(s.observe(Dim::Network, 7, 16).is_some());
+        assert!(s.observe(Dim::Service, 9, 16).is_none());
         assert!(!s.contains(Dim::Network, 9) && s.contains(Dim::Service, 9));
-        assert_eq!([Dim::Action, Dim::Service, Dim::Network, Dim::UserAgent].map(|d| s.len(d)), [2, 1, 1, 1]);
-        assert!(s.insert(Dim::Service, 10, 1), "full: new, and overflowed");
+        assert_eq!([Dim::Action, Dim::Service, Dim::Network, Dim::Client].map(|d| s.len(d)), [2, 1, 1, 1]);
+        assert!(s.observe(Dim::Service, 10, 1).is_some(), "full: new, and overflowed");
         assert!(s.overflowed(Dim::Service) && !s.overflowed(Dim::Action));
         assert_eq!(s.items.len(), 5);
-        assert!(s.contains(Dim::UserAgent, 7) && s.contains(Dim::Action, 8));
+        assert!(s.contains(Dim::Client, 7) && s.contains(Dim::Action, 8));
+        assert!(s.contains(Dim::Service, 9 | REPEATED), "the repeat bit is not part of the value");
+    }
+
+    #[test]
+    fn the_missing_mass_falls_as_values_repeat_and_stays_high_while_they_do_not() {
+        // A key that repeats three actions: after 300 calls a new one is a 1-in-301 event.
+        let mut stable = Fingerprints::default();
+        for i in 0..300 {
+            stable.observe(Dim::Action, i % 3, 64);
+        }
+        let p = stable.observe(Dim::Action, 99, 64).unwrap();
+        assert!((p - 1.0 / 301.0).abs() < 1e-6, "{p}");
+        // A key whose calls keep naming actions it used once: half of them are singletons.
+        let mut discovering = Fingerprints::default();
+        for i in 0..40 {
+            discovering.observe(Dim::Action, if i % 2 == 0 { 1 } else { 100 + i }, 64);
+        }
+        assert_eq!(discovering.singletons(Dim::Action), 20);
+        let p = discovering.observe(Dim::Action, 7, 64).unwrap();
+        assert!(p > 0.5, "{p}");
+        assert_eq!(discovering.observed(Dim::Action), 41);
     }
 
     #[test]

@@ -1,0 +1,8 @@
+//! Context for judging where a call comes from and what made it, as the world behaves:
+//! source addresses by the providers' published ranges ([`network`]), user agents by
+//! client family and major version ([`client`]). State keeps the identity's history at
+//! these granularities, so a runner on a new GitHub-hosted address or an SDK naming each
+//! call in its user agent is not novel, and a key used from a network class it never used is.
+
+pub mod client;
+pub mod network;
