@@ -457,7 +457,7 @@ impl Engine {
         out: &mut Outputs,
     ) {
         let detector = &self.detectors[index];
-        let Some((window, suppressed, keyed)) = self.aggregate(index, &finding, ev.time, identity, out) else {
+        let Some((window, suppressed)) = self.aggregate(index, &finding, ev.time, identity, out) else {
             return;
         };
         let entry = self.inventory.entry(identity.inventory());
@@ -471,12 +471,8 @@ impl Engine {
         if let Some(c) = entry.and_then(|e| e.criticality) {
             evidence.insert("criticality".into(), format!("{c:?}").to_lowercase().into());
         }
-        let alert_id = match keyed {
-            None => crate::respond::alert_id(&detector.id, principal_id, window),
-            Some(key) => crate::respond::keyed_alert_id(&detector.id, principal_id, window, key),
-        };
         let alert = Alert {
-            alert_id,
+            alert_id: crate::respond::alert_id(&detector.id, principal_id, window, finding.key),
             time: ev.time,
             detector: detector.id.clone(),
             kind: detector.kind.to_string(),
@@ -515,9 +511,9 @@ impl Engine {
 
     /// Folds a finding into the identity's mark for detector `index`. `None` when it is the
     /// finding already raised (same unit) or a repeat within the cooldown window (counted).
-    /// Else the window, the repeats folded in before it, and the finding's key when it is a
-    /// further alert of the window: new evidence (another network, action, credential) is
-    /// never folded into an earlier alert unseen.
+    /// Else the window and the repeats folded in before it. A finding with another key
+    /// (another network, action, credential) is an alert of its own: new evidence is never
+    /// folded into an earlier alert unseen.
     fn aggregate(
         &self,
         index: usize,
@@ -525,7 +521,7 @@ impl Engine {
         time: Millis,
         identity: &mut Identity,
         out: &mut Outputs,
-    ) -> Option<(i64, u32, Option<u32>)> {
+    ) -> Option<(i64, u32)> {
         if identity.alert_marks.len() < self.detectors.len() {
             let mut marks = std::mem::take(&mut identity.alert_marks).into_vec();
             marks.resize(self.detectors.len(), AlertMark::default());
@@ -543,11 +539,11 @@ impl Engine {
                 out.stats.suppressed_repeats += 1;
                 return None;
             }
-            return Some((window, 0, Some(finding.key)));
+            return Some((window, 0));
         }
         mark.window = Some(window);
         mark.start(finding.key);
-        Some((window, std::mem::take(&mut mark.suppressed), None))
+        Some((window, std::mem::take(&mut mark.suppressed)))
     }
 
     /// Moves the event-time watermark and runs idle eviction once per `SWEEP_EVERY` of it.

@@ -326,7 +326,7 @@ fn open_alerts(engine: &Engine, id: &str, identity: &Identity, now: Millis) -> V
         .filter_map(|(detector, mark)| {
             let ((time, severity), window) = (mark.last?, mark.window?);
             (time >= now - OPEN_FOR).then(|| OpenAlert {
-                alert_id: nhid_engine::respond::alert_id(&detector.id, id, window),
+                alert_id: nhid_engine::respond::alert_id(&detector.id, id, window, mark.last_key()),
                 detector: detector.id.clone(),
                 kind: detector.kind,
                 severity,

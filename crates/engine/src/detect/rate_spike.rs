@@ -28,11 +28,16 @@ pub struct RateSpike {
     /// And at least this many times the expected count: an effect a person would call a
     /// spike, not a significant few percent on a very busy identity.
     pub ratio: f32,
+    /// Calls in one minute below which nothing fires: 0 for machines (their own model is
+    /// the bar). The human lane keeps one: a person paging through a console makes a
+    /// hundred calls in a minute and is no leaked key; an inhuman rate is.
+    #[serde(default)]
+    pub min_count: u32,
 }
 
 impl Kind for RateSpike {
     fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
-        if !obs.learned {
+        if !obs.learned || obs.minute_count < self.min_count {
             return None;
         }
         let e = &obs.expected;

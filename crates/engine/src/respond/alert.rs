@@ -37,7 +37,6 @@ pub struct Alert {
     /// MITRE ATT&CK technique ids and OWASP Non-Human Identity Top 10 entries.
     pub references: Vec<String>,
     /// How surprising the finding is, and what it was judged against.
-    #[serde(default)]
     pub score: Score,
 }
 

@@ -13,16 +13,16 @@ use nhid_model::vocab::{ActionKind, Severity};
 /// Namespace of nhid's deterministic ids (UUIDv5). Changing it changes every id.
 const NAMESPACE: Uuid = Uuid::from_u128(0x6e68_6964_2d61_6c65_7274_2d69_6473_0001);
 
-/// The alert id: the same detector, principal and aggregation window give the same id
-/// in `replay`, in `run`, and after a crash, so consumers can deduplicate.
-pub fn alert_id(detector: &str, principal_id: &str, window: i64) -> String {
-    Uuid::new_v5(&NAMESPACE, format!("alert|{detector}|{principal_id}|{window}").as_bytes()).to_string()
-}
-
-/// The id of a further alert of one window: another finding of the same detector on the
-/// same principal (another network, action, credential), keyed by what is new in it.
-pub fn keyed_alert_id(detector: &str, principal_id: &str, window: i64, key: u32) -> String {
-    Uuid::new_v5(&NAMESPACE, format!("alert|{detector}|{principal_id}|{window}|{key:08x}").as_bytes()).to_string()
+/// The alert id: the same detector, principal, aggregation window and finding key (what is
+/// new in it: see `detect::Finding::key`; 0 for findings without one) give the same id in
+/// `replay`, in `run`, and after a crash, so consumers can deduplicate; and the same
+/// findings in another order within the window give the same ids.
+pub fn alert_id(detector: &str, principal_id: &str, window: i64, key: u32) -> String {
+    let name = match key {
+        0 => format!("alert|{detector}|{principal_id}|{window}"),
+        _ => format!("alert|{detector}|{principal_id}|{window}|{key:08x}"),
+    };
+    Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string()
 }
 
 /// The action id, the revocation service's idempotency key.
@@ -59,7 +59,7 @@ pub fn response_failed(result: &ActionResult<'_>, principal: alert::AlertPrincip
     let detail = result.detail.as_deref().map(|d| d.chars().take(MAX_DETAIL_CHARS).collect::<String>());
     let said = detail.as_deref().map(|d| format!(" The revocation service said: {d}")).unwrap_or_default();
     alert::Alert {
-        alert_id: alert_id(ACTION_RESULTS, &result.action_id, result.time.div_euclid(nhid_model::time::MINUTE)),
+        alert_id: alert_id(ACTION_RESULTS, &result.action_id, result.time.div_euclid(nhid_model::time::MINUTE), 0),
         time: result.time,
         detector: ACTION_RESULTS.into(),
         kind: RESPONSE_FAILED.0.into(),

@@ -235,7 +235,7 @@ impl Policy {
         let window = trigger.time.div_euclid(MINUTE);
         let max = self.config.max_actions_per_minute;
         Alert {
-            alert_id: super::alert_id(RESPONSE_POLICY, "*", window),
+            alert_id: super::alert_id(RESPONSE_POLICY, "*", window, 0),
             time: trigger.time,
             detector: RESPONSE_POLICY.into(),
             kind: ACTION_STORM.0.into(),
@@ -324,7 +324,7 @@ mod tests {
 
     fn alert(kind: PrincipalType, time: Millis, severity: Severity) -> Alert {
         Alert {
-            alert_id: super::super::alert_id("d", "p", time),
+            alert_id: super::super::alert_id("d", "p", time, 0),
             time,
             detector: "d".into(),
             kind: "rate_spike".into(),

@@ -204,6 +204,11 @@ impl AlertMark {
         self.keys[..usize::from(self.nkeys)].contains(&key)
     }
 
+    /// The key of the window's latest alert (0 when none).
+    pub fn last_key(&self) -> u32 {
+        usize::from(self.nkeys).checked_sub(1).map_or(0, |i| self.keys[i])
+    }
+
     /// Records a further finding of the window; false when the window is full.
     pub fn raise(&mut self, key: u32) -> bool {
         let n = usize::from(self.nkeys);
@@ -347,7 +352,11 @@ impl Identity {
     pub fn observe<'e>(&mut self, ev: &'e AuditEvent<'_>, learning_ms: Millis, ranges: &'e Ranges) -> Observation<'e> {
         let t = ev.time;
         let learned = t - self.first_seen >= learning_ms;
+        let open_minute = self.rate.minute;
         let expected = self.count(ev, learned);
+        if self.rate.minute != open_minute {
+            self.seen.close_minute();
+        }
         let idle_for = (t - self.last_seen).max(0);
         self.last_seen = self.last_seen.max(t);
         let novelty = self.observe_sets(ev, learned, ranges);
@@ -412,7 +421,12 @@ impl Identity {
         // The open hour is the latest minute's: derived, not stored (8 bytes per identity).
         let open_hour = self.rate.minute.div_euclid(HOUR / MINUTE);
         self.rate.record(t, ev.outcome != Outcome::Success, !learned);
-        if self.rate.count as f32 > expected.mean {
+        // The recurring peak is only read where some window's count is above the slow
+        // baseline (no window's bar lies below it): a window still holding a batch that
+        // ended minutes ago needs it as much as the batch's own minutes.
+        let calls = self.rate.calls_in.counts(self.rate.minute, self.rate.count);
+        let floor = expected.slow_mean.min(expected.mean);
+        if calls.iter().zip(baseline::WINDOWS).any(|(&c, w)| c as f32 > floor * w as f32) {
             expected.recurring = self.rate.peaks.recurring(t, self.first_seen);
         }
         if t.div_euclid(HOUR) > open_hour {
@@ -709,7 +723,7 @@ mod tests {
         let (e1, e2, e3) = (
             event(0, "s3:GetObject", "10.0.0.1"),
             event(DAY + 1, "s3:GetObject", "10.0.0.2"),
-            event(DAY + 2, "iam:CreateUser", "185.220.101.7"),
+            event(DAY + MINUTE, "iam:CreateUser", "185.220.101.7"),
         );
         let ranges = Ranges::builtin();
         let o = id.observe(&e1, DAY, ranges);

@@ -31,7 +31,7 @@ const REPEATED: u32 = 1 << 31;
 /// The values an identity has used in each [`Dim`], in one exactly allocated buffer grouped
 /// by dimension, with each dimension's length, overflow flag and number of observations
 /// beside it. An insert reallocates, but only a value never seen before is inserted.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Fingerprints {
     items: Box<[u32]>,
     lens: [u8; DIMS],
@@ -40,6 +40,23 @@ pub struct Fingerprints {
     overflowed: u8,
     /// Observations per dimension (saturating): the sample size of the estimate.
     observed: [u32; DIMS],
+    /// Each dimension's missing mass as it stood when the open minute began (see
+    /// [`Fingerprints::observe`]): every event of a minute is judged by the same history,
+    /// so the same events in another order within it give the same findings.
+    mass: [f32; DIMS],
+}
+
+impl Default for Fingerprints {
+    fn default() -> Self {
+        Fingerprints {
+            items: Box::default(),
+            lens: [0; DIMS],
+            overflowed: 0,
+            observed: [0; DIMS],
+            // No history: anything may be new.
+            mass: [1.0; DIMS],
+        }
+    }
 }
 
 impl Fingerprints {
@@ -56,23 +73,20 @@ impl Fingerprints {
 
     /// Observes a value of dimension `d` (capped at `cap`, at most 255 values). Returns
     /// `None` when the value was known, else the chance, judged from the history before
-    /// it, that an observation shows a value never seen: the Good–Turing estimate of the
-    /// missing mass, `(n₁ + 1) / (n + 1)` with `n₁` the values seen exactly once and `n`
-    /// the observations (the `+ 1`s keep an empty or young history uncertain). An
-    /// identity still discovering values has a high estimate, and a new value from it is
-    /// no surprise; one that has repeated the same few values thousands of times has a
-    /// tiny one. A full dimension marks itself overflowed.
+    /// the open minute, that an observation shows a value never seen: the Good–Turing
+    /// estimate of the missing mass, `(n₁ + 1) / (n + 1)` with `n₁` the values seen exactly
+    /// once and `n` the observations (the `+ 1`s keep an empty or young history
+    /// uncertain). An identity still discovering values has a high estimate, and a new
+    /// value from it is no surprise; one that has repeated the same few values thousands of
+    /// times has a tiny one. A full dimension marks itself overflowed.
     pub fn observe(&mut self, d: Dim, fp: u32, cap: usize) -> Option<f32> {
         let fp = fp & !REPEATED;
         let r = self.range(d);
-        let n = self.observed[d as usize];
-        self.observed[d as usize] = n.saturating_add(1);
+        self.observed[d as usize] = self.observed[d as usize].saturating_add(1);
         if let Some(x) = self.items[r.clone()].iter_mut().find(|x| **x & !REPEATED == fp) {
             *x |= REPEATED;
             return None;
         }
-        let singletons = self.items[r.clone()].iter().filter(|&&x| x & REPEATED == 0).count();
-        let mass = (singletons as f32 + 1.0) / (n as f32 + 1.0);
         if r.len() >= cap.min(usize::from(u8::MAX)) {
             self.overflowed |= 1 << d as u8;
         } else {
@@ -83,7 +97,16 @@ impl Fingerprints {
             self.items = items.into_boxed_slice();
             self.lens[d as usize] += 1;
         }
-        Some(mass.min(1.0))
+        Some(self.mass[d as usize])
+    }
+
+    /// Takes the history so far as what the next minute's events are judged by: called
+    /// when a minute closes.
+    pub fn close_minute(&mut self) {
+        for d in [Dim::Action, Dim::Service, Dim::Network, Dim::Place, Dim::Client, Dim::ClientFamily] {
+            let n = self.observed[d as usize] as f32;
+            self.mass[d as usize] = ((self.singletons(d) as f32 + 1.0) / (n + 1.0)).min(1.0);
+        }
     }
 
     pub fn overflowed(&self, d: Dim) -> bool {
@@ -181,19 +204,23 @@ mod tests {
 
     #[test]
     fn the_missing_mass_falls_as_values_repeat_and_stays_high_while_they_do_not() {
-        // A key that repeats three actions: after 300 calls a new one is a 1-in-301 event.
+        // A key that repeats three actions (and once showed a fourth): after 301 calls a
+        // new one is a 2-in-302 event.
         let mut stable = Fingerprints::default();
         for i in 0..300 {
             stable.observe(Dim::Action, i % 3, 64);
         }
+        assert_eq!(stable.observe(Dim::Action, 98, 64), Some(1.0), "judged by the history as the minute began");
+        stable.close_minute();
         let p = stable.observe(Dim::Action, 99, 64).unwrap();
-        assert!((p - 1.0 / 301.0).abs() < 1e-6, "{p}");
+        assert!((p - 2.0 / 302.0).abs() < 1e-6, "{p}");
         // A key whose calls keep naming actions it used once: half of them are singletons.
         let mut discovering = Fingerprints::default();
         for i in 0..40 {
             discovering.observe(Dim::Action, if i % 2 == 0 { 1 } else { 100 + i }, 64);
         }
         assert_eq!(discovering.singletons(Dim::Action), 20);
+        discovering.close_minute();
         let p = discovering.observe(Dim::Action, 7, 64).unwrap();
         assert!(p > 0.5, "{p}");
         assert_eq!(discovering.observed(Dim::Action), 41);
