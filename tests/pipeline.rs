@@ -30,11 +30,12 @@ struct Ev {
     principal: &'static str,
     kind: &'static str,
     action: &'static str,
-    ip: &'static str,
+    ip: String,
     outcome: &'static str,
     credential: (&'static str, &'static str),
     session: Option<&'static str>,
     owner: Option<&'static str>,
+    ua: String,
 }
 
 fn ev(n: usize, time: Millis, principal: &'static str, kind: &'static str) -> Ev {
@@ -44,11 +45,12 @@ fn ev(n: usize, time: Millis, principal: &'static str, kind: &'static str) -> Ev
         principal,
         kind,
         action: "s3:GetObject",
-        ip: "10.1.2.3",
+        ip: "10.1.2.3".into(),
         outcome: "success",
         credential: ("AKIAEXAMPLE1", "static_key"),
         session: None,
         owner: None,
+        ua: "sdk/1".into(),
     }
 }
 
@@ -68,7 +70,7 @@ impl Ev {
             "credential": {"id": self.credential.0, "kind": self.credential.1},
             "actor": actor,
             "action": self.action, "service": self.action.split(':').next().unwrap(),
-            "outcome": self.outcome, "source": {"ip": self.ip, "user_agent": "sdk/1"},
+            "outcome": self.outcome, "source": {"ip": self.ip, "user_agent": self.ua},
             "source_format": "native"
         })
         .to_string()
@@ -158,7 +160,7 @@ fn a_burst_normal_for_a_human_does_not_page_and_humans_are_never_acted_on() {
     for k in 0..60 {
         let mut e = ev(events.len(), start + 2 * MINUTE + k * 900, "alice@example.com", "human");
         e.outcome = "denied";
-        e.ip = "203.0.113.9";
+        e.ip = "203.0.113.9".into();
         e.action = "iam:ListUsers";
         events.push(e);
     }
@@ -183,7 +185,7 @@ fn an_identity_once_seen_as_human_stays_human() {
     let mut events = learn("arn:aws:iam::1:user/bob", "service_account", 1, 1);
     events[10].kind = "human";
     let mut e = ev(events.len(), T0 + DAY + MINUTE, "arn:aws:iam::1:user/bob", "service_account");
-    e.ip = "198.51.100.7";
+    e.ip = "198.51.100.7".into();
     events.push(e);
     let out = run(&engine, &events);
     assert!(out.actions.is_empty(), "{:?}", out.actions);
@@ -204,7 +206,7 @@ fn protected_and_agent_session_targets() {
     events.sort_by_key(|e| e.time);
     let t = T0 + DAY + 5 * MINUTE;
     let mut leak = ev(events.len(), t, "svc-protected", "service_account");
-    leak.ip = "185.220.101.4";
+    leak.ip = "185.220.101.4".into();
     events.push(leak);
     let mut drift = ev(events.len(), t + SECOND, "agent-7", "ai_agent");
     drift.credential = ("tok-1", "short_lived_token");
@@ -233,7 +235,7 @@ fn events_reordered_within_a_minute_give_the_same_alerts() {
             e.outcome = "denied";
         }
         if k == 50 {
-            e.ip = "192.0.2.10";
+            e.ip = "192.0.2.10".into();
             e.action = "iam:CreateAccessKey";
         }
         events.push(e);
@@ -562,4 +564,155 @@ fn a_topic_format_overrides_detection_on_that_topic_only() {
     assert_eq!(forced.format, None);
     assert_eq!(out.dead_letters.len(), 1, "read as a canonical event it is not one");
     assert_ne!(out.dead_letters[0].reason, DeadLetterReason::UnknownFormat, "the format was not guessed");
+}
+
+// ---------- detection on estates as they are (context and calibration) ----------
+
+/// A CI role deploying from GitHub-hosted runners: every job on a fresh address in the
+/// ranges GitHub publishes for Actions, its CLI naming each command in the user agent.
+fn ci_jobs(days: i64, every: i64) -> Vec<Ev> {
+    let commands = ["s3.cp", "sts.get-caller-identity", "ecr.get-login-password", "ecs.update-service"];
+    let actions = ["s3:PutObject", "sts:GetCallerIdentity", "ecr:GetAuthorizationToken", "ecs:UpdateService"];
+    let mut v = Vec::new();
+    for (job, start) in (0..days * DAY).step_by(every as usize).enumerate() {
+        // 4.148.0.0/14 and 4.152.0.0/14 are in data/ipranges/github (Actions runners).
+        let ip = format!("4.{}.{}.{}", 148 + job % 8, (job * 37) % 256, 10 + job % 200);
+        for (k, (command, action)) in commands.iter().zip(actions).enumerate() {
+            let mut e = ev(v.len(), T0 + start + k as i64 * SECOND, "ci-deployer", "workload");
+            e.ip = ip.clone();
+            e.action = action;
+            e.credential = ("ASIACIDEPLOY", "short_lived_token");
+            e.ua = format!("aws-cli/2.17.{} md/awscrt#0.20 ua/2.0 os/linux#6.5 md/command#{command}", job % 3);
+            v.push(e);
+        }
+    }
+    v
+}
+
+#[test]
+fn a_ci_runner_on_a_new_github_address_is_not_new_the_same_token_from_an_anonymiser_is() {
+    let engine = engine();
+    // Two days of jobs every 20 minutes; the last day is after learning.
+    let mut events = ci_jobs(2, 20 * MINUTE);
+    let out = run(&engine, &events);
+    assert!(out.alerts.is_empty(), "a day of fresh runner addresses: {:#?}", out.alerts);
+    // The role's token used from a ProtonVPN exit (data/ipranges/protonvpn) with curl.
+    let mut leak = ev(events.len(), T0 + 2 * DAY + 5 * MINUTE, "ci-deployer", "workload");
+    leak.ip = "5.157.13.2".into();
+    leak.action = "s3:GetObject";
+    leak.credential = ("ASIACIDEPLOY", "short_lived_token");
+    leak.ua = "curl/8.4.0".into();
+    events.push(leak);
+    let out = run(&engine, &events[events.len() - 1..]);
+    let alert = out.alerts.iter().find(|a| a.kind == "new_source").expect("the anonymiser is new");
+    assert_eq!(alert.evidence["network_place"], "anonymizer (protonvpn)", "{alert:#?}");
+    assert_eq!(alert.evidence["new_client"], "curl/8");
+    assert!(alert.score.probability.unwrap() < 1e-3, "{:?}", alert.score);
+    assert!(alert.score.baseline.as_deref().unwrap().contains("observations"));
+    let action = out.actions.iter().find(|a| a.alert_id == alert.alert_id).expect("an action");
+    assert_eq!(action.action, ActionKind::RevokeCredential);
+}
+
+#[test]
+fn a_low_volume_key_still_discovering_its_actions_is_not_flagged_a_stable_one_is() {
+    let engine = engine();
+    // Thirty calls a day drawn from a long tail (Zipf, s = 1) of twenty actions over eleven
+    // services, for four days: the tail's actions and services keep showing for the first
+    // time, as real low-volume keys' do.
+    let tail = [
+        "s3:GetObject",
+        "s3:ListBucket",
+        "s3:PutObject",
+        "sqs:SendMessage",
+        "sqs:ReceiveMessage",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "kms:Decrypt",
+        "kms:Encrypt",
+        "logs:PutLogEvents",
+        "logs:CreateLogStream",
+        "sns:Publish",
+        "ssm:GetParameter",
+        "ssm:GetParameters",
+        "secretsmanager:GetSecretValue",
+        "cloudwatch:PutMetricData",
+        "ecr:BatchGetImage",
+        "ec2:DescribeInstances",
+        "lambda:InvokeFunction",
+    ];
+    let mut events = Vec::new();
+    let mut x: u64 = 7;
+    let weights: Vec<f64> = (1..=tail.len()).map(|k| 1.0 / k as f64).collect();
+    let total: f64 = weights.iter().sum();
+    for d in 0..4 {
+        for i in 0..30i64 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let mut u = (x >> 11) as f64 / (1u64 << 53) as f64 * total;
+            let pick = weights.iter().position(|w| {
+                u -= w;
+                u < 0.0
+            });
+            let mut e = ev(events.len(), T0 + d * DAY + i * 47 * MINUTE, "svc-lowvol", "api_key");
+            e.action = tail[pick.unwrap_or(tail.len() - 1)];
+            events.push(e);
+        }
+    }
+    // A stable key: the same two actions every minute for two days.
+    for m in 0..2 * 1_440 {
+        let mut e = ev(events.len(), T0 + m * MINUTE, "svc-stable", "api_key");
+        e.action = if m % 2 == 0 { "s3:GetObject" } else { "s3:PutObject" };
+        events.push(e);
+    }
+    let mut probe = ev(events.len(), T0 + 2 * DAY + 30 * SECOND, "svc-stable", "api_key");
+    probe.action = "s3:ListBuckets";
+    events.push(probe);
+    events.sort_by_key(|e| e.time);
+    let out = run(&engine, &events);
+    let drifts: Vec<&Alert> = out.alerts.iter().filter(|a| a.kind == "scope_drift").collect();
+    assert!(drifts.iter().all(|a| a.principal.id == "svc-stable"), "{drifts:#?}");
+    assert_eq!(drifts.len(), 1, "{drifts:#?}");
+    assert!(drifts[0].score.probability.unwrap() < 1e-3);
+}
+
+#[test]
+fn an_attacker_s_privilege_change_after_a_benign_one_in_the_same_hour_is_its_own_alert() {
+    let engine = engine();
+    let mut events = learn("svc-infra", "service_account", 1, 1);
+    let start = T0 + DAY + HOUR + 23 * MINUTE;
+    let mut benign = ev(events.len(), start, "svc-infra", "service_account");
+    benign.action = "iam:UpdateAssumeRolePolicy";
+    events.push(benign);
+    let mut attack = ev(events.len(), start + 7 * MINUTE, "svc-infra", "service_account");
+    attack.action = "iam:UpdateAssumeRolePolicy";
+    attack.ip = "198.51.100.23".into();
+    events.push(attack);
+    // The attacker's repeat in the same minute is the same finding.
+    let mut again = ev(events.len(), start + 7 * MINUTE + SECOND, "svc-infra", "service_account");
+    again.action = "iam:UpdateAssumeRolePolicy";
+    again.ip = "198.51.100.23".into();
+    events.push(again);
+    let out = run(&engine, &events);
+    let changes: Vec<&Alert> = out.alerts.iter().filter(|a| a.kind == "privilege_change").collect();
+    assert_eq!(changes.len(), 2, "{changes:#?}");
+    assert_ne!(changes[0].alert_id, changes[1].alert_id);
+    assert_eq!(changes[1].event_ids, [format!("e{}", events.len() - 2)], "the attacker's call is the evidence");
+}
+
+#[test]
+fn a_model_s_finding_that_is_not_surprising_enough_notifies_instead_of_revoking() {
+    let engine = engine();
+    // A key with a short history (150 calls over a day from one place and client):
+    // another network is a one-in-150 event, worth an alert but not a revocation.
+    let mut events: Vec<Ev> = (0..150).map(|i| ev(i, T0 + i as i64 * 9 * MINUTE, "svc-young", "api_key")).collect();
+    let mut other = ev(events.len(), T0 + DAY + HOUR, "svc-young", "api_key");
+    other.ip = "10.9.8.7".into();
+    events.push(other);
+    let out = run(&engine, &events);
+    let alert = out.alerts.iter().find(|a| a.kind == "new_source").expect("alerted");
+    let p = alert.score.probability.unwrap();
+    assert!(p > 1e-3 && p <= 0.01, "{p}");
+    let action = out.actions.iter().find(|a| a.alert_id == alert.alert_id).unwrap();
+    assert_eq!(action.action, ActionKind::NotifyOwner);
+    assert_eq!(out.stats.guardrail_blocks.get(&nhid_engine::respond::policy::Block::NotSurprising), Some(&1));
 }

@@ -62,7 +62,9 @@ impl Kind for NewSource {
                 "source_ip" => ev.source.ip,
             });
             what.push(match (n.level, prefix) {
-                (Dim::Place, _) => format!("from a kind of network it never used ({})", place.as_deref().unwrap_or("-")),
+                (Dim::Place, _) => {
+                    format!("from a kind of network it never used ({})", place.as_deref().unwrap_or("-"))
+                }
                 (_, Some(prefix)) => format!("from never-seen network {prefix}"),
                 (_, None) => "from a never-seen network".to_string(),
             });

@@ -16,13 +16,13 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3Builder;
 
+use crate::context::client::{self, Client};
+use crate::context::network::{Category, Described, Ranges};
 use baseline::{Expectation, RateBaseline};
 use breadth::{Breadth, Reach};
 use nhid_model::event::{AuditEvent, CredentialKind, Outcome, PrincipalType};
 use nhid_model::time::{HOUR, MINUTE, Millis};
 use nhid_model::vocab::Severity;
-use crate::context::client::{self, Client};
-use crate::context::network::{Category, Described, Ranges};
 use sets::{Dim, Fingerprints, NetworkPrefix, fingerprint, network_of};
 use sources::Sources;
 
@@ -365,13 +365,13 @@ impl Identity {
         // service): distinct targets across services are distinct trust zones too.
         let target = ev.resource.as_deref().map_or(novelty.action_fp, fingerprint) ^ novelty.service_fp.rotate_left(7);
         let reach = self.breadth.record(t, target, !learned, self.first_seen);
-        let (concurrent_sources, source_peak) = match (ev.credential.id.as_deref(), novelty.network_fp, novelty.client_fp)
-        {
-            (Some(c), Some(net), Some(client)) => {
-                self.sources.record(fingerprint(c), net ^ client.rotate_left(11), t, !learned)
-            }
-            _ => (0, u8::MAX),
-        };
+        let (concurrent_sources, source_peak) =
+            match (ev.credential.id.as_deref(), novelty.network_fp, novelty.client_fp) {
+                (Some(c), Some(net), Some(client)) => {
+                    self.sources.record(fingerprint(c), net ^ client.rotate_left(11), t, !learned)
+                }
+                _ => (0, u8::MAX),
+            };
 
         let (credential_age, expired_for) = self.observe_credential(ev);
         if self.owner.is_none()
