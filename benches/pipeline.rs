@@ -409,7 +409,9 @@ fn benches(c: &mut Criterion) {
                         &ev.principal.id,
                         || Identity::new(ev.principal.kind, None, ev.time),
                         |id| {
-                            black_box(id.observe(ev, DAY, nhid_engine::context::network::Ranges::builtin()).minute_count);
+                            black_box(
+                                id.observe(ev, DAY, nhid_engine::context::network::Ranges::builtin()).minute_count,
+                            );
                         },
                     );
                 }

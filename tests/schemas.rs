@@ -11,7 +11,9 @@ use nhid_decode::control::{
     ActionResult, ActionStatus, LifecycleEvent, LifecycleKind, parse_action_result, parse_lifecycle,
 };
 use nhid_decode::native;
-use nhid_engine::respond::alert::{Action, ActionTarget, Alert, AlertActor, AlertPrincipal, MAX_EVENT_IDS, Mode, Score};
+use nhid_engine::respond::alert::{
+    Action, ActionTarget, Alert, AlertActor, AlertPrincipal, MAX_EVENT_IDS, Mode, Score,
+};
 use nhid_model::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
 };
