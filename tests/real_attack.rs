@@ -140,7 +140,8 @@ fn a_key_minted_with_stolen_root_credentials_is_alerted_at_its_first_use() {
 
     // Benign traffic: the simulated population minus its injected attacks' victims, whose
     // scripted attacks are not this test's business.
-    let cfg = SimConfig { seed: 11, principals: SIM_PRINCIPALS, days: SIM_DAYS, start: t(SIM_START) };
+    let cfg =
+        SimConfig { seed: 11, principals: SIM_PRINCIPALS, days: SIM_DAYS, start: t(SIM_START), ..SimConfig::default() };
     // Both files are gzip, as CloudTrail delivers its logs: the trail is 0.9 GB of text, 90 MB so.
     let summary = {
         let mut sim = gzip(&p("sim.jsonl.gz"));

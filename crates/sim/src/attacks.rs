@@ -12,10 +12,14 @@
 use rand::RngExt;
 use rand::seq::IndexedRandom;
 
+mod cloud;
+
+use super::clients::UserAgent;
 use super::population::{BROWSERS, Identity, poisson};
-use super::{Attribution, CredentialUse, Draft, Label, Resource, Rng, Tag};
+use super::{Archetype, Attribution, CredentialUse, Draft, Estate, Label, Resource, Rng, Tag};
 use nhid_model::event::{Outcome, PrincipalType};
 use nhid_model::time::{DAY, HOUR, MINUTE, Millis, SECOND};
+use nhid_model::vocab::Response;
 
 pub(crate) const EARLIEST: Millis = 30 * HOUR;
 pub(crate) const MARGIN_BEFORE_END: Millis = HOUR;
@@ -120,6 +124,17 @@ pub(crate) enum Scenario {
     UnattributedAgent,
     /// Benign: a steady identity starts a nightly batch.
     NewNightlyBatch,
+    /// Cloud estate: a low-volume key's stolen secret, a handful of reconnaissance calls from
+    /// a hosting provider.
+    StolenKeyRecon,
+    /// Cloud estate: a trickle key reading at 18 calls a minute for 15 minutes, from its own
+    /// network and client.
+    SlowExfiltration,
+    /// Cloud estate: a serverless function's session key used from an anonymising network
+    /// with a bare HTTP client.
+    StolenServerlessSession,
+    /// Cloud estate: a CI job's OIDC role session used from outside GitHub's ranges.
+    CiSessionOffGithub,
 }
 
 /// How fast the scenarios unfold. The batch run spreads them over minutes and hours as real
@@ -199,6 +214,24 @@ impl Scenario {
         Scenario::TokenSharedAcrossWorkloads,
     ];
 
+    /// The cloud estate's own scenarios, planned after the classic ones (whose victims are
+    /// classic identities, a pool of their own).
+    const CLOUD_ORDER: [Scenario; 4] = [
+        Scenario::CiSessionOffGithub,
+        Scenario::StolenServerlessSession,
+        Scenario::SlowExfiltration,
+        Scenario::StolenKeyRecon,
+    ];
+
+    /// Every scenario a run of `estate` plans, in planning order.
+    pub(crate) fn planning_order(estate: Estate) -> Vec<Scenario> {
+        let cloud: &[Scenario] = match estate {
+            Estate::Classic => &[],
+            Estate::Cloud => &Scenario::CLOUD_ORDER,
+        };
+        Scenario::PLANNING_ORDER.iter().chain(cloud).copied().collect()
+    }
+
     /// Live order: the clearest first (a leaked key, alerted on its first call), the slow ramp
     /// last (its spike comes two minutes after it starts).
     const LIVE_ORDER: [Scenario; 6] = [
@@ -226,6 +259,10 @@ impl Scenario {
             Scenario::ShadowKey => "shadow_key",
             Scenario::UnattributedAgent => "unattributed_agent",
             Scenario::NewNightlyBatch => "new_nightly_batch",
+            Scenario::StolenKeyRecon => "stolen_key_recon",
+            Scenario::SlowExfiltration => "slow_exfiltration",
+            Scenario::StolenServerlessSession => "stolen_serverless_session",
+            Scenario::CiSessionOffGithub => "ci_session_off_github",
         }
     }
 
@@ -244,13 +281,44 @@ impl Scenario {
             Scenario::MachineConsoleLogin => "interactive_login",
             Scenario::ShadowKey => "unregistered_principal",
             Scenario::UnattributedAgent => "missing_attribution",
+            Scenario::StolenKeyRecon | Scenario::StolenServerlessSession | Scenario::CiSessionOffGithub => "new_source",
+            Scenario::SlowExfiltration => "rate_spike",
             Scenario::NewNightlyBatch => return None,
+        })
+    }
+
+    /// The response a SOC expects, the narrowest that contains the attack given what its events
+    /// name; `None` for the benign change.
+    fn expected_response(self) -> Option<Response> {
+        Some(match self {
+            // A session-scoped token is cut with its session: the agent's, a role session's.
+            Scenario::AgentScopeDrift | Scenario::StolenServerlessSession | Scenario::CiSessionOffGithub => {
+                Response::RevokeSession
+            }
+            // A password sign-in names no session to cut; a key back from dormancy may be a job
+            // resumed; an agent outside any session has none to cut.
+            Scenario::MachineConsoleLogin | Scenario::DormantKeyReactivated | Scenario::UnattributedAgent => {
+                Response::NotifyOwner
+            }
+            // A person is never acted on; nobody is known to notify about an unregistered key.
+            Scenario::AgentRidesHumanSession | Scenario::ShadowKey => Response::None,
+            Scenario::NewNightlyBatch => return None,
+            _ => Response::RevokeCredential,
         })
     }
 
     fn eligible(self, who: &Identity) -> bool {
         use PrincipalType::*;
         let static_service_account = who.kind == ServiceAccount && who.has_static_key();
+        match self {
+            Scenario::StolenKeyRecon => return who.archetype == Archetype::LowVolumeKey,
+            Scenario::SlowExfiltration => return cloud::trickles(who),
+            Scenario::StolenServerlessSession => return who.archetype == Archetype::Serverless,
+            Scenario::CiSessionOffGithub => return who.archetype == Archetype::CiRunner,
+            // The classic scenarios take classic victims.
+            _ if who.archetype != Archetype::Classic => return false,
+            _ => {}
+        }
         match self {
             Scenario::LeakedKeyNewNetwork => who.kind == ApiKey || static_service_account,
             Scenario::ExfiltrationSpike => matches!(who.kind, ServiceAccount | ApiKey) && who.is_steady(),
@@ -275,6 +343,10 @@ impl Scenario {
             Scenario::ShadowKey => who.kind == ApiKey,
             Scenario::UnattributedAgent => who.kind == AiAgent,
             Scenario::NewNightlyBatch => who.kind == ServiceAccount && who.is_steady() && who.base_rate() <= 5.0,
+            Scenario::StolenKeyRecon
+            | Scenario::SlowExfiltration
+            | Scenario::StolenServerlessSession
+            | Scenario::CiSessionOffGithub => false,
         }
     }
 
@@ -314,6 +386,11 @@ impl Scenario {
             Scenario::NewNightlyBatch => {
                 (BATCH_NIGHTS_TO_LEARN as Millis + 1) * DAY + BATCH_LENGTH + 2 * BATCH_JITTER_MIN * MINUTE
             }
+            Scenario::StolenKeyRecon => cloud::RECON_SPAN,
+            Scenario::SlowExfiltration => cloud::SLOW_EXFILTRATION_SPAN,
+            Scenario::StolenServerlessSession => cloud::SERVERLESS_SPAN,
+            // Within the hour the job's session is valid, from the job's start.
+            Scenario::CiSessionOffGithub => HOUR,
         }
     }
 }
@@ -377,24 +454,31 @@ pub(crate) struct Calendar {
 /// its first day, a shadow key's before it appears (and its absence from the inventory).
 pub(crate) fn plan(
     pop: &mut [Identity],
+    estate: Estate,
     sim_start: Millis,
     sim_end: Millis,
     rng: &mut Rng,
 ) -> (Vec<Attack>, Vec<Label>) {
-    let per_scenario = ((pop.len() + 50) / 100).max(1);
+    // About one instance per 100 principals: of the classic population for its own scenarios
+    // (all of it in the classic estate), of the whole estate for the cloud ones.
+    let classic = pop.iter().filter(|who| who.archetype == Archetype::Classic).count();
     let mut taken = vec![false; pop.len()];
     let mut attacks = Vec::new();
     let mut labels = Vec::new();
-    for scenario in Scenario::PLANNING_ORDER {
-        for _ in 0..per_scenario {
+    for scenario in Scenario::planning_order(estate) {
+        let pool = if Scenario::PLANNING_ORDER.contains(&scenario) { classic } else { pop.len() };
+        for _ in 0..((pool + 50) / 100).max(1) {
             let latest = sim_end - MARGIN_BEFORE_END - scenario.duration(&BATCH);
             let earliest = sim_start + scenario.earliest();
             if latest < earliest {
                 break;
             }
             let cal = Calendar { sim_start, earliest, latest };
-            let fits =
-                |who: &Identity| scenario != Scenario::AgentRidesHumanSession || !ride_windows(who, &cal).is_empty();
+            let fits = |who: &Identity| match scenario {
+                Scenario::AgentRidesHumanSession => !ride_windows(who, &cal).is_empty(),
+                Scenario::CiSessionOffGithub => !cloud::jobs_within(who, &cal).is_empty(),
+                _ => true,
+            };
             let Some(who) = choose_victim(scenario, pop, &mut taken, fits, rng) else {
                 break;
             };
@@ -528,6 +612,9 @@ fn plan_one(
         first_malicious_time: 0,
         expected_kinds: scenario.expected_kind().into_iter().map(str::to_owned).collect(),
         quiet_from: span.quiet_from,
+        credential_id: None,
+        session_id: None,
+        expected_response: scenario.expected_response(),
     };
     (plan, label)
 }
@@ -624,6 +711,15 @@ fn plan_calls(
         }
         Scenario::UnattributedAgent => Plan::Unattributed { armed_at: start, calls: rng.random_range(10..=30) },
         Scenario::NewNightlyBatch => span.nightly(batch_nights(cal, end_of(cal, scenario), rng)),
+        Scenario::StolenKeyRecon => span.scripted(cloud::recon(victim, who32, start, rng)),
+        Scenario::SlowExfiltration => span.scripted(cloud::slow_exfiltration(victim, who32, start, rng)),
+        Scenario::StolenServerlessSession => span.scripted(cloud::stolen_session(victim, who32, start, rng)),
+        Scenario::CiSessionOffGithub => {
+            // The label starts with the attack, not at the moment drawn before the job it waits for.
+            let calls = cloud::ci_session_elsewhere(victim, who32, cal, start, rng);
+            span.start = calls.first().map_or(start, |c| c.time);
+            span.scripted(calls)
+        }
     }
 }
 
@@ -701,7 +797,7 @@ fn leaked_key(victim: &Identity, who: u32, start: Millis, span: Millis, rng: &mu
                 ),
             };
             d.ip = ip;
-            d.user_agent = ATTACKER_AGENT;
+            d.user_agent = UserAgent::Fixed(ATTACKER_AGENT);
             d
         })
         .collect()
@@ -809,7 +905,7 @@ fn shared_token(victim: &Identity, who: u32, start: Millis, rng: &mut Rng) -> Ve
         .map(|t| {
             let mut d = victim.own_call(who, t, rng);
             d.ip = ip;
-            d.user_agent = SHARED_TOKEN_AGENT;
+            d.user_agent = UserAgent::Fixed(SHARED_TOKEN_AGENT);
             d
         })
         .collect()
@@ -832,7 +928,7 @@ fn desktop_agent(victim: &Identity, who: u32, start: Millis, rng: &mut Rng) -> V
                 d = victim.own_call(who, t, rng);
             }
             d.ip = ip;
-            d.user_agent = DESKTOP_AGENT;
+            d.user_agent = UserAgent::Fixed(DESKTOP_AGENT);
             d.attribution = Attribution::DesktopAgent(agent);
             d
         })
@@ -850,7 +946,7 @@ fn console_login(victim: &Identity, who: u32, start: Millis, rng: &mut Rng) -> V
         d.resource = None;
         d.bytes_out = None;
         d.ip = ip;
-        d.user_agent = browser;
+        d.user_agent = UserAgent::Fixed(browser);
         d.credential = credential;
         d.credential_issued_at = start;
         d
@@ -1069,10 +1165,12 @@ mod tests {
 
     #[test]
     fn every_scenario_has_its_own_name_and_fits_the_days_it_needs() {
-        let names: std::collections::BTreeSet<_> = Scenario::PLANNING_ORDER.iter().map(|s| s.name()).collect();
-        assert_eq!(names.len(), 14);
+        let all = Scenario::planning_order(Estate::Cloud);
+        let names: std::collections::BTreeSet<_> = all.iter().map(|s| s.name()).collect();
+        assert_eq!(names.len(), 18);
+        assert_eq!(Scenario::planning_order(Estate::Classic), Scenario::PLANNING_ORDER);
         // The CLI's warning names these: two days for most, five and ten for two of them.
-        for s in Scenario::PLANNING_ORDER {
+        for s in all {
             let needs = s.earliest() + s.duration(&BATCH) + MARGIN_BEFORE_END;
             let days = match s {
                 Scenario::NewNightlyBatch => 5,

@@ -20,6 +20,15 @@
 //!   `notify_owner`, whose target is under no attack label at the time, `[start, end + 1 h]`)
 //!   and against humans (any action, notices included, whose target's type is `human`),
 //!   dry runs included: what enforce mode would have done.
+//! - **The narrow response** per attack whose label names one (`expected_response`): right when
+//!   the actions on its window's alerts include the expected one aimed at the label's credential
+//!   (`revoke_credential`) or session (`revoke_session`), or a notice to the owner and no
+//!   containment (`notify_owner`), or nothing at all (`none`), and nothing wider
+//!   (`disable_principal`).
+//! - **By archetype** ([`crate::Archetype::of`] on the principal id: classic, or each of the
+//!   cloud estate's archetypes): principals, principal-days after learning, false alerts (per
+//!   1,000 principal-days and by kind) and containment of benign identities, so that a reader
+//!   sees where the noise comes from.
 //!
 //! # JSON (`nhid-sim eval --json`)
 //!
@@ -34,7 +43,9 @@
 //!   `first_malicious_time`, `expected_kinds`, `detected`, `detected_at`, `detected_by` (the
 //!   kind of the earliest expected alert), `delay_ms`, `kinds` (every kind alerted on the
 //!   principal in the window), `actions[]` (`action`, `mode`, `count`: the actions taken on
-//!   those alerts).
+//!   those alerts), `credential_id`, `session_id` and `expected_response` (from the label,
+//!   `null` in labels without them), `narrow_response` (`true`/`false` as above, `null` without
+//!   an expected response).
 //! - `benign_changes[]`: `scenario`, `principal_id`, `principal_type`, `start`, `end`,
 //!   `quiet_from`, `tolerated_alerts`, `false_alerts`, `quiet`.
 //! - `recall`: `detected`, `attacks`, `value`, `target`, `met`.
@@ -48,6 +59,10 @@
 //!   `met`, `offenders[]` (`action_id`, `alert_id`, `alert_kind`, `time`, `action`, `mode`,
 //!   `principal_id`, `principal_type`); `on_benign_changes_while_new`: containment of a benign
 //!   change before its `quiet_from` (tolerated like its alerts, no target).
+//! - `narrow_response`: `correct`, `judged` (attacks with an expected response), `value`.
+//! - `by_archetype[]`: `archetype`, `principals`, `principal_days_after_learning`,
+//!   `false_alerts`, `per_1000_principal_days`, `false_alerts_by_kind` (kind: count),
+//!   `containment_of_benign` (as counted in `automatic_actions.against_benign`).
 //! - `targets_missed`: names of the targets missed, from `recall`, `median_delay_rate_based`,
 //!   `median_delay_other`, `false_alerts`, `actions_against_benign`, `actions_against_humans`.
 
@@ -55,11 +70,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::Label;
+use crate::{Archetype, Label};
 use nhid_engine::respond::alert::{Action, Alert, Mode};
 use nhid_model::event::PrincipalType;
 use nhid_model::time::{DAY, HOUR, Millis, SECOND, serde_rfc3339};
-use nhid_model::vocab::{ActionKind, Severity};
+use nhid_model::vocab::{ActionKind, Response, Severity};
 
 /// How long after a label's `end` its alerts still count: detection of the tail of an attack
 /// (a minute aggregated, an hour ceiling) lands after the last malicious event.
@@ -110,6 +125,9 @@ pub struct ActionRecord {
     pub mode: Mode,
     pub principal_id: String,
     pub principal_type: PrincipalType,
+    /// What the action targets beyond the principal: the key or session it cuts.
+    pub credential_id: Option<String>,
+    pub session_id: Option<String>,
 }
 
 impl From<&Action> for ActionRecord {
@@ -122,6 +140,8 @@ impl From<&Action> for ActionRecord {
             mode: a.mode,
             principal_id: a.target.principal_id.clone(),
             principal_type: a.target.principal_kind,
+            credential_id: a.target.credential_id.clone(),
+            session_id: a.target.session_id.clone(),
         }
     }
 }
@@ -148,7 +168,32 @@ pub struct Report {
     pub delay: Delays,
     pub false_alerts: FalseAlerts,
     pub automatic_actions: AutomaticActions,
+    pub narrow_response: NarrowResponse,
+    pub by_archetype: Vec<ArchetypeRow>,
     pub targets_missed: Vec<&'static str>,
+}
+
+/// How many attacks got the narrow response their label expects.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct NarrowResponse {
+    pub correct: usize,
+    /// Attacks whose label names an expected response.
+    pub judged: usize,
+    pub value: Option<f64>,
+}
+
+/// Where the noise comes from: one archetype's false alerts and containment of benign identities.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ArchetypeRow {
+    pub archetype: Archetype,
+    /// Identities of the archetype the replay's state holds.
+    pub principals: usize,
+    pub principal_days_after_learning: f64,
+    pub false_alerts: usize,
+    pub per_1000_principal_days: Option<f64>,
+    pub false_alerts_by_kind: BTreeMap<String, usize>,
+    /// Containment (revocations and the like, dry runs included) of its benign identities.
+    pub containment_of_benign: usize,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -208,6 +253,12 @@ pub struct AttackRow {
     pub delay_ms: Option<Millis>,
     pub kinds: Vec<String>,
     pub actions: Vec<ActionTaken>,
+    pub credential_id: Option<String>,
+    pub session_id: Option<String>,
+    pub expected_response: Option<Response>,
+    /// Whether the actions include the expected narrow one and nothing wider; `None` without
+    /// an expected response.
+    pub narrow_response: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -364,6 +415,8 @@ pub fn evaluate(
     let automatic_actions = index.judge_actions(alerts, actions);
     let recall = recall_of(&attacks);
     let delay = delays_of(&attacks);
+    let narrow_response = narrow_response_of(&attacks);
+    let by_archetype = by_archetype(&false_alerts, &automatic_actions, principals);
     let targets_missed = [
         ("recall", recall.met),
         ("median_delay_rate_based", delay.rate_based.met),
@@ -391,8 +444,80 @@ pub fn evaluate(
         delay,
         false_alerts,
         automatic_actions,
+        narrow_response,
+        by_archetype,
         targets_missed,
     }
+}
+
+fn narrow_response_of(attacks: &[AttackRow]) -> NarrowResponse {
+    let judged: Vec<bool> = attacks.iter().filter_map(|r| r.narrow_response).collect();
+    let correct = judged.iter().filter(|&&ok| ok).count();
+    NarrowResponse {
+        correct,
+        judged: judged.len(),
+        value: (!judged.is_empty()).then(|| correct as f64 / judged.len() as f64),
+    }
+}
+
+/// False alerts and containment of benign identities per archetype, for every archetype with
+/// a principal in the state or a false alert.
+fn by_archetype(f: &FalseAlerts, a: &AutomaticActions, principals: &[PrincipalSpan]) -> Vec<ArchetypeRow> {
+    fn row<'r>(rows: &'r mut BTreeMap<Archetype, ArchetypeRow>, principal: &str) -> &'r mut ArchetypeRow {
+        let archetype = Archetype::of(principal);
+        rows.entry(archetype).or_insert_with(|| ArchetypeRow {
+            archetype,
+            principals: 0,
+            principal_days_after_learning: 0.0,
+            false_alerts: 0,
+            per_1000_principal_days: None,
+            false_alerts_by_kind: BTreeMap::new(),
+            containment_of_benign: 0,
+        })
+    }
+    let mut rows = BTreeMap::new();
+    for p in principals {
+        let r = row(&mut rows, &p.principal_id);
+        r.principals += 1;
+        r.principal_days_after_learning += (p.last_seen - p.learned_at).max(0) as f64 / DAY as f64;
+    }
+    for alert in &f.alerts {
+        let r = row(&mut rows, &alert.principal_id);
+        r.false_alerts += 1;
+        *r.false_alerts_by_kind.entry(alert.kind.clone()).or_default() += 1;
+    }
+    for x in &a.against_benign.offenders {
+        row(&mut rows, &x.principal_id).containment_of_benign += 1;
+    }
+    rows.into_values()
+        .map(|mut r| {
+            r.per_1000_principal_days = per_1000(r.false_alerts, r.principal_days_after_learning);
+            r
+        })
+        .collect()
+}
+
+/// Whether `taken` (the actions on an attack window's alerts) hold the narrow response `l`
+/// expects, and nothing wider.
+fn narrow(l: &Label, taken: &[&ActionRecord]) -> Option<bool> {
+    let expected = l.expected_response?;
+    let wider = taken.iter().any(|x| x.action == ActionKind::DisablePrincipal);
+    let containment = taken.iter().any(|x| x.action != ActionKind::NotifyOwner);
+    let aimed = |x: &&&ActionRecord, kind: ActionKind| {
+        x.action == kind
+            && match kind {
+                ActionKind::RevokeSession if l.session_id.is_some() => x.session_id == l.session_id,
+                _ => x.credential_id == l.credential_id,
+            }
+    };
+    Some(match expected {
+        Response::RevokeCredential => !wider && taken.iter().any(|x| aimed(&x, ActionKind::RevokeCredential)),
+        Response::RevokeSession => !wider && taken.iter().any(|x| aimed(&x, ActionKind::RevokeSession)),
+        Response::RotateSecret => !wider && taken.iter().any(|x| x.action == ActionKind::RotateSecret),
+        Response::DisablePrincipal => taken.iter().any(|x| x.action == ActionKind::DisablePrincipal),
+        Response::NotifyOwner => !containment && taken.iter().any(|x| x.action == ActionKind::NotifyOwner),
+        Response::None => taken.is_empty(),
+    })
 }
 
 /// What the scoring looks up: alerts and labels by principal, actions by the alert that
@@ -455,11 +580,13 @@ impl<'a> Index<'a> {
         // The earliest; among simultaneous ones, the first raised.
         let first = window.iter().filter(|a| l.expected_kinds.contains(&a.kind)).min_by_key(|a| a.time);
         let kinds: BTreeSet<&str> = window.iter().map(|a| a.kind.as_str()).collect();
+        let records: Vec<&ActionRecord> = window
+            .iter()
+            .flat_map(|a| self.actions_of.get(a.alert_id.as_str()).into_iter().flatten().copied())
+            .collect();
         let mut taken: BTreeMap<(ActionKind, Mode), usize> = BTreeMap::new();
-        for a in &window {
-            for x in self.actions_of.get(a.alert_id.as_str()).into_iter().flatten() {
-                *taken.entry((x.action, x.mode)).or_default() += 1;
-            }
+        for x in &records {
+            *taken.entry((x.action, x.mode)).or_default() += 1;
         }
         AttackRow {
             label: LabelSpan::from(l),
@@ -471,6 +598,10 @@ impl<'a> Index<'a> {
             delay_ms: first.map(|a| (a.time - l.first_malicious_time).max(0)),
             kinds: kinds.into_iter().map(str::to_owned).collect(),
             actions: taken.into_iter().map(|((action, mode), count)| ActionTaken { action, mode, count }).collect(),
+            credential_id: l.credential_id.clone(),
+            session_id: l.session_id.clone(),
+            expected_response: l.expected_response,
+            narrow_response: narrow(l, &records),
         }
     }
 
@@ -599,6 +730,9 @@ mod tests {
             first_malicious_time: first,
             expected_kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
             quiet_from: None,
+            credential_id: None,
+            session_id: None,
+            expected_response: None,
         }
     }
 
@@ -626,6 +760,8 @@ mod tests {
             mode: Mode::DryRun,
             principal_id: principal.into(),
             principal_type: PrincipalType::ServiceAccount,
+            credential_id: None,
+            session_id: None,
         }
     }
 
@@ -828,5 +964,87 @@ mod tests {
         assert_eq!((r.delay.other.median_ms, r.delay.other.met), (Some(7_000), Some(false)));
         assert_eq!(r.delay.rate_based.met, None);
         assert!(r.targets_missed.contains(&"median_delay_other"));
+    }
+
+    #[test]
+    fn the_narrow_response_is_the_expected_action_on_the_labels_credential_or_session() {
+        let with = |principal: &str, response: Response| Label {
+            credential_id: Some(format!("AKIA-{principal}")),
+            session_id: Some(format!("sess-{principal}")),
+            expected_response: Some(response),
+            ..attack("s", principal, T, T + HOUR, T, &["new_source"])
+        };
+        let labels = [
+            with("p1", Response::RevokeCredential),
+            with("p2", Response::RevokeSession),
+            with("p3", Response::RevokeCredential),
+            with("p4", Response::NotifyOwner),
+            with("p5", Response::None),
+            with("p6", Response::RevokeSession),
+            attack("s", "p7", T, T + HOUR, T, &["new_source"]),
+        ];
+        let alerts: Vec<AlertRecord> =
+            (1..=7).map(|i| alert(&format!("a{i}"), &format!("p{i}"), "new_source", T + SECOND)).collect();
+        let aimed =
+            |alert_id: &str, principal: &str, kind: ActionKind, credential: &str, session: Option<&str>| ActionRecord {
+                credential_id: Some(credential.into()),
+                session_id: session.map(Into::into),
+                ..action(alert_id, principal, kind, T + SECOND)
+            };
+        let actions = [
+            aimed("a1", "p1", ActionKind::RevokeCredential, "AKIA-p1", None),
+            aimed("a2", "p2", ActionKind::RevokeSession, "x", Some("sess-p2")),
+            // Another key than the attacker's.
+            aimed("a3", "p3", ActionKind::RevokeCredential, "AKIA-other", None),
+            aimed("a4", "p4", ActionKind::NotifyOwner, "AKIA-p4", None),
+            // Wider than the session.
+            aimed("a6", "p6", ActionKind::RevokeSession, "x", Some("sess-p6")),
+            aimed("a6", "p6", ActionKind::DisablePrincipal, "x", None),
+        ];
+        let r = evaluate(&labels, &alerts, &actions, &[]);
+        let verdicts: Vec<Option<bool>> = r.attacks.iter().map(|a| a.narrow_response).collect();
+        assert_eq!(verdicts, [Some(true), Some(true), Some(false), Some(true), Some(true), Some(false), None]);
+        assert_eq!((r.narrow_response.correct, r.narrow_response.judged), (4, 6));
+        assert_eq!(r.attacks[1].session_id.as_deref(), Some("sess-p2"));
+    }
+
+    #[test]
+    fn false_alerts_and_containment_are_counted_per_archetype() {
+        let principals =
+            [span("svc-a"), span("fn-orders-api-0001"), span("fn-thumbnailer-0002"), span("iamuser-x-0003")];
+        let alerts = [
+            alert("a1", "fn-orders-api-0001", "new_source", T),
+            alert("a2", "fn-thumbnailer-0002", "new_source", T),
+            alert("a3", "fn-thumbnailer-0002", "shared_credential", T),
+            alert("a4", "iamuser-x-0003", "scope_drift", T),
+        ];
+        let actions = [
+            action("a1", "fn-orders-api-0001", ActionKind::RevokeSession, T),
+            action("a4", "iamuser-x-0003", ActionKind::NotifyOwner, T),
+        ];
+        let r = evaluate(&[], &alerts, &actions, &principals);
+        let rows: Vec<(Archetype, usize, f64, usize, Option<f64>, usize)> = r
+            .by_archetype
+            .iter()
+            .map(|a| {
+                (
+                    a.archetype,
+                    a.principals,
+                    a.principal_days_after_learning,
+                    a.false_alerts,
+                    a.per_1000_principal_days,
+                    a.containment_of_benign,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (Archetype::Classic, 1, 10.0, 0, Some(0.0), 0),
+                (Archetype::Serverless, 2, 20.0, 3, Some(150.0), 1),
+                (Archetype::LowVolumeKey, 1, 10.0, 1, Some(100.0), 0),
+            ]
+        );
+        assert_eq!(r.by_archetype[1].false_alerts_by_kind["new_source"], 2);
     }
 }

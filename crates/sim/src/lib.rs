@@ -4,11 +4,16 @@
 //! # Layout
 //!
 //! - [`population`]: who exists and what each identity normally does: its fixed actions,
-//!   networks, user agents, credential scheme and rate pattern.
+//!   networks, user agents, credential scheme and rate pattern. In the cloud estate
+//!   ([`Estate::Cloud`]), beside that classic population, archetypes that behave as the
+//!   platforms do (`population::cloud`): CI jobs on fresh runner addresses, serverless cold
+//!   starts, autoscaled fleets, low-volume keys, Terraform runs, weekly jobs.
 //! - [`attacks`]: the labeled scenarios (thirteen attacks and one benign change of
-//!   behaviour, a new nightly batch) on distinct victims, emitted alongside the victims'
-//!   benign traffic: planned up front for a batch run, one after another live (the six
-//!   original attacks only).
+//!   behaviour, a new nightly batch; in the cloud estate four more attacks that stay small)
+//!   on distinct victims, emitted alongside the victims' benign traffic: planned up front for
+//!   a batch run, one after another live (the six original attacks only).
+//! - `clients`: user agents, rendered per call where current AWS clients name the call;
+//!   `ranges`: the providers' published address ranges the cloud estate draws from.
 //! - [`live`]: live mode for `nhid-sim demo`: benign history to warm an engine, then traffic in
 //!   consecutive windows of event time with an attack every few seconds.
 //! - this file: the minute step both modes share, which merges both into time-ordered
@@ -20,9 +25,11 @@
 //! byte-identical output on every platform.
 
 mod attacks;
+mod clients;
 pub mod eval;
 mod live;
 mod population;
+mod ranges;
 
 pub use live::{Live, LiveConfig};
 
@@ -34,16 +41,19 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use attacks::Attack;
+use clients::UserAgent;
 use nhid_model::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
 };
 use nhid_model::time::{DAY, HOUR, MINUTE, Millis, serde_rfc3339};
-use population::{AGENT_TOKEN_TTL, CredentialPlan, Identity, mix};
+use nhid_model::vocab::Response;
+use population::{AGENT_TOKEN_TTL, CredentialPlan, Identity, SessionNaming, mix};
 
 /// The only generator the simulator uses: portable and reproducible from a `u64` seed.
 type Rng = rand_chacha::ChaCha8Rng;
 
-/// How many scenarios a run long and large enough holds (see the `attacks` module).
+/// How many scenarios a classic run long and large enough holds (see the `attacks` module);
+/// [`Estate::scenarios`] for either estate.
 pub const SCENARIOS: usize = attacks::Scenario::PLANNING_ORDER.len();
 
 /// 2026-11-02T00:00:00Z, a Monday, so the first day is a working day for humans.
@@ -56,11 +66,113 @@ pub struct SimConfig {
     pub days: u32,
     /// Event time of the first minute.
     pub start: Millis,
+    /// Which population: the classic one, or the cloud estate around it.
+    pub estate: Estate,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig { seed: 0, principals: 100, days: 3, start: DEFAULT_START }
+        SimConfig { seed: 0, principals: 100, days: 3, start: DEFAULT_START, estate: Estate::Classic }
+    }
+}
+
+/// Which population a run simulates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Estate {
+    /// Identities with fixed actions, addresses and user agents, each shown within its first
+    /// hours: the population the detectors were written with. Its output for a seed never
+    /// changes.
+    #[default]
+    Classic,
+    /// The classic population for 45 % of the principals, and for the rest what a cloud estate
+    /// holds, each as its platform behaves ([`Archetype`]): CI runners on a fresh GitHub
+    /// address per job, serverless functions on a new AWS address and session key per cold
+    /// start, autoscaled fleets, low-volume keys with long-tailed action mixes, Terraform runs
+    /// changing IAM, weekly jobs; current SDK user agents everywhere. Four more attack
+    /// scenarios, all small.
+    Cloud,
+}
+
+impl Estate {
+    pub const ALL: [Estate; 2] = [Estate::Classic, Estate::Cloud];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Estate::Classic => "classic",
+            Estate::Cloud => "cloud",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Estate> {
+        Estate::ALL.into_iter().find(|e| e.name() == s)
+    }
+
+    /// How many scenarios a run of this estate long and large enough holds.
+    pub fn scenarios(self) -> usize {
+        attacks::Scenario::planning_order(self).len()
+    }
+}
+
+/// What kind of identity a principal of the simulated population is. Each archetype's ids
+/// start the same way, so that [`Archetype::of`] tells them apart from the id alone, in the
+/// simulator's output as in any file written from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Archetype {
+    /// The classic population (both estates): service accounts, keys, workloads, OAuth
+    /// clients, AI agents and humans with fixed behaviour.
+    Classic,
+    /// `gha-deploy-…`: GitHub Actions jobs deploying through an OIDC role session.
+    CiRunner,
+    /// `fn-…` (Lambda) and `task-…` (Fargate): a new address and session key per cold start
+    /// or task.
+    Serverless,
+    /// `fleet-…`: an instance role on instances spread over many /24 networks.
+    AutoscaledFleet,
+    /// `iamuser-…`: static keys making a few calls a day over a long tail of actions.
+    LowVolumeKey,
+    /// `tf-…`: Terraform runs from CI that change IAM.
+    Terraform,
+    /// `cron-weekly-…`: a job that runs once a week.
+    WeeklyJob,
+}
+
+impl Archetype {
+    pub const ALL: [Archetype; 7] = [
+        Archetype::Classic,
+        Archetype::CiRunner,
+        Archetype::Serverless,
+        Archetype::AutoscaledFleet,
+        Archetype::LowVolumeKey,
+        Archetype::Terraform,
+        Archetype::WeeklyJob,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Archetype::Classic => "classic",
+            Archetype::CiRunner => "ci_runner",
+            Archetype::Serverless => "serverless",
+            Archetype::AutoscaledFleet => "autoscaled_fleet",
+            Archetype::LowVolumeKey => "low_volume_key",
+            Archetype::Terraform => "terraform",
+            Archetype::WeeklyJob => "weekly_job",
+        }
+    }
+
+    /// The archetype of a simulated principal, by the start of its id; anything else is
+    /// classic.
+    pub fn of(principal_id: &str) -> Archetype {
+        const PREFIXES: &[(&str, Archetype)] = &[
+            ("gha-deploy-", Archetype::CiRunner),
+            ("fn-", Archetype::Serverless),
+            ("task-", Archetype::Serverless),
+            ("fleet-", Archetype::AutoscaledFleet),
+            ("iamuser-", Archetype::LowVolumeKey),
+            ("tf-", Archetype::Terraform),
+            ("cron-weekly-", Archetype::WeeklyJob),
+        ];
+        PREFIXES.iter().find(|(p, _)| principal_id.starts_with(p)).map_or(Archetype::Classic, |&(_, a)| a)
     }
 }
 
@@ -91,12 +203,26 @@ pub struct Label {
     /// (before it, the change is new and alerting on it is tolerated, not required).
     #[serde(default, with = "serde_rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub quiet_from: Option<Millis>,
+    /// Attacks only: the credential the first malicious event presents (none for a password
+    /// sign-in), and the session it names (`actor.session_id`: an agent's or a role
+    /// session's), as that event has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Attacks only: the response a SOC expects nhid to request, the narrowest that contains
+    /// the attack: `revoke_credential` (that key), `revoke_session` (that session),
+    /// `notify_owner` (nothing to cut, or nothing sure enough to cut), `none` (alert only: a
+    /// person, or a principal nobody registered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_response: Option<Response>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct SimSummary {
     pub events: u64,
     pub principals_by_type: BTreeMap<PrincipalType, usize>,
+    pub principals_by_archetype: BTreeMap<Archetype, usize>,
     pub labels: Vec<Label>,
     /// What the organisation knows: every principal but the shadow keys, in population order.
     pub inventory: Vec<Registered>,
@@ -134,10 +260,11 @@ pub(crate) struct Draft {
     action: &'static str,
     outcome: Outcome,
     ip: [u8; 4],
-    user_agent: &'static str,
+    user_agent: UserAgent,
     /// Issue time of the credential presented; token and session ids derive from it.
     credential_issued_at: Millis,
-    /// Agent session number and delegating user index (agents only).
+    /// Agent session number and delegating user index (agents only); for role sessions, the
+    /// episode (job, cold start, task, instance) number.
     session: u32,
     delegating_user: u8,
     resource: Option<Resource>,
@@ -212,8 +339,7 @@ pub(crate) enum Tag {
 /// each), gets no labels for the scenarios that do not fit.
 pub fn run(cfg: &SimConfig, out: &mut dyn Write) -> io::Result<SimSummary> {
     let end = cfg.start + i64::from(cfg.days) * DAY;
-    let mut sim = Sim::new(cfg.seed, cfg.principals, cfg.days, cfg.start);
-    (sim.attacks, sim.labels) = attacks::plan(&mut sim.pop, cfg.start, end, &mut sim.rng);
+    let mut sim = Sim::planned(cfg);
     let mut t0 = cfg.start;
     while t0 < end {
         sim.draft_minute(t0);
@@ -229,15 +355,32 @@ pub fn run(cfg: &SimConfig, out: &mut dyn Write) -> io::Result<SimSummary> {
     // An attack whose moment never came (an agent without a session before the end) is not one.
     labels.retain(|l| !l.first_malicious_event_id.is_empty());
     let mut principals_by_type = BTreeMap::new();
+    let mut principals_by_archetype = BTreeMap::new();
     for identity in &pop {
         *principals_by_type.entry(identity.kind).or_insert(0) += 1;
+        *principals_by_archetype.entry(identity.archetype).or_insert(0) += 1;
     }
-    let inventory = pop
-        .iter()
+    Ok(SimSummary {
+        events: writer.written,
+        principals_by_type,
+        principals_by_archetype,
+        labels,
+        inventory: registered(&pop),
+    })
+}
+
+/// The inventory [`run`] reports for `cfg`, without generating a single event: what a caller
+/// that must load the inventory before the events come (an engine fed in process) needs.
+pub fn inventory(cfg: &SimConfig) -> Vec<Registered> {
+    registered(&Sim::planned(cfg).pop)
+}
+
+/// What the organisation knows: every principal but the shadow keys, in population order.
+fn registered(pop: &[Identity]) -> Vec<Registered> {
+    pop.iter()
         .filter(|who| who.registered)
         .map(|who| Registered { id: who.id.clone(), kind: who.kind, owner: who.owner.clone() })
-        .collect();
-    Ok(SimSummary { events: writer.written, principals_by_type, labels, inventory })
+        .collect()
 }
 
 /// A population with its attacks, stepped a minute at a time: what the batch run and live
@@ -256,9 +399,17 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(seed: u64, principals: usize, days: u32, epoch: Millis) -> Sim {
+    /// The population of a batch run with its attacks planned.
+    fn planned(cfg: &SimConfig) -> Sim {
+        let end = cfg.start + i64::from(cfg.days) * DAY;
+        let mut sim = Sim::new(cfg.seed, cfg.principals, cfg.days, cfg.start, cfg.estate);
+        (sim.attacks, sim.labels) = attacks::plan(&mut sim.pop, cfg.estate, cfg.start, end, &mut sim.rng);
+        sim
+    }
+
+    fn new(seed: u64, principals: usize, days: u32, epoch: Millis, estate: Estate) -> Sim {
         let mut rng = Rng::seed_from_u64(seed);
-        let pop = population::build(principals, days, epoch, &mut rng);
+        let pop = population::build_estate(estate, principals, days, epoch, &mut rng);
         Sim {
             rng,
             epoch,
@@ -298,6 +449,7 @@ struct EventWriter {
     session: String,
     agent: String,
     resource: String,
+    user_agent: String,
 }
 
 impl EventWriter {
@@ -306,11 +458,13 @@ impl EventWriter {
     fn append(&mut self, d: &Draft, pop: &[Identity], labels: &mut [Label]) -> io::Result<Option<usize>> {
         let who = &pop[d.who as usize];
         self.written += 1;
-        let EventWriter { id, ip, credential, session, agent, resource, .. } = self;
+        let EventWriter { id, ip, credential, session, agent, resource, user_agent, .. } = self;
         id.clear();
         let _ = write!(id, "sim-{}", self.written);
         ip.clear();
         let _ = write!(ip, "{}.{}.{}.{}", d.ip[0], d.ip[1], d.ip[2], d.ip[3]);
+        user_agent.clear();
+        d.user_agent.render(d.action, user_agent);
         let presented = presented_credential(d, who, credential);
         let actor = acting(d, who, &presented, session, agent);
         name_resource(d, who, pop, resource);
@@ -332,7 +486,7 @@ impl EventWriter {
             outcome: d.outcome,
             source: Source {
                 ip: Some(ip.as_str().into()),
-                user_agent: Some(d.user_agent.into()),
+                user_agent: Some(user_agent.as_str().into()),
                 asn: None,
                 country: None,
             },
@@ -341,7 +495,7 @@ impl EventWriter {
         };
         serde_json::to_writer(&mut self.line, &event)?;
         self.line.push(b'\n');
-        Ok(fill_first_event(d, &event.id, labels))
+        Ok(fill_first_event(d, &event, labels))
     }
 }
 
@@ -376,6 +530,12 @@ fn presented_credential<'a>(d: &Draft, who: &'a Identity, buf: &'a mut String) -
             let _ = write!(buf, "ast_{:016x}", mix(who.salt ^ issued as u64));
             (CredentialKind::ShortLivedToken, issued + AGENT_TOKEN_TTL)
         }
+        (CredentialUse::Own, CredentialPlan::RoleSession { ttl, .. }) => {
+            // Episodes of one identity may start in the same millisecond: the number tells them apart.
+            let token = mix(who.salt ^ mix(issued as u64 ^ (u64::from(d.session) << 44)));
+            let _ = write!(buf, "ASIA{token:016X}");
+            (CredentialKind::ShortLivedToken, issued + ttl)
+        }
     };
     let id: &'a String = buf;
     Credential { id: Some(id.as_str().into()), kind, issued_at: Some(issued), expires_at: Some(expires_at) }
@@ -400,6 +560,10 @@ fn acting<'a>(
                 agent_id: Some(who.id.as_str().into()),
                 session_id: Some(session.as_str().into()),
             }
+        }
+        (Attribution::Usual, CredentialPlan::RoleSession { naming, .. }) => {
+            role_session_name(*naming, who, d.session, session);
+            Actor { session_id: Some(session.as_str().into()), ..Actor::default() }
         }
         (Attribution::Usual, _) => Actor::default(),
         (Attribution::Unattributed, _) => Actor { agent_id: Some(who.id.as_str().into()), ..Actor::default() },
@@ -436,19 +600,36 @@ fn name_resource(d: &Draft, who: &Identity, pop: &[Identity], buf: &mut String) 
     };
 }
 
-/// Records `id` as the first event of the label `d` belongs to, unless it has one already
-/// (camouflage never counts). Returns that label's index when it got its first event.
-fn fill_first_event(d: &Draft, id: &str, labels: &mut [Label]) -> Option<usize> {
-    let i = match d.tag {
-        Tag::Attack { label, malicious: true } | Tag::Change { label } => label as usize,
+/// The session name of episode `number` of `who`, as its platform names role sessions.
+fn role_session_name(naming: SessionNaming, who: &Identity, number: u32, buf: &mut String) {
+    let x = mix(who.salt.rotate_left(29) ^ u64::from(number));
+    let _ = match naming {
+        SessionNaming::Run => write!(buf, "gha-{}-1", 6_000_000_000 + x % 4_000_000_000),
+        SessionNaming::Function => write!(buf, "{}", who.id),
+        SessionNaming::Task => write!(buf, "{x:016x}{:016x}", mix(x)),
+        SessionNaming::Instance => write!(buf, "i-0{:016x}", x),
+    };
+}
+
+/// Records `event` as the first event of the label `d` belongs to, unless it has one already
+/// (camouflage never counts), and for an attack the credential and session it presents.
+/// Returns that label's index when it got its first event.
+fn fill_first_event(d: &Draft, event: &AuditEvent<'_>, labels: &mut [Label]) -> Option<usize> {
+    let (i, attack) = match d.tag {
+        Tag::Attack { label, malicious: true } => (label as usize, true),
+        Tag::Change { label } => (label as usize, false),
         Tag::Attack { malicious: false, .. } | Tag::Benign => return None,
     };
     let label = &mut labels[i];
     if !label.first_malicious_event_id.is_empty() {
         return None;
     }
-    label.first_malicious_event_id = id.to_owned();
+    label.first_malicious_event_id = event.id.to_string();
     label.first_malicious_time = d.time;
+    if attack {
+        label.credential_id = event.credential.id.as_deref().map(str::to_owned);
+        label.session_id = event.actor.session_id.as_deref().map(str::to_owned);
+    }
     Some(i)
 }
 

@@ -21,7 +21,7 @@
 use std::io;
 
 use super::attacks::Schedule;
-use super::{Label, Sim};
+use super::{Estate, Label, Sim};
 use nhid_engine::{Engine, Origin, Outputs};
 use nhid_model::time::{DAY, MINUTE, Millis, SECOND};
 
@@ -44,12 +44,15 @@ pub struct LiveConfig {
     /// An attack starts every this long of event time, the first 5 s after `now`; zero or
     /// less: no attacks.
     pub attack_every: Millis,
+    /// The population: the classic one, or the cloud estate (whose live attacks are still the
+    /// six original ones, on its classic identities).
+    pub estate: Estate,
 }
 
 impl Default for LiveConfig {
     fn default() -> Self {
         // Two days: a full day after learning, as the batch run's acceptance test measures.
-        LiveConfig { seed: 7, principals: 100, history: 2 * DAY, attack_every: 20 * SECOND }
+        LiveConfig { seed: 7, principals: 100, history: 2 * DAY, attack_every: 20 * SECOND, estate: Estate::Classic }
     }
 }
 
@@ -81,7 +84,7 @@ impl Live {
         let epoch = start.div_euclid(DAY) * DAY;
         let days = ((now - epoch) / DAY + 1 + DAYS_AFTER_NOW) as u32;
         Live {
-            sim: Sim::new(cfg.seed, cfg.principals, days, epoch),
+            sim: Sim::new(cfg.seed, cfg.principals, days, epoch, cfg.estate),
             schedule: Schedule::new(now + FIRST_ATTACK_AFTER, cfg.attack_every, cfg.principals),
             now,
             next_minute: start,

@@ -9,7 +9,12 @@ use rand::RngExt;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand_distr::{Distribution, Poisson};
 
-use super::{Attribution, CredentialUse, Draft, Resource, Rng, Tag};
+mod cloud;
+
+pub(crate) use cloud::{CloudPlan, Episode, SessionNaming};
+
+use super::clients::UserAgent;
+use super::{Archetype, Attribution, CredentialUse, Draft, Estate, Resource, Rng, Tag};
 use nhid_model::event::{CredentialKind, Outcome, PrincipalType};
 use nhid_model::time::{DAY, HOUR, MINUTE, Millis, SECOND};
 
@@ -211,6 +216,10 @@ pub(crate) enum CredentialPlan {
     PerSession,
     /// One console session per working day.
     Console,
+    /// Role session credentials (`ASIA…`) of the cloud estate: one per episode (a CI job, a
+    /// cold start, a task, an instance), replaced every `rotate` within it, each valid `ttl`
+    /// from its issue; the session is named as `naming` says.
+    RoleSession { ttl: Millis, rotate: Millis, naming: SessionNaming },
 }
 
 /// When and how fast an identity calls.
@@ -235,6 +244,8 @@ pub(crate) enum Behaviour {
         per_min: f64,
         workdays: Vec<Window>,
     },
+    /// A cloud estate archetype (`cloud` module): jobs, cold starts, instances, low-volume keys.
+    Cloud(Box<CloudPlan>),
 }
 
 /// A stretch of time with its own rate; for humans also the console session issued for it.
@@ -278,7 +289,7 @@ pub(crate) struct Identity {
     cdf: Vec<f64>,
     /// 1–3 addresses in 1–2 stable /24 networks (humans: home and office networks).
     pub ips: Vec<[u8; 4]>,
-    pub user_agents: Vec<&'static str>,
+    pub user_agents: Vec<UserAgent>,
     pub credential: CredentialPlan,
     pub behaviour: Behaviour,
     /// The S3 bucket its object actions name.
@@ -296,6 +307,10 @@ pub(crate) struct Identity {
     pub active_until: Millis,
     /// Listed in the inventory `nhid-sim simulate --inventory` writes; a shadow key is not.
     pub registered: bool,
+    /// What kind of identity it is: the classic population's, or a cloud estate archetype.
+    pub archetype: Archetype,
+    /// From this moment its SDK user agents name the next minor version (cloud estate only).
+    pub sdk_upgrade_at: Millis,
 }
 
 impl Identity {
@@ -382,6 +397,7 @@ impl Identity {
             Behaviour::NightlyBatch { base_per_min, .. } => *base_per_min,
             Behaviour::Agent(a) => a.per_min,
             Behaviour::Human { per_min, .. } => *per_min,
+            Behaviour::Cloud(plan) => plan.nominal_per_min(),
         }
     }
 
@@ -412,6 +428,7 @@ impl Identity {
             Behaviour::Human { workdays, .. } => {
                 workdays.iter().find(|w| (w.start..w.end).contains(&t0)).map_or(0.0, |w| w.per_min)
             }
+            Behaviour::Cloud(plan) => plan.nominal_per_min() * f,
         }
     }
 
@@ -427,6 +444,10 @@ impl Identity {
                 }
                 _ => t,
             },
+            CredentialPlan::RoleSession { rotate, .. } => match self.episode_at(t) {
+                Some(e) => e.issued_at(t, *rotate),
+                None => t,
+            },
         }
     }
 
@@ -439,14 +460,41 @@ impl Identity {
     /// current credential), without advancing the warm-up walk. Attacks that hide in an
     /// identity's usual traffic start from this.
     pub fn own_call(&self, who: u32, time: Millis, rng: &mut Rng) -> Draft {
+        if let Some(e) = self.episode_at(time) {
+            return cloud::episode_call(self, e, who, time, rng);
+        }
         let op = self.ops[self.weighted_op(rng)];
         let ip = *self.ips.choose(rng).unwrap_or(&[10, 0, 0, 1]);
-        let user_agent = self.user_agents.choose(rng).copied().unwrap_or("unknown");
+        let user_agent = self.user_agents.choose(rng).copied().unwrap_or(UserAgent::Fixed("unknown"));
         self.call(who, time, op, ip, user_agent, rng)
     }
 
-    fn call(&self, who: u32, time: Millis, op: Op, ip: [u8; 4], user_agent: &'static str, rng: &mut Rng) -> Draft {
+    /// The episode (job, environment, task, instance) a call at `t` belongs to: the one in
+    /// progress that started last, or else the last one before `t`. `None` for identities
+    /// without episodes.
+    pub fn episode_at(&self, t: Millis) -> Option<&Episode> {
+        match &self.behaviour {
+            Behaviour::Cloud(plan) => plan.episode_at(t),
+            _ => None,
+        }
+    }
+
+    /// The cloud plan of a cloud estate archetype.
+    pub fn cloud(&self) -> Option<&CloudPlan> {
+        match &self.behaviour {
+            Behaviour::Cloud(plan) => Some(plan),
+            _ => None,
+        }
+    }
+
+    /// `agent` as this identity sends it at `time`: upgraded once its SDK upgrade has come.
+    fn agent_at(&self, agent: UserAgent, host: u8, time: Millis) -> UserAgent {
+        agent.at(host, time >= self.sdk_upgrade_at)
+    }
+
+    fn call(&self, who: u32, time: Millis, op: Op, ip: [u8; 4], user_agent: UserAgent, rng: &mut Rng) -> Draft {
         let session = self.session().map_or((0, 0), |s| (s.number, s.user));
+        let user_agent = self.agent_at(user_agent, 0, time);
         Draft {
             time,
             who,
@@ -483,6 +531,10 @@ impl Identity {
     /// Appends this identity's benign calls for the minute starting at `t0`.
     pub fn emit_minute(&mut self, who: u32, sim_start: Millis, t0: Millis, rng: &mut Rng, out: &mut Vec<Draft>) {
         if !(self.active_from..self.active_until).contains(&t0) {
+            return;
+        }
+        if matches!(self.behaviour, Behaviour::Cloud(_)) {
+            cloud::emit_minute(self, who, sim_start, t0, rng, out);
             return;
         }
         if let Behaviour::Agent(a) = &mut self.behaviour {
@@ -567,6 +619,15 @@ pub(crate) fn poisson(lambda: f64, rng: &mut Rng) -> u32 {
     Poisson::new(lambda).map_or(0, |p| p.sample(rng) as u32)
 }
 
+/// The population of `estate`: the classic mix ([`build`]), or in the cloud estate the
+/// classic mix for part of it and the cloud archetypes for the rest ([`cloud::build`]).
+pub(crate) fn build_estate(estate: Estate, n: usize, days: u32, sim_start: Millis, rng: &mut Rng) -> Vec<Identity> {
+    match estate {
+        Estate::Classic => build(n, days, sim_start, rng),
+        Estate::Cloud => cloud::build(n, days, sim_start, rng),
+    }
+}
+
 /// Builds `n` identities in the configured mix (every type present once `n >= 6`), with
 /// calendars (nightly batches, working days) for `days` days from `sim_start`, a UTC midnight.
 pub(crate) fn build(n: usize, days: u32, sim_start: Millis, rng: &mut Rng) -> Vec<Identity> {
@@ -587,9 +648,16 @@ pub(crate) fn build(n: usize, days: u32, sim_start: Millis, rng: &mut Rng) -> Ve
 
 /// Largest-remainder split of `n` over [`MIX`], then at least one of each type.
 fn apportion(n: usize) -> Vec<usize> {
-    let mut counts: Vec<usize> = MIX.iter().map(|(_, pct)| n * pct / 100).collect();
-    let mut order: Vec<usize> = (0..MIX.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(n * MIX[i].1 % 100));
+    let percents: Vec<usize> = MIX.iter().map(|&(_, pct)| pct).collect();
+    split(n, &percents)
+}
+
+/// Largest-remainder split of `n` by `percents` (summing to 100), then at least one of each
+/// once `n` has room for them.
+fn split(n: usize, percents: &[usize]) -> Vec<usize> {
+    let mut counts: Vec<usize> = percents.iter().map(|pct| n * pct / 100).collect();
+    let mut order: Vec<usize> = (0..percents.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(n * percents[i] % 100));
     let mut left = n - counts.iter().sum::<usize>();
     for &i in order.iter().cycle() {
         if left == 0 {
@@ -598,7 +666,7 @@ fn apportion(n: usize) -> Vec<usize> {
         counts[i] += 1;
         left -= 1;
     }
-    if n >= MIX.len() {
+    if n >= percents.len() {
         for i in 0..counts.len() {
             if counts[i] == 0 {
                 let largest = (0..counts.len()).max_by_key(|&j| counts[j]).unwrap_or(0);
@@ -641,7 +709,7 @@ fn build_one(
     };
     let cdf = cumulative_weights(ops.len(), rng);
     let ips = if human { human_addresses(rng) } else { machine_addresses(surface.net_base, rng) };
-    let user_agents = choose_user_agents(surface.user_agents, rng);
+    let user_agents = choose_user_agents(surface.user_agents, rng).into_iter().map(UserAgent::Fixed).collect();
     let day_factor: Vec<f64> = (0..=days).map(|_| rng.random_range(0.8..1.2)).collect();
     let (credential, behaviour) = match kind {
         PrincipalType::ServiceAccount => service_account_plan(i, days, sim_start, rng),
@@ -675,6 +743,8 @@ fn build_one(
         active_from: Millis::MIN,
         active_until: Millis::MAX,
         registered: true,
+        archetype: Archetype::Classic,
+        sdk_upgrade_at: Millis::MAX,
     }
 }
 

@@ -27,7 +27,9 @@ use nhid_engine::metrics::Health;
 use nhid_engine::metrics::Metrics;
 use nhid_kafka::KafkaConfig;
 use nhid_model::time::{Millis, SECOND, format_rfc3339};
-use nhid_sim::{Live, LiveConfig};
+use nhid_sim::{Estate, Live, LiveConfig};
+
+use crate::simulate::parse_estate;
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -43,6 +45,11 @@ pub struct DemoArgs {
     /// Seconds between injected attacks.
     #[arg(long, default_value_t = 20)]
     attack_every: u64,
+    /// The simulated population: `classic`, or `cloud` (CI runners, serverless functions,
+    /// fleets, low-volume keys and more beside the classic identities, whose live attacks are
+    /// the same six).
+    #[arg(long, default_value = "classic", value_parser = parse_estate)]
+    estate: Estate,
     /// Where /metrics, /healthz and /readyz listen [http.listen; default 127.0.0.1:9898]; port 0 picks a free one.
     #[arg(long)]
     http_listen: Option<std::net::SocketAddr>,
@@ -142,6 +149,7 @@ fn learn_baselines(engine: &Engine, args: &DemoArgs) -> anyhow::Result<(Live, Mi
         seed: args.seed,
         principals: args.principals,
         attack_every: args.attack_every as Millis * SECOND,
+        estate: args.estate,
         ..LiveConfig::default()
     };
     let mut live = Live::new(&cfg, now);

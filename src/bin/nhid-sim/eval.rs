@@ -1,9 +1,13 @@
 //! `nhid-sim eval`: replays labeled events through the engine, exactly as `nhid replay` does, and
 //! scores the alerts and actions against the labels (`nhid_sim::eval`: what is measured, and the
-//! JSON fields). Memory grows with alerts and identities, not with events: only the alerts'
-//! and actions' ids, times, kinds and principals are kept.
+//! JSON fields). The events come from files (`--labels FILE EVENTS...`), or, without files,
+//! straight from the simulator in process (`--estate`, `--seed`, `--principals`, `--days`, as
+//! `nhid-sim simulate` takes them), with its inventory, so that nothing is written to disk.
+//! Memory grows with alerts and identities, not with events: only the alerts' and actions'
+//! ids, times, kinds, principals and targets are kept.
 
 use std::fmt::Write as _;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -12,23 +16,40 @@ use clap::Args;
 
 use nhid::cli::replay::feed;
 use nhid::cli::{EngineArgs, config_errors};
-use nhid_engine::{Engine, Outputs};
+use nhid_engine::{Engine, Origin, Outputs};
 use nhid_model::time::{Millis, format_rfc3339};
-use nhid_sim::Label;
 use nhid_sim::eval::{
-    self, ActionCount, ActionRecord, AlertRecord, AutomaticActions, DelayStats, FalseAlerts, PrincipalSpan, Report,
-    TARGET_FALSE_PER_1000, TARGET_MEDIAN_DELAY_MS, TARGET_MEDIAN_DELAY_RATE_MS,
+    self, ActionCount, ActionRecord, AlertRecord, ArchetypeRow, AutomaticActions, DelayStats, FalseAlerts,
+    PrincipalSpan, Report, TARGET_FALSE_PER_1000, TARGET_MEDIAN_DELAY_MS, TARGET_MEDIAN_DELAY_RATE_MS,
 };
+use nhid_sim::{Estate, Label, SimConfig};
+
+use crate::simulate::parse_estate;
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// The labels of the events: the JSON array `nhid simulate --labels` writes.
-    #[arg(long, value_name = "FILE")]
-    labels: PathBuf,
+    /// The labels of the events: the JSON array `nhid simulate --labels` writes. Required with
+    /// EVENTS files; not given when the events are simulated in process.
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["estate", "seed", "principals", "days"])]
+    labels: Option<PathBuf>,
     /// Audit event files, replayed in order as by `nhid replay`: JSON lines, gzip-compressed
-    /// or not; `-` reads standard input.
-    #[arg(required = true, value_name = "EVENTS")]
+    /// or not; `-` reads standard input. Without them, the events are simulated in process
+    /// (`--estate`, `--seed`, `--principals`, `--days`).
+    #[arg(value_name = "EVENTS", requires = "labels")]
     events: Vec<PathBuf>,
+    /// Simulate in process instead of reading files: the population (`classic` or `cloud`,
+    /// as `nhid-sim simulate --estate`); classic by default.
+    #[arg(long, value_parser = parse_estate, conflicts_with_all = ["events", "labels"])]
+    estate: Option<Estate>,
+    /// Simulate in process: the seed [default: 7].
+    #[arg(long, conflicts_with_all = ["events", "labels"])]
+    seed: Option<u64>,
+    /// Simulate in process: identities of every type [default: 100].
+    #[arg(long, conflicts_with_all = ["events", "labels"])]
+    principals: Option<usize>,
+    /// Simulate in process: days of event time [default: 3].
+    #[arg(long, conflicts_with_all = ["events", "labels"])]
+    days: Option<u32>,
     /// Lifecycle events applied before the audit events, as `nhid replay --lifecycle`.
     #[arg(long)]
     lifecycle: Vec<PathBuf>,
@@ -55,13 +76,14 @@ const IDLE_TTL_SECS: u64 = 100 * 365 * 86_400;
 const LISTED: usize = 20;
 
 pub fn run(args: EvalArgs) -> ExitCode {
-    let engine = match args.engine.load(|c| c.state.idle_ttl_secs = IDLE_TTL_SECS) {
-        Ok((_, e)) => e,
-        Err(errors) => return config_errors(&errors),
+    let report = match &args.labels {
+        Some(labels) => evaluate_files(labels, &args),
+        None => evaluate_simulated(&args),
     };
-    let report = match read_labels(&args.labels).and_then(|labels| evaluate(&engine, &labels, &args)) {
+    let report = match report {
         Ok(r) => r,
-        Err(e) => {
+        Err(Failure::Config(errors)) => return config_errors(&errors),
+        Err(Failure::Other(e)) => {
             eprintln!("error: {e:#}");
             return ExitCode::FAILURE;
         }
@@ -84,59 +106,188 @@ pub fn run(args: EvalArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Why there is no report: the configuration (exit 64, every error at once), or anything else.
+enum Failure {
+    Config(Vec<String>),
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Other(e)
+    }
+}
+
+fn evaluate_files(labels: &Path, args: &EvalArgs) -> Result<Report, Failure> {
+    let engine = args.engine.load(|c| c.state.idle_ttl_secs = IDLE_TTL_SECS).map_err(Failure::Config)?.1;
+    let labels = read_labels(labels)?;
+    let started = Instant::now();
+    let (mut out, mut replayed) = (Outputs::default(), Replayed::default());
+    feed(&engine, &args.lifecycle, &args.events, &mut out, |out| {
+        replayed.take(out);
+        Ok(())
+    })?;
+    let source = format!("{} file(s)", args.events.len());
+    Ok(replayed.score(&engine, &out, &labels, &source, started))
+}
+
+/// Simulates the run the flags describe and feeds its events straight into the engine, with
+/// the simulator's inventory unless one is configured.
+fn evaluate_simulated(args: &EvalArgs) -> Result<Report, Failure> {
+    let defaults = SimConfig { seed: 7, ..SimConfig::default() };
+    let cfg = SimConfig {
+        seed: args.seed.unwrap_or(defaults.seed),
+        principals: args.principals.unwrap_or(defaults.principals),
+        days: args.days.unwrap_or(defaults.days),
+        estate: args.estate.unwrap_or_default(),
+        ..defaults
+    };
+    let inventory = InventoryFile::write(&cfg)?;
+    let engine = args
+        .engine
+        .load(|c| {
+            c.state.idle_ttl_secs = IDLE_TTL_SECS;
+            if c.inventory.is_none() {
+                c.inventory = Some(inventory.0.clone());
+            }
+        })
+        .map_err(Failure::Config)?
+        .1;
+    drop(inventory);
+    let started = Instant::now();
+    let mut sink = EngineSink {
+        engine: &engine,
+        out: Outputs::default(),
+        replayed: Replayed::default(),
+        partial: Vec::new(),
+        line: 0,
+    };
+    // Lifecycle events first, as with files.
+    let EngineSink { out, replayed, .. } = &mut sink;
+    feed(&engine, &args.lifecycle, &[], out, |out| {
+        replayed.take(out);
+        Ok(())
+    })?;
+    let summary = nhid_sim::run(&cfg, &mut sink).map_err(|e| anyhow::anyhow!("simulating: {e}"))?;
+    let EngineSink { out, replayed, .. } = sink;
+    let source = format!(
+        "nhid-sim simulate --estate {} --seed {} --principals {} --days {} (in process)",
+        cfg.estate.name(),
+        cfg.seed,
+        cfg.principals,
+        cfg.days
+    );
+    Ok(replayed.score(&engine, &out, &summary.labels, &source, started))
+}
+
+/// The simulator's inventory in a temporary file, for the engine's configuration to load;
+/// removed when dropped.
+struct InventoryFile(PathBuf);
+
+impl InventoryFile {
+    fn write(cfg: &SimConfig) -> anyhow::Result<InventoryFile> {
+        let path = std::env::temp_dir().join(format!("nhid-sim-eval-{}-inventory.toml", std::process::id()));
+        let text = nhid_sim::inventory_toml(&nhid_sim::inventory(cfg))?;
+        std::fs::write(&path, text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(InventoryFile(path))
+    }
+}
+
+impl Drop for InventoryFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Where the simulator writes in process: each complete line goes to the engine.
+struct EngineSink<'a> {
+    engine: &'a Engine,
+    out: Outputs,
+    replayed: Replayed,
+    partial: Vec<u8>,
+    line: i64,
+}
+
+impl Write for EngineSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.partial.extend_from_slice(buf);
+        let mut done = 0;
+        while let Some(nl) = self.partial[done..].iter().position(|&b| b == b'\n') {
+            self.line += 1;
+            let origin = Origin { source: "simulated", partition: 0, offset: self.line };
+            self.engine.process(&self.partial[done..done + nl], origin, None, &mut self.out);
+            self.replayed.take(&mut self.out);
+            done += nl + 1;
+        }
+        self.partial.drain(..done);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What a replay produced, as eval keeps it.
+#[derive(Default)]
+struct Replayed {
+    alerts: Vec<AlertRecord>,
+    actions: Vec<ActionRecord>,
+}
+
+impl Replayed {
+    /// Keeps what eval needs of the outputs and drops them (dead letters are only counted, in
+    /// the stats).
+    fn take(&mut self, out: &mut Outputs) {
+        self.alerts.extend(out.alerts.iter().map(AlertRecord::from));
+        self.actions.extend(out.actions.iter().map(ActionRecord::from));
+        out.clear();
+    }
+
+    /// Scores the replay against `labels`, with the principals as the engine's state holds them.
+    fn score(self, engine: &Engine, out: &Outputs, labels: &[Label], source: &str, started: Instant) -> Report {
+        let mut principals = Vec::with_capacity(engine.store().len());
+        engine.store().for_each(|id, identity| {
+            principals.push(PrincipalSpan {
+                principal_id: id.to_owned(),
+                first_seen: identity.first_seen,
+                last_seen: identity.last_seen,
+                learned_at: identity.first_seen.saturating_add(engine.learning_ms(identity.kind)),
+            })
+        });
+        let s = &out.stats;
+        eprintln!(
+            "nhid eval: {} messages, {} events from {source} in {:.2} s; {} alerts, {} actions, {} labels",
+            s.messages,
+            s.events,
+            started.elapsed().as_secs_f64(),
+            self.alerts.len(),
+            self.actions.len(),
+            labels.len()
+        );
+        if s.evictions > 0 {
+            eprintln!(
+                "warning: {} identities evicted over state.max_identities: principal-days after learning are undercounted",
+                s.evictions
+            );
+        }
+        let mut report = eval::evaluate(labels, &self.alerts, &self.actions, &principals);
+        report.replay = eval::ReplayCounts {
+            messages: s.messages,
+            events: s.events,
+            dead_letters: s.dead_letters_total(),
+            evictions: s.evictions,
+            principals: principals.len(),
+        };
+        report
+    }
+}
+
 fn read_labels(path: &Path) -> anyhow::Result<Vec<Label>> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| {
         anyhow::anyhow!("{}: not a labels file (the JSON array `nhid simulate --labels` writes): {e}", path.display())
     })
-}
-
-fn evaluate(engine: &Engine, labels: &[Label], args: &EvalArgs) -> anyhow::Result<Report> {
-    let started = Instant::now();
-    let mut out = Outputs::default();
-    let (mut alerts, mut actions) = (Vec::new(), Vec::new());
-    feed(engine, &args.lifecycle, &args.events, &mut out, |out| {
-        alerts.extend(out.alerts.iter().map(AlertRecord::from));
-        actions.extend(out.actions.iter().map(ActionRecord::from));
-        // Dead letters are only counted (in the stats).
-        out.clear();
-        Ok(())
-    })?;
-    let mut principals = Vec::with_capacity(engine.store().len());
-    engine.store().for_each(|id, identity| {
-        principals.push(PrincipalSpan {
-            principal_id: id.to_owned(),
-            first_seen: identity.first_seen,
-            last_seen: identity.last_seen,
-            learned_at: identity.first_seen.saturating_add(engine.learning_ms(identity.kind)),
-        })
-    });
-    let s = &out.stats;
-    let secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "nhid eval: {} messages, {} events from {} file(s) in {secs:.2} s; {} alerts, {} actions, {} labels",
-        s.messages,
-        s.events,
-        args.events.len(),
-        alerts.len(),
-        actions.len(),
-        labels.len()
-    );
-    if s.evictions > 0 {
-        eprintln!(
-            "warning: {} identities evicted over state.max_identities: principal-days after learning are undercounted",
-            s.evictions
-        );
-    }
-    let mut report = eval::evaluate(labels, &alerts, &actions, &principals);
-    report.replay = eval::ReplayCounts {
-        messages: s.messages,
-        events: s.events,
-        dead_letters: s.dead_letters_total(),
-        evictions: s.evictions,
-        principals: principals.len(),
-    };
-    Ok(report)
 }
 
 /// The report as aligned tables, in the manner of `nhid replay`'s summary.
@@ -152,6 +303,7 @@ fn render(r: &Report) -> String {
     render_benign_changes(&mut o, r);
     render_delays(&mut o, r);
     render_false_alerts(&mut o, &r.false_alerts);
+    render_archetypes(&mut o, &r.by_archetype);
     render_automatic_actions(&mut o, &r.automatic_actions);
     render_targets(&mut o, r);
     o
@@ -178,10 +330,20 @@ fn render_attacks(o: &mut String, r: &Report) {
                 or_dash_secs(a.delay_ms),
                 or_none(a.kinds.join(", ")),
                 or_none(actions.join(", ")),
+                a.expected_response.map_or("-".into(), |r| r.as_str().to_owned()),
+                a.narrow_response.map_or("-", yes_no).into(),
             ]
         })
         .collect();
-    table(o, &["scenario", "principal", "detected", "delay", "kinds", "action"], &[3], &rows);
+    table(o, &["scenario", "principal", "detected", "delay", "kinds", "action", "expected", "narrow"], &[3], &rows);
+    let n = &r.narrow_response;
+    if n.judged > 0 {
+        let _ = writeln!(
+            o,
+            "  narrow response (the expected action on the attack's credential or session, nothing wider): {}/{}",
+            n.correct, n.judged
+        );
+    }
 }
 
 fn render_benign_changes(o: &mut String, r: &Report) {
@@ -253,6 +415,33 @@ fn render_false_alerts(o: &mut String, f: &FalseAlerts) {
         table(o, &["time", "kind", "severity", "principal"], &[], &rows);
         more(o, f.alerts.len());
     }
+}
+
+fn render_archetypes(o: &mut String, rows: &[ArchetypeRow]) {
+    let _ = writeln!(o, "\nby archetype (false alerts after learning, containment of benign identities)");
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|a| {
+            let mut kinds: Vec<(&String, &usize)> = a.false_alerts_by_kind.iter().collect();
+            kinds.sort_by_key(|&(kind, n)| (std::cmp::Reverse(*n), kind));
+            let kinds: Vec<String> = kinds.iter().take(4).map(|(kind, n)| format!("{kind} {n}")).collect();
+            vec![
+                a.archetype.name().into(),
+                a.principals.to_string(),
+                format!("{:.1}", a.principal_days_after_learning),
+                a.false_alerts.to_string(),
+                or_dash_rate(a.per_1000_principal_days),
+                a.containment_of_benign.to_string(),
+                or_none(kinds.join(", ")),
+            ]
+        })
+        .collect();
+    table(
+        o,
+        &["archetype", "principals", "principal-days", "false", "per 1,000", "containment", "top kinds"],
+        &[1, 2, 3, 4, 5],
+        &rows,
+    );
 }
 
 fn render_automatic_actions(o: &mut String, a: &AutomaticActions) {

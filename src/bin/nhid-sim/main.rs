@@ -29,7 +29,12 @@ enum Command {
     ///
     /// The events go through the engine as with `nhid replay` (same configuration flags), with
     /// no identity evicted for idleness so that every principal counts. The labels are the
-    /// JSON array `nhid-sim simulate --labels` writes. The targets (recall 100 %, median
+    /// JSON array `nhid-sim simulate --labels` writes. Without event files, the events are
+    /// simulated in process (`--estate`, `--seed`, `--principals`, `--days` as `nhid-sim
+    /// simulate` takes them) and fed straight to the engine with the simulator's inventory,
+    /// nothing written to disk: `nhid-sim eval --estate cloud --seed 11 --principals 300
+    /// --days 5`. Per attack it also reports whether the expected narrow response was
+    /// requested, and per archetype where false alerts and containment come from. The targets (recall 100 %, median
     /// delay <= 5 s, <= 60 s for rate-based kinds, <= 1 false alert per 1,000 principal-days,
     /// no automatic action against benign identities or humans) are reported, not enforced:
     /// the exit code is 0 unless a file is bad (1) or the configuration is (64), or `--check`

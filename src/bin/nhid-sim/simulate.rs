@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use nhid_sim::SimConfig;
+use nhid_sim::{Estate, SimConfig};
 
 #[derive(Args)]
 pub struct SimulateArgs {
@@ -20,6 +20,12 @@ pub struct SimulateArgs {
     /// Days of event time to generate.
     #[arg(long, default_value_t = 3)]
     days: u32,
+    /// Which population: `classic` (identities with fixed actions, addresses and user agents;
+    /// its output for a seed never changes) or `cloud` (the classic population for 45 % of
+    /// it, and CI runners, serverless functions, autoscaled fleets, low-volume keys, Terraform
+    /// runs and weekly jobs as their platforms behave, with four more attack scenarios).
+    #[arg(long, default_value = "classic", value_parser = parse_estate)]
+    estate: Estate,
     /// Output file of canonical events (JSON lines).
     #[arg(long)]
     out: PathBuf,
@@ -30,6 +36,14 @@ pub struct SimulateArgs {
     /// shadow keys, which the `shadow_key` scenario leaves out on purpose.
     #[arg(long)]
     inventory: Option<PathBuf>,
+}
+
+/// `--estate`: one of the estates' names.
+pub fn parse_estate(s: &str) -> Result<Estate, String> {
+    Estate::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = Estate::ALL.iter().map(|e| e.name()).collect();
+        format!("not an estate; one of: {}", names.join(", "))
+    })
 }
 
 pub fn run(args: SimulateArgs) -> ExitCode {
@@ -43,7 +57,13 @@ pub fn run(args: SimulateArgs) -> ExitCode {
 }
 
 fn simulate_to_files(args: &SimulateArgs) -> anyhow::Result<()> {
-    let cfg = SimConfig { seed: args.seed, principals: args.principals, days: args.days, ..SimConfig::default() };
+    let cfg = SimConfig {
+        seed: args.seed,
+        principals: args.principals,
+        days: args.days,
+        estate: args.estate,
+        ..SimConfig::default()
+    };
     let file = File::create(&args.out).map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
     let mut out = BufWriter::with_capacity(1 << 16, file);
     let summary = nhid_sim::run(&cfg, &mut out)?;
@@ -54,8 +74,13 @@ fn simulate_to_files(args: &SimulateArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.inventory {
         let text = nhid_sim::inventory_toml(&summary.inventory)?;
+        // The classic estate's header as it always was; another estate says which.
+        let estate = match args.estate {
+            Estate::Classic => String::new(),
+            other => format!(" --estate {}", other.name()),
+        };
         let header = format!(
-            "# nhid simulate --seed {} --principals {}: every principal but the shadow keys\n\n",
+            "# nhid simulate --seed {} --principals {}{estate}: every principal but the shadow keys\n\n",
             args.seed, args.principals
         );
         std::fs::write(path, header + &text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -72,14 +97,20 @@ fn simulate_to_files(args: &SimulateArgs) -> anyhow::Result<()> {
     for (kind, n) in &summary.principals_by_type {
         eprintln!("  {:<22} {n:>6}", kind.as_str());
     }
+    if args.estate != Estate::Classic {
+        eprintln!("  by archetype:");
+        for (archetype, n) in &summary.principals_by_archetype {
+            eprintln!("  {:<22} {n:>6}", archetype.name());
+        }
+    }
     let scenarios: std::collections::BTreeSet<&str> = summary.labels.iter().map(|l| l.scenario.as_str()).collect();
-    if scenarios.len() < nhid_sim::SCENARIOS {
+    let possible = args.estate.scenarios();
+    if scenarios.len() < possible {
         eprintln!(
-            "warning: only {} of {} scenarios injected: they start after 30 h and need suitable victims \
+            "warning: only {} of {possible} scenarios injected: they start after 30 h and need suitable victims \
              (use --principals 30 or more; --days 2 for most, --days 5 for new_nightly_batch, \
              --days 10 for dormant_key_reactivated)",
             scenarios.len(),
-            nhid_sim::SCENARIOS
         );
     }
     for l in &summary.labels {
