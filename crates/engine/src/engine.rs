@@ -534,7 +534,7 @@ impl Engine {
         mark.unit = Some(finding.unit);
         let window = time.div_euclid(self.detectors[index].cooldown_ms);
         if mark.window == Some(window) {
-            if mark.raised(finding.key) || !mark.raise(finding.key) {
+            if mark.raised(finding.key) || !mark.raise(finding.key, finding.unit) {
                 mark.suppressed += 1;
                 out.stats.suppressed_repeats += 1;
                 return None;
@@ -542,7 +542,7 @@ impl Engine {
             return Some((window, 0));
         }
         mark.window = Some(window);
-        mark.start(finding.key);
+        mark.start(finding.key, finding.unit);
         Some((window, std::mem::take(&mut mark.suppressed)))
     }
 

@@ -50,7 +50,10 @@ impl Kind for ScopeDrift {
             unit: ev.time.div_euclid(MINUTE),
             probability: Some(p),
             baseline: Some(describe(novel)),
-            key: fingerprint(&ev.action),
+            // Another service reached is new evidence; another action in a service already
+            // alerted in the window is a repeat (a probe's burst of list calls is one alert
+            // per service, not one per call).
+            key: fingerprint(&ev.service),
         })
     }
 }

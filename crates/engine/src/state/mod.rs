@@ -178,7 +178,7 @@ pub struct Identity {
     pub home: u32,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct AlertMark {
     /// Aggregation window of the last alert.
     pub window: Option<i64>,
@@ -188,42 +188,58 @@ pub struct AlertMark {
     pub unit: Option<i64>,
     /// Event time and severity of the last alert: `/principals` shows it while it is open.
     pub last: Option<(Millis, Severity)>,
-    /// Keys of the findings alerted in the window (see `detect::Finding::key`), and how
-    /// many: past [`MAX_KEYS`] distinct findings in one window, further ones are counted as
-    /// repeats (a flood of forged variety buys an attacker a few alerts, not thousands).
-    keys: [u32; MAX_KEYS],
-    nkeys: u8,
+    /// Keys of the findings alerted in the window (see `detect::Finding::key`), in order.
+    keys: Box<[u32]>,
+    /// The unit the latest keys were alerted in, how many units of the window alerted new
+    /// keys, and how many keys the latest unit did.
+    key_unit: i64,
+    key_units: u8,
+    unit_keys: u8,
 }
 
-/// Distinct findings of one detector alerted per identity and window.
-pub const MAX_KEYS: usize = 4;
+/// Units (minutes) of one window that may alert new evidence, and keys per unit: a flood of
+/// forged variety buys an attacker a few alerts, not thousands. Bounded per unit rather than
+/// by a first-come count, so the same findings in another order within a minute give the
+/// same alerts (unless one minute holds more than [`KEYS_PER_UNIT`] new ones).
+pub const KEY_UNITS: u8 = 4;
+pub const KEYS_PER_UNIT: u8 = 16;
 
 impl AlertMark {
     /// Whether a finding with this key was alerted in the window.
     pub fn raised(&self, key: u32) -> bool {
-        self.keys[..usize::from(self.nkeys)].contains(&key)
+        self.keys.contains(&key)
     }
 
     /// The key of the window's latest alert (0 when none).
     pub fn last_key(&self) -> u32 {
-        usize::from(self.nkeys).checked_sub(1).map_or(0, |i| self.keys[i])
+        self.keys.last().copied().unwrap_or(0)
     }
 
-    /// Records a further finding of the window; false when the window is full.
-    pub fn raise(&mut self, key: u32) -> bool {
-        let n = usize::from(self.nkeys);
-        if n >= MAX_KEYS {
-            return false;
+    /// Records a further finding of the window, found in `unit`; false when the window has
+    /// alerted all it may.
+    pub fn raise(&mut self, key: u32, unit: i64) -> bool {
+        if unit == self.key_unit {
+            if self.unit_keys >= KEYS_PER_UNIT {
+                return false;
+            }
+            self.unit_keys += 1;
+        } else {
+            if self.key_units >= KEY_UNITS {
+                return false;
+            }
+            (self.key_unit, self.key_units, self.unit_keys) = (unit, self.key_units + 1, 1);
         }
-        self.keys[n] = key;
-        self.nkeys += 1;
+        let mut keys = std::mem::take(&mut self.keys).into_vec();
+        keys.reserve_exact(1);
+        keys.push(key);
+        self.keys = keys.into_boxed_slice();
         true
     }
 
-    /// Opens a window with its first finding.
-    pub fn start(&mut self, key: u32) {
-        self.keys[0] = key;
-        self.nkeys = 1;
+    /// Opens a window with its first finding, found in `unit`.
+    pub fn start(&mut self, key: u32, unit: i64) {
+        self.keys = Box::new([key]);
+        (self.key_unit, self.key_units, self.unit_keys) = (unit, 1, 1);
     }
 }
 
