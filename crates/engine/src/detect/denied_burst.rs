@@ -32,7 +32,9 @@ impl Kind for DeniedBurst {
         }
         let (mean, var) = obs.denials_expected;
         let (mean, var) = (mean.max(DENIAL_PRIOR), var.max(DENIAL_PRIOR));
-        let (i, _, p) = count_test(&obs.denied_in, (mean, var), (mean, var), 0.0, 2.0)?;
+        // Denials are judged window by window as `w` independent minutes.
+        let models = std::array::from_fn(|i| (WINDOWS[i] as f32 * mean, WINDOWS[i] as f32 * var));
+        let (i, _, p) = count_test(&obs.denied_in, &models, 0.0, 2.0)?;
         let (w, denied, calls) = (WINDOWS[i], obs.denied_in[i], obs.calls_in[i]);
         let ratio = denied as f32 / calls.max(1) as f32;
         if p > self.max_probability || ratio < self.min_ratio {
@@ -56,7 +58,8 @@ impl Kind for DeniedBurst {
             unit: ev.time.div_euclid(MINUTE),
             probability: Some(p),
             baseline: Some(format!("{mean:.2} denied calls per minute (variance {var:.2})")),
-            key: ev.credential.id.as_deref().map_or(0, crate::state::sets::fingerprint),
+            // The count is the identity's, whichever credentials made it: one finding.
+            key: 0,
         })
     }
 }

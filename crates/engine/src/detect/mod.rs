@@ -571,28 +571,24 @@ pub(crate) fn span(ms: Millis) -> String {
 }
 
 /// The count test of the rate kinds: for each window of [`WINDOWS`], the chance of at
-/// least `counts[i]` under the identity's model (mean and variance per minute, scaled to
-/// the window: `minute` for the one-minute window, `slow` for the longer ones), among
-/// windows whose count is also `ratio` times the expected and `seasonal::MARGIN` times a
-/// recurring daily peak (`recurring` per minute). Returns the most surprising window: its
-/// index, expected count and probability. Only windows that clear the cheap ratio test
-/// compute a tail.
+/// least `counts[i]` under the identity's model of that window (`models[i]`: mean and
+/// variance), among windows whose count is also `ratio` times the expected and
+/// `seasonal::MARGIN` times a recurring daily peak (`recurring` per minute). Returns the
+/// most surprising window: its index, expected count and probability. Only windows that
+/// clear the cheap ratio test compute a tail.
 pub(crate) fn count_test(
     counts: &[u32; WINDOWS.len()],
-    minute: (f32, f32),
-    slow: (f32, f32),
+    models: &[(f32, f32); WINDOWS.len()],
     recurring: f32,
     ratio: f32,
 ) -> Option<(usize, f64, f64)> {
     let mut best: Option<(usize, f64, f64)> = None;
-    for (i, (&count, &w)) in counts.iter().zip(&WINDOWS).enumerate() {
-        let (mean, var) = if w == 1 { minute } else { slow };
-        let (count, w) = (f64::from(count), w as f64);
-        let expected = w * f64::from(mean);
-        if count < f64::from(ratio) * expected || count <= w * f64::from(MARGIN * recurring) {
+    for (i, ((&count, &(mean, var)), &w)) in counts.iter().zip(models).zip(&WINDOWS).enumerate() {
+        let (count, expected) = (f64::from(count), f64::from(mean));
+        if count < f64::from(ratio) * expected || count <= w as f64 * f64::from(MARGIN * recurring) {
             continue;
         }
-        let p = upper_tail(count, expected, w * f64::from(var));
+        let p = upper_tail(count, expected, f64::from(var));
         if best.is_none_or(|(_, _, b)| p < b) {
             best = Some((i, expected, p));
         }

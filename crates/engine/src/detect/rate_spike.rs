@@ -41,8 +41,7 @@ impl Kind for RateSpike {
             return None;
         }
         let e = &obs.expected;
-        let (i, expected, p) =
-            count_test(&obs.calls_in, (e.mean, e.var), (e.slow_mean, e.slow_var), e.recurring, self.ratio)?;
+        let (i, expected, p) = count_test(&obs.calls_in, &obs.window_models, e.recurring, self.ratio)?;
         if p > self.max_probability {
             return None;
         }
@@ -55,7 +54,7 @@ impl Kind for RateSpike {
                 "expected" => round2(expected),
                 "observed_per_minute" => obs.minute_count,
                 "baseline_per_minute" => round2(e.mean),
-                "baseline_variance" => round2(e.var),
+                "expected_variance" => round2(obs.window_models[i].1),
                 "recurring_peak_per_minute" => (e.recurring > 0.0).then(|| round2(e.recurring)),
                 "ratio" => round2(observed as f32 / expected.max(0.01)),
                 "probability" => round_probability(p),
@@ -67,11 +66,12 @@ impl Kind for RateSpike {
             unit: ev.time.div_euclid(MINUTE),
             probability: Some(p),
             baseline: Some(format!(
-                "{:.2} calls per minute (variance {:.2}) at this hour, learned over {} minutes",
-                e.mean, e.var, obs.baseline_minutes
+                "{expected:.1} calls per {w} minutes (variance {:.1}) at this hour, learned over {} minutes",
+                obs.window_models[i].1, obs.baseline_minutes
             )),
-            // A second credential of the identity spiking is another finding.
-            key: ev.credential.id.as_deref().map_or(0, crate::state::sets::fingerprint),
+            // The count is the identity's, whichever credentials made it (a function's
+            // concurrent cold starts each hold one): one finding.
+            key: 0,
         })
     }
 }

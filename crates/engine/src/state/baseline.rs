@@ -29,10 +29,19 @@ pub const WINDOWS: [i64; 4] = [1, 5, 15, 60];
 pub struct Windows([[u32; 2]; WINDOWS.len() - 1]);
 
 impl Windows {
-    /// Moves from minute `from` to the later minute `to`.
-    fn roll(&mut self, from: i64, to: i64) {
-        for (b, &w) in self.0.iter_mut().zip(&WINDOWS[1..]) {
-            match to.div_euclid(w) - from.div_euclid(w) {
+    /// Moves from minute `from` to the later minute `to`; `closed` is called with each
+    /// window's index and the count of every bucket that closed (idle ones as 0, a day's
+    /// worth at most).
+    fn roll(&mut self, from: i64, to: i64, mut closed: impl FnMut(usize, f32)) {
+        for (i, (b, &w)) in self.0.iter_mut().zip(&WINDOWS[1..]).enumerate() {
+            let passed = to.div_euclid(w) - from.div_euclid(w);
+            if passed >= 1 {
+                closed(i, b[0] as f32);
+                for _ in 1..passed.min(MAX_GAP_MINUTES / w) {
+                    closed(i, 0.0);
+                }
+            }
+            match passed {
                 0 => {}
                 1 => *b = [0, b[0]],
                 _ => *b = [0, 0],
@@ -173,6 +182,10 @@ pub struct RateBaseline {
     /// Sliding counts of calls and of denials over the longer windows.
     pub calls_in: Windows,
     pub denied_in: Windows,
+    /// Calls per closed 5-, 15- and 60-minute bucket, learned as the minutes are: their
+    /// variance is what a window's count varies by, which bursts spanning minutes make far
+    /// more than `w` times a minute's.
+    pub per_window: [Ewma; WINDOWS.len() - 1],
 }
 
 impl RateBaseline {
@@ -189,6 +202,10 @@ impl RateBaseline {
             denials: Ewma::default(),
             calls_in: Windows::default(),
             denied_in: Windows::default(),
+            per_window: std::array::from_fn(|i| {
+                let w = WINDOWS[i + 1] as f32;
+                Ewma::with_prior(w * prior_mean, w * prior_mean.max(1.0))
+            }),
         }
     }
 
@@ -205,8 +222,13 @@ impl RateBaseline {
             for m in (self.minute + 1..minute).skip((gap - MAX_GAP_MINUTES).max(0) as usize) {
                 self.close(m, 0.0, 0.0, learning);
             }
-            self.calls_in.roll(self.minute, minute);
-            self.denied_in.roll(self.minute, minute);
+            let per_window = &mut self.per_window;
+            self.calls_in.roll(self.minute, minute, |i, count| {
+                let e = per_window[i];
+                let alpha = WINDOWS[i + 1] as f32 * LONG_ALPHA;
+                per_window[i].update(count, alpha, learning, e.mean + CLAMP_SIGMAS * e.sd().max(1.0));
+            });
+            self.denied_in.roll(self.minute, minute, |_, _| {});
             self.minute = minute;
             self.count = 0;
             self.denied = 0;
@@ -263,6 +285,19 @@ impl RateBaseline {
         }
         let closed = self.short.mean + SHORT_ALPHA * (self.count as f32 - self.short.mean);
         closed * (1.0 - SHORT_ALPHA).powi((idle - 1).min(100_000) as i32)
+    }
+
+    /// The count model of each window of [`WINDOWS`] as of `e` (this minute's
+    /// expectation): mean and variance. The minute is `e`'s own; a longer window expects
+    /// `w` times the slow baseline's minute (the hour's level) and varies by what its own
+    /// buckets varied by, at least `w` times a minute's.
+    pub fn window_models(&self, e: &Expectation) -> [(f32, f32); WINDOWS.len()] {
+        let mut out = [(e.mean, e.var); WINDOWS.len()];
+        for ((o, m), &w) in out[1..].iter_mut().zip(&self.per_window).zip(&WINDOWS[1..]) {
+            let w = w as f32;
+            *o = ((w * e.slow_mean).max(m.mean), (w * e.slow_var).max(m.var));
+        }
+        out
     }
 
     /// What the denials model expects of a minute: its mean and variance (at least

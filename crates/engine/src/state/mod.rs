@@ -23,7 +23,7 @@ use breadth::{Breadth, Reach};
 use nhid_model::event::{AuditEvent, CredentialKind, Outcome, PrincipalType};
 use nhid_model::time::{HOUR, MINUTE, Millis};
 use nhid_model::vocab::Severity;
-use sets::{Dim, Fingerprints, NetworkPrefix, fingerprint, network_of};
+use sets::{Dim, EPISODE_GAP_MINUTES, Fingerprints, NetworkPrefix, Step, fingerprint, network_of};
 use sources::Sources;
 
 /// Caps on the per-identity sets. Past a cap the set is marked overflowed.
@@ -261,6 +261,8 @@ pub struct Observation<'e> {
     pub denied_in: [u32; baseline::WINDOWS.len()],
     /// The baseline for this minute, as it stood before it.
     pub expected: Expectation,
+    /// The count model (mean, variance) of each of those windows.
+    pub window_models: [(f32, f32); baseline::WINDOWS.len()],
     /// Denied calls per minute the identity usually has: mean and variance.
     pub denials_expected: (f32, f32),
     pub hour_count: u32,
@@ -375,7 +377,8 @@ impl Identity {
         }
         let idle_for = (t - self.last_seen).max(0);
         self.last_seen = self.last_seen.max(t);
-        let novelty = self.observe_sets(ev, learned, ranges);
+        let step = Step { new_minute: self.rate.minute != open_minute, after_gap: idle_for >= EPISODE_GAP_MINUTES * MINUTE };
+        let novelty = self.observe_sets(ev, learned, ranges, step);
 
         // A target is a resource, or where an event names none, the action (which names its
         // service): distinct targets across services are distinct trust zones too.
@@ -404,6 +407,7 @@ impl Identity {
             minute_denied: self.rate.denied,
             calls_in: self.rate.calls_in.counts(self.rate.minute, self.rate.count),
             denied_in: self.rate.denied_in.counts(self.rate.minute, self.rate.denied),
+            window_models: self.rate.window_models(&expected),
             expected,
             denials_expected: self.rate.denials_expected(),
             hour_count: self.hour_count,
@@ -457,12 +461,18 @@ impl Identity {
     /// Adds the event's action, service, network, place and client to the identity's sets
     /// and judges what was new, each pair at the finer level while its set holds a baseline
     /// and at the coarser one once it is full.
-    fn observe_sets<'e>(&mut self, ev: &'e AuditEvent<'_>, learned: bool, ranges: &'e Ranges) -> Novelty<'e> {
+    fn observe_sets<'e>(
+        &mut self,
+        ev: &'e AuditEvent<'_>,
+        learned: bool,
+        ranges: &'e Ranges,
+        step: Step,
+    ) -> Novelty<'e> {
         let seen = &mut self.seen;
         // Novelty counts only once learned, and only where the set was not already full.
         let mut judge = |d: Dim, fp: u32, cap: usize| {
             let (known, observed, full) = (seen.len(d) as u16, seen.observed(d), seen.overflowed(d));
-            let probability = seen.observe(d, fp, cap)?;
+            let probability = seen.observe(d, fp, cap, step)?;
             (learned && !full).then_some(Novel { level: d, probability, known, observed })
         };
         let (action_fp, service_fp) = (fingerprint(&ev.action), fingerprint(&ev.service));

@@ -38,8 +38,12 @@ pub struct Fingerprints {
     /// Bit `d` set when an insert found dimension `d` full: it has no stable baseline at
     /// that level (autoscaled addresses, a general-purpose tool); its coarser level judges.
     overflowed: u8,
-    /// Observations per dimension (saturating): the sample size of the estimate.
+    /// Observations per dimension (saturating): the sample size of the estimate, counted
+    /// in active minutes (see [`Fingerprints::observe`]).
     observed: [u32; DIMS],
+    /// The value each dimension showed last: an episode of one value goes on while it
+    /// repeats without a long gap.
+    last: [u32; DIMS],
     /// Each dimension's missing mass as it stood when the open minute began (see
     /// [`Fingerprints::observe`]): every event of a minute is judged by the same history,
     /// so the same events in another order within it give the same findings.
@@ -53,6 +57,7 @@ impl Default for Fingerprints {
             lens: [0; DIMS],
             overflowed: 0,
             observed: [0; DIMS],
+            last: [0; DIMS],
             // No history: anything may be new.
             mass: [1.0; DIMS],
         }
@@ -74,17 +79,27 @@ impl Fingerprints {
     /// Observes a value of dimension `d` (capped at `cap`, at most 255 values). Returns
     /// `None` when the value was known, else the chance, judged from the history before
     /// the open minute, that an observation shows a value never seen: the Good–Turing
-    /// estimate of the missing mass, `(n₁ + 1) / (n + 1)` with `n₁` the values seen exactly
-    /// once and `n` the observations (the `+ 1`s keep an empty or young history
-    /// uncertain). An identity still discovering values has a high estimate, and a new
-    /// value from it is no surprise; one that has repeated the same few values thousands of
-    /// times has a tiny one. A full dimension marks itself overflowed.
-    pub fn observe(&mut self, d: Dim, fp: u32, cap: usize) -> Option<f32> {
+    /// estimate of the missing mass, `(n₁ + 1) / (n + 1)`, taken over episodes rather than
+    /// calls, as calls come in correlated runs (a CI job makes seventy calls from its one
+    /// fresh address): `n` counts the minutes the identity was active, `n₁` the values
+    /// seen in one episode only, an episode being a run of one value without a gap of
+    /// [`EPISODE_GAP_MINUTES`] (`step`: whether this event opens a minute, and whether it
+    /// comes after such a gap). An identity still discovering values has a high estimate,
+    /// and a new value from it is no surprise; one that showed the same few values for a
+    /// thousand minutes has a tiny one. A full dimension marks itself overflowed.
+    pub fn observe(&mut self, d: Dim, fp: u32, cap: usize, step: Step) -> Option<f32> {
         let fp = fp & !REPEATED;
         let r = self.range(d);
-        self.observed[d as usize] = self.observed[d as usize].saturating_add(1);
+        let i = d as usize;
+        if step.new_minute || self.observed[i] == 0 {
+            self.observed[i] = self.observed[i].saturating_add(1);
+        }
+        let same_episode = !step.after_gap && self.last[i] == fp;
+        self.last[i] = fp;
         if let Some(x) = self.items[r.clone()].iter_mut().find(|x| **x & !REPEATED == fp) {
-            *x |= REPEATED;
+            if !same_episode {
+                *x |= REPEATED;
+            }
             return None;
         }
         if r.len() >= cap.min(usize::from(u8::MAX)) {
@@ -95,9 +110,9 @@ impl Fingerprints {
             items.push(fp);
             items.extend_from_slice(&self.items[r.end..]);
             self.items = items.into_boxed_slice();
-            self.lens[d as usize] += 1;
+            self.lens[i] += 1;
         }
-        Some(self.mass[d as usize])
+        Some(self.mass[i])
     }
 
     /// Takes the history so far as what the next minute's events are judged by: called
@@ -131,6 +146,21 @@ impl Fingerprints {
         self.items[self.range(d)].iter().filter(|&&x| x & REPEATED == 0).count()
     }
 }
+
+/// A quiet spell this long (or a change of value) ends an episode.
+pub const EPISODE_GAP_MINUTES: i64 = 10;
+
+/// Where an observation falls in the identity's activity: whether it opens a minute, and
+/// whether it follows a gap of [`EPISODE_GAP_MINUTES`] or more.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Step {
+    pub new_minute: bool,
+    pub after_gap: bool,
+}
+
+/// Every observation a step of its own: for tests of the estimate alone.
+#[cfg(test)]
+const APART: Step = Step { new_minute: true, after_gap: true };
 
 pub fn fingerprint(s: &str) -> u32 {
     xxh3_64(s.as_bytes()) as u32
@@ -176,26 +206,26 @@ mod tests {
     fn sets_are_bounded_and_remember_overflow() {
         let mut s = Fingerprints::default();
         for i in 0..10 {
-            s.observe(Dim::Network, i, 4);
+            s.observe(Dim::Network, i, 4, APART);
         }
         assert_eq!(s.len(Dim::Network), 4);
         assert!(s.overflowed(Dim::Network));
-        assert!(s.observe(Dim::Network, 2, 4).is_none());
+        assert!(s.observe(Dim::Network, 2, 4, APART).is_none());
         assert!(!s.overflowed(Dim::Action) && s.is_empty(Dim::Action));
     }
 
     #[test]
     fn dimensions_are_apart() {
         let mut s = Fingerprints::default();
-        assert!(s.observe(Dim::Client, 7, 8).is_some());
-        assert!(s.observe(Dim::Action, 7, 64).is_some(), "the same fingerprint in another dimension is new");
-        assert!(s.observe(Dim::Service, 9, 16).is_some());
-        assert!(s.observe(Dim::Action, 8, 64).is_some());
-        assert!(s.observe(Dim::Network, 7, 16).is_some());
-        assert!(s.observe(Dim::Service, 9, 16).is_none());
+        assert!(s.observe(Dim::Client, 7, 8, APART).is_some());
+        assert!(s.observe(Dim::Action, 7, 64, APART).is_some(), "the same fingerprint in another dimension is new");
+        assert!(s.observe(Dim::Service, 9, 16, APART).is_some());
+        assert!(s.observe(Dim::Action, 8, 64, APART).is_some());
+        assert!(s.observe(Dim::Network, 7, 16, APART).is_some());
+        assert!(s.observe(Dim::Service, 9, 16, APART).is_none());
         assert!(!s.contains(Dim::Network, 9) && s.contains(Dim::Service, 9));
         assert_eq!([Dim::Action, Dim::Service, Dim::Network, Dim::Client].map(|d| s.len(d)), [2, 1, 1, 1]);
-        assert!(s.observe(Dim::Service, 10, 1).is_some(), "full: new, and overflowed");
+        assert!(s.observe(Dim::Service, 10, 1, APART).is_some(), "full: new, and overflowed");
         assert!(s.overflowed(Dim::Service) && !s.overflowed(Dim::Action));
         assert_eq!(s.items.len(), 5);
         assert!(s.contains(Dim::Client, 7) && s.contains(Dim::Action, 8));
@@ -208,20 +238,20 @@ mod tests {
         // new one is a 2-in-302 event.
         let mut stable = Fingerprints::default();
         for i in 0..300 {
-            stable.observe(Dim::Action, i % 3, 64);
+            stable.observe(Dim::Action, i % 3, 64, APART);
         }
-        assert_eq!(stable.observe(Dim::Action, 98, 64), Some(1.0), "judged by the history as the minute began");
+        assert_eq!(stable.observe(Dim::Action, 98, 64, APART), Some(1.0), "judged by the history as the minute began");
         stable.close_minute();
-        let p = stable.observe(Dim::Action, 99, 64).unwrap();
+        let p = stable.observe(Dim::Action, 99, 64, APART).unwrap();
         assert!((p - 2.0 / 302.0).abs() < 1e-6, "{p}");
         // A key whose calls keep naming actions it used once: half of them are singletons.
         let mut discovering = Fingerprints::default();
         for i in 0..40 {
-            discovering.observe(Dim::Action, if i % 2 == 0 { 1 } else { 100 + i }, 64);
+            discovering.observe(Dim::Action, if i % 2 == 0 { 1 } else { 100 + i }, 64, APART);
         }
         assert_eq!(discovering.singletons(Dim::Action), 20);
         discovering.close_minute();
-        let p = discovering.observe(Dim::Action, 7, 64).unwrap();
+        let p = discovering.observe(Dim::Action, 7, 64, APART).unwrap();
         assert!(p > 0.5, "{p}");
         assert_eq!(discovering.observed(Dim::Action), 41);
     }
