@@ -34,7 +34,7 @@ impl Kind for DeniedBurst {
         let (mean, var) = (mean.max(DENIAL_PRIOR), var.max(DENIAL_PRIOR));
         // Denials are judged window by window as `w` independent minutes.
         let models = std::array::from_fn(|i| (WINDOWS[i] as f32 * mean, WINDOWS[i] as f32 * var));
-        let (i, _, p) = count_test(&obs.denied_in, &models, 0.0, 2.0)?;
+        let (i, _, p) = count_test(&obs.denied_in, &models, &[0.0; WINDOWS.len()], 2.0)?;
         let (w, denied, calls) = (WINDOWS[i], obs.denied_in[i], obs.calls_in[i]);
         let ratio = denied as f32 / calls.max(1) as f32;
         if p > self.max_probability || ratio < self.min_ratio {

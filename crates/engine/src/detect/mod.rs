@@ -573,19 +573,20 @@ pub(crate) fn span(ms: Millis) -> String {
 /// The count test of the rate kinds: for each window of [`WINDOWS`], the chance of at
 /// least `counts[i]` under the identity's model of that window (`models[i]`: mean and
 /// variance), among windows whose count is also `ratio` times the expected and
-/// `seasonal::MARGIN` times a recurring daily peak (`recurring` per minute). Returns the
+/// `seasonal::MARGIN` times the identity's own bursts (`floors[i]`: a recurring daily peak,
+/// the busiest bucket lately). Returns the
 /// most surprising window: its index, expected count and probability. Only windows that
 /// clear the cheap ratio test compute a tail.
 pub(crate) fn count_test(
     counts: &[u32; WINDOWS.len()],
     models: &[(f32, f32); WINDOWS.len()],
-    recurring: f32,
+    floors: &[f32; WINDOWS.len()],
     ratio: f32,
 ) -> Option<(usize, f64, f64)> {
     let mut best: Option<(usize, f64, f64)> = None;
-    for (i, ((&count, &(mean, var)), &w)) in counts.iter().zip(models).zip(&WINDOWS).enumerate() {
+    for (i, ((&count, &(mean, var)), &floor)) in counts.iter().zip(models).zip(floors).enumerate() {
         let (count, expected) = (f64::from(count), f64::from(mean));
-        if count < f64::from(ratio) * expected || count <= w as f64 * f64::from(MARGIN * recurring) {
+        if count < f64::from(ratio) * expected || count <= f64::from(MARGIN * floor) {
             continue;
         }
         let p = upper_tail(count, expected, f64::from(var));

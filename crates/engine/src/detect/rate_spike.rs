@@ -41,7 +41,8 @@ impl Kind for RateSpike {
             return None;
         }
         let e = &obs.expected;
-        let (i, expected, p) = count_test(&obs.calls_in, &obs.window_models, e.recurring, self.ratio)?;
+        let floors = std::array::from_fn(|i| (WINDOWS[i] as f32 * e.recurring).max(obs.window_peaks[i]));
+        let (i, expected, p) = count_test(&obs.calls_in, &obs.window_models, &floors, self.ratio)?;
         if p > self.max_probability {
             return None;
         }
@@ -56,6 +57,7 @@ impl Kind for RateSpike {
                 "baseline_per_minute" => round2(e.mean),
                 "expected_variance" => round2(obs.window_models[i].1),
                 "recurring_peak_per_minute" => (e.recurring > 0.0).then(|| round2(e.recurring)),
+                "usual_peak" => (obs.window_peaks[i] > 0.0).then(|| round2(obs.window_peaks[i])),
                 "ratio" => round2(observed as f32 / expected.max(0.01)),
                 "probability" => round_probability(p),
             },

@@ -22,6 +22,11 @@ const MAX_GAP_MINUTES: i64 = 1_440;
 /// exfiltration below any per-minute bar in a quarter or a whole hour.
 pub const WINDOWS: [i64; 4] = [1, 5, 15, 60];
 
+/// A peak after one more closed bucket of `w` minutes holding `count`.
+fn decayed_peak(peak: f32, count: f32, w: i64) -> f32 {
+    (peak * 0.5f32.powf((w * MINUTE) as f32 / PEAK_HALF_LIFE as f32)).max(count)
+}
+
 /// Calls in the open and the previous aligned bucket of each window longer than a minute:
 /// the count over the last `w` minutes is estimated as the open bucket plus the previous
 /// one's share that still lies inside them (a sliding-window counter, 8 bytes a window).
@@ -186,7 +191,15 @@ pub struct RateBaseline {
     /// variance is what a window's count varies by, which bursts spanning minutes make far
     /// more than `w` times a minute's.
     pub per_window: [Ewma; WINDOWS.len() - 1],
+    /// The busiest closed bucket of each window of [`WINDOWS`] lately (halving over
+    /// [`PEAK_HALF_LIFE`]), unclamped: the identity's own bursts at any time of day (a
+    /// function's traffic surges, a backlog drained); a count needs [`seasonal::MARGIN`]
+    /// times it to be a finding, as a daily recurring peak does.
+    pub bursts: [f32; WINDOWS.len()],
 }
+
+/// How fast a burst is forgotten: two days.
+const PEAK_HALF_LIFE: Millis = 2 * nhid_model::time::DAY;
 
 impl RateBaseline {
     pub fn new(time: Millis, prior_mean: f32) -> Self {
@@ -202,6 +215,7 @@ impl RateBaseline {
             denials: Ewma::default(),
             calls_in: Windows::default(),
             denied_in: Windows::default(),
+            bursts: [0.0; WINDOWS.len()],
             per_window: std::array::from_fn(|i| {
                 let w = WINDOWS[i + 1] as f32;
                 Ewma::with_prior(w * prior_mean, w * prior_mean.max(1.0))
@@ -222,11 +236,13 @@ impl RateBaseline {
             for m in (self.minute + 1..minute).skip((gap - MAX_GAP_MINUTES).max(0) as usize) {
                 self.close(m, 0.0, 0.0, learning);
             }
-            let per_window = &mut self.per_window;
+            let (per_window, bursts) = (&mut self.per_window, &mut self.bursts);
+            bursts[0] = decayed_peak(bursts[0], count, 1);
             self.calls_in.roll(self.minute, minute, |i, count| {
                 let e = per_window[i];
                 let alpha = WINDOWS[i + 1] as f32 * LONG_ALPHA;
                 per_window[i].update(count, alpha, learning, e.mean + CLAMP_SIGMAS * e.sd().max(1.0));
+                bursts[i + 1] = decayed_peak(bursts[i + 1], count, WINDOWS[i + 1]);
             });
             self.denied_in.roll(self.minute, minute, |_, _| {});
             self.minute = minute;

@@ -261,8 +261,10 @@ pub struct Observation<'e> {
     pub denied_in: [u32; baseline::WINDOWS.len()],
     /// The baseline for this minute, as it stood before it.
     pub expected: Expectation,
-    /// The count model (mean, variance) of each of those windows.
+    /// The count model (mean, variance) of each of those windows, and its busiest bucket
+    /// lately (see [`baseline::RateBaseline::bursts`]).
     pub window_models: [(f32, f32); baseline::WINDOWS.len()],
+    pub window_peaks: [f32; baseline::WINDOWS.len()],
     /// Denied calls per minute the identity usually has: mean and variance.
     pub denials_expected: (f32, f32),
     pub hour_count: u32,
@@ -408,6 +410,7 @@ impl Identity {
             calls_in: self.rate.calls_in.counts(self.rate.minute, self.rate.count),
             denied_in: self.rate.denied_in.counts(self.rate.minute, self.rate.denied),
             window_models: self.rate.window_models(&expected),
+            window_peaks: self.rate.bursts,
             expected,
             denials_expected: self.rate.denials_expected(),
             hour_count: self.hour_count,
@@ -761,7 +764,7 @@ mod tests {
         assert_eq!(o.network.unwrap().to_string(), "185.220.101.0/24");
         let new = o.new_network.unwrap();
         assert_eq!(new.level, Dim::Place, "a public address after a private one: a new kind of place");
-        assert!((new.probability - 1.0 / 3.0).abs() < 1e-6, "two observations of one place: {new:?}");
+        assert!((new.probability - 0.5).abs() < 1e-6, "one place discovered in two minutes: {new:?}");
     }
 
     #[test]

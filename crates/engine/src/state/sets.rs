@@ -44,6 +44,10 @@ pub struct Fingerprints {
     /// The value each dimension showed last: an episode of one value goes on while it
     /// repeats without a long gap.
     last: [u32; DIMS],
+    /// New values per active minute lately (an average over about a day of them): a
+    /// fleet whose instances come and go keeps finding new addresses, each then repeated
+    /// for hours, which Good–Turing's singletons alone would miss.
+    discovery: [f32; DIMS],
     /// Each dimension's missing mass as it stood when the open minute began (see
     /// [`Fingerprints::observe`]): every event of a minute is judged by the same history,
     /// so the same events in another order within it give the same findings.
@@ -58,6 +62,7 @@ impl Default for Fingerprints {
             overflowed: 0,
             observed: [0; DIMS],
             last: [0; DIMS],
+            discovery: [0.0; DIMS],
             // No history: anything may be new.
             mass: [1.0; DIMS],
         }
@@ -91,8 +96,12 @@ impl Fingerprints {
         let fp = fp & !REPEATED;
         let r = self.range(d);
         let i = d as usize;
+        // The discovery average's weight: a plain mean over the first day of active
+        // minutes, then about a day's horizon.
+        let alpha = 1.0 / (self.observed[i].min(DISCOVERY_MINUTES) as f32 + 1.0);
         if step.new_minute || self.observed[i] == 0 {
             self.observed[i] = self.observed[i].saturating_add(1);
+            self.discovery[i] *= 1.0 - alpha;
         }
         let same_episode = !step.after_gap && self.last[i] == fp;
         self.last[i] = fp;
@@ -112,15 +121,18 @@ impl Fingerprints {
             self.items = items.into_boxed_slice();
             self.lens[i] += 1;
         }
+        self.discovery[i] += alpha;
         Some(self.mass[i])
     }
 
     /// Takes the history so far as what the next minute's events are judged by: called
-    /// when a minute closes.
+    /// when a minute closes. The chance of a new value is the higher of Good–Turing's
+    /// estimate and the recent discovery rate.
     pub fn close_minute(&mut self) {
         for d in [Dim::Action, Dim::Service, Dim::Network, Dim::Place, Dim::Client, Dim::ClientFamily] {
             let n = self.observed[d as usize] as f32;
-            self.mass[d as usize] = ((self.singletons(d) as f32 + 1.0) / (n + 1.0)).min(1.0);
+            let good_turing = (self.singletons(d) as f32 + 1.0) / (n + 1.0);
+            self.mass[d as usize] = good_turing.max(self.discovery[d as usize]).min(1.0);
         }
     }
 
@@ -146,6 +158,9 @@ impl Fingerprints {
         self.items[self.range(d)].iter().filter(|&&x| x & REPEATED == 0).count()
     }
 }
+
+/// Active minutes the discovery rate averages over: about a day of them.
+const DISCOVERY_MINUTES: u32 = 1_440;
 
 /// A quiet spell this long (or a change of value) ends an episode.
 pub const EPISODE_GAP_MINUTES: i64 = 10;
@@ -234,8 +249,8 @@ mod tests {
 
     #[test]
     fn the_missing_mass_falls_as_values_repeat_and_stays_high_while_they_do_not() {
-        // A key that repeats three actions (and once showed a fourth): after 301 calls a
-        // new one is a 2-in-302 event.
+        // A key that repeats three actions (and once showed a fourth): after 301 minutes a
+        // new one is a one-in-75 event, the rate it discovered its values at.
         let mut stable = Fingerprints::default();
         for i in 0..300 {
             stable.observe(Dim::Action, i % 3, 64, APART);
@@ -243,7 +258,8 @@ mod tests {
         assert_eq!(stable.observe(Dim::Action, 98, 64, APART), Some(1.0), "judged by the history as the minute began");
         stable.close_minute();
         let p = stable.observe(Dim::Action, 99, 64, APART).unwrap();
-        assert!((p - 2.0 / 302.0).abs() < 1e-6, "{p}");
+        // Good–Turing says 2 in 302; four values discovered in 301 minutes say more.
+        assert!((p - 4.0 / 301.0).abs() < 1e-4, "{p}");
         // A key whose calls keep naming actions it used once: half of them are singletons.
         let mut discovering = Fingerprints::default();
         for i in 0..40 {
