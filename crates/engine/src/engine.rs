@@ -494,7 +494,8 @@ impl Engine {
         debug_assert!(alert.event_ids.len() <= MAX_EVENT_IDS);
         identity.alert_marks[index].last = Some((ev.time, severity));
         let mut last_action = identity.last_action();
-        let decision = self.policy.decide(&alert, settings.response, ev, entry, &mut last_action);
+        let decision =
+            self.policy.decide(&alert, settings.response, settings.act_max_probability, ev, entry, &mut last_action);
         identity.set_last_action(last_action);
         for b in decision.blocks {
             *out.stats.guardrail_blocks.entry(b).or_default() += 1;

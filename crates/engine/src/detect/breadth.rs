@@ -28,7 +28,7 @@ impl Kind for Breadth {
         if !obs.learned || r.distinct < self.min_distinct as f32 {
             return None;
         }
-        let threshold = (r.mean + self.z * r.sd).max(self.ratio * r.mean).max(MARGIN * r.recurring);
+        let threshold = (r.mean + self.z * r.sd).max(self.ratio * r.mean).max(MARGIN * r.recurring.max(r.burst));
         if r.distinct < threshold {
             return None;
         }
@@ -39,6 +39,7 @@ impl Kind for Breadth {
                 "baseline_per_window" => round2(r.mean),
                 "baseline_sd" => round2(r.sd),
                 "recurring_peak" => (r.recurring > 0.0).then(|| round2(r.recurring)),
+                "usual_peak" => (r.burst > 0.0).then(|| round2(r.burst)),
                 "threshold" => round2(threshold.max(self.min_distinct as f32)),
                 "target" => ev.resource.as_deref().unwrap_or(&ev.action),
             },
@@ -70,7 +71,7 @@ mod tests {
         let ev = event(1_000 * WINDOW, PrincipalType::ServiceAccount);
         let mut obs = observe(&ev);
         obs.learned = true;
-        obs.reach = Reach { distinct: 24.0, mean: 3.0, sd: 1.7, recurring: 0.0 };
+        obs.reach = Reach { distinct: 24.0, mean: 3.0, sd: 1.7, recurring: 0.0, burst: 0.0 };
         assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "below the floor");
         obs.reach.distinct = 40.0;
         let (s, f) = d.check(PrincipalType::ServiceAccount, &ev, &obs).unwrap();
@@ -78,13 +79,13 @@ mod tests {
         assert_eq!(f.evidence["distinct_targets"], 40);
         assert_eq!(f.unit, 1_000, "one finding per window");
         // Busy identities need four times their usual reach.
-        obs.reach = Reach { distinct: 150.0, mean: 60.0, sd: 8.0, recurring: 0.0 };
+        obs.reach = Reach { distinct: 150.0, mean: 60.0, sd: 8.0, recurring: 0.0, burst: 0.0 };
         assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none());
         // A nightly batch's reach, recurring at this hour, is the identity's own.
-        obs.reach = Reach { distinct: 300.0, mean: 10.0, sd: 5.0, recurring: 280.0 };
+        obs.reach = Reach { distinct: 300.0, mean: 10.0, sd: 5.0, recurring: 280.0, burst: 0.0 };
         assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none());
         obs.learned = false;
-        obs.reach = Reach { distinct: 400.0, mean: 3.0, sd: 1.7, recurring: 0.0 };
+        obs.reach = Reach { distinct: 400.0, mean: 3.0, sd: 1.7, recurring: 0.0, burst: 0.0 };
         assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "still learning");
     }
 
@@ -94,7 +95,7 @@ mod tests {
         let ev = event(1_000 * WINDOW, PrincipalType::AiAgent);
         let mut obs = observe(&ev);
         obs.learned = true;
-        obs.reach = Reach { distinct: 80.0, mean: 5.0, sd: 2.0, recurring: 0.0 };
+        obs.reach = Reach { distinct: 80.0, mean: 5.0, sd: 2.0, recurring: 0.0, burst: 0.0 };
         assert_eq!(d.check(PrincipalType::AiAgent, &ev, &obs).unwrap().0.response, Response::RevokeSession);
         assert!(d.check(PrincipalType::Human, &ev, &obs).is_none());
     }

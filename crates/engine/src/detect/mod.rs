@@ -95,6 +95,10 @@ impl<K: Kind> Check for PerType<K> {
 pub struct LaneSettings {
     pub severity: Severity,
     pub response: Response,
+    /// The lane's own bar for acting on a model's finding, where the narrow action it asks
+    /// for is cheap (ending an agent's delegated session); else the policy's
+    /// `response.act_max_probability`.
+    pub act_max_probability: Option<f64>,
 }
 
 pub struct Detector {
@@ -386,11 +390,12 @@ fn lane_settings(
         };
         let severity = own_setting(&mut t, "severity", head.severity, lane, problems);
         let response = own_setting(&mut t, "response", head.response, lane, problems);
+        let act_max_probability = own_setting(&mut t, "act_max_probability", None, lane, problems).flatten();
         if lane == PrincipalType::Human && response.is_some_and(|r| r != Response::None) {
             problems.push(Problem::HumanResponse);
         }
         if let (true, Some(severity), Some(response)) = (enabled, severity, response) {
-            settings[lane.index()] = Some(LaneSettings { severity, response });
+            settings[lane.index()] = Some(LaneSettings { severity, response, act_max_probability });
             tables[lane.index()] = Some(t);
         }
     }

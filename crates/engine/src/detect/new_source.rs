@@ -12,6 +12,7 @@
 use serde::Deserialize;
 
 use super::{Finding, Kind, round_probability};
+use crate::context::network::Category;
 use crate::state::sets::{Dim, fingerprint};
 use crate::state::{Novel, Observation};
 use nhid_model::event::{AuditEvent, PrincipalType};
@@ -28,6 +29,9 @@ pub struct NewSource {
     pub max_probability: f64,
 }
 
+/// How much less a new network inside a known place weighs (see `check`).
+const WITHIN_PLACE: f32 = 10.0;
+
 /// A novelty in words, and the baseline it was judged against.
 pub(crate) fn describe(n: &Novel) -> String {
     let what = match n.level {
@@ -43,7 +47,16 @@ pub(crate) fn describe(n: &Novel) -> String {
 
 impl Kind for NewSource {
     fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
-        let network = obs.new_network.filter(|_| self.network);
+        // A new address block inside a provider's space (or a private range) the identity
+        // already uses is weak evidence: providers hand out addresses all over their space,
+        // subnets come and go. Its chance counts ten times; a new kind of place counts as is.
+        let network = obs.new_network.filter(|_| self.network).map(|mut n| {
+            let within = obs.place.is_some_and(|p| !matches!(p.category, Category::Public | Category::Anonymizer));
+            if n.level == Dim::Network && within {
+                n.probability = (n.probability * WITHIN_PLACE).min(1.0);
+            }
+            n
+        });
         let client = obs.new_client.filter(|_| self.user_agent);
         let p: f64 = [network, client].iter().flatten().map(|n| f64::from(n.probability)).product();
         if (network.is_none() && client.is_none()) || p > self.max_probability {

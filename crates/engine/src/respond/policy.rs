@@ -5,8 +5,9 @@
 //! protected principals; below `min_severity` only the alert; inventory `auto_revoke =
 //! false` turns revocations into owner notices, and so does a model's finding whose score
 //! does not clear `act_max_probability`; the narrowest action the event allows;
-//! one action per identity per cooldown; a global rate limit whose breach trips a circuit
-//! breaker, announced by one `action_storm` alert, that blocks every action for a while.
+//! one action per identity per cooldown; a global rate limit on containment whose breach
+//! trips a circuit breaker, announced by one `action_storm` alert, that blocks every action
+//! for a while.
 
 use std::sync::Mutex;
 
@@ -125,12 +126,14 @@ impl Policy {
         Policy { config, limiter: Mutex::new(Limiter { tokens, last: Millis::MIN, open_until: None }) }
     }
 
-    /// Decides the action for `alert`, which asked for `requested`. `last_action` is the
-    /// identity's cooldown mark, updated when an action is taken.
+    /// Decides the action for `alert`, which asked for `requested`; `act_max_probability`
+    /// is the detector lane's own bar, if it has one. `last_action` is the identity's
+    /// cooldown mark, updated when an action is taken.
     pub fn decide(
         &self,
         alert: &Alert,
         requested: Response,
+        act_max_probability: Option<f64>,
         ev: &AuditEvent<'_>,
         entry: Option<&Entry>,
         last_action: &mut Option<Millis>,
@@ -161,7 +164,10 @@ impl Policy {
             action = ActionKind::NotifyOwner;
         }
         if action != ActionKind::NotifyOwner
-            && alert.score.probability.is_some_and(|p| p > self.config.act_max_probability)
+            && alert
+                .score
+                .probability
+                .is_some_and(|p| p > act_max_probability.unwrap_or(self.config.act_max_probability))
         {
             d.blocks.push(Block::NotSurprising);
             action = ActionKind::NotifyOwner;
@@ -176,7 +182,7 @@ impl Policy {
             d.blocks.push(Block::IdentityCooldown);
             return d;
         }
-        match self.admit(t) {
+        match self.admit(t, contains) {
             Admit::Yes => {}
             Admit::Open => {
                 d.blocks.push(Block::CircuitOpen);
@@ -204,7 +210,10 @@ impl Policy {
         d
     }
 
-    fn admit(&self, t: Millis) -> Admit {
+    /// Whether an action at `t` may go: containment takes a token (and trips the breaker
+    /// when none is left); an owner notice takes none, since it cuts nothing off, but waits
+    /// while the breaker is open like every action.
+    fn admit(&self, t: Millis, contains: bool) -> Admit {
         // A poisoned lock only means another worker panicked mid-update of three numbers;
         // the bucket is still usable.
         let mut l = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
@@ -220,6 +229,9 @@ impl Policy {
                 return Admit::Open;
             }
             l.open_until = None;
+        }
+        if !contains {
+            return Admit::Yes;
         }
         if l.tokens >= 1.0 {
             l.tokens -= 1.0;
@@ -346,7 +358,7 @@ mod tests {
     }
 
     fn decide(p: &Policy, kind: PrincipalType, ev: &AuditEvent<'_>, entry: Option<&Entry>, t: Millis) -> Decision {
-        p.decide(&alert(kind, t, Severity::High), Response::RevokeCredential, ev, entry, &mut None)
+        p.decide(&alert(kind, t, Severity::High), Response::RevokeCredential, None, ev, entry, &mut None)
     }
 
     #[test]
@@ -395,10 +407,10 @@ mod tests {
         let ev = event(PrincipalType::ServiceAccount, CredentialKind::StaticKey, None);
         let mut last = None;
         let a = |t| alert(PrincipalType::ServiceAccount, t, Severity::High);
-        assert!(p.decide(&a(0), Response::RevokeCredential, &ev, None, &mut last).action.is_some());
-        let d = p.decide(&a(60_000), Response::RevokeCredential, &ev, None, &mut last);
+        assert!(p.decide(&a(0), Response::RevokeCredential, None, &ev, None, &mut last).action.is_some());
+        let d = p.decide(&a(60_000), Response::RevokeCredential, None, &ev, None, &mut last);
         assert_eq!(d.blocks, vec![Block::IdentityCooldown]);
-        assert!(p.decide(&a(3_600_000), Response::RevokeCredential, &ev, None, &mut last).action.is_some());
+        assert!(p.decide(&a(3_600_000), Response::RevokeCredential, None, &ev, None, &mut last).action.is_some());
     }
 
     #[test]
@@ -407,13 +419,13 @@ mod tests {
         let ev = event(PrincipalType::ServiceAccount, CredentialKind::StaticKey, None);
         let mut last = None;
         let a = |t| alert(PrincipalType::ServiceAccount, t, Severity::High);
-        let notice = p.decide(&a(0), Response::NotifyOwner, &ev, None, &mut last);
+        let notice = p.decide(&a(0), Response::NotifyOwner, None, &ev, None, &mut last);
         assert_eq!(notice.action.unwrap().action, ActionKind::NotifyOwner);
-        let cut = p.decide(&a(20_000), Response::RevokeCredential, &ev, None, &mut last);
+        let cut = p.decide(&a(20_000), Response::RevokeCredential, None, &ev, None, &mut last);
         assert_eq!(cut.action.unwrap().action, ActionKind::RevokeCredential);
-        assert!(p.decide(&a(40_000), Response::NotifyOwner, &ev, None, &mut last).action.is_some());
+        assert!(p.decide(&a(40_000), Response::NotifyOwner, None, &ev, None, &mut last).action.is_some());
         assert_eq!(
-            p.decide(&a(60_000), Response::RevokeCredential, &ev, None, &mut last).blocks,
+            p.decide(&a(60_000), Response::RevokeCredential, None, &ev, None, &mut last).blocks,
             vec![Block::IdentityCooldown]
         );
     }
@@ -429,6 +441,7 @@ mod tests {
             let d = p.decide(
                 &alert(PrincipalType::ServiceAccount, i * 10, Severity::High),
                 Response::RevokeCredential,
+                None,
                 &ev,
                 None,
                 &mut None,
@@ -440,7 +453,7 @@ mod tests {
         assert_eq!((taken, storms, open), (5, 1, 94));
         // After the breaker's cooldown, actions flow again.
         let later = alert(PrincipalType::ServiceAccount, 601_000, Severity::High);
-        assert!(p.decide(&later, Response::RevokeCredential, &ev, None, &mut None).action.is_some());
+        assert!(p.decide(&later, Response::RevokeCredential, None, &ev, None, &mut None).action.is_some());
     }
 
     #[test]
@@ -450,6 +463,7 @@ mod tests {
         let d = p.decide(
             &alert(PrincipalType::ServiceAccount, 0, Severity::Low),
             Response::RotateSecret,
+            None,
             &ev,
             None,
             &mut None,

@@ -28,6 +28,9 @@ pub struct Breadth {
     /// Distinct targets per closed window.
     pub baseline: Ewma,
     pub peaks: DailyPeaks,
+    /// The widest closed window lately (halving over two days), at any time of day: the
+    /// identity's own bursts (a deploy syncing a site, a function's surge).
+    pub burst: f32,
 }
 
 /// What the breadth state expects of a window, for the detector.
@@ -39,6 +42,8 @@ pub struct Reach {
     pub sd: f32,
     /// The recurring daily peak around this time of day (0 if none).
     pub recurring: f32,
+    /// The widest window lately ([`Breadth::burst`]).
+    pub burst: f32,
 }
 
 impl Breadth {
@@ -48,6 +53,7 @@ impl Breadth {
             sketch: [0; BITS / 64],
             baseline: Ewma::with_prior(1.0, 1.0),
             peaks: DailyPeaks::default(),
+            burst: 0.0,
         }
     }
 
@@ -74,6 +80,7 @@ impl Breadth {
             sd: self.baseline.sd().max(self.baseline.mean.sqrt()).max(1.0),
             // Only a window above the usual needs it: no threshold lies below the mean.
             recurring: if distinct > self.baseline.mean { self.peaks.recurring(time, born) } else { 0.0 },
+            burst: self.burst,
         }
     }
 
@@ -88,6 +95,8 @@ impl Breadth {
         let sd = self.baseline.sd().max(self.baseline.mean.sqrt()).max(1.0);
         self.baseline.update(distinct, ALPHA, learning, self.baseline.mean + CLAMP_SIGMAS * sd);
         self.peaks.record(i64::from(window) * WINDOW, distinct);
+        // 288 windows in two days: halved over them.
+        self.burst = (self.burst * 0.5f32.powf(1.0 / 288.0)).max(distinct);
     }
 }
 

@@ -379,8 +379,11 @@ impl Identity {
         }
         let idle_for = (t - self.last_seen).max(0);
         self.last_seen = self.last_seen.max(t);
-        let step =
-            Step { new_minute: self.rate.minute != open_minute, after_gap: idle_for >= EPISODE_GAP_MINUTES * MINUTE };
+        let step = Step {
+            new_minute: self.rate.minute != open_minute,
+            paused: idle_for >= 2 * MINUTE,
+            after_gap: idle_for >= EPISODE_GAP_MINUTES * MINUTE,
+        };
         let novelty = self.observe_sets(ev, learned, ranges, step);
 
         // A target is a resource, or where an event names none, the action (which names its

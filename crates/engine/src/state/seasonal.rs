@@ -7,7 +7,8 @@
 //! distinct targets in a window) of today, yesterday and the day before, unclamped. A peak
 //! that recurred on each of the previous two days (or every previous day of a younger
 //! identity) is the identity's own pattern: detectors ask for [`MARGIN`] times it before
-//! they fire. So a new batch alerts on its first two nights and is quiet from the third,
+//! they fire. So a new batch alerts on its first two nights and is quiet from the third (the
+//! rate kinds' burst floor, `baseline::RateBaseline::bursts`, quiets it from the second),
 //! while an attacker at twice the batch's peak, or at any other time of day, still is not.
 
 use nhid_model::time::{DAY, HOUR, Millis};

@@ -106,7 +106,7 @@ impl Fingerprints {
         let same_episode = !step.after_gap && self.last[i] == fp;
         self.last[i] = fp;
         if let Some(x) = self.items[r.clone()].iter_mut().find(|x| **x & !REPEATED == fp) {
-            if !same_episode {
+            if !same_episode || step.paused {
                 *x |= REPEATED;
             }
             return None;
@@ -170,12 +170,16 @@ pub const EPISODE_GAP_MINUTES: i64 = 10;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Step {
     pub new_minute: bool,
+    /// After a pause of two minutes or more: the same value again is a use of its own (a
+    /// key calling every few minutes from its one address repeats it), though the episode
+    /// goes on.
+    pub paused: bool,
     pub after_gap: bool,
 }
 
 /// Every observation a step of its own: for tests of the estimate alone.
 #[cfg(test)]
-const APART: Step = Step { new_minute: true, after_gap: true };
+const APART: Step = Step { new_minute: true, paused: true, after_gap: true };
 
 pub fn fingerprint(s: &str) -> u32 {
     xxh3_64(s.as_bytes()) as u32
