@@ -373,7 +373,7 @@ impl Identity {
         let t = ev.time;
         let learned = t - self.first_seen >= learning_ms;
         let open_minute = self.rate.minute;
-        let expected = self.count(ev, learned);
+        let (expected, calls_in) = self.count(ev, learned);
         if self.rate.minute != open_minute {
             self.seen.close_minute();
         }
@@ -411,7 +411,7 @@ impl Identity {
             baseline_minutes: self.rate.minutes,
             minute_count: self.rate.count,
             minute_denied: self.rate.denied,
-            calls_in: self.rate.calls_in.counts(self.rate.minute, self.rate.count),
+            calls_in,
             denied_in: self.rate.denied_in.counts(self.rate.minute, self.rate.denied),
             window_models: self.rate.window_models(&expected),
             window_peaks: self.rate.bursts,
@@ -441,8 +441,8 @@ impl Identity {
     }
 
     /// Counts the event in the rate baseline and the hour's totals; returns what the
-    /// baseline expected of this minute before the event.
-    fn count(&mut self, ev: &AuditEvent<'_>, learned: bool) -> Expectation {
+    /// baseline expected of this minute before the event, and the calls over each window.
+    fn count(&mut self, ev: &AuditEvent<'_>, learned: bool) -> (Expectation, [u32; baseline::WINDOWS.len()]) {
         let t = ev.time;
         let mut expected = self.rate.expectation_without_seasonality(t);
         // The open hour is the latest minute's: derived, not stored (8 bytes per identity).
@@ -462,7 +462,7 @@ impl Identity {
         }
         self.hour_count = self.hour_count.saturating_add(1);
         self.hour_bytes_out = self.hour_bytes_out.saturating_add(ev.bytes_out.unwrap_or(0));
-        expected
+        (expected, calls)
     }
 
     /// Adds the event's action, service, network, place and client to the identity's sets
