@@ -20,6 +20,9 @@ pub struct Breadth {
     pub ratio: f32,
     /// ...and this many standard deviations above it.
     pub z: f32,
+    /// ...and above this many times the identity's busiest window of the last days (its
+    /// own surges, which reach more objects as they make more calls).
+    pub peak_margin: f32,
 }
 
 impl Kind for Breadth {
@@ -28,7 +31,8 @@ impl Kind for Breadth {
         if !obs.learned || r.distinct < self.min_distinct as f32 {
             return None;
         }
-        let threshold = (r.mean + self.z * r.sd).max(self.ratio * r.mean).max(MARGIN * r.recurring.max(r.burst));
+        let threshold =
+            (r.mean + self.z * r.sd).max(self.ratio * r.mean).max(MARGIN * r.recurring).max(self.peak_margin * r.burst);
         if r.distinct < threshold {
             return None;
         }

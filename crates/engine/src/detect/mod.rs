@@ -31,7 +31,6 @@ use serde::de::DeserializeOwned;
 
 use crate::state::Observation;
 use crate::state::baseline::WINDOWS;
-use crate::state::seasonal::MARGIN;
 use crate::state::tail::upper_tail;
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::{Millis, SECOND};
@@ -577,9 +576,9 @@ pub(crate) fn span(ms: Millis) -> String {
 
 /// The count test of the rate kinds: for each window of [`WINDOWS`], the chance of at
 /// least `counts[i]` under the identity's model of that window (`models[i]`: mean and
-/// variance), among windows whose count is also `ratio` times the expected and
-/// `seasonal::MARGIN` times the identity's own bursts (`floors[i]`: a recurring daily peak,
-/// the busiest bucket lately). Returns the
+/// variance), among windows whose count is also `ratio` times the expected and above
+/// `floors[i]` (the kind's margin over a recurring daily peak and over the identity's
+/// busiest bucket lately). Returns the
 /// most surprising window: its index, expected count and probability. Only windows that
 /// clear the cheap ratio test compute a tail.
 pub(crate) fn count_test(
@@ -591,7 +590,7 @@ pub(crate) fn count_test(
     let mut best: Option<(usize, f64, f64)> = None;
     for (i, ((&count, &(mean, var)), &floor)) in counts.iter().zip(models).zip(floors).enumerate() {
         let (count, expected) = (f64::from(count), f64::from(mean));
-        if count < f64::from(ratio) * expected || count <= f64::from(MARGIN * floor) {
+        if count < f64::from(ratio) * expected || count <= f64::from(floor) {
             continue;
         }
         let p = upper_tail(count, expected, f64::from(var));

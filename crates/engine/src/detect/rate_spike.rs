@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::{Finding, Kind, count_test, round_probability, round2};
 use crate::state::Observation;
 use crate::state::baseline::WINDOWS;
+use crate::state::seasonal::MARGIN;
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::MINUTE;
 
@@ -33,6 +34,10 @@ pub struct RateSpike {
     /// hundred calls in a minute and is no leaked key; an inhuman rate is.
     #[serde(default)]
     pub min_count: u32,
+    /// And more than this many times the identity's busiest window of the last days (its
+    /// own surges: a function's traffic bursts, a backlog drained). Surges vary in size:
+    /// twice the biggest one seen is no rarer than a new one at the next busy hour.
+    pub peak_margin: f32,
 }
 
 impl Kind for RateSpike {
@@ -41,7 +46,9 @@ impl Kind for RateSpike {
             return None;
         }
         let e = &obs.expected;
-        let floors = std::array::from_fn(|i| (WINDOWS[i] as f32 * e.recurring).max(obs.window_peaks[i]));
+        let floors = std::array::from_fn(|i| {
+            (MARGIN * WINDOWS[i] as f32 * e.recurring).max(self.peak_margin * obs.window_peaks[i])
+        });
         let (i, expected, p) = count_test(&obs.calls_in, &obs.window_models, &floors, self.ratio)?;
         if p > self.max_probability {
             return None;
