@@ -266,25 +266,26 @@ impl Scenario {
         }
     }
 
-    /// The detector kind that must fire; `None` for the benign change.
-    fn expected_kind(self) -> Option<&'static str> {
-        Some(match self {
-            Scenario::LeakedKeyNewNetwork => "new_source",
-            Scenario::ExfiltrationSpike | Scenario::SlowRampThenSpike => "rate_spike",
-            Scenario::AgentScopeDrift => "scope_drift",
-            Scenario::ExpiredTokenReplay => "expired_credential",
-            Scenario::DeniedProbeBurst => "denied_burst",
-            Scenario::LateralMovement => "breadth",
-            Scenario::DormantKeyReactivated => "dormant_reactivation",
-            Scenario::TokenSharedAcrossWorkloads => "shared_credential",
-            Scenario::AgentRidesHumanSession => "session_inheritance",
-            Scenario::MachineConsoleLogin => "interactive_login",
-            Scenario::ShadowKey => "unregistered_principal",
-            Scenario::UnattributedAgent => "missing_attribution",
-            Scenario::StolenKeyRecon | Scenario::StolenServerlessSession | Scenario::CiSessionOffGithub => "new_source",
-            Scenario::SlowExfiltration => "rate_spike",
-            Scenario::NewNightlyBatch => return None,
-        })
+    /// The detector kinds of which one must fire; none for the benign change.
+    fn expected_kinds(self) -> &'static [&'static str] {
+        match self {
+            Scenario::LeakedKeyNewNetwork | Scenario::StolenKeyRecon => &["new_source"],
+            Scenario::ExfiltrationSpike | Scenario::SlowRampThenSpike | Scenario::SlowExfiltration => &["rate_spike"],
+            Scenario::AgentScopeDrift => &["scope_drift"],
+            Scenario::ExpiredTokenReplay => &["expired_credential"],
+            Scenario::DeniedProbeBurst => &["denied_burst"],
+            Scenario::LateralMovement => &["breadth"],
+            Scenario::DormantKeyReactivated => &["dormant_reactivation"],
+            Scenario::TokenSharedAcrossWorkloads => &["shared_credential"],
+            Scenario::AgentRidesHumanSession => &["session_inheritance"],
+            Scenario::MachineConsoleLogin => &["interactive_login"],
+            Scenario::ShadowKey => &["unregistered_principal"],
+            Scenario::UnattributedAgent => &["missing_attribution"],
+            // A workload's session used elsewhere: from a place the identity never used
+            // (new_source), or away from the workload it was minted for (shared_credential).
+            Scenario::StolenServerlessSession | Scenario::CiSessionOffGithub => &["new_source", "shared_credential"],
+            Scenario::NewNightlyBatch => &[],
+        }
     }
 
     /// The response a SOC expects, the narrowest that contains the attack given what its events
@@ -610,7 +611,7 @@ fn plan_one(
         end: span.end,
         first_malicious_event_id: String::new(),
         first_malicious_time: 0,
-        expected_kinds: scenario.expected_kind().into_iter().map(str::to_owned).collect(),
+        expected_kinds: scenario.expected_kinds().iter().map(|&k| k.to_owned()).collect(),
         quiet_from: span.quiet_from,
         credential_id: None,
         session_id: None,

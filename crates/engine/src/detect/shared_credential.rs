@@ -1,8 +1,11 @@
 //! `shared_credential`: one credential used at the same time from more workloads (distinct
-//! network and user agent pairs) than it ever was. A token copied off a host, a key pasted
-//! into a second service: attribution collapses, and one of the holders is likely not the
-//! owner. Judged against the identity's own usual peak (`state::sources`), so fleets are
-//! not flagged and a copy does not teach the next one in.
+//! networks) than it ever was. A token copied off a host, a key pasted into a second
+//! service: attribution collapses, and one of the holders is likely not the owner. Judged
+//! against the identity's own usual peak (`state::sources`), so fleets are not flagged and
+//! a copy does not teach the next one in. And a workload's short-lived token (a CI job's
+//! role session, a function's, an instance's) used from another kind of place than its
+//! first, at any time in its life: the session carried off its workload, the case
+//! GuardDuty's InstanceCredentialExfiltration findings exist for.
 
 use serde::Deserialize;
 
@@ -35,7 +38,10 @@ impl Kind for SharedCredential {
             .map(|n| f64::from(n.probability))
             .reduce(|a, b| a * b)
             .filter(|&p| p <= self.max_probability);
-        if !obs.learned || n < self.min_sources || !(more || newcomer.is_some()) {
+        // Or a workload's token (a job's, a function's session) used from another place than
+        // its workload, at any time in its life: the copy need not overlap the owner's use.
+        let moved = obs.moved && obs.source_peak < 2;
+        if !obs.learned || !(moved || n >= self.min_sources && (more || newcomer.is_some())) {
             return None;
         }
         let credential = ev.credential.id.as_deref().unwrap_or("?");
@@ -45,23 +51,34 @@ impl Kind for SharedCredential {
                 "concurrent_sources" => n,
                 "usual_peak" => obs.source_peak,
                 "new_place" => newcomer.is_some(),
+                "moved_from_first_place" => moved,
                 "probability" => newcomer.map(super::round_probability),
                 "window_secs" => CONCURRENT / 1_000,
                 "source_ip" => ev.source.ip,
                 "user_agent" => ev.source.user_agent,
             },
-            summary: format!(
-                "{}'s credential {credential} was used from {n} places (network and client) within {} minutes; it usually has at most {} at once. The latest: {} with {:?}.",
-                ev.principal.id,
-                CONCURRENT / MINUTE,
-                obs.source_peak,
-                ev.source.ip.as_deref().unwrap_or("-"),
-                ev.source.user_agent.as_deref().unwrap_or("-")
-            ),
+            summary: if moved && n < 2 {
+                format!(
+                    "{}'s short-lived credential {credential} was used from {} ({}), another kind of place than the one it was first used from: a workload's session carried off it.",
+                    ev.principal.id,
+                    ev.source.ip.as_deref().unwrap_or("-"),
+                    obs.place.map(|p| p.to_string()).unwrap_or_default()
+                )
+            } else {
+                format!(
+                    "{}'s credential {credential} was used from {n} networks within {} minutes; it usually has at most {} at once. The latest: {} with {:?}.",
+                    ev.principal.id,
+                    CONCURRENT / MINUTE,
+                    obs.source_peak,
+                    ev.source.ip.as_deref().unwrap_or("-"),
+                    ev.source.user_agent.as_deref().unwrap_or("-")
+                )
+            },
             unit: ev.time.div_euclid(MINUTE),
-            // Judged by the place's novelty when it is new; a count above the usual peak is
-            // judged against that peak, not a model.
-            probability: newcomer,
+            // A count above the usual peak is a fact judged against that peak, not a model
+            // (a newcomer that is also one place too many is no less a copy); a newcomer
+            // alone is judged by its place's novelty.
+            probability: newcomer.filter(|_| !more && !moved),
             baseline: Some(format!("at most {} places at once usually", obs.source_peak)),
             key: crate::state::sets::fingerprint(credential),
         })
@@ -74,7 +91,8 @@ mod tests {
     use super::*;
     use crate::context::network::Ranges;
     use crate::state::Identity;
-    use nhid_model::time::{DAY, HOUR};
+    use nhid_model::event::{AuditEvent, CredentialKind};
+    use nhid_model::time::{DAY, HOUR, Millis, SECOND};
     use nhid_model::vocab::Response;
 
     #[test]
@@ -116,7 +134,7 @@ mod tests {
         let d = shipped("shared_credential");
         let mut id = Identity::new(PrincipalType::ServiceAccount, None, 0);
         let mut ev = event(0, PrincipalType::ServiceAccount);
-        // Three hosts in two networks with two clients: three places at once is usual.
+        // Three hosts in two networks: two places at once is usual.
         let places =
             [("10.20.1.5", "aws-sdk-go/1.44"), ("10.20.7.9", "aws-cli/2.15"), ("10.20.7.10", "aws-sdk-go/1.44")];
         for m in 0..(DAY / MINUTE + 90) {
@@ -136,5 +154,60 @@ mod tests {
         let obs = id.observe(&ev, DAY, Ranges::builtin());
         assert!(obs.concurrent_sources <= obs.source_peak, "{obs:?}");
         assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_some());
+    }
+
+    /// A CI job's role session: `n` calls from a GitHub-hosted runner's address.
+    fn job(id: &mut Identity, ev: &mut AuditEvent<'static>, session: &str, start: Millis, runner: &str) {
+        ev.credential.id = Some(session.to_owned().into());
+        ev.source.ip = Some(runner.to_owned().into());
+        for k in 0..20 {
+            ev.time = start + k * 20 * SECOND;
+            id.observe(ev, DAY, Ranges::builtin());
+        }
+    }
+
+    #[test]
+    fn a_job_s_session_used_from_elsewhere_after_the_job_fires_new_jobs_on_new_runners_do_not() {
+        let d = shipped("shared_credential");
+        let mut id = Identity::new(PrincipalType::ServiceAccount, None, 0);
+        let mut ev = event(0, PrincipalType::ServiceAccount);
+        ev.credential.kind = CredentialKind::ShortLivedToken;
+        ev.source.user_agent = Some("aws-cli/2.15.30 Python/3.11.8 Linux/6.5.0".into());
+        // A day and a half of jobs, each on a fresh runner address in GitHub's ranges.
+        let runners = ["4.207.31.115", "20.172.220.232", "52.157.32.87", "4.242.102.152", "13.95.161.159"];
+        for j in 0..9 {
+            job(&mut id, &mut ev, &format!("ASIAJOB{j}"), j * 4 * HOUR, runners[j as usize % runners.len()]);
+        }
+        job(&mut id, &mut ev, "ASIAJOB9", 40 * HOUR, "20.229.64.188");
+        let obs = id.observe(&ev, DAY, Ranges::builtin());
+        assert!(obs.learned && d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "{obs:?}");
+        // Twelve minutes after the job's last call (no overlap with it), the same session
+        // from a hosting provider's address.
+        ev.time += 12 * MINUTE;
+        ev.source.ip = Some("172.235.194.62".into());
+        let obs = id.observe(&ev, DAY, Ranges::builtin());
+        assert_eq!(obs.concurrent_sources, 1, "not concurrent: only the move shows");
+        let (s, f) = d.check(PrincipalType::ServiceAccount, &ev, &obs).expect("a session off its runner");
+        assert_eq!(s.response, Response::RevokeCredential);
+        assert_eq!(f.evidence["moved_from_first_place"], true);
+        assert_eq!(f.probability, None, "a fact, acted on without a model's bar");
+    }
+
+    #[test]
+    fn an_identity_whose_sessions_move_while_it_learns_is_not_flagged_for_it() {
+        let d = shipped("shared_credential");
+        let mut id = Identity::new(PrincipalType::ServiceAccount, None, 0);
+        let mut ev = event(0, PrincipalType::ServiceAccount);
+        ev.credential.kind = CredentialKind::ShortLivedToken;
+        // Every session starts in AWS and continues from a hosting provider's address.
+        for j in 0..10 {
+            job(&mut id, &mut ev, &format!("ASIAMOVE{j}"), j * 4 * HOUR, "52.95.110.1");
+            ev.time += MINUTE;
+            ev.source.ip = Some("172.235.194.62".into());
+            let obs = id.observe(&ev, DAY, Ranges::builtin());
+            if obs.learned {
+                assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "session {j}");
+            }
+        }
     }
 }

@@ -116,6 +116,10 @@ pub struct CredentialState {
     /// alerts and `/principals` name it. Compared as a string: at most a few per identity.
     pub id: Box<str>,
     pub kind: CredentialKind,
+    /// The place ([`crate::context::network::Place::key`]) a short-lived token was first
+    /// used from, 0 if none (in what would be padding after `kind`): see
+    /// [`Observation::moved`].
+    place: u32,
     pub first_seen: Millis,
     pub last_seen: Millis,
     /// `Millis::MIN` when unknown: 8 bytes where `Option<Millis>` takes 16, on a struct every
@@ -297,6 +301,11 @@ pub struct Observation<'e> {
     /// [`sources::CONCURRENT`], and the most the identity usually has (see [`Sources`]).
     pub concurrent_sources: u8,
     pub source_peak: u8,
+    /// A short-lived token used from another place (provider or category, see
+    /// [`crate::context::network`]) than the one it was first used from: a job's, a
+    /// function's or an instance's session carried off its workload. A service calling on
+    /// the identity's behalf (`cloudformation.amazonaws.com`) is no place.
+    pub moved: bool,
     /// The identity's type before this event (an event can show a machine to be a person:
     /// see the pipeline's `reconcile`); interactive sign-ins are judged against it.
     pub prior_kind: PrincipalType,
@@ -331,7 +340,8 @@ struct Novelty<'e> {
     action_fp: u32,
     service_fp: u32,
     network_fp: Option<u32>,
-    client_fp: Option<u32>,
+    /// The place's key, `None` for a service calling on the identity's behalf.
+    place_fp: Option<u32>,
 }
 
 impl Identity {
@@ -390,15 +400,18 @@ impl Identity {
         // service): distinct targets across services are distinct trust zones too.
         let target = ev.resource.as_deref().map_or(novelty.action_fp, fingerprint) ^ novelty.service_fp.rotate_left(7);
         let reach = self.breadth.record(t, target, !learned, self.first_seen);
-        let (concurrent_sources, source_peak) =
-            match (ev.credential.id.as_deref(), novelty.network_fp, novelty.client_fp) {
-                (Some(c), Some(net), Some(client)) => {
-                    self.sources.record(fingerprint(c), net ^ client.rotate_left(11), t, !learned)
-                }
-                _ => (0, u8::MAX),
-            };
+        // A holder is a network: one workload runs several tools with its credential (a CI
+        // job's credentials action, then the CLI), a copy runs from elsewhere.
+        let (concurrent_sources, source_peak) = match (ev.credential.id.as_deref(), novelty.network_fp) {
+            (Some(c), Some(net)) => self.sources.record(fingerprint(c), net, t, !learned),
+            _ => (0, u8::MAX),
+        };
 
-        let (credential_age, expired_for) = self.observe_credential(ev);
+        let (credential_age, expired_for, moved) = self.observe_credential(ev, novelty.place_fp);
+        if moved && !learned {
+            // Its workloads move tokens between places: a move is not a copy for it.
+            self.sources.learn_roaming();
+        }
         if self.owner.is_none()
             && let Some(owner) = ev.principal.owner.as_deref()
         {
@@ -435,6 +448,7 @@ impl Identity {
             reach,
             concurrent_sources,
             source_peak,
+            moved,
             prior_kind: self.kind,
             registered: None,
         }
@@ -519,13 +533,20 @@ impl Identity {
             action_fp,
             service_fp,
             network_fp,
-            client_fp,
+            place_fp: place_fp.filter(|_| !by_service),
         }
     }
 
-    fn observe_credential(&mut self, ev: &AuditEvent<'_>) -> (Option<Millis>, Option<Millis>) {
+    /// Records the event's credential, used from `place`; returns its age, how long ago it
+    /// expired, and whether it is a short-lived token now used from another place than its
+    /// first.
+    fn observe_credential(
+        &mut self,
+        ev: &AuditEvent<'_>,
+        place: Option<u32>,
+    ) -> (Option<Millis>, Option<Millis>, bool) {
         let Some(id) = ev.credential.id.as_deref() else {
-            return (None, None);
+            return (None, None, false);
         };
         let t = ev.time;
         let c = &ev.credential;
@@ -544,6 +565,7 @@ impl Identity {
                 credentials.push(CredentialState {
                     id: id.into(),
                     kind: c.kind,
+                    place: 0,
                     first_seen: t,
                     last_seen: t,
                     issued_at: Millis::MIN,
@@ -554,11 +576,21 @@ impl Identity {
             }
         };
         let s = &mut self.credentials[pos];
+        // A token minted for one workload (a job, an execution environment, an instance)
+        // stays where that workload runs. The first place is kept: every call from
+        // elsewhere is a move.
+        let mut moved = false;
+        if let Some(place) = place.filter(|_| s.kind == CredentialKind::ShortLivedToken) {
+            if s.place == 0 {
+                s.place = place;
+            }
+            moved = s.place != place;
+        }
         s.last_seen = s.last_seen.max(t);
         s.issued_at = c.issued_at.unwrap_or(s.issued_at);
         s.expires_at = c.expires_at.unwrap_or(s.expires_at);
         let expired_for = s.expires_at().map(|e| t - e).filter(|d| *d > 0);
-        (Some(s.age_at(t)), expired_for)
+        (Some(s.age_at(t)), expired_for, moved)
     }
 }
 

@@ -38,6 +38,12 @@ pub struct Sources {
 }
 
 impl Sources {
+    /// A credential of the identity moved between places while it learned: its workloads
+    /// carry tokens around (two places per credential is its usual).
+    pub fn learn_roaming(&mut self) {
+        self.learned = self.learned.max(2);
+    }
+
     /// Records that `credential` was used from `source` at `time`; returns how many distinct
     /// sources used it within [`CONCURRENT`] (this one included) and the usual most.
     pub fn record(&mut self, credential: u32, source: u32, time: Millis, learning: bool) -> (u8, u8) {
