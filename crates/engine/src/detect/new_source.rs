@@ -7,7 +7,8 @@
 //! GitHub-hosted address is not new, the same key from a hosting provider or an anonymiser
 //! is), a client by family and major version (an SDK naming each call is one client). And
 //! it is calibrated: the chance that this identity shows a new value, from how fast it
-//! still discovers them. A network and a client both new multiply.
+//! still discovers them. A network and a client both new multiply, and so does an action
+//! never made before in the same call.
 
 use serde::Deserialize;
 
@@ -31,6 +32,10 @@ pub struct NewSource {
 
 /// How much less a new network inside a known place weighs (see `check`).
 const WITHIN_PLACE: f32 = 10.0;
+/// How much more a new kind of place weighs when it is a hosting provider's or an
+/// anonymiser's: where rented attack infrastructure sits, and where few machine
+/// identities move to on their own.
+const RENTED_PLACE: f32 = 4.0;
 
 /// A novelty in words, and the baseline it was judged against.
 pub(crate) fn describe(n: &Novel) -> String {
@@ -55,11 +60,22 @@ impl Kind for NewSource {
             if n.level == Dim::Network && within {
                 n.probability = (n.probability * WITHIN_PLACE).min(1.0);
             }
+            let rented = obs.place.is_some_and(|p| matches!(p.category, Category::Hosting | Category::Anonymizer));
+            if n.level == Dim::Place && rented {
+                n.probability /= RENTED_PLACE;
+            }
             n
         });
         let client = obs.new_client.filter(|_| self.user_agent);
-        let p: f64 = [network, client].iter().flatten().map(|n| f64::from(n.probability)).product();
-        if (network.is_none() && client.is_none()) || p > self.max_probability {
+        if network.is_none() && client.is_none() {
+            return None;
+        }
+        // Someone else brings their own purpose too: an action the identity never made, in
+        // the same call as a new network or client, multiplies in (never fires alone: that
+        // is scope_drift's).
+        let action = obs.new_action;
+        let p: f64 = [network, client, action].iter().flatten().map(|n| f64::from(n.probability)).product();
+        if p > self.max_probability {
             return None;
         }
         let mut evidence = crate::evidence! { "probability" => round_probability(p) };
@@ -91,8 +107,12 @@ impl Kind for NewSource {
             });
             what.push(format!("with never-seen client {c}"));
         }
+        if let Some(n) = action {
+            evidence.extend(crate::evidence! { "new_action" => ev.action, "action_probability" => round_probability(f64::from(n.probability)) });
+            what.push(format!("performing {} for the first time", ev.action));
+        }
         let credential = ev.credential.id.as_deref().map(|c| format!(" with credential {c}")).unwrap_or_default();
-        let baseline = [network, client].iter().flatten().map(describe).collect::<Vec<_>>().join("; ");
+        let baseline = [network, client, action].iter().flatten().map(describe).collect::<Vec<_>>().join("; ");
         Some(Finding {
             evidence,
             summary: format!("{} was used{credential} {} (chance {p:.1e}).", ev.principal.id, what.join(" ")),
@@ -115,5 +135,58 @@ fn level(d: Dim) -> &'static str {
         Dim::ClientFamily => "client_family",
         Dim::Action => "action",
         Dim::Service => "service",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{event, shipped};
+    use super::*;
+    use crate::context::network::Ranges;
+    use crate::state::Identity;
+    use nhid_model::time::{DAY, HOUR};
+
+    /// A low-volume key: `calls` calls, an hour apart, from one office address.
+    fn quiet_key(calls: i64) -> (Identity, AuditEvent<'static>) {
+        let mut id = Identity::new(PrincipalType::ServiceAccount, None, 0);
+        let mut ev = event(0, PrincipalType::ServiceAccount);
+        ev.source.ip = Some("198.51.100.190".into());
+        ev.source.user_agent = Some("Boto3/1.34.144 md/Botocore#1.34.144 ua/2.0".into());
+        for k in 0..calls {
+            ev.time = k * HOUR;
+            id.observe(&ev, DAY, Ranges::builtin());
+        }
+        (id, ev)
+    }
+
+    #[test]
+    fn a_quiet_key_from_a_hosting_provider_is_a_surprise_from_another_cloud_not_yet() {
+        let d = shipped("new_source");
+        // Fifty calls from one address: a new kind of place is about a one-in-fifty event.
+        let (mut id, mut ev) = quiet_key(50);
+        ev.time += HOUR;
+        ev.source.ip = Some("104.236.140.72".into()); // DigitalOcean
+        let obs = id.observe(&ev, DAY, Ranges::builtin());
+        let (_, f) = d.check(PrincipalType::ServiceAccount, &ev, &obs).expect("rented infrastructure");
+        assert!(f.probability.unwrap() <= 0.01, "{f:?}");
+        let (mut id, mut ev) = quiet_key(50);
+        ev.time += HOUR;
+        ev.source.ip = Some("3.5.140.2".into()); // AWS
+        let obs = id.observe(&ev, DAY, Ranges::builtin());
+        assert!(obs.new_network.is_some(), "{obs:?}");
+        assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "one in fifty is no 1 % surprise");
+    }
+
+    #[test]
+    fn a_new_action_in_the_same_call_multiplies_in() {
+        let d = shipped("new_source");
+        let (mut id, mut ev) = quiet_key(50);
+        ev.time += HOUR;
+        ev.source.ip = Some("3.5.140.2".into());
+        ev.action = "iam:ListAttachedUserPolicies".into();
+        ev.service = "iam".into();
+        let obs = id.observe(&ev, DAY, Ranges::builtin());
+        let (_, f) = d.check(PrincipalType::ServiceAccount, &ev, &obs).expect("someone else's purpose");
+        assert_eq!(f.evidence["new_action"], "iam:ListAttachedUserPolicies");
     }
 }
