@@ -28,6 +28,10 @@ const DIMS: usize = 6;
 /// Good–Turing's estimate counts. Fingerprints keep the other 31 bits.
 const REPEATED: u32 = 1 << 31;
 
+/// [`Fingerprints`]' `last` of a dimension whose last value is not in its items: no item
+/// has this position, as a dimension holds at most 255.
+const NOT_KEPT: u8 = u8::MAX;
+
 /// The values an identity has used in each [`Dim`], in one exactly allocated buffer grouped
 /// by dimension, with each dimension's length, overflow flag and number of observations
 /// beside it. An insert reallocates, but only a value never seen before is inserted.
@@ -41,9 +45,14 @@ pub struct Fingerprints {
     /// Observations per dimension (saturating): the sample size of the estimate, counted
     /// in active minutes (see [`Fingerprints::observe`]).
     observed: [u32; DIMS],
-    /// The value each dimension showed last: an episode of one value goes on while it
-    /// repeats without a long gap.
-    last: [u32; DIMS],
+    /// The value each dimension showed last, as its position in the dimension's items
+    /// ([`NOT_KEPT`] when it was not kept: the set was full, or nothing was shown yet): an
+    /// episode of one value goes on while it repeats without a long gap. A position, not
+    /// the value, saves 18 bytes an identity and says the same: items are only ever
+    /// appended to their dimension and are distinct, so the value found is the last one
+    /// exactly when it sits at the last one's position, and a value that was not kept is
+    /// none of the values found.
+    last: [u8; DIMS],
     /// New values per active minute lately (an average over about a day of them): a
     /// fleet whose instances come and go keeps finding new addresses, each then repeated
     /// for hours, which Good–Turing's singletons alone would miss.
@@ -61,7 +70,7 @@ impl Default for Fingerprints {
             lens: [0; DIMS],
             overflowed: 0,
             observed: [0; DIMS],
-            last: [0; DIMS],
+            last: [NOT_KEPT; DIMS],
             discovery: [0.0; DIMS],
             // No history: anything may be new.
             mass: [1.0; DIMS],
@@ -103,17 +112,19 @@ impl Fingerprints {
             self.observed[i] = self.observed[i].saturating_add(1);
             self.discovery[i] *= 1.0 - alpha;
         }
-        let same_episode = !step.after_gap && self.last[i] == fp;
-        self.last[i] = fp;
-        if let Some(x) = self.items[r.clone()].iter_mut().find(|x| **x & !REPEATED == fp) {
+        if let Some(at) = self.items[r.clone()].iter().position(|x| x & !REPEATED == fp) {
+            let same_episode = !step.after_gap && usize::from(self.last[i]) == at;
+            self.last[i] = at as u8;
             if !same_episode || step.paused {
-                *x |= REPEATED;
+                self.items[r.start + at] |= REPEATED;
             }
             return None;
         }
         if r.len() >= cap.min(usize::from(u8::MAX)) {
             self.overflowed |= 1 << d as u8;
+            self.last[i] = NOT_KEPT;
         } else {
+            self.last[i] = r.len() as u8;
             let mut items = Vec::with_capacity(self.items.len() + 1);
             items.extend_from_slice(&self.items[..r.end]);
             items.push(fp);
