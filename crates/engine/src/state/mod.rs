@@ -23,7 +23,7 @@ use breadth::{Breadth, Reach};
 use nhid_model::event::{AuditEvent, CredentialKind, Outcome, PrincipalType};
 use nhid_model::time::{HOUR, MINUTE, Millis};
 use nhid_model::vocab::Severity;
-use sets::{Dim, EPISODE_GAP_MINUTES, Fingerprints, NetworkPrefix, Step, fingerprint, network_of};
+use sets::{Dim, EPISODE_GAP_MINUTES, Fingerprints, NetworkPrefix, Step, fingerprint, place_and_network};
 use sources::Sources;
 
 /// Caps on the per-identity sets. Past a cap the set is marked overflowed.
@@ -520,8 +520,7 @@ impl Identity {
         let new_service = judge(Dim::Service, service_fp, MAX_SERVICES);
 
         let ip = ev.source.ip.as_deref();
-        let place = ip.and_then(|ip| ranges.classify(ip));
-        let network = ip.and_then(network_of);
+        let (place, network) = ip.map(|ip| place_and_network(ip, ranges)).unwrap_or_default();
         // A public address in no published range is placed by its autonomous system when
         // the event names one.
         let place_fp = place.map(|p| match (p.category, ev.source.asn) {
@@ -537,8 +536,9 @@ impl Identity {
         let by_service = place.is_some_and(|p| p.category == Category::Service);
         let new_network = new_place.or(new_prefix).filter(|_| !by_service);
 
-        let client = ev.source.user_agent.as_deref().map(client::client);
-        let (client_fp, family_fp) = client.map(|c| c.fingerprints()).unzip();
+        let client = ev.source.user_agent.as_deref().map(client::fingerprinted);
+        let (client_fp, family_fp) = client.map(|(_, fingerprints)| fingerprints).unzip();
+        let client = client.map(|(c, _)| c);
         let new_family = family_fp.and_then(|fp| judge(Dim::ClientFamily, fp, MAX_CLIENT_FAMILIES));
         let new_version = client_fp.and_then(|fp| judge(Dim::Client, fp, MAX_CLIENTS));
         Novelty {
