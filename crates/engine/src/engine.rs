@@ -16,7 +16,7 @@ use crate::inventory::{Criticality, Entry, Inventory};
 use crate::respond::alert::{Action, Alert, AlertActor, MAX_EVENT_IDS, Mode, Score};
 use crate::respond::policy::{Block, Policy, ResponseConfig, alert_principal};
 use crate::state::lifecycle::{FACT_TTL, Lifecycle};
-use crate::state::{AlertMark, Identity, Observation, StateConfig, StateStore};
+use crate::state::{Identity, Observation, StateConfig, StateStore};
 use nhid_decode::control::{self, ActionResult, ActionStatus, LifecycleEvent, LifecycleKind};
 use nhid_decode::{DecodeContext, DecodeError, Format};
 use nhid_model::event::{AuditEvent, PrincipalType, SourceFormat};
@@ -492,7 +492,7 @@ impl Engine {
             score: Score { probability: finding.probability, baseline: finding.baseline },
         };
         debug_assert!(alert.event_ids.len() <= MAX_EVENT_IDS);
-        identity.alert_marks[index].last = Some((ev.time, severity));
+        identity.alert_marks_mut(self.detectors.len())[index].last = Some((ev.time, severity));
         let mut last_action = identity.last_action();
         let decision =
             self.policy.decide(&alert, settings.response, settings.act_max_probability, ev, entry, &mut last_action);
@@ -523,12 +523,7 @@ impl Engine {
         identity: &mut Identity,
         out: &mut Outputs,
     ) -> Option<(i64, u32)> {
-        if identity.alert_marks.len() < self.detectors.len() {
-            let mut marks = std::mem::take(&mut identity.alert_marks).into_vec();
-            marks.resize(self.detectors.len(), AlertMark::default());
-            identity.alert_marks = marks.into_boxed_slice();
-        }
-        let mark = &mut identity.alert_marks[index];
+        let mark = &mut identity.alert_marks_mut(self.detectors.len())[index];
         if mark.unit == Some(finding.unit) && mark.raised(finding.key) {
             return None;
         }

@@ -322,7 +322,7 @@ fn open_alerts(engine: &Engine, id: &str, identity: &Identity, now: Millis) -> V
     let mut open: Vec<OpenAlert> = engine
         .detectors()
         .iter()
-        .zip(&identity.alert_marks)
+        .zip(identity.alert_marks())
         .filter_map(|(detector, mark)| {
             let ((time, severity), window) = (mark.last?, mark.window?);
             (time >= now - OPEN_FOR).then(|| OpenAlert {

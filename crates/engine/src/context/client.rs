@@ -41,9 +41,12 @@
 //! the browser families, are static lowercase names; comparisons go through
 //! [`Client::fingerprints`] or [`Client`]'s `Display`, both ASCII-case-insensitive.
 
+use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 
 use xxhash_rust::xxh3::xxh3_64;
+
+use super::memo::Memo;
 
 /// Bytes of a user agent that are looked at: the product and its version always come
 /// first, and the input is attacker-controlled, so the work per event is bounded.
@@ -100,6 +103,88 @@ pub fn client(user_agent: &str) -> Client<'_> {
         None => None,
     };
     Client { family, major, browser: BROWSER_NAMES.iter().any(|b| family.eq_ignore_ascii_case(b)) }
+}
+
+/// [`client`] and its [`Client::fingerprints`], memoised per thread by the user agent's
+/// first [`SCAN_BYTES`] (all [`client`] reads): the same as computing them, cheaper when
+/// the user agent repeats, as an identity's mostly does.
+pub fn fingerprinted(user_agent: &str) -> (Client<'_>, (u32, u32)) {
+    thread_local! {
+        static MEMO: RefCell<Memo<Shape>> = RefCell::new(Memo::new(256, SCAN_BYTES));
+    }
+    let computed = std::cell::Cell::new(None);
+    let shape = MEMO.with_borrow_mut(|memo| {
+        memo.get_or_insert_with(0, window(user_agent), || {
+            let c = client(user_agent);
+            let fingerprints = c.fingerprints();
+            computed.set(Some((c, fingerprints)));
+            Shape::of(c, user_agent, fingerprints)
+        })
+    });
+    if let Some(found) = computed.get() {
+        return found;
+    }
+    shape.and_then(|s| s.client(user_agent)).unwrap_or_else(|| {
+        let c = client(user_agent);
+        (c, c.fingerprints())
+    })
+}
+
+/// A [`Client`] apart from the user agent it came from: its strings as positions in the
+/// user agent or as the static names [`client`] gives browsers, so that it can be rebuilt
+/// from an equal user agent.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    family: Part,
+    major: Option<Part>,
+    browser: bool,
+    fingerprints: (u32, u32),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Part {
+    /// Start and length in the user agent (at most [`SCAN_BYTES`] are read).
+    Span(u16, u16),
+    Static(&'static str),
+}
+
+impl Part {
+    /// `s` as a slice of `user_agent`, else as one of the static names; `None` for anything
+    /// else (never from [`client`]: such a client is just not memoised).
+    fn of(s: &str, user_agent: &str) -> Option<Part> {
+        let start = (s.as_ptr() as usize).wrapping_sub(user_agent.as_ptr() as usize);
+        if start <= user_agent.len() && s.len() <= user_agent.len() - start {
+            return Some(Part::Span(u16::try_from(start).ok()?, u16::try_from(s.len()).ok()?));
+        }
+        let names = BROWSER_TOKENS.iter().map(|t| t.1).chain(["msie", "safari", Client::EMPTY.family]);
+        names.into_iter().find(|n| *n == s).map(Part::Static)
+    }
+
+    fn get(self, user_agent: &str) -> Option<&str> {
+        match self {
+            Part::Span(start, len) => user_agent.get(usize::from(start)..usize::from(start) + usize::from(len)),
+            Part::Static(s) => Some(s),
+        }
+    }
+}
+
+impl Shape {
+    fn of(c: Client<'_>, user_agent: &str, fingerprints: (u32, u32)) -> Option<Shape> {
+        let major = match c.major {
+            Some(m) => Some(Part::of(m, user_agent)?),
+            None => None,
+        };
+        Some(Shape { family: Part::of(c.family, user_agent)?, major, browser: c.browser, fingerprints })
+    }
+
+    /// The client of a user agent equal to the one this shape was taken from.
+    fn client(self, user_agent: &str) -> Option<(Client<'_>, (u32, u32))> {
+        let major = match self.major {
+            Some(m) => Some(m.get(user_agent)?),
+            None => None,
+        };
+        Some((Client { family: self.family.get(user_agent)?, major, browser: self.browser }, self.fingerprints))
+    }
 }
 
 impl<'a> Client<'a> {
@@ -377,6 +462,19 @@ mod tests {
     use xxhash_rust::xxh3::xxh3_64;
 
     use super::*;
+
+    #[test]
+    fn memoised_clients_are_the_computed_ones() {
+        for round in 0..2 {
+            for &(ua, ..) in TABLE {
+                // A copy at another address: positions, not pointers, are memoised.
+                let ua = ua.to_string();
+                let (c, fingerprints) = fingerprinted(&ua);
+                assert_eq!(c, client(&ua), "{ua} (round {round})");
+                assert_eq!(fingerprints, client(&ua).fingerprints());
+            }
+        }
+    }
 
     /// (user agent, Display, browser)
     const TABLE: &[(&str, &str, bool)] = &[

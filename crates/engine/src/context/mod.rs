@@ -5,4 +5,5 @@
 //! call in its user agent is not novel, and a key used from a network class it never used is.
 
 pub mod client;
+pub(crate) mod memo;
 pub mod network;

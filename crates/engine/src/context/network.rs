@@ -53,6 +53,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -206,6 +207,9 @@ pub struct Ranges {
     v6: Table<u128>,
     /// Sorted by name, so indexes do not depend on load order either.
     providers: Vec<Provider>,
+    /// Distinct for every `Ranges` made in the process: what memos of its places are kept
+    /// under ([`Ranges::id`]), so that another set of ranges never answers from them.
+    id: u64,
 }
 
 impl fmt::Debug for Ranges {
@@ -440,7 +444,16 @@ impl Ranges {
             },
             v6,
             providers,
+            id: {
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
         })
+    }
+
+    /// Distinct for every `Ranges` made in the process (a memo's scope).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Classifies a source as events carry it: an IPv4 or IPv6 address (surrounding

@@ -54,6 +54,14 @@ impl Windows {
         }
     }
 
+    /// The count of the open bucket of the longest window: calls in the open UTC hour (its
+    /// buckets are aligned on whole hours of the minute index, and it is reset exactly when
+    /// an event opens a later hour).
+    pub fn open_hour(&self) -> u32 {
+        const { assert!(WINDOWS[WINDOWS.len() - 1] == 60, "the longest window is the hour") };
+        self.0[WINDOWS.len() - 2][0]
+    }
+
     fn add(&mut self) {
         for b in &mut self.0 {
             b[0] = b[0].saturating_add(1);
@@ -92,6 +100,32 @@ impl Ewma {
     pub fn update(&mut self, x: f32, alpha: f32, learning: bool, clamp: f32) {
         ewma_step(&mut self.mean, &mut self.var, u32::from(self.n), x, alpha, learning, clamp);
         self.n = self.n.saturating_add(1);
+    }
+
+    pub fn sd(&self) -> f32 {
+        self.var.max(0.0).sqrt()
+    }
+}
+
+/// An [`Ewma`] without its own sample count, for series that are all updated together
+/// with one count kept beside them: the short and long horizons and the denials model are
+/// each updated once per closed minute, so their counts always equalled
+/// [`RateBaseline::minutes`] (saturated as `Ewma`'s `u16` saturates). 8 bytes where an
+/// `Ewma` takes 12, its count and padding, on every identity.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Moments {
+    pub mean: f32,
+    pub var: f32,
+}
+
+impl Moments {
+    pub fn with_prior(mean: f32, var: f32) -> Self {
+        Moments { mean, var }
+    }
+
+    /// As [`Ewma::update`] for a series that has taken `n` samples.
+    fn update(&mut self, n: u32, x: f32, alpha: f32, learning: bool, clamp: f32) {
+        ewma_step(&mut self.mean, &mut self.var, n, x, alpha, learning, clamp);
     }
 
     pub fn sd(&self) -> f32 {
@@ -171,8 +205,8 @@ pub struct RateBaseline {
     /// Events and denied/failed events in the open minute.
     pub count: u32,
     pub denied: u32,
-    pub short: Ewma,
-    pub long: Ewma,
+    pub short: Moments,
+    pub long: Moments,
     /// Mean and variance of events per minute for each UTC hour of day, so that diurnal
     /// and nightly-batch identities are compared with the same hour, not the daily average.
     /// The variance matters: a batch filling half its hour makes that hour's minutes
@@ -183,7 +217,7 @@ pub struct RateBaseline {
     /// Per-minute peaks of the last three days by time of day, unclamped: seasonality.
     pub peaks: DailyPeaks,
     /// Denied or failed calls per minute: the count model of `denied_burst`.
-    pub denials: Ewma,
+    pub denials: Moments,
     /// Sliding counts of calls and of denials over the longer windows.
     pub calls_in: Windows,
     pub denied_in: Windows,
@@ -207,12 +241,12 @@ impl RateBaseline {
             minute: time.div_euclid(MINUTE),
             count: 0,
             denied: 0,
-            short: Ewma::with_prior(prior_mean, prior_mean.max(1.0)),
-            long: Ewma::with_prior(prior_mean, prior_mean.max(1.0)),
+            short: Moments::with_prior(prior_mean, prior_mean.max(1.0)),
+            long: Moments::with_prior(prior_mean, prior_mean.max(1.0)),
             profile: HourProfile::new(prior_mean, prior_mean.max(1.0)),
             minutes: 0,
             peaks: DailyPeaks::default(),
-            denials: Ewma::default(),
+            denials: Moments::default(),
             calls_in: Windows::default(),
             denied_in: Windows::default(),
             bursts: [0.0; WINDOWS.len()],
@@ -324,12 +358,14 @@ impl RateBaseline {
 
     fn close(&mut self, minute: i64, count: f32, denied: f32, learning: bool) {
         let time = minute * MINUTE;
+        // The samples each of the three minute series has taken: one per closed minute.
+        let n = self.minutes.min(u32::from(u16::MAX));
         let d = self.denials;
-        self.denials.update(denied, LONG_ALPHA, learning, d.mean + CLAMP_SIGMAS * d.sd().max(1.0));
+        self.denials.update(n, denied, LONG_ALPHA, learning, d.mean + CLAMP_SIGMAS * d.sd().max(1.0));
         let e = self.slow_expectation(time);
         let clamp = e.mean + CLAMP_SIGMAS * e.sd;
-        self.short.update(count, SHORT_ALPHA, learning, clamp);
-        self.long.update(count, LONG_ALPHA, learning, clamp);
+        self.short.update(n, count, SHORT_ALPHA, learning, clamp);
+        self.long.update(n, count, LONG_ALPHA, learning, clamp);
         self.profile.update(hour_of_day(time), count, learning, clamp);
         self.peaks.record(time, count);
         self.minutes = self.minutes.saturating_add(1);

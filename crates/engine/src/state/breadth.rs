@@ -24,7 +24,9 @@ pub struct Breadth {
     /// Window index (`time / WINDOW`) of the open sketch; i32 holds 40,000 years of
     /// ten-minute windows, and saves the state 8 bytes an identity.
     window: i32,
-    sketch: [u64; BITS / 64],
+    /// In 32-bit words: the struct then aligns on 4 bytes, and takes 92 where 64-bit words
+    /// padded it to 96 (the bits and their count are the same).
+    sketch: [u32; BITS / 32],
     /// Distinct targets per closed window.
     pub baseline: Ewma,
     pub peaks: DailyPeaks,
@@ -50,7 +52,7 @@ impl Breadth {
     pub fn new(time: Millis) -> Self {
         Breadth {
             window: time.div_euclid(WINDOW) as i32,
-            sketch: [0; BITS / 64],
+            sketch: [0; BITS / 32],
             baseline: Ewma::with_prior(1.0, 1.0),
             peaks: DailyPeaks::default(),
             burst: 0.0,
@@ -68,11 +70,11 @@ impl Breadth {
                 self.close(w, 0.0, learning);
             }
             self.window = window;
-            self.sketch = [0; BITS / 64];
+            self.sketch = [0; BITS / 32];
         }
         // The high bits: xxh3's low bits feed the fingerprint sets' comparisons already.
         let bit = (target >> 23) as usize % BITS;
-        self.sketch[bit / 64] |= 1 << (bit % 64);
+        self.sketch[bit / 32] |= 1 << (bit % 32);
         let distinct = self.estimate();
         Reach {
             distinct,

@@ -23,7 +23,7 @@ use breadth::{Breadth, Reach};
 use nhid_model::event::{AuditEvent, CredentialKind, Outcome, PrincipalType};
 use nhid_model::time::{HOUR, MINUTE, Millis};
 use nhid_model::vocab::Severity;
-use sets::{Dim, EPISODE_GAP_MINUTES, Fingerprints, NetworkPrefix, Step, fingerprint, network_of};
+use sets::{Dim, EPISODE_GAP_MINUTES, Fingerprints, NetworkPrefix, Step, fingerprint, place_and_network};
 use sources::Sources;
 
 /// Caps on the per-identity sets. Past a cap the set is marked overflowed.
@@ -155,9 +155,8 @@ pub struct Identity {
     pub first_seen: Millis,
     pub last_seen: Millis,
     pub rate: RateBaseline,
-    /// Calls and bytes out in the open UTC hour (the hour of `rate.minute`, the latest
-    /// minute seen), for absolute ceilings.
-    pub hour_count: u32,
+    /// Bytes out in the open UTC hour (the hour of `rate.minute`, the latest minute seen),
+    /// for absolute ceilings; its calls are [`Identity::hour_count`].
     pub hour_bytes_out: u64,
     /// Actions, services, networks (/24 or /48) and user agents seen, each capped.
     pub seen: Fingerprints,
@@ -167,19 +166,26 @@ pub struct Identity {
     pub breadth: Breadth,
     /// Where each credential was used from lately: copied credentials.
     pub sources: Sources,
-    /// Per detector instance: the aggregation window of its last alert and the repeats
-    /// suppressed since. Indexed like the engine's detector list.
-    /// Empty until the identity's first finding.
-    pub alert_marks: Box<[AlertMark]>,
-    /// Event time of the last automatic action against this identity (per-identity
-    /// cooldown); `Millis::MIN` when none (8 bytes where `Option<Millis>` takes 16). Read
-    /// through [`Identity::last_action`].
-    last_action: Millis,
+    /// What alerting keeps about it, allocated at its first finding: most identities never
+    /// have one, and a thin pointer takes 8 bytes where the marks and the last action took
+    /// 24. Read through [`Identity::alert_marks`] and [`Identity::last_action`].
+    alerting: Option<Box<Alerting>>,
     /// Owner as last reported by events (the inventory wins when it names one).
     pub owner: Option<Box<str>>,
     /// The input partition its events last came from ([`crate::Origin::home`]):
     /// its state is released when that partition is revoked.
     pub home: u32,
+}
+
+/// An identity's alerting state, from its first finding on.
+#[derive(Clone, Debug, PartialEq)]
+struct Alerting {
+    /// Per detector instance: the aggregation window of its last alert and the repeats
+    /// suppressed since. Indexed like the engine's detector list.
+    marks: Box<[AlertMark]>,
+    /// Event time of the last automatic action against this identity (per-identity
+    /// cooldown); `Millis::MIN` when none (8 bytes where `Option<Millis>` takes 16).
+    last_action: Millis,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -352,17 +358,22 @@ impl Identity {
             first_seen: time,
             last_seen: time,
             rate: RateBaseline::new(time, prior_rate(kind)),
-            hour_count: 0,
             hour_bytes_out: 0,
             seen: Fingerprints::default(),
             credentials: Box::default(),
             breadth: Breadth::new(time),
             sources: Sources::default(),
-            alert_marks: Box::default(),
-            last_action: Millis::MIN,
+            alerting: None,
             owner: None,
             home: 0,
         }
+    }
+
+    /// Calls in the open UTC hour, for absolute ceilings: the rate's hour bucket, which
+    /// counts every event and is reset when an event opens a later hour, as a count of its
+    /// own would be (4 bytes per identity).
+    pub fn hour_count(&self) -> u32 {
+        self.rate.calls_in.open_hour()
     }
 
     pub fn inventory(&self) -> Option<u32> {
@@ -370,11 +381,35 @@ impl Identity {
     }
 
     pub fn last_action(&self) -> Option<Millis> {
-        Some(self.last_action).filter(|&t| t != Millis::MIN)
+        self.alerting.as_ref().map(|a| a.last_action).filter(|&t| t != Millis::MIN)
     }
 
     pub fn set_last_action(&mut self, t: Option<Millis>) {
-        self.last_action = t.unwrap_or(Millis::MIN);
+        if t.is_some() || self.alerting.is_some() {
+            self.alerting().last_action = t.unwrap_or(Millis::MIN);
+        }
+    }
+
+    /// Per detector instance: the aggregation window of its last alert and the repeats
+    /// suppressed since, indexed like the engine's detector list. Empty until the
+    /// identity's first finding.
+    pub fn alert_marks(&self) -> &[AlertMark] {
+        self.alerting.as_ref().map_or(&[], |a| &a.marks)
+    }
+
+    /// The marks of `detectors` detector instances, allocated at the first call.
+    pub fn alert_marks_mut(&mut self, detectors: usize) -> &mut [AlertMark] {
+        let alerting = self.alerting();
+        if alerting.marks.len() < detectors {
+            let mut marks = std::mem::take(&mut alerting.marks).into_vec();
+            marks.resize(detectors, AlertMark::default());
+            alerting.marks = marks.into_boxed_slice();
+        }
+        &mut alerting.marks
+    }
+
+    fn alerting(&mut self) -> &mut Alerting {
+        self.alerting.get_or_insert_with(|| Box::new(Alerting { marks: Box::default(), last_action: Millis::MIN }))
     }
 
     /// Folds one event into the state and reports what it showed; `ranges` places its
@@ -430,7 +465,7 @@ impl Identity {
             window_peaks: self.rate.bursts,
             expected,
             denials_expected: self.rate.denials_expected(),
-            hour_count: self.hour_count,
+            hour_count: self.hour_count(),
             hour_bytes_out: self.hour_bytes_out,
             new_action: novelty.new_action,
             new_service: novelty.new_service,
@@ -471,10 +506,8 @@ impl Identity {
             expected.recurring = self.rate.peaks.recurring(t, self.first_seen);
         }
         if t.div_euclid(HOUR) > open_hour {
-            self.hour_count = 0;
             self.hour_bytes_out = 0;
         }
-        self.hour_count = self.hour_count.saturating_add(1);
         self.hour_bytes_out = self.hour_bytes_out.saturating_add(ev.bytes_out.unwrap_or(0));
         (expected, calls)
     }
@@ -501,8 +534,7 @@ impl Identity {
         let new_service = judge(Dim::Service, service_fp, MAX_SERVICES);
 
         let ip = ev.source.ip.as_deref();
-        let place = ip.and_then(|ip| ranges.classify(ip));
-        let network = ip.and_then(network_of);
+        let (place, network) = ip.map(|ip| place_and_network(ip, ranges)).unwrap_or_default();
         // A public address in no published range is placed by its autonomous system when
         // the event names one.
         let place_fp = place.map(|p| match (p.category, ev.source.asn) {
@@ -518,8 +550,9 @@ impl Identity {
         let by_service = place.is_some_and(|p| p.category == Category::Service);
         let new_network = new_place.or(new_prefix).filter(|_| !by_service);
 
-        let client = ev.source.user_agent.as_deref().map(client::client);
-        let (client_fp, family_fp) = client.map(|c| c.fingerprints()).unzip();
+        let client = ev.source.user_agent.as_deref().map(client::fingerprinted);
+        let (client_fp, family_fp) = client.map(|(_, fingerprints)| fingerprints).unzip();
+        let client = client.map(|(c, _)| c);
         let new_family = family_fp.and_then(|fp| judge(Dim::ClientFamily, fp, MAX_CLIENT_FAMILIES));
         let new_version = client_fp.and_then(|fp| judge(Dim::Client, fp, MAX_CLIENTS));
         Novelty {
@@ -597,7 +630,10 @@ impl Identity {
 /// All tracked identities. Shared by the pipeline workers; each principal lives in one
 /// shard, and partitions keyed by principal mean workers rarely contend.
 pub struct StateStore {
-    map: DashMap<Box<str>, Identity, Xxh3Builder>,
+    /// Identities boxed: the table keeps a slot for every bucket, and between a quarter and
+    /// over half of them are empty (at 100,000 identities 131,072 buckets), which cost an
+    /// identity's full size each when identities were stored in place, and a pointer now.
+    map: DashMap<Box<str>, Box<Identity>, Xxh3Builder>,
     /// When each identity evicted for idleness was last seen, by a hash of its id: 16 bytes
     /// where the identity took a kilobyte, so that a key asleep for months and then used
     /// again is known to have slept (`dormant_reactivation`).
@@ -658,12 +694,12 @@ impl StateStore {
             {
                 identity.last_seen = identity.last_seen.min(last_seen);
             }
-            identity
+            Box::new(identity)
         });
         f(&mut entry)
     }
 
-    pub fn get(&self, id: &str) -> Option<dashmap::mapref::one::Ref<'_, Box<str>, Identity>> {
+    pub fn get(&self, id: &str) -> Option<dashmap::mapref::one::Ref<'_, Box<str>, Box<Identity>>> {
         self.map.get(id)
     }
 
@@ -816,6 +852,29 @@ mod tests {
         let o = id.observe(&e, DAY, Ranges::builtin());
         assert_eq!(o.credential_age, Some(HOUR));
         assert_eq!(o.expired_for, Some(1));
+    }
+
+    #[test]
+    fn the_hour_count_is_the_calls_of_the_open_hour() {
+        let mut id = Identity::new(PrincipalType::ServiceAccount, None, 0);
+        // Late events count in the open hour; an event in a later hour starts it over.
+        let times = [0, MINUTE, 59 * MINUTE, 30 * MINUTE, HOUR, HOUR + 1, 3 * HOUR + 5, 2 * HOUR, 3 * HOUR + MINUTE];
+        let counts: Vec<u32> = times
+            .iter()
+            .map(|&t| id.observe(&event(t, "s3:GetObject", "10.0.0.1"), DAY, Ranges::builtin()).hour_count)
+            .collect();
+        assert_eq!(counts, [1, 2, 3, 4, 1, 2, 1, 2, 3]);
+        assert_eq!(id.hour_count(), 3);
+    }
+
+    #[test]
+    fn an_identity_fits_the_memory_target() {
+        // `cargo bench --bench pipeline` measures about 1,020 bytes an identity at 100,000
+        // (target 1,024): the identity itself, its heap (key, sets, credentials, owner) and
+        // the map's slots. A few bytes more here and the target is missed.
+        assert!(std::mem::size_of::<Identity>() <= 728, "{}", std::mem::size_of::<Identity>());
+        assert!(std::mem::size_of::<sets::Fingerprints>() <= 104);
+        assert!(std::mem::size_of::<breadth::Breadth>() <= 92);
     }
 
     #[test]
