@@ -295,7 +295,7 @@ fn credentials(engine: &Engine, identity: &Identity, now: Millis) -> Vec<Credent
         .map(|c| CredentialView {
             id: c.id.to_string(),
             kind: c.kind,
-            first_seen: format_rfc3339(c.first_seen),
+            first_seen: format_rfc3339(c.first_seen()),
             last_seen: format_rfc3339(c.last_seen),
             age_secs: c.age_at(now) / 1_000,
             issued_at: c.issued_at().map(format_rfc3339),

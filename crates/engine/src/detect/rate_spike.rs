@@ -38,11 +38,17 @@ pub struct RateSpike {
     /// own surges: a function's traffic bursts, a backlog drained). Surges vary in size:
     /// twice the biggest one seen is no rarer than a new one at the next busy hour.
     pub peak_margin: f32,
+    /// And this event's credential made at least this share of the identity's calls of the
+    /// last minute or so ([`Observation::credential_share`]). A workload that scales out
+    /// (a function's cold starts, a fleet's new instances, more tasks) spreads a surge
+    /// over many credentials, each holding its usual few; a stolen credential carries the
+    /// whole excess alone, which is at least `1 - 1/ratio` of the count.
+    pub min_share: f32,
 }
 
 impl Kind for RateSpike {
     fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
-        if !obs.learned || obs.minute_count < self.min_count {
+        if !obs.learned || obs.minute_count < self.min_count || obs.credential_share < self.min_share {
             return None;
         }
         let e = &obs.expected;
@@ -66,6 +72,7 @@ impl Kind for RateSpike {
                 "recurring_peak_per_minute" => (e.recurring > 0.0).then(|| round2(e.recurring)),
                 "usual_peak" => (obs.window_peaks[i] > 0.0).then(|| round2(obs.window_peaks[i])),
                 "ratio" => round2(observed as f32 / expected.max(0.01)),
+                "credential_share" => round2(obs.credential_share),
                 "probability" => round_probability(p),
             },
             summary: format!(
@@ -100,11 +107,22 @@ mod tests {
         minutes: std::ops::Range<i64>,
         per_minute: impl Fn(i64) -> u32,
     ) -> Option<(i64, i64, Finding)> {
+        run_with(id, minutes, per_minute, |_, _| "AKIA1")
+    }
+
+    /// As [`run`], the `k`th call of minute `m` made with credential `credential(m, k)`.
+    fn run_with(
+        id: &mut Identity,
+        minutes: std::ops::Range<i64>,
+        per_minute: impl Fn(i64) -> u32,
+        credential: impl Fn(i64, u32) -> &'static str,
+    ) -> Option<(i64, i64, Finding)> {
         let d = shipped("rate_spike");
         let mut ev = event(0, PrincipalType::ApiKey);
         for m in minutes {
             let n = per_minute(m);
             for k in 0..n {
+                ev.credential.id = Some(credential(m, k).into());
                 ev.time = m * MINUTE + i64::from(k) * (MINUTE / i64::from(n.max(1)));
                 let obs = id.observe(&ev, DAY, Ranges::builtin());
                 if let Some((_, f)) = d.check(PrincipalType::ApiKey, &ev, &obs) {
@@ -150,5 +168,30 @@ mod tests {
         let (m, _, f) = run(&mut id, 2 * day..2 * day + 60, |_| 14).expect("caught");
         assert!(f.evidence["window_minutes"].as_u64().unwrap() > 1, "{f:?}");
         assert!(m - 2 * day <= 15, "after {} minutes", m - 2 * day);
+    }
+
+    #[test]
+    fn a_surge_spread_over_many_credentials_is_a_workload_scaling_out() {
+        // A function: six calls a minute from its two warm execution environments (each
+        // with its own session key) for two days. Then 120 a minute for ten minutes, which
+        // its model says never happens: spread over six environments, it is its traffic;
+        // carried by one key, it is that key's theft.
+        const ENVS: [&str; 6] = ["ASIA0", "ASIA1", "ASIA2", "ASIA3", "ASIA4", "ASIA5"];
+        let day = DAY / MINUTE;
+        let history = |id: &mut Identity| {
+            assert!(run_with(id, 0..2 * day, |_| 6, |_, k| ENVS[k as usize % 2]).is_none());
+        };
+        let mut scaled = Identity::new(PrincipalType::ApiKey, None, 0);
+        history(&mut scaled);
+        let surge = run_with(&mut scaled, 2 * day..2 * day + 10, |_| 120, |_, k| ENVS[k as usize % 6]);
+        assert!(surge.is_none(), "{surge:?}");
+
+        let mut stolen = Identity::new(PrincipalType::ApiKey, None, 0);
+        history(&mut stolen);
+        // The two environments keep their pace; the thief's calls all use the first key.
+        let theft = |_: i64, k: u32| if k.is_multiple_of(20) { ENVS[1] } else { ENVS[0] };
+        let (m, _, f) = run_with(&mut stolen, 2 * day..2 * day + 10, |_| 120, theft).expect("caught");
+        assert_eq!(m, 2 * day, "{f:?}");
+        assert!(f.evidence["credential_share"].as_f64().unwrap() >= 0.5, "{f:?}");
     }
 }

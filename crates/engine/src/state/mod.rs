@@ -13,6 +13,7 @@ pub mod sources;
 pub mod tail;
 
 use dashmap::DashMap;
+use half::f16;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3Builder;
 
@@ -34,6 +35,13 @@ const MAX_PLACES: usize = 8;
 const MAX_CLIENTS: usize = 8;
 const MAX_CLIENT_FAMILIES: usize = 8;
 const MAX_CREDENTIALS: usize = 4;
+/// The time constant of a credential's recent call count: the share a rate is judged by
+/// is that of the last minute or so, the smallest window `rate_spike` tests.
+const RECENT: Millis = MINUTE;
+
+fn decay(idle: Millis) -> f32 {
+    (-(idle as f32) / RECENT as f32).exp()
+}
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -120,7 +128,13 @@ pub struct CredentialState {
     /// used from, 0 if none (in what would be padding after `kind`): see
     /// [`Observation::moved`].
     place: u32,
-    pub first_seen: Millis,
+    /// Calls made with the credential lately: a count decaying with time constant
+    /// [`RECENT`].
+    recent: f32,
+    /// In seconds (u32 holds them until 2106; an age needs no milliseconds): 4 bytes
+    /// where `Millis` takes 8, which `recent` takes. Read through
+    /// [`CredentialState::first_seen`].
+    first_seen: u32,
     pub last_seen: Millis,
     /// `Millis::MIN` when unknown: 8 bytes where `Option<Millis>` takes 16, on a struct every
     /// identity holds one or two of. Read through [`CredentialState::issued_at`].
@@ -129,6 +143,11 @@ pub struct CredentialState {
 }
 
 impl CredentialState {
+    /// Its recent call count as of `t` (calls out of order count as of its latest).
+    fn recent_at(&self, t: Millis) -> f32 {
+        self.recent * decay((t - self.last_seen).max(0))
+    }
+
     pub fn issued_at(&self) -> Option<Millis> {
         Some(self.issued_at).filter(|&t| t != Millis::MIN)
     }
@@ -138,8 +157,12 @@ impl CredentialState {
     }
 
     /// Age at `t`: from issue when the events say, else from first use.
+    pub fn first_seen(&self) -> Millis {
+        Millis::from(self.first_seen) * 1_000
+    }
+
     pub fn age_at(&self, t: Millis) -> Millis {
-        t - self.issued_at().unwrap_or(self.first_seen).min(self.first_seen)
+        t - self.issued_at().unwrap_or(self.first_seen()).min(self.first_seen())
     }
 }
 
@@ -175,6 +198,13 @@ pub struct Identity {
     /// The input partition its events last came from ([`crate::Origin::home`]):
     /// its state is released when that partition is revoked.
     pub home: u32,
+    /// Calls made with any credential lately, decaying like each credential's own count
+    /// (see [`CredentialState::recent`]): kept here rather than summed over the
+    /// credentials, as a workload spread over more of them than are kept still counts. A
+    /// half float, in 2 bytes of what would be padding after `kind`: it stops growing near
+    /// 2,048, so above about 2,000 calls a minute shares read high (a gate on them errs
+    /// towards firing).
+    recent: f16,
 }
 
 /// An identity's alerting state, from its first finding on.
@@ -312,6 +342,11 @@ pub struct Observation<'e> {
     /// function's or an instance's session carried off its workload. A service calling on
     /// the identity's behalf (`cloudformation.amazonaws.com`) is no place.
     pub moved: bool,
+    /// The share of the identity's recent calls (see [`RECENT`]) made with this event's
+    /// credential, this call included; 1 without a credential id. A workload that scales
+    /// out spreads its calls over many credentials (an execution environment, a task, an
+    /// instance each holds its own); a stolen credential carries the thief's calls alone.
+    pub credential_share: f32,
     /// The identity's type before this event (an event can show a machine to be a person:
     /// see the pipeline's `reconcile`); interactive sign-ins are judged against it.
     pub prior_kind: PrincipalType,
@@ -361,6 +396,7 @@ impl Identity {
             hour_bytes_out: 0,
             seen: Fingerprints::default(),
             credentials: Box::default(),
+            recent: f16::ZERO,
             breadth: Breadth::new(time),
             sources: Sources::default(),
             alerting: None,
@@ -442,7 +478,8 @@ impl Identity {
             _ => (0, u8::MAX),
         };
 
-        let (credential_age, expired_for, moved) = self.observe_credential(ev, novelty.place_fp);
+        let (credential_age, expired_for, moved, credential_share) =
+            self.observe_credential(ev, novelty.place_fp, idle_for);
         if moved && !learned {
             // Its workloads move tokens between places: a move is not a copy for it.
             self.sources.learn_roaming();
@@ -484,6 +521,7 @@ impl Identity {
             concurrent_sources,
             source_peak,
             moved,
+            credential_share,
             prior_kind: self.kind,
             registered: None,
         }
@@ -571,15 +609,17 @@ impl Identity {
     }
 
     /// Records the event's credential, used from `place`; returns its age, how long ago it
-    /// expired, and whether it is a short-lived token now used from another place than its
-    /// first.
+    /// expired, whether it is a short-lived token now used from another place than its
+    /// first, and its share of the identity's recent calls.
     fn observe_credential(
         &mut self,
         ev: &AuditEvent<'_>,
         place: Option<u32>,
-    ) -> (Option<Millis>, Option<Millis>, bool) {
+        idle_for: Millis,
+    ) -> (Option<Millis>, Option<Millis>, bool, f32) {
+        self.recent = f16::from_f32(self.recent.to_f32() * decay(idle_for));
         let Some(id) = ev.credential.id.as_deref() else {
-            return (None, None, false);
+            return (None, None, false, 1.0);
         };
         let t = ev.time;
         let c = &ev.credential;
@@ -599,7 +639,8 @@ impl Identity {
                     id: id.into(),
                     kind: c.kind,
                     place: 0,
-                    first_seen: t,
+                    recent: 0.0,
+                    first_seen: (t / 1_000).clamp(0, i64::from(u32::MAX)) as u32,
                     last_seen: t,
                     issued_at: Millis::MIN,
                     expires_at: Millis::MIN,
@@ -619,11 +660,15 @@ impl Identity {
             }
             moved = s.place != place;
         }
+        let mine = s.recent_at(t) + 1.0;
+        s.recent = mine;
         s.last_seen = s.last_seen.max(t);
         s.issued_at = c.issued_at.unwrap_or(s.issued_at);
         s.expires_at = c.expires_at.unwrap_or(s.expires_at);
         let expired_for = s.expires_at().map(|e| t - e).filter(|d| *d > 0);
-        (Some(s.age_at(t)), expired_for, moved)
+        let all = self.recent.to_f32() + 1.0;
+        self.recent = f16::from_f32(all);
+        (Some(s.age_at(t)), expired_for, moved, (mine / all).min(1.0))
     }
 }
 
@@ -875,6 +920,7 @@ mod tests {
         assert!(std::mem::size_of::<Identity>() <= 728, "{}", std::mem::size_of::<Identity>());
         assert!(std::mem::size_of::<sets::Fingerprints>() <= 104);
         assert!(std::mem::size_of::<breadth::Breadth>() <= 92);
+        assert!(std::mem::size_of::<CredentialState>() <= 56, "{}", std::mem::size_of::<CredentialState>());
     }
 
     #[test]
