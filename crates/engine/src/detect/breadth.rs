@@ -23,12 +23,19 @@ pub struct Breadth {
     /// ...and above this many times the identity's busiest window of the last days (its
     /// own surges, which reach more objects as they make more calls).
     pub peak_margin: f32,
+    /// ...and this event's credential made at least this share of the identity's recent
+    /// calls ([`Observation::credential_share`]): a function's burst reaching many objects
+    /// spreads over its execution environments' credentials, a walk by a stolen one does
+    /// not. What this gives up: a walk with one of a scaled-out workload's credentials, from
+    /// its own host, slower than the rest of the workload's calls together (carried off the
+    /// host, `new_source` and `shared_credential` see it).
+    pub min_share: f32,
 }
 
 impl Kind for Breadth {
     fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
         let r = obs.reach;
-        if !obs.learned || r.distinct < self.min_distinct as f32 {
+        if !obs.learned || r.distinct < self.min_distinct as f32 || obs.credential_share < self.min_share {
             return None;
         }
         let threshold =
@@ -88,6 +95,13 @@ mod tests {
         // A nightly batch's reach, recurring at this hour, is the identity's own.
         obs.reach = Reach { distinct: 300.0, mean: 10.0, sd: 5.0, recurring: 280.0, burst: 0.0 };
         assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none());
+        // Far beyond its usual reach, with this credential behind a fifth of the calls: a
+        // workload scaled out; behind nine tenths, a credential walking.
+        obs.reach = Reach { distinct: 200.0, mean: 10.0, sd: 5.0, recurring: 0.0, burst: 0.0 };
+        obs.credential_share = 0.2;
+        assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "spread over its credentials");
+        obs.credential_share = 0.9;
+        assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_some(), "carried by one");
         obs.learned = false;
         obs.reach = Reach { distinct: 400.0, mean: 3.0, sd: 1.7, recurring: 0.0, burst: 0.0 };
         assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "still learning");
