@@ -1,5 +1,12 @@
 //! `privilege_change`: a machine identity creates keys, users, bindings or policies:
 //! persistence and escalation, the step after a stolen key works.
+//!
+//! Infrastructure as code does this for a living: a Terraform role attaches policies on
+//! every other apply. Such a change, made again by an identity that made it before, from
+//! its known places with its known client (its credential in one place), is its routine
+//! (`quiet_when_routine`); the first one, or one from anywhere new, is not. Which change
+//! is dangerous by its content (an administrator policy, a key for someone else) is for
+//! content rules.
 
 use serde::Deserialize;
 
@@ -13,11 +20,23 @@ use nhid_model::time::MINUTE;
 #[serde(deny_unknown_fields)]
 pub struct PrivilegeChange {
     pub operations: Operations,
+    /// Raise nothing for a routine change (see the module's documentation).
+    #[serde(default)]
+    pub quiet_when_routine: bool,
 }
 
 impl Kind for PrivilegeChange {
-    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, _obs: &Observation<'_>) -> Option<Finding> {
+    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
         if !self.operations.matches(&ev.action) {
+            return None;
+        }
+        let routine = obs.learned
+            && obs.known_action
+            && obs.new_network.is_none()
+            && obs.new_client.is_none()
+            && !obs.moved
+            && obs.concurrent_sources <= obs.source_peak.max(1);
+        if routine && self.quiet_when_routine {
             return None;
         }
         Some(Finding {
@@ -35,5 +54,49 @@ impl Kind for PrivilegeChange {
                 ^ ev.credential.id.as_deref().map_or(0, fingerprint).rotate_left(13),
             ..Default::default()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{event, shipped};
+    use super::*;
+    use crate::context::network::Ranges;
+    use crate::state::Identity;
+    use nhid_model::time::{DAY, HOUR};
+
+    #[test]
+    fn a_change_the_identity_makes_from_its_own_places_is_routine_and_a_first_or_elsewhere_is_not() {
+        let d = shipped("privilege_change");
+        let ranges = Ranges::builtin();
+        let mut id = Identity::new(PrincipalType::ServiceAccount, None, 0);
+        let mut ev = event(0, PrincipalType::ServiceAccount);
+        ev.source.ip = Some("198.51.100.7".into());
+        ev.source.user_agent = Some("Terraform/1.9.5 (+https://www.terraform.io) terraform-provider-aws/5.64.0".into());
+        let mut check = |ev: &AuditEvent<'_>| {
+            let obs = id.observe(ev, DAY, ranges);
+            d.check(PrincipalType::ServiceAccount, ev, &obs).map(|(_, f)| f)
+        };
+        // An apply a day for three days: policies attached, roles read.
+        for day in 0..3 {
+            for (k, action) in ["iam:GetRole", "iam:AttachRolePolicy", "iam:GetRole"].into_iter().enumerate() {
+                ev.time = day * DAY + 10 * HOUR + k as i64 * 1_000;
+                ev.action = action.into();
+                let f = check(&ev);
+                assert_eq!(f.is_some(), action == "iam:AttachRolePolicy" && day == 0, "day {day}: {f:?}");
+            }
+        }
+        // Learned: the same change from the same place and client is its routine...
+        ev.time = 3 * DAY + 10 * HOUR;
+        ev.action = "iam:AttachRolePolicy".into();
+        assert!(check(&ev).is_none());
+        // ...a change it never made is not...
+        ev.action = "iam:CreateAccessKey".into();
+        assert!(check(&ev).is_some());
+        // ...nor its usual change from a network it never used.
+        ev.time += 1_000;
+        ev.action = "iam:AttachRolePolicy".into();
+        ev.source.ip = Some("203.0.113.50".into());
+        assert!(check(&ev).is_some());
     }
 }

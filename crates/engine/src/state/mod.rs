@@ -312,6 +312,8 @@ pub struct Observation<'e> {
     /// Values the identity never showed, each judged at the finest level whose set is
     /// still a baseline (see [`Novel`]); `None` while learning.
     pub new_action: Option<Novel>,
+    /// The identity had made this action before (whether or not it was still learning).
+    pub known_action: bool,
     pub new_service: Option<Novel>,
     pub new_network: Option<Novel>,
     pub new_client: Option<Novel>,
@@ -372,6 +374,7 @@ pub struct Novel {
 /// which breadth's target and the sources' place reuse rather than hash again.
 struct Novelty<'e> {
     new_action: Option<Novel>,
+    known_action: bool,
     new_service: Option<Novel>,
     new_network: Option<Novel>,
     new_client: Option<Novel>,
@@ -505,6 +508,7 @@ impl Identity {
             hour_count: self.hour_count(),
             hour_bytes_out: self.hour_bytes_out,
             new_action: novelty.new_action,
+            known_action: novelty.known_action,
             new_service: novelty.new_service,
             new_network: novelty.new_network,
             new_client: novelty.new_client,
@@ -562,13 +566,17 @@ impl Identity {
     ) -> Novelty<'e> {
         let seen = &mut self.seen;
         // Novelty counts only once learned, and only where the set was not already full.
-        let mut judge = |d: Dim, fp: u32, cap: usize| {
+        // `None` for a value the set holds; else the judgement, itself `None` when it does
+        // not count.
+        let mut observe = |d: Dim, fp: u32, cap: usize| {
             let (known, observed, full) = (seen.len(d) as u16, seen.observed(d), seen.overflowed(d));
             let probability = seen.observe(d, fp, cap, step)?;
-            (learned && !full).then_some(Novel { level: d, probability, known, observed })
+            Some((learned && !full).then_some(Novel { level: d, probability, known, observed }))
         };
         let (action_fp, service_fp) = (fingerprint(&ev.action), fingerprint(&ev.service));
-        let new_action = judge(Dim::Action, action_fp, MAX_ACTIONS);
+        let action = observe(Dim::Action, action_fp, MAX_ACTIONS);
+        let (new_action, known_action) = (action.flatten(), action.is_none());
+        let mut judge = |d: Dim, fp: u32, cap: usize| observe(d, fp, cap).flatten();
         let new_service = judge(Dim::Service, service_fp, MAX_SERVICES);
 
         let ip = ev.source.ip.as_deref();
@@ -595,6 +603,7 @@ impl Identity {
         let new_version = client_fp.and_then(|fp| judge(Dim::Client, fp, MAX_CLIENTS));
         Novelty {
             new_action,
+            known_action,
             new_service,
             new_network,
             new_client: new_family.or(new_version),
