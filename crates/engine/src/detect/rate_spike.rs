@@ -59,6 +59,16 @@ impl Kind for RateSpike {
         if p > self.max_probability {
             return None;
         }
+        // Over a longer window, the credential must be making the excess now: a quarter or an
+        // hour still holding a surge that has ended (its last warm environment back at its
+        // usual pace) is no theft in progress. At `ratio` times the expected count, the
+        // excess alone runs at `ratio - 1` times the usual minute.
+        if i > 0
+            && let Some(recent) = obs.credential_recent
+            && recent < (self.ratio - 1.0) * obs.window_models[0].0
+        {
+            return None;
+        }
         let (w, observed, expected) = (WINDOWS[i], obs.calls_in[i], expected as f32);
         let over = if w == 1 { "in one minute".to_string() } else { format!("in {w} minutes") };
         Some(Finding {
@@ -193,5 +203,27 @@ mod tests {
         let (m, _, f) = run_with(&mut stolen, 2 * day..2 * day + 10, |_| 120, theft).expect("caught");
         assert_eq!(m, 2 * day, "{f:?}");
         assert!(f.evidence["credential_share"].as_f64().unwrap() >= 0.5, "{f:?}");
+    }
+
+    #[test]
+    fn an_hour_that_still_holds_an_ended_surge_is_no_theft_in_progress() {
+        use super::super::testing::observe;
+        let d = shipped("rate_spike");
+        let ev = event(10 * DAY, PrincipalType::ServiceAccount);
+        let mut obs = observe(&ev);
+        obs.learned = true;
+        obs.expected.recurring = 0.0;
+        // Twenty calls a minute usually; the last hour held 6,000 (a surge), the last
+        // minute a usual twenty.
+        obs.window_models = [(20.0, 40.0), (100.0, 200.0), (300.0, 600.0), (1_200.0, 2_400.0)];
+        obs.window_peaks = [0.0; 4];
+        obs.calls_in = [20, 100, 300, 6_000];
+        obs.credential_share = 0.6;
+        obs.credential_recent = Some(12.0);
+        assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "the surge has ended");
+        // The same hour with this credential making sixty calls a minute now: in progress.
+        obs.credential_recent = Some(60.0);
+        let (_, f) = d.check(PrincipalType::ServiceAccount, &ev, &obs).expect("in progress");
+        assert_eq!(f.evidence["window_minutes"], 60);
     }
 }

@@ -349,6 +349,9 @@ pub struct Observation<'e> {
     /// out spreads its calls over many credentials (an execution environment, a task, an
     /// instance each holds its own); a stolen credential carries the thief's calls alone.
     pub credential_share: f32,
+    /// This event's credential's own recent calls (about its calls of the last minute,
+    /// this one included); `None` without a credential id.
+    pub credential_recent: Option<f32>,
     /// The identity's type before this event (an event can show a machine to be a person:
     /// see the pipeline's `reconcile`); interactive sign-ins are judged against it.
     pub prior_kind: PrincipalType,
@@ -481,7 +484,7 @@ impl Identity {
             _ => (0, u8::MAX),
         };
 
-        let (credential_age, expired_for, moved, credential_share) =
+        let (credential_age, expired_for, moved, (credential_share, credential_recent)) =
             self.observe_credential(ev, novelty.place_fp, idle_for);
         if moved && !learned {
             // Its workloads move tokens between places: a move is not a copy for it.
@@ -526,6 +529,7 @@ impl Identity {
             source_peak,
             moved,
             credential_share,
+            credential_recent,
             prior_kind: self.kind,
             registered: None,
         }
@@ -619,16 +623,16 @@ impl Identity {
 
     /// Records the event's credential, used from `place`; returns its age, how long ago it
     /// expired, whether it is a short-lived token now used from another place than its
-    /// first, and its share of the identity's recent calls.
+    /// first, and its share of the identity's recent calls and its own recent calls.
     fn observe_credential(
         &mut self,
         ev: &AuditEvent<'_>,
         place: Option<u32>,
         idle_for: Millis,
-    ) -> (Option<Millis>, Option<Millis>, bool, f32) {
+    ) -> (Option<Millis>, Option<Millis>, bool, (f32, Option<f32>)) {
         self.recent = f16::from_f32(self.recent.to_f32() * decay(idle_for));
         let Some(id) = ev.credential.id.as_deref() else {
-            return (None, None, false, 1.0);
+            return (None, None, false, (1.0, None));
         };
         let t = ev.time;
         let c = &ev.credential;
@@ -677,7 +681,7 @@ impl Identity {
         let expired_for = s.expires_at().map(|e| t - e).filter(|d| *d > 0);
         let all = self.recent.to_f32() + 1.0;
         self.recent = f16::from_f32(all);
-        (Some(s.age_at(t)), expired_for, moved, (mine / all).min(1.0))
+        (Some(s.age_at(t)), expired_for, moved, ((mine / all).min(1.0), Some(mine)))
     }
 }
 
