@@ -6,7 +6,10 @@
 //! its known places with its known client (its credential in one place), is its routine
 //! (`quiet_when_routine`); the first one, or one from anywhere new, is not. Which change
 //! is dangerous by its content (an administrator policy, a key for someone else) is for
-//! content rules.
+//! content rules. What it gives up: a place is a provider, so a role's session stolen and
+//! used, after its job ended, from the attacker's own job on the same shared runners
+//! (GitHub's hosted ones) with the same client passes as routine for changes the role made
+//! before.
 
 use serde::Deserialize;
 

@@ -62,10 +62,11 @@ impl Kind for RateSpike {
         // Over a longer window, the credential must be making the excess now: a quarter or an
         // hour still holding a surge that has ended (its last warm environment back at its
         // usual pace) is no theft in progress. At `ratio` times the expected count, the
-        // excess alone runs at `ratio - 1` times the usual minute.
+        // excess alone runs at `ratio - 1` times the usual minute, as that window's model
+        // has it (its slow level: the minute's own model follows a sustained read).
         if i > 0
             && let Some(recent) = obs.credential_recent
-            && recent < (self.ratio - 1.0) * obs.window_models[0].0
+            && f64::from(recent) < f64::from(self.ratio - 1.0) * expected / WINDOWS[i] as f64
         {
             return None;
         }
@@ -104,7 +105,7 @@ impl Kind for RateSpike {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{event, shipped};
+    use super::super::testing::{event, observe, shipped};
     use super::*;
     use crate::context::network::Ranges;
     use crate::state::Identity;
@@ -207,7 +208,6 @@ mod tests {
 
     #[test]
     fn an_hour_that_still_holds_an_ended_surge_is_no_theft_in_progress() {
-        use super::super::testing::observe;
         let d = shipped("rate_spike");
         let ev = event(10 * DAY, PrincipalType::ServiceAccount);
         let mut obs = observe(&ev);

@@ -156,11 +156,11 @@ impl CredentialState {
         Some(self.expires_at).filter(|&t| t != Millis::MIN)
     }
 
-    /// Age at `t`: from issue when the events say, else from first use.
     pub fn first_seen(&self) -> Millis {
         Millis::from(self.first_seen) * 1_000
     }
 
+    /// Age at `t`: from issue when the events say, else from first use.
     pub fn age_at(&self, t: Millis) -> Millis {
         t - self.issued_at().unwrap_or(self.first_seen()).min(self.first_seen())
     }
