@@ -3,7 +3,10 @@
 //! client family and major version ([`client`]). State keeps the identity's history at
 //! these granularities, so a runner on a new GitHub-hosted address or an SDK naming each
 //! call in its user agent is not novel, and a key used from a network class it never used is.
+//! Which actions are one kind of work ([`actions`]): a role-managing pipeline's first
+//! `CreateRole` after its `PutRolePolicy`s is its routine.
 
+pub mod actions;
 pub mod client;
 pub(crate) mod memo;
 pub mod network;

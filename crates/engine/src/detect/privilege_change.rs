@@ -2,9 +2,12 @@
 //! persistence and escalation, the step after a stolen key works.
 //!
 //! Infrastructure as code does this for a living: a Terraform role attaches policies on
-//! every other apply. Such a change, made again by an identity that made it before, from
-//! its known places with its known client (its credential in one place), is its routine
-//! (`quiet_when_routine`); the first one, or one from anywhere new, is not. Which change
+//! every other apply. Such a change, made again by an identity that made it or another of
+//! its family before (managing roles, managing users and groups, managing policies: see
+//! [`crate::context::actions`]), from its known places with its known client (its
+//! credential in one place), is its routine (`quiet_when_routine`); the first of its
+//! family, one that hands out access (a key, a password, a role's trust), or one from
+//! anywhere new, is not. Which change
 //! is dangerous by its content (an administrator policy, a key for someone else) is for
 //! content rules. What it gives up: a place is a provider, so a role's session stolen and
 //! used, after its job ended, from the attacker's own job on the same shared runners
@@ -33,13 +36,7 @@ impl Kind for PrivilegeChange {
         if !self.operations.matches(&ev.action) {
             return None;
         }
-        let routine = obs.learned
-            && obs.known_action
-            && obs.new_network.is_none()
-            && obs.new_client.is_none()
-            && !obs.moved
-            && obs.concurrent_sources <= obs.source_peak.max(1);
-        if routine && self.quiet_when_routine {
+        if self.quiet_when_routine && obs.learned && obs.known_family && obs.usual_provenance() {
             return None;
         }
         Some(Finding {
@@ -89,11 +86,18 @@ mod tests {
                 assert_eq!(f.is_some(), action == "iam:AttachRolePolicy" && day == 0, "day {day}: {f:?}");
             }
         }
-        // Learned: the same change from the same place and client is its routine...
+        // Learned: the same change from the same place and client is its routine, and so is
+        // another change to roles, the first it makes...
         ev.time = 3 * DAY + 10 * HOUR;
         ev.action = "iam:AttachRolePolicy".into();
         assert!(check(&ev).is_none());
-        // ...a change it never made is not...
+        ev.action = "iam:CreateRole".into();
+        assert!(check(&ev).is_none());
+        // ...a change of another kind, or one that hands out access, is not...
+        ev.action = "iam:AttachUserPolicy".into();
+        assert!(check(&ev).is_some());
+        ev.action = "iam:UpdateAssumeRolePolicy".into();
+        assert!(check(&ev).is_some());
         ev.action = "iam:CreateAccessKey".into();
         assert!(check(&ev).is_some());
         // ...nor its usual change from a network it never used.

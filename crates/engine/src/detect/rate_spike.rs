@@ -19,7 +19,7 @@ use crate::state::seasonal::MARGIN;
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::MINUTE;
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateSpike {
     /// Fire when the count over some window is this improbable under the identity's
@@ -44,11 +44,23 @@ pub struct RateSpike {
     /// over many credentials, each holding its usual few; a stolen credential carries the
     /// whole excess alone, which is at least `1 - 1/ratio` of the count.
     pub min_share: f32,
+    /// Raise nothing for a job's session calling from where its jobs run
+    /// ([`Observation::usual_job`]): CI jobs vary in size by tenfold and more, and a big
+    /// deploy is not a theft. What this gives up: the volume of a thief inside the job
+    /// itself (a poisoned build step); what it does that the jobs never did is still
+    /// `scope_drift`'s and `privilege_change`'s, and the session carried off the runner is
+    /// judged as ever.
+    #[serde(default)]
+    pub quiet_for_jobs: bool,
 }
 
 impl Kind for RateSpike {
     fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
-        if !obs.learned || obs.minute_count < self.min_count || obs.credential_share < self.min_share {
+        if !obs.learned
+            || obs.minute_count < self.min_count
+            || obs.credential_share < self.min_share
+            || (self.quiet_for_jobs && obs.usual_job())
+        {
             return None;
         }
         let e = &obs.expected;
@@ -204,6 +216,49 @@ mod tests {
         let (m, _, f) = run_with(&mut stolen, 2 * day..2 * day + 10, |_| 120, theft).expect("caught");
         assert_eq!(m, 2 * day, "{f:?}");
         assert!(f.evidence["credential_share"].as_f64().unwrap() >= 0.5, "{f:?}");
+    }
+
+    #[test]
+    fn a_job_of_any_size_from_where_jobs_run_is_its_size_and_its_session_elsewhere_is_not() {
+        // A deploy role: one job a day at 10:00, each with its own session (a short-lived
+        // token), 20 calls a minute for five minutes from a self-hosted runner, idle in
+        // between.
+        // On the fourth day a job twenty times that size.
+        use nhid_model::event::CredentialKind;
+        use nhid_model::time::HOUR;
+        let d = shipped("rate_spike");
+        let first_finding = |kind: CredentialKind, big_job_ip: &'static str, quiet_for_jobs: bool| {
+            let mut id = Identity::new(PrincipalType::ServiceAccount, None, 10 * HOUR);
+            let mut ev = event(0, PrincipalType::ServiceAccount);
+            ev.credential.kind = kind;
+            ev.source.user_agent = Some("aws-cli/2.17.20 md/awscrt#0.20.11 ua/2.0 os/linux#6.5.0".into());
+            for day in 0..4 {
+                let (per_minute, ip) = if day == 3 { (400, big_job_ip) } else { (20, "10.0.0.7") };
+                ev.credential.id =
+                    Some(if kind == CredentialKind::StaticKey { "AKIA1".into() } else { format!("ASIA{day}").into() });
+                ev.source.ip = Some(ip.into());
+                for k in 0..5 * per_minute {
+                    ev.time = day * DAY + 10 * HOUR + i64::from(k) * MINUTE / i64::from(per_minute);
+                    let obs = id.observe(&ev, DAY, Ranges::builtin());
+                    let quiet = RateSpike {
+                        quiet_for_jobs,
+                        ..d.params::<RateSpike>(PrincipalType::ServiceAccount).unwrap().clone()
+                    };
+                    if let Some(f) = quiet.check(PrincipalType::ServiceAccount, &ev, &obs) {
+                        return Some((day, f));
+                    }
+                }
+            }
+            None
+        };
+        let session = CredentialKind::ShortLivedToken;
+        assert!(first_finding(session, "10.0.0.8", true).is_none(), "a big job from a runner");
+        // The same job judged as any burst (what `quiet_for_jobs` silences)...
+        assert_eq!(first_finding(session, "10.0.0.8", false).map(|(day, _)| day), Some(3));
+        // ...a job's session used from a kind of network the role never used...
+        assert_eq!(first_finding(session, "185.220.101.7", true).map(|(day, _)| day), Some(3));
+        // ...and a static key, which no job mints, are.
+        assert_eq!(first_finding(CredentialKind::StaticKey, "10.0.0.8", true).map(|(day, _)| day), Some(3));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use half::f16;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3Builder;
 
+use crate::context::actions;
 use crate::context::client::{self, Client};
 use crate::context::network::{Category, Described, Ranges};
 use baseline::{Expectation, RateBaseline};
@@ -124,6 +125,14 @@ pub struct CredentialState {
     /// alerts and `/principals` name it. Compared as a string: at most a few per identity.
     pub id: Box<str>,
     pub kind: CredentialKind,
+    /// A short-lived token whose first call woke the identity from a quiet spell of
+    /// [`EPISODE_GAP_MINUTES`] or more: a job starting. In what would be padding after
+    /// `kind`, as is `job`.
+    woke: bool,
+    /// A job's session (see [`Observation::job`]): it woke the identity, or it came while
+    /// a job that did had started within the hour (overlapping jobs, a matrix build), and
+    /// its first call came from the kind of place the identity's jobs run in.
+    job: bool,
     /// The place ([`crate::context::network::Place::key`]) a short-lived token was first
     /// used from, 0 if none (in what would be padding after `kind`): see
     /// [`Observation::moved`].
@@ -312,8 +321,10 @@ pub struct Observation<'e> {
     /// Values the identity never showed, each judged at the finest level whose set is
     /// still a baseline (see [`Novel`]); `None` while learning.
     pub new_action: Option<Novel>,
-    /// The identity had made this action before (whether or not it was still learning).
-    pub known_action: bool,
+    /// The identity had made this action, or another of its family ([`actions::siblings`]:
+    /// managing roles, managing users and groups, managing policies), before (whether or
+    /// not it was still learning).
+    pub known_family: bool,
     pub new_service: Option<Novel>,
     pub new_network: Option<Novel>,
     pub new_client: Option<Novel>,
@@ -352,11 +363,42 @@ pub struct Observation<'e> {
     /// This event's credential's own recent calls (about its calls of the last minute,
     /// this one included); `None` without a credential id.
     pub credential_recent: Option<f32>,
+    /// The event's credential is a job's session: a short-lived token whose first call
+    /// woke the identity from a quiet spell of [`EPISODE_GAP_MINUTES`] (a CI job's role
+    /// session, a scheduled task's, a function's first cold start after idle), or one that
+    /// came within the hour after such a session (jobs overlapping, a matrix build), its
+    /// first call from a kind of place (a provider, a private network) and with a client
+    /// family the identity used before. Each job's
+    /// session makes that job's calls, and jobs vary in size by nature (a site deploy of
+    /// 20 files, then of 400). Not transitive: a workload that woke and then rotates its
+    /// session every hour has jobs' sessions for its first hour only.
+    pub job: bool,
     /// The identity's type before this event (an event can show a machine to be a person:
     /// see the pipeline's `reconcile`); interactive sign-ins are judged against it.
     pub prior_kind: PrincipalType,
     /// Whether the inventory lists the principal; `None` when no inventory is loaded.
     pub registered: Option<bool>,
+}
+
+impl Observation<'_> {
+    /// Nothing about where the call came from or what made it is new: a network and a
+    /// client the identity used before, its credential in the place it was first used
+    /// and held from no more places at once than usual. A copy of the credential used
+    /// elsewhere fails this; its own workload, or a thief on that workload's host, does not.
+    pub fn usual_provenance(&self) -> bool {
+        self.new_network.is_none()
+            && self.new_client.is_none()
+            && !self.moved
+            && self.concurrent_sources <= self.source_peak.max(1)
+    }
+
+    /// A job's session ([`Observation::job`]) with [usual provenance](Self::usual_provenance):
+    /// how many calls it makes, or how many objects it reaches, is that job's size, not a
+    /// theft. A job's session carried elsewhere fails this; what a job does that its jobs
+    /// never did is for the novelty and content detectors.
+    pub fn usual_job(&self) -> bool {
+        self.job && self.usual_provenance()
+    }
 }
 
 /// A value an identity never showed, and how surprising that is from its own history.
@@ -373,11 +415,26 @@ pub struct Novel {
     pub observed: u32,
 }
 
+/// How an event used its credential ([`Identity::observe_credential`]); the fields are
+/// [`Observation`]'s of the same names (`credential_age`, `credential_share`, ...).
+#[derive(Default)]
+struct CredentialUse {
+    age: Option<Millis>,
+    expired_for: Option<Millis>,
+    moved: bool,
+    share: f32,
+    recent: Option<f32>,
+    job: bool,
+}
+
 /// What one event showed of the identity's sets, with the fingerprints computed for them,
 /// which breadth's target and the sources' place reuse rather than hash again.
 struct Novelty<'e> {
+    known_family: bool,
+    /// From a kind of place and with a client family the identity used before: an address
+    /// or a version may be new (a runner's fresh address, an upgraded SDK).
+    familiar: bool,
     new_action: Option<Novel>,
-    known_action: bool,
     new_service: Option<Novel>,
     new_network: Option<Novel>,
     new_client: Option<Novel>,
@@ -484,8 +541,8 @@ impl Identity {
             _ => (0, u8::MAX),
         };
 
-        let (credential_age, expired_for, moved, (credential_share, credential_recent)) =
-            self.observe_credential(ev, novelty.place_fp, idle_for);
+        let credential = self.observe_credential(ev, novelty.place_fp, idle_for, novelty.familiar);
+        let moved = credential.moved;
         if moved && !learned {
             // Its workloads move tokens between places: a move is not a copy for it.
             self.sources.learn_roaming();
@@ -511,15 +568,15 @@ impl Identity {
             hour_count: self.hour_count(),
             hour_bytes_out: self.hour_bytes_out,
             new_action: novelty.new_action,
-            known_action: novelty.known_action,
+            known_family: novelty.known_family,
             new_service: novelty.new_service,
             new_network: novelty.new_network,
             new_client: novelty.new_client,
             network: novelty.network,
             place: novelty.place,
             client: novelty.client,
-            credential_age,
-            expired_for,
+            credential_age: credential.age,
+            expired_for: credential.expired_for,
             revoked_at: None,
             retired_at: None,
             offboarded_owner: None,
@@ -528,8 +585,9 @@ impl Identity {
             concurrent_sources,
             source_peak,
             moved,
-            credential_share,
-            credential_recent,
+            credential_share: credential.share,
+            credential_recent: credential.recent,
+            job: credential.job,
             prior_kind: self.kind,
             registered: None,
         }
@@ -580,6 +638,7 @@ impl Identity {
         let (action_fp, service_fp) = (fingerprint(&ev.action), fingerprint(&ev.service));
         let action = observe(Dim::Action, action_fp, MAX_ACTIONS);
         let (new_action, known_action) = (action.flatten(), action.is_none());
+
         let mut judge = |d: Dim, fp: u32, cap: usize| observe(d, fp, cap).flatten();
         let new_service = judge(Dim::Service, service_fp, MAX_SERVICES);
 
@@ -605,9 +664,14 @@ impl Identity {
         let client = client.map(|(c, _)| c);
         let new_family = family_fp.and_then(|fp| judge(Dim::ClientFamily, fp, MAX_CLIENT_FAMILIES));
         let new_version = client_fp.and_then(|fp| judge(Dim::Client, fp, MAX_CLIENTS));
+        // Only a new action is looked up (rare once learned), and only an IAM change has a
+        // family.
+        let known_family =
+            known_action || actions::siblings(&ev.action).any(|a| self.seen.contains(Dim::Action, fingerprint(&a)));
         Novelty {
+            familiar: new_place.is_none() && new_family.is_none(),
             new_action,
-            known_action,
+            known_family,
             new_service,
             new_network,
             new_client: new_family.or(new_version),
@@ -621,24 +685,29 @@ impl Identity {
         }
     }
 
-    /// Records the event's credential, used from `place`; returns its age, how long ago it
-    /// expired, whether it is a short-lived token now used from another place than its
-    /// first, and its share of the identity's recent calls and its own recent calls.
+    /// Records the event's credential, used from `place` (`familiar`: see [`Novelty`]),
+    /// and reports its use.
     fn observe_credential(
         &mut self,
         ev: &AuditEvent<'_>,
         place: Option<u32>,
         idle_for: Millis,
-    ) -> (Option<Millis>, Option<Millis>, bool, (f32, Option<f32>)) {
+        familiar: bool,
+    ) -> CredentialUse {
         self.recent = f16::from_f32(self.recent.to_f32() * decay(idle_for));
         let Some(id) = ev.credential.id.as_deref() else {
-            return (None, None, false, (1.0, None));
+            return CredentialUse { share: 1.0, ..CredentialUse::default() };
         };
         let t = ev.time;
         let c = &ev.credential;
         let pos = match self.credentials.iter().position(|s| *s.id == *id) {
             Some(i) => i,
             None => {
+                // A job starts where the identity's jobs run: a token first used from
+                // anywhere new neither is a job's session nor makes those beside it ones.
+                let token = c.kind == CredentialKind::ShortLivedToken && familiar;
+                let woke = token && idle_for >= EPISODE_GAP_MINUTES * MINUTE;
+                let job = woke || (token && self.credentials.iter().any(|o| o.woke && t - o.first_seen() <= HOUR));
                 // Keep the most recently used credentials; rotation retires the old ones.
                 let mut credentials = std::mem::take(&mut self.credentials).into_vec();
                 if credentials.len() >= MAX_CREDENTIALS {
@@ -651,6 +720,8 @@ impl Identity {
                 credentials.push(CredentialState {
                     id: id.into(),
                     kind: c.kind,
+                    woke,
+                    job,
                     place: 0,
                     recent: 0.0,
                     first_seen: (t / 1_000).clamp(0, i64::from(u32::MAX)) as u32,
@@ -681,7 +752,14 @@ impl Identity {
         let expired_for = s.expires_at().map(|e| t - e).filter(|d| *d > 0);
         let all = self.recent.to_f32() + 1.0;
         self.recent = f16::from_f32(all);
-        (Some(s.age_at(t)), expired_for, moved, ((mine / all).min(1.0), Some(mine)))
+        CredentialUse {
+            age: Some(s.age_at(t)),
+            expired_for,
+            moved,
+            share: (mine / all).min(1.0),
+            recent: Some(mine),
+            job: s.job,
+        }
     }
 }
 
@@ -910,6 +988,41 @@ mod tests {
         let o = id.observe(&e, DAY, Ranges::builtin());
         assert_eq!(o.credential_age, Some(HOUR));
         assert_eq!(o.expired_for, Some(1));
+    }
+
+    #[test]
+    fn a_session_that_wakes_the_identity_is_a_job_and_so_is_one_beside_it_within_the_hour() {
+        let ranges = Ranges::builtin();
+        let mut id = Identity::new(PrincipalType::ServiceAccount, None, 0);
+        let mut job = |t: Millis, session: &str, ip: &str| {
+            let mut e = event(t, "s3:PutObject", ip);
+            e.credential = Credential {
+                id: Some(session.to_owned().into()),
+                kind: CredentialKind::ShortLivedToken,
+                ..Default::default()
+            };
+            id.observe(&e, DAY, ranges).job
+        };
+        // Learning: the first session is the identity's first call, which wakes nothing.
+        assert!(!job(0, "s0", "10.0.0.1"));
+        // Learned; a session after a quiet day wakes it, and stays a job while in use.
+        assert!(job(2 * DAY, "s1", "10.0.0.1"));
+        assert!(job(2 * DAY + 5 * MINUTE, "s1", "10.0.0.1"));
+        // Another starting while it runs overlaps it: a job as well...
+        assert!(job(2 * DAY + 6 * MINUTE, "s2", "10.0.0.1"));
+        // ...but not transitively: still busy an hour on, a rotated session is no job.
+        for m in (10..70).step_by(5) {
+            job(2 * DAY + m * MINUTE, "s2", "10.0.0.1");
+        }
+        assert!(!job(2 * DAY + 70 * MINUTE, "s3", "10.0.0.1"));
+        // A session that wakes it from a network it never used is not where its jobs run,
+        // nor is one beside it.
+        assert!(!job(4 * DAY, "s4", "185.220.101.7"));
+        assert!(!job(4 * DAY + MINUTE, "s5", "10.0.0.1"));
+        // Static keys are no jobs' sessions.
+        let mut key = event(6 * DAY, "s3:PutObject", "10.0.0.1");
+        key.credential = Credential { id: Some("AKIA9".into()), kind: CredentialKind::StaticKey, ..Default::default() };
+        assert!(!id.observe(&key, DAY, ranges).job);
     }
 
     #[test]
