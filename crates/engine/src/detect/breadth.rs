@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::{Finding, Kind, round2};
+use super::{Finding, Kind, carries_excess, round2};
 use crate::state::Observation;
 use crate::state::breadth::WINDOW;
 use crate::state::seasonal::MARGIN;
@@ -24,7 +24,8 @@ pub struct Breadth {
     /// own surges, which reach more objects as they make more calls).
     pub peak_margin: f32,
     /// ...and this event's credential made at least this share of the identity's recent
-    /// calls ([`Observation::credential_share`]): a function's burst reaching many objects
+    /// calls ([`Observation::credential_share`]) at the bar, proportionally more further above
+    /// it ([`super::carries_excess`]): a function's burst reaching many objects
     /// spreads over its execution environments' credentials, a walk by a stolen one does
     /// not. What this gives up: a walk with one of a scaled-out workload's credentials, from
     /// its own host, slower than the rest of the workload's calls together (carried off the
@@ -49,7 +50,9 @@ impl Kind for Breadth {
         }
         let threshold =
             (r.mean + self.z * r.sd).max(self.ratio * r.mean).max(MARGIN * r.recurring).max(self.peak_margin * r.burst);
-        if r.distinct < threshold {
+        if r.distinct < threshold
+            || !carries_excess(obs.credential_share, self.min_share, self.ratio, r.distinct, r.mean)
+        {
             return None;
         }
         Some(Finding {
@@ -61,6 +64,7 @@ impl Kind for Breadth {
                 "recurring_peak" => (r.recurring > 0.0).then(|| round2(r.recurring)),
                 "usual_peak" => (r.burst > 0.0).then(|| round2(r.burst)),
                 "threshold" => round2(threshold.max(self.min_distinct as f32)),
+                "credential_share" => round2(obs.credential_share),
                 "target" => ev.resource.as_deref().unwrap_or(&ev.action),
             },
             summary: format!(

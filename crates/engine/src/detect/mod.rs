@@ -601,6 +601,16 @@ pub(crate) fn count_test(
     best
 }
 
+/// Whether a credential holding `share` of the identity's recent calls carries the excess of
+/// a count `observed` over `expected`: a thief's calls are the excess, which is
+/// `1 - expected/observed` of the count, so the credential must hold that share of it, scaled
+/// so that at the bar (`ratio` times the expectation) `min_share` is enough. A burst spread
+/// over a workload's credentials (cold starts, instances) leaves each far below the excess.
+pub(crate) fn carries_excess(share: f32, min_share: f32, ratio: f32, observed: f32, expected: f32) -> bool {
+    let excess = (1.0 - expected / observed.max(f32::MIN_POSITIVE)).max(0.0);
+    share >= min_share * excess / (1.0 - 1.0 / ratio.max(1.01))
+}
+
 /// A probability for evidence: three significant digits.
 pub(crate) fn round_probability(p: f64) -> f64 {
     if p <= 0.0 || !p.is_finite() {

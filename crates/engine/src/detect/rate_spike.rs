@@ -12,7 +12,7 @@
 
 use serde::Deserialize;
 
-use super::{Finding, Kind, count_test, round_probability, round2};
+use super::{Finding, Kind, carries_excess, count_test, round_probability, round2};
 use crate::state::Observation;
 use crate::state::baseline::WINDOWS;
 use crate::state::seasonal::MARGIN;
@@ -39,10 +39,12 @@ pub struct RateSpike {
     /// twice the biggest one seen is no rarer than a new one at the next busy hour.
     pub peak_margin: f32,
     /// And this event's credential made at least this share of the identity's calls of the
-    /// last minute or so ([`Observation::credential_share`]). A workload that scales out
-    /// (a function's cold starts, a fleet's new instances, more tasks) spreads a surge
+    /// last minute or so ([`Observation::credential_share`]) at the bar, and proportionally
+    /// more of a count further above it ([`super::carries_excess`]). A workload that scales
+    /// out (a function's cold starts, a fleet's new instances, more tasks) spreads a surge
     /// over many credentials, each holding its usual few; a stolen credential carries the
-    /// whole excess alone, which is at least `1 - 1/ratio` of the count.
+    /// whole excess alone, which is `1 - expected/observed` of the count (at least
+    /// `1 - 1/ratio`).
     pub min_share: f32,
     /// Raise nothing for a job's session calling from where its jobs run
     /// ([`Observation::usual_job`]): CI jobs vary in size by tenfold and more, and a big
@@ -68,7 +70,10 @@ impl Kind for RateSpike {
             (MARGIN * WINDOWS[i] as f32 * e.recurring).max(self.peak_margin * obs.window_peaks[i])
         });
         let (i, expected, p) = count_test(&obs.calls_in, &obs.window_models, &floors, self.ratio)?;
-        if p > self.max_probability {
+        let observed = obs.calls_in[i] as f32;
+        if p > self.max_probability
+            || !carries_excess(obs.credential_share, self.min_share, self.ratio, observed, expected as f32)
+        {
             return None;
         }
         // Over a longer window, the credential must be making the excess now: a quarter or an
@@ -259,6 +264,30 @@ mod tests {
         assert_eq!(first_finding(session, "185.220.101.7", true).map(|(day, _)| day), Some(3));
         // ...and a static key, which no job mints, are.
         assert_eq!(first_finding(CredentialKind::StaticKey, "10.0.0.8", true).map(|(day, _)| day), Some(3));
+    }
+
+    #[test]
+    fn a_credential_must_carry_the_excess_not_just_half_the_calls() {
+        // A function at about one call a minute bursts to twelve in a minute over two warm
+        // environments, the busier holding 52 %: at eleven times the expectation the excess
+        // is 91 % of the count, which neither environment carries. A thief's key does.
+        let d = shipped("rate_spike");
+        let ev = event(10 * DAY, PrincipalType::Workload);
+        let mut obs = observe(&ev);
+        obs.learned = true;
+        obs.expected.recurring = 0.0;
+        obs.window_models = [(1.12, 1.12), (5.6, 5.6), (16.8, 16.8), (67.0, 67.0)];
+        obs.window_peaks = [0.0; 4];
+        obs.calls_in = [12, 14, 25, 75];
+        obs.credential_recent = Some(6.0);
+        obs.credential_share = 0.52;
+        assert!(d.check(PrincipalType::Workload, &ev, &obs).is_none(), "a burst over two environments");
+        obs.credential_share = 0.95;
+        assert!(d.check(PrincipalType::Workload, &ev, &obs).is_some(), "one key carrying it");
+        // At the bar itself (three times the expectation) half the calls is enough; at
+        // twelve times, it is not.
+        assert!(carries_excess(0.5, 0.5, 3.0, 3.0, 1.0));
+        assert!(!carries_excess(0.5, 0.5, 3.0, 12.0, 1.0));
     }
 
     #[test]
