@@ -613,6 +613,64 @@ fn a_ci_runner_on_a_new_github_address_is_not_new_the_same_token_from_an_anonymi
     assert_eq!(action.action, ActionKind::RevokeCredential);
 }
 
+/// A deploy role's jobs every three hours for two days, each its own session on a fresh
+/// GitHub-hosted address making ten calls, then on the third day a job of `big` calls over
+/// three minutes; with `session` false every job uses one static key instead.
+fn deploys(big: usize, session: bool) -> Vec<Ev> {
+    const SESSIONS: [&str; 17] = [
+        "ASIAJOB00",
+        "ASIAJOB01",
+        "ASIAJOB02",
+        "ASIAJOB03",
+        "ASIAJOB04",
+        "ASIAJOB05",
+        "ASIAJOB06",
+        "ASIAJOB07",
+        "ASIAJOB08",
+        "ASIAJOB09",
+        "ASIAJOB10",
+        "ASIAJOB11",
+        "ASIAJOB12",
+        "ASIAJOB13",
+        "ASIAJOB14",
+        "ASIAJOB15",
+        "ASIAJOB16",
+    ];
+    let mut v = Vec::new();
+    for (job, &id) in SESSIONS.iter().enumerate() {
+        let (start, calls) = if job < 16 { (job as i64 * 3 * HOUR, 10) } else { (2 * DAY + 10 * HOUR, big) };
+        for k in 0..calls {
+            let mut e = ev(v.len(), T0 + start + k as i64 * 3 * MINUTE / calls as i64, "deploy-web", "workload");
+            e.ip = format!("4.{}.{}.{}", 148 + job % 8, (job * 37) % 256, 10 + job);
+            e.action = "s3:PutObject";
+            e.credential = if session { (id, "short_lived_token") } else { ("AKIADEPLOY", "static_key") };
+            e.ua = "aws-cli/2.17.20 md/awscrt#0.20 ua/2.0 os/linux#6.5 md/command#s3.sync".into();
+            v.push(e);
+        }
+    }
+    v
+}
+
+#[test]
+fn a_ci_job_twenty_times_the_usual_size_is_its_size_and_its_session_from_elsewhere_is_not() {
+    let engine = engine();
+    let events = deploys(200, true);
+    let out = run(&engine, &events);
+    assert!(out.alerts.is_empty() && out.actions.is_empty(), "a big deploy: {:#?}", out.alerts);
+    // The big job's session, a minute after its last call, from a ProtonVPN exit.
+    let mut stolen = ev(events.len(), T0 + 2 * DAY + 10 * HOUR + 4 * MINUTE, "deploy-web", "workload");
+    stolen.ip = "5.157.13.2".into();
+    stolen.action = "s3:GetObject";
+    stolen.credential = ("ASIAJOB16", "short_lived_token");
+    stolen.ua = "aws-cli/2.17.20 md/awscrt#0.20 ua/2.0 os/linux#6.5 md/command#s3.cp".into();
+    let out = run(&engine, &[stolen]);
+    let contained: Vec<_> = out.actions.iter().filter(|a| a.action != ActionKind::NotifyOwner).collect();
+    assert!(!contained.is_empty(), "the session carried off the runner: {:#?}", out.alerts);
+    // The same deploys with one static key, which no job mints: the big one is a spike.
+    let out = run(&engine_with(""), &deploys(200, false));
+    assert_eq!(of_kind(&out, "rate_spike").len(), 1, "{:#?}", out.alerts);
+}
+
 #[test]
 fn a_low_volume_key_still_discovering_its_actions_is_not_flagged_a_stable_one_is() {
     let engine = engine();
