@@ -161,6 +161,27 @@ mod tests {
         None
     }
 
+    /// A learned identity's observation with the given window models and counts, no
+    /// recurring or recent peak, and the event's credential holding `share` of the recent
+    /// calls, `recent` of its own.
+    fn modelled<'e>(
+        ev: &'e AuditEvent<'_>,
+        models: [(f32, f32); 4],
+        calls: [u32; 4],
+        share: f32,
+        recent: f32,
+    ) -> Observation<'e> {
+        let mut obs = observe(ev);
+        obs.learned = true;
+        obs.expected.recurring = 0.0;
+        obs.window_models = models;
+        obs.window_peaks = [0.0; 4];
+        obs.calls_in = calls;
+        obs.credential_share = share;
+        obs.credential_recent = Some(recent);
+        obs
+    }
+
     #[test]
     fn a_quiet_key_reading_at_eighteen_a_minute_is_caught_within_the_minute() {
         // One call every three minutes for two days, then 18 a minute.
@@ -227,8 +248,7 @@ mod tests {
     fn a_job_of_any_size_from_where_jobs_run_is_its_size_and_its_session_elsewhere_is_not() {
         // A deploy role: one job a day at 10:00, each with its own session (a short-lived
         // token), 20 calls a minute for five minutes from a self-hosted runner, idle in
-        // between.
-        // On the fourth day a job twenty times that size.
+        // between. On the fourth day a job twenty times that size.
         use nhid_model::event::CredentialKind;
         use nhid_model::time::HOUR;
         let d = shipped("rate_spike");
@@ -273,14 +293,8 @@ mod tests {
         // is 91 % of the count, which neither environment carries. A thief's key does.
         let d = shipped("rate_spike");
         let ev = event(10 * DAY, PrincipalType::Workload);
-        let mut obs = observe(&ev);
-        obs.learned = true;
-        obs.expected.recurring = 0.0;
-        obs.window_models = [(1.12, 1.12), (5.6, 5.6), (16.8, 16.8), (67.0, 67.0)];
-        obs.window_peaks = [0.0; 4];
-        obs.calls_in = [12, 14, 25, 75];
-        obs.credential_recent = Some(6.0);
-        obs.credential_share = 0.52;
+        let models = [(1.12, 1.12), (5.6, 5.6), (16.8, 16.8), (67.0, 67.0)];
+        let mut obs = modelled(&ev, models, [12, 14, 25, 75], 0.52, 6.0);
         assert!(d.check(PrincipalType::Workload, &ev, &obs).is_none(), "a burst over two environments");
         obs.credential_share = 0.95;
         assert!(d.check(PrincipalType::Workload, &ev, &obs).is_some(), "one key carrying it");
@@ -294,16 +308,10 @@ mod tests {
     fn an_hour_that_still_holds_an_ended_surge_is_no_theft_in_progress() {
         let d = shipped("rate_spike");
         let ev = event(10 * DAY, PrincipalType::ServiceAccount);
-        let mut obs = observe(&ev);
-        obs.learned = true;
-        obs.expected.recurring = 0.0;
         // Twenty calls a minute usually; the last hour held 6,000 (a surge), the last
         // minute a usual twenty.
-        obs.window_models = [(20.0, 40.0), (100.0, 200.0), (300.0, 600.0), (1_200.0, 2_400.0)];
-        obs.window_peaks = [0.0; 4];
-        obs.calls_in = [20, 100, 300, 6_000];
-        obs.credential_share = 0.6;
-        obs.credential_recent = Some(12.0);
+        let models = [(20.0, 40.0), (100.0, 200.0), (300.0, 600.0), (1_200.0, 2_400.0)];
+        let mut obs = modelled(&ev, models, [20, 100, 300, 6_000], 0.6, 12.0);
         assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "the surge has ended");
         // The same hour with this credential making sixty calls a minute now: in progress.
         obs.credential_recent = Some(60.0);

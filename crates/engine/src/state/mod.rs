@@ -368,10 +368,12 @@ pub struct Observation<'e> {
     /// session, a scheduled task's, a function's first cold start after idle), or one that
     /// came within the hour after such a session (jobs overlapping, a matrix build), its
     /// first call from a kind of place (a provider, a private network) and with a client
-    /// family the identity used before. Each job's
-    /// session makes that job's calls, and jobs vary in size by nature (a site deploy of
-    /// 20 files, then of 400). Not transitive: a workload that woke and then rotates its
-    /// session every hour has jobs' sessions for its first hour only.
+    /// family the identity used before. Each job's session makes that job's calls, and jobs
+    /// vary in size by nature (a site deploy of 20 files, then of 400). Not transitive: a
+    /// workload that woke and then rotates its session every hour has jobs' sessions for
+    /// its first hour only. A place is a provider: a job's session copied and used, after
+    /// its job stopped using it, from another address of the same provider with the same
+    /// client family (a function's key from the thief's own EC2 instance) is still a job's.
     pub job: bool,
     /// The identity's type before this event (an event can show a machine to be a person:
     /// see the pipeline's `reconcile`); interactive sign-ins are judged against it.
@@ -638,7 +640,6 @@ impl Identity {
         let (action_fp, service_fp) = (fingerprint(&ev.action), fingerprint(&ev.service));
         let action = observe(Dim::Action, action_fp, MAX_ACTIONS);
         let (new_action, known_action) = (action.flatten(), action.is_none());
-
         let mut judge = |d: Dim, fp: u32, cap: usize| observe(d, fp, cap).flatten();
         let new_service = judge(Dim::Service, service_fp, MAX_SERVICES);
 
