@@ -716,21 +716,39 @@ fn a_low_volume_key_still_discovering_its_actions_is_not_flagged_a_stable_one_is
             events.push(e);
         }
     }
-    // A stable key: the same two actions every minute for two days.
-    for m in 0..2 * 1_440 {
-        let mut e = ev(events.len(), T0 + m * MINUTE, "svc-stable", "api_key");
-        e.action = if m % 2 == 0 { "s3:GetObject" } else { "s3:PutObject" };
-        events.push(e);
+    // Stable keys: the same two actions every minute, one for five days, one for two.
+    for (id, days) in [("svc-stable", 5), ("svc-young", 2)] {
+        for m in 0..days * 1_440 {
+            let mut e = ev(events.len(), T0 + m * MINUTE, id, "api_key");
+            e.action = if m % 2 == 0 { "s3:GetObject" } else { "s3:PutObject" };
+            events.push(e);
+        }
     }
-    let mut probe = ev(events.len(), T0 + 2 * DAY + 30 * SECOND, "svc-stable", "api_key");
-    probe.action = "s3:ListBuckets";
-    events.push(probe);
+    // Each probes from where it always works: the five days are enough history to judge
+    // an hour of it, the two days are not. From an address never used, the young key's
+    // discovery is judged by the minute and is flagged too.
+    for (id, at, ip) in [
+        ("svc-stable", T0 + 5 * DAY, None),
+        ("svc-young", T0 + 2 * DAY, None),
+        ("svc-young", T0 + 2 * DAY + 10 * MINUTE, Some("198.51.100.9")),
+    ] {
+        let mut probe = ev(events.len(), at + 30 * SECOND, id, "api_key");
+        probe.action = if ip.is_none() { "s3:ListBuckets" } else { "iam:ListUsers" };
+        if let Some(ip) = ip {
+            probe.ip = ip.into();
+        }
+        events.push(probe);
+    }
     events.sort_by_key(|e| e.time);
     let out = run(&engine, &events);
-    let drifts: Vec<&Alert> = out.alerts.iter().filter(|a| a.kind == "scope_drift").collect();
-    assert!(drifts.iter().all(|a| a.principal.id == "svc-stable"), "{drifts:#?}");
-    assert_eq!(drifts.len(), 1, "{drifts:#?}");
-    assert!(drifts[0].score.probability.unwrap() < 1e-3);
+    let drifts: Vec<(&str, &str)> = of_kind(&out, "scope_drift")
+        .iter()
+        .map(|a| (a.principal.id.as_str(), a.evidence["action"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(drifts, [("svc-young", "iam:ListUsers"), ("svc-stable", "s3:ListBuckets")], "{:#?}", out.alerts);
+    for a in of_kind(&out, "scope_drift") {
+        assert!(a.score.probability.unwrap() <= 0.01, "{a:#?}");
+    }
 }
 
 #[test]

@@ -2,13 +2,15 @@
 //! used, where its own history says that is a surprise: an agent talked into new tools, a
 //! stolen key probing what else it can do. A low-volume key still discovering its usual
 //! long tail of actions has a high chance of showing a new one and is not flagged for it;
-//! a key that repeated the same few actions thousands of times is.
+//! a key that repeated the same few actions thousands of times is. A discovery made where
+//! and how the identity always works is judged over an hour of its activity, not a minute:
+//! the false alarms a SOC budgets are per identity and day, not per call.
 
 use serde::Deserialize;
 
 use super::{Finding, Kind, new_source::describe, round_probability};
-use crate::state::Observation;
 use crate::state::sets::fingerprint;
+use crate::state::{Novel, Observation};
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::MINUTE;
 
@@ -21,11 +23,28 @@ pub struct ScopeDrift {
     pub services: bool,
     /// Fire when the chance of a new action (service) from this identity is at most this.
     pub max_probability: f64,
+    /// A discovery with the identity's [usual provenance](Observation::usual_provenance)
+    /// (its network, its client, its credential where it always is: its own code reaching
+    /// something new) is judged by the chance of one within this many of its active
+    /// minutes. A key that finds a new value every few hundred active minutes (a weekly
+    /// report's service, the tail of a long mix) finds one about every day, and a
+    /// per-minute bar flagged each of them. A discovery from anywhere else is judged by the
+    /// minute. 1 judges every discovery by the minute, as agents' are: a tool outside
+    /// their set is what they are watched for.
+    #[serde(default = "one")]
+    pub usual_minutes: u16,
+}
+
+fn one() -> u16 {
+    1
 }
 
 impl Kind for ScopeDrift {
     fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
-        let within = |n: &&crate::state::Novel| f64::from(n.probability) <= self.max_probability;
+        let minutes = if obs.usual_provenance() { i32::from(self.usual_minutes) } else { 1 };
+        // The chance of at least one discovery within those minutes.
+        let chance = |n: &Novel| 1.0 - (1.0 - f64::from(n.probability)).powi(minutes);
+        let within = |n: &&Novel| chance(n) <= self.max_probability;
         let new_service = obs.new_service.as_ref().filter(|_| self.services).filter(within);
         let new_action = obs.new_action.as_ref().filter(|_| self.actions).filter(within);
         // A new service is the stronger finding: judged by it when both are new.
@@ -35,7 +54,7 @@ impl Kind for ScopeDrift {
         } else {
             format!("performed {} for the first time", ev.action)
         };
-        let p = f64::from(novel.probability);
+        let p = chance(novel);
         Some(Finding {
             evidence: crate::evidence! {
                 "action" => ev.action,
@@ -45,8 +64,9 @@ impl Kind for ScopeDrift {
                 "known" => novel.known,
                 "observations" => novel.observed,
                 "probability" => round_probability(p),
+                "within_active_minutes" => minutes,
             },
-            summary: format!("{} {what} (chance {p:.1e}).", ev.principal.id),
+            summary: format!("{} {what} (chance {p:.1e} within {minutes} active minutes).", ev.principal.id),
             unit: ev.time.div_euclid(MINUTE),
             probability: Some(p),
             baseline: Some(describe(novel)),
