@@ -18,6 +18,7 @@ use nhid_engine::state::StateConfig;
 use nhid_engine::{Engine, EngineConfig};
 use nhid_http::HttpConfig;
 use nhid_kafka::KafkaConfig;
+use nhid_model::time::{Millis, SECOND};
 
 /// Exit code for bad configuration (`EX_CONFIG` in sysexits.h).
 pub const EXIT_CONFIG: i32 = 64;
@@ -63,15 +64,31 @@ pub struct DecodeConfig {
     /// Larger messages are dead-lettered unread (`too_large`).
     #[serde(default = "default_max_event_bytes")]
     pub max_event_bytes: usize,
+    /// How far an event's time may be ahead of the transport's (a Kafka message's
+    /// timestamp) and of the wall clock; later events are dead-lettered (`implausible_time`).
+    #[serde(default = "default_max_clock_skew_secs")]
+    pub max_clock_skew_secs: u64,
 }
 
 fn default_max_event_bytes() -> usize {
     DEFAULT_MAX_EVENT_BYTES
 }
 
+fn default_max_clock_skew_secs() -> u64 {
+    (nhid_engine::DEFAULT_MAX_CLOCK_SKEW / SECOND) as u64
+}
+
+/// The longest skew accepted: a day ahead is no clock's error.
+const MAX_CLOCK_SKEW_SECS: u64 = 86_400;
+
 impl Default for DecodeConfig {
     fn default() -> Self {
-        DecodeConfig { format: Format::Auto, topics: BTreeMap::new(), max_event_bytes: default_max_event_bytes() }
+        DecodeConfig {
+            format: Format::Auto,
+            topics: BTreeMap::new(),
+            max_event_bytes: default_max_event_bytes(),
+            max_clock_skew_secs: default_max_clock_skew_secs(),
+        }
     }
 }
 
@@ -167,6 +184,10 @@ impl Config {
             }
         };
         check(self.decode.max_event_bytes > 0, "decode.max_event_bytes: must be positive");
+        check(
+            (1..=MAX_CLOCK_SKEW_SECS).contains(&self.decode.max_clock_skew_secs),
+            "decode.max_clock_skew_secs: must be between 1 and 86400 (a day)",
+        );
         check(self.state.max_identities > 0, "state.max_identities: must be positive");
         check(self.state.idle_ttl_secs > 0, "state.idle_ttl_secs: must be positive");
         check(self.response.max_actions_per_minute > 0, "response.max_actions_per_minute: must be positive");
@@ -209,6 +230,8 @@ impl Config {
                     state: self.state.clone(),
                     response: self.response.clone(),
                     ranges,
+                    max_clock_skew: self.decode.max_clock_skew_secs as Millis * SECOND,
+                    ..EngineConfig::default()
                 },
             )),
             _ => Err(errors),

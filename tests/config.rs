@@ -133,6 +133,18 @@ fn the_example_loads_to_the_defaults() {
     assert_eq!(config.validate(), Vec::<String>::new());
 }
 
+/// A skew of none would refuse every event a clock ahead by a millisecond sends; one of
+/// more than a day lets a forged date move nhid's clock.
+#[test]
+fn a_clock_skew_outside_a_second_to_a_day_is_refused() {
+    for bad in [0, 86_401, u64::MAX] {
+        let mut config = Config::default();
+        config.decode.max_clock_skew_secs = bad;
+        let errors = config.validate();
+        assert!(errors.iter().any(|e| e.starts_with("decode.max_clock_skew_secs")), "{bad}: {errors:?}");
+    }
+}
+
 /// The optional settings are real fields with valid values, and the config crate reads maps
 /// whose keys hold dots (`[kafka.properties]`) and enum values exactly as the TOML parser did.
 #[test]

@@ -74,11 +74,13 @@ impl RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> ExitCode {
-    let (config, engine) = match args.engine.load(|c| args.apply(c)) {
+    let (config, mut engine) = match args.engine.load(|c| args.apply(c)) {
         Ok(loaded) => loaded,
         Err(errors) => return config_errors(&errors),
     };
     init_logs(&config.log);
+    // Actions leave as they are decided: a forged flood must not outpace the wall clock.
+    engine.pace_actions_in_processing_time();
     let engine = Arc::new(engine);
     let (metrics, health) = (Arc::new(Metrics::new()), Arc::new(Health::default()));
     let result = nhid_http::serve(config.http.listen, engine.clone(), metrics.clone(), health.clone())

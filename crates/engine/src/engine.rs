@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 use crate::context::network::Ranges;
 use crate::detect::{Detector, Finding, LaneSettings};
@@ -20,7 +20,7 @@ use crate::state::{Identity, Observation, StateConfig, StateStore};
 use nhid_decode::control::{self, ActionResult, ActionStatus, LifecycleEvent, LifecycleKind};
 use nhid_decode::{DecodeContext, DecodeError, Format};
 use nhid_model::event::{AuditEvent, PrincipalType, SourceFormat};
-use nhid_model::time::{MINUTE, Millis, SECOND};
+use nhid_model::time::{MINUTE, Millis, SECOND, format_rfc3339};
 use nhid_model::vocab::DeadLetterReason;
 use nhid_model::vocab::{ActionKind, Severity};
 
@@ -38,7 +38,22 @@ pub struct EngineConfig {
     pub response: ResponseConfig,
     /// Published address ranges that place sources; `None`: the dated copy built in.
     pub ranges: Option<Arc<Ranges>>,
+    /// How far an event's time may be ahead of the transport's own (a Kafka message's
+    /// timestamp) and of the wall clock; further is `implausible_time`.
+    pub max_clock_skew: Millis,
+    /// The wall clock (a fixed one in tests).
+    pub wall_clock: fn() -> Millis,
 }
+
+/// Default for `max_clock_skew`: audit sources' clocks and delivery disagree by seconds to
+/// minutes; fifteen minutes ahead of now is no clock's error.
+pub const DEFAULT_MAX_CLOCK_SKEW: Millis = 15 * MINUTE;
+
+/// Events this far ahead of the watermark (more than the skew) move it only as a quorum
+/// ([`Engine::advance_watermark`]): a stream resuming after a gap sends many, a forged
+/// date one; and a sparse stream (a handful of events a day) still moves it, a few events
+/// late.
+const JUMP_QUORUM: u32 = 8;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -50,6 +65,8 @@ impl Default for EngineConfig {
             state: StateConfig::default(),
             response: ResponseConfig::default(),
             ranges: None,
+            max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
+            wall_clock: nhid_model::time::wall_clock,
         }
     }
 }
@@ -66,10 +83,17 @@ pub struct Engine {
     topic_formats: Vec<(Box<str>, Format)>,
     normalize: bool,
     max_event_bytes: usize,
-    /// Highest event time seen: the clock of eviction, and the time given to events that
-    /// have none of their own when the transport has none either (a line in a file).
+    /// Highest event time seen (but see [`Engine::advance_watermark`]): the clock of
+    /// eviction, and the time given to events that have none of their own when the
+    /// transport has none either (a line in a file).
     watermark: AtomicI64,
     next_sweep: AtomicI64,
+    /// Events seen beyond the watermark by more than the skew since it last moved, and the
+    /// earliest of their times.
+    ahead: AtomicU32,
+    ahead_min: AtomicI64,
+    max_clock_skew: Millis,
+    wall_clock: fn() -> Millis,
     /// Learning period per principal type, resolved once (it is read per event).
     learning_ms: [Millis; PrincipalType::ALL.len()],
     ranges: Option<Arc<Ranges>>,
@@ -259,8 +283,19 @@ impl Engine {
             max_event_bytes: config.max_event_bytes,
             watermark: AtomicI64::new(Millis::MIN),
             next_sweep: AtomicI64::new(Millis::MIN),
+            ahead: AtomicU32::new(0),
+            ahead_min: AtomicI64::new(Millis::MAX),
+            max_clock_skew: config.max_clock_skew,
+            wall_clock: config.wall_clock,
             ranges: config.ranges,
         }
+    }
+
+    /// Paces automatic actions in processing time (the wall clock) as well as in event time:
+    /// for `nhid run`, where actions reach a revocation service as they are decided. A
+    /// replay judges what nhid would have done, in event time only.
+    pub fn pace_actions_in_processing_time(&mut self) {
+        self.policy.pace_with(self.wall_clock);
     }
 
     /// The address ranges sources are placed by.
@@ -300,7 +335,8 @@ impl Engine {
     }
 
     /// Processes one message. `transport_time` is the transport's own timestamp (a Kafka
-    /// message's), used only for events that carry no time.
+    /// message's): the time of events that carry none, and with the wall clock the bound
+    /// on how far ahead an event's own time may be.
     /// Returns what the message held, for the transport's per-topic counts.
     pub fn process(
         &self,
@@ -319,7 +355,15 @@ impl Engine {
         let mut decoded = Decoded::default();
         // A handful of entries at most: a scan beats hashing the topic per message.
         let format = self.topic_formats.iter().find(|(t, _)| **t == *origin.source).map_or(self.format, |(_, f)| *f);
+        // An event time is the source's claim, and anyone writing the topic or holding a
+        // key shapes the event: one from the future would move the clock every idle
+        // timeout, tombstone and pacing runs by.
+        let now = (self.wall_clock)();
+        let latest = transport_time.map_or(now, |t| t.min(now)).saturating_add(self.max_clock_skew);
         nhid_decode::decode(bytes, format, &ctx, &mut |record| match record {
+            Ok(ev) if ev.time > latest => {
+                dead_letter(implausible(ev.time, latest, self.max_clock_skew), bytes, origin, out)
+            }
             Ok(ev) => {
                 decoded = Decoded { format: Some(ev.source_format), events: decoded.events + 1 };
                 self.handle(&ev, home, out)
@@ -545,11 +589,30 @@ impl Engine {
     /// Moves the event-time watermark and runs idle eviction once per `SWEEP_EVERY` of it.
     /// The watermark moves in steps of a second at least: workers share its cache line, and
     /// a write per event would make them take turns on it.
+    ///
+    /// It moves further than the skew at once only when [`JUMP_QUORUM`] events beyond it
+    /// arrived without one moving it the ordinary way in between, and then to the earliest
+    /// of them: a stream resuming after a gap (a second file, a topic idle overnight) does
+    /// that within a moment, and one event dated weeks ahead (which the wall clock cannot
+    /// refuse in a replay of old files) never evicts every identity.
     fn advance_watermark(&self, t: Millis, out: &mut Outputs) {
-        if t < self.watermark.load(Ordering::Relaxed).saturating_add(SECOND) {
+        let current = self.watermark.load(Ordering::Relaxed);
+        if t < current.saturating_add(SECOND) {
             return;
         }
-        let watermark = self.watermark.fetch_max(t, Ordering::Relaxed).max(t);
+        let mut to = t;
+        if current != Millis::MIN && t - current > self.max_clock_skew {
+            self.ahead_min.fetch_min(t, Ordering::Relaxed);
+            if self.ahead.fetch_add(1, Ordering::Relaxed) + 1 < JUMP_QUORUM {
+                return;
+            }
+            self.ahead.store(0, Ordering::Relaxed);
+            to = self.ahead_min.swap(Millis::MAX, Ordering::Relaxed).min(t);
+        } else if self.ahead.load(Ordering::Relaxed) != 0 {
+            self.ahead.store(0, Ordering::Relaxed);
+            self.ahead_min.store(Millis::MAX, Ordering::Relaxed);
+        }
+        let watermark = self.watermark.fetch_max(to, Ordering::Relaxed).max(to);
         let due = self.next_sweep.load(Ordering::Relaxed);
         if watermark >= due
             && self
@@ -597,6 +660,19 @@ fn bump(s: Severity) -> Severity {
         Severity::Medium => Severity::High,
         Severity::High | Severity::Critical => Severity::Critical,
     }
+}
+
+/// An event dated beyond `latest`, the transport's time (or the wall clock) plus the skew.
+fn implausible(time: Millis, latest: Millis, skew: Millis) -> DecodeError {
+    DecodeError::new(
+        DeadLetterReason::ImplausibleTime,
+        format!(
+            "event time {} is more than {} s ahead of the transport's time or the wall clock ({})",
+            format_rfc3339(time),
+            skew / SECOND,
+            format_rfc3339(latest - skew)
+        ),
+    )
 }
 
 fn dead_letter(e: DecodeError, bytes: &[u8], origin: Origin<'_>, out: &mut Outputs) {

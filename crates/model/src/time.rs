@@ -11,6 +11,14 @@ use serde::{Deserializer, Serializer};
 /// passed in from the event, never read from the clock.
 pub type Millis = i64;
 
+/// The wall clock, as event time is counted. Read only at the engine's edge: to bound how
+/// far ahead of now an event may claim to be, and to pace automatic actions under
+/// `nhid run`; detectors never see it.
+pub fn wall_clock() -> Millis {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX))
+}
+
 pub const SECOND: Millis = 1_000;
 pub const MINUTE: Millis = 60 * SECOND;
 pub const HOUR: Millis = 60 * MINUTE;

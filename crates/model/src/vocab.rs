@@ -49,6 +49,9 @@ string_enum! {
         MissingPrincipal => "missing_principal",
         MissingTime => "missing_time",
         InvalidTime => "invalid_time",
+        /// A time further ahead of the transport's own (or of the wall clock) than the
+        /// configured skew allows: one forged date must not move nhid's clock.
+        ImplausibleTime => "implausible_time",
         UnknownFormat => "unknown_format",
     }
 }

@@ -26,7 +26,7 @@ use nhid_engine::Engine;
 use nhid_engine::metrics::Health;
 use nhid_engine::metrics::Metrics;
 use nhid_kafka::KafkaConfig;
-use nhid_model::time::{Millis, SECOND, format_rfc3339};
+use nhid_model::time::{Millis, SECOND, format_rfc3339, wall_clock};
 use nhid_sim::{Estate, Live, LiveConfig};
 
 use crate::simulate::parse_estate;
@@ -144,7 +144,7 @@ fn start_cluster() -> anyhow::Result<(MockCluster<'static, DefaultProducerContex
 /// far event time lags the wall clock.
 fn learn_baselines(engine: &Engine, args: &DemoArgs) -> anyhow::Result<(Live, Millis)> {
     let started = Instant::now();
-    let now = wall_ms();
+    let now = wall_clock();
     let cfg = LiveConfig {
         seed: args.seed,
         principals: args.principals,
@@ -161,7 +161,7 @@ fn learn_baselines(engine: &Engine, args: &DemoArgs) -> anyhow::Result<(Live, Mi
         started.elapsed().as_secs_f64()
     );
     // Event time runs with the wall clock from here, starting where the history ended.
-    Ok((live, wall_ms() - now))
+    Ok((live, wall_clock() - now))
 }
 
 fn stop_after(duration: Duration, stop: Arc<AtomicBool>) {
@@ -186,7 +186,7 @@ fn produce_live(
     let mut produced = 0;
     let mut announced = 0;
     while !stop.load(Ordering::Relaxed) {
-        live.advance(wall_ms() - shift, &mut |event, principal| {
+        live.advance(wall_clock() - shift, &mut |event, principal| {
             let mut record = BaseRecord::to(AUDIT).key(principal).payload(event);
             while let Err((_, r)) = producer.send(record) {
                 record = r;
@@ -332,10 +332,6 @@ fn clock(t: Millis) -> String {
 
 fn clock_str(rfc3339: &str) -> String {
     rfc3339.get(11..23).unwrap_or(rfc3339).to_string()
-}
-
-fn wall_ms() -> Millis {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
 }
 
 /// ANSI colors when standard output is a terminal.

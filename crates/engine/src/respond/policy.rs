@@ -33,7 +33,8 @@ pub struct ResponseConfig {
     /// At most one automatic action per identity per this many seconds of event time.
     #[serde(default = "default_identity_cooldown_secs")]
     pub identity_cooldown_secs: u64,
-    /// Global ceiling on automatic actions per minute of event time.
+    /// Global ceiling on automatic actions per minute of event time (and, under `nhid run`,
+    /// of processing time too).
     #[serde(default = "default_max_actions_per_minute")]
     pub max_actions_per_minute: u32,
     /// How long the circuit breaker blocks every action once the ceiling is breached.
@@ -109,21 +110,69 @@ pub struct Decision {
 
 pub struct Policy {
     config: ResponseConfig,
+    /// The processing-time clock that paces actions beside event time, when set.
+    pace: Option<fn() -> Millis>,
     limiter: Mutex<Limiter>,
 }
 
-/// Token bucket in event time, shared by all workers.
+/// The rate limit and circuit breaker, shared by all workers: one bucket in event time,
+/// and under `nhid run` one in processing time too. Event time is what a replay judges
+/// by; but whoever writes the events writes their times, and findings forged three
+/// seconds apart in event time can arrive a thousand a second.
 #[derive(Debug)]
 struct Limiter {
+    event: Bucket,
+    processing: Bucket,
+}
+
+/// A token bucket refilled at `max_actions_per_minute`, and the breaker it trips.
+#[derive(Debug)]
+struct Bucket {
     tokens: f64,
     last: Millis,
     open_until: Option<Millis>,
 }
 
+impl Bucket {
+    fn full(max: f64) -> Self {
+        Bucket { tokens: max, last: Millis::MIN, open_until: None }
+    }
+
+    /// Refills for the time since the last call (none when `t` is earlier), and says
+    /// whether the breaker is still open at `t`.
+    fn refill(&mut self, t: Millis, max: f64) -> bool {
+        if t > self.last {
+            if self.last != Millis::MIN {
+                self.tokens = (self.tokens + (t - self.last) as f64 * max / MINUTE as f64).min(max);
+            }
+            self.last = t;
+        }
+        match self.open_until {
+            Some(until) if t < until => true,
+            Some(_) => {
+                self.open_until = None;
+                false
+            }
+            None => false,
+        }
+    }
+}
+
 impl Policy {
     pub fn new(config: ResponseConfig) -> Self {
-        let tokens = f64::from(config.max_actions_per_minute);
-        Policy { config, limiter: Mutex::new(Limiter { tokens, last: Millis::MIN, open_until: None }) }
+        let max = f64::from(config.max_actions_per_minute);
+        Policy {
+            config,
+            pace: None,
+            limiter: Mutex::new(Limiter { event: Bucket::full(max), processing: Bucket::full(max) }),
+        }
+    }
+
+    /// Paces automatic actions in processing time as well as in event time (`nhid run`):
+    /// an action needs a token in both buckets, and a tripped breaker stays open until
+    /// both clocks have let its cooldown pass.
+    pub fn pace_with(&mut self, clock: fn() -> Millis) {
+        self.pace = Some(clock);
     }
 
     /// Decides the action for `alert`, which asked for `requested`; `act_max_probability`
@@ -214,32 +263,32 @@ impl Policy {
     /// when none is left); an owner notice takes none, since it cuts nothing off, but waits
     /// while the breaker is open like every action.
     fn admit(&self, t: Millis, contains: bool) -> Admit {
-        // A poisoned lock only means another worker panicked mid-update of three numbers;
-        // the bucket is still usable.
+        // A poisoned lock only means another worker panicked mid-update of a few numbers;
+        // the buckets are still usable.
         let mut l = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
+        let l = &mut *l;
         let max = f64::from(self.config.max_actions_per_minute);
-        if t > l.last {
-            if l.last != Millis::MIN {
-                l.tokens = (l.tokens + (t - l.last) as f64 * max / MINUTE as f64).min(max);
-            }
-            l.last = t;
-        }
-        if let Some(until) = l.open_until {
-            if t < until {
-                return Admit::Open;
-            }
-            l.open_until = None;
+        let now = self.pace.map(|clock| clock());
+        let open_in_event_time = l.event.refill(t, max);
+        let open_in_processing_time = now.is_some_and(|now| l.processing.refill(now, max));
+        if open_in_event_time || open_in_processing_time {
+            return Admit::Open;
         }
         if !contains {
             return Admit::Yes;
         }
-        if l.tokens >= 1.0 {
-            l.tokens -= 1.0;
+        let buckets = [Some(&mut l.event), now.map(|_| &mut l.processing)];
+        if buckets.iter().flatten().all(|b| b.tokens >= 1.0) {
+            buckets.into_iter().flatten().for_each(|b| b.tokens -= 1.0);
             Admit::Yes
         } else {
-            let until = t + self.config.breaker_cooldown_secs as Millis * SECOND;
-            l.open_until = Some(until);
-            Admit::Tripped { open_until: until }
+            let cooldown = self.config.breaker_cooldown_secs as Millis * SECOND;
+            l.event.open_until = Some(t + cooldown);
+            if let Some(now) = now {
+                l.processing.open_until = Some(now + cooldown);
+            }
+            // The alert names the later of the two: until then, nothing goes.
+            Admit::Tripped { open_until: (t + cooldown).max(now.map_or(Millis::MIN, |n| n + cooldown)) }
         }
     }
 
@@ -454,6 +503,37 @@ mod tests {
         // After the breaker's cooldown, actions flow again.
         let later = alert(PrincipalType::ServiceAccount, 601_000, Severity::High);
         assert!(p.decide(&later, Response::RevokeCredential, None, &ev, None, &mut None).action.is_some());
+    }
+
+    #[test]
+    fn findings_spread_in_event_time_but_delivered_at_once_are_paced_by_the_wall_clock() {
+        use std::sync::atomic::{AtomicI64, Ordering};
+        // The processing clock, moved by the test.
+        static NOW: AtomicI64 = AtomicI64::new(1_000_000);
+        let config = ResponseConfig { max_actions_per_minute: 20, breaker_cooldown_secs: 600, ..Default::default() };
+        let ev = event(PrincipalType::ServiceAccount, CredentialKind::StaticKey, None);
+        // 200 forged findings for 200 identities, 3 s apart in event time (20 a minute: the
+        // ceiling's own rate), all delivered within the same millisecond.
+        let taken = |p: &Policy| {
+            (0..200)
+                .filter(|&i| {
+                    let a = alert(PrincipalType::ServiceAccount, i * 3_000, Severity::High);
+                    p.decide(&a, Response::RevokeCredential, None, &ev, None, &mut None).action.is_some()
+                })
+                .count()
+        };
+        // In event time alone (a replay), every one passes.
+        assert_eq!(taken(&Policy::new(config.clone())), 200);
+        let mut paced = Policy::new(config);
+        paced.pace_with(|| NOW.load(Ordering::Relaxed));
+        assert_eq!(taken(&paced), 20, "a minute's worth, then the breaker");
+        // The breaker stays open until the wall clock has let its cooldown pass, however far
+        // event time moves.
+        let late = alert(PrincipalType::ServiceAccount, 10 * 86_400_000, Severity::High);
+        let d = paced.decide(&late, Response::RevokeCredential, None, &ev, None, &mut None);
+        assert_eq!(d.blocks, vec![Block::CircuitOpen]);
+        NOW.fetch_add(601_000, Ordering::Relaxed);
+        assert!(paced.decide(&late, Response::RevokeCredential, None, &ev, None, &mut None).action.is_some());
     }
 
     #[test]
