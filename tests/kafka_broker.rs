@@ -291,6 +291,50 @@ fn poison_messages_are_dead_lettered_and_the_partition_keeps_moving() {
 }
 
 #[test]
+fn an_output_larger_than_the_producer_takes_is_dead_lettered_and_the_partition_moves_on() {
+    let Some(broker) = Broker::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    topics(&broker, 1);
+    // Before the fixture: 900 kB of garbage, and an event whose principal id is 900 kB (both
+    // under max_event_bytes). Their dead letters keep 64 KiB of each: more than this
+    // producer takes (message.max.bytes 20,000, as a broker may be set).
+    let garbage = vec![b'x'; 900_000];
+    let long_id = format!(
+        r#"{{"id":"e1","time":"2026-11-02T00:00:00Z","principal":{{"id":"{}","type":"service_account"}},"action":"s3:GetObject","service":"s3","outcome":"success"}}"#,
+        "p".repeat(900_000)
+    );
+    let mut lines = vec![(None, garbage.clone()), (None, long_id.clone().into_bytes())];
+    let fixture = fixture_lines();
+    lines.extend(fixture.iter().cloned());
+    let file = dir.path().join("fixture.jsonl");
+    std::fs::write(&file, fixture.iter().flat_map(|(_, l)| [l.as_slice(), b"\n"].concat()).collect::<Vec<u8>>())
+        .unwrap();
+    let (alert_ids, _) = replay(&file, dir.path(), Some(&fixture_config()));
+    kafka::produce(&broker.brokers, "audit", &lines);
+
+    let config = dir.path().join("config.toml");
+    let small = "[kafka.properties]\n\"message.max.bytes\" = \"20000\"\n";
+    std::fs::write(&config, std::fs::read_to_string(fixture_config()).unwrap() + small).unwrap();
+    let nhid = Nhid::start(&broker.brokers, "large", dir.path(), &["--config", config.to_str().unwrap()]);
+    // The alerts come from messages after the two: the partition moved past them.
+    let alerts = read_ids(&broker.brokers, "nhid.alerts", "alert_id", &alert_ids);
+    let dead = kafka::read_until(&broker.brokers, "nhid.dead-letter", Duration::from_secs(5), |_| false);
+    let (status, _, logs) = nhid.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{logs}");
+    assert_eq!(ids(&alerts, "alert_id"), alert_ids);
+    let replaced: Vec<(&str, &str)> = dead
+        .iter()
+        .take(2)
+        .map(|m| (m.header("nhid-reason").unwrap(), m.header("nhid-source-offset").unwrap()))
+        .collect();
+    assert_eq!(replaced, [("output_too_large", "0"), ("output_too_large", "1")], "{logs}");
+    assert!(dead[..2].iter().all(|m| m.payload.is_empty()));
+    assert!(logs.contains("dead-lettered instead"), "{logs}");
+    // The fixture's own poison messages are small enough to go as they are.
+    assert!(dead.len() > 2 && dead[2..].iter().all(|m| m.header("nhid-reason") != Some("output_too_large")));
+}
+
+#[test]
 fn sigterm_exits_cleanly_commits_and_a_restart_sends_nothing_twice() {
     let Some(broker) = Broker::start() else { return };
     let dir = tempfile::tempdir().unwrap();

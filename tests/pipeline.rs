@@ -849,3 +849,44 @@ fn one_event_weeks_ahead_in_a_replay_does_not_move_the_clock_a_resumed_stream_do
     assert!(engine.now().is_some_and(|t| (T0 + 60 * DAY..T0 + 61 * DAY).contains(&t)), "{:?}", engine.now());
     assert!(out.stats.evictions >= 1, "svc-payments, idle for two months, is evicted");
 }
+
+#[test]
+fn a_megabyte_message_or_field_is_dead_lettered_in_bounded_size_and_the_stream_goes_on() {
+    let engine = engine();
+    let mut out = Outputs::default();
+    let origin = Origin { source: "test", partition: 0, offset: 0 };
+    // A megabyte of garbage: its dead letter keeps the first 64 KiB, the size and a hash.
+    let garbage = vec![b'x'; 1_000_000];
+    engine.process(&garbage, origin, None, &mut out);
+    let dead = &out.dead_letters[0];
+    assert_eq!(dead.bytes.len(), nhid_engine::MAX_DEAD_LETTER_BYTES);
+    assert_eq!((dead.original_len, dead.original_xxh3.len()), (1_000_000, 32));
+    assert_eq!(dead.to_json()["original_bytes"], 1_000_000);
+    // An event whose principal id is a megabyte: refused, named, never an identity.
+    let mut long = ev(1, T0, "svc-a", "service_account").line();
+    long = long.replace("\"svc-a\"", &format!("\"{}\"", "p".repeat(1_000_000)));
+    engine.process(long.as_bytes(), origin, None, &mut out);
+    let dead = &out.dead_letters[1];
+    assert_eq!(dead.reason, DeadLetterReason::FieldTooLong);
+    assert!(dead.detail.starts_with("principal.id is 1000000 bytes"), "{}", dead.detail);
+    assert_eq!(out.stats.dead_letters[DeadLetterReason::FieldTooLong.index()], 1);
+    assert_eq!(engine.store().len(), 0);
+    // What comes next is processed.
+    engine.process(ev(2, T0, "svc-a", "service_account").line().as_bytes(), origin, None, &mut out);
+    assert_eq!((out.stats.events, out.dead_letters.len()), (1, 2));
+}
+
+#[test]
+fn a_refused_record_of_a_cloudtrail_document_is_named_by_its_index() {
+    let engine = engine();
+    let mut out = Outputs::default();
+    let record = |name: &str| {
+        format!(
+            r#"{{"eventVersion":"1.08","eventTime":"2026-11-02T00:00:00Z","eventSource":"s3.amazonaws.com","eventName":"{name}","awsRegion":"us-east-1","sourceIPAddress":"10.0.0.1","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/ci","accountId":"111122223333","accessKeyId":"AKIAEXAMPLE","userName":"ci"}}}}"#
+        )
+    };
+    let doc = format!(r#"{{"Records":[{},{}]}}"#, record("GetObject"), record(&"A".repeat(5_000)));
+    engine.process(doc.as_bytes(), Origin { source: "test", partition: 0, offset: 0 }, None, &mut out);
+    assert_eq!(out.stats.events, 1);
+    assert_eq!((out.dead_letters[0].reason, out.dead_letters[0].record), (DeadLetterReason::FieldTooLong, Some(1)));
+}

@@ -19,7 +19,7 @@ use crate::state::lifecycle::{FACT_TTL, Lifecycle};
 use crate::state::{Identity, Observation, StateConfig, StateStore};
 use nhid_decode::control::{self, ActionResult, ActionStatus, LifecycleEvent, LifecycleKind};
 use nhid_decode::{DecodeContext, DecodeError, Format};
-use nhid_model::event::{AuditEvent, PrincipalType, SourceFormat};
+use nhid_model::event::{AuditEvent, MAX_FIELD_BYTES, PrincipalType, SourceFormat};
 use nhid_model::time::{MINUTE, Millis, SECOND, format_rfc3339};
 use nhid_model::vocab::DeadLetterReason;
 use nhid_model::vocab::{ActionKind, Severity};
@@ -135,7 +135,8 @@ pub enum ControlKind {
     ActionResult,
 }
 
-/// A message (or one record of it) that could not be processed, with its original bytes.
+/// A message (or one record of it) that could not be processed, with its original bytes:
+/// the first [`MAX_DEAD_LETTER_BYTES`] of them, the size and a hash of the whole.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeadLetter {
     pub reason: DeadLetterReason,
@@ -145,7 +146,16 @@ pub struct DeadLetter {
     pub partition: i32,
     pub offset: i64,
     pub bytes: Vec<u8>,
+    /// The original message's size, and its XXH3-128 in hex: what finds it in the source
+    /// when `bytes` holds only its beginning.
+    pub original_len: usize,
+    pub original_xxh3: String,
 }
+
+/// How much of a dead message a dead letter keeps: a megabyte of garbage must not become a
+/// megabyte on the dead-letter topic, past what a producer may send, which would stop the
+/// partition that carried it.
+pub const MAX_DEAD_LETTER_BYTES: usize = 64 * 1024;
 
 impl DeadLetter {
     /// One JSON line for files: the original message as text when it is UTF-8, else base64.
@@ -157,6 +167,8 @@ impl DeadLetter {
             "source": self.source,
             "partition": self.partition,
             "offset": self.offset,
+            "original_bytes": self.original_len,
+            "original_xxh3": self.original_xxh3,
         });
         if let Some(r) = self.record {
             v["record"] = r.into();
@@ -355,22 +367,49 @@ impl Engine {
         let mut decoded = Decoded::default();
         // A handful of entries at most: a scan beats hashing the topic per message.
         let format = self.topic_formats.iter().find(|(t, _)| **t == *origin.source).map_or(self.format, |(_, f)| *f);
-        // An event time is the source's claim, and anyone writing the topic or holding a
-        // key shapes the event: one from the future would move the clock every idle
-        // timeout, tombstone and pacing runs by.
         let now = (self.wall_clock)();
         let latest = transport_time.map_or(now, |t| t.min(now)).saturating_add(self.max_clock_skew);
-        nhid_decode::decode(bytes, format, &ctx, &mut |record| match record {
-            Ok(ev) if ev.time > latest => {
-                dead_letter(implausible(ev.time, latest, self.max_clock_skew), bytes, origin, out)
+        // Records refused here, by their index in the message and their dead letter's: a
+        // message of several records (a CloudTrail document) names the failing one.
+        let (mut index, mut refused) = (0, Vec::new());
+        nhid_decode::decode(bytes, format, &ctx, &mut |record| {
+            let record = record.map(|ev| self.plausible(ev, latest).map_err(|e| (e, index)));
+            index += 1;
+            match record {
+                Ok(Ok(ev)) => {
+                    decoded = Decoded { format: Some(ev.source_format), events: decoded.events + 1 };
+                    self.handle(&ev, home, out)
+                }
+                Ok(Err((e, i))) => {
+                    refused.push((out.dead_letters.len(), i));
+                    dead_letter(e, bytes, origin, out)
+                }
+                Err(e) => dead_letter(e, bytes, origin, out),
             }
-            Ok(ev) => {
-                decoded = Decoded { format: Some(ev.source_format), events: decoded.events + 1 };
-                self.handle(&ev, home, out)
-            }
-            Err(e) => dead_letter(e, bytes, origin, out),
         });
+        if index > 1 {
+            for (at, i) in refused {
+                out.dead_letters[at].record = Some(i);
+            }
+        }
         decoded
+    }
+
+    /// An event is the source's claim, and anyone writing the topic or holding a key
+    /// shapes it. One dated after `latest` (the transport's time or the wall clock, plus the
+    /// skew) would move the clock every idle timeout, tombstone and pacing runs by; one
+    /// with a megabyte field would make outputs larger than a broker takes.
+    fn plausible<'a>(&self, ev: AuditEvent<'a>, latest: Millis) -> Result<AuditEvent<'a>, DecodeError> {
+        if ev.time > latest {
+            return Err(implausible(ev.time, latest, self.max_clock_skew));
+        }
+        match ev.oversized_field() {
+            Some((field, len)) => Err(DecodeError::new(
+                DeadLetterReason::FieldTooLong,
+                format!("{field} is {len} bytes, longer than {MAX_FIELD_BYTES}"),
+            )),
+            None => Ok(ev),
+        }
     }
 
     /// Releases the state of identities whose events came from these partitions
@@ -684,6 +723,8 @@ fn dead_letter(e: DecodeError, bytes: &[u8], origin: Origin<'_>, out: &mut Outpu
         source: origin.source.to_string(),
         partition: origin.partition,
         offset: origin.offset,
-        bytes: bytes.to_vec(),
+        bytes: bytes[..bytes.len().min(MAX_DEAD_LETTER_BYTES)].to_vec(),
+        original_len: bytes.len(),
+        original_xxh3: format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes)),
     });
 }

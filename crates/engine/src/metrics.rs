@@ -78,6 +78,9 @@ string_enum! {
         Produce => "produce",
         /// The broker never acknowledged an output (the run stops).
         Delivery => "delivery",
+        /// An output larger than the producer's `message.max.bytes`: a dead letter saying so
+        /// goes instead, and the partition moves on.
+        OutputTooLarge => "output_too_large",
     }
 }
 

@@ -112,6 +112,33 @@ impl KafkaErrorEvent for FlushTimedOut<'_> {
 }
 
 /// An output that will never be acknowledged, with the input message it came from.
+/// An output the producer refused as larger than its `message.max.bytes`; a dead letter
+/// that says so replaces it.
+pub(crate) struct OutputTooLarge<'a> {
+    pub output_topic: &'a str,
+    pub bytes: usize,
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl KafkaErrorEvent for OutputTooLarge<'_> {
+    fn kind(&self) -> KafkaErrorKind {
+        KafkaErrorKind::OutputTooLarge
+    }
+
+    fn log(&self) {
+        tracing::warn!(
+            output_topic = %self.output_topic,
+            bytes = self.bytes,
+            topic = %self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            "output larger than the producer's message.max.bytes; dead-lettered instead"
+        );
+    }
+}
+
 pub(crate) struct OutputLost<'a> {
     /// [`KafkaErrorKind::Produce`] (never enqueued) or [`KafkaErrorKind::Delivery`] (never
     /// acknowledged).

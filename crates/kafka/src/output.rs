@@ -15,10 +15,11 @@ use rdkafka::{ClientContext, Message};
 use nhid_engine::Outputs;
 use nhid_engine::metrics::{KafkaErrorKind, Metrics};
 use nhid_model::event::PrincipalType;
+use nhid_model::vocab::DeadLetterReason;
 
 use crate::config::KafkaConfig;
 use crate::error::Error;
-use crate::internal_events::{ClientError, KafkaErrorEvent as _, OutputLost};
+use crate::internal_events::{ClientError, KafkaErrorEvent as _, OutputLost, OutputTooLarge};
 use crate::partition::Partition;
 
 /// Event (input message timestamp) to alert-acknowledged latency, in milliseconds.
@@ -137,12 +138,15 @@ impl Sender {
             let partition = dl.partition.to_string();
             let offset = dl.offset.to_string();
             let record = dl.record.map(|r| r.to_string());
+            let original_len = dl.original_len.to_string();
             let mut headers = OwnedHeaders::new()
                 .insert(Header { key: "nhid-reason", value: Some(dl.reason.as_str()) })
                 .insert(Header { key: "nhid-detail", value: Some(&dl.detail) })
                 .insert(Header { key: "nhid-source-topic", value: Some(&dl.source) })
                 .insert(Header { key: "nhid-source-partition", value: Some(&partition) })
-                .insert(Header { key: "nhid-source-offset", value: Some(&offset) });
+                .insert(Header { key: "nhid-source-offset", value: Some(&offset) })
+                .insert(Header { key: "nhid-original-bytes", value: Some(&original_len) })
+                .insert(Header { key: "nhid-original-xxh3", value: Some(&dl.original_xxh3) });
             if let Some(r) = &record {
                 headers = headers.insert(Header { key: "nhid-record", value: Some(r) });
             }
@@ -176,6 +180,27 @@ impl Sender {
                     }
                     record = r;
                     thread::sleep(Duration::from_millis(1));
+                }
+                // Whatever made it this large (the engine caps fields and dead letters, but a
+                // broker may take less than librdkafka's default), one output must not stop
+                // the partition: a dead letter that says so goes instead, once.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), r))
+                    if !payload.is_empty() =>
+                {
+                    let d = r.delivery_opaque;
+                    let (source, partition, offset) = (&*d.partition.topic, d.partition.partition, d.offset);
+                    let event =
+                        OutputTooLarge { output_topic: topic, bytes: payload.len(), topic: source, partition, offset };
+                    event.emit(&self.producer.context().metrics);
+                    let detail = format!("an output of {} bytes to {topic} exceeds message.max.bytes", payload.len());
+                    let (partition, offset) = (partition.to_string(), offset.to_string());
+                    let headers = OwnedHeaders::new()
+                        .insert(Header { key: "nhid-reason", value: Some(DeadLetterReason::OutputTooLarge.as_str()) })
+                        .insert(Header { key: "nhid-detail", value: Some(&detail) })
+                        .insert(Header { key: "nhid-source-topic", value: Some(source) })
+                        .insert(Header { key: "nhid-source-partition", value: Some(&partition) })
+                        .insert(Header { key: "nhid-source-offset", value: Some(&offset) });
+                    return self.send(&self.dead_letter_topic, None, b"", Some(headers), d);
                 }
                 Err((e, r)) => {
                     let why = format!("producing to {topic} failed: {e}");

@@ -39,6 +39,37 @@ pub struct AuditEvent<'a> {
     pub source_format: SourceFormat,
 }
 
+/// The longest string field an event may carry: ARNs run to 2,048 bytes, object keys to
+/// 1,024, user agents to a few hundred. Every field reaches alerts, actions or state, and one
+/// of a megabyte would make an output larger than a broker takes.
+pub const MAX_FIELD_BYTES: usize = 4_096;
+
+impl AuditEvent<'_> {
+    /// The first string field longer than [`MAX_FIELD_BYTES`], by its path, with its length.
+    pub fn oversized_field(&self) -> Option<(&'static str, usize)> {
+        let (p, c, a, s) = (&self.principal, &self.credential, &self.actor, &self.source);
+        [
+            ("id", Some(&self.id)),
+            ("principal.id", Some(&p.id)),
+            ("principal.name", p.name.as_ref()),
+            ("principal.owner", p.owner.as_ref()),
+            ("principal.tenant", p.tenant.as_ref()),
+            ("credential.id", c.id.as_ref()),
+            ("actor.delegating_user", a.delegating_user.as_ref()),
+            ("actor.agent_id", a.agent_id.as_ref()),
+            ("actor.session_id", a.session_id.as_ref()),
+            ("action", Some(&self.action)),
+            ("service", Some(&self.service)),
+            ("resource", self.resource.as_ref()),
+            ("source.ip", s.ip.as_ref()),
+            ("source.user_agent", s.user_agent.as_ref()),
+            ("source.country", s.country.as_ref()),
+        ]
+        .into_iter()
+        .find_map(|(path, v)| v.filter(|v| v.len() > MAX_FIELD_BYTES).map(|v| (path, v.len())))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Principal<'a> {
     #[serde(borrow)]

@@ -52,6 +52,11 @@ string_enum! {
         /// A time further ahead of the transport's own (or of the wall clock) than the
         /// configured skew allows: one forged date must not move nhid's clock.
         ImplausibleTime => "implausible_time",
+        /// A string field longer than `MAX_FIELD_BYTES` (a megabyte principal id).
+        FieldTooLong => "field_too_long",
+        /// An output (alert, action, dead letter) the producer refused as larger than its
+        /// `message.max.bytes`: replaced by a dead letter that says so.
+        OutputTooLarge => "output_too_large",
         UnknownFormat => "unknown_format",
     }
 }
