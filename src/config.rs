@@ -18,7 +18,7 @@ use nhid_engine::state::StateConfig;
 use nhid_engine::{Engine, EngineConfig};
 use nhid_http::HttpConfig;
 use nhid_kafka::KafkaConfig;
-use nhid_model::time::{Millis, SECOND};
+use nhid_model::time::{MAX_SETTING_SECS, Millis, SECOND};
 
 /// Exit code for bad configuration (`EX_CONFIG` in sysexits.h).
 pub const EXIT_CONFIG: i32 = 64;
@@ -189,9 +189,22 @@ impl Config {
             "decode.max_clock_skew_secs: must be between 1 and 86400 (a day)",
         );
         check(self.state.max_identities > 0, "state.max_identities: must be positive");
-        check(self.state.idle_ttl_secs > 0, "state.idle_ttl_secs: must be positive");
+        let secs = |v: u64| (1..=MAX_SETTING_SECS).contains(&v);
+        check(secs(self.state.idle_ttl_secs), "state.idle_ttl_secs: must be between 1 and 315360000 (ten years)");
+        let learning = &self.state.learning_secs;
+        check(
+            [learning.default].iter().chain(learning.per_type.values()).all(|&v| v <= MAX_SETTING_SECS),
+            "state.learning_secs: at most 315360000 (ten years)",
+        );
+        check(
+            self.response.identity_cooldown_secs <= MAX_SETTING_SECS,
+            "response.identity_cooldown_secs: at most 315360000 (ten years)",
+        );
         check(self.response.max_actions_per_minute > 0, "response.max_actions_per_minute: must be positive");
-        check(self.response.breaker_cooldown_secs > 0, "response.breaker_cooldown_secs: must be positive");
+        check(
+            secs(self.response.breaker_cooldown_secs),
+            "response.breaker_cooldown_secs: must be between 1 and 315360000 (ten years)",
+        );
         check(
             self.response.act_max_probability > 0.0 && self.response.act_max_probability <= 1.0,
             "response.act_max_probability: must be in (0, 1]",
@@ -337,7 +350,7 @@ mod tests {
         assert!(errors[1].starts_with("NHID__STATE__LEARNING_SECS__AI_AGNET: ") && errors[1].contains("ai_agnet"));
         assert!(errors[2].starts_with("NHID__STATE__MAX_IDENTITIES: state.max_identities"), "{errors:#?}");
         assert_eq!(config.kafka.group, "good");
-        assert_eq!(config.validate(), ["kafka.commit_interval_ms: must be positive"]);
+        assert_eq!(config.validate(), ["kafka.commit_interval_ms: must be positive and at most ten years"]);
     }
 
     #[test]

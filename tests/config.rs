@@ -243,6 +243,32 @@ fn every_error_of_the_file_and_the_environment_at_once_with_exit_code_64() {
     }
 }
 
+/// Durations past what milliseconds hold disabled detection silently: an idle timeout of
+/// 1e16 s gave no alerts, a learning period as long learned nothing, a cooldown as long
+/// wrapped to none. Each is refused and named, with a detector file's cooldown.
+#[test]
+fn durations_past_ten_years_are_refused_each_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let builtin = Path::new(env!("CARGO_MANIFEST_DIR")).join("detectors/rate_spike.toml");
+    let text =
+        std::fs::read_to_string(builtin).unwrap().replace("cooldown_secs = 3600", "cooldown_secs = 10000000000000000");
+    assert!(text.contains("10000000000000000"));
+    std::fs::write(dir.path().join("rate_spike.toml"), text).unwrap();
+    let vars = [
+        ("NHID__STATE__IDLE_TTL_SECS", "1e16"),
+        ("NHID__STATE__LEARNING_SECS__DEFAULT", "10000000000000000"),
+        ("NHID__RESPONSE__IDENTITY_COOLDOWN_SECS", "18446744073709551615"),
+    ];
+    let out = check(&["--detectors", dir.path().to_str().unwrap()], &vars);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    for needle in
+        ["state.idle_ttl_secs", "state.learning_secs", "response.identity_cooldown_secs", "rate_spike: cooldown_secs"]
+    {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
 /// A type error names its file and key.
 #[test]
 fn a_mistyped_value_in_the_file_names_the_file_and_the_key() {

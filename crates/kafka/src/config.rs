@@ -8,8 +8,38 @@ use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
 use nhid_engine::ControlKind;
+use nhid_model::time::MAX_SETTING_SECS;
 
 /// The `[kafka]` section of the configuration; the essentials also have flags on `nhid run`.
+/// Client properties whose values logs may show: none of them holds a secret.
+const SHOWN_PROPERTIES: &[&str] = &[
+    "acks",
+    "auto.offset.reset",
+    "batch.size",
+    "broker.address.family",
+    "client.id",
+    "compression.type",
+    "debug",
+    "fetch.max.bytes",
+    "isolation.level",
+    "linger.ms",
+    "max.poll.interval.ms",
+    "message.max.bytes",
+    "partition.assignment.strategy",
+    "queue.buffering.max.kbytes",
+    "queue.buffering.max.messages",
+    "request.timeout.ms",
+    "retries",
+    "retry.backoff.ms",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "security.protocol",
+    "session.timeout.ms",
+    "socket.timeout.ms",
+    "ssl.endpoint.identification.algorithm",
+    "statistics.interval.ms",
+];
+
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
@@ -98,8 +128,13 @@ impl KafkaConfig {
             errors.push("kafka.group: must not be empty".into());
         }
         self.validate_topics(&mut errors);
-        if self.commit_interval_ms == 0 {
-            errors.push("kafka.commit_interval_ms: must be positive".into());
+        if self.commit_interval_ms == 0 || self.commit_interval_ms > MAX_SETTING_SECS * 1_000 {
+            errors.push("kafka.commit_interval_ms: must be positive and at most ten years".into());
+        }
+        for (key, secs) in [("shutdown_grace_secs", self.shutdown_grace_secs), ("rebuild_secs", self.rebuild_secs)] {
+            if secs > MAX_SETTING_SECS {
+                errors.push(format!("kafka.{key}: at most {MAX_SETTING_SECS} (ten years)"));
+            }
         }
         for key in self.properties.keys() {
             if OWNED_PROPERTIES.contains(&key.as_str()) {
@@ -135,13 +170,15 @@ impl KafkaConfig {
         }
     }
 
-    /// The properties with secret-looking values masked, for logs.
+    /// The properties for logs: values shown only for properties known to hold no secret
+    /// (in any case), every other masked. A list of secret names misses what it does not
+    /// name: `sasl.oauthbearer.config`, `SASL.PASSWORD`, a typo of `sasl.password`.
     pub fn redacted_properties(&self) -> BTreeMap<&str, &str> {
         self.properties
             .iter()
             .map(|(k, v)| {
-                let secret = ["password", "secret", "key", "token", "jaas", "credential"].iter().any(|s| k.contains(s));
-                (k.as_str(), if secret { "<redacted>" } else { v.as_str() })
+                let shown = SHOWN_PROPERTIES.contains(&k.to_ascii_lowercase().as_str());
+                (k.as_str(), if shown { v.as_str() } else { "<redacted>" })
             })
             .collect()
     }
@@ -196,7 +233,7 @@ mod tests {
             [
                 "kafka.brokers: must name at least one broker",
                 "kafka.alerts_topic: \"audit\" is also an input topic (nhid would read its own output)",
-                "kafka.commit_interval_ms: must be positive",
+                "kafka.commit_interval_ms: must be positive and at most ten years",
                 "kafka.properties.enable.auto.commit: set by nhid (use the kafka section's own fields)",
             ]
         );
@@ -215,5 +252,13 @@ mod tests {
         let shown = cfg.redacted_properties();
         assert_eq!(shown["sasl.password"], "<redacted>");
         assert_eq!(shown["security.protocol"], "SASL_SSL");
+        // Whatever is not known to be harmless: other cases, other secrets, typos.
+        let cfg = KafkaConfig {
+            properties: ["SASL.PASSWORD", "sasl.oauthbearer.config", "sasl.oauthbearer.extensions", "sasl.passwrod"]
+                .map(|k| (k.to_string(), "hunter2".to_string()))
+                .into(),
+            ..KafkaConfig::default()
+        };
+        assert!(cfg.redacted_properties().values().all(|v| *v == "<redacted>"));
     }
 }

@@ -128,7 +128,7 @@ pub(crate) fn subscribe(cfg: &KafkaConfig, shared: Arc<Shared>) -> Result<GroupC
     }
     let consumer: GroupConsumer = client
         .create_with_context(RuntimeContext(shared))
-        .map_err(|source| Error::CreateClient { client: "consumer", source })?;
+        .map_err(|source| Error::create_client("consumer", &source))?;
     let topics: Vec<&str> = cfg.inputs().into_iter().map(|(t, _)| t).collect();
     consumer.subscribe(&topics).map_err(Error::Subscribe)?;
     Ok(consumer)

@@ -9,9 +9,10 @@ pub enum Error {
     /// Every problem [`crate::KafkaConfig::validate`] found, so that one run shows them all.
     #[error("invalid kafka configuration: {}", .0.join("; "))]
     InvalidConfig(Vec<String>),
-    /// librdkafka refused the client configuration (an unknown property, say).
-    #[error("creating the Kafka {client}")]
-    CreateClient { client: &'static str, source: KafkaError },
+    /// librdkafka refused the client configuration (an unknown property, say). Its message
+    /// quotes the value it refused, which may be a secret: kept with the value cut out.
+    #[error("creating the Kafka {client}: {detail}")]
+    CreateClient { client: &'static str, detail: String },
     #[error("subscribing to the input topics")]
     Subscribe(#[source] KafkaError),
     #[error("starting a worker thread")]
@@ -27,4 +28,46 @@ pub enum Error {
     /// reads it again.
     #[error("stopped after a delivery failed for good: {0}")]
     DeliveryFailed(String),
+}
+
+impl Error {
+    /// [`Error::CreateClient`] from librdkafka's refusal, without the value it quotes.
+    pub(crate) fn create_client(client: &'static str, source: &KafkaError) -> Self {
+        Error::CreateClient { client, detail: without_values(&source.to_string()) }
+    }
+}
+
+/// librdkafka's configuration errors (`Invalid value "hunter2" for configuration property
+/// "sasl.password"`) with every quoted value cut out; property names stay.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("value \"") {
+        let (head, tail) = rest.split_at(at + "value ".len());
+        out.push_str(head);
+        out.push_str("<redacted>");
+        rest = match tail[1..].find('"') {
+            Some(end) => &tail[end + 2..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_refused_value_is_never_echoed() {
+        let m =
+            r#"Client creation error: Invalid value "hunter2" for configuration property "sasl.oauthbearer.config""#;
+        assert_eq!(
+            super::without_values(m),
+            r#"Client creation error: Invalid value <redacted> for configuration property "sasl.oauthbearer.config""#
+        );
+        assert_eq!(
+            super::without_values("No such configuration property: \"x\""),
+            "No such configuration property: \"x\""
+        );
+    }
 }

@@ -102,7 +102,7 @@ impl Sender {
             .client(&[("linger.ms", "5"), ("statistics.interval.ms", "5000")])
             .set("enable.idempotence", "true")
             .create_with_context(context)
-            .map_err(|source| Error::CreateClient { client: "producer", source })?;
+            .map_err(|source| Error::create_client("producer", &source))?;
         let lanes = std::array::from_fn(|i| {
             let kind = PrincipalType::ALL[i];
             cfg.lanes.get(kind.as_str()).or(kind.is_machine().then(|| cfg.lanes.get("machine")).flatten()).cloned()

@@ -33,7 +33,7 @@ use crate::state::Observation;
 use crate::state::baseline::WINDOWS;
 use crate::state::tail::upper_tail;
 use nhid_model::event::{AuditEvent, PrincipalType};
-use nhid_model::time::{Millis, SECOND};
+use nhid_model::time::{MAX_SETTING_SECS, Millis, SECOND};
 use nhid_model::vocab::Response;
 use nhid_model::vocab::Severity;
 
@@ -232,8 +232,8 @@ pub enum Problem {
     UnknownKey(String),
     #[error("missing `[default]` table (parameters for machine principals)")]
     MissingDefault,
-    #[error("cooldown_secs must be positive")]
-    ZeroCooldown,
+    #[error("cooldown_secs must be between 1 and {MAX_SETTING_SECS} (ten years)")]
+    Cooldown,
     #[error("references must name at least one MITRE ATT&CK or OWASP NHI entry")]
     NoReferences,
     #[error("[{0}] enabled must be true or false")]
@@ -340,8 +340,8 @@ fn instance(id: &str, table: toml::Table, problems: &mut Vec<Problem>) -> Option
         problems.push(Problem::MissingDefault);
     }
     let head = head?;
-    if head.cooldown_secs == 0 {
-        problems.push(Problem::ZeroCooldown);
+    if !(1..=MAX_SETTING_SECS).contains(&head.cooldown_secs) {
+        problems.push(Problem::Cooldown);
     }
     if head.references.is_empty() {
         problems.push(Problem::NoReferences);
@@ -360,7 +360,8 @@ fn instance(id: &str, table: toml::Table, problems: &mut Vec<Problem>) -> Option
         kind: kind?.id,
         description: head.description,
         references: head.references,
-        cooldown_ms: head.cooldown_secs as Millis * 1_000,
+        // Refused above when out of range; clamped so the refusal is all that happens.
+        cooldown_ms: head.cooldown_secs.min(MAX_SETTING_SECS) as Millis * SECOND,
         lanes: settings,
         check: check?,
     })
