@@ -247,6 +247,13 @@ fn fixture_lines() -> Vec<(Option<String>, Vec<u8>)> {
         .collect()
 }
 
+/// The alert ids `nhid replay` raises over `lines` with the fixture's configuration.
+fn fixture_alert_ids(dir: &Path, lines: &[(Option<String>, Vec<u8>)]) -> BTreeSet<String> {
+    let file = dir.join("fixture.jsonl");
+    std::fs::write(&file, lines.iter().flat_map(|(_, l)| [l.as_slice(), b"\n"].concat()).collect::<Vec<u8>>()).unwrap();
+    replay(&file, dir, Some(&fixture_config())).0
+}
+
 fn fixture_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cloudtrail_leaked_access_key/config.toml")
 }
@@ -257,9 +264,7 @@ fn poison_messages_are_dead_lettered_and_the_partition_keeps_moving() {
     let dir = tempfile::tempdir().unwrap();
     topics(&broker, 1);
     let lines = fixture_lines();
-    let file = dir.path().join("fixture.jsonl");
-    std::fs::write(&file, lines.iter().flat_map(|(_, l)| [l.as_slice(), b"\n"].concat()).collect::<Vec<u8>>()).unwrap();
-    let (alert_ids, _) = replay(&file, dir.path(), Some(&fixture_config()));
+    let alert_ids = fixture_alert_ids(dir.path(), &lines);
     kafka::produce(&broker.brokers, "audit", &lines);
 
     let config = fixture_config();
@@ -303,13 +308,10 @@ fn an_output_larger_than_the_producer_takes_is_dead_lettered_and_the_partition_m
         r#"{{"id":"e1","time":"2026-11-02T00:00:00Z","principal":{{"id":"{}","type":"service_account"}},"action":"s3:GetObject","service":"s3","outcome":"success"}}"#,
         "p".repeat(900_000)
     );
-    let mut lines = vec![(None, garbage.clone()), (None, long_id.clone().into_bytes())];
     let fixture = fixture_lines();
-    lines.extend(fixture.iter().cloned());
-    let file = dir.path().join("fixture.jsonl");
-    std::fs::write(&file, fixture.iter().flat_map(|(_, l)| [l.as_slice(), b"\n"].concat()).collect::<Vec<u8>>())
-        .unwrap();
-    let (alert_ids, _) = replay(&file, dir.path(), Some(&fixture_config()));
+    let alert_ids = fixture_alert_ids(dir.path(), &fixture);
+    let mut lines = vec![(None, garbage), (None, long_id.into_bytes())];
+    lines.extend(fixture);
     kafka::produce(&broker.brokers, "audit", &lines);
 
     let config = dir.path().join("config.toml");

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use nhid_engine::ControlKind;
 use nhid_model::time::MAX_SETTING_SECS;
 
-/// The `[kafka]` section of the configuration; the essentials also have flags on `nhid run`.
 /// Client properties whose values logs may show: none of them holds a secret.
 const SHOWN_PROPERTIES: &[&str] = &[
     "acks",
@@ -40,6 +39,7 @@ const SHOWN_PROPERTIES: &[&str] = &[
     "statistics.interval.ms",
 ];
 
+/// The `[kafka]` section of the configuration; the essentials also have flags on `nhid run`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {

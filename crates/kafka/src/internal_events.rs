@@ -111,7 +111,6 @@ impl KafkaErrorEvent for FlushTimedOut<'_> {
     }
 }
 
-/// An output that will never be acknowledged, with the input message it came from.
 /// An output the producer refused as larger than its `message.max.bytes`; a dead letter
 /// that says so replaces it.
 pub(crate) struct OutputTooLarge<'a> {
@@ -139,6 +138,7 @@ impl KafkaErrorEvent for OutputTooLarge<'_> {
     }
 }
 
+/// An output that will never be acknowledged, with the input message it came from.
 pub(crate) struct OutputLost<'a> {
     /// [`KafkaErrorKind::Produce`] (never enqueued) or [`KafkaErrorKind::Delivery`] (never
     /// acknowledged).

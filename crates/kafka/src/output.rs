@@ -135,16 +135,9 @@ impl Sender {
             self.send(&self.actions_topic, Some(&action.target.principal_id), &json, None, delivery(None));
         }
         for dl in out.dead_letters.drain(..) {
-            let partition = dl.partition.to_string();
-            let offset = dl.offset.to_string();
             let record = dl.record.map(|r| r.to_string());
             let original_len = dl.original_len.to_string();
-            let mut headers = OwnedHeaders::new()
-                .insert(Header { key: "nhid-reason", value: Some(dl.reason.as_str()) })
-                .insert(Header { key: "nhid-detail", value: Some(&dl.detail) })
-                .insert(Header { key: "nhid-source-topic", value: Some(&dl.source) })
-                .insert(Header { key: "nhid-source-partition", value: Some(&partition) })
-                .insert(Header { key: "nhid-source-offset", value: Some(&offset) })
+            let mut headers = dead_letter_headers(dl.reason, &dl.detail, &dl.source, dl.partition, dl.offset)
                 .insert(Header { key: "nhid-original-bytes", value: Some(&original_len) })
                 .insert(Header { key: "nhid-original-xxh3", value: Some(&dl.original_xxh3) });
             if let Some(r) = &record {
@@ -193,13 +186,8 @@ impl Sender {
                         OutputTooLarge { output_topic: topic, bytes: payload.len(), topic: source, partition, offset };
                     event.emit(&self.producer.context().metrics);
                     let detail = format!("an output of {} bytes to {topic} exceeds message.max.bytes", payload.len());
-                    let (partition, offset) = (partition.to_string(), offset.to_string());
-                    let headers = OwnedHeaders::new()
-                        .insert(Header { key: "nhid-reason", value: Some(DeadLetterReason::OutputTooLarge.as_str()) })
-                        .insert(Header { key: "nhid-detail", value: Some(&detail) })
-                        .insert(Header { key: "nhid-source-topic", value: Some(source) })
-                        .insert(Header { key: "nhid-source-partition", value: Some(&partition) })
-                        .insert(Header { key: "nhid-source-offset", value: Some(&offset) });
+                    let reason = DeadLetterReason::OutputTooLarge;
+                    let headers = dead_letter_headers(reason, &detail, source, partition, offset);
                     return self.send(&self.dead_letter_topic, None, b"", Some(headers), d);
                 }
                 Err((e, r)) => {
@@ -233,6 +221,23 @@ impl Sender {
     pub(crate) fn fatal(&self) -> Option<String> {
         self.producer.context().fatal.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
+}
+
+/// What every dead letter says of itself: why, and the input message it stands for.
+fn dead_letter_headers(
+    reason: DeadLetterReason,
+    detail: &str,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> OwnedHeaders {
+    let (partition, offset) = (partition.to_string(), offset.to_string());
+    OwnedHeaders::new()
+        .insert(Header { key: "nhid-reason", value: Some(reason.as_str()) })
+        .insert(Header { key: "nhid-detail", value: Some(detail) })
+        .insert(Header { key: "nhid-source-topic", value: Some(topic) })
+        .insert(Header { key: "nhid-source-partition", value: Some(&partition) })
+        .insert(Header { key: "nhid-source-offset", value: Some(&offset) })
 }
 
 fn new_latency() -> Latency {

@@ -20,14 +20,14 @@ pub fn wall_clock() -> Millis {
 }
 
 pub const SECOND: Millis = 1_000;
+pub const MINUTE: Millis = 60 * SECOND;
+pub const HOUR: Millis = 60 * MINUTE;
+pub const DAY: Millis = 24 * HOUR;
 
 /// The longest duration a setting may name, in seconds: ten years. Longer is a typo, and
 /// past about 9·10¹⁵ seconds a duration in milliseconds overflows (a learning period that
 /// wraps to negative learns nothing; a cooldown that wraps is none).
 pub const MAX_SETTING_SECS: u64 = 10 * 365 * 86_400;
-pub const MINUTE: Millis = 60 * SECOND;
-pub const HOUR: Millis = 60 * MINUTE;
-pub const DAY: Millis = 24 * HOUR;
 
 /// Parses `YYYY-MM-DD[T ]HH:MM:SS[.fraction][Z|±HH:MM|±HHMM]`; no zone means UTC.
 pub fn parse_rfc3339(s: &str) -> Option<Millis> {

@@ -66,10 +66,10 @@ pub struct EvalArgs {
 /// State idle TTL for the replay: the longest a setting may be (ten years of event time), so
 /// that no identity is evicted for idleness. The false-alert rate divides by the
 /// principal-days after learning, read from the state once the replay is over; an identity
-/// evicted for idleness would drop out
-/// of that sum (and, seen again, would learn again as if new). The price: an identity idle
-/// longer than the configured TTL keeps its baseline here where `nhid replay` would forget
-/// it. Only the identity ceiling (`state.max_identities`) can still evict; eval reports it.
+/// evicted for idleness would drop out of that sum (and, seen again, would learn again as
+/// if new). The price: an identity idle longer than the configured TTL keeps its baseline
+/// here where `nhid replay` would forget it. Only the identity ceiling
+/// (`state.max_identities`) can still evict; eval reports it.
 const IDLE_TTL_SECS: u64 = nhid_model::time::MAX_SETTING_SECS;
 
 /// At most this many false alerts and offending actions are listed in the text report;
