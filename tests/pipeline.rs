@@ -324,6 +324,23 @@ fn a_revoked_credential_used_again_fires_expired_credential_once_per_window() {
 }
 
 #[test]
+fn out_of_order_findings_alternating_between_windows_never_repeat_an_alert_id() {
+    let engine = engine();
+    let revoked_at = T0 + 5 * MINUTE;
+    let revoked = lifecycle("credential_revoked", ("credential_id", "AKIAEXAMPLE1"), revoked_at);
+    let mut events = every_minute("svc-a", "service_account", T0, 5);
+    // Uses of the revoked key, delivered alternating between the 01:00 and the 02:00 window.
+    for (n, minute) in [70, 130, 75, 135, 80, 140].into_iter().enumerate() {
+        events.push(ev(100 + n, T0 + minute * MINUTE, "svc-a", "service_account"));
+    }
+    let out = run_with(&engine, &events, &[(0, ControlKind::Lifecycle, revoked)]);
+    let ids: Vec<&str> = of_kind(&out, "expired_credential").iter().map(|a| a.alert_id.as_str()).collect();
+    let unique: std::collections::HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), unique.len(), "an alert id was emitted twice: {ids:?}");
+    assert_eq!(ids.len(), 2, "one alert per window: {ids:?}");
+}
+
+#[test]
 fn use_before_the_revocation_time_does_not_fire_even_when_the_message_came_first() {
     let engine = engine();
     let revoked_at = T0 + HOUR;

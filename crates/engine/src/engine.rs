@@ -611,7 +611,10 @@ impl Engine {
             return None;
         }
         mark.unit = Some(finding.unit);
-        let window = time.div_euclid(self.detectors[index].cooldown_ms);
+        // An earlier window than the mark's is out-of-order input (a shuffled batch, a lagging
+        // partition): its alert was raised or superseded already, and going back to it would
+        // emit its alert id a second time, so the finding counts towards the latest window.
+        let window = time.div_euclid(self.detectors[index].cooldown_ms).max(mark.window.unwrap_or(i64::MIN));
         if mark.window == Some(window) {
             if mark.raised(finding.key) || !mark.raise(finding.key, finding.unit) {
                 mark.suppressed += 1;

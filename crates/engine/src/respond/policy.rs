@@ -227,7 +227,9 @@ impl Policy {
         // nor starts it, so a notice from a mild finding never delays the revocation a later,
         // severe finding on the same identity asks for.
         let contains = action != ActionKind::NotifyOwner;
-        if contains && last_action.is_some_and(|last| t >= last && t - last < cooldown) {
+        // Either side of the last action: events arrive out of order (a shuffled batch, a
+        // partition behind another), and an earlier finding delivered later is the same episode.
+        if contains && last_action.is_some_and(|last| (t - last).abs() < cooldown) {
             d.blocks.push(Block::IdentityCooldown);
             return d;
         }
@@ -244,7 +246,7 @@ impl Policy {
             }
         }
         if contains {
-            *last_action = Some(t);
+            *last_action = Some(last_action.map_or(t, |last| last.max(t)));
         }
         let reason = format!("{} Policy: {} ({}).", alert.summary, action.as_str(), self.config.mode.as_str());
         d.action = Some(Action {
@@ -460,6 +462,19 @@ mod tests {
         let d = p.decide(&a(60_000), Response::RevokeCredential, None, &ev, None, &mut last);
         assert_eq!(d.blocks, vec![Block::IdentityCooldown]);
         assert!(p.decide(&a(3_600_000), Response::RevokeCredential, None, &ev, None, &mut last).action.is_some());
+    }
+
+    #[test]
+    fn a_finding_delivered_out_of_order_is_within_the_cooldown_of_a_later_action() {
+        let p = Policy::new(ResponseConfig::default());
+        let ev = event(PrincipalType::ServiceAccount, CredentialKind::StaticKey, None);
+        let mut last = None;
+        let a = |t| alert(PrincipalType::ServiceAccount, t, Severity::High);
+        // Shuffled attack lines: the finding at 13 s arrives after the one at 26 s.
+        assert!(p.decide(&a(26_000), Response::RevokeCredential, None, &ev, None, &mut last).action.is_some());
+        let d = p.decide(&a(13_000), Response::RevokeCredential, None, &ev, None, &mut last);
+        assert_eq!(d.blocks, vec![Block::IdentityCooldown]);
+        assert_eq!(last, Some(26_000), "the mark stays at the latest action");
     }
 
     #[test]
