@@ -36,6 +36,8 @@ struct Ev {
     session: Option<&'static str>,
     owner: Option<&'static str>,
     ua: String,
+    /// The decoder read `kind` from fields the caller chooses (`principal.type_inferred`).
+    inferred: bool,
 }
 
 fn ev(n: usize, time: Millis, principal: &'static str, kind: &'static str) -> Ev {
@@ -51,6 +53,7 @@ fn ev(n: usize, time: Millis, principal: &'static str, kind: &'static str) -> Ev
         session: None,
         owner: None,
         ua: "sdk/1".into(),
+        inferred: false,
     }
 }
 
@@ -64,10 +67,17 @@ impl Ev {
         if let Some(o) = self.owner {
             principal["owner"] = o.into();
         }
+        if self.inferred {
+            principal["type_inferred"] = true.into();
+        }
+        let mut credential = json!({"kind": self.credential.1});
+        if !self.credential.0.is_empty() {
+            credential["id"] = self.credential.0.into();
+        }
         json!({
             "id": self.id, "time": format_rfc3339(self.time),
             "principal": principal,
-            "credential": {"id": self.credential.0, "kind": self.credential.1},
+            "credential": credential,
             "actor": actor,
             "action": self.action, "service": self.action.split(':').next().unwrap(),
             "outcome": self.outcome, "source": {"ip": self.ip, "user_agent": self.ua},
@@ -179,17 +189,125 @@ fn a_burst_normal_for_a_human_does_not_page_and_humans_are_never_acted_on() {
     assert!(run(&engine, &events).alerts.iter().any(|a| a.kind == "rate_spike"));
 }
 
+/// A call at `time` from `ip`, typed `kind` by its decoder.
+fn call(events: &[Ev], time: Millis, principal: &'static str, kind: &'static str, ip: &str) -> Ev {
+    let mut e = ev(events.len(), time, principal, kind);
+    e.ip = ip.into();
+    e
+}
+
 #[test]
-fn an_identity_once_seen_as_human_stays_human() {
-    let engine = engine();
-    let mut events = learn("arn:aws:iam::1:user/bob", "service_account", 1, 1);
+fn an_iam_user_seen_at_the_console_is_still_judged_as_a_machine_when_its_key_is_used() {
+    // Bob's access key calls every minute; on his first day he signs in at the console too
+    // (the platform states it: a password sign-in, then console session credentials).
+    let bob = "arn:aws:iam::1:user/bob";
+    let mut events = learn(bob, "service_account", 1, 1);
     events[10].kind = "human";
-    let mut e = ev(events.len(), T0 + DAY + MINUTE, "arn:aws:iam::1:user/bob", "service_account");
-    e.ip = "198.51.100.7".into();
-    events.push(e);
+    events[10].action = "signin:ConsoleLogin";
+    events[10].credential = ("", "password");
+    // After the learning: a console session from a new address, then his key from another,
+    // creating a key three minutes later.
+    let mut console = call(&events, T0 + DAY + MINUTE, bob, "human", "203.0.113.5");
+    console.credential = ("ASIACONSOLE1", "session");
+    events.push(console);
+    let mut stolen = call(&events, T0 + DAY + 3 * MINUTE, bob, "service_account", "198.51.100.7");
+    stolen.action = "iam:CreateAccessKey";
+    events.push(stolen);
+    let out = run(&engine(), &events);
+    let of = |cred: &'static str| out.alerts.iter().filter(move |a| a.credential_id.as_deref() == Some(cred));
+    assert!(of("AKIAEXAMPLE1").any(|a| a.kind == "new_source"), "{:#?}", kinds(&out.alerts));
+    assert!(of("AKIAEXAMPLE1").all(|a| a.principal.kind == PrincipalType::ServiceAccount));
+    assert!(
+        out.actions.iter().any(|a| a.target.credential_id.as_deref() == Some("AKIAEXAMPLE1")),
+        "the key is cut off: {:?}",
+        out.actions
+    );
+    // The person at the console is judged as one: alerts only, never acted on; and Bob's
+    // console sign-ins are reported once (on his first day), not at each.
+    assert!(of("ASIACONSOLE1").all(|a| a.principal.kind == PrincipalType::Human), "{:#?}", out.alerts);
+    assert!(!out.actions.iter().any(|a| a.target.credential_id.as_deref() == Some("ASIACONSOLE1")));
+    assert_eq!(of_kind(&out, "interactive_login").len(), 1, "{:#?}", kinds(&out.alerts));
+}
+
+#[test]
+fn a_type_read_from_fields_the_caller_chooses_never_moves_a_known_role_to_the_human_lane() {
+    // A role machines use, learned; then its stolen session used from outside, once as
+    // curl would and once with a browser's user agent and a person's session name.
+    let role = "arn:aws:iam::1:role/deployer";
+    let attack = |inferred: bool| {
+        let mut events = learn(role, "service_account", 1, 2);
+        for k in 0..3 {
+            let mut e = call(&events, T0 + 2 * DAY + k * MINUTE, role, "service_account", "185.220.101.4");
+            e.credential = ("ASIASTOLEN1", "short_lived_token");
+            e.session = Some("deployer-run-9");
+            if inferred {
+                (e.kind, e.inferred, e.ua) = ("human", true, "Mozilla/5.0 (X11; Linux x86_64)".into());
+            }
+            events.push(e);
+        }
+        run(&engine(), &events)
+    };
+    let (curl, browser) = (attack(false), attack(true));
+    assert!(!curl.actions.is_empty() && !curl.alerts.is_empty());
+    assert!(browser.alerts.iter().all(|a| a.principal.kind == PrincipalType::ServiceAccount), "{:#?}", browser.alerts);
+    for a in &curl.alerts {
+        assert!(browser.alerts.iter().any(|b| b.kind == a.kind), "{} missing with a browser", a.kind);
+    }
+    assert_eq!(browser.actions.len(), curl.actions.len(), "{:?}", browser.actions);
+    // And the claim itself is a finding.
+    let claim = of_kind(&browser, "interactive_login");
+    assert_eq!(claim.len(), 1, "{:#?}", kinds(&browser.alerts));
+    assert_eq!(claim[0].evidence["claimed_type"], "human");
+}
+
+#[test]
+fn a_role_people_use_is_still_theirs_after_it_was_evicted_while_idle() {
+    // A role people sign in to through SAML (sessions named after them: a type inferred),
+    // idle for two months, evicted; the first call back is a machine's session (no person
+    // named), and then a person's session again, from a new address.
+    let role = "arn:aws:iam::1:role/analysts";
+    let engine = engine_at(|| T0 + 100 * DAY);
+    let mut events = learn(role, "human", 1, 2);
+    events.iter_mut().for_each(|e| e.inferred = true);
+    let back = T0 + 60 * DAY;
+    for i in 0..8 {
+        events.push(call(&events, back + i * SECOND, "svc-other", "service_account", "10.1.2.3"));
+    }
+    events.push(call(&events, back + MINUTE, role, "service_account", "10.1.2.3"));
+    let mut person = call(&events, back + 2 * MINUTE, role, "human", "198.51.100.20");
+    person.inferred = true;
+    person.session = Some("carol@example.com");
+    events.push(person);
     let out = run(&engine, &events);
-    assert!(out.actions.is_empty(), "{:?}", out.actions);
-    assert_eq!(out.stats.guardrail_blocks.len(), 0, "humans are not evaluated by new_source at all");
+    assert!(out.stats.evictions >= 1, "the role was evicted");
+    let carol: Vec<_> =
+        out.alerts.iter().filter(|a| a.actor.session_id.as_deref() == Some("carol@example.com")).collect();
+    assert!(carol.iter().all(|a| a.principal.kind == PrincipalType::Human), "{carol:#?}");
+    assert!(
+        !out.actions.iter().any(|a| a.target.session_id.as_deref() == Some("carol@example.com")),
+        "{:?}",
+        out.actions
+    );
+    assert_eq!(engine.store().get(role).map(|i| i.kind), Some(PrincipalType::Human));
+}
+
+#[test]
+fn a_protected_principal_s_key_named_under_another_principal_is_never_revoked() {
+    let engine = engine_with("[[principal]]\nmatch = \"svc-vault\"\nprotected = true\n");
+    let mut events = learn("svc-vault", "service_account", 1, 1);
+    let mut decoy = learn("svc-decoy", "service_account", 1, 1);
+    decoy.iter_mut().for_each(|e| e.credential = ("AKIADECOY0001", "static_key"));
+    events.append(&mut decoy);
+    // The vault's key, named under a principal nhid may act on, from an anonymiser.
+    let stolen = call(&events, T0 + DAY + MINUTE, "svc-decoy", "service_account", "185.220.101.4");
+    events.push(stolen);
+    let out = run(&engine, &events);
+    assert!(!out.actions.iter().any(|a| a.action != ActionKind::NotifyOwner), "nothing is cut off: {:?}", out.actions);
+    let shared = of_kind(&out, "shared_credential");
+    assert_eq!(shared.len(), 1, "{:#?}", kinds(&out.alerts));
+    assert_eq!(shared[0].principal.id, "svc-decoy");
+    assert_eq!(shared[0].evidence["first_presented_by_another_principal"], true);
+    assert!(out.stats.guardrail_blocks.contains_key(&nhid_engine::respond::policy::Block::ForeignCredential));
 }
 
 #[test]

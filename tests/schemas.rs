@@ -191,6 +191,7 @@ fn full_event() -> AuditEvent<'static> {
             name: Some("billing exporter".into()),
             owner: Some("team-billing".into()),
             tenant: Some("123456789012".into()),
+            inferred: true,
         },
         credential: Credential {
             id: Some("AKIAIOSFODNN7EXAMPLE".into()),
@@ -232,7 +233,14 @@ fn a_minimal_event_from_the_structs_validates() {
     let event = AuditEvent {
         id: "evt-2".into(),
         time: 0,
-        principal: Principal { id: "ci-bot".into(), kind: PrincipalType::Bot, name: None, owner: None, tenant: None },
+        principal: Principal {
+            id: "ci-bot".into(),
+            kind: PrincipalType::Bot,
+            name: None,
+            owner: None,
+            tenant: None,
+            inferred: false,
+        },
         credential: Credential::default(),
         actor: Actor::default(),
         action: "repo.clone".into(),

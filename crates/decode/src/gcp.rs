@@ -185,6 +185,7 @@ fn classify(auth: Option<AuthenticationInfo<'_>>) -> (Principal<'_>, Credential<
         name: None,
         owner: None,
         tenant: None,
+        inferred: false,
     };
     let Some(auth) = auth else {
         return (unattributed(), Credential::default(), Actor::default());
@@ -230,7 +231,7 @@ fn classify(auth: Option<AuthenticationInfo<'_>>) -> (Principal<'_>, Credential<
         CredentialKind::Unknown
     };
     (
-        Principal { id, kind, name: None, owner: None, tenant: None },
+        Principal { id, kind, name: None, owner: None, tenant: None, inferred: false },
         Credential { id: key, kind: credential_kind, issued_at: None, expires_at: None },
         // An OAuth client acting for a person is the agent of the triad.
         Actor { delegating_user: nonempty(auth.delegate), agent_id: oauth_client, session_id: None },

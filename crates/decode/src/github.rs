@@ -137,7 +137,7 @@ fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Au
         // Without a document id the event is named by its bytes.
         id: nonempty(rec.document_id).unwrap_or_else(|| content_id(raw)),
         time,
-        principal: Principal { id, kind, name: actor, owner: None, tenant },
+        principal: Principal { id, kind, name: actor, owner: None, tenant, inferred: false },
         credential: Credential { id: credential_id, kind: credential_kind, issued_at: None, expires_at: None },
         actor: triad,
         action,

@@ -253,7 +253,11 @@ fn non_resource_request<'a>(
 }
 
 /// The user the request acts as. The impersonated user is who the request acts as (its
-/// permissions apply); the impersonator is who chose to, the delegating user.
+/// permissions apply); the impersonator is who chose to, the delegating user. The request
+/// was authenticated with the impersonator's token, and `impersonatedUser.extra` (its pod,
+/// its credential id) is whatever the impersonator sent in `Impersonate-Extra-*` headers:
+/// the impersonated user's credential and session are unknown, never taken from there, so
+/// no containment targets the victim's pod or a credential id the impersonator chose.
 fn acting_user<'a>(
     impersonated: Option<User<'a>>,
     user: Option<User<'a>>,
@@ -261,9 +265,9 @@ fn acting_user<'a>(
 ) -> (Principal<'a>, Credential<'a>, Actor<'a>) {
     match (impersonated, user) {
         (Some(target), impersonator) if nonempty(target.username.clone()).is_some() => {
-            let (principal, credential, actor) = classify(target, false);
+            let (principal, _chosen_by_the_impersonator, _) = classify(target, false);
             let delegating = impersonator.and_then(|u| u.username);
-            (principal, credential, Actor { delegating_user: delegating, ..actor })
+            (principal, Credential::default(), Actor { delegating_user: delegating, ..Actor::default() })
         }
         (_, Some(u)) => classify(u, legacy_token),
         (_, None) => (
@@ -273,6 +277,7 @@ fn acting_user<'a>(
                 name: None,
                 owner: None,
                 tenant: None,
+                inferred: false,
             },
             Credential::default(),
             Actor::default(),
@@ -327,7 +332,7 @@ fn classify<'a>(user: User<'a>, legacy_token: bool) -> (Principal<'a>, Credentia
     // role in CloudTrail: the session. On EKS the STS session name is.
     let session_id = pod.or(session_name);
     (
-        Principal { id: username, kind, name, owner: None, tenant: None },
+        Principal { id: username, kind, name, owner: None, tenant: None, inferred: false },
         Credential { id: credential_id.or(key), kind: credential_kind, issued_at: None, expires_at: None },
         Actor { delegating_user: None, agent_id: None, session_id },
     )
@@ -581,6 +586,17 @@ mod tests {
             CredentialKind::Unknown,
             None,
             Some("admin@example.com"),
+            None,
+        ),
+        (
+            "impersonation naming a pod and a credential in its extra headers",
+            r#"{"username":"system:serviceaccount:tools:intruder","groups":["system:serviceaccounts"],"extra":{"authentication.kubernetes.io/credential-id":["JTI=intruder-token"]}}"#,
+            r#""impersonatedUser":{"username":"system:serviceaccount:prod:payments","groups":["system:serviceaccounts"],"extra":{"authentication.kubernetes.io/pod-name":["payments-7d9f-abcde"],"authentication.kubernetes.io/credential-id":["JTI=chosen-by-intruder"]}}"#,
+            "system:serviceaccount:prod:payments",
+            PrincipalType::ServiceAccount,
+            CredentialKind::Unknown,
+            None,
+            Some("system:serviceaccount:tools:intruder"),
             None,
         ),
         (

@@ -261,6 +261,7 @@ impl<'a> Caller<'a> {
                 name: self.alternate_id,
                 owner: Some(creator.clone()),
                 tenant: None,
+                inferred: false,
             };
             let credential = Credential { id: Some(token), kind: CredentialKind::StaticKey, ..Default::default() };
             return (principal, credential, Actor { delegating_user: Some(creator), agent_id: None, session_id });
@@ -286,7 +287,7 @@ impl<'a> Caller<'a> {
         };
         let id = Cow::Owned(format!("okta:{}", self.handle));
         (
-            Principal { id, kind, name: self.alternate_id, owner: None, tenant: None },
+            Principal { id, kind, name: self.alternate_id, owner: None, tenant: None, inferred: false },
             Credential { kind: credential_kind, ..Default::default() },
             Actor { delegating_user: None, agent_id: None, session_id },
         )

@@ -16,13 +16,14 @@ use crate::inventory::{Criticality, Entry, Inventory};
 use crate::respond::alert::{Action, Alert, AlertActor, MAX_EVENT_IDS, Mode, Score};
 use crate::respond::policy::{Block, Policy, ResponseConfig, alert_principal};
 use crate::state::lifecycle::{FACT_TTL, Lifecycle};
+use crate::state::owners::CredentialOwners;
 use crate::state::{Identity, Observation, StateConfig, StateStore};
 use nhid_decode::control::{self, ActionResult, ActionStatus, LifecycleEvent, LifecycleKind};
 use nhid_decode::{DecodeContext, DecodeError, Format};
 use nhid_model::event::{AuditEvent, MAX_FIELD_BYTES, PrincipalType, SourceFormat};
 use nhid_model::time::{MINUTE, Millis, SECOND, format_rfc3339};
 use nhid_model::vocab::DeadLetterReason;
-use nhid_model::vocab::{ActionKind, Severity};
+use nhid_model::vocab::{ActionKind, Response, Severity};
 
 /// Idle eviction runs at most once per this much event time.
 const SWEEP_EVERY: Millis = MINUTE;
@@ -78,6 +79,8 @@ pub struct Engine {
     /// Revoked credentials, retired principals and offboarded owners, from the control
     /// topics; engine-wide, not per identity (see `state::lifecycle`).
     lifecycle: Lifecycle,
+    /// Which principal each credential belongs to (see `state::owners`).
+    owners: CredentialOwners,
     policy: Policy,
     format: Format,
     topic_formats: Vec<(Box<str>, Format)>,
@@ -286,6 +289,8 @@ impl Engine {
             learning_ms,
             detectors,
             inventory,
+            // Two credentials an identity on average: a rotated key, a session beside a key.
+            owners: CredentialOwners::new(config.state.max_identities.saturating_mul(2)),
             store: StateStore::new(config.state),
             lifecycle: Lifecycle::default(),
             policy: Policy::new(config.response),
@@ -488,11 +493,11 @@ impl Engine {
             |identity| {
                 let entry = inventory.entry(identity.inventory());
                 let prior_kind = identity.kind;
-                if entry.and_then(|e| e.kind).is_none() {
-                    identity.kind = reconcile(identity.kind, ev.principal.kind);
-                }
+                let (lane, first_as) = match entry.and_then(|e| e.kind) {
+                    Some(kind) => (kind, None),
+                    None => identity.lane(ev.principal.kind, ev.principal.inferred),
+                };
                 identity.home = home;
-                let lane = identity.kind;
                 out.stats.events_by_type[lane.index()] += 1;
                 out.stats.events_by_format[ev.source_format.index()][lane.index()] += 1;
                 if self.normalize {
@@ -500,10 +505,18 @@ impl Engine {
                 }
                 let mut obs = identity.observe(ev, self.learning_ms[lane.index()], self.ranges());
                 obs.prior_kind = prior_kind;
+                obs.first_as = first_as;
+                if obs.new_credential
+                    && let Some(credential) = ev.credential.id.as_deref()
+                    && self.owners.bind(credential, &ev.principal.id, t)
+                {
+                    obs.foreign_credential = true;
+                    identity.mark_foreign(credential);
+                }
                 self.recall(&mut obs, ev, identity);
                 for (i, detector) in self.detectors.iter().enumerate() {
                     if let Some((settings, finding)) = detector.check(lane, ev, &obs) {
-                        self.raise(i, settings, finding, ev, identity, out);
+                        self.raise(i, lane, settings, finding, ev, identity, out);
                     }
                 }
             },
@@ -529,10 +542,13 @@ impl Engine {
     }
 
     /// Aggregates a finding into at most one alert per principal, detector and window,
-    /// then asks the policy for an action.
+    /// then asks the policy for an action. The alert names the principal with the type
+    /// `lane` its event was judged as: what the policy may do depends on it.
+    #[allow(clippy::too_many_arguments)]
     fn raise(
         &self,
         index: usize,
+        lane: PrincipalType,
         settings: LaneSettings,
         finding: Finding,
         ev: &AuditEvent<'_>,
@@ -560,7 +576,7 @@ impl Engine {
             detector: detector.id.clone(),
             kind: detector.kind.to_string(),
             severity,
-            principal: alert_principal(principal_id, identity.kind, owner),
+            principal: alert_principal(principal_id, lane, owner),
             credential_id: ev.credential.id.as_deref().map(str::to_owned),
             actor: AlertActor {
                 delegating_user: ev.actor.delegating_user.as_deref().map(str::to_owned),
@@ -576,10 +592,18 @@ impl Engine {
         };
         debug_assert!(alert.event_ids.len() <= MAX_EVENT_IDS);
         identity.alert_marks_mut(self.detectors.len())[index].last = Some((ev.time, severity));
+        // A credential another principal presented first is not this one's to lose: whoever
+        // named it here (a copy, or a forged event) must not get nhid to cut it off.
+        let foreign = ev.credential.id.as_deref().is_some_and(|c| identity.is_foreign(c));
+        let contains = !matches!(settings.response, Response::None | Response::NotifyOwner);
+        let requested = if foreign && contains { Response::NotifyOwner } else { settings.response };
         let mut last_action = identity.last_action();
-        let decision =
-            self.policy.decide(&alert, settings.response, settings.act_max_probability, ev, entry, &mut last_action);
+        let mut decision =
+            self.policy.decide(&alert, requested, settings.act_max_probability, ev, entry, &mut last_action);
         identity.set_last_action(last_action);
+        if foreign && contains {
+            decision.blocks.push(Block::ForeignCredential);
+        }
         for b in decision.blocks {
             *out.stats.guardrail_blocks.entry(b).or_default() += 1;
         }
@@ -672,17 +696,6 @@ impl Engine {
 /// inventory's owner, else the one its events report.
 fn owner<'a>(entry: Option<&'a Entry>, identity: &'a Identity) -> Option<&'a str> {
     entry.and_then(|e| e.owner.as_deref()).or(identity.owner.as_deref())
-}
-
-/// A principal's lane is sticky towards safety: once any event shows it as human it stays
-/// human (an IAM user seen at the console is not auto-revoked when it uses its CLI key),
-/// and `unknown` gives way to whatever a later event establishes.
-fn reconcile(current: PrincipalType, seen: PrincipalType) -> PrincipalType {
-    match (current, seen) {
-        (PrincipalType::Human, _) | (_, PrincipalType::Human) => PrincipalType::Human,
-        (PrincipalType::Unknown, seen) => seen,
-        (current, _) => current,
-    }
 }
 
 fn normalized(ev: &AuditEvent<'_>, lane: PrincipalType) -> Normalized {

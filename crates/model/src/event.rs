@@ -82,6 +82,12 @@ pub struct Principal<'a> {
     pub owner: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
     pub tenant: Option<Cow<'a, str>>,
+    /// The type was read from fields the caller chooses (a browser user agent, a session
+    /// name shaped like an email address), not stated by the platform. Anyone holding the
+    /// credential chooses those, so such a type decides only a new identity's type: the
+    /// engine never moves a known identity's lane on it (a claim it makes is a finding).
+    #[serde(rename = "type_inferred", default, skip_serializing_if = "std::ops::Not::not")]
+    pub inferred: bool,
 }
 
 /// Never a secret value: only the credential's identifier (an access key id, a token id, a hash).

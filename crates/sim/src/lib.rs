@@ -477,6 +477,7 @@ impl EventWriter {
                 name: None,
                 owner: who.owner.as_deref().map(Into::into),
                 tenant: Some(who.tenant.into()),
+                inferred: false,
             },
             credential: presented,
             actor,

@@ -52,19 +52,30 @@ pub(super) fn classify<'a>(
         user_name: nonempty(ui.user_name),
         issuer,
         ec2_delivery,
-        console: signals.console_event || mfa || (temporary_key && signals.browser),
+        // What AWS states: a console sign-in or console session credentials, or MFA.
+        console: signals.console_event || mfa,
+        // What the caller chose: a browser user agent on temporary keys. A person at the
+        // console, or anyone holding the session (see `AuditEvent::principal.inferred`).
+        browser: temporary_key && signals.browser,
     };
-    let console = caller.console;
+    let (console, caller_browser) = (caller.console, caller.browser);
     let invoked_by = nonempty(ui.invoked_by);
     let (named, tenant) = caller.name(ui.kind.as_deref().unwrap_or(""), &invoked_by);
 
     // A call an AWS service made on the principal's behalf is not a person at a keyboard,
     // unless the service is the sign-in page or the console the person is using.
     let by_machine = invoked_by.as_deref().is_some_and(|by| by != "signin.amazonaws.com" && !is_console_agent(by));
-    let kind = if by_machine && named.kind == PrincipalType::Human { PrincipalType::Workload } else { named.kind };
-    let credential_kind = credential_kind(key.as_deref(), console, signals.console_login && named.password_login);
+    let (kind, inferred) = if by_machine && named.kind == PrincipalType::Human {
+        (PrincipalType::Workload, false)
+    } else {
+        (named.kind, named.inferred)
+    };
+    // A browser's temporary keys are described as a console session either way; the
+    // type is what must not rest on the user agent.
+    let credential_kind =
+        credential_kind(key.as_deref(), console || caller_browser, signals.console_login && named.password_login);
     Identity {
-        principal: Principal { id: named.id, kind, name: named.name, owner: None, tenant },
+        principal: Principal { id: named.id, kind, name: named.name, owner: None, tenant, inferred },
         credential: Credential { id: key, kind: credential_kind, issued_at, expires_at: None },
         actor: Actor { delegating_user: source_identity, agent_id: None, session_id: named.session_id },
         invoked_by,
@@ -81,6 +92,7 @@ fn unattributed(recipient: Option<Cow<'_, str>>) -> Identity<'_> {
             name: None,
             owner: None,
             tenant: recipient,
+            inferred: false,
         },
         credential: Credential::default(),
         actor: Actor::default(),
@@ -111,8 +123,10 @@ struct Caller<'a> {
     issuer: Option<SessionIssuer<'a>>,
     /// Only instance-profile credentials delivered by IMDS carry `ec2RoleDelivery`.
     ec2_delivery: bool,
-    /// A person at the console: a console sign-in or session, MFA, or temporary keys in a browser.
+    /// A person at the console, as AWS states it: a console sign-in or session, or MFA.
     console: bool,
+    /// Temporary keys used with a browser user agent, which the caller chooses.
+    browser: bool,
 }
 
 /// The principal a `userIdentity` type names, before a calling service can re-type it.
@@ -123,12 +137,15 @@ struct Named<'a> {
     session_id: Option<Cow<'a, str>>,
     /// IAM users and root sign in to the console with a password (roles with SSO).
     password_login: bool,
+    /// The type rests on fields the caller chooses (`Principal::inferred`).
+    inferred: bool,
 }
 
 impl<'a> Caller<'a> {
     /// The principal by `userIdentity.type`, and the tenant it belongs to.
     fn name(self, user_type: &str, invoked_by: &Option<Cow<'a, str>>) -> (Named<'a>, Option<Cow<'a, str>>) {
-        let person = |id, name, kind| Named { id, name, kind, session_id: None, password_login: false };
+        let person =
+            |id, name, kind| Named { id, name, kind, session_id: None, password_login: false, inferred: false };
         let (arn, principal_id, user_name) = (self.arn.clone(), self.principal_id.clone(), self.user_name.clone());
         let by_account = || self.account.as_deref().map(|a| Cow::Owned(format!("aws:account:{a}")));
         let named = match user_type {
@@ -176,10 +193,15 @@ impl<'a> Caller<'a> {
             _ => None,
         };
         let id = self.arn.clone().or_else(derived).or_else(|| self.principal_id.clone());
-        // Programmatic IAM users with static keys are the classic non-human identity.
-        let kind = if self.console { PrincipalType::Human } else { PrincipalType::ServiceAccount };
+        // Programmatic IAM users with static keys are the classic non-human identity; the
+        // console (as AWS states it) is a person, a browser user agent only seems one.
+        let (kind, inferred) = match (self.console, self.browser) {
+            (true, _) => (PrincipalType::Human, false),
+            (false, true) => (PrincipalType::Human, true),
+            (false, false) => (PrincipalType::ServiceAccount, false),
+        };
         let id = id.unwrap_or_else(|| self.unattributed_id());
-        Named { id, name: self.user_name.clone(), kind, session_id: None, password_login: true }
+        Named { id, name: self.user_name.clone(), kind, session_id: None, password_login: true, inferred }
     }
 
     fn assumed_role(&self) -> Named<'a> {
@@ -200,17 +222,24 @@ impl<'a> Caller<'a> {
             .or_else(|| self.principal_id.clone())
             .unwrap_or_else(|| self.unattributed_id());
         let session = session_id.as_deref().unwrap_or("");
-        let kind = if self.ec2_delivery || is_instance_id(session) {
-            PrincipalType::Workload
-        } else if self.console || role.as_deref().is_some_and(|r| r.starts_with("AWSReservedSSO_")) || is_email(session)
-        {
-            // A person at the console (role switching, MFA) or behind SSO. The role stays
-            // human for nhid from then on, so automation sharing it is never auto-revoked.
-            PrincipalType::Human
+        // The session name is the caller's choice (`RoleSessionName`), and so is a user
+        // agent: an email-like name (SAML and OIDC federation name sessions after the
+        // person) or a browser is a person only as far as nhid can tell, and an instance id
+        // (EC2 names instance-profile sessions so) a workload: inferences, where IMDS's own
+        // `ec2RoleDelivery` is a fact.
+        let (kind, inferred) = if self.ec2_delivery {
+            (PrincipalType::Workload, false)
+        } else if self.console || role.as_deref().is_some_and(|r| r.starts_with("AWSReservedSSO_")) {
+            // A person at the console (role switching, MFA) or behind Identity Center.
+            (PrincipalType::Human, false)
+        } else if is_instance_id(session) {
+            (PrincipalType::Workload, true)
+        } else if self.browser || is_email(session) {
+            (PrincipalType::Human, true)
         } else {
-            PrincipalType::ServiceAccount
+            (PrincipalType::ServiceAccount, false)
         };
-        Named { id, name: role, kind, session_id, password_login: false }
+        Named { id, name: role, kind, session_id, password_login: false, inferred }
     }
 }
 

@@ -27,6 +27,15 @@ fn record(ui: &str, extra: &str) -> String {
 
 const MOZILLA: &str = r#""userAgent":"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7)""#;
 
+/// The cases whose type rests on what the caller chose (a user agent, a session name):
+/// anyone holding the keys can send those, so the type is marked inferred.
+const INFERRED: &[&str] = &[
+    "iam user, temporary key from a browser",
+    "assumed role, switched to in the console",
+    "assumed role, ec2 instance profile by session name",
+    "assumed role, session named after an email",
+];
+
 /// (case, userIdentity, extra fields, expected principal type, expected credential kind)
 const CLASSIFICATION: &[(&str, &str, &str, PrincipalType, CredentialKind)] = &[
     (
@@ -186,6 +195,7 @@ fn classifies_principals_from_the_platforms_own_fields() {
         let text = record(ui, extra);
         let e = one(&text).unwrap_or_else(|err| panic!("{case}: {err}"));
         assert_eq!(e.principal.kind, *kind, "{case}");
+        assert_eq!(e.principal.inferred, INFERRED.contains(case), "{case}: inferred");
         assert_eq!(e.credential.kind, *credential, "{case}");
         assert!(!e.principal.id.is_empty(), "{case}");
         assert_eq!(e.source_format, SourceFormat::Cloudtrail);

@@ -274,7 +274,7 @@ impl<'a> SignIn<'a> {
         let principal_kind = if ids.agentic { PrincipalType::AiAgent } else { PrincipalType::Human };
         let agent_id = if ids.agentic { ids.app_id } else { None };
         Ok((
-            Principal { id, kind: principal_kind, name: ids.upn, owner: None, tenant: None },
+            Principal { id, kind: principal_kind, name: ids.upn, owner: None, tenant: None, inferred: false },
             Credential { id: None, kind, issued_at: None, expires_at: None },
             Actor { delegating_user: None, agent_id, session_id: self.text(|r| &mut r.session_id) },
         ))
@@ -314,7 +314,7 @@ impl<'a> SignIn<'a> {
         };
         let name = self.text(|r| &mut r.sp_name).or_else(|| self.text(|r| &mut r.app_name));
         Ok((
-            Principal { id, kind: principal_kind, name, owner: None, tenant: None },
+            Principal { id, kind: principal_kind, name, owner: None, tenant: None, inferred: false },
             Credential {
                 id: key_id.or(federated).or(thumbprint),
                 kind: credential_kind,

@@ -219,7 +219,14 @@ fn identify<'a>(user: User<'a>, mut actor: ActorObject<'a>, cloud_account: Str<'
         .flatten();
     let tenant = cloud_account.or_else(|| nonempty(user.account.and_then(|a| a.uid))).or(identity.account);
     Ok(Caller {
-        principal: Principal { id, kind: identity.kind, name: name.or(email), owner: None, tenant },
+        principal: Principal {
+            id,
+            kind: identity.kind,
+            name: name.or(email),
+            owner: None,
+            tenant,
+            inferred: identity.inferred,
+        },
         credential: Credential { id: credential_id, kind: credential_kind, issued_at, expires_at },
         actor: Actor { delegating_user, agent_id, session_id },
         invoking_service,
@@ -243,6 +250,8 @@ struct Identity<'a> {
     id: Str<'a>,
     session_name: Str<'a>,
     account: Str<'a>,
+    /// The type rests on the session name, which the caller chose (`Principal::inferred`).
+    inferred: bool,
 }
 
 /// Machine or human, from the ARN when the producer is AWS (Security Lake), else from the
@@ -253,7 +262,8 @@ fn classify<'a>(
     type_id: Option<u64>,
     key: Option<&str>,
 ) -> Identity<'a> {
-    let mut identity = Identity { kind: PrincipalType::Unknown, id: None, session_name: None, account: None };
+    let mut identity =
+        Identity { kind: PrincipalType::Unknown, id: None, session_name: None, account: None, inferred: false };
     if let Some(uid) = uid
         && let Some(arn) = uid.strip_prefix("arn:")
     {
@@ -273,12 +283,13 @@ fn classify<'a>(
             // Every session of a role is the role: its id must not change per session.
             identity.id = Some(Cow::Owned(format!("arn:{partition}:iam::{account}:role/{role}")));
             identity.session_name = project(uid, |u| u.rsplit('/').next());
-            identity.kind = if is_email(session) {
-                PrincipalType::Human
+            // `RoleSessionName` is the caller's choice: a type read from it is an inference.
+            (identity.kind, identity.inferred) = if is_email(session) {
+                (PrincipalType::Human, true)
             } else if session.starts_with("i-") {
-                PrincipalType::Workload
+                (PrincipalType::Workload, true)
             } else {
-                PrincipalType::ServiceAccount
+                (PrincipalType::ServiceAccount, false)
             };
             return identity;
         }

@@ -2,10 +2,15 @@
 //! SSO flow). Machines call APIs; a service account at a console is a person holding its
 //! password or keys, which defeats every control built on knowing who acted.
 //!
-//! Judged against what the identity was before the sign-in: a console sign-in makes a
-//! CloudTrail IAM user look human, and nhid then keeps it in the human lane for safety
-//! (never auto-acted on). The alert still fires, with the machine type's settings; the
-//! policy sees the identity as it is now.
+//! Judged against the identity's established type: a console sign-in is typed human by
+//! its own event (that event runs in the human lane, never auto-acted on), and the alert
+//! fires at the identity's first, with the machine type's settings. An IAM user a person
+//! signs in with, at the console daily, is reported once, not daily.
+//!
+//! Also a machine identity used as a person would be, by fields the caller chooses alone:
+//! a browser's user agent or an email-like session name on a role session that machines
+//! use ([`Observation::first_as`]). Whoever holds the session chooses those, and they never
+//! move the identity to the human lane; the claim itself is the finding, once.
 
 use serde::Deserialize;
 
@@ -26,28 +31,38 @@ impl Kind for InteractiveLogin {
         if obs.prior_kind.is_machine() { obs.prior_kind } else { lane }
     }
 
-    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, _obs: &Observation<'_>) -> Option<Finding> {
-        if !self.operations.matches(&ev.action) {
-            return None;
-        }
-        Some(Finding {
-            evidence: crate::evidence! {
-                "action" => ev.action,
-                "outcome" => ev.outcome.as_str(),
-                "credential_kind" => ev.credential.kind.as_str(),
-                "source_ip" => ev.source.ip,
-                "user_agent" => ev.source.user_agent,
-            },
-            summary: format!(
-                "Machine identity {} ({lane}) signed in interactively: {} ({}) from {}.",
+    fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
+        let from = ev.source.ip.as_deref().unwrap_or("an unknown address");
+        let mut evidence = crate::evidence! {
+            "action" => ev.action,
+            "outcome" => ev.outcome.as_str(),
+            "credential_kind" => ev.credential.kind.as_str(),
+            "source_ip" => ev.source.ip,
+            "user_agent" => ev.source.user_agent,
+        };
+        let first_as_person = obs.first_as.is_some_and(|k| !k.is_machine());
+        let summary = if self.operations.matches(&ev.action) && (ev.principal.kind.is_machine() || first_as_person) {
+            format!(
+                "Machine identity {} ({lane}) signed in interactively: {} ({}) from {from}.",
+                ev.principal.id, ev.action, ev.outcome
+            )
+        } else if let Some(claimed) = obs.first_as.filter(|_| first_as_person && ev.principal.inferred && obs.learned) {
+            evidence.insert("claimed_type".into(), claimed.as_str().into());
+            if let Some(session) = ev.actor.session_id.as_deref() {
+                evidence.insert("session_id".into(), session.into());
+            }
+            format!(
+                "Machine identity {} ({lane}) was used as a {claimed} would be, by fields the caller chooses \
+                 (user agent {:?}, session {:?}): {} from {from}. It stays in the {lane} lane.",
                 ev.principal.id,
+                ev.source.user_agent.as_deref().unwrap_or("-"),
+                ev.actor.session_id.as_deref().unwrap_or("-"),
                 ev.action,
-                ev.outcome,
-                ev.source.ip.as_deref().unwrap_or("an unknown address")
-            ),
-            unit: ev.time.div_euclid(MINUTE),
-            ..Default::default()
-        })
+            )
+        } else {
+            return None;
+        };
+        Some(Finding { evidence, summary, unit: ev.time.div_euclid(MINUTE), ..Default::default() })
     }
 }
 

@@ -643,7 +643,7 @@ pub(crate) mod testing {
         AuditEvent {
             id: "e1".into(),
             time,
-            principal: Principal { id: "svc-a".into(), kind, name: None, owner: None, tenant: None },
+            principal: Principal { id: "svc-a".into(), kind, name: None, owner: None, tenant: None, inferred: false },
             credential: Credential { id: Some("AKIA1".into()), kind: CredentialKind::StaticKey, ..Default::default() },
             actor: Actor::default(),
             action: "s3:GetObject".into(),

@@ -38,6 +38,9 @@ impl Kind for SharedCredential {
             .map(|n| f64::from(n.probability))
             .reduce(|a, b| a * b)
             .filter(|&p| p <= self.max_probability);
+        if obs.foreign_credential && obs.new_credential {
+            return Some(foreign(ev));
+        }
         // Or a workload's token (a job's, a function's session) used from another place than
         // its workload, at any time in its life: the copy need not overlap the owner's use.
         let moved = obs.moved && obs.source_peak < 2;
@@ -82,6 +85,29 @@ impl Kind for SharedCredential {
             baseline: Some(format!("at most {} places at once usually", obs.source_peak)),
             key: crate::state::sets::fingerprint(credential),
         })
+    }
+}
+
+/// A credential first presented by another principal, now by this one: learned or not, as
+/// the owner is whoever presented it first. The engine never contains on it.
+fn foreign(ev: &AuditEvent<'_>) -> Finding {
+    let credential = ev.credential.id.as_deref().unwrap_or("?");
+    Finding {
+        evidence: crate::evidence! {
+            "credential_id" => credential,
+            "first_presented_by_another_principal" => true,
+            "source_ip" => ev.source.ip,
+            "user_agent" => ev.source.user_agent,
+        },
+        summary: format!(
+            "Credential {credential}, first presented by another principal, was presented by {} from {}: a credential copied between identities, or events naming another's credential. Not contained: it is not {}'s to lose.",
+            ev.principal.id,
+            ev.source.ip.as_deref().unwrap_or("-"),
+            ev.principal.id
+        ),
+        unit: ev.time.div_euclid(MINUTE),
+        key: crate::state::sets::fingerprint(credential),
+        ..Default::default()
     }
 }
 

@@ -95,6 +95,7 @@ string_enum! {
         IdentityCooldown => "identity_cooldown",
         RateLimited => "rate_limited",
         CircuitOpen => "circuit_open",
+        ForeignCredential => "foreign_credential",
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod baseline;
 pub mod breadth;
 pub mod lifecycle;
+pub mod owners;
 pub mod seasonal;
 pub mod sets;
 pub mod sources;
@@ -133,6 +134,9 @@ pub struct CredentialState {
     /// a job that did had started within the hour (overlapping jobs, a matrix build), and
     /// its first call came from the kind of place the identity's jobs run in.
     job: bool,
+    /// First presented by another principal ([`owners::CredentialOwners`]): never this
+    /// identity's to lose. Set by the engine, which holds the bindings.
+    pub foreign: bool,
     /// The place ([`crate::context::network::Place::key`]) a short-lived token was first
     /// used from, 0 if none (in what would be padding after `kind`): see
     /// [`Observation::moved`].
@@ -178,8 +182,14 @@ impl CredentialState {
 /// Everything nhid keeps about one principal.
 #[derive(Clone, Debug)]
 pub struct Identity {
-    /// Type after inventory override; decided when the identity is first seen.
+    /// Its established type: the inventory's, else the first an event showed (`unknown`
+    /// gives way to the first other). Events the platform types otherwise are judged in
+    /// their own lane (see [`Identity::lane`]); a type read from fields the caller chooses
+    /// never moves it. Kept in its tombstone when it is evicted.
     pub kind: PrincipalType,
+    /// Types other than `kind` its events showed, one bit per type (`unknown`, the ninth,
+    /// is never shown): each is reported the first time only ([`Observation::first_as`]).
+    shown: u8,
     /// Index of the matching inventory entry, resolved once (globs are not matched per
     /// event); `u32::MAX` when none (4 bytes where `Option<u32>` takes 8). Read through
     /// [`Identity::inventory`].
@@ -363,6 +373,11 @@ pub struct Observation<'e> {
     /// This event's credential's own recent calls (about its calls of the last minute,
     /// this one included); `None` without a credential id.
     pub credential_recent: Option<f32>,
+    /// The identity's first use of this event's credential.
+    pub new_credential: bool,
+    /// This event's credential was first presented by another principal
+    /// ([`owners::CredentialOwners`]): set by the engine at its first use.
+    pub foreign_credential: bool,
     /// The event's credential is a job's session: a short-lived token whose first call
     /// woke the identity from a quiet spell of [`EPISODE_GAP_MINUTES`] (a CI job's role
     /// session, a scheduled task's, a function's first cold start after idle), or one that
@@ -375,9 +390,13 @@ pub struct Observation<'e> {
     /// its job stopped using it, from another address of the same provider with the same
     /// client family (a function's key from the thief's own EC2 instance) is still a job's.
     pub job: bool,
-    /// The identity's type before this event (an event can show a machine to be a person:
-    /// see the pipeline's `reconcile`); interactive sign-ins are judged against it.
+    /// The identity's established type ([`Identity::kind`]); interactive sign-ins are
+    /// judged against it, as an IAM user's console sign-in is typed human by its event.
     pub prior_kind: PrincipalType,
+    /// A type other than the established one that this event showed the identity as for
+    /// the first time: an IAM user's first console sign-in (stated by the platform), or a
+    /// role session's first browser user agent (inferred, see `AuditEvent::principal`).
+    pub first_as: Option<PrincipalType>,
     /// Whether the inventory lists the principal; `None` when no inventory is loaded.
     pub registered: Option<bool>,
 }
@@ -421,6 +440,9 @@ pub struct Novel {
 /// [`Observation`]'s of the same names (`credential_age`, `credential_share`, ...).
 #[derive(Default)]
 struct CredentialUse {
+    /// The identity's first use of it (as far as its capped list remembers).
+    first: bool,
+    foreign: bool,
     age: Option<Millis>,
     expired_for: Option<Millis>,
     moved: bool,
@@ -454,6 +476,7 @@ impl Identity {
     pub fn new(kind: PrincipalType, inventory: Option<u32>, time: Millis) -> Self {
         Identity {
             kind,
+            shown: 0,
             inventory: inventory.unwrap_or(u32::MAX),
             first_seen: time,
             last_seen: time,
@@ -475,6 +498,38 @@ impl Identity {
     /// own would be (4 bytes per identity).
     pub fn hour_count(&self) -> u32 {
         self.rate.calls_in.open_hour()
+    }
+
+    /// The lane an event the decoder typed `seen` is judged in, and `seen` if the identity
+    /// shows as that type, not its own, for the first time.
+    ///
+    /// What the platform states decides per event: an IAM user's console sign-in is a
+    /// person's, its access key's calls are the machine's, each judged in its lane. What the
+    /// caller chooses (`inferred`) decides only a new identity's type: a stolen role session
+    /// used with a browser's user agent stays in the role's lane.
+    pub fn lane(&mut self, seen: PrincipalType, inferred: bool) -> (PrincipalType, Option<PrincipalType>) {
+        if self.kind == PrincipalType::Unknown {
+            self.kind = seen;
+        }
+        if seen == PrincipalType::Unknown || seen == self.kind {
+            return (self.kind, None);
+        }
+        let bit = 1 << seen.index();
+        let first = (self.shown & bit == 0).then_some(seen);
+        self.shown |= bit;
+        (if inferred { self.kind } else { seen }, first)
+    }
+
+    /// Marks its credential `id` as first presented by another principal.
+    pub fn mark_foreign(&mut self, id: &str) {
+        if let Some(c) = self.credentials.iter_mut().find(|c| *c.id == *id) {
+            c.foreign = true;
+        }
+    }
+
+    /// Whether its credential `id` was first presented by another principal.
+    pub fn is_foreign(&self, id: &str) -> bool {
+        self.credentials.iter().any(|c| c.foreign && *c.id == *id)
     }
 
     pub fn inventory(&self) -> Option<u32> {
@@ -589,8 +644,11 @@ impl Identity {
             moved,
             credential_share: credential.share,
             credential_recent: credential.recent,
+            new_credential: credential.first,
+            foreign_credential: credential.foreign,
             job: credential.job,
             prior_kind: self.kind,
+            first_as: None,
             registered: None,
         }
     }
@@ -701,7 +759,8 @@ impl Identity {
         };
         let t = ev.time;
         let c = &ev.credential;
-        let pos = match self.credentials.iter().position(|s| *s.id == *id) {
+        let existing = self.credentials.iter().position(|s| *s.id == *id);
+        let pos = match existing {
             Some(i) => i,
             None => {
                 // A job starts where the identity's jobs run: a token first used from
@@ -723,6 +782,7 @@ impl Identity {
                     kind: c.kind,
                     woke,
                     job,
+                    foreign: false,
                     place: 0,
                     recent: 0.0,
                     first_seen: (t / 1_000).clamp(0, i64::from(u32::MAX)) as u32,
@@ -754,6 +814,8 @@ impl Identity {
         let all = self.recent.to_f32() + 1.0;
         self.recent = f16::from_f32(all);
         CredentialUse {
+            first: existing.is_none(),
+            foreign: s.foreign,
             age: Some(s.age_at(t)),
             expired_for,
             moved,
@@ -774,8 +836,19 @@ pub struct StateStore {
     /// When each identity evicted for idleness was last seen, by a hash of its id: 16 bytes
     /// where the identity took a kilobyte, so that a key asleep for months and then used
     /// again is known to have slept (`dormant_reactivation`).
-    tombstones: DashMap<u64, Millis, Xxh3Builder>,
+    tombstones: DashMap<u64, Tombstone, Xxh3Builder>,
     config: StateConfig,
+}
+
+/// What an identity evicted for idleness leaves: when it was last seen, so its sleep is
+/// known, and its type and claims, so that a role people use is still theirs when it
+/// returns, and one machines use is not re-typed by whoever uses it first after the gap
+/// (with the other types it showed, reported once).
+#[derive(Clone, Copy, Debug)]
+struct Tombstone {
+    last_seen: Millis,
+    kind: PrincipalType,
+    shown: u8,
 }
 
 /// Tombstones older than this are forgotten: a principal back after half a year is treated
@@ -827,9 +900,13 @@ impl StateStore {
         let mut entry = self.map.entry(id.into()).or_insert_with(|| {
             let mut identity = create();
             if !self.tombstones.is_empty()
-                && let Some((_, last_seen)) = self.tombstones.remove(&tombstone_key(id))
+                && let Some((_, tomb)) = self.tombstones.remove(&tombstone_key(id))
             {
-                identity.last_seen = identity.last_seen.min(last_seen);
+                identity.last_seen = identity.last_seen.min(tomb.last_seen);
+                if tomb.kind != PrincipalType::Unknown {
+                    identity.kind = tomb.kind;
+                }
+                identity.shown |= tomb.shown;
             }
             Box::new(identity)
         });
@@ -846,11 +923,11 @@ impl StateStore {
     pub fn evict(&self, now: Millis) -> usize {
         let idle_before = now - (self.config.idle_ttl_secs as Millis) * 1_000;
         let mut evicted = self.forget(|v| v.last_seen >= idle_before);
-        self.tombstones.retain(|_, t| *t >= now - TOMBSTONE_TTL);
+        self.tombstones.retain(|_, t| t.last_seen >= now - TOMBSTONE_TTL);
         if self.tombstones.len() > self.config.max_identities {
-            let cutoff =
-                keep_newest(self.tombstones.iter().map(|e| *e.value()).collect(), self.config.max_identities / 2);
-            self.tombstones.retain(|_, t| *t >= cutoff);
+            let seen = self.tombstones.iter().map(|e| e.value().last_seen).collect();
+            let cutoff = keep_newest(seen, self.config.max_identities / 2);
+            self.tombstones.retain(|_, t| t.last_seen >= cutoff);
         }
         if self.map.len() > self.config.max_identities {
             let seen: Vec<Millis> = self.map.iter().map(|e| e.last_seen).collect();
@@ -860,7 +937,7 @@ impl StateStore {
         evicted
     }
 
-    /// Drops the identities `keep` rejects, each leaving a tombstone of its last-seen time;
+    /// Drops the identities `keep` rejects, each leaving a [`Tombstone`];
     /// returns how many.
     fn forget(&self, keep: impl Fn(&Identity) -> bool) -> usize {
         // Counted as removed, not as the change in length: other workers insert meanwhile
@@ -870,7 +947,8 @@ impl StateStore {
             let kept = keep(v);
             if !kept {
                 forgotten += 1;
-                self.tombstones.insert(tombstone_key(k), v.last_seen);
+                let tomb = Tombstone { last_seen: v.last_seen, kind: v.kind, shown: v.shown };
+                self.tombstones.insert(tombstone_key(k), tomb);
             }
             kept
         });
@@ -932,6 +1010,7 @@ mod tests {
                 name: None,
                 owner: None,
                 tenant: None,
+                inferred: false,
             },
             credential: Credential {
                 id: Some("AKIA1".into()),
