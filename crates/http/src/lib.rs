@@ -1,7 +1,8 @@
 //! The HTTP endpoint (`http.listen`, loopback by default): `/metrics` in the Prometheus text
 //! format, `/healthz` (the process is alive), `/readyz` (partitions assigned, broker
 //! reachable; 503 with the reason otherwise), and the inventory: `/principals` (filtered,
-//! paginated) and `/principals/{id}` as JSON.
+//! paginated) and `/principals/{id}` as JSON. The inventory asks for a bearer token when one
+//! is set, and one must be set off loopback; the connections are bounded (`connection`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
