@@ -48,8 +48,10 @@ USER 10001:10001
 # Writable by nhid: `nhid replay --alerts` writes here (a named volume mounted here takes
 # this ownership).
 WORKDIR /var/lib/nhid
-# /metrics, /healthz, /readyz (the listener is 127.0.0.1 by default; set
-# NHID__HTTP__LISTEN=0.0.0.0:9898 to reach it from outside the container).
+# /metrics, /healthz, /readyz, /principals. The listener is 127.0.0.1 by default; to reach it
+# from outside the container set NHID__HTTP__LISTEN=0.0.0.0:9898 and a bearer token for
+# /principals (NHID__HTTP__TOKEN_FILE pointing at a mounted secret, or NHID_HTTP_TOKEN):
+# nhid refuses a listener off loopback without one.
 EXPOSE 9898
 ENTRYPOINT ["nhid"]
 CMD ["run"]

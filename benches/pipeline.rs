@@ -474,9 +474,11 @@ fn benches(c: &mut Criterion) {
         ("owner_filter", r#"{"owner":"team-7"}"#),
     ] {
         let q = query(q);
-        g.bench_function(name, |b| b.iter(|| principals::list(&e, black_box(&q)).unwrap().principals.len()));
+        g.bench_function(name, |b| b.iter(|| principals::list(&e, black_box(&q), false).unwrap().principals.len()));
     }
-    g.bench_function("one_principal", |b| b.iter(|| principals::view(&e, black_box("svc-050001"), true).is_some()));
+    g.bench_function("one_principal", |b| {
+        b.iter(|| principals::view(&e, black_box("svc-050001"), true, false).is_some())
+    });
     g.finish();
 }
 

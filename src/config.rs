@@ -210,15 +210,20 @@ impl Config {
             "response.act_max_probability: must be in (0, 1]",
         );
         errors.extend(self.kafka.validate());
+        errors.extend(self.http.validate());
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             errors.push(format!("log.level: {e}"));
         }
         errors
     }
 
-    /// Loads detectors and inventory and builds the engine, reporting every error at once.
+    /// Loads detectors and inventory and builds the engine, reporting every error at once
+    /// (the HTTP token's too: it is read here so that `nhid check` reports it).
     pub fn engine(&self) -> Result<Engine, Vec<String>> {
         let mut errors = self.validate();
+        if let Err(e) = self.http.token() {
+            errors.push(e);
+        }
         let detectors = detect::load(self.detectors_dir.as_deref()).map_err(|e| errors.extend(e.messages())).ok();
         let inventory = match &self.inventory {
             None => Some(Inventory::default()),

@@ -96,6 +96,7 @@ fn populated() -> Config {
     };
     c.state.learning_secs.per_type.insert(PrincipalType::AiAgent, 43_200);
     c.kafka.instance_id = Some("nhid-0".into());
+    c.http.token_file = Some("/run/secrets/nhid-http-token".into());
     c.kafka.lifecycle_topic = Some("nhid.lifecycle".into());
     c.kafka.action_results_topic = Some("nhid.action-results".into());
     c.kafka.lanes.insert("machine".into(), "audit.machine".into());

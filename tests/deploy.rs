@@ -462,7 +462,36 @@ fn dockerfile_builds_locked_and_runs_nhid_unprivileged() {
 
 #[test]
 fn stack_config_loads() {
-    let config = stack_config();
+    let mut config = stack_config();
     assert_eq!(config.response.mode, Mode::DryRun, "no revocation service in the stack");
-    assert!(config.engine().is_ok(), "the stack's configuration builds an engine");
+    // The token file is made in the stack's volume when it starts: a stand-in here.
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("http-token");
+    std::fs::write(&token, "0123456789abcdefghijklmnopqrstuvwxyzABCD").unwrap();
+    config.http.token_file = Some(token);
+    assert_eq!(config.engine().err(), None, "the stack's configuration builds an engine");
+}
+
+/// nhid listens on all interfaces in the stack, which it refuses without a token: the token
+/// file it is given is made, before it starts, in a volume it mounts.
+#[test]
+fn compose_gives_nhid_the_token_its_listener_needs() {
+    let c = compose();
+    let token_file = stack_config().http.token_file.expect("the stack sets http.token_file");
+    let dir = token_file.parent().unwrap().to_str().unwrap().to_string();
+    let nhid = service(&c, "nhid");
+    let (volume, _) =
+        mounts(nhid).into_iter().find(|(_, target)| *target == dir).expect("nhid mounts the token's directory");
+    assert!(!is_bind(&volume), "a named volume, not a file in the repository: {volume}");
+    let (maker, made_by) = c["services"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| *name != "nhid")
+        .find(|(_, s)| mounts(s).iter().any(|(source, target)| *source == volume && *target == dir))
+        .expect("a service writes the token into the volume");
+    let script = command_text(&made_by["command"]);
+    assert!(script.contains(token_file.to_str().unwrap()) && script.contains("/dev/urandom"), "{script}");
+    assert!(script.contains("chown 10001:10001"), "readable by the image's user: {script}");
+    assert_eq!(depends_on(nhid).get(maker.as_str()).map(String::as_str), Some("service_completed_successfully"));
 }

@@ -402,8 +402,8 @@ fn the_metrics_endpoint_counts_what_was_processed() {
     let engine = Arc::new(fixture_engine());
     let metrics = Arc::new(nhid_engine::metrics::Metrics::new());
     let health = Arc::new(nhid_engine::metrics::Health::default());
-    let addr =
-        nhid_http::serve("127.0.0.1:0".parse().unwrap(), engine.clone(), metrics.clone(), health.clone()).unwrap();
+    let http = nhid_http::HttpConfig { listen: "127.0.0.1:0".parse().unwrap(), ..Default::default() };
+    let addr = nhid_http::serve(&http, engine.clone(), metrics.clone(), health.clone()).unwrap();
     assert_eq!(get(addr, "/healthz").0, 200);
     assert_eq!(get(addr, "/readyz"), (503, "not ready: no partitions assigned\n".into()));
 

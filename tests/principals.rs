@@ -102,7 +102,8 @@ fn served_scenario() -> (SocketAddr, Outputs) {
 /// The HTTP endpoint over an engine, on a free port.
 fn serve(engine: Arc<Engine>) -> SocketAddr {
     let health = Arc::new(nhid_engine::metrics::Health::default());
-    nhid_http::serve("127.0.0.1:0".parse().unwrap(), engine, Arc::new(Metrics::new()), health).unwrap()
+    let http = nhid_http::HttpConfig { listen: "127.0.0.1:0".parse().unwrap(), ..Default::default() };
+    nhid_http::serve(&http, engine, Arc::new(Metrics::new()), health).unwrap()
 }
 
 fn json(addr: SocketAddr, path: &str) -> (u16, Value) {
@@ -166,7 +167,8 @@ fn a_principal_shows_its_credentials_open_alerts_and_risk() {
     assert_eq!(p["last_seen"], "2026-11-20T03:00:09.000Z");
     assert_eq!(p["inventory"]["criticality"], "critical");
     let credential = &p["credentials"][0];
-    assert_eq!(credential["id"], "AKIAREVOKEDEXAMPLE1");
+    // Its first and last 4 characters: `http.show_full_credential_ids` is off by default.
+    assert_eq!(credential["id"], "AKIA…PLE1");
     assert_eq!(credential["kind"], "static_key");
     assert_eq!(credential["age_secs"], 3 * 3_600, "first used three hours before the stream's end");
     assert_eq!(credential["revoked_at"], "2026-11-20T01:30:00.000Z");

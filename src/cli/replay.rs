@@ -13,7 +13,7 @@ use clap::Args;
 use flate2::read::MultiGzDecoder;
 
 use super::{EngineArgs, config_errors, init_logs, stop_on_signals};
-use crate::config::LogConfig;
+use crate::config::Config;
 use nhid_engine::metrics::Health;
 use nhid_engine::metrics::Metrics;
 use nhid_engine::{ControlKind, Engine, Origin, Outputs, Stats};
@@ -48,11 +48,17 @@ pub struct ReplayArgs {
 }
 
 pub fn run(args: ReplayArgs) -> ExitCode {
-    let (config, engine) = match args.engine.load(|_| {}) {
+    // `--http` is `http.listen`: validated with the rest (a non-loopback address needs a token).
+    let listen = |c: &mut crate::config::Config| {
+        if let Some(l) = args.http {
+            c.http.listen = l;
+        }
+    };
+    let (config, engine) = match args.engine.load(listen) {
         Ok((c, e)) => (c, Arc::new(e)),
         Err(errors) => return config_errors(&errors),
     };
-    match replay(&engine, &config.log, &args) {
+    match replay(&engine, &config, &args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -72,12 +78,12 @@ fn create(path: &Path) -> anyhow::Result<Box<dyn Write>> {
     Ok(Box::new(BufWriter::with_capacity(1 << 16, f)))
 }
 
-fn replay(engine: &Arc<Engine>, log: &LogConfig, args: &ReplayArgs) -> anyhow::Result<()> {
+fn replay(engine: &Arc<Engine>, config: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
     let served = match args.http {
-        Some(listen) => {
-            init_logs(log);
+        Some(_) => {
+            init_logs(&config.log);
             let metrics = Arc::new(Metrics::new());
-            let bound = nhid_http::serve(listen, engine.clone(), metrics.clone(), Arc::new(Health::default()))?;
+            let bound = nhid_http::serve(&config.http, engine.clone(), metrics.clone(), Arc::new(Health::default()))?;
             Some((bound, metrics, stop_on_signals()?))
         }
         None => None,

@@ -83,7 +83,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
     engine.pace_actions_in_processing_time();
     let engine = Arc::new(engine);
     let (metrics, health) = (Arc::new(Metrics::new()), Arc::new(Health::default()));
-    let result = nhid_http::serve(config.http.listen, engine.clone(), metrics.clone(), health.clone())
+    let result = nhid_http::serve(&config.http, engine.clone(), metrics.clone(), health.clone())
         .map_err(anyhow::Error::from)
         .and_then(|_| stop_on_signals())
         .and_then(|stop| Ok(nhid_kafka::run_observed(engine, &config.kafka, stop, metrics, health)?));

@@ -197,7 +197,8 @@ pub struct Baseline {
 }
 
 /// One page of the identities matching `query`, in id order.
-pub fn list(engine: &Engine, query: &Query) -> Result<Page, QueryError> {
+/// Credential ids are whole with `full_ids`, else shortened by [`shortened`].
+pub fn list(engine: &Engine, query: &Query, full_ids: bool) -> Result<Page, QueryError> {
     let kinds = query.kinds()?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -234,17 +235,18 @@ pub fn list(engine: &Engine, query: &Query) -> Result<Page, QueryError> {
         ids[limit - 1].to_string()
     });
     // An identity evicted between the pass and here is left out of the page.
-    let principals = ids.iter().filter_map(|id| view(engine, id, false)).collect();
+    let principals = ids.iter().filter_map(|id| view(engine, id, false, full_ids)).collect();
     Ok(Page { as_of: engine.now().map(format_rfc3339), total, principals, next })
 }
 
-/// One identity, with what its baseline has learned when `detail` is set.
-pub fn view(engine: &Engine, id: &str, detail: bool) -> Option<Principal> {
+/// One identity, with what its baseline has learned when `detail` is set; credential ids
+/// whole with `full_ids`, else shortened by [`shortened`].
+pub fn view(engine: &Engine, id: &str, detail: bool, full_ids: bool) -> Option<Principal> {
     let identity = engine.store().get(id)?;
     let identity: &Identity = &identity;
     let now = engine.now().unwrap_or(identity.last_seen);
     let entry = engine.inventory().entry(identity.inventory());
-    let credentials = credentials(engine, identity, now);
+    let credentials = credentials(engine, identity, now, full_ids);
     let rate = rate(identity, now);
     let open_alerts = open_alerts(engine, id, identity, now);
     let orphaned = orphaned(engine, identity, now);
@@ -287,13 +289,25 @@ pub fn view(engine: &Engine, id: &str, detail: bool) -> Option<Principal> {
     })
 }
 
-fn credentials(engine: &Engine, identity: &Identity, now: Millis) -> Vec<CredentialView> {
+/// A credential id as the inventory shows it by default: its first and last 4 characters
+/// (`AKIA…WXYZ`, as consoles show access keys), enough to tell keys apart and find one
+/// elsewhere, too little to use as a lookup key for someone who reads the page. A short id
+/// keeps a quarter of its characters at each end, so at least half of it is hidden.
+pub fn shortened(id: &str) -> String {
+    let chars = id.chars().count();
+    let kept = (chars / 4).min(4);
+    let head: String = id.chars().take(kept).collect();
+    let tail: String = id.chars().skip(chars - kept).collect();
+    format!("{head}…{tail}")
+}
+
+fn credentials(engine: &Engine, identity: &Identity, now: Millis, full_ids: bool) -> Vec<CredentialView> {
     let revocations = &engine.lifecycle().credentials;
     identity
         .credentials
         .iter()
         .map(|c| CredentialView {
-            id: c.id.to_string(),
+            id: if full_ids { c.id.to_string() } else { shortened(&c.id) },
             kind: c.kind,
             first_seen: format_rfc3339(c.first_seen()),
             last_seen: format_rfc3339(c.last_seen),
@@ -464,7 +478,17 @@ mod tests {
     }
 
     fn factors(engine: &Engine, id: &str) -> Vec<&'static str> {
-        view(engine, id, false).unwrap().risk.factors.iter().map(|f| f.factor).collect()
+        view(engine, id, false, false).unwrap().risk.factors.iter().map(|f| f.factor).collect()
+    }
+
+    #[test]
+    fn a_credential_id_is_shortened_to_its_ends_and_never_half_shown() {
+        assert_eq!(shortened("AKIAIOSFODNN7EXAMPLE"), "AKIA…MPLE");
+        assert_eq!(shortened("0d5e3b1c-7f4a-4e2b-9c1d-2a6b8e4f0a91"), "0d5e…0a91");
+        assert_eq!(shortened("AKIA1234"), "AK…34");
+        assert_eq!(shortened("abc"), "…");
+        assert_eq!(shortened(""), "…");
+        assert_eq!(shortened("ключ-доступа-123"), "ключ…-123", "characters, not bytes");
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! `/healthz` and `/readyz` are served as by `nhid run` (`http.listen`, `--http-listen`).
 
 use std::io::{IsTerminal, Write};
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,7 +72,7 @@ pub fn run(args: &DemoArgs) -> ExitCode {
     // The demo's own lines are the output; logs (in the configured format) only say when
     // something is wrong, unless RUST_LOG asks for more.
     init_logs(&LogConfig { level: "warn,librdkafka=error,rdkafka=error".into(), ..config.log });
-    match demo(engine, config.http.listen, args) {
+    match demo(engine, &config.http, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -82,7 +81,7 @@ pub fn run(args: &DemoArgs) -> ExitCode {
     }
 }
 
-fn demo(engine: Engine, listen: SocketAddr, args: &DemoArgs) -> anyhow::Result<()> {
+fn demo(engine: Engine, http: &nhid_http::HttpConfig, args: &DemoArgs) -> anyhow::Result<()> {
     let paint = Paint(std::io::stdout().is_terminal());
     // Kept until the end: dropping it stops the cluster.
     let (_cluster, kafka) = start_cluster()?;
@@ -94,8 +93,8 @@ fn demo(engine: Engine, listen: SocketAddr, args: &DemoArgs) -> anyhow::Result<(
     }
     let engine = Arc::new(engine);
     let (metrics, health) = (Arc::new(Metrics::new()), Arc::new(Health::default()));
-    let bound = nhid_http::serve(listen, engine.clone(), metrics.clone(), health.clone())
-        .with_context(|| format!("serving HTTP on {listen}"))?;
+    let bound = nhid_http::serve(http, engine.clone(), metrics.clone(), health.clone())
+        .with_context(|| format!("serving HTTP on {}", http.listen))?;
     // Where to look; tests read the address from the first line.
     println!("metrics: http://{bound}/metrics");
     println!("inventory: http://{bound}/principals");
