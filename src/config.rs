@@ -189,6 +189,7 @@ impl Config {
             "decode.max_clock_skew_secs: must be between 1 and 86400 (a day)",
         );
         check(self.state.max_identities > 0, "state.max_identities: must be positive");
+        check(self.state.max_memory_mib > 0, "state.max_memory_mib: must be positive");
         let secs = |v: u64| (1..=MAX_SETTING_SECS).contains(&v);
         check(secs(self.state.idle_ttl_secs), "state.idle_ttl_secs: must be between 1 and 315360000 (ten years)");
         let learning = &self.state.learning_secs;

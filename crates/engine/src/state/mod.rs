@@ -13,6 +13,8 @@ pub mod sets;
 pub mod sources;
 pub mod tail;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use dashmap::DashMap;
 use half::f16;
 use serde::{Deserialize, Serialize};
@@ -51,6 +53,12 @@ pub struct StateConfig {
     /// Ceiling on tracked identities; past it the least recently seen are evicted.
     #[serde(default = "default_max_identities")]
     pub max_identities: usize,
+    /// Ceiling on the state's estimated memory, in MiB: each identity's fixed part
+    /// ([`IDENTITY_BYTES`]) and the strings events chose the length of (its id, its
+    /// credentials' ids, its owner). Past it the least recently seen are evicted, as past
+    /// `max_identities`: a flood of principals with kilobyte ids is bounded in bytes.
+    #[serde(default = "default_max_memory_mib")]
+    pub max_memory_mib: usize,
     /// An identity not seen for this long (event time) is forgotten.
     #[serde(default = "default_idle_ttl_secs")]
     pub idle_ttl_secs: u64,
@@ -64,6 +72,17 @@ fn default_max_identities() -> usize {
     1_000_000
 }
 
+fn default_max_memory_mib() -> usize {
+    // A million identities with their usual ids take about 1.6 GiB by the estimate.
+    4_096
+}
+
+/// What an identity takes besides the strings events chose the length of: the boxed
+/// identity (`size_of::<Identity>()`, at most 728 bytes), its table slot, its capped
+/// sets' heap and alerting state, rounded up. An estimate: the bound is on the order of
+/// magnitude, which a flood of long ids would otherwise move a hundredfold.
+pub const IDENTITY_BYTES: usize = 1_536;
+
 fn default_idle_ttl_secs() -> u64 {
     // Five weeks: a monthly job keeps its baseline, and a key that wakes after
     // `dormant_reactivation`'s eight days is still judged by all it learned (its networks,
@@ -75,6 +94,7 @@ impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             max_identities: default_max_identities(),
+            max_memory_mib: default_max_memory_mib(),
             idle_ttl_secs: default_idle_ttl_secs(),
             learning_secs: LearningSecs::default(),
         }
@@ -520,6 +540,12 @@ impl Identity {
         (if inferred { self.kind } else { seen }, first)
     }
 
+    /// Bytes of the strings it holds whose length events chose (beyond [`IDENTITY_BYTES`]).
+    fn variable_bytes(&self) -> usize {
+        let credentials: usize = self.credentials.iter().map(|c| c.id.len() + size_of::<CredentialState>()).sum();
+        credentials + self.owner.as_ref().map_or(0, |o| o.len())
+    }
+
     /// Marks its credential `id` as first presented by another principal.
     pub fn mark_foreign(&mut self, id: &str) {
         if let Some(c) = self.credentials.iter_mut().find(|c| *c.id == *id) {
@@ -837,6 +863,9 @@ pub struct StateStore {
     /// where the identity took a kilobyte, so that a key asleep for months and then used
     /// again is known to have slept (`dormant_reactivation`).
     tombstones: DashMap<u64, Tombstone, Xxh3Builder>,
+    /// The identities' ids and [`Identity::variable_bytes`], summed: with the count, the
+    /// estimate `state.max_memory_mib` bounds.
+    bytes: AtomicUsize,
     config: StateConfig,
 }
 
@@ -874,6 +903,7 @@ impl StateStore {
         StateStore {
             map: DashMap::with_hasher_and_shard_amount(Xxh3Builder::new(), shards),
             tombstones: DashMap::with_hasher(Xxh3Builder::new()),
+            bytes: AtomicUsize::new(0),
             config,
         }
     }
@@ -895,9 +925,14 @@ impl StateStore {
         f: impl FnOnce(&mut Identity) -> R,
     ) -> R {
         if let Some(mut entry) = self.map.get_mut(id) {
-            return f(&mut entry);
+            let before = entry.variable_bytes();
+            let r = f(&mut entry);
+            self.account(before, entry.variable_bytes());
+            return r;
         }
+        let mut created = false;
         let mut entry = self.map.entry(id.into()).or_insert_with(|| {
+            created = true;
             let mut identity = create();
             if !self.tombstones.is_empty()
                 && let Some((_, tomb)) = self.tombstones.remove(&tombstone_key(id))
@@ -910,7 +945,31 @@ impl StateStore {
             }
             Box::new(identity)
         });
-        f(&mut entry)
+        let before = if created { 0 } else { entry.variable_bytes() };
+        let r = f(&mut entry);
+        self.account(before, entry.variable_bytes() + if created { id.len() } else { 0 });
+        r
+    }
+
+    fn account(&self, before: usize, after: usize) {
+        if after > before {
+            self.bytes.fetch_add(after - before, Ordering::Relaxed);
+        } else if before > after {
+            self.bytes.fetch_sub(before - after, Ordering::Relaxed);
+        }
+    }
+
+    /// The state's estimated memory in bytes (see `state.max_memory_mib`).
+    pub fn estimated_bytes(&self) -> usize {
+        self.map.len() * IDENTITY_BYTES + self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// How many identities the ceilings allow now: `max_identities`, fewer when the
+    /// estimate per identity times that would pass `max_memory_mib`.
+    fn allowed(&self) -> usize {
+        let max_bytes = self.config.max_memory_mib.saturating_mul(1 << 20);
+        let per = self.estimated_bytes() / self.map.len().max(1);
+        self.config.max_identities.min(max_bytes / per.max(IDENTITY_BYTES))
     }
 
     pub fn get(&self, id: &str) -> Option<dashmap::mapref::one::Ref<'_, Box<str>, Box<Identity>>> {
@@ -929,9 +988,10 @@ impl StateStore {
             let cutoff = keep_newest(seen, self.config.max_identities / 2);
             self.tombstones.retain(|_, t| t.last_seen >= cutoff);
         }
-        if self.map.len() > self.config.max_identities {
+        let allowed = self.allowed();
+        if self.map.len() > allowed {
             let seen: Vec<Millis> = self.map.iter().map(|e| e.last_seen).collect();
-            let cutoff = keep_newest(seen, self.config.max_identities * 9 / 10);
+            let cutoff = keep_newest(seen, allowed * 9 / 10);
             evicted += self.forget(|v| v.last_seen >= cutoff);
         }
         evicted
@@ -947,6 +1007,7 @@ impl StateStore {
             let kept = keep(v);
             if !kept {
                 forgotten += 1;
+                self.bytes.fetch_sub(k.len() + v.variable_bytes(), Ordering::Relaxed);
                 let tomb = Tombstone { last_seen: v.last_seen, kind: v.kind, shown: v.shown };
                 self.tombstones.insert(tombstone_key(k), tomb);
             }
@@ -967,9 +1028,12 @@ impl StateStore {
     pub fn release(&self, homes: &std::collections::HashSet<u32>) -> usize {
         // Counted as in `forget`: the length may change under other workers' inserts.
         let mut released = 0;
-        self.map.retain(|_, v| {
+        self.map.retain(|k, v| {
             let keep = !homes.contains(&v.home);
-            released += usize::from(!keep);
+            if !keep {
+                released += 1;
+                self.bytes.fetch_sub(k.len() + v.variable_bytes(), Ordering::Relaxed);
+            }
             keep
         });
         released
@@ -979,6 +1043,7 @@ impl StateStore {
     /// pipeline's event-time schedule instead.
     pub fn over_capacity(&self) -> bool {
         self.map.len() > self.config.max_identities
+            || self.estimated_bytes() > self.config.max_memory_mib.saturating_mul(1 << 20)
     }
 }
 
@@ -1142,5 +1207,24 @@ mod tests {
         assert!(store.get("p149").is_some() && store.get("p0").is_none());
         // Idle for over an hour: p60..p99 (last seen before 100 s) are forgotten.
         assert_eq!(store.evict(3_700_000), 40);
+    }
+
+    #[test]
+    fn identities_with_long_ids_are_bounded_in_bytes_not_only_in_count() {
+        // Ids of 4 KiB (the longest an event may carry) under a 1 MiB ceiling: by count
+        // alone (a million) all 2,000 would be kept, about 11 MiB.
+        let store = StateStore::new(StateConfig { max_memory_mib: 1, ..Default::default() });
+        for i in 0..2_000 {
+            let id = format!("{i:04}{}", "x".repeat(4_092));
+            store.with_identity(&id, || Identity::new(PrincipalType::ApiKey, None, i), |_| ());
+            if store.over_capacity() {
+                store.evict(i);
+            }
+        }
+        assert!(store.estimated_bytes() <= 1 << 20, "{}", store.estimated_bytes());
+        assert!(store.len() > 100 && store.len() < 300, "{}", store.len());
+        // Released identities give their bytes back.
+        store.release(&std::collections::HashSet::from([0]));
+        assert_eq!((store.len(), store.estimated_bytes()), (0, 0));
     }
 }
