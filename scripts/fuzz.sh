@@ -37,7 +37,7 @@ for target in "${targets[@]}"; do
     set -e
     done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 || true)
     runs=$(grep -oP 'stat::number_of_executed_units: *\K[0-9]+' "$log" || echo "?")
-    echo "fuzz $target: ${runs} runs in ${seconds} s; ${done_line#*DONE   }"
+    echo "fuzz $target: ${runs} runs (at most ${seconds} s); ${done_line#*DONE   }"
     if [ "$status" -ne 0 ]; then
         failed+=("$target")
         grep -E -A6 'panicked at|ERROR: libFuzzer|SUMMARY' "$log" | head -n 40 >&2 || tail -n 20 "$log" >&2
