@@ -23,7 +23,7 @@ use crate::{DecodeContext, DecodeError};
 use nhid_model::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
 };
-use nhid_model::time::{Millis, parse_rfc3339};
+use nhid_model::time::{Millis, RFC3339_RANGE, parse_rfc3339};
 use nhid_model::vocab::DeadLetterReason;
 
 /// An audit event has a string `actor` (the login) and an `action` at top level. Other
@@ -272,27 +272,34 @@ enum Stamp {
     Invalid,
 }
 
+impl Stamp {
+    /// Epoch milliseconds, outside the years RFC 3339 writes an invalid time.
+    fn millis(v: Millis) -> Stamp {
+        if RFC3339_RANGE.contains(&v) { Stamp::At(v) } else { Stamp::Invalid }
+    }
+}
+
 fn time_field<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Stamp>, D::Error> {
     /// Anything present that is not a time is an invalid one, not an absent one.
     struct Time;
     impl<'de> Read<'de> for Time {
         type Value = Option<Stamp>;
         fn u64(self, v: u64) -> Self::Value {
-            Some(i64::try_from(v).map_or(Stamp::Invalid, Stamp::At))
+            Some(i64::try_from(v).map_or(Stamp::Invalid, Stamp::millis))
         }
         fn i64(self, v: i64) -> Self::Value {
-            Some(Stamp::At(v))
+            Some(Stamp::millis(v))
         }
         fn f64(self, v: f64) -> Self::Value {
             let ok = v.is_finite() && v.abs() < i64::MAX as f64;
-            Some(if ok { Stamp::At(v as i64) } else { Stamp::Invalid })
+            Some(if ok { Stamp::millis(v as i64) } else { Stamp::Invalid })
         }
         fn str(self, v: &str) -> Self::Value {
             if v.is_empty() {
                 return None;
             }
             let millis = || v.bytes().all(|b| b.is_ascii_digit()).then(|| v.parse().ok()).flatten();
-            Some(parse_rfc3339(v).or_else(millis).map_or(Stamp::Invalid, Stamp::At))
+            Some(parse_rfc3339(v).or_else(millis).map_or(Stamp::Invalid, Stamp::millis))
         }
         fn bool(self, _: bool) -> Self::Value {
             Some(Stamp::Invalid)
@@ -546,6 +553,16 @@ mod tests {
         assert_eq!(one(float).unwrap().time, 1621305118553);
         let bad = r#"{"actor":"cat","action":"x.y","created_at":"yesterday"}"#;
         assert_eq!(decode_all(bad, &ctx)[0].as_ref().unwrap_err().reason, DeadLetterReason::InvalidTime);
+    }
+
+    /// Found by fuzzing: microseconds read as milliseconds made an event of the year 53,660,
+    /// whose canonical JSON (and alerts) carried a time no RFC 3339 reader takes.
+    #[test]
+    fn a_number_outside_the_years_rfc3339_writes_is_an_invalid_time() {
+        for created_at in ["1631205105118553", "\"1631205105118553\"", "-99999999999999", "1.6e15"] {
+            let text = format!(r#"{{"actor":"cat","action":"x.y","created_at":{created_at}}}"#);
+            assert_eq!(one(&text).unwrap_err().reason, DeadLetterReason::InvalidTime, "{text}");
+        }
     }
 
     #[test]

@@ -24,6 +24,11 @@ pub const MINUTE: Millis = 60 * SECOND;
 pub const HOUR: Millis = 60 * MINUTE;
 pub const DAY: Millis = 24 * HOUR;
 
+/// The times RFC 3339 can write, years 0000 to 9999. A number outside is no event's time (a
+/// timestamp in microseconds read as milliseconds is in the year 53,000), and nhid's outputs,
+/// which state times in RFC 3339, could not carry it.
+pub const RFC3339_RANGE: std::ops::RangeInclusive<Millis> = -62_167_219_200_000..=253_402_300_799_999;
+
 /// The longest duration a setting may name, in seconds: ten years. Longer is a typo, and
 /// past about 9·10¹⁵ seconds a duration in milliseconds overflows (a learning period that
 /// wraps to negative learns nothing; a cooldown that wraps is none).
@@ -207,6 +212,15 @@ mod tests {
         assert_eq!(parse_rfc3339("2023-01-10T20:04:02-0100"), Some(t));
         assert_eq!(parse_rfc3339("2023-01-10T21:04:02.123456Z"), Some(t + 123));
         assert_eq!(t, 1_673_384_642_000);
+    }
+
+    #[test]
+    fn the_rfc3339_range_is_what_formats_and_parses_back() {
+        let (first, last) = (*RFC3339_RANGE.start(), *RFC3339_RANGE.end());
+        assert_eq!(format_rfc3339(first), "0000-01-01T00:00:00.000Z");
+        assert_eq!(format_rfc3339(last), "9999-12-31T23:59:59.999Z");
+        assert_eq!(parse_rfc3339(&format_rfc3339(first)), Some(first));
+        assert_eq!(parse_rfc3339(&format_rfc3339(last)), Some(last));
     }
 
     #[test]

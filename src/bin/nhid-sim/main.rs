@@ -1,19 +1,20 @@
 //! `nhid-sim`: the simulator's tool, beside the production binary and never linked into it
 //! (built with the `sim` feature). It writes labeled synthetic traffic, scores nhid against
-//! the labels, and runs the whole product on one machine as a demo.
+//! the labels, runs the whole product on one machine as a demo, and soaks `nhid run` on a broker.
 
 #![forbid(unsafe_code)]
 
 mod demo;
 mod eval;
 mod simulate;
+mod soak;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "nhid-sim", version, about = "Labeled synthetic traffic for nhid: simulate, evaluate, demo")]
+#[command(name = "nhid-sim", version, about = "Labeled synthetic traffic for nhid: simulate, evaluate, demo, soak")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,6 +44,12 @@ enum Command {
     /// Everything on one machine: an in-process Kafka cluster, live simulated traffic with an
     /// attack every 20 s, the runtime, and its alerts and actions printed as they happen.
     Demo(demo::DemoArgs),
+    /// `nhid run` as a child process on a real broker (its own Tansu unless `--broker`), fed
+    /// simulated traffic at a steady rate with garbage, far-future times and oversized messages
+    /// mixed in; reports memory and lag over time, dead letters by reason, and whether every
+    /// alert id of a clean `nhid replay` of the same traffic arrived. Exit 1 if not. Not for
+    /// CI: `nhid-sim soak --duration 1h --rate 200`.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,5 +57,6 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Demo(args) => demo::run(&args),
+        Command::Soak(args) => soak::run(&args),
     }
 }

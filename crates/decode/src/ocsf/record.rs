@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use crate::lenient::{self, Read, nonempty};
-use nhid_model::time::{Millis, parse_rfc3339};
+use nhid_model::time::{Millis, RFC3339_RANGE, parse_rfc3339};
 
 pub(super) type Str<'a> = Option<Cow<'a, str>>;
 
@@ -191,7 +191,8 @@ pub(super) enum Time<'a> {
 impl Time<'_> {
     pub(super) fn millis(&self) -> Option<Millis> {
         match self {
-            Time::Millis(m) => Some(*m),
+            // Not in `timestamp`: enum ids are read as numbers with it.
+            Time::Millis(m) => Some(*m).filter(|m| RFC3339_RANGE.contains(m)),
             Time::Text(t) => parse_rfc3339(t),
         }
     }

@@ -253,6 +253,9 @@ fn essential_fields_fail_the_event() {
     assert_eq!(one(&nameless).unwrap_err().reason, DeadLetterReason::MissingPrincipal);
     let bad_time = cases()[0].text.replace("1714564800000", r#""not a time""#);
     assert_eq!(one(&bad_time).unwrap_err().reason, DeadLetterReason::InvalidTime);
+    // Microseconds read as milliseconds: the year 56,000, which no output could state.
+    let micros = cases()[0].text.replace("1714564800000", "1714564800000000");
+    assert_eq!(one(&micros).unwrap_err().reason, DeadLetterReason::InvalidTime);
     let untimed = cases()[0].text.replace(r#""time":1714564800000,"time_dt":"2024-05-01T12:00:00.000Z","#, "");
     assert_eq!(one(&untimed).unwrap_err().reason, DeadLetterReason::MissingTime);
     let ctx = DecodeContext { fallback_time: Some(42), ..Default::default() };
