@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::DecodeError;
+use crate::record::parse_canonical;
 use nhid_model::event::borrowed_opt;
 use nhid_model::string_enum;
 use nhid_model::time::{Millis, serde_rfc3339};
@@ -107,7 +108,7 @@ impl ActionResult<'_> {
 /// Parses one lifecycle message. The field its type needs must be present and non-empty: a
 /// missing principal is `missing_principal`, a missing owner or credential `wrong_type`.
 pub fn parse_lifecycle(text: &str) -> Result<LifecycleEvent<'_>, DecodeError> {
-    let event: LifecycleEvent<'_> = sonic_rs::from_str(text).map_err(|e| DecodeError::from_serde(&e))?;
+    let event: LifecycleEvent<'_> = parse_canonical(text)?;
     non_empty([
         ("owner", &event.owner),
         ("principal_id", &event.principal_id),
@@ -126,7 +127,7 @@ pub fn parse_lifecycle(text: &str) -> Result<LifecycleEvent<'_>, DecodeError> {
 
 /// Parses one action result.
 pub fn parse_action_result(text: &str) -> Result<ActionResult<'_>, DecodeError> {
-    let result: ActionResult<'_> = sonic_rs::from_str(text).map_err(|e| DecodeError::from_serde(&e))?;
+    let result: ActionResult<'_> = parse_canonical(text)?;
     if result.principal_id.is_empty() {
         return Err(DecodeError::new(DeadLetterReason::MissingPrincipal, "empty principal_id"));
     }
@@ -185,6 +186,11 @@ mod tests {
     fn malformed_messages_get_the_reasons_audit_events_get() {
         assert_eq!(reason(parse_lifecycle("{")), DeadLetterReason::InvalidJson);
         assert_eq!(reason(parse_lifecycle("[1]")), DeadLetterReason::WrongType);
+        // serde would read an array positionally into the fields.
+        let array = r#"["l1","2026-11-23T10:01:05Z","principal_retired","team-a","svc-a"]"#;
+        assert_eq!(reason(parse_lifecycle(array)), DeadLetterReason::WrongType);
+        let array = r#"["a1","2026-11-23T10:00:44Z","done","svc-a","revoke_credential","AKIA1"]"#;
+        assert_eq!(reason(parse_action_result(array)), DeadLetterReason::WrongType);
         assert_eq!(
             reason(parse_lifecycle(&REVOKED.replace("credential_revoked", "key_lost"))),
             DeadLetterReason::WrongType

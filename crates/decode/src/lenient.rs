@@ -148,29 +148,9 @@ pub fn map<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     read(d, "an object", Object(PhantomData))
 }
 
-/// An essential object: `null` reads as absent, any other non-object is a wrong type.
-pub fn strict_map<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    struct MapVisitor<T>(PhantomData<T>);
-    impl<'de, T: Deserialize<'de>> Visitor<'de> for MapVisitor<T> {
-        type Value = Option<T>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_map(self)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
-        }
-    }
-    d.deserialize_option(MapVisitor(PhantomData))
-}
+/// An essential object: `null` reads as absent, any other non-object (an array too) is a
+/// wrong type.
+pub use nhid_model::event::optional_object as strict_map;
 
 /// The value `pick` finds in the first object of a list that has one (`resources[]`,
 /// `target[]`, a delegation chain). Elements that are not objects are skipped (some samples

@@ -100,10 +100,18 @@ impl DecodeError {
     }
 
     /// Maps a parser error to the reason an operator can act on.
+    ///
+    /// JSON puts no bound on numbers, but the parser reads every number it must look at as an
+    /// `f64` and calls one beyond it (400 digits, `1e400`) a syntax error. Such a number is
+    /// valid JSON of the wrong type: where a string is expected it is one, and where a number
+    /// is expected it is outside the field's range, as a negative count is (`wrong_type` too).
     pub(crate) fn from_json(e: &sonic_rs::Error) -> Self {
         let text = redact(e.to_string().lines().next().unwrap_or_default());
         let reason = if text.contains("ecursion limit") {
             DeadLetterReason::NestingTooDeep
+        } else if text.starts_with("Float number must be finite") || text.starts_with("Number is bigger than") {
+            let at = text.find(" at line").map_or("", |i| &text[i..]);
+            return DecodeError::new(DeadLetterReason::WrongType, format!("number out of range{at}"));
         } else if e.is_syntax() || e.is_eof() {
             DeadLetterReason::InvalidJson
         } else {

@@ -1,11 +1,12 @@
 //! nhid's own canonical JSON (`schemas/audit-event.schema.json`), one event per message.
 
 use super::DecodeError;
+use crate::record::parse_canonical;
 use nhid_model::event::AuditEvent;
 use nhid_model::vocab::DeadLetterReason;
 
 pub fn decode(text: &str) -> Result<AuditEvent<'_>, DecodeError> {
-    let event: AuditEvent<'_> = sonic_rs::from_str(text).map_err(|e| DecodeError::from_serde(&e))?;
+    let event: AuditEvent<'_> = parse_canonical(text)?;
     if event.principal.id.is_empty() {
         return Err(DecodeError::new(DeadLetterReason::MissingPrincipal, "empty principal id"));
     }
@@ -51,5 +52,30 @@ mod tests {
         assert_eq!(decode(&wrong_type).unwrap_err().reason, DeadLetterReason::WrongType);
         let bad_enum = GOOD.replace(r#""type":"service_account""#, r#""type":"robot""#);
         assert_eq!(decode(&bad_enum).unwrap_err().reason, DeadLetterReason::WrongType);
+    }
+
+    #[test]
+    fn an_array_for_an_object_or_a_number_nhid_cannot_hold_is_a_wrong_type() {
+        let principal = r#"{"id":"svc-billing","type":"service_account","owner":"team-billing"}"#;
+        let credential = r#"{"id":"AKIAEXAMPLE","kind":"static_key"}"#;
+        let big = "9".repeat(400);
+        for (case, text) in [
+            ("principal array", GOOD.replace(principal, r#"["svc-x","service_account"]"#)),
+            ("credential array", GOOD.replace(credential, r#"["AKIAEXAMPLE","static_key"]"#)),
+            ("actor array", GOOD.replace(r#""actor":{}"#, r#""actor":[]"#)),
+            ("source array", GOOD.replace(r#"{"ip":"10.1.2.3"}"#, r#"["10.1.2.3"]"#)),
+            ("event array", r#"["e1","2026-11-23T10:00:00Z",{"id":"svc-x","type":"bot"},{},{},"a","s",null,"success",{},null,"native"]"#.to_owned()),
+            ("enum number", GOOD.replace(r#""type":"service_account""#, r#""type":3"#)),
+            ("enum huge number", GOOD.replace(r#""type":"service_account""#, &format!(r#""type":{big}"#))),
+            ("string huge number", GOOD.replace(r#""action":"s3:GetObject""#, &format!(r#""action":{big}"#))),
+            ("count huge number", GOOD.replace(r#""outcome""#, &format!(r#""bytes_out":{big},"outcome""#))),
+            ("count infinite", GOOD.replace(r#""outcome""#, r#""bytes_out":1e400,"outcome""#)),
+        ] {
+            let err = decode(&text).expect_err(case);
+            assert_eq!(err.reason, DeadLetterReason::WrongType, "{case}: {}", err.detail);
+            assert!(!err.detail.contains("999"), "{case}: {}", err.detail);
+        }
+        // A huge number in a field nhid does not read is skipped, not refused.
+        assert!(decode(&GOOD.replace(r#""outcome""#, &format!(r#""extra":{big},"outcome""#))).is_ok());
     }
 }

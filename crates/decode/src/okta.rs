@@ -53,7 +53,7 @@ pub fn decode<'a>(text: &'a str, ctx: &DecodeContext, emit: &mut dyn FnMut(Resul
 #[derive(Deserialize)]
 struct LogEvent<'a> {
     /// Essential: `null` reads as absent, another non-object is a wrong type.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient::strict_map")]
     actor: Option<OktaActor<'a>>,
     #[serde(rename = "eventType", alias = "eventtype", borrow, default, deserialize_with = "lenient::string")]
     event_type: Option<Cow<'a, str>>,
@@ -556,6 +556,9 @@ mod tests {
         assert_eq!(err.reason, DeadLetterReason::WrongType);
         assert!(!err.detail.contains("SECRETVALUE"), "{}", err.detail);
         assert_eq!(one("[1]").unwrap_err().reason, DeadLetterReason::WrongType);
+        // serde would read an array positionally into the actor's fields.
+        let array = r#"{"actor":["00u1","SystemPrincipal"],"eventType":"x","published":"2024-05-02T10:00:00Z"}"#;
+        assert_eq!(one(array).unwrap_err().reason, DeadLetterReason::WrongType);
     }
 
     #[test]

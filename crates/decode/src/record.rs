@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use crate::{DecodeContext, DecodeError};
+use nhid_model::event::Object;
 use nhid_model::time::{Millis, parse_rfc3339};
 use nhid_model::vocab::DeadLetterReason;
 
@@ -26,6 +27,13 @@ pub fn parse_event_object<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, De
         return Err(DecodeError::new(DeadLetterReason::WrongType, "an event is a json object"));
     }
     parse(text)
+}
+
+/// Parses a message of one of nhid's own schemas (the canonical event, control messages),
+/// whose structs name their required fields: a missing one gets its own reason. The message
+/// and every object inside it must be JSON objects, not arrays read positionally.
+pub fn parse_canonical<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, DecodeError> {
+    sonic_rs::from_str::<Object<T>>(text).map(|Object(t)| t).map_err(|e| DecodeError::from_serde(&e))
 }
 
 /// Parses `text` into `T`; a parser error keeps only its first line, since later lines may

@@ -4,6 +4,7 @@
 //! path allocates only for strings that carry escapes.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
@@ -17,11 +18,11 @@ pub struct AuditEvent<'a> {
     pub id: Cow<'a, str>,
     #[serde(with = "serde_rfc3339")]
     pub time: Millis,
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "object")]
     pub principal: Principal<'a>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "object")]
     pub credential: Credential<'a>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "object")]
     pub actor: Actor<'a>,
     #[serde(borrow)]
     pub action: Cow<'a, str>,
@@ -31,7 +32,7 @@ pub struct AuditEvent<'a> {
     #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
     pub resource: Option<Cow<'a, str>>,
     pub outcome: Outcome,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "object")]
     pub source: Source<'a>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_out: Option<u64>,
@@ -156,6 +157,38 @@ pub fn borrowed_opt<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Co
         }
     }
     d.deserialize_option(V)
+}
+
+/// A struct that deserializes from a JSON object only. serde's derived struct also reads an
+/// array positionally into its fields, so `"principal": ["svc-x", "service_account"]` would
+/// pass for a principal; every object an event is read from goes through this instead, and an
+/// array is a wrong type.
+pub struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(V(PhantomData)).map(Object)
+    }
+}
+
+/// A field read through [`Object`].
+pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Object::deserialize(d).map(|Object(t)| t)
+}
+
+/// An optional field read through [`Object`]: `null` reads as absent.
+pub fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    Option::<Object<T>>::deserialize(d).map(|o| o.map(|Object(t)| t))
 }
 
 string_enum! {

@@ -13,12 +13,36 @@ pub mod vocab;
 /// An enum whose variants have a fixed string form: serde, `as_str`, `parse`, `ALL` in
 /// declaration order and a dense `index`, from one list. Metric labels, wire formats and
 /// configuration values all use the same strings.
+///
+/// It deserializes from a string only. serde's derived enum asks the parser for an enum, and
+/// the JSON parser reports a number there (`"type": 3`) as invalid JSON rather than as the
+/// wrong type it is.
 #[macro_export]
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize)]
         pub enum $name { $($(#[$vmeta])* #[serde(rename = $text)] $variant),+ }
+
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Text;
+                impl ::serde::de::Visitor<'_> for Text {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("one of ")?;
+                        for (i, text) in [$($text),+].iter().enumerate() {
+                            write!(f, "{}`{text}`", if i == 0 { "" } else { ", " })?;
+                        }
+                        Ok(())
+                    }
+                    fn visit_str<E: ::serde::de::Error>(self, v: &str) -> Result<$name, E> {
+                        $name::parse(v).ok_or_else(|| E::unknown_variant(v, &[$($text),+]))
+                    }
+                }
+                d.deserialize_str(Text)
+            }
+        }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
