@@ -1,8 +1,10 @@
 //! The binary as operators use it: `check` exit codes and error lists, `replay` on gzip
-//! and plain input, and its summary.
+//! and plain input, its summary, an overlong line and a signal.
 
-use std::io::Write;
-use std::process::Command;
+use std::io::{BufRead, Write};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 fn nhid(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_nhid")).args(args).output().unwrap()
@@ -94,4 +96,112 @@ fn check_reports_kafka_errors_with_the_others() {
     for e in ["state.max_identities", "kafka.topics", "kafka.properties.enable.auto.commit"] {
         assert!(stderr.contains(e), "no {e} error in:\n{stderr}");
     }
+}
+
+/// `nhid replay --http` as a process, its standard error read line by line as it comes.
+struct Replaying {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Replaying {
+    fn start(args: &[&str], stdin: Stdio) -> Replaying {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nhid"))
+            .arg("replay")
+            .args(args)
+            .args(["--http", "127.0.0.1:0"])
+            .stdin(stdin)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, stderr) = mpsc::channel();
+        let pipe = std::io::BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || pipe.lines().map_while(Result::ok).try_for_each(|l| tx.send(l)));
+        Replaying { child, stderr, seen: Vec::new() }
+    }
+
+    /// The first line of standard error holding `marker`, waited for at most a minute.
+    fn wait_for(&mut self, marker: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while let Ok(line) = self.stderr.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            self.seen.push(line.clone());
+            if line.contains(marker) {
+                return line;
+            }
+        }
+        let _ = self.child.kill();
+        panic!("no {marker:?} from nhid replay within a minute:\n{}", self.seen.join("\n"));
+    }
+
+    /// The most memory the process has held so far (`VmHWM`), in bytes.
+    fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap();
+        kb.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap() * 1024
+    }
+
+    /// Sends SIGTERM and waits for the exit, which must come `within` the bound; returns the
+    /// exit status and everything written to standard error.
+    fn terminate(mut self, within: Duration) -> (ExitStatus, String) {
+        assert!(Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap().success());
+        let asked = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if asked.elapsed() > within {
+                let _ = self.child.kill();
+                panic!("nhid replay did not exit within {within:?} of SIGTERM:\n{}", self.seen.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.seen.extend(self.stderr.iter());
+        (status, self.seen.join("\n"))
+    }
+}
+
+/// A 64 MiB line (a message far over `max_event_bytes`) among good ones: it is dead-lettered
+/// with its size and hash, the good lines give the alerts they give alone, and the process
+/// never holds the line.
+#[test]
+fn replay_refuses_an_overlong_line_without_holding_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = [&b"{\"principal\":\""[..], &vec![b'x'; 64 << 20], b"\"}"].concat();
+    let input = dir.path().join("input.jsonl");
+    let fixture = std::fs::read(format!("{FIXTURE}/input.jsonl")).unwrap();
+    std::fs::write(&input, [&long[..], b"\n", &fixture].concat()).unwrap();
+    let (alerts, dead) = (dir.path().join("alerts.jsonl"), dir.path().join("dead.jsonl"));
+    let config = format!("{FIXTURE}/config.toml");
+    let mut replay = Replaying::start(
+        &[
+            input.to_str().unwrap(),
+            "--config",
+            &config,
+            "--alerts",
+            alerts.to_str().unwrap(),
+            "--dead-letter",
+            dead.to_str().unwrap(),
+        ],
+        Stdio::null(),
+    );
+    replay.wait_for("serving http://");
+    let peak = replay.peak_rss();
+    let (status, stderr) = replay.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{stderr}");
+    // Holding the line would take at least its 64 MiB; nhid itself needs about 15.
+    assert!(peak < 40 << 20, "peak RSS {} MiB for a 64 MiB line", peak >> 20);
+
+    let alone = nhid(&["replay", &format!("{FIXTURE}/input.jsonl"), "--config", &config]);
+    assert_eq!(std::fs::read(&alerts).unwrap(), alone.stdout, "the good lines give their alerts");
+    let dead = std::fs::read_to_string(&dead).unwrap();
+    let letters: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(letters.len(), 1, "{dead:.300}");
+    let letter = &letters[0];
+    assert_eq!(letter["reason"], "too_large");
+    assert_eq!(letter["offset"], 1);
+    assert_eq!(letter["original_bytes"], long.len());
+    assert_eq!(letter["original_xxh3"], format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&long)));
+    assert!(letter["raw"].as_str().unwrap().len() <= 64 << 10);
 }

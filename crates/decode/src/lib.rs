@@ -196,10 +196,7 @@ pub fn decode<'a>(
 pub fn checked_text(bytes: &[u8], max_bytes: usize) -> Result<&str, DecodeError> {
     let max = if max_bytes == 0 { DEFAULT_MAX_EVENT_BYTES } else { max_bytes };
     if bytes.len() > max {
-        return Err(DecodeError::new(
-            DeadLetterReason::TooLarge,
-            format!("message of {} bytes exceeds max_event_bytes {max}", bytes.len()),
-        ));
+        return Err(too_large(bytes.len(), max));
     }
     let text =
         std::str::from_utf8(bytes).map_err(|e| DecodeError::new(DeadLetterReason::InvalidUtf8, e.to_string()))?;
@@ -210,6 +207,12 @@ pub fn checked_text(bytes: &[u8], max_bytes: usize) -> Result<&str, DecodeError>
         ));
     }
     Ok(text)
+}
+
+/// Why a message of `len` bytes is refused unread, whether it was held whole or only counted
+/// as it streamed past (an overlong line of a file).
+pub fn too_large(len: usize, max: usize) -> DecodeError {
+    DecodeError::new(DeadLetterReason::TooLarge, format!("message of {len} bytes exceeds max_event_bytes {max}"))
 }
 
 /// Audit events nest a handful of levels; the parser skips unknown fields recursively, so

@@ -160,6 +160,15 @@ pub struct DeadLetter {
 /// partition that carried it.
 pub const MAX_DEAD_LETTER_BYTES: usize = 64 * 1024;
 
+/// What a dead letter keeps of a message: its beginning (the whole message, or as much of it
+/// as was held), and the whole message's size and XXH3-128.
+#[derive(Clone, Copy, Debug)]
+pub struct Original<'a> {
+    pub head: &'a [u8],
+    pub len: usize,
+    pub xxh3: u128,
+}
+
 impl DeadLetter {
     /// One JSON line for files: the original message as text when it is UTF-8, else base64.
     pub fn to_json(&self) -> serde_json::Value {
@@ -398,6 +407,19 @@ impl Engine {
             }
         }
         decoded
+    }
+
+    /// Refuses a message too large to be held whole (a line of a file read with a cap), of
+    /// which only `original` is known: counted and dead-lettered as `too_large`, as
+    /// [`Engine::process`] refuses a whole message larger than `max_event_bytes`.
+    pub fn refuse_too_large(&self, original: Original<'_>, origin: Origin<'_>, out: &mut Outputs) {
+        out.stats.messages += 1;
+        dead_letter_of(nhid_decode::too_large(original.len, self.max_event_bytes), original, origin, out);
+    }
+
+    /// The largest message decoded; larger ones are dead-lettered as `too_large`.
+    pub fn max_event_bytes(&self) -> usize {
+        self.max_event_bytes
     }
 
     /// An event is the source's claim, and anyone writing the topic or holding a key
@@ -731,6 +753,11 @@ fn implausible(time: Millis, latest: Millis, skew: Millis) -> DecodeError {
 }
 
 fn dead_letter(e: DecodeError, bytes: &[u8], origin: Origin<'_>, out: &mut Outputs) {
+    let original = Original { head: bytes, len: bytes.len(), xxh3: xxhash_rust::xxh3::xxh3_128(bytes) };
+    dead_letter_of(e, original, origin, out);
+}
+
+fn dead_letter_of(e: DecodeError, original: Original<'_>, origin: Origin<'_>, out: &mut Outputs) {
     out.stats.dead_letters[e.reason.index()] += 1;
     out.dead_letters.push(DeadLetter {
         reason: e.reason,
@@ -739,8 +766,8 @@ fn dead_letter(e: DecodeError, bytes: &[u8], origin: Origin<'_>, out: &mut Outpu
         source: origin.source.to_string(),
         partition: origin.partition,
         offset: origin.offset,
-        bytes: bytes[..bytes.len().min(MAX_DEAD_LETTER_BYTES)].to_vec(),
-        original_len: bytes.len(),
-        original_xxh3: format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes)),
+        bytes: original.head[..original.head.len().min(MAX_DEAD_LETTER_BYTES)].to_vec(),
+        original_len: original.len,
+        original_xxh3: format!("{:032x}", original.xxh3),
     });
 }
