@@ -1,6 +1,8 @@
 //! The binary as operators use it: `check` exit codes and error lists, `replay` on gzip
 //! and plain input, its summary, an overlong line and a signal.
 
+mod common;
+
 use std::io::{BufRead, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -204,4 +206,48 @@ fn replay_refuses_an_overlong_line_without_holding_it() {
     assert_eq!(letter["original_bytes"], long.len());
     assert_eq!(letter["original_xxh3"], format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&long)));
     assert!(letter["raw"].as_str().unwrap().len() <= 64 << 10);
+}
+
+/// SIGTERM stops a replay whose input never ends (a pipe kept open) at once: what was read is
+/// processed, its outputs are flushed, the summary printed, and it exits 130. The outputs are
+/// those of a whole replay of the same lines.
+#[test]
+fn sigterm_stops_a_replay_whose_input_never_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::fs::read_to_string(format!("{FIXTURE}/input.jsonl")).unwrap();
+    // The last line names a principal of its own: once /principals knows it, every line before
+    // it was processed.
+    let sentinel = r#"{"id":"sentinel","time":"2026-11-02T09:30:21Z","principal":{"id":"svc-sentinel","type":"service_account"},"action":"sts:GetCallerIdentity","service":"sts","outcome":"success"}"#;
+    let lines = format!("not json\n{fixture}{sentinel}\n");
+    let (alerts, dead) = (dir.path().join("alerts.jsonl"), dir.path().join("dead.jsonl"));
+    let config = format!("{FIXTURE}/config.toml");
+    let mut replay = Replaying::start(
+        &["-", "--config", &config, "--alerts", alerts.to_str().unwrap(), "--dead-letter", dead.to_str().unwrap()],
+        Stdio::piped(),
+    );
+    let listening = replay.wait_for("HTTP endpoint");
+    let addr: std::net::SocketAddr =
+        listening.split("listen=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let mut input = replay.child.stdin.take().unwrap();
+    input.write_all(lines.as_bytes()).unwrap();
+    input.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !matches!(common::try_http_get(addr, "/principals/svc-sentinel"), Ok((200, _))) {
+        assert!(Instant::now() < deadline, "the sentinel was not processed within a minute");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let (status, stderr) = replay.terminate(Duration::from_secs(5));
+    drop(input);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("stopped by a signal before the end of its input"), "{stderr}");
+    assert!(stderr.contains("dead letters by reason"), "the summary is printed:\n{stderr}");
+    let file = dir.path().join("input.jsonl");
+    std::fs::write(&file, &lines).unwrap();
+    let whole = nhid(&["replay", file.to_str().unwrap(), "--config", &config]);
+    assert!(!whole.stdout.is_empty());
+    assert_eq!(std::fs::read(&alerts).unwrap(), whole.stdout, "every alert of the lines read, flushed");
+    let dead = std::fs::read_to_string(&dead).unwrap();
+    assert_eq!(dead.lines().count(), 1, "{dead}");
+    assert!(dead.contains("not json"), "{dead}");
 }

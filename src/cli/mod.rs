@@ -129,24 +129,37 @@ pub fn init_logs(log: &LogConfig) {
 /// A flag set by the first SIGINT or SIGTERM; a second one exits at once. The handlers are
 /// installed before this returns, so a signal right after start is not lost.
 pub fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    on_signals(move || flag.store(true, std::sync::atomic::Ordering::Relaxed))?;
+    Ok(stop)
+}
+
+/// Exit code of a command stopped by a signal before it was done (`replay` before the end of
+/// its input, or a second signal): the shell's code for an interrupted command.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// Runs `first` on a thread of its own at the first SIGINT or SIGTERM; a second signal exits
+/// at once, even while `first` runs. The handlers are installed before this returns.
+pub fn on_signals(first: impl FnOnce() + Send + 'static) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
 
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (mut term, mut int) = {
         let _guard = rt.enter();
         (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)
     };
-    let flag = stop.clone();
     std::thread::Builder::new().name("nhid-signals".into()).spawn(move || {
         rt.block_on(async {
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
             tracing::info!("signal received: stopping (a second signal exits at once)");
-            flag.store(true, Ordering::Relaxed);
+            if let Err(e) = std::thread::Builder::new().name("nhid-stop".into()).spawn(first) {
+                eprintln!("error: cannot stop cleanly: {e}");
+                std::process::exit(EXIT_INTERRUPTED);
+            }
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-            std::process::exit(130);
+            std::process::exit(EXIT_INTERRUPTED);
         })
     })?;
-    Ok(stop)
+    Ok(())
 }

@@ -5,15 +5,14 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use clap::Args;
 use flate2::read::MultiGzDecoder;
 use xxhash_rust::xxh3::Xxh3;
 
-use super::{EngineArgs, config_errors, init_logs, stop_on_signals};
+use super::{EXIT_INTERRUPTED, EngineArgs, config_errors, init_logs, on_signals};
 use crate::config::Config;
 use nhid_engine::metrics::Health;
 use nhid_engine::metrics::Metrics;
@@ -68,15 +67,49 @@ pub fn run(args: ReplayArgs) -> ExitCode {
     }
 }
 
+/// Where outputs go. `Send`: an interrupted replay flushes them from the signal handler.
 struct Sinks {
-    alerts: Box<dyn Write>,
-    actions: Option<Box<dyn Write>>,
-    dead_letters: Option<Box<dyn Write>>,
+    alerts: Box<dyn Write + Send>,
+    actions: Option<Box<dyn Write + Send>>,
+    dead_letters: Option<Box<dyn Write + Send>>,
 }
 
-fn create(path: &Path) -> anyhow::Result<Box<dyn Write>> {
+fn create(path: &Path) -> anyhow::Result<Box<dyn Write + Send>> {
     let f = File::create(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(Box::new(BufWriter::with_capacity(1 << 16, f)))
+}
+
+/// What a replay has produced so far. Locked while a message is processed and its outputs
+/// written, so whoever else takes it (the signal handler) finds it between two messages.
+struct Progress {
+    out: Outputs,
+    sinks: Sinks,
+    started: Instant,
+    /// For the summary: how many files, and whether dead letters are kept.
+    files: usize,
+    dead_letters_kept: bool,
+    /// The summary is printed: the input was read to its end, or the replay was stopped.
+    ended: bool,
+}
+
+impl Progress {
+    /// Flushes the outputs, and prints the summary the first time.
+    fn end(&mut self) -> io::Result<()> {
+        self.sinks.alerts.flush()?;
+        for w in [&mut self.sinks.actions, &mut self.sinks.dead_letters].into_iter().flatten() {
+            w.flush()?;
+        }
+        if !self.ended {
+            self.ended = true;
+            let secs = self.started.elapsed().as_secs_f64();
+            print_summary(&self.out.stats, self.files, secs, self.dead_letters_kept);
+        }
+        Ok(())
+    }
+}
+
+fn lock(progress: &Mutex<Progress>) -> anyhow::Result<MutexGuard<'_, Progress>> {
+    progress.lock().map_err(|_| anyhow::anyhow!("a previous message panicked"))
 }
 
 fn replay(engine: &Arc<Engine>, config: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
@@ -85,66 +118,103 @@ fn replay(engine: &Arc<Engine>, config: &Config, args: &ReplayArgs) -> anyhow::R
             init_logs(&config.log);
             let metrics = Arc::new(Metrics::new());
             let bound = nhid_http::serve(&config.http, engine.clone(), metrics.clone(), Arc::new(Health::default()))?;
-            Some((bound, metrics, stop_on_signals()?))
+            Some((bound, metrics))
         }
         None => None,
     };
-    let mut sinks = Sinks {
+    let sinks = Sinks {
         alerts: match &args.alerts {
             Some(p) => create(p)?,
-            None => Box::new(BufWriter::new(io::stdout().lock())),
+            None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
         },
         actions: args.actions.as_deref().map(create).transpose()?,
         dead_letters: args.dead_letter.as_deref().map(create).transpose()?,
     };
-    let started = Instant::now();
-    let mut out = Outputs::default();
-    feed(engine, &args.lifecycle, &args.files, &mut out, |out| drain(out, &mut sinks))?;
-    sinks.alerts.flush()?;
-    for w in [&mut sinks.actions, &mut sinks.dead_letters].into_iter().flatten() {
-        w.flush()?;
-    }
-    print_summary(&out.stats, args.files.len(), started.elapsed().as_secs_f64(), args.dead_letter.is_some());
-    if let Some((bound, metrics, stop)) = served {
-        metrics.absorb(&out.stats);
+    let progress = Arc::new(Mutex::new(Progress {
+        out: Outputs::default(),
+        sinks,
+        started: Instant::now(),
+        files: args.files.len(),
+        dead_letters_kept: args.dead_letter.is_some(),
+        ended: false,
+    }));
+    // SIGINT or SIGTERM stops the replay after the message in hand, with its outputs
+    // flushed. The handler does this itself: the main thread may be blocked reading a pipe
+    // that never ends, and would never see a flag. Exit 0 once the input was read to its
+    // end (`--http` serving on), 130 before.
+    let stopping = progress.clone();
+    on_signals(move || {
+        let code = match lock(&stopping) {
+            Ok(mut p) => {
+                let complete = p.ended;
+                if !complete {
+                    eprintln!("nhid replay: stopped by a signal before the end of its input");
+                }
+                match p.end() {
+                    Ok(()) if complete => 0,
+                    Ok(()) => EXIT_INTERRUPTED,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        1
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        };
+        std::process::exit(code)
+    })?;
+    feed(engine, &args.lifecycle, &args.files, |process| {
+        let mut p = lock(&progress)?;
+        let Progress { out, sinks, .. } = &mut *p;
+        process(out);
+        drain(out, sinks)
+    })?;
+    let mut p = lock(&progress)?;
+    p.end()?;
+    if let Some((bound, metrics)) = served {
+        metrics.absorb(&p.out.stats);
         eprintln!("\nserving http://{bound}/principals and /metrics until interrupted");
-        while !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(100));
+        drop(p);
+        // Until the signal handler exits.
+        loop {
+            std::thread::park();
         }
     }
     Ok(())
 }
 
 /// Feeds the lifecycle files, then the audit files, through the engine in file order, one
-/// line one message, and hands `out` to `take` after every message to drain: `replay` writes
-/// the outputs out, `eval` keeps the alerts and actions it scores. Streams: one line in
-/// memory at a time, and at most `max_event_bytes` of it, whatever the file sizes.
+/// line one message. For every message `each` is given the function that processes it into
+/// an `Outputs`: the caller chooses which, drains it after, and holds what it must meanwhile
+/// (`replay` writes the outputs out under its progress lock, `eval` keeps the alerts and
+/// actions it scores). Streams: one line in memory at a time, and at most
+/// `max_event_bytes` of it, whatever the file sizes.
 pub fn feed(
     engine: &Engine,
     lifecycle: &[PathBuf],
     files: &[PathBuf],
-    out: &mut Outputs,
-    mut take: impl FnMut(&mut Outputs) -> anyhow::Result<()>,
+    mut each: impl FnMut(&mut dyn FnMut(&mut Outputs)) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let cap = line_cap(engine.max_event_bytes());
     for path in lifecycle {
         each_line(path, cap, |line, origin| {
-            match line {
+            each(&mut |out| match line {
                 Line::Whole(message) => engine.control(ControlKind::Lifecycle, message, origin, out),
                 Line::TooLong(original) => engine.refuse_too_large(original, origin, out),
-            }
-            take(out)
+            })
         })?;
     }
     for path in files {
         each_line(path, cap, |line, origin| {
-            match line {
+            each(&mut |out| match line {
                 Line::Whole(message) => {
                     engine.process(message, origin, None, out);
                 }
                 Line::TooLong(original) => engine.refuse_too_large(original, origin, out),
-            }
-            take(out)
+            })
         })?;
     }
     Ok(())
@@ -180,7 +250,7 @@ fn each_line(
 }
 
 /// A line of input, or what is known of one longer than the reader holds.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 enum Line<'a> {
     Whole(&'a [u8]),
     TooLong(Original<'a>),

@@ -124,8 +124,9 @@ fn evaluate_files(labels: &Path, args: &EvalArgs) -> Result<Report, Failure> {
     let labels = read_labels(labels)?;
     let started = Instant::now();
     let (mut out, mut replayed) = (Outputs::default(), Replayed::default());
-    feed(&engine, &args.lifecycle, &args.events, &mut out, |out| {
-        replayed.take(out);
+    feed(&engine, &args.lifecycle, &args.events, |process| {
+        process(&mut out);
+        replayed.take(&mut out);
         Ok(())
     })?;
     let source = format!("{} file(s)", args.events.len());
@@ -165,7 +166,8 @@ fn evaluate_simulated(args: &EvalArgs) -> Result<Report, Failure> {
     };
     // Lifecycle events first, as with files.
     let EngineSink { out, replayed, .. } = &mut sink;
-    feed(&engine, &args.lifecycle, &[], out, |out| {
+    feed(&engine, &args.lifecycle, &[], |process| {
+        process(out);
         replayed.take(out);
         Ok(())
     })?;
