@@ -7,10 +7,10 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::try_http_get;
+use common::{Killed, try_http_get};
 
 const NHID: &str = env!("CARGO_BIN_EXE_nhid");
 const TOKEN: &str = "a-token-for-tests-0123456789";
@@ -69,16 +69,6 @@ fn a_listener_off_loopback_without_a_token_is_a_configuration_error() {
     let run = nhid(&["run", "--brokers", "127.0.0.1:1", "--http-listen", "[::]:0"], &[]);
     assert_eq!(run.status.code(), Some(64), "{}", text(&run));
     assert!(text(&run).contains("http.listen: [::]:0 is not a loopback address"), "{}", text(&run));
-}
-
-/// Kills the child when the test ends, passing or not.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The finding as reported: with the usual limit of 1,024 open files, 1,100 connections that

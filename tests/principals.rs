@@ -6,10 +6,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use common::http_get;
+use common::{Killed, http_get};
 use nhid_engine::detect;
 use nhid_engine::inventory::Inventory;
 use nhid_engine::metrics::Metrics;
@@ -252,16 +252,6 @@ fn bad_queries_get_a_400_that_says_why() {
         let (status, body) = json(addr, query);
         assert_eq!(status, 400, "{query}: {body}");
         assert!(body["error"].as_str().unwrap().contains(says), "{query}: {body}");
-    }
-}
-
-/// Kills the child when the test ends, passing or not.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

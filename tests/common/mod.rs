@@ -10,6 +10,7 @@ pub mod ocsf_examples;
 pub mod panther;
 
 use std::path::PathBuf;
+use std::process::Child;
 
 use serde_json::Value;
 
@@ -106,4 +107,14 @@ pub fn schema_lines<T: serde::de::DeserializeOwned>(path: &std::path::Path, sche
             serde_json::from_value(v).unwrap()
         })
         .collect()
+}
+
+/// Kills the child when the test ends, passing or not.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
