@@ -15,8 +15,8 @@ use crate::detect::{Detector, Finding, LaneSettings};
 use crate::inventory::{Criticality, Entry, Inventory};
 use crate::respond::alert::{Action, Alert, AlertActor, MAX_EVENT_IDS, Mode, Score};
 use crate::respond::policy::{Block, Policy, ResponseConfig, alert_principal};
+use crate::state::bindings::CredentialBindings;
 use crate::state::lifecycle::{FACT_TTL, Lifecycle};
-use crate::state::owners::CredentialOwners;
 use crate::state::{Identity, Observation, StateConfig, StateStore};
 use nhid_decode::control::{self, ActionResult, ActionStatus, LifecycleEvent, LifecycleKind};
 use nhid_decode::{DecodeContext, DecodeError, Format};
@@ -79,8 +79,8 @@ pub struct Engine {
     /// Revoked credentials, retired principals and offboarded owners, from the control
     /// topics; engine-wide, not per identity (see `state::lifecycle`).
     lifecycle: Lifecycle,
-    /// Which principal each credential belongs to (see `state::owners`).
-    owners: CredentialOwners,
+    /// Which principal each credential belongs to (see `state::bindings`).
+    bindings: CredentialBindings,
     policy: Policy,
     format: Format,
     topic_formats: Vec<(Box<str>, Format)>,
@@ -299,7 +299,7 @@ impl Engine {
             detectors,
             inventory,
             // Two credentials an identity on average: a rotated key, a session beside a key.
-            owners: CredentialOwners::new(config.state.max_identities.saturating_mul(2)),
+            bindings: CredentialBindings::new(config.state.max_identities.saturating_mul(2)),
             store: StateStore::new(config.state),
             lifecycle: Lifecycle::default(),
             policy: Policy::new(config.response),
@@ -530,7 +530,7 @@ impl Engine {
                 obs.first_as = first_as;
                 if obs.new_credential
                     && let Some(credential) = ev.credential.id.as_deref()
-                    && self.owners.bind(credential, &ev.principal.id, t)
+                    && self.bindings.bind(credential, &ev.principal.id, t)
                 {
                     obs.foreign_credential = true;
                     identity.mark_foreign(credential);

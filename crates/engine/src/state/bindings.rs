@@ -10,7 +10,7 @@ use xxhash_rust::xxh3::{Xxh3Builder, xxh3_64};
 use nhid_model::time::Millis;
 
 /// Credential to its principal, by hashes of their ids: 24 bytes a credential, bounded.
-pub struct CredentialOwners {
+pub struct CredentialBindings {
     map: DashMap<u64, Bound, Xxh3Builder>,
     cap: usize,
 }
@@ -21,11 +21,11 @@ struct Bound {
     last_seen: Millis,
 }
 
-impl CredentialOwners {
+impl CredentialBindings {
     /// Keeps at most `cap` credentials; past it, the least recently bound half is forgotten
     /// (a rotated key, an expired session's token), so forgetting is not per insert.
     pub fn new(cap: usize) -> Self {
-        CredentialOwners { map: DashMap::with_hasher(Xxh3Builder::new()), cap: cap.max(2) }
+        CredentialBindings { map: DashMap::with_hasher(Xxh3Builder::new()), cap: cap.max(2) }
     }
 
     /// Binds `credential` to `principal` if it is bound to none; returns whether it is bound
@@ -67,21 +67,21 @@ mod tests {
 
     #[test]
     fn a_credential_belongs_to_the_first_principal_that_presented_it() {
-        let owners = CredentialOwners::new(100);
-        assert!(!owners.bind("AKIAPAYMENTS", "svc-payments", 0));
-        assert!(!owners.bind("AKIAPAYMENTS", "svc-payments", 10));
-        assert!(owners.bind("AKIAPAYMENTS", "svc-intruder", 20));
-        assert!(!owners.bind("AKIAOTHER", "svc-intruder", 30));
+        let bindings = CredentialBindings::new(100);
+        assert!(!bindings.bind("AKIAPAYMENTS", "svc-payments", 0));
+        assert!(!bindings.bind("AKIAPAYMENTS", "svc-payments", 10));
+        assert!(bindings.bind("AKIAPAYMENTS", "svc-intruder", 20));
+        assert!(!bindings.bind("AKIAOTHER", "svc-intruder", 30));
     }
 
     #[test]
     fn past_its_ceiling_it_forgets_the_least_recently_bound() {
-        let owners = CredentialOwners::new(10);
+        let bindings = CredentialBindings::new(10);
         for i in 0..11 {
-            owners.bind(&format!("key-{i}"), "svc", i);
+            bindings.bind(&format!("key-{i}"), "svc", i);
         }
-        assert!(owners.len() <= 10 && owners.len() >= 5, "{}", owners.len());
+        assert!(bindings.len() <= 10 && bindings.len() >= 5, "{}", bindings.len());
         // The newest binding is kept: another principal presenting it is still foreign.
-        assert!(owners.bind("key-10", "svc-other", 20));
+        assert!(bindings.bind("key-10", "svc-other", 20));
     }
 }

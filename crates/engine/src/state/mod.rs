@@ -5,9 +5,9 @@
 //! the number of tracked identities has a ceiling (the least recently seen go first).
 
 pub mod baseline;
+pub mod bindings;
 pub mod breadth;
 pub mod lifecycle;
-pub mod owners;
 pub mod seasonal;
 pub mod sets;
 pub mod sources;
@@ -154,7 +154,7 @@ pub struct CredentialState {
     /// a job that did had started within the hour (overlapping jobs, a matrix build), and
     /// its first call came from the kind of place the identity's jobs run in.
     job: bool,
-    /// First presented by another principal ([`owners::CredentialOwners`]): never this
+    /// First presented by another principal ([`bindings::CredentialBindings`]): never this
     /// identity's to lose. Set by the engine, which holds the bindings.
     pub foreign: bool,
     /// The place ([`crate::context::network::Place::key`]) a short-lived token was first
@@ -396,7 +396,7 @@ pub struct Observation<'e> {
     /// The identity's first use of this event's credential.
     pub new_credential: bool,
     /// This event's credential was first presented by another principal
-    /// ([`owners::CredentialOwners`]): set by the engine at its first use.
+    /// ([`bindings::CredentialBindings`]): set by the engine at its first use.
     pub foreign_credential: bool,
     /// The event's credential is a job's session: a short-lived token whose first call
     /// woke the identity from a quiet spell of [`EPISODE_GAP_MINUTES`] (a CI job's role
