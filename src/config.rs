@@ -131,14 +131,15 @@ impl Config {
     /// hide another; the configuration returned layers the sources that were readable.
     pub fn layered(path: Option<&Path>, env: impl IntoIterator<Item = (OsString, OsString)>) -> (Config, Vec<String>) {
         let mut errors = Vec::new();
-        let mut readable = config::Config::builder();
+        let mut layers = config::Config::builder();
         if let Some(path) = path {
             let name = path.display().to_string();
             match std::fs::read_to_string(path) {
-                Ok(text) => match read(config::File::from_str(&text, config::FileFormat::Toml)) {
-                    Ok(source) => readable = readable.add_source(source),
-                    Err(e) => errors.push(format!("{name}: {}", describe(e))),
-                },
+                Ok(text) => {
+                    let (source, found) = read(config::File::from_str(&text, config::FileFormat::Toml));
+                    errors.extend(found.into_iter().map(|e| format!("{name}: {e}")));
+                    layers = layers.add_source(source);
+                }
                 Err(e) => errors.push(format!("{name}: {e}")),
             }
         }
@@ -160,12 +161,11 @@ impl Config {
                 .list_separator(",")
                 .with_list_parse_key("kafka.topics")
                 .source(Some(config::Map::from([(name.clone(), value)])));
-            match read(variable) {
-                Ok(source) => readable = readable.add_source(source),
-                Err(e) => errors.push(format!("{name}: {}", describe(e))),
-            }
+            let (source, found) = read(variable);
+            errors.extend(found.into_iter().map(|e| format!("{name}: {e}")));
+            layers = layers.add_source(source);
         }
-        match readable.build().and_then(config::Config::try_deserialize) {
+        match layers.build().and_then(config::Config::try_deserialize) {
             Ok(config) => (config, errors),
             Err(e) => {
                 // Each source was readable on its own; only their combination (a table in
@@ -258,11 +258,69 @@ impl Config {
     }
 }
 
-/// One source on its own, checked by deserializing it over the defaults.
-fn read(source: impl config::Source + Send + Sync + 'static) -> Result<config::Config, config::ConfigError> {
-    let built = config::Config::builder().add_source(source).build()?;
-    built.clone().try_deserialize::<Config>()?;
-    Ok(built)
+/// One source on its own, checked by deserializing it over the defaults: what of it is
+/// readable, and every error it holds, not only the first (where serde stops). The readable
+/// rest is layered, so that validation still sees it and reports its errors too.
+fn read(source: impl config::Source + Send + Sync + 'static) -> (Table, Vec<String>) {
+    let table = match config::Config::builder().add_source(source).build().and_then(|c| config::Source::collect(&c)) {
+        Ok(table) => table,
+        Err(e) => return (Table::default(), vec![describe(e)]),
+    };
+    let mut errors = Vec::new();
+    let readable = readable(&[], table, &mut errors);
+    (Table(readable), errors)
+}
+
+/// The entries of `table` (found at `path`) that deserialize, each alone over the defaults
+/// (every field has one); an entry that fails and is a table itself is split in turn, down
+/// to the entries at fault, whose errors are pushed. In key order, so that errors do not
+/// move between runs.
+fn readable(path: &[&str], table: Map, errors: &mut Vec<String>) -> Map {
+    let mut entries: Vec<_> = table.into_iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut kept = Map::new();
+    for (key, value) in entries {
+        let path = [path, &[key.as_str()]].concat();
+        let Err(error) = alone(&path, value.clone()) else {
+            kept.insert(key, value);
+            continue;
+        };
+        let found = errors.len();
+        if let config::ValueKind::Table(inner) = value.kind {
+            let inner = readable(&path, inner, errors);
+            if errors.len() > found {
+                kept.insert(key, config::Value::new(None, inner));
+            }
+        }
+        if errors.len() == found {
+            errors.push(describe(error));
+        }
+    }
+    kept
+}
+
+type Map = config::Map<String, config::Value>;
+
+/// A source's readable entries, as a source.
+#[derive(Clone, Debug, Default)]
+struct Table(Map);
+
+impl config::Source for Table {
+    fn clone_into_box(&self) -> Box<dyn config::Source + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn collect(&self) -> Result<Map, config::ConfigError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// The configuration with only `value` at `path`, deserialized.
+fn alone(path: &[&str], value: config::Value) -> Result<Config, config::ConfigError> {
+    let nested = path.iter().rev().fold(value, |value, key| {
+        config::Value::new(None, config::ValueKind::from(config::Map::from([(key.to_string(), value)])))
+    });
+    Config::deserialize(nested)
 }
 
 /// `key: what is wrong`: the config crate's own messages end with the source, which the

@@ -244,6 +244,67 @@ fn every_error_of_the_file_and_the_environment_at_once_with_exit_code_64() {
     }
 }
 
+/// serde stops at a file's first error; the file is split until every entry at fault is
+/// named, and what is readable of it is still layered and validated.
+#[test]
+fn every_error_in_one_file_is_named_and_the_rest_of_it_still_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("nhid.toml");
+    std::fs::write(
+        &config,
+        "[state]\nmax_identities = \"many\"\nmax_memory_mib = 0\nidle_ttl_secs = -1\n\
+         [decode]\nformat = \"xml\"\nmax_event_bytes = 4096\n[kafka]\ngruop = \"nhid\"\ncommit_interval_ms = 0\n\
+         [http]\nlisten = \"nowhere\"\n",
+    )
+    .unwrap();
+    let out = check(&["--config", config.to_str().unwrap()], &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    let file = config.display().to_string();
+    for needle in [
+        format!("{file}: decode.format: unknown variant `xml`"),
+        format!("{file}: http.listen: "),
+        format!("{file}: kafka: unknown field `gruop`"),
+        format!("{file}: state.idle_ttl_secs: invalid type"),
+        format!("{file}: state.max_identities: invalid type"),
+        // What was readable is validated: these two are fine types with bad values.
+        "error: state.max_memory_mib: must be positive".into(),
+        "error: kafka.commit_interval_ms: must be positive".into(),
+        "7 configuration error(s)".into(),
+    ] {
+        assert!(err.contains(&needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
+/// librdkafka checks client properties only when a client is built: `check` builds the
+/// clients `run` would, so both refuse a bad property with exit code 64, naming every bad
+/// property and never showing a value (librdkafka's own message ends with it).
+#[test]
+fn check_refuses_what_the_kafka_clients_would_and_never_shows_the_value() {
+    const SECRET: &str = "hunter2-do-not-show";
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("nhid.toml");
+    let write = |properties: &str| std::fs::write(&config, format!("[kafka.properties]\n{properties}")).unwrap();
+    write(&format!("\"sasl.passwrod\" = \"{SECRET}\"\n\"linger.ms\" = \"{SECRET}\"\n"));
+    let config = config.to_str().unwrap();
+    let out = check(&["--config", config], &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("kafka.properties.sasl.passwrod: No such configuration property"), "{err}");
+    assert!(err.contains("kafka.properties.linger.ms: "), "{err}");
+    assert!(!err.contains(SECRET), "{err}");
+
+    // Each valid alone; the idempotent producer needs `acks=all`. `run` stops before any
+    // connection, with the same code and message as `check`.
+    write("acks = \"1\"\n");
+    for args in [&["check", "--config", config][..], &["run", "--config", config, "--brokers", "127.0.0.1:1"]] {
+        let out = nhid(args, &[]).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {err}");
+        assert!(err.contains("kafka.properties: the producer: ") && err.contains("acks"), "{args:?}: {err}");
+    }
+}
+
 /// Durations past what milliseconds hold disabled detection silently: an idle timeout of
 /// 1e16 s gave no alerts, a learning period as long learned nothing, a cooldown as long
 /// wrapped to none. Each is refused and named, with a detector file's cooldown.

@@ -1,12 +1,13 @@
-//! `nhid check`: validate configuration, detectors and inventory without processing anything.
+//! `nhid check`: validate configuration, detectors and inventory, and build the Kafka clients
+//! `nhid run` would (dropped at once: nothing is read or sent).
 
 use std::process::ExitCode;
 
 use super::{EngineArgs, config_errors};
 
 pub fn run(args: &EngineArgs) -> ExitCode {
-    match args.engine() {
-        Ok(engine) => {
+    match args.load_for_kafka(|_| {}) {
+        Ok((_, engine)) => {
             println!(
                 "ok: {} detectors ({}), {} inventory entries",
                 engine.detectors().len(),

@@ -58,16 +58,29 @@ impl EngineArgs {
     /// Like [`EngineArgs::engine`], with more overrides (a command's own flags) applied to
     /// the configuration before it is validated; returns the configuration too.
     pub fn load(&self, more: impl FnOnce(&mut Config)) -> Result<(Config, nhid_engine::Engine), Vec<String>> {
+        self.load_checked(more, |_| Vec::new())
+    }
+
+    /// [`EngineArgs::load`] for the commands that run Kafka clients: librdkafka's refusals
+    /// of the `[kafka]` section (which it makes only when a client is built) are among the
+    /// errors, so `nhid check` rejects what `nhid run` would, with the same exit code.
+    pub fn load_for_kafka(&self, more: impl FnOnce(&mut Config)) -> Result<(Config, nhid_engine::Engine), Vec<String>> {
+        self.load_checked(more, |config| config.kafka.client_errors())
+    }
+
+    fn load_checked(
+        &self,
+        more: impl FnOnce(&mut Config),
+        also: impl FnOnce(&Config) -> Vec<String>,
+    ) -> Result<(Config, nhid_engine::Engine), Vec<String>> {
         let (config, mut errors) = Config::layered(self.config.as_deref(), std::env::vars_os());
         let mut config = self.apply(config);
         more(&mut config);
-        match config.engine() {
+        let engine = config.engine().map_err(|more| errors.extend(more));
+        errors.extend(also(&config));
+        match engine {
             Ok(engine) if errors.is_empty() => Ok((config, engine)),
-            Ok(_) => Err(errors),
-            Err(more) => {
-                errors.extend(more);
-                Err(errors)
-            }
+            _ => Err(errors),
         }
     }
 

@@ -74,7 +74,7 @@ impl RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> ExitCode {
-    let (config, mut engine) = match args.engine.load(|c| args.apply(c)) {
+    let (config, mut engine) = match args.engine.load_for_kafka(|c| args.apply(c)) {
         Ok(loaded) => loaded,
         Err(errors) => return config_errors(&errors),
     };

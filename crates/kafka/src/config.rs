@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use nhid_engine::ControlKind;
 use nhid_model::time::MAX_SETTING_SECS;
 
+use crate::error::refusal;
+
 /// Client properties whose values logs may show: none of them holds a secret.
 const SHOWN_PROPERTIES: &[&str] = &[
     "acks",
@@ -183,9 +185,68 @@ impl KafkaConfig {
             .collect()
     }
 
-    /// A client configuration: nhid's `defaults`, then the passthrough properties over them.
-    /// Callers set the properties nhid owns afterwards.
-    pub(crate) fn client(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+    /// The group consumer's configuration.
+    pub(crate) fn consumer_config(&self) -> ClientConfig {
+        // Brokers without long polling (librdkafka's mock cluster, Tansu 0.6) answer a fetch
+        // that found nothing only after the full `fetch.wait.max.ms`, which then makes most of
+        // the event → alert latency: 50 ms gave a p99 of 65 ms on the mock and 119 ms on Tansu,
+        // 10 ms gives 25 and 44 (`cargo bench --bench kafka`), for at most 100 empty fetches/s
+        // per broker on a quiet topic. Kafka itself answers as soon as data arrives.
+        //
+        // Past `queued.min.messages` (100,000, shared by every partition of a group consumer)
+        // librdkafka stops fetching for `fetch.queue.backoff.ms`, 1 s by default: catching up
+        // on a backlog, the workers drained that queue in a fraction of it and then waited
+        // (140,000 events/s instead of 330,000 on the mock cluster).
+        let mut c = self.client(&[
+            ("auto.offset.reset", "earliest"),
+            ("fetch.wait.max.ms", "10"),
+            ("fetch.queue.backoff.ms", "50"),
+            ("statistics.interval.ms", "5000"),
+        ]);
+        c.set("group.id", &self.group).set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
+        if let Some(id) = &self.instance_id {
+            c.set("group.instance.id", id);
+        }
+        c
+    }
+
+    /// The producer's configuration: idempotent, so a retried send is not a duplicate.
+    pub(crate) fn producer_config(&self) -> ClientConfig {
+        let mut c = self.client(&[("linger.ms", "5"), ("statistics.interval.ms", "5000")]);
+        c.set("enable.idempotence", "true");
+        c
+    }
+
+    /// librdkafka's refusals of the section, which it makes only when a client is built:
+    /// each passthrough property on its own first (an unknown name, a bad value), so that
+    /// every bad one is named at once; then, if they all pass, the consumer and the producer
+    /// a run would build, for what only the combination breaks (`acks` other than `all`
+    /// under the idempotent producer, a TLS file that cannot be read). The clients are
+    /// dropped at once, having read and sent nothing. Values are never shown.
+    pub fn client_errors(&self) -> Vec<String> {
+        use rdkafka::consumer::BaseConsumer;
+        use rdkafka::producer::BaseProducer;
+        let alone: Vec<String> = self
+            .properties
+            .iter()
+            .filter_map(|(k, v)| ClientConfig::new().set(k, v).create_native_config().err().map(|e| (k, e)))
+            .map(|(k, e)| format!("kafka.properties.{k}: {}", refusal(&e)))
+            .collect();
+        if !alone.is_empty() {
+            return alone;
+        }
+        let consumer = self.consumer_config().create::<BaseConsumer>().err().map(|e| ("consumer", e));
+        let producer = self.producer_config().create::<BaseProducer>().err().map(|e| ("producer", e));
+        consumer
+            .into_iter()
+            .chain(producer)
+            .map(|(client, e)| format!("kafka.properties: the {client}: {}", refusal(&e)))
+            .collect()
+    }
+
+    /// nhid's `defaults`, then the passthrough properties over them; the callers set the
+    /// properties nhid owns afterwards.
+    fn client(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
         for (k, v) in defaults {
@@ -260,5 +321,38 @@ mod tests {
             ..KafkaConfig::default()
         };
         assert!(cfg.redacted_properties().values().all(|v| *v == "<redacted>"));
+    }
+
+    /// What `nhid check` adds to validation: what librdkafka would refuse when `nhid run`
+    /// builds its clients, each bad property named, no value shown.
+    #[test]
+    fn librdkafka_s_refusals_are_found_before_a_run_every_one_without_its_value() {
+        let with = |properties: &[(&str, &str)]| KafkaConfig {
+            properties: properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..KafkaConfig::default()
+        };
+        assert_eq!(KafkaConfig::default().client_errors(), Vec::<String>::new());
+        let sasl = [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", "nhid"),
+            ("sasl.password", "hunter2"),
+            ("linger.ms", "20"),
+        ];
+        assert_eq!(with(&sasl).client_errors(), Vec::<String>::new());
+        // librdkafka's default mechanism, GSSAPI, is not built in: `run` would fail.
+        let errors = with(&sasl[..1]).client_errors();
+        assert!(errors.len() == 2 && errors.iter().all(|e| e.contains("GSSAPI")), "{errors:?}");
+
+        let errors = with(&[("sasl.passwrod", "hunter2"), ("acks", "hunter2"), ("linger.ms", "20")]).client_errors();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("kafka.properties.acks: "), "{errors:?}");
+        assert!(errors[1].starts_with("kafka.properties.sasl.passwrod: No such configuration property"), "{errors:?}");
+        assert!(errors.iter().all(|e| !e.contains("hunter2")), "{errors:?}");
+
+        // Each property is valid alone; the idempotent producer needs `acks=all`.
+        let errors = with(&[("acks", "1")]).client_errors();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("kafka.properties: the producer: ") && errors[0].contains("acks"), "{errors:?}");
     }
 }

@@ -106,27 +106,8 @@ impl ConsumerContext for RuntimeContext {
 
 /// Creates the group consumer and subscribes it to every input topic.
 pub(crate) fn subscribe(cfg: &KafkaConfig, shared: Arc<Shared>) -> Result<GroupConsumer, Error> {
-    // Brokers without long polling (librdkafka's mock cluster, Tansu 0.6) answer a fetch
-    // that found nothing only after the full `fetch.wait.max.ms`, which then makes most of
-    // the event → alert latency: 50 ms gave a p99 of 65 ms on the mock and 119 ms on Tansu,
-    // 10 ms gives 25 and 44 (`cargo bench --bench kafka`), for at most 100 empty fetches/s
-    // per broker on a quiet topic. Kafka itself answers as soon as data arrives.
-    //
-    // Past `queued.min.messages` (100,000, shared by every partition of a group consumer)
-    // librdkafka stops fetching for `fetch.queue.backoff.ms`, 1 s by default: catching up
-    // on a backlog, the workers drained that queue in a fraction of it and then waited
-    // (140,000 events/s instead of 330,000 on the mock cluster).
-    let mut client = cfg.client(&[
-        ("auto.offset.reset", "earliest"),
-        ("fetch.wait.max.ms", "10"),
-        ("fetch.queue.backoff.ms", "50"),
-        ("statistics.interval.ms", "5000"),
-    ]);
-    client.set("group.id", &cfg.group).set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
-    if let Some(id) = &cfg.instance_id {
-        client.set("group.instance.id", id);
-    }
-    let consumer: GroupConsumer = client
+    let consumer: GroupConsumer = cfg
+        .consumer_config()
         .create_with_context(RuntimeContext(shared))
         .map_err(|source| Error::create_client("consumer", &source))?;
     let topics: Vec<&str> = cfg.inputs().into_iter().map(|(t, _)| t).collect();

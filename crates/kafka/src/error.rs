@@ -33,7 +33,18 @@ pub enum Error {
 impl Error {
     /// [`Error::CreateClient`] from librdkafka's refusal, without the value it quotes.
     pub(crate) fn create_client(client: &'static str, source: &KafkaError) -> Self {
-        Error::CreateClient { client, detail: without_values(&source.to_string()) }
+        Error::CreateClient { client, detail: refusal(source) }
+    }
+}
+
+/// What librdkafka refused, never with the value: a configuration error's own display ends
+/// with the property's value (`No such configuration property: "sasl.passwrod" sasl.passwrod
+/// hunter2`), so only its description is kept, and values quoted in a description are cut.
+pub(crate) fn refusal(source: &KafkaError) -> String {
+    match source {
+        KafkaError::ClientConfig(_, description, _, _) => without_values(description),
+        KafkaError::ClientCreation(message) => without_values(message),
+        other => without_values(&other.to_string()),
     }
 }
 
@@ -57,6 +68,18 @@ fn without_values(message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use rdkafka::ClientConfig;
+
+    #[test]
+    fn a_refused_property_s_value_is_never_shown() {
+        let error = ClientConfig::new().set("sasl.passwrod", "hunter2").create_native_config().err().unwrap();
+        assert!(error.to_string().contains("hunter2"), "librdkafka's own display shows it: {error}");
+        assert_eq!(super::refusal(&error), r#"No such configuration property: "sasl.passwrod""#);
+        let error = ClientConfig::new().set("acks", "hunter2").create_native_config().err().unwrap();
+        assert!(!super::refusal(&error).contains("hunter2"), "{}", super::refusal(&error));
+        assert!(super::refusal(&error).contains("acks"), "{}", super::refusal(&error));
+    }
+
     #[test]
     fn a_refused_value_is_never_echoed() {
         let m =

@@ -99,8 +99,7 @@ impl Sender {
     pub(crate) fn new(cfg: &KafkaConfig, stop: Arc<AtomicBool>, metrics: Arc<Metrics>) -> Result<Self, Error> {
         let context = Deliveries { latency: Mutex::new(new_latency()), metrics, fatal: Mutex::default(), stop };
         let producer = cfg
-            .client(&[("linger.ms", "5"), ("statistics.interval.ms", "5000")])
-            .set("enable.idempotence", "true")
+            .producer_config()
             .create_with_context(context)
             .map_err(|source| Error::create_client("producer", &source))?;
         let lanes = std::array::from_fn(|i| {
