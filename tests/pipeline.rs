@@ -310,6 +310,75 @@ fn a_protected_principal_s_key_named_under_another_principal_is_never_revoked() 
     assert!(out.stats.guardrail_blocks.contains_key(&nhid_engine::respond::policy::Block::ForeignCredential));
 }
 
+/// A Kubernetes audit event (as the API server writes it) of `user`, impersonating
+/// `impersonated` when given, from `ip`.
+fn k8s(n: usize, time: Millis, user: &Value, impersonated: Option<&Value>, ip: &str) -> String {
+    let mut e = json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": format!("a-{n}"),
+        "stage": "ResponseComplete", "requestURI": "/api/v1/namespaces/prod/secrets", "verb": "list",
+        "user": user, "sourceIPs": [ip], "userAgent": "payments/1.4 (linux/amd64) kubernetes/v1.29",
+        "objectRef": {"resource": "secrets", "namespace": "prod", "apiVersion": "v1"},
+        "responseStatus": {"code": 200}, "stageTimestamp": format_rfc3339(time)
+    });
+    if let Some(i) = impersonated {
+        e["impersonatedUser"] = i.clone();
+    }
+    e.to_string()
+}
+
+fn service_account(namespace: &str, name: &str, token: &str, pod: &str) -> Value {
+    json!({
+        "username": format!("system:serviceaccount:{namespace}:{name}"),
+        "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{namespace}"), "system:authenticated"],
+        "extra": {
+            "authentication.kubernetes.io/credential-id": [format!("JTI={token}")],
+            "authentication.kubernetes.io/pod-name": [pod]
+        }
+    })
+}
+
+/// The request was made with the impersonator's token: that token (and its pod) is what
+/// containment cuts, never the impersonated service account, whatever the impersonator
+/// named in its `Impersonate-Extra-*` headers; a person impersonating is never acted on.
+#[test]
+fn an_impersonated_request_s_containment_cuts_off_the_impersonator_s_token() {
+    let payments = service_account("prod", "payments", "payments-token", "payments-7d9f");
+    let victim = json!({"username": "system:serviceaccount:prod:payments", "extra": {
+        "authentication.kubernetes.io/credential-id": ["JTI=chosen-by-intruder"],
+        "authentication.kubernetes.io/pod-name": ["payments-7d9f"]}});
+    for (impersonator, contained) in [
+        (service_account("tools", "intruder", "intruder-token", "intruder-5c4d"), true),
+        (json!({"username": "admin@example.com", "groups": ["system:authenticated"]}), false),
+    ] {
+        let engine = engine();
+        let mut out = Outputs::default();
+        let mut lines: Vec<String> =
+            (0..2 * 1_440).map(|m| k8s(m, T0 + m as Millis * MINUTE, &payments, None, "10.0.3.7")).collect();
+        let t = T0 + DAY + 5 * MINUTE;
+        lines.push(k8s(lines.len(), t, &impersonator, Some(&victim), "185.220.101.4"));
+        for (i, line) in lines.iter().enumerate() {
+            engine.process(line.as_bytes(), Origin { source: "k8s", partition: 0, offset: i as i64 }, None, &mut out);
+        }
+        assert!(out.dead_letters.is_empty(), "{:?}", out.dead_letters);
+        let alert = out.alerts.iter().find(|a| a.kind == "new_source").expect("the impersonated request is new");
+        assert_eq!(alert.principal.id, "system:serviceaccount:prod:payments");
+        assert_eq!(alert.actor.delegating_user.as_deref(), impersonator["username"].as_str());
+        assert!(out.actions.iter().all(|a| a.target.principal_id != "system:serviceaccount:prod:payments"));
+        assert!(out.actions.iter().all(|a| a.target.credential_id.as_deref() != Some("JTI=chosen-by-intruder")));
+        let cuts: Vec<_> = out.actions.iter().filter(|a| a.action != ActionKind::NotifyOwner).collect();
+        if contained {
+            assert_eq!(cuts.len(), 1, "{:?}", out.actions);
+            assert_eq!(cuts[0].action, ActionKind::RevokeSession, "a bound token is cut with its pod's session");
+            assert_eq!(cuts[0].target.principal_id, "system:serviceaccount:tools:intruder");
+            assert_eq!(cuts[0].target.credential_id.as_deref(), Some("JTI=intruder-token"));
+            assert_eq!(cuts[0].target.session_id.as_deref(), Some("intruder-5c4d"));
+        } else {
+            assert!(cuts.is_empty(), "a person is never acted on: {:?}", out.actions);
+            assert!(out.stats.guardrail_blocks.contains_key(&nhid_engine::respond::policy::Block::Human));
+        }
+    }
+}
+
 #[test]
 fn protected_and_agent_session_targets() {
     let engine = engine_with("[[principal]]\nmatch = \"svc-prot*\"\nprotected = true\n");

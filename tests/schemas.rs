@@ -15,7 +15,8 @@ use nhid_engine::respond::alert::{
     Action, ActionTarget, Alert, AlertActor, AlertPrincipal, MAX_EVENT_IDS, Mode, Score,
 };
 use nhid_model::event::{
-    Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
+    Actor, AuditEvent, Credential, CredentialKind, Impersonator, Outcome, Principal, PrincipalType, Source,
+    SourceFormat,
 };
 use nhid_model::time::parse_rfc3339;
 use nhid_model::vocab::DeadLetterReason;
@@ -203,6 +204,23 @@ fn full_event() -> AuditEvent<'static> {
             delegating_user: Some("alice@example.com".into()),
             agent_id: Some("agent:exporter".into()),
             session_id: Some("sess-1".into()),
+            impersonator: Some(Box::new(Impersonator {
+                principal: Principal {
+                    id: "system:serviceaccount:tools:deployer".into(),
+                    kind: PrincipalType::ServiceAccount,
+                    name: Some("deployer".into()),
+                    owner: Some("team-platform".into()),
+                    tenant: Some("tools".into()),
+                    inferred: true,
+                },
+                credential: Credential {
+                    id: Some("JTI=deployer-token".into()),
+                    kind: CredentialKind::ShortLivedToken,
+                    issued_at: Some(t("2026-11-23T09:00:00Z")),
+                    expires_at: Some(t("2026-11-23T10:00:00Z")),
+                },
+                session_id: Some("deployer-5c4d".into()),
+            })),
         },
         action: "s3:GetObject".into(),
         service: "s3".into(),

@@ -234,7 +234,12 @@ fn classify(auth: Option<AuthenticationInfo<'_>>) -> (Principal<'_>, Credential<
         Principal { id, kind, name: None, owner: None, tenant: None, inferred: false },
         Credential { id: key, kind: credential_kind, issued_at: None, expires_at: None },
         // An OAuth client acting for a person is the agent of the triad.
-        Actor { delegating_user: nonempty(auth.delegate), agent_id: oauth_client, session_id: None },
+        Actor {
+            delegating_user: nonempty(auth.delegate),
+            agent_id: oauth_client,
+            session_id: None,
+            impersonator: None,
+        },
     )
 }
 

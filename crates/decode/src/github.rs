@@ -119,6 +119,7 @@ fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Au
             delegating_user: nonempty(rec.user),
             agent_id: actor.clone(),
             session_id: nonempty(rec.agent_session_id),
+            impersonator: None,
         };
         (PrincipalType::AiAgent, triad)
     } else {

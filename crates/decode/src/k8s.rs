@@ -23,8 +23,8 @@ use crate::lenient::{nonempty, strict_map};
 use crate::record::{self, content_id, event_time};
 use crate::{DecodeContext, DecodeError};
 use nhid_model::event::{
-    Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
-    borrowed_opt,
+    Actor, AuditEvent, Credential, CredentialKind, Impersonator, Outcome, Principal, PrincipalType, Source,
+    SourceFormat, borrowed_opt,
 };
 use nhid_model::vocab::DeadLetterReason;
 
@@ -253,11 +253,12 @@ fn non_resource_request<'a>(
 }
 
 /// The user the request acts as. The impersonated user is who the request acts as (its
-/// permissions apply); the impersonator is who chose to, the delegating user. The request
-/// was authenticated with the impersonator's token, and `impersonatedUser.extra` (its pod,
-/// its credential id) is whatever the impersonator sent in `Impersonate-Extra-*` headers:
-/// the impersonated user's credential and session are unknown, never taken from there, so
-/// no containment targets the victim's pod or a credential id the impersonator chose.
+/// permissions apply); the impersonator is who chose to, the delegating user, and
+/// `actor.impersonator` with the token the API server authenticated (its credential id and
+/// pod), which containment targets. `impersonatedUser.extra` (a pod, a credential id) is
+/// whatever the impersonator sent in `Impersonate-Extra-*` headers: the impersonated user's
+/// credential and session are unknown, never taken from there, so no containment targets
+/// the victim's pod or a credential id the impersonator chose.
 fn acting_user<'a>(
     impersonated: Option<User<'a>>,
     user: Option<User<'a>>,
@@ -266,8 +267,16 @@ fn acting_user<'a>(
     match (impersonated, user) {
         (Some(target), impersonator) if nonempty(target.username.clone()).is_some() => {
             let (principal, _chosen_by_the_impersonator, _) = classify(target, false);
-            let delegating = impersonator.and_then(|u| u.username);
-            (principal, Credential::default(), Actor { delegating_user: delegating, ..Actor::default() })
+            let impersonator = impersonator.filter(|u| nonempty(u.username.clone()).is_some()).map(|u| {
+                let (principal, credential, actor) = classify(u, legacy_token);
+                Box::new(Impersonator { principal, credential, session_id: actor.session_id })
+            });
+            let actor = Actor {
+                delegating_user: impersonator.as_ref().map(|i| i.principal.id.clone()),
+                impersonator,
+                ..Actor::default()
+            };
+            (principal, Credential::default(), actor)
         }
         (_, Some(u)) => classify(u, legacy_token),
         (_, None) => (
@@ -334,7 +343,7 @@ fn classify<'a>(user: User<'a>, legacy_token: bool) -> (Principal<'a>, Credentia
     (
         Principal { id: username, kind, name, owner: None, tenant: None, inferred: false },
         Credential { id: credential_id.or(key), kind: credential_kind, issued_at: None, expires_at: None },
-        Actor { delegating_user: None, agent_id: None, session_id },
+        Actor { session_id, ..Actor::default() },
     )
 }
 
@@ -645,6 +654,33 @@ mod tests {
             let attribution = [*delegating, None, *session];
             crate::testing::assert_classified(case, &e, principal, credential, attribution, SourceFormat::K8sAudit);
         }
+    }
+
+    /// The impersonator is named with what the API server authenticated: its own token
+    /// and pod, which containment targets; nothing from the headers it sent.
+    #[test]
+    fn an_impersonator_is_named_with_the_token_that_authenticated_it() {
+        let text = event(
+            r#"{"username":"system:serviceaccount:tools:intruder","groups":["system:serviceaccounts"],"extra":{"authentication.kubernetes.io/credential-id":["JTI=intruder-token"],"authentication.kubernetes.io/pod-name":["intruder-5c4d"]}}"#,
+            r#""impersonatedUser":{"username":"system:serviceaccount:prod:payments","extra":{"authentication.kubernetes.io/credential-id":["JTI=chosen-by-intruder"]}}"#,
+        );
+        let e = one(&text).unwrap();
+        let i = e.actor.impersonator.as_deref().expect("the impersonator is named");
+        assert_eq!(
+            (i.principal.id.as_ref(), i.principal.kind),
+            ("system:serviceaccount:tools:intruder", PrincipalType::ServiceAccount)
+        );
+        assert_eq!(
+            (i.credential.id.as_deref(), i.credential.kind),
+            (Some("JTI=intruder-token"), CredentialKind::ShortLivedToken)
+        );
+        assert_eq!(i.session_id.as_deref(), Some("intruder-5c4d"));
+        assert_eq!(e.principal.id, "system:serviceaccount:prod:payments");
+        assert_eq!((e.credential.id.as_deref(), e.actor.session_id.as_deref()), (None, None));
+
+        let own = event(r#"{"username":"system:serviceaccount:prod:payments"}"#, "");
+        let own = one(&own).unwrap();
+        assert!(own.actor.impersonator.is_none(), "a request made as oneself has no impersonator");
     }
 
     #[test]

@@ -264,7 +264,7 @@ impl<'a> Caller<'a> {
                 inferred: false,
             };
             let credential = Credential { id: Some(token), kind: CredentialKind::StaticKey, ..Default::default() };
-            return (principal, credential, Actor { delegating_user: Some(creator), agent_id: None, session_id });
+            return (principal, credential, Actor { delegating_user: Some(creator), session_id, ..Actor::default() });
         }
         let kind = if self.client_credentials {
             PrincipalType::OauthClient
@@ -289,7 +289,7 @@ impl<'a> Caller<'a> {
         (
             Principal { id, kind, name: self.alternate_id, owner: None, tenant: None, inferred: false },
             Credential { kind: credential_kind, ..Default::default() },
-            Actor { delegating_user: None, agent_id: None, session_id },
+            Actor { session_id, ..Actor::default() },
         )
     }
 }

@@ -14,7 +14,7 @@ use crate::context::network::Ranges;
 use crate::detect::{Detector, Finding, LaneSettings};
 use crate::inventory::{Criticality, Entry, Inventory};
 use crate::respond::alert::{Action, Alert, AlertActor, MAX_EVENT_IDS, Mode, Score};
-use crate::respond::policy::{Block, Policy, ResponseConfig, alert_principal};
+use crate::respond::policy::{Acting, Block, Policy, ResponseConfig, alert_principal};
 use crate::state::bindings::CredentialBindings;
 use crate::state::lifecycle::{FACT_TTL, Lifecycle};
 use crate::state::{Identity, Observation, StateConfig, StateStore};
@@ -614,14 +614,24 @@ impl Engine {
         };
         debug_assert!(alert.event_ids.len() <= MAX_EVENT_IDS);
         identity.alert_marks_mut(self.detectors.len())[index].last = Some((ev.time, severity));
+        // Containment cuts off whoever made the request: the principal, or its impersonator.
         // A credential another principal presented first is not this one's to lose: whoever
         // named it here (a copy, or a forged event) must not get nhid to cut it off.
-        let foreign = ev.credential.id.as_deref().is_some_and(|c| identity.is_foreign(c));
+        let (acting, foreign) = match ev.actor.impersonator.as_deref() {
+            None => (
+                Acting::principal(ev, lane, entry),
+                ev.credential.id.as_deref().is_some_and(|c| identity.is_foreign(c)),
+            ),
+            Some(i) => (
+                Acting::impersonator(i, self.inventory.entry(self.inventory.resolve(&i.principal.id))),
+                i.credential.id.as_deref().is_some_and(|c| self.bindings.bind(c, &i.principal.id, ev.time)),
+            ),
+        };
         let contains = !matches!(settings.response, Response::None | Response::NotifyOwner);
         let requested = if foreign && contains { Response::NotifyOwner } else { settings.response };
         let mut last_action = identity.last_action();
         let mut decision =
-            self.policy.decide(&alert, requested, settings.act_max_probability, ev, entry, &mut last_action);
+            self.policy.decide(&alert, requested, settings.act_max_probability, &acting, &mut last_action);
         identity.set_last_action(last_action);
         if foreign && contains {
             decision.blocks.push(Block::ForeignCredential);

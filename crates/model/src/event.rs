@@ -49,6 +49,7 @@ impl AuditEvent<'_> {
     /// The first string field longer than [`MAX_FIELD_BYTES`], by its path, with its length.
     pub fn oversized_field(&self) -> Option<(&'static str, usize)> {
         let (p, c, a, s) = (&self.principal, &self.credential, &self.actor, &self.source);
+        let i = a.impersonator.as_deref();
         [
             ("id", Some(&self.id)),
             ("principal.id", Some(&p.id)),
@@ -59,6 +60,12 @@ impl AuditEvent<'_> {
             ("actor.delegating_user", a.delegating_user.as_ref()),
             ("actor.agent_id", a.agent_id.as_ref()),
             ("actor.session_id", a.session_id.as_ref()),
+            ("actor.impersonator.principal.id", i.map(|i| &i.principal.id)),
+            ("actor.impersonator.principal.name", i.and_then(|i| i.principal.name.as_ref())),
+            ("actor.impersonator.principal.owner", i.and_then(|i| i.principal.owner.as_ref())),
+            ("actor.impersonator.principal.tenant", i.and_then(|i| i.principal.tenant.as_ref())),
+            ("actor.impersonator.credential.id", i.and_then(|i| i.credential.id.as_ref())),
+            ("actor.impersonator.session_id", i.and_then(|i| i.session_id.as_ref())),
             ("action", Some(&self.action)),
             ("service", Some(&self.service)),
             ("resource", self.resource.as_ref()),
@@ -111,6 +118,25 @@ pub struct Actor<'a> {
     pub delegating_user: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<Cow<'a, str>>,
+    /// Who made the request as the principal, when another did (Kubernetes impersonation).
+    /// Boxed: rare, and every event carries the field.
+    #[serde(borrow, default, deserialize_with = "optional_object", skip_serializing_if = "Option::is_none")]
+    pub impersonator: Option<Box<Impersonator<'a>>>,
+}
+
+/// Who made a request as another principal: the principal the platform authenticated, with
+/// the credential and session that authenticated it. The request has the impersonated
+/// principal's permissions, so it is judged against that principal's baseline; but it was
+/// the impersonator's credential that was used, so containment targets the impersonator,
+/// never the principal impersonated (whose credential the request did not carry).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Impersonator<'a> {
+    #[serde(borrow, deserialize_with = "object")]
+    pub principal: Principal<'a>,
+    #[serde(borrow, default, deserialize_with = "object")]
+    pub credential: Credential<'a>,
     #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
     pub session_id: Option<Cow<'a, str>>,
 }

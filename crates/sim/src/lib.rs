@@ -560,6 +560,7 @@ fn acting<'a>(
                 delegating_user: population_user(who, d.delegating_user).map(Into::into),
                 agent_id: Some(who.id.as_str().into()),
                 session_id: Some(session.as_str().into()),
+                impersonator: None,
             }
         }
         (Attribution::Usual, CredentialPlan::RoleSession { naming, .. }) => {
@@ -575,6 +576,7 @@ fn acting<'a>(
                 agent_id: Some(agent.as_str().into()),
                 // The session it rides: the console session the call presents.
                 session_id: presented.id.clone(),
+                impersonator: None,
             }
         }
     }

@@ -77,7 +77,12 @@ pub(super) fn classify<'a>(
     Identity {
         principal: Principal { id: named.id, kind, name: named.name, owner: None, tenant, inferred },
         credential: Credential { id: key, kind: credential_kind, issued_at, expires_at: None },
-        actor: Actor { delegating_user: source_identity, agent_id: None, session_id: named.session_id },
+        actor: Actor {
+            delegating_user: source_identity,
+            agent_id: None,
+            session_id: named.session_id,
+            impersonator: None,
+        },
         invoked_by,
     }
 }

@@ -276,7 +276,7 @@ impl<'a> SignIn<'a> {
         Ok((
             Principal { id, kind: principal_kind, name: ids.upn, owner: None, tenant: None, inferred: false },
             Credential { id: None, kind, issued_at: None, expires_at: None },
-            Actor { delegating_user: None, agent_id, session_id: self.text(|r| &mut r.session_id) },
+            Actor { delegating_user: None, agent_id, session_id: self.text(|r| &mut r.session_id), impersonator: None },
         ))
     }
 
@@ -321,7 +321,7 @@ impl<'a> SignIn<'a> {
                 issued_at: None,
                 expires_at: None,
             },
-            Actor { delegating_user, agent_id, session_id: self.text(|r| &mut r.session_id) },
+            Actor { delegating_user, agent_id, session_id: self.text(|r| &mut r.session_id), impersonator: None },
         ))
     }
 

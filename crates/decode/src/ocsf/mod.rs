@@ -228,7 +228,7 @@ fn identify<'a>(user: User<'a>, mut actor: ActorObject<'a>, cloud_account: Str<'
             inferred: identity.inferred,
         },
         credential: Credential { id: credential_id, kind: credential_kind, issued_at, expires_at },
-        actor: Actor { delegating_user, agent_id, session_id },
+        actor: Actor { delegating_user, agent_id, session_id, impersonator: None },
         invoking_service,
     })
 }

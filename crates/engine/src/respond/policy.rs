@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::alert::{Action, ActionTarget, Alert, AlertActor, AlertPrincipal, Mode};
 use crate::inventory::Entry;
-use nhid_model::event::{AuditEvent, CredentialKind, PrincipalType};
+use nhid_model::event::{AuditEvent, CredentialKind, Impersonator, PrincipalType};
 use nhid_model::string_enum;
 use nhid_model::time::{MINUTE, Millis, SECOND, format_rfc3339};
 use nhid_model::vocab::Response;
@@ -184,15 +184,14 @@ impl Policy {
         alert: &Alert,
         requested: Response,
         act_max_probability: Option<f64>,
-        ev: &AuditEvent<'_>,
-        entry: Option<&Entry>,
+        acting: &Acting<'_>,
         last_action: &mut Option<Millis>,
     ) -> Decision {
         let mut d = Decision::default();
         if requested == Response::None {
             return d;
         }
-        let kind = alert.principal.kind;
+        let (kind, entry) = (acting.kind, acting.entry);
         let block = if kind == PrincipalType::Human {
             Some(Block::Human)
         } else if !kind.is_machine() {
@@ -208,7 +207,7 @@ impl Policy {
             d.blocks.push(b);
             return d;
         }
-        let (mut action, target) = narrowest(requested, ev, alert);
+        let (mut action, target) = narrowest(requested, acting);
         if action != ActionKind::NotifyOwner && entry.is_some_and(|e| e.auto_revoke == Some(false)) {
             d.blocks.push(Block::AutoRevokeDisabled);
             action = ActionKind::NotifyOwner;
@@ -249,7 +248,15 @@ impl Policy {
         if contains {
             *last_action = Some(last_action.map_or(t, |last| last.max(t)));
         }
-        let reason = format!("{} Policy: {} ({}).", alert.summary, action.as_str(), self.config.mode.as_str());
+        let (summary, action_name, mode) = (&alert.summary, action.as_str(), self.config.mode.as_str());
+        let reason = if target.principal_id == alert.principal.id {
+            format!("{summary} Policy: {action_name} ({mode}).")
+        } else {
+            format!(
+                "{summary} Policy: {action_name} of {}, which made the request as it ({mode}).",
+                target.principal_id
+            )
+        };
         d.action = Some(Action {
             action_id: super::action_id(&alert.alert_id, action, &target),
             alert_id: alert.alert_id.clone(),
@@ -330,15 +337,55 @@ enum Admit {
     Tripped { open_until: Millis },
 }
 
-/// The narrowest action that contains the finding, given what the event names: a
-/// session-scoped token is cut with its session, a key with itself, and the whole
-/// principal only when nothing narrower is named. Never wider than requested: without a
-/// session or credential to cut, the owner is told instead.
-fn narrowest(requested: Response, ev: &AuditEvent<'_>, alert: &Alert) -> (ActionKind, ActionTarget) {
-    let session = ev.actor.session_id.as_deref();
-    let credential = ev.credential.id.as_deref();
+/// Who containment would cut off: the principal that made the request, with the credential
+/// and session it presented and its inventory entry, which the guardrails judge. That is the
+/// event's principal, or its impersonator when another made the request as it: the
+/// impersonator's credential was used, and the principal impersonated is never the target.
+#[derive(Clone, Copy, Debug)]
+pub struct Acting<'e> {
+    pub principal_id: &'e str,
+    /// The type its lane is judged as.
+    pub kind: PrincipalType,
+    pub credential_id: Option<&'e str>,
+    pub credential_kind: CredentialKind,
+    pub session_id: Option<&'e str>,
+    pub entry: Option<&'e Entry>,
+}
+
+impl<'e> Acting<'e> {
+    /// The event's principal, judged as `kind` (the lane of its event).
+    pub fn principal(ev: &'e AuditEvent<'_>, kind: PrincipalType, entry: Option<&'e Entry>) -> Self {
+        Acting {
+            principal_id: &ev.principal.id,
+            kind,
+            credential_id: ev.credential.id.as_deref(),
+            credential_kind: ev.credential.kind,
+            session_id: ev.actor.session_id.as_deref(),
+            entry,
+        }
+    }
+
+    /// The impersonator of a request, typed as the inventory says, else as the platform does.
+    pub fn impersonator(i: &'e Impersonator<'_>, entry: Option<&'e Entry>) -> Self {
+        Acting {
+            principal_id: &i.principal.id,
+            kind: entry.and_then(|e| e.kind).unwrap_or(i.principal.kind),
+            credential_id: i.credential.id.as_deref(),
+            credential_kind: i.credential.kind,
+            session_id: i.session_id.as_deref(),
+            entry,
+        }
+    }
+}
+
+/// The narrowest action that contains the finding, given what the request presented: a
+/// session-scoped token is cut with its session, a key with itself, and the whole principal
+/// only when nothing narrower is named. Never wider than requested: without a session or
+/// credential to cut, the owner is told instead.
+fn narrowest(requested: Response, acting: &Acting<'_>) -> (ActionKind, ActionTarget) {
+    let (session, credential) = (acting.session_id, acting.credential_id);
     let session_scoped = matches!(
-        ev.credential.kind,
+        acting.credential_kind,
         CredentialKind::ShortLivedToken | CredentialKind::Session | CredentialKind::OauthAccessToken
     );
     let kind = match requested {
@@ -358,8 +405,8 @@ fn narrowest(requested: Response, ev: &AuditEvent<'_>, alert: &Alert) -> (Action
         }
     };
     let target = ActionTarget {
-        principal_id: alert.principal.id.clone(),
-        principal_kind: alert.principal.kind,
+        principal_id: acting.principal_id.to_owned(),
+        principal_kind: acting.kind,
         credential_id: credential.map(str::to_owned),
         session_id: session.map(str::to_owned),
     };
@@ -374,7 +421,7 @@ pub fn alert_principal(id: &str, kind: PrincipalType, owner: Option<&str>) -> Al
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nhid_model::event::Credential;
+    use nhid_model::event::{Credential, Principal};
     use std::borrow::Cow;
 
     fn event(kind: PrincipalType, credential: CredentialKind, session: Option<&'static str>) -> AuditEvent<'static> {
@@ -405,12 +452,22 @@ mod tests {
         }
     }
 
+    fn acting<'e>(ev: &'e AuditEvent<'_>) -> Acting<'e> {
+        Acting::principal(ev, ev.principal.kind, None)
+    }
+
     fn entry(protected: bool, auto_revoke: Option<bool>) -> Entry {
         Entry { pattern: "p".into(), kind: None, owner: None, criticality: None, protected, auto_revoke }
     }
 
     fn decide(p: &Policy, kind: PrincipalType, ev: &AuditEvent<'_>, entry: Option<&Entry>, t: Millis) -> Decision {
-        p.decide(&alert(kind, t, Severity::High), Response::RevokeCredential, None, ev, entry, &mut None)
+        p.decide(
+            &alert(kind, t, Severity::High),
+            Response::RevokeCredential,
+            None,
+            &Acting::principal(ev, kind, entry),
+            &mut None,
+        )
     }
 
     #[test]
@@ -437,20 +494,58 @@ mod tests {
 
     #[test]
     fn the_narrowest_action_is_chosen_and_never_a_wider_one() {
-        let a = alert(PrincipalType::AiAgent, 0, Severity::High);
         let agent = event(PrincipalType::AiAgent, CredentialKind::ShortLivedToken, Some("sess-9"));
-        assert_eq!(narrowest(Response::RevokeCredential, &agent, &a).0, ActionKind::RevokeSession);
-        assert_eq!(narrowest(Response::DisablePrincipal, &agent, &a).0, ActionKind::RevokeSession);
+        assert_eq!(narrowest(Response::RevokeCredential, &acting(&agent)).0, ActionKind::RevokeSession);
+        assert_eq!(narrowest(Response::DisablePrincipal, &acting(&agent)).0, ActionKind::RevokeSession);
         let key = event(PrincipalType::ApiKey, CredentialKind::StaticKey, None);
-        assert_eq!(narrowest(Response::RevokeCredential, &key, &a).0, ActionKind::RevokeCredential);
-        assert_eq!(narrowest(Response::DisablePrincipal, &key, &a).0, ActionKind::RevokeCredential);
+        assert_eq!(narrowest(Response::RevokeCredential, &acting(&key)).0, ActionKind::RevokeCredential);
+        assert_eq!(narrowest(Response::DisablePrincipal, &acting(&key)).0, ActionKind::RevokeCredential);
         // A session cut was asked for but the event names none: tell the owner, do not cut the key.
-        assert_eq!(narrowest(Response::RevokeSession, &key, &a).0, ActionKind::NotifyOwner);
+        assert_eq!(narrowest(Response::RevokeSession, &acting(&key)).0, ActionKind::NotifyOwner);
         let mut bare = key.clone();
         bare.credential.id = None;
-        assert_eq!(narrowest(Response::RevokeCredential, &bare, &a).0, ActionKind::NotifyOwner);
-        assert_eq!(narrowest(Response::DisablePrincipal, &bare, &a).0, ActionKind::DisablePrincipal);
-        assert_eq!(narrowest(Response::RotateSecret, &key, &a).0, ActionKind::RotateSecret);
+        assert_eq!(narrowest(Response::RevokeCredential, &acting(&bare)).0, ActionKind::NotifyOwner);
+        assert_eq!(narrowest(Response::DisablePrincipal, &acting(&bare)).0, ActionKind::DisablePrincipal);
+        assert_eq!(narrowest(Response::RotateSecret, &acting(&key)).0, ActionKind::RotateSecret);
+    }
+
+    /// A request made as `prod:payments` by another principal: the guardrails judge the
+    /// impersonator, and containment cuts the impersonator's token, never the victim.
+    #[test]
+    fn an_impersonated_request_targets_the_impersonator_never_the_principal_impersonated() {
+        let p = Policy::new(ResponseConfig::default());
+        let mut ev = event(PrincipalType::ServiceAccount, CredentialKind::Unknown, None);
+        ev.principal.id = "system:serviceaccount:prod:payments".into();
+        ev.credential = Credential::default();
+        let impersonator = |id: &'static str, kind| Impersonator {
+            principal: Principal { id: id.into(), kind, name: None, owner: None, tenant: None, inferred: false },
+            credential: Credential {
+                id: Some("JTI=intruder".into()),
+                kind: CredentialKind::ShortLivedToken,
+                issued_at: None,
+                expires_at: None,
+            },
+            session_id: None,
+        };
+        let victim = alert_principal("system:serviceaccount:prod:payments", PrincipalType::ServiceAccount, None);
+        let a = Alert { principal: victim.clone(), ..alert(PrincipalType::ServiceAccount, 0, Severity::High) };
+        let decide = |i: &Impersonator<'_>, entry: Option<&Entry>, requested| {
+            p.decide(&a, requested, None, &Acting::impersonator(i, entry), &mut None)
+        };
+
+        let intruder = impersonator("system:serviceaccount:tools:intruder", PrincipalType::ServiceAccount);
+        for requested in [Response::RevokeCredential, Response::DisablePrincipal] {
+            let action = decide(&intruder, None, requested).action.unwrap();
+            assert_eq!(action.action, ActionKind::RevokeCredential, "{requested:?}");
+            assert_eq!(action.target.principal_id, "system:serviceaccount:tools:intruder");
+            assert_eq!(action.target.credential_id.as_deref(), Some("JTI=intruder"));
+            assert!(action.reason.contains("of system:serviceaccount:tools:intruder, which made the request as it"));
+        }
+        // The impersonator's own standing decides: a person, a protected principal.
+        let admin = impersonator("admin@example.com", PrincipalType::Human);
+        assert_eq!(decide(&admin, None, Response::RevokeCredential).blocks, vec![Block::Human]);
+        let d = decide(&intruder, Some(&entry(true, None)), Response::RevokeCredential);
+        assert!(d.action.is_none() && d.blocks == vec![Block::Protected]);
     }
 
     #[test]
@@ -459,10 +554,10 @@ mod tests {
         let ev = event(PrincipalType::ServiceAccount, CredentialKind::StaticKey, None);
         let mut last = None;
         let a = |t| alert(PrincipalType::ServiceAccount, t, Severity::High);
-        assert!(p.decide(&a(0), Response::RevokeCredential, None, &ev, None, &mut last).action.is_some());
-        let d = p.decide(&a(60_000), Response::RevokeCredential, None, &ev, None, &mut last);
+        assert!(p.decide(&a(0), Response::RevokeCredential, None, &acting(&ev), &mut last).action.is_some());
+        let d = p.decide(&a(60_000), Response::RevokeCredential, None, &acting(&ev), &mut last);
         assert_eq!(d.blocks, vec![Block::IdentityCooldown]);
-        assert!(p.decide(&a(3_600_000), Response::RevokeCredential, None, &ev, None, &mut last).action.is_some());
+        assert!(p.decide(&a(3_600_000), Response::RevokeCredential, None, &acting(&ev), &mut last).action.is_some());
     }
 
     #[test]
@@ -472,8 +567,8 @@ mod tests {
         let mut last = None;
         let a = |t| alert(PrincipalType::ServiceAccount, t, Severity::High);
         // Shuffled attack lines: the finding at 13 s arrives after the one at 26 s.
-        assert!(p.decide(&a(26_000), Response::RevokeCredential, None, &ev, None, &mut last).action.is_some());
-        let d = p.decide(&a(13_000), Response::RevokeCredential, None, &ev, None, &mut last);
+        assert!(p.decide(&a(26_000), Response::RevokeCredential, None, &acting(&ev), &mut last).action.is_some());
+        let d = p.decide(&a(13_000), Response::RevokeCredential, None, &acting(&ev), &mut last);
         assert_eq!(d.blocks, vec![Block::IdentityCooldown]);
         assert_eq!(last, Some(26_000), "the mark stays at the latest action");
     }
@@ -484,13 +579,13 @@ mod tests {
         let ev = event(PrincipalType::ServiceAccount, CredentialKind::StaticKey, None);
         let mut last = None;
         let a = |t| alert(PrincipalType::ServiceAccount, t, Severity::High);
-        let notice = p.decide(&a(0), Response::NotifyOwner, None, &ev, None, &mut last);
+        let notice = p.decide(&a(0), Response::NotifyOwner, None, &acting(&ev), &mut last);
         assert_eq!(notice.action.unwrap().action, ActionKind::NotifyOwner);
-        let cut = p.decide(&a(20_000), Response::RevokeCredential, None, &ev, None, &mut last);
+        let cut = p.decide(&a(20_000), Response::RevokeCredential, None, &acting(&ev), &mut last);
         assert_eq!(cut.action.unwrap().action, ActionKind::RevokeCredential);
-        assert!(p.decide(&a(40_000), Response::NotifyOwner, None, &ev, None, &mut last).action.is_some());
+        assert!(p.decide(&a(40_000), Response::NotifyOwner, None, &acting(&ev), &mut last).action.is_some());
         assert_eq!(
-            p.decide(&a(60_000), Response::RevokeCredential, None, &ev, None, &mut last).blocks,
+            p.decide(&a(60_000), Response::RevokeCredential, None, &acting(&ev), &mut last).blocks,
             vec![Block::IdentityCooldown]
         );
     }
@@ -507,8 +602,7 @@ mod tests {
                 &alert(PrincipalType::ServiceAccount, i * 10, Severity::High),
                 Response::RevokeCredential,
                 None,
-                &ev,
-                None,
+                &acting(&ev),
                 &mut None,
             );
             taken += usize::from(d.action.is_some());
@@ -518,7 +612,7 @@ mod tests {
         assert_eq!((taken, storms, open), (5, 1, 94));
         // After the breaker's cooldown, actions flow again.
         let later = alert(PrincipalType::ServiceAccount, 601_000, Severity::High);
-        assert!(p.decide(&later, Response::RevokeCredential, None, &ev, None, &mut None).action.is_some());
+        assert!(p.decide(&later, Response::RevokeCredential, None, &acting(&ev), &mut None).action.is_some());
     }
 
     #[test]
@@ -534,7 +628,7 @@ mod tests {
             (0..200)
                 .filter(|&i| {
                     let a = alert(PrincipalType::ServiceAccount, i * 3_000, Severity::High);
-                    p.decide(&a, Response::RevokeCredential, None, &ev, None, &mut None).action.is_some()
+                    p.decide(&a, Response::RevokeCredential, None, &acting(&ev), &mut None).action.is_some()
                 })
                 .count()
         };
@@ -546,10 +640,10 @@ mod tests {
         // The breaker stays open until the wall clock has let its cooldown pass, however far
         // event time moves.
         let late = alert(PrincipalType::ServiceAccount, 10 * 86_400_000, Severity::High);
-        let d = paced.decide(&late, Response::RevokeCredential, None, &ev, None, &mut None);
+        let d = paced.decide(&late, Response::RevokeCredential, None, &acting(&ev), &mut None);
         assert_eq!(d.blocks, vec![Block::CircuitOpen]);
         NOW.fetch_add(601_000, Ordering::Relaxed);
-        assert!(paced.decide(&late, Response::RevokeCredential, None, &ev, None, &mut None).action.is_some());
+        assert!(paced.decide(&late, Response::RevokeCredential, None, &acting(&ev), &mut None).action.is_some());
     }
 
     #[test]
@@ -560,8 +654,7 @@ mod tests {
             &alert(PrincipalType::ServiceAccount, 0, Severity::Low),
             Response::RotateSecret,
             None,
-            &ev,
-            None,
+            &acting(&ev),
             &mut None,
         );
         assert_eq!(d.blocks, vec![Block::BelowMinSeverity]);
