@@ -530,8 +530,11 @@ struct Got {
     reason: Option<String>,
 }
 
-/// Every message of a topic, from the start to its end when read.
+/// Every message of a topic, from the start until nothing more comes for [`QUIET`]. Not to
+/// the high watermark: Tansu 0.6 can report one below what it has acknowledged (an hour's
+/// soak read 26 of the 31 alerts nhid had produced and seen acknowledged).
 fn read_topic(brokers: &str, topic: &str) -> anyhow::Result<Vec<Got>> {
+    const QUIET: Duration = Duration::from_secs(5);
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "nhid-soak-reader")
@@ -540,24 +543,18 @@ fn read_topic(brokers: &str, topic: &str) -> anyhow::Result<Vec<Got>> {
     let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let partitions = md.topics().first().map_or(0, |t| t.partitions().len()) as i32;
     let mut tpl = TopicPartitionList::new();
-    let mut ends = BTreeMap::new();
     for p in 0..partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
-        if high > low {
-            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
-            ends.insert(p, high);
-        }
-    }
-    let mut got = Vec::new();
-    if ends.is_empty() {
-        return Ok(got);
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
     }
     consumer.assign(&tpl)?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !ends.is_empty() {
-        anyhow::ensure!(Instant::now() < deadline, "reading {topic} to its end took over 120 s");
-        let Some(m) = consumer.poll(Duration::from_millis(500)) else { continue };
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut last = Instant::now();
+    while last.elapsed() < QUIET {
+        anyhow::ensure!(Instant::now() < deadline, "reading {topic} to its end took over 300 s");
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else { continue };
         let m = m?;
+        last = Instant::now();
         let reason = m.headers().and_then(|h| {
             h.iter()
                 .find(|x| x.key == "nhid-reason")
@@ -565,9 +562,6 @@ fn read_topic(brokers: &str, topic: &str) -> anyhow::Result<Vec<Got>> {
                 .map(|v| String::from_utf8_lossy(v).into_owned())
         });
         got.push(Got { payload: m.payload().unwrap_or_default().to_vec(), reason });
-        if ends.get(&m.partition()).is_some_and(|&end| m.offset() + 1 >= end) {
-            ends.remove(&m.partition());
-        }
     }
     Ok(got)
 }
