@@ -23,7 +23,7 @@ use nhid_decode::{DecodeContext, DecodeError, Format};
 use nhid_model::event::{AuditEvent, MAX_FIELD_BYTES, PrincipalType, SourceFormat};
 use nhid_model::time::{MINUTE, Millis, SECOND, format_rfc3339};
 use nhid_model::vocab::DeadLetterReason;
-use nhid_model::vocab::{ActionKind, Response, Severity};
+use nhid_model::vocab::{ActionKind, Severity};
 
 /// Idle eviction runs at most once per this much event time.
 const SWEEP_EVERY: Millis = MINUTE;
@@ -614,28 +614,22 @@ impl Engine {
         };
         debug_assert!(alert.event_ids.len() <= MAX_EVENT_IDS);
         identity.alert_marks_mut(self.detectors.len())[index].last = Some((ev.time, severity));
-        // Containment cuts off whoever made the request: the principal, or its impersonator.
-        // A credential another principal presented first is not this one's to lose: whoever
-        // named it here (a copy, or a forged event) must not get nhid to cut it off.
-        let (acting, foreign) = match ev.actor.impersonator.as_deref() {
-            None => (
-                Acting::principal(ev, lane, entry),
-                ev.credential.id.as_deref().is_some_and(|c| identity.is_foreign(c)),
-            ),
-            Some(i) => (
-                Acting::impersonator(i, self.inventory.entry(self.inventory.resolve(&i.principal.id))),
-                i.credential.id.as_deref().is_some_and(|c| self.bindings.bind(c, &i.principal.id, ev.time)),
-            ),
+        // Containment cuts off whoever made the request: the principal, or its impersonator,
+        // and never a credential another principal presented first.
+        let acting = match ev.actor.impersonator.as_deref() {
+            None => Acting {
+                foreign: ev.credential.id.as_deref().is_some_and(|c| identity.is_foreign(c)),
+                ..Acting::principal(ev, lane, entry)
+            },
+            Some(i) => Acting {
+                foreign: i.credential.id.as_deref().is_some_and(|c| self.bindings.bind(c, &i.principal.id, ev.time)),
+                ..Acting::impersonator(i, self.inventory.entry(self.inventory.resolve(&i.principal.id)))
+            },
         };
-        let contains = !matches!(settings.response, Response::None | Response::NotifyOwner);
-        let requested = if foreign && contains { Response::NotifyOwner } else { settings.response };
         let mut last_action = identity.last_action();
-        let mut decision =
-            self.policy.decide(&alert, requested, settings.act_max_probability, &acting, &mut last_action);
+        let decision =
+            self.policy.decide(&alert, settings.response, settings.act_max_probability, &acting, &mut last_action);
         identity.set_last_action(last_action);
-        if foreign && contains {
-            decision.blocks.push(Block::ForeignCredential);
-        }
         for b in decision.blocks {
             *out.stats.guardrail_blocks.entry(b).or_default() += 1;
         }

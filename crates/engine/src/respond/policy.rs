@@ -1,7 +1,8 @@
 //! The response policy. Guardrails are the product, not an option: an attacker who can
 //! forge audit events must not be able to turn nhid into a mass-revocation weapon.
 //!
-//! In order: nothing for humans or principals not provably machines; nothing for
+//! In order: a credential first presented by another principal is never cut off (its owner
+//! is told); nothing for humans or principals not provably machines; nothing for
 //! protected principals; below `min_severity` only the alert; inventory `auto_revoke =
 //! false` turns revocations into owner notices, and so does a model's finding whose score
 //! does not clear `act_max_probability`; the narrowest action the event allows;
@@ -191,6 +192,14 @@ impl Policy {
         if requested == Response::None {
             return d;
         }
+        // Whoever named another's credential here (a copy, or a forged event) must not get
+        // nhid to cut it off.
+        let requested = if acting.foreign && requested != Response::NotifyOwner {
+            d.blocks.push(Block::ForeignCredential);
+            Response::NotifyOwner
+        } else {
+            requested
+        };
         let (kind, entry) = (acting.kind, acting.entry);
         let block = if kind == PrincipalType::Human {
             Some(Block::Human)
@@ -350,6 +359,8 @@ pub struct Acting<'e> {
     pub credential_kind: CredentialKind,
     pub session_id: Option<&'e str>,
     pub entry: Option<&'e Entry>,
+    /// The credential was first presented by another principal (`state::bindings`).
+    pub foreign: bool,
 }
 
 impl<'e> Acting<'e> {
@@ -362,6 +373,7 @@ impl<'e> Acting<'e> {
             credential_kind: ev.credential.kind,
             session_id: ev.actor.session_id.as_deref(),
             entry,
+            foreign: false,
         }
     }
 
@@ -374,6 +386,7 @@ impl<'e> Acting<'e> {
             credential_kind: i.credential.kind,
             session_id: i.session_id.as_deref(),
             entry,
+            foreign: false,
         }
     }
 }
