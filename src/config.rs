@@ -243,7 +243,7 @@ impl Config {
                 i,
                 EngineConfig {
                     format: self.decode.format,
-                    topic_formats: self.decode.topics.clone().into_iter().collect(),
+                    topic_formats: self.topic_formats(),
                     normalize: !self.kafka.lanes.is_empty(),
                     max_event_bytes: self.decode.max_event_bytes,
                     state: self.state.clone(),
@@ -255,6 +255,18 @@ impl Config {
             )),
             _ => Err(errors),
         }
+    }
+}
+
+impl Config {
+    /// The per-topic formats: the configured ones, and the re-keyed events' (canonical,
+    /// whatever `decode.format` says of the audit topics).
+    fn topic_formats(&self) -> Vec<(String, Format)> {
+        let mut formats: Vec<_> = self.decode.topics.clone().into_iter().collect();
+        if self.kafka.rekeys() {
+            formats.push((self.kafka.events_topic.clone(), Format::Native));
+        }
+        formats
     }
 }
 

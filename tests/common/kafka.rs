@@ -14,6 +14,18 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
+/// Six principals of the simulated population (seed 7, 20 principals, 2 days) whose events
+/// (12,274) fit a small Kafka test, and still raise alerts and actions: the mock cluster keeps
+/// 5 MB per partition, and reading two days of all twenty back from Tansu takes minutes.
+pub const SMALL_POPULATION: [&str; 6] = [
+    "user-grace1@example.com",
+    "oauth-crm-sync-0016",
+    "key-status-page-0012",
+    "key-webhook-relay-0011",
+    "agent-code-review-0018",
+    "svc-ml-features-0008",
+];
+
 /// One message read back.
 #[derive(Clone, Debug)]
 pub struct Got {

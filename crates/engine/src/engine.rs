@@ -34,6 +34,10 @@ pub struct EngineConfig {
     pub topic_formats: Vec<(String, Format)>,
     /// Emit every decoded event, normalized, in [`Outputs::normalized`] (for lane topics).
     pub normalize: bool,
+    /// The re-keying stage's engine: decode and check only. Every event that passes goes to
+    /// [`Outputs::normalized`] as its source stated it, to be produced keyed by principal;
+    /// nothing is detected and no state is kept (the detection stage does both).
+    pub rekey: bool,
     pub max_event_bytes: usize,
     pub state: StateConfig,
     pub response: ResponseConfig,
@@ -62,6 +66,7 @@ impl Default for EngineConfig {
             format: Format::Auto,
             topic_formats: Vec::new(),
             normalize: false,
+            rekey: false,
             max_event_bytes: nhid_decode::DEFAULT_MAX_EVENT_BYTES,
             state: StateConfig::default(),
             response: ResponseConfig::default(),
@@ -85,6 +90,7 @@ pub struct Engine {
     format: Format,
     topic_formats: Vec<(Box<str>, Format)>,
     normalize: bool,
+    rekey: bool,
     max_event_bytes: usize,
     /// Highest event time seen (but see [`Engine::advance_watermark`]): the clock of
     /// eviction, and the time given to events that have none of their own when the
@@ -120,12 +126,14 @@ impl Origin<'_> {
     }
 }
 
-/// A decoded event in canonical form, with its lane (the principal type after
-/// reconciliation), for republishing to per-lane topics.
+/// A decoded event in canonical form, with its lane (the principal type it was judged as),
+/// for republishing to per-lane topics or, re-keyed, to the detection stage.
 #[derive(Clone, Debug)]
 pub struct Normalized {
     pub lane: PrincipalType,
     pub principal_id: String,
+    /// The event's time, by which the re-keying stage orders what it produces.
+    pub time: Millis,
     pub json: Vec<u8>,
 }
 
@@ -306,6 +314,7 @@ impl Engine {
             format: config.format,
             topic_formats: config.topic_formats.into_iter().map(|(t, f)| (t.into(), f)).collect(),
             normalize: config.normalize,
+            rekey: config.rekey,
             max_event_bytes: config.max_event_bytes,
             watermark: AtomicI64::new(Millis::MIN),
             next_sweep: AtomicI64::new(Millis::MIN),
@@ -315,6 +324,25 @@ impl Engine {
             wall_clock: config.wall_clock,
             ranges: config.ranges,
         }
+    }
+
+    /// The re-keying stage's engine for this one: the same decoding and checks (formats,
+    /// size and time bounds), no detectors and no state.
+    pub fn rekeying(&self) -> Engine {
+        Engine::new(
+            Vec::new(),
+            Inventory::default(),
+            EngineConfig {
+                format: self.format,
+                topic_formats: self.topic_formats.iter().map(|(t, f)| (t.to_string(), *f)).collect(),
+                rekey: true,
+                max_event_bytes: self.max_event_bytes,
+                max_clock_skew: self.max_clock_skew,
+                wall_clock: self.wall_clock,
+                state: StateConfig { max_identities: 1, ..StateConfig::default() },
+                ..EngineConfig::default()
+            },
+        )
     }
 
     /// Paces automatic actions in processing time (the wall clock) as well as in event time:
@@ -392,7 +420,11 @@ impl Engine {
             match record {
                 Ok(Ok(ev)) => {
                     decoded = Decoded { format: Some(ev.source_format), events: decoded.events + 1 };
-                    self.handle(&ev, home, out)
+                    if self.rekey {
+                        out.normalized.push(normalized(&ev, ev.principal.kind));
+                    } else {
+                        self.handle(&ev, home, out)
+                    }
                 }
                 Ok(Err((e, i))) => {
                     refused.push((out.dead_letters.len(), i));
@@ -730,6 +762,7 @@ fn normalized(ev: &AuditEvent<'_>, lane: PrincipalType) -> Normalized {
     Normalized {
         lane,
         principal_id: ev.principal.id.to_string(),
+        time: ev.time,
         json: serde_json::to_vec(&ev).expect("events serialize"),
     }
 }

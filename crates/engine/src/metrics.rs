@@ -48,6 +48,10 @@ pub struct Metrics {
     pub event_to_alert: Histogram,
     pub consumer_lag: IntGaugeVec,
     pub producer_queue: IntGauge,
+    /// Re-keyed events received again (a re-keying stage re-read them) and skipped.
+    pub rekey_duplicates: IntCounter,
+    /// Re-keyed events processed after a later event of their events partition.
+    pub rekey_out_of_order: IntCounter,
     /// Resolved per kind up front: the transport counts from librdkafka's callbacks, where a
     /// label lookup would be one more lock on a thread that also delivers messages.
     kafka_errors: [IntCounter; KafkaErrorKind::ALL.len()],
@@ -189,6 +193,14 @@ impl Metrics {
                 &["topic", "partition"],
             ),
             producer_queue: r.gauge("nhid_producer_queue_messages", "Outputs not yet acknowledged by the broker."),
+            rekey_duplicates: r.counter(
+                "nhid_rekey_duplicates_total",
+                "Re-keyed events received again (the re-keying stage re-read their source) and skipped.",
+            ),
+            rekey_out_of_order: r.counter(
+                "nhid_rekey_out_of_order_total",
+                "Re-keyed events processed after a later one of their events partition (a source partition waited for past kafka.rekey_max_idle_ms, or the reorder bound reached).",
+            ),
             kafka_errors: std::array::from_fn(|i| kafka_errors.with_label_values(&[KafkaErrorKind::ALL[i].as_str()])),
             registry,
         };

@@ -41,6 +41,28 @@ const SHOWN_PROPERTIES: &[&str] = &[
     "statistics.interval.ms",
 ];
 
+/// Which stages an instance runs when topics are re-keyed.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Re-keying and detection, side by side in one process.
+    Both,
+    /// Only re-keying: the re-keyed topics in, the events topic out.
+    Rekey,
+    /// Only detection: the keyed topics and the events topic in.
+    Detect,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Both => "both",
+            Stage::Rekey => "rekey",
+            Stage::Detect => "detect",
+        }
+    }
+}
+
 /// The `[kafka]` section of the configuration; the essentials also have flags on `nhid run`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -49,6 +71,25 @@ pub struct KafkaConfig {
     pub brokers: String,
     /// Audit topics to consume.
     pub topics: Vec<String>,
+    /// Audit topics not keyed by principal id, which is most of them (a connector from S3
+    /// keys by object or not at all, Kubernetes audit comes keyed by cluster, SaaS logs by
+    /// tenant). Their events are decoded, checked and produced to `events_topic` keyed by
+    /// principal, in event-time order across their partitions, and detection reads them
+    /// there: one identity's events then reach one worker, in order. The rest of `topics`
+    /// is read as keyed by principal.
+    pub rekey_topics: Vec<String>,
+    /// The re-keyed canonical events (`schemas/audit-event.schema.json`), keyed by principal
+    /// id; each keeps its source message's timestamp and names its source in headers.
+    pub events_topic: String,
+    /// How long detection holds re-keyed events for a source partition that has said
+    /// nothing (no event, no watermark) past their time, before it goes on without it:
+    /// order across source partitions is kept only within this. A quiet source delays the
+    /// others once by this much (then is passed over until it speaks again), so it bounds
+    /// alert latency as well.
+    pub rekey_max_idle_ms: u64,
+    /// Which stages this instance runs when topics are re-keyed: `both` (the default),
+    /// `rekey` or `detect`, for a deployment that scales them apart.
+    pub stage: Stage,
     /// Consumer group; partitions (and the identities keyed to them) are shared across its members.
     pub group: String,
     /// Static group membership (`group.instance.id`): a stable id per nhid instance (a pod
@@ -87,6 +128,10 @@ impl Default for KafkaConfig {
         KafkaConfig {
             brokers: "localhost:9092".into(),
             topics: vec!["audit".into()],
+            rekey_topics: Vec::new(),
+            events_topic: "nhid.events".into(),
+            rekey_max_idle_ms: 1_000,
+            stage: Stage::Both,
             group: "nhid".into(),
             instance_id: None,
             alerts_topic: "nhid.alerts".into(),
@@ -133,6 +178,9 @@ impl KafkaConfig {
         if self.commit_interval_ms == 0 || self.commit_interval_ms > MAX_SETTING_SECS * 1_000 {
             errors.push("kafka.commit_interval_ms: must be positive and at most ten years".into());
         }
+        if self.rekey_max_idle_ms == 0 || self.rekey_max_idle_ms > 60_000 {
+            errors.push("kafka.rekey_max_idle_ms: must be between 1 and 60000 (a minute)".into());
+        }
         for (key, secs) in [("shutdown_grace_secs", self.shutdown_grace_secs), ("rebuild_secs", self.rebuild_secs)] {
             if secs > MAX_SETTING_SECS {
                 errors.push(format!("kafka.{key}: at most {MAX_SETTING_SECS} (ten years)"));
@@ -148,11 +196,21 @@ impl KafkaConfig {
 
     /// Output and control topics must not be audit topics: nhid would read its own output.
     fn validate_topics(&self, errors: &mut Vec<String>) {
+        for topic in self.rekey_topics.iter().filter(|t| !self.topics.contains(t)) {
+            errors.push(format!("kafka.rekey_topics: {topic:?} is not one of kafka.topics"));
+        }
+        if self.stage != Stage::Both && !self.rekeys() {
+            errors.push(format!("kafka.stage: {:?} needs kafka.rekey_topics", self.stage.as_str()));
+        }
+        let events = self.rekeys().then_some(("events_topic", &self.events_topic));
         for (name, topic) in [
             ("alerts_topic", &self.alerts_topic),
             ("actions_topic", &self.actions_topic),
             ("dead_letter_topic", &self.dead_letter_topic),
-        ] {
+        ]
+        .into_iter()
+        .chain(events)
+        {
             if topic.trim().is_empty() {
                 errors.push(format!("kafka.{name}: must not be empty"));
             } else if self.topics.contains(topic) {
@@ -258,6 +316,42 @@ impl KafkaConfig {
         c
     }
 
+    /// Whether any topic is re-keyed: then `nhid run` runs the re-keying stage beside detection.
+    pub fn rekeys(&self) -> bool {
+        !self.rekey_topics.is_empty()
+    }
+
+    /// The re-keying stage: the topics to re-key, in a consumer group of its own (it is
+    /// stateless: nothing to rebuild).
+    pub(crate) fn rekey_stage(&self) -> KafkaConfig {
+        // Each partition is read from a queue of its own, which librdkafka fills up to
+        // `queued.min.messages` (100,000 by default) before it stops fetching: that much of
+        // each partition would wait in memory while the slowest is read (see `Pacing`).
+        let mut properties = self.properties.clone();
+        properties.entry("queued.min.messages".into()).or_insert_with(|| "2000".into());
+        KafkaConfig {
+            properties,
+            topics: self.rekey_topics.clone(),
+            rekey_topics: Vec::new(),
+            group: format!("{}.rekey", self.group),
+            instance_id: self.instance_id.as_ref().map(|i| format!("{i}.rekey")),
+            lifecycle_topic: None,
+            action_results_topic: None,
+            lanes: BTreeMap::new(),
+            rebuild_secs: 0,
+            ..self.clone()
+        }
+    }
+
+    /// The detection stage: the keyed topics, and the events re-keyed for it.
+    pub(crate) fn detect_stage(&self) -> KafkaConfig {
+        let mut topics: Vec<String> = self.topics.iter().filter(|t| !self.rekey_topics.contains(t)).cloned().collect();
+        if self.rekeys() {
+            topics.push(self.events_topic.clone());
+        }
+        KafkaConfig { topics, ..self.clone() }
+    }
+
     /// Every topic consumed, with what its messages are.
     pub(crate) fn inputs(&self) -> Vec<(&str, Option<ControlKind>)> {
         let mut inputs: Vec<_> = self.topics.iter().map(|t| (t.as_str(), None)).collect();
@@ -298,6 +392,30 @@ mod tests {
                 "kafka.properties.enable.auto.commit: set by nhid (use the kafka section's own fields)",
             ]
         );
+    }
+
+    #[test]
+    fn re_keying_settings_are_checked_together() {
+        let cfg = KafkaConfig {
+            topics: vec!["audit".into(), "nhid.events".into()],
+            rekey_topics: vec!["audit".into(), "audit.k8s".into()],
+            rekey_max_idle_ms: 0,
+            ..KafkaConfig::default()
+        };
+        assert_eq!(
+            cfg.validate(),
+            [
+                "kafka.rekey_topics: \"audit.k8s\" is not one of kafka.topics",
+                "kafka.events_topic: \"nhid.events\" is also an input topic (nhid would read its own output)",
+                "kafka.rekey_max_idle_ms: must be between 1 and 60000 (a minute)",
+            ]
+        );
+        let one_stage = KafkaConfig { stage: Stage::Detect, ..KafkaConfig::default() };
+        assert_eq!(one_stage.validate(), ["kafka.stage: \"detect\" needs kafka.rekey_topics"]);
+        // Without re-keying here, the events topic is an input like any other: the detection
+        // stage of a split deployment reads it.
+        let detect_only = KafkaConfig { topics: vec!["nhid.events".into()], ..KafkaConfig::default() };
+        assert_eq!(detect_only.validate(), Vec::<String>::new());
     }
 
     #[test]

@@ -7,14 +7,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use nhid_engine::metrics::{Health, KafkaErrorKind, Metrics};
 use nhid_engine::{ControlKind, Engine};
+use nhid_model::time::Millis;
 
 use crate::config::KafkaConfig;
 use crate::error::Error;
@@ -23,13 +25,32 @@ use crate::internal_events::{
 };
 use crate::output::{Sender, now_ms};
 use crate::partition::Partition;
-use crate::worker::{Message, Workers};
+use crate::rekeyed;
+use crate::worker::{Item, Message, Workers};
 
 /// The partitions assigned here, by topic and number.
 type Partitions = HashMap<(Arc<str>, i32), Arc<Partition>>;
 
 /// Topics and partitions named by a revocation.
 type Revoked = HashSet<(String, i32)>;
+
+/// The re-keying stage's pacing. Detection holds each source's events until every other
+/// source has reached their time, so the sources must advance together in event time. The
+/// broker serves them by bytes, and one partition of an unkeyed topic holds more of the
+/// stream than another (a producer's partitioner picks at random): read as fetched, one
+/// source lagged 23 minutes of event time on a backlog, and detection held 50,000 events
+/// for it. So the re-keying consumer reads each partition from its own queue, the one
+/// furthest behind first; the others' queues fill to `queued.min.messages` and their
+/// fetching stops until they are read (no pause and resume, which re-fetch mid-batch:
+/// Tansu 0.6 answers such a fetch with the next batch, losing the rest of this one).
+/// A partition with nothing queued is waited for `idle`, then read around until it has.
+#[derive(Clone, Copy)]
+pub(crate) struct Pacing {
+    pub(crate) idle: Millis,
+}
+
+/// Messages read from one partition queue before choosing again.
+const PACED_CHUNK: usize = 64;
 
 /// How long the offset lookups at assignment may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,6 +68,10 @@ pub(crate) struct Shared {
     rebuild: Duration,
     /// Consumed topics and their control kinds.
     inputs: Vec<(String, Option<ControlKind>)>,
+    /// The re-keyed events' topic: its partitions' events are reordered.
+    events_topic: String,
+    /// The re-keying stage's: keep its partitions within this much event time of each other.
+    pacing: Option<Pacing>,
 }
 
 pub(crate) struct RuntimeContext(Arc<Shared>);
@@ -115,6 +140,57 @@ pub(crate) fn subscribe(cfg: &KafkaConfig, shared: Arc<Shared>) -> Result<GroupC
     Ok(consumer)
 }
 
+/// The re-keying stage's [`consume`]: each partition from its own queue, paced ([`Pacing`]).
+pub(crate) fn consume_paced(
+    consumer: &Arc<GroupConsumer>,
+    shared: &Shared,
+    pacing: Pacing,
+    stop: &AtomicBool,
+    interval: Duration,
+) {
+    let mut queues: Vec<(Arc<Partition>, PartitionQueue<RuntimeContext>)> = Vec::new();
+    let mut next_commit = Instant::now() + interval;
+    while !stop.load(Ordering::Relaxed) {
+        // Callbacks (rebalances) are served here, and a partition's messages fetched before
+        // its queue was split come here: all of them before any from its queue.
+        let split = shared.split_new(consumer, &mut queues);
+        while let Some(polled) = consumer.poll(Duration::ZERO) {
+            shared.polled(polled);
+            if !split {
+                break;
+            }
+        }
+        queues.retain(|(p, _)| !p.revoked.load(Ordering::Relaxed));
+        let now = now_ms();
+        let mut by_latest: Vec<_> = queues.iter().collect();
+        by_latest.sort_by_key(|(p, _)| p.latest.load(Ordering::Relaxed));
+        let mut read = 0;
+        for (p, queue) in by_latest {
+            while read < PACED_CHUNK
+                && let Some(polled) = queue.poll(Duration::ZERO)
+            {
+                shared.polled(polled);
+                read += 1;
+            }
+            // Read from the slowest that has anything, unless a slower one is to be waited for.
+            if read > 0 || now - p.received_at.load(Ordering::Relaxed) < pacing.idle {
+                break;
+            }
+        }
+        if read == 0 {
+            shared.workers.flush_batches();
+            // Nothing to read now: wait on the group consumer's queue (callbacks) briefly.
+            if let Some(polled) = consumer.poll(Duration::from_millis(5)) {
+                shared.polled(polled);
+            }
+        }
+        if Instant::now() >= next_commit {
+            shared.commit(consumer, CommitMode::Async, None);
+            next_commit = Instant::now() + interval;
+        }
+    }
+}
+
 /// Hands fetched messages to the workers, and commits every `interval`, until `stop` is set.
 pub(crate) fn consume(consumer: &GroupConsumer, shared: &Shared, stop: &AtomicBool, interval: Duration) {
     let mut next_commit = Instant::now() + interval;
@@ -142,6 +218,38 @@ pub(crate) fn consume(consumer: &GroupConsumer, shared: &Shared, stop: &AtomicBo
 }
 
 impl Shared {
+    /// What a poll gave: a message for its worker, or an error to count.
+    fn polled(&self, polled: KafkaResult<BorrowedMessage<'_>>) {
+        match polled {
+            Ok(m) => self.received(&m),
+            Err(error) => {
+                CallFailed { kind: KafkaErrorKind::Consume, error: &error, then: "consumer error" }.emit(&self.metrics);
+            }
+        }
+    }
+
+    /// Gives each newly assigned partition a queue of its own; whether any was new.
+    fn split_new(
+        &self,
+        consumer: &Arc<GroupConsumer>,
+        queues: &mut Vec<(Arc<Partition>, PartitionQueue<RuntimeContext>)>,
+    ) -> bool {
+        let assigned: Vec<Arc<Partition>> =
+            self.partitions.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+        let mut split = false;
+        for p in assigned {
+            if queues.iter().any(|(q, _)| Arc::ptr_eq(q, &p)) {
+                continue;
+            }
+            if let Some(queue) = consumer.split_partition_queue(&p.topic, p.partition) {
+                p.received_at.store(now_ms(), Ordering::Relaxed);
+                queues.push((p, queue));
+                split = true;
+            }
+        }
+        split
+    }
+
     pub(crate) fn new(
         cfg: &KafkaConfig,
         engine: Arc<Engine>,
@@ -149,6 +257,7 @@ impl Shared {
         health: Arc<Health>,
         output: Arc<Sender>,
         workers: Workers,
+        pacing: Option<Pacing>,
     ) -> Shared {
         Shared {
             engine,
@@ -160,6 +269,8 @@ impl Shared {
             grace: Duration::from_secs(cfg.shutdown_grace_secs),
             rebuild: Duration::from_secs(cfg.rebuild_secs),
             inputs: cfg.inputs().into_iter().map(|(t, c)| (t.to_string(), c)).collect(),
+            events_topic: cfg.events_topic.clone(),
+            pacing,
         }
     }
 
@@ -169,12 +280,26 @@ impl Shared {
         if self.health.brokers_down.load(Ordering::Relaxed) {
             self.health.brokers_down.store(false, Ordering::Relaxed);
         }
-        self.workers.dispatch(Message {
-            partition: self.partition(m.topic(), m.partition()),
+        let partition = self.partition(m.topic(), m.partition());
+        if self.pacing.is_some() {
+            partition.received_at.store(now_ms(), Ordering::Relaxed);
+            // Its queue split, librdkafka could deliver there what it had already delivered
+            // to the group consumer's queue.
+            if m.offset() < partition.next_offset.fetch_max(m.offset() + 1, Ordering::Relaxed) {
+                return;
+            }
+        }
+        self.workers.dispatch(Item::Message(Message {
             offset: m.offset(),
             timestamp: m.timestamp().to_millis(),
             payload: m.payload().unwrap_or_default().to_vec(),
-        });
+            rekeyed: if partition.reordered {
+                rekeyed::read(m.headers(), m.payload().unwrap_or_default())
+            } else {
+                None
+            },
+            partition,
+        }));
     }
 
     /// Registers newly assigned partitions and sets where each starts: `rebuild` before its
@@ -257,9 +382,18 @@ impl Shared {
     fn insert_partition(&self, topic: &str, partition: i32, rebuild_until: i64, rebuild_since: i64) -> Arc<Partition> {
         let topic: Arc<str> = topic.into();
         let control = self.inputs.iter().find(|(t, _)| **t == *topic).and_then(|(_, c)| *c);
-        let p =
-            Arc::new(Partition::new(topic.clone(), partition, rebuild_until, rebuild_since, control, &self.metrics));
+        let reordered = *topic == *self.events_topic;
+        let p = Arc::new(Partition::new(
+            topic.clone(),
+            partition,
+            rebuild_until,
+            rebuild_since,
+            control,
+            reordered,
+            &self.metrics,
+        ));
         self.partitions.lock().unwrap_or_else(PoisonError::into_inner).insert((topic, partition), p.clone());
+        self.workers.dispatch(Item::Assigned(p.clone()));
         p
     }
 
@@ -292,7 +426,11 @@ impl Shared {
         let homes: HashSet<u32> = {
             let mut map = self.partitions.lock().unwrap_or_else(PoisonError::into_inner);
             let gone: Vec<_> = map.keys().filter(|(t, p)| revoked.contains(&(t.to_string(), *p))).cloned().collect();
-            gone.iter().filter_map(|k| map.remove(k)).map(|p| p.home).collect()
+            gone.iter()
+                .filter_map(|k| map.remove(k))
+                .inspect(|p| p.revoked.store(true, Ordering::Relaxed))
+                .map(|p| p.home)
+                .collect()
         };
         self.count_assigned();
         let released = self.engine.release(&homes);

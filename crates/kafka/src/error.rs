@@ -15,6 +15,10 @@ pub enum Error {
     CreateClient { client: &'static str, detail: String },
     #[error("subscribing to the input topics")]
     Subscribe(#[source] KafkaError),
+    /// Re-keying sends watermarks to every partition of the events topic, and detection
+    /// waits for every partition of the re-keyed topics: both must exist.
+    #[error("looking up a topic's partitions (re-keying needs the re-keyed topics and the events topic to exist): {0}")]
+    Metadata(String),
     #[error("starting a worker thread")]
     SpawnWorker(#[source] std::io::Error),
     /// A worker's statistics are lost with it, so the report would be wrong.

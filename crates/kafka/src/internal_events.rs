@@ -165,6 +165,23 @@ impl KafkaErrorEvent for OutputLost<'_> {
     }
 }
 
+/// A re-keying watermark that will never be acknowledged. Nothing is lost with it: the
+/// detection stage waits for the next one, or `kafka.rekey_max_idle_ms` at most.
+pub(crate) struct WatermarkLost<'a> {
+    pub kind: KafkaErrorKind,
+    pub why: &'a str,
+}
+
+impl KafkaErrorEvent for WatermarkLost<'_> {
+    fn kind(&self) -> KafkaErrorKind {
+        self.kind
+    }
+
+    fn log(&self) {
+        tracing::warn!("{}; a re-keying watermark was lost, detection may wait for the next one", self.why);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rdkafka::error::KafkaError;

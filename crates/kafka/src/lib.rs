@@ -14,6 +14,10 @@
 //! - `partition`: what the threads share about one assigned input partition.
 //! - `worker`: **workers** (one per core by default) run [`Engine::process`] and send what it
 //!   produced through the producer.
+//! - `rekeyed`: what the re-keying stage adds to the events topic (each event's source and
+//!   time, and watermarks), and its workers' account of how far each source has got.
+//! - `reorder`: the detection stage's workers hold re-keyed events back until they may go
+//!   in event-time order across their sources.
 //! - `output`: the idempotent producer; **its thread** receives delivery reports and marks
 //!   outputs acknowledged in their input partition's [`Progress`].
 //! - `progress`: which input offset may be committed: only one whose outputs are all
@@ -33,10 +37,12 @@ mod internal_events;
 mod output;
 mod partition;
 mod progress;
+mod rekeyed;
+mod reorder;
 mod runtime;
 mod worker;
 
-pub use config::KafkaConfig;
+pub use config::{KafkaConfig, Stage};
 pub use error::Error;
 pub use output::Latency;
 pub use progress::Progress;

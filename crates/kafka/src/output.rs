@@ -1,6 +1,6 @@
-//! The producer side: alerts, actions, dead letters and lane copies go out through one
-//! idempotent producer, and each delivery report is credited to the input message that
-//! caused it.
+//! The producer side: alerts, actions, dead letters, lane copies and re-keyed events go out
+//! through one idempotent producer, and each delivery report is credited to the input
+//! message that caused it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,19 +15,24 @@ use rdkafka::{ClientContext, Message};
 use nhid_engine::Outputs;
 use nhid_engine::metrics::{KafkaErrorKind, Metrics};
 use nhid_model::event::PrincipalType;
+use nhid_model::time::Millis;
 use nhid_model::vocab::DeadLetterReason;
 
 use crate::config::KafkaConfig;
 use crate::error::Error;
-use crate::internal_events::{ClientError, KafkaErrorEvent as _, OutputLost, OutputTooLarge};
+use crate::internal_events::{ClientError, KafkaErrorEvent as _, OutputLost, OutputTooLarge, WatermarkLost};
 use crate::partition::Partition;
+use crate::rekeyed;
+
+/// How long the events topic's partition count may take to look up at start.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Event (input message timestamp) to alert-acknowledged latency, in milliseconds.
 pub type Latency = hdrhistogram::Histogram<u64>;
 
-/// Which input message an output belongs to.
+/// Which input message an output belongs to; a re-keying watermark belongs to none.
 pub(crate) struct Delivery {
-    partition: Arc<Partition>,
+    partition: Option<Arc<Partition>>,
     offset: i64,
     /// The input message's timestamp, for alerts only: their latency is measured.
     alert_of: Option<i64>,
@@ -59,7 +64,9 @@ impl ProducerContext for Deliveries {
     fn delivery(&self, result: &DeliveryResult<'_>, d: Box<Delivery>) {
         match result {
             Ok(_) => {
-                d.partition.progress().acknowledged(d.offset);
+                if let Some(p) = &d.partition {
+                    p.progress().acknowledged(d.offset);
+                }
                 if let Some(t) = d.alert_of {
                     let ms = now_ms().saturating_sub(t).max(0) as u64;
                     let _ = self.latency.lock().unwrap_or_else(PoisonError::into_inner).record(ms);
@@ -76,8 +83,11 @@ impl Deliveries {
     /// runtime stops so that a restart reads it again (librdkafka has already retried it
     /// for `message.timeout.ms`).
     fn fail(&self, d: &Delivery, kind: KafkaErrorKind, why: &str) {
-        d.partition.progress().failed(d.offset);
-        let (topic, partition, offset) = (&*d.partition.topic, d.partition.partition, d.offset);
+        let Some(p) = &d.partition else {
+            return WatermarkLost { kind, why }.emit(&self.metrics);
+        };
+        p.progress().failed(d.offset);
+        let (topic, partition, offset) = (&*p.topic, p.partition, d.offset);
         OutputLost { kind, why, topic, partition, offset }.emit(&self.metrics);
         self.fatal.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(|| why.to_string());
         self.stop.store(true, Ordering::Relaxed);
@@ -91,12 +101,21 @@ pub(crate) struct Sender {
     dead_letter_topic: String,
     /// Topic of each principal type's lane copy, if any.
     lanes: [Option<String>; PrincipalType::ALL.len()],
+    /// The re-keying stage's: where every normalized event goes, keyed by principal, and
+    /// how many partitions it has (each gets the watermarks).
+    events: Option<(String, i32)>,
     /// Past this instant a full queue is no longer waited on (shutdown or revocation grace).
     give_up_at: Mutex<Option<Instant>>,
 }
 
 impl Sender {
-    pub(crate) fn new(cfg: &KafkaConfig, stop: Arc<AtomicBool>, metrics: Arc<Metrics>) -> Result<Self, Error> {
+    /// A sender for `cfg`'s outputs; `events_topic` for the re-keying stage's.
+    pub(crate) fn new(
+        cfg: &KafkaConfig,
+        events_topic: Option<&str>,
+        stop: Arc<AtomicBool>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, Error> {
         let context = Deliveries { latency: Mutex::new(new_latency()), metrics, fatal: Mutex::default(), stop };
         let producer = cfg
             .producer_config()
@@ -106,32 +125,40 @@ impl Sender {
             let kind = PrincipalType::ALL[i];
             cfg.lanes.get(kind.as_str()).or(kind.is_machine().then(|| cfg.lanes.get("machine")).flatten()).cloned()
         });
+        let events = match events_topic {
+            Some(topic) => Some((topic.to_string(), partition_count(&producer, topic)?)),
+            None => None,
+        };
         Ok(Sender {
             producer,
             alerts_topic: cfg.alerts_topic.clone(),
             actions_topic: cfg.actions_topic.clone(),
             dead_letter_topic: cfg.dead_letter_topic.clone(),
             lanes,
+            events,
             give_up_at: Mutex::default(),
         })
     }
 
     /// How many messages [`Sender::send_all`] will send for these outputs.
     pub(crate) fn count(&self, out: &Outputs) -> u32 {
-        let lanes = out.normalized.iter().filter(|n| self.lanes[n.lane.index()].is_some()).count();
-        (out.alerts.len() + out.actions.len() + out.dead_letters.len() + lanes) as u32
+        let normalized = match self.events {
+            Some(_) => out.normalized.len(),
+            None => out.normalized.iter().filter(|n| self.lanes[n.lane.index()].is_some()).count(),
+        };
+        (out.alerts.len() + out.actions.len() + out.dead_letters.len() + normalized) as u32
     }
 
     /// Sends (and clears) the outputs of the input message at `offset`.
     pub(crate) fn send_all(&self, out: &mut Outputs, p: &Arc<Partition>, offset: i64, timestamp: Option<i64>) {
-        let delivery = |alert_of| Box::new(Delivery { partition: p.clone(), offset, alert_of });
+        let delivery = |alert_of| Box::new(Delivery { partition: Some(p.clone()), offset, alert_of });
         for alert in out.alerts.drain(..) {
             let json = serde_json::to_vec(&alert).expect("alerts serialize");
-            self.send(&self.alerts_topic, Some(&alert.principal.id), &json, None, delivery(timestamp));
+            self.send(&self.alerts_topic, Some(&alert.principal.id), &json, None, None, delivery(timestamp));
         }
         for action in out.actions.drain(..) {
             let json = serde_json::to_vec(&action).expect("actions serialize");
-            self.send(&self.actions_topic, Some(&action.target.principal_id), &json, None, delivery(None));
+            self.send(&self.actions_topic, Some(&action.target.principal_id), &json, None, None, delivery(None));
         }
         for dl in out.dead_letters.drain(..) {
             let record = dl.record.map(|r| r.to_string());
@@ -142,24 +169,57 @@ impl Sender {
             if let Some(r) = &record {
                 headers = headers.insert(Header { key: "nhid-record", value: Some(r) });
             }
-            self.send(&self.dead_letter_topic, None, &dl.bytes, Some(headers), delivery(None));
+            self.send(&self.dead_letter_topic, None, &dl.bytes, Some(headers), None, delivery(None));
         }
-        for n in out.normalized.drain(..) {
-            if let Some(topic) = &self.lanes[n.lane.index()] {
-                self.send(topic, Some(&n.principal_id), &n.json, None, delivery(None));
+        for (index, n) in out.normalized.drain(..).enumerate() {
+            if let Some((topic, _)) = &self.events {
+                // The source message's timestamp stays: detection bounds event times by it
+                // and rebuilds by it.
+                let source = rekeyed::Source { topic: p.topic.clone(), partition: p.partition };
+                let headers = rekeyed::event_headers(&source, offset, index as u32, n.time);
+                self.send(topic, Some(&n.principal_id), &n.json, Some(headers), timestamp, delivery(None));
+            } else if let Some(topic) = &self.lanes[n.lane.index()] {
+                self.send(topic, Some(&n.principal_id), &n.json, None, None, delivery(None));
             }
         }
     }
 
+    /// The re-keying stage's watermarks: how far each of `sources` has been re-keyed, to
+    /// every partition of the events topic, after the events they cover.
+    pub(crate) fn send_watermarks(&self, sources: &[(rekeyed::Source, Option<Millis>)]) {
+        let Some((topic, partitions)) = &self.events else { return };
+        let (headers, payload) = rekeyed::watermarks(sources);
+        for partition in 0..*partitions {
+            let d = Box::new(Delivery { partition: None, offset: 0, alert_of: None });
+            let record = BaseRecord::with_opaque_to(topic.as_str(), d).partition(partition);
+            self.enqueue(record.payload(payload.as_slice()).headers(headers.clone()), topic, &payload);
+        }
+    }
+
     /// Enqueues one message; a full queue is back-pressure: wait for room, never drop.
-    fn send(&self, topic: &str, key: Option<&str>, payload: &[u8], headers: Option<OwnedHeaders>, d: Box<Delivery>) {
+    fn send(
+        &self,
+        topic: &str,
+        key: Option<&str>,
+        payload: &[u8],
+        headers: Option<OwnedHeaders>,
+        timestamp: Option<i64>,
+        d: Box<Delivery>,
+    ) {
         let mut record = BaseRecord::with_opaque_to(topic, d).payload(payload);
+        if let Some(t) = timestamp {
+            record = record.timestamp(t);
+        }
         if let Some(k) = key {
             record = record.key(k);
         }
         if let Some(h) = headers {
             record = record.headers(h);
         }
+        self.enqueue(record, topic, payload);
+    }
+
+    fn enqueue<'a>(&self, mut record: BaseRecord<'a, str, [u8], Box<Delivery>>, topic: &str, payload: &[u8]) {
         loop {
             match self.producer.send(record) {
                 Ok(()) => return,
@@ -180,14 +240,18 @@ impl Sender {
                     if !payload.is_empty() =>
                 {
                     let d = r.delivery_opaque;
-                    let (source, partition, offset) = (&*d.partition.topic, d.partition.partition, d.offset);
+                    let Some(p) = d.partition.clone() else {
+                        let why = format!("a watermark to {topic} exceeds message.max.bytes");
+                        return self.producer.context().fail(&d, KafkaErrorKind::Produce, &why);
+                    };
+                    let (source, partition, offset) = (&*p.topic, p.partition, d.offset);
                     let event =
                         OutputTooLarge { output_topic: topic, bytes: payload.len(), topic: source, partition, offset };
                     event.emit(&self.producer.context().metrics);
                     let detail = format!("an output of {} bytes to {topic} exceeds message.max.bytes", payload.len());
                     let reason = DeadLetterReason::OutputTooLarge;
                     let headers = dead_letter_headers(reason, &detail, source, partition, offset);
-                    return self.send(&self.dead_letter_topic, None, b"", Some(headers), d);
+                    return self.send(&self.dead_letter_topic, None, b"", Some(headers), None, d);
                 }
                 Err((e, r)) => {
                     let why = format!("producing to {topic} failed: {e}");
@@ -207,6 +271,11 @@ impl Sender {
     /// Waits until every output is acknowledged, or until `deadline`.
     pub(crate) fn flush(&self, deadline: Instant) -> Result<(), KafkaError> {
         self.producer.flush(deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// How many partitions `topic` has, by the broker's metadata.
+    pub(crate) fn partitions(&self, topic: &str) -> Result<i32, Error> {
+        partition_count(&self.producer, topic)
     }
 
     pub(crate) fn in_flight(&self) -> u64 {
@@ -237,6 +306,19 @@ fn dead_letter_headers(
         .insert(Header { key: "nhid-source-topic", value: Some(topic) })
         .insert(Header { key: "nhid-source-partition", value: Some(&partition) })
         .insert(Header { key: "nhid-source-offset", value: Some(&offset) })
+}
+
+/// How many partitions `topic` has, by the broker's metadata.
+fn partition_count(producer: &ThreadedProducer<Deliveries>, topic: &str) -> Result<i32, Error> {
+    let metadata = producer
+        .client()
+        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+        .map_err(|e| Error::Metadata(format!("{topic}: {e}")))?;
+    match metadata.topics().first().map(|t| (t.error(), t.partitions().len())) {
+        Some((None, n)) if n > 0 => Ok(n as i32),
+        Some((Some(e), _)) => Err(Error::Metadata(format!("{topic}: {e:?}"))),
+        _ => Err(Error::Metadata(format!("{topic} has no partitions"))),
+    }
 }
 
 fn new_latency() -> Latency {

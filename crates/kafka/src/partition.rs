@@ -1,11 +1,13 @@
 //! One input partition while it is assigned here: what the consumer thread, the workers and
 //! the producer's delivery reports share about it.
 
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use nhid_engine::metrics::Metrics;
 use nhid_engine::{ControlKind, Origin};
 use nhid_model::event::SourceFormat;
+use nhid_model::time::Millis;
 
 use crate::progress::Progress;
 
@@ -29,6 +31,16 @@ pub(crate) struct Partition {
     /// `nhid_events_received_total` of its topic by source format (`SourceFormat::index`);
     /// empty for a control topic.
     pub(crate) events_received: Box<[prometheus::IntCounter]>,
+    /// Set when it is revoked, after its drain: a worker holding its messages forgets them.
+    pub(crate) revoked: AtomicBool,
+    /// A partition of the events topic read by detection: its events are reordered.
+    pub(crate) reordered: bool,
+    /// Re-keying: the latest event time sent to the events topic (`Millis::MIN`: none).
+    pub(crate) latest: AtomicI64,
+    /// Re-keying, the consumer thread's: when a message last came (wall clock, ms), and
+    /// the offset after the last message handed over.
+    pub(crate) received_at: AtomicI64,
+    pub(crate) next_offset: AtomicI64,
 }
 
 impl Partition {
@@ -38,6 +50,7 @@ impl Partition {
         rebuild_until: i64,
         rebuild_since: i64,
         control: Option<ControlKind>,
+        reordered: bool,
         metrics: &Metrics,
     ) -> Partition {
         Partition {
@@ -57,6 +70,11 @@ impl Partition {
             },
             topic,
             partition,
+            revoked: AtomicBool::new(false),
+            reordered,
+            latest: AtomicI64::new(Millis::MIN),
+            received_at: AtomicI64::new(crate::output::now_ms()),
+            next_offset: AtomicI64::new(i64::MIN),
         }
     }
 

@@ -30,6 +30,15 @@ impl Progress {
         self.processed_next = Some(offset + 1);
     }
 
+    /// A message registered with one output of its own (held back before processing) was
+    /// processed and sent `outputs` messages: they replace it.
+    pub fn released(&mut self, offset: i64, outputs: u32) {
+        if let Ok(i) = self.pending.binary_search_by_key(&offset, |&(o, _)| o) {
+            self.pending[i].1 += outputs;
+        }
+        self.acknowledged(offset);
+    }
+
     /// One output of the message at `offset` was acknowledged by the broker.
     pub fn acknowledged(&mut self, offset: i64) {
         let Ok(i) = self.pending.binary_search_by_key(&offset, |&(o, _)| o) else {
@@ -97,6 +106,22 @@ mod tests {
         p.acknowledged(11);
         assert_eq!(p.committable(), Some(14));
         assert_eq!(p.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_held_message_is_not_committed_past_until_processed_and_its_outputs_acknowledged() {
+        let mut p = Progress::default();
+        p.processed(10, 1);
+        p.processed(11, 0);
+        p.processed(12, 1);
+        assert_eq!(p.committable(), Some(10));
+        p.released(12, 0);
+        assert_eq!(p.committable(), Some(10), "processed out of order, the earlier one still held");
+        p.released(10, 2);
+        assert_eq!(p.committable(), Some(10), "its outputs in flight");
+        p.acknowledged(10);
+        p.acknowledged(10);
+        assert_eq!(p.committable(), Some(13));
     }
 
     #[test]

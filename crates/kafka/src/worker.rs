@@ -1,18 +1,22 @@
 //! The workers: each runs [`Engine::process`] over its partitions' messages, in offset
 //! order, and hands what it produced to the producer. A partition always goes to the same
 //! worker, so its messages (and its identities' state) are never processed concurrently.
+//! Re-keying adds a [`Role`] to each: see [`Marks`] and [`Reorder`].
 
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nhid_engine::metrics::Metrics;
 use nhid_engine::{Engine, Origin, Outputs, Stats};
+use nhid_model::time::Millis;
 
 use crate::error::Error;
 use crate::output::Sender;
 use crate::partition::Partition;
+use crate::rekeyed::{Marks, Rekeyed};
+use crate::reorder::Reorder;
 
 /// Messages handed to a worker at once: fewer channel operations without delaying a quiet
 /// stream (a batch also goes as soon as the consumer has nothing more to give).
@@ -26,10 +30,19 @@ pub(crate) struct Message {
     pub(crate) offset: i64,
     pub(crate) timestamp: Option<i64>,
     pub(crate) payload: Vec<u8>,
+    /// What its headers say, for a partition of the events topic read by detection.
+    pub(crate) rekeyed: Option<Rekeyed>,
+}
+
+/// What the consumer thread hands a worker, in partition order.
+pub(crate) enum Item {
+    Message(Message),
+    /// The partition was assigned here.
+    Assigned(Arc<Partition>),
 }
 
 enum Job {
-    Messages(Vec<Message>),
+    Items(Vec<Item>),
     /// Answered once every message queued before it is processed.
     Barrier(SyncSender<()>),
 }
@@ -41,12 +54,13 @@ pub(crate) type Tally = (Stats, u64);
 /// Dropping it closes the queues, and the workers end.
 pub(crate) struct Workers {
     queues: Vec<SyncSender<Job>>,
-    batches: Mutex<Vec<Vec<Message>>>,
+    batches: Mutex<Vec<Vec<Item>>>,
 }
 
-/// Starts `n` workers.
+/// Starts `n` workers, each in the role `role` makes.
 pub(crate) fn spawn(
     n: usize,
+    role: impl Fn() -> Role,
     engine: &Arc<Engine>,
     output: &Arc<Sender>,
     metrics: &Arc<Metrics>,
@@ -59,7 +73,10 @@ pub(crate) fn spawn(
         let (engine, output, metrics) = (engine.clone(), output.clone(), metrics.clone());
         let handle = thread::Builder::new()
             .name(format!("nhid-worker-{i}"))
-            .spawn(move || work(&engine, &output, &metrics, rx))
+            .spawn({
+                let role = role();
+                move || work(&engine, &output, &metrics, role, rx)
+            })
             .map_err(Error::SpawnWorker)?;
         handles.push(handle);
     }
@@ -85,16 +102,19 @@ impl Workers {
         (h.wrapping_add(p.partition as usize)) % self.queues.len()
     }
 
-    /// Adds a message to its worker's batch, and sends the batch when it is full.
-    pub(crate) fn dispatch(&self, m: Message) {
-        let w = self.worker_of(&m.partition);
+    /// Adds an item to its partition's worker's batch, and sends the batch when it is full.
+    pub(crate) fn dispatch(&self, item: Item) {
+        let w = self.worker_of(match &item {
+            Item::Message(m) => &m.partition,
+            Item::Assigned(p) => p,
+        });
         let full = {
             let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
-            batches[w].push(m);
+            batches[w].push(item);
             (batches[w].len() >= BATCH).then(|| std::mem::take(&mut batches[w]))
         };
         if let Some(batch) = full {
-            let _ = self.queues[w].send(Job::Messages(batch));
+            let _ = self.queues[w].send(Job::Items(batch));
         }
     }
 
@@ -106,7 +126,7 @@ impl Workers {
         };
         for (w, batch) in batches.into_iter().enumerate() {
             if !batch.is_empty() {
-                let _ = self.queues[w].send(Job::Messages(batch));
+                let _ = self.queues[w].send(Job::Items(batch));
             }
         }
     }
@@ -127,30 +147,89 @@ impl Workers {
     }
 }
 
+/// What a worker does besides processing: the re-keying stage's workers tell the detection
+/// stage how far each source has got; the detection stage's hold the re-keyed events back
+/// until they may go in event-time order.
+pub(crate) enum Role {
+    Rekey(Marks),
+    Detect(Reorder),
+}
+
 /// A worker: processes its partitions' messages in order and sends the outputs.
-fn work(engine: &Engine, output: &Sender, metrics: &Metrics, jobs: Receiver<Job>) -> Tally {
+fn work(engine: &Engine, output: &Sender, metrics: &Metrics, mut role: Role, jobs: Receiver<Job>) -> Tally {
     let mut out = Outputs::default();
     let mut total = Stats::default();
     let mut rebuilt = 0;
-    for job in jobs {
+    let run = |m: Message, held: bool, role: &mut Role, out: &mut Outputs| {
+        let started = Instant::now();
+        let (processed, latest) = process(engine, output, &m, out, held);
+        if let (Role::Rekey(marks), Some(time)) = (role, latest) {
+            marks.advanced(&m.partition, time);
+        }
+        metrics.processing.observe(started.elapsed().as_secs_f64());
+        processed == Processed::Rebuilt
+    };
+    // Set while something is to be done later (a watermark to send, a source waited for).
+    let mut retry: Option<Duration> = None;
+    loop {
+        let job = match retry {
+            None => jobs.recv().ok(),
+            Some(after) => match jobs.recv_timeout(after) {
+                Ok(job) => Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => Some(Job::Items(Vec::new())),
+                Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            },
+        };
         let batch = match job {
-            Job::Messages(batch) => batch,
-            Job::Barrier(done) => {
+            None => break,
+            Some(Job::Items(batch)) => batch,
+            Some(Job::Barrier(done)) => {
+                // A commit follows: the detection stage should not wait for what was sent.
+                if let Role::Rekey(marks) = &mut role {
+                    marks.flush(output);
+                }
                 let _ = done.send(());
                 continue;
             }
         };
-        for m in batch {
-            let started = Instant::now();
-            match process(engine, output, &m, &mut out) {
-                // Outside the rebuild window: not processed, so not timed either.
-                Processed::Skipped => continue,
-                Processed::Rebuilt => rebuilt += 1,
-                Processed::Live => {}
+        for item in batch {
+            let m = match item {
+                Item::Message(m) => m,
+                Item::Assigned(p) => {
+                    if let Role::Rekey(marks) = &mut role {
+                        marks.assigned(&p);
+                    }
+                    continue;
+                }
+            };
+            let p = &m.partition;
+            p.received.inc();
+            // Outside the rebuild window: marked done unread, and not timed either.
+            if m.offset < p.rebuild_until && m.timestamp.is_some_and(|t| t < p.rebuild_since) {
+                p.progress().processed(m.offset, 0);
+                continue;
             }
-            metrics.processing.observe(started.elapsed().as_secs_f64());
+            let m = match &mut role {
+                Role::Detect(reorder) if p.reordered => match reorder.push(m) {
+                    Some(m) => m,
+                    None => continue,
+                },
+                Role::Rekey(marks) => {
+                    marks.announce(output);
+                    m
+                }
+                Role::Detect(_) => m,
+            };
+            rebuilt += u64::from(run(m, false, &mut role, &mut out));
         }
-        // Counters move once per batch, not per message.
+        let mut ready = Vec::new();
+        retry = match &mut role {
+            Role::Rekey(marks) => marks.due(output),
+            Role::Detect(reorder) => reorder.release(metrics, |m| ready.push(m)),
+        };
+        for m in ready {
+            rebuilt += u64::from(run(m, true, &mut role, &mut out));
+        }
         metrics.absorb(&out.stats);
         total.merge(&out.stats);
         out.stats = Stats::default();
@@ -159,23 +238,25 @@ fn work(engine: &Engine, output: &Sender, metrics: &Metrics, jobs: Receiver<Job>
 }
 
 /// What became of a message.
+#[derive(PartialEq)]
 enum Processed {
-    /// Before the rebuild window: marked done unread.
-    Skipped,
     /// Re-read to rebuild state; its outputs, acknowledged before, were not sent again.
     Rebuilt,
     Live,
 }
 
-/// One message through the engine, its outputs sent.
-fn process(engine: &Engine, output: &Sender, m: &Message, out: &mut Outputs) -> Processed {
+/// One message through the engine, its outputs sent; `held` when the reorder held it (it
+/// is registered in its partition's progress already). Also returns the latest time of the
+/// events it normalized (the re-keying stage's).
+fn process(
+    engine: &Engine,
+    output: &Sender,
+    m: &Message,
+    out: &mut Outputs,
+    held: bool,
+) -> (Processed, Option<Millis>) {
     let p = &m.partition;
-    p.received.inc();
     let rebuilding = m.offset < p.rebuild_until;
-    if rebuilding && m.timestamp.is_some_and(|t| t < p.rebuild_since) {
-        p.progress().processed(m.offset, 0);
-        return Processed::Skipped;
-    }
     let origin = Origin { source: &p.topic, partition: p.partition, offset: m.offset };
     match p.control {
         None => {
@@ -189,8 +270,14 @@ fn process(engine: &Engine, output: &Sender, m: &Message, out: &mut Outputs) -> 
     if rebuilding {
         out.clear();
     }
+    let latest = out.normalized.iter().map(|n| n.time).max();
     // Registered before sending: a delivery report may arrive before `send` returns.
-    p.progress().processed(m.offset, output.count(out));
+    let count = output.count(out);
+    if held {
+        p.progress().released(m.offset, count);
+    } else {
+        p.progress().processed(m.offset, count);
+    }
     output.send_all(out, p, m.offset, m.timestamp);
-    if rebuilding { Processed::Rebuilt } else { Processed::Live }
+    (if rebuilding { Processed::Rebuilt } else { Processed::Live }, latest)
 }
