@@ -51,40 +51,31 @@ impl Got {
 /// partitioner's runs, which put 10,405 of 12,274 messages in one partition: past the 5 MB the
 /// mock cluster keeps of a partition, and it dropped the first 1,933.
 pub fn produce_round_robin(brokers: &str, topic: &str, partitions: i32, payloads: &[Vec<u8>]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .create()
-        .expect("test producer");
-    for (i, payload) in payloads.iter().enumerate() {
-        let mut record = BaseRecord::<(), _>::to(topic).payload(payload).partition(i as i32 % partitions);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    record = r;
-                    producer.poll(Duration::from_millis(10));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
-    }
-    producer.flush(Duration::from_secs(60)).expect("test messages acknowledged");
+    let messages = payloads.iter().enumerate().map(|(i, p)| (None, Some(i as i32 % partitions), p.as_slice()));
+    send_all(brokers, topic, messages);
 }
 
 /// Produces `(key, payload)` messages in order and waits until the broker has them all.
 pub fn produce(brokers: &str, topic: &str, messages: &[(Option<String>, Vec<u8>)]) {
+    send_all(brokers, topic, messages.iter().map(|(k, p)| (k.as_deref(), None, p.as_slice())));
+}
+
+/// Sends `(key, partition, payload)` messages in order, waiting for room when the queue is
+/// full, then until the broker has them all.
+fn send_all<'a>(brokers: &str, topic: &str, messages: impl Iterator<Item = (Option<&'a str>, Option<i32>, &'a [u8])>) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .create()
         .expect("test producer");
-    for (key, payload) in messages {
-        let mut record = BaseRecord::to(topic).payload(payload);
+    for (key, partition, payload) in messages {
+        let mut record = BaseRecord::<str, [u8]>::to(topic).payload(payload);
         if let Some(k) = key {
             record = record.key(k);
+        }
+        if let Some(p) = partition {
+            record = record.partition(p);
         }
         loop {
             match producer.send(record) {
