@@ -10,7 +10,7 @@
 //! # What is measured, per broker
 //!
 //! - **Throughput.** The pipeline benchmark's workload (`nhid-sim simulate --seed 7 --principals
-//!   200 --days 1`), its first 1,000,000 events, produced up front keyed by principal id,
+//!   200 --days 2`), its first 1,000,000 events, produced up front keyed by principal id,
 //!   lz4, over 32 partitions: the mock keeps 5 MB per partition and drops older batches past
 //!   that, so the delivery reports and the low watermarks are checked before anything is
 //!   timed. (200,000 events take 0.2–0.5 s to consume, of which start-up and the commit
@@ -78,6 +78,11 @@ const AUDIT: &str = "audit";
 /// The latency run has a topic of its own: a fresh group reading from the earliest offset
 /// must not first wade through the throughput run's events.
 const PACED: &str = "audit-paced";
+/// The re-keying run's input: the throughput workload produced without keys.
+const UNKEYED: &str = "audit-unkeyed";
+/// Events of the re-keying run: re-keyed, a million pass the mock's 5 MB in some partitions
+/// of the events topic (keyed by principal, as canonical JSON with headers).
+const REKEYED_EVENTS: usize = 250_000;
 const COMMIT_INTERVAL_MS: u64 = 100;
 /// Throughput rounds per broker (bare consumer, then nhid, each in a fresh group).
 const ROUNDS: usize = 3;
@@ -105,7 +110,7 @@ fn main() -> anyhow::Result<()> {
     let workload = workload()?;
     let bytes = workload.iter().map(|(_, p)| p.len()).sum::<usize>();
     println!(
-        "workload: {} events from `nhid-sim simulate --seed 7 --principals 200 --days 1`, {} B/event, keyed by principal",
+        "workload: {} events from `nhid-sim simulate --seed 7 --principals 200 --days 2`, {} B/event, keyed by principal",
         workload.len(),
         bytes / workload.len()
     );
@@ -276,6 +281,8 @@ fn measure(cluster: &Cluster, workload: &[(String, Vec<u8>)]) -> anyhow::Result<
     for (topic, partitions) in [
         (AUDIT, PARTITIONS),
         (PACED, PARTITIONS),
+        (UNKEYED, PARTITIONS),
+        (defaults.events_topic.as_str(), PARTITIONS),
         (defaults.alerts_topic.as_str(), 2),
         (defaults.actions_topic.as_str(), 2),
         (defaults.dead_letter_topic.as_str(), 1),
@@ -284,7 +291,7 @@ fn measure(cluster: &Cluster, workload: &[(String, Vec<u8>)]) -> anyhow::Result<
     }
 
     let t = Instant::now();
-    let ends = produce_all(&brokers, AUDIT, workload)?;
+    let ends = produce_all(&brokers, AUDIT, workload, false)?;
     println!("produced {} events in {:.1} s (lz4), none dropped", workload.len(), secs(t.elapsed()));
 
     // Rounds alternate the two so that a neighbour's burst on the shared machine lands on
@@ -315,6 +322,23 @@ fn measure(cluster: &Cluster, workload: &[(String, Vec<u8>)]) -> anyhow::Result<
     }
     let (bare, nhid) = (median(bares), median(nhids));
 
+    // Tansu's watermarks cannot say where the re-keyed topic ends (see `Ends`).
+    if let Cluster::Mock(_) = cluster {
+        let events = &workload[..REKEYED_EVENTS];
+        let (both, rekeying) = rekeyed(&brokers, "bench-rekeyed", events, cluster.pid())?;
+        let rate = |d: Duration| thousands(REKEYED_EVENTS as f64 / d.as_secs_f64());
+        println!(
+            "re-keyed: the first {} events without keys, both stages in one process {} events/s ({:.2} s from \
+             assignment to everything committed, {}); re-keying alone reached the end in {:.2} s ({} events/s)",
+            thousands(REKEYED_EVENTS as f64),
+            rate(both.elapsed),
+            secs(both.elapsed),
+            both.cores(),
+            secs(rekeying.elapsed),
+            rate(rekeying.elapsed),
+        );
+    }
+
     let paced = paced(&brokers, "bench-paced", workload)?;
     let l = &paced.report.latency;
     println!(
@@ -334,13 +358,15 @@ fn measure(cluster: &Cluster, workload: &[(String, Vec<u8>)]) -> anyhow::Result<
 /// ids (the Kafka key).
 fn workload() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let mut lines = FirstLines { limit: EVENTS, lines: Vec::with_capacity(EVENTS), partial: Vec::new() };
-    let cfg = SimConfig { seed: 7, principals: 200, days: 1, ..SimConfig::default() };
+    // One day of it holds 916,399 events: the second one makes up the million.
+    let cfg = SimConfig { seed: 7, principals: 200, days: 2, ..SimConfig::default() };
     if let Err(e) = nhid_sim::run(&cfg, &mut lines)
         && lines.lines.len() < EVENTS
     {
         return Err(e).context("simulating the workload");
     }
     lines.lines.truncate(EVENTS);
+    ensure!(lines.lines.len() == EVENTS, "the simulation gave {} events of {EVENTS}", lines.lines.len());
     lines
         .lines
         .into_iter()
@@ -419,9 +445,14 @@ impl ProducerContext for Ends {
     }
 }
 
-/// Enqueues one message, waiting for room when the producer's queue is full.
-fn send(producer: &BaseProducer<Ends>, topic: &str, key: &str, payload: &[u8]) -> anyhow::Result<()> {
-    let mut record = BaseRecord::to(topic).key(key).payload(payload);
+/// Enqueues one message, keyed, or without a key to the partition given (round robin);
+/// waits for room when the producer's queue is full.
+fn send(producer: &BaseProducer<Ends>, topic: &str, key: Result<&str, i32>, payload: &[u8]) -> anyhow::Result<()> {
+    let mut record = BaseRecord::to(topic).payload(payload);
+    record = match key {
+        Ok(key) => record.key(key),
+        Err(partition) => record.partition(partition),
+    };
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),
@@ -456,9 +487,12 @@ fn flushed(producer: &BaseProducer<Ends>, topic: &str, sent: usize) -> anyhow::R
     Ok(ends)
 }
 
-fn produce_all(brokers: &str, topic: &str, events: &[(String, Vec<u8>)]) -> anyhow::Result<Vec<i64>> {
+/// Produces the events, keyed by principal, or `unkeyed` round robin over the partitions
+/// (the sticky partitioner's runs would pass the mock's 5 MB in some).
+fn produce_all(brokers: &str, topic: &str, events: &[(String, Vec<u8>)], unkeyed: bool) -> anyhow::Result<Vec<i64>> {
     let producer = producer(brokers)?;
-    for (key, payload) in events {
+    for (i, (key, payload)) in events.iter().enumerate() {
+        let key = if unkeyed { Err(i as i32 % PARTITIONS) } else { Ok(key.as_str()) };
         send(&producer, topic, key, payload)?;
         producer.poll(Duration::ZERO);
     }
@@ -626,6 +660,46 @@ fn nhid(brokers: &str, group: &str, ends: &[i64], broker: Option<u32>) -> anyhow
     Ok((run, report, first_commit.at - start))
 }
 
+/// The throughput workload produced without keys, re-keyed (`kafka.rekey_topics`) and
+/// detected in one process: from the assignment to both groups' commits at the end, and to
+/// re-keying's alone.
+fn rekeyed(
+    brokers: &str,
+    group: &str,
+    workload: &[(String, Vec<u8>)],
+    broker: Option<u32>,
+) -> anyhow::Result<(Run, Run)> {
+    let ends = produce_all(brokers, UNKEYED, workload, true)?;
+    let mut cfg = kafka_config(brokers, UNKEYED, group);
+    cfg.rekey_topics = vec![UNKEYED.into()];
+    let events_topic = cfg.events_topic.clone();
+    let running = Running::start(engine()?, cfg);
+    let (first_commit, rekeyed) =
+        running.wait_committed(&Committed::new(brokers, &format!("{group}.rekey"), UNKEYED)?, &ends, broker)?;
+    let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let mut event_ends = Vec::new();
+    for p in 0..PARTITIONS {
+        let (low, high) = client.fetch_watermarks(&events_topic, p, Duration::from_secs(10))?;
+        ensure!(low == 0, "{events_topic}[{p}] starts at {low}: the broker dropped messages");
+        event_ends.push(high);
+    }
+    let (_, done) = running.wait_committed(&Committed::new(brokers, group, &events_topic)?, &event_ends, broker)?;
+    let assigned = running.assigned().context("the runtime never logged its assignment")?;
+    let start = running.started;
+    let report = running.stop()?;
+    // Messages twice (re-keying's, then detection's of the events topic); events detected once.
+    let n = workload.len() as u64;
+    ensure!(
+        report.stats.messages == 2 * n && report.stats.events == n,
+        "nhid re-keyed and detected {} messages and {} events of {n}",
+        report.stats.messages,
+        report.stats.events,
+    );
+    let both = Run { join: assigned - start, elapsed: done.at - assigned, cores: first_commit.cores_until(&done) };
+    let rekeying = Run { join: Duration::ZERO, elapsed: rekeyed.at - assigned, cores: None };
+    Ok((both, rekeying))
+}
+
 /// Latency below saturation: see the module documentation.
 fn paced(brokers: &str, group: &str, workload: &[(String, Vec<u8>)]) -> anyhow::Result<Paced> {
     let t = Instant::now();
@@ -646,10 +720,10 @@ fn paced(brokers: &str, group: &str, workload: &[(String, Vec<u8>)]) -> anyhow::
     let mut sent = 0u64;
     while sent < WARM_UP {
         let (key, payload) = background.next(wall_ms()).context("no background events left")?;
-        send(&producer, PACED, &key, &payload)?;
+        send(&producer, PACED, Ok(&key), &payload)?;
         sent += 1;
     }
-    send(&producer, PACED, "bench-warm-up", b"not an audit event")?;
+    send(&producer, PACED, Ok("bench-warm-up"), b"not an audit event")?;
     sent += 1;
     running.wait_committed(&committed, &flushed(&producer, PACED, sent as usize)?, None)?;
     // Live event time runs with the wall clock from here, from where the history ended.
@@ -659,7 +733,7 @@ fn paced(brokers: &str, group: &str, workload: &[(String, Vec<u8>)]) -> anyhow::
     while begin.elapsed() < PACED_FOR {
         let mut failed = None;
         live.advance(wall_ms() - shift, &mut |event, principal| {
-            if let Err(e) = send(&producer, PACED, principal, event) {
+            if let Err(e) = send(&producer, PACED, Ok(principal), event) {
                 failed.get_or_insert(e);
             }
             sent += 1;
@@ -670,7 +744,7 @@ fn paced(brokers: &str, group: &str, workload: &[(String, Vec<u8>)]) -> anyhow::
         let due = warm + (begin.elapsed().as_secs_f64() * PACED_RATE as f64) as u64;
         while sent < due {
             let Some((key, payload)) = background.next(wall_ms()) else { break };
-            send(&producer, PACED, &key, &payload)?;
+            send(&producer, PACED, Ok(&key), &payload)?;
             sent += 1;
         }
         producer.poll(Duration::ZERO);

@@ -244,7 +244,13 @@ impl KafkaConfig {
     }
 
     /// The group consumer's configuration.
-    pub(crate) fn consumer_config(&self) -> ClientConfig {
+    ///
+    /// The re-keying stage's reads each partition from a queue of its own, which librdkafka
+    /// fills up to `queued.min.messages` (100,000 by default) before it stops fetching: that
+    /// much of each partition would wait in memory while the slowest is read
+    /// (`consumer::consume_paced`). 2,000 is about a megabyte of audit events, and a
+    /// partition read down is fetched again after 5 ms rather than librdkafka's 1 s.
+    pub(crate) fn consumer_config(&self, rekeying: bool) -> ClientConfig {
         // Brokers without long polling (librdkafka's mock cluster, Tansu 0.6) answer a fetch
         // that found nothing only after the full `fetch.wait.max.ms`, which then makes most of
         // the event → alert latency: 50 ms gave a p99 of 65 ms on the mock and 119 ms on Tansu,
@@ -255,12 +261,16 @@ impl KafkaConfig {
         // librdkafka stops fetching for `fetch.queue.backoff.ms`, 1 s by default: catching up
         // on a backlog, the workers drained that queue in a fraction of it and then waited
         // (140,000 events/s instead of 330,000 on the mock cluster).
-        let mut c = self.client(&[
+        let mut defaults = vec![
             ("auto.offset.reset", "earliest"),
             ("fetch.wait.max.ms", "10"),
             ("fetch.queue.backoff.ms", "50"),
             ("statistics.interval.ms", "5000"),
-        ]);
+        ];
+        if rekeying {
+            defaults.extend([("queued.min.messages", "2000"), ("fetch.queue.backoff.ms", "5")]);
+        }
+        let mut c = self.client(&defaults);
         c.set("group.id", &self.group).set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
         if let Some(id) = &self.instance_id {
             c.set("group.instance.id", id);
@@ -268,9 +278,15 @@ impl KafkaConfig {
         c
     }
 
-    /// The producer's configuration: idempotent, so a retried send is not a duplicate.
-    pub(crate) fn producer_config(&self) -> ClientConfig {
-        let mut c = self.client(&[("linger.ms", "5"), ("statistics.interval.ms", "5000")]);
+    /// The producer's configuration: idempotent, so a retried send is not a duplicate. The
+    /// re-keying stage's sends the whole stream again, as canonical JSON: lz4 makes that a
+    /// fraction of its bytes on the brokers.
+    pub(crate) fn producer_config(&self, rekeying: bool) -> ClientConfig {
+        let mut defaults = vec![("linger.ms", "5"), ("statistics.interval.ms", "5000")];
+        if rekeying {
+            defaults.push(("compression.type", "lz4"));
+        }
+        let mut c = self.client(&defaults);
         c.set("enable.idempotence", "true");
         c
     }
@@ -293,8 +309,8 @@ impl KafkaConfig {
         if !alone.is_empty() {
             return alone;
         }
-        let consumer = self.consumer_config().create::<BaseConsumer>().err().map(|e| ("consumer", e));
-        let producer = self.producer_config().create::<BaseProducer>().err().map(|e| ("producer", e));
+        let consumer = self.consumer_config(false).create::<BaseConsumer>().err().map(|e| ("consumer", e));
+        let producer = self.producer_config(false).create::<BaseProducer>().err().map(|e| ("producer", e));
         consumer
             .into_iter()
             .chain(producer)
@@ -324,13 +340,7 @@ impl KafkaConfig {
     /// The re-keying stage: the topics to re-key, in a consumer group of its own (it is
     /// stateless: nothing to rebuild).
     pub(crate) fn rekey_stage(&self) -> KafkaConfig {
-        // Each partition is read from a queue of its own, which librdkafka fills up to
-        // `queued.min.messages` (100,000 by default) before it stops fetching: that much of
-        // each partition would wait in memory while the slowest is read (see `Pacing`).
-        let mut properties = self.properties.clone();
-        properties.entry("queued.min.messages".into()).or_insert_with(|| "2000".into());
         KafkaConfig {
-            properties,
             topics: self.rekey_topics.clone(),
             rekey_topics: Vec::new(),
             group: format!("{}.rekey", self.group),

@@ -132,7 +132,7 @@ impl ConsumerContext for RuntimeContext {
 /// Creates the group consumer and subscribes it to every input topic.
 pub(crate) fn subscribe(cfg: &KafkaConfig, shared: Arc<Shared>) -> Result<GroupConsumer, Error> {
     let consumer: GroupConsumer = cfg
-        .consumer_config()
+        .consumer_config(shared.paced)
         .create_with_context(RuntimeContext(shared))
         .map_err(|source| Error::create_client("consumer", &source))?;
     let topics: Vec<&str> = cfg.inputs().into_iter().map(|(t, _)| t).collect();
