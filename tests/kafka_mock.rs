@@ -437,6 +437,19 @@ fn the_metrics_endpoint_counts_what_was_processed() {
     assert_eq!(sample_sum(&text, "nhid_events_total", "") as u64, report.stats.events);
     assert_eq!(sample_sum(&text, "nhid_events_received_total", "topic=\"audit\"") as u64, report.stats.events);
     assert_eq!(sample_sum(&text, "nhid_processing_seconds_count", "") as usize, lines.len());
+    // Produced without keys: every message that decoded an event is counted as not keyed by
+    // its principal.
+    let (replay, mut out) = (fixture_engine(), Outputs::default());
+    let decoding = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, l)| {
+            let origin = Origin { source: "audit", partition: 0, offset: *i as i64 };
+            replay.process(l, origin, None, &mut out).events > 0
+        })
+        .count();
+    let not_keyed = sample_sum(&text, "nhid_messages_not_keyed_by_principal_total", "topic=\"audit\"");
+    assert_eq!(not_keyed as usize, decoding);
     assert!(sample_sum(&text, "nhid_identities", "") >= 1.0);
     assert_eq!(sample_sum(&text, "nhid_build_info", "version=\"") as usize, 1);
     assert!(!text.contains("arn:aws"), "no principal id in any label");

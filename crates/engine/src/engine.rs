@@ -207,6 +207,15 @@ impl DeadLetter {
 pub struct Decoded {
     pub format: Option<SourceFormat>,
     pub events: u64,
+    /// The XXH3 of its events' principal id, `None` when none decoded or they name more
+    /// than one: the transport compares it with the message's key, to tell a topic keyed
+    /// by principal from one that is not.
+    pub principal: Option<u64>,
+}
+
+/// [`Decoded::principal`] of a message whose events all name `id`.
+pub fn principal_hash(id: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id)
 }
 
 /// Counts of what went through, per worker; merged for summaries and metrics.
@@ -419,7 +428,15 @@ impl Engine {
             index += 1;
             match record {
                 Ok(Ok(ev)) => {
-                    decoded = Decoded { format: Some(ev.source_format), events: decoded.events + 1 };
+                    let principal = principal_hash(ev.principal.id.as_bytes());
+                    decoded = Decoded {
+                        format: Some(ev.source_format),
+                        events: decoded.events + 1,
+                        principal: match decoded.events {
+                            0 => Some(principal),
+                            _ => decoded.principal.filter(|&p| p == principal),
+                        },
+                    };
                     if self.rekey {
                         out.normalized.push(normalized(&ev, ev.principal.kind));
                     } else {

@@ -33,6 +33,9 @@ pub struct Metrics {
     registry: Registry,
     pub messages_received: IntCounterVec,
     pub events_received: IntCounterVec,
+    /// Messages of a topic read as keyed by principal whose key is not their events'
+    /// principal id (or whose events name several).
+    pub not_keyed: IntCounterVec,
     events: IntCounterVec,
     dead_letters: IntCounterVec,
     alerts: IntCounterVec,
@@ -151,6 +154,11 @@ impl Metrics {
                 "Audit events decoded from each input topic, by source format.",
                 &["topic", "format"],
             ),
+            not_keyed: r.counters(
+                "nhid_messages_not_keyed_by_principal_total",
+                "Messages of a topic read as keyed by principal whose key is not their events' principal id: name the topic in kafka.rekey_topics.",
+                &["topic"],
+            ),
             events: r.counters(
                 "nhid_events_total",
                 "Audit events decoded, by source format and principal type (lane).",
@@ -249,6 +257,7 @@ impl Metrics {
                 for f in SourceFormat::ALL {
                     self.events_received.with_label_values(&[topic, f.as_str()]);
                 }
+                self.not_keyed.with_label_values(&[topic]);
             }
         }
         let mut alerts: Vec<(&str, Severity)> = vec![(RESPONSE_POLICY, ACTION_STORM.1)];

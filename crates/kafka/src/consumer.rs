@@ -24,7 +24,7 @@ use crate::internal_events::{
     AssignmentFailed, CallFailed, ClientError, FlushTimedOut, KafkaErrorEvent as _, RebalanceFailed,
 };
 use crate::output::{Sender, now_ms};
-use crate::partition::Partition;
+use crate::partition::{Input, Partition};
 use crate::rekeyed;
 use crate::worker::{Item, Message, Workers};
 
@@ -132,7 +132,7 @@ impl ConsumerContext for RuntimeContext {
 /// Creates the group consumer and subscribes it to every input topic.
 pub(crate) fn subscribe(cfg: &KafkaConfig, shared: Arc<Shared>) -> Result<GroupConsumer, Error> {
     let consumer: GroupConsumer = cfg
-        .consumer_config(shared.paced)
+        .consumer_config(shared.pacing.is_some())
         .create_with_context(RuntimeContext(shared))
         .map_err(|source| Error::create_client("consumer", &source))?;
     let topics: Vec<&str> = cfg.inputs().into_iter().map(|(t, _)| t).collect();
@@ -298,6 +298,7 @@ impl Shared {
             } else {
                 None
             },
+            key: partition.keyed.as_ref().and(m.key()).map(nhid_engine::principal_hash),
             partition,
         }));
     }
@@ -381,17 +382,13 @@ impl Shared {
 
     fn insert_partition(&self, topic: &str, partition: i32, rebuild_until: i64, rebuild_since: i64) -> Arc<Partition> {
         let topic: Arc<str> = topic.into();
-        let control = self.inputs.iter().find(|(t, _)| **t == *topic).and_then(|(_, c)| *c);
-        let reordered = *topic == *self.events_topic;
-        let p = Arc::new(Partition::new(
-            topic.clone(),
-            partition,
-            rebuild_until,
-            rebuild_since,
-            control,
-            reordered,
-            &self.metrics,
-        ));
+        let input = match self.inputs.iter().find(|(t, _)| **t == *topic).and_then(|(_, c)| *c) {
+            Some(kind) => Input::Control(kind),
+            None if *topic == *self.events_topic => Input::Events,
+            None if self.pacing.is_some() => Input::Rekeyed,
+            None => Input::Keyed,
+        };
+        let p = Arc::new(Partition::new(topic.clone(), partition, rebuild_until, rebuild_since, input, &self.metrics));
         self.partitions.lock().unwrap_or_else(PoisonError::into_inner).insert((topic, partition), p.clone());
         self.workers.dispatch(Item::Assigned(p.clone()));
         p

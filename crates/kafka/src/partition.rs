@@ -1,7 +1,7 @@
 //! One input partition while it is assigned here: what the consumer thread, the workers and
 //! the producer's delivery reports share about it.
 
-use std::sync::atomic::{AtomicBool, AtomicI64};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use nhid_engine::metrics::Metrics;
@@ -35,6 +35,9 @@ pub(crate) struct Partition {
     pub(crate) revoked: AtomicBool,
     /// A partition of the events topic read by detection: its events are reordered.
     pub(crate) reordered: bool,
+    /// An audit topic read as keyed by principal: its keys are checked (`check_key`), and
+    /// `nhid_messages_not_keyed_by_principal_total` of its topic counts those that are not.
+    pub(crate) keyed: Option<KeyCheck>,
     /// Re-keying: the latest event time sent to the events topic (`Millis::MIN`: none).
     pub(crate) latest: AtomicI64,
     /// Re-keying, the consumer thread's: when a message last came (wall clock, ms), and
@@ -43,16 +46,44 @@ pub(crate) struct Partition {
     pub(crate) next_offset: AtomicI64,
 }
 
+/// How many of a keyed partition's messages were checked, and how many were not keyed by
+/// their principal (the worker's, so relaxed atomics suffice).
+pub(crate) struct KeyCheck {
+    not_keyed: prometheus::IntCounter,
+    checked: AtomicU64,
+    wrong: AtomicU64,
+}
+
+/// Messages checked before a partition's keys are judged, and the share (one in this many)
+/// not keyed by principal past which a warning says so.
+const KEYS_JUDGED_AFTER: u64 = 1_000;
+const KEYS_WRONG_ONE_IN: u64 = 10;
+
+/// What a partition's messages are.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Input {
+    /// Audit events keyed by principal.
+    Keyed,
+    /// Audit events of a topic re-keyed here.
+    Rekeyed,
+    /// The events topic, read by detection.
+    Events,
+    Control(ControlKind),
+}
+
 impl Partition {
     pub(crate) fn new(
         topic: Arc<str>,
         partition: i32,
         rebuild_until: i64,
         rebuild_since: i64,
-        control: Option<ControlKind>,
-        reordered: bool,
+        input: Input,
         metrics: &Metrics,
     ) -> Partition {
+        let control = match input {
+            Input::Control(kind) => Some(kind),
+            _ => None,
+        };
         Partition {
             home: Origin { source: topic.as_ref(), partition, offset: 0 }.home(),
             progress: Mutex::default(),
@@ -68,13 +99,44 @@ impl Partition {
                     .map(|f| metrics.events_received.with_label_values(&[topic.as_ref(), f.as_str()]))
                     .collect(),
             },
+            keyed: (input == Input::Keyed).then(|| KeyCheck {
+                not_keyed: metrics.not_keyed.with_label_values(&[topic.as_ref()]),
+                checked: AtomicU64::new(0),
+                wrong: AtomicU64::new(0),
+            }),
             topic,
             partition,
             revoked: AtomicBool::new(false),
-            reordered,
+            reordered: input == Input::Events,
             latest: AtomicI64::new(Millis::MIN),
             received_at: AtomicI64::new(crate::output::now_ms()),
             next_offset: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// Checks that a message of a topic read as keyed by principal is keyed by its events'
+    /// principal (`key` and `decoded`'s, hashed); warns once when many are not: one
+    /// identity's events are then spread over partitions and workers, out of order.
+    pub(crate) fn check_key(&self, key: Option<u64>, decoded: &nhid_engine::Decoded) {
+        let Some(check) = &self.keyed else { return };
+        if decoded.events == 0 {
+            return;
+        }
+        let checked = check.checked.fetch_add(1, Ordering::Relaxed) + 1;
+        let wrong = if decoded.principal.is_none() || key != decoded.principal {
+            check.not_keyed.inc();
+            check.wrong.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            check.wrong.load(Ordering::Relaxed)
+        };
+        if checked == KEYS_JUDGED_AFTER && wrong * KEYS_WRONG_ONE_IN >= checked {
+            tracing::warn!(
+                topic = %self.topic,
+                partition = self.partition,
+                "{wrong} of the first {checked} messages are not keyed by their principal id: over several \
+                 partitions, one identity's events are then detected apart and out of order; name the topic in \
+                 kafka.rekey_topics"
+            );
         }
     }
 
@@ -85,5 +147,28 @@ impl Partition {
     /// The offset last committed, `None` when none was or the last commit failed.
     pub(crate) fn committed(&self) -> MutexGuard<'_, Option<i64>> {
         self.committed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nhid_engine::{Decoded, principal_hash};
+
+    use super::*;
+
+    #[test]
+    fn messages_not_keyed_by_their_principal_are_counted() {
+        let metrics = Metrics::new();
+        let p = Partition::new("audit".into(), 0, 0, 0, Input::Keyed, &metrics);
+        let one = |id: &str| Decoded { format: None, events: 1, principal: Some(principal_hash(id.as_bytes())) };
+        p.check_key(Some(principal_hash(b"svc-a")), &one("svc-a"));
+        p.check_key(Some(principal_hash(b"svc-a")), &one("svc-b"));
+        p.check_key(None, &one("svc-a"));
+        let mixed = Decoded { format: None, events: 2, principal: None };
+        p.check_key(Some(principal_hash(b"svc-a")), &mixed);
+        p.check_key(None, &Decoded::default());
+        assert_eq!(metrics.not_keyed.with_label_values(&["audit"]).get(), 3, "another's key, none, several principals");
+        let events = Partition::new("nhid.events".into(), 0, 0, 0, Input::Events, &metrics);
+        assert!(events.keyed.is_none(), "the events topic is keyed by nhid itself");
     }
 }

@@ -201,9 +201,10 @@ impl Part {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::partition::Input;
 
     fn partition(metrics: &Metrics) -> Arc<Partition> {
-        Arc::new(Partition::new("nhid.events".into(), 0, 0, 0, None, true, metrics))
+        Arc::new(Partition::new("nhid.events".into(), 0, 0, 0, Input::Events, metrics))
     }
 
     fn source(p: i32) -> Source {
@@ -212,7 +213,14 @@ mod tests {
 
     fn event(p: &Arc<Partition>, offset: i64, from: i32, at: i64, time: Millis) -> Message {
         let rekeyed = Rekeyed::Event { source: source(from), offset: at, index: 0, time };
-        Message { partition: p.clone(), offset, timestamp: None, payload: Vec::new(), rekeyed: Some(rekeyed) }
+        Message {
+            partition: p.clone(),
+            offset,
+            timestamp: None,
+            payload: Vec::new(),
+            rekeyed: Some(rekeyed),
+            key: None,
+        }
     }
 
     fn watermark(p: &Arc<Partition>, offset: i64, marks: &[(i32, Millis)]) -> Message {
@@ -223,6 +231,7 @@ mod tests {
             timestamp: None,
             payload: Vec::new(),
             rekeyed: Some(Rekeyed::Watermarks(marks)),
+            key: None,
         }
     }
 

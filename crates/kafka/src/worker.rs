@@ -32,6 +32,8 @@ pub(crate) struct Message {
     pub(crate) payload: Vec<u8>,
     /// What its headers say, for a partition of the events topic read by detection.
     pub(crate) rekeyed: Option<Rekeyed>,
+    /// Its key, hashed, for a topic read as keyed by principal (see `Partition::check_key`).
+    pub(crate) key: Option<u64>,
 }
 
 /// What the consumer thread hands a worker, in partition order.
@@ -264,6 +266,7 @@ fn process(
             if let Some(f) = decoded.format {
                 p.events_received[f.index()].inc_by(decoded.events);
             }
+            p.check_key(m.key, &decoded);
         }
         Some(kind) => engine.control(kind, &m.payload, origin, out),
     }
