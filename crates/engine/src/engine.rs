@@ -17,7 +17,8 @@ use crate::respond::alert::{Action, Alert, AlertActor, MAX_EVENT_IDS, Mode, Scor
 use crate::respond::policy::{Acting, Block, Policy, ResponseConfig, alert_principal};
 use crate::state::bindings::CredentialBindings;
 use crate::state::lifecycle::{FACT_TTL, Lifecycle};
-use crate::state::{Identity, Observation, StateConfig, StateStore};
+use crate::state::snapshot::{self, Record, SnapshotError};
+use crate::state::{Change, Identity, Observation, StateConfig, StateStore};
 use nhid_decode::control::{self, ActionResult, ActionStatus, LifecycleEvent, LifecycleKind};
 use nhid_decode::{DecodeContext, DecodeError, Format};
 use nhid_model::event::{AuditEvent, MAX_FIELD_BYTES, PrincipalType, SourceFormat};
@@ -106,6 +107,22 @@ pub struct Engine {
     /// Learning period per principal type, resolved once (it is read per event).
     learning_ms: [Millis; PrincipalType::ALL.len()],
     ranges: Option<Arc<Ranges>>,
+    /// A hash of the detector instances' ids in order: identities' alert marks are indexed
+    /// by this list, so a snapshot taken under another is restored without them.
+    detectors_fingerprint: u64,
+}
+
+/// What one changelog record did to the state ([`Engine::restore`]).
+#[derive(Debug, PartialEq)]
+pub enum Restored {
+    Identity,
+    /// A copy older than the identity already here: kept the newer.
+    Older,
+    Tombstone,
+    /// The partition's state is in the changelog up to this input offset.
+    Through(i64),
+    /// A record of another partition's (sharing the changelog partition).
+    Elsewhere,
 }
 
 /// Where a message came from: a topic or file, a partition, an offset or line number.
@@ -122,7 +139,8 @@ impl Origin<'_> {
     /// one partition's state with another's.
     pub fn home(&self) -> u32 {
         let h = xxhash_rust::xxh3::xxh3_64(self.source.as_bytes());
-        (h as u32) ^ (h >> 32) as u32 ^ (self.partition as u32).wrapping_mul(0x9E37_79B9)
+        // 31 bits: an identity keeps a flag in the 32nd (`Identity::home`).
+        ((h as u32) ^ (h >> 32) as u32 ^ (self.partition as u32).wrapping_mul(0x9E37_79B9)) >> 1
     }
 }
 
@@ -311,7 +329,10 @@ impl Outputs {
 impl Engine {
     pub fn new(detectors: Vec<Detector>, inventory: Inventory, config: EngineConfig) -> Self {
         let learning_ms = std::array::from_fn(|i| config.state.learning_secs.for_type(PrincipalType::ALL[i]));
+        let ids: Vec<&str> = detectors.iter().map(|d| d.id.as_str()).collect();
+        let detectors_fingerprint = xxhash_rust::xxh3::xxh3_64(ids.join("\n").as_bytes());
         Engine {
+            detectors_fingerprint,
             learning_ms,
             detectors,
             inventory,
@@ -488,6 +509,49 @@ impl Engine {
         }
     }
 
+    /// From now on, notes what changes for [`Engine::changes`]: for a changelog.
+    pub fn track_changes(&mut self) {
+        self.store.track_changes();
+    }
+
+    /// The changelog records of home partition `home` ([`Origin::home`]) since the last
+    /// call: identities changed, evicted, forgotten (see [`StateStore::take_changes`]).
+    pub fn changes(&self, home: u32, out: &mut Vec<Change>) {
+        self.store.take_changes(home, self.detectors_fingerprint, out);
+    }
+
+    /// The changelog record of one identity's state as it is now.
+    pub fn snapshot(&self, id: &str) -> Option<Vec<u8>> {
+        self.store.get(id).map(|identity| snapshot::identity(id, self.detectors_fingerprint, &identity))
+    }
+
+    /// Applies one changelog record of partition `home`: identities and tombstones come
+    /// back, a partition's [`Restored::Through`] is returned. A record of another format
+    /// version or a corrupt one is refused, never misread; the caller then rebuilds.
+    pub fn restore(&self, record: &[u8], home: u32) -> Result<Restored, SnapshotError> {
+        let (of, record) = snapshot::decode(record)?;
+        if of != home {
+            return Ok(Restored::Elsewhere);
+        }
+        Ok(match record {
+            Record::Identity { id, detectors, mut identity } => {
+                let inventory = self.inventory.resolve(&id);
+                identity.restored(home, inventory, detectors == self.detectors_fingerprint);
+                for c in identity.credentials.iter().filter(|c| !c.foreign) {
+                    self.bindings.bind(&c.id, &id, c.last_seen);
+                }
+                // The clock is where the state was: events times were bounded when processed.
+                self.watermark.fetch_max(identity.last_seen, Ordering::Relaxed);
+                if self.store.restore(&id, identity) { Restored::Identity } else { Restored::Older }
+            }
+            Record::Tombstone { key, last_seen, kind, shown } => {
+                self.store.restore_tombstone(key, last_seen, kind, shown, home);
+                Restored::Tombstone
+            }
+            Record::Through(offset) => Restored::Through(offset),
+        })
+    }
+
     /// Releases the state of identities whose events came from these partitions
     /// ([`Origin::home`]); returns how many identities were released.
     pub fn release(&self, homes: &std::collections::HashSet<u32>) -> usize {
@@ -568,7 +632,7 @@ impl Engine {
                     Some(kind) => (kind, None),
                     None => identity.lane(ev.principal.kind, ev.principal.inferred),
                 };
-                identity.home = home;
+                identity.set_home(home);
                 out.stats.events_by_type[lane.index()] += 1;
                 out.stats.events_by_format[ev.source_format.index()][lane.index()] += 1;
                 if self.normalize {

@@ -30,7 +30,7 @@ fn decayed_peak(peak: f32, count: f32, w: i64) -> f32 {
 /// Calls in the open and the previous aligned bucket of each window longer than a minute:
 /// the count over the last `w` minutes is estimated as the open bucket plus the previous
 /// one's share that still lies inside them (a sliding-window counter, 8 bytes a window).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Windows([[u32; 2]; WINDOWS.len() - 1]);
 
 impl Windows {
@@ -84,7 +84,7 @@ impl Windows {
 /// samples are averaged (`alpha = 1/(n+1)`, bias-free) until that is smaller than the
 /// horizon's alpha; once learned, only the horizon's alpha applies, so nothing unseen
 /// during learning can be taught quickly afterwards.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Ewma {
     pub mean: f32,
     pub var: f32,
@@ -112,7 +112,7 @@ impl Ewma {
 /// each updated once per closed minute, so their counts always equalled
 /// [`RateBaseline::minutes`] (saturated as `Ewma`'s `u16` saturates). 8 bytes where an
 /// `Ewma` takes 12, its count and padding, on every identity.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Moments {
     pub mean: f32,
     pub var: f32,
@@ -149,7 +149,7 @@ fn ewma_step(mean: &mut f32, var: &mut f32, n: u32, x: f32, alpha: f32, learning
 
 /// Mean and variance of events per minute for each UTC hour of day, as parallel arrays
 /// (a third smaller than 24 `Ewma`s; this is most of an identity's memory).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HourProfile {
     pub mean: [f32; 24],
     pub var: [f32; 24],
@@ -198,7 +198,7 @@ impl Expectation {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RateBaseline {
     /// Minute index (`time / MINUTE`) of the open bucket.
     pub minute: i64,

@@ -19,7 +19,7 @@ const ALPHA: f32 = 1.0 / 144.0;
 /// Longest idle gap closed window by window (a day); longer gaps close the open one only.
 const MAX_GAP_WINDOWS: i64 = 144;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Breadth {
     /// Window index (`time / WINDOW`) of the open sketch; i32 holds 40,000 years of
     /// ten-minute windows, and saves the state 8 bytes an identity.

@@ -10,9 +10,13 @@ pub mod breadth;
 pub mod lifecycle;
 pub mod seasonal;
 pub mod sets;
+pub mod snapshot;
 pub mod sources;
 pub mod tail;
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::PoisonError;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dashmap::DashMap;
@@ -140,7 +144,7 @@ fn prior_rate(kind: PrincipalType) -> f32 {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CredentialState {
     /// The credential's id (key id, token id or hash: an identifier, never the secret):
     /// alerts and `/principals` name it. Compared as a string: at most a few per identity.
@@ -199,8 +203,15 @@ impl CredentialState {
     }
 }
 
+/// [`Identity::home`]'s top bit: changed since its last snapshot.
+const DIRTY: u32 = 1 << 31;
+
+fn no_inventory() -> u32 {
+    u32::MAX
+}
+
 /// Everything nhid keeps about one principal.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Identity {
     /// Its established type: the inventory's, else the first an event showed (`unknown`
     /// gives way to the first other). Events the platform types otherwise are judged in
@@ -212,7 +223,9 @@ pub struct Identity {
     shown: u8,
     /// Index of the matching inventory entry, resolved once (globs are not matched per
     /// event); `u32::MAX` when none (4 bytes where `Option<u32>` takes 8). Read through
-    /// [`Identity::inventory`].
+    /// [`Identity::inventory`]. Not in a snapshot: the inventory may have changed by the
+    /// restore, which resolves it again.
+    #[serde(skip, default = "no_inventory")]
     inventory: u32,
     pub first_seen: Millis,
     pub last_seen: Millis,
@@ -234,9 +247,13 @@ pub struct Identity {
     alerting: Option<Box<Alerting>>,
     /// Owner as last reported by events (the inventory wins when it names one).
     pub owner: Option<Box<str>>,
-    /// The input partition its events last came from ([`crate::Origin::home`]):
-    /// its state is released when that partition is revoked.
-    pub home: u32,
+    /// The input partition its events last came from ([`crate::Origin::home`], 31 bits):
+    /// its state is released when that partition is revoked. The top bit says it changed
+    /// since its last snapshot ([`StateStore::track_changes`]): a flag of its own would
+    /// cost 8 bytes. Not in a snapshot: the partition restoring it says. Read through
+    /// [`Identity::home`].
+    #[serde(skip)]
+    home: u32,
     /// Calls made with any credential lately, decaying like each credential's own count
     /// (see [`CredentialState::recent`]): kept here rather than summed over the
     /// credentials, as a workload spread over more of them than are kept still counts. A
@@ -247,7 +264,7 @@ pub struct Identity {
 }
 
 /// An identity's alerting state, from its first finding on.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Alerting {
     /// Per detector instance: the aggregation window of its last alert and the repeats
     /// suppressed since. Indexed like the engine's detector list.
@@ -257,7 +274,7 @@ struct Alerting {
     last_action: Millis,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AlertMark {
     /// Aggregation window of the last alert.
     pub window: Option<i64>,
@@ -556,6 +573,30 @@ impl Identity {
     /// Whether its credential `id` was first presented by another principal.
     pub fn is_foreign(&self, id: &str) -> bool {
         self.credentials.iter().any(|c| c.foreign && *c.id == *id)
+    }
+
+    /// The input partition its events last came from ([`crate::Origin::home`]).
+    pub fn home(&self) -> u32 {
+        self.home & !DIRTY
+    }
+
+    /// Sets its home; a new home clears its dirty mark, so that its next change is noted
+    /// under the new one.
+    pub fn set_home(&mut self, home: u32) {
+        if home & !DIRTY != self.home() {
+            self.home = home & !DIRTY;
+        }
+    }
+
+    /// Restored from a snapshot: its home is the partition that restored it, and its
+    /// inventory entry is resolved again. Alert marks indexed by another detector list
+    /// than the engine's are dropped.
+    pub fn restored(&mut self, home: u32, inventory: Option<u32>, same_detectors: bool) {
+        self.home = home & !DIRTY;
+        self.inventory = inventory.unwrap_or(u32::MAX);
+        if !same_detectors {
+            self.alerting = None;
+        }
     }
 
     pub fn inventory(&self) -> Option<u32> {
@@ -867,6 +908,25 @@ pub struct StateStore {
     /// estimate `state.max_memory_mib` bounds.
     bytes: AtomicUsize,
     config: StateConfig,
+    /// What changed since the last snapshot, per home partition ([`Identity::home`]); `None`
+    /// unless [`StateStore::track_changes`] was called (only a changelog reads it).
+    changes: Option<Mutex<HashMap<u32, Changed>>>,
+}
+
+/// A home partition's changes since its last snapshot.
+#[derive(Default)]
+struct Changed {
+    /// Identities marked dirty (some may have been evicted or released since).
+    ids: Vec<Box<str>>,
+    /// Keys ([`snapshot::key_of`]) of identities evicted and of tombstones forgotten.
+    gone: Vec<u64>,
+}
+
+/// One changelog record: a key ([`snapshot::key_of`]) and the record, `None` to delete it.
+#[derive(Debug)]
+pub struct Change {
+    pub key: u64,
+    pub value: Option<Vec<u8>>,
 }
 
 /// What an identity evicted for idleness leaves: when it was last seen, so its sleep is
@@ -878,15 +938,15 @@ struct Tombstone {
     last_seen: Millis,
     kind: PrincipalType,
     shown: u8,
+    /// The identity's home, whose changelog partition keeps the tombstone.
+    home: u32,
 }
 
 /// Tombstones older than this are forgotten: a principal back after half a year is treated
 /// as new (and is not the threat a week-old leak is).
 const TOMBSTONE_TTL: Millis = 180 * nhid_model::time::DAY;
 
-fn tombstone_key(id: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
-}
+use snapshot::key_of as tombstone_key;
 
 /// Shards of the identity map, at least. Walks over every identity (`/principals`, the
 /// identities gauge of `/metrics`, eviction) hold one shard's lock at a time, and a worker
@@ -905,7 +965,81 @@ impl StateStore {
             tombstones: DashMap::with_hasher(Xxh3Builder::new()),
             bytes: AtomicUsize::new(0),
             config,
+            changes: None,
         }
+    }
+
+    /// From now on, records which identities change, are evicted and are forgotten, for
+    /// [`StateStore::take_changes`].
+    pub fn track_changes(&mut self) {
+        self.changes = Some(Mutex::default());
+    }
+
+    fn changed(&self, home: u32, f: impl FnOnce(&mut Changed)) {
+        if let Some(changes) = &self.changes {
+            f(changes.lock().unwrap_or_else(PoisonError::into_inner).entry(home).or_default());
+        }
+    }
+
+    /// Marks the identity changed since its last snapshot, once.
+    fn touch(&self, id: &str, identity: &mut Identity) {
+        if self.changes.is_some() && identity.home & DIRTY == 0 {
+            identity.home |= DIRTY;
+            self.changed(identity.home(), |c| c.ids.push(id.into()));
+        }
+    }
+
+    /// The changelog records of what changed in home partition `home` since the last call:
+    /// deletions and tombstones first, then the state of each changed identity still here
+    /// (so an identity evicted and back since is written after its tombstone).
+    /// `detectors` goes in each identity's record ([`snapshot::Record::Identity`]).
+    pub fn take_changes(&self, home: u32, detectors: u64, out: &mut Vec<Change>) {
+        let Some(changes) = &self.changes else { return };
+        let Some(changed) = changes.lock().unwrap_or_else(PoisonError::into_inner).remove(&home) else { return };
+        for key in changed.gone {
+            let value = self.tombstones.get(&key).map(|t| snapshot::tombstone(key, &t));
+            out.push(Change { key, value });
+        }
+        for id in changed.ids {
+            if let Some(mut identity) = self.map.get_mut(&*id)
+                && identity.home & DIRTY != 0
+                && identity.home() == home
+            {
+                identity.home &= !DIRTY;
+                out.push(Change {
+                    key: snapshot::key_of(&id),
+                    value: Some(snapshot::identity(&id, detectors, &identity)),
+                });
+            }
+        }
+    }
+
+    /// Restores an identity from its snapshot, unless one seen later is here (a partition
+    /// restored twice, or a copy the identity left in another partition's changelog).
+    /// Returns whether it was restored.
+    pub fn restore(&self, id: &str, mut identity: Box<Identity>) -> bool {
+        identity.home &= !DIRTY;
+        let bytes = identity.variable_bytes();
+        match self.map.entry(id.into()) {
+            dashmap::Entry::Occupied(mut e) => {
+                if e.get().last_seen >= identity.last_seen {
+                    return false;
+                }
+                self.account(e.get().variable_bytes(), bytes);
+                e.insert(identity);
+            }
+            dashmap::Entry::Vacant(e) => {
+                self.account(0, id.len() + bytes);
+                e.insert(identity);
+            }
+        }
+        self.tombstones.remove(&tombstone_key(id));
+        true
+    }
+
+    /// Restores a tombstone ([`snapshot::Record::Tombstone`]).
+    pub fn restore_tombstone(&self, key: u64, last_seen: Millis, kind: PrincipalType, shown: u8, home: u32) {
+        self.tombstones.insert(key, Tombstone { last_seen, kind, shown, home });
     }
 
     pub fn len(&self) -> usize {
@@ -928,6 +1062,7 @@ impl StateStore {
             let before = entry.variable_bytes();
             let r = f(&mut entry);
             self.account(before, entry.variable_bytes());
+            self.touch(id, &mut entry);
             return r;
         }
         let mut created = false;
@@ -948,6 +1083,7 @@ impl StateStore {
         let before = if created { 0 } else { entry.variable_bytes() };
         let r = f(&mut entry);
         self.account(before, entry.variable_bytes() + if created { id.len() } else { 0 });
+        self.touch(id, &mut entry);
         r
     }
 
@@ -982,11 +1118,11 @@ impl StateStore {
     pub fn evict(&self, now: Millis) -> usize {
         let idle_before = now - (self.config.idle_ttl_secs as Millis) * 1_000;
         let mut evicted = self.forget(|v| v.last_seen >= idle_before);
-        self.tombstones.retain(|_, t| t.last_seen >= now - TOMBSTONE_TTL);
+        self.forget_tombstones(|t| t.last_seen >= now - TOMBSTONE_TTL);
         if self.tombstones.len() > self.config.max_identities {
             let seen = self.tombstones.iter().map(|e| e.value().last_seen).collect();
             let cutoff = keep_newest(seen, self.config.max_identities / 2);
-            self.tombstones.retain(|_, t| t.last_seen >= cutoff);
+            self.forget_tombstones(|t| t.last_seen >= cutoff);
         }
         let allowed = self.allowed();
         if self.map.len() > allowed {
@@ -1008,12 +1144,23 @@ impl StateStore {
             if !kept {
                 forgotten += 1;
                 self.bytes.fetch_sub(k.len() + v.variable_bytes(), Ordering::Relaxed);
-                let tomb = Tombstone { last_seen: v.last_seen, kind: v.kind, shown: v.shown };
-                self.tombstones.insert(tombstone_key(k), tomb);
+                let (key, home) = (tombstone_key(k), v.home());
+                self.tombstones.insert(key, Tombstone { last_seen: v.last_seen, kind: v.kind, shown: v.shown, home });
+                self.changed(home, |c| c.gone.push(key));
             }
             kept
         });
         forgotten
+    }
+
+    fn forget_tombstones(&self, keep: impl Fn(&Tombstone) -> bool) {
+        self.tombstones.retain(|&key, t| {
+            let kept = keep(t);
+            if !kept {
+                self.changed(t.home, |c| c.gone.push(key));
+            }
+            kept
+        });
     }
 
     /// Calls `f` with every tracked identity (shard by shard; no global lock).
@@ -1029,13 +1176,18 @@ impl StateStore {
         // Counted as in `forget`: the length may change under other workers' inserts.
         let mut released = 0;
         self.map.retain(|k, v| {
-            let keep = !homes.contains(&v.home);
+            let keep = !homes.contains(&v.home());
             if !keep {
                 released += 1;
                 self.bytes.fetch_sub(k.len() + v.variable_bytes(), Ordering::Relaxed);
             }
             keep
         });
+        // The new owner restores them; what this one noticed since the last snapshot is
+        // read again from the input after it.
+        if let Some(changes) = &self.changes {
+            changes.lock().unwrap_or_else(PoisonError::into_inner).retain(|home, _| !homes.contains(home));
+        }
         released
     }
 

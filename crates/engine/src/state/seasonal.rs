@@ -25,7 +25,7 @@ pub const MARGIN: f32 = 2.0;
 /// Quantization: eight steps per doubling, about 9 % apart; 255 steps reach past 10⁹.
 const STEPS_PER_DOUBLING: f32 = 8.0;
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DailyPeaks {
     /// Day index (`time / DAY`) of row 0.
     day: i32,

@@ -39,7 +39,7 @@ const NOT_KEPT: u8 = u8::MAX;
 /// The values an identity has used in each [`Dim`], in one exactly allocated buffer grouped
 /// by dimension, with each dimension's length, overflow flag and number of observations
 /// beside it. An insert reallocates, but only a value never seen before is inserted.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Fingerprints {
     items: Box<[u32]>,
     lens: [u8; DIMS],

@@ -18,7 +18,7 @@ pub const CONCURRENT: Millis = 10 * MINUTE;
 /// saturates the count (the detector then has nothing to compare against).
 pub const SLOTS: usize = 4;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Use {
     credential: u32,
     source: u32,
@@ -26,7 +26,7 @@ struct Use {
     at: u32,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sources {
     uses: [Use; SLOTS],
     /// The most distinct sources one credential had at once while the identity learned.
