@@ -286,6 +286,7 @@ fn measure(cluster: &Cluster, workload: &[(String, Vec<u8>)]) -> anyhow::Result<
         (defaults.alerts_topic.as_str(), 2),
         (defaults.actions_topic.as_str(), 2),
         (defaults.dead_letter_topic.as_str(), 1),
+        (defaults.changelog_topic.as_str(), PARTITIONS),
     ] {
         cluster.create_topic(topic, partitions)?;
     }

@@ -53,7 +53,9 @@ fn replayed(lines: &[Vec<u8>]) -> (Vec<String>, Vec<String>, usize) {
 
 fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
     let cluster = MockCluster::new(1).unwrap();
-    for (topic, partitions) in [("audit", 1), ("nhid.alerts", 2), ("nhid.actions", 2), ("nhid.dead-letter", 1)] {
+    for (topic, partitions) in
+        [("audit", 1), ("nhid.alerts", 2), ("nhid.actions", 2), ("nhid.dead-letter", 1), ("nhid.changelog", 8)]
+    {
         cluster.create_topic(topic, partitions, 1).unwrap();
     }
     cluster
@@ -156,19 +158,40 @@ fn first_alerting(lines: &[Vec<u8>]) -> usize {
 }
 
 #[test]
-fn a_restart_rebuilds_state_from_the_log_and_sends_nothing_twice() {
+fn a_restart_restores_state_from_the_changelog_and_sends_nothing_twice() {
+    let second = restart("g3", true);
+    assert_eq!(second.rebuilt, 0, "nothing committed is read again");
+    assert!(second.restored >= 1, "the identities come back from the changelog");
+}
+
+#[test]
+fn without_a_changelog_a_restart_rebuilds_state_from_the_log_and_sends_nothing_twice() {
+    restart("g3-no-changelog", false);
+}
+
+/// A run stopped before the attack and a second one after it, in group `group`, with a
+/// changelog or rebuilding; the second's report. Either way, the successor knows the
+/// identity's baseline, and the outputs are those of an uninterrupted run, once each.
+fn restart(group: &str, changelog: bool) -> nhid_kafka::Report {
     let cluster = cluster();
     let brokers = cluster.bootstrap_servers();
+    let cfg = || {
+        let mut cfg = kafka::config(&brokers, &["audit"], group);
+        if !changelog {
+            cfg.changelog_topic = String::new();
+        }
+        cfg
+    };
     let lines = input();
     let (alert_ids, action_ids, dead) = replayed(&lines);
     // Stop just before the attack: the successor must still know the identity's baseline
     // (learned over the first part) to see it.
     let split = first_alerting(&lines);
     kafka::produce(&brokers, "audit", &keyed(&lines[..split]));
-    let running = Running::start(fixture_engine(), kafka::config(&brokers, &["audit"], "g3"));
+    let running = Running::start(fixture_engine(), cfg());
     kafka::wait_committed(
         &brokers,
-        "g3",
+        group,
         ("audit", 1),
         WAIT,
         |c| c[0] == Some(split as i64),
@@ -179,10 +202,12 @@ fn a_restart_rebuilds_state_from_the_log_and_sends_nothing_twice() {
     assert_eq!(first.stats.alerts.values().sum::<u64>(), 0);
 
     kafka::produce(&brokers, "audit", &keyed(&lines[split..]));
-    let running = Running::start(fixture_engine(), kafka::config(&brokers, &["audit"], "g3"));
+    let running = Running::start(fixture_engine(), cfg());
     let dead_letters = kafka::read_until(&brokers, "nhid.dead-letter", WAIT, |g| g.len() >= dead);
     let second = running.stop().unwrap();
-    assert_eq!(second.rebuilt, split as u64, "the committed part is re-read for state only");
+    if !changelog {
+        assert_eq!(second.rebuilt, split as u64, "the committed part is re-read for state only");
+    }
     assert_eq!(dead_letters.len(), dead);
 
     let all = |topic, field: &str| -> Vec<String> {
@@ -199,7 +224,8 @@ fn a_restart_rebuilds_state_from_the_log_and_sends_nothing_twice() {
     };
     assert_eq!(all("nhid.alerts", "alert_id"), sorted(alert_ids), "the alerts of an uninterrupted run, once each");
     assert_eq!(all("nhid.actions", "action_id"), sorted(action_ids));
-    assert_eq!(kafka::committed(&brokers, "g3", "audit", 1), vec![Some(lines.len() as i64)]);
+    assert_eq!(kafka::committed(&brokers, group, "audit", 1), vec![Some(lines.len() as i64)]);
+    second
 }
 
 #[test]
@@ -233,12 +259,14 @@ fn identities(engine: &Engine) -> std::collections::BTreeSet<String> {
 
 /// Two instances in one group on four partitions: when the second joins, the first drains
 /// and commits what it gives up and releases those identities; each then holds exactly the
-/// identities of its own partitions (rebuilt from the log) and nothing is sent twice.
+/// identities of its own partitions (restored from the changelog) and nothing is sent twice.
 #[test]
 fn a_rebalance_moves_identity_state_with_partitions_and_sends_nothing_twice() {
     use std::sync::Arc;
     let cluster = MockCluster::new(1).unwrap();
-    for (topic, partitions) in [("audit", 4), ("nhid.alerts", 1), ("nhid.actions", 1), ("nhid.dead-letter", 1)] {
+    for (topic, partitions) in
+        [("audit", 4), ("nhid.alerts", 1), ("nhid.actions", 1), ("nhid.dead-letter", 1), ("nhid.changelog", 8)]
+    {
         cluster.create_topic(topic, partitions, 1).unwrap();
     }
     let brokers = cluster.bootstrap_servers();
@@ -291,7 +319,8 @@ fn a_rebalance_moves_identity_state_with_partitions_and_sends_nothing_twice() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let (ra, rb) = (a.stop().unwrap(), b.stop().unwrap());
-    assert!(rb.rebuilt > 0, "the new owner rebuilt its identities from the log");
+    assert!(rb.restored > 0, "the new owner restored its identities from the changelog");
+    assert_eq!(rb.rebuilt, 0, "and re-read nothing for them");
     assert_eq!(ra.unacknowledged + rb.unacknowledged, 0);
     let dead = kafka::read_until(&brokers, "nhid.dead-letter", Duration::from_secs(2), |_| false);
     assert_eq!(dead.len(), poisoned.len(), "no dead letter sent twice across the rebalance");
@@ -485,7 +514,14 @@ fn simulated(principals: &[&str]) -> (Vec<Vec<u8>>, std::collections::BTreeSet<S
 #[test]
 fn three_instances_re_keying_an_unkeyed_topic_raise_exactly_the_alerts_of_replay() {
     let cluster = MockCluster::new(1).unwrap();
-    let topics = [("audit", 8), ("nhid.events", 4), ("nhid.alerts", 2), ("nhid.actions", 2), ("nhid.dead-letter", 1)];
+    let topics = [
+        ("audit", 8),
+        ("nhid.events", 4),
+        ("nhid.alerts", 2),
+        ("nhid.actions", 2),
+        ("nhid.dead-letter", 1),
+        ("nhid.changelog", 8),
+    ];
     for (topic, partitions) in topics {
         cluster.create_topic(topic, partitions, 1).unwrap();
     }

@@ -510,7 +510,7 @@ impl Engine {
     }
 
     /// From now on, notes what changes for [`Engine::changes`]: for a changelog.
-    pub fn track_changes(&mut self) {
+    pub fn track_changes(&self) {
         self.store.track_changes();
     }
 

@@ -27,6 +27,8 @@ pub struct Health {
     pub assigned_partitions: AtomicUsize,
     /// Set when librdkafka reports every broker down, cleared by the next message.
     pub brokers_down: AtomicBool,
+    /// Set while assigned partitions' state is restored from the changelog.
+    pub restoring: AtomicBool,
 }
 
 pub struct Metrics {
@@ -55,6 +57,15 @@ pub struct Metrics {
     pub rekey_duplicates: IntCounter,
     /// Re-keyed events processed after a later event of their events partition.
     pub rekey_out_of_order: IntCounter,
+    /// Records written to the state changelog (identities, tombstones, deletions, marks).
+    pub changelog_records: IntCounter,
+    /// Records restored from it, by what they were.
+    pub restored: IntCounterVec,
+    /// Partitions whose state could not come from the changelog and was rebuilt by
+    /// re-reading their input, by why.
+    pub restore_fallbacks: IntCounterVec,
+    /// One assignment's restore, reading the changelog included.
+    pub restore_seconds: Histogram,
     /// Resolved per kind up front: the transport counts from librdkafka's callbacks, where a
     /// label lookup would be one more lock on a thread that also delivers messages.
     kafka_errors: [IntCounter; KafkaErrorKind::ALL.len()],
@@ -209,6 +220,24 @@ impl Metrics {
                 "nhid_rekey_out_of_order_total",
                 "Re-keyed events processed after a later one of their events partition (a source partition waited for past kafka.rekey_max_idle_ms, or the reorder bound reached).",
             ),
+            changelog_records: r.counter(
+                "nhid_changelog_records_total",
+                "Records written to the state changelog topic (identities changed, tombstones, deletions, partition marks).",
+            ),
+            restored: r.counters(
+                "nhid_restored_records_total",
+                "State changelog records restored on assignment, by record (identity, tombstone, older: a copy older than the identity already here).",
+                &["record"],
+            ),
+            restore_fallbacks: r.counters(
+                "nhid_restore_fallbacks_total",
+                "Assigned partitions rebuilt by re-reading kafka.rebuild_secs of input instead of restored from the changelog, by reason (none: it holds nothing for them; refused: a record of another format or corrupt; behind: it holds less than was committed).",
+                &["reason"],
+            ),
+            restore_seconds: r.histogram(
+                "nhid_restore_seconds",
+                "Time to restore one assignment's partitions from the state changelog.",
+            ),
             kafka_errors: std::array::from_fn(|i| kafka_errors.with_label_values(&[KafkaErrorKind::ALL[i].as_str()])),
             registry,
         };
@@ -227,6 +256,12 @@ impl Metrics {
         }
         for r in DeadLetterReason::ALL {
             self.dead_letters.with_label_values(&[r.as_str()]);
+        }
+        for record in ["identity", "tombstone", "older"] {
+            self.restored.with_label_values(&[record]);
+        }
+        for reason in ["none", "refused", "behind"] {
+            self.restore_fallbacks.with_label_values(&[reason]);
         }
         for b in Block::ALL {
             self.guardrail_blocks.with_label_values(&[b.as_str()]);

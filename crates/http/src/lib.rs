@@ -291,6 +291,8 @@ async fn listing(s: AppState, list: impl FnOnce(&Engine, bool) -> Response + Sen
 async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     if s.health.brokers_down.load(Ordering::Relaxed) {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready: no broker reachable\n")
+    } else if s.health.restoring.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: restoring state from the changelog\n")
     } else if s.health.assigned_partitions.load(Ordering::Relaxed) == 0 {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready: no partitions assigned\n")
     } else {

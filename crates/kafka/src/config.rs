@@ -118,6 +118,14 @@ pub struct KafkaConfig {
     /// suppressed (they were acknowledged before the commit). A restart or a rebalance is
     /// then not a blind learning window. 0 starts at the committed offset with empty state.
     pub rebuild_secs: u64,
+    /// The state changelog: a compacted topic of per-identity snapshots, keyed by principal
+    /// (hashed), each in the partition numbered as its input partition (modulo the topic's
+    /// count). Written at every commit for the identities changed since the last, and
+    /// restored from on assignment, after which only the input past the snapshots is read;
+    /// `rebuild_secs` is then the fallback for partitions it holds nothing for. Created at
+    /// start when missing (compacted, one partition per partition of the largest input
+    /// topic). Empty: no changelog, every assignment rebuilds by re-reading.
+    pub changelog_topic: String,
     /// librdkafka properties passed through to every client (TLS, SASL, timeouts...). Values
     /// are never logged: they hold passwords and keys.
     pub properties: BTreeMap<String, String>,
@@ -144,6 +152,7 @@ impl Default for KafkaConfig {
             commit_interval_ms: 1_000,
             shutdown_grace_secs: 10,
             rebuild_secs: 2 * 86_400,
+            changelog_topic: "nhid.changelog".into(),
             properties: BTreeMap::new(),
         }
     }
@@ -203,6 +212,12 @@ impl KafkaConfig {
             errors.push(format!("kafka.stage: {:?} needs kafka.rekey_topics", self.stage.as_str()));
         }
         let events = self.rekeys().then_some(("events_topic", &self.events_topic));
+        if self.changelog() && self.topics.contains(&self.changelog_topic) {
+            let topic = &self.changelog_topic;
+            errors.push(format!(
+                "kafka.changelog_topic: {topic:?} is also an input topic (nhid would read its own output)"
+            ));
+        }
         for (name, topic) in [
             ("alerts_topic", &self.alerts_topic),
             ("actions_topic", &self.actions_topic),
@@ -278,6 +293,21 @@ impl KafkaConfig {
         c
     }
 
+    /// A reader of the state changelog: assigned its partitions by hand, no group, from the
+    /// start to the end it finds.
+    pub(crate) fn changelog_reader_config(&self) -> ClientConfig {
+        let mut c = self.client(&[("fetch.wait.max.ms", "10"), ("enable.partition.eof", "true")]);
+        c.set("group.id", format!("{}.changelog-reader", self.group))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+        c
+    }
+
+    /// The admin client's configuration: it creates the changelog topic when missing.
+    pub(crate) fn admin_config(&self) -> ClientConfig {
+        self.client(&[("allow.auto.create.topics", "false")])
+    }
+
     /// The producer's configuration: idempotent, so a retried send is not a duplicate. The
     /// re-keying stage's sends the whole stream again, as canonical JSON: lz4 makes that a
     /// fraction of its bytes on the brokers.
@@ -332,6 +362,11 @@ impl KafkaConfig {
         c
     }
 
+    /// Whether identity state goes to a changelog topic (`changelog_topic`).
+    pub fn changelog(&self) -> bool {
+        !self.changelog_topic.trim().is_empty()
+    }
+
     /// Whether any topic is re-keyed: then `nhid run` runs the re-keying stage beside detection.
     pub fn rekeys(&self) -> bool {
         !self.rekey_topics.is_empty()
@@ -349,6 +384,7 @@ impl KafkaConfig {
             action_results_topic: None,
             lanes: BTreeMap::new(),
             rebuild_secs: 0,
+            changelog_topic: String::new(),
             ..self.clone()
         }
     }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::base_consumer::PartitionQueue;
@@ -15,9 +15,10 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use nhid_engine::metrics::{Health, KafkaErrorKind, Metrics};
-use nhid_engine::{ControlKind, Engine};
+use nhid_engine::{ControlKind, Engine, Origin};
 use nhid_model::time::Millis;
 
+use crate::changelog::{Assigned, Changelog, Outcome};
 use crate::config::KafkaConfig;
 use crate::error::Error;
 use crate::internal_events::{
@@ -72,6 +73,11 @@ pub(crate) struct Shared {
     events_topic: String,
     /// The re-keying stage's: keep its partitions within this much event time of each other.
     pacing: Option<Pacing>,
+    /// The detection stage's state changelog, when `cfg` has one: opened at the first
+    /// assignment (the brokers answer then; at start they may not, and a stop must not wait
+    /// on them).
+    changelog: OnceLock<Changelog>,
+    cfg: KafkaConfig,
 }
 
 pub(crate) struct RuntimeContext(Arc<Shared>);
@@ -259,6 +265,9 @@ impl Shared {
         workers: Workers,
         pacing: Option<Pacing>,
     ) -> Shared {
+        if cfg.changelog() {
+            engine.track_changes();
+        }
         Shared {
             engine,
             metrics,
@@ -271,6 +280,8 @@ impl Shared {
             inputs: cfg.inputs().into_iter().map(|(t, c)| (t.to_string(), c)).collect(),
             events_topic: cfg.events_topic.clone(),
             pacing,
+            changelog: OnceLock::new(),
+            cfg: cfg.clone(),
         }
     }
 
@@ -283,11 +294,15 @@ impl Shared {
         let partition = self.partition(m.topic(), m.partition());
         if self.pacing.is_some() {
             partition.received_at.store(now_ms(), Ordering::Relaxed);
-            // Its queue split, librdkafka could deliver there what it had already delivered
-            // to the group consumer's queue.
-            if m.offset() < partition.next_offset.fetch_max(m.offset() + 1, Ordering::Relaxed) {
-                return;
-            }
+        }
+        // A message before one already handed over is not processed again: with its queue
+        // split, librdkafka can deliver there what it had delivered to the group consumer's
+        // queue, and Tansu 0.6, fetched from the middle of a batch (a committed offset), can
+        // answer with messages before it.
+        let offset = m.offset();
+        if offset < partition.next_offset.fetch_max(offset + 1, Ordering::Relaxed) {
+            tracing::debug!(topic = m.topic(), partition = m.partition(), offset, "skipped a message received again");
+            return;
         }
         self.workers.dispatch(Item::Message(Message {
             offset: m.offset(),
@@ -313,14 +328,15 @@ impl Shared {
             tpl.clone()
         });
         let since = now_ms() - self.rebuild.as_millis() as i64;
-        let starts = self.rebuild_starts(consumer, &committed, since);
+        let restored = self.restore(&committed);
+        let starts = self.rebuild_starts(consumer, &committed, since, &restored);
         for e in committed.elements() {
             let Offset::Offset(until) = e.offset() else {
                 // Nothing committed: a new group starts by `auto.offset.reset`, with nothing to rebuild.
                 self.insert_partition(e.topic(), e.partition(), 0, since);
                 continue;
             };
-            let start = if self.rebuild.is_zero() {
+            let start = if self.rebuild.is_zero() || restored.contains(&(e.topic().to_string(), e.partition())) {
                 Offset::Offset(until)
             } else {
                 match starts.get(&(e.topic().to_string(), e.partition())) {
@@ -338,15 +354,66 @@ impl Shared {
         tracing::info!(partitions = tpl.count(), "partitions assigned");
     }
 
+    /// The changelog, opened (found or created) on first use; `None` without one, or while
+    /// it cannot be opened (assigned partitions then rebuild by re-reading, and commits are
+    /// not held for it: a restore finds its marks behind and rebuilds too).
+    fn changelog(&self) -> Option<&Changelog> {
+        if !self.cfg.changelog() {
+            return None;
+        }
+        if let Some(c) = self.changelog.get() {
+            return Some(c);
+        }
+        match Changelog::open(&self.cfg, &self.output, &self.cfg.topics) {
+            Ok(c) => Some(self.changelog.get_or_init(|| c)),
+            Err(error) => {
+                tracing::error!(%error, "the state changelog is unavailable; rebuilding state by re-reading");
+                None
+            }
+        }
+    }
+
+    /// Restores the state of the newly assigned partitions that hold state from the
+    /// changelog; which were restored (the rest rebuild by re-reading).
+    fn restore(&self, committed: &TopicPartitionList) -> HashSet<(String, i32)> {
+        let Some(changelog) = self.changelog() else { return HashSet::new() };
+        let assigned: Vec<Assigned> = committed
+            .elements()
+            .into_iter()
+            .filter(|e| self.input_of(e.topic()).holds_state())
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(committed) => Some(Assigned {
+                    topic: e.topic().to_string(),
+                    partition: e.partition(),
+                    home: Origin { source: e.topic(), partition: e.partition(), offset: 0 }.home(),
+                    committed,
+                }),
+                _ => None,
+            })
+            .collect();
+        if assigned.is_empty() {
+            return HashSet::new();
+        }
+        self.health.restoring.store(true, Ordering::Relaxed);
+        let outcomes = changelog.restore(&self.cfg, &self.engine, &self.metrics, &assigned);
+        self.health.restoring.store(false, Ordering::Relaxed);
+        assigned
+            .into_iter()
+            .filter(|a| matches!(outcomes.get(&a.home), Some(Outcome::Restored(_))))
+            .map(|a| (a.topic, a.partition))
+            .collect()
+    }
+
     /// Where rebuilding starts: the first offset at or after `since` by timestamp, for the
-    /// partitions with a committed offset. Brokers that cannot answer (librdkafka's mock
-    /// cluster says `End`) start at the beginning, and the workers skip messages older than
-    /// `since` unread.
+    /// partitions with a committed offset and not `restored`. Brokers that cannot answer
+    /// (librdkafka's mock cluster says `End`) start at the beginning, and the workers skip
+    /// messages older than `since` unread.
     fn rebuild_starts(
         &self,
         consumer: &GroupConsumer,
         committed: &TopicPartitionList,
         since: i64,
+        restored: &HashSet<(String, i32)>,
     ) -> HashMap<(String, i32), Offset> {
         let mut starts = HashMap::new();
         if self.rebuild.is_zero() {
@@ -354,6 +421,9 @@ impl Shared {
         }
         let mut query = TopicPartitionList::new();
         for e in committed.elements() {
+            if restored.contains(&(e.topic().to_string(), e.partition())) {
+                continue;
+            }
             if let Offset::Offset(_) = e.offset() {
                 let _ = query.add_partition_offset(e.topic(), e.partition(), Offset::Offset(since));
             }
@@ -380,14 +450,19 @@ impl Shared {
         self.health.assigned_partitions.store(n, Ordering::Relaxed);
     }
 
-    fn insert_partition(&self, topic: &str, partition: i32, rebuild_until: i64, rebuild_since: i64) -> Arc<Partition> {
-        let topic: Arc<str> = topic.into();
-        let input = match self.inputs.iter().find(|(t, _)| **t == *topic).and_then(|(_, c)| *c) {
+    /// What a topic's messages are.
+    fn input_of(&self, topic: &str) -> Input {
+        match self.inputs.iter().find(|(t, _)| *t == topic).and_then(|(_, c)| *c) {
             Some(kind) => Input::Control(kind),
-            None if *topic == *self.events_topic => Input::Events,
+            None if topic == self.events_topic => Input::Events,
             None if self.pacing.is_some() => Input::Rekeyed,
             None => Input::Keyed,
-        };
+        }
+    }
+
+    fn insert_partition(&self, topic: &str, partition: i32, rebuild_until: i64, rebuild_since: i64) -> Arc<Partition> {
+        let input = self.input_of(topic);
+        let topic: Arc<str> = topic.into();
         let p = Arc::new(Partition::new(topic.clone(), partition, rebuild_until, rebuild_since, input, &self.metrics));
         self.partitions.lock().unwrap_or_else(PoisonError::into_inner).insert((topic, partition), p.clone());
         self.workers.dispatch(Item::Assigned(p.clone()));
@@ -408,6 +483,7 @@ impl Shared {
         self.output.give_up_at(Some(deadline));
         self.workers.flush_batches();
         self.workers.barrier();
+        self.snapshot(only);
         if let Err(error) = self.output.flush(deadline) {
             FlushTimedOut { error: &error, unacknowledged: self.output.in_flight() }.emit(&self.metrics);
         }
@@ -434,15 +510,31 @@ impl Shared {
         tracing::info!(identities = released, "released the state of revoked partitions");
     }
 
-    /// Commits every partition whose committable offset moved (restricted to `only`).
+    /// Sends the changelog records of what changed in each partition's state (restricted to
+    /// `only`) since the last snapshot.
+    fn snapshot(&self, only: Option<&Revoked>) {
+        let Some(changelog) = self.changelog.get() else { return };
+        let partitions: Vec<Arc<Partition>> =
+            self.partitions.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+        for p in partitions.iter().filter(|p| only.is_none_or(|o| o.contains(&(p.topic.to_string(), p.partition)))) {
+            changelog.snapshot(&self.engine, &self.output, &self.metrics, p);
+        }
+    }
+
+    /// Commits every partition whose committable offset moved (restricted to `only`), after
+    /// snapshotting their state: never past what the changelog holds.
     fn commit(&self, consumer: &GroupConsumer, mode: CommitMode, only: Option<&Revoked>) {
+        self.snapshot(only);
         let mut tpl = TopicPartitionList::new();
         let mut moved = Vec::new();
         for p in self.partitions.lock().unwrap_or_else(PoisonError::into_inner).values() {
             if only.is_some_and(|o| !o.contains(&(p.topic.to_string(), p.partition))) {
                 continue;
             }
-            let Some(offset) = p.progress().committable() else { continue };
+            let Some(mut offset) = p.progress().committable() else { continue };
+            if self.changelog.get().is_some() && p.holds_state {
+                offset = offset.min(p.snapshot_through.load(Ordering::Relaxed));
+            }
             let mut committed = p.committed();
             if *committed != Some(offset) {
                 let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(offset));
@@ -465,6 +557,11 @@ impl Shared {
                 *p.committed() = None;
             }
         }
+    }
+
+    /// Identities restored from the changelog in this run.
+    pub(crate) fn restored(&self) -> u64 {
+        self.changelog.get().map_or(0, |c| c.restored.load(Ordering::Relaxed))
     }
 
     /// The offsets committed last, per topic and partition.

@@ -19,6 +19,9 @@ pub enum Error {
     /// waits for every partition of the re-keyed topics: both must exist.
     #[error("looking up a topic's partitions (re-keying needs the re-keyed topics and the events topic to exist): {0}")]
     Metadata(String),
+    /// The state changelog topic was missing and could not be created.
+    #[error("creating the state changelog topic {topic:?}: {detail}")]
+    CreateChangelog { topic: String, detail: String },
     #[error("starting a worker thread")]
     SpawnWorker(#[source] std::io::Error),
     /// A worker's statistics are lost with it, so the report would be wrong.

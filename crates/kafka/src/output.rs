@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders, ToBytes};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Message};
 
@@ -184,6 +184,26 @@ impl Sender {
         }
     }
 
+    /// One record of the state changelog (`value` `None` deletes the key), an output of the
+    /// message at `offset` of `p`.
+    pub(crate) fn send_changelog(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: u64,
+        value: Option<&[u8]>,
+        p: &Arc<Partition>,
+        offset: i64,
+    ) {
+        let d = Box::new(Delivery { partition: Some(p.clone()), offset, alert_of: None });
+        let key = key.to_be_bytes();
+        let mut record = BaseRecord::with_opaque_to(topic, d).partition(partition).key(&key[..]);
+        if let Some(v) = value {
+            record = record.payload(v);
+        }
+        self.enqueue(record, topic, value.unwrap_or_default());
+    }
+
     /// The re-keying stage's watermarks: how far each of `sources` has been re-keyed, to
     /// every partition of the events topic, after the events they cover.
     pub(crate) fn send_watermarks(&self, sources: &[(rekeyed::Source, Option<Millis>)]) {
@@ -191,7 +211,7 @@ impl Sender {
         let (headers, payload) = rekeyed::watermarks(sources);
         for partition in 0..*partitions {
             let d = Box::new(Delivery { partition: None, offset: 0, alert_of: None });
-            let record = BaseRecord::with_opaque_to(topic.as_str(), d).partition(partition);
+            let record = BaseRecord::<str, [u8], _>::with_opaque_to(topic.as_str(), d).partition(partition);
             self.enqueue(record.payload(payload.as_slice()).headers(headers.clone()), topic, &payload);
         }
     }
@@ -219,7 +239,12 @@ impl Sender {
         self.enqueue(record, topic, payload);
     }
 
-    fn enqueue<'a>(&self, mut record: BaseRecord<'a, str, [u8], Box<Delivery>>, topic: &str, payload: &[u8]) {
+    fn enqueue<K: ToBytes + ?Sized>(
+        &self,
+        mut record: BaseRecord<'_, K, [u8], Box<Delivery>>,
+        topic: &str,
+        payload: &[u8],
+    ) {
         loop {
             match self.producer.send(record) {
                 Ok(()) => return,

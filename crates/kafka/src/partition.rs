@@ -40,10 +40,16 @@ pub(crate) struct Partition {
     pub(crate) keyed: Option<KeyCheck>,
     /// Re-keying: the latest event time sent to the events topic (`Millis::MIN`: none).
     pub(crate) latest: AtomicI64,
-    /// Re-keying, the consumer thread's: when a message last came (wall clock, ms), and
-    /// the offset after the last message handed over.
+    /// The consumer thread's: when a message last came (wall clock, ms; re-keying reads it),
+    /// and the offset after the last message handed over.
     pub(crate) received_at: AtomicI64,
     pub(crate) next_offset: AtomicI64,
+    /// Its messages change identity state (audit events read by detection): the changelog
+    /// keeps it.
+    pub(crate) holds_state: bool,
+    /// The changelog holds its state up to this offset (the next to read), once the records
+    /// last sent are acknowledged; `i64::MIN` before the first. Commits never pass it.
+    pub(crate) snapshot_through: AtomicI64,
 }
 
 /// How many of a keyed partition's messages were checked, and how many were not keyed by
@@ -69,6 +75,13 @@ pub(crate) enum Input {
     /// The events topic, read by detection.
     Events,
     Control(ControlKind),
+}
+
+impl Input {
+    /// Its messages change identity state (audit events read by detection).
+    pub(crate) fn holds_state(self) -> bool {
+        matches!(self, Input::Keyed | Input::Events)
+    }
 }
 
 impl Partition {
@@ -111,6 +124,8 @@ impl Partition {
             latest: AtomicI64::new(Millis::MIN),
             received_at: AtomicI64::new(crate::output::now_ms()),
             next_offset: AtomicI64::new(i64::MIN),
+            holds_state: input.holds_state(),
+            snapshot_through: AtomicI64::new(i64::MIN),
         }
     }
 

@@ -30,6 +30,24 @@ impl Progress {
         self.processed_next = Some(offset + 1);
     }
 
+    /// `outputs` more messages of the processed message at `offset` were sent: the
+    /// changelog's records of the state as of it.
+    pub fn sent(&mut self, offset: i64, outputs: u32) {
+        if outputs == 0 {
+            return;
+        }
+        debug_assert!(self.processed_next.is_some_and(|next| offset < next), "not processed yet");
+        match self.pending.binary_search_by_key(&offset, |&(o, _)| o) {
+            Ok(i) => self.pending[i].1 += outputs,
+            Err(i) => self.pending.insert(i, (offset, outputs)),
+        }
+    }
+
+    /// The offset after the last processed message (held ones included).
+    pub fn processed_next(&self) -> Option<i64> {
+        self.processed_next
+    }
+
     /// A message registered with one output of its own (held back before processing) was
     /// processed and sent `outputs` messages: they replace it.
     pub fn released(&mut self, offset: i64, outputs: u32) {
@@ -122,6 +140,27 @@ mod tests {
         p.acknowledged(10);
         p.acknowledged(10);
         assert_eq!(p.committable(), Some(13));
+    }
+
+    #[test]
+    fn changelog_records_sent_after_later_messages_hold_the_commit_at_their_message() {
+        let mut p = Progress::default();
+        p.processed(10, 0);
+        p.processed(11, 1);
+        p.processed(12, 0);
+        // The state as of 12 goes to the changelog, while 13 is processed with an output.
+        p.processed(13, 1);
+        p.sent(12, 2);
+        p.acknowledged(11);
+        assert_eq!(p.committable(), Some(12), "not past the state's records");
+        p.acknowledged(12);
+        p.acknowledged(12);
+        assert_eq!(p.committable(), Some(13));
+        p.sent(13, 1);
+        p.acknowledged(13);
+        assert_eq!(p.committable(), Some(13), "one record of 13 still in flight");
+        p.acknowledged(13);
+        assert_eq!(p.committable(), Some(14));
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct Report {
     /// Messages re-read to rebuild state (see [`KafkaConfig::rebuild_secs`]); their outputs
     /// were not sent again. Included in `stats`.
     pub rebuilt: u64,
+    /// Identities restored from the state changelog (see [`KafkaConfig::changelog_topic`]).
+    pub restored: u64,
     /// Event (message timestamp) to alert-acknowledged latency.
     pub latency: Latency,
 }
@@ -152,6 +154,7 @@ fn stop_and_report(
     tracing::info!("stopping: draining in-flight messages, flushing producers, committing");
     shared.drain(&consumer, None, Instant::now() + shared.grace);
     let committed = shared.committed();
+    let restored = shared.restored();
     let unacknowledged = output.in_flight();
     // Leaving the group runs the revocation callback once more; everything is already
     // drained and committed, so it commits nothing new.
@@ -163,5 +166,5 @@ fn stop_and_report(
     if let Some(fatal) = output.fatal() {
         return Err(Error::DeliveryFailed(fatal));
     }
-    Ok(Report { stats, unacknowledged, committed, rebuilt, latency })
+    Ok(Report { stats, unacknowledged, committed, rebuilt, restored, latency })
 }

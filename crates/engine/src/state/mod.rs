@@ -910,7 +910,7 @@ pub struct StateStore {
     config: StateConfig,
     /// What changed since the last snapshot, per home partition ([`Identity::home`]); `None`
     /// unless [`StateStore::track_changes`] was called (only a changelog reads it).
-    changes: Option<Mutex<HashMap<u32, Changed>>>,
+    changes: std::sync::OnceLock<Mutex<HashMap<u32, Changed>>>,
 }
 
 /// A home partition's changes since its last snapshot.
@@ -965,25 +965,25 @@ impl StateStore {
             tombstones: DashMap::with_hasher(Xxh3Builder::new()),
             bytes: AtomicUsize::new(0),
             config,
-            changes: None,
+            changes: std::sync::OnceLock::new(),
         }
     }
 
     /// From now on, records which identities change, are evicted and are forgotten, for
     /// [`StateStore::take_changes`].
-    pub fn track_changes(&mut self) {
-        self.changes = Some(Mutex::default());
+    pub fn track_changes(&self) {
+        self.changes.get_or_init(Mutex::default);
     }
 
     fn changed(&self, home: u32, f: impl FnOnce(&mut Changed)) {
-        if let Some(changes) = &self.changes {
+        if let Some(changes) = self.changes.get() {
             f(changes.lock().unwrap_or_else(PoisonError::into_inner).entry(home).or_default());
         }
     }
 
     /// Marks the identity changed since its last snapshot, once.
     fn touch(&self, id: &str, identity: &mut Identity) {
-        if self.changes.is_some() && identity.home & DIRTY == 0 {
+        if identity.home & DIRTY == 0 && self.changes.get().is_some() {
             identity.home |= DIRTY;
             self.changed(identity.home(), |c| c.ids.push(id.into()));
         }
@@ -994,7 +994,7 @@ impl StateStore {
     /// (so an identity evicted and back since is written after its tombstone).
     /// `detectors` goes in each identity's record ([`snapshot::Record::Identity`]).
     pub fn take_changes(&self, home: u32, detectors: u64, out: &mut Vec<Change>) {
-        let Some(changes) = &self.changes else { return };
+        let Some(changes) = self.changes.get() else { return };
         let Some(changed) = changes.lock().unwrap_or_else(PoisonError::into_inner).remove(&home) else { return };
         for key in changed.gone {
             let value = self.tombstones.get(&key).map(|t| snapshot::tombstone(key, &t));
@@ -1185,7 +1185,7 @@ impl StateStore {
         });
         // The new owner restores them; what this one noticed since the last snapshot is
         // read again from the input after it.
-        if let Some(changes) = &self.changes {
+        if let Some(changes) = self.changes.get() {
             changes.lock().unwrap_or_else(PoisonError::into_inner).retain(|home, _| !homes.contains(home));
         }
         released

@@ -34,7 +34,7 @@ pub enum Record {
     Through(i64),
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
 pub enum SnapshotError {
     #[error("snapshot format {0}, this nhid reads format {VERSION}")]
     Version(u8),
@@ -72,6 +72,15 @@ fn encode(kind: u8, home: u32, body: &impl serde::Serialize) -> Vec<u8> {
     out.extend_from_slice(&home.to_le_bytes());
     postcard::to_io(body, &mut out).expect("state serializes into a vector");
     out
+}
+
+/// The partition (`crate::Origin::home`) a record of this format belongs to, read from its
+/// head alone.
+pub fn home_of(bytes: &[u8]) -> Option<u32> {
+    match *bytes {
+        [VERSION, _, h0, h1, h2, h3, ..] => Some(u32::from_le_bytes([h0, h1, h2, h3])),
+        _ => None,
+    }
 }
 
 /// The partition (`crate::Origin::home`) a record belongs to, and the record.

@@ -1,0 +1,313 @@
+//! The state changelog: each identity's state as a record in a compacted topic, so that a
+//! restart or a rebalance restores it instead of re-reading days of input (Kafka Streams'
+//! changelogged state stores, for nhid's identities).
+//!
+//! - **Where.** An identity's records go to the changelog partition numbered as its home
+//!   input partition (modulo the changelog's count), keyed by a hash of its principal id
+//!   (`snapshot::key_of`); each record names its home, so partitions of several input topics
+//!   can share one changelog partition.
+//! - **When.** At every commit, for each partition: the records of the identities changed
+//!   since the last (`Engine::changes`), then a mark that the partition's state is in the
+//!   changelog up to the offset after the last message processed (`Record::Through`). They
+//!   are outputs of that message, so its offset is not committed before the broker has them,
+//!   and no offset is ever committed past the last mark: the changelog always holds the
+//!   state as of the committed offset or later.
+//! - **Restore.** On assignment, the partition's records are read from the start to the end
+//!   (compaction keeps the latest per key; what it has not compacted yet is compacted here)
+//!   and restored; the input is then read from the committed offset, with nothing to
+//!   rebuild. A partition the changelog holds nothing for (a first run, a topic deleted), or
+//!   a record of another format, falls back to re-reading `rebuild_secs`.
+//!
+//! At least once: messages between the committed offset and the last mark are applied to
+//! the state twice after a crash (seconds of input, at most one commit interval of it).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use nhid_engine::metrics::Metrics;
+use nhid_engine::state::snapshot::{self, SnapshotError};
+use nhid_engine::{Engine, Restored};
+
+use crate::config::KafkaConfig;
+use crate::error::Error;
+use crate::output::Sender;
+use crate::partition::Partition;
+
+/// How long reading the changelog at an assignment may take before the partitions not read
+/// to their end are rebuilt instead.
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long to wait, once every partition reported its end, for records the broker has
+/// acknowledged but not yet reports (Tansu 0.6 reports a high watermark behind them).
+const SETTLE: Duration = Duration::from_secs(3);
+const CREATE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) struct Changelog {
+    topic: String,
+    partitions: i32,
+    /// Identities restored so far in this run.
+    pub(crate) restored: AtomicU64,
+}
+
+/// An assigned input partition whose state is to be restored.
+pub(crate) struct Assigned {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) home: u32,
+    pub(crate) committed: i64,
+}
+
+/// What an assigned partition's restore came to.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Outcome {
+    /// Its state is back, as of this input offset or later.
+    Restored(i64),
+    /// Rebuild by re-reading, for this reason (`nhid_restore_fallbacks_total{reason}`).
+    Rebuild(&'static str),
+}
+
+impl Changelog {
+    /// The changelog topic, created when missing: compacted, with as many partitions as the
+    /// largest of `inputs`.
+    pub(crate) fn open(cfg: &KafkaConfig, output: &Sender, inputs: &[String]) -> Result<Changelog, Error> {
+        let topic = cfg.changelog_topic.clone();
+        let fail = |detail: String| Error::CreateChangelog { topic: topic.clone(), detail };
+        let admin: AdminClient<DefaultClientContext> = cfg.admin_config().create().map_err(|e| fail(e.to_string()))?;
+        let partitions = match existing(&admin, &topic) {
+            Some(n) => n,
+            None => {
+                let mut wanted = 1;
+                for input in inputs {
+                    wanted = wanted.max(output.partitions(input)?);
+                }
+                create(&admin, &topic, wanted).map_err(fail)?;
+                tracing::info!(topic, partitions = wanted, "created the state changelog topic");
+                existing(&admin, &topic).ok_or_else(|| fail("created, but not in the metadata".into()))?
+            }
+        };
+        Ok(Changelog { topic, partitions, restored: AtomicU64::new(0) })
+    }
+
+    fn partition_of(&self, input_partition: i32) -> i32 {
+        input_partition % self.partitions
+    }
+
+    /// Writes the records of what changed in `p`'s identities since the last call, and the
+    /// mark of how far they hold, as outputs of its last processed message.
+    pub(crate) fn snapshot(&self, engine: &Engine, output: &Sender, metrics: &Metrics, p: &Arc<Partition>) {
+        let Some(next) = p.progress().processed_next() else { return };
+        if !p.holds_state || next == p.snapshot_through.load(Ordering::Relaxed) {
+            return;
+        }
+        // Read before the changes are taken: every message before `next` is in the state
+        // they are taken from.
+        let mut changes = Vec::new();
+        engine.changes(p.home, &mut changes);
+        let through = snapshot::through(p.home, next);
+        let count = changes.len() as u32 + 1;
+        // Registered before sending: a delivery report may arrive before `send` returns.
+        p.progress().sent(next - 1, count);
+        let partition = self.partition_of(p.partition);
+        for c in &changes {
+            output.send_changelog(&self.topic, partition, c.key, c.value.as_deref(), p, next - 1);
+        }
+        output.send_changelog(&self.topic, partition, snapshot::through_key(p.home), Some(&through), p, next - 1);
+        metrics.changelog_records.inc_by(u64::from(count));
+        p.snapshot_through.store(next, Ordering::Relaxed);
+    }
+
+    /// Restores the state of `assigned` input partitions from their changelog partitions;
+    /// what each came to, by home.
+    pub(crate) fn restore(
+        &self,
+        cfg: &KafkaConfig,
+        engine: &Engine,
+        metrics: &Metrics,
+        assigned: &[Assigned],
+    ) -> HashMap<u32, Outcome> {
+        let started = Instant::now();
+        let homes: HashMap<u32, i64> = assigned.iter().map(|a| (a.home, a.committed)).collect();
+        let wanted: HashSet<i32> = assigned.iter().map(|a| self.partition_of(a.partition)).collect();
+        let (records, complete) = match self.read(cfg, &wanted, &homes) {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::warn!(%error, topic = self.topic, "reading the state changelog failed; rebuilding instead");
+                (HashMap::new(), HashSet::new())
+            }
+        };
+        let mut through: HashMap<u32, i64> = HashMap::new();
+        let mut refused: HashMap<u32, SnapshotError> = HashMap::new();
+        for (partition, by_key) in &records {
+            if !complete.contains(partition) {
+                continue;
+            }
+            for value in by_key.values().flatten() {
+                let Some(home) = snapshot::home_of(value).filter(|h| homes.contains_key(h)) else {
+                    if value.first() != Some(&snapshot::VERSION) {
+                        // Another format's record: whose it is cannot be read; any
+                        // partition sharing this changelog partition may have lost state.
+                        let version = SnapshotError::Version(value.first().copied().unwrap_or(0));
+                        for a in assigned.iter().filter(|a| self.partition_of(a.partition) == *partition) {
+                            refused.entry(a.home).or_insert(version.clone());
+                        }
+                    }
+                    continue;
+                };
+                match engine.restore(value, home) {
+                    Ok(Restored::Through(offset)) => {
+                        through.insert(home, offset);
+                    }
+                    Ok(Restored::Identity) => {
+                        self.restored.fetch_add(1, Ordering::Relaxed);
+                        metrics.restored.with_label_values(&["identity"]).inc();
+                    }
+                    Ok(Restored::Tombstone) => metrics.restored.with_label_values(&["tombstone"]).inc(),
+                    Ok(Restored::Older) => metrics.restored.with_label_values(&["older"]).inc(),
+                    Ok(Restored::Elsewhere) => {}
+                    Err(e) => {
+                        refused.entry(home).or_insert(e);
+                    }
+                }
+            }
+        }
+        let mut outcomes = HashMap::new();
+        for a in assigned {
+            let (topic, partition, committed) = (&a.topic, a.partition, a.committed);
+            let outcome = match (refused.remove(&a.home), through.get(&a.home)) {
+                (Some(error), _) => {
+                    tracing::warn!(topic, partition, %error, "a changelog record was refused; rebuilding the partition's state by re-reading");
+                    engine.release(&HashSet::from([a.home]));
+                    Outcome::Rebuild("refused")
+                }
+                (None, Some(&t)) if t >= committed => Outcome::Restored(t),
+                (None, Some(&t)) => {
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        through = t,
+                        committed,
+                        "the changelog holds less than was committed; rebuilding the partition's state by re-reading"
+                    );
+                    engine.release(&HashSet::from([a.home]));
+                    Outcome::Rebuild("behind")
+                }
+                (None, None) => Outcome::Rebuild("none"),
+            };
+            match outcome {
+                Outcome::Rebuild(reason) => metrics.restore_fallbacks.with_label_values(&[reason]).inc(),
+                Outcome::Restored(t) => tracing::info!(
+                    topic,
+                    partition,
+                    through = t,
+                    committed,
+                    "restored the partition's state from the changelog"
+                ),
+            }
+            outcomes.insert(a.home, outcome);
+        }
+        metrics.restore_seconds.observe(started.elapsed().as_secs_f64());
+        outcomes
+    }
+
+    /// The latest record per key of each of `wanted` partitions, and which were read to
+    /// their end. The end is librdkafka's end-of-partition event; past it, a partition
+    /// whose marks for `homes` are behind their committed offsets is waited on for
+    /// [`SETTLE`] more.
+    #[allow(clippy::type_complexity)]
+    fn read(
+        &self,
+        cfg: &KafkaConfig,
+        wanted: &HashSet<i32>,
+        homes: &HashMap<u32, i64>,
+    ) -> Result<(HashMap<i32, HashMap<u64, Option<Vec<u8>>>>, HashSet<i32>), KafkaError> {
+        let reader: BaseConsumer<Reader> = cfg.changelog_reader_config().create_with_context(Reader)?;
+        let mut tpl = TopicPartitionList::new();
+        for &partition in wanted {
+            tpl.add_partition_offset(&self.topic, partition, Offset::Beginning)?;
+        }
+        reader.assign(&tpl)?;
+        let marks: HashMap<u64, u32> = homes.keys().map(|&h| (snapshot::through_key(h), h)).collect();
+        let mut through: HashMap<u32, i64> = HashMap::new();
+        let mut records: HashMap<i32, HashMap<u64, Option<Vec<u8>>>> = HashMap::new();
+        let mut ended: HashSet<i32> = HashSet::new();
+        let deadline = Instant::now() + RESTORE_TIMEOUT;
+        let mut settle_until: Option<Instant> = None;
+        while Instant::now() < deadline {
+            match reader.poll(Duration::from_millis(50)) {
+                Some(Ok(m)) => {
+                    let Some(key) = m.key().and_then(|k| <[u8; 8]>::try_from(k).ok()).map(u64::from_be_bytes) else {
+                        continue;
+                    };
+                    let value = m.payload().map(<[u8]>::to_vec);
+                    if let (Some(&home), Some(v)) = (marks.get(&key), &value)
+                        && let Ok((_, snapshot::Record::Through(offset))) = snapshot::decode(v)
+                    {
+                        through.insert(home, offset);
+                    }
+                    records.entry(m.partition()).or_default().insert(key, value);
+                    ended.remove(&m.partition());
+                }
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    ended.insert(partition);
+                }
+                Some(Err(error)) => return Err(error),
+                None => {}
+            }
+            if ended.len() == wanted.len() {
+                let behind = homes.iter().any(|(h, committed)| through.get(h).is_some_and(|t| t < committed));
+                let settle = *settle_until.get_or_insert_with(|| Instant::now() + SETTLE);
+                if !behind || Instant::now() >= settle {
+                    break;
+                }
+            }
+        }
+        Ok((records, ended))
+    }
+}
+
+/// The changelog reader's context: the end of a partition, which it asks to be told of, is
+/// no error to log.
+struct Reader;
+
+impl rdkafka::ClientContext for Reader {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_))
+            && error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF)
+        {
+            tracing::warn!(%error, reason, "reading the state changelog");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Reader {}
+
+/// How many partitions `topic` has, `None` when it does not exist. Asked through the admin
+/// client, which does not create topics by asking (a producer would, on brokers that do).
+fn existing(admin: &AdminClient<DefaultClientContext>, topic: &str) -> Option<i32> {
+    let metadata = admin.inner().fetch_metadata(Some(topic), CREATE_TIMEOUT).ok()?;
+    let t = metadata.topics().first()?;
+    (t.error().is_none() && !t.partitions().is_empty()).then(|| t.partitions().len() as i32)
+}
+
+/// Creates the changelog topic: compacted (the latest record per identity is all a restore
+/// needs), `partitions` partitions, the broker's default replication.
+fn create(admin: &AdminClient<DefaultClientContext>, topic: &str, partitions: i32) -> Result<(), String> {
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
+    let options = AdminOptions::new().operation_timeout(Some(CREATE_TIMEOUT)).request_timeout(Some(CREATE_TIMEOUT));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().map_err(|e| e.to_string())?;
+    for result in runtime.block_on(admin.create_topics([&new], &options)).map_err(|e| e.to_string())? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(code.to_string()),
+        }
+    }
+    Ok(())
+}
