@@ -19,7 +19,7 @@ fn input() -> Vec<Vec<u8>> {
 }
 
 fn engine() -> Engine {
-    let mut engine = Engine::new(detect::load(None).unwrap(), Inventory::default(), EngineConfig::default());
+    let engine = Engine::new(detect::load(None).unwrap(), Inventory::default(), EngineConfig::default());
     engine.track_changes();
     engine
 }
