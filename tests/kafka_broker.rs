@@ -463,3 +463,103 @@ fn an_unkeyed_topic_re_keyed_by_principal_gives_exactly_the_alerts_of_replay() {
         .unwrap();
     assert_eq!(replay(&file, dir.path(), None).0, input.alert_ids, "the re-keyed events replayed");
 }
+
+/// Ten days of a small estate, each message stamped with its event time (as connectors stamp
+/// audit records): `svc-dormant` works for a day and a half then sleeps; `svc-revoked` works
+/// for two days and its key is revoked (lifecycle topic) on day five. nhid reads it all and
+/// is stopped; on day ten both act again.
+struct TenDays {
+    before: Vec<(String, Vec<u8>, i64)>,
+    revocation: (String, Vec<u8>, i64),
+    after: Vec<(String, Vec<u8>, i64)>,
+}
+
+fn ten_days() -> TenDays {
+    const MINUTE: i64 = 60_000;
+    const DAY: i64 = 1_440 * MINUTE;
+    // Twelve days ago, on a whole day: day ten is two days before now.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let t0 = (now - 12 * DAY) / DAY * DAY;
+    let event = |n: usize, t: i64, principal: &str, key: &str| {
+        let line = serde_json::json!({
+            "id": format!("{principal}-{n}"), "time": nhid_model::time::format_rfc3339(t),
+            "principal": {"id": principal, "type": "service_account"},
+            "credential": {"id": key, "kind": "static_key"},
+            "action": "s3:GetObject", "service": "s3", "outcome": "success",
+            "source": {"ip": "10.1.2.3", "user_agent": "sdk/1"}, "source_format": "native"
+        });
+        (principal.to_string(), line.to_string().into_bytes(), t)
+    };
+    let mut before = Vec::new();
+    for (n, m) in (0..36 * 60).step_by(10).enumerate() {
+        before.push(event(n, t0 + m * MINUTE, "svc-dormant", "AKIADORMANT"));
+    }
+    for (n, m) in (0..48 * 60).step_by(10).enumerate() {
+        before.push(event(n, t0 + m * MINUTE + 5 * MINUTE, "svc-revoked", "AKIAREVOKED"));
+    }
+    before.sort_by_key(|(_, _, t)| *t);
+    let revoked_at = t0 + 5 * DAY;
+    let revocation = serde_json::json!({
+        "id": "l-1", "time": nhid_model::time::format_rfc3339(revoked_at), "type": "credential_revoked",
+        "credential_id": "AKIAREVOKED"
+    });
+    let revocation = ("AKIAREVOKED".to_string(), revocation.to_string().into_bytes(), revoked_at);
+    let day10 = t0 + 10 * DAY;
+    let after = vec![
+        event(9_000, day10, "svc-dormant", "AKIADORMANT"),
+        event(9_000, day10 + MINUTE, "svc-revoked", "AKIAREVOKED"),
+    ];
+    TenDays { before, revocation, after }
+}
+
+/// Restarted on day ten, nhid still knows what it learned ten days before: the dormant key
+/// waking raises `dormant_reactivation`, the key revoked five days before raises
+/// `expired_credential`. Its state comes from the changelog, and the revocation from the
+/// lifecycle topic, re-read as far back as facts are kept. The same runs rebuilding from two
+/// days of input instead (no changelog) still know the revocation, but not that the key slept.
+#[test]
+fn a_restart_ten_days_on_still_knows_the_dormant_key_and_the_revocation() {
+    let Some(broker) = Broker::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    topics(&broker, 2);
+    broker.create_topic("nhid.lifecycle", 1);
+    let days = ten_days();
+    kafka::produce_at(&broker.brokers, "audit", &days.before);
+    kafka::produce_at(&broker.brokers, "nhid.lifecycle", std::slice::from_ref(&days.revocation));
+
+    // Runs nhid in `group` until it has committed `messages` of the audit topic, then stops it.
+    let run = |group: &str, changelog: &str, messages: usize| {
+        let config = dir.path().join(format!("{group}.toml"));
+        let toml = format!(
+            "[kafka]\nlifecycle_topic = \"nhid.lifecycle\"\ncommit_interval_ms = 100\nchangelog_topic = \"{changelog}\"\n"
+        );
+        std::fs::write(&config, toml).unwrap();
+        let nhid = Nhid::start(&broker.brokers, group, dir.path(), &["--config", config.to_str().unwrap()]);
+        let done = |c: &[Option<i64>]| c.iter().map(|o| o.unwrap_or(0)).sum::<i64>() == messages as i64;
+        kafka::wait_committed(&broker.brokers, group, ("audit", 2), WAIT, done, || nhid.logs());
+        let (status, _, logs) = nhid.terminate(Duration::from_secs(30));
+        assert!(status.success(), "{logs}");
+        logs
+    };
+    // Both groups write to one alerts topic, and the same finding has the same id in both:
+    // what each raised shows in how many alerts of a kind there are.
+    let count = |principal: &str, kind: &str| {
+        let alerts = kafka::read_until(&broker.brokers, "nhid.alerts", Duration::from_secs(2), |_| false);
+        alerts.iter().map(Got::json).filter(|a| a["principal"]["id"] == principal && a["kind"] == kind).count()
+    };
+    let before = days.before.len();
+    run("ten-days", "nhid.changelog", before);
+    run("ten-days-rebuild", "", before);
+    let dormant = || count("svc-dormant", "dormant_reactivation");
+    let expired = || count("svc-revoked", "expired_credential");
+    assert_eq!((dormant(), expired()), (0, 0), "nothing to raise in the first two days");
+
+    kafka::produce_at(&broker.brokers, "audit", &days.after);
+    let logs = run("ten-days", "nhid.changelog", before + days.after.len());
+    assert!(logs.contains("restored the partition's state from the changelog"), "{logs}");
+    assert_eq!((dormant(), expired()), (1, 1), "both raised after a restart with the changelog:\n{logs}");
+
+    let logs = run("ten-days-rebuild", "", before + days.after.len());
+    assert_eq!(dormant(), 1, "rebuilding from two days of input, the sleep is not known:\n{logs}");
+    assert_eq!(expired(), 2, "the lifecycle topic is re-read all the same:\n{logs}");
+}

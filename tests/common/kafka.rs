@@ -51,26 +51,39 @@ impl Got {
 /// partitioner's runs, which put 10,405 of 12,274 messages in one partition: past the 5 MB the
 /// mock cluster keeps of a partition, and it dropped the first 1,933.
 pub fn produce_round_robin(brokers: &str, topic: &str, partitions: i32, payloads: &[Vec<u8>]) {
-    let messages = payloads.iter().enumerate().map(|(i, p)| (None, Some(i as i32 % partitions), p.as_slice()));
+    let messages = payloads.iter().enumerate().map(|(i, p)| (None, Some(i as i32 % partitions), p.as_slice(), None));
     send_all(brokers, topic, messages);
+}
+
+/// Produces `(key, payload, timestamp)` messages in order, each with its timestamp (as a
+/// connector stamps an audit record with its event time), and waits until the broker has them.
+pub fn produce_at(brokers: &str, topic: &str, messages: &[(String, Vec<u8>, i64)]) {
+    send_all(brokers, topic, messages.iter().map(|(k, p, t)| (Some(k.as_str()), None, p.as_slice(), Some(*t))));
 }
 
 /// Produces `(key, payload)` messages in order and waits until the broker has them all.
 pub fn produce(brokers: &str, topic: &str, messages: &[(Option<String>, Vec<u8>)]) {
-    send_all(brokers, topic, messages.iter().map(|(k, p)| (k.as_deref(), None, p.as_slice())));
+    send_all(brokers, topic, messages.iter().map(|(k, p)| (k.as_deref(), None, p.as_slice(), None)));
 }
 
-/// Sends `(key, partition, payload)` messages in order, waiting for room when the queue is
-/// full, then until the broker has them all.
-fn send_all<'a>(brokers: &str, topic: &str, messages: impl Iterator<Item = (Option<&'a str>, Option<i32>, &'a [u8])>) {
+/// Sends `(key, partition, payload, timestamp)` messages in order, waiting for room when the
+/// queue is full, then until the broker has them all.
+fn send_all<'a>(
+    brokers: &str,
+    topic: &str,
+    messages: impl Iterator<Item = (Option<&'a str>, Option<i32>, &'a [u8], Option<i64>)>,
+) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .create()
         .expect("test producer");
-    for (key, partition, payload) in messages {
+    for (key, partition, payload, timestamp) in messages {
         let mut record = BaseRecord::<str, [u8]>::to(topic).payload(payload);
+        if let Some(t) = timestamp {
+            record = record.timestamp(t);
+        }
         if let Some(k) = key {
             record = record.key(k);
         }

@@ -21,6 +21,7 @@
 //! At least once: messages between the committed offset and the last mark are applied to
 //! the state twice after a crash (seconds of input, at most one commit interval of it).
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +31,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
@@ -228,49 +230,68 @@ impl Changelog {
         wanted: &HashSet<i32>,
         homes: &HashMap<u32, i64>,
     ) -> Result<(HashMap<i32, HashMap<u64, Option<Vec<u8>>>>, HashSet<i32>), KafkaError> {
-        let reader: BaseConsumer<Reader> = cfg.changelog_reader_config().create_with_context(Reader)?;
         let mut tpl = TopicPartitionList::new();
         for &partition in wanted {
             tpl.add_partition_offset(&self.topic, partition, Offset::Beginning)?;
         }
-        reader.assign(&tpl)?;
         let marks: HashMap<u64, u32> = homes.keys().map(|&h| (snapshot::through_key(h), h)).collect();
-        let mut through: HashMap<u32, i64> = HashMap::new();
+        let through: RefCell<HashMap<u32, i64>> = RefCell::default();
         let mut records: HashMap<i32, HashMap<u64, Option<Vec<u8>>>> = HashMap::new();
-        let mut ended: HashSet<i32> = HashSet::new();
-        let deadline = Instant::now() + RESTORE_TIMEOUT;
-        let mut settle_until: Option<Instant> = None;
-        while Instant::now() < deadline {
-            match reader.poll(Duration::from_millis(50)) {
-                Some(Ok(m)) => {
-                    let Some(key) = m.key().and_then(|k| <[u8; 8]>::try_from(k).ok()).map(u64::from_be_bytes) else {
-                        continue;
-                    };
-                    let value = m.payload().map(<[u8]>::to_vec);
-                    if let (Some(&home), Some(v)) = (marks.get(&key), &value)
-                        && let Ok((_, snapshot::Record::Through(offset))) = snapshot::decode(v)
-                    {
-                        through.insert(home, offset);
-                    }
-                    records.entry(m.partition()).or_default().insert(key, value);
-                    ended.remove(&m.partition());
-                }
-                Some(Err(KafkaError::PartitionEOF(partition))) => {
-                    ended.insert(partition);
-                }
-                Some(Err(error)) => return Err(error),
-                None => {}
+        let read = |m: &BorrowedMessage<'_>| {
+            let Some(key) = m.key().and_then(|k| <[u8; 8]>::try_from(k).ok()).map(u64::from_be_bytes) else {
+                return;
+            };
+            let value = m.payload().map(<[u8]>::to_vec);
+            if let (Some(&home), Some(v)) = (marks.get(&key), &value)
+                && let Ok((_, snapshot::Record::Through(offset))) = snapshot::decode(v)
+            {
+                through.borrow_mut().insert(home, offset);
             }
-            if ended.len() == wanted.len() {
-                let behind = homes.iter().any(|(h, committed)| through.get(h).is_some_and(|t| t < committed));
-                let settle = *settle_until.get_or_insert_with(|| Instant::now() + SETTLE);
-                if !behind || Instant::now() >= settle {
-                    break;
+            records.entry(m.partition()).or_default().insert(key, value);
+        };
+        let behind = || homes.iter().any(|(h, committed)| through.borrow().get(h).is_some_and(|t| t < committed));
+        let ended = read_to_end(cfg, &tpl, read, behind)?;
+        Ok((records, ended.into_iter().map(|(_, p)| p).collect()))
+    }
+}
+
+/// Reads the partitions of `tpl` (of one topic: librdkafka's end-of-partition event names
+/// the partition only) from their offsets to their ends, giving `f` each message; past the
+/// ends, reads on for [`SETTLE`] while `behind` says something is missing. Returns the
+/// partitions read to their end within [`RESTORE_TIMEOUT`].
+pub(crate) fn read_to_end(
+    cfg: &KafkaConfig,
+    tpl: &TopicPartitionList,
+    mut f: impl FnMut(&BorrowedMessage<'_>),
+    behind: impl Fn() -> bool,
+) -> Result<HashSet<(String, i32)>, KafkaError> {
+    let reader: BaseConsumer<Reader> = cfg.changelog_reader_config().create_with_context(Reader)?;
+    reader.assign(tpl)?;
+    let mut ended: HashSet<(String, i32)> = HashSet::new();
+    let deadline = Instant::now() + RESTORE_TIMEOUT;
+    let mut settle_until: Option<Instant> = None;
+    while Instant::now() < deadline {
+        match reader.poll(Duration::from_millis(50)) {
+            Some(Ok(m)) => {
+                f(&m);
+                ended.remove(&(m.topic().to_string(), m.partition()));
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                if let Some(e) = tpl.elements().iter().find(|e| e.partition() == partition) {
+                    ended.insert((e.topic().to_string(), partition));
                 }
+            }
+            Some(Err(error)) => return Err(error),
+            None => {}
+        }
+        if ended.len() == tpl.count() {
+            let settle = *settle_until.get_or_insert_with(|| Instant::now() + SETTLE);
+            if !behind() || Instant::now() >= settle {
+                break;
             }
         }
-        Ok((records, ended))
     }
+    Ok(ended)
 }
 
 /// The changelog reader's context: the end of a partition, which it asks to be told of, is

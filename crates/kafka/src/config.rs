@@ -293,8 +293,8 @@ impl KafkaConfig {
         c
     }
 
-    /// A reader of the state changelog: assigned its partitions by hand, no group, from the
-    /// start to the end it finds.
+    /// A reader of the state changelog (and of control topics' facts on assignment):
+    /// assigned its partitions by hand, never committing, to the end it finds.
     pub(crate) fn changelog_reader_config(&self) -> ClientConfig {
         let mut c = self.client(&[("fetch.wait.max.ms", "10"), ("enable.partition.eof", "true")]);
         c.set("group.id", format!("{}.changelog-reader", self.group))

@@ -15,7 +15,8 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use nhid_engine::metrics::{Health, KafkaErrorKind, Metrics};
-use nhid_engine::{ControlKind, Engine, Origin};
+use nhid_engine::state::lifecycle::FACT_TTL;
+use nhid_engine::{ControlKind, Engine, Origin, Outputs};
 use nhid_model::time::Millis;
 
 use crate::changelog::{Assigned, Changelog, Outcome};
@@ -327,22 +328,22 @@ impl Shared {
             CallFailed { kind: KafkaErrorKind::OffsetLookup, error: &error, then: fallback }.emit(&self.metrics);
             tpl.clone()
         });
-        let since = now_ms() - self.rebuild.as_millis() as i64;
-        let restored = self.restore(&committed);
-        let starts = self.rebuild_starts(consumer, &committed, since, &restored);
+        let now = now_ms();
+        let mut restored = self.restore(&committed);
+        restored.extend(self.restore_facts(consumer, &committed, now));
+        let starts = self.rebuild_starts(consumer, &committed, now, &restored);
         for e in committed.elements() {
+            let since = self.rebuild_since(e.topic(), now).unwrap_or(now);
             let Offset::Offset(until) = e.offset() else {
                 // Nothing committed: a new group starts by `auto.offset.reset`, with nothing to rebuild.
                 self.insert_partition(e.topic(), e.partition(), 0, since);
                 continue;
             };
-            let start = if self.rebuild.is_zero() || restored.contains(&(e.topic().to_string(), e.partition())) {
-                Offset::Offset(until)
-            } else {
-                match starts.get(&(e.topic().to_string(), e.partition())) {
-                    Some(Offset::Offset(o)) => Offset::Offset((*o).min(until)),
-                    _ => Offset::Beginning,
-                }
+            let key = (e.topic().to_string(), e.partition());
+            let start = match starts.get(&key) {
+                _ if restored.contains(&key) || self.rebuild_since(e.topic(), now).is_none() => Offset::Offset(until),
+                Some(Offset::Offset(o)) => Offset::Offset((*o).min(until)),
+                _ => Offset::Beginning,
             };
             let _ = tpl.set_partition_offset(e.topic(), e.partition(), start);
             self.insert_partition(e.topic(), e.partition(), until, since);
@@ -404,6 +405,66 @@ impl Shared {
             .collect()
     }
 
+    /// Reads the newly assigned control partitions' facts (lifecycle events, action results)
+    /// from as far back as they are kept ([`Shared::rebuild_since`]) to their ends, before any
+    /// audit event is processed: an event is judged against every fact older than it, and a
+    /// control partition read beside the audit ones could come after it. Which were read;
+    /// their consumption then starts at the committed offset (facts read twice hold once, and
+    /// outputs before it were sent before).
+    fn restore_facts(
+        &self,
+        consumer: &GroupConsumer,
+        committed: &TopicPartitionList,
+        now: i64,
+    ) -> HashSet<(String, i32)> {
+        let mut query = TopicPartitionList::new();
+        for e in committed.elements() {
+            if let (Input::Control(_), Offset::Offset(_), Some(since)) =
+                (self.input_of(e.topic()), e.offset(), self.rebuild_since(e.topic(), now))
+            {
+                let _ = query.add_partition_offset(e.topic(), e.partition(), Offset::Offset(since));
+            }
+        }
+        if query.count() == 0 {
+            return HashSet::new();
+        }
+        let starts = consumer.offsets_for_times(query.clone(), LOOKUP_TIMEOUT).unwrap_or_else(|error| {
+            let fallback = "looking up where facts start failed; reading them from the start";
+            CallFailed { kind: KafkaErrorKind::OffsetLookup, error: &error, then: fallback }.emit(&self.metrics);
+            query
+        });
+        let mut read = HashSet::new();
+        let topics: HashSet<String> = starts.elements().iter().map(|e| e.topic().to_string()).collect();
+        for topic in topics {
+            let Input::Control(kind) = self.input_of(&topic) else { continue };
+            let mut tpl = TopicPartitionList::new();
+            for e in starts.elements_for_topic(&topic) {
+                // Brokers that cannot say (the mock cluster answers `End`): from the start.
+                let from = match e.offset() {
+                    Offset::Offset(o) => Offset::Offset(o),
+                    _ => Offset::Beginning,
+                };
+                let _ = tpl.add_partition_offset(&topic, e.partition(), from);
+            }
+            let mut out = Outputs::default();
+            let apply = |m: &BorrowedMessage<'_>| {
+                let origin = Origin { source: &topic, partition: m.partition(), offset: m.offset() };
+                self.engine.control(kind, m.payload().unwrap_or_default(), origin, &mut out);
+                out.clear();
+            };
+            match crate::changelog::read_to_end(&self.cfg, &tpl, apply, || false) {
+                Ok(ended) => {
+                    tracing::info!(topic, partitions = ended.len(), "read the control topic's facts");
+                    read.extend(ended);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, topic, "reading the control topic's facts failed; re-reading them beside the audit topics")
+                }
+            }
+        }
+        read
+    }
+
     /// Where rebuilding starts: the first offset at or after `since` by timestamp, for the
     /// partitions with a committed offset and not `restored`. Brokers that cannot answer
     /// (librdkafka's mock cluster says `End`) start at the beginning, and the workers skip
@@ -412,19 +473,16 @@ impl Shared {
         &self,
         consumer: &GroupConsumer,
         committed: &TopicPartitionList,
-        since: i64,
+        now: i64,
         restored: &HashSet<(String, i32)>,
     ) -> HashMap<(String, i32), Offset> {
         let mut starts = HashMap::new();
-        if self.rebuild.is_zero() {
-            return starts;
-        }
         let mut query = TopicPartitionList::new();
         for e in committed.elements() {
             if restored.contains(&(e.topic().to_string(), e.partition())) {
                 continue;
             }
-            if let Offset::Offset(_) = e.offset() {
+            if let (Offset::Offset(_), Some(since)) = (e.offset(), self.rebuild_since(e.topic(), now)) {
                 let _ = query.add_partition_offset(e.topic(), e.partition(), Offset::Offset(since));
             }
         }
@@ -443,6 +501,20 @@ impl Shared {
             }
         }
         starts
+    }
+
+    /// From what message timestamp a partition of `topic` is re-read up to its committed
+    /// offset on assignment; `None` for none. Audit topics: `rebuild_secs` (when not restored
+    /// from the changelog). Control topics are where lifecycle facts are kept, which the
+    /// changelog does not hold: as far back as facts are kept (`FACT_TTL`), unless neither a
+    /// changelog nor a rebuild is configured.
+    fn rebuild_since(&self, topic: &str, now: i64) -> Option<i64> {
+        let rebuild = now - self.rebuild.as_millis() as i64;
+        match self.input_of(topic) {
+            Input::Control(_) if self.cfg.changelog() || !self.rebuild.is_zero() => Some(rebuild.min(now - FACT_TTL)),
+            _ if self.rebuild.is_zero() => None,
+            _ => Some(rebuild),
+        }
     }
 
     fn count_assigned(&self) {
