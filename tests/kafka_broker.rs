@@ -98,6 +98,8 @@ impl Nhid {
             .args(extra)
             .env("RUST_LOG", std::env::var("NHID_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .env("NO_COLOR", "1")
+            // Tests wait for commits, which never pass the changelog's last write.
+            .env("NHID__KAFKA__CHANGELOG_INTERVAL_MS", "100")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

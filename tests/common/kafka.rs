@@ -222,13 +222,15 @@ impl Drop for Running {
 }
 
 /// A runtime configuration for tests: the given brokers and audit topics, the default
-/// output topics, a short commit interval.
+/// output topics, a short commit interval, the changelog written at every commit (tests wait
+/// for commits, which never pass the changelog's last write).
 pub fn config(brokers: &str, topics: &[&str], group: &str) -> KafkaConfig {
     KafkaConfig {
         brokers: brokers.to_string(),
         topics: topics.iter().map(|t| t.to_string()).collect(),
         group: group.to_string(),
         commit_interval_ms: 100,
+        changelog_interval_ms: 100,
         properties: test_properties(),
         ..KafkaConfig::default()
     }

@@ -55,6 +55,7 @@ const CREATE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct Changelog {
     topic: String,
     partitions: i32,
+    interval: i64,
     /// Identities restored so far in this run.
     pub(crate) restored: AtomicU64,
 }
@@ -95,7 +96,8 @@ impl Changelog {
                 existing(&admin, &topic).ok_or_else(|| fail("created, but not in the metadata".into()))?
             }
         };
-        Ok(Changelog { topic, partitions, restored: AtomicU64::new(0) })
+        let interval = cfg.changelog_interval_ms as i64;
+        Ok(Changelog { topic, partitions, interval, restored: AtomicU64::new(0) })
     }
 
     fn partition_of(&self, input_partition: i32) -> i32 {
@@ -103,11 +105,26 @@ impl Changelog {
     }
 
     /// Writes the records of what changed in `p`'s identities since the last call, and the
-    /// mark of how far they hold, as outputs of its last processed message.
-    pub(crate) fn snapshot(&self, engine: &Engine, output: &Sender, metrics: &Metrics, p: &Arc<Partition>) {
+    /// mark of how far they hold, as outputs of its last processed message: once
+    /// `changelog_interval_ms` has passed since the last, or at once when `now` is `None`
+    /// (a drain).
+    pub(crate) fn snapshot(
+        &self,
+        engine: &Engine,
+        output: &Sender,
+        metrics: &Metrics,
+        p: &Arc<Partition>,
+        now: Option<i64>,
+    ) {
         let Some(next) = p.progress().processed_next() else { return };
         if !p.holds_state || next == p.snapshot_through.load(Ordering::Relaxed) {
             return;
+        }
+        if let Some(now) = now {
+            if now < p.snapshot_at.load(Ordering::Relaxed) + self.interval {
+                return;
+            }
+            p.snapshot_at.store(now, Ordering::Relaxed);
         }
         // Read before the changes are taken: every message before `next` is in the state
         // they are taken from.
@@ -249,7 +266,9 @@ impl Changelog {
             }
             records.entry(m.partition()).or_default().insert(key, value);
         };
-        let behind = || homes.iter().any(|(h, committed)| through.borrow().get(h).is_some_and(|t| t < committed));
+        // A partition committed past has a mark (commits never pass it): none read yet is
+        // one the broker has not shown yet (Tansu 0.6 reports ends behind what it acknowledged).
+        let behind = || homes.iter().any(|(h, committed)| through.borrow().get(h).is_none_or(|t| t < committed));
         let ended = read_to_end(cfg, &tpl, read, behind)?;
         Ok((records, ended.into_iter().map(|(_, p)| p).collect()))
     }

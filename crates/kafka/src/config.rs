@@ -126,6 +126,12 @@ pub struct KafkaConfig {
     /// start when missing (compacted, one partition per partition of the largest input
     /// topic). Empty: no changelog, every assignment rebuilds by re-reading.
     pub changelog_topic: String,
+    /// How often each partition's changed identities go to the changelog (at the first
+    /// commit after this much time): an identity active throughout is written once per
+    /// interval, however many events it has. Commits never pass the last write, so after a
+    /// crash up to this much input is processed again (its outputs keep their ids). On
+    /// shutdown and revocation every change is written. 30 s, as Kafka Streams commits.
+    pub changelog_interval_ms: u64,
     /// librdkafka properties passed through to every client (TLS, SASL, timeouts...). Values
     /// are never logged: they hold passwords and keys.
     pub properties: BTreeMap<String, String>,
@@ -153,6 +159,7 @@ impl Default for KafkaConfig {
             shutdown_grace_secs: 10,
             rebuild_secs: 2 * 86_400,
             changelog_topic: "nhid.changelog".into(),
+            changelog_interval_ms: 30_000,
             properties: BTreeMap::new(),
         }
     }
@@ -186,6 +193,9 @@ impl KafkaConfig {
         self.validate_topics(&mut errors);
         if self.commit_interval_ms == 0 || self.commit_interval_ms > MAX_SETTING_SECS * 1_000 {
             errors.push("kafka.commit_interval_ms: must be positive and at most ten years".into());
+        }
+        if self.changelog_interval_ms > 3_600_000 {
+            errors.push("kafka.changelog_interval_ms: at most 3600000 (an hour)".into());
         }
         if self.rekey_max_idle_ms == 0 || self.rekey_max_idle_ms > 60_000 {
             errors.push("kafka.rekey_max_idle_ms: must be between 1 and 60000 (a minute)".into());

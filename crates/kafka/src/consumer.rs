@@ -296,13 +296,9 @@ impl Shared {
         if self.pacing.is_some() {
             partition.received_at.store(now_ms(), Ordering::Relaxed);
         }
-        // A message before one already handed over is not processed again: with its queue
-        // split, librdkafka can deliver there what it had delivered to the group consumer's
-        // queue, and Tansu 0.6, fetched from the middle of a batch (a committed offset), can
-        // answer with messages before it.
-        let offset = m.offset();
-        if offset < partition.next_offset.fetch_max(offset + 1, Ordering::Relaxed) {
-            tracing::debug!(topic = m.topic(), partition = m.partition(), offset, "skipped a message received again");
+        // Its queue split, librdkafka could deliver there what it had already delivered to the
+        // group consumer's queue.
+        if self.pacing.is_some() && m.offset() < partition.next_offset.fetch_max(m.offset() + 1, Ordering::Relaxed) {
             return;
         }
         self.workers.dispatch(Item::Message(Message {
@@ -381,7 +377,12 @@ impl Shared {
         let assigned: Vec<Assigned> = committed
             .elements()
             .into_iter()
-            .filter(|e| self.input_of(e.topic()).holds_state())
+            // Not the events topic's: its events are applied in event-time order across their
+            // sources, not in offset order, so the state as of a committed offset is not a
+            // prefix of it, and restored state would have the events after that offset twice.
+            // Those partitions rebuild by re-reading (until the reorder's progress per source
+            // is in the snapshot).
+            .filter(|e| self.input_of(e.topic()) == Input::Keyed)
             .filter_map(|e| match e.offset() {
                 Offset::Offset(committed) => Some(Assigned {
                     topic: e.topic().to_string(),
@@ -555,7 +556,7 @@ impl Shared {
         self.output.give_up_at(Some(deadline));
         self.workers.flush_batches();
         self.workers.barrier();
-        self.snapshot(only);
+        self.snapshot(only, None);
         if let Err(error) = self.output.flush(deadline) {
             FlushTimedOut { error: &error, unacknowledged: self.output.in_flight() }.emit(&self.metrics);
         }
@@ -583,20 +584,20 @@ impl Shared {
     }
 
     /// Sends the changelog records of what changed in each partition's state (restricted to
-    /// `only`) since the last snapshot.
-    fn snapshot(&self, only: Option<&Revoked>) {
+    /// `only`) since the last snapshot, where due at `now` (all when `None`).
+    fn snapshot(&self, only: Option<&Revoked>, now: Option<i64>) {
         let Some(changelog) = self.changelog.get() else { return };
         let partitions: Vec<Arc<Partition>> =
             self.partitions.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
         for p in partitions.iter().filter(|p| only.is_none_or(|o| o.contains(&(p.topic.to_string(), p.partition)))) {
-            changelog.snapshot(&self.engine, &self.output, &self.metrics, p);
+            changelog.snapshot(&self.engine, &self.output, &self.metrics, p, now);
         }
     }
 
     /// Commits every partition whose committable offset moved (restricted to `only`), after
     /// snapshotting their state: never past what the changelog holds.
     fn commit(&self, consumer: &GroupConsumer, mode: CommitMode, only: Option<&Revoked>) {
-        self.snapshot(only);
+        self.snapshot(only, Some(now_ms()));
         let mut tpl = TopicPartitionList::new();
         let mut moved = Vec::new();
         for p in self.partitions.lock().unwrap_or_else(PoisonError::into_inner).values() {

@@ -50,6 +50,8 @@ pub(crate) struct Partition {
     /// The changelog holds its state up to this offset (the next to read), once the records
     /// last sent are acknowledged; `i64::MIN` before the first. Commits never pass it.
     pub(crate) snapshot_through: AtomicI64,
+    /// When it was last written to the changelog (wall clock, ms).
+    pub(crate) snapshot_at: AtomicI64,
 }
 
 /// How many of a keyed partition's messages were checked, and how many were not keyed by
@@ -126,6 +128,8 @@ impl Partition {
             next_offset: AtomicI64::new(i64::MIN),
             holds_state: input.holds_state(),
             snapshot_through: AtomicI64::new(i64::MIN),
+            // The first commit writes it: the mark says from where the state is known.
+            snapshot_at: AtomicI64::new(i64::MIN / 2),
         }
     }
 

@@ -206,6 +206,12 @@ fn work(engine: &Engine, output: &Sender, metrics: &Metrics, mut role: Role, job
             };
             let p = &m.partition;
             p.received.inc();
+            // Tansu 0.6, fetched from the middle of a batch (a committed offset, where a
+            // restore starts), can answer with messages before one already processed.
+            if p.progress().processed_next().is_some_and(|next| m.offset < next) {
+                tracing::debug!(topic = %p.topic, partition = p.partition, offset = m.offset, "skipped a message received again");
+                continue;
+            }
             // Outside the rebuild window: marked done unread, and not timed either.
             if m.offset < p.rebuild_until && m.timestamp.is_some_and(|t| t < p.rebuild_since) {
                 p.progress().processed(m.offset, 0);
