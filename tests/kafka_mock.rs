@@ -159,25 +159,44 @@ fn first_alerting(lines: &[Vec<u8>]) -> usize {
 
 #[test]
 fn a_restart_restores_state_from_the_changelog_and_sends_nothing_twice() {
-    let second = restart("g3", true);
+    let second = restart("g3", Changelog::Kept);
     assert_eq!(second.rebuilt, 0, "nothing committed is read again");
     assert!(second.restored >= 1, "the identities come back from the changelog");
 }
 
 #[test]
 fn without_a_changelog_a_restart_rebuilds_state_from_the_log_and_sends_nothing_twice() {
-    restart("g3-no-changelog", false);
+    restart("g3-no-changelog", Changelog::None);
+}
+
+/// A record of another snapshot format (an nhid that changed it wrote it, say) is never
+/// read as this one's: the partition's state is rebuilt from the log instead, and the
+/// outputs are still those of an uninterrupted run.
+#[test]
+fn a_changelog_record_of_another_format_makes_the_restart_rebuild_instead() {
+    let second = restart("g3-other-format", Changelog::OtherFormat);
+    assert!(second.rebuilt > 0, "rebuilt by re-reading");
+}
+
+/// What the changelog holds at the restart.
+#[derive(PartialEq)]
+enum Changelog {
+    Kept,
+    /// None configured.
+    None,
+    /// A record of another snapshot format beside the first run's.
+    OtherFormat,
 }
 
 /// A run stopped before the attack and a second one after it, in group `group`, with a
 /// changelog or rebuilding; the second's report. Either way, the successor knows the
 /// identity's baseline, and the outputs are those of an uninterrupted run, once each.
-fn restart(group: &str, changelog: bool) -> nhid_kafka::Report {
+fn restart(group: &str, changelog: Changelog) -> nhid_kafka::Report {
     let cluster = cluster();
     let brokers = cluster.bootstrap_servers();
     let cfg = || {
         let mut cfg = kafka::config(&brokers, &["audit"], group);
-        if !changelog {
+        if changelog == Changelog::None {
             cfg.changelog_topic = String::new();
         }
         cfg
@@ -201,11 +220,16 @@ fn restart(group: &str, changelog: bool) -> nhid_kafka::Report {
     assert_eq!(first.stats.messages, split as u64);
     assert_eq!(first.stats.alerts.values().sum::<u64>(), 0);
 
+    if changelog == Changelog::OtherFormat {
+        // In the audit partition's changelog partition (0), keyed as records are (8 bytes).
+        let record = [nhid_engine::state::snapshot::VERSION + 1, 0, 0, 0, 0, 0, 1, 2, 3];
+        kafka::produce_to(&brokers, "nhid.changelog", 0, "nhid-bad", &record);
+    }
     kafka::produce(&brokers, "audit", &keyed(&lines[split..]));
     let running = Running::start(fixture_engine(), cfg());
     let dead_letters = kafka::read_until(&brokers, "nhid.dead-letter", WAIT, |g| g.len() >= dead);
     let second = running.stop().unwrap();
-    if !changelog {
+    if changelog != Changelog::Kept {
         assert_eq!(second.rebuilt, split as u64, "the committed part is re-read for state only");
     }
     assert_eq!(dead_letters.len(), dead);

@@ -55,6 +55,11 @@ pub fn produce_round_robin(brokers: &str, topic: &str, partitions: i32, payloads
     send_all(brokers, topic, messages);
 }
 
+/// Produces one message to one partition, and waits until the broker has it.
+pub fn produce_to(brokers: &str, topic: &str, partition: i32, key: &str, payload: &[u8]) {
+    send_all(brokers, topic, std::iter::once((Some(key), Some(partition), payload, None)));
+}
+
 /// Produces `(key, payload, timestamp)` messages in order, each with its timestamp (as a
 /// connector stamps an audit record with its event time), and waits until the broker has them.
 pub fn produce_at(brokers: &str, topic: &str, messages: &[(String, Vec<u8>, i64)]) {
