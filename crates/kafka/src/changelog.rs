@@ -116,8 +116,13 @@ impl Changelog {
         p: &Arc<Partition>,
         now: Option<i64>,
     ) {
+        if p.holds_state && !p.changelogged {
+            // Not kept (`Input::changelogged`): what changed is let go.
+            engine.changes(p.home, &mut Vec::new());
+            return;
+        }
         let Some(next) = p.progress().processed_next() else { return };
-        if !p.holds_state || next == p.snapshot_through.load(Ordering::Relaxed) {
+        if !p.changelogged || next == p.snapshot_through.load(Ordering::Relaxed) {
             return;
         }
         if let Some(now) = now {

@@ -377,12 +377,7 @@ impl Shared {
         let assigned: Vec<Assigned> = committed
             .elements()
             .into_iter()
-            // Not the events topic's: its events are applied in event-time order across their
-            // sources, not in offset order, so the state as of a committed offset is not a
-            // prefix of it, and restored state would have the events after that offset twice.
-            // Those partitions rebuild by re-reading (until the reorder's progress per source
-            // is in the snapshot).
-            .filter(|e| self.input_of(e.topic()) == Input::Keyed)
+            .filter(|e| self.input_of(e.topic()).changelogged())
             .filter_map(|e| match e.offset() {
                 Offset::Offset(committed) => Some(Assigned {
                     topic: e.topic().to_string(),
@@ -605,7 +600,7 @@ impl Shared {
                 continue;
             }
             let Some(mut offset) = p.progress().committable() else { continue };
-            if self.changelog.get().is_some() && p.holds_state {
+            if self.changelog.get().is_some() && p.changelogged {
                 offset = offset.min(p.snapshot_through.load(Ordering::Relaxed));
             }
             let mut committed = p.committed();

@@ -44,8 +44,10 @@ pub(crate) struct Partition {
     /// and the offset after the last message handed over.
     pub(crate) received_at: AtomicI64,
     pub(crate) next_offset: AtomicI64,
-    /// Its messages change identity state (audit events read by detection): the changelog
-    /// keeps it.
+    /// Its state is kept in the changelog and restored from it: a topic read as keyed by
+    /// principal (see [`Input::changelogged`]).
+    pub(crate) changelogged: bool,
+    /// Its messages change identity state (audit events read by detection).
     pub(crate) holds_state: bool,
     /// The changelog holds its state up to this offset (the next to read), once the records
     /// last sent are acknowledged; `i64::MIN` before the first. Commits never pass it.
@@ -83,6 +85,15 @@ impl Input {
     /// Its messages change identity state (audit events read by detection).
     pub(crate) fn holds_state(self) -> bool {
         matches!(self, Input::Keyed | Input::Events)
+    }
+
+    /// Its state is kept in the changelog. Not the events topic's: its events are applied in
+    /// event-time order across their sources, not in offset order, so the state as of a
+    /// committed offset is not a prefix of the partition, and restored state would have the
+    /// held events after that offset twice. Those partitions rebuild by re-reading (until the
+    /// reorder's progress per source is in the snapshot).
+    pub(crate) fn changelogged(self) -> bool {
+        self == Input::Keyed
     }
 }
 
@@ -127,6 +138,7 @@ impl Partition {
             received_at: AtomicI64::new(crate::output::now_ms()),
             next_offset: AtomicI64::new(i64::MIN),
             holds_state: input.holds_state(),
+            changelogged: input.changelogged(),
             snapshot_through: AtomicI64::new(i64::MIN),
             // The first commit writes it: the mark says from where the state is known.
             snapshot_at: AtomicI64::new(i64::MIN / 2),
