@@ -231,7 +231,7 @@ impl Metrics {
             ),
             restore_fallbacks: r.counters(
                 "nhid_restore_fallbacks_total",
-                "Assigned partitions rebuilt by re-reading kafka.rebuild_secs of input instead of restored from the changelog, by reason (none: it holds nothing for them; refused: a record of another format or corrupt; behind: it holds less than was committed).",
+                "Assigned partitions rebuilt by re-reading kafka.rebuild_secs of input instead of restored from the changelog, by reason (none: it holds nothing for them; refused: a record of another format or corrupt; behind: it holds less than was committed; ahead: more, after a crash).",
                 &["reason"],
             ),
             restore_seconds: r.histogram(
@@ -260,7 +260,7 @@ impl Metrics {
         for record in ["identity", "tombstone", "older"] {
             self.restored.with_label_values(&[record]);
         }
-        for reason in ["none", "refused", "behind"] {
+        for reason in ["none", "refused", "behind", "ahead"] {
             self.restore_fallbacks.with_label_values(&[reason]);
         }
         for b in Block::ALL {

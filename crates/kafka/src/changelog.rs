@@ -169,11 +169,23 @@ impl Changelog {
         };
         let mut through: HashMap<u32, i64> = HashMap::new();
         let mut refused: HashMap<u32, SnapshotError> = HashMap::new();
+        // A partition whose records go past its last mark (a write cut short by a crash) has
+        // state newer than the mark says: it cannot be told which.
+        let mut cut: HashSet<u32> = HashSet::new();
         for (partition, by_key) in &records {
             if !complete.contains(partition) {
                 continue;
             }
-            for value in by_key.values().flatten() {
+            let marks: HashMap<u32, i64> =
+                homes.keys().filter_map(|&h| by_key.get(&snapshot::through_key(h)).map(|(at, _)| (h, *at))).collect();
+            for (at, value) in by_key.values() {
+                if let Some(home) = value.as_deref().and_then(snapshot::home_of)
+                    && marks.get(&home).is_some_and(|mark| at > mark)
+                {
+                    cut.insert(home);
+                }
+            }
+            for value in by_key.values().filter_map(|(_, v)| v.as_ref()) {
                 let Some(home) = snapshot::home_of(value).filter(|h| homes.contains_key(h)) else {
                     if value.first() != Some(&snapshot::VERSION) {
                         // Another format's record: whose it is cannot be read; any
@@ -211,7 +223,21 @@ impl Changelog {
                     engine.release(&HashSet::from([a.home]));
                     Outcome::Rebuild("refused")
                 }
-                (None, Some(&t)) if t >= committed => Outcome::Restored(t),
+                (None, Some(&t)) if t == committed && !cut.contains(&a.home) => Outcome::Restored(t),
+                (None, Some(&t)) if t > committed || cut.contains(&a.home) => {
+                    // Stopped by a crash between a write and the commit that reaches it: the
+                    // input after the committed offset is in the state already, and reading
+                    // it again would apply it twice.
+                    tracing::info!(
+                        topic,
+                        partition,
+                        through = t,
+                        committed,
+                        "the changelog holds more than was committed (a crash); rebuilding the partition's state by re-reading"
+                    );
+                    engine.release(&HashSet::from([a.home]));
+                    Outcome::Rebuild("ahead")
+                }
                 (None, Some(&t)) => {
                     tracing::warn!(
                         topic,
@@ -251,14 +277,14 @@ impl Changelog {
         cfg: &KafkaConfig,
         wanted: &HashSet<i32>,
         homes: &HashMap<u32, i64>,
-    ) -> Result<(HashMap<i32, HashMap<u64, Option<Vec<u8>>>>, HashSet<i32>), KafkaError> {
+    ) -> Result<(HashMap<i32, HashMap<u64, (i64, Option<Vec<u8>>)>>, HashSet<i32>), KafkaError> {
         let mut tpl = TopicPartitionList::new();
         for &partition in wanted {
             tpl.add_partition_offset(&self.topic, partition, Offset::Beginning)?;
         }
         let marks: HashMap<u64, u32> = homes.keys().map(|&h| (snapshot::through_key(h), h)).collect();
         let through: RefCell<HashMap<u32, i64>> = RefCell::default();
-        let mut records: HashMap<i32, HashMap<u64, Option<Vec<u8>>>> = HashMap::new();
+        let mut records: HashMap<i32, HashMap<u64, (i64, Option<Vec<u8>>)>> = HashMap::new();
         let read = |m: &BorrowedMessage<'_>| {
             let Some(key) = m.key().and_then(|k| <[u8; 8]>::try_from(k).ok()).map(u64::from_be_bytes) else {
                 return;
@@ -269,7 +295,7 @@ impl Changelog {
             {
                 through.borrow_mut().insert(home, offset);
             }
-            records.entry(m.partition()).or_default().insert(key, value);
+            records.entry(m.partition()).or_default().insert(key, (m.offset(), value));
         };
         // A partition committed past has a mark (commits never pass it): none read yet is
         // one the broker has not shown yet (Tansu 0.6 reports ends behind what it acknowledged).
