@@ -18,8 +18,9 @@
 //!   rebuild. A partition the changelog holds nothing for (a first run, a topic deleted), or
 //!   a record of another format, falls back to re-reading `rebuild_secs`.
 //!
-//! At least once: messages between the committed offset and the last mark are applied to
-//! the state twice after a crash (seconds of input, at most one commit interval of it).
+//! Exact: a partition is restored only when its last mark is its committed offset and no
+//! record of it comes after the mark. A crash between a write and the commit that reaches it
+//! leaves the changelog ahead, and that partition is rebuilt instead of applying input twice.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -217,50 +218,38 @@ impl Changelog {
         let mut outcomes = HashMap::new();
         for a in assigned {
             let (topic, partition, committed) = (&a.topic, a.partition, a.committed);
-            let outcome = match (refused.remove(&a.home), through.get(&a.home)) {
-                (Some(error), _) => {
-                    tracing::warn!(topic, partition, %error, "a changelog record was refused; rebuilding the partition's state by re-reading");
-                    engine.release(&HashSet::from([a.home]));
-                    Outcome::Rebuild("refused")
+            let rebuild = match (refused.remove(&a.home), through.get(&a.home)) {
+                (None, Some(&t)) if t == committed && !cut.contains(&a.home) => None,
+                (Some(error), _) => Some(("refused", format!("a changelog record was refused ({error})"))),
+                (None, Some(&t)) if t < committed => {
+                    Some(("behind", format!("the changelog holds less than was committed, through {t}")))
                 }
-                (None, Some(&t)) if t == committed && !cut.contains(&a.home) => Outcome::Restored(t),
-                (None, Some(&t)) if t > committed || cut.contains(&a.home) => {
-                    // Stopped by a crash between a write and the commit that reaches it: the
-                    // input after the committed offset is in the state already, and reading
-                    // it again would apply it twice.
+                // Stopped by a crash between a write and the commit that reaches it: the input
+                // after the committed offset is in the state already, and reading it again
+                // would apply it twice.
+                (None, Some(&t)) => {
+                    Some(("ahead", format!("the changelog holds more than was committed (a crash), through {t}")))
+                }
+                (None, None) => Some(("none", "the changelog holds no mark for it".to_string())),
+            };
+            let outcome = match rebuild {
+                None => {
+                    tracing::info!(topic, partition, committed, "restored the partition's state from the changelog");
+                    Outcome::Restored(committed)
+                }
+                Some((reason, why)) => {
+                    // Whatever was restored for it goes: the rebuild starts from nothing.
+                    engine.release(&HashSet::from([a.home]));
+                    metrics.restore_fallbacks.with_label_values(&[reason]).inc();
                     tracing::info!(
                         topic,
                         partition,
-                        through = t,
                         committed,
-                        "the changelog holds more than was committed (a crash); rebuilding the partition's state by re-reading"
+                        "{why}; rebuilding the partition's state by re-reading"
                     );
-                    engine.release(&HashSet::from([a.home]));
-                    Outcome::Rebuild("ahead")
+                    Outcome::Rebuild(reason)
                 }
-                (None, Some(&t)) => {
-                    tracing::warn!(
-                        topic,
-                        partition,
-                        through = t,
-                        committed,
-                        "the changelog holds less than was committed; rebuilding the partition's state by re-reading"
-                    );
-                    engine.release(&HashSet::from([a.home]));
-                    Outcome::Rebuild("behind")
-                }
-                (None, None) => Outcome::Rebuild("none"),
             };
-            match outcome {
-                Outcome::Rebuild(reason) => metrics.restore_fallbacks.with_label_values(&[reason]).inc(),
-                Outcome::Restored(t) => tracing::info!(
-                    topic,
-                    partition,
-                    through = t,
-                    committed,
-                    "restored the partition's state from the changelog"
-                ),
-            }
             outcomes.insert(a.home, outcome);
         }
         metrics.restore_seconds.observe(started.elapsed().as_secs_f64());
