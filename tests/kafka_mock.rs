@@ -11,6 +11,7 @@ use common::http_get as get;
 use common::kafka::{self, Running};
 use nhid::config::Config;
 use nhid_engine::{Engine, Origin, Outputs};
+use nhid_kafka::Stage;
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::RDKafkaRespErr;
 
@@ -122,7 +123,7 @@ fn an_unacknowledged_alert_holds_the_commit_back_until_the_broker_takes_it() {
     kafka::produce(&brokers, "audit", &keyed(&lines));
     // Which message raises the first alert: its offset must not be committed before the
     // alert is acknowledged.
-    let first_alert = first_alerting(&lines) as i64;
+    let first_alert = first_alerting(&fixture_engine(), &lines) as i64;
 
     // A retriable error: the producer keeps retrying, nothing is lost, nothing is acknowledged.
     cluster.topic_error("nhid.alerts", RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION).unwrap();
@@ -144,9 +145,8 @@ fn an_unacknowledged_alert_holds_the_commit_back_until_the_broker_takes_it() {
     assert_eq!(kafka::committed(&brokers, "g2", "audit", 1), vec![Some(lines.len() as i64)]);
 }
 
-/// The first message of `lines` whose processing raises an alert.
-fn first_alerting(lines: &[Vec<u8>]) -> usize {
-    let engine = fixture_engine();
+/// The first message of `lines` whose processing by `engine` raises an alert.
+fn first_alerting(engine: &Engine, lines: &[Vec<u8>]) -> usize {
     let mut out = Outputs::default();
     lines
         .iter()
@@ -205,7 +205,7 @@ fn restart(group: &str, changelog: Changelog) -> nhid_kafka::Report {
     let (alert_ids, action_ids, dead) = replayed(&lines);
     // Stop just before the attack: the successor must still know the identity's baseline
     // (learned over the first part) to see it.
-    let split = first_alerting(&lines);
+    let split = first_alerting(&fixture_engine(), &lines);
     kafka::produce(&brokers, "audit", &keyed(&lines[..split]));
     let running = Running::start(fixture_engine(), cfg());
     kafka::wait_committed(
@@ -530,13 +530,8 @@ fn simulated(principals: &[&str]) -> (Vec<Vec<u8>>, std::collections::BTreeSet<S
     (lines, out.alerts.iter().map(|a| a.alert_id.clone()).collect())
 }
 
-/// Three instances share an audit topic not keyed by principal: each re-keys the partitions
-/// it was given to `nhid.events`, and detects on the partitions of it it was given, merging
-/// there the events of every source partition, whichever instance re-keyed them, by event
-/// time. Together they raise exactly the alert ids of a replay. (The mock cluster,
-/// because Tansu 0.6 does not complete a rebalance of several members.)
-#[test]
-fn three_instances_re_keying_an_unkeyed_topic_raise_exactly_the_alerts_of_replay() {
+/// A cluster with an audit topic of 8 partitions to re-key into 4 of `nhid.events`.
+fn unkeyed_cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
     let cluster = MockCluster::new(1).unwrap();
     let topics = [
         ("audit", 8),
@@ -549,45 +544,199 @@ fn three_instances_re_keying_an_unkeyed_topic_raise_exactly_the_alerts_of_replay
     for (topic, partitions) in topics {
         cluster.create_topic(topic, partitions, 1).unwrap();
     }
-    let brokers = cluster.bootstrap_servers();
-    let (lines, alert_ids) = simulated(&kafka::SMALL_POPULATION);
-    assert!(alert_ids.len() >= 10, "the input raises alerts: {}", alert_ids.len());
-    kafka::produce_round_robin(&brokers, "audit", 8, &lines);
-    let mut config = Config::default();
-    config.kafka = kafka::config(&brokers, &["audit"], "three");
-    config.kafka.rekey_topics = vec!["audit".into()];
-    let instances: Vec<Running> =
-        (0..3).map(|_| Running::start(config.engine().unwrap(), config.kafka.clone())).collect();
+    cluster
+}
 
-    let n = lines.len() as i64;
+/// Instances of group `group` re-keying `audit`.
+fn rekeying(brokers: &str, group: &str) -> Config {
+    let mut config = Config::default();
+    config.kafka = kafka::config(brokers, &["audit"], group);
+    config.kafka.rekey_topics = vec!["audit".into()];
+    config
+}
+
+/// Waits until group `group` has re-keyed all `n` audit messages and detected on every
+/// event of them: committed past its last event, a partition of `nhid.events` is done
+/// (nothing is committed past a held event, nor past the changelog's last mark).
+fn wait_detected(brokers: &str, group: &str, n: i64) {
     let sum = |offsets: &[Option<i64>]| offsets.iter().map(|o| o.unwrap_or(0)).sum::<i64>();
-    let why = || format!("not everything was re-keyed: {:?}", kafka::committed(&brokers, "three.rekey", "audit", 8));
-    kafka::wait_committed(&brokers, "three.rekey", ("audit", 8), WAIT * 3, |o| sum(o) == n, why);
+    let rekey = format!("{group}.rekey");
+    let why = || format!("not everything was re-keyed: {:?}", kafka::committed(brokers, &rekey, "audit", 8));
+    kafka::wait_committed(brokers, &rekey, ("audit", 8), WAIT * 3, |o| sum(o) == n, why);
     let events = |got: &[kafka::Got]| got.iter().filter(|m| m.header("nhid-watermarks").is_none()).count() as i64;
-    let written = kafka::read_until(&brokers, "nhid.events", WAIT, |got| events(got) == n);
+    let written = kafka::read_until(brokers, "nhid.events", WAIT, |got| events(got) == n);
     assert_eq!(events(&written), n, "every event re-keyed");
     let mut ends = vec![Some(0); 4];
     for m in &written {
         ends[m.partition as usize] = ends[m.partition as usize].max(Some(m.offset + 1));
     }
-    let why = || {
-        format!("not everything was detected: {:?} of {ends:?}", kafka::committed(&brokers, "three", "nhid.events", 4))
-    };
-    // Committed past its last event, a partition is done: nothing is committed past a held event.
+    let why =
+        || format!("not everything was detected: {:?} of {ends:?}", kafka::committed(brokers, group, "nhid.events", 4));
     let done = |o: &[Option<i64>]| o.iter().zip(&ends).all(|(o, end)| o >= end);
-    kafka::wait_committed(&brokers, "three", ("nhid.events", 4), WAIT * 3, done, why);
-    let reports: Vec<_> = instances.into_iter().map(|i| i.stop().unwrap()).collect();
-    let alerts = kafka::read_until(&brokers, "nhid.alerts", Duration::from_secs(3), |_| false);
+    kafka::wait_committed(brokers, group, ("nhid.events", 4), WAIT * 3, done, why);
+}
 
-    let got: std::collections::BTreeSet<String> =
-        alerts.iter().map(|m| m.json()["alert_id"].as_str().unwrap().to_string()).collect();
-    assert_eq!(got, alert_ids, "the alert ids of a replay");
-    // Not each once: the group's first rebalances move partitions whose held events kept
-    // their commits back, and the new owner processes those events again (at least once,
-    // with the same ids).
+/// Every alert on the alerts topic, by id: how many times each came.
+fn alert_counts(brokers: &str) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for m in kafka::read_until(brokers, "nhid.alerts", Duration::from_secs(3), |_| false) {
+        *counts.entry(m.json()["alert_id"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    counts
+}
+
+/// Three instances share an audit topic not keyed by principal: each re-keys the partitions
+/// it was given to `nhid.events`, and detects on the partitions of it it was given, merging
+/// there the events of every source partition, whichever instance re-keyed them, by event
+/// time. Together they raise exactly the alert ids of a replay. (The mock cluster,
+/// because Tansu 0.6 does not complete a rebalance of several members.)
+#[test]
+fn three_instances_re_keying_an_unkeyed_topic_raise_exactly_the_alerts_of_replay() {
+    let cluster = unkeyed_cluster();
+    let brokers = cluster.bootstrap_servers();
+    let (lines, alert_ids) = simulated(&kafka::SMALL_POPULATION);
+    assert!(alert_ids.len() >= 10, "the input raises alerts: {}", alert_ids.len());
+    kafka::produce_round_robin(&brokers, "audit", 8, &lines);
+    let config = rekeying(&brokers, "three");
+    let instances: Vec<Running> =
+        (0..3).map(|_| Running::start(config.engine().unwrap(), config.kafka.clone())).collect();
+    wait_detected(&brokers, "three", lines.len() as i64);
+    let reports: Vec<_> = instances.into_iter().map(|i| i.stop().unwrap()).collect();
+    let counts = alert_counts(&brokers);
+    assert_eq!(counts.keys().cloned().collect::<std::collections::BTreeSet<_>>(), alert_ids, "a replay's alerts");
+    // Not each once: a drained partition's last commit can be refused while the group
+    // rebalances (the mock cluster answers REBALANCE_IN_PROGRESS), and its new owner then
+    // processes those events again (at least once, with the same ids). Each once after a
+    // clean handover is `a_restart_amid_held_events_applies_each_event_once`.
     assert!(
         reports.iter().all(|r| r.stats.events > 0),
         "every instance did its share: {:?}",
         reports.iter().map(|r| r.stats.events).collect::<Vec<_>>()
     );
+}
+
+/// The latest changelog mark of each partition of `nhid.events`: its offset, and how far
+/// the events of audit partition 7 are in its state.
+fn events_marks(brokers: &str) -> std::collections::BTreeMap<i32, (i64, Option<(i64, u32)>)> {
+    use nhid_engine::state::snapshot::{self, Record};
+    let homes: Vec<(u32, i32)> =
+        (0..4).map(|p| (Origin { source: "nhid.events", partition: p, offset: 0 }.home(), p)).collect();
+    let mut marks = std::collections::BTreeMap::new();
+    for m in kafka::read_until(brokers, "nhid.changelog", Duration::from_secs(2), |_| false) {
+        if let Ok((home, Record::Through { offset, sources })) = snapshot::decode(&m.payload)
+            && let Some(&(_, p)) = homes.iter().find(|(h, _)| *h == home)
+        {
+            let seven = sources.iter().find(|s| s.topic == "audit" && s.partition == 7).map(|s| (s.offset, s.index));
+            marks.insert(p, (offset, seven));
+        }
+    }
+    marks
+}
+
+/// Where an event of `nhid.events` came from: its source partition and its place there.
+fn source_of(m: &kafka::Got) -> Option<(i32, (i64, u32))> {
+    let source = m.header("nhid-source")?;
+    let mut parts = source.rsplitn(4, ':');
+    let index = parts.next()?.parse().ok()?;
+    let offset = parts.next()?.parse().ok()?;
+    let partition = parts.next()?.parse().ok()?;
+    Some((partition, (offset, index)))
+}
+
+/// Stopped while detection holds events: a source partition lagging in event time holds
+/// the others' later events back, and its own, coming after them in the events topic, are
+/// applied first. The state then holds events after the first held one; the successor
+/// restores it with how far each source's events are in it, skips those when it reads them
+/// again, and so applies every event exactly once: the alerts are a replay's, each once
+/// (applying source 7's late events twice gives others).
+#[test]
+fn a_restart_amid_held_events_applies_each_event_once() {
+    use std::sync::Arc;
+    let cluster = unkeyed_cluster();
+    let brokers = cluster.bootstrap_servers();
+    let (lines, alert_ids) = simulated(&kafka::SMALL_POPULATION);
+    let split = first_alerting(&Config::default().engine().unwrap(), &lines);
+    // The stages in instances of their own, as large deployments run them: detection's
+    // first instance waits for the lagging source rather than passing it over, and the
+    // re-keying one, which paces its partitions by event time, does not wait for it long.
+    let stage = |stage, max_idle_ms| {
+        let mut config = rekeying(&brokers, "held");
+        config.kafka.stage = stage;
+        config.kafka.rekey_max_idle_ms = max_idle_ms;
+        config
+    };
+    let config = stage(Stage::Detect, 60_000);
+    let rekey = stage(Stage::Rekey, 1_000);
+    let rekey = Running::start(rekey.engine().unwrap(), rekey.kafka);
+    let part = |i: usize| (i % 8) as i32;
+    let phase = |range: std::ops::Range<usize>, seven: bool| -> Vec<(i32, &[u8])> {
+        range.filter(|&i| (part(i) == 7) == seven).map(|i| (part(i), lines[i].as_slice())).collect()
+    };
+    let rekeyed = |n: usize| {
+        let sum = |o: &[Option<i64>]| o.iter().map(|o| o.unwrap_or(0)).sum::<i64>();
+        let why = || format!("not re-keyed: {:?}", kafka::committed(&brokers, "held.rekey", "audit", 8));
+        kafka::wait_committed(&brokers, "held.rekey", ("audit", 8), WAIT, |o| sum(o) == n as i64, why);
+    };
+
+    // Source 7 stops at half the baseline, the others go on: their later events are held.
+    let (early, others) = (phase(0..split / 2, true), phase(0..split, false));
+    kafka::produce_partitioned(&brokers, "audit", &[early.clone(), others.clone()].concat());
+    let first = Running::start(config.engine().unwrap(), config.kafka.clone());
+    rekeyed(early.len() + others.len());
+    // Then it sends more: applied at once, after held events in the events topic.
+    let late = phase(split / 2..split * 3 / 4, true);
+    kafka::produce_partitioned(&brokers, "audit", &late);
+    rekeyed(early.len() + others.len() + late.len());
+    let events = kafka::read_until(&brokers, "nhid.events", WAIT, |g| {
+        g.iter().filter(|m| source_of(m).is_some()).count() == early.len() + others.len() + late.len()
+    });
+    let mut last_seven = std::collections::BTreeMap::new();
+    for m in &events {
+        if let Some((7, at)) = source_of(m) {
+            let last = last_seven.entry(m.partition).or_insert(at);
+            *last = (*last).max(at);
+        }
+    }
+    // Written once source 7's late events are applied in every partition they went to.
+    let applied = || {
+        let marks = events_marks(&brokers);
+        last_seven.iter().all(|(p, last)| marks.get(p).is_some_and(|(_, seven)| *seven == Some(*last)))
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while !applied() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "source 7's events not in the changelog: {:?}",
+            events_marks(&brokers)
+        );
+    }
+    let first = first.stop().unwrap();
+    assert_eq!(first.stats.alerts.values().sum::<u64>(), 0, "stopped before the attacks");
+    // What makes this test: events applied past a mark, which a restore must not apply again.
+    let marks = events_marks(&brokers);
+    let past_mark = events
+        .iter()
+        .filter(|m| matches!(source_of(m), Some((7, at)) if marks[&m.partition].1.is_some_and(|done| at <= done) && m.offset >= marks[&m.partition].0))
+        .count();
+    assert!(past_mark > 0, "source 7's late events were applied after held ones: {marks:?}");
+
+    // The rest; the successor passes a silent source over after the default second.
+    let rest: Vec<(i32, &[u8])> = phase(split * 3 / 4..split, true)
+        .into_iter()
+        .chain(phase(split..lines.len(), true))
+        .chain(phase(split..lines.len(), false))
+        .collect();
+    kafka::produce_partitioned(&brokers, "audit", &rest);
+    let config = stage(Stage::Detect, 1_000);
+    let engine = Arc::new(config.engine().unwrap());
+    let second = Running::start_shared(engine.clone(), config.kafka.clone());
+    wait_detected(&brokers, "held", lines.len() as i64);
+    let second = second.stop().unwrap();
+    rekey.stop().unwrap();
+    assert!(second.restored > 0, "identities restored from the changelog");
+    assert_eq!(second.rebuilt, 0, "nothing re-read to rebuild state");
+
+    let counts = alert_counts(&brokers);
+    assert_eq!(counts.keys().cloned().collect::<std::collections::BTreeSet<_>>(), alert_ids, "a replay's alerts");
+    assert!(counts.values().all(|&n| n == 1), "each once: {counts:?}");
 }

@@ -33,14 +33,27 @@ fn origin(offset: usize) -> Origin<'static> {
 /// The compacted changelog: the latest record per key.
 type Changelog = BTreeMap<u64, Option<Vec<u8>>>;
 
-fn snapshot_into(engine: &Engine, changelog: &mut Changelog, through: usize) {
+fn snapshot_into(engine: &Engine, changelog: &mut Changelog, through: usize, sources: &[snapshot::SourceDone]) {
     let home = origin(0).home();
     let mut changes = Vec::new();
     engine.changes(home, &mut changes);
     for c in changes {
         changelog.insert(c.key, c.value);
     }
-    changelog.insert(snapshot::through_key(home), Some(snapshot::through(home, through as i64)));
+    let mark = snapshot::through(home, through as i64, sources);
+    changelog.insert(snapshot::through_key(home), Some(mark));
+}
+
+/// The per-source progress a mark at `through` of `len` messages carries in these tests:
+/// none in the first third (a keyed partition's marks), some after (an events partition's).
+fn sources(through: usize, len: usize) -> Vec<snapshot::SourceDone> {
+    let done = |partition| snapshot::SourceDone {
+        topic: "audit".into(),
+        partition,
+        offset: through as i64 * 3 + i64::from(partition),
+        index: partition as u32,
+    };
+    if through < len / 3 { Vec::new() } else { vec![done(0), done(7)] }
 }
 
 /// The alerts and actions of `lines[from..]`, whole (evidence, scores and summaries too).
@@ -70,7 +83,7 @@ fn an_engine_restored_from_the_changelog_raises_what_one_that_never_stopped_rais
     let mut next_cut = 0;
     for (i, line) in lines.iter().enumerate() {
         if i % 2_000 == 0 || cuts.contains(&i) {
-            snapshot_into(&live, &mut changelog, i);
+            snapshot_into(&live, &mut changelog, i, &sources(i, lines.len()));
         }
         if cuts.get(next_cut) == Some(&i) {
             next_cut += 1;
@@ -78,11 +91,11 @@ fn an_engine_restored_from_the_changelog_raises_what_one_that_never_stopped_rais
             let home = origin(0).home();
             let mut through = None;
             for record in changelog.values().flatten() {
-                if let Restored::Through(o) = restored.restore(record, home).unwrap() {
-                    through = Some(o as usize);
+                if let Restored::Through { offset, sources } = restored.restore(record, home).unwrap() {
+                    through = Some((offset as usize, sources));
                 }
             }
-            assert_eq!(through, Some(i), "the changelog says how far it holds");
+            assert_eq!(through, Some((i, sources(i, lines.len()))), "the changelog says how far it holds");
             assert_eq!(restored.store().len(), live.store().len(), "every identity is restored");
             let (alerts, actions) = run(&restored, &lines, i);
             let (expected_alerts, expected_actions) = run_tail(&lines, i);

@@ -55,6 +55,11 @@ pub fn produce_round_robin(brokers: &str, topic: &str, partitions: i32, payloads
     send_all(brokers, topic, messages);
 }
 
+/// Produces `(partition, payload)` messages in order, and waits until the broker has them.
+pub fn produce_partitioned(brokers: &str, topic: &str, messages: &[(i32, &[u8])]) {
+    send_all(brokers, topic, messages.iter().map(|&(partition, p)| (None, Some(partition), p, None)));
+}
+
 /// Produces one message to one partition, and waits until the broker has it.
 pub fn produce_to(brokers: &str, topic: &str, partition: i32, key: &str, payload: &[u8]) {
     send_all(brokers, topic, std::iter::once((Some(key), Some(partition), payload, None)));

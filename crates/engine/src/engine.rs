@@ -17,7 +17,7 @@ use crate::respond::alert::{Action, Alert, AlertActor, MAX_EVENT_IDS, Mode, Scor
 use crate::respond::policy::{Acting, Block, Policy, ResponseConfig, alert_principal};
 use crate::state::bindings::CredentialBindings;
 use crate::state::lifecycle::{FACT_TTL, Lifecycle};
-use crate::state::snapshot::{self, Record, SnapshotError};
+use crate::state::snapshot::{self, Record, SnapshotError, SourceDone};
 use crate::state::{Change, Identity, Observation, StateConfig, StateStore};
 use nhid_decode::control::{self, ActionResult, ActionStatus, LifecycleEvent, LifecycleKind};
 use nhid_decode::{DecodeContext, DecodeError, Format};
@@ -119,8 +119,12 @@ pub enum Restored {
     /// A copy older than the identity already here: kept the newer.
     Older,
     Tombstone,
-    /// The partition's state is in the changelog up to this input offset.
-    Through(i64),
+    /// The partition's state is in the changelog up to this input offset, and of each
+    /// source partition of a re-keyed one, up to the event named.
+    Through {
+        offset: i64,
+        sources: Vec<SourceDone>,
+    },
     /// A record of another partition's (sharing the changelog partition).
     Elsewhere,
 }
@@ -548,7 +552,7 @@ impl Engine {
                 self.store.restore_tombstone(key, last_seen, kind, shown, home);
                 Restored::Tombstone
             }
-            Record::Through(offset) => Restored::Through(offset),
+            Record::Through { offset, sources } => Restored::Through { offset, sources },
         })
     }
 

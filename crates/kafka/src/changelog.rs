@@ -6,12 +6,18 @@
 //!   input partition (modulo the changelog's count), keyed by a hash of its principal id
 //!   (`snapshot::key_of`); each record names its home, so partitions of several input topics
 //!   can share one changelog partition.
-//! - **When.** At every commit, for each partition: the records of the identities changed
-//!   since the last (`Engine::changes`), then a mark that the partition's state is in the
-//!   changelog up to the offset after the last message processed (`Record::Through`). They
-//!   are outputs of that message, so its offset is not committed before the broker has them,
-//!   and no offset is ever committed past the last mark: the changelog always holds the
-//!   state as of the committed offset or later.
+//! - **When.** Every `changelog_interval_ms`, each partition's worker, between two
+//!   messages: the records of the identities changed since the last (`Engine::changes`),
+//!   then a mark that the partition's state holds every message before an offset
+//!   (`Record::Through`). They are outputs of the message before it, so no offset is ever
+//!   committed past the last mark, nor up to it before the broker has the records.
+//!   - Keyed input: the mark is the offset after the last message processed.
+//!   - The events topic: its events are applied in event-time order across their sources,
+//!     not in offset order, so the state holds some events after held ones. The mark is the
+//!     first held message, and carries how far each source's events are in the state
+//!     (`SourceDone`); after a restore the reorder skips those when it reads them again.
+//!     It is written once every event applied has its outputs acknowledged (its worker
+//!     waits for that), since those events are not processed again.
 //! - **Restore.** On assignment, the partition's records are read from the start to the end
 //!   (compaction keeps the latest per key; what it has not compacted yet is compacted here)
 //!   and restored; the input is then read from the committed offset, with nothing to
@@ -37,7 +43,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use nhid_engine::metrics::Metrics;
-use nhid_engine::state::snapshot::{self, SnapshotError};
+use nhid_engine::state::snapshot::{self, SnapshotError, SourceDone};
 use nhid_engine::{Engine, Restored};
 
 use crate::config::KafkaConfig;
@@ -49,8 +55,9 @@ use crate::partition::Partition;
 /// to their end are rebuilt instead.
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long to wait, once every partition reported its end, for records the broker has
-/// acknowledged but not yet reports (Tansu 0.6 reports a high watermark behind them).
-const SETTLE: Duration = Duration::from_secs(3);
+/// acknowledged but not yet reports (Tansu 0.6 reports a high watermark behind them; 3 s
+/// were seen not to do under load). Waited only when a committed partition has no mark.
+const SETTLE: Duration = Duration::from_secs(10);
 const CREATE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) struct Changelog {
@@ -72,8 +79,9 @@ pub(crate) struct Assigned {
 /// What an assigned partition's restore came to.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Outcome {
-    /// Its state is back, as of this input offset or later.
-    Restored(i64),
+    /// Its state is back, as of its committed offset, and for an events partition, of
+    /// each source up to the event named.
+    Restored(Vec<SourceDone>),
     /// Rebuild by re-reading, for this reason (`nhid_restore_fallbacks_total{reason}`).
     Rebuild(&'static str),
 }
@@ -105,48 +113,47 @@ impl Changelog {
         input_partition % self.partitions
     }
 
+    /// How often a partition's state is written (`changelog_interval_ms`).
+    pub(crate) fn interval(&self) -> i64 {
+        self.interval
+    }
+
     /// Writes the records of what changed in `p`'s identities since the last call, and the
-    /// mark of how far they hold, as outputs of its last processed message: once
-    /// `changelog_interval_ms` has passed since the last, or at once when `now` is `None`
-    /// (a drain).
+    /// mark that its state holds every message before `through` (and, of an events
+    /// partition, every event of `sources` up to its place), as outputs of the message
+    /// before `through` when it was processed here; otherwise (`through` is where this
+    /// assignment started) of none: a commit cannot pass `through` before the next write.
+    /// Called by `p`'s worker, between messages: what the records hold and what the mark
+    /// says are then the same.
     pub(crate) fn snapshot(
         &self,
         engine: &Engine,
         output: &Sender,
         metrics: &Metrics,
         p: &Arc<Partition>,
-        now: Option<i64>,
+        through: i64,
+        sources: &[SourceDone],
     ) {
-        if p.holds_state && !p.changelogged {
-            // Not kept (`Input::changelogged`): what changed is let go.
-            engine.changes(p.home, &mut Vec::new());
-            return;
-        }
-        let Some(next) = p.progress().processed_next() else { return };
-        if !p.changelogged || next == p.snapshot_through.load(Ordering::Relaxed) {
-            return;
-        }
-        if let Some(now) = now {
-            if now < p.snapshot_at.load(Ordering::Relaxed) + self.interval {
-                return;
-            }
-            p.snapshot_at.store(now, Ordering::Relaxed);
-        }
-        // Read before the changes are taken: every message before `next` is in the state
-        // they are taken from.
         let mut changes = Vec::new();
         engine.changes(p.home, &mut changes);
-        let through = snapshot::through(p.home, next);
+        let mark = snapshot::through(p.home, through, sources);
         let count = changes.len() as u32 + 1;
-        // Registered before sending: a delivery report may arrive before `send` returns.
-        p.progress().sent(next - 1, count);
+        let of = {
+            let mut progress = p.progress();
+            let of = progress.was_processed(through - 1).then_some(through - 1);
+            // Registered before sending: a delivery report may arrive before `send` returns.
+            if let Some(of) = of {
+                progress.sent(of, count);
+            }
+            of
+        };
         let partition = self.partition_of(p.partition);
         for c in &changes {
-            output.send_changelog(&self.topic, partition, c.key, c.value.as_deref(), p, next - 1);
+            output.send_changelog(&self.topic, partition, c.key, c.value.as_deref(), p, of);
         }
-        output.send_changelog(&self.topic, partition, snapshot::through_key(p.home), Some(&through), p, next - 1);
+        output.send_changelog(&self.topic, partition, snapshot::through_key(p.home), Some(&mark), p, of);
         metrics.changelog_records.inc_by(u64::from(count));
-        p.snapshot_through.store(next, Ordering::Relaxed);
+        p.snapshot_through.store(through, Ordering::Relaxed);
     }
 
     /// Restores the state of `assigned` input partitions from their changelog partitions;
@@ -168,7 +175,7 @@ impl Changelog {
                 (HashMap::new(), HashSet::new())
             }
         };
-        let mut through: HashMap<u32, i64> = HashMap::new();
+        let mut through: HashMap<u32, (i64, Vec<SourceDone>)> = HashMap::new();
         let mut refused: HashMap<u32, SnapshotError> = HashMap::new();
         // A partition whose records go past its last mark (a write cut short by a crash) has
         // state newer than the mark says: it cannot be told which.
@@ -199,8 +206,8 @@ impl Changelog {
                     continue;
                 };
                 match engine.restore(value, home) {
-                    Ok(Restored::Through(offset)) => {
-                        through.insert(home, offset);
+                    Ok(Restored::Through { offset, sources }) => {
+                        through.insert(home, (offset, sources));
                     }
                     Ok(Restored::Identity) => {
                         self.restored.fetch_add(1, Ordering::Relaxed);
@@ -218,16 +225,17 @@ impl Changelog {
         let mut outcomes = HashMap::new();
         for a in assigned {
             let (topic, partition, committed) = (&a.topic, a.partition, a.committed);
-            let rebuild = match (refused.remove(&a.home), through.get(&a.home)) {
-                (None, Some(&t)) if t == committed && !cut.contains(&a.home) => None,
+            let mark = through.remove(&a.home);
+            let rebuild = match (refused.remove(&a.home), mark.as_ref().map(|(t, _)| *t)) {
+                (None, Some(t)) if t == committed && !cut.contains(&a.home) => None,
                 (Some(error), _) => Some(("refused", format!("a changelog record was refused ({error})"))),
-                (None, Some(&t)) if t < committed => {
+                (None, Some(t)) if t < committed => {
                     Some(("behind", format!("the changelog holds less than was committed, through {t}")))
                 }
                 // Stopped by a crash between a write and the commit that reaches it: the input
                 // after the committed offset is in the state already, and reading it again
                 // would apply it twice.
-                (None, Some(&t)) => {
+                (None, Some(t)) => {
                     Some(("ahead", format!("the changelog holds more than was committed (a crash), through {t}")))
                 }
                 (None, None) => Some(("none", "the changelog holds no mark for it".to_string())),
@@ -235,7 +243,7 @@ impl Changelog {
             let outcome = match rebuild {
                 None => {
                     tracing::info!(topic, partition, committed, "restored the partition's state from the changelog");
-                    Outcome::Restored(committed)
+                    Outcome::Restored(mark.map(|(_, sources)| sources).unwrap_or_default())
                 }
                 Some((reason, why)) => {
                     // Whatever was restored for it goes: the rebuild starts from nothing.
@@ -280,7 +288,7 @@ impl Changelog {
             };
             let value = m.payload().map(<[u8]>::to_vec);
             if let (Some(&home), Some(v)) = (marks.get(&key), &value)
-                && let Ok((_, snapshot::Record::Through(offset))) = snapshot::decode(v)
+                && let Ok((_, snapshot::Record::Through { offset, .. })) = snapshot::decode(v)
             {
                 through.borrow_mut().insert(home, offset);
             }

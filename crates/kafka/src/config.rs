@@ -120,14 +120,14 @@ pub struct KafkaConfig {
     pub rebuild_secs: u64,
     /// The state changelog: a compacted topic of per-identity snapshots, keyed by principal
     /// (hashed), each in the partition numbered as its input partition (modulo the topic's
-    /// count). Written at every commit for the identities changed since the last, and
+    /// count). Written every `changelog_interval_ms` for the identities changed since the last, and
     /// restored from on assignment, after which only the input past the snapshots is read;
     /// `rebuild_secs` is then the fallback for partitions it holds nothing for. Created at
     /// start when missing (compacted, one partition per partition of the largest input
     /// topic). Empty: no changelog, every assignment rebuilds by re-reading.
     pub changelog_topic: String,
-    /// How often each partition's changed identities go to the changelog (at the first
-    /// commit after this much time): an identity active throughout is written once per
+    /// How often each partition's changed identities go to the changelog (by its worker,
+    /// between two messages): an identity active throughout is written once per
     /// interval, however many events it has. Commits never pass the last write, so after a
     /// crash up to this much input is processed again (its outputs keep their ids). On
     /// shutdown and revocation every change is written. 30 s, as Kafka Streams commits.

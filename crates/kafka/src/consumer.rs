@@ -16,6 +16,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use nhid_engine::metrics::{Health, KafkaErrorKind, Metrics};
 use nhid_engine::state::lifecycle::FACT_TTL;
+use nhid_engine::state::snapshot::SourceDone;
 use nhid_engine::{ControlKind, Engine, Origin, Outputs};
 use nhid_model::time::Millis;
 
@@ -34,7 +35,7 @@ use crate::worker::{Item, Message, Workers};
 type Partitions = HashMap<(Arc<str>, i32), Arc<Partition>>;
 
 /// Topics and partitions named by a revocation.
-type Revoked = HashSet<(String, i32)>;
+type Revoked = crate::worker::Named;
 
 /// The re-keying stage's pacing. Detection holds each source's events until every other
 /// source has reached their time, so the sources must advance together in event time. The
@@ -77,7 +78,7 @@ pub(crate) struct Shared {
     /// The detection stage's state changelog, when `cfg` has one: opened at the first
     /// assignment (the brokers answer then; at start they may not, and a stop must not wait
     /// on them).
-    changelog: OnceLock<Changelog>,
+    changelog: Arc<OnceLock<Changelog>>,
     cfg: KafkaConfig,
 }
 
@@ -110,6 +111,24 @@ impl ClientContext for RuntimeContext {
 }
 
 impl ConsumerContext for RuntimeContext {
+    /// An asynchronous commit that failed (the group rebalancing, a coordinator moving) is
+    /// sent again at the next interval, even if its offset has not moved since.
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        let Err(error) = result else { return };
+        CallFailed {
+            kind: KafkaErrorKind::Commit,
+            error: &error,
+            then: "offset commit failed; retrying at the next interval",
+        }
+        .emit(&self.0.metrics);
+        let partitions = self.0.partitions.lock().unwrap_or_else(PoisonError::into_inner);
+        for e in offsets.elements() {
+            if let Some(p) = partitions.get(&(Arc::from(e.topic()), e.partition())) {
+                *p.committed() = None;
+            }
+        }
+    }
+
     /// Replaces librdkafka's default assignment so that revoked partitions are drained and
     /// committed before they go, and assigned ones start early enough to rebuild state.
     fn rebalance(&self, consumer: &GroupConsumer, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
@@ -270,6 +289,7 @@ impl Shared {
             engine.track_changes();
         }
         Shared {
+            changelog: workers.changelog.clone(),
             engine,
             metrics,
             health,
@@ -281,7 +301,6 @@ impl Shared {
             inputs: cfg.inputs().into_iter().map(|(t, c)| (t.to_string(), c)).collect(),
             events_topic: cfg.events_topic.clone(),
             pacing,
-            changelog: OnceLock::new(),
             cfg: cfg.clone(),
         }
     }
@@ -325,14 +344,15 @@ impl Shared {
             tpl.clone()
         });
         let now = now_ms();
-        let mut restored = self.restore(&committed);
+        let mut resumed = self.restore(&committed);
+        let mut restored: HashSet<(String, i32)> = resumed.keys().cloned().collect();
         restored.extend(self.restore_facts(consumer, &committed, now));
         let starts = self.rebuild_starts(consumer, &committed, now, &restored);
         for e in committed.elements() {
             let since = self.rebuild_since(e.topic(), now).unwrap_or(now);
             let Offset::Offset(until) = e.offset() else {
                 // Nothing committed: a new group starts by `auto.offset.reset`, with nothing to rebuild.
-                self.insert_partition(e.topic(), e.partition(), 0, since);
+                self.insert_partition(e.topic(), e.partition(), 0, since, Vec::new());
                 continue;
             };
             let key = (e.topic().to_string(), e.partition());
@@ -342,7 +362,8 @@ impl Shared {
                 _ => Offset::Beginning,
             };
             let _ = tpl.set_partition_offset(e.topic(), e.partition(), start);
-            self.insert_partition(e.topic(), e.partition(), until, since);
+            let sources = resumed.remove(&key).unwrap_or_default();
+            self.insert_partition(e.topic(), e.partition(), until, since, sources);
             if start != Offset::Offset(until) {
                 tracing::info!(topic = e.topic(), partition = e.partition(), from = ?start, until, "rebuilding state");
             }
@@ -371,13 +392,14 @@ impl Shared {
     }
 
     /// Restores the state of the newly assigned partitions that hold state from the
-    /// changelog; which were restored (the rest rebuild by re-reading).
-    fn restore(&self, committed: &TopicPartitionList) -> HashSet<(String, i32)> {
-        let Some(changelog) = self.changelog() else { return HashSet::new() };
+    /// changelog; which were restored, with how far each source's events are in the state
+    /// of an events partition (the rest rebuild by re-reading).
+    fn restore(&self, committed: &TopicPartitionList) -> HashMap<(String, i32), Vec<SourceDone>> {
+        let Some(changelog) = self.changelog() else { return HashMap::new() };
         let assigned: Vec<Assigned> = committed
             .elements()
             .into_iter()
-            .filter(|e| self.input_of(e.topic()).changelogged())
+            .filter(|e| self.input_of(e.topic()).holds_state())
             .filter_map(|e| match e.offset() {
                 Offset::Offset(committed) => Some(Assigned {
                     topic: e.topic().to_string(),
@@ -389,15 +411,17 @@ impl Shared {
             })
             .collect();
         if assigned.is_empty() {
-            return HashSet::new();
+            return HashMap::new();
         }
         self.health.restoring.store(true, Ordering::Relaxed);
-        let outcomes = changelog.restore(&self.cfg, &self.engine, &self.metrics, &assigned);
+        let mut outcomes = changelog.restore(&self.cfg, &self.engine, &self.metrics, &assigned);
         self.health.restoring.store(false, Ordering::Relaxed);
         assigned
             .into_iter()
-            .filter(|a| matches!(outcomes.get(&a.home), Some(Outcome::Restored(_))))
-            .map(|a| (a.topic, a.partition))
+            .filter_map(|a| match outcomes.remove(&a.home) {
+                Some(Outcome::Restored(sources)) => Some(((a.topic, a.partition), sources)),
+                _ => None,
+            })
             .collect()
     }
 
@@ -528,10 +552,21 @@ impl Shared {
         }
     }
 
-    fn insert_partition(&self, topic: &str, partition: i32, rebuild_until: i64, rebuild_since: i64) -> Arc<Partition> {
+    /// Registers an assigned partition and hands it to its worker; `resumed`: how far each
+    /// source's events are in the restored state of an events partition.
+    fn insert_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        rebuild_until: i64,
+        rebuild_since: i64,
+        resumed: Vec<SourceDone>,
+    ) -> Arc<Partition> {
         let input = self.input_of(topic);
         let topic: Arc<str> = topic.into();
-        let p = Arc::new(Partition::new(topic.clone(), partition, rebuild_until, rebuild_since, input, &self.metrics));
+        let p = Partition::new(topic.clone(), partition, rebuild_until, rebuild_since, input, &self.metrics);
+        *p.resumed.lock().unwrap_or_else(PoisonError::into_inner) = resumed;
+        let p = Arc::new(p);
         self.partitions.lock().unwrap_or_else(PoisonError::into_inner).insert((topic, partition), p.clone());
         self.workers.dispatch(Item::Assigned(p.clone()));
         p
@@ -541,7 +576,7 @@ impl Shared {
     fn partition(&self, topic: &str, partition: i32) -> Arc<Partition> {
         let found =
             self.partitions.lock().unwrap_or_else(PoisonError::into_inner).get(&(topic.into(), partition)).cloned();
-        found.unwrap_or_else(|| self.insert_partition(topic, partition, 0, 0))
+        found.unwrap_or_else(|| self.insert_partition(topic, partition, 0, 0, Vec::new()))
     }
 
     /// Drains the given partitions (all when `None`): processes what was fetched, waits for
@@ -551,8 +586,14 @@ impl Shared {
         self.output.give_up_at(Some(deadline));
         self.workers.flush_batches();
         self.workers.barrier();
-        self.snapshot(only, None);
-        if let Err(error) = self.output.flush(deadline) {
+        let mut flushed = self.output.flush(deadline);
+        if flushed.is_ok() && self.changelog.get().is_some() {
+            // After the outputs: an events partition's snapshot waits for those of the
+            // events it applied (`Reorder::point`).
+            self.workers.snapshot(only);
+            flushed = self.output.flush(deadline);
+        }
+        if let Err(error) = flushed {
             FlushTimedOut { error: &error, unacknowledged: self.output.in_flight() }.emit(&self.metrics);
         }
         self.output.give_up_at(None);
@@ -578,21 +619,9 @@ impl Shared {
         tracing::info!(identities = released, "released the state of revoked partitions");
     }
 
-    /// Sends the changelog records of what changed in each partition's state (restricted to
-    /// `only`) since the last snapshot, where due at `now` (all when `None`).
-    fn snapshot(&self, only: Option<&Revoked>, now: Option<i64>) {
-        let Some(changelog) = self.changelog.get() else { return };
-        let partitions: Vec<Arc<Partition>> =
-            self.partitions.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
-        for p in partitions.iter().filter(|p| only.is_none_or(|o| o.contains(&(p.topic.to_string(), p.partition)))) {
-            changelog.snapshot(&self.engine, &self.output, &self.metrics, p, now);
-        }
-    }
-
-    /// Commits every partition whose committable offset moved (restricted to `only`), after
-    /// snapshotting their state: never past what the changelog holds.
+    /// Commits every partition whose committable offset moved (restricted to `only`): never
+    /// past what the changelog holds.
     fn commit(&self, consumer: &GroupConsumer, mode: CommitMode, only: Option<&Revoked>) {
-        self.snapshot(only, Some(now_ms()));
         let mut tpl = TopicPartitionList::new();
         let mut moved = Vec::new();
         for p in self.partitions.lock().unwrap_or_else(PoisonError::into_inner).values() {
@@ -600,11 +629,17 @@ impl Shared {
                 continue;
             }
             let Some(mut offset) = p.progress().committable() else { continue };
-            if self.changelog.get().is_some() && p.changelogged {
-                offset = offset.min(p.snapshot_through.load(Ordering::Relaxed));
+            if self.changelog.get().is_some() && p.holds_state {
+                match p.snapshot_through.load(Ordering::Relaxed) {
+                    // Nothing in the changelog yet: its first write comes with its first messages.
+                    i64::MIN => continue,
+                    through => offset = offset.min(through),
+                }
             }
             let mut committed = p.committed();
-            if *committed != Some(offset) {
+            // A drain's commit goes whatever was sent before: an asynchronous commit may have
+            // failed without its callback having been served yet.
+            if *committed != Some(offset) || matches!(mode, CommitMode::Sync) {
                 let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(offset));
                 moved.push(p.clone());
                 *committed = Some(offset);

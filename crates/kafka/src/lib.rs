@@ -20,8 +20,8 @@
 //!   in event-time order across their sources.
 //! - `output`: the idempotent producer; **its thread** receives delivery reports and marks
 //!   outputs acknowledged in their input partition's [`Progress`].
-//! - `changelog`: identity state as records of a compacted topic, written at every commit
-//!   and restored on assignment instead of re-reading days of input.
+//! - `changelog`: identity state as records of a compacted topic, written by the workers
+//!   between messages and restored on assignment instead of re-reading days of input.
 //! - `progress`: which input offset may be committed: only one whose outputs are all
 //!   acknowledged.
 //! - `error`: why a run could not start or did not end cleanly; `internal_events`: the

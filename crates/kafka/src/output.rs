@@ -185,7 +185,7 @@ impl Sender {
     }
 
     /// One record of the state changelog (`value` `None` deletes the key), an output of the
-    /// message at `offset` of `p`.
+    /// message of `p` at `of` (`None`: of none).
     pub(crate) fn send_changelog(
         &self,
         topic: &str,
@@ -193,9 +193,9 @@ impl Sender {
         key: u64,
         value: Option<&[u8]>,
         p: &Arc<Partition>,
-        offset: i64,
+        of: Option<i64>,
     ) {
-        let d = Box::new(Delivery { partition: Some(p.clone()), offset, alert_of: None });
+        let d = Box::new(Delivery { partition: of.map(|_| p.clone()), offset: of.unwrap_or(0), alert_of: None });
         let key = key.to_be_bytes();
         let mut record = BaseRecord::with_opaque_to(topic, d).partition(partition).key(&key[..]);
         if let Some(v) = value {

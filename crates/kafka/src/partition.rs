@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use nhid_engine::metrics::Metrics;
+use nhid_engine::state::snapshot::SourceDone;
 use nhid_engine::{ControlKind, Origin};
 use nhid_model::event::SourceFormat;
 use nhid_model::time::Millis;
@@ -44,16 +45,17 @@ pub(crate) struct Partition {
     /// and the offset after the last message handed over.
     pub(crate) received_at: AtomicI64,
     pub(crate) next_offset: AtomicI64,
-    /// Its state is kept in the changelog and restored from it: a topic read as keyed by
-    /// principal (see [`Input::changelogged`]).
-    pub(crate) changelogged: bool,
-    /// Its messages change identity state (audit events read by detection).
+    /// Its messages change identity state (audit events read by detection): its state is
+    /// kept in the changelog, when there is one, and restored from it.
     pub(crate) holds_state: bool,
     /// The changelog holds its state up to this offset (the next to read), once the records
     /// last sent are acknowledged; `i64::MIN` before the first. Commits never pass it.
     pub(crate) snapshot_through: AtomicI64,
-    /// When it was last written to the changelog (wall clock, ms).
+    /// When its worker last took a snapshot of it (wall clock, ms).
     pub(crate) snapshot_at: AtomicI64,
+    /// A partition of the events topic restored from the changelog: how far each source's
+    /// events are in the restored state (its worker's reorder takes it, and skips them).
+    pub(crate) resumed: Mutex<Vec<SourceDone>>,
 }
 
 /// How many of a keyed partition's messages were checked, and how many were not keyed by
@@ -85,15 +87,6 @@ impl Input {
     /// Its messages change identity state (audit events read by detection).
     pub(crate) fn holds_state(self) -> bool {
         matches!(self, Input::Keyed | Input::Events)
-    }
-
-    /// Its state is kept in the changelog. Not the events topic's: its events are applied in
-    /// event-time order across their sources, not in offset order, so the state as of a
-    /// committed offset is not a prefix of the partition, and restored state would have the
-    /// held events after that offset twice. Those partitions rebuild by re-reading (until the
-    /// reorder's progress per source is in the snapshot).
-    pub(crate) fn changelogged(self) -> bool {
-        self == Input::Keyed
     }
 }
 
@@ -138,10 +131,10 @@ impl Partition {
             received_at: AtomicI64::new(crate::output::now_ms()),
             next_offset: AtomicI64::new(i64::MIN),
             holds_state: input.holds_state(),
-            changelogged: input.changelogged(),
             snapshot_through: AtomicI64::new(i64::MIN),
-            // The first commit writes it: the mark says from where the state is known.
+            // Its worker writes one at once: the mark says from where the state is known.
             snapshot_at: AtomicI64::new(i64::MIN / 2),
+            resumed: Mutex::default(),
         }
     }
 

@@ -18,6 +18,8 @@ pub struct Progress {
     pending: VecDeque<(i64, u32)>,
     /// Offsets whose outputs failed for good; they hold the commit back forever.
     failed: u64,
+    /// The first message processed (in this assignment).
+    first: Option<i64>,
 }
 
 impl Progress {
@@ -27,6 +29,7 @@ impl Progress {
         if outputs > 0 {
             self.pending.push_back((offset, outputs));
         }
+        self.first.get_or_insert(offset);
         self.processed_next = Some(offset + 1);
     }
 
@@ -78,6 +81,21 @@ impl Progress {
     /// The offset to commit (the next one to read), if any message was processed.
     pub fn committable(&self) -> Option<i64> {
         self.pending.front().map(|&(offset, _)| offset).or(self.processed_next)
+    }
+
+    /// The first message processed (in this assignment).
+    pub fn first(&self) -> Option<i64> {
+        self.first
+    }
+
+    /// Whether the message at `offset` was processed here.
+    pub fn was_processed(&self, offset: i64) -> bool {
+        self.first.is_some_and(|first| offset >= first) && self.processed_next.is_some_and(|next| offset < next)
+    }
+
+    /// Messages with outputs of their own not yet acknowledged (held ones count one).
+    pub fn unfinished(&self) -> usize {
+        self.pending.iter().filter(|&&(_, left)| left > 0).count()
     }
 
     /// Outputs sent and not yet acknowledged (failed ones included).
@@ -161,6 +179,18 @@ mod tests {
         assert_eq!(p.committable(), Some(13), "one record of 13 still in flight");
         p.acknowledged(13);
         assert_eq!(p.committable(), Some(14));
+    }
+
+    #[test]
+    fn messages_finished_out_of_order_are_not_counted_unfinished() {
+        let mut p = Progress::default();
+        assert!(!p.was_processed(0));
+        p.processed(10, 1);
+        p.processed(11, 1);
+        p.processed(12, 2);
+        p.acknowledged(11);
+        assert_eq!(p.unfinished(), 2, "11 is done though 10 holds it in the queue");
+        assert!(p.was_processed(10) && p.was_processed(12) && !p.was_processed(9) && !p.was_processed(13));
     }
 
     #[test]

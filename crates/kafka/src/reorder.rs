@@ -16,14 +16,17 @@
 //!   its source again after a restart or a rebalance) is skipped as a duplicate.
 //!
 //! A held message is not committed past: it is registered in its partition's progress with
-//! one output of its own, acknowledged when it is processed.
+//! one output of its own, acknowledged when it is processed. A snapshot of the partition's
+//! state ([`Reorder::point`]) says how far each source's events are in it, so that a
+//! restore skips those when it reads them again ([`Reorder::assigned`]).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use nhid_engine::metrics::Metrics;
+use nhid_engine::state::snapshot::SourceDone;
 use nhid_model::time::Millis;
 
 use crate::partition::Partition;
@@ -143,6 +146,43 @@ impl Reorder {
             }
         }
         retry
+    }
+
+    /// A partition of the events topic assigned to this worker. Restored from the
+    /// changelog, its state holds each source's events up to a place: those are skipped
+    /// when they come again, as duplicates are.
+    pub(crate) fn assigned(&mut self, p: &Arc<Partition>) {
+        let resumed = std::mem::take(&mut *p.resumed.lock().unwrap_or_else(PoisonError::into_inner));
+        let part = self.part(p);
+        for done in resumed {
+            let source = Source { topic: done.topic.into(), partition: done.partition };
+            part.queue(source).done = Some((done.offset, done.index));
+        }
+    }
+
+    /// Where a snapshot of `p`'s state may say it holds: every message before the first
+    /// one held (or before the next to come, when none is), and of each source, its events
+    /// up to the last applied. `None` while an applied event's outputs are not all
+    /// acknowledged: a restore would not process it again, and they could be lost.
+    pub(crate) fn point(&self, p: &Arc<Partition>) -> Option<(i64, Vec<SourceDone>)> {
+        let progress = p.progress();
+        let part = self.parts.iter().find(|part| Arc::ptr_eq(&part.partition, p));
+        let held = part.map_or(0, |part| part.sources.iter().map(|q| q.held.len()).sum());
+        // Held messages count one each; anything else unfinished is an applied event's.
+        if progress.unfinished() != held {
+            return None;
+        }
+        let through = progress.committable()?;
+        let sources = part.map_or_else(Vec::new, |part| {
+            part.sources
+                .iter()
+                .filter_map(|q| {
+                    let (offset, index) = q.done?;
+                    Some(SourceDone { topic: q.source.topic.to_string(), partition: q.source.partition, offset, index })
+                })
+                .collect()
+        });
+        Some((through, sources))
     }
 
     fn part(&mut self, partition: &Arc<Partition>) -> &mut Part {
@@ -282,6 +322,39 @@ mod tests {
         assert_eq!(run(&mut passing, &metrics, vec![event(&q, 2, 1, 0, 150)]), [2]);
         assert_eq!(metrics.rekey_out_of_order.get(), 1);
         assert_eq!(q.progress().committable(), Some(3));
+    }
+
+    #[test]
+    fn a_snapshot_point_is_the_first_held_message_and_each_source_s_last_applied_event() {
+        let metrics = Metrics::default();
+        let p = partition(&metrics);
+        let mut reorder = Reorder::new(Duration::from_secs(3600), vec![source(0), source(1)]);
+        assert_eq!(reorder.point(&p), None, "nothing processed");
+        // Source 1 lags: source 0's event at 300 is held, and source 1's, coming after it, go.
+        let pushed = vec![event(&p, 0, 0, 10, 100), event(&p, 1, 0, 11, 300), event(&p, 2, 1, 50, 200)];
+        for m in pushed {
+            assert!(reorder.push(m).is_none());
+        }
+        let mut applied = Vec::new();
+        reorder.release(&metrics, |m| applied.push(m.offset));
+        assert_eq!(applied, [0, 2]);
+        assert_eq!(reorder.point(&p), None, "applied events' outputs unacknowledged");
+        p.progress().released(0, 0);
+        p.progress().released(2, 1);
+        assert_eq!(reorder.point(&p), None, "one output in flight");
+        p.progress().acknowledged(2);
+        let done = |partition, offset| SourceDone { topic: "audit".into(), partition, offset, index: 0 };
+        assert_eq!(reorder.point(&p), Some((1, vec![done(0, 10), done(1, 50)])));
+
+        // Restored from that point, the events topic read again from offset 1: offset 2 is
+        // in the state already; offset 1, held, was not.
+        let q = Arc::new(Partition::new("nhid.events".into(), 0, 0, 0, Input::Events, &metrics));
+        *q.resumed.lock().unwrap() = vec![done(0, 10), done(1, 50)];
+        let mut restored = Reorder::new(Duration::from_secs(3600), vec![source(0), source(1)]);
+        restored.assigned(&q);
+        let again = vec![event(&q, 1, 0, 11, 300), event(&q, 2, 1, 50, 200), watermark(&q, 3, &[(1, 400)])];
+        assert_eq!(run(&mut restored, &metrics, again), [1]);
+        assert_eq!(q.progress().committable(), Some(4));
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! worker, so its messages (and its identities' state) are never processed concurrently.
 //! Re-keying adds a [`Role`] to each: see [`Marks`] and [`Reorder`].
 
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -12,8 +14,9 @@ use nhid_engine::metrics::Metrics;
 use nhid_engine::{Engine, Origin, Outputs, Stats};
 use nhid_model::time::Millis;
 
+use crate::changelog::Changelog;
 use crate::error::Error;
-use crate::output::Sender;
+use crate::output::{Sender, now_ms};
 use crate::partition::Partition;
 use crate::rekeyed::{Marks, Rekeyed};
 use crate::reorder::Reorder;
@@ -23,6 +26,12 @@ use crate::reorder::Reorder;
 const BATCH: usize = 256;
 /// Batches queued per worker before the consumer thread waits.
 const QUEUE: usize = 16;
+/// How long a snapshot of an events partition waits for its applied events' outputs to be
+/// acknowledged (`Reorder::point`) before it is left to the next interval.
+const QUIET_WAIT: Duration = Duration::from_secs(1);
+
+/// Topics and partitions, as a revocation names them.
+pub(crate) type Named = HashSet<(String, i32)>;
 
 /// A message on its way to a worker.
 pub(crate) struct Message {
@@ -47,6 +56,80 @@ enum Job {
     Items(Vec<Item>),
     /// Answered once every message queued before it is processed.
     Barrier(SyncSender<()>),
+    /// Snapshot the partitions named (all when `None`) now, then answer.
+    Snapshot(SyncSender<()>, Option<Arc<Named>>),
+}
+
+/// Which of a worker's partitions are snapshot.
+#[derive(Clone, Copy)]
+enum When<'a> {
+    /// Those due: every `changelog_interval_ms`.
+    Due,
+    /// Those named (all when `None`), at once: a drain.
+    Now(Option<&'a Named>),
+}
+
+/// Writes the changelog snapshots of the partitions of `owned` that hold state and
+/// processed something since their last, `when` says. Taken here, between two messages, so
+/// that the records and the mark agree. Returns how long until the next is due, if one is.
+fn snapshot(
+    engine: &Engine,
+    output: &Sender,
+    metrics: &Metrics,
+    changelog: &Changelog,
+    owned: &[Arc<Partition>],
+    role: &Role,
+    when: When<'_>,
+) -> Option<Duration> {
+    let now = now_ms();
+    let mut due_in: Option<i64> = None;
+    let mut due = |ms: i64| due_in = Some(due_in.map_or(ms, |d| d.min(ms)));
+    for p in owned.iter().filter(|p| p.holds_state && !p.revoked.load(Ordering::Relaxed)) {
+        let Some(next) = p.progress().processed_next() else { continue };
+        if next == p.snapshot_through.load(Ordering::Relaxed) {
+            continue;
+        }
+        match when {
+            When::Now(Some(named)) if !named.contains(&(p.topic.to_string(), p.partition)) => continue,
+            When::Now(_) => {}
+            When::Due => {
+                let at = p.snapshot_at.load(Ordering::Relaxed) + changelog.interval();
+                if now < at {
+                    due(at - now);
+                    continue;
+                }
+            }
+        }
+        p.snapshot_at.store(now, Ordering::Relaxed);
+        let point = match role {
+            Role::Detect(reorder) if p.reordered => {
+                let give_up = Instant::now() + QUIET_WAIT;
+                loop {
+                    match reorder.point(p) {
+                        Some(point) => break Some(point),
+                        None if Instant::now() >= give_up => break None,
+                        None => thread::sleep(Duration::from_millis(1)),
+                    }
+                }
+            }
+            _ => Some((next, Vec::new())),
+        };
+        // Written unless an applied event's outputs stay unacknowledged or nothing was
+        // applied since the last. A mark where this assignment started (an events partition
+        // whose first message is held) is one too: with the offset committed, a successor
+        // restores what was applied after it instead of sending its outputs again.
+        if let Some((through, sources)) = point
+            && through != p.snapshot_through.load(Ordering::Relaxed)
+            && p.progress().first().is_some_and(|first| through >= first)
+        {
+            changelog.snapshot(engine, output, metrics, p, through, &sources);
+        }
+        // Held messages of an events partition: tried again at the next interval.
+        if p.progress().processed_next() != Some(p.snapshot_through.load(Ordering::Relaxed)) {
+            due(changelog.interval());
+        }
+    }
+    due_in.map(|ms| Duration::from_millis(ms.max(1) as u64))
 }
 
 /// What a worker did: its counts, and how many messages only rebuilt state.
@@ -57,6 +140,8 @@ pub(crate) type Tally = (Stats, u64);
 pub(crate) struct Workers {
     queues: Vec<SyncSender<Job>>,
     batches: Mutex<Vec<Vec<Item>>>,
+    /// The state changelog the workers write their partitions' state to, once it is open.
+    pub(crate) changelog: Arc<OnceLock<Changelog>>,
 }
 
 /// Starts `n` workers, each in the role `role` makes.
@@ -67,22 +152,25 @@ pub(crate) fn spawn(
     output: &Arc<Sender>,
     metrics: &Arc<Metrics>,
 ) -> Result<(Workers, Vec<JoinHandle<Tally>>), Error> {
+    let changelog: Arc<OnceLock<Changelog>> = Arc::default();
     let mut queues = Vec::with_capacity(n);
     let mut handles = Vec::with_capacity(n);
     for i in 0..n {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         queues.push(tx);
         let (engine, output, metrics) = (engine.clone(), output.clone(), metrics.clone());
+        let changelog = changelog.clone();
         let handle = thread::Builder::new()
             .name(format!("nhid-worker-{i}"))
             .spawn({
                 let role = role();
-                move || work(&engine, &output, &metrics, role, rx)
+                move || work(&engine, &output, &metrics, &changelog, role, rx)
             })
             .map_err(Error::SpawnWorker)?;
         handles.push(handle);
     }
-    Ok((Workers { queues, batches: Mutex::new((0..n).map(|_| Vec::new()).collect()) }, handles))
+    let batches = Mutex::new((0..n).map(|_| Vec::new()).collect());
+    Ok((Workers { queues, batches, changelog }, handles))
 }
 
 /// Waits for the workers to end (their queues closed) and adds up what they did.
@@ -135,12 +223,24 @@ impl Workers {
 
     /// Waits until every worker has processed what was handed to it.
     pub(crate) fn barrier(&self) {
+        self.each(Job::Barrier);
+    }
+
+    /// Has every worker snapshot the partitions named (all when `None`) to the changelog now,
+    /// and waits until they have.
+    pub(crate) fn snapshot(&self, only: Option<&Named>) {
+        let only = only.map(|o| Arc::new(o.clone()));
+        self.each(|done| Job::Snapshot(done, only.clone()));
+    }
+
+    /// Sends every worker the job `job` makes, and waits for their answers.
+    fn each(&self, job: impl Fn(SyncSender<()>) -> Job) {
         let acks: Vec<Receiver<()>> = self
             .queues
             .iter()
             .filter_map(|w| {
                 let (tx, rx) = mpsc::sync_channel(1);
-                w.send(Job::Barrier(tx)).ok().map(|_| rx)
+                w.send(job(tx)).ok().map(|_| rx)
             })
             .collect();
         for rx in acks {
@@ -157,8 +257,20 @@ pub(crate) enum Role {
     Detect(Reorder),
 }
 
-/// A worker: processes its partitions' messages in order and sends the outputs.
-fn work(engine: &Engine, output: &Sender, metrics: &Metrics, mut role: Role, jobs: Receiver<Job>) -> Tally {
+/// A worker: processes its partitions' messages in order, sends the outputs, and writes
+/// their state to the changelog.
+fn work(
+    engine: &Engine,
+    output: &Sender,
+    metrics: &Metrics,
+    changelog: &OnceLock<Changelog>,
+    mut role: Role,
+    jobs: Receiver<Job>,
+) -> Tally {
+    let mut owned: Vec<Arc<Partition>> = Vec::new();
+    let snapshots = |owned: &[Arc<Partition>], role: &Role, when: When<'_>| {
+        changelog.get().and_then(|c| snapshot(engine, output, metrics, c, owned, role, when))
+    };
     let mut out = Outputs::default();
     let mut total = Stats::default();
     let mut rebuilt = 0;
@@ -193,14 +305,23 @@ fn work(engine: &Engine, output: &Sender, metrics: &Metrics, mut role: Role, job
                 let _ = done.send(());
                 continue;
             }
+            Some(Job::Snapshot(done, only)) => {
+                snapshots(&owned, &role, When::Now(only.as_deref()));
+                let _ = done.send(());
+                continue;
+            }
         };
         for item in batch {
             let m = match item {
                 Item::Message(m) => m,
                 Item::Assigned(p) => {
-                    if let Role::Rekey(marks) = &mut role {
-                        marks.assigned(&p);
+                    match &mut role {
+                        Role::Rekey(marks) => marks.assigned(&p),
+                        Role::Detect(reorder) if p.reordered => reorder.assigned(&p),
+                        Role::Detect(_) => {}
                     }
+                    owned.retain(|p| !p.revoked.load(Ordering::Relaxed));
+                    owned.push(p);
                     continue;
                 }
             };
@@ -237,6 +358,9 @@ fn work(engine: &Engine, output: &Sender, metrics: &Metrics, mut role: Role, job
         };
         for m in ready {
             rebuilt += u64::from(run(m, true, &mut role, &mut out));
+        }
+        if let Some(due) = snapshots(&owned, &role, When::Due) {
+            retry = Some(retry.map_or(due, |r| r.min(due)));
         }
         metrics.absorb(&out.stats);
         total.merge(&out.stats);

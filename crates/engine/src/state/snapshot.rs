@@ -19,6 +19,8 @@ pub const VERSION: u8 = 1;
 const IDENTITY: u8 = 0;
 const TOMBSTONE: u8 = 1;
 const THROUGH: u8 = 2;
+/// A [`THROUGH`] mark with the progress of each source of a re-keyed partition.
+const THROUGH_SOURCES: u8 = 3;
 const HEAD: usize = 6;
 
 /// One record of the changelog, decoded.
@@ -29,9 +31,24 @@ pub enum Record {
     Identity { id: Box<str>, detectors: u64, identity: Box<Identity> },
     /// What an identity evicted for idleness left (see [`super::StateStore`]).
     Tombstone { key: u64, last_seen: Millis, kind: PrincipalType, shown: u8 },
-    /// The partition's state is in the changelog up to this input offset (the next one to
-    /// read): written at each snapshot, whether or not any identity changed.
-    Through(i64),
+    /// The partition's state is in the changelog up to input offset `offset` (the next one
+    /// to read): written at each snapshot, whether or not any identity changed. For a
+    /// partition of the events topic, the state also holds every event of each of `sources`
+    /// up to its place there, those after `offset` included (see [`SourceDone`]).
+    Through { offset: i64, sources: Vec<SourceDone> },
+}
+
+/// How far the events of one source partition are in a partition's state: the detection
+/// stage applies a re-keyed partition's events in event-time order across their sources,
+/// so its state holds, of each source, every event up to a place, some of them after the
+/// partition's committed offset; a restore skips those when it reads them again.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourceDone {
+    pub topic: String,
+    pub partition: i32,
+    /// The last event applied: its source message's offset and its index in that message.
+    pub offset: i64,
+    pub index: u32,
 }
 
 #[derive(Clone, Debug, thiserror::Error, PartialEq)]
@@ -61,8 +78,10 @@ pub(super) fn tombstone(key: u64, t: &Tombstone) -> Vec<u8> {
     encode(TOMBSTONE, t.home, &(key, t.last_seen, t.kind, t.shown))
 }
 
-pub fn through(home: u32, offset: i64) -> Vec<u8> {
-    encode(THROUGH, home, &offset)
+/// A partition's mark; `sources` is empty but for a partition of the events topic (whose
+/// marks are then of their own kind, so that the others' stay as they were).
+pub fn through(home: u32, offset: i64, sources: &[SourceDone]) -> Vec<u8> {
+    if sources.is_empty() { encode(THROUGH, home, &offset) } else { encode(THROUGH_SOURCES, home, &(offset, sources)) }
 }
 
 fn encode(kind: u8, home: u32, body: &impl serde::Serialize) -> Vec<u8> {
@@ -104,7 +123,11 @@ pub fn decode(bytes: &[u8]) -> Result<(u32, Record), SnapshotError> {
             let (key, last_seen, kind, shown) = postcard::from_bytes(body).map_err(corrupt)?;
             Record::Tombstone { key, last_seen, kind, shown }
         }
-        THROUGH => Record::Through(postcard::from_bytes(body).map_err(corrupt)?),
+        THROUGH => Record::Through { offset: postcard::from_bytes(body).map_err(corrupt)?, sources: Vec::new() },
+        THROUGH_SOURCES => {
+            let (offset, sources) = postcard::from_bytes(body).map_err(corrupt)?;
+            Record::Through { offset, sources }
+        }
         other => return Err(SnapshotError::Corrupt(format!("unknown record kind {other}"))),
     };
     Ok((home, record))
