@@ -6,8 +6,8 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use common::broker::Broker;
 use common::kafka::{self, Got};
@@ -82,62 +82,6 @@ fn topics(broker: &Broker, audit_partitions: u32) {
     broker.create_topic("nhid.dead-letter", 1);
 }
 
-/// A running `nhid run`, its logs in a file shown when a test fails.
-struct Nhid {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Nhid {
-    fn start(brokers: &str, group: &str, dir: &Path, extra: &[&str]) -> Nhid {
-        let log = dir.join(format!("nhid-{group}-{}.log", Instant::now().elapsed().as_nanos()));
-        let child = Command::new(env!("CARGO_BIN_EXE_nhid"))
-            .args(["run", "--brokers", brokers, "--topics", "audit", "--group", group])
-            // Tests run side by side: each instance's HTTP endpoint on a port of its own.
-            .args(["--http-listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("RUST_LOG", std::env::var("NHID_TEST_LOG").unwrap_or_else(|_| "info".into()))
-            .env("NO_COLOR", "1")
-            // Tests wait for commits, which never pass the changelog's last write.
-            .env("NHID__KAFKA__CHANGELOG_INTERVAL_MS", "100")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Nhid { child, log }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends SIGTERM and waits for the exit.
-    fn terminate(mut self, within: Duration) -> (ExitStatus, Duration, String) {
-        let asked = Instant::now();
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status, asked.elapsed(), self.logs());
-            }
-            assert!(asked.elapsed() < within, "nhid did not exit within {within:?} of SIGTERM:\n{}", self.logs());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Nhid {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn ids(messages: &[Got], field: &str) -> BTreeSet<String> {
     messages.iter().map(|m| m.json()[field].as_str().unwrap().to_string()).collect()
 }
@@ -155,7 +99,7 @@ fn end_to_end_alerts_and_actions_match_replay() {
     topics(&broker, 4);
     kafka::produce(&broker.brokers, "audit", &input.messages);
 
-    let nhid = Nhid::start(&broker.brokers, "e2e", dir.path(), &[]);
+    let nhid = kafka::Nhid::start(&broker.brokers, "e2e", dir.path(), &[]);
     let alerts = read_ids(&broker.brokers, "nhid.alerts", "alert_id", &input.alert_ids);
     let actions = read_ids(&broker.brokers, "nhid.actions", "action_id", &input.action_ids);
     let (status, _, logs) = nhid.terminate(Duration::from_secs(30));
@@ -188,8 +132,12 @@ fn sigkill_mid_stream_then_restart_loses_no_alert() {
     let config = dir.path().join("commit-often.toml");
     std::fs::write(&config, "[kafka]\ncommit_interval_ms = 100\n").unwrap();
     let config = config.to_str().unwrap();
-    let nhid =
-        Nhid::start(&broker.brokers, "kill", dir.path(), &["--instance-id", "nhid-kill-test", "--config", config]);
+    let nhid = kafka::Nhid::start(
+        &broker.brokers,
+        "kill",
+        dir.path(),
+        &["--instance-id", "nhid-kill-test", "--config", config],
+    );
     // Killed as soon as a first commit shows it is under way: the attacks lie in the second
     // half of the input, so their alerts are still to come.
     let started = |c: &[Option<i64>]| c.iter().any(Option::is_some);
@@ -206,7 +154,7 @@ fn sigkill_mid_stream_then_restart_loses_no_alert() {
     let committed: i64 = kafka::committed(&broker.brokers, "kill", "audit", 4).iter().map(|o| o.unwrap_or(0)).sum();
     assert!(committed < input.messages.len() as i64, "killed mid-stream ({committed} committed)");
 
-    let nhid = Nhid::start(&broker.brokers, "kill", dir.path(), &["--instance-id", "nhid-kill-test"]);
+    let nhid = kafka::Nhid::start(&broker.brokers, "kill", dir.path(), &["--instance-id", "nhid-kill-test"]);
     let alerts = read_ids(&broker.brokers, "nhid.alerts", "alert_id", &input.alert_ids);
     let actions = read_ids(&broker.brokers, "nhid.actions", "action_id", &input.action_ids);
     let (status, _, logs) = nhid.terminate(Duration::from_secs(30));
@@ -230,7 +178,7 @@ fn broker_restart_mid_stream_loses_nothing() {
     let half = input.messages.len() / 2;
     kafka::produce(&broker.brokers, "audit", &input.messages[..half]);
 
-    let nhid = Nhid::start(&broker.brokers, "restart", dir.path(), &[]);
+    let nhid = kafka::Nhid::start(&broker.brokers, "restart", dir.path(), &[]);
     let started = |c: &[Option<i64>]| c.iter().any(Option::is_some);
     kafka::wait_committed(&broker.brokers, "restart", ("audit", 2), WAIT, started, || {
         format!(
@@ -289,7 +237,7 @@ fn poison_messages_are_dead_lettered_and_the_partition_keeps_moving() {
     kafka::produce(&broker.brokers, "audit", &lines);
 
     let config = fixture_config();
-    let nhid = Nhid::start(&broker.brokers, "poison", dir.path(), &["--config", config.to_str().unwrap()]);
+    let nhid = kafka::Nhid::start(&broker.brokers, "poison", dir.path(), &["--config", config.to_str().unwrap()]);
     // The alerts come from messages after the poison: the partition moved past it.
     let alerts = read_ids(&broker.brokers, "nhid.alerts", "alert_id", &alert_ids);
     let dead = kafka::read_until(&broker.brokers, "nhid.dead-letter", Duration::from_secs(5), |_| false);
@@ -338,7 +286,7 @@ fn an_output_larger_than_the_producer_takes_is_dead_lettered_and_the_partition_m
     let config = dir.path().join("config.toml");
     let small = "[kafka.properties]\n\"message.max.bytes\" = \"20000\"\n";
     std::fs::write(&config, std::fs::read_to_string(fixture_config()).unwrap() + small).unwrap();
-    let nhid = Nhid::start(&broker.brokers, "large", dir.path(), &["--config", config.to_str().unwrap()]);
+    let nhid = kafka::Nhid::start(&broker.brokers, "large", dir.path(), &["--config", config.to_str().unwrap()]);
     // The alerts come from messages after the two: the partition moved past them.
     let alerts = read_ids(&broker.brokers, "nhid.alerts", "alert_id", &alert_ids);
     let dead = kafka::read_until(&broker.brokers, "nhid.dead-letter", Duration::from_secs(5), |_| false);
@@ -367,7 +315,7 @@ fn sigterm_exits_cleanly_commits_and_a_restart_sends_nothing_twice() {
     let config = fixture_config();
     let args = ["--config", config.to_str().unwrap()];
 
-    let nhid = Nhid::start(&broker.brokers, "term", dir.path(), &args);
+    let nhid = kafka::Nhid::start(&broker.brokers, "term", dir.path(), &args);
     let end = Some(lines.len() as i64);
     kafka::wait_committed(
         &broker.brokers,
@@ -393,7 +341,7 @@ fn sigterm_exits_cleanly_commits_and_a_restart_sends_nothing_twice() {
     eprintln!("SIGTERM to exit: {took:?}");
 
     kafka::produce(&broker.brokers, "audit", &[(None, b"{\"truncated\": ".to_vec())]);
-    let nhid = Nhid::start(&broker.brokers, "term", dir.path(), &args);
+    let nhid = kafka::Nhid::start(&broker.brokers, "term", dir.path(), &args);
     kafka::read_until(&broker.brokers, "nhid.dead-letter", WAIT, |g| g.len() > dead_before);
     let (status, _, logs) = nhid.terminate(Duration::from_secs(10));
     assert!(status.success(), "{logs}");
@@ -426,7 +374,7 @@ fn an_unkeyed_topic_re_keyed_by_principal_gives_exactly_the_alerts_of_replay() {
     // default wait (a second) could then let order go, which this test is about.
     std::fs::write(&config, "[kafka]\nrekey_topics = [\"audit\"]\nrekey_max_idle_ms = 5000\n").unwrap();
 
-    let nhid = Nhid::start(&broker.brokers, "unkeyed", dir.path(), &["--config", config.to_str().unwrap()]);
+    let nhid = kafka::Nhid::start(&broker.brokers, "unkeyed", dir.path(), &["--config", config.to_str().unwrap()]);
     let why = || format!("not everything was re-keyed and detected:\n{}", nhid.logs());
     let total = input.messages.len() as i64;
     let sum = |offsets: &[Option<i64>]| offsets.iter().map(|o| o.unwrap_or(0)).sum::<i64>();
@@ -538,7 +486,7 @@ fn a_restart_ten_days_on_still_knows_the_dormant_key_and_the_revocation() {
             "[kafka]\nlifecycle_topic = \"nhid.lifecycle\"\ncommit_interval_ms = 100\nchangelog_topic = \"{changelog}\"\n"
         );
         std::fs::write(&config, toml).unwrap();
-        let nhid = Nhid::start(&broker.brokers, group, dir.path(), &["--config", config.to_str().unwrap()]);
+        let nhid = kafka::Nhid::start(&broker.brokers, group, dir.path(), &["--config", config.to_str().unwrap()]);
         let done = |c: &[Option<i64>]| c.iter().map(|o| o.unwrap_or(0)).sum::<i64>() == messages as i64;
         kafka::wait_committed(&broker.brokers, group, ("audit", 2), WAIT, done, || nhid.logs());
         let (status, _, logs) = nhid.terminate(Duration::from_secs(30));

@@ -1,6 +1,8 @@
 //! Kafka helpers for tests against the in-process mock cluster and the real broker: produce,
 //! read a topic from the start, read a group's committed offsets, run the runtime in a thread.
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -10,7 +12,7 @@ use nhid_engine::Engine;
 use nhid_kafka::{KafkaConfig, Report};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -51,29 +53,58 @@ impl Got {
 /// partitioner's runs, which put 10,405 of 12,274 messages in one partition: past the 5 MB the
 /// mock cluster keeps of a partition, and it dropped the first 1,933.
 pub fn produce_round_robin(brokers: &str, topic: &str, partitions: i32, payloads: &[Vec<u8>]) {
-    let messages = payloads.iter().enumerate().map(|(i, p)| (None, Some(i as i32 % partitions), p.as_slice(), None));
+    let messages =
+        payloads.iter().enumerate().map(|(i, p)| (None, Some(i as i32 % partitions), p.as_slice(), None, None));
     send_all(brokers, topic, messages);
 }
 
 /// Produces `(partition, payload)` messages in order, and waits until the broker has them.
 pub fn produce_partitioned(brokers: &str, topic: &str, messages: &[(i32, &[u8])]) {
-    send_all(brokers, topic, messages.iter().map(|&(partition, p)| (None, Some(partition), p, None)));
+    send_all(brokers, topic, messages.iter().map(|&(partition, p)| (None, Some(partition), p, None, None)));
 }
 
 /// Produces one message to one partition, and waits until the broker has it.
 pub fn produce_to(brokers: &str, topic: &str, partition: i32, key: &str, payload: &[u8]) {
-    send_all(brokers, topic, std::iter::once((Some(key), Some(partition), payload, None)));
+    send_all(brokers, topic, std::iter::once((Some(key), Some(partition), payload, None, None)));
 }
 
 /// Produces `(key, payload, timestamp)` messages in order, each with its timestamp (as a
 /// connector stamps an audit record with its event time), and waits until the broker has them.
 pub fn produce_at(brokers: &str, topic: &str, messages: &[(String, Vec<u8>, i64)]) {
-    send_all(brokers, topic, messages.iter().map(|(k, p, t)| (Some(k.as_str()), None, p.as_slice(), Some(*t))));
+    send_all(brokers, topic, messages.iter().map(|(k, p, t)| (Some(k.as_str()), None, p.as_slice(), Some(*t), None)));
+}
+
+/// Writes canonical events to `topic` as a re-keying instance holding `source`
+/// (`topic:partition`) would (`crates/kafka/src/rekeyed.rs`): keyed by principal id, each
+/// with its place at the source (`offset`, index 0) in `nhid-source` and its time in
+/// `nhid-time`.
+pub fn produce_rekeyed(brokers: &str, topic: &str, source: &str, events: &[(i64, &[u8])]) {
+    let messages: Vec<_> = events
+        .iter()
+        .map(|&(offset, payload)| {
+            let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
+            let time = nhid_model::time::parse_rfc3339(v["time"].as_str().unwrap()).unwrap();
+            let headers = OwnedHeaders::new()
+                .insert(Header { key: "nhid-source", value: Some(&format!("{source}:{offset}:0")) })
+                .insert(Header { key: "nhid-time", value: Some(&time.to_string()) });
+            (v["principal"]["id"].as_str().unwrap().to_string(), payload, headers)
+        })
+        .collect();
+    send_all(brokers, topic, messages.iter().map(|(k, p, h)| (Some(k.as_str()), None, *p, None, Some(h.clone()))));
+}
+
+/// Writes to every partition of `topic` the watermark a re-keying instance holding `source`
+/// sends when it has caught up: events sent up to `time`, and idle.
+pub fn produce_idle_mark(brokers: &str, topic: &str, partitions: i32, (source, partition): (&str, i32), time: i64) {
+    let mark = serde_json::json!([{ "topic": source, "partition": partition, "time": time, "idle": true }]).to_string();
+    let headers = OwnedHeaders::new().insert(Header { key: "nhid-watermarks", value: Some("1") });
+    let messages = (0..partitions).map(|p| (None, Some(p), mark.as_bytes(), None, Some(headers.clone())));
+    send_all(brokers, topic, messages);
 }
 
 /// Produces `(key, payload)` messages in order and waits until the broker has them all.
 pub fn produce(brokers: &str, topic: &str, messages: &[(Option<String>, Vec<u8>)]) {
-    send_all(brokers, topic, messages.iter().map(|(k, p)| (k.as_deref(), None, p.as_slice(), None)));
+    send_all(brokers, topic, messages.iter().map(|(k, p)| (k.as_deref(), None, p.as_slice(), None, None)));
 }
 
 /// Sends `(key, partition, payload, timestamp)` messages in order, waiting for room when the
@@ -81,7 +112,7 @@ pub fn produce(brokers: &str, topic: &str, messages: &[(Option<String>, Vec<u8>)
 fn send_all<'a>(
     brokers: &str,
     topic: &str,
-    messages: impl Iterator<Item = (Option<&'a str>, Option<i32>, &'a [u8], Option<i64>)>,
+    messages: impl Iterator<Item = (Option<&'a str>, Option<i32>, &'a [u8], Option<i64>, Option<OwnedHeaders>)>,
 ) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -89,8 +120,11 @@ fn send_all<'a>(
         .set("linger.ms", "5")
         .create()
         .expect("test producer");
-    for (key, partition, payload, timestamp) in messages {
+    for (key, partition, payload, timestamp, headers) in messages {
         let mut record = BaseRecord::<str, [u8]>::to(topic).payload(payload);
+        if let Some(h) = headers {
+            record = record.headers(h);
+        }
         if let Some(t) = timestamp {
             record = record.timestamp(t);
         }
@@ -256,4 +290,61 @@ pub fn test_properties() -> std::collections::BTreeMap<String, String> {
         p.insert("debug".into(), d);
     }
     p
+}
+
+/// A running `nhid run`, its logs in a file shown when a test fails.
+pub struct Nhid {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Nhid {
+    pub fn start(brokers: &str, group: &str, dir: &Path, extra: &[&str]) -> Nhid {
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let log = dir.join(format!("nhid-{group}-{}.log", STARTED.fetch_add(1, Ordering::Relaxed)));
+        let child = Command::new(env!("CARGO_BIN_EXE_nhid"))
+            .args(["run", "--brokers", brokers, "--topics", "audit", "--group", group])
+            // Tests run side by side: each instance's HTTP endpoint on a port of its own.
+            .args(["--http-listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", std::env::var("NHID_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env("NO_COLOR", "1")
+            // Tests wait for commits, which never pass the changelog's last write.
+            .env("NHID__KAFKA__CHANGELOG_INTERVAL_MS", "100")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Nhid { child, log }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(mut self, within: Duration) -> (ExitStatus, Duration, String) {
+        let asked = Instant::now();
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, asked.elapsed(), self.logs());
+            }
+            assert!(asked.elapsed() < within, "nhid did not exit within {within:?} of SIGTERM:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Nhid {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -218,7 +218,7 @@ impl Metrics {
             ),
             rekey_out_of_order: r.counter(
                 "nhid_rekey_out_of_order_total",
-                "Re-keyed events processed after a later one of their events partition (a source partition waited for past kafka.rekey_max_idle_ms, or the reorder bound reached).",
+                "Re-keyed events processed after a later one of their events partition (a source partition said idle or passed over after kafka.rekey_max_idle_ms sent earlier events, or the reorder bound was reached).",
             ),
             changelog_records: r.counter(
                 "nhid_changelog_records_total",

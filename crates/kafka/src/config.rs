@@ -82,10 +82,11 @@ pub struct KafkaConfig {
     /// id; each keeps its source message's timestamp and names its source in headers.
     pub events_topic: String,
     /// How long detection holds re-keyed events for a source partition that has said
-    /// nothing (no event, no watermark) past their time, before it goes on without it:
-    /// order across source partitions is kept only within this. A quiet source delays the
-    /// others once by this much (then is passed over until it speaks again), so it bounds
-    /// alert latency as well.
+    /// nothing past their time (no event, no watermark) and was not said idle, before it
+    /// goes on without it: order across source partitions is kept only within this. A
+    /// caught-up source is said idle by its re-keying worker (after a second) and not waited
+    /// for; this covers a re-keying instance that died, until the group hands its partitions
+    /// to another (`session.timeout.ms`, 45 s by default, and a rebalance): keep it above that.
     pub rekey_max_idle_ms: u64,
     /// Which stages this instance runs when topics are re-keyed: `both` (the default),
     /// `rekey` or `detect`, for a deployment that scales them apart.
@@ -144,7 +145,7 @@ impl Default for KafkaConfig {
             topics: vec!["audit".into()],
             rekey_topics: Vec::new(),
             events_topic: "nhid.events".into(),
-            rekey_max_idle_ms: 1_000,
+            rekey_max_idle_ms: 60_000,
             stage: Stage::Both,
             group: "nhid".into(),
             instance_id: None,
@@ -197,8 +198,8 @@ impl KafkaConfig {
         if self.changelog_interval_ms > 3_600_000 {
             errors.push("kafka.changelog_interval_ms: at most 3600000 (an hour)".into());
         }
-        if self.rekey_max_idle_ms == 0 || self.rekey_max_idle_ms > 60_000 {
-            errors.push("kafka.rekey_max_idle_ms: must be between 1 and 60000 (a minute)".into());
+        if self.rekey_max_idle_ms == 0 || self.rekey_max_idle_ms > 600_000 {
+            errors.push("kafka.rekey_max_idle_ms: must be between 1 and 600000 (ten minutes)".into());
         }
         for (key, secs) in [("shutdown_grace_secs", self.shutdown_grace_secs), ("rebuild_secs", self.rebuild_secs)] {
             if secs > MAX_SETTING_SECS {
@@ -274,7 +275,9 @@ impl KafkaConfig {
     /// fills up to `queued.min.messages` (100,000 by default) before it stops fetching: that
     /// much of each partition would wait in memory while the slowest is read
     /// (`consumer::consume_paced`). 2,000 is about a megabyte of audit events, and a
-    /// partition read down is fetched again after 5 ms rather than librdkafka's 1 s.
+    /// partition read down is fetched again after 5 ms rather than librdkafka's 1 s. Its
+    /// statistics, every second whatever the properties say, tell it where each partition
+    /// ends: a source read to its end is said idle (`rekeyed::SOURCE_IDLE`).
     pub(crate) fn consumer_config(&self, rekeying: bool) -> ClientConfig {
         // Brokers without long polling (librdkafka's mock cluster, Tansu 0.6) answer a fetch
         // that found nothing only after the full `fetch.wait.max.ms`, which then makes most of
@@ -297,6 +300,9 @@ impl KafkaConfig {
         }
         let mut c = self.client(&defaults);
         c.set("group.id", &self.group).set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
+        if rekeying {
+            c.set("statistics.interval.ms", "1000");
+        }
         if let Some(id) = &self.instance_id {
             c.set("group.instance.id", id);
         }
@@ -463,7 +469,7 @@ mod tests {
             [
                 "kafka.rekey_topics: \"audit.k8s\" is not one of kafka.topics",
                 "kafka.events_topic: \"nhid.events\" is also an input topic (nhid would read its own output)",
-                "kafka.rekey_max_idle_ms: must be between 1 and 60000 (a minute)",
+                "kafka.rekey_max_idle_ms: must be between 1 and 600000 (ten minutes)",
             ]
         );
         let one_stage = KafkaConfig { stage: Stage::Detect, ..KafkaConfig::default() };

@@ -18,7 +18,6 @@ use nhid_engine::metrics::{Health, KafkaErrorKind, Metrics};
 use nhid_engine::state::lifecycle::FACT_TTL;
 use nhid_engine::state::snapshot::SourceDone;
 use nhid_engine::{ControlKind, Engine, Origin, Outputs};
-use nhid_model::time::Millis;
 
 use crate::changelog::{Assigned, Changelog, Outcome};
 use crate::config::KafkaConfig;
@@ -28,7 +27,7 @@ use crate::internal_events::{
 };
 use crate::output::{Sender, now_ms};
 use crate::partition::{Input, Partition};
-use crate::rekeyed;
+use crate::rekeyed::{self, SOURCE_IDLE};
 use crate::worker::{Item, Message, Workers};
 
 /// The partitions assigned here, by topic and number.
@@ -36,21 +35,6 @@ type Partitions = HashMap<(Arc<str>, i32), Arc<Partition>>;
 
 /// Topics and partitions named by a revocation.
 type Revoked = crate::worker::Named;
-
-/// The re-keying stage's pacing. Detection holds each source's events until every other
-/// source has reached their time, so the sources must advance together in event time. The
-/// broker serves them by bytes, and one partition of an unkeyed topic holds more of the
-/// stream than another (a producer's partitioner picks at random): read as fetched, one
-/// source lagged 23 minutes of event time on a backlog, and detection held 50,000 events
-/// for it. So the re-keying consumer reads each partition from its own queue, the one
-/// furthest behind first; the others' queues fill to `queued.min.messages` and their
-/// fetching stops until they are read (no pause and resume, which re-fetch mid-batch:
-/// Tansu 0.6 answers such a fetch with the next batch, losing the rest of this one).
-/// A partition with nothing queued is waited for `idle`, then read around until it has.
-#[derive(Clone, Copy)]
-pub(crate) struct Pacing {
-    pub(crate) idle: Millis,
-}
 
 /// Messages read from one partition queue before choosing again.
 const PACED_CHUNK: usize = 64;
@@ -73,8 +57,8 @@ pub(crate) struct Shared {
     inputs: Vec<(String, Option<ControlKind>)>,
     /// The re-keyed events' topic: its partitions' events are reordered.
     events_topic: String,
-    /// The re-keying stage's: keep its partitions within this much event time of each other.
-    pacing: Option<Pacing>,
+    /// The re-keying stage's: its partitions are read paced ([`consume_paced`]).
+    paced: bool,
     /// The detection stage's state changelog, when `cfg` has one: opened at the first
     /// assignment (the brokers answer then; at start they may not, and a stop must not wait
     /// on them).
@@ -104,6 +88,9 @@ impl ClientContext for RuntimeContext {
             for (partition, p) in &t.partitions {
                 if *partition >= 0 && p.consumer_lag >= 0 {
                     lag.with_label_values(&[topic.as_str(), &partition.to_string()]).set(p.consumer_lag);
+                }
+                if self.0.paced && *partition >= 0 {
+                    self.0.at_end(topic, *partition, p.lo_offset, p.hi_offset);
                 }
             }
         }
@@ -158,7 +145,7 @@ impl ConsumerContext for RuntimeContext {
 /// Creates the group consumer and subscribes it to every input topic.
 pub(crate) fn subscribe(cfg: &KafkaConfig, shared: Arc<Shared>) -> Result<GroupConsumer, Error> {
     let consumer: GroupConsumer = cfg
-        .consumer_config(shared.pacing.is_some())
+        .consumer_config(shared.paced)
         .create_with_context(RuntimeContext(shared))
         .map_err(|source| Error::create_client("consumer", &source))?;
     let topics: Vec<&str> = cfg.inputs().into_iter().map(|(t, _)| t).collect();
@@ -166,15 +153,19 @@ pub(crate) fn subscribe(cfg: &KafkaConfig, shared: Arc<Shared>) -> Result<GroupC
     Ok(consumer)
 }
 
-/// The re-keying stage's [`consume`]: each partition from its own queue, paced ([`Pacing`]).
-pub(crate) fn consume_paced(
-    consumer: &Arc<GroupConsumer>,
-    shared: &Shared,
-    pacing: Pacing,
-    stop: &AtomicBool,
-    interval: Duration,
-) {
-    let mut queues: Vec<(Arc<Partition>, PartitionQueue<RuntimeContext>)> = Vec::new();
+/// The re-keying stage's [`consume`], paced. Detection holds each source's events until every
+/// other source has reached their time, so the sources must advance together in event time. The
+/// broker serves them by bytes, and one partition of an unkeyed topic holds more of the stream
+/// than another (a producer's partitioner picks at random): read as fetched, one source lagged
+/// 23 minutes of event time on a backlog, and detection held 50,000 events for it. So the
+/// re-keying consumer reads each partition from its own queue, the one furthest behind first;
+/// the others' queues fill to `queued.min.messages` and their fetching stops until they are
+/// read (no pause and resume, which re-fetch mid-batch: Tansu 0.6 answers such a fetch with the
+/// next batch, losing the rest of this one). A partition with nothing queued is read around at
+/// once when it is at the end the broker last reported, otherwise after [`SOURCE_IDLE`]
+/// (a fetch in flight).
+pub(crate) fn consume_paced(consumer: &Arc<GroupConsumer>, shared: &Shared, stop: &AtomicBool, interval: Duration) {
+    let mut queues: Vec<Paced> = Vec::new();
     let mut next_commit = Instant::now() + interval;
     while !stop.load(Ordering::Relaxed) {
         // Callbacks (rebalances) are served here, and a partition's messages fetched before
@@ -186,10 +177,10 @@ pub(crate) fn consume_paced(
                 break;
             }
         }
-        queues.retain(|(p, _)| !p.revoked.load(Ordering::Relaxed));
+        queues.retain(|(p, ..)| !p.revoked.load(Ordering::Relaxed));
         let now = now_ms();
         let mut by_latest: Vec<_> = queues.iter().collect();
-        by_latest.sort_by_key(|(p, _)| p.latest.load(Ordering::Relaxed));
+        by_latest.sort_by_key(|(p, ..)| p.latest.load(Ordering::Relaxed));
         let mut read = 0;
         for (p, queue) in by_latest {
             while read < PACED_CHUNK
@@ -198,8 +189,15 @@ pub(crate) fn consume_paced(
                 shared.polled(polled);
                 read += 1;
             }
-            // Read from the slowest that has anything, unless a slower one is to be waited for.
-            if read > 0 || now - p.received_at.load(Ordering::Relaxed) < pacing.idle {
+            if read > 0 {
+                p.empty_since.store(i64::MAX, Ordering::Relaxed);
+                break;
+            }
+            // Found empty: since when, unless it already was (a queue not read because slower
+            // ones were is full, not empty). Read around it once it has been a while: a fetch
+            // may have been in flight.
+            let since = p.empty_since.fetch_min(now, Ordering::Relaxed).min(now);
+            if now - since < SOURCE_IDLE {
                 break;
             }
         }
@@ -216,6 +214,9 @@ pub(crate) fn consume_paced(
         }
     }
 }
+
+/// A re-keyed partition and its queue.
+type Paced = (Arc<Partition>, PartitionQueue<RuntimeContext>);
 
 /// Hands fetched messages to the workers, and commits every `interval`, until `stop` is set.
 pub(crate) fn consume(consumer: &GroupConsumer, shared: &Shared, stop: &AtomicBool, interval: Duration) {
@@ -255,20 +256,15 @@ impl Shared {
     }
 
     /// Gives each newly assigned partition a queue of its own; whether any was new.
-    fn split_new(
-        &self,
-        consumer: &Arc<GroupConsumer>,
-        queues: &mut Vec<(Arc<Partition>, PartitionQueue<RuntimeContext>)>,
-    ) -> bool {
+    fn split_new(&self, consumer: &Arc<GroupConsumer>, queues: &mut Vec<Paced>) -> bool {
         let assigned: Vec<Arc<Partition>> =
             self.partitions.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
         let mut split = false;
         for p in assigned {
-            if queues.iter().any(|(q, _)| Arc::ptr_eq(q, &p)) {
+            if queues.iter().any(|(q, ..)| Arc::ptr_eq(q, &p)) {
                 continue;
             }
             if let Some(queue) = consumer.split_partition_queue(&p.topic, p.partition) {
-                p.received_at.store(now_ms(), Ordering::Relaxed);
                 queues.push((p, queue));
                 split = true;
             }
@@ -283,7 +279,7 @@ impl Shared {
         health: Arc<Health>,
         output: Arc<Sender>,
         workers: Workers,
-        pacing: Option<Pacing>,
+        paced: bool,
     ) -> Shared {
         if cfg.changelog() {
             engine.track_changes();
@@ -300,9 +296,25 @@ impl Shared {
             rebuild: Duration::from_secs(cfg.rebuild_secs),
             inputs: cfg.inputs().into_iter().map(|(t, c)| (t.to_string(), c)).collect(),
             events_topic: cfg.events_topic.clone(),
-            pacing,
+            paced,
             cfg: cfg.clone(),
         }
+    }
+
+    /// Re-keying: whether everything a partition held at the broker, by librdkafka's last
+    /// fetch (its statistics), was handed over. A message received since says no until the
+    /// next statistics.
+    fn at_end(&self, topic: &str, partition: i32, low: i64, high: i64) {
+        let found =
+            self.partitions.lock().unwrap_or_else(PoisonError::into_inner).get(&(topic.into(), partition)).cloned();
+        let Some(p) = found else { return };
+        let handed = match p.next_offset.load(Ordering::Relaxed) {
+            // Nothing received since it was assigned: it starts at its commit, or at the start of
+            // the log without one.
+            i64::MIN => p.rebuild_until.max(low),
+            next => next,
+        };
+        p.at_end.store(high >= 0 && handed >= high, Ordering::Relaxed);
     }
 
     /// A fetched message, on its way to its partition's worker.
@@ -312,12 +324,13 @@ impl Shared {
             self.health.brokers_down.store(false, Ordering::Relaxed);
         }
         let partition = self.partition(m.topic(), m.partition());
-        if self.pacing.is_some() {
-            partition.received_at.store(now_ms(), Ordering::Relaxed);
+        if self.paced {
+            partition.empty_since.store(i64::MAX, Ordering::Relaxed);
+            partition.at_end.store(false, Ordering::Relaxed);
         }
         // Its queue split, librdkafka could deliver there what it had already delivered to the
         // group consumer's queue.
-        if self.pacing.is_some() && m.offset() < partition.next_offset.fetch_max(m.offset() + 1, Ordering::Relaxed) {
+        if self.paced && m.offset() < partition.next_offset.fetch_max(m.offset() + 1, Ordering::Relaxed) {
             return;
         }
         self.workers.dispatch(Item::Message(Message {
@@ -547,7 +560,7 @@ impl Shared {
         match self.inputs.iter().find(|(t, _)| *t == topic).and_then(|(_, c)| *c) {
             Some(kind) => Input::Control(kind),
             None if topic == self.events_topic => Input::Events,
-            None if self.pacing.is_some() => Input::Rekeyed,
+            None if self.paced => Input::Rekeyed,
             None => Input::Keyed,
         }
     }

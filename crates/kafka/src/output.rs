@@ -15,7 +15,6 @@ use rdkafka::{ClientContext, Message};
 use nhid_engine::Outputs;
 use nhid_engine::metrics::{KafkaErrorKind, Metrics};
 use nhid_model::event::PrincipalType;
-use nhid_model::time::Millis;
 use nhid_model::vocab::DeadLetterReason;
 
 use crate::config::KafkaConfig;
@@ -206,7 +205,7 @@ impl Sender {
 
     /// The re-keying stage's watermarks: how far each of `sources` has been re-keyed, to
     /// every partition of the events topic, after the events they cover.
-    pub(crate) fn send_watermarks(&self, sources: &[(rekeyed::Source, Option<Millis>)]) {
+    pub(crate) fn send_watermarks(&self, sources: &[rekeyed::Mark]) {
         let Some((topic, partitions)) = &self.events else { return };
         let (headers, payload) = rekeyed::watermarks(sources);
         for partition in 0..*partitions {

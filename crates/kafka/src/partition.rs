@@ -41,9 +41,12 @@ pub(crate) struct Partition {
     pub(crate) keyed: Option<KeyCheck>,
     /// Re-keying: the latest event time sent to the events topic (`Millis::MIN`: none).
     pub(crate) latest: AtomicI64,
-    /// The consumer thread's: when a message last came (wall clock, ms; re-keying reads it),
-    /// and the offset after the last message handed over.
-    pub(crate) received_at: AtomicI64,
+    /// Re-keying, the consumer thread's: since when its queue was found empty at every read
+    /// (wall clock, ms; `i64::MAX`: it was not), whether everything it held at the broker by
+    /// librdkafka's last statistics was handed over, and the offset after the last message
+    /// handed over.
+    pub(crate) empty_since: AtomicI64,
+    pub(crate) at_end: AtomicBool,
     pub(crate) next_offset: AtomicI64,
     /// Its messages change identity state (audit events read by detection): its state is
     /// kept in the changelog, when there is one, and restored from it.
@@ -128,7 +131,8 @@ impl Partition {
             revoked: AtomicBool::new(false),
             reordered: input == Input::Events,
             latest: AtomicI64::new(Millis::MIN),
-            received_at: AtomicI64::new(crate::output::now_ms()),
+            empty_since: AtomicI64::new(i64::MAX),
+            at_end: AtomicBool::new(false),
             next_offset: AtomicI64::new(i64::MIN),
             holds_state: input.holds_state(),
             snapshot_through: AtomicI64::new(i64::MIN),

@@ -5,9 +5,14 @@
 //!   the event's place in it) and `nhid-time` (its event time, in milliseconds).
 //! - A watermark message (header `nhid-watermarks`, one to every partition of the events
 //!   topic) says, for each source partition a re-keying worker holds, the latest event time
-//!   it has sent (`null`: none yet). A partition of the events topic receives one source's
-//!   events in that source's order (one producer, idempotent), so what comes after a
-//!   watermark from a time-ordered source is never earlier than it.
+//!   it has sent (`null`: none yet), and whether the source is idle: read to the end the
+//!   broker last reported, everything sent ([`SOURCE_IDLE`]). A partition of the events
+//!   topic receives one source's events in that source's order (one producer, idempotent),
+//!   so what comes after a watermark from a time-ordered source is never earlier than it.
+//!
+//! Detection does not wait for an idle source; it waits for a silent one that was not said
+//! idle (its re-keying instance died, or its broker stalls) up to `rekey_max_idle_ms`,
+//! long enough for the group to hand the partition to another instance.
 //!
 //! Topic names hold only `[a-zA-Z0-9._-]`, so `:` separates unambiguously.
 
@@ -20,12 +25,23 @@ use serde::{Deserialize, Serialize};
 
 use nhid_model::time::Millis;
 
-use crate::output::Sender;
+use crate::output::{Sender, now_ms};
 use crate::partition::Partition;
 
 /// How often a re-keying worker that has sent events sends its watermarks: how long the
 /// detection stage may wait for a source whose events all went to other partitions.
 const WATERMARK_EVERY: Duration = Duration::from_millis(100);
+
+/// A source partition is idle once its queue was found empty at every read for this long,
+/// it is at the end librdkafka last saw at the broker (its statistics, every second), and
+/// everything handed over was sent. Events of other sources wait about this long once after
+/// a source goes quiet. (Found empty, not merely not read: a queue not read because slower
+/// ones were is full, not idle. At the end, not merely empty: under load a fetch can take
+/// longer than this.)
+pub(crate) const SOURCE_IDLE: Millis = 1_000;
+
+/// How often a re-keying worker looks whether a source has gone idle or come back.
+const IDLE_CHECK: Duration = Duration::from_millis(250);
 
 /// A partition of a re-keyed topic.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -35,12 +51,13 @@ pub(crate) struct Source {
 }
 
 /// A re-keying worker's watermarks: how far each of its source partitions has been sent
-/// (`Partition::latest`), sent to the detection stage every [`WATERMARK_EVERY`] while
-/// events flow, and as soon as a source is new.
+/// (`Partition::latest`) and whether it is idle, sent to the detection stage every
+/// [`WATERMARK_EVERY`] while that changes, and as soon as a source is new.
 #[derive(Default)]
 pub(crate) struct Marks {
-    sources: Vec<Arc<Partition>>,
-    /// Something changed since the watermarks were last sent.
+    /// Each source, and whether the watermarks last sent said it was idle.
+    sources: Vec<(Arc<Partition>, bool)>,
+    /// Events were sent since the watermarks were last sent.
     changed: bool,
     /// A source is new: the detection stage must hear of it before its first event.
     fresh: bool,
@@ -50,7 +67,7 @@ pub(crate) struct Marks {
 impl Marks {
     /// A partition assigned to this worker.
     pub(crate) fn assigned(&mut self, p: &Arc<Partition>) {
-        self.sources.push(p.clone());
+        self.sources.push((p.clone(), false));
         self.fresh = true;
     }
 
@@ -67,20 +84,22 @@ impl Marks {
         self.changed = true;
     }
 
-    /// Sends the watermarks if they are due; otherwise, how long until they are.
+    /// Sends the watermarks if they are due; otherwise, how long until they may be.
     pub(crate) fn due(&mut self, output: &Sender) -> Option<Duration> {
-        if !self.changed && !self.fresh {
-            return None;
-        }
-        let since = self.sent.map_or(WATERMARK_EVERY, |t| t.elapsed());
-        if since >= WATERMARK_EVERY {
+        let now = now_ms();
+        let flipped = self.sources.iter().any(|(p, said)| idle(p, now) != *said);
+        if self.changed || self.fresh || flipped {
+            let since = self.sent.map_or(WATERMARK_EVERY, |t| t.elapsed());
+            if since < WATERMARK_EVERY {
+                return Some(WATERMARK_EVERY - since);
+            }
             self.send(output);
-            return None;
         }
-        Some(WATERMARK_EVERY - since)
+        // A source may go idle without a message to wake this worker.
+        self.sources.iter().any(|(_, said)| !said).then_some(IDLE_CHECK)
     }
 
-    /// Sends the watermarks now if anything changed.
+    /// Sends the watermarks now if events were sent since the last.
     pub(crate) fn flush(&mut self, output: &Sender) {
         if self.changed || self.fresh {
             self.send(output);
@@ -88,13 +107,16 @@ impl Marks {
     }
 
     fn send(&mut self, output: &Sender) {
-        self.sources.retain(|p| !p.revoked.load(Ordering::Relaxed));
+        self.sources.retain(|(p, _)| !p.revoked.load(Ordering::Relaxed));
+        let now = now_ms();
         let marks: Vec<_> = self
             .sources
-            .iter()
-            .map(|p| {
+            .iter_mut()
+            .map(|(p, said)| {
+                *said = idle(p, now);
                 let latest = p.latest.load(Ordering::Relaxed);
-                (Source { topic: p.topic.clone(), partition: p.partition }, (latest != Millis::MIN).then_some(latest))
+                let source = Source { topic: p.topic.clone(), partition: p.partition };
+                Mark { source, time: (latest != Millis::MIN).then_some(latest), idle: *said }
             })
             .collect();
         if !marks.is_empty() {
@@ -104,13 +126,22 @@ impl Marks {
     }
 }
 
+/// Whether `p` is idle: found empty for [`SOURCE_IDLE`] and at its end (both kept by the
+/// consumer thread), everything handed over sent.
+fn idle(p: &Partition, now: Millis) -> bool {
+    let handed = p.next_offset.load(Ordering::Relaxed);
+    now.saturating_sub(p.empty_since.load(Ordering::Relaxed)) >= SOURCE_IDLE
+        && p.at_end.load(Ordering::Relaxed)
+        && (handed == i64::MIN || p.progress().processed_next().is_some_and(|next| next >= handed))
+}
+
 /// What the headers of a message of the events topic say of it.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Rekeyed {
     /// A canonical event, the `index`th of the input message at `offset` of `source`.
     Event { source: Source, offset: i64, index: u32, time: Millis },
-    /// How far each source has been re-keyed: the latest event time sent, if any.
-    Watermarks(Vec<(Source, Option<Millis>)>),
+    /// How far each source has been re-keyed, and which are idle.
+    Watermarks(Vec<Mark>),
 }
 
 /// A re-keyed event's headers.
@@ -121,17 +152,32 @@ pub(crate) fn event_headers(source: &Source, offset: i64, index: u32, time: Mill
         .insert(Header { key: "nhid-time", value: Some(&time.to_string()) })
 }
 
+/// What a watermark says of one source.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Mark {
+    pub(crate) source: Source,
+    /// The latest event time sent from it, if any.
+    pub(crate) time: Option<Millis>,
+    /// Idle ([`SOURCE_IDLE`]): not to be waited for until it sends again.
+    pub(crate) idle: bool,
+}
+
 #[derive(Serialize, Deserialize)]
-struct Mark<'a> {
+struct WireMark<'a> {
     topic: &'a str,
     partition: i32,
     time: Option<Millis>,
+    /// Absent in an older nhid's watermarks: not idle, waited for as before.
+    #[serde(default)]
+    idle: bool,
 }
 
 /// A watermark message's headers and payload.
-pub(crate) fn watermarks(sources: &[(Source, Option<Millis>)]) -> (OwnedHeaders, Vec<u8>) {
-    let marks: Vec<Mark<'_>> =
-        sources.iter().map(|(s, time)| Mark { topic: &s.topic, partition: s.partition, time: *time }).collect();
+pub(crate) fn watermarks(sources: &[Mark]) -> (OwnedHeaders, Vec<u8>) {
+    let marks: Vec<WireMark<'_>> = sources
+        .iter()
+        .map(|m| WireMark { topic: &m.source.topic, partition: m.source.partition, time: m.time, idle: m.idle })
+        .collect();
     let headers = OwnedHeaders::new().insert(Header { key: "nhid-watermarks", value: Some("1") });
     (headers, serde_json::to_vec(&marks).expect("watermarks serialize"))
 }
@@ -145,9 +191,12 @@ pub(crate) fn read(headers: Option<&impl Headers>, payload: &[u8]) -> Option<Rek
     for h in headers.iter() {
         match h.key {
             "nhid-watermarks" => {
-                let marks: Vec<Mark<'_>> = serde_json::from_slice(payload).ok()?;
-                let marks =
-                    marks.into_iter().map(|m| (Source { topic: m.topic.into(), partition: m.partition }, m.time));
+                let marks: Vec<WireMark<'_>> = serde_json::from_slice(payload).ok()?;
+                let marks = marks.into_iter().map(|m| Mark {
+                    source: Source { topic: m.topic.into(), partition: m.partition },
+                    time: m.time,
+                    idle: m.idle,
+                });
                 return Some(Rekeyed::Watermarks(marks.collect()));
             }
             "nhid-source" => source = h.value.and_then(|v| std::str::from_utf8(v).ok()),
@@ -186,9 +235,15 @@ mod tests {
 
     #[test]
     fn watermarks_read_back() {
-        let marks = vec![(source("audit", 0), Some(5)), (source("audit", 1), None)];
+        let marks = vec![
+            Mark { source: source("audit", 0), time: Some(5), idle: false },
+            Mark { source: source("audit", 1), time: None, idle: true },
+        ];
         let (headers, payload) = watermarks(&marks);
         assert_eq!(read(Some(&headers), &payload), Some(Rekeyed::Watermarks(marks)));
+        let older = br#"[{"topic":"audit","partition":0,"time":5}]"#;
+        let not_idle = Mark { source: source("audit", 0), time: Some(5), idle: false };
+        assert_eq!(read(Some(&headers), older), Some(Rekeyed::Watermarks(vec![not_idle])), "an older nhid's");
     }
 
     #[test]

@@ -8,9 +8,13 @@
 //! - events are held per source, in the source's order;
 //! - the earliest held event goes once every other source is known to be past its time:
 //!   by the latest watermark or event from it;
-//! - a source that says nothing is waited for at most `max_idle` from when it is first
-//!   needed (Kafka Streams' `max.task.idle.ms`), then passed over until it speaks again: a
-//!   quiet or dead source delays the others once, never stops them;
+//! - a source its re-keying worker said is idle (caught up) is not waited for until it
+//!   sends again, as Flink's idle sources;
+//! - a source that says nothing and was not said idle (its re-keying instance died, or its
+//!   broker stalls) is waited for at most `max_idle` from when it is first needed (Kafka
+//!   Streams' `max.task.idle.ms`), long enough for the group to hand it to another
+//!   instance, then passed over until it speaks again: a dead source delays the others
+//!   once, never stops them;
 //! - past [`MAX_HELD`] messages the earliest goes regardless, so memory stays bounded;
 //! - an event at or before one already processed from its source (the re-keying stage read
 //!   its source again after a restart or a rebalance) is skipped as a duplicate.
@@ -30,7 +34,7 @@ use nhid_engine::state::snapshot::SourceDone;
 use nhid_model::time::Millis;
 
 use crate::partition::Partition;
-use crate::rekeyed::{Rekeyed, Source};
+use crate::rekeyed::{Mark, Rekeyed, Source};
 use crate::worker::Message;
 
 /// Messages held by one worker before the earliest goes whether or not every source has
@@ -59,6 +63,8 @@ struct Queue {
     held: VecDeque<Held>,
     /// The latest event time this source is known to have sent.
     watermark: Option<Millis>,
+    /// Its re-keying worker said it is idle: not waited for until it sends again.
+    idle: bool,
     /// The last event processed from it, as (offset, index): not again.
     done: Option<(i64, u32)>,
     /// Since when an event waits for it (it is behind and has nothing held).
@@ -85,8 +91,9 @@ impl Reorder {
             Some(Rekeyed::Watermarks(marks)) => {
                 p.progress().processed(message.offset, 0);
                 let part = self.part(&p);
-                for (source, time) in marks {
+                for Mark { source, time, idle } in marks {
                     let queue = part.queue(source);
+                    queue.idle = idle;
                     if time > queue.watermark {
                         queue.watermark = time;
                         queue.waited_since = None;
@@ -99,7 +106,7 @@ impl Reorder {
                 p.progress().processed(message.offset, 1);
                 let queue = self.part(&p).queue(source);
                 queue.watermark = queue.watermark.max(Some(time));
-                queue.waited_since = None;
+                (queue.idle, queue.waited_since) = (false, None);
                 queue.held.push_back(Held { time, at: (offset, index), message });
                 self.held += 1;
                 None
@@ -206,7 +213,14 @@ impl Part {
         let at = match self.sources.binary_search_by(|q| q.source.cmp(&source)) {
             Ok(at) => at,
             Err(at) => {
-                let queue = Queue { source, held: VecDeque::new(), watermark: None, done: None, waited_since: None };
+                let queue = Queue {
+                    source,
+                    held: VecDeque::new(),
+                    watermark: None,
+                    idle: false,
+                    done: None,
+                    waited_since: None,
+                };
                 self.sources.insert(at, queue);
                 at
             }
@@ -225,7 +239,7 @@ impl Part {
     fn waiting(&mut self, i: usize, time: Millis, now: Instant, max_idle: Duration) -> Option<Duration> {
         let mut left: Option<Duration> = None;
         for (j, queue) in self.sources.iter_mut().enumerate() {
-            if j == i || queue.watermark.is_some_and(|w| w >= time) {
+            if j == i || queue.idle || queue.watermark.is_some_and(|w| w >= time) {
                 continue;
             }
             let since = *queue.waited_since.get_or_insert(now);
@@ -264,7 +278,12 @@ mod tests {
     }
 
     fn watermark(p: &Arc<Partition>, offset: i64, marks: &[(i32, Millis)]) -> Message {
-        let marks = marks.iter().map(|&(s, t)| (source(s), Some(t))).collect();
+        marked(p, offset, &marks.iter().map(|&(s, t)| (s, t, false)).collect::<Vec<_>>())
+    }
+
+    /// A watermark that says which sources are idle.
+    fn marked(p: &Arc<Partition>, offset: i64, marks: &[(i32, Millis, bool)]) -> Message {
+        let marks = marks.iter().map(|&(s, t, idle)| Mark { source: source(s), time: Some(t), idle }).collect();
         Message {
             partition: p.clone(),
             offset,
@@ -322,6 +341,23 @@ mod tests {
         assert_eq!(run(&mut passing, &metrics, vec![event(&q, 2, 1, 0, 150)]), [2]);
         assert_eq!(metrics.rekey_out_of_order.get(), 1);
         assert_eq!(q.progress().committable(), Some(3));
+    }
+
+    #[test]
+    fn an_idle_source_is_not_waited_for_until_it_sends_again() {
+        let metrics = Metrics::default();
+        let p = partition(&metrics);
+        let mut reorder = Reorder::new(Duration::from_secs(3600), vec![source(0), source(1)]);
+        // Source 1 caught up at 150: source 0's later events go without waiting for it.
+        let caught_up = vec![marked(&p, 0, &[(1, 150, true)]), event(&p, 1, 0, 10, 200), event(&p, 2, 0, 11, 300)];
+        assert_eq!(run(&mut reorder, &metrics, caught_up), [1, 2]);
+        // It sends again: waited for from then on.
+        assert_eq!(run(&mut reorder, &metrics, vec![event(&p, 3, 1, 60, 350), event(&p, 4, 0, 12, 400)]), [3]);
+        // Not idle and silent (its re-keying instance died): waited for, up to max_idle.
+        assert_eq!(run(&mut reorder, &metrics, vec![marked(&p, 5, &[(1, 350, false)])]), [0i64; 0]);
+        assert_eq!(run(&mut reorder, &metrics, vec![marked(&p, 6, &[(1, 380, true)])]), [4], "idle again");
+        assert_eq!(metrics.rekey_out_of_order.get(), 0);
+        assert_eq!(p.progress().committable(), Some(7));
     }
 
     #[test]

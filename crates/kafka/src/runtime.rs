@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 
 use nhid_engine::metrics::{Health, Metrics};
 use nhid_engine::{Engine, Stats};
-use nhid_model::time::Millis;
 
 use crate::config::{KafkaConfig, Stage};
-use crate::consumer::{self, GroupConsumer, Pacing, Shared};
+use crate::consumer::{self, GroupConsumer, Shared};
 use crate::error::Error;
 use crate::output::{Latency, Sender};
 use crate::rekeyed::{Marks, Source};
@@ -115,13 +114,14 @@ fn run_stage(
         None => Role::Detect(Reorder::new(max_idle, sources.clone())),
     };
     let (workers, handles) = worker::spawn(cfg.worker_count(), role, &engine, &output, &metrics)?;
-    let pacing = events_topic.map(|_| Pacing { idle: cfg.rekey_max_idle_ms as Millis });
-    let shared = Arc::new(Shared::new(cfg, engine, metrics, health, output.clone(), workers, pacing));
+    let paced = events_topic.is_some();
+    let shared = Arc::new(Shared::new(cfg, engine, metrics, health, output.clone(), workers, paced));
     let consumer = Arc::new(consumer::subscribe(cfg, shared.clone())?);
     let interval = Duration::from_millis(cfg.commit_interval_ms);
-    match pacing {
-        Some(pacing) => consumer::consume_paced(&consumer, &shared, pacing, &stop, interval),
-        None => consumer::consume(&consumer, &shared, &stop, interval),
+    if paced {
+        consumer::consume_paced(&consumer, &shared, &stop, interval);
+    } else {
+        consumer::consume(&consumer, &shared, &stop, interval);
     }
     stop_and_report(consumer, shared, handles, &output)
 }
