@@ -436,6 +436,60 @@ fn a_credential_revoked_on_the_lifecycle_topic_and_used_again_is_alerted() {
 }
 
 /// The sum of a metric's samples whose labels contain `labels` (Prometheus text format).
+/// Two instances in one group: one is assigned the lifecycle topic's only partition, and
+/// each one of the audit topic's two. Credentials revoked there, of principals on both audit
+/// partitions, are each alerted on when used: every instance reads every control partition's
+/// facts, not only those it is assigned (a revocation is keyed by whoever published it, the
+/// key's events by their principal).
+#[test]
+fn a_revocation_reaches_every_instance_whichever_holds_the_lifecycle_partition() {
+    let cluster = cluster();
+    cluster.create_topic("nhid.lifecycle", 1, 1).unwrap();
+    cluster.create_topic("audit.two", 2, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let key = |n: usize| format!("AKIAREVOKEDEXAMPLE{n}");
+    let principal = |n: usize| format!("svc-export-{n}");
+    for n in 0..2 {
+        let revoked = format!(
+            r#"{{"id":"sm-{n}","time":"2026-11-23T10:00:00Z","type":"credential_revoked","principal_id":"{}","credential_id":"{}"}}"#,
+            principal(n),
+            key(n)
+        );
+        kafka::produce(&brokers, "nhid.lifecycle", &[(Some("secrets-manager".into()), revoked.into_bytes())]);
+    }
+    let cfg = nhid_kafka::KafkaConfig {
+        lifecycle_topic: Some("nhid.lifecycle".into()),
+        ..kafka::config(&brokers, &["audit.two"], "facts")
+    };
+    let instances = [0, 1].map(|_| Running::start(Config::default().engine().unwrap(), cfg.clone()));
+    let deadline = std::time::Instant::now() + WAIT;
+    while !instances.iter().all(|i| i.assigned() >= 1) || instances.iter().map(Running::assigned).sum::<usize>() != 3 {
+        assert!(std::time::Instant::now() < deadline, "the two instances never shared the partitions");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for n in 0..2 {
+        let used = format!(
+            r#"{{"id":"e{n}","time":"2026-11-23T10:30:00Z","principal":{{"id":"{}","type":"service_account"}},"credential":{{"id":"{}","kind":"static_key"}},"action":"s3:GetObject","service":"s3","outcome":"success"}}"#,
+            principal(n),
+            key(n)
+        );
+        kafka::produce_to(&brokers, "audit.two", n as i32, &principal(n), used.as_bytes());
+    }
+    let expired = |g: &[kafka::Got]| g.iter().filter(|m| m.json()["kind"] == "expired_credential").count();
+    let alerts = kafka::read_until(&brokers, "nhid.alerts", WAIT, |g| expired(g) >= 2);
+    for i in instances {
+        i.stop().unwrap();
+    }
+    let mut revoked: Vec<String> = alerts
+        .iter()
+        .map(|m| m.json())
+        .filter(|a| a["kind"] == "expired_credential")
+        .map(|a| a["credential_id"].as_str().unwrap().to_string())
+        .collect();
+    revoked.sort();
+    assert_eq!(revoked, [key(0), key(1)], "each revoked key's use alerted, whichever instance judged it");
+}
+
 fn sample_sum(text: &str, name: &str, labels: &str) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))

@@ -233,6 +233,7 @@ pub fn wait_committed(
 /// The runtime in a thread, stopped (as SIGTERM would) by [`Running::stop`].
 pub struct Running {
     stop: Arc<AtomicBool>,
+    health: Arc<nhid_engine::metrics::Health>,
     handle: Option<JoinHandle<Result<Report, nhid_kafka::Error>>>,
 }
 
@@ -248,9 +249,15 @@ impl Running {
             .with_test_writer()
             .try_init();
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let handle = std::thread::spawn(move || nhid_kafka::run(engine, &cfg, flag));
-        Running { stop, handle: Some(handle) }
+        let health = Arc::new(nhid_engine::metrics::Health::default());
+        let (flag, seen) = (stop.clone(), health.clone());
+        let handle = std::thread::spawn(move || nhid_kafka::run_observed(engine, &cfg, flag, Arc::default(), seen));
+        Running { stop, health, handle: Some(handle) }
+    }
+
+    /// How many partitions are assigned to it now.
+    pub fn assigned(&self) -> usize {
+        self.health.assigned_partitions.load(Ordering::Relaxed)
     }
 
     pub fn stop(mut self) -> anyhow::Result<Report> {

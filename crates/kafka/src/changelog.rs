@@ -341,16 +341,16 @@ pub(crate) fn read_to_end(
     Ok(ended)
 }
 
-/// The changelog reader's context: the end of a partition, which it asks to be told of, is
-/// no error to log.
-struct Reader;
+/// The context of a reader assigned partitions by hand (the changelog's, the control
+/// topics' facts'): the end of a partition, which it asks to be told of, is no error to log.
+pub(crate) struct Reader;
 
 impl rdkafka::ClientContext for Reader {
     fn error(&self, error: KafkaError, reason: &str) {
         if !matches!(error, KafkaError::PartitionEOF(_))
             && error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF)
         {
-            tracing::warn!(%error, reason, "reading the state changelog");
+            tracing::warn!(%error, reason, "reading the state changelog or the control topics' facts");
         }
     }
 }

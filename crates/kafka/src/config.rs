@@ -102,7 +102,7 @@ pub struct KafkaConfig {
     pub actions_topic: String,
     pub dead_letter_topic: String,
     /// Lifecycle events (`schemas/lifecycle.schema.json`): owners offboarded, credentials
-    /// revoked, principals retired.
+    /// revoked, principals retired. Every instance reads all of its partitions' facts.
     pub lifecycle_topic: Option<String>,
     /// What the revocation service did with each action (`schemas/action-result.schema.json`).
     pub action_results_topic: Option<String>,
@@ -309,7 +309,7 @@ impl KafkaConfig {
         c
     }
 
-    /// A reader of the state changelog (and of control topics' facts on assignment):
+    /// A reader of the state changelog (and of control topics' facts):
     /// assigned its partitions by hand, never committing, to the end it finds.
     pub(crate) fn changelog_reader_config(&self) -> ClientConfig {
         let mut c = self.client(&[("fetch.wait.max.ms", "10"), ("enable.partition.eof", "true")]);

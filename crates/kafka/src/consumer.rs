@@ -15,13 +15,13 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use nhid_engine::metrics::{Health, KafkaErrorKind, Metrics};
-use nhid_engine::state::lifecycle::FACT_TTL;
 use nhid_engine::state::snapshot::SourceDone;
-use nhid_engine::{ControlKind, Engine, Origin, Outputs};
+use nhid_engine::{ControlKind, Engine, Origin};
 
 use crate::changelog::{Assigned, Changelog, Outcome};
 use crate::config::KafkaConfig;
 use crate::error::Error;
+use crate::facts::Facts;
 use crate::internal_events::{
     AssignmentFailed, CallFailed, ClientError, FlushTimedOut, KafkaErrorEvent as _, RebalanceFailed,
 };
@@ -63,6 +63,9 @@ pub(crate) struct Shared {
     /// assignment (the brokers answer then; at start they may not, and a stop must not wait
     /// on them).
     changelog: Arc<OnceLock<Changelog>>,
+    /// Every control topic's facts, read here whichever partitions are assigned (stopped
+    /// with this).
+    facts: Option<Facts>,
     cfg: KafkaConfig,
 }
 
@@ -279,12 +282,14 @@ impl Shared {
         health: Arc<Health>,
         output: Arc<Sender>,
         workers: Workers,
-        paced: bool,
+        facts: Option<Facts>,
     ) -> Shared {
         if cfg.changelog() {
             engine.track_changes();
         }
         Shared {
+            // The re-keying stage's producer is the one that sends to the events topic.
+            paced: output.rekeys(),
             changelog: workers.changelog.clone(),
             engine,
             metrics,
@@ -296,7 +301,7 @@ impl Shared {
             rebuild: Duration::from_secs(cfg.rebuild_secs),
             inputs: cfg.inputs().into_iter().map(|(t, c)| (t.to_string(), c)).collect(),
             events_topic: cfg.events_topic.clone(),
-            paced,
+            facts,
             cfg: cfg.clone(),
         }
     }
@@ -356,10 +361,13 @@ impl Shared {
             CallFailed { kind: KafkaErrorKind::OffsetLookup, error: &error, then: fallback }.emit(&self.metrics);
             tpl.clone()
         });
+        // Every fact kept before an audit event is judged: a use after a revocation must see it.
+        if let Some(facts) = &self.facts {
+            facts.wait_read(crate::facts::READ_TIMEOUT);
+        }
         let now = now_ms();
         let mut resumed = self.restore(&committed);
-        let mut restored: HashSet<(String, i32)> = resumed.keys().cloned().collect();
-        restored.extend(self.restore_facts(consumer, &committed, now));
+        let restored: HashSet<(String, i32)> = resumed.keys().cloned().collect();
         let starts = self.rebuild_starts(consumer, &committed, now, &restored);
         for e in committed.elements() {
             let since = self.rebuild_since(e.topic(), now).unwrap_or(now);
@@ -438,66 +446,6 @@ impl Shared {
             .collect()
     }
 
-    /// Reads the newly assigned control partitions' facts (lifecycle events, action results)
-    /// from as far back as they are kept ([`Shared::rebuild_since`]) to their ends, before any
-    /// audit event is processed: an event is judged against every fact older than it, and a
-    /// control partition read beside the audit ones could come after it. Which were read;
-    /// their consumption then starts at the committed offset (facts read twice hold once, and
-    /// outputs before it were sent before).
-    fn restore_facts(
-        &self,
-        consumer: &GroupConsumer,
-        committed: &TopicPartitionList,
-        now: i64,
-    ) -> HashSet<(String, i32)> {
-        let mut query = TopicPartitionList::new();
-        for e in committed.elements() {
-            if let (Input::Control(_), Offset::Offset(_), Some(since)) =
-                (self.input_of(e.topic()), e.offset(), self.rebuild_since(e.topic(), now))
-            {
-                let _ = query.add_partition_offset(e.topic(), e.partition(), Offset::Offset(since));
-            }
-        }
-        if query.count() == 0 {
-            return HashSet::new();
-        }
-        let starts = consumer.offsets_for_times(query.clone(), LOOKUP_TIMEOUT).unwrap_or_else(|error| {
-            let fallback = "looking up where facts start failed; reading them from the start";
-            CallFailed { kind: KafkaErrorKind::OffsetLookup, error: &error, then: fallback }.emit(&self.metrics);
-            query
-        });
-        let mut read = HashSet::new();
-        let topics: HashSet<String> = starts.elements().iter().map(|e| e.topic().to_string()).collect();
-        for topic in topics {
-            let Input::Control(kind) = self.input_of(&topic) else { continue };
-            let mut tpl = TopicPartitionList::new();
-            for e in starts.elements_for_topic(&topic) {
-                // Brokers that cannot say (the mock cluster answers `End`): from the start.
-                let from = match e.offset() {
-                    Offset::Offset(o) => Offset::Offset(o),
-                    _ => Offset::Beginning,
-                };
-                let _ = tpl.add_partition_offset(&topic, e.partition(), from);
-            }
-            let mut out = Outputs::default();
-            let apply = |m: &BorrowedMessage<'_>| {
-                let origin = Origin { source: &topic, partition: m.partition(), offset: m.offset() };
-                self.engine.control(kind, m.payload().unwrap_or_default(), origin, &mut out);
-                out.clear();
-            };
-            match crate::changelog::read_to_end(&self.cfg, &tpl, apply, || false) {
-                Ok(ended) => {
-                    tracing::info!(topic, partitions = ended.len(), "read the control topic's facts");
-                    read.extend(ended);
-                }
-                Err(error) => {
-                    tracing::warn!(%error, topic, "reading the control topic's facts failed; re-reading them beside the audit topics")
-                }
-            }
-        }
-        read
-    }
-
     /// Where rebuilding starts: the first offset at or after `since` by timestamp, for the
     /// partitions with a committed offset and not `restored`. Brokers that cannot answer
     /// (librdkafka's mock cluster says `End`) start at the beginning, and the workers skip
@@ -538,15 +486,13 @@ impl Shared {
 
     /// From what message timestamp a partition of `topic` is re-read up to its committed
     /// offset on assignment; `None` for none. Audit topics: `rebuild_secs` (when not restored
-    /// from the changelog). Control topics are where lifecycle facts are kept, which the
-    /// changelog does not hold: as far back as facts are kept (`FACT_TTL`), unless neither a
-    /// changelog nor a rebuild is configured.
+    /// from the changelog). Control topics: never; their facts are read by every instance
+    /// ([`Facts`]), and what else they give is sent once, from the committed offset on.
     fn rebuild_since(&self, topic: &str, now: i64) -> Option<i64> {
-        let rebuild = now - self.rebuild.as_millis() as i64;
         match self.input_of(topic) {
-            Input::Control(_) if self.cfg.changelog() || !self.rebuild.is_zero() => Some(rebuild.min(now - FACT_TTL)),
+            Input::Control(_) => None,
             _ if self.rebuild.is_zero() => None,
-            _ => Some(rebuild),
+            _ => Some(now - self.rebuild.as_millis() as i64),
         }
     }
 

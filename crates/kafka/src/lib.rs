@@ -36,6 +36,7 @@ mod changelog;
 mod config;
 mod consumer;
 mod error;
+mod facts;
 mod internal_events;
 mod output;
 mod partition;

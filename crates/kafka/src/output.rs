@@ -297,6 +297,11 @@ impl Sender {
         self.producer.flush(deadline.saturating_duration_since(Instant::now()))
     }
 
+    /// Whether it is the re-keying stage's, which sends canonical events to the events topic.
+    pub(crate) fn rekeys(&self) -> bool {
+        self.events.is_some()
+    }
+
     /// How many partitions `topic` has, by the broker's metadata.
     pub(crate) fn partitions(&self, topic: &str) -> Result<i32, Error> {
         partition_count(&self.producer, topic)

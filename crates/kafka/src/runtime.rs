@@ -16,6 +16,7 @@ use nhid_engine::{Engine, Stats};
 use crate::config::{KafkaConfig, Stage};
 use crate::consumer::{self, GroupConsumer, Shared};
 use crate::error::Error;
+use crate::facts::Facts;
 use crate::output::{Latency, Sender};
 use crate::rekeyed::{Marks, Source};
 use crate::reorder::Reorder;
@@ -115,7 +116,8 @@ fn run_stage(
     };
     let (workers, handles) = worker::spawn(cfg.worker_count(), role, &engine, &output, &metrics)?;
     let paced = events_topic.is_some();
-    let shared = Arc::new(Shared::new(cfg, engine, metrics, health, output.clone(), workers, paced));
+    let facts = Facts::spawn(cfg, engine.clone())?;
+    let shared = Arc::new(Shared::new(cfg, engine, metrics, health, output.clone(), workers, facts));
     let consumer = Arc::new(consumer::subscribe(cfg, shared.clone())?);
     let interval = Duration::from_millis(cfg.commit_interval_ms);
     if paced {
