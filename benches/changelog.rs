@@ -1,9 +1,11 @@
 //! The state changelog's records at a million identities: what writing one costs, how large
-//! they are, and how fast an engine restores them (the CPU side of a restore; reading them
-//! from a broker comes on top, see docs/scale.md).
+//! they are, and how fast an engine restores them: from memory (the CPU side of a restore),
+//! then read from a broker (Tansu 0.6, memory storage, loopback), as an assignment reads
+//! them: a consumer assigned the changelog's partitions reads them to their ends on one
+//! thread and each record is restored as it comes.
 //!
-//! `cargo bench --bench changelog` (about a minute on 2 cores). Target: a million identities
-//! restored in ≤ 30 s.
+//! `cargo bench --bench changelog` (a few minutes on 2 cores; the broker part is skipped,
+//! saying so, without a tansu binary). Target: a million identities restored in ≤ 30 s.
 //!
 //! The identities are real ones: the two hundred principals of `nhid-sim simulate --seed 7
 //! --principals 200 --days 2`, learned by the engine from their two days, each written under
@@ -12,13 +14,27 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow, ensure};
+use anyhow::{Context as _, anyhow, bail, ensure};
 use nhid::config::Config;
 use nhid_engine::state::snapshot::{self, Record};
 use nhid_engine::{Engine, Origin, Outputs, Restored};
 use nhid_sim::SimConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message as _;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+// The tests' Tansu launcher: the same command line as `scripts/tansu.sh start`.
+#[allow(dead_code)]
+#[path = "../tests/common/broker.rs"]
+mod broker;
 
 const IDENTITIES: usize = 1_000_000;
+/// The changelog topic's partitions: one per input partition, as nhid creates it.
+const PARTITIONS: i32 = 8;
+const WAIT: Duration = Duration::from_secs(300);
 
 fn engine() -> anyhow::Result<Engine> {
     let engine = Config::default().engine().map_err(|e| anyhow!("building the engine: {}", e.join("; ")))?;
@@ -96,7 +112,95 @@ fn main() -> anyhow::Result<()> {
         restored.store().estimated_bytes() as f64 / 1e6
     );
     ensure!(took <= Duration::from_secs(30), "restoring a million identities took {took:?}, over the 30 s target");
+    drop(restored);
+
+    println!("\n== from a broker: tansu 0.6 (memory storage, loopback)");
+    if broker::tansu().is_none() {
+        println!("skipped: tansu not installed (scripts/tansu.sh install)");
+        return Ok(());
+    }
+    let broker = broker::Broker::start().context("starting tansu")?;
+    broker.create_topic("nhid.changelog", PARTITIONS as u32);
+    let started = Instant::now();
+    let counts = produce(&broker.brokers, &records)?;
+    println!("produced in {:.1} s", started.elapsed().as_secs_f64());
+    let (restored, took) = from_broker(&broker.brokers, &counts, home)?;
+    ensure!(restored.store().len() == IDENTITIES, "{} restored", restored.store().len());
+    println!(
+        "restore from the broker: {} identities ({:.0} MB) in {:.2} s ({}/s)",
+        thousands(IDENTITIES),
+        total as f64 / 1e6,
+        took.as_secs_f64(),
+        thousands(rate(IDENTITIES, took))
+    );
+    ensure!(took <= Duration::from_secs(30), "restoring a million identities from the broker took {took:?}, over 30 s");
     Ok(())
+}
+
+/// Writes the records as the detection stage's producer does (idempotent, 5 ms linger, no
+/// compression), keyed by identity, round robin over the partitions; returns how many each
+/// partition holds, by the delivery reports (Tansu 0.6's watermarks fall short of the end).
+fn produce(brokers: &str, records: &[Vec<u8>]) -> anyhow::Result<Vec<i64>> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .context("creating the producer")?;
+    for (i, r) in records.iter().enumerate() {
+        let key = (i as u64).to_be_bytes();
+        let mut record = BaseRecord::to("nhid.changelog").key(&key[..]).payload(r).partition(i as i32 % PARTITIONS);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => bail!("producing the changelog: {e}"),
+            }
+        }
+    }
+    producer.flush(WAIT).context("waiting for the broker to acknowledge the changelog")?;
+    let counts: Vec<i64> = (0..PARTITIONS)
+        .map(|p| (records.len() as i64 - p as i64 + PARTITIONS as i64 - 1) / PARTITIONS as i64)
+        .collect();
+    Ok(counts)
+}
+
+/// Reads every partition from its start to `counts` and restores each record into a fresh
+/// engine, timed from the assignment to the last record restored.
+fn from_broker(brokers: &str, counts: &[i64], home: u32) -> anyhow::Result<(Engine, Duration)> {
+    let restored = engine()?;
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "changelog-bench")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .context("creating the reader")?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset("nhid.changelog", p, Offset::Beginning)?;
+    }
+    let started = Instant::now();
+    reader.assign(&tpl)?;
+    let mut left: i64 = counts.iter().sum();
+    let mut read = vec![0i64; counts.len()];
+    while left > 0 {
+        ensure!(started.elapsed() < WAIT, "{left} records not read: {read:?} of {counts:?}");
+        match reader.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let payload = m.payload().context("a record without a value")?;
+                ensure!(restored.restore(payload, home)? == Restored::Identity, "not restored");
+                read[m.partition() as usize] += 1;
+                left -= 1;
+            }
+            Some(Err(e)) => bail!("reading the changelog: {e}"),
+            None => {}
+        }
+    }
+    Ok((restored, started.elapsed()))
 }
 
 fn rate(n: usize, took: Duration) -> usize {
