@@ -2,7 +2,8 @@
 //! they are, and how fast an engine restores them: from memory (the CPU side of a restore),
 //! then read from a broker (Tansu 0.6, memory storage, loopback), as an assignment reads
 //! them: a consumer assigned the changelog's partitions reads them to their ends on one
-//! thread and each record is restored as it comes.
+//! thread and each record is restored as it comes; produced uncompressed and with lz4 (as
+//! nhid's producer sends them), with the bytes each sent.
 //!
 //! `cargo bench --bench changelog` (a few minutes on 2 cores; the broker part is skipped,
 //! saying so, without a tansu binary). Target: a million identities restored in ≤ 30 s.
@@ -12,6 +13,7 @@
 //! 5,000 names (their state otherwise as learned: sets, baselines, seasonal profile,
 //! credentials, alert marks).
 
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail, ensure};
@@ -22,9 +24,9 @@ use nhid_sim::SimConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, ClientContext, Offset, Statistics, TopicPartitionList};
 
 // The tests' Tansu launcher: the same command line as `scripts/tansu.sh start`.
 #[allow(dead_code)]
@@ -120,36 +122,64 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let broker = broker::Broker::start().context("starting tansu")?;
-    broker.create_topic("nhid.changelog", PARTITIONS as u32);
-    let started = Instant::now();
-    let counts = produce(&broker.brokers, &records)?;
-    println!("produced in {:.1} s", started.elapsed().as_secs_f64());
-    let (restored, took) = from_broker(&broker.brokers, &counts, home)?;
-    ensure!(restored.store().len() == IDENTITIES, "{} restored", restored.store().len());
-    println!(
-        "restore from the broker: {} identities ({:.0} MB) in {:.2} s ({}/s)",
-        thousands(IDENTITIES),
-        total as f64 / 1e6,
-        took.as_secs_f64(),
-        thousands(rate(IDENTITIES, took))
-    );
-    ensure!(took <= Duration::from_secs(30), "restoring a million identities from the broker took {took:?}, over 30 s");
+    for compression in ["none", "lz4"] {
+        let topic = format!("nhid.changelog-{compression}");
+        broker.create_topic(&topic, PARTITIONS as u32);
+        let started = Instant::now();
+        let (counts, sent) = produce(&broker.brokers, &topic, &records, compression)?;
+        println!(
+            "{compression}: produced in {:.1} s, {:.0} MB sent to the broker for {:.0} MB of records",
+            started.elapsed().as_secs_f64(),
+            sent as f64 / 1e6,
+            total as f64 / 1e6
+        );
+        let (restored, took) = from_broker(&broker.brokers, &topic, &counts, home)?;
+        ensure!(restored.store().len() == IDENTITIES, "{} restored", restored.store().len());
+        println!(
+            "{compression}: restore from the broker: {} identities in {:.2} s ({}/s)",
+            thousands(IDENTITIES),
+            took.as_secs_f64(),
+            thousands(rate(IDENTITIES, took))
+        );
+        ensure!(
+            took <= Duration::from_secs(30),
+            "restoring a million identities from the broker took {took:?}, over 30 s"
+        );
+    }
     Ok(())
 }
 
-/// Writes the records as the detection stage's producer does (idempotent, 5 ms linger, no
-/// compression), keyed by identity, round robin over the partitions; returns how many each
-/// partition holds, by the delivery reports (Tansu 0.6's watermarks fall short of the end).
-fn produce(brokers: &str, records: &[Vec<u8>]) -> anyhow::Result<Vec<i64>> {
-    let producer: BaseProducer = ClientConfig::new()
+/// A producer's bytes sent to the brokers, by its statistics.
+#[derive(Default)]
+struct Sent(Mutex<u64>);
+
+impl ClientContext for Sent {
+    fn stats(&self, statistics: Statistics) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = statistics.brokers.values().map(|b| b.txbytes).sum();
+    }
+}
+
+impl ProducerContext for Sent {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+}
+
+/// Writes the records as the detection stage's producer does (idempotent, 5 ms linger), with
+/// `compression`, keyed by identity, round robin over the partitions; returns how many each
+/// partition holds (Tansu 0.6's watermarks fall short of the end), and the bytes sent.
+fn produce(brokers: &str, topic: &str, records: &[Vec<u8>], compression: &str) -> anyhow::Result<(Vec<i64>, u64)> {
+    let producer: BaseProducer<Sent> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
-        .create()
+        .set("compression.type", compression)
+        .set("statistics.interval.ms", "100")
+        .create_with_context(Sent::default())
         .context("creating the producer")?;
     for (i, r) in records.iter().enumerate() {
         let key = (i as u64).to_be_bytes();
-        let mut record = BaseRecord::to("nhid.changelog").key(&key[..]).payload(r).partition(i as i32 % PARTITIONS);
+        let mut record = BaseRecord::to(topic).key(&key[..]).payload(r).partition(i as i32 % PARTITIONS);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -162,15 +192,18 @@ fn produce(brokers: &str, records: &[Vec<u8>]) -> anyhow::Result<Vec<i64>> {
         }
     }
     producer.flush(WAIT).context("waiting for the broker to acknowledge the changelog")?;
+    // Statistics after the last send.
+    producer.poll(Duration::from_millis(300));
     let counts: Vec<i64> = (0..PARTITIONS)
         .map(|p| (records.len() as i64 - p as i64 + PARTITIONS as i64 - 1) / PARTITIONS as i64)
         .collect();
-    Ok(counts)
+    let sent = *producer.context().0.lock().unwrap_or_else(PoisonError::into_inner);
+    Ok((counts, sent))
 }
 
 /// Reads every partition from its start to `counts` and restores each record into a fresh
 /// engine, timed from the assignment to the last record restored.
-fn from_broker(brokers: &str, counts: &[i64], home: u32) -> anyhow::Result<(Engine, Duration)> {
+fn from_broker(brokers: &str, topic: &str, counts: &[i64], home: u32) -> anyhow::Result<(Engine, Duration)> {
     let restored = engine()?;
     let reader: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -181,7 +214,7 @@ fn from_broker(brokers: &str, counts: &[i64], home: u32) -> anyhow::Result<(Engi
         .context("creating the reader")?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        tpl.add_partition_offset("nhid.changelog", p, Offset::Beginning)?;
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
     }
     let started = Instant::now();
     reader.assign(&tpl)?;

@@ -117,7 +117,7 @@ impl Sender {
     ) -> Result<Self, Error> {
         let context = Deliveries { latency: Mutex::new(new_latency()), metrics, fatal: Mutex::default(), stop };
         let producer = cfg
-            .producer_config(events_topic.is_some())
+            .producer_config()
             .create_with_context(context)
             .map_err(|source| Error::create_client("producer", &source))?;
         let lanes = std::array::from_fn(|i| {
