@@ -93,7 +93,7 @@ impl ClientContext for RuntimeContext {
                     lag.with_label_values(&[topic.as_str(), &partition.to_string()]).set(p.consumer_lag);
                 }
                 if self.0.paced && *partition >= 0 {
-                    self.0.at_end(topic, *partition, p.lo_offset, p.hi_offset);
+                    self.0.ends_at(topic, *partition, p.lo_offset, p.hi_offset);
                 }
             }
         }
@@ -197,10 +197,11 @@ pub(crate) fn consume_paced(consumer: &Arc<GroupConsumer>, shared: &Shared, stop
                 break;
             }
             // Found empty: since when, unless it already was (a queue not read because slower
-            // ones were is full, not empty). Read around it once it has been a while: a fetch
-            // may have been in flight.
+            // ones were is full, not empty). At its end, there is nothing to wait for (a quiet
+            // source, read around at once rather than after each of its messages); short of
+            // it, a fetch may be in flight, waited for a while.
             let since = p.empty_since.fetch_min(now, Ordering::Relaxed).min(now);
-            if now - since < SOURCE_IDLE {
+            if !p.at_end() && now - since < SOURCE_IDLE {
                 break;
             }
         }
@@ -306,20 +307,18 @@ impl Shared {
         }
     }
 
-    /// Re-keying: whether everything a partition held at the broker, by librdkafka's last
-    /// fetch (its statistics), was handed over. A message received since says no until the
-    /// next statistics.
-    fn at_end(&self, topic: &str, partition: i32, low: i64, high: i64) {
+    /// Re-keying: where a partition ends, by librdkafka's statistics (the high watermark of
+    /// its last fetch; a log that holds nothing ends wherever reading is).
+    fn ends_at(&self, topic: &str, partition: i32, low: i64, high: i64) {
         let found =
             self.partitions.lock().unwrap_or_else(PoisonError::into_inner).get(&(topic.into(), partition)).cloned();
         let Some(p) = found else { return };
-        let handed = match p.next_offset.load(Ordering::Relaxed) {
-            // Nothing received since it was assigned: it starts at its commit, or at the start of
-            // the log without one.
-            i64::MIN => p.rebuild_until.max(low),
-            next => next,
+        let end = match (low, high) {
+            (_, high) if high < 0 => i64::MAX,
+            (low, high) if low >= high => i64::MIN,
+            (_, high) => high,
         };
-        p.at_end.store(high >= 0 && handed >= high, Ordering::Relaxed);
+        p.end.store(end, Ordering::Relaxed);
     }
 
     /// A fetched message, on its way to its partition's worker.
@@ -331,7 +330,6 @@ impl Shared {
         let partition = self.partition(m.topic(), m.partition());
         if self.paced {
             partition.empty_since.store(i64::MAX, Ordering::Relaxed);
-            partition.at_end.store(false, Ordering::Relaxed);
         }
         // Its queue split, librdkafka could deliver there what it had already delivered to the
         // group consumer's queue.

@@ -42,11 +42,11 @@ pub(crate) struct Partition {
     /// Re-keying: the latest event time sent to the events topic (`Millis::MIN`: none).
     pub(crate) latest: AtomicI64,
     /// Re-keying, the consumer thread's: since when its queue was found empty at every read
-    /// (wall clock, ms; `i64::MAX`: it was not), whether everything it held at the broker by
-    /// librdkafka's last statistics was handed over, and the offset after the last message
-    /// handed over.
+    /// (wall clock, ms; `i64::MAX`: it was not), where it ends by librdkafka's last
+    /// statistics (`i64::MAX` before any; `i64::MIN` when it holds nothing), and the offset
+    /// after the last message handed over.
     pub(crate) empty_since: AtomicI64,
-    pub(crate) at_end: AtomicBool,
+    pub(crate) end: AtomicI64,
     pub(crate) next_offset: AtomicI64,
     /// Its messages change identity state (audit events read by detection): its state is
     /// kept in the changelog, when there is one, and restored from it.
@@ -132,7 +132,7 @@ impl Partition {
             reordered: input == Input::Events,
             latest: AtomicI64::new(Millis::MIN),
             empty_since: AtomicI64::new(i64::MAX),
-            at_end: AtomicBool::new(false),
+            end: AtomicI64::new(i64::MAX),
             next_offset: AtomicI64::new(i64::MIN),
             holds_state: input.holds_state(),
             snapshot_through: AtomicI64::new(i64::MIN),
@@ -166,6 +166,17 @@ impl Partition {
                  kafka.rekey_topics"
             );
         }
+    }
+
+    /// Re-keying: whether everything it held at the broker, by librdkafka's last statistics,
+    /// was handed over (or it holds nothing).
+    pub(crate) fn at_end(&self) -> bool {
+        let handed = match self.next_offset.load(Ordering::Relaxed) {
+            // Nothing received since it was assigned: reading starts at its commit.
+            i64::MIN => self.rebuild_until,
+            next => next,
+        };
+        handed >= self.end.load(Ordering::Relaxed)
     }
 
     pub(crate) fn progress(&self) -> MutexGuard<'_, Progress> {

@@ -131,7 +131,7 @@ impl Marks {
 fn idle(p: &Partition, now: Millis) -> bool {
     let handed = p.next_offset.load(Ordering::Relaxed);
     now.saturating_sub(p.empty_since.load(Ordering::Relaxed)) >= SOURCE_IDLE
-        && p.at_end.load(Ordering::Relaxed)
+        && p.at_end()
         && (handed == i64::MIN || p.progress().processed_next().is_some_and(|next| next >= handed))
 }
 
