@@ -306,7 +306,7 @@ impl Changelog {
 /// the partition only) from their offsets to their ends, giving `f` each message; past the
 /// ends, reads on for [`SETTLE`] while `behind` says something is missing. Returns the
 /// partitions read to their end within [`RESTORE_TIMEOUT`].
-pub(crate) fn read_to_end(
+fn read_to_end(
     cfg: &KafkaConfig,
     tpl: &TopicPartitionList,
     mut f: impl FnMut(&BorrowedMessage<'_>),

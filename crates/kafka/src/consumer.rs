@@ -180,10 +180,10 @@ pub(crate) fn consume_paced(consumer: &Arc<GroupConsumer>, shared: &Shared, stop
                 break;
             }
         }
-        queues.retain(|(p, ..)| !p.revoked.load(Ordering::Relaxed));
+        queues.retain(|(p, _)| !p.revoked.load(Ordering::Relaxed));
         let now = now_ms();
         let mut by_latest: Vec<_> = queues.iter().collect();
-        by_latest.sort_by_key(|(p, ..)| p.latest.load(Ordering::Relaxed));
+        by_latest.sort_by_key(|(p, _)| p.latest.load(Ordering::Relaxed));
         let mut read = 0;
         for (p, queue) in by_latest {
             while read < PACED_CHUNK
@@ -265,7 +265,7 @@ impl Shared {
             self.partitions.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
         let mut split = false;
         for p in assigned {
-            if queues.iter().any(|(q, ..)| Arc::ptr_eq(q, &p)) {
+            if queues.iter().any(|(q, _)| Arc::ptr_eq(q, &p)) {
                 continue;
             }
             if let Some(queue) = consumer.split_partition_queue(&p.topic, p.partition) {

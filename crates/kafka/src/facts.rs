@@ -177,14 +177,15 @@ fn start(
             (None, _) => Offset::End,
         };
         let _ = starts.set_partition_offset(topic, partition, from);
+        // Waited for when there is something between where reading starts and the end.
+        let first = match from {
+            Offset::Offset(o) => o,
+            Offset::Beginning => 0,
+            _ => continue,
+        };
         let timeout = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
-        if from != Offset::End
-            && let Ok((low, high)) = reader.fetch_watermarks(topic, partition, timeout)
-            && high
-                > low.max(match from {
-                    Offset::Offset(o) => o,
-                    _ => 0,
-                })
+        if let Ok((low, high)) = reader.fetch_watermarks(topic, partition, timeout)
+            && high > low.max(first)
         {
             ends.insert((topic.to_string(), partition), high);
         }
