@@ -861,3 +861,79 @@ fn one_of_three_instances_killed_mid_stream_loses_no_alert() {
     assert_eq!(ids("nhid.alerts", "alert_id"), alert_ids, "the alert ids of a replay, none lost");
     assert_eq!(ids("nhid.actions", "action_id"), action_ids, "the action ids of a replay");
 }
+
+/// A canonical event of `principal` at `time` (milliseconds).
+fn event_at(id: &str, principal: &str, time: i64) -> Vec<u8> {
+    let event = serde_json::json!({
+        "id": id,
+        "time": nhid_model::time::format_rfc3339(time),
+        "principal": {"id": principal, "type": "service_account"},
+        "credential": {"kind": "static_key", "id": format!("AKIA{}", principal.to_uppercase())},
+        "actor": {},
+        "action": "s3:GetObject",
+        "service": "s3",
+        "resource": "arn:aws:s3:::reports-prod/daily.csv",
+        "outcome": "success",
+        "source": {"ip": "10.40.1.20", "user_agent": "aws-sdk-go-v2/1.30.3"},
+        "source_format": "native",
+    });
+    serde_json::to_vec(&event).unwrap()
+}
+
+/// An event's time is its source's claim. One dated ten minutes ahead of when it reached
+/// Kafka (a forged time, or a clock ahead; within the fifteen minutes an event may be ahead
+/// and still be taken) is ordered as at its message's timestamp, and counted: ordered by its
+/// own time, detection would hold it, and every later event of its principal from its
+/// source, until every other source reached that time, ten minutes while another source
+/// keeps sending (one that sends is never passed over).
+#[test]
+fn an_event_dated_ahead_of_its_delivery_does_not_hold_its_source_back() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let cluster = unkeyed_cluster();
+    let brokers = cluster.bootstrap_servers();
+    let config = rekeying(&brokers, "ahead");
+    let nhid = Running::start(config.engine().unwrap(), config.kafka.clone());
+    let now = || nhid_model::time::wall_clock();
+    // Another source sends an event every 100 ms, dated as it is sent, throughout.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flowing = {
+        let (stop, brokers) = (stop.clone(), brokers.clone());
+        std::thread::spawn(move || {
+            for i in 0.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let event = event_at(&format!("flow-{i}"), "svc-flowing", now());
+                kafka::produce_partitioned(&brokers, "audit", &[(1, &event)]);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let forged = event_at("forged", "svc-forged", now() + 10 * 60_000);
+    let after = event_at("after", "svc-forged", now());
+    kafka::produce_partitioned(&brokers, "audit", &[(0, &forged), (0, &after)]);
+    let produced = now();
+
+    let of_source_0 = |got: &[kafka::Got]| -> Vec<kafka::Got> {
+        got.iter().filter(|m| source_of(m).is_some_and(|(s, _)| s == "audit:0")).cloned().collect()
+    };
+    let events = of_source_0(&kafka::read_until(&brokers, "nhid.events", WAIT, |g| of_source_0(g).len() == 2));
+    assert_eq!(events.len(), 2, "both re-keyed");
+    let ordered_by: i64 = events[0].header("nhid-time").unwrap().parse().unwrap();
+    assert!(ordered_by <= produced + 1_000, "ordered as at its delivery, not ten minutes ahead: {ordered_by}");
+    assert_eq!(events[0].json()["time"], serde_json::json!(nhid_model::time::format_rfc3339(now_of(&forged))));
+    // Detection processes both (and so commits past them) while the other source flows.
+    let (p, last) = (events[1].partition as usize, events[1].offset);
+    let why = || format!("held back: {:?} of offset {last}", kafka::committed(&brokers, "ahead", "nhid.events", 4));
+    kafka::wait_committed(&brokers, "ahead", ("nhid.events", 4), Duration::from_secs(30), |o| o[p] > Some(last), why);
+    stop.store(true, Ordering::Relaxed);
+    flowing.join().unwrap();
+    nhid.stop().unwrap();
+}
+
+/// The time an event of [`event_at`] claims.
+fn now_of(event: &[u8]) -> i64 {
+    let v: serde_json::Value = serde_json::from_slice(event).unwrap();
+    nhid_model::time::parse_rfc3339(v["time"].as_str().unwrap()).unwrap()
+}

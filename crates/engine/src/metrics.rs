@@ -57,6 +57,8 @@ pub struct Metrics {
     pub rekey_duplicates: IntCounter,
     /// Re-keyed events processed after a later event of their events partition.
     pub rekey_out_of_order: IntCounter,
+    /// Events dated ahead of their input message's timestamp, ordered as at it.
+    pub rekey_times_ahead: IntCounter,
     /// Records written to the state changelog (identities, tombstones, deletions, marks).
     pub changelog_records: IntCounter,
     /// Records restored from it, by what they were.
@@ -219,6 +221,10 @@ impl Metrics {
             rekey_out_of_order: r.counter(
                 "nhid_rekey_out_of_order_total",
                 "Re-keyed events processed after a later one of their events partition (a source partition said idle or passed over after kafka.rekey_max_idle_ms sent earlier events, or the reorder bound was reached).",
+            ),
+            rekey_times_ahead: r.counter(
+                "nhid_rekey_times_ahead_total",
+                "Events re-keyed dated more than a second after their input message's timestamp (a source's clock ahead, or a forged time), ordered as at that timestamp so that they do not hold their source's later events back.",
             ),
             changelog_records: r.counter(
                 "nhid_changelog_records_total",

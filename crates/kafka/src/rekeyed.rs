@@ -2,7 +2,8 @@
 //! what the detection stage reads back: each event's source and time, and watermarks.
 //!
 //! - An event carries `nhid-source` (`topic:partition:offset:index`, the input message and
-//!   the event's place in it) and `nhid-time` (its event time, in milliseconds).
+//!   the event's place in it) and `nhid-time` (the time it is ordered by, in milliseconds:
+//!   its event time, but no later than its input message reached Kafka, [`order_times`]).
 //! - A watermark message (header `nhid-watermarks`, one to every partition of the events
 //!   topic) says, for each source partition a re-keying worker holds, the latest event time
 //!   it has sent (`null`: none yet), and whether the source is idle: read to the end the
@@ -23,6 +24,8 @@ use std::time::{Duration, Instant};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use serde::{Deserialize, Serialize};
 
+use nhid_engine::Normalized;
+use nhid_engine::metrics::Metrics;
 use nhid_model::time::Millis;
 
 use crate::output::{Sender, now_ms};
@@ -42,6 +45,31 @@ pub(crate) const SOURCE_IDLE: Millis = 1_000;
 
 /// How often a re-keying worker looks whether a source has gone idle or come back.
 const IDLE_CHECK: Duration = Duration::from_millis(250);
+
+/// How far after its input message's timestamp an event may be ordered: the source's and
+/// the producer's clocks disagreeing by this much is ordinary.
+pub(crate) const AHEAD_OF_DELIVERY: Millis = 1_000;
+
+/// The times the events of one input message are ordered by, and the latest of them: their
+/// own, but none after the message reached Kafka (`delivered`, its timestamp; now without
+/// one) plus [`AHEAD_OF_DELIVERY`]. An event's time is its source's claim, and whoever
+/// shapes it (a forged time, a clock ahead) may date it up to `decode.max_clock_skew_secs`
+/// (15 minutes) ahead and still have it taken: ordered by that, it would hold every later
+/// event of its source in its events partition back until every other source reached its
+/// time, and a source that keeps sending is never passed over. Each event ordered earlier
+/// than it claims is counted; detection still judges it by its own time.
+pub(crate) fn order_times(events: &mut [Normalized], delivered: Option<i64>, metrics: &Metrics) -> Option<Millis> {
+    let bound = delivered.unwrap_or_else(now_ms).saturating_add(AHEAD_OF_DELIVERY);
+    let mut latest = None;
+    for n in events {
+        if n.time > bound {
+            n.time = bound;
+            metrics.rekey_times_ahead.inc();
+        }
+        latest = latest.max(Some(n.time));
+    }
+    latest
+}
 
 /// A partition of a re-keyed topic.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -215,6 +243,7 @@ pub(crate) fn read(headers: Option<&impl Headers>, payload: &[u8]) -> Option<Rek
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nhid_model::event::PrincipalType;
 
     fn source(topic: &str, partition: i32) -> Source {
         Source { topic: topic.into(), partition }
@@ -231,6 +260,26 @@ mod tests {
             time: 1_700_000_000_123,
         };
         assert_eq!(read, Some(expected));
+    }
+
+    #[test]
+    fn events_are_ordered_no_later_than_their_message_reached_kafka() {
+        let metrics = Metrics::new();
+        let event =
+            |time| Normalized { lane: PrincipalType::ServiceAccount, principal_id: "k".into(), time, json: vec![] };
+        let delivered = 1_700_000_000_000;
+        // Late (delivery lag), slightly ahead (clocks), ten minutes ahead (forged).
+        let mut events = [event(delivered - 300_000), event(delivered + 400), event(delivered + 600_000)];
+        let latest = order_times(&mut events, Some(delivered), &metrics);
+        let times: Vec<_> = events.iter().map(|n| n.time).collect();
+        assert_eq!(times, [delivered - 300_000, delivered + 400, delivered + AHEAD_OF_DELIVERY]);
+        assert_eq!(latest, Some(delivered + AHEAD_OF_DELIVERY));
+        assert_eq!(metrics.rekey_times_ahead.get(), 1);
+        // Without a timestamp, by the wall clock.
+        let mut forged = [event(now_ms() + 600_000)];
+        let latest = order_times(&mut forged, None, &metrics).unwrap();
+        assert!(latest <= now_ms() + AHEAD_OF_DELIVERY);
+        assert_eq!(metrics.rekey_times_ahead.get(), 2);
     }
 
     #[test]

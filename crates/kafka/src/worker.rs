@@ -18,7 +18,7 @@ use crate::changelog::Changelog;
 use crate::error::Error;
 use crate::output::{Sender, now_ms};
 use crate::partition::Partition;
-use crate::rekeyed::{Marks, Rekeyed};
+use crate::rekeyed::{self, Marks, Rekeyed};
 use crate::reorder::Reorder;
 
 /// Messages handed to a worker at once: fewer channel operations without delaying a quiet
@@ -276,7 +276,7 @@ fn work(
     let mut rebuilt = 0;
     let run = |m: Message, held: bool, role: &mut Role, out: &mut Outputs| {
         let started = Instant::now();
-        let (processed, latest) = process(engine, output, &m, out, held);
+        let (processed, latest) = process(engine, output, metrics, &m, out, held);
         if let (Role::Rekey(marks), Some(time)) = (role, latest) {
             marks.advanced(&m.partition, time);
         }
@@ -383,6 +383,7 @@ enum Processed {
 fn process(
     engine: &Engine,
     output: &Sender,
+    metrics: &Metrics,
     m: &Message,
     out: &mut Outputs,
     held: bool,
@@ -403,7 +404,7 @@ fn process(
     if rebuilding {
         out.clear();
     }
-    let latest = out.normalized.iter().map(|n| n.time).max();
+    let latest = output.rekeys().then(|| rekeyed::order_times(&mut out.normalized, m.timestamp, metrics)).flatten();
     // Registered before sending: a delivery report may arrive before `send` returns.
     let count = output.count(out);
     if held {
