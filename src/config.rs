@@ -14,6 +14,7 @@ use nhid_engine::context::network::Ranges;
 use nhid_engine::detect;
 use nhid_engine::inventory::Inventory;
 use nhid_engine::respond::policy::ResponseConfig;
+use nhid_engine::rules::Rules;
 use nhid_engine::state::StateConfig;
 use nhid_engine::{Engine, EngineConfig};
 use nhid_http::HttpConfig;
@@ -32,6 +33,9 @@ pub const ENV_PREFIX: &str = "NHID__";
 pub struct Config {
     /// Directory of detector instances (`*.toml`); the built-in set when absent.
     pub detectors_dir: Option<PathBuf>,
+    /// Directory of content rules (Sigma, `*.yml`, searched recursively); the set shipped in
+    /// `rules/` when absent.
+    pub rules_dir: Option<PathBuf>,
     /// Inventory file (owners, type overrides, protected principals); optional.
     pub inventory: Option<PathBuf>,
     /// Directory of published address ranges, one folder per provider (the layout of
@@ -237,6 +241,11 @@ impl Config {
                 .map_err(|e| errors.extend(e.problems.iter().map(|p| format!("ip_ranges_dir: {p}"))))
                 .ok(),
         };
+        let (rules, loaded) = match &self.rules_dir {
+            None => Rules::builtin(),
+            Some(dir) => Rules::load(dir),
+        };
+        errors.extend(loaded.errors.into_iter().map(|e| format!("rules_dir: {e}")));
         match (detectors, inventory, ranges) {
             (Some(d), Some(i), Some(ranges)) if errors.is_empty() => Ok(Engine::new(
                 d,
@@ -249,6 +258,7 @@ impl Config {
                     state: self.state.clone(),
                     response: self.response.clone(),
                     ranges,
+                    rules: (!rules.is_empty()).then(|| std::sync::Arc::new(rules)),
                     max_clock_skew: self.decode.max_clock_skew_secs as Millis * SECOND,
                     ..EngineConfig::default()
                 },

@@ -26,6 +26,39 @@ fn check_accepts_the_shipped_detectors() {
 }
 
 #[test]
+fn check_validates_a_rules_directory() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
+    let out = nhid(&["check", "--rules", shipped]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // One rule a file in the shipped packs.
+    fn count(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| if p.is_dir() { count(&p) } else { usize::from(p.extension() == Some("yml".as_ref())) })
+            .sum()
+    }
+    let expected = format!("{} content rules (", count(shipped.as_ref()));
+    assert!(stdout.contains(&expected) && stdout.contains("cloudtrail") && stdout.contains("k8s_audit"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let good = "title: Trail stopped\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    eventName: StopLogging\n  condition: sel\nlevel: high\n";
+    std::fs::write(dir.path().join("good.yml"), good).unwrap();
+    let out = nhid(&["check", "--rules", dir.path().to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 content rules (1 cloudtrail)"), "{out:?}");
+    // A broken file, and a condition naming a detection that does not exist: both named.
+    std::fs::write(dir.path().join("broken.yml"), "title: [unclosed\n").unwrap();
+    std::fs::write(dir.path().join("dangling.yml"), good.replace("condition: sel", "condition: nothing")).unwrap();
+    let out = nhid(&["check", "--rules", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in ["rules_dir", "broken.yml", "dangling.yml"] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
+#[test]
 fn check_reports_every_error_at_once_with_exit_code_64() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.toml"), "kind = \"rate_spike\"\ndescription = \"x\"\nseverity = \"loud\"\nreferences = [\"T1\"]\n[default]\nmin_count = 1\nratio = 1.0\nz = 1.0\n").unwrap();

@@ -234,6 +234,12 @@ fn full_event() -> AuditEvent<'static> {
         },
         bytes_out: Some(482_113),
         source_format: SourceFormat::Cloudtrail,
+        rules: vec![nhid_model::event::RuleMatch {
+            id: "4db60cc0-36fb-42b7-9b58-a5b53019fb74".into(),
+            title: "AWS CloudTrail Important Change".into(),
+            level: nhid_model::vocab::Severity::Medium,
+        }],
+        raw: "",
     }
 }
 
@@ -268,6 +274,8 @@ fn a_minimal_event_from_the_structs_validates() {
         source: Source::default(),
         bytes_out: None,
         source_format: SourceFormat::Native,
+        rules: Vec::new(),
+        raw: "",
     };
     assert_valid("audit-event", &serde_json::to_value(event).unwrap());
 }

@@ -1,4 +1,5 @@
-//! `nhid check`: validate configuration, detectors and inventory, and build the Kafka clients
+//! `nhid check`: validate configuration, detectors, content rules and inventory, and build
+//! the Kafka clients
 //! `nhid run` would (dropped at once: nothing is read or sent).
 
 use std::process::ExitCode;
@@ -8,10 +9,14 @@ use super::{EngineArgs, config_errors};
 pub fn run(args: &EngineArgs) -> ExitCode {
     match args.load_for_kafka(|_| {}) {
         Ok((_, engine)) => {
+            let rules = engine.rules().map(|r| r.counts()).unwrap_or_default();
+            let rules: Vec<String> = rules.iter().map(|(format, n)| format!("{n} {format}")).collect();
             println!(
-                "ok: {} detectors ({}), {} inventory entries",
+                "ok: {} detectors ({}), {} content rules ({}), {} inventory entries",
                 engine.detectors().len(),
                 engine.detectors().iter().map(|d| d.id.as_str()).collect::<Vec<_>>().join(", "),
+                engine.rules().map_or(0, |r| r.len()),
+                if rules.is_empty() { "none".to_string() } else { rules.join(", ") },
                 engine.inventory().len()
             );
             ExitCode::SUCCESS

@@ -40,6 +40,9 @@ pub struct EngineArgs {
     /// Directory of detector files; overrides the config's `detectors_dir`.
     #[arg(long)]
     pub detectors: Option<PathBuf>,
+    /// Directory of content rules (Sigma); overrides the config's `rules_dir`.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
     /// Inventory file; overrides the config's `inventory`.
     #[arg(long)]
     pub inventory: Option<PathBuf>,
@@ -87,6 +90,9 @@ impl EngineArgs {
     fn apply(&self, mut config: Config) -> Config {
         if let Some(d) = &self.detectors {
             config.detectors_dir = Some(d.clone());
+        }
+        if let Some(r) = &self.rules {
+            config.rules_dir = Some(r.clone());
         }
         if let Some(i) = &self.inventory {
             config.inventory = Some(i.clone());

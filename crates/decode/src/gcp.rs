@@ -175,6 +175,8 @@ fn to_event<'a>(entry: Entry<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<A
         source: Source { ip, user_agent, asn: None, country: None },
         bytes_out: None,
         source_format: SourceFormat::GcpAudit,
+        rules: Vec::new(),
+        raw,
     })
 }
 

@@ -153,6 +153,8 @@ fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Au
         },
         bytes_out: None,
         source_format: SourceFormat::Github,
+        rules: Vec::new(),
+        raw,
     })
 }
 

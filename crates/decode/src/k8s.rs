@@ -220,6 +220,8 @@ fn to_event<'a>(ev: Event<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Audi
         source: Source { ip: nonempty(ev.source_ip), user_agent: nonempty(ev.user_agent), asn: None, country: None },
         bytes_out: None,
         source_format: SourceFormat::K8sAudit,
+        rules: Vec::new(),
+        raw,
     })
 }
 

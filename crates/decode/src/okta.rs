@@ -231,6 +231,8 @@ fn to_event<'a>(rec: LogEvent<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<
         },
         bytes_out: None,
         source_format: SourceFormat::Okta,
+        rules: Vec::new(),
+        raw,
     })
 }
 

@@ -15,6 +15,7 @@ use crate::detect::{Detector, Finding, LaneSettings};
 use crate::inventory::{Criticality, Entry, Inventory};
 use crate::respond::alert::{Action, Alert, AlertActor, MAX_EVENT_IDS, Mode, Score};
 use crate::respond::policy::{Acting, Block, Policy, ResponseConfig, alert_principal};
+use crate::rules::Rules;
 use crate::state::bindings::CredentialBindings;
 use crate::state::lifecycle::{FACT_TTL, Lifecycle};
 use crate::state::snapshot::{self, Record, SnapshotError, SourceDone};
@@ -44,6 +45,8 @@ pub struct EngineConfig {
     pub response: ResponseConfig,
     /// Published address ranges that place sources; `None`: the dated copy built in.
     pub ranges: Option<Arc<Ranges>>,
+    /// Content rules evaluated on each record as its source wrote it; `None`: none.
+    pub rules: Option<Arc<Rules>>,
     /// How far an event's time may be ahead of the transport's own (a Kafka message's
     /// timestamp) and of the wall clock; further is `implausible_time`.
     pub max_clock_skew: Millis,
@@ -72,6 +75,7 @@ impl Default for EngineConfig {
             state: StateConfig::default(),
             response: ResponseConfig::default(),
             ranges: None,
+            rules: None,
             max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
             wall_clock: nhid_model::time::wall_clock,
         }
@@ -107,6 +111,7 @@ pub struct Engine {
     /// Learning period per principal type, resolved once (it is read per event).
     learning_ms: [Millis; PrincipalType::ALL.len()],
     ranges: Option<Arc<Ranges>>,
+    rules: Option<Arc<Rules>>,
     /// A hash of the detector instances' ids in order: identities' alert marks are indexed
     /// by this list, so a snapshot taken under another is restored without them.
     detectors_fingerprint: u64,
@@ -357,7 +362,13 @@ impl Engine {
             max_clock_skew: config.max_clock_skew,
             wall_clock: config.wall_clock,
             ranges: config.ranges,
+            rules: config.rules,
         }
+    }
+
+    /// The content rules evaluated on raw records, if any.
+    pub fn rules(&self) -> Option<&Rules> {
+        self.rules.as_deref()
     }
 
     /// The re-keying stage's engine for this one: the same decoding and checks (formats,
@@ -370,6 +381,8 @@ impl Engine {
                 format: self.format,
                 topic_formats: self.topic_formats.iter().map(|(t, f)| (t.to_string(), *f)).collect(),
                 rekey: true,
+                // Re-keying reads the raw records; detection gets only canonical events.
+                rules: self.rules.clone(),
                 max_event_bytes: self.max_event_bytes,
                 max_clock_skew: self.max_clock_skew,
                 wall_clock: self.wall_clock,
@@ -452,7 +465,10 @@ impl Engine {
             let record = record.map(|ev| self.plausible(ev, latest).map_err(|e| (e, index)));
             index += 1;
             match record {
-                Ok(Ok(ev)) => {
+                Ok(Ok(mut ev)) => {
+                    if let Some(rules) = &self.rules {
+                        rules.evaluate(&mut ev);
+                    }
                     let principal = principal_hash(ev.principal.id.as_bytes());
                     decoded = Decoded {
                         format: Some(ev.source_format),
@@ -700,9 +716,9 @@ impl Engine {
         };
         let entry = self.inventory.entry(identity.inventory());
         let owner = owner(entry, identity);
-        let mut severity = settings.severity;
+        let mut severity = finding.severity.unwrap_or(settings.severity);
         if entry.and_then(|e| e.criticality) == Some(Criticality::Critical) {
-            severity = bump(severity);
+            severity = severity.raised();
         }
         let principal_id: &str = &ev.principal.id;
         let mut evidence = finding.evidence;
@@ -849,15 +865,6 @@ fn normalized(ev: &AuditEvent<'_>, lane: PrincipalType) -> Normalized {
         principal_id: ev.principal.id.to_string(),
         time: ev.time,
         json: serde_json::to_vec(&ev).expect("events serialize"),
-    }
-}
-
-fn bump(s: Severity) -> Severity {
-    match s {
-        Severity::Info => Severity::Low,
-        Severity::Low => Severity::Medium,
-        Severity::Medium => Severity::High,
-        Severity::High | Severity::Critical => Severity::Critical,
     }
 }
 

@@ -67,6 +67,7 @@ mod engine;
 pub mod inventory;
 pub mod metrics;
 pub mod respond;
+pub mod rules;
 pub mod state;
 
 pub use engine::*;

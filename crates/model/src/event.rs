@@ -38,6 +38,24 @@ pub struct AuditEvent<'a> {
     pub bytes_out: Option<u64>,
     #[serde(default)]
     pub source_format: SourceFormat,
+    /// Content rules (Sigma, `rules/`) the record matched, found where its raw record was
+    /// read: by the detection stage, or by the re-keying stage, which carries them here.
+    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleMatch<'a>>,
+    /// The record as its source wrote it (its JSON text, borrowed from the message, so no
+    /// copy), for content rules; empty for canonical events. Never serialized.
+    #[serde(skip)]
+    pub raw: &'a str,
+}
+
+/// A content rule an event matched: its id, title and level.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RuleMatch<'a> {
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub title: Cow<'a, str>,
+    pub level: crate::vocab::Severity,
 }
 
 /// The longest string field an event may carry: ARNs run to 2,048 bytes, object keys to

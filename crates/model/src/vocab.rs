@@ -13,6 +13,28 @@ string_enum! {
     }
 }
 
+impl Severity {
+    /// One level up (critical stays critical).
+    pub fn raised(self) -> Severity {
+        match self {
+            Severity::Info => Severity::Low,
+            Severity::Low => Severity::Medium,
+            Severity::Medium => Severity::High,
+            Severity::High | Severity::Critical => Severity::Critical,
+        }
+    }
+
+    /// One level down (info stays info).
+    pub fn lowered(self) -> Severity {
+        match self {
+            Severity::Info | Severity::Low => Severity::Info,
+            Severity::Medium => Severity::Low,
+            Severity::High => Severity::Medium,
+            Severity::Critical => Severity::High,
+        }
+    }
+}
+
 string_enum! {
     /// The response a detector asks for; the response policy narrows it to what the event allows.
     #[derive(Default)]

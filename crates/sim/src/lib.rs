@@ -493,6 +493,8 @@ impl EventWriter {
             },
             bytes_out: d.bytes_out,
             source_format: SourceFormat::Native,
+            rules: Vec::new(),
+            raw: "",
         };
         serde_json::to_writer(&mut self.line, &event)?;
         self.line.push(b'\n');

@@ -160,6 +160,8 @@ fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Au
         },
         bytes_out: rec.additional_event_data.and_then(|d| d.bytes_transferred_out),
         source_format: SourceFormat::Cloudtrail,
+        rules: Vec::new(),
+        raw,
     })
 }
 

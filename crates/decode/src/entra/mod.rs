@@ -169,6 +169,8 @@ fn to_event<'a>(mut top: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Resul
         source: Source { ip, user_agent: sign_in.text(|r| &mut r.user_agent), asn: None, country },
         bytes_out: None,
         source_format: SourceFormat::Entra,
+        rules: Vec::new(),
+        raw,
     })
 }
 

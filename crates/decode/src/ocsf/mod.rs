@@ -116,6 +116,8 @@ fn to_event<'a>(ev: Event<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Audi
         },
         bytes_out: None,
         source_format: SourceFormat::Ocsf,
+        rules: Vec::new(),
+        raw,
     })
 }
 

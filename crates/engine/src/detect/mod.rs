@@ -7,6 +7,7 @@
 //! (`[unknown]`) table; `[default]` covers the machine types not named.
 
 pub mod breadth;
+pub mod content;
 pub mod denied_burst;
 pub mod dormant_reactivation;
 pub mod expired_credential;
@@ -57,6 +58,9 @@ pub struct Finding {
     /// aggregation window, a finding of the same detector with another key raises an alert
     /// of its own instead of being folded into the first one's count.
     pub key: u32,
+    /// Its own severity, where the finding carries one (a content rule's level), instead
+    /// of the detector file's.
+    pub severity: Option<Severity>,
 }
 
 /// A detector kind is its parameters for one lane (deserialized from the lane's table,
@@ -210,6 +214,7 @@ pub const REGISTRY: &[Registered] = &[
         "missing_attribution",
         include_str!("../../../../detectors/missing_attribution.toml"),
     ),
+    kind::<content::Content>("content", include_str!("../../../../detectors/content.toml")),
 ];
 
 /// The ids of [`REGISTRY`], for messages and for picking kinds by name.
@@ -653,6 +658,8 @@ pub(crate) mod testing {
             source: Source::default(),
             bytes_out: None,
             source_format: SourceFormat::Native,
+            rules: Vec::new(),
+            raw: "",
         }
     }
 

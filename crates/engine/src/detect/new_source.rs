@@ -114,6 +114,7 @@ impl Kind for NewSource {
         let credential = ev.credential.id.as_deref().map(|c| format!(" with credential {c}")).unwrap_or_default();
         let baseline = [network, client, action].iter().flatten().map(describe).collect::<Vec<_>>().join("; ");
         Some(Finding {
+            severity: None,
             evidence,
             summary: format!("{} was used{credential} {} (chance {p:.1e}).", ev.principal.id, what.join(" ")),
             unit: ev.time.div_euclid(MINUTE),

@@ -90,6 +90,7 @@ impl Kind for RateSpike {
         let (w, observed, expected) = (WINDOWS[i], obs.calls_in[i], expected as f32);
         let over = if w == 1 { "in one minute".to_string() } else { format!("in {w} minutes") };
         Some(Finding {
+            severity: None,
             evidence: crate::evidence! {
                 "window_minutes" => w,
                 "observed" => observed,

@@ -56,6 +56,7 @@ impl Kind for ScopeDrift {
         };
         let p = chance(novel);
         Some(Finding {
+            severity: None,
             evidence: crate::evidence! {
                 "action" => ev.action,
                 "service" => ev.service,

@@ -1248,6 +1248,8 @@ mod tests {
             },
             bytes_out: None,
             source_format: SourceFormat::Native,
+            rules: Vec::new(),
+            raw: "",
         }
     }
 

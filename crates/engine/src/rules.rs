@@ -1,0 +1,352 @@
+//! Content rules: what a call does, judged on the record as its source wrote it. Sigma
+//! rules (the public rule packs' format) are compiled once by `rsigma-eval` into matchers
+//! behind its candidate index, and each record is evaluated by the rules whose logsource is
+//! its format: the packs' CloudTrail rules read `eventName` and `requestParameters.*`
+//! exactly as CloudTrail writes them, so they work unchanged.
+//!
+//! A record is read lazily ([`Raw`]): a field a rule or the index asks for is found in the
+//! JSON text by a SIMD scan (sonic-rs), without building the document; only a path through
+//! an array, or a rule searching every value, parses it whole, once. Most records match no
+//! candidate rule and cost a lookup or two.
+//!
+//! The rules a record matched go on its canonical event ([`RuleMatch`]); the `content`
+//! detector weighs them against the identity's baseline.
+
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+
+use nhid_model::event::{AuditEvent, RuleMatch, SourceFormat};
+use nhid_model::vocab::Severity;
+use rsigma_eval::{Engine as Sigma, Event, EventValue, JsonEvent};
+use rsigma_parser::{Level, LogSource, SigmaRule};
+
+/// The rules shipped in `rules/`, compiled in: `(path under rules/, text)`.
+const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
+
+/// Matches kept per record: a record matching more is an odd one, and the event carries a
+/// bounded list.
+pub const MAX_MATCHES: usize = 16;
+
+/// Compiled content rules, by the format whose records they read.
+pub struct Rules {
+    by_format: Vec<(SourceFormat, Sigma)>,
+    count: usize,
+}
+
+/// What loading rule files found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Rules compiled, by format.
+    pub rules: Vec<(SourceFormat, usize)>,
+    /// Rules whose logsource is no format nhid reads (Windows, M365, ...): left out.
+    pub other_logsources: usize,
+    /// Files or rules that could not be read, each with why: a configuration error.
+    pub errors: Vec<String>,
+}
+
+impl Rules {
+    /// The rules shipped with nhid (`rules/`).
+    pub fn builtin() -> (Rules, Loaded) {
+        Rules::from_texts(BUILTIN.iter().map(|(path, text)| (PathBuf::from(path), Cow::Borrowed(*text))))
+    }
+
+    /// Every `.yml`/`.yaml` file under `dir` (an empty directory: no content rules).
+    pub fn load(dir: &Path) -> (Rules, Loaded) {
+        let mut files = Vec::new();
+        let mut errors = Vec::new();
+        collect(dir, &mut files, &mut errors);
+        files.sort();
+        let texts = files.into_iter().filter_map(|path| match std::fs::read_to_string(&path) {
+            Ok(text) => Some((path, Cow::Owned(text))),
+            Err(e) => {
+                errors.push(format!("{}: {e}", path.display()));
+                None
+            }
+        });
+        let texts: Vec<_> = texts.collect();
+        let (rules, mut loaded) = Rules::from_texts(texts.into_iter());
+        loaded.errors.splice(0..0, errors);
+        (rules, loaded)
+    }
+
+    fn from_texts<'t>(texts: impl Iterator<Item = (PathBuf, Cow<'t, str>)>) -> (Rules, Loaded) {
+        let mut loaded = Loaded::default();
+        let mut by_format: Vec<(SourceFormat, Sigma)> = Vec::new();
+        for (path, text) in texts {
+            let collection = match rsigma_parser::parse_sigma_yaml(&text) {
+                Ok(c) => c,
+                Err(e) => {
+                    loaded.errors.push(format!("{}: {e}", path.display()));
+                    continue;
+                }
+            };
+            loaded.errors.extend(collection.errors.iter().map(|e| format!("{}: {e}", path.display())));
+            for rule in &collection.rules {
+                let Some(format) = format_of(&rule.logsource) else {
+                    loaded.other_logsources += 1;
+                    continue;
+                };
+                let at = match by_format.iter().position(|(f, _)| *f == format) {
+                    Some(at) => at,
+                    None => {
+                        by_format.push((format, Sigma::new()));
+                        by_format.len() - 1
+                    }
+                };
+                if let Err(e) = by_format[at].1.add_rule(&with_id(rule, &path)) {
+                    loaded.errors.push(format!("{}: {}: {e}", path.display(), rule.title));
+                }
+            }
+        }
+        loaded.rules = by_format.iter().map(|(f, s)| (*f, s.rule_count())).collect();
+        let count = loaded.rules.iter().map(|(_, n)| n).sum();
+        (Rules { by_format, count }, loaded)
+    }
+
+    /// Rules compiled, by the format whose records they read.
+    pub fn counts(&self) -> Vec<(&'static str, usize)> {
+        self.by_format.iter().map(|(f, s)| (f.as_str(), s.rule_count())).collect()
+    }
+
+    /// How many rules are compiled.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Adds to `ev` the rules its raw record matches.
+    pub fn evaluate(&self, ev: &mut AuditEvent<'_>) {
+        if ev.raw.is_empty() {
+            return;
+        }
+        let Some((_, sigma)) = self.by_format.iter().find(|(f, _)| *f == ev.source_format) else { return };
+        let raw = Raw::new(ev.raw);
+        for result in sigma.evaluate(&raw).into_iter().take(MAX_MATCHES) {
+            let header = result.header;
+            let id = header.rule_id.unwrap_or_else(|| header.rule_title.clone());
+            ev.rules.push(RuleMatch {
+                id: Cow::Owned(id),
+                title: Cow::Owned(header.rule_title),
+                level: header.level.map_or(Severity::Medium, severity),
+            });
+        }
+    }
+}
+
+/// The format whose records a rule's logsource names; `None` for one nhid does not read.
+fn format_of(logsource: &LogSource) -> Option<SourceFormat> {
+    let (product, service) = (logsource.product.as_deref(), logsource.service.as_deref());
+    match (product, service) {
+        (Some("aws"), Some("cloudtrail")) => Some(SourceFormat::Cloudtrail),
+        (Some("kubernetes"), Some("audit")) => Some(SourceFormat::K8sAudit),
+        (Some("github"), Some("audit")) => Some(SourceFormat::Github),
+        (Some("okta"), Some("okta")) => Some(SourceFormat::Okta),
+        (Some("gcp"), Some("gcp.audit")) => Some(SourceFormat::GcpAudit),
+        (Some("azure"), Some("signinlogs" | "auditlogs")) => Some(SourceFormat::Entra),
+        _ => None,
+    }
+}
+
+/// A rule without an `id` is named by its file.
+fn with_id(rule: &SigmaRule, path: &Path) -> SigmaRule {
+    let mut rule = rule.clone();
+    if rule.id.is_none() {
+        rule.id = Some(path.file_stem().map_or_else(|| rule.title.clone(), |s| s.to_string_lossy().into_owned()));
+    }
+    rule
+}
+
+/// A rule's level as nhid's severity.
+fn severity(level: Level) -> Severity {
+    match level {
+        Level::Informational => Severity::Info,
+        Level::Low => Severity::Low,
+        Level::Medium => Severity::Medium,
+        Level::High => Severity::High,
+        Level::Critical => Severity::Critical,
+    }
+}
+
+fn collect(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<String>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => return errors.push(format!("{}: {e}", dir.display())),
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(&path, files, errors);
+        } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+            files.push(path);
+        }
+    }
+}
+
+/// A raw record as Sigma reads it: fields found in the text as they are asked for; the
+/// whole document parsed once, only when a path goes through an array or a rule searches
+/// every value.
+struct Raw<'a> {
+    text: &'a str,
+    parsed: OnceCell<serde_json::Value>,
+}
+
+impl<'a> Raw<'a> {
+    fn new(text: &'a str) -> Raw<'a> {
+        Raw { text, parsed: OnceCell::new() }
+    }
+
+    fn parsed(&self) -> &serde_json::Value {
+        self.parsed.get_or_init(|| serde_json::from_str(self.text).unwrap_or_default())
+    }
+}
+
+impl Event for Raw<'_> {
+    fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
+        if let Some(parsed) = self.parsed.get() {
+            return JsonEvent::borrow(parsed).get_field(path).map(owned);
+        }
+        match sonic_rs::get(self.text, path.split('.')) {
+            Ok(v) => scalar(&v).or_else(|| JsonEvent::borrow(self.parsed()).get_field(path).map(owned)),
+            // Not there as a path of keys: absent, unless an array is on the way.
+            Err(e) if e.is_not_found() => {
+                (path.contains('.')).then(|| JsonEvent::borrow(self.parsed()).get_field(path).map(owned)).flatten()
+            }
+            Err(_) => JsonEvent::borrow(self.parsed()).get_field(path).map(owned),
+        }
+    }
+
+    fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
+        JsonEvent::borrow(self.parsed()).any_string_value(pred)
+    }
+
+    fn all_string_values(&self) -> Vec<Cow<'_, str>> {
+        JsonEvent::borrow(self.parsed()).all_string_values().into_iter().map(|s| Cow::Owned(s.into_owned())).collect()
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        self.parsed().clone()
+    }
+}
+
+/// A scalar found in the text, borrowed from it when it holds no escapes; `None` for an
+/// object or array (read from the parse).
+fn scalar<'a>(v: &sonic_rs::LazyValue<'a>) -> Option<EventValue<'a>> {
+    use sonic_rs::JsonValueTrait;
+    if v.is_str() {
+        if let Cow::Borrowed(raw) = v.as_raw_cow()
+            && raw.len() >= 2
+            && !raw.contains('\\')
+        {
+            return Some(EventValue::Str(Cow::Borrowed(&raw[1..raw.len() - 1])));
+        }
+        return v.as_str().map(|s| EventValue::Str(Cow::Owned(s.to_owned())));
+    }
+    if let Some(b) = v.as_bool() {
+        return Some(EventValue::Bool(b));
+    }
+    if let Some(i) = v.as_i64() {
+        return Some(EventValue::Int(i));
+    }
+    if let Some(f) = v.as_f64() {
+        return Some(EventValue::Float(f));
+    }
+    v.is_null().then_some(EventValue::Null)
+}
+
+/// A value of the parse, owned: the parse outlives the call but not by the trait's lifetime.
+fn owned(v: EventValue<'_>) -> EventValue<'static> {
+    match v {
+        EventValue::Str(s) => EventValue::Str(Cow::Owned(s.into_owned())),
+        EventValue::Int(i) => EventValue::Int(i),
+        EventValue::Float(f) => EventValue::Float(f),
+        EventValue::Bool(b) => EventValue::Bool(b),
+        EventValue::Null => EventValue::Null,
+        EventValue::Array(a) => EventValue::Array(a.into_iter().map(owned).collect()),
+        EventValue::Map(m) => {
+            EventValue::Map(m.into_iter().map(|(k, v)| (Cow::Owned(k.into_owned()), owned(v))).collect())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STOP_LOGGING: &str = r#"{"eventVersion":"1.08","eventTime":"2026-11-02T10:00:00Z","eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.9","userAgent":"aws-cli/2.17","requestParameters":{"name":"arn:aws:cloudtrail:us-east-1:123456789012:trail/main"},"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::123456789012:user/ci","accessKeyId":"AKIAEXAMPLE"}}"#;
+
+    fn event(raw: &str) -> AuditEvent<'_> {
+        let mut ev = crate::detect::testing::event(0, nhid_model::event::PrincipalType::ServiceAccount);
+        ev.source_format = SourceFormat::Cloudtrail;
+        ev.raw = raw;
+        ev
+    }
+
+    #[test]
+    fn the_shipped_rules_compile_and_leave_out_only_other_logsources() {
+        let (rules, loaded) = Rules::builtin();
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        assert_eq!(loaded.other_logsources, 0, "rules/ holds only logsources nhid reads");
+        assert!(rules.len() >= 100, "{}", rules.len());
+        let formats: Vec<_> = rules.counts().into_iter().map(|(f, _)| f).collect();
+        for f in ["cloudtrail", "k8s_audit", "github", "okta"] {
+            assert!(formats.contains(&f), "{f}: {formats:?}");
+        }
+    }
+
+    #[test]
+    fn a_record_matches_by_its_own_fields_and_only_rules_of_its_format() {
+        let (rules, _) = Rules::builtin();
+        let mut ev = event(STOP_LOGGING);
+        rules.evaluate(&mut ev);
+        let titles: Vec<_> = ev.rules.iter().map(|r| r.title.as_ref()).collect();
+        assert!(titles.contains(&"AWS CloudTrail Important Change"), "{titles:?}");
+        assert!(ev.rules.iter().all(|r| r.level == Severity::Medium || r.level == Severity::High), "{:?}", ev.rules);
+        // The same text read as another format's record: no CloudTrail rule applies.
+        let mut ev = event(STOP_LOGGING);
+        ev.source_format = SourceFormat::Okta;
+        rules.evaluate(&mut ev);
+        assert!(ev.rules.is_empty(), "{:?}", ev.rules);
+        // A canonical event has no raw record: nothing to read.
+        let mut ev = event("");
+        rules.evaluate(&mut ev);
+        assert!(ev.rules.is_empty());
+    }
+
+    #[test]
+    fn fields_are_read_through_arrays_and_escapes() {
+        let raw = r#"{"eventName":"Auth\"orize","requestParameters":{"ipPermissions":{"items":[{"ipRanges":{"items":[{"cidrIp":"10.0.0.0/8"},{"cidrIp":"0.0.0.0/0"}]}}]}},"n":3,"b":true,"z":null}"#;
+        let r = Raw::new(raw);
+        assert_eq!(r.get_field("eventName"), Some(EventValue::Str(Cow::Borrowed("Auth\"orize"))));
+        assert_eq!(r.get_field("n"), Some(EventValue::Int(3)));
+        assert_eq!(r.get_field("b"), Some(EventValue::Bool(true)));
+        assert_eq!(r.get_field("z"), Some(EventValue::Null));
+        assert_eq!(r.get_field("missing"), None);
+        assert_eq!(r.get_field("requestParameters.missing"), None);
+        let cidrs = r.get_field("requestParameters.ipPermissions.items.ipRanges.items.cidrIp");
+        let text = format!("{cidrs:?}");
+        assert!(text.contains("0.0.0.0/0"), "{text}");
+    }
+
+    #[test]
+    fn a_rules_directory_reports_every_broken_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = "title: Trail stopped\nid: t-1\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    eventName: StopLogging\n  condition: sel\nlevel: high\n";
+        std::fs::create_dir(dir.path().join("aws")).unwrap();
+        std::fs::write(dir.path().join("aws/good.yml"), good).unwrap();
+        std::fs::write(dir.path().join("broken.yml"), "title: [unclosed\n").unwrap();
+        std::fs::write(dir.path().join("windows.yml"), good.replace("product: aws", "product: windows")).unwrap();
+        let (rules, loaded) = Rules::load(dir.path());
+        assert_eq!(rules.len(), 1);
+        assert_eq!(loaded.other_logsources, 1);
+        assert_eq!(loaded.errors.len(), 1, "{:?}", loaded.errors);
+        assert!(loaded.errors[0].contains("broken.yml"), "{:?}", loaded.errors);
+        let mut ev = event(STOP_LOGGING);
+        rules.evaluate(&mut ev);
+        assert_eq!(ev.rules.len(), 1);
+        assert_eq!((ev.rules[0].id.as_ref(), ev.rules[0].level), ("t-1", Severity::High));
+    }
+}

@@ -1,0 +1,82 @@
+//! Content rules (Sigma, `rules/`) on real records: the CloudTrail samples of Panther's rule
+//! tests (panther-labs/panther-analysis, Apache-2.0; see the dataset's README.txt), each
+//! replayed on a cold start, as a new identity's first call. Panther's own rules for
+//! stopping or deleting a trail, making a snapshot public and changing a security group say
+//! which samples are such calls; the shipped SigmaHQ rules must alert on those by content,
+//! at the first call, and never act on a person for it.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use nhid::config::Config;
+use nhid_engine::{Origin, Outputs};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct RuleTest {
+    rule_id: String,
+    test_name: String,
+    expected_result: Option<bool>,
+    log: serde_json::Value,
+}
+
+/// The Panther rule's positive samples, as raw CloudTrail lines.
+fn samples(rule_id: &str) -> Vec<(String, Vec<u8>)> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/panther_analysis_labeled_events/rule_tests.jsonl.gz");
+    let file = std::fs::File::open(path).unwrap();
+    let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(file));
+    reader
+        .lines()
+        .map(|l| serde_json::from_str::<RuleTest>(&l.unwrap()).unwrap())
+        .filter(|t| t.rule_id == rule_id && t.expected_result == Some(true))
+        .map(|t| (t.test_name, serde_json::to_vec(&t.log).unwrap()))
+        .collect()
+}
+
+/// The content alerts of one record on a fresh engine: (Sigma rule titles, severity,
+/// principal type), and the actions.
+fn content_alerts(line: &[u8]) -> (Vec<(Vec<String>, String, String)>, usize) {
+    let engine = Config::default().engine().unwrap();
+    let mut out = Outputs::default();
+    engine.process(line, Origin { source: "audit", partition: 0, offset: 0 }, None, &mut out);
+    let alerts = out
+        .alerts
+        .iter()
+        .filter(|a| a.detector == "content")
+        .map(|a| {
+            let rules = a.evidence["rules"].as_array().unwrap();
+            let titles = rules.iter().map(|r| r.as_str().unwrap().to_string()).collect();
+            (titles, a.severity.as_str().to_string(), a.principal.kind.as_str().to_string())
+        })
+        .collect();
+    (alerts, out.actions.len())
+}
+
+#[test]
+fn dangerous_calls_are_alerted_by_content_at_the_first_call() {
+    let cases = [
+        ("AWS.CloudTrail.Stopped", "AWS CloudTrail Important Change"),
+        ("AWS.CloudTrail.SnapshotMadePublic", "AWS Snapshot Backup Exfiltration"),
+        ("AWS.EC2.SecurityGroupModified", "Ingress/Egress Security Group Modification"),
+    ];
+    for (panther, sigma) in cases {
+        let samples = samples(panther);
+        assert!(!samples.is_empty(), "{panther}: no samples");
+        for (name, line) in samples {
+            let (alerts, _) = content_alerts(&line);
+            assert!(
+                alerts.iter().any(|(titles, _, _)| titles.iter().any(|t| t == sigma)),
+                "{panther} / {name}: no alert from {sigma:?}: {alerts:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_person_doing_a_dangerous_call_is_alerted_on_and_never_acted_on() {
+    let (name, line) = samples("AWS.CloudTrail.Stopped").into_iter().next().unwrap();
+    let (alerts, actions) = content_alerts(&line);
+    assert!(alerts.iter().any(|(_, _, kind)| kind == "human"), "{name}: {alerts:?}");
+    assert_eq!(actions, 0, "{name}: a person is never acted on");
+}
