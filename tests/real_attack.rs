@@ -188,6 +188,10 @@ fn a_key_minted_with_stolen_root_credentials_is_alerted_at_its_first_use() {
         trail.write_all(b"\n").unwrap();
     }
     trail.finish().unwrap();
+    // `NHID_KEEP_TRAIL=FILE` keeps the trail, a realistic CloudTrail stream to measure with.
+    if let Some(keep) = std::env::var_os("NHID_KEEP_TRAIL") {
+        std::fs::copy(p("trail.jsonl.gz"), keep).unwrap();
+    }
     let by_type = principals.values().fold(BTreeMap::new(), |mut m, p| {
         *m.entry(p.kind).or_insert(0) += 1;
         m
