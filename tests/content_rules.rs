@@ -80,3 +80,26 @@ fn a_person_doing_a_dangerous_call_is_alerted_on_and_never_acted_on() {
     assert!(alerts.iter().any(|(_, _, kind)| kind == "human"), "{name}: {alerts:?}");
     assert_eq!(actions, 0, "{name}: a person is never acted on");
 }
+
+/// Re-keying reads the raw record and detection only the canonical event: the matches go
+/// with the event, and detection alerts on them as if it had read the record itself.
+#[test]
+fn matches_found_by_re_keying_reach_detection_on_the_canonical_event() {
+    let (name, line) = samples("AWS.CloudTrail.Stopped").into_iter().next().unwrap();
+    let detection = Config::default().engine().unwrap();
+    let rekeying = detection.rekeying();
+    let mut out = Outputs::default();
+    rekeying.process(&line, Origin { source: "audit", partition: 0, offset: 0 }, None, &mut out);
+    assert_eq!(out.normalized.len(), 1, "{name}");
+    let canonical = out.normalized.remove(0).json;
+    let event: serde_json::Value = serde_json::from_slice(&canonical).unwrap();
+    let titles: Vec<&str> = event["rules"].as_array().unwrap().iter().map(|r| r["title"].as_str().unwrap()).collect();
+    assert!(titles.contains(&"AWS CloudTrail Important Change"), "{name}: {titles:?}");
+    assert!(out.alerts.is_empty(), "re-keying raises nothing");
+
+    let (alerts, _) = content_alerts(&canonical);
+    assert!(
+        alerts.iter().any(|(titles, _, _)| titles.iter().any(|t| t == "AWS CloudTrail Important Change")),
+        "{name}: {alerts:?}"
+    );
+}
