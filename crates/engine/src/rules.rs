@@ -14,12 +14,13 @@
 
 use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use nhid_model::event::{AuditEvent, RuleMatch, SourceFormat};
 use nhid_model::vocab::Severity;
 use rsigma_eval::{Engine as Sigma, Event, EventValue, JsonEvent};
-use rsigma_parser::{Level, LogSource, SigmaRule};
+use rsigma_parser::{ConditionExpr, Detection, Level, LogSource, Quantifier, SelectorPattern, SigmaRule, SigmaValue};
 
 /// The rules shipped in `rules/`, compiled in: `(path under rules/, text)`.
 const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
@@ -30,8 +31,30 @@ pub const MAX_MATCHES: usize = 16;
 
 /// Compiled content rules, by the format whose records they read.
 pub struct Rules {
-    by_format: Vec<(SourceFormat, Sigma)>,
+    by_format: Vec<Compiled>,
     count: usize,
+}
+
+/// One format's rules, indexed by the value they require of one of the format's key
+/// fields ([`key_fields`], the first a rule pins, [`pinned`]): a record is evaluated only by
+/// the rules whose value it has, and by those that pin none.
+struct Compiled {
+    format: SourceFormat,
+    sigma: Sigma,
+    /// Per key field, the rules by the value they require (folded to lower case).
+    by_key: Vec<(&'static str, HashMap<String, Vec<usize>>)>,
+    always: Vec<usize>,
+}
+
+/// The fields most rules of a format pin, the call first, all of them early in a record.
+fn key_fields(format: SourceFormat) -> &'static [&'static str] {
+    match format {
+        SourceFormat::Cloudtrail => &["eventName", "eventSource", "userIdentity.type"],
+        SourceFormat::Okta => &["eventType"],
+        SourceFormat::Github => &["action"],
+        SourceFormat::K8sAudit => &["verb", "objectRef.resource"],
+        _ => &[],
+    }
 }
 
 /// What loading rule files found.
@@ -72,7 +95,7 @@ impl Rules {
 
     fn from_texts<'t>(texts: impl Iterator<Item = (PathBuf, Cow<'t, str>)>) -> (Rules, Loaded) {
         let mut loaded = Loaded::default();
-        let mut by_format: Vec<(SourceFormat, Sigma)> = Vec::new();
+        let mut by_format: Vec<Compiled> = Vec::new();
         for (path, text) in texts {
             let collection = match rsigma_parser::parse_sigma_yaml(&text) {
                 Ok(c) => c,
@@ -87,26 +110,36 @@ impl Rules {
                     loaded.other_logsources += 1;
                     continue;
                 };
-                let at = match by_format.iter().position(|(f, _)| *f == format) {
+                let at = match by_format.iter().position(|c| c.format == format) {
                     Some(at) => at,
                     None => {
-                        by_format.push((format, Sigma::new()));
+                        let by_key = key_fields(format).iter().map(|&f| (f, HashMap::new())).collect();
+                        let compiled = Compiled { format, sigma: Sigma::new(), by_key, always: Vec::new() };
+                        by_format.push(compiled);
                         by_format.len() - 1
                     }
                 };
-                if let Err(e) = by_format[at].1.add_rule(&with_id(rule, &path)) {
+                let compiled = &mut by_format[at];
+                let index = compiled.sigma.rule_count();
+                if let Err(e) = compiled.sigma.add_rule(&with_id(rule, &path)) {
                     loaded.errors.push(format!("{}: {}: {e}", path.display(), rule.title));
+                    continue;
+                }
+                let key = compiled.by_key.iter_mut().find_map(|(field, map)| Some((map, pinned(rule, field)?)));
+                match key {
+                    Some((map, values)) => values.into_iter().for_each(|v| map.entry(v).or_default().push(index)),
+                    None => compiled.always.push(index),
                 }
             }
         }
-        loaded.rules = by_format.iter().map(|(f, s)| (*f, s.rule_count())).collect();
+        loaded.rules = by_format.iter().map(|c| (c.format, c.sigma.rule_count())).collect();
         let count = loaded.rules.iter().map(|(_, n)| n).sum();
         (Rules { by_format, count }, loaded)
     }
 
     /// Rules compiled, by the format whose records they read.
     pub fn counts(&self) -> Vec<(&'static str, usize)> {
-        self.by_format.iter().map(|(f, s)| (f.as_str(), s.rule_count())).collect()
+        self.by_format.iter().map(|c| (c.format.as_str(), c.sigma.rule_count())).collect()
     }
 
     /// How many rules are compiled.
@@ -123,9 +156,19 @@ impl Rules {
         if ev.raw.is_empty() {
             return;
         }
-        let Some((_, sigma)) = self.by_format.iter().find(|(f, _)| *f == ev.source_format) else { return };
+        let Some(compiled) = self.by_format.iter().find(|c| c.format == ev.source_format) else { return };
         let raw = Raw::new(ev.raw);
-        for result in sigma.evaluate(&raw).into_iter().take(MAX_MATCHES) {
+        let mut candidates = compiled.always.clone();
+        for (field, map) in &compiled.by_key {
+            if let Some(EventValue::Str(v)) = raw.get_field(field)
+                && let Some(rules) = map.get(&v.to_lowercase())
+            {
+                candidates.extend(rules);
+            }
+        }
+        let rules = compiled.sigma.rules();
+        let matches = candidates.iter().filter_map(|&i| rsigma_eval::evaluate_rule(&rules[i], &raw));
+        for result in matches.take(MAX_MATCHES) {
             let header = result.header;
             let id = header.rule_id.unwrap_or_else(|| header.rule_title.clone());
             ev.rules.push(RuleMatch {
@@ -147,6 +190,69 @@ fn format_of(logsource: &LogSource) -> Option<SourceFormat> {
         (Some("okta"), Some("okta")) => Some(SourceFormat::Okta),
         (Some("gcp"), Some("gcp.audit")) => Some(SourceFormat::GcpAudit),
         (Some("azure"), Some("signinlogs" | "auditlogs")) => Some(SourceFormat::Entra),
+        _ => None,
+    }
+}
+
+/// The values `field` must hold (plainly, without modifiers or wildcards, folded to lower
+/// case as Sigma compares) for `rule` to match; `None` when the rule does not pin it, or
+/// pins it in a way this does not follow (a quantifier over detections, a negation).
+fn pinned(rule: &SigmaRule, field: &str) -> Option<Vec<String>> {
+    let named = &rule.detection.named;
+    // In one detection: a mapping pins the field by one of its items; a list of mappings
+    // when each of them does (the union).
+    fn in_detection(d: &Detection, field: &str) -> Option<Vec<String>> {
+        match d {
+            Detection::AllOf(items) => items.iter().find_map(|item| {
+                let plain = item.field.name.as_deref() == Some(field) && item.field.modifiers.is_empty();
+                let values: Option<Vec<String>> = item
+                    .values
+                    .iter()
+                    .map(|v| match v {
+                        SigmaValue::String(s) => s.as_plain().map(|p| p.to_lowercase()),
+                        _ => None,
+                    })
+                    .collect();
+                values.filter(|v| plain && !v.is_empty())
+            }),
+            Detection::AnyOf(ds) => {
+                let all: Option<Vec<Vec<String>>> = ds.iter().map(|d| in_detection(d, field)).collect();
+                all.map(|v| v.concat()).filter(|v| !v.is_empty())
+            }
+            _ => None,
+        }
+    }
+    fn in_condition(c: &ConditionExpr, named: &HashMap<String, Detection>, field: &str) -> Option<Vec<String>> {
+        match c {
+            ConditionExpr::Identifier(name) => in_detection(named.get(name)?, field),
+            ConditionExpr::And(cs) => cs.iter().find_map(|c| in_condition(c, named, field)),
+            ConditionExpr::Or(cs) => {
+                let all: Option<Vec<Vec<String>>> = cs.iter().map(|c| in_condition(c, named, field)).collect();
+                all.map(|v| v.concat())
+            }
+            // `1 of selection_*` is an `or` of the detections named so, `all of` an `and`
+            // (a detection of `them` named `filter*` is no exception: it is not negated here).
+            ConditionExpr::Selector { quantifier, pattern } => {
+                let prefix = match pattern {
+                    SelectorPattern::Them => "",
+                    SelectorPattern::Pattern(p) => p.strip_suffix('*').filter(|p| !p.contains(['*', '?']))?,
+                };
+                let mut names: Vec<&String> = named.keys().filter(|n| n.starts_with(prefix)).collect();
+                names.sort();
+                let each = names.iter().map(|n| in_detection(&named[*n], field));
+                match quantifier {
+                    Quantifier::Any | Quantifier::Count(1) => {
+                        each.collect::<Option<Vec<_>>>().map(|v| v.concat()).filter(|v| !v.is_empty())
+                    }
+                    Quantifier::All => each.flatten().next(),
+                    Quantifier::Count(_) => None,
+                }
+            }
+            ConditionExpr::Not(_) => None,
+        }
+    }
+    match rule.detection.conditions.as_slice() {
+        [condition] => in_condition(condition, named, field),
         _ => None,
     }
 }
@@ -311,6 +417,48 @@ mod tests {
         ev.source_format = SourceFormat::Cloudtrail;
         ev.raw = raw;
         ev
+    }
+
+    #[test]
+    fn most_shipped_rules_name_their_calls_and_the_index_loses_no_match() {
+        let (rules, _) = Rules::builtin();
+        let cloudtrail = rules.by_format.iter().find(|c| c.format == SourceFormat::Cloudtrail).unwrap();
+        let indexed: std::collections::BTreeSet<usize> =
+            cloudtrail.by_key.iter().flat_map(|(_, map)| map.values().flatten().copied()).collect();
+        assert_eq!(indexed.len() + cloudtrail.always.len(), cloudtrail.sigma.rule_count());
+        // Left for every record: a regex on `userIdentity.arn`, a `userAgent` equality.
+        assert!(cloudtrail.always.len() <= 2, "{} unindexed, {} indexed", cloudtrail.always.len(), indexed.len());
+        // Every record of Panther's rule tests in a format with rules: the index finds what
+        // evaluating every rule finds.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/data/panther_analysis_labeled_events/rule_tests.jsonl.gz"
+        );
+        let text = {
+            use std::io::Read as _;
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_string(&mut text).unwrap();
+            text
+        };
+        let mut compared = 0;
+        for line in text.lines() {
+            let test: serde_json::Value = serde_json::from_str(line).unwrap();
+            let log = serde_json::to_string(&test["log"]).unwrap();
+            let ctx = nhid_decode::DecodeContext { fallback_time: Some(0), max_event_bytes: 0 };
+            nhid_decode::decode(log.as_bytes(), nhid_decode::Format::Auto, &ctx, &mut |ev| {
+                let Ok(mut ev) = ev else { return };
+                let Some(compiled) = rules.by_format.iter().find(|c| c.format == ev.source_format) else { return };
+                let mut all: Vec<String> =
+                    compiled.sigma.evaluate(&Raw::new(ev.raw)).into_iter().map(|r| r.header.rule_title).collect();
+                rules.evaluate(&mut ev);
+                let mut found: Vec<String> = ev.rules.iter().map(|r| r.title.to_string()).collect();
+                all.sort();
+                found.sort();
+                assert_eq!(found, all, "{log}");
+                compared += 1;
+            });
+        }
+        assert!(compared > 500, "{compared}");
     }
 
     #[test]
