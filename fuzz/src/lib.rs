@@ -51,7 +51,12 @@ pub fn check_event(event: &AuditEvent<'_>) {
     assert!(!event.principal.id.is_empty(), "an event without a principal id");
     let json = serde_json::to_vec(event).expect("an event serializes");
     match nhid_decode::native::decode(std::str::from_utf8(&json).expect("JSON is UTF-8")) {
-        Ok(again) => assert_eq!(&again, event, "the canonical JSON of an event reads back as another"),
+        // The record's raw text is a view of the input, never serialized.
+        Ok(again) => assert_eq!(
+            AuditEvent { raw: event.raw, ..again },
+            *event,
+            "the canonical JSON of an event reads back as another"
+        ),
         Err(e) => panic!("the canonical JSON of an event does not read back: {e}\n{}", String::from_utf8_lossy(&json)),
     }
 }
