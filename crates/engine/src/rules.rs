@@ -32,7 +32,6 @@ pub const MAX_MATCHES: usize = 16;
 /// Compiled content rules, by the format whose records they read.
 pub struct Rules {
     by_format: Vec<Compiled>,
-    count: usize,
 }
 
 /// One format's rules, indexed by the value they require of one of the format's key
@@ -60,8 +59,6 @@ fn key_fields(format: SourceFormat) -> &'static [&'static str] {
 /// What loading rule files found.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    /// Rules compiled, by format.
-    pub rules: Vec<(SourceFormat, usize)>,
     /// Rules whose logsource is no format nhid reads (Windows, M365, ...): left out.
     pub other_logsources: usize,
     /// Files or rules that could not be read, each with why: a configuration error.
@@ -132,9 +129,7 @@ impl Rules {
                 }
             }
         }
-        loaded.rules = by_format.iter().map(|c| (c.format, c.sigma.rule_count())).collect();
-        let count = loaded.rules.iter().map(|(_, n)| n).sum();
-        (Rules { by_format, count }, loaded)
+        (Rules { by_format }, loaded)
     }
 
     /// Rules compiled, by the format whose records they read.
@@ -144,11 +139,11 @@ impl Rules {
 
     /// How many rules are compiled.
     pub fn len(&self) -> usize {
-        self.count
+        self.by_format.iter().map(|c| c.sigma.rule_count()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.len() == 0
     }
 
     /// Adds to `ev` the rules its raw record matches.
@@ -158,16 +153,16 @@ impl Rules {
         }
         let Some(compiled) = self.by_format.iter().find(|c| c.format == ev.source_format) else { return };
         let raw = Raw::new(ev.raw);
-        let mut candidates = compiled.always.clone();
-        for (field, map) in &compiled.by_key {
-            if let Some(EventValue::Str(v)) = raw.get_field(field)
-                && let Some(rules) = map.get(&v.to_lowercase())
-            {
-                candidates.extend(rules);
+        // A key field no rule of the format pins is not read.
+        let keyed = compiled.by_key.iter().filter(|(_, map)| !map.is_empty()).filter_map(|(field, map)| {
+            match raw.get_field(field) {
+                Some(EventValue::Str(v)) => map.get(&v.to_lowercase()),
+                _ => None,
             }
-        }
+        });
         let rules = compiled.sigma.rules();
-        let matches = candidates.iter().filter_map(|&i| rsigma_eval::evaluate_rule(&rules[i], &raw));
+        let candidates = compiled.always.iter().chain(keyed.flatten());
+        let matches = candidates.filter_map(|&i| rsigma_eval::evaluate_rule(&rules[i], &raw));
         for result in matches.take(MAX_MATCHES) {
             let header = result.header;
             let id = header.rule_id.unwrap_or_else(|| header.rule_title.clone());

@@ -11,10 +11,8 @@
 
 use serde::Deserialize;
 
-use super::Finding;
-use super::Kind;
+use super::{Finding, Kind, key_with_source};
 use crate::state::Observation;
-use crate::state::sets::fingerprint;
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::MINUTE;
 
@@ -54,9 +52,7 @@ impl Kind for Content {
             unit: ev.time.div_euclid(MINUTE),
             // Each rule is an alert of its own; the same rule from another source or
             // credential too.
-            key: fingerprint(&top.id)
-                ^ ev.source.ip.as_deref().map_or(0, fingerprint).rotate_left(7)
-                ^ ev.credential.id.as_deref().map_or(0, fingerprint).rotate_left(13),
+            key: key_with_source(&top.id, ev),
             severity: Some(severity),
             ..Default::default()
         })

@@ -506,6 +506,16 @@ macro_rules! evidence {
     }};
 }
 
+/// A finding's key for `what` (an operation, a rule) done with this event's source address
+/// and credential: the same thing from another source or credential is another finding, so
+/// a benign change and an attacker's in one window never share one alert.
+pub(crate) fn key_with_source(what: &str, ev: &AuditEvent<'_>) -> u32 {
+    use crate::state::sets::fingerprint;
+    fingerprint(what)
+        ^ ev.source.ip.as_deref().map_or(0, fingerprint).rotate_left(7)
+        ^ ev.credential.id.as_deref().map_or(0, fingerprint).rotate_left(13)
+}
+
 /// Operation names a kind looks for (`CreateAccessKey`, `ConsoleLogin`, `user.session.start`),
 /// matched without case against an event's whole action or its operation: the part after
 /// the last `:` or `/` (`iam:CreateAccessKey`, `google.iam.admin.v1.CreateServiceAccountKey`

@@ -16,9 +16,8 @@
 
 use serde::Deserialize;
 
-use super::{Finding, Kind, Operations};
+use super::{Finding, Kind, Operations, key_with_source};
 use crate::state::Observation;
-use crate::state::sets::fingerprint;
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::MINUTE;
 
@@ -47,11 +46,7 @@ impl Kind for PrivilegeChange {
             },
             summary: format!("{} ({lane}) performed {} ({}).", ev.principal.id, ev.action, ev.outcome),
             unit: ev.time.div_euclid(MINUTE),
-            // The same operation from another source or credential is another finding: a
-            // benign change and an attacker's in one hour must not share one alert.
-            key: fingerprint(&ev.action)
-                ^ ev.source.ip.as_deref().map_or(0, fingerprint).rotate_left(7)
-                ^ ev.credential.id.as_deref().map_or(0, fingerprint).rotate_left(13),
+            key: key_with_source(&ev.action, ev),
             ..Default::default()
         })
     }
