@@ -1,5 +1,5 @@
 //! The binary as operators use it: `check` exit codes and error lists, `replay` on gzip
-//! and plain input, its summary, an overlong line and a signal.
+//! and plain input and on trails as exported, its summary, an overlong line and a signal.
 
 mod common;
 
@@ -112,6 +112,76 @@ fn replay_reads_gzip_like_plain_text_and_prints_a_summary() {
         "new_source",
     ] {
         assert!(summary.contains(section), "{section:?} missing from:\n{summary}");
+    }
+}
+
+/// Trails as people export them: CloudTrail's own S3 objects (`{"Records":[...]}` per file,
+/// gzip, concatenated), the same pretty-printed, a JSON array over many lines (published
+/// attack datasets), and records that carry only a shipper's `@timestamp`: the same alerts
+/// as the trail in JSON lines, and nothing dead-lettered. The Stratus records
+/// (`tests/data/stratus`, README there) are the trail: 43 techniques, alerts on most.
+#[test]
+fn replay_reads_trails_as_exported() {
+    let stratus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/stratus/aws");
+    let mut files: Vec<_> = std::fs::read_dir(&stratus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("aws."))
+        .collect();
+    files.sort();
+    let per_file: Vec<Vec<serde_json::Value>> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect())
+        .collect();
+    let all: Vec<&serde_json::Value> = per_file.iter().flatten().collect();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let lines: String = all.iter().map(|r| format!("{r}\n")).collect();
+    let mut s3 = Vec::new();
+    for records in &per_file {
+        // One gzip member per delivered object; `cat *.json.gz` keeps them apart.
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(serde_json::json!({ "Records": records }).to_string().as_bytes()).unwrap();
+        s3.extend(enc.finish().unwrap());
+    }
+    let shipped: String = all
+        .iter()
+        .map(|r| {
+            let mut r = (*r).clone();
+            let time = r.as_object_mut().unwrap().remove("eventTime").unwrap();
+            r["@timestamp"] = time;
+            format!("{r}\n")
+        })
+        .collect();
+    let layouts = [
+        ("lines.jsonl", lines.into_bytes()),
+        ("s3.json.gz", s3),
+        ("pretty.json", serde_json::to_vec_pretty(&serde_json::json!({ "Records": all })).unwrap()),
+        ("array.json", serde_json::to_vec_pretty(&all).unwrap()),
+        ("shipped.jsonl", shipped.into_bytes()),
+    ];
+    let mut expected: Option<Vec<String>> = None;
+    for (name, bytes) in layouts {
+        let path = write(name, &bytes);
+        let out = nhid(&["replay", path.to_str().unwrap()]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let summary = String::from_utf8_lossy(&out.stderr);
+        assert!(summary.contains("dead letters by reason\n  (none)"), "{name}:\n{summary}");
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["alert_id"].as_str().unwrap().to_string())
+            .collect();
+        match &expected {
+            None => {
+                assert!(ids.len() >= 30, "{name}: {} alerts", ids.len());
+                expected = Some(ids);
+            }
+            Some(e) => assert_eq!(&ids, e, "{name}: the same alerts as JSON lines"),
+        }
     }
 }
 

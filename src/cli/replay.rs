@@ -1,28 +1,29 @@
-//! `nhid replay`: the engine over files, in file order, one line one message. Streams:
-//! one line in memory at a time, and at most `max_event_bytes` of it, whatever the file size.
+//! `nhid replay`: the engine over files, in file order, one record one message (JSON lines,
+//! or the layouts audit logs are exported in: [`super::input`]). Streams: one message in
+//! memory at a time, and at most `max_event_bytes` of it, whatever the file size.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use clap::Args;
-use flate2::read::MultiGzDecoder;
-use xxhash_rust::xxh3::Xxh3;
 
+use super::input::{Input, Line};
 use super::{EXIT_INTERRUPTED, EngineArgs, config_errors, init_logs, on_signals};
 use crate::config::Config;
 use nhid_engine::metrics::Health;
 use nhid_engine::metrics::Metrics;
-use nhid_engine::{ControlKind, Engine, Origin, Original, Outputs, Stats};
+use nhid_engine::{ControlKind, Engine, Origin, Outputs, Stats};
 use nhid_model::event::{PrincipalType, SourceFormat};
 use nhid_model::vocab::DeadLetterReason;
 
 #[derive(Args)]
 pub struct ReplayArgs {
-    /// Input files: JSON lines, gzip-compressed or not; `-` reads standard input.
+    /// Input files, gzip-compressed or not (`-` reads standard input): JSON lines, CloudTrail
+    /// as delivered to S3 (`{"Records":[...]}`), JSON arrays, or pretty-printed records.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// Where alerts go, as JSON lines (standard output by default).
@@ -187,10 +188,10 @@ fn replay(engine: &Arc<Engine>, config: &Config, args: &ReplayArgs) -> anyhow::R
 }
 
 /// Feeds the lifecycle files, then the audit files, through the engine in file order, one
-/// line one message. For every message `each` is given the function that processes it into
+/// record one message. For every message `each` is given the function that processes it into
 /// an `Outputs`: the caller chooses which, drains it after, and holds what it must meanwhile
 /// (`replay` writes the outputs out under its progress lock, `eval` keeps the alerts and
-/// actions it scores). Streams: one line in memory at a time, and at most
+/// actions it scores). Streams: one message in memory at a time, and at most
 /// `max_event_bytes` of it, whatever the file sizes.
 pub fn feed(
     engine: &Engine,
@@ -227,17 +228,17 @@ fn line_cap(max_event_bytes: usize) -> usize {
     max_event_bytes.saturating_add(1)
 }
 
-/// Calls `f` with every non-blank line of a file and where it came from (line numbers as
-/// offsets).
+/// Calls `f` with every non-blank message of a file and where it came from (line numbers,
+/// or record numbers in an exported layout, as offsets).
 fn each_line(
     path: &Path,
     cap: usize,
     mut f: impl FnMut(Line<'_>, Origin<'_>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let name = path.display().to_string();
-    let mut lines = Lines::new(open(path)?, cap);
+    let mut input = Input::open(path, cap)?;
     let mut number = 0i64;
-    while let Some(line) = lines.next().map_err(|e| anyhow::anyhow!("{name}: {e}"))? {
+    while let Some(line) = input.next().map_err(|e| anyhow::anyhow!("{name}: {e}"))? {
         number += 1;
         let origin = Origin { source: &name, partition: 0, offset: number };
         match line {
@@ -247,80 +248,6 @@ fn each_line(
         }
     }
     Ok(())
-}
-
-/// A line of input, or what is known of one longer than the reader holds.
-#[derive(Clone, Copy, Debug)]
-enum Line<'a> {
-    Whole(&'a [u8]),
-    TooLong(Original<'a>),
-}
-
-/// Reads lines (without their `\n`) of at most `cap` bytes. A longer line is counted and
-/// hashed as it streams past and only its first `cap` bytes are kept, so that one line of
-/// 50 MB costs `cap` bytes of memory, not three times its size.
-struct Lines<R> {
-    inner: R,
-    cap: usize,
-    line: Vec<u8>,
-}
-
-impl<R: BufRead> Lines<R> {
-    fn new(inner: R, cap: usize) -> Self {
-        Lines { inner, cap, line: Vec::with_capacity(cap.min(4096)) }
-    }
-
-    fn next(&mut self) -> io::Result<Option<Line<'_>>> {
-        self.line.clear();
-        let (mut len, mut hash, mut read) = (0, None::<Xxh3>, false);
-        loop {
-            let chunk = match self.inner.fill_buf() {
-                Ok(chunk) => chunk,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if chunk.is_empty() {
-                break;
-            }
-            read = true;
-            let newline = memchr::memchr(b'\n', chunk);
-            let part = &chunk[..newline.unwrap_or(chunk.len())];
-            len += part.len();
-            match &mut hash {
-                None if len <= self.cap => self.line.extend_from_slice(part),
-                None => {
-                    let mut h = Xxh3::new();
-                    h.update(&self.line);
-                    h.update(part);
-                    let room = self.cap - self.line.len();
-                    self.line.extend_from_slice(&part[..room]);
-                    hash = Some(h);
-                }
-                Some(h) => h.update(part),
-            }
-            let used = newline.map_or(part.len(), |at| at + 1);
-            self.inner.consume(used);
-            if newline.is_some() {
-                break;
-            }
-        }
-        Ok(read.then(|| match hash {
-            None => Line::Whole(&self.line),
-            Some(h) => Line::TooLong(Original { head: &self.line, len, xxh3: h.digest128() }),
-        }))
-    }
-}
-
-fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
-    let raw: Box<dyn Read> = if path == Path::new("-") {
-        Box::new(io::stdin().lock())
-    } else {
-        Box::new(File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
-    };
-    let mut buffered = BufReader::with_capacity(1 << 16, raw);
-    // Gzip by its magic bytes, not its name: `.gz` files and compressed stdin alike.
-    let gz = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
-    Ok(if gz { Box::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(buffered))) } else { Box::new(buffered) })
 }
 
 fn drain(out: &mut Outputs, sinks: &mut Sinks) -> anyhow::Result<()> {
@@ -397,80 +324,5 @@ fn print_summary(s: &Stats, files: usize, secs: f64, dead_letters_kept: bool) {
     }
     if s.dead_letters_total() > 0 && !dead_letters_kept {
         let _ = writeln!(e, "  (pass --dead-letter PATH to keep them with their original bytes)");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    /// A line as `Lines` read it: whole, or a long line's head, length and hash.
-    type Read = Result<Vec<u8>, (Vec<u8>, usize, u128)>;
-
-    /// Every line `Lines` reads from `input` through a buffer of `buffer` bytes.
-    fn read_all(input: &[u8], cap: usize, buffer: usize) -> Vec<Read> {
-        let mut lines = Lines::new(BufReader::with_capacity(buffer, input), cap);
-        let mut out = Vec::new();
-        while let Some(line) = lines.next().unwrap() {
-            out.push(match line {
-                Line::Whole(text) => Ok(text.to_vec()),
-                Line::TooLong(o) => Err((o.head.to_vec(), o.len, o.xxh3)),
-            });
-        }
-        out
-    }
-
-    #[test]
-    fn a_long_line_is_counted_and_hashed_in_passing_and_the_next_lines_are_read() {
-        let cap = 1000;
-        let long = vec![b'x'; 3_000_000];
-        let mut input = b"first\n".to_vec();
-        input.extend_from_slice(&long);
-        input.extend_from_slice(b"\nsecond\r\nlast");
-        let mut lines = Lines::new(BufReader::with_capacity(1 << 16, &input[..]), cap);
-        assert!(matches!(lines.next().unwrap(), Some(Line::Whole(b"first"))));
-        match lines.next().unwrap() {
-            Some(Line::TooLong(o)) => {
-                assert_eq!((o.head, o.len), (&long[..cap], long.len()));
-                assert_eq!(o.xxh3, xxhash_rust::xxh3::xxh3_128(&long));
-            }
-            other => panic!("{other:?}"),
-        }
-        // What the line cost: its first `cap` bytes, not its three megabytes.
-        assert!(lines.line.capacity() <= 2 * cap, "{}", lines.line.capacity());
-        assert!(matches!(lines.next().unwrap(), Some(Line::Whole(b"second\r"))));
-        assert!(matches!(lines.next().unwrap(), Some(Line::Whole(b"last"))));
-        assert!(lines.next().unwrap().is_none());
-    }
-
-    #[test]
-    fn a_line_of_exactly_the_cap_is_whole() {
-        let out = read_all(b"abcd\nabcde\n\n", 4, 2);
-        assert_eq!(out[0], Ok(b"abcd".to_vec()));
-        assert_eq!(out[1], Err((b"abcd".to_vec(), 5, xxhash_rust::xxh3::xxh3_128(b"abcde"))));
-        assert_eq!(out[2], Ok(Vec::new()));
-        assert_eq!(out.len(), 3);
-    }
-
-    proptest! {
-        /// Whatever the buffer size, lines are what splitting on `\n` gives.
-        #[test]
-        fn lines_are_the_input_split_on_newlines(
-            input in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'a'), Just(b'\r')], 0..200),
-            cap in 1usize..20,
-            buffer in 1usize..16,
-        ) {
-            let mut expected: Vec<_> = input.split(|&b| b == b'\n').map(|line| {
-                if line.len() <= cap { Ok(line.to_vec()) } else {
-                    Err((line[..cap].to_vec(), line.len(), xxhash_rust::xxh3::xxh3_128(line)))
-                }
-            }).collect();
-            // A final newline ends the last line rather than starting an empty one.
-            if input.is_empty() || input.ends_with(b"\n") {
-                expected.pop();
-            }
-            prop_assert_eq!(read_all(&input, cap, buffer), expected);
-        }
     }
 }

@@ -57,6 +57,10 @@ struct Entry<'a> {
     /// Panther's normalized time.
     #[serde(borrow, default, deserialize_with = "lenient::string")]
     p_event_time: Option<Cow<'a, str>>,
+    /// A shipper's time (Filebeat, Logstash, Fluent Bit write `@timestamp`): exported files
+    /// sometimes carry only this.
+    #[serde(rename = "@timestamp", borrow, default, deserialize_with = "lenient::string")]
+    shipped_at: Option<Cow<'a, str>>,
     #[serde(rename = "protoPayload", borrow, default, deserialize_with = "strict_map")]
     payload: Option<Payload<'a>>,
     #[serde(rename = "protopayload", borrow, default, deserialize_with = "strict_map")]
@@ -147,7 +151,7 @@ fn to_event<'a>(entry: Entry<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<A
     let time = event_time(
         nonempty(entry.timestamp),
         "timestamp is not a timestamp",
-        [entry.receive_timestamp, entry.receive_timestamp_lowercase, entry.p_event_time],
+        [entry.receive_timestamp, entry.receive_timestamp_lowercase, entry.shipped_at, entry.p_event_time],
         ctx,
         "no timestamp",
     )?;
@@ -568,11 +572,14 @@ mod tests {
     }
 
     #[test]
-    fn time_falls_back_to_receive_time_then_to_the_transport() {
+    fn time_falls_back_to_receive_time_then_a_shippers_then_to_the_transport() {
         let text = r#"{"protoPayload":{"methodName":"v1.compute.instances.insert"}}"#;
         assert_eq!(one(text).unwrap_err().reason, DeadLetterReason::MissingTime);
         let out = decode_all(text, &DecodeContext { fallback_time: Some(42), ..Default::default() });
         assert_eq!(out[0].as_ref().unwrap().time, 42);
+        let shipped =
+            r#"{"protoPayload":{"methodName":"v1.compute.instances.insert"},"@timestamp":"2024-05-01T12:00:01Z"}"#;
+        assert_eq!(one(shipped).unwrap().time, parse_rfc3339("2024-05-01T12:00:01Z").unwrap());
         let bad = entry(r#"{"principalEmail":"a@b.com"}"#, "").replace("2024-05-01T12:00:00.123456Z", "soon");
         assert_eq!(one(&bad).unwrap_err().reason, DeadLetterReason::InvalidTime);
     }

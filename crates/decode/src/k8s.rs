@@ -99,6 +99,10 @@ struct Event<'a> {
     /// Panther's normalized time; its samples sometimes carry only this.
     #[serde(borrow, default, deserialize_with = "lenient::string")]
     p_event_time: Option<Cow<'a, str>>,
+    /// A shipper's time (Filebeat, Logstash, Fluent Bit write `@timestamp`): exported files
+    /// sometimes carry only this.
+    #[serde(rename = "@timestamp", borrow, default, deserialize_with = "lenient::string")]
+    shipped_at: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -183,7 +187,7 @@ fn to_event<'a>(ev: Event<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Audi
     let time = event_time(
         nonempty(ev.stage_timestamp).or(nonempty(ev.request_received_timestamp)),
         "timestamp is not a timestamp",
-        [ev.timestamp, ev.p_event_time],
+        [ev.timestamp, ev.shipped_at, ev.p_event_time],
         ctx,
         "no stagetimestamp",
     )?;
@@ -740,7 +744,7 @@ mod tests {
     }
 
     #[test]
-    fn time_falls_back_from_stage_to_panther_to_the_transport() {
+    fn time_falls_back_from_stage_to_a_shippers_to_panther_to_the_transport() {
         let bare =
             r#"{"kind":"Event","verb":"update","objectRef":{"resource":"daemonsets"},"responseStatus":{"code":200}}"#;
         assert_eq!(one(bare).unwrap_err().reason, DeadLetterReason::MissingTime);
@@ -749,6 +753,8 @@ mod tests {
         assert_eq!(out[0].as_ref().unwrap().time, 42);
         let panther = r#"{"kind":"Event","verb":"get","requestURI":"/x","p_event_time":"2022-11-29 00:09:04.38"}"#;
         assert_eq!(one(panther).unwrap().time, parse_rfc3339("2022-11-29T00:09:04.380Z").unwrap());
+        let shipped = r#"{"kind":"Event","verb":"get","requestURI":"/x","@timestamp":"2022-11-29T00:09:05Z"}"#;
+        assert_eq!(one(shipped).unwrap().time, parse_rfc3339("2022-11-29T00:09:05Z").unwrap());
         let bad = event(r#"{"username":"bob"}"#, "").replace("2024-05-01T12:00:00.010000Z", "yesterday");
         assert_eq!(one(&bad).unwrap_err().reason, DeadLetterReason::InvalidTime);
     }

@@ -62,6 +62,10 @@ struct LogEvent<'a> {
     /// Panther's normalized time; some samples carry only this.
     #[serde(borrow, default, deserialize_with = "lenient::string")]
     p_event_time: Option<Cow<'a, str>>,
+    /// A shipper's time (Filebeat, Logstash, Fluent Bit write `@timestamp`): exported files
+    /// sometimes carry only this.
+    #[serde(rename = "@timestamp", borrow, default, deserialize_with = "lenient::string")]
+    shipped_at: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "lenient::string")]
     uuid: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "lenient::map")]
@@ -185,7 +189,7 @@ fn to_event<'a>(rec: LogEvent<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<
     let time = event_time(
         nonempty(rec.published),
         "published is not a timestamp",
-        [nonempty(rec.p_event_time)],
+        [nonempty(rec.shipped_at), nonempty(rec.p_event_time)],
         ctx,
         "no published time",
     )?;
@@ -531,11 +535,13 @@ mod tests {
     }
 
     #[test]
-    fn time_comes_from_published_then_panther_then_the_transport() {
+    fn time_comes_from_published_then_a_shippers_then_panther_then_the_transport() {
         let ctx = DecodeContext { fallback_time: Some(7), ..Default::default() };
         let panther =
             r#"{"actor":{"id":"00u1","type":"User"},"eventType":"x","p_event_time":"2021-06-04 09:59:53.650807"}"#;
         assert_eq!(one(panther).unwrap().time, parse_rfc3339("2021-06-04T09:59:53.650Z").unwrap());
+        let shipped = r#"{"actor":{"id":"00u1","type":"User"},"eventType":"x","@timestamp":"2021-06-04T09:59:54Z"}"#;
+        assert_eq!(one(shipped).unwrap().time, parse_rfc3339("2021-06-04T09:59:54Z").unwrap());
         let none = r#"{"actor":{"id":"00u1","type":"User"},"eventType":"x"}"#;
         assert_eq!(decode_all(none, &ctx)[0].as_ref().unwrap().time, 7);
         assert_eq!(one(none).unwrap_err().reason, DeadLetterReason::MissingTime);

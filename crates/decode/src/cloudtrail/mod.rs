@@ -115,8 +115,13 @@ fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Au
     if rec.user_identity.is_none() && event_name.is_none() {
         return Err(DecodeError::new(DeadLetterReason::MissingPrincipal, "no useridentity and no eventname"));
     }
-    let time =
-        event_time(rec.event_time, "eventtime is not a timestamp", [nonempty(rec.p_event_time)], ctx, "no eventtime")?;
+    let time = event_time(
+        rec.event_time,
+        "eventtime is not a timestamp",
+        [nonempty(rec.shipped_at), nonempty(rec.p_event_time)],
+        ctx,
+        "no eventtime",
+    )?;
     let service = nonempty(rec.event_source).and_then(|s| crate::aws::service_name(&s)).unwrap_or(Cow::Borrowed("aws"));
     let action = Cow::Owned(format!("{service}:{}", event_name.as_deref().unwrap_or("unknown")));
     let (console_login, created_key) = match rec.response_elements {

@@ -27,6 +27,10 @@ pub(super) struct Record<'a> {
     /// Panther's normalized time; its samples sometimes carry only this.
     #[serde(borrow, default, deserialize_with = "lenient::string")]
     pub(super) p_event_time: Option<Cow<'a, str>>,
+    /// A shipper's time (Filebeat, Logstash, Fluent Bit write `@timestamp`): exported files
+    /// sometimes carry only this.
+    #[serde(rename = "@timestamp", borrow, default, deserialize_with = "lenient::string")]
+    pub(super) shipped_at: Option<Cow<'a, str>>,
     #[serde(
         rename = "eventSource",
         alias = "eventsource",
