@@ -240,6 +240,7 @@ fn full_event() -> AuditEvent<'static> {
             level: nhid_model::vocab::Severity::Medium,
         }],
         raw: "",
+        raw_fields: Default::default(),
     }
 }
 
@@ -276,6 +277,7 @@ fn a_minimal_event_from_the_structs_validates() {
         source_format: SourceFormat::Native,
         rules: Vec::new(),
         raw: "",
+        raw_fields: Default::default(),
     };
     assert_valid("audit-event", &serde_json::to_value(event).unwrap());
 }

@@ -181,6 +181,7 @@ fn to_event<'a>(entry: Entry<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<A
         source_format: SourceFormat::GcpAudit,
         rules: Vec::new(),
         raw,
+        raw_fields: Default::default(),
     })
 }
 

@@ -155,6 +155,7 @@ fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Au
         source_format: SourceFormat::Github,
         rules: Vec::new(),
         raw,
+        raw_fields: Default::default(),
     })
 }
 

@@ -226,6 +226,7 @@ fn to_event<'a>(ev: Event<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Audi
         source_format: SourceFormat::K8sAudit,
         rules: Vec::new(),
         raw,
+        raw_fields: Default::default(),
     })
 }
 

@@ -237,6 +237,7 @@ fn to_event<'a>(rec: LogEvent<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<
         source_format: SourceFormat::Okta,
         rules: Vec::new(),
         raw,
+        raw_fields: Default::default(),
     })
 }
 

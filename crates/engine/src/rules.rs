@@ -17,7 +17,7 @@ use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use nhid_model::event::{AuditEvent, RuleMatch, SourceFormat};
+use nhid_model::event::{AuditEvent, RawFields, RuleMatch, SourceFormat};
 use nhid_model::vocab::Severity;
 use rsigma_eval::{Engine as Sigma, Event, EventValue, JsonEvent};
 use rsigma_parser::{ConditionExpr, Detection, Level, LogSource, Quantifier, SelectorPattern, SigmaRule, SigmaValue};
@@ -152,11 +152,11 @@ impl Rules {
             return;
         }
         let Some(compiled) = self.by_format.iter().find(|c| c.format == ev.source_format) else { return };
-        let raw = Raw::new(ev.raw);
+        let raw = Raw::new(ev.raw, &ev.raw_fields, ev.source_format);
         // A key field no rule of the format pins is not read.
         let keyed = compiled.by_key.iter().filter(|(_, map)| !map.is_empty()).filter_map(|(field, map)| {
             match raw.get_field(field) {
-                Some(EventValue::Str(v)) => map.get(&v.to_lowercase()),
+                Some(EventValue::Str(v)) => lowercase(&v, |v| map.get(v)),
                 _ => None,
             }
         });
@@ -172,6 +172,20 @@ impl Rules {
                 level: header.level.map_or(Severity::Medium, severity),
             });
         }
+    }
+}
+
+/// `f` of `v` folded to lower case, without allocating for the short ASCII values key
+/// fields hold (`StopLogging`, `AwsApiCall`): this runs for every record.
+fn lowercase<T>(v: &str, f: impl FnOnce(&str) -> T) -> T {
+    let mut buf = [0u8; 64];
+    match buf.get_mut(..v.len()) {
+        Some(folded) if v.is_ascii() => {
+            folded.copy_from_slice(v.as_bytes());
+            folded.make_ascii_lowercase();
+            f(std::str::from_utf8(folded).expect("ASCII"))
+        }
+        _ => f(&v.to_lowercase()),
     }
 }
 
@@ -288,7 +302,10 @@ fn collect(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<String>) {
 }
 
 /// The top-level fields passed so far (key, value's JSON text), and the rest of the scan.
-type Scan<'a> = (Vec<(Cow<'a, str>, &'a str)>, Option<sonic_rs::ObjectJsonIter<'a>>);
+/// The top-level keys passed with their values' JSON text, and the scan: not begun until a
+/// field the decoder did not read is asked for (beginning one costs a pass over the record),
+/// then `None` once it reached the end.
+type Scan<'a> = (Vec<(Cow<'a, str>, &'a str)>, Option<Option<sonic_rs::ObjectJsonIter<'a>>>);
 
 /// A raw record as Sigma reads it. Its top-level fields are found by one scan of the text,
 /// which goes only as far as the fields asked for so far (the candidate index asks for
@@ -297,6 +314,10 @@ type Scan<'a> = (Vec<(Cow<'a, str>, &'a str)>, Option<sonic_rs::ObjectJsonIter<'
 /// once, only when a path goes through an array or a rule searches every value.
 struct Raw<'a> {
     text: &'a str,
+    /// What the decoder already read of it (`AuditEvent::raw_fields`), and the format that
+    /// names them.
+    fields: &'a RawFields<'a>,
+    format: SourceFormat,
     /// Each top-level key passed so far with its value's JSON text, and the scan, until it
     /// reaches the end.
     top: RefCell<Scan<'a>>,
@@ -304,8 +325,15 @@ struct Raw<'a> {
 }
 
 impl<'a> Raw<'a> {
-    fn new(text: &'a str) -> Raw<'a> {
-        Raw { text, top: RefCell::new((Vec::new(), Some(sonic_rs::to_object_iter(text)))), parsed: OnceCell::new() }
+    fn new(text: &'a str, fields: &'a RawFields<'a>, format: SourceFormat) -> Raw<'a> {
+        let top = RefCell::new((Vec::new(), None));
+        Raw { text, fields, format, top, parsed: OnceCell::new() }
+    }
+
+    /// The record of `ev`.
+    #[cfg(test)]
+    fn of(ev: &'a AuditEvent<'a>) -> Raw<'a> {
+        Raw::new(ev.raw, &ev.raw_fields, ev.source_format)
     }
 
     /// The JSON text of top-level field `key`.
@@ -315,6 +343,7 @@ impl<'a> Raw<'a> {
         if let Some((_, v)) = passed.iter().find(|(k, _)| k == key) {
             return Some(v);
         }
+        let scan = scan.get_or_insert_with(|| Some(sonic_rs::to_object_iter(self.text)));
         while let Some(entry) = scan.as_mut().and_then(Iterator::next) {
             let Ok((k, value)) = entry else { break };
             // A `&str` input yields slices of itself.
@@ -340,6 +369,9 @@ impl<'a> Raw<'a> {
 
 impl Event for Raw<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
+        if let Some(known) = self.fields.get(self.format, path) {
+            return known.map(|v| EventValue::Str(Cow::Borrowed(v)));
+        }
         if self.parsed.get().is_some() {
             return self.parsed_field(path);
         }
@@ -415,7 +447,7 @@ mod tests {
     }
 
     #[test]
-    fn most_shipped_rules_name_their_calls_and_the_index_loses_no_match() {
+    fn most_shipped_rules_name_their_calls_and_the_index_and_the_decoders_fields_lose_no_match() {
         let (rules, _) = Rules::builtin();
         let cloudtrail = rules.by_format.iter().find(|c| c.format == SourceFormat::Cloudtrail).unwrap();
         let indexed: std::collections::BTreeSet<usize> =
@@ -436,6 +468,7 @@ mod tests {
             text
         };
         let mut compared = 0;
+        let none = RawFields::default();
         for line in text.lines() {
             let test: serde_json::Value = serde_json::from_str(line).unwrap();
             let log = serde_json::to_string(&test["log"]).unwrap();
@@ -443,8 +476,17 @@ mod tests {
             nhid_decode::decode(log.as_bytes(), nhid_decode::Format::Auto, &ctx, &mut |ev| {
                 let Ok(mut ev) = ev else { return };
                 let Some(compiled) = rules.by_format.iter().find(|c| c.format == ev.source_format) else { return };
+                // What the decoder read is what the record says (but for a key spelled
+                // another way, `eventname`, which only the decoder reads).
+                let (known, scanned) = (Raw::of(&ev), Raw::new(ev.raw, &none, ev.source_format));
+                for name in ev.source_format.raw_fields() {
+                    let spelled = name.split('.').all(|key| ev.raw.contains(&format!("\"{key}\"")));
+                    if spelled {
+                        assert_eq!(known.get_field(name), scanned.get_field(name), "{name} in {log}");
+                    }
+                }
                 let mut all: Vec<String> =
-                    compiled.sigma.evaluate(&Raw::new(ev.raw)).into_iter().map(|r| r.header.rule_title).collect();
+                    compiled.sigma.evaluate(&Raw::of(&ev)).into_iter().map(|r| r.header.rule_title).collect();
                 rules.evaluate(&mut ev);
                 let mut found: Vec<String> = ev.rules.iter().map(|r| r.title.to_string()).collect();
                 all.sort();
@@ -490,7 +532,8 @@ mod tests {
     #[test]
     fn fields_are_read_through_arrays_and_escapes() {
         let raw = r#"{"eventName":"Auth\"orize","requestParameters":{"ipPermissions":{"items":[{"ipRanges":{"items":[{"cidrIp":"10.0.0.0/8"},{"cidrIp":"0.0.0.0/0"}]}}]}},"n":3,"b":true,"z":null}"#;
-        let r = Raw::new(raw);
+        let none = RawFields::default();
+        let r = Raw::new(raw, &none, SourceFormat::Cloudtrail);
         assert_eq!(r.get_field("eventName"), Some(EventValue::Str(Cow::Borrowed("Auth\"orize"))));
         assert_eq!(r.get_field("n"), Some(EventValue::Int(3)));
         assert_eq!(r.get_field("b"), Some(EventValue::Bool(true)));

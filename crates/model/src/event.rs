@@ -46,6 +46,43 @@ pub struct AuditEvent<'a> {
     /// copy), for content rules; empty for canonical events. Never serialized.
     #[serde(skip)]
     pub raw: &'a str,
+    /// Fields of `raw` the decoder already read, for content rules not to look for them
+    /// again. Never serialized.
+    #[serde(skip)]
+    pub raw_fields: RawFields<'a>,
+}
+
+/// Values of a record's fields as its decoder read them, under the record's own field names
+/// ([`SourceFormat::raw_fields`]: the call's name, who called, with which client), so that
+/// content rules find them without scanning the record again: their index reads the call's
+/// name from every record, and the few rules that name no call read the caller or the
+/// client. Borrowed like the record.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RawFields<'a> {
+    /// Whether the decoder filled them; when it did, a name with no value is absent from
+    /// the record (or null).
+    pub known: bool,
+    pub values: [Option<Cow<'a, str>>; RAW_FIELDS],
+}
+
+/// The most fields a format lists in [`SourceFormat::raw_fields`].
+pub const RAW_FIELDS: usize = 5;
+
+impl<'a> RawFields<'a> {
+    /// The values of `format`'s listed fields, in its order.
+    pub fn new(values: [Option<Cow<'a, str>>; RAW_FIELDS]) -> Self {
+        RawFields { known: true, values }
+    }
+
+    /// The value of field `name` of a record of `format`: `None` when the decoder did not
+    /// read it, `Some(None)` when the record has none.
+    pub fn get(&self, format: SourceFormat, name: &str) -> Option<Option<&str>> {
+        if !self.known {
+            return None;
+        }
+        let at = format.raw_fields().iter().position(|&n| n == name)?;
+        Some(self.values[at].as_deref())
+    }
 }
 
 /// A content rule an event matched: its id, title and level.
@@ -294,5 +331,18 @@ string_enum! {
         GcpAudit => "gcp_audit",
         Entra => "entra",
         Ocsf => "ocsf",
+    }
+}
+
+impl SourceFormat {
+    /// The record fields its decoder hands to content rules ([`RawFields`]), by their names
+    /// in the record: the call and its service, who called, with which client.
+    pub fn raw_fields(self) -> &'static [&'static str] {
+        match self {
+            SourceFormat::Cloudtrail => {
+                &["eventName", "eventSource", "userIdentity.type", "userIdentity.arn", "userAgent"]
+            }
+            _ => &[],
+        }
     }
 }

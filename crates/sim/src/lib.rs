@@ -495,6 +495,7 @@ impl EventWriter {
             source_format: SourceFormat::Native,
             rules: Vec::new(),
             raw: "",
+            raw_fields: Default::default(),
         };
         serde_json::to_writer(&mut self.line, &event)?;
         self.line.push(b'\n');

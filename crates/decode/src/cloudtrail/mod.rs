@@ -23,7 +23,7 @@ use crate::lenient::nonempty;
 use crate::record::{content_id, event_time, json_error, parse_object};
 use crate::{DecodeContext, DecodeError};
 use identity::{Signals, classify, is_console_agent};
-use nhid_model::event::{AuditEvent, Outcome, Source, SourceFormat};
+use nhid_model::event::{AuditEvent, Outcome, RawFields, Source, SourceFormat};
 use nhid_model::vocab::DeadLetterReason;
 use record::Record;
 
@@ -111,6 +111,14 @@ fn parse_record(raw: &str) -> Result<Record<'_>, DecodeError> {
 }
 
 fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<AuditEvent<'a>, DecodeError> {
+    // As the record has them, for content rules (`AuditEvent::raw_fields`).
+    let raw_fields = RawFields::new([
+        rec.event_name.clone(),
+        rec.event_source.clone(),
+        rec.user_identity.as_ref().and_then(|u| u.kind.clone()),
+        rec.user_identity.as_ref().and_then(|u| u.arn.clone()),
+        rec.user_agent.clone(),
+    ]);
     let event_name = nonempty(rec.event_name);
     if rec.user_identity.is_none() && event_name.is_none() {
         return Err(DecodeError::new(DeadLetterReason::MissingPrincipal, "no useridentity and no eventname"));
@@ -167,6 +175,7 @@ fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Au
         source_format: SourceFormat::Cloudtrail,
         rules: Vec::new(),
         raw,
+        raw_fields,
     })
 }
 

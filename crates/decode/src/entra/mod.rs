@@ -171,6 +171,7 @@ fn to_event<'a>(mut top: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Resul
         source_format: SourceFormat::Entra,
         rules: Vec::new(),
         raw,
+        raw_fields: Default::default(),
     })
 }
 

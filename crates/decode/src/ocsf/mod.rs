@@ -118,6 +118,7 @@ fn to_event<'a>(ev: Event<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Audi
         source_format: SourceFormat::Ocsf,
         rules: Vec::new(),
         raw,
+        raw_fields: Default::default(),
     })
 }
 

@@ -670,6 +670,7 @@ pub(crate) mod testing {
             source_format: SourceFormat::Native,
             rules: Vec::new(),
             raw: "",
+            raw_fields: Default::default(),
         }
     }
 

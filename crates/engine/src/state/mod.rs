@@ -1250,6 +1250,7 @@ mod tests {
             source_format: SourceFormat::Native,
             rules: Vec::new(),
             raw: "",
+            raw_fields: Default::default(),
         }
     }
 
