@@ -760,8 +760,8 @@ impl Engine {
             },
         };
         let mut last_action = identity.last_action();
-        let decision =
-            self.policy.decide(&alert, settings.response, settings.act_max_probability, &acting, &mut last_action);
+        let response = finding.response.unwrap_or(settings.response);
+        let decision = self.policy.decide(&alert, response, settings.act_max_probability, &acting, &mut last_action);
         identity.set_last_action(last_action);
         for b in decision.blocks {
             *out.stats.guardrail_blocks.entry(b).or_default() += 1;

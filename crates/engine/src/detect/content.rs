@@ -5,9 +5,10 @@
 //! The rule's level is the starting severity; the identity's own history then weighs it:
 //! the same call made before, from the identity's usual places with its usual client, is
 //! one level lower (a routine its owner should still see); the call from a network or
-//! client the identity never used, or its session carried elsewhere, one level higher. A
-//! rule alone asks for no more than its file's response: people are alerted on, never
-//! acted on.
+//! client the identity never used, or its session carried elsewhere, one level higher, and
+//! then the response is the file's `from_elsewhere` (for machines, cutting the credential
+//! off: a dangerous call by someone else's hands). Otherwise a rule asks for no more than the
+//! lane's response: people are alerted on, never acted on.
 
 use serde::Deserialize;
 
@@ -15,20 +16,31 @@ use super::{Finding, Kind, key_with_source};
 use crate::state::Observation;
 use nhid_model::event::{AuditEvent, PrincipalType};
 use nhid_model::time::MINUTE;
+use nhid_model::vocab::Response;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Content {}
+pub struct Content {
+    /// The response when the call comes from a network or client the identity never used
+    /// (or its session was carried elsewhere): a dangerous call by someone else's hands, what
+    /// a stolen key does. The lane's own response otherwise.
+    pub from_elsewhere: Response,
+}
 
 impl Kind for Content {
     fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
         let top = ev.rules.iter().max_by_key(|r| r.level)?;
         let done_before = obs.learned && obs.new_action.is_none() && obs.usual_provenance();
         let from_elsewhere = obs.new_network.is_some() || obs.new_client.is_some() || obs.moved;
-        let (severity, context) = match (done_before, from_elsewhere) {
-            (_, true) => (top.level.raised(), "from a network or client it never used"),
-            (true, false) => (top.level.lowered(), "as it did before, from its usual places"),
-            (false, false) => (top.level, "for the first time"),
+        let (severity, context, baseline) = match (done_before, from_elsewhere) {
+            (_, true) => {
+                (top.level.raised(), "from a network or client it never used", "the networks and clients it used")
+            }
+            (true, false) => {
+                (top.level.lowered(), "as it did before, from its usual places", "the calls it made and where from")
+            }
+            (false, false) if obs.learned => (top.level, "for the first time", "the calls it made"),
+            (false, false) => (top.level, "for the first time", "nothing: no history yet"),
         };
         let titles: Vec<&str> = ev.rules.iter().map(|r| r.title.as_ref()).collect();
         let ids: Vec<&str> = ev.rules.iter().map(|r| r.id.as_ref()).collect();
@@ -54,6 +66,8 @@ impl Kind for Content {
             // credential too.
             key: key_with_source(&top.id, ev),
             severity: Some(severity),
+            response: from_elsewhere.then_some(self.from_elsewhere),
+            baseline: Some(baseline.to_string()),
             ..Default::default()
         })
     }
@@ -90,6 +104,7 @@ mod tests {
         let f = check(&ev).expect("a finding");
         assert_eq!(f.severity, Some(Severity::High));
         assert!(f.summary.contains("Trail changed") && f.summary.contains("for the first time"), "{}", f.summary);
+        assert_eq!((f.response, f.baseline.as_deref()), (None, Some("nothing: no history yet")));
         // The same call every day from the same place: past learning, a routine, one lower.
         for day in 1..3 {
             ev.time = day * DAY + 10 * HOUR;
@@ -103,5 +118,7 @@ mod tests {
         let f = check(&ev).expect("a finding");
         assert_eq!(f.severity, Some(Severity::Critical));
         assert!(f.summary.contains("never used"), "{}", f.summary);
+        // Then, and only then, the credential is cut off rather than its owner told.
+        assert_eq!(f.response, Some(Response::RevokeCredential));
     }
 }

@@ -43,6 +43,7 @@ impl Kind for DeniedBurst {
         let over = if w == 1 { "within one minute".to_string() } else { format!("within {w} minutes") };
         Some(Finding {
             severity: None,
+            response: None,
             evidence: crate::evidence! {
                 "window_minutes" => w,
                 "denied" => denied,

@@ -61,6 +61,10 @@ pub struct Finding {
     /// Its own severity, where the finding carries one (a content rule's level), instead
     /// of the detector file's.
     pub severity: Option<Severity>,
+    /// Its own response, where the finding asks for one (a content rule's call from a
+    /// place the identity never used), instead of the lane's; the policy's guardrails apply
+    /// to it as to any.
+    pub response: Option<Response>,
 }
 
 /// A detector kind is its parameters for one lane (deserialized from the lane's table,
@@ -696,6 +700,12 @@ mod tests {
         assert_eq!(kinds, expected);
         for d in &builtin {
             assert!(d.lanes[PrincipalType::Human.index()].is_none_or(|l| l.response == Response::None), "{}", d.id);
+            // Nor by a response a finding asks for itself.
+            for lane in [PrincipalType::Human, PrincipalType::Unknown] {
+                if let Some(c) = d.params::<content::Content>(lane) {
+                    assert_eq!(c.from_elsewhere, Response::None, "{}: {lane}", d.id);
+                }
+            }
         }
     }
 

@@ -115,6 +115,7 @@ impl Kind for NewSource {
         let baseline = [network, client, action].iter().flatten().map(describe).collect::<Vec<_>>().join("; ");
         Some(Finding {
             severity: None,
+            response: None,
             evidence,
             summary: format!("{} was used{credential} {} (chance {p:.1e}).", ev.principal.id, what.join(" ")),
             unit: ev.time.div_euclid(MINUTE),

@@ -91,6 +91,7 @@ impl Kind for RateSpike {
         let over = if w == 1 { "in one minute".to_string() } else { format!("in {w} minutes") };
         Some(Finding {
             severity: None,
+            response: None,
             evidence: crate::evidence! {
                 "window_minutes" => w,
                 "observed" => observed,

@@ -57,6 +57,7 @@ impl Kind for ScopeDrift {
         let p = chance(novel);
         Some(Finding {
             severity: None,
+            response: None,
             evidence: crate::evidence! {
                 "action" => ev.action,
                 "service" => ev.service,

@@ -50,6 +50,7 @@ impl Kind for SharedCredential {
         let credential = ev.credential.id.as_deref().unwrap_or("?");
         Some(Finding {
             severity: None,
+            response: None,
             evidence: crate::evidence! {
                 "credential_id" => credential,
                 "concurrent_sources" => n,
