@@ -156,3 +156,42 @@ fn nhid_rules_stay_silent_on_panthers_benign_samples_but_by_design() {
     }
     assert!(unexpected.is_empty(), "{unexpected:#?}");
 }
+
+/// Content weighed by the baseline, through the whole engine: a deploy key that stopped a
+/// trail every day from its CI network is told to its owner, one level lower; the same call
+/// from a network it never used, with its key, cuts the key off.
+#[test]
+fn a_dangerous_call_from_a_place_the_key_never_used_revokes_the_key() {
+    let engine = Config::default().engine().unwrap();
+    let record = |day: i64, minute: i64, ip: &str| {
+        let (name, line) = samples("AWS.CloudTrail.Stopped").into_iter().next().unwrap();
+        let mut r: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        r["userIdentity"] = serde_json::json!({"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/deployer",
+            "accountId": "123456789012", "accessKeyId": "AKIAEXAMPLEDEPLOYER", "userName": "deployer"});
+        r["sourceIPAddress"] = ip.into();
+        r["userAgent"] = "aws-cli/2.17.0 Python/3.11.8 Linux/6.1 exe/x86_64.ubuntu.22".into();
+        r["eventTime"] = format!("2026-11-{:02}T10:{minute:02}:00Z", 1 + day).into();
+        r["eventID"] = format!("{name}-{day}-{minute}").into();
+        r.to_string()
+    };
+    let mut out = Outputs::default();
+    let mut offset = 0;
+    let mut feed = |line: String, out: &mut Outputs| {
+        offset += 1;
+        engine.process(line.as_bytes(), Origin { source: "audit", partition: 0, offset }, None, out);
+    };
+    for day in 0..4 {
+        for minute in 0..5 {
+            feed(record(day, minute, "198.51.100.10"), &mut out);
+        }
+    }
+    let routine = out.alerts.iter().filter(|a| a.detector == "content").last().expect("content alerts").clone();
+    assert_eq!(routine.evidence["context"], "as it did before, from its usual places");
+    assert!(out.actions.iter().all(|a| a.action.as_str() != "revoke_credential"), "{:?}", out.actions);
+    out = Outputs::default();
+    feed(record(4, 30, "203.0.113.66"), &mut out);
+    let alert = out.alerts.iter().find(|a| a.detector == "content").expect("a content alert");
+    assert_eq!(alert.evidence["context"], "from a network or client it never used");
+    let revoke = out.actions.iter().find(|a| a.alert_id == alert.alert_id).expect("an action on the content alert");
+    assert_eq!(revoke.action.as_str(), "revoke_credential");
+}
