@@ -185,7 +185,7 @@ fn a_dangerous_call_from_a_place_the_key_never_used_revokes_the_key() {
             feed(record(day, minute, "198.51.100.10"), &mut out);
         }
     }
-    let routine = out.alerts.iter().filter(|a| a.detector == "content").last().expect("content alerts").clone();
+    let routine = out.alerts.iter().rev().find(|a| a.detector == "content").expect("content alerts").clone();
     assert_eq!(routine.evidence["context"], "as it did before, from its usual places");
     assert!(out.actions.iter().all(|a| a.action.as_str() != "revoke_credential"), "{:?}", out.actions);
     out = Outputs::default();
