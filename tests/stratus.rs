@@ -110,12 +110,13 @@ fn stratus_techniques_are_alerted_at_their_first_malicious_call_on_a_cold_start(
     let missed: Vec<&str> =
         content.iter().filter(|o| o.first_alerted.is_none()).map(|o| o.technique.as_str()).collect();
     assert!(missed.is_empty(), "by-content techniques not alerted: {missed:?}");
-    // Measured 33 of 43 (2026-12-05). The bar is 30 of the 36 techniques Stratus
-    // documented then (83%); of the 10 missed here, 7 are volume (reading 20 secrets or 42
-    // parameters, deleting 51 objects, describing the estate, sessions on three instances)
-    // and 2 start with a call that is harmless alone (ListObjects before encrypting,
-    // StopInstances before replacing user data): see docs/detectors.md.
-    assert!(at_first >= 33, "{at_first} of {} at the first malicious call", outcomes.len());
+    // Measured 34 of 43 (2026-12-05). The bar is 30 of the 36 techniques Stratus
+    // documented then (83%); of the 9 missed here, 7 are volume on a cold start (reading 20
+    // secrets or 42 parameters, deleting 51 objects, describing the estate, sessions on three
+    // instances, a function's code replaced as CI does) and 2 start with a call that is
+    // harmless alone (ListObjects before encrypting, StopInstances before replacing user
+    // data): see docs/detectors.md.
+    assert!(at_first >= 34, "{at_first} of {} at the first malicious call", outcomes.len());
     // Nothing acts on a person or on an identity not provably a machine.
     for o in &outcomes {
         assert_eq!(o.actions_on_people, 0, "{}: acted on a person", o.technique);

@@ -5,14 +5,16 @@
 //! a copy does not teach the next one in. And a workload's short-lived token (a CI job's
 //! role session, a function's, an instance's) used from another kind of place than its
 //! first, at any time in its life: the session carried off its workload, the case
-//! GuardDuty's InstanceCredentialExfiltration findings exist for.
+//! GuardDuty's InstanceCredentialExfiltration findings exist for. And an EC2 instance's
+//! session used from outside AWS at all, from its first call, history or not.
 
 use serde::Deserialize;
 
 use super::{Finding, Kind};
+use crate::context::network::{Category, Described};
 use crate::state::Observation;
 use crate::state::sources::{CONCURRENT, SLOTS};
-use nhid_model::event::{AuditEvent, PrincipalType};
+use nhid_model::event::{AuditEvent, CredentialKind, PrincipalType, SourceFormat};
 use nhid_model::time::MINUTE;
 
 #[derive(Debug, Deserialize)]
@@ -40,6 +42,9 @@ impl Kind for SharedCredential {
             .filter(|&p| p <= self.max_probability);
         if obs.foreign_credential && obs.new_credential {
             return Some(foreign(ev));
+        }
+        if let Some(place) = obs.place.filter(|p| instance_session(ev) && !in_aws(p)) {
+            return Some(outside_aws(ev, place));
         }
         // Or a workload's token (a job's, a function's session) used from another place than
         // its workload, at any time in its life: the copy need not overlap the owner's use.
@@ -90,6 +95,47 @@ impl Kind for SharedCredential {
     }
 }
 
+/// An EC2 instance's role session: credentials its metadata service delivered, which
+/// CloudTrail states (`ec2RoleDelivery`; the decoder makes the principal a workload, not
+/// inferred), not a session name a caller chose.
+fn instance_session(ev: &AuditEvent<'_>) -> bool {
+    ev.source_format == SourceFormat::Cloudtrail
+        && ev.principal.kind == PrincipalType::Workload
+        && !ev.principal.inferred
+        && ev.credential.kind == CredentialKind::ShortLivedToken
+}
+
+/// Inside AWS: its published ranges (an instance's address, a NAT gateway's), a private
+/// address (a VPC endpoint), or AWS naming itself ("AWS Internal", a service).
+fn in_aws(place: &Described<'_>) -> bool {
+    matches!(place.category, Category::Private | Category::Service) || place.provider == Some("amazon")
+}
+
+/// An instance's session used from outside AWS, at any call, the first included: what
+/// GuardDuty's InstanceCredentialExfiltration.OutsideAWS exists for. The session lives on
+/// its instance; nothing outside AWS holds it but a copy.
+fn outside_aws(ev: &AuditEvent<'_>, place: Described<'_>) -> Finding {
+    let credential = ev.credential.id.as_deref().unwrap_or("?");
+    Finding {
+        evidence: crate::evidence! {
+            "credential_id" => credential,
+            "instance_session_outside_aws" => true,
+            "place" => place.to_string(),
+            "source_ip" => ev.source.ip,
+            "user_agent" => ev.source.user_agent,
+        },
+        summary: format!(
+            "{}'s instance session {credential}, delivered by its instance's metadata service, was used from {} ({place}), outside AWS: the session was copied off its instance.",
+            ev.principal.id,
+            ev.source.ip.as_deref().unwrap_or("-"),
+        ),
+        unit: ev.time.div_euclid(MINUTE),
+        baseline: Some("where an instance's session can be: its instance, inside AWS".into()),
+        key: crate::state::sets::fingerprint(credential),
+        ..Default::default()
+    }
+}
+
 /// A credential first presented by another principal, now by this one: learned or not, as
 /// the owner is whoever presented it first. The engine never contains on it.
 fn foreign(ev: &AuditEvent<'_>) -> Finding {
@@ -122,6 +168,36 @@ mod tests {
     use nhid_model::event::{AuditEvent, CredentialKind};
     use nhid_model::time::{DAY, HOUR, Millis, SECOND};
     use nhid_model::vocab::Response;
+
+    #[test]
+    fn an_instance_session_outside_aws_fires_at_its_first_call() {
+        let d = shipped("shared_credential");
+        fn session(ip: &'static str, inferred: bool) -> AuditEvent<'static> {
+            let mut ev = event(0, PrincipalType::Workload);
+            ev.source_format = SourceFormat::Cloudtrail;
+            ev.principal.inferred = inferred;
+            ev.credential.kind = CredentialKind::ShortLivedToken;
+            ev.credential.id = Some("ASIAINSTANCE".into());
+            ev.source.ip = Some(ip.into());
+            ev
+        }
+        let check = |ev: &AuditEvent<'_>| {
+            let mut id = Identity::new(PrincipalType::Workload, None, 0);
+            let obs = id.observe(ev, DAY, Ranges::builtin());
+            d.check(PrincipalType::Workload, ev, &obs).map(|(s, f)| (s.response, f))
+        };
+        // From an address outside every AWS range, on a cold start.
+        let (response, f) = check(&session("198.51.100.23", false)).expect("a finding");
+        assert_eq!(response, Response::RevokeCredential);
+        assert_eq!(f.evidence["instance_session_outside_aws"], true);
+        assert!(f.summary.contains("outside AWS"), "{}", f.summary);
+        // From its instance's AWS address, a NAT gateway's, a VPC endpoint's private address.
+        for ip in ["44.213.87.120", "3.80.0.10", "10.0.12.7"] {
+            assert!(check(&session(ip, false)).is_none(), "{ip}");
+        }
+        // An instance id as session name is the caller's choice, not a fact: not this finding.
+        assert!(check(&session("198.51.100.23", true)).is_none());
+    }
 
     #[test]
     fn a_token_used_from_a_second_place_at_once_fires_a_fleet_does_not() {
