@@ -195,3 +195,36 @@ fn a_dangerous_call_from_a_place_the_key_never_used_revokes_the_key() {
     let revoke = out.actions.iter().find(|a| a.alert_id == alert.alert_id).expect("an action on the content alert");
     assert_eq!(revoke.action.as_str(), "revoke_credential");
 }
+
+/// GCP: SigmaHQ's rules name pySigma's `gcp.audit.method_name`, which nhid reads from the
+/// entry's `protoPayload.methodName`; Panther's samples of the calls they are about fire them.
+#[test]
+fn gcp_rules_read_the_audit_entry_as_cloud_logging_writes_it() {
+    let cases = [
+        ("GCP.Firewall.Rule.Deleted", "v1.compute.firewalls.", "Google Cloud Firewall Modified or Deleted"),
+        ("GCP.Firewall.Rule.Modified", "v1.compute.firewalls.", "Google Cloud Firewall Modified or Deleted"),
+        ("GCP.Firewall.Rule.Created", "v1.compute.firewalls.", "Google Cloud Firewall Modified or Deleted"),
+        ("GCP.DNS.Zone.Modified.or.Deleted", "dns.managedZones.", "Google Cloud DNS Zone Modified or Deleted"),
+        (
+            "GCP.Cloud.Storage.Buckets.Modified.Or.Deleted",
+            "storage.buckets.",
+            "Google Cloud Storage Buckets Modified or Deleted",
+        ),
+    ];
+    let mut fired = 0;
+    for (panther, method, sigma) in cases {
+        for (name, line) in samples(panther) {
+            let record: serde_json::Value = serde_json::from_slice(&line).unwrap();
+            if !record["protoPayload"]["methodName"].as_str().is_some_and(|m| m.starts_with(method)) {
+                continue;
+            }
+            let (alerts, _) = content_alerts(&line);
+            assert!(
+                alerts.iter().any(|(titles, _, _)| titles.iter().any(|t| t == sigma)),
+                "{panther} / {name}: no alert from {sigma:?}: {alerts:?}"
+            );
+            fired += 1;
+        }
+    }
+    assert!(fired >= 5, "{fired}");
+}

@@ -52,6 +52,7 @@ fn key_fields(format: SourceFormat) -> &'static [&'static str] {
         SourceFormat::Okta => &["eventType"],
         SourceFormat::Github => &["action"],
         SourceFormat::K8sAudit => &["verb", "objectRef.resource"],
+        SourceFormat::GcpAudit => &["gcp.audit.method_name"],
         _ => &[],
     }
 }
@@ -369,6 +370,7 @@ impl<'a> Raw<'a> {
 
 impl Event for Raw<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
+        let path = &*field_name(self.format, path);
         if let Some(known) = self.fields.get(self.format, path) {
             return known.map(|v| EventValue::Str(Cow::Borrowed(v)));
         }
@@ -403,6 +405,22 @@ impl Event for Raw<'_> {
 
     fn to_json(&self) -> serde_json::Value {
         self.parsed().clone()
+    }
+}
+
+/// Where a field a rule names is in a record of `format`. The packs' GCP rules name
+/// pySigma's fields (`gcp.audit.method_name`) or a Pub/Sub export's (`data.protoPayload.*`);
+/// a Cloud Audit Logs entry as Cloud Logging writes it has them under `protoPayload`.
+fn field_name(format: SourceFormat, path: &str) -> Cow<'_, str> {
+    if format != SourceFormat::GcpAudit {
+        return Cow::Borrowed(path);
+    }
+    match path {
+        "gcp.audit.method_name" => Cow::Borrowed("protoPayload.methodName"),
+        "gcp.audit.service_name" => Cow::Borrowed("protoPayload.serviceName"),
+        "gcp.audit.principal_email" => Cow::Borrowed("protoPayload.authenticationInfo.principalEmail"),
+        "gcp.audit.resource_name" => Cow::Borrowed("protoPayload.resourceName"),
+        _ => path.strip_prefix("data.").map_or(Cow::Borrowed(path), Cow::Borrowed),
     }
 }
 
@@ -505,7 +523,7 @@ mod tests {
         assert_eq!(loaded.other_logsources, 0, "rules/ holds only logsources nhid reads");
         assert!(rules.len() >= 80, "{}", rules.len());
         let formats: Vec<_> = rules.counts().into_iter().map(|(f, _)| f).collect();
-        for f in ["cloudtrail", "k8s_audit", "github", "okta"] {
+        for f in ["cloudtrail", "k8s_audit", "github", "okta", "gcp_audit"] {
             assert!(formats.contains(&f), "{f}: {formats:?}");
         }
     }
