@@ -21,7 +21,7 @@ use crate::lenient::{self, Read};
 use crate::record::{self, content_id};
 use crate::{DecodeContext, DecodeError};
 use nhid_model::event::{
-    Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
+    Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, RawFields, Source, SourceFormat,
 };
 use nhid_model::time::{Millis, RFC3339_RANGE, parse_rfc3339};
 use nhid_model::vocab::DeadLetterReason;
@@ -102,6 +102,7 @@ fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Au
     let resource = nonempty(rec.repo).or(nonempty(rec.repository)).or(nonempty(rec.org));
     let id = principal_id(actor.as_deref(), actor_id.as_deref(), resource.as_ref().or(tenant.as_ref()))?;
     let time = time([rec.timestamp, rec.created_at], rec.p_event_time, ctx)?;
+    let raw_fields = RawFields::new([rec.action.clone(), None, None, None, None]);
     let action = nonempty(rec.action).unwrap_or(Cow::Borrowed("unknown"));
     let outcome = outcome(&action);
 
@@ -155,7 +156,7 @@ fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Au
         source_format: SourceFormat::Github,
         rules: Vec::new(),
         raw,
-        raw_fields: Default::default(),
+        raw_fields,
     })
 }
 

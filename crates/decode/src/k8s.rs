@@ -23,7 +23,7 @@ use crate::lenient::{nonempty, strict_map};
 use crate::record::{self, content_id, event_time};
 use crate::{DecodeContext, DecodeError};
 use nhid_model::event::{
-    Actor, AuditEvent, Credential, CredentialKind, Impersonator, Outcome, Principal, PrincipalType, Source,
+    Actor, AuditEvent, Credential, CredentialKind, Impersonator, Outcome, Principal, PrincipalType, RawFields, Source,
     SourceFormat, borrowed_opt,
 };
 use nhid_model::vocab::DeadLetterReason;
@@ -179,6 +179,15 @@ struct Groups {
 }
 
 fn to_event<'a>(ev: Event<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<AuditEvent<'a>, DecodeError> {
+    // As the record has them, for content rules (`AuditEvent::raw_fields`).
+    let object = ev.object_ref.as_ref();
+    let raw_fields = RawFields::new([
+        ev.verb.clone(),
+        object.and_then(|o| o.resource.clone()),
+        object.and_then(|o| o.subresource.clone()),
+        None,
+        None,
+    ]);
     let verb = nonempty(ev.verb);
     let user = ev.user.filter(|u| nonempty(u.username.clone()).is_some());
     if user.is_none() && ev.impersonated_user.is_none() && verb.is_none() {
@@ -226,7 +235,7 @@ fn to_event<'a>(ev: Event<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Audi
         source_format: SourceFormat::K8sAudit,
         rules: Vec::new(),
         raw,
-        raw_fields: Default::default(),
+        raw_fields,
     })
 }
 

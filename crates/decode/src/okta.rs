@@ -21,7 +21,7 @@ use crate::lenient::nonempty;
 use crate::record::{self, content_id, event_time};
 use crate::{DecodeContext, DecodeError};
 use nhid_model::event::{
-    Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
+    Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, RawFields, Source, SourceFormat,
 };
 use nhid_model::vocab::DeadLetterReason;
 
@@ -223,6 +223,7 @@ fn to_event<'a>(rec: LogEvent<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<
         principal,
         credential,
         actor,
+        raw_fields: RawFields::new([rec.event_type.clone(), None, None, None, None]),
         action: nonempty(rec.event_type).unwrap_or(Cow::Borrowed("unknown")),
         service: Cow::Borrowed("okta"),
         resource: rec.target,
@@ -237,7 +238,6 @@ fn to_event<'a>(rec: LogEvent<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<
         source_format: SourceFormat::Okta,
         rules: Vec::new(),
         raw,
-        raw_fields: Default::default(),
     })
 }
 

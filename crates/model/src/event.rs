@@ -342,6 +342,9 @@ impl SourceFormat {
             SourceFormat::Cloudtrail => {
                 &["eventName", "eventSource", "userIdentity.type", "userIdentity.arn", "userAgent"]
             }
+            SourceFormat::K8sAudit => &["verb", "objectRef.resource", "objectRef.subresource"],
+            SourceFormat::Okta => &["eventType"],
+            SourceFormat::Github => &["action"],
             _ => &[],
         }
     }
