@@ -197,7 +197,8 @@ fn classify(auth: Option<AuthenticationInfo<'_>>) -> (Principal<'_>, Credential<
     let Some(auth) = auth else {
         return (unattributed(), Credential::default(), Actor::default());
     };
-    let subject = nonempty(auth.principal_subject);
+    // A bare `user:` or `serviceAccount:` names no one.
+    let subject = nonempty(auth.principal_subject).filter(|s| !matches!(s.as_ref(), "user:" | "serviceAccount:"));
     let (id, kind) = match (nonempty(auth.principal_email), subject) {
         (Some(email), _) => {
             let kind = email_type(&email);
@@ -502,6 +503,18 @@ mod tests {
             "",
             "system:node:gke-pool-1-abcd",
             PrincipalType::Workload,
+            CredentialKind::Unknown,
+            None,
+            None,
+            None,
+        ),
+        (
+            // Found by the fuzzer: the bare prefix once made an event with an empty principal.
+            "a subject that is only its prefix names no one",
+            r#"{"principalSubject":"serviceAccount:"}"#,
+            "",
+            "gcp:unattributed",
+            PrincipalType::Unknown,
             CredentialKind::Unknown,
             None,
             None,
