@@ -4,10 +4,11 @@
 //! its format: the packs' CloudTrail rules read `eventName` and `requestParameters.*`
 //! exactly as CloudTrail writes them, so they work unchanged.
 //!
-//! A record is read lazily ([`Raw`]): a field a rule or the index asks for is found in the
-//! JSON text by a SIMD scan (sonic-rs), without building the document; only a path through
-//! an array, or a rule searching every value, parses it whole, once. Most records match no
-//! candidate rule and cost a lookup or two.
+//! A record is read lazily ([`Raw`]): the fields its decoder already read (the call's name,
+//! the caller, the client: `AuditEvent::raw_fields`) are taken from it, any other is found
+//! in the JSON text by a SIMD scan (sonic-rs) without building the document; only a path
+//! through an array, or a rule searching every value, parses it whole, once. Most records
+//! match no candidate rule and cost a lookup or two, with no scan.
 //!
 //! The rules a record matched go on its canonical event ([`RuleMatch`]); the `content`
 //! detector weighs them against the identity's baseline.
@@ -302,15 +303,14 @@ fn collect(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<String>) {
     }
 }
 
-/// The top-level fields passed so far (key, value's JSON text), and the rest of the scan.
 /// The top-level keys passed with their values' JSON text, and the scan: not begun until a
 /// field the decoder did not read is asked for (beginning one costs a pass over the record),
 /// then `None` once it reached the end.
 type Scan<'a> = (Vec<(Cow<'a, str>, &'a str)>, Option<Option<sonic_rs::ObjectJsonIter<'a>>>);
 
-/// A raw record as Sigma reads it. Its top-level fields are found by one scan of the text,
-/// which goes only as far as the fields asked for so far (the candidate index asks for
-/// `eventName` first, early in a CloudTrail record) and remembers what it passed; a nested
+/// A raw record as Sigma reads it. The fields its decoder read come from the decoder; the
+/// others are found by one scan of the text, which goes only as far as the fields asked for
+/// so far and remembers what it passed; a nested
 /// field is then found within its top-level value's text. The whole document is parsed
 /// once, only when a path goes through an array or a rule searches every value.
 struct Raw<'a> {
@@ -319,8 +319,6 @@ struct Raw<'a> {
     /// names them.
     fields: &'a RawFields<'a>,
     format: SourceFormat,
-    /// Each top-level key passed so far with its value's JSON text, and the scan, until it
-    /// reaches the end.
     top: RefCell<Scan<'a>>,
     parsed: OnceCell<serde_json::Value>,
 }
