@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use nhid_model::event::{AuditEvent, RawFields, RuleMatch, SourceFormat};
 use nhid_model::vocab::Severity;
-use rsigma_eval::{Engine as Sigma, Event, EventValue, JsonEvent};
+use rsigma_eval::{Engine as Sigma, Event, EventValue, JsonEvent, Pipeline, apply_pipelines, parse_pipeline};
 use rsigma_parser::{ConditionExpr, Detection, Level, LogSource, Quantifier, SelectorPattern, SigmaRule, SigmaValue};
 
 /// The rules shipped in `rules/`, compiled in: `(path under rules/, text)`.
@@ -53,7 +53,7 @@ fn key_fields(format: SourceFormat) -> &'static [&'static str] {
         SourceFormat::Okta => &["eventType"],
         SourceFormat::Github => &["action"],
         SourceFormat::K8sAudit => &["verb", "objectRef.resource"],
-        SourceFormat::GcpAudit => &["gcp.audit.method_name"],
+        SourceFormat::GcpAudit => &["protoPayload.methodName"],
         _ => &[],
     }
 }
@@ -120,11 +120,16 @@ impl Rules {
                 };
                 let compiled = &mut by_format[at];
                 let index = compiled.sigma.rule_count();
-                if let Err(e) = compiled.sigma.add_rule(&with_id(rule, &path)) {
+                let mut rule = with_id(rule, &path);
+                if let Err(e) = apply_pipelines(fields(format), &mut rule) {
                     loaded.errors.push(format!("{}: {}: {e}", path.display(), rule.title));
                     continue;
                 }
-                let key = compiled.by_key.iter_mut().find_map(|(field, map)| Some((map, pinned(rule, field)?)));
+                if let Err(e) = compiled.sigma.add_rule(&rule) {
+                    loaded.errors.push(format!("{}: {}: {e}", path.display(), rule.title));
+                    continue;
+                }
+                let key = compiled.by_key.iter_mut().find_map(|(field, map)| Some((map, pinned(&rule, field)?)));
                 match key {
                     Some((map, values)) => values.into_iter().for_each(|v| map.entry(v).or_default().push(index)),
                     None => compiled.always.push(index),
@@ -202,6 +207,23 @@ fn format_of(logsource: &LogSource) -> Option<SourceFormat> {
         (Some("gcp"), Some("gcp.audit")) => Some(SourceFormat::GcpAudit),
         (Some("azure"), Some("signinlogs" | "auditlogs")) => Some(SourceFormat::Entra),
         _ => None,
+    }
+}
+
+/// Where the fields the public rules name are in the records nhid's decoder reads, for the
+/// formats whose rule packs were written against another shape (pySigma's field names, a
+/// SIEM's columns): a pySigma processing pipeline per format (`crates/engine/fields/`),
+/// applied to each rule before it is compiled and indexed. The other formats' rules name
+/// the platform's own fields.
+fn fields(format: SourceFormat) -> &'static [Pipeline] {
+    use std::sync::LazyLock;
+    fn parse(yaml: &str) -> Vec<Pipeline> {
+        vec![parse_pipeline(yaml).expect("the shipped field pipelines parse (a unit test holds it)")]
+    }
+    static GCP: LazyLock<Vec<Pipeline>> = LazyLock::new(|| parse(include_str!("../fields/gcp_audit.yml")));
+    match format {
+        SourceFormat::GcpAudit => &GCP,
+        _ => &[],
     }
 }
 
@@ -368,7 +390,6 @@ impl<'a> Raw<'a> {
 
 impl Event for Raw<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
-        let path = &*field_name(self.format, path);
         if let Some(known) = self.fields.get(self.format, path) {
             return known.map(|v| EventValue::Str(Cow::Borrowed(v)));
         }
@@ -403,22 +424,6 @@ impl Event for Raw<'_> {
 
     fn to_json(&self) -> serde_json::Value {
         self.parsed().clone()
-    }
-}
-
-/// Where a field a rule names is in a record of `format`. The packs' GCP rules name
-/// pySigma's fields (`gcp.audit.method_name`) or a Pub/Sub export's (`data.protoPayload.*`);
-/// a Cloud Audit Logs entry as Cloud Logging writes it has them under `protoPayload`.
-fn field_name(format: SourceFormat, path: &str) -> Cow<'_, str> {
-    if format != SourceFormat::GcpAudit {
-        return Cow::Borrowed(path);
-    }
-    match path {
-        "gcp.audit.method_name" => Cow::Borrowed("protoPayload.methodName"),
-        "gcp.audit.service_name" => Cow::Borrowed("protoPayload.serviceName"),
-        "gcp.audit.principal_email" => Cow::Borrowed("protoPayload.authenticationInfo.principalEmail"),
-        "gcp.audit.resource_name" => Cow::Borrowed("protoPayload.resourceName"),
-        _ => path.strip_prefix("data.").map_or(Cow::Borrowed(path), Cow::Borrowed),
     }
 }
 
