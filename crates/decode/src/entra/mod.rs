@@ -1,4 +1,5 @@
-//! Entra ID (Azure AD) sign-ins in the three shapes they are exported in:
+//! Entra ID (Azure AD) logs: sign-ins here, directory audits (who changed an application,
+//! a credential, a permission) in `audit`. Sign-ins come in three shapes:
 //! - a Microsoft Graph `signIn` object (`GET /auditLogs/signIns`), camelCase at top level;
 //! - a diagnostic-settings record (Event Hubs, storage): `{time, category: "SignInLogs" | …,
 //!   resultType, callerIpAddress, properties: {…the Graph fields…}}`;
@@ -10,8 +11,9 @@
 //! wrong-typed time dead-letters the record.
 //!
 //! `record` holds the fields read; this module decides what kind of sign-in they describe
-//! and who signed in.
+//! and who signed in. A message is an audit when `audit::detect` says so, else a sign-in.
 
+mod audit;
 mod record;
 #[cfg(test)]
 mod tests;
@@ -35,6 +37,10 @@ use record::{Code, Record, Str};
 /// same names in a nested array, so the name must be the value of a top-level key. A Graph
 /// `signIn` has no category: it is told by keys only sign-ins combine.
 pub fn detect(bytes: &[u8]) -> bool {
+    audit::detect(bytes) || is_sign_in(bytes)
+}
+
+fn is_sign_in(bytes: &[u8]) -> bool {
     use std::sync::LazyLock;
     static CATEGORY_NAME: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"nLogs\""));
     static GRAPH: LazyLock<[memmem::Finder<'static>; 4]> = LazyLock::new(|| {
@@ -125,6 +131,9 @@ impl Kind {
 }
 
 pub fn decode<'a>(text: &'a str, ctx: &DecodeContext, emit: &mut dyn FnMut(Result<AuditEvent<'a>, DecodeError>)) {
+    if audit::detect(text.as_bytes()) {
+        return emit(audit::decode(text, ctx));
+    }
     emit(parse_object(text, "a sign-in is a json object, not an array").and_then(|record| to_event(record, text, ctx)))
 }
 

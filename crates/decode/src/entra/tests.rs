@@ -260,7 +260,7 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn classification_table() {
-    let cases = cases();
+    let cases: Vec<Case> = cases().into_iter().chain(audit_cases()).collect();
     for (c, e) in crate::testing::check_table(&cases, detect, decode) {
         assert_eq!(e.credential.id.as_deref(), c.credential_id, "{}", c.name);
         assert_eq!(e.source_format, SourceFormat::Entra);
@@ -344,13 +344,121 @@ fn detection_needs_the_category_at_the_top_level() {
     // A diagnostic-settings change lists the categories it exports, nested.
     let settings = r#"{"category":"Administrative","operationName":"microsoft.aadiam/diagnosticSettings/write","properties":{"logs":[{"category":"SignInLogs","enabled":true},{"category":"ServicePrincipalSignInLogs","enabled":true}]}}"#;
     assert!(!detect(settings.as_bytes()));
+    // Nor an audit's quoting one; Intune's audits share the category `AuditLogs` but are not Entra's.
     let audit = r#"{"category":"AuditLogs","operationName":"Add service principal","properties":{"note":"\"category\":\"SignInLogs\""}}"#;
     assert!(!detect(audit.as_bytes()));
+    let intune = r#"{"category":"AuditLogs","operationName":"Create MobileApp","properties":{"Actor":{"UPN":"a@b.c"},"Targets":[]}}"#;
+    assert!(!detect(intune.as_bytes()));
     assert!(detect(br#"{ "category" : "SigninLogs", "properties": {}}"#));
     let canonical = r#"{"id":"e1","time":"2024-05-01T12:00:00Z","principal":{"id":"sp-1","type":"service_account"},"credential":{"id":"k","kind":"static_key"},"action":"entra:ServicePrincipalSignIn","service":"Microsoft Graph","outcome":"success","source":{"ip":"203.0.113.5"},"source_format":"entra"}"#;
     assert!(!detect(canonical.as_bytes()));
     assert_eq!(crate::detect(cases()[0].text.as_bytes()), Some(Format::Entra));
     assert_eq!(crate::detect(cases()[14].text.as_bytes()), Some(Format::Entra));
+}
+
+/// A Graph `directoryAudit` (`GET /auditLogs/directoryAudits`, the shape of Microsoft
+/// Graph's reference) initiated by `initiated_by`.
+fn graph_audit(activity: &str, initiated_by: &str) -> String {
+    format!(
+        r#"{{"id":"Directory_8f1f6a1e-0000-4000-8000-000000000003","category":"ApplicationManagement","correlationId":"da159bfb-54fa-4092-8a38-6e1fa7870e30","result":"success","resultReason":"","activityDisplayName":"{activity}","activityDateTime":"2024-05-01T12:00:02.7215374Z","loggedByService":"Core Directory","operationType":"Update","initiatedBy":{initiated_by},"targetResources":[{{"id":"{SP}","displayName":"billing-etl","type":"ServicePrincipal","modifiedProperties":[{{"displayName":"KeyDescription","oldValue":"[]","newValue":"[\"[KeyIdentifier={KEY},KeyType=Password,KeyUsage=Verify,DisplayName=ci]\"]"}}]}}],"additionalDetails":[{{"key":"AppId","value":"{APP}"}},{{"key":"User-Agent","value":"python-requests/2.31.0"}}]}}"#
+    )
+}
+
+const AUTOMATION_SP: &str = "a1b2c3d4-0000-4000-8000-00000000000a";
+
+fn audit_cases() -> Vec<Case> {
+    let by_app = format!(
+        r#"{{"app":{{"appId":"0f0e0d0c-0000-4000-8000-00000000000b","displayName":"deploy-bot","servicePrincipalId":"{AUTOMATION_SP}","servicePrincipalName":null}},"user":null}}"#
+    );
+    let by_user = format!(
+        r#"{{"user":{{"id":"{USER}","displayName":"Jane Doe","userPrincipalName":"jane.doe@example.com","ipAddress":"198.51.100.7"}},"app":null}}"#
+    );
+    let base = Case { principal: AUTOMATION_SP, ..Case::default() };
+    vec![
+        Case {
+            name: "graph audit: an application adds a secret to another's service principal",
+            text: graph_audit("Add service principal credentials", &by_app),
+            ..base
+        },
+        Case {
+            name: "graph audit: a user adds an owner",
+            text: graph_audit("Add owner to application", &by_user),
+            kind: PrincipalType::Human,
+            principal: USER,
+            ..base
+        },
+        Case {
+            name: "diagnostic audit: the Graph fields in properties",
+            text: format!(
+                r#"{{"time":"2024-05-01T12:00:05Z","resourceId":"/tenants/t-1/providers/Microsoft.aadiam","operationName":"Add app role assignment to service principal","category":"AuditLogs","tenantId":"t-1","resultSignature":"None","callerIpAddress":"203.0.113.9","properties":{{"id":"Directory_1","result":"failure","activityDisplayName":"Add app role assignment to service principal","activityDateTime":"2024-05-01T12:00:00Z","loggedByService":"Core Directory","initiatedBy":{by_app},"targetResources":[{{"id":"{SP}","type":"ServicePrincipal"}}]}}}}"#
+            ),
+            outcome: Outcome::Failure,
+            ..base
+        },
+        Case {
+            name: "log analytics audit row: PascalCase columns",
+            text: format!(
+                r#"{{"TimeGenerated":"2024-05-01T12:00:00.123Z","Type":"AuditLogs","OperationName":"Update application – Certificates and secrets management ","Category":"ApplicationManagement","Result":"success","LoggedByService":"Core Directory","AADTenantId":"t-1","Id":"Directory_2","InitiatedBy":{by_user},"TargetResources":[{{"id":"{APP}","displayName":"billing-etl","type":"Application"}}]}}"#
+            ),
+            kind: PrincipalType::Human,
+            principal: USER,
+            ..base
+        },
+    ]
+}
+
+#[test]
+fn audits_are_told_from_sign_ins() {
+    for c in audit_cases() {
+        assert!(audit::detect(c.text.as_bytes()), "{}", c.name);
+        assert_eq!(crate::detect(c.text.as_bytes()), Some(Format::Entra), "{}", c.name);
+    }
+    assert!(cases().iter().all(|c| !audit::detect(c.text.as_bytes())));
+}
+
+#[test]
+fn audit_fields_map_from_every_shape() {
+    let cases = audit_cases();
+    let e = one(&cases[0].text).unwrap();
+    assert_eq!(e.action, "entra:Add service principal credentials");
+    assert_eq!(e.id, "Directory_8f1f6a1e-0000-4000-8000-000000000003");
+    assert_eq!(e.time, parse_rfc3339("2024-05-01T12:00:02.7215374Z").unwrap());
+    assert_eq!((e.service.as_ref(), e.resource.as_deref()), ("Core Directory", Some(SP)));
+    assert_eq!(e.principal.name.as_deref(), Some("deploy-bot"));
+    // The client comes from the audit's details; an application's call names no address.
+    assert_eq!((e.source.user_agent.as_deref(), e.source.ip.as_deref()), (Some("python-requests/2.31.0"), None));
+
+    let e = one(&cases[1].text).unwrap();
+    assert_eq!(e.source.ip.as_deref(), Some("198.51.100.7"));
+    assert_eq!(e.principal.name.as_deref(), Some("jane.doe@example.com"));
+
+    // A diagnostic record: the audit's own time and id, the caller's address.
+    let e = one(&cases[2].text).unwrap();
+    assert_eq!((e.id.as_ref(), e.time), ("Directory_1", parse_rfc3339("2024-05-01T12:00:00Z").unwrap()));
+    assert_eq!((e.source.ip.as_deref(), e.principal.tenant.as_deref()), (Some("203.0.113.9"), Some("t-1")));
+
+    let e = one(&cases[3].text).unwrap();
+    assert_eq!(e.action, "entra:Update application – Certificates and secrets management ");
+    assert_eq!((e.resource.as_deref(), e.principal.tenant.as_deref()), (Some(APP), Some("t-1")));
+}
+
+#[test]
+fn an_audit_nobody_initiated_is_dead_lettered() {
+    for initiated_by in ["{}", r#"{"app":{"displayName":"x"}}"#, r#"{"user":{"id":""}}"#, "null", "[]"] {
+        let text = graph_audit("Add service principal", initiated_by);
+        assert_eq!(one(&text).unwrap_err().reason, DeadLetterReason::MissingPrincipal, "{initiated_by}");
+    }
+    let untimed = r#"{"category":"AuditLogs","properties":{"initiatedBy":{"user":{"id":"u"}}}}"#;
+    assert_eq!(one(untimed).unwrap_err().reason, DeadLetterReason::MissingTime);
+}
+
+#[test]
+fn audit_detection_needs_the_keys_not_their_words() {
+    // The words as values, or one key alone, are not an audit.
+    let quoted = r#"{"createdDateTime":"2024-05-01T12:00:00Z","appId":"a","status":{},"ipAddress":"1.2.3.4","clientAppUsed":"initiatedBy","conditionalAccessStatus":"targetResources"}"#;
+    assert!(!audit::detect(quoted.as_bytes()));
+    assert_eq!(one(quoted).unwrap().action, "entra:ServicePrincipalSignIn");
+    assert!(!audit::detect(br#"{"initiatedBy":{"user":{"id":"u"}}}"#));
 }
 
 proptest! {
@@ -364,10 +472,12 @@ proptest! {
     #[test]
     fn keys_with_arbitrary_values_never_panic(
         key in prop::sample::select(vec!["createdDateTime", "time", "TimeGenerated", "category", "resultType",
-            "status", "properties", "signInEventTypes", "agent", "servicePrincipalId", "userId", "ipAddress"]),
+            "status", "properties", "signInEventTypes", "agent", "servicePrincipalId", "userId", "ipAddress",
+            "initiatedBy", "targetResources", "additionalDetails", "activityDateTime", "result"]),
+        category in prop::sample::select(vec!["SignInLogs", "AuditLogs"]),
         value in r#"(null|true|-?[0-9]{1,20}(\.[0-9]+)?|"[a-zA-Z0-9:/\-. ]{0,30}"|\[\]|\{\}|\["x",1\]|\{"errorCode":"1"\})"#,
     ) {
-        let text = format!(r#"{{"{key}":{value},"appId":"x","category":"SignInLogs","properties":{{"{key}":{value},"userId":"u"}}}}"#);
+        let text = format!(r#"{{"{key}":{value},"appId":"x","category":"{category}","properties":{{"{key}":{value},"userId":"u","initiatedBy":{{"user":{{"id":"u"}}}}}}}}"#);
         let ctx = DecodeContext { fallback_time: Some(0), ..Default::default() };
         let _ = decode_all(&text, &ctx);
         crate::decode(text.as_bytes(), Format::Entra, &ctx, &mut |_| {});
