@@ -228,3 +228,84 @@ fn gcp_rules_read_the_audit_entry_as_cloud_logging_writes_it() {
     }
     assert!(fired >= 5, "{fired}");
 }
+
+/// Entra ID: SigmaHQ's Azure rules name Log Analytics columns, the diagnostic record's keys
+/// and `properties.message` (the activity's name); nhid reads each where the record it
+/// decodes holds it (`crates/engine/fields/entra.yml`). Panther's samples of the activities
+/// the rules are about fire them.
+#[test]
+fn entra_rules_read_the_records_as_exported() {
+    let cases = [
+        ("Set Federation Settings", "Azure Domain Federation Settings Modified"),
+        ("Create Service Principal", "Azure Service Principal Created"),
+        ("Policy Changed", "CA Policy Removed by Non Approved Actor"),
+        ("Add Service Principal Credentials", "Entra ID Credential Added To An Application Or Service Principal"),
+        ("Account Lockout Error 50053", "Account Lockout"),
+    ];
+    for (test_name, sigma) in cases {
+        let samples = tests(|t| t.test_name == test_name && t.rule_id.starts_with("Azure.Audit"));
+        assert_eq!(samples.len(), 1, "{test_name}");
+        let (alerts, actions) = content_alerts(&samples[0].1);
+        assert!(
+            alerts.iter().any(|(titles, _, kind)| titles.iter().any(|t| t == sigma) && kind == "human"),
+            "{test_name}: no alert from {sigma:?}: {alerts:?}"
+        );
+        assert_eq!(actions, 0, "{test_name}: a person is never acted on");
+    }
+    // Panther's negatives stay silent but for three the rules mean to match: a lockout Panther
+    // excludes by the caller's network, a conditional access policy update (SigmaHQ's rule
+    // fires on any; its note says to allow the approved actors), and a service principal
+    // created (a negative of Panther's credentials rule, what SigmaHQ's creation rule is for).
+    let by_design = [
+        ("Microsoft Corporate ASN Excluded", "Account Lockout"),
+        ("MFA Enabled", "CA Policy Updated by Non Approved Actor"),
+        ("Create Service Principal", "Azure Service Principal Created"),
+    ];
+    let negatives = tests(|t| t.expected_result == Some(false) && t.rule_id.starts_with("Azure.Audit"));
+    assert_eq!(negatives.len(), 27);
+    let mut matched = Vec::new();
+    for (name, line) in negatives {
+        for (titles, _, _) in content_alerts(&line).0 {
+            matched.extend(titles.into_iter().map(|t| (name.clone(), t)));
+        }
+    }
+    let expected: Vec<(String, String)> = by_design.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+    assert_eq!(matched, expected);
+}
+
+/// An application adding a secret to another application's service principal, as Microsoft
+/// Graph returns the audit and as Log Analytics stores it: the same rules fire on both, and
+/// the actor is the application, a machine.
+#[test]
+fn an_application_minting_credentials_is_alerted_in_every_shape() {
+    let initiated_by = r#"{"app":{"appId":"0f0e0d0c-0000-4000-8000-00000000000b","displayName":"deploy-bot","servicePrincipalId":"a1b2c3d4-0000-4000-8000-00000000000a","servicePrincipalName":null},"user":null}"#;
+    let targets = r#"[{"id":"4b6986ec-c49c-40c0-89ce-b2ac51213e39","displayName":"billing-etl","type":"ServicePrincipal","modifiedProperties":[{"displayName":"KeyDescription","oldValue":"[]","newValue":"[\"[KeyIdentifier=2afc776a-4e79-4588-b2ad-f62c94d6bea8,KeyType=Password,KeyUsage=Verify,DisplayName=ci]\"]"}]}]"#;
+    let graph = format!(
+        r#"{{"id":"Directory_1","category":"ApplicationManagement","correlationId":"c-1","result":"success","activityDisplayName":"Add service principal credentials","activityDateTime":"2026-11-02T10:00:00Z","loggedByService":"Core Directory","operationType":"Update","initiatedBy":{initiated_by},"targetResources":{targets},"additionalDetails":[{{"key":"User-Agent","value":"python-requests/2.31.0"}}]}}"#
+    );
+    let row = format!(
+        r#"{{"TimeGenerated":"2026-11-02T10:00:00Z","Type":"AuditLogs","Id":"Directory_2","OperationName":"Add service principal credentials","Category":"ApplicationManagement","Result":"success","LoggedByService":"Core Directory","InitiatedBy":{initiated_by},"TargetResources":{targets}}}"#
+    );
+    for (shape, line) in [("graph", graph), ("log analytics", row)] {
+        let (alerts, _) = content_alerts(line.as_bytes());
+        let (titles, _, kind) = alerts.first().unwrap_or_else(|| panic!("{shape}: no content alert"));
+        assert_eq!(kind, "service_account", "{shape}");
+        for sigma in [
+            "Entra ID Credential Added To An Application Or Service Principal",
+            "Entra ID Application Grants Itself Or Another Application Credentials, Owners Or Permissions",
+        ] {
+            assert!(titles.iter().any(|t| t == sigma), "{shape}: {sigma:?} not in {titles:?}");
+        }
+    }
+
+    // A federated credential added to an application, in a diagnostic record: the change is
+    // read in the target's modified properties.
+    let fic = format!(
+        r#"{{"time":"2026-11-02T10:00:05Z","resourceId":"/tenants/t-1/providers/Microsoft.aadiam","operationName":"Update application","category":"AuditLogs","tenantId":"t-1","properties":{{"id":"Directory_3","result":"success","activityDisplayName":"Update application","activityDateTime":"2026-11-02T10:00:00Z","loggedByService":"Core Directory","initiatedBy":{initiated_by},"targetResources":[{{"id":"app-1","type":"Application","modifiedProperties":[{{"displayName":"FederatedIdentityCredentials","oldValue":"[]","newValue":"[{{\"Issuer\":\"https://token.actions.githubusercontent.com\"}}]"}}]}}]}}}}"#
+    );
+    let (alerts, _) = content_alerts(fic.as_bytes());
+    let sigma = "Entra ID Federated Identity Credential Added To An Application";
+    assert!(alerts.iter().any(|(titles, _, _)| titles.iter().any(|t| t == sigma)), "{alerts:?}");
+    let other = fic.replace("FederatedIdentityCredentials", "AppAddress");
+    assert!(content_alerts(other.as_bytes()).0.iter().all(|(titles, _, _)| !titles.iter().any(|t| t == sigma)));
+}

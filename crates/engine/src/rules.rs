@@ -221,8 +221,10 @@ fn fields(format: SourceFormat) -> &'static [Pipeline] {
         vec![parse_pipeline(yaml).expect("the shipped field pipelines parse (a unit test holds it)")]
     }
     static GCP: LazyLock<Vec<Pipeline>> = LazyLock::new(|| parse(include_str!("../fields/gcp_audit.yml")));
+    static ENTRA: LazyLock<Vec<Pipeline>> = LazyLock::new(|| parse(include_str!("../fields/entra.yml")));
     match format {
         SourceFormat::GcpAudit => &GCP,
+        SourceFormat::Entra => &ENTRA,
         _ => &[],
     }
 }
