@@ -46,7 +46,9 @@ fn check_validates_a_rules_directory() {
     let good = "title: Trail stopped\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    eventName: StopLogging\n  condition: sel\nlevel: high\n";
     std::fs::write(dir.path().join("good.yml"), good).unwrap();
     let out = nhid(&["check", "--rules", dir.path().to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("1 content rules (1 cloudtrail)"), "{out:?}");
+    // A CloudTrail rule reads Security Lake's OCSF form of the records too.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 content rules (compiled by format: 1 cloudtrail, 1 ocsf)"), "{out:?}");
     // A broken file, and a condition naming a detection that does not exist: both named.
     std::fs::write(dir.path().join("broken.yml"), "title: [unclosed\n").unwrap();
     std::fs::write(dir.path().join("dangling.yml"), good.replace("condition: sel", "condition: nothing")).unwrap();

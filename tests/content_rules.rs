@@ -309,3 +309,65 @@ fn an_application_minting_credentials_is_alerted_in_every_shape() {
     let other = fic.replace("FederatedIdentityCredentials", "AppAddress");
     assert!(content_alerts(other.as_bytes()).0.iter().all(|(titles, _, _)| !titles.iter().any(|t| t == sigma)));
 }
+
+/// A CloudTrail record as Amazon Security Lake writes it in OCSF (API Activity, class 6003),
+/// after Security Lake's published mapping: the call in `api`, the caller in `actor`, the
+/// request's parameters in `api.request.data`.
+fn security_lake(record: &serde_json::Value) -> serde_json::Value {
+    let r = record;
+    let identity = &r["userIdentity"];
+    serde_json::json!({
+        "metadata": {"product": {"name": "CloudTrail", "vendor_name": "AWS", "version": r["eventVersion"]},
+                     "uid": r["eventID"], "version": "1.1.0"},
+        "time_dt": r["eventTime"],
+        "class_uid": 6003, "category_uid": 6, "activity_id": 99, "type_uid": 600399,
+        "cloud": {"provider": "AWS", "region": r["awsRegion"], "account": {"uid": r["recipientAccountId"]}},
+        "api": {"operation": r["eventName"], "service": {"name": r["eventSource"]},
+                "request": {"uid": r["requestID"], "data": r["requestParameters"]},
+                "response": {"data": r["responseElements"], "error": r["errorCode"], "message": r["errorMessage"]}},
+        "actor": {"user": {"type": identity["type"], "uid": identity["arn"], "uid_alt": identity["principalId"],
+                           "account": {"uid": identity["accountId"]}, "credential_uid": identity["accessKeyId"],
+                           "name": identity["userName"]}},
+        "src_endpoint": {"ip": r["sourceIPAddress"]},
+        "http_request": {"user_agent": r["userAgent"]},
+        "status_id": if r["errorCode"].is_null() { 1 } else { 2 },
+    })
+}
+
+/// CloudTrail's rules fire on the same calls in Security Lake's OCSF form: the rule compiled
+/// for `ocsf` reads `api.operation` for `eventName` and `api.request.data` for
+/// `requestParameters` (`crates/engine/fields/ocsf.yml`).
+#[test]
+fn cloudtrail_rules_fire_on_security_lake_ocsf() {
+    let cases = [
+        ("AWS.CloudTrail.Stopped", "AWS CloudTrail Important Change"),
+        ("AWS.CloudTrail.SnapshotMadePublic", "AWS Snapshot Backup Exfiltration"),
+        ("AWS.EC2.SecurityGroupModified", "Ingress/Egress Security Group Modification"),
+    ];
+    for (panther, sigma) in cases {
+        for (name, line) in samples(panther) {
+            let record: serde_json::Value = serde_json::from_slice(&line).unwrap();
+            let ocsf = security_lake(&record).to_string();
+            let (alerts, _) = content_alerts(ocsf.as_bytes());
+            assert!(
+                alerts.iter().any(|(titles, _, _)| titles.iter().any(|t| t == sigma)),
+                "{panther} / {name}: no alert from {sigma:?} on OCSF: {alerts:?}"
+            );
+        }
+    }
+    // A request-aware rule: port 22 opened to the world, read in the request's data.
+    let sg = tests(|t| t.log["eventName"] == "AuthorizeSecurityGroupIngress" && t.expected_result == Some(true));
+    let world =
+        sg.iter().find(|(_, l)| String::from_utf8_lossy(l).contains("0.0.0.0/0")).expect("a sample open to all");
+    let mut record: serde_json::Value = serde_json::from_slice(&world.1).unwrap();
+    record["requestParameters"] = serde_json::json!({"groupId": "sg-1", "ipPermissions": {"items": [{"ipProtocol": "tcp",
+        "fromPort": 22, "toPort": 22, "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]}}]}});
+    let sigma = "AWS Security Group Ingress Opened To The Internet On An Administration Port";
+    for (form, line) in [("cloudtrail", record.to_string()), ("ocsf", security_lake(&record).to_string())] {
+        let (alerts, _) = content_alerts(line.as_bytes());
+        assert!(alerts.iter().any(|(titles, _, _)| titles.iter().any(|t| t == sigma)), "{form}: {alerts:?}");
+    }
+    record["requestParameters"]["ipPermissions"]["items"][0]["ipRanges"]["items"][0]["cidrIp"] = "10.0.0.0/8".into();
+    let (alerts, _) = content_alerts(security_lake(&record).to_string().as_bytes());
+    assert!(!alerts.iter().any(|(titles, _, _)| titles.iter().any(|t| t == sigma)), "{alerts:?}");
+}

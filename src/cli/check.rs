@@ -12,7 +12,7 @@ pub fn run(args: &EngineArgs) -> ExitCode {
             let rules = engine.rules().map(|r| r.counts()).unwrap_or_default();
             let rules: Vec<String> = rules.iter().map(|(format, n)| format!("{n} {format}")).collect();
             println!(
-                "ok: {} detectors ({}), {} content rules ({}), {} inventory entries",
+                "ok: {} detectors ({}), {} content rules (compiled by format: {}), {} inventory entries",
                 engine.detectors().len(),
                 engine.detectors().iter().map(|d| d.id.as_str()).collect::<Vec<_>>().join(", "),
                 engine.rules().map_or(0, |r| r.len()),

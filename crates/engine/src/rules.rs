@@ -33,6 +33,8 @@ pub const MAX_MATCHES: usize = 16;
 /// Compiled content rules, by the format whose records they read.
 pub struct Rules {
     by_format: Vec<Compiled>,
+    /// Rules read for at least one format (a CloudTrail rule is compiled for two).
+    count: usize,
 }
 
 /// One format's rules, indexed by the value they require of one of the format's key
@@ -54,6 +56,7 @@ fn key_fields(format: SourceFormat) -> &'static [&'static str] {
         SourceFormat::Github => &["action"],
         SourceFormat::K8sAudit => &["verb", "objectRef.resource"],
         SourceFormat::GcpAudit => &["protoPayload.methodName"],
+        SourceFormat::Ocsf => &["api.operation", "api.service.name", "actor.user.type"],
         _ => &[],
     }
 }
@@ -95,6 +98,7 @@ impl Rules {
     fn from_texts<'t>(texts: impl Iterator<Item = (PathBuf, Cow<'t, str>)>) -> (Rules, Loaded) {
         let mut loaded = Loaded::default();
         let mut by_format: Vec<Compiled> = Vec::new();
+        let mut count = 0;
         for (path, text) in texts {
             let collection = match rsigma_parser::parse_sigma_yaml(&text) {
                 Ok(c) => c,
@@ -105,38 +109,41 @@ impl Rules {
             };
             loaded.errors.extend(collection.errors.iter().map(|e| format!("{}: {e}", path.display())));
             for rule in &collection.rules {
-                let Some(format) = format_of(&rule.logsource) else {
-                    loaded.other_logsources += 1;
-                    continue;
-                };
-                let at = match by_format.iter().position(|c| c.format == format) {
-                    Some(at) => at,
-                    None => {
-                        let by_key = key_fields(format).iter().map(|&f| (f, HashMap::new())).collect();
-                        let compiled = Compiled { format, sigma: Sigma::new(), by_key, always: Vec::new() };
-                        by_format.push(compiled);
-                        by_format.len() - 1
+                let formats = formats_of(&rule.logsource);
+                match formats.is_empty() {
+                    true => loaded.other_logsources += 1,
+                    false => count += 1,
+                }
+                for &format in formats {
+                    let at = match by_format.iter().position(|c| c.format == format) {
+                        Some(at) => at,
+                        None => {
+                            let by_key = key_fields(format).iter().map(|&f| (f, HashMap::new())).collect();
+                            let compiled = Compiled { format, sigma: Sigma::new(), by_key, always: Vec::new() };
+                            by_format.push(compiled);
+                            by_format.len() - 1
+                        }
+                    };
+                    let compiled = &mut by_format[at];
+                    let index = compiled.sigma.rule_count();
+                    let mut rule = with_id(rule, &path);
+                    if let Err(e) = apply_pipelines(fields(format), &mut rule) {
+                        loaded.errors.push(format!("{}: {}: {e}", path.display(), rule.title));
+                        continue;
                     }
-                };
-                let compiled = &mut by_format[at];
-                let index = compiled.sigma.rule_count();
-                let mut rule = with_id(rule, &path);
-                if let Err(e) = apply_pipelines(fields(format), &mut rule) {
-                    loaded.errors.push(format!("{}: {}: {e}", path.display(), rule.title));
-                    continue;
-                }
-                if let Err(e) = compiled.sigma.add_rule(&rule) {
-                    loaded.errors.push(format!("{}: {}: {e}", path.display(), rule.title));
-                    continue;
-                }
-                let key = compiled.by_key.iter_mut().find_map(|(field, map)| Some((map, pinned(&rule, field)?)));
-                match key {
-                    Some((map, values)) => values.into_iter().for_each(|v| map.entry(v).or_default().push(index)),
-                    None => compiled.always.push(index),
+                    if let Err(e) = compiled.sigma.add_rule(&rule) {
+                        loaded.errors.push(format!("{}: {}: {e}", path.display(), rule.title));
+                        continue;
+                    }
+                    let key = compiled.by_key.iter_mut().find_map(|(field, map)| Some((map, pinned(&rule, field)?)));
+                    match key {
+                        Some((map, values)) => values.into_iter().for_each(|v| map.entry(v).or_default().push(index)),
+                        None => compiled.always.push(index),
+                    }
                 }
             }
         }
-        (Rules { by_format }, loaded)
+        (Rules { by_format, count }, loaded)
     }
 
     /// Rules compiled, by the format whose records they read.
@@ -145,8 +152,9 @@ impl Rules {
     }
 
     /// How many rules are compiled.
+    /// Rules loaded, each counted once whatever the formats it is compiled for.
     pub fn len(&self) -> usize {
-        self.by_format.iter().map(|c| c.sigma.rule_count()).sum()
+        self.count
     }
 
     pub fn is_empty(&self) -> bool {
@@ -196,17 +204,18 @@ fn lowercase<T>(v: &str, f: impl FnOnce(&str) -> T) -> T {
     }
 }
 
-/// The format whose records a rule's logsource names; `None` for one nhid does not read.
-fn format_of(logsource: &LogSource) -> Option<SourceFormat> {
+/// The formats whose records a rule's logsource names; none for one nhid does not read.
+/// CloudTrail's are also read as OCSF API Activity (Amazon Security Lake's form of them).
+fn formats_of(logsource: &LogSource) -> &'static [SourceFormat] {
     let (product, service) = (logsource.product.as_deref(), logsource.service.as_deref());
     match (product, service) {
-        (Some("aws"), Some("cloudtrail")) => Some(SourceFormat::Cloudtrail),
-        (Some("kubernetes"), Some("audit")) => Some(SourceFormat::K8sAudit),
-        (Some("github"), Some("audit")) => Some(SourceFormat::Github),
-        (Some("okta"), Some("okta")) => Some(SourceFormat::Okta),
-        (Some("gcp"), Some("gcp.audit")) => Some(SourceFormat::GcpAudit),
-        (Some("azure"), Some("signinlogs" | "auditlogs")) => Some(SourceFormat::Entra),
-        _ => None,
+        (Some("aws"), Some("cloudtrail")) => &[SourceFormat::Cloudtrail, SourceFormat::Ocsf],
+        (Some("kubernetes"), Some("audit")) => &[SourceFormat::K8sAudit],
+        (Some("github"), Some("audit")) => &[SourceFormat::Github],
+        (Some("okta"), Some("okta")) => &[SourceFormat::Okta],
+        (Some("gcp"), Some("gcp.audit")) => &[SourceFormat::GcpAudit],
+        (Some("azure"), Some("signinlogs" | "auditlogs")) => &[SourceFormat::Entra],
+        _ => &[],
     }
 }
 
@@ -222,7 +231,9 @@ fn fields(format: SourceFormat) -> &'static [Pipeline] {
     }
     static GCP: LazyLock<Vec<Pipeline>> = LazyLock::new(|| parse(include_str!("../fields/gcp_audit.yml")));
     static ENTRA: LazyLock<Vec<Pipeline>> = LazyLock::new(|| parse(include_str!("../fields/entra.yml")));
+    static OCSF: LazyLock<Vec<Pipeline>> = LazyLock::new(|| parse(include_str!("../fields/ocsf.yml")));
     match format {
+        SourceFormat::Ocsf => &OCSF,
         SourceFormat::GcpAudit => &GCP,
         SourceFormat::Entra => &ENTRA,
         _ => &[],
@@ -528,7 +539,7 @@ mod tests {
         assert_eq!(loaded.other_logsources, 0, "rules/ holds only logsources nhid reads");
         assert!(rules.len() >= 80, "{}", rules.len());
         let formats: Vec<_> = rules.counts().into_iter().map(|(f, _)| f).collect();
-        for f in ["cloudtrail", "k8s_audit", "github", "okta", "gcp_audit"] {
+        for f in ["cloudtrail", "k8s_audit", "github", "okta", "gcp_audit", "entra", "ocsf"] {
             assert!(formats.contains(&f), "{f}: {formats:?}");
         }
     }
