@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use common::panther::{RuleTest, rule_tests};
 use nhid_decode::{DecodeContext, DecodeError, Format, decode, detect, entra};
 use nhid_model::event::{AuditEvent, PrincipalType, SourceFormat};
+use nhid_model::vocab::DeadLetterReason;
 
 const MESSAGE_TIME: i64 = 1_700_000_000_000;
 const SIGN_IN_CATEGORIES: &[&str] =
@@ -109,4 +110,38 @@ fn no_other_log_type_is_detected_as_entra() {
         checked += 1;
     }
     assert!(checked > 2500, "{checked}");
+}
+
+/// Diagnostic settings export to Event Hubs (and storage) as `{"records": [...]}`, sign-ins
+/// and audits together: every record decodes as it does alone, and one that is no Entra
+/// record (here Intune's audit) is dead-lettered alone, named by its place.
+#[test]
+fn an_event_hubs_message_gives_each_of_its_records() {
+    let tests = rule_tests();
+    let entra: Vec<String> = tests
+        .iter()
+        .filter(|t| t.log_type() == Some("Azure.Audit"))
+        .map(|t| String::from_utf8(t.bytes()).unwrap())
+        .collect();
+    let intune = tests.iter().find(|t| t.log_type() == Some("MicrosoftIntune.AuditLogs")).unwrap();
+    let mut records = entra.clone();
+    records.insert(3, String::from_utf8(intune.bytes()).unwrap());
+    let message = format!("{{\"records\": [\n{}\n]}}", records.join(",\n"));
+    for format in [Format::Auto, Format::Entra] {
+        let ctx = DecodeContext { fallback_time: Some(MESSAGE_TIME), ..Default::default() };
+        let mut out = Vec::new();
+        decode(message.as_bytes(), format, &ctx, &mut |r| out.push(r.map(|e| e.id.into_owned())));
+        assert_eq!(out.len(), entra.len() + 1, "{format:?}");
+        let failed: Vec<_> = out.iter().enumerate().filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e))).collect();
+        assert_eq!(failed.len(), 1, "{format:?}: {failed:?}");
+        assert_eq!(failed[0].0, 3);
+        assert_eq!(failed[0].1.record, Some(3));
+        if format == Format::Auto {
+            assert_eq!(failed[0].1.reason, DeadLetterReason::UnknownFormat);
+        }
+        let alone: Vec<String> =
+            entra.iter().map(|r| decode_one(r.as_bytes(), Format::Auto).unwrap().id.into_owned()).collect();
+        let ids: Vec<String> = out.into_iter().filter_map(Result::ok).collect();
+        assert_eq!(ids, alone, "{format:?}");
+    }
 }

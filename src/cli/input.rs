@@ -75,11 +75,20 @@ fn structured(head: &[u8]) -> bool {
     }
 }
 
-/// Whether `text` begins a CloudTrail document, `{"Records":[` give or take whitespace:
-/// `None` while too short to tell.
+/// Whether `text` begins a delivery document, CloudTrail's `{"Records":[` or an Azure
+/// diagnostic export's `{"records":[`, give or take whitespace: `None` while too short to tell.
 fn records_prefix(text: &[u8]) -> Option<bool> {
+    let each = [&b"\"Records\""[..], b"\"records\""].map(|key| document_prefix(text, key));
+    match each {
+        _ if each.contains(&Some(true)) => Some(true),
+        _ if each.contains(&None) => None,
+        _ => Some(false),
+    }
+}
+
+fn document_prefix(text: &[u8], key: &[u8]) -> Option<bool> {
     let mut rest = text;
-    for token in [&b"{"[..], b"\"Records\"", b":", b"["] {
+    for token in [&b"{"[..], key, b":", b"["] {
         rest = rest.trim_ascii_start();
         let n = rest.len().min(token.len());
         if rest[..n] != token[..n] {
@@ -309,7 +318,7 @@ impl<R: BufRead> Values<R> {
                     start = i;
                     match records_prefix(&value.head) {
                         Some(true) => {
-                            // A CloudTrail document: its records are the messages.
+                            // A delivery document: its records are the messages.
                             value.clear();
                             reading = None;
                             *frame = Frame::Records;
@@ -436,6 +445,11 @@ mod tests {
             ]);
             assert_eq!(out, expected, "buffer {buffer}");
         }
+        // Azure's diagnostic export, pretty-printed as a storage blob or a saved Event Hubs message.
+        let azure =
+            "{\n  \"records\": [\n    {\"category\": \"AuditLogs\"},\n    {\"category\": \"SignInLogs\"}\n  ]\n}\n";
+        let out = read_values(azure.as_bytes(), 1000, 7);
+        assert_eq!(out, whole(&[r#"{"category": "AuditLogs"}"#, r#"{"category": "SignInLogs"}"#]));
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod record;
 mod testing;
 
 use memchr::memmem;
+use record::split_document;
 
 use nhid_model::event::AuditEvent;
 use nhid_model::string_enum;
@@ -166,8 +167,33 @@ pub fn decode<'a>(
         Ok(t) => t,
         Err(e) => return emit(Err(e)),
     };
+    // Azure's diagnostic exports (every Event Hubs message, every storage blob line) wrap their
+    // records in `{"records": [...]}`, of one log category or several: each record is
+    // detected and decoded on its own, and a bad one loses only itself.
+    if matches!(format, Format::Auto | Format::Entra)
+        && let Some(split) = split_document(text, "\"records\"")
+    {
+        return match split {
+            Ok(records) => {
+                for (i, record) in records.into_iter().enumerate() {
+                    decode_text(record, format, ctx, &mut |r| emit(r.map_err(|e| e.in_record(i))));
+                }
+            }
+            Err(e) => emit(Err(e)),
+        };
+    }
+    decode_text(text, format, ctx, emit)
+}
+
+/// Decodes one checked message (or one record of an Azure export) of `format`.
+fn decode_text<'a>(
+    text: &'a str,
+    format: Format,
+    ctx: &DecodeContext,
+    emit: &mut dyn FnMut(Result<AuditEvent<'a>, DecodeError>),
+) {
     let format = match format {
-        Format::Auto => match detect(bytes) {
+        Format::Auto => match detect(text.as_bytes()) {
             Some(f) => f,
             None => {
                 return emit(Err(DecodeError::new(

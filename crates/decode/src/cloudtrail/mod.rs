@@ -20,7 +20,7 @@ use std::net::IpAddr;
 use sonic_rs::JsonValueTrait;
 
 use crate::lenient::nonempty;
-use crate::record::{content_id, event_time, json_error, parse_object};
+use crate::record::{content_id, event_time, json_error, parse_object, split_document};
 use crate::{DecodeContext, DecodeError};
 use identity::{Signals, classify, is_console_agent};
 use nhid_model::event::{AuditEvent, Outcome, RawFields, Source, SourceFormat};
@@ -28,7 +28,8 @@ use nhid_model::vocab::DeadLetterReason;
 use record::Record;
 
 pub fn decode<'a>(text: &'a str, ctx: &DecodeContext, emit: &mut dyn FnMut(Result<AuditEvent<'a>, DecodeError>)) {
-    if let Some(split) = split_delivery_document(text) {
+    // CloudTrail delivers `{"Records":[...]}` and nothing else.
+    if let Some(split) = split_document(text, "\"Records\"") {
         return match split {
             Ok(records) => {
                 for (i, raw) in records.into_iter().enumerate() {
@@ -75,35 +76,6 @@ pub fn decode<'a>(text: &'a str, ctx: &DecodeContext, emit: &mut dyn FnMut(Resul
 
 fn decode_record<'a>(raw: &'a str, ctx: &DecodeContext) -> Result<AuditEvent<'a>, DecodeError> {
     parse_record(raw).and_then(|r| to_event(r, raw, ctx))
-}
-
-/// CloudTrail delivers `{"Records":[...]}` and nothing else. That layout is split into its
-/// records in one validating pass (the general path needs three), so a document costs
-/// about what its records cost one per message. `None`: another layout, for the general path;
-/// `Some(Err)`: the array is not valid JSON, so no record can be trusted.
-fn split_delivery_document(text: &str) -> Option<Result<Vec<&str>, DecodeError>> {
-    fn ws(s: &str) -> &str {
-        s.trim_start_matches([' ', '\t', '\n', '\r'])
-    }
-    let array = ws(ws(ws(ws(text).strip_prefix('{')?).strip_prefix("\"Records\"")?).strip_prefix(':')?);
-    if !array.starts_with('[') {
-        return None;
-    }
-    let mut records = Vec::new();
-    let mut end = text.len() - array.len() + 1;
-    for item in sonic_rs::to_array_iter(array) {
-        let item = match item {
-            Ok(v) => v,
-            Err(e) => return Some(Err(json_error(&e))),
-        };
-        let Cow::Borrowed(raw) = item.as_raw_cow() else {
-            return None;
-        };
-        end = (raw.as_ptr() as usize).checked_sub(text.as_ptr() as usize)? + raw.len();
-        records.push(raw);
-    }
-    let rest = ws(ws(text.get(end..)?).strip_prefix(']')?).strip_prefix('}')?;
-    ws(rest).is_empty().then_some(Ok(records))
 }
 
 fn parse_record(raw: &str) -> Result<Record<'_>, DecodeError> {
