@@ -28,7 +28,8 @@ LOG_TYPES = {
     "gcp_audit": ["GCP.AuditLog"],
     "github": ["GitHub.Audit"],
     "okta": ["Okta.SystemLog"],
-    "entra": ["Azure.Audit", "Azure.MonitorActivity"],
+    "entra": ["Azure.Audit"],
+    "azure_activity": ["Azure.MonitorActivity"],
     "ocsf": ["OCSF.DnsActivity", "OCSF.NetworkActivity"],
 }
 # Lines taken from each fixture stream for the `native` target (evenly spaced), and the
@@ -67,6 +68,11 @@ def main():
     # A CloudTrail file is one document of many records.
     records = [e["log"] for e in scenarios if e["log_type"] == "AWS.CloudTrail"][:5]
     seeds["cloudtrail"].append(compact({"Records": records}))
+    # Azure's diagnostic exports are `{"records": [...]}`, categories mixed.
+    azure = [t["log"] for t in rule_tests if log_type(t) == "Azure.Audit"]
+    seeds["entra"] += [compact({"records": azure[i : i + 4]}) for i in range(0, len(azure), 4)]
+    activity = [t["log"] for t in rule_tests if log_type(t) == "Azure.MonitorActivity"]
+    seeds["azure_activity"] += [compact({"records": activity[i : i + 8]}) for i in range(0, len(activity), 8)]
     for trace in sorted(FALCO.glob("*.json")):
         seeds["k8s_audit"] += [line for line in trace.read_bytes().splitlines() if line.strip()]
     ocsf = (ROOT / "tests/common/ocsf_examples.rs").read_text()

@@ -371,3 +371,50 @@ fn cloudtrail_rules_fire_on_security_lake_ocsf() {
     let (alerts, _) = content_alerts(security_lake(&record).to_string().as_bytes());
     assert!(!alerts.iter().any(|(titles, _, _)| titles.iter().any(|t| t == sigma)), "{alerts:?}");
 }
+
+/// Azure activity log: Panther's samples of the operations nhid's and SigmaHQ's rules are
+/// about, with the caller a real export names (Panther's samples leave `identity` out, and
+/// a record naming no caller is dead-lettered before any rule reads it): a service
+/// principal's token. Each fires its rule on a machine identity; the near misses do not,
+/// but for failed attempts, alerted as nhid's CloudTrail rules alert them: they show intent.
+#[test]
+fn azure_activity_rules_fire_on_the_operations_they_name() {
+    let cases = [
+        (
+            "Azure.MonitorActivity.Compute.VMCommandExecuted",
+            "Azure Command Run On A Virtual Machine Or Cluster Through Resource Manager",
+        ),
+        ("Azure.MonitorActivity.Compute.DiskSASURIGenerated", "Azure Disk Or Snapshot Exported With A SAS URL"),
+        (
+            "Azure.MonitorActivity.StorageAccount.KeysListed",
+            "Azure Access Keys Or Credentials Listed Through Resource Manager",
+        ),
+        (
+            "Azure.MonitorActivity.Network.NSGModifiedOrDeleted",
+            "Azure Network Security Configuration Modified or Deleted",
+        ),
+        ("Azure.MonitorActivity.Security.AlertSuppressionRuleCreated", "Azure Suppression Rule Created"),
+    ];
+    let identity = serde_json::json!({"claims": {"appid": "de8bc8b5-d9f9-48b1-a8ad-b748da725064", "idtyp": "app",
+        "http://schemas.microsoft.com/identity/claims/objectidentifier": "4b6986ec-c49c-40c0-89ce-b2ac51213e39"}});
+    let with_caller = |line: &[u8]| {
+        let mut r: serde_json::Value = serde_json::from_slice(line).unwrap();
+        r["identity"] = identity.clone();
+        r.to_string()
+    };
+    let mut fired = 0;
+    for (panther, sigma) in cases {
+        for (expected, keep) in [(true, Some(true)), (false, Some(false))] {
+            for (name, line) in tests(|t| t.rule_id == panther && t.expected_result == keep) {
+                let expected = expected || name.starts_with("Failed");
+                let (alerts, _) = content_alerts(with_caller(&line).as_bytes());
+                let hit = alerts
+                    .iter()
+                    .any(|(titles, _, kind)| titles.iter().any(|t| t == sigma) && kind == "service_account");
+                assert_eq!(hit, expected, "{panther} / {name}: {alerts:?}");
+                fired += usize::from(hit);
+            }
+        }
+    }
+    assert!(fired >= 15, "{fired}");
+}

@@ -34,11 +34,13 @@ pub fn check_decoder(bytes: &[u8], format: Format) -> Vec<Result<AuditEvent<'_>,
     records
 }
 
-/// A CloudTrail document whose `Records` array is empty: a valid message of no events
-/// (`cloudtrail::tests` asserts that it decodes to nothing).
+/// A CloudTrail document whose `Records` array is empty, or an Azure export whose `records`
+/// is: a valid message of no events (`cloudtrail::tests` and `format_entra` assert that it
+/// decodes to nothing).
 pub fn holds_no_records(bytes: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(bytes)
-        .is_ok_and(|v| v.get("Records").and_then(|r| r.as_array()).is_some_and(Vec::is_empty))
+    serde_json::from_slice::<serde_json::Value>(bytes).is_ok_and(|v| {
+        ["Records", "records"].iter().any(|k| v.get(k).and_then(|r| r.as_array()).is_some_and(Vec::is_empty))
+    })
 }
 
 /// A dead letter says why, in words.

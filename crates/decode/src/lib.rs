@@ -14,6 +14,7 @@
 //! - `aws`: AWS naming, shared by CloudTrail, OCSF from Security Lake, and EKS.
 
 mod aws;
+pub mod azure_activity;
 pub mod cloudtrail;
 pub mod control;
 pub mod entra;
@@ -56,8 +57,11 @@ string_enum! {
         Okta => "okta",
         /// GCP Cloud Audit Logs (a `LogEntry` with an `AuditLog` `protoPayload`).
         GcpAudit => "gcp_audit",
-        /// Entra ID sign-ins: Graph `signIn` and Log Analytics sign-in log shapes.
+        /// Entra ID sign-ins and directory audits: Graph, diagnostic-settings and Log
+        /// Analytics shapes.
         Entra => "entra",
+        /// Azure Resource Manager activity log (diagnostic-settings export).
+        AzureActivity => "azure_activity",
         /// OCSF API Activity (6003) and Authentication (3002).
         Ocsf => "ocsf",
     }
@@ -170,7 +174,7 @@ pub fn decode<'a>(
     // Azure's diagnostic exports (every Event Hubs message, every storage blob line) wrap their
     // records in `{"records": [...]}`, of one log category or several: each record is
     // detected and decoded on its own, and a bad one loses only itself.
-    if matches!(format, Format::Auto | Format::Entra)
+    if matches!(format, Format::Auto | Format::Entra | Format::AzureActivity)
         && let Some(split) = split_document(text, "\"records\"")
     {
         return match split {
@@ -198,7 +202,7 @@ fn decode_text<'a>(
             None => {
                 return emit(Err(DecodeError::new(
                     DeadLetterReason::UnknownFormat,
-                    "not a format nhid reads (canonical, cloudtrail, k8s_audit, github, okta, gcp_audit, entra, ocsf)",
+                    "not a format nhid reads (canonical, cloudtrail, k8s_audit, github, okta, gcp_audit, entra, azure_activity, ocsf)",
                 )));
             }
         },
@@ -212,6 +216,7 @@ fn decode_text<'a>(
         Format::Okta => okta::decode(text, ctx, emit),
         Format::GcpAudit => gcp::decode(text, ctx, emit),
         Format::Entra => entra::decode(text, ctx, emit),
+        Format::AzureActivity => azure_activity::decode(text, ctx, emit),
         Format::Ocsf => ocsf::decode(text, ctx, emit),
         Format::Auto => unreachable!("resolved above"),
     }
@@ -284,6 +289,11 @@ type Detect = fn(&[u8]) -> bool;
 /// string value (its quotes would be escaped), so a substring search is exact enough.
 pub fn detect(bytes: &[u8]) -> Option<Format> {
     use std::sync::LazyLock;
+    // An Azure export envelope holds records of any format, each detected alone (`decode`
+    // splits it first): the envelope itself is none.
+    if record::is_document(bytes, b"\"records\"") {
+        return None;
+    }
     static EVENT: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"event"));
     static RECORDS: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"Records\""));
     static NATIVE: LazyLock<[memmem::Finder<'static>; 2]> =
@@ -297,11 +307,12 @@ pub fn detect(bytes: &[u8]) -> Option<Format> {
     });
     // The platforms' own markers, most specific first; each module's `detect` must be false
     // for every event of the other formats (the dataset tests check it on the real corpus).
-    let specific: [(Detect, Format); 6] = [
+    let specific: [(Detect, Format); 7] = [
         (k8s::detect, Format::K8sAudit),
         (gcp::detect, Format::GcpAudit),
         (ocsf::detect, Format::Ocsf),
         (entra::detect, Format::Entra),
+        (azure_activity::detect, Format::AzureActivity),
         (okta::detect, Format::Okta),
         (github::detect, Format::Github),
     ];

@@ -96,10 +96,10 @@ pub fn split_document<'t>(text: &'t str, key: &str) -> Option<Result<Vec<&'t str
     fn ws(s: &str) -> &str {
         s.trim_start_matches([' ', '\t', '\n', '\r'])
     }
-    let array = ws(ws(ws(ws(text).strip_prefix('{')?).strip_prefix(key)?).strip_prefix(':')?);
-    if !array.starts_with('[') {
+    if !is_document(text.as_bytes(), key.as_bytes()) {
         return None;
     }
+    let array = ws(ws(ws(ws(text).strip_prefix('{')?).strip_prefix(key)?).strip_prefix(':')?);
     let mut records = Vec::new();
     let mut end = text.len() - array.len() + 1;
     for item in sonic_rs::to_array_iter(array) {
@@ -115,4 +115,56 @@ pub fn split_document<'t>(text: &'t str, key: &str) -> Option<Result<Vec<&'t str
     }
     let rest = ws(ws(text.get(end..)?).strip_prefix(']')?).strip_prefix('}')?;
     ws(rest).is_empty().then_some(Ok(records))
+}
+
+/// Whether `bytes` opens a delivery document `{KEY: [`, give or take whitespace.
+pub fn is_document(bytes: &[u8], key: &[u8]) -> bool {
+    let mut rest = bytes;
+    for token in [&b"{"[..], key, b":", b"["] {
+        match rest.trim_ascii_start().strip_prefix(token) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The raw string value of `key` in the outermost object, if it is a string without escapes.
+/// A string-aware scan that tracks depth; it runs only on messages that passed the cheap test.
+pub fn top_level_string<'a>(bytes: &'a [u8], key: &[u8]) -> Option<&'a str> {
+    let (mut depth, mut i) = (0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'"' => {
+                let start = i + 1;
+                let end = string_end(bytes, start)?;
+                i = end + 1;
+                if depth == 1 && &bytes[start..end] == key {
+                    let rest = &bytes[i..];
+                    let rest = rest.trim_ascii_start().strip_prefix(b":")?.trim_ascii_start();
+                    let value = rest.strip_prefix(b"\"")?;
+                    let len = memchr::memchr2(b'"', b'\\', value)?;
+                    return (value[len] == b'"').then(|| std::str::from_utf8(&value[..len]).ok()).flatten();
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Index of the closing quote of a string whose content starts at `start`.
+fn string_end(bytes: &[u8], mut i: usize) -> Option<usize> {
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
 }

@@ -57,6 +57,7 @@ fn key_fields(format: SourceFormat) -> &'static [&'static str] {
         SourceFormat::K8sAudit => &["verb", "objectRef.resource"],
         SourceFormat::GcpAudit => &["protoPayload.methodName"],
         SourceFormat::Ocsf => &["api.operation", "api.service.name", "actor.user.type"],
+        SourceFormat::AzureActivity => &["operationName"],
         _ => &[],
     }
 }
@@ -215,6 +216,7 @@ fn formats_of(logsource: &LogSource) -> &'static [SourceFormat] {
         (Some("okta"), Some("okta")) => &[SourceFormat::Okta],
         (Some("gcp"), Some("gcp.audit")) => &[SourceFormat::GcpAudit],
         (Some("azure"), Some("signinlogs" | "auditlogs")) => &[SourceFormat::Entra],
+        (Some("azure"), Some("activitylogs")) => &[SourceFormat::AzureActivity],
         _ => &[],
     }
 }
@@ -232,7 +234,9 @@ fn fields(format: SourceFormat) -> &'static [Pipeline] {
     static GCP: LazyLock<Vec<Pipeline>> = LazyLock::new(|| parse(include_str!("../fields/gcp_audit.yml")));
     static ENTRA: LazyLock<Vec<Pipeline>> = LazyLock::new(|| parse(include_str!("../fields/entra.yml")));
     static OCSF: LazyLock<Vec<Pipeline>> = LazyLock::new(|| parse(include_str!("../fields/ocsf.yml")));
+    static ACTIVITY: LazyLock<Vec<Pipeline>> = LazyLock::new(|| parse(include_str!("../fields/azure_activity.yml")));
     match format {
+        SourceFormat::AzureActivity => &ACTIVITY,
         SourceFormat::Ocsf => &OCSF,
         SourceFormat::GcpAudit => &GCP,
         SourceFormat::Entra => &ENTRA,
@@ -539,7 +543,7 @@ mod tests {
         assert_eq!(loaded.other_logsources, 0, "rules/ holds only logsources nhid reads");
         assert!(rules.len() >= 80, "{}", rules.len());
         let formats: Vec<_> = rules.counts().into_iter().map(|(f, _)| f).collect();
-        for f in ["cloudtrail", "k8s_audit", "github", "okta", "gcp_audit", "entra", "ocsf"] {
+        for f in ["cloudtrail", "k8s_audit", "github", "okta", "gcp_audit", "entra", "ocsf", "azure_activity"] {
             assert!(formats.contains(&f), "{f}: {formats:?}");
         }
     }

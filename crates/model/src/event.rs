@@ -330,6 +330,7 @@ string_enum! {
         Okta => "okta",
         GcpAudit => "gcp_audit",
         Entra => "entra",
+        AzureActivity => "azure_activity",
         Ocsf => "ocsf",
     }
 }
@@ -345,6 +346,7 @@ impl SourceFormat {
             SourceFormat::K8sAudit => &["verb", "objectRef.resource", "objectRef.subresource"],
             SourceFormat::Okta => &["eventType"],
             SourceFormat::Github => &["action"],
+            SourceFormat::AzureActivity => &["operationName"],
             _ => &[],
         }
     }

@@ -24,7 +24,7 @@ use std::net::IpAddr;
 use memchr::memmem;
 
 use crate::lenient::nonempty;
-use crate::record::{content_id, event_time, parse_object};
+use crate::record::{content_id, event_time, parse_object, top_level_string};
 use crate::{DecodeContext, DecodeError};
 use nhid_model::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
@@ -56,46 +56,6 @@ fn is_sign_in(bytes: &[u8]) -> bool {
         }
     }
     GRAPH.iter().all(|f| f.find(bytes).is_some()) && GRAPH_ANY.iter().any(|f| f.find(bytes).is_some())
-}
-
-/// The raw string value of `key` in the outermost object, if it is a string without escapes.
-/// A string-aware scan that tracks depth; it runs only on messages that passed the cheap test.
-fn top_level_string<'a>(bytes: &'a [u8], key: &[u8]) -> Option<&'a str> {
-    let (mut depth, mut i) = (0usize, 0usize);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            b'"' => {
-                let start = i + 1;
-                let end = string_end(bytes, start)?;
-                i = end + 1;
-                if depth == 1 && &bytes[start..end] == key {
-                    let rest = &bytes[i..];
-                    let rest = rest.trim_ascii_start().strip_prefix(b":")?.trim_ascii_start();
-                    let value = rest.strip_prefix(b"\"")?;
-                    let len = memchr::memchr2(b'"', b'\\', value)?;
-                    return (value[len] == b'"').then(|| std::str::from_utf8(&value[..len]).ok()).flatten();
-                }
-                continue;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    None
-}
-
-/// Index of the closing quote of a string whose content starts at `start`.
-fn string_end(bytes: &[u8], mut i: usize) -> Option<usize> {
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 2,
-            b'"' => return Some(i),
-            _ => i += 1,
-        }
-    }
-    None
 }
 
 /// The kind of sign-in a diagnostic category (`SignInLogs`) or Log Analytics table
