@@ -205,9 +205,9 @@ struct Authorization<'a> {
 #[derive(Default, Deserialize)]
 #[serde(default)]
 struct Evidence<'a> {
-    #[serde(rename = "principalId", borrow, deserialize_with = "text")]
+    #[serde(rename = "principalId", borrow, deserialize_with = "lenient::nonempty_string")]
     principal_id: Str<'a>,
-    #[serde(rename = "principalType", borrow, deserialize_with = "text")]
+    #[serde(rename = "principalType", borrow, deserialize_with = "lenient::nonempty_string")]
     principal_type: Str<'a>,
 }
 
@@ -216,39 +216,34 @@ struct Evidence<'a> {
 #[serde(default)]
 struct Claims<'a> {
     #[serde(rename = "http://schemas.microsoft.com/identity/claims/objectidentifier", alias = "oid")]
-    #[serde(borrow, deserialize_with = "text")]
+    #[serde(borrow, deserialize_with = "lenient::nonempty_string")]
     oid: Str<'a>,
     #[serde(rename = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn", alias = "upn")]
-    #[serde(borrow, deserialize_with = "text")]
+    #[serde(borrow, deserialize_with = "lenient::nonempty_string")]
     upn: Str<'a>,
-    #[serde(borrow, deserialize_with = "text")]
+    #[serde(borrow, deserialize_with = "lenient::nonempty_string")]
     unique_name: Str<'a>,
-    #[serde(borrow, deserialize_with = "text")]
+    #[serde(borrow, deserialize_with = "lenient::nonempty_string")]
     name: Str<'a>,
     #[serde(rename = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress")]
-    #[serde(borrow, deserialize_with = "text")]
+    #[serde(borrow, deserialize_with = "lenient::nonempty_string")]
     email: Str<'a>,
-    #[serde(alias = "azp", borrow, deserialize_with = "text")]
+    #[serde(alias = "azp", borrow, deserialize_with = "lenient::nonempty_string")]
     appid: Str<'a>,
     /// `app` or `user` (v2 tokens, and v1 ones since 2022).
-    #[serde(borrow, deserialize_with = "text")]
+    #[serde(borrow, deserialize_with = "lenient::nonempty_string")]
     idtyp: Str<'a>,
     /// A managed identity's own resource id.
-    #[serde(rename = "xms_mirid", borrow, deserialize_with = "text")]
+    #[serde(rename = "xms_mirid", borrow, deserialize_with = "lenient::nonempty_string")]
     mirid: Str<'a>,
     #[serde(rename = "http://schemas.microsoft.com/identity/claims/tenantid", alias = "tid")]
-    #[serde(borrow, deserialize_with = "text")]
+    #[serde(borrow, deserialize_with = "lenient::nonempty_string")]
     tid: Str<'a>,
     /// The token's unique id; the sign-in that issued it logs the same (`uniqueTokenIdentifier`).
-    #[serde(borrow, deserialize_with = "text")]
+    #[serde(borrow, deserialize_with = "lenient::nonempty_string")]
     uti: Str<'a>,
-    #[serde(borrow, deserialize_with = "text")]
+    #[serde(borrow, deserialize_with = "lenient::nonempty_string")]
     ipaddr: Str<'a>,
-}
-
-/// A string; an empty one, or any other type, is absent.
-fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Str<'de>, D::Error> {
-    lenient::string(d).map(nonempty)
 }
 
 #[cfg(test)]

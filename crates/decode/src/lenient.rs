@@ -127,6 +127,11 @@ pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, 
     read(d, "a string", Text)
 }
 
+/// [`string`], with an empty string absent too.
+pub fn nonempty_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    string(d).map(nonempty)
+}
+
 /// A list element read with [`string`], for readers that walk lists of strings.
 pub struct Str<'a>(pub Option<Cow<'a, str>>);
 

@@ -172,39 +172,35 @@ struct InitiatedBy<'a> {
 #[derive(Default, Deserialize)]
 #[serde(default)]
 struct App<'a> {
-    #[serde(rename = "servicePrincipalId", borrow, deserialize_with = "nonempty_string")]
+    #[serde(rename = "servicePrincipalId", borrow, deserialize_with = "lenient::nonempty_string")]
     sp_id: Str<'a>,
-    #[serde(rename = "appId", borrow, deserialize_with = "nonempty_string")]
+    #[serde(rename = "appId", borrow, deserialize_with = "lenient::nonempty_string")]
     app_id: Str<'a>,
-    #[serde(rename = "servicePrincipalName", borrow, deserialize_with = "nonempty_string")]
+    #[serde(rename = "servicePrincipalName", borrow, deserialize_with = "lenient::nonempty_string")]
     sp_name: Str<'a>,
-    #[serde(rename = "displayName", borrow, deserialize_with = "nonempty_string")]
+    #[serde(rename = "displayName", borrow, deserialize_with = "lenient::nonempty_string")]
     name: Str<'a>,
 }
 
 #[derive(Default, Deserialize)]
 #[serde(default)]
 struct User<'a> {
-    #[serde(borrow, deserialize_with = "nonempty_string")]
+    #[serde(borrow, deserialize_with = "lenient::nonempty_string")]
     id: Str<'a>,
-    #[serde(rename = "userPrincipalName", borrow, deserialize_with = "nonempty_string")]
+    #[serde(rename = "userPrincipalName", borrow, deserialize_with = "lenient::nonempty_string")]
     upn: Str<'a>,
-    #[serde(rename = "ipAddress", borrow, deserialize_with = "nonempty_string")]
+    #[serde(rename = "ipAddress", borrow, deserialize_with = "lenient::nonempty_string")]
     ip: Str<'a>,
-}
-
-fn nonempty_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Str<'de>, D::Error> {
-    lenient::string(d).map(nonempty)
 }
 
 fn first_target<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Str<'de>, D::Error> {
     #[derive(Deserialize)]
     struct Target<'a> {
-        #[serde(default, borrow, deserialize_with = "nonempty_string")]
+        #[serde(default, borrow, deserialize_with = "lenient::nonempty_string")]
         id: Str<'a>,
-        #[serde(rename = "displayName", default, borrow, deserialize_with = "nonempty_string")]
+        #[serde(rename = "displayName", default, borrow, deserialize_with = "lenient::nonempty_string")]
         name: Str<'a>,
-        #[serde(rename = "userPrincipalName", default, borrow, deserialize_with = "nonempty_string")]
+        #[serde(rename = "userPrincipalName", default, borrow, deserialize_with = "lenient::nonempty_string")]
         upn: Str<'a>,
     }
     lenient::first_object(d, "a list of targets", |t: Target<'de>| t.id.or(t.upn).or(t.name))
@@ -215,7 +211,7 @@ fn user_agent<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Str<'de>, D::Err
     struct Detail<'a> {
         #[serde(default, borrow, deserialize_with = "lenient::string")]
         key: Str<'a>,
-        #[serde(default, borrow, deserialize_with = "nonempty_string")]
+        #[serde(default, borrow, deserialize_with = "lenient::nonempty_string")]
         value: Str<'a>,
     }
     lenient::first_object(d, "a list of details", |d: Detail<'de>| {
