@@ -31,16 +31,26 @@ fn check_validates_a_rules_directory() {
     let out = nhid(&["check", "--rules", shipped]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    // One rule a file in the shipped packs.
+    // The documents of the shipped packs (a file holds one rule, or a correlation with the
+    // rule it counts), each with its title.
     fn count(dir: &std::path::Path) -> usize {
+        let documents = |p: &std::path::Path| {
+            let text = std::fs::read_to_string(p).unwrap();
+            text.lines().filter(|l| l.starts_with("title:")).count()
+        };
         std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
-            .map(|p| if p.is_dir() { count(&p) } else { usize::from(p.extension() == Some("yml".as_ref())) })
+            .map(|p| match p.is_dir() {
+                true => count(&p),
+                false if p.extension() == Some("yml".as_ref()) => documents(&p),
+                false => 0,
+            })
             .sum()
     }
     let expected = format!("{} content rules (", count(shipped.as_ref()));
     assert!(stdout.contains(&expected) && stdout.contains("cloudtrail") && stdout.contains("k8s_audit"), "{stdout}");
+    assert!(stdout.contains(" correlation)"), "nhid's correlation rules: {stdout}");
 
     let dir = tempfile::tempdir().unwrap();
     let good = "title: Trail stopped\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    eventName: StopLogging\n  condition: sel\nlevel: high\n";

@@ -117,6 +117,9 @@ fn stratus_techniques_are_alerted_at_their_first_malicious_call_on_a_cold_start(
     // harmless alone (ListObjects before encrypting, StopInstances before replacing user
     // data): see docs/detectors.md.
     assert!(at_first >= 34, "{at_first} of {} at the first malicious call", outcomes.len());
+    // The volume techniques (many secrets, parameters or objects) by nhid's correlation rules,
+    // at the call that crosses their threshold.
+    assert!(at_all >= 39, "{at_all} of {} at some call", outcomes.len());
     // Nothing acts on a person or on an identity not provably a machine.
     for o in &outcomes {
         assert_eq!(o.actions_on_people, 0, "{}: acted on a person", o.technique);

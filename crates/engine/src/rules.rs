@@ -17,11 +17,17 @@ use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use nhid_model::event::{AuditEvent, RawFields, RuleMatch, SourceFormat};
 use nhid_model::vocab::Severity;
-use rsigma_eval::{Engine as Sigma, Event, EventValue, JsonEvent, Pipeline, apply_pipelines, parse_pipeline};
-use rsigma_parser::{ConditionExpr, Detection, Level, LogSource, Quantifier, SelectorPattern, SigmaRule, SigmaValue};
+use rsigma_eval::{
+    CorrelationAction, CorrelationConfig, CorrelationEngine, Engine as Sigma, Event, EventValue, JsonEvent, Pipeline,
+    apply_pipelines, parse_pipeline,
+};
+use rsigma_parser::{
+    ConditionExpr, CorrelationRule, Detection, Level, LogSource, Quantifier, SelectorPattern, SigmaRule, SigmaValue,
+};
 
 /// The rules shipped in `rules/`, compiled in: `(path under rules/, text)`.
 const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
@@ -33,9 +39,19 @@ pub const MAX_MATCHES: usize = 16;
 /// Compiled content rules, by the format whose records they read.
 pub struct Rules {
     by_format: Vec<Compiled>,
-    /// Rules read for at least one format (a CloudTrail rule is compiled for two).
+    /// Rules read for at least one format (a CloudTrail rule is compiled for two), and
+    /// correlation rules.
     count: usize,
+    /// Sigma correlation rules (`correlation:` documents), over the matches of the rules they
+    /// name: one engine for every format, its windows in memory behind a lock that only a
+    /// record matching some rule takes (a few in a thousand).
+    correlations: Option<Mutex<CorrelationEngine>>,
 }
+
+/// Bounds on the correlation windows: groups kept (the oldest evicted beyond), and entries
+/// kept in one group's window (a group past it can only under-count).
+const MAX_CORRELATION_GROUPS: usize = 100_000;
+const MAX_GROUP_ENTRIES: usize = 1_000;
 
 /// One format's rules, indexed by the value they require of one of the format's key
 /// fields ([`key_fields`], the first a rule pins, [`pinned`]): a record is evaluated only by
@@ -100,6 +116,7 @@ impl Rules {
         let mut loaded = Loaded::default();
         let mut by_format: Vec<Compiled> = Vec::new();
         let mut count = 0;
+        let mut correlations: Vec<(PathBuf, CorrelationRule)> = Vec::new();
         for (path, text) in texts {
             let collection = match rsigma_parser::parse_sigma_yaml(&text) {
                 Ok(c) => c,
@@ -109,6 +126,7 @@ impl Rules {
                 }
             };
             loaded.errors.extend(collection.errors.iter().map(|e| format!("{}: {e}", path.display())));
+            correlations.extend(collection.correlations.iter().map(|c| (path.clone(), c.clone())));
             for rule in &collection.rules {
                 let formats = formats_of(&rule.logsource);
                 match formats.is_empty() {
@@ -144,12 +162,19 @@ impl Rules {
                 }
             }
         }
-        (Rules { by_format, count }, loaded)
+        let correlations = correlate(correlations, &by_format, &mut loaded);
+        count += correlations.as_ref().map_or(0, CorrelationEngine::correlation_rule_count);
+        (Rules { by_format, count, correlations: correlations.map(Mutex::new) }, loaded)
     }
 
     /// Rules compiled, by the format whose records they read.
+    /// and the correlation rules (`correlation`).
     pub fn counts(&self) -> Vec<(&'static str, usize)> {
-        self.by_format.iter().map(|c| (c.format.as_str(), c.sigma.rule_count())).collect()
+        let correlations = self.correlations.as_ref().map(|c| {
+            let engine = c.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            ("correlation", engine.correlation_rule_count())
+        });
+        self.by_format.iter().map(|c| (c.format.as_str(), c.sigma.rule_count())).chain(correlations).collect()
     }
 
     /// How many rules are compiled.
@@ -178,8 +203,15 @@ impl Rules {
         });
         let rules = compiled.sigma.rules();
         let candidates = compiled.always.iter().chain(keyed.flatten());
-        let matches = candidates.filter_map(|&i| rsigma_eval::evaluate_rule(&rules[i], &raw));
-        for result in matches.take(MAX_MATCHES) {
+        let mut matches: Vec<_> =
+            candidates.filter_map(|&i| rsigma_eval::evaluate_rule(&rules[i], &raw)).take(MAX_MATCHES).collect();
+        // The correlations see every match, and keep from them those that alert on their own
+        // (a rule a correlation names only counts toward it), with what they fire.
+        if let Some(correlations) = self.correlations.as_ref().filter(|_| !matches.is_empty()) {
+            let mut engine = correlations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            matches = engine.process_with_detections(&raw, matches, ev.time.div_euclid(1000));
+        }
+        for result in matches.into_iter().take(MAX_MATCHES) {
             let header = result.header;
             let id = header.rule_id.unwrap_or_else(|| header.rule_title.clone());
             ev.rules.push(RuleMatch {
@@ -203,6 +235,42 @@ fn lowercase<T>(v: &str, f: impl FnOnce(&str) -> T) -> T {
         }
         _ => f(&v.to_lowercase()),
     }
+}
+
+/// The correlation rules, each checked to name only rules that are loaded; `None` without any.
+fn correlate(
+    rules: Vec<(PathBuf, CorrelationRule)>,
+    by_format: &[Compiled],
+    loaded: &mut Loaded,
+) -> Option<CorrelationEngine> {
+    if rules.is_empty() {
+        return None;
+    }
+    let config = CorrelationConfig {
+        // A rule a correlation names does not alert on its own (Sigma's `generate: false`).
+        emit_detections: false,
+        // Once fired, a group counts again from nothing: one alert per threshold crossed.
+        action_on_match: CorrelationAction::Reset,
+        max_state_entries: MAX_CORRELATION_GROUPS,
+        max_group_entries: Some(MAX_GROUP_ENTRIES),
+        ..CorrelationConfig::default()
+    };
+    let mut engine = CorrelationEngine::new(config);
+    let known = |name: &str| {
+        by_format.iter().flat_map(|c| c.sigma.rules()).any(|r| r.id.as_deref() == Some(name) || r.title == name)
+    };
+    for (path, rule) in rules {
+        if let Some(missing) = rule.rules.iter().find(|r| !known(r)) {
+            loaded.errors.push(format!(
+                "{}: {}: names rule {missing:?}, which is not loaded",
+                path.display(),
+                rule.title
+            ));
+        } else if let Err(e) = engine.add_correlation(&rule) {
+            loaded.errors.push(format!("{}: {}: {e}", path.display(), rule.title));
+        }
+    }
+    (engine.correlation_rule_count() > 0).then_some(engine)
 }
 
 /// The formats whose records a rule's logsource names; none for one nhid does not read.
@@ -486,7 +554,9 @@ mod tests {
 
     #[test]
     fn most_shipped_rules_name_their_calls_and_the_index_and_the_decoders_fields_lose_no_match() {
-        let (rules, _) = Rules::builtin();
+        // Matches as the rules make them, before correlations keep the ones alerting alone.
+        let (mut rules, _) = Rules::builtin();
+        rules.correlations = None;
         let cloudtrail = rules.by_format.iter().find(|c| c.format == SourceFormat::Cloudtrail).unwrap();
         let indexed: std::collections::BTreeSet<usize> =
             cloudtrail.by_key.iter().flat_map(|(_, map)| map.values().flatten().copied()).collect();
@@ -600,5 +670,43 @@ mod tests {
         rules.evaluate(&mut ev);
         assert_eq!(ev.rules.len(), 1);
         assert_eq!((ev.rules[0].id.as_ref(), ev.rules[0].level), ("t-1", Severity::High));
+    }
+
+    /// A Sigma correlation over one identity's matches: the rule it counts alerts only through
+    /// it, it fires on the call that crosses its threshold within the window, per group, and
+    /// counts again from nothing after.
+    #[test]
+    fn a_correlation_fires_at_its_threshold_within_its_window_per_identity() {
+        let text = "title: Secret read\nid: base-1\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    eventName: GetSecretValue\n  condition: sel\nlevel: informational\n---\ntitle: Many secrets\nid: corr-1\ncorrelation:\n  type: value_count\n  rules:\n    - base-1\n  group-by:\n    - userIdentity.arn\n  timespan: 10m\n  condition:\n    field: requestParameters.secretId\n    gte: 3\nlevel: high\n";
+        let (rules, loaded) = Rules::from_texts([(PathBuf::from("c.yml"), Cow::Borrowed(text))].into_iter());
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        assert_eq!(rules.len(), 2);
+        let read = |who: &str, secret: &str, second: i64| {
+            let raw = format!(
+                r#"{{"eventName":"GetSecretValue","userIdentity":{{"arn":"{who}"}},"requestParameters":{{"secretId":"{secret}"}}}}"#
+            );
+            let mut ev = event(Box::leak(raw.into_boxed_str()));
+            ev.time = second * 1000;
+            rules.evaluate(&mut ev);
+            ev.rules.iter().map(|r| r.id.to_string()).collect::<Vec<_>>()
+        };
+        // Two secrets, and another identity's third: nothing, not even the counted rule.
+        assert!(read("a", "s1", 0).is_empty());
+        assert!(read("a", "s1", 1).is_empty());
+        assert!(read("a", "s2", 2).is_empty());
+        assert!(read("b", "s3", 3).is_empty());
+        assert_eq!(read("a", "s3", 4), ["corr-1"]);
+        // Counted again from nothing; a third secret outside the window is not enough.
+        assert!(read("a", "s4", 10).is_empty());
+        assert!(read("a", "s5", 11).is_empty());
+        assert!(read("a", "s6", 11 + 600).is_empty());
+    }
+
+    #[test]
+    fn a_correlation_naming_a_rule_not_loaded_is_an_error() {
+        let text = "title: Many\nid: corr-2\ncorrelation:\n  type: event_count\n  rules:\n    - nowhere\n  group-by:\n    - userIdentity.arn\n  timespan: 5m\n  condition:\n    gte: 3\nlevel: high\n";
+        let (rules, loaded) = Rules::from_texts([(PathBuf::from("c.yml"), Cow::Borrowed(text))].into_iter());
+        assert!(rules.is_empty());
+        assert!(loaded.errors.iter().any(|e| e.contains("c.yml") && e.contains("nowhere")), "{:?}", loaded.errors);
     }
 }
