@@ -96,10 +96,7 @@ pub fn split_document<'t>(text: &'t str, key: &str) -> Option<Result<Vec<&'t str
     fn ws(s: &str) -> &str {
         s.trim_start_matches([' ', '\t', '\n', '\r'])
     }
-    if !is_document(text.as_bytes(), key.as_bytes()) {
-        return None;
-    }
-    let array = ws(ws(ws(ws(text).strip_prefix('{')?).strip_prefix(key)?).strip_prefix(':')?);
+    let array = &text[document_array(text.as_bytes(), key.as_bytes())?..];
     let mut records = Vec::new();
     let mut end = text.len() - array.len() + 1;
     for item in sonic_rs::to_array_iter(array) {
@@ -119,14 +116,17 @@ pub fn split_document<'t>(text: &'t str, key: &str) -> Option<Result<Vec<&'t str
 
 /// Whether `bytes` opens a delivery document `{KEY: [`, give or take whitespace.
 pub fn is_document(bytes: &[u8], key: &[u8]) -> bool {
+    document_array(bytes, key).is_some()
+}
+
+/// Where the array of a delivery document `{KEY: [` starts (at its `[`).
+fn document_array(bytes: &[u8], key: &[u8]) -> Option<usize> {
     let mut rest = bytes;
-    for token in [&b"{"[..], key, b":", b"["] {
-        match rest.trim_ascii_start().strip_prefix(token) {
-            Some(r) => rest = r,
-            None => return false,
-        }
+    for token in [&b"{"[..], key, b":"] {
+        rest = rest.trim_ascii_start().strip_prefix(token)?;
     }
-    true
+    let array = rest.trim_ascii_start();
+    array.starts_with(b"[").then(|| bytes.len() - array.len())
 }
 
 /// The raw string value of `key` in the outermost object, if it is a string without escapes.
