@@ -15,15 +15,15 @@
 
 use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use nhid_model::event::{AuditEvent, RawFields, RuleMatch, SourceFormat};
 use nhid_model::vocab::Severity;
 use rsigma_eval::{
-    CorrelationAction, CorrelationConfig, CorrelationEngine, Engine as Sigma, Event, EventValue, JsonEvent, Pipeline,
-    apply_pipelines, parse_pipeline,
+    CorrelationAction, CorrelationConfig, CorrelationEngine, Engine as Sigma, EvaluationResult, Event, EventValue,
+    JsonEvent, Pipeline, apply_pipelines, parse_pipeline,
 };
 use rsigma_parser::{
     ConditionExpr, CorrelationRule, Detection, Level, LogSource, Quantifier, SelectorPattern, SigmaRule, SigmaValue,
@@ -44,8 +44,14 @@ pub struct Rules {
     count: usize,
     /// Sigma correlation rules (`correlation:` documents), over the matches of the rules they
     /// name: one engine for every format, its windows in memory behind a lock that only a
-    /// record matching some rule takes (a few in a thousand).
-    correlations: Option<Mutex<CorrelationEngine>>,
+    /// record matching a rule they count takes.
+    correlations: Option<Correlations>,
+}
+
+struct Correlations {
+    engine: Mutex<CorrelationEngine>,
+    /// The ids of the rules they count.
+    counted: HashSet<String>,
 }
 
 /// Bounds on the correlation windows: groups kept (the oldest evicted beyond), and entries
@@ -163,22 +169,19 @@ impl Rules {
             }
         }
         let correlations = correlate(correlations, &by_format, &mut loaded);
-        count += correlations.as_ref().map_or(0, CorrelationEngine::correlation_rule_count);
-        (Rules { by_format, count, correlations: correlations.map(Mutex::new) }, loaded)
+        count += correlations.as_ref().map_or(0, |c| c.counted_rules());
+        (Rules { by_format, count, correlations }, loaded)
     }
 
-    /// Rules compiled, by the format whose records they read.
-    /// and the correlation rules (`correlation`).
+    /// Rules compiled, by the format whose records they read, then the correlation rules
+    /// (`correlation`).
     pub fn counts(&self) -> Vec<(&'static str, usize)> {
-        let correlations = self.correlations.as_ref().map(|c| {
-            let engine = c.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            ("correlation", engine.correlation_rule_count())
-        });
+        let correlations = self.correlations.as_ref().map(|c| ("correlation", c.counted_rules()));
         self.by_format.iter().map(|c| (c.format.as_str(), c.sigma.rule_count())).chain(correlations).collect()
     }
 
-    /// How many rules are compiled.
-    /// Rules loaded, each counted once whatever the formats it is compiled for.
+    /// Rules loaded, each counted once whatever the formats it is compiled for, and the
+    /// correlation rules.
     pub fn len(&self) -> usize {
         self.count
     }
@@ -205,10 +208,10 @@ impl Rules {
         let candidates = compiled.always.iter().chain(keyed.flatten());
         let mut matches: Vec<_> =
             candidates.filter_map(|&i| rsigma_eval::evaluate_rule(&rules[i], &raw)).take(MAX_MATCHES).collect();
-        // The correlations see every match, and keep from them those that alert on their own
-        // (a rule a correlation names only counts toward it), with what they fire.
-        if let Some(correlations) = self.correlations.as_ref().filter(|_| !matches.is_empty()) {
-            let mut engine = correlations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A record matching a rule the correlations count goes to them; they keep the matches
+        // that alert on their own (a counted rule only counts), with what they fire.
+        if let Some(c) = self.correlations.as_ref().filter(|c| matches.iter().any(|m| c.counts(m))) {
+            let mut engine = c.engine.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             matches = engine.process_with_detections(&raw, matches, ev.time.div_euclid(1000));
         }
         for result in matches.into_iter().take(MAX_MATCHES) {
@@ -237,12 +240,24 @@ fn lowercase<T>(v: &str, f: impl FnOnce(&str) -> T) -> T {
     }
 }
 
-/// The correlation rules, each checked to name only rules that are loaded; `None` without any.
+impl Correlations {
+    fn counts(&self, m: &EvaluationResult) -> bool {
+        m.header.rule_id.as_ref().is_some_and(|id| self.counted.contains(id))
+    }
+
+    fn counted_rules(&self) -> usize {
+        self.engine.lock().unwrap_or_else(std::sync::PoisonError::into_inner).correlation_rule_count()
+    }
+}
+
+/// The correlation rules, each checked to name only rules that are loaded, by id: the engine
+/// is fed matches made elsewhere, which carry their rule's id only (a rule without one is
+/// named by its file). `None` without any.
 fn correlate(
     rules: Vec<(PathBuf, CorrelationRule)>,
     by_format: &[Compiled],
     loaded: &mut Loaded,
-) -> Option<CorrelationEngine> {
+) -> Option<Correlations> {
     if rules.is_empty() {
         return None;
     }
@@ -256,21 +271,22 @@ fn correlate(
         ..CorrelationConfig::default()
     };
     let mut engine = CorrelationEngine::new(config);
-    let known = |name: &str| {
-        by_format.iter().flat_map(|c| c.sigma.rules()).any(|r| r.id.as_deref() == Some(name) || r.title == name)
-    };
+    let ids: HashSet<&str> = by_format.iter().flat_map(|c| c.sigma.rules()).filter_map(|r| r.id.as_deref()).collect();
+    let mut counted = HashSet::new();
     for (path, rule) in rules {
-        if let Some(missing) = rule.rules.iter().find(|r| !known(r)) {
+        if let Some(missing) = rule.rules.iter().find(|r| !ids.contains(r.as_str())) {
             loaded.errors.push(format!(
-                "{}: {}: names rule {missing:?}, which is not loaded",
+                "{}: {}: names rule {missing:?}, which is not the id of a loaded rule",
                 path.display(),
                 rule.title
             ));
         } else if let Err(e) = engine.add_correlation(&rule) {
             loaded.errors.push(format!("{}: {}: {e}", path.display(), rule.title));
+        } else {
+            counted.extend(rule.rules.iter().cloned());
         }
     }
-    (engine.correlation_rule_count() > 0).then_some(engine)
+    (engine.correlation_rule_count() > 0).then(|| Correlations { engine: Mutex::new(engine), counted })
 }
 
 /// The formats whose records a rule's logsource names; none for one nhid does not read.
