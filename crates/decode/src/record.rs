@@ -130,8 +130,17 @@ fn document_array(bytes: &[u8], key: &[u8]) -> Option<usize> {
 }
 
 /// The raw string value of `key` in the outermost object, if it is a string without escapes.
-/// A string-aware scan that tracks depth; it runs only on messages that passed the cheap test.
 pub fn top_level_string<'a>(bytes: &'a [u8], key: &[u8]) -> Option<&'a str> {
+    let value = top_level_value(bytes, key)?.strip_prefix(b"\"")?;
+    let len = memchr::memchr2(b'"', b'\\', value)?;
+    (value[len] == b'"').then(|| std::str::from_utf8(&value[..len]).ok()).flatten()
+}
+
+/// The text from the value of `key` in the outermost object on, if the object has that key:
+/// a key an attacker can put in a field's nested object (a request's parameters) is not
+/// one. A string-aware scan that tracks depth; it runs only on messages that passed a
+/// cheap test.
+pub fn top_level_value<'a>(bytes: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     let (mut depth, mut i) = (0usize, 0usize);
     while i < bytes.len() {
         match bytes[i] {
@@ -142,11 +151,8 @@ pub fn top_level_string<'a>(bytes: &'a [u8], key: &[u8]) -> Option<&'a str> {
                 let end = string_end(bytes, start)?;
                 i = end + 1;
                 if depth == 1 && &bytes[start..end] == key {
-                    let rest = &bytes[i..];
-                    let rest = rest.trim_ascii_start().strip_prefix(b":")?.trim_ascii_start();
-                    let value = rest.strip_prefix(b"\"")?;
-                    let len = memchr::memchr2(b'"', b'\\', value)?;
-                    return (value[len] == b'"').then(|| std::str::from_utf8(&value[..len]).ok()).flatten();
+                    let rest = bytes[i..].trim_ascii_start().strip_prefix(b":")?.trim_ascii_start();
+                    return Some(rest);
                 }
                 continue;
             }

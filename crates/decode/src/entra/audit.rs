@@ -16,7 +16,7 @@ use memchr::memmem;
 use serde::Deserialize;
 
 use crate::lenient::{self, nonempty};
-use crate::record::{content_id, event_time, parse_object};
+use crate::record::{content_id, event_time, parse_object, top_level_string, top_level_value};
 use crate::{DecodeContext, DecodeError};
 use nhid_model::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
@@ -26,21 +26,33 @@ use nhid_model::vocab::DeadLetterReason;
 type Str<'a> = Option<Cow<'a, str>>;
 
 /// Whether a message is a directory audit: it has the key only audits have, who initiated
-/// it, with the activity, its targets or the category `AuditLogs`. The category
-/// `AuditLogs` alone is not the marker: Intune's diagnostic records use it too (with an
-/// `Actor`, not `initiatedBy`), and Panther's samples file some audits under their Graph
-/// category (`Policy`, `ApplicationManagement`).
+/// it, and is an audit at its top level: the category or Log Analytics table `AuditLogs`, an
+/// Entra diagnostic record (`resourceId` of `Microsoft.aadiam`, how Panther's samples filed
+/// under their Graph category, `Policy` or `ApplicationManagement`, are told), or the
+/// activity's name (Graph, Log Analytics). The category alone is not the marker: Intune's
+/// diagnostic records use it too (with an `Actor`, not `initiatedBy`). Nor are keys nested in
+/// another format's record, which its caller may choose (a CloudTrail request's parameters).
 pub(super) fn detect(bytes: &[u8]) -> bool {
     use std::sync::LazyLock;
     static INITIATED: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"nitiatedBy\""));
-    static SECOND: LazyLock<[memmem::Finder<'static>; 3]> = LazyLock::new(|| {
-        [&b"ctivityDisplayName\""[..], b"argetResources\"", b"\"AuditLogs\""].map(memmem::Finder::new)
-    });
     // `initiatedBy` or `InitiatedBy`, as a key (followed by its colon).
     let initiated = INITIATED.find_iter(bytes).any(|at| {
         at > 0 && matches!(bytes[at - 1], b'i' | b'I') && bytes[at + 11..].trim_ascii_start().starts_with(b":")
     });
-    initiated && SECOND.iter().any(|f| f.find(bytes).is_some())
+    if !initiated {
+        return false;
+    }
+    let audit_logs = |key: &[u8]| top_level_string(bytes, key).is_some_and(|c| c.eq_ignore_ascii_case("AuditLogs"));
+    let aadiam = || {
+        top_level_string(bytes, b"resourceId")
+            .is_some_and(|r| r.to_ascii_lowercase().ends_with("/providers/microsoft.aadiam"))
+    };
+    let activity = |key: &[u8]| top_level_value(bytes, key).is_some();
+    audit_logs(b"category")
+        || audit_logs(b"Type")
+        || aadiam()
+        || activity(b"activityDisplayName")
+        || activity(b"ActivityDisplayName")
 }
 
 pub(super) fn decode<'a>(text: &'a str, ctx: &DecodeContext) -> Result<AuditEvent<'a>, DecodeError> {

@@ -24,7 +24,7 @@ use std::net::IpAddr;
 use memchr::memmem;
 
 use crate::lenient::nonempty;
-use crate::record::{content_id, event_time, parse_object, top_level_string};
+use crate::record::{content_id, event_time, parse_object, top_level_string, top_level_value};
 use crate::{DecodeContext, DecodeError};
 use nhid_model::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, Source, SourceFormat,
@@ -32,14 +32,16 @@ use nhid_model::event::{
 use nhid_model::vocab::DeadLetterReason;
 use record::{Code, Record, Str};
 
-/// Whether the message is an Entra sign-in. The log category or table name (`…SignInLogs`,
-/// `SigninLogs`) is the platform's own marker, but a diagnostic-settings change can list the
-/// same names in a nested array, so the name must be the value of a top-level key. A Graph
-/// `signIn` has no category: it is told by keys only sign-ins combine.
+/// Whether the message is an Entra directory audit (`audit::detect`) or sign-in.
 pub fn detect(bytes: &[u8]) -> bool {
     audit::detect(bytes) || is_sign_in(bytes)
 }
 
+/// The log category or table name (`…SignInLogs`, `SigninLogs`) is the platform's own
+/// marker, but a diagnostic-settings change can list the same names in a nested array, so
+/// the name must be the value of a top-level key. A Graph `signIn` has no category: it is
+/// told by keys only sign-ins combine, its time at the top (keys nested in another format's
+/// record, a CloudTrail request's parameters, are its caller's to choose).
 fn is_sign_in(bytes: &[u8]) -> bool {
     use std::sync::LazyLock;
     static CATEGORY_NAME: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"nLogs\""));
@@ -55,7 +57,9 @@ fn is_sign_in(bytes: &[u8]) -> bool {
             return true;
         }
     }
-    GRAPH.iter().all(|f| f.find(bytes).is_some()) && GRAPH_ANY.iter().any(|f| f.find(bytes).is_some())
+    GRAPH.iter().all(|f| f.find(bytes).is_some())
+        && GRAPH_ANY.iter().any(|f| f.find(bytes).is_some())
+        && top_level_value(bytes, b"createdDateTime").is_some()
 }
 
 /// The kind of sign-in a diagnostic category (`SignInLogs`) or Log Analytics table

@@ -452,6 +452,18 @@ fn an_audit_nobody_initiated_is_dead_lettered() {
     assert_eq!(one(untimed).unwrap_err().reason, DeadLetterReason::MissingTime);
 }
 
+/// An attacker choosing a CloudTrail request's parameters can give them an audit's or a
+/// Graph sign-in's keys; the record stays CloudTrail's, its caller named.
+#[test]
+fn keys_nested_in_a_cloudtrail_request_are_not_entra() {
+    let request = r#"{"initiatedBy":{"user":{"id":"u"}},"targetResources":[],"activityDisplayName":"x","category":"AuditLogs","createdDateTime":"2024-05-01T12:00:00Z","appId":"a","status":{},"ipAddress":"1.2.3.4","clientAppUsed":"x"}"#;
+    let text = format!(
+        r#"{{"eventVersion":"1.08","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/ci","accessKeyId":"AKIAEXAMPLE"}},"eventTime":"2024-05-01T12:00:00Z","eventSource":"events.amazonaws.com","eventName":"PutEvents","sourceIPAddress":"203.0.113.9","requestParameters":{request},"responseElements":null}}"#
+    );
+    assert!(!detect(text.as_bytes()));
+    assert_eq!(crate::detect(text.as_bytes()), Some(Format::Cloudtrail));
+}
+
 #[test]
 fn audit_detection_needs_the_keys_not_their_words() {
     // The words as values, or one key alone, are not an audit.
