@@ -133,12 +133,12 @@ fn principal<'a>(claims: Claims<'a>, evidence: Evidence<'a>, caller: Str<'a>) ->
 /// phases of one that went through); a failure signed `Forbidden` or `Unauthorized` (or
 /// 401/403) was refused.
 fn outcome(result: Option<&str>, signature: Option<&str>) -> Outcome {
-    let failed = result.is_some_and(|r| {
-        let r = r.to_ascii_lowercase();
-        r.starts_with("fail") || r == "error"
-    });
-    let refused =
-        |s: &str| ["forbidden", "unauthorized", "403", "401"].iter().any(|d| s.to_ascii_lowercase().contains(d));
+    let failed = result
+        .is_some_and(|r| r.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("fail")) || r.eq_ignore_ascii_case("error"));
+    let refused = |s: &str| {
+        let s = s.to_ascii_lowercase();
+        ["forbidden", "unauthorized", "403", "401"].iter().any(|d| s.contains(d))
+    };
     match (failed, signature) {
         (_, Some(s)) if refused(s) => Outcome::Denied,
         (true, _) => Outcome::Failure,
