@@ -197,6 +197,66 @@ fn replay_reads_trails_as_exported() {
     }
 }
 
+/// `replay` decodes on every core and commits in input order: its outputs (alerts, actions,
+/// dead letters, the summary's counts) are those of one thread, byte for byte, on a stream of
+/// many batches mixing canonical events from the fixtures (baselines learned, then broken),
+/// the Stratus trail (content rules, and the correlations that count across records),
+/// garbage, lines longer than `max_event_bytes`, and events without a time of their own.
+#[test]
+fn replay_gives_the_same_outputs_on_any_number_of_threads() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut input: Vec<u8> = Vec::new();
+    // A CloudTrail record without a time of its own before any event gave one: dead-lettered;
+    // after, it takes the latest.
+    let timeless = r#"{"eventSource":"s3.amazonaws.com","eventName":"GetObject","userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/r/s"}}"#;
+    input.extend(format!("{timeless}\n").bytes());
+    for fixture in
+        ["breadth_lateral_movement_after_learning", "shared_credential_token_used_from_second_place", "garbage_lines"]
+    {
+        input.extend(std::fs::read(root.join("fixtures").join(fixture).join("input.jsonl")).unwrap());
+        input.extend(format!("{timeless}\n").bytes());
+    }
+    let mut stratus: Vec<_> =
+        std::fs::read_dir(root.join("data/stratus/aws")).unwrap().map(|e| e.unwrap().path()).collect();
+    stratus.sort();
+    for f in stratus.iter().filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("aws.")) {
+        input.extend(std::fs::read(f).unwrap());
+        input.extend(format!("{}\n{{\"id\":\"{}\"}}\n", "x".repeat(5_000), "y".repeat(5_000)).bytes());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("input.jsonl");
+    std::fs::write(&file, &input).unwrap();
+    assert!(input.split(|&b| b == b'\n').count() > 3 * 256, "several batches");
+    let run = |threads: &str| {
+        let out = |name: &str| dir.path().join(format!("{name}-{threads}.jsonl"));
+        let output = Command::new(env!("CARGO_BIN_EXE_nhid"))
+            .args(["replay", file.to_str().unwrap(), "--threads", threads, "--alerts"])
+            .arg(out("alerts"))
+            .arg("--actions")
+            .arg(out("actions"))
+            .arg("--dead-letter")
+            .arg(out("dead"))
+            .env("NHID__DECODE__MAX_EVENT_BYTES", "4096")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        // The summary, but for its first line's timing.
+        let summary: String =
+            String::from_utf8_lossy(&output.stderr).lines().skip(1).map(|l| format!("{l}\n")).collect();
+        let read = |name| std::fs::read_to_string(out(name)).unwrap();
+        (read("alerts"), read("actions"), read("dead"), summary)
+    };
+    let one = run("1");
+    let (alerts, _, dead, summary) = &one;
+    assert!(alerts.lines().count() >= 30, "{summary}");
+    for reason in ["too_large", "invalid_json", "missing_time"] {
+        assert!(dead.contains(&format!("\"reason\":\"{reason}\"")), "{reason}: {summary}");
+    }
+    for threads in ["2", "3"] {
+        assert!(run(threads) == one, "--threads {threads} gives other outputs than --threads 1");
+    }
+}
+
 /// The `[kafka]` section is validated with the rest, every error at once.
 #[test]
 fn check_reports_kafka_errors_with_the_others() {

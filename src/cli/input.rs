@@ -25,8 +25,8 @@ pub enum Line<'a> {
 
 /// A file's messages, by its layout (see the module).
 pub enum Input {
-    Lines(Lines<Box<dyn BufRead>>),
-    Values(Values<Box<dyn BufRead>>),
+    Lines(Lines<BufReader<Box<dyn Read>>>),
+    Values(Values<BufReader<Box<dyn Read>>>),
 }
 
 impl Input {
@@ -37,12 +37,12 @@ impl Input {
         } else {
             Box::new(File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
         };
-        let mut buffered = BufReader::with_capacity(1 << 16, raw);
+        let mut buffered = BufReader::with_capacity(BUFFER, raw);
         let gz = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
-        let mut inner: Box<dyn BufRead> = if gz {
-            Box::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(buffered)))
+        let mut inner = if gz {
+            BufReader::with_capacity(BUFFER, Box::new(MultiGzDecoder::new(buffered)) as Box<dyn Read>)
         } else {
-            Box::new(buffered)
+            buffered
         };
         Ok(if structured(inner.fill_buf()?) {
             Input::Values(Values::new(inner, cap))
@@ -57,7 +57,20 @@ impl Input {
             Input::Values(values) => values.next(),
         }
     }
+
+    /// Whether input is buffered, so that the next message is read without waiting: when
+    /// there is none, the next read may wait as long as whoever writes a pipe takes.
+    pub fn buffered(&self) -> bool {
+        let inner = match self {
+            Input::Lines(lines) => &lines.inner,
+            Input::Values(values) => &values.inner,
+        };
+        !inner.buffer().is_empty()
+    }
 }
+
+/// Bytes read from a file at once.
+const BUFFER: usize = 1 << 18;
 
 /// Whether a file starting with `head` is split by structure: it opens a JSON array, a
 /// CloudTrail `Records` document, or an object whose first line holds nothing else (a

@@ -1,6 +1,7 @@
 //! The command line. `main.rs` only calls [`run`].
 
 mod check;
+pub mod feed;
 mod input;
 pub mod replay;
 mod run;

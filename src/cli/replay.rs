@@ -1,6 +1,7 @@
 //! `nhid replay`: the engine over files, in file order, one record one message (JSON lines,
-//! or the layouts audit logs are exported in: [`super::input`]). Streams: one message in
-//! memory at a time, and at most `max_event_bytes` of it, whatever the file size.
+//! or the layouts audit logs are exported in: [`super::input`]), on every core
+//! ([`super::feed`]). Streams: a few batches of messages in memory at a time, and at most
+//! `max_event_bytes` of a message, whatever the file size.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -11,12 +12,12 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::input::{Input, Line};
+use super::feed::{default_threads, feed};
 use super::{EXIT_INTERRUPTED, EngineArgs, config_errors, init_logs, on_signals};
 use crate::config::Config;
 use nhid_engine::metrics::Health;
 use nhid_engine::metrics::Metrics;
-use nhid_engine::{ControlKind, Engine, Origin, Outputs, Stats};
+use nhid_engine::{Engine, Outputs, Stats};
 use nhid_model::event::{PrincipalType, SourceFormat};
 use nhid_model::vocab::DeadLetterReason;
 
@@ -44,6 +45,11 @@ pub struct ReplayArgs {
     /// after it, until interrupted (port 0 picks a free one).
     #[arg(long, value_name = "ADDR")]
     http: Option<std::net::SocketAddr>,
+    /// Threads that decode and match content rules (default: one per core). The outputs are
+    /// the same whatever the number: events go through the state and the detectors in input
+    /// order.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -167,7 +173,8 @@ fn replay(engine: &Arc<Engine>, config: &Config, args: &ReplayArgs) -> anyhow::R
         };
         std::process::exit(code)
     })?;
-    feed(engine, &args.lifecycle, &args.files, |process| {
+    let threads = args.threads.map_or_else(default_threads, usize::from);
+    feed(engine, &args.lifecycle, &args.files, threads, |process| {
         let mut p = lock(&progress)?;
         let Progress { out, sinks, .. } = &mut *p;
         process(out);
@@ -182,69 +189,6 @@ fn replay(engine: &Arc<Engine>, config: &Config, args: &ReplayArgs) -> anyhow::R
         // Until the signal handler exits.
         loop {
             std::thread::park();
-        }
-    }
-    Ok(())
-}
-
-/// Feeds the lifecycle files, then the audit files, through the engine in file order, one
-/// record one message. For every message `each` is given the function that processes it into
-/// an `Outputs`: the caller chooses which, drains it after, and holds what it must meanwhile
-/// (`replay` writes the outputs out under its progress lock, `eval` keeps the alerts and
-/// actions it scores). Streams: one message in memory at a time, and at most
-/// `max_event_bytes` of it, whatever the file sizes.
-pub fn feed(
-    engine: &Engine,
-    lifecycle: &[PathBuf],
-    files: &[PathBuf],
-    mut each: impl FnMut(&mut dyn FnMut(&mut Outputs)) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let cap = line_cap(engine.max_event_bytes());
-    for path in lifecycle {
-        each_line(path, cap, |line, origin| {
-            each(&mut |out| match line {
-                Line::Whole(message) => engine.control(ControlKind::Lifecycle, message, origin, out),
-                Line::TooLong(original) => engine.refuse_too_large(original, origin, out),
-            })
-        })?;
-    }
-    for path in files {
-        each_line(path, cap, |line, origin| {
-            each(&mut |out| match line {
-                Line::Whole(message) => {
-                    engine.process(message, origin, None, out);
-                }
-                Line::TooLong(original) => engine.refuse_too_large(original, origin, out),
-            })
-        })?;
-    }
-    Ok(())
-}
-
-/// The longest line held whole: a message of `max_event_bytes` and the `\r` of a CRLF line.
-/// A line up to this long goes to the engine, which trims it and refuses it whole if it is
-/// still too large; a longer one is refused as it streams past.
-fn line_cap(max_event_bytes: usize) -> usize {
-    max_event_bytes.saturating_add(1)
-}
-
-/// Calls `f` with every non-blank message of a file and where it came from (line numbers,
-/// or record numbers in an exported layout, as offsets).
-fn each_line(
-    path: &Path,
-    cap: usize,
-    mut f: impl FnMut(Line<'_>, Origin<'_>) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let name = path.display().to_string();
-    let mut input = Input::open(path, cap)?;
-    let mut number = 0i64;
-    while let Some(line) = input.next().map_err(|e| anyhow::anyhow!("{name}: {e}"))? {
-        number += 1;
-        let origin = Origin { source: &name, partition: 0, offset: number };
-        match line {
-            Line::Whole(text) if text.trim_ascii().is_empty() => {}
-            Line::Whole(text) => f(Line::Whole(text.trim_ascii()), origin)?,
-            too_long => f(too_long, origin)?,
         }
     }
     Ok(())

@@ -15,7 +15,7 @@ use crate::detect::{Detector, Finding, LaneSettings};
 use crate::inventory::{Criticality, Entry, Inventory};
 use crate::respond::alert::{Action, Alert, AlertActor, MAX_EVENT_IDS, Mode, Score};
 use crate::respond::policy::{Acting, Block, Policy, ResponseConfig, alert_principal};
-use crate::rules::Rules;
+use crate::rules::{Matches, Rules};
 use crate::state::bindings::CredentialBindings;
 use crate::state::lifecycle::{FACT_TTL, Lifecycle};
 use crate::state::snapshot::{self, Record, SnapshotError, SourceDone};
@@ -240,6 +240,33 @@ pub struct Decoded {
     pub principal: Option<u64>,
 }
 
+/// A message prepared for [`Engine::commit`] ([`Engine::prepare`]): its records in order,
+/// each an event with the content rules it matched, or why it is not one.
+pub struct Prepared<'a> {
+    bytes: &'a [u8],
+    records: Vec<Item<'a>>,
+}
+
+impl<'a> Prepared<'a> {
+    fn event(ev: AuditEvent<'a>, matches: Matches) -> Item<'a> {
+        Item::Event(Box::new(ev), matches)
+    }
+}
+
+enum Item<'a> {
+    /// Boxed: an event is ten times the size of a refusal, and most messages hold one.
+    Event(Box<AuditEvent<'a>>, Matches),
+    /// Decoded but refused (a time too far ahead, a field too long), with its index in the
+    /// message.
+    Refused(DecodeError, usize),
+    /// Not decoded: the message, or one record of it (the error names which).
+    Undecoded(DecodeError),
+}
+
+/// The time decoders give an event that has none of its own while only the watermark could
+/// give one ([`Engine::prepare`]): no timestamp reads as this, the earliest time there is.
+const TIME_FROM_WATERMARK: Millis = Millis::MIN;
+
 /// [`Decoded::principal`] of a message whose events all name `id`.
 pub fn principal_hash(id: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(id)
@@ -446,54 +473,92 @@ impl Engine {
         transport_time: Option<Millis>,
         out: &mut Outputs,
     ) -> Decoded {
-        out.stats.messages += 1;
-        let watermark = self.watermark.load(Ordering::Relaxed);
+        let prepared = self.prepare(bytes, origin.source, transport_time);
+        self.commit(prepared, origin, out)
+    }
+
+    /// The first half of [`Engine::process`]: decodes a message, checks its events and
+    /// matches them against the content rules. It reads no state and writes none, so
+    /// messages can be prepared on every core and committed in order ([`Engine::commit`]),
+    /// with the outputs processing them one by one gives.
+    pub fn prepare<'a>(&self, bytes: &'a [u8], source: &str, transport_time: Option<Millis>) -> Prepared<'a> {
         let ctx = DecodeContext {
-            fallback_time: transport_time.or((watermark != Millis::MIN).then_some(watermark)),
+            // An event without a time of its own gets the watermark's, which only the commit
+            // knows: it is resolved there.
+            fallback_time: Some(transport_time.unwrap_or(TIME_FROM_WATERMARK)),
             max_event_bytes: self.max_event_bytes,
         };
-        let home = origin.home();
-        let mut decoded = Decoded::default();
         // A handful of entries at most: a scan beats hashing the topic per message.
-        let format = self.topic_formats.iter().find(|(t, _)| **t == *origin.source).map_or(self.format, |(_, f)| *f);
+        let format = self.topic_formats.iter().find(|(t, _)| **t == *source).map_or(self.format, |(_, f)| *f);
         let now = (self.wall_clock)();
         let latest = transport_time.map_or(now, |t| t.min(now)).saturating_add(self.max_clock_skew);
-        // Records refused here, by their index in the message and their dead letter's: a
-        // message of several records (a CloudTrail document) names the failing one.
-        let (mut index, mut refused) = (0, Vec::new());
+        let mut records = Vec::with_capacity(1);
         nhid_decode::decode(bytes, format, &ctx, &mut |record| {
-            let record = record.map(|ev| self.plausible(ev, latest).map_err(|e| (e, index)));
-            index += 1;
-            match record {
-                Ok(Ok(mut ev)) => {
-                    if let Some(rules) = &self.rules {
-                        rules.evaluate(&mut ev);
-                    }
-                    let principal = principal_hash(ev.principal.id.as_bytes());
-                    decoded = Decoded {
-                        format: Some(ev.source_format),
-                        events: decoded.events + 1,
-                        principal: match decoded.events {
-                            0 => Some(principal),
-                            _ => decoded.principal.filter(|&p| p == principal),
-                        },
-                    };
-                    if self.rekey {
-                        out.normalized.push(normalized(&ev, ev.principal.kind));
-                    } else {
-                        self.handle(&ev, home, out)
-                    }
+            let index = records.len();
+            records.push(match record.map(|ev| self.plausible(ev, latest)) {
+                Ok(Ok(ev)) => {
+                    let matches = self.rules.as_ref().map(|r| r.matches(&ev)).unwrap_or_default();
+                    Prepared::event(ev, matches)
                 }
-                Ok(Err((e, i))) => {
-                    refused.push((out.dead_letters.len(), i));
-                    dead_letter(e, bytes, origin, out)
-                }
-                Err(e) => dead_letter(e, bytes, origin, out),
-            }
+                Ok(Err(e)) => Item::Refused(e, index),
+                Err(e) => Item::Undecoded(e),
+            });
         });
-        if index > 1 {
-            for (at, i) in refused {
-                out.dead_letters[at].record = Some(i);
+        Prepared { bytes, records }
+    }
+
+    /// The second half of [`Engine::process`]: the prepared message's events through the
+    /// state, the detectors and the policy, its refusals dead-lettered, in the order of
+    /// its records.
+    pub fn commit(&self, prepared: Prepared<'_>, origin: Origin<'_>, out: &mut Outputs) -> Decoded {
+        out.stats.messages += 1;
+        let Prepared { bytes, records } = prepared;
+        let home = origin.home();
+        let mut decoded = Decoded::default();
+        // A message of several records (a CloudTrail document) names the failing one.
+        let several = records.len() > 1;
+        for record in records {
+            let (mut ev, matches) = match record {
+                Item::Event(ev, matches) => (*ev, matches),
+                Item::Refused(mut e, index) => {
+                    e.record = e.record.or(several.then_some(index));
+                    dead_letter(e, bytes, origin, out);
+                    continue;
+                }
+                Item::Undecoded(e) => {
+                    dead_letter(e, bytes, origin, out);
+                    continue;
+                }
+            };
+            if ev.time == TIME_FROM_WATERMARK {
+                match self.watermark.load(Ordering::Relaxed) {
+                    Millis::MIN => {
+                        let e = DecodeError::new(
+                            DeadLetterReason::MissingTime,
+                            "no time of its own, and neither the transport nor an event before it gives one",
+                        );
+                        dead_letter(e, bytes, origin, out);
+                        continue;
+                    }
+                    watermark => ev.time = watermark,
+                }
+            }
+            if let Some(rules) = &self.rules {
+                rules.apply(&mut ev, matches);
+            }
+            let principal = principal_hash(ev.principal.id.as_bytes());
+            decoded = Decoded {
+                format: Some(ev.source_format),
+                events: decoded.events + 1,
+                principal: match decoded.events {
+                    0 => Some(principal),
+                    _ => decoded.principal.filter(|&p| p == principal),
+                },
+            };
+            if self.rekey {
+                out.normalized.push(normalized(&ev, ev.principal.kind));
+            } else {
+                self.handle(&ev, home, out)
             }
         }
         decoded

@@ -190,12 +190,21 @@ impl Rules {
         self.len() == 0
     }
 
-    /// Adds to `ev` the rules its raw record matches.
+    /// Adds to `ev` the rules its raw record matches: [`Rules::matches`], then [`Rules::apply`].
     pub fn evaluate(&self, ev: &mut AuditEvent<'_>) {
+        let matches = self.matches(ev);
+        self.apply(ev, matches);
+    }
+
+    /// The rules `ev`'s raw record matches. Reads no state: records are matched in parallel
+    /// (`nhid replay` on every core) and applied in order.
+    pub fn matches(&self, ev: &AuditEvent<'_>) -> Matches {
         if ev.raw.is_empty() {
-            return;
+            return Matches::default();
         }
-        let Some(compiled) = self.by_format.iter().find(|c| c.format == ev.source_format) else { return };
+        let Some(compiled) = self.by_format.iter().find(|c| c.format == ev.source_format) else {
+            return Matches::default();
+        };
         let raw = Raw::new(ev.raw, &ev.raw_fields, ev.source_format);
         // A key field no rule of the format pins is not read.
         let keyed = compiled.by_key.iter().filter(|(_, map)| !map.is_empty()).filter_map(|(field, map)| {
@@ -206,11 +215,19 @@ impl Rules {
         });
         let rules = compiled.sigma.rules();
         let candidates = compiled.always.iter().chain(keyed.flatten());
-        let mut matches: Vec<_> =
-            candidates.filter_map(|&i| rsigma_eval::evaluate_rule(&rules[i], &raw)).take(MAX_MATCHES).collect();
+        Matches(candidates.filter_map(|&i| rsigma_eval::evaluate_rule(&rules[i], &raw)).take(MAX_MATCHES).collect())
+    }
+
+    /// Adds `matches` of `ev` to it, through the correlations: the one step that keeps state,
+    /// so records are applied in their order.
+    pub fn apply(&self, ev: &mut AuditEvent<'_>, Matches(mut matches): Matches) {
+        if matches.is_empty() {
+            return;
+        }
         // A record matching a rule the correlations count goes to them; they keep the matches
         // that alert on their own (a counted rule only counts), with what they fire.
         if let Some(c) = self.correlations.as_ref().filter(|c| matches.iter().any(|m| c.counts(m))) {
+            let raw = Raw::new(ev.raw, &ev.raw_fields, ev.source_format);
             let mut engine = c.engine.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             matches = engine.process_with_detections(&raw, matches, ev.time.div_euclid(1000));
         }
@@ -225,6 +242,10 @@ impl Rules {
         }
     }
 }
+
+/// What a record matched, before the correlations saw it ([`Rules::matches`]).
+#[derive(Default)]
+pub struct Matches(Vec<EvaluationResult>);
 
 /// `f` of `v` folded to lower case, without allocating for the short ASCII values key
 /// fields hold (`StopLogging`, `AwsApiCall`): this runs for every record.
