@@ -33,32 +33,40 @@ impl Kind for InteractiveLogin {
 
     fn check(&self, lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
         let from = ev.source.ip.as_deref().unwrap_or("an unknown address");
-        let mut evidence = crate::evidence! {
-            "action" => ev.action,
-            "outcome" => ev.outcome.as_str(),
-            "credential_kind" => ev.credential.kind.as_str(),
-            "source_ip" => ev.source.ip,
-            "user_agent" => ev.source.user_agent,
+        // Built only for a finding: this runs on every event.
+        let evidence = || {
+            crate::evidence! {
+                "action" => ev.action,
+                "outcome" => ev.outcome.as_str(),
+                "credential_kind" => ev.credential.kind.as_str(),
+                "source_ip" => ev.source.ip,
+                "user_agent" => ev.source.user_agent,
+            }
         };
         let first_as_person = obs.first_as.is_some_and(|k| !k.is_machine());
-        let summary = if self.operations.matches(&ev.action) && (ev.principal.kind.is_machine() || first_as_person) {
-            format!(
+        let (evidence, summary) = if self.operations.matches(&ev.action)
+            && (ev.principal.kind.is_machine() || first_as_person)
+        {
+            let summary = format!(
                 "Machine identity {} ({lane}) signed in interactively: {} ({}) from {from}.",
                 ev.principal.id, ev.action, ev.outcome
-            )
+            );
+            (evidence(), summary)
         } else if let Some(claimed) = obs.first_as.filter(|_| first_as_person && ev.principal.inferred && obs.learned) {
+            let mut evidence = evidence();
             evidence.insert("claimed_type".into(), claimed.as_str().into());
             if let Some(session) = ev.actor.session_id.as_deref() {
                 evidence.insert("session_id".into(), session.into());
             }
-            format!(
+            let summary = format!(
                 "Machine identity {} ({lane}) was used as a {claimed} would be, by fields the caller chooses \
                  (user agent {:?}, session {:?}): {} from {from}. It stays in the {lane} lane.",
                 ev.principal.id,
                 ev.source.user_agent.as_deref().unwrap_or("-"),
                 ev.actor.session_id.as_deref().unwrap_or("-"),
                 ev.action,
-            )
+            );
+            (evidence, summary)
         } else {
             return None;
         };
