@@ -283,6 +283,39 @@ fn nesting_exceeds(bytes: &[u8], limit: usize) -> bool {
     false
 }
 
+/// Keys read from a record's start by [`by_first_keys`], and bytes of values skipped to reach
+/// them, at most: past those the markers decide.
+const FIRST_KEYS: usize = 8;
+const FIRST_KEYS_BYTES: usize = 512;
+
+/// The format told by a key at the top level of the record, read from its start: nhid's own
+/// events (`principal`) and CloudTrail's records (`eventVersion`, `eventName`, ...; a
+/// document's `Records`) are told within their first keys, without scanning the message for
+/// markers. Only keys of the record itself count, never those of a nested object an
+/// attacker fills (a request's parameters). `None`: not told by its first keys, or an
+/// escaped key, or long values before them; the markers decide.
+fn by_first_keys(bytes: &[u8]) -> Option<Format> {
+    let mut rest = bytes.trim_ascii_start().strip_prefix(b"{")?;
+    for _ in 0..FIRST_KEYS {
+        let key = rest.trim_ascii_start().strip_prefix(b"\"")?;
+        let end = memchr::memchr2(b'"', b'\\', key)?;
+        if key[end] != b'"' {
+            return None;
+        }
+        match &key[..end] {
+            b"principal" => return Some(Format::Native),
+            b"eventVersion" | b"eventSource" | b"eventName" | b"eventsource" | b"eventname" | b"Records" => {
+                return Some(Format::Cloudtrail);
+            }
+            _ => {}
+        }
+        let value = key[end + 1..].trim_ascii_start().strip_prefix(b":")?.trim_ascii_start();
+        let len = record::value_len(value, FIRST_KEYS_BYTES.checked_sub(bytes.len() - value.len())?)?;
+        rest = value[len..].trim_ascii_start().strip_prefix(b",")?;
+    }
+    None
+}
+
 /// A format's own marker test (`<module>::detect`).
 type Detect = fn(&[u8]) -> bool;
 
@@ -294,6 +327,9 @@ pub fn detect(bytes: &[u8]) -> Option<Format> {
     // splits it first): the envelope itself is none.
     if record::is_document(bytes, b"\"records\"") {
         return None;
+    }
+    if let Some(format) = by_first_keys(bytes) {
+        return Some(format);
     }
     static EVENT: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"event"));
     static RECORDS: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"Records\""));
@@ -346,6 +382,34 @@ mod tests {
         let out = decode_all(bytes);
         assert_eq!(out.len(), 1);
         out[0].clone().unwrap_err().reason
+    }
+
+    /// nhid's own events and CloudTrail's records are told by their first keys, and only by
+    /// keys of the record: a nested object's keys, which a caller chooses (a request's
+    /// parameters), are skipped; what the first keys do not tell, the markers do.
+    #[test]
+    fn the_first_keys_of_the_record_tell_its_format() {
+        let first = |s: &str| by_first_keys(s.as_bytes());
+        assert_eq!(
+            first(r#"{"id":"e1","time":"2026-11-02T00:00:00Z","principal":{"id":"svc"}}"#),
+            Some(Format::Native)
+        );
+        assert_eq!(first(r#" { "eventVersion" : "1.09", "userIdentity": {}}"#), Some(Format::Cloudtrail));
+        assert_eq!(first(r#"{"Records":[{"eventVersion":"1.09"}]}"#), Some(Format::Cloudtrail));
+        // Lambda's AddPermission names a `principal` in its request: still CloudTrail.
+        let add_permission = r#"{"requestParameters":{"principal":"s3.amazonaws.com","statementId":"a\"b}"},"awsRegion":"us-east-1","eventName":"AddPermission20150331v2"}"#;
+        assert_eq!(first(add_permission), Some(Format::Cloudtrail));
+        assert_eq!(detect(add_permission.as_bytes()), Some(Format::Cloudtrail));
+        // Told by the markers instead: keys the table leaves out, a key that is escaped, values
+        // too long to skip, or more keys than it reads.
+        assert_eq!(first(r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","verb":"get"}"#), None);
+        assert_eq!(first(r#"{"princ\u0069pal":{"id":"svc"}}"#), None);
+        let long = format!(r#"{{"a":"{}","principal":{{"id":"svc"}}}}"#, "x".repeat(FIRST_KEYS_BYTES));
+        assert_eq!(first(&long), None);
+        assert_eq!(detect(long.as_bytes()), Some(Format::Native));
+        let many: String = (0..FIRST_KEYS).map(|i| format!(r#""k{i}":{i},"#)).collect();
+        assert_eq!(first(&format!(r#"{{{many}"principal":{{}}}}"#)), None);
+        assert_eq!(first(r#"{"a":[1,{"b":"]"}],"n":-1.5e3,"t":true,"principal":{}}"#), Some(Format::Native));
     }
 
     #[test]

@@ -163,6 +163,35 @@ pub fn top_level_value<'a>(bytes: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     None
 }
 
+/// The length of the JSON value `bytes` starts with, if it ends within `max` bytes: a
+/// string, an object or array (brackets counted, strings skipped), or a scalar up to the
+/// next separator.
+pub fn value_len(bytes: &[u8], max: usize) -> Option<usize> {
+    let bytes = &bytes[..bytes.len().min(max)];
+    match bytes.first()? {
+        b'"' => string_end(bytes, 1).map(|end| end + 1),
+        b'{' | b'[' => {
+            let (mut depth, mut i) = (0usize, 0usize);
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    b'"' => i = string_end(bytes, i + 1)?,
+                    _ => {}
+                }
+                i += 1;
+            }
+            None
+        }
+        _ => memchr::memchr3(b',', b'}', b']', bytes),
+    }
+}
+
 /// Index of the closing quote of a string whose content starts at `start`.
 fn string_end(bytes: &[u8], mut i: usize) -> Option<usize> {
     while i < bytes.len() {

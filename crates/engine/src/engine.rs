@@ -241,21 +241,31 @@ pub struct Decoded {
 }
 
 /// A message prepared for [`Engine::commit`] ([`Engine::prepare`]): its records in order,
-/// each an event with the content rules it matched, or why it is not one.
+/// each an event with the content rules it matched, or why it is not one. The first is held
+/// inline: most messages hold one record, and the hot path allocates nothing for it.
 pub struct Prepared<'a> {
     bytes: &'a [u8],
-    records: Vec<Item<'a>>,
+    first: Option<Item<'a>>,
+    rest: Vec<Item<'a>>,
 }
 
 impl<'a> Prepared<'a> {
-    fn event(ev: AuditEvent<'a>, matches: Matches) -> Item<'a> {
-        Item::Event(Box::new(ev), matches)
+    fn push(&mut self, item: Item<'a>) {
+        match self.first {
+            None => self.first = Some(item),
+            Some(_) => self.rest.push(item),
+        }
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
     }
 }
 
+// Most items are events: boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 enum Item<'a> {
-    /// Boxed: an event is ten times the size of a refusal, and most messages hold one.
-    Event(Box<AuditEvent<'a>>, Matches),
+    Event(AuditEvent<'a>, Matches),
     /// Decoded but refused (a time too far ahead, a field too long), with its index in the
     /// message.
     Refused(DecodeError, usize),
@@ -492,19 +502,19 @@ impl Engine {
         let format = self.topic_formats.iter().find(|(t, _)| **t == *source).map_or(self.format, |(_, f)| *f);
         let now = (self.wall_clock)();
         let latest = transport_time.map_or(now, |t| t.min(now)).saturating_add(self.max_clock_skew);
-        let mut records = Vec::with_capacity(1);
+        let mut prepared = Prepared { bytes, first: None, rest: Vec::new() };
         nhid_decode::decode(bytes, format, &ctx, &mut |record| {
-            let index = records.len();
-            records.push(match record.map(|ev| self.plausible(ev, latest)) {
+            let index = prepared.len();
+            prepared.push(match record.map(|ev| self.plausible(ev, latest)) {
                 Ok(Ok(ev)) => {
                     let matches = self.rules.as_ref().map(|r| r.matches(&ev)).unwrap_or_default();
-                    Prepared::event(ev, matches)
+                    Item::Event(ev, matches)
                 }
                 Ok(Err(e)) => Item::Refused(e, index),
                 Err(e) => Item::Undecoded(e),
             });
         });
-        Prepared { bytes, records }
+        prepared
     }
 
     /// The second half of [`Engine::process`]: the prepared message's events through the
@@ -512,14 +522,14 @@ impl Engine {
     /// its records.
     pub fn commit(&self, prepared: Prepared<'_>, origin: Origin<'_>, out: &mut Outputs) -> Decoded {
         out.stats.messages += 1;
-        let Prepared { bytes, records } = prepared;
+        // A message of several records (a CloudTrail document) names the failing one.
+        let several = prepared.len() > 1;
+        let Prepared { bytes, first, rest } = prepared;
         let home = origin.home();
         let mut decoded = Decoded::default();
-        // A message of several records (a CloudTrail document) names the failing one.
-        let several = records.len() > 1;
-        for record in records {
+        for record in first.into_iter().chain(rest) {
             let (mut ev, matches) = match record {
-                Item::Event(ev, matches) => (*ev, matches),
+                Item::Event(ev, matches) => (ev, matches),
                 Item::Refused(mut e, index) => {
                     e.record = e.record.or(several.then_some(index));
                     dead_letter(e, bytes, origin, out);
