@@ -21,7 +21,7 @@ use nhid_engine::{ControlKind, Engine, Origin, Original, Outputs};
 
 /// Messages per batch, at most: enough that handing a batch over costs nothing per message,
 /// few enough that a worker waiting for its turn holds little.
-const BATCH_MESSAGES: usize = 256;
+const BATCH_MESSAGES: usize = 1024;
 /// Bytes per batch, at most (a batch holds at least one message, whatever its size).
 const BATCH_BYTES: usize = 1 << 20;
 

@@ -229,8 +229,14 @@ pub fn checked_text(bytes: &[u8], max_bytes: usize) -> Result<&str, DecodeError>
     if bytes.len() > max {
         return Err(too_large(bytes.len(), max));
     }
-    let text =
-        std::str::from_utf8(bytes).map_err(|e| DecodeError::new(DeadLetterReason::InvalidUtf8, e.to_string()))?;
+    // The SIMD check answers valid or not; std's names where it is not.
+    let text = match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(_) => {
+            let e = std::str::from_utf8(bytes).expect_err("invalid for both");
+            return Err(DecodeError::new(DeadLetterReason::InvalidUtf8, e.to_string()));
+        }
+    };
     if nesting_exceeds(bytes, MAX_NESTING) {
         return Err(DecodeError::new(
             DeadLetterReason::NestingTooDeep,
