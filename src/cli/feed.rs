@@ -188,16 +188,15 @@ fn read(files: &[PathBuf], cap: usize, failed: &AtomicBool, mut send: impl FnMut
     let mut number = 0;
     for path in files {
         let file: Arc<str> = path.display().to_string().into();
-        let batch = RefCell::new(Batch { number, file: file.clone(), bytes: Vec::new(), messages: Vec::new() });
-        // Hands the batch over and starts the next.
+        let new_batch = |number| Batch { number, file: file.clone(), bytes: Vec::new(), messages: Vec::new() };
+        let batch = RefCell::new(new_batch(number));
+        // Hands the batch over, if it holds any message, and starts the next.
         let mut hand_over = || {
-            let next = Batch { number: number + 1, file: file.clone(), bytes: Vec::new(), messages: Vec::new() };
-            let full = batch.replace(next);
-            if full.messages.is_empty() {
-                batch.borrow_mut().number = number;
+            if batch.borrow().messages.is_empty() {
                 return Ok(());
             }
             number += 1;
+            let full = batch.replace(new_batch(number));
             match send(full) && !failed.load(Ordering::Relaxed) {
                 true => Ok(()),
                 false => Err(stopped()),
@@ -225,17 +224,12 @@ fn read(files: &[PathBuf], cap: usize, failed: &AtomicBool, mut send: impl FnMut
             },
             // When full, or when the next read may wait (a pipe): a message read is processed
             // without waiting for the ones after it.
-            |buffered| match buffered {
-                true => {
+            |buffered| {
+                let full = {
                     let b = batch.borrow();
-                    if b.messages.len() >= BATCH_MESSAGES || b.bytes.len() >= BATCH_BYTES {
-                        drop(b);
-                        hand_over()
-                    } else {
-                        Ok(())
-                    }
-                }
-                false => hand_over(),
+                    b.messages.len() >= BATCH_MESSAGES || b.bytes.len() >= BATCH_BYTES
+                };
+                if full || !buffered { hand_over() } else { Ok(()) }
             },
         );
         // What was read before an error is processed too.

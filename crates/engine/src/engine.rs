@@ -274,7 +274,9 @@ enum Item<'a> {
 }
 
 /// The time decoders give an event that has none of its own while only the watermark could
-/// give one ([`Engine::prepare`]): no timestamp reads as this, the earliest time there is.
+/// give one ([`Engine::prepare`]): no timestamp reads as this, the earliest time there is
+/// (decoders bound every time they read to the years RFC 3339 writes, so no event's own
+/// time is this, whatever its source wrote).
 const TIME_FROM_WATERMARK: Millis = Millis::MIN;
 
 /// [`Decoded::principal`] of a message whose events all name `id`.
