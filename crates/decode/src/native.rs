@@ -5,12 +5,25 @@ use crate::record::parse_canonical;
 use nhid_model::event::AuditEvent;
 use nhid_model::vocab::DeadLetterReason;
 
+pub mod one_pass;
+
+/// The event `text` holds: read in one pass when it is shaped as nhid writes events
+/// ([`one_pass`]), else by serde.
 pub fn decode(text: &str) -> Result<AuditEvent<'_>, DecodeError> {
-    let event: AuditEvent<'_> = parse_canonical(text)?;
+    let event = match one_pass::read(text) {
+        Some(event) => event,
+        None => by_serde(text)?,
+    };
     if event.principal.id.is_empty() {
         return Err(DecodeError::new(DeadLetterReason::MissingPrincipal, "empty principal id"));
     }
     Ok(event)
+}
+
+/// The event `text` holds, read by serde: every shape the schema allows, and the reason
+/// for what it refuses.
+pub fn by_serde(text: &str) -> Result<AuditEvent<'_>, DecodeError> {
+    parse_canonical(text)
 }
 
 #[cfg(test)]

@@ -742,6 +742,22 @@ mod tests {
         assert_ne!(a, c);
     }
 
+    /// The decoder's fast path is taken on what the simulators write: every event of either
+    /// estate (attacks included) is read in one pass, to the event serde reads.
+    #[test]
+    fn every_simulated_event_is_read_in_one_pass() {
+        for estate in Estate::ALL {
+            let mut out = Vec::new();
+            run(&SimConfig { seed: 5, principals: 40, days: 3, estate, ..SimConfig::default() }, &mut out).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            for line in text.lines() {
+                let read = native::one_pass::read(line).unwrap_or_else(|| panic!("{estate:?} declined: {line}"));
+                assert_eq!(Ok(read), native::by_serde(line).map_err(|e| e.detail));
+            }
+            assert!(text.lines().count() > 100_000, "{estate:?}");
+        }
+    }
+
     /// Everything the detectors rely on, checked on the output itself. The first run gives
     /// the labels, the second streams the events past the checks. Twelve days, so that
     /// every scenario fits (a dormant key needs ten).
