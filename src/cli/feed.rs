@@ -13,7 +13,7 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 
 use super::input::{Input, Line};
@@ -65,12 +65,16 @@ pub fn feed(
     let threads = threads.max(1);
     let (tx, rx) = sync_channel::<Batch>(2 * threads);
     let rx = Mutex::new(rx);
+    // Committed batches go back to the reader, to be filled again: a batch's buffers grown
+    // anew each time cost a copy of every message and fresh pages.
+    let (spare_tx, spare) = sync_channel::<Batch>(2 * threads);
     let turn = Turn { state: Mutex::new((0, each, None)), next: Condvar::new() };
     let failed = AtomicBool::new(false);
     let read = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads).map(|_| s.spawn(|| work(engine, &rx, &turn, &failed))).collect();
+        let workers: Vec<_> =
+            (0..threads).map(|_| s.spawn(|| work(engine, &rx, &turn, &failed, spare_tx.clone()))).collect();
         // Reading is the lightest stage: the scope's own thread does it.
-        let read = read(files, cap, &failed, |batch| tx.send(batch).is_ok());
+        let read = read(files, cap, &failed, &spare, |batch| tx.send(batch).is_ok());
         drop(tx);
         for w in workers {
             if let Err(panic) = w.join() {
@@ -107,7 +111,7 @@ struct Message {
     too_long: Option<(usize, u128)>,
 }
 
-fn work<F>(engine: &Engine, rx: &Mutex<Receiver<Batch>>, turn: &Turn<F>, failed: &AtomicBool)
+fn work<F>(engine: &Engine, rx: &Mutex<Receiver<Batch>>, turn: &Turn<F>, failed: &AtomicBool, spare: SyncSender<Batch>)
 where
     F: FnMut(&mut dyn FnMut(&mut Outputs)) -> anyhow::Result<()>,
 {
@@ -152,6 +156,12 @@ where
         }
         *next += 1;
         turn.next.notify_all();
+        drop(state);
+        let mut batch = batch;
+        batch.bytes.clear();
+        batch.messages.clear();
+        // Dropped when the reader has enough.
+        let _ = spare.try_send(batch);
     }
 }
 
@@ -183,12 +193,26 @@ impl<F> Drop for PassOn<'_, F> {
 
 /// Splits the files into batches, in order, and gives each to `send` (false: nobody takes
 /// them any more). Stops early when a worker failed.
-fn read(files: &[PathBuf], cap: usize, failed: &AtomicBool, mut send: impl FnMut(Batch) -> bool) -> anyhow::Result<()> {
+fn read(
+    files: &[PathBuf],
+    cap: usize,
+    failed: &AtomicBool,
+    spare: &Receiver<Batch>,
+    mut send: impl FnMut(Batch) -> bool,
+) -> anyhow::Result<()> {
     let stopped = || anyhow::anyhow!("stopped: a batch before failed");
     let mut number = 0;
     for path in files {
         let file: Arc<str> = path.display().to_string().into();
-        let new_batch = |number| Batch { number, file: file.clone(), bytes: Vec::new(), messages: Vec::new() };
+        let new_batch = |number| match spare.try_recv() {
+            Ok(batch) => Batch { number, file: file.clone(), ..batch },
+            Err(_) => Batch {
+                number,
+                file: file.clone(),
+                bytes: Vec::with_capacity(BATCH_BYTES),
+                messages: Vec::with_capacity(BATCH_MESSAGES),
+            },
+        };
         let batch = RefCell::new(new_batch(number));
         // Hands the batch over, if it holds any message, and starts the next.
         let mut hand_over = || {
