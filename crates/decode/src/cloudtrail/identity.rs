@@ -278,7 +278,7 @@ impl<'a> AssumedRoleArn<'a> {
 
     /// Role paths are not part of a session ARN, so a role under a path gets its path-less ARN.
     fn role_arn(&self) -> Cow<'a, str> {
-        Cow::Owned(format!("arn:{}:iam::{}:role/{}", self.partition, self.account, self.role))
+        Cow::Owned(["arn:", &self.partition, ":iam::", &self.account, ":role/", &self.role].concat())
     }
 }
 

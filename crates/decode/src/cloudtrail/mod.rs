@@ -103,7 +103,8 @@ fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<Au
         "no eventtime",
     )?;
     let service = nonempty(rec.event_source).and_then(|s| crate::aws::service_name(&s)).unwrap_or(Cow::Borrowed("aws"));
-    let action = Cow::Owned(format!("{service}:{}", event_name.as_deref().unwrap_or("unknown")));
+    // Sized exactly, once: `format!` guesses short and grows it on every record.
+    let action = Cow::Owned([&*service, ":", event_name.as_deref().unwrap_or("unknown")].concat());
     let (console_login, created_key) = match rec.response_elements {
         Some(r) => (r.console_login, r.access_key.and_then(|k| nonempty(k.access_key_id))),
         None => (None, None),
