@@ -169,13 +169,14 @@ pub(crate) fn subscribe(cfg: &KafkaConfig, shared: Arc<Shared>) -> Result<GroupC
 /// (a fetch in flight).
 pub(crate) fn consume_paced(consumer: &Arc<GroupConsumer>, shared: &Shared, stop: &AtomicBool, interval: Duration) {
     let mut queues: Vec<Paced> = Vec::new();
+    let mut last = Last::default();
     let mut next_commit = Instant::now() + interval;
     while !stop.load(Ordering::Relaxed) {
         // Callbacks (rebalances) are served here, and a partition's messages fetched before
         // its queue was split come here: all of them before any from its queue.
         let split = shared.split_new(consumer, &mut queues);
         while let Some(polled) = consumer.poll(Duration::ZERO) {
-            shared.polled(polled);
+            shared.polled(polled, &mut last);
             if !split {
                 break;
             }
@@ -187,7 +188,7 @@ pub(crate) fn consume_paced(consumer: &Arc<GroupConsumer>, shared: &Shared, stop
             while read < PACED_CHUNK
                 && let Some(polled) = queue.poll(Duration::ZERO)
             {
-                shared.polled(polled);
+                shared.polled(polled, &mut last);
                 read += 1;
             }
             if read > 0 {
@@ -207,7 +208,7 @@ pub(crate) fn consume_paced(consumer: &Arc<GroupConsumer>, shared: &Shared, stop
             shared.workers.flush_batches();
             // Nothing to read now: wait on the group consumer's queue (callbacks) briefly.
             if let Some(polled) = consumer.poll(Duration::from_millis(5)) {
-                shared.polled(polled);
+                shared.polled(polled, &mut last);
             }
         }
         if Instant::now() >= next_commit {
@@ -216,6 +217,10 @@ pub(crate) fn consume_paced(consumer: &Arc<GroupConsumer>, shared: &Shared, stop
         }
     }
 }
+
+/// The partition of the message before. Messages come in runs of one partition (a fetched
+/// batch), so most find theirs here, without the map's lock and a key made for the lookup.
+type Last = Option<Arc<Partition>>;
 
 /// A re-keyed partition and its queue.
 type Paced = (Arc<Partition>, PartitionQueue<RuntimeContext>);
@@ -234,12 +239,13 @@ fn furthest_behind_first<T>(queues: &[T], latest: impl Fn(&T) -> i64) -> Vec<&T>
 pub(crate) fn consume(consumer: &GroupConsumer, shared: &Shared, stop: &AtomicBool, interval: Duration) {
     let mut next_commit = Instant::now() + interval;
     let mut waiting = false;
+    let mut last = Last::default();
     while !stop.load(Ordering::Relaxed) {
         // Poll without blocking while messages wait to be handed over, so a quiet stream
         // still moves at once.
         match consumer.poll(if waiting { Duration::ZERO } else { Duration::from_millis(100) }) {
             Some(Ok(m)) => {
-                shared.received(&m);
+                shared.received(&m, &mut last);
                 waiting = true;
             }
             Some(Err(error)) => CallFailed { kind: KafkaErrorKind::Consume, error: &error, then: "consumer error" }
@@ -258,9 +264,9 @@ pub(crate) fn consume(consumer: &GroupConsumer, shared: &Shared, stop: &AtomicBo
 
 impl Shared {
     /// What a poll gave: a message for its worker, or an error to count.
-    fn polled(&self, polled: KafkaResult<BorrowedMessage<'_>>) {
+    fn polled(&self, polled: KafkaResult<BorrowedMessage<'_>>, last: &mut Last) {
         match polled {
-            Ok(m) => self.received(&m),
+            Ok(m) => self.received(&m, last),
             Err(error) => {
                 CallFailed { kind: KafkaErrorKind::Consume, error: &error, then: "consumer error" }.emit(&self.metrics);
             }
@@ -330,12 +336,17 @@ impl Shared {
     }
 
     /// A fetched message, on its way to its partition's worker.
-    fn received(&self, m: &BorrowedMessage<'_>) {
+    fn received(&self, m: &BorrowedMessage<'_>, last: &mut Last) {
         // A message is proof that a broker is back.
         if self.health.brokers_down.load(Ordering::Relaxed) {
             self.health.brokers_down.store(false, Ordering::Relaxed);
         }
-        let partition = self.partition(m.topic(), m.partition());
+        let partition = match last {
+            Some(p) if p.partition == m.partition() && *p.topic == *m.topic() && !p.revoked.load(Ordering::Relaxed) => {
+                p.clone()
+            }
+            _ => last.insert(self.partition(m.topic(), m.partition())).clone(),
+        };
         if self.paced {
             partition.empty_since.store(i64::MAX, Ordering::Relaxed);
         }

@@ -274,13 +274,16 @@ fn work(
     let mut out = Outputs::default();
     let mut total = Stats::default();
     let mut rebuilt = 0;
+    // Observed here and added to the shared histogram once a batch: the workers updating
+    // its counters for every message would pass their cache line back and forth.
+    let processing = metrics.processing.local();
     let run = |m: Message, held: bool, role: &mut Role, out: &mut Outputs| {
         let started = Instant::now();
         let (processed, latest) = process(engine, output, metrics, &m, out, held);
         if let (Role::Rekey(marks), Some(time)) = (role, latest) {
             marks.advanced(&m.partition, time);
         }
-        metrics.processing.observe(started.elapsed().as_secs_f64());
+        processing.observe(started.elapsed().as_secs_f64());
         processed == Processed::Rebuilt
     };
     // Set while something is to be done later (a watermark to send, a source waited for).
@@ -362,6 +365,7 @@ fn work(
         if let Some(due) = snapshots(&owned, &role, When::Due) {
             retry = Some(retry.map_or(due, |r| r.min(due)));
         }
+        processing.flush();
         metrics.absorb(&out.stats);
         total.merge(&out.stats);
         out.stats = Stats::default();
