@@ -1035,6 +1035,28 @@ fn an_event_from_the_future_is_dead_lettered_and_does_not_blind_the_engine() {
     }
 }
 
+/// The wall clock is read once for a stream of past events, and again for an event its
+/// last reading would refuse: which a fresh reading then decides.
+#[test]
+fn the_wall_clock_is_read_again_only_for_an_event_ahead_of_its_last_reading() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static READS: AtomicI64 = AtomicI64::new(0);
+    // An hour later at every reading.
+    let engine = engine_at(|| T0 + 2 * DAY + READS.fetch_add(1, Ordering::Relaxed) * HOUR);
+    let out = run(&engine, &learn("svc-payments", "service_account", 1, 2));
+    assert!(out.dead_letters.is_empty());
+    assert_eq!(READS.load(Ordering::Relaxed), 1, "past events pass on the first reading");
+    // Half an hour ahead of that reading (the skew allows 15 minutes): read again, an hour
+    // later, and let through.
+    let out = run(&engine, &[ev(0, T0 + 2 * DAY + 30 * MINUTE, "svc-payments", "service_account")]);
+    assert!(out.dead_letters.is_empty(), "{:?}", out.dead_letters);
+    assert_eq!(READS.load(Ordering::Relaxed), 2);
+    // Three hours ahead: the fresh reading (two hours) refuses it.
+    let out = run(&engine, &[ev(1, T0 + 2 * DAY + 3 * HOUR, "svc-payments", "service_account")]);
+    assert_eq!(out.stats.dead_letters[DeadLetterReason::ImplausibleTime.index()], 1);
+    assert_eq!(READS.load(Ordering::Relaxed), 3);
+}
+
 #[test]
 fn one_event_weeks_ahead_in_a_replay_does_not_move_the_clock_a_resumed_stream_does() {
     // A replay of old files: the wall clock months later cannot refuse an event forty days

@@ -108,6 +108,8 @@ pub struct Engine {
     ahead_min: AtomicI64,
     max_clock_skew: Millis,
     wall_clock: fn() -> Millis,
+    /// The wall clock's latest reading ([`Engine::latest`]).
+    clock: AtomicI64,
     /// Learning period per principal type, resolved once (it is read per event).
     learning_ms: [Millis; PrincipalType::ALL.len()],
     ranges: Option<Arc<Ranges>>,
@@ -400,6 +402,7 @@ impl Engine {
             ahead_min: AtomicI64::new(Millis::MAX),
             max_clock_skew: config.max_clock_skew,
             wall_clock: config.wall_clock,
+            clock: AtomicI64::new(Millis::MIN),
             ranges: config.ranges,
             rules: config.rules,
         }
@@ -502,13 +505,11 @@ impl Engine {
         };
         // A handful of entries at most: a scan beats hashing the topic per message.
         let format = self.topic_formats.iter().find(|(t, _)| **t == *source).map_or(self.format, |(_, f)| *f);
-        let now = (self.wall_clock)();
-        let latest = transport_time.map_or(now, |t| t.min(now)).saturating_add(self.max_clock_skew);
         let mut prepared = Prepared { bytes, first: None, rest: Vec::new() };
         nhid_decode::decode(bytes, format, &ctx, &mut |record| {
             let index = prepared.len();
             prepared.push(match record {
-                Ok(ev) => match self.implausible(&ev, latest) {
+                Ok(ev) => match self.implausible(&ev, transport_time) {
                     None => {
                         let matches = self.rules.as_ref().map(|r| r.matches(&ev)).unwrap_or_default();
                         Item::Event(ev, matches)
@@ -598,7 +599,8 @@ impl Engine {
     ///
     /// Why `ev` is refused, if it is; by reference, as an event is some 700 bytes and each move
     /// of it a copy.
-    fn implausible(&self, ev: &AuditEvent<'_>, latest: Millis) -> Option<DecodeError> {
+    fn implausible(&self, ev: &AuditEvent<'_>, transport_time: Option<Millis>) -> Option<DecodeError> {
+        let latest = self.latest(ev.time, transport_time);
         if ev.time > latest {
             return Some(implausible(ev.time, latest, self.max_clock_skew));
         }
@@ -608,6 +610,22 @@ impl Engine {
                 format!("{field} is {len} bytes, longer than {MAX_FIELD_BYTES}"),
             )
         })
+    }
+
+    /// The latest plausible time for an event of time `time`: the transport's time or the
+    /// wall clock, whichever is earlier, plus the skew allowed. The clock is read only when
+    /// its last reading would not let the event pass (reading it for every message was 2 %
+    /// of a replay): it only moves on, so an earlier reading never passes an event a fresh
+    /// one would refuse.
+    fn latest(&self, time: Millis, transport_time: Option<Millis>) -> Millis {
+        let latest = |now: Millis| transport_time.map_or(now, |t| t.min(now)).saturating_add(self.max_clock_skew);
+        let last = latest(self.clock.load(Ordering::Relaxed));
+        if time <= last {
+            return last;
+        }
+        let now = (self.wall_clock)();
+        self.clock.fetch_max(now, Ordering::Relaxed);
+        latest(now)
     }
 
     /// From now on, notes what changes for [`Engine::changes`]: for a changelog.
