@@ -116,7 +116,7 @@ where
     F: FnMut(&mut dyn FnMut(&mut Outputs)) -> anyhow::Result<()>,
 {
     loop {
-        let Ok(batch) = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv() else { return };
+        let Ok(mut batch) = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv() else { return };
         if failed.load(Ordering::Relaxed) {
             // Drained, so that the reader never waits on a full channel.
             continue;
@@ -157,7 +157,6 @@ where
         *next += 1;
         turn.next.notify_all();
         drop(state);
-        let mut batch = batch;
         batch.bytes.clear();
         batch.messages.clear();
         // Dropped when the reader has enough.

@@ -335,9 +335,8 @@ impl<'a> Reader<'a> {
                     s.user_agent = r.optional_text()?
                 }
                 "asn" => {
-                    let asn = r.nullable(Self::integer)?;
                     seen.first(2)?;
-                    s.asn = asn.map(u32::try_from).transpose().ok()?;
+                    s.asn = r.nullable(Self::integer)?.map(u32::try_from).transpose().ok()?;
                 }
                 "country" => {
                     seen.first(3)?;
