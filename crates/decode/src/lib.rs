@@ -167,6 +167,17 @@ pub fn decode<'a>(
     ctx: &DecodeContext,
     emit: &mut dyn FnMut(Result<AuditEvent<'a>, DecodeError>),
 ) {
+    // A canonical event shaped as nhid writes it goes straight to the one-pass reader, which
+    // nests two deep at most: no nesting scan, no format detection (an object of the schema's
+    // fields alone is a canonical event whatever detection would make of it). What it
+    // declines is checked and detected as below.
+    if matches!(format, Format::Auto | Format::Native)
+        && bytes.len() <= max_event_bytes(ctx.max_event_bytes)
+        && let Ok(text) = simdutf8::basic::from_utf8(bytes)
+        && let Some(event) = native::one_pass::read(text)
+    {
+        return emit(native::checked(event));
+    }
     let text = match checked_text(bytes, ctx.max_event_bytes) {
         Ok(t) => t,
         Err(e) => return emit(Err(e)),
@@ -225,7 +236,7 @@ fn decode_text<'a>(
 /// The checks every message passes before it is parsed, whatever it holds (audit events,
 /// control messages): a size ceiling (`0` means the default), UTF-8, and a nesting limit.
 pub fn checked_text(bytes: &[u8], max_bytes: usize) -> Result<&str, DecodeError> {
-    let max = if max_bytes == 0 { DEFAULT_MAX_EVENT_BYTES } else { max_bytes };
+    let max = max_event_bytes(max_bytes);
     if bytes.len() > max {
         return Err(too_large(bytes.len(), max));
     }
@@ -244,6 +255,11 @@ pub fn checked_text(bytes: &[u8], max_bytes: usize) -> Result<&str, DecodeError>
         ));
     }
     Ok(text)
+}
+
+/// The size ceiling `max_bytes` configures (`0`: the default).
+fn max_event_bytes(max_bytes: usize) -> usize {
+    if max_bytes == 0 { DEFAULT_MAX_EVENT_BYTES } else { max_bytes }
 }
 
 /// Why a message of `len` bytes is refused unread, whether it was held whole or only counted
@@ -424,6 +440,13 @@ mod tests {
         assert_eq!(reason(b"hello"), DeadLetterReason::UnknownFormat);
         assert_eq!(reason(br#"{"principal": "#), DeadLetterReason::InvalidJson);
         assert_eq!(reason(&vec![b' '; 5000]), DeadLetterReason::TooLarge);
+        // A canonical event the one-pass reader would read whole is held to the ceiling too.
+        let agent = "a".repeat(5000);
+        let big = format!(
+            r#"{{"id":"e1","time":"2026-11-23T10:00:00Z","principal":{{"id":"svc","type":"service_account"}},"action":"s3:GetObject","service":"s3","outcome":"success","source":{{"user_agent":"{agent}"}}}}"#
+        );
+        assert!(native::one_pass::read(&big).is_some());
+        assert_eq!(reason(big.as_bytes()), DeadLetterReason::TooLarge);
         let bomb = format!(r#"{{"principal":{}1{}}}"#, "[".repeat(300), "]".repeat(300));
         assert_eq!(reason(bomb.as_bytes()), DeadLetterReason::NestingTooDeep);
     }

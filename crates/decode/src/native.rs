@@ -10,10 +10,14 @@ pub mod one_pass;
 /// The event `text` holds: read in one pass when it is shaped as nhid writes events
 /// ([`one_pass`]), else by serde.
 pub fn decode(text: &str) -> Result<AuditEvent<'_>, DecodeError> {
-    let event = match one_pass::read(text) {
-        Some(event) => event,
-        None => by_serde(text)?,
-    };
+    match one_pass::read(text) {
+        Some(event) => checked(event),
+        None => checked(by_serde(text)?),
+    }
+}
+
+/// `event`, unless it names no principal.
+pub(crate) fn checked(event: AuditEvent<'_>) -> Result<AuditEvent<'_>, DecodeError> {
     if event.principal.id.is_empty() {
         return Err(DecodeError::new(DeadLetterReason::MissingPrincipal, "empty principal id"));
     }
