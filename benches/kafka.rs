@@ -584,7 +584,12 @@ impl Running {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let started = Instant::now();
-        let handle = thread::spawn(move || nhid_kafka::run(Arc::new(engine), &cfg, flag));
+        // Named as `nhid run`'s main thread would be seen, so that a profile
+        // (`perf report --sort comm`) tells it from the benchmark's own threads.
+        let handle = thread::Builder::new()
+            .name("nhid-consumer".into())
+            .spawn(move || nhid_kafka::run(Arc::new(engine), &cfg, flag))
+            .expect("spawning the runtime's thread");
         Running { stop, handle, started }
     }
 
