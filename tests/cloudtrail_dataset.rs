@@ -100,6 +100,39 @@ fn every_cloudtrail_sample_decodes() {
     assert_eq!(placeholders, 2, "the dataset's two placeholder eventTimes are dead-lettered");
 }
 
+/// The one-pass reader reads every record it accepts to the event serde reads, on the
+/// samples (every oddity of shape detection teams have met) and on the Stratus detonations'
+/// records; and it accepts records as CloudTrail writes them, which is what makes it the
+/// hot path.
+#[test]
+fn the_one_pass_reader_reads_what_it_accepts_as_serde_does() {
+    let ctx = DecodeContext { fallback_time: Some(MESSAGE_TIME), ..Default::default() };
+    let check = |text: &str| {
+        let (fast, serde) = nhid_decode::cloudtrail::both_readers(text, &ctx);
+        let Some(fast) = fast else { return 0 };
+        assert_eq!(fast.map_err(|e| e.detail), serde.map_err(|e| e.detail), "{text}");
+        1
+    };
+    let samples = cloudtrail_samples();
+    let accepted: usize = samples.iter().map(|s| check(std::str::from_utf8(&s.bytes).unwrap())).sum();
+    println!("one-pass reader: {accepted} of {} samples", samples.len());
+    assert!(accepted * 2 > samples.len(), "{accepted} of {} samples", samples.len());
+
+    let stratus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/stratus/aws");
+    let (mut records, mut accepted) = (0, 0);
+    for file in std::fs::read_dir(&stratus).unwrap() {
+        let path = file.unwrap().path();
+        if path.file_name().is_some_and(|n| n != "MANIFEST.jsonl") && path.extension().is_some_and(|e| e == "jsonl") {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                records += 1;
+                accepted += check(line);
+            }
+        }
+    }
+    println!("one-pass reader: {accepted} of {records} Stratus records");
+    assert!(records > 600 && accepted == records, "{accepted} of {records} Stratus records");
+}
+
 #[test]
 fn auto_detection_recognizes_every_sample() {
     for s in cloudtrail_samples() {

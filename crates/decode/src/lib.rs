@@ -26,6 +26,7 @@ pub mod native;
 pub mod ocsf;
 pub mod okta;
 mod record;
+mod scan;
 #[cfg(test)]
 mod testing;
 

@@ -10,6 +10,7 @@
 //! `record` holds the fields read; `identity` decides who called, from `userIdentity`.
 
 mod identity;
+mod one_pass;
 mod record;
 #[cfg(test)]
 mod tests;
@@ -78,8 +79,27 @@ fn decode_record<'a>(raw: &'a str, ctx: &DecodeContext) -> Result<AuditEvent<'a>
     parse_record(raw).and_then(|r| to_event(r, raw, ctx))
 }
 
+/// Records shaped as CloudTrail writes them are read in one pass ([`one_pass`]); the rest,
+/// and every refusal with its reason, by serde.
 fn parse_record(raw: &str) -> Result<Record<'_>, DecodeError> {
+    match one_pass::read(raw) {
+        Some(record) => Ok(record),
+        None => by_serde(raw),
+    }
+}
+
+fn by_serde(raw: &str) -> Result<Record<'_>, DecodeError> {
     parse_object(raw, "a record is a json object, not an array")
+}
+
+/// The event of the record `raw`, read by the one-pass reader (`None` when it declines) and
+/// by serde: for the tests and the fuzz target that hold the two to the same reading.
+#[doc(hidden)]
+pub fn both_readers<'a>(
+    raw: &'a str,
+    ctx: &DecodeContext,
+) -> (Option<Result<AuditEvent<'a>, DecodeError>>, Result<AuditEvent<'a>, DecodeError>) {
+    (one_pass::read(raw).map(|r| to_event(r, raw, ctx)), by_serde(raw).and_then(|r| to_event(r, raw, ctx)))
 }
 
 fn to_event<'a>(rec: Record<'a>, raw: &'a str, ctx: &DecodeContext) -> Result<AuditEvent<'a>, DecodeError> {

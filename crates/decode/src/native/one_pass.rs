@@ -11,12 +11,11 @@
 //! reader stays the reference: what this accepts, it reads to the same event (a property
 //! test in `native` and the `native` fuzz target hold this), and it never refuses.
 
-use std::borrow::Cow;
-
 use nhid_model::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, RawFields, Source, SourceFormat,
 };
-use nhid_model::time::{Millis, parse_rfc3339};
+
+use crate::scan::{Reader, Seen};
 
 /// The event `text` holds, or `None` when this reader declines it.
 pub fn read(text: &str) -> Option<AuditEvent<'_>> {
@@ -26,129 +25,7 @@ pub fn read(text: &str) -> Option<AuditEvent<'_>> {
     Some(event)
 }
 
-/// A position in the text. Every method returns `None` where the text leaves this reader's
-/// shapes, and then the position no longer matters.
-struct Reader<'a> {
-    text: &'a str,
-    at: usize,
-}
-
-/// The fields of one object seen so far: the serde reader refuses a field named twice.
-#[derive(Default)]
-struct Seen(u32);
-
-impl Seen {
-    fn first(&mut self, field: u32) -> Option<()> {
-        let bit = 1 << field;
-        (self.0 & bit == 0).then(|| self.0 |= bit)
-    }
-}
-
 impl<'a> Reader<'a> {
-    /// The next byte that is not JSON whitespace, not consumed.
-    fn peek(&mut self) -> Option<u8> {
-        let bytes = self.text.as_bytes();
-        while let Some(&b) = bytes.get(self.at) {
-            if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-                return Some(b);
-            }
-            self.at += 1;
-        }
-        None
-    }
-
-    fn eat(&mut self, byte: u8) -> Option<()> {
-        (self.peek()? == byte).then(|| self.at += 1)
-    }
-
-    /// Nothing but whitespace left.
-    fn end(&mut self) -> Option<()> {
-        self.peek().is_none().then_some(())
-    }
-
-    fn literal(&mut self, word: &str) -> Option<()> {
-        self.peek()?;
-        self.text[self.at..].starts_with(word).then(|| self.at += word.len())
-    }
-
-    /// A string without escapes or control characters, borrowed.
-    fn string(&mut self) -> Option<&'a str> {
-        self.eat(b'"')?;
-        let start = self.at;
-        let len = plain_len(&self.text.as_bytes()[start..])?;
-        // Quotes are ASCII, so both ends are character boundaries of the (valid) text.
-        let s = self.text.get(start..start + len)?;
-        self.at = start + len + 1;
-        Some(s)
-    }
-
-    fn text_field(&mut self) -> Option<Cow<'a, str>> {
-        self.string().map(Cow::Borrowed)
-    }
-
-    /// `null`, or what `read` reads.
-    fn nullable<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
-        if self.peek()? == b'n' {
-            self.literal("null")?;
-            return Some(None);
-        }
-        read(self).map(Some)
-    }
-
-    fn optional_text(&mut self) -> Option<Option<Cow<'a, str>>> {
-        self.nullable(Self::text_field)
-    }
-
-    fn time(&mut self) -> Option<Millis> {
-        parse_rfc3339(self.string()?)
-    }
-
-    fn boolean(&mut self) -> Option<bool> {
-        match self.peek()? {
-            b't' => self.literal("true").map(|()| true),
-            _ => self.literal("false").map(|()| false),
-        }
-    }
-
-    /// A non-negative integer as JSON writes one (no leading zero, no fraction or
-    /// exponent) that fits in a `u64`.
-    fn integer(&mut self) -> Option<u64> {
-        self.peek()?;
-        let bytes = self.text.as_bytes();
-        let start = self.at;
-        let mut n: u64 = 0;
-        while let Some(&b @ b'0'..=b'9') = bytes.get(self.at) {
-            n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-            self.at += 1;
-        }
-        let digits = self.at - start;
-        let leading_zero = digits > 1 && bytes[start] == b'0';
-        let fraction = matches!(bytes.get(self.at), Some(b'.' | b'e' | b'E'));
-        (digits > 0 && !leading_zero && !fraction).then_some(n)
-    }
-
-    /// An object, each field handed to `field` with its name.
-    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
-        self.eat(b'{')?;
-        if self.peek()? == b'}' {
-            self.at += 1;
-            return Some(());
-        }
-        loop {
-            let name = self.string()?;
-            self.eat(b':')?;
-            field(self, name)?;
-            match self.peek()? {
-                b',' => self.at += 1,
-                b'}' => {
-                    self.at += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
-    }
-
     fn event(&mut self) -> Option<AuditEvent<'a>> {
         let (mut id, mut time, mut principal, mut action, mut service, mut outcome) =
             (None, None, None, None, None, None);
@@ -347,33 +224,6 @@ impl<'a> Reader<'a> {
             Some(())
         })?;
         Some(s)
-    }
-}
-
-/// How many bytes precede the first `"` of `bytes`; `None` when an escape or a control
-/// character comes first, or no quote. Eight bytes at a time: strings are most of an event.
-fn plain_len(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    // The high bit of each byte of `w` below `n` (exact for the lowest such byte, which is
-    // all that is read: a borrow only spills into bytes above it).
-    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS;
-    let mut at = 0;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let w = u64::from_le_bytes(chunk.try_into().ok()?);
-        let special = below(w ^ (ONES * u64::from(b'"')), 1) | below(w ^ (ONES * u64::from(b'\\')), 1) | below(w, 0x20);
-        if special != 0 {
-            at += special.trailing_zeros() as usize / 8;
-            break;
-        }
-        at += 8;
-    }
-    loop {
-        match *bytes.get(at)? {
-            b'"' => return Some(at),
-            b'\\' | 0..=0x1f => return None,
-            _ => at += 1,
-        }
     }
 }
 
@@ -611,20 +461,6 @@ mod tests {
             ("an unterminated string", good[..40].to_owned()),
         ] {
             assert!(read(&changed).is_none(), "{case}: {changed}");
-        }
-    }
-
-    #[test]
-    fn finds_a_string_end_past_every_eight_byte_boundary() {
-        for len in 0..40 {
-            for special in ["\"", "\\", "\u{1f}", "\n"] {
-                let s = "x".repeat(len);
-                assert_eq!(plain_len(format!("{s}\"tail").as_bytes()), Some(len));
-                let expect = (special == "\"").then_some(len);
-                assert_eq!(plain_len(format!("{s}{special}y\"").as_bytes()), expect, "{len} {special:?}");
-            }
-            assert_eq!(plain_len(format!("{}é\"", "€".repeat(len)).as_bytes()), Some(len * 3 + 2));
-            assert_eq!(plain_len("x".repeat(len).as_bytes()), None, "no closing quote");
         }
     }
 }
