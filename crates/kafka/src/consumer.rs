@@ -28,7 +28,7 @@ use crate::internal_events::{
 use crate::output::{Sender, now_ms};
 use crate::partition::{Input, Partition};
 use crate::rekeyed::{self, SOURCE_IDLE};
-use crate::worker::{Item, Message, Workers};
+use crate::worker::{Item, Message, Payload, Workers};
 
 /// The partitions assigned here, by topic and number.
 type Partitions = HashMap<(Arc<str>, i32), Arc<Partition>>;
@@ -355,18 +355,17 @@ impl Shared {
         if self.paced && m.offset() < partition.next_offset.fetch_max(m.offset() + 1, Ordering::Relaxed) {
             return;
         }
-        self.workers.dispatch(Item::Message(Message {
+        let payload = m.payload().unwrap_or_default();
+        let message = Message {
             offset: m.offset(),
             timestamp: m.timestamp().to_millis(),
-            payload: m.payload().unwrap_or_default().to_vec(),
-            rekeyed: if partition.reordered {
-                rekeyed::read(m.headers(), m.payload().unwrap_or_default())
-            } else {
-                None
-            },
+            // Set as the payload is copied into its batch.
+            payload: Payload::Batched(0..0),
+            rekeyed: if partition.reordered { rekeyed::read(m.headers(), payload) } else { None },
             key: partition.keyed.as_ref().and(m.key()).map(nhid_engine::principal_hash),
             partition,
-        }));
+        };
+        self.workers.dispatch(Item::Message(message), payload);
     }
 
     /// Registers newly assigned partitions and sets where each starts: `rebuild` before its
@@ -544,7 +543,7 @@ impl Shared {
         *p.resumed.lock().unwrap_or_else(PoisonError::into_inner) = resumed;
         let p = Arc::new(p);
         self.partitions.lock().unwrap_or_else(PoisonError::into_inner).insert((topic, partition), p.clone());
-        self.workers.dispatch(Item::Assigned(p.clone()));
+        self.workers.dispatch(Item::Assigned(p.clone()), &[]);
         p
     }
 

@@ -256,6 +256,7 @@ impl Part {
 mod tests {
     use super::*;
     use crate::partition::Input;
+    use crate::worker::Payload;
 
     fn partition(metrics: &Metrics) -> Arc<Partition> {
         Arc::new(Partition::new("nhid.events".into(), 0, 0, 0, Input::Events, metrics))
@@ -271,7 +272,7 @@ mod tests {
             partition: p.clone(),
             offset,
             timestamp: None,
-            payload: Vec::new(),
+            payload: Payload::Owned(Vec::new()),
             rekeyed: Some(rekeyed),
             key: None,
         }
@@ -288,7 +289,7 @@ mod tests {
             partition: p.clone(),
             offset,
             timestamp: None,
-            payload: Vec::new(),
+            payload: Payload::Owned(Vec::new()),
             rekeyed: Some(Rekeyed::Watermarks(marks)),
             key: None,
         }

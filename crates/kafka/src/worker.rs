@@ -4,6 +4,7 @@
 //! Re-keying adds a [`Role`] to each: see [`Marks`] and [`Reorder`].
 
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -26,6 +27,9 @@ use crate::reorder::Reorder;
 const BATCH: usize = 256;
 /// Batches queued per worker before the consumer thread waits.
 const QUEUE: usize = 16;
+/// A batch whose payloads' buffer grew past this (a run of large messages) is not kept for
+/// reuse: its memory goes back.
+const KEPT_BYTES: usize = 4 << 20;
 /// How long a snapshot of an events partition waits for its applied events' outputs to be
 /// acknowledged (`Reorder::point`) before it is left to the next interval.
 const QUIET_WAIT: Duration = Duration::from_secs(1);
@@ -38,11 +42,47 @@ pub(crate) struct Message {
     pub(crate) partition: Arc<Partition>,
     pub(crate) offset: i64,
     pub(crate) timestamp: Option<i64>,
-    pub(crate) payload: Vec<u8>,
+    pub(crate) payload: Payload,
     /// What its headers say, for a partition of the events topic read by detection.
     pub(crate) rekeyed: Option<Rekeyed>,
     /// Its key, hashed, for a topic read as keyed by principal (see `Partition::check_key`).
     pub(crate) key: Option<u64>,
+}
+
+/// Where a message's bytes are.
+pub(crate) enum Payload {
+    /// In its batch's buffer, while the batch is processed.
+    Batched(Range<usize>),
+    /// Its own: held by the reorder past its batch.
+    Owned(Vec<u8>),
+}
+
+impl Message {
+    fn bytes<'a>(&'a self, batch: &'a [u8]) -> &'a [u8] {
+        match &self.payload {
+            Payload::Batched(range) => &batch[range.clone()],
+            Payload::Owned(bytes) => bytes,
+        }
+    }
+
+    /// This message with bytes of its own, to outlive `batch`.
+    fn owned(mut self, batch: &[u8]) -> Message {
+        if let Payload::Batched(range) = &self.payload {
+            self.payload = Payload::Owned(batch[range.clone()].to_vec());
+        }
+        self
+    }
+}
+
+/// Items on their way to one worker, their messages' payloads one after another in one
+/// buffer: an allocation a batch rather than one a message, freed by the thread that made it
+/// (a message's own buffer, allocated by the consumer thread and freed by a worker, moved
+/// memory between the two cores' allocators and caches). A processed batch goes back to the
+/// consumer thread to be filled again.
+#[derive(Default)]
+pub(crate) struct Batch {
+    items: Vec<Item>,
+    payloads: Vec<u8>,
 }
 
 /// What the consumer thread hands a worker, in partition order.
@@ -53,7 +93,7 @@ pub(crate) enum Item {
 }
 
 enum Job {
-    Items(Vec<Item>),
+    Items(Batch),
     /// Answered once every message queued before it is processed.
     Barrier(SyncSender<()>),
     /// Snapshot the partitions named (all when `None`) now, then answer.
@@ -139,9 +179,15 @@ pub(crate) type Tally = (Stats, u64);
 /// Dropping it closes the queues, and the workers end.
 pub(crate) struct Workers {
     queues: Vec<SyncSender<Job>>,
-    batches: Mutex<Vec<Vec<Item>>>,
+    filling: Mutex<Filling>,
     /// The state changelog the workers write their partitions' state to, once it is open.
     pub(crate) changelog: Arc<OnceLock<Changelog>>,
+}
+
+/// Each worker's batch being filled, and the processed batches the workers gave back.
+struct Filling {
+    batches: Vec<Batch>,
+    spare: Receiver<Batch>,
 }
 
 /// Starts `n` workers, each in the role `role` makes.
@@ -155,22 +201,23 @@ pub(crate) fn spawn(
     let changelog: Arc<OnceLock<Changelog>> = Arc::default();
     let mut queues = Vec::with_capacity(n);
     let mut handles = Vec::with_capacity(n);
+    let (done, spare) = mpsc::channel();
     for i in 0..n {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         queues.push(tx);
         let (engine, output, metrics) = (engine.clone(), output.clone(), metrics.clone());
-        let changelog = changelog.clone();
+        let (changelog, done) = (changelog.clone(), done.clone());
         let handle = thread::Builder::new()
             .name(format!("nhid-worker-{i}"))
             .spawn({
                 let role = role();
-                move || work(&engine, &output, &metrics, &changelog, role, rx)
+                move || work(&engine, &output, &metrics, &changelog, role, rx, &done)
             })
             .map_err(Error::SpawnWorker)?;
         handles.push(handle);
     }
-    let batches = Mutex::new((0..n).map(|_| Vec::new()).collect());
-    Ok((Workers { queues, batches, changelog }, handles))
+    let filling = Mutex::new(Filling { batches: (0..n).map(|_| Batch::default()).collect(), spare });
+    Ok((Workers { queues, filling, changelog }, handles))
 }
 
 /// Waits for the workers to end (their queues closed) and adds up what they did.
@@ -192,16 +239,29 @@ impl Workers {
         (h.wrapping_add(p.partition as usize)) % self.queues.len()
     }
 
-    /// Adds an item to its partition's worker's batch, and sends the batch when it is full.
-    pub(crate) fn dispatch(&self, item: Item) {
+    /// Adds an item to its partition's worker's batch (a message's `payload` copied into the
+    /// batch's buffer), and sends the batch when it is full.
+    pub(crate) fn dispatch(&self, mut item: Item, payload: &[u8]) {
         let w = self.worker_of(match &item {
             Item::Message(m) => &m.partition,
             Item::Assigned(p) => p,
         });
         let full = {
-            let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
-            batches[w].push(item);
-            (batches[w].len() >= BATCH).then(|| std::mem::take(&mut batches[w]))
+            let mut filling = self.filling.lock().unwrap_or_else(PoisonError::into_inner);
+            let Filling { batches, spare } = &mut *filling;
+            let batch = &mut batches[w];
+            if batch.items.capacity() == 0
+                && let Ok(processed) = spare.try_recv()
+            {
+                *batch = processed;
+            }
+            if let Item::Message(m) = &mut item {
+                let start = batch.payloads.len();
+                batch.payloads.extend_from_slice(payload);
+                m.payload = Payload::Batched(start..batch.payloads.len());
+            }
+            batch.items.push(item);
+            (batch.items.len() >= BATCH).then(|| std::mem::take(batch))
         };
         if let Some(batch) = full {
             let _ = self.queues[w].send(Job::Items(batch));
@@ -211,11 +271,11 @@ impl Workers {
     /// Hands every waiting message to its worker.
     pub(crate) fn flush_batches(&self) {
         let batches: Vec<_> = {
-            let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
-            batches.iter_mut().map(std::mem::take).collect()
+            let mut filling = self.filling.lock().unwrap_or_else(PoisonError::into_inner);
+            filling.batches.iter_mut().map(std::mem::take).collect()
         };
         for (w, batch) in batches.into_iter().enumerate() {
-            if !batch.is_empty() {
+            if !batch.items.is_empty() {
                 let _ = self.queues[w].send(Job::Items(batch));
             }
         }
@@ -266,6 +326,7 @@ fn work(
     changelog: &OnceLock<Changelog>,
     mut role: Role,
     jobs: Receiver<Job>,
+    done: &mpsc::Sender<Batch>,
 ) -> Tally {
     let mut owned: Vec<Arc<Partition>> = Vec::new();
     let snapshots = |owned: &[Arc<Partition>], role: &Role, when: When<'_>| {
@@ -277,9 +338,9 @@ fn work(
     // Observed here and added to the shared histogram once a batch: the workers updating
     // its counters for every message would pass their cache line back and forth.
     let processing = metrics.processing.local();
-    let run = |m: Message, held: bool, role: &mut Role, out: &mut Outputs| {
+    let run = |m: Message, payloads: &[u8], held: bool, role: &mut Role, out: &mut Outputs| {
         let started = Instant::now();
-        let (processed, latest) = process(engine, output, metrics, &m, out, held);
+        let (processed, latest) = process(engine, output, metrics, &m, m.bytes(payloads), out, held);
         if let (Role::Rekey(marks), Some(time)) = (role, latest) {
             marks.advanced(&m.partition, time);
         }
@@ -293,11 +354,11 @@ fn work(
             None => jobs.recv().ok(),
             Some(after) => match jobs.recv_timeout(after) {
                 Ok(job) => Some(job),
-                Err(mpsc::RecvTimeoutError::Timeout) => Some(Job::Items(Vec::new())),
+                Err(mpsc::RecvTimeoutError::Timeout) => Some(Job::Items(Batch::default())),
                 Err(mpsc::RecvTimeoutError::Disconnected) => None,
             },
         };
-        let batch = match job {
+        let mut batch = match job {
             None => break,
             Some(Job::Items(batch)) => batch,
             Some(Job::Barrier(done)) => {
@@ -314,7 +375,8 @@ fn work(
                 continue;
             }
         };
-        for item in batch {
+        let Batch { items, payloads } = &mut batch;
+        for item in items.drain(..) {
             let m = match item {
                 Item::Message(m) => m,
                 Item::Assigned(p) => {
@@ -342,7 +404,8 @@ fn work(
                 continue;
             }
             let m = match &mut role {
-                Role::Detect(reorder) if p.reordered => match reorder.push(m) {
+                // It may be held past its batch.
+                Role::Detect(reorder) if p.reordered => match reorder.push(m.owned(payloads)) {
                     Some(m) => m,
                     None => continue,
                 },
@@ -352,7 +415,11 @@ fn work(
                 }
                 Role::Detect(_) => m,
             };
-            rebuilt += u64::from(run(m, false, &mut role, &mut out));
+            rebuilt += u64::from(run(m, payloads, false, &mut role, &mut out));
+        }
+        if payloads.capacity() <= KEPT_BYTES {
+            payloads.clear();
+            let _ = done.send(batch);
         }
         let mut ready = Vec::new();
         retry = match &mut role {
@@ -360,7 +427,7 @@ fn work(
             Role::Detect(reorder) => reorder.release(metrics, |m| ready.push(m)),
         };
         for m in ready {
-            rebuilt += u64::from(run(m, true, &mut role, &mut out));
+            rebuilt += u64::from(run(m, &[], true, &mut role, &mut out));
         }
         if let Some(due) = snapshots(&owned, &role, When::Due) {
             retry = Some(retry.map_or(due, |r| r.min(due)));
@@ -389,6 +456,7 @@ fn process(
     output: &Sender,
     metrics: &Metrics,
     m: &Message,
+    payload: &[u8],
     out: &mut Outputs,
     held: bool,
 ) -> (Processed, Option<Millis>) {
@@ -397,13 +465,13 @@ fn process(
     let origin = Origin { source: &p.topic, partition: p.partition, offset: m.offset };
     match p.control {
         None => {
-            let decoded = engine.process(&m.payload, origin, m.timestamp, out);
+            let decoded = engine.process(payload, origin, m.timestamp, out);
             if let Some(f) = decoded.format {
                 p.events_received[f.index()].inc_by(decoded.events);
             }
             p.check_key(m.key, &decoded);
         }
-        Some(kind) => engine.control(kind, &m.payload, origin, out),
+        Some(kind) => engine.control(kind, payload, origin, out),
     }
     if rebuilding {
         out.clear();
