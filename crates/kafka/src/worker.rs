@@ -25,8 +25,12 @@ use crate::reorder::Reorder;
 /// Messages handed to a worker at once: fewer channel operations without delaying a quiet
 /// stream (a batch also goes as soon as the consumer has nothing more to give).
 const BATCH: usize = 256;
-/// Batches queued per worker before the consumer thread waits.
-const QUEUE: usize = 16;
+/// Batches queued per worker before the consumer thread waits. While it waits for one
+/// worker, the others get nothing: a broker answers a fetch with a run of each partition's
+/// messages (a megabyte each), so a queue shorter than a run or two starves the other
+/// workers. 16 left Tansu's runs waiting on one worker at a time (1.4 cores busy, 37 % of a
+/// bare consumer); 64 keeps both busy (1.7, 42 %): 16,384 messages a worker at most.
+const QUEUE: usize = 64;
 /// A batch whose payloads' buffer grew past this (a run of large messages) is not kept for
 /// reuse: its memory goes back.
 const KEPT_BYTES: usize = 4 << 20;
