@@ -25,14 +25,19 @@ use crate::reorder::Reorder;
 /// Messages handed to a worker at once: fewer channel operations without delaying a quiet
 /// stream (a batch also goes as soon as the consumer has nothing more to give).
 const BATCH: usize = 256;
+/// Payload bytes past which a batch goes before it has [`BATCH`] messages: a queue of large
+/// messages (up to `max_event_bytes`, 1 MiB by default) holds [`QUEUE`] batches of about this,
+/// not of 256 such messages each.
+const BATCH_BYTES: usize = 256 << 10;
 /// Batches queued per worker before the consumer thread waits. While it waits for one
 /// worker, the others get nothing: a broker answers a fetch with a run of each partition's
 /// messages (a megabyte each), so a queue shorter than a run or two starves the other
 /// workers. 16 left Tansu's runs waiting on one worker at a time (1.4 cores busy, 37 % of a
-/// bare consumer); 64 keeps both busy (1.7, 42 %): 16,384 messages a worker at most.
+/// bare consumer); 64 keeps both busy (1.7, 42 %): 16,384 messages a worker at most, and
+/// with [`BATCH_BYTES`] about 16 MiB of payloads (80 MiB of messages at the 1 MiB ceiling).
 const QUEUE: usize = 64;
-/// A batch whose payloads' buffer grew past this (a run of large messages) is not kept for
-/// reuse: its memory goes back.
+/// A batch whose payloads' buffer grew past this (a message near the ceiling) is not kept
+/// for reuse: its memory goes back.
 const KEPT_BYTES: usize = 4 << 20;
 /// How long a snapshot of an events partition waits for its applied events' outputs to be
 /// acknowledged (`Reorder::point`) before it is left to the next interval.
@@ -265,7 +270,7 @@ impl Workers {
                 m.payload = Payload::Batched(start..batch.payloads.len());
             }
             batch.items.push(item);
-            (batch.items.len() >= BATCH).then(|| std::mem::take(batch))
+            (batch.items.len() >= BATCH || batch.payloads.len() >= BATCH_BYTES).then(|| std::mem::take(batch))
         };
         if let Some(batch) = full {
             let _ = self.queues[w].send(Job::Items(batch));
@@ -490,4 +495,52 @@ fn process(
     }
     output.send_all(out, p, m.offset, m.timestamp);
     (if rebuilding { Processed::Rebuilt } else { Processed::Live }, latest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partition::Input;
+
+    /// Workers whose one queue the test reads instead of a worker thread.
+    fn workers() -> (Workers, Receiver<Job>) {
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let (_, spare) = mpsc::channel();
+        let filling = Mutex::new(Filling { batches: vec![Batch::default()], spare });
+        (Workers { queues: vec![tx], filling, changelog: Arc::default() }, rx)
+    }
+
+    fn message(p: &Arc<Partition>, offset: i64) -> Item {
+        let payload = Payload::Batched(0..0);
+        Item::Message(Message { partition: p.clone(), offset, timestamp: None, payload, rekeyed: None, key: None })
+    }
+
+    /// What a queue holds is bounded in bytes as well as in messages: large messages go in
+    /// batches of a few, each message's bytes where its range says.
+    #[test]
+    fn a_batch_goes_at_its_message_count_or_its_bytes() {
+        let metrics = Metrics::default();
+        let p = Arc::new(Partition::new("audit".into(), 0, 0, 0, Input::Keyed, &metrics));
+        let (workers, rx) = workers();
+        for offset in 0..BATCH as i64 {
+            workers.dispatch(message(&p, offset), b"{}");
+        }
+        let Ok(Job::Items(batch)) = rx.try_recv() else { panic!("a batch of {BATCH} small messages goes") };
+        assert_eq!((batch.items.len(), batch.payloads.len()), (BATCH, 2 * BATCH));
+
+        let large = vec![b'x'; 100 << 10];
+        for offset in 0..3 {
+            assert!(rx.try_recv().is_err(), "sent early, at {offset} large messages");
+            let mut bytes = large.clone();
+            bytes[0] = b'0' + offset as u8;
+            workers.dispatch(message(&p, offset), &bytes);
+        }
+        let Ok(Job::Items(batch)) = rx.try_recv() else { panic!("three messages of 100 KiB pass BATCH_BYTES") };
+        assert_eq!(batch.items.len(), 3);
+        for (i, item) in batch.items.iter().enumerate() {
+            let Item::Message(m) = item else { panic!("a message") };
+            assert_eq!(m.bytes(&batch.payloads)[0], b'0' + i as u8);
+            assert_eq!(m.bytes(&batch.payloads).len(), 100 << 10);
+        }
+    }
 }
