@@ -168,21 +168,22 @@ pub fn decode<'a>(
     ctx: &DecodeContext,
     emit: &mut dyn FnMut(Result<AuditEvent<'a>, DecodeError>),
 ) {
+    let text = match sized_text(bytes, ctx.max_event_bytes) {
+        Ok(t) => t,
+        Err(e) => return emit(Err(e)),
+    };
     // A canonical event shaped as nhid writes it goes straight to the one-pass reader, which
     // nests two deep at most: no nesting scan, no format detection (an object of the schema's
     // fields alone is a canonical event whatever detection would make of it). What it
     // declines is checked and detected as below.
     if matches!(format, Format::Auto | Format::Native)
-        && bytes.len() <= max_event_bytes(ctx.max_event_bytes)
-        && let Ok(text) = simdutf8::basic::from_utf8(bytes)
         && let Some(event) = native::one_pass::read(text)
     {
         return emit(native::checked(event));
     }
-    let text = match checked_text(bytes, ctx.max_event_bytes) {
-        Ok(t) => t,
-        Err(e) => return emit(Err(e)),
-    };
+    if let Err(e) = nesting_within(text) {
+        return emit(Err(e));
+    }
     // Azure's diagnostic exports (every Event Hubs message, every storage blob line) wrap their
     // records in `{"records": [...]}`, of one log category or several: each record is
     // detected and decoded on its own, and a bad one loses only itself.
@@ -237,25 +238,33 @@ fn decode_text<'a>(
 /// The checks every message passes before it is parsed, whatever it holds (audit events,
 /// control messages): a size ceiling (`0` means the default), UTF-8, and a nesting limit.
 pub fn checked_text(bytes: &[u8], max_bytes: usize) -> Result<&str, DecodeError> {
+    let text = sized_text(bytes, max_bytes)?;
+    nesting_within(text)?;
+    Ok(text)
+}
+
+/// `bytes` as text, within the size ceiling (`0` means the default) and valid UTF-8.
+fn sized_text(bytes: &[u8], max_bytes: usize) -> Result<&str, DecodeError> {
     let max = max_event_bytes(max_bytes);
     if bytes.len() > max {
         return Err(too_large(bytes.len(), max));
     }
     // The SIMD check answers valid or not; std's names where it is not.
-    let text = match simdutf8::basic::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(_) => {
-            let e = std::str::from_utf8(bytes).expect_err("invalid for both");
-            return Err(DecodeError::new(DeadLetterReason::InvalidUtf8, e.to_string()));
-        }
-    };
-    if nesting_exceeds(bytes, MAX_NESTING) {
+    simdutf8::basic::from_utf8(bytes).map_err(|_| {
+        let e = std::str::from_utf8(bytes).expect_err("invalid for both");
+        DecodeError::new(DeadLetterReason::InvalidUtf8, e.to_string())
+    })
+}
+
+/// Refuses JSON nested deeper than [`MAX_NESTING`].
+fn nesting_within(text: &str) -> Result<(), DecodeError> {
+    if nesting_exceeds(text.as_bytes(), MAX_NESTING) {
         return Err(DecodeError::new(
             DeadLetterReason::NestingTooDeep,
             format!("json nesting deeper than {MAX_NESTING}"),
         ));
     }
-    Ok(text)
+    Ok(())
 }
 
 /// The size ceiling `max_bytes` configures (`0`: the default).
