@@ -1105,14 +1105,31 @@ fn a_megabyte_message_or_field_is_dead_lettered_in_bounded_size_and_the_stream_g
 #[test]
 fn a_refused_record_of_a_cloudtrail_document_is_named_by_its_index() {
     let engine = engine();
-    let mut out = Outputs::default();
     let record = |name: &str| {
         format!(
             r#"{{"eventVersion":"1.08","eventTime":"2026-11-02T00:00:00Z","eventSource":"s3.amazonaws.com","eventName":"{name}","awsRegion":"us-east-1","sourceIPAddress":"10.0.0.1","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/ci","accountId":"111122223333","accessKeyId":"AKIAEXAMPLE","userName":"ci"}}}}"#
         )
     };
-    let doc = format!(r#"{{"Records":[{},{}]}}"#, record("GetObject"), record(&"A".repeat(5_000)));
-    engine.process(doc.as_bytes(), Origin { source: "test", partition: 0, offset: 0 }, None, &mut out);
-    assert_eq!(out.stats.events, 1);
-    assert_eq!((out.dead_letters[0].reason, out.dead_letters[0].record), (DeadLetterReason::FieldTooLong, Some(1)));
+    let (good, refused) = (record("GetObject"), record(&"A".repeat(5_000)));
+    let origin = Origin { source: "test", partition: 0, offset: 0 };
+    // Which record a refusal names is known only once the message is read: the first of
+    // several is record 0, the only one is the message itself. `process` commits records
+    // as it reads them, `prepare` and `commit` (replay) after; both name the same.
+    for (doc, named) in [
+        (format!(r#"{{"Records":[{good},{refused}]}}"#), Some(1)),
+        (format!(r#"{{"Records":[{refused},{good}]}}"#), Some(0)),
+        (format!(r#"{{"Records":[{refused}]}}"#), None),
+        (refused.clone(), None),
+    ] {
+        for prepared in [false, true] {
+            let mut out = Outputs::default();
+            match prepared {
+                false => engine.process(doc.as_bytes(), origin, None, &mut out),
+                true => engine.commit(engine.prepare(doc.as_bytes(), origin.source, None), origin, &mut out),
+            };
+            let dead: Vec<_> = out.dead_letters.iter().map(|d| (d.reason, d.record)).collect();
+            assert_eq!(dead, [(DeadLetterReason::FieldTooLong, named)], "{doc:.60}, prepared: {prepared}");
+            assert_eq!((out.stats.messages, out.stats.events), (1, u64::from(named.is_some())));
+        }
+    }
 }
