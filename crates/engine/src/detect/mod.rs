@@ -527,7 +527,7 @@ pub(crate) fn key_with_source(what: &str, ev: &AuditEvent<'_>) -> u32 {
 #[derive(Debug, Deserialize)]
 #[serde(from = "Vec<String>")]
 pub struct Operations {
-    names: std::collections::HashSet<String, xxhash_rust::xxh3::Xxh3Builder>,
+    names: std::collections::HashSet<String, foldhash::fast::RandomState>,
     /// One bit per (length, first letter) of the names: nearly every action is rejected by
     /// it before anything is lowercased or hashed, which matters on a check that runs for
     /// every event (`cargo bench --bench pipeline -- pipeline_per_kind`).

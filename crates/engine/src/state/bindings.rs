@@ -5,13 +5,14 @@
 //! credential is not the second principal's to lose: a finding, and never containment.
 
 use dashmap::DashMap;
-use xxhash_rust::xxh3::{Xxh3Builder, xxh3_64};
+use foldhash::fast::RandomState;
+use xxhash_rust::xxh3::xxh3_64;
 
 use nhid_model::time::Millis;
 
 /// Credential to its principal, by hashes of their ids: 24 bytes a credential, bounded.
 pub struct CredentialBindings {
-    map: DashMap<u64, Bound, Xxh3Builder>,
+    map: DashMap<u64, Bound, RandomState>,
     cap: usize,
 }
 
@@ -25,7 +26,7 @@ impl CredentialBindings {
     /// Keeps at most `cap` credentials; past it, the least recently bound half is forgotten
     /// (a rotated key, an expired session's token), so forgetting is not per insert.
     pub fn new(cap: usize) -> Self {
-        CredentialBindings { map: DashMap::with_hasher(Xxh3Builder::new()), cap: cap.max(2) }
+        CredentialBindings { map: DashMap::with_hasher(RandomState::default()), cap: cap.max(2) }
     }
 
     /// Binds `credential` to `principal` if it is bound to none; returns whether it is bound

@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dashmap::DashMap;
-use xxhash_rust::xxh3::Xxh3Builder;
+use foldhash::fast::RandomState;
 
 use super::keep_newest;
 use nhid_model::time::{DAY, Millis};
@@ -45,7 +45,7 @@ impl Lifecycle {
 
 /// One kind of fact: key → the earliest time it was reported to hold.
 pub struct Facts {
-    map: DashMap<Box<str>, Millis, Xxh3Builder>,
+    map: DashMap<Box<str>, Millis, RandomState>,
     /// Live entries, read before every lookup: while nothing was reported (the usual case)
     /// an event pays one relaxed load, not a hash and a shard lock.
     len: AtomicUsize,
@@ -60,7 +60,7 @@ impl Default for Facts {
 
 impl Facts {
     fn with_capacity_limit(max: usize) -> Self {
-        Facts { map: DashMap::with_hasher(Xxh3Builder::new()), len: AtomicUsize::new(0), max }
+        Facts { map: DashMap::with_hasher(RandomState::default()), len: AtomicUsize::new(0), max }
     }
 
     /// Records that `key` holds since `at`. The earliest report wins: a redelivered or late

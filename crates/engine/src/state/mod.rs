@@ -20,9 +20,9 @@ use std::sync::PoisonError;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 use half::f16;
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::Xxh3Builder;
 
 use crate::context::actions;
 use crate::context::client::{self, Client};
@@ -899,11 +899,11 @@ pub struct StateStore {
     /// Identities boxed: the table keeps a slot for every bucket, and between a quarter and
     /// over half of them are empty (at 100,000 identities 131,072 buckets), which cost an
     /// identity's full size each when identities were stored in place, and a pointer now.
-    map: DashMap<Box<str>, Box<Identity>, Xxh3Builder>,
+    map: DashMap<Box<str>, Box<Identity>, RandomState>,
     /// When each identity evicted for idleness was last seen, by a hash of its id: 16 bytes
     /// where the identity took a kilobyte, so that a key asleep for months and then used
     /// again is known to have slept (`dormant_reactivation`).
-    tombstones: DashMap<u64, Tombstone, Xxh3Builder>,
+    tombstones: DashMap<u64, Tombstone, RandomState>,
     /// The identities' ids and [`Identity::variable_bytes`], summed: with the count, the
     /// estimate `state.max_memory_mib` bounds.
     bytes: AtomicUsize,
@@ -961,8 +961,8 @@ impl StateStore {
         let shards =
             MIN_SHARDS.max(4 * std::thread::available_parallelism().map_or(1, |n| n.get())).next_power_of_two();
         StateStore {
-            map: DashMap::with_hasher_and_shard_amount(Xxh3Builder::new(), shards),
-            tombstones: DashMap::with_hasher(Xxh3Builder::new()),
+            map: DashMap::with_hasher_and_shard_amount(RandomState::default(), shards),
+            tombstones: DashMap::with_hasher(RandomState::default()),
             bytes: AtomicUsize::new(0),
             config,
             changes: std::sync::OnceLock::new(),
