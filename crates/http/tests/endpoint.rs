@@ -5,7 +5,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nhid_engine::detect;
@@ -156,34 +156,47 @@ fn a_client_that_stops_reading_its_responses_is_disconnected() {
 #[test]
 fn a_flood_of_listings_is_refused_past_the_limit_and_does_not_hold_the_probes_off() {
     let config = HttpConfig { max_principals_requests: 1, ..loopback() };
-    let addr = serve(&config, engine(100_000));
-    let flood = 12;
-    let barrier = Arc::new(Barrier::new(flood + 1));
-    let listings: Vec<_> = (0..flood)
-        .map(|_| {
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                barrier.wait();
-                let reply = get(addr, "/principals?limit=1000", &[]);
-                (reply, Instant::now())
-            })
+    let engine = engine(1_000);
+    let addr = serve(&config, engine.clone());
+    // A writer holds one identity, as a worker does while it applies an event: the listing
+    // that gets the one place walks up to that identity's shard and waits there, so it is
+    // provably still running while the rest of the flood and the probe arrive. No timing.
+    let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let writer = {
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            engine.store().with_identity(
+                "svc-0000000",
+                || unreachable!("the identity exists"),
+                |_| {
+                    held_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                },
+            )
         })
-        .collect();
-    barrier.wait();
-    std::thread::sleep(Duration::from_millis(20));
-    let probe = get(addr, "/healthz", &[]);
-    let probed = Instant::now();
-    let metrics = get(addr, "/metrics", &[]);
-    assert_eq!((probe.status, metrics.status), (200, 200));
-    let replies: Vec<(Reply, Instant)> = listings.into_iter().map(|t| t.join().unwrap()).collect();
-    let busy: Vec<&Reply> = replies.iter().map(|(r, _)| r).filter(|r| r.status == 503).collect();
-    let served: Vec<Instant> = replies.iter().filter(|(r, _)| r.status == 200).map(|(_, at)| *at).collect();
-    assert_eq!(busy.len() + served.len(), flood, "only 200 or 503");
-    assert!(!busy.is_empty(), "{flood} listings at once, one allowed: none refused");
+    };
+    held_rx.recv().unwrap();
+    let flood = 12;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    for _ in 0..flood {
+        let done = done_tx.clone();
+        std::thread::spawn(move || done.send(get(addr, "/principals?limit=1000", &[])).unwrap());
+    }
+    // Every listing but the one holding the place is refused at once, while that one runs.
+    let answer = || done_rx.recv_timeout(Duration::from_secs(30)).expect("a listing was neither refused nor served");
+    let busy: Vec<Reply> = (1..flood).map(|_| answer()).collect();
+    assert!(busy.iter().all(|r| r.status == 503), "{:?}", busy.iter().map(|r| r.status).collect::<Vec<_>>());
     assert!(busy.iter().all(|r| r.head.contains("retry-after: 1")), "{}", busy[0].head);
-    assert!(!served.is_empty());
-    // The listing walks 100,000 identities; the probe, sent while it ran, did not wait for it.
-    assert!(probed < *served.iter().max().unwrap(), "the probe waited for the listings");
+    assert!(done_rx.try_recv().is_err(), "the listing ended while the identity was held");
+    let probe = get(addr, "/healthz", &[]);
+    assert_eq!((probe.status, probe.body.as_str()), (200, "ok\n"), "the probe waited for the listing");
+    release_tx.send(()).unwrap();
+    writer.join().unwrap();
+    let served = answer();
+    assert_eq!(served.status, 200, "{}", served.body);
+    assert!(served.body.contains("svc-0000000"), "the listing resumed past the held identity");
+    assert_eq!(get(addr, "/metrics", &[]).status, 200);
 }
 
 const TOKEN: &str = "test-token-0123456789-abcdef";
