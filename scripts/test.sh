@@ -4,7 +4,10 @@
 #   - a C toolchain and OpenSSL/zlib headers: rdkafka builds librdkafka from source (apt)
 #   - prometheus and promtool: tests/prometheus.rs runs the real tooling (apt)
 #   - tansu, a Kafka-protocol broker: tests/kafka_broker.rs (cargo install, 15-20 minutes once)
-# NHID_SKIP_BROKER_TESTS=1 / NHID_SKIP_PROMETHEUS_TESTS=1 skip those tests (and their installs).
+#   - the OCSF project's schema tools (Python, pinned, in a venv): tests/ocsf_output.rs
+#     (scripts/ocsf.sh install; python3-venv from apt if missing)
+# NHID_SKIP_BROKER_TESTS=1 / NHID_SKIP_PROMETHEUS_TESTS=1 / NHID_SKIP_OCSF_TESTS=1 skip those
+# tests (and their installs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -42,6 +45,7 @@ if [ -z "${NHID_SKIP_PROMETHEUS_TESTS:-}" ] && ! { command -v prometheus && comm
 fi
 
 [ -n "${NHID_SKIP_BROKER_TESTS:-}" ] || scripts/tansu.sh install
+[ -n "${NHID_SKIP_OCSF_TESTS:-}" ] || scripts/ocsf.sh install >/dev/null
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

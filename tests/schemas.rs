@@ -12,7 +12,7 @@ use nhid_decode::control::{
 };
 use nhid_decode::native;
 use nhid_engine::respond::alert::{
-    Action, ActionTarget, Alert, AlertActor, AlertPrincipal, MAX_EVENT_IDS, Mode, Score,
+    Action, ActionTarget, Alert, AlertActor, AlertEvent, AlertPrincipal, MAX_EVENT_IDS, Mode, Score,
 };
 use nhid_model::event::{
     Actor, AuditEvent, Credential, CredentialKind, Impersonator, Outcome, Principal, PrincipalType, Source,
@@ -381,6 +381,16 @@ fn full_alert() -> Alert {
             agent_id: Some("agent:exporter".into()),
             session_id: Some("sess-1".into()),
         },
+        event: Some(AlertEvent {
+            action: "s3:GetObject".into(),
+            service: "s3".into(),
+            resource: Some("arn:aws:s3:::billing-exports/2026/11/invoices.csv".into()),
+            outcome: Outcome::Success,
+            source_ip: Some("203.0.113.77".into()),
+            user_agent: Some("aws-cli/2.17.5 md/command#s3.cp".into()),
+            credential_kind: Some(CredentialKind::StaticKey),
+            source_format: SourceFormat::Cloudtrail,
+        }),
         event_ids: (0..MAX_EVENT_IDS).map(|i| format!("evt-{i}")).collect(),
         evidence,
         summary: "svc-billing made 1840 calls in one minute, against a usual 12 per minute.".into(),
@@ -425,6 +435,7 @@ fn an_alert_from_the_structs_validates() {
             principal: AlertPrincipal { id: "ci-bot".into(), kind: PrincipalType::Bot, owner: None },
             credential_id: None,
             actor: AlertActor::default(),
+            event: None,
             event_ids: vec![],
             evidence: serde_json::Map::new(),
             suppressed_repeats: 0,

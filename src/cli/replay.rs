@@ -15,8 +15,10 @@ use clap::Args;
 use super::feed::{default_threads, feed};
 use super::{EXIT_INTERRUPTED, EngineArgs, config_errors, init_logs, on_signals};
 use crate::config::Config;
+use nhid_engine::detect::Detector;
 use nhid_engine::metrics::Health;
 use nhid_engine::metrics::Metrics;
+use nhid_engine::respond::ocsf::AlertsFormat;
 use nhid_engine::{Engine, Outputs, Stats};
 use nhid_model::event::{PrincipalType, SourceFormat};
 use nhid_model::vocab::DeadLetterReason;
@@ -30,6 +32,10 @@ pub struct ReplayArgs {
     /// Where alerts go, as JSON lines (standard output by default).
     #[arg(long)]
     alerts: Option<PathBuf>,
+    /// How alerts are written: `nhid` (schemas/alert.schema.json) or `ocsf` (OCSF Detection
+    /// Findings, class 2004).
+    #[arg(long, value_name = "FORMAT", default_value = "nhid", value_parser = alerts_format)]
+    alerts_format: AlertsFormat,
     /// Where actions (revocation requests) go, as JSON lines.
     #[arg(long)]
     actions: Option<PathBuf>,
@@ -52,6 +58,10 @@ pub struct ReplayArgs {
     threads: Option<u16>,
     #[command(flatten)]
     engine: EngineArgs,
+}
+
+fn alerts_format(s: &str) -> Result<AlertsFormat, String> {
+    AlertsFormat::parse(s).ok_or_else(|| format!("{s:?}: expected nhid or ocsf"))
 }
 
 pub fn run(args: ReplayArgs) -> ExitCode {
@@ -77,6 +87,7 @@ pub fn run(args: ReplayArgs) -> ExitCode {
 /// Where outputs go. `Send`: an interrupted replay flushes them from the signal handler.
 struct Sinks {
     alerts: Box<dyn Write + Send>,
+    alerts_format: AlertsFormat,
     actions: Option<Box<dyn Write + Send>>,
     dead_letters: Option<Box<dyn Write + Send>>,
 }
@@ -134,6 +145,7 @@ fn replay(engine: &Arc<Engine>, config: &Config, args: &ReplayArgs) -> anyhow::R
             Some(p) => create(p)?,
             None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
         },
+        alerts_format: args.alerts_format,
         actions: args.actions.as_deref().map(create).transpose()?,
         dead_letters: args.dead_letter.as_deref().map(create).transpose()?,
     };
@@ -178,7 +190,7 @@ fn replay(engine: &Arc<Engine>, config: &Config, args: &ReplayArgs) -> anyhow::R
         let mut p = lock(&progress)?;
         let Progress { out, sinks, .. } = &mut *p;
         process(out);
-        drain(out, sinks)
+        drain(out, sinks, engine.detectors())
     })?;
     let mut p = lock(&progress)?;
     p.end()?;
@@ -194,9 +206,9 @@ fn replay(engine: &Arc<Engine>, config: &Config, args: &ReplayArgs) -> anyhow::R
     Ok(())
 }
 
-fn drain(out: &mut Outputs, sinks: &mut Sinks) -> anyhow::Result<()> {
+fn drain(out: &mut Outputs, sinks: &mut Sinks, detectors: &[Detector]) -> anyhow::Result<()> {
     for alert in out.alerts.drain(..) {
-        serde_json::to_writer(&mut sinks.alerts, &alert)?;
+        sinks.alerts.write_all(&sinks.alerts_format.encode(&alert, detectors))?;
         sinks.alerts.write_all(b"\n")?;
     }
     for action in out.actions.drain(..) {

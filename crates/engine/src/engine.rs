@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use crate::context::network::Ranges;
 use crate::detect::{Detector, Finding, LaneSettings};
 use crate::inventory::{Criticality, Entry, Inventory};
-use crate::respond::alert::{Action, Alert, AlertActor, MAX_EVENT_IDS, Mode, Score};
+use crate::respond::alert::{Action, Alert, AlertActor, AlertEvent, MAX_EVENT_IDS, Mode, Score};
 use crate::respond::policy::{Acting, Block, Policy, ResponseConfig, alert_principal};
 use crate::rules::{Matches, Rules};
 use crate::state::bindings::CredentialBindings;
@@ -895,6 +895,7 @@ impl Engine {
                 agent_id: ev.actor.agent_id.as_deref().map(str::to_owned),
                 session_id: ev.actor.session_id.as_deref().map(str::to_owned),
             },
+            event: Some(AlertEvent::of(ev)),
             event_ids: vec![ev.id.to_string()],
             evidence,
             summary: finding.summary,

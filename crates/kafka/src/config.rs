@@ -8,6 +8,7 @@ use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
 use nhid_engine::ControlKind;
+use nhid_engine::respond::ocsf::AlertsFormat;
 use nhid_model::time::MAX_SETTING_SECS;
 
 use crate::error::refusal;
@@ -99,6 +100,9 @@ pub struct KafkaConfig {
     /// expires a crashed dynamic member, so there it is what makes a crash recoverable.)
     pub instance_id: Option<String>,
     pub alerts_topic: String,
+    /// How alerts are written to `alerts_topic`: `nhid` (schemas/alert.schema.json) or
+    /// `ocsf` (OCSF Detection Findings, class 2004).
+    pub alerts_format: AlertsFormat,
     pub actions_topic: String,
     pub dead_letter_topic: String,
     /// Lifecycle events (`schemas/lifecycle.schema.json`): owners offboarded, credentials
@@ -150,6 +154,7 @@ impl Default for KafkaConfig {
             group: "nhid".into(),
             instance_id: None,
             alerts_topic: "nhid.alerts".into(),
+            alerts_format: AlertsFormat::Nhid,
             actions_topic: "nhid.actions".into(),
             dead_letter_topic: "nhid.dead-letter".into(),
             lifecycle_topic: None,

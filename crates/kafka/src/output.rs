@@ -13,7 +13,9 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::{ClientContext, Message};
 
 use nhid_engine::Outputs;
+use nhid_engine::detect::Detector;
 use nhid_engine::metrics::{KafkaErrorKind, Metrics};
+use nhid_engine::respond::ocsf::AlertsFormat;
 use nhid_model::event::PrincipalType;
 use nhid_model::vocab::DeadLetterReason;
 
@@ -96,6 +98,7 @@ impl Deliveries {
 pub(crate) struct Sender {
     producer: ThreadedProducer<Deliveries>,
     alerts_topic: String,
+    alerts_format: AlertsFormat,
     actions_topic: String,
     dead_letter_topic: String,
     /// Topic of each principal type's lane copy, if any.
@@ -131,6 +134,7 @@ impl Sender {
         Ok(Sender {
             producer,
             alerts_topic: cfg.alerts_topic.clone(),
+            alerts_format: cfg.alerts_format,
             actions_topic: cfg.actions_topic.clone(),
             dead_letter_topic: cfg.dead_letter_topic.clone(),
             lanes,
@@ -148,11 +152,19 @@ impl Sender {
         (out.alerts.len() + out.actions.len() + out.dead_letters.len() + normalized) as u32
     }
 
-    /// Sends (and clears) the outputs of the input message at `offset`.
-    pub(crate) fn send_all(&self, out: &mut Outputs, p: &Arc<Partition>, offset: i64, timestamp: Option<i64>) {
+    /// Sends (and clears) the outputs of the input message at `offset`; `detectors` name the
+    /// analytics of OCSF findings.
+    pub(crate) fn send_all(
+        &self,
+        out: &mut Outputs,
+        p: &Arc<Partition>,
+        offset: i64,
+        timestamp: Option<i64>,
+        detectors: &[Detector],
+    ) {
         let delivery = |alert_of| Box::new(Delivery { partition: Some(p.clone()), offset, alert_of });
         for alert in out.alerts.drain(..) {
-            let json = serde_json::to_vec(&alert).expect("alerts serialize");
+            let json = self.alerts_format.encode(&alert, detectors);
             self.send(&self.alerts_topic, Some(&alert.principal.id), &json, None, None, delivery(timestamp));
         }
         for action in out.actions.drain(..) {

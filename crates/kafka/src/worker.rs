@@ -493,7 +493,7 @@ fn process(
     } else {
         p.progress().processed(m.offset, count);
     }
-    output.send_all(out, p, m.offset, m.timestamp);
+    output.send_all(out, p, m.offset, m.timestamp, engine.detectors());
     (if rebuilding { Processed::Rebuilt } else { Processed::Live }, latest)
 }
 

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use nhid_model::event::PrincipalType;
+use nhid_model::event::{AuditEvent, CredentialKind, Outcome, PrincipalType, SourceFormat};
 use nhid_model::string_enum;
 use nhid_model::time::{Millis, serde_rfc3339};
 use nhid_model::vocab::{ActionKind, Severity};
@@ -26,6 +26,9 @@ pub struct Alert {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_id: Option<String>,
     pub actor: AlertActor,
+    /// The call that triggered the alert; absent from the alerts about nhid's own responses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<AlertEvent>,
     /// Ids of the triggering events, at most [`MAX_EVENT_IDS`].
     pub event_ids: Vec<String>,
     /// Observed against expected numbers, named per kind (`observed`, `baseline_mean`, ...).
@@ -73,6 +76,43 @@ pub struct AlertActor {
     pub agent_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+}
+
+/// The triggering event as its source stated it: what was called, on what, with what
+/// outcome, from where. What an attacker may choose (the user agent, the resource) is shown
+/// for the analyst, never interpreted here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertEvent {
+    pub action: String,
+    pub service: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The kind of the credential in `credential_id`, as the event stated it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_kind: Option<CredentialKind>,
+    /// The format the event arrived in (`cloudtrail`, `k8s_audit`, ...).
+    pub source_format: SourceFormat,
+}
+
+impl AlertEvent {
+    pub fn of(ev: &AuditEvent<'_>) -> Self {
+        let owned = |s: &Option<std::borrow::Cow<'_, str>>| s.as_deref().map(str::to_owned);
+        AlertEvent {
+            action: ev.action.to_string(),
+            service: ev.service.to_string(),
+            resource: owned(&ev.resource),
+            outcome: ev.outcome,
+            source_ip: owned(&ev.source.ip),
+            user_agent: owned(&ev.source.user_agent),
+            credential_kind: ev.credential.id.is_some().then_some(ev.credential.kind),
+            source_format: ev.source_format,
+        }
+    }
 }
 
 string_enum! {

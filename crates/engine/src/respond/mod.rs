@@ -2,6 +2,7 @@
 //! and the alert when an action is reported failed.
 
 pub mod alert;
+pub mod ocsf;
 pub mod policy;
 
 use uuid::Uuid;
@@ -71,6 +72,7 @@ pub fn response_failed(result: &ActionResult<'_>, principal: alert::AlertPrincip
         principal,
         credential_id: result.credential_id.as_deref().map(str::to_owned),
         actor: alert::AlertActor { session_id: result.session_id.as_deref().map(str::to_owned), ..Default::default() },
+        event: None,
         event_ids: Vec::new(),
         evidence: crate::evidence! {
             "action_id" => result.action_id,

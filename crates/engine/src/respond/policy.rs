@@ -323,6 +323,7 @@ impl Policy {
             principal: trigger.principal.clone(),
             credential_id: trigger.credential_id.clone(),
             actor: AlertActor::default(),
+            event: trigger.event.clone(),
             event_ids: trigger.event_ids.clone(),
             evidence: crate::evidence! {
                 "max_actions_per_minute" => max,
@@ -456,6 +457,7 @@ mod tests {
             principal: alert_principal("p", kind, None),
             credential_id: Some("cred-1".into()),
             actor: AlertActor::default(),
+            event: None,
             event_ids: vec!["e".into()],
             evidence: Default::default(),
             summary: "s.".into(),

@@ -1,0 +1,184 @@
+//! OCSF output as a SIEM ingests it. `nhid replay --alerts-format ocsf` on a labelled
+//! simulated estate and on CloudTrail records of Stratus Red Team's techniques; every finding
+//! is validated against the OCSF schema source (tests/data/ocsf-schema, 1.9.0-dev) by the OCSF
+//! project's own compiler and a JSON Schema built from it (tests/ocsf/check.py), and read
+//! back by attribute path to the same facts as nhid's own alerts of the same replay.
+//!
+//! The Python tools live in a virtual environment made by `scripts/ocsf.sh install`
+//! (scripts/test.sh runs it); `NHID_OCSF_PYTHON` points at another interpreter that has them,
+//! `NHID_SKIP_OCSF_TESTS=1` skips these tests explicitly.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nhid_engine::respond::alert::Alert;
+use nhid_engine::respond::ocsf::OCSF_VERSION;
+use serde_json::Value;
+
+const SCHEMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ocsf-schema");
+const CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ocsf/check.py");
+
+/// The interpreter with the OCSF tools, or `None` when these tests are explicitly skipped.
+fn python() -> Option<PathBuf> {
+    if std::env::var("NHID_SKIP_OCSF_TESTS").as_deref() == Ok("1") {
+        eprintln!("NHID_SKIP_OCSF_TESTS=1: skipping a test that needs the OCSF tools");
+        return None;
+    }
+    let python = std::env::var_os("NHID_OCSF_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/nhid-ocsf-venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} not found: run scripts/ocsf.sh install (or set NHID_OCSF_PYTHON, or skip with NHID_SKIP_OCSF_TESTS=1)",
+        python.display()
+    );
+    Some(python)
+}
+
+/// Runs the checker on `files`: `Ok(report)` when every finding is valid, else its errors.
+fn check(python: &Path, files: &[&Path]) -> Result<Value, String> {
+    let out = Command::new(python).arg(CHECK).arg(SCHEMA).args(files).output().unwrap();
+    match out.status.code() {
+        Some(0) => Ok(serde_json::from_slice(&out.stdout).unwrap()),
+        Some(1) => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+        _ => panic!("check.py failed to run: {}", String::from_utf8_lossy(&out.stderr)),
+    }
+}
+
+fn nhid(args: &[&str]) {
+    common::nhid_ok(env!("CARGO_BIN_EXE_nhid"), args);
+}
+
+/// Replays `inputs` twice, in nhid's schema and in OCSF; the alerts and the findings.
+fn replay_both(dir: &Path, name: &str, inputs: &[&str]) -> (Vec<Alert>, PathBuf) {
+    let nhid_alerts = dir.join(format!("{name}.alerts.jsonl"));
+    let ocsf = dir.join(format!("{name}.ocsf.jsonl"));
+    for (format, path) in [("nhid", &nhid_alerts), ("ocsf", &ocsf)] {
+        let mut args = vec!["replay"];
+        args.extend_from_slice(inputs);
+        args.extend_from_slice(&["--alerts-format", format, "--alerts", path.to_str().unwrap()]);
+        nhid(&args);
+    }
+    (common::schema_lines(&nhid_alerts, "alert"), ocsf)
+}
+
+/// What a SIEM read from each finding is what nhid's own alert says, in the same order.
+fn assert_read_back(alerts: &[Alert], report: &Value) {
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), alerts.len(), "one finding per alert");
+    assert_eq!(report["validated"].as_u64(), Some(alerts.len() as u64));
+    for (a, f) in alerts.iter().zip(findings) {
+        let severity = 1 + nhid_model::vocab::Severity::ALL.iter().position(|s| *s == a.severity).unwrap();
+        let event = a.event.as_ref();
+        let expected = serde_json::json!({
+            "uid": a.alert_id,
+            "time": a.time,
+            "severity": severity,
+            "analytic": a.detector,
+            "user": a.principal.id,
+            "credential": a.credential_id,
+            "session": a.actor.session_id,
+            "operation": event.map(|e| &e.action),
+            "ip": event.and_then(|e| e.source_ip.as_ref()),
+        });
+        assert_eq!(f, &expected, "{}", a.summary);
+    }
+}
+
+#[test]
+fn findings_of_a_simulated_estate_validate_and_read_back_as_its_alerts() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    common::nhid_ok(
+        env!("CARGO_BIN_EXE_nhid-sim"),
+        &[
+            "simulate",
+            "--seed",
+            "7",
+            "--principals",
+            "60",
+            "--days",
+            "3",
+            "--out",
+            &p("ev.jsonl"),
+            "--inventory",
+            &p("inv.toml"),
+        ],
+    );
+    let (alerts, ocsf) = replay_both(dir.path(), "sim", &[&p("ev.jsonl"), "--inventory", &p("inv.toml")]);
+    assert!(alerts.len() >= 10, "{} alerts: too few to say anything", alerts.len());
+    // Sessions, credentials, several detectors: the mapping's branches are exercised.
+    assert!(alerts.iter().any(|a| a.actor.session_id.is_some()));
+    assert!(alerts.iter().any(|a| a.score.baseline.is_some()));
+    let report = check(&python, &[&ocsf]).unwrap_or_else(|e| panic!("invalid OCSF findings:\n{e}"));
+    assert_read_back(&alerts, &report);
+}
+
+#[test]
+fn findings_of_cloudtrail_attack_records_validate_and_read_back_as_their_alerts() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/stratus/aws"))
+        .unwrap()
+        .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+        .filter(|p| p.contains("/aws.") && p.ends_with(".jsonl"))
+        .collect();
+    files.sort();
+    let inputs: Vec<&str> = files.iter().map(String::as_str).collect();
+    let (alerts, ocsf) = replay_both(dir.path(), "stratus", &inputs);
+    assert!(alerts.iter().any(|a| a.kind == "content") && alerts.iter().any(|a| a.kind == "privilege_change"));
+    let report = check(&python, &[&ocsf]).unwrap_or_else(|e| panic!("invalid OCSF findings:\n{e}"));
+    assert_read_back(&alerts, &report);
+    // Real CloudTrail names what was acted on for some calls: the finding's resources carry it.
+    let text = std::fs::read_to_string(&ocsf).unwrap();
+    let findings: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(findings.iter().any(|f| f["resources"][0]["uid"].is_string()));
+    for (a, f) in alerts.iter().zip(&findings) {
+        let techniques: Vec<&str> = a.references.iter().filter(|r| r.starts_with('T')).map(|r| &r[..5]).collect();
+        let attacks: Vec<&str> = f["finding_info"]["attacks"]
+            .as_array()
+            .map_or(vec![], |list| list.iter().map(|t| t["technique"]["uid"].as_str().unwrap()).collect());
+        assert_eq!(attacks, techniques, "{}", a.summary);
+    }
+}
+
+/// The checker is not a formality: findings the schema does not allow fail it.
+#[test]
+fn the_checker_refuses_findings_the_schema_does_not_allow() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ev.jsonl");
+    let sim = ["simulate", "--seed", "3", "--principals", "30", "--days", "2", "--out", input.to_str().unwrap()];
+    common::nhid_ok(env!("CARGO_BIN_EXE_nhid-sim"), &sim);
+    let (_, ocsf) = replay_both(dir.path(), "base", &[input.to_str().unwrap()]);
+    let first = std::fs::read_to_string(&ocsf).unwrap().lines().next().expect("at least one finding").to_owned();
+    let valid: Value = serde_json::from_str(&first).unwrap();
+    type Break = fn(&mut Value);
+    let breaks: [(&str, Break); 5] = [
+        ("finding_info.uid is required", |f| drop(f["finding_info"].as_object_mut().unwrap().remove("uid"))),
+        ("severity_id is an enum", |f| f["severity_id"] = 42.into()),
+        ("no attribute outside the class", |f| f["principal"] = "svc".into()),
+        ("src_endpoint.ip is an IP address", |f| {
+            f["evidences"][0]["src_endpoint"] = serde_json::json!({"ip": "not an address"})
+        }),
+        ("time is a timestamp (long)", |f| f["time"] = "2026-11-03T07:08:00Z".into()),
+    ];
+    for (why, break_it) in breaks {
+        let mut finding = valid.clone();
+        break_it(&mut finding);
+        let path = dir.path().join("broken.jsonl");
+        std::fs::write(&path, format!("{first}\n{finding}\n")).unwrap();
+        let refused = check(&python, &[&path]).expect_err(why);
+        assert!(refused.contains("broken.jsonl:2:") && !refused.contains("broken.jsonl:1:"), "{why}: {refused}");
+    }
+}
+
+#[test]
+fn findings_say_the_ocsf_version_they_are_validated_against() {
+    let version: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{SCHEMA}/version.json")).unwrap()).unwrap();
+    assert_eq!(version["version"].as_str(), Some(OCSF_VERSION));
+}
