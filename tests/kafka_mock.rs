@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::http_get as get;
 use common::kafka::{self, Running};
 use nhid::config::Config;
+use nhid_engine::respond::ocsf::AlertsFormat;
 use nhid_engine::{Engine, Origin, Outputs};
 use nhid_kafka::Stage;
 use rdkafka::mocking::MockCluster;
@@ -114,6 +115,31 @@ fn alerts_actions_and_dead_letters_reach_their_topics_as_replay_produces_them() 
     assert_eq!(report.committed.get(&("audit".to_string(), 0)), Some(&(lines.len() as i64)));
     assert_eq!(kafka::committed(&brokers, "g1", "audit", 1), vec![Some(lines.len() as i64)]);
     assert!(report.latency.len() as usize >= alert_ids.len(), "every acknowledged alert has a latency");
+}
+
+#[test]
+fn with_alerts_format_ocsf_the_alerts_topic_carries_detection_findings_of_replay_s_alerts() {
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let lines = input();
+    let (alert_ids, _, _) = replayed(&lines);
+    kafka::produce(&brokers, "audit", &keyed(&lines));
+    let mut config = kafka::config(&brokers, &["audit"], "g-ocsf");
+    config.alerts_format = AlertsFormat::Ocsf;
+    let running = Running::start(fixture_engine(), config);
+    let findings = kafka::read_until(&brokers, "nhid.alerts", WAIT, |g| g.len() >= alert_ids.len());
+    running.stop().unwrap();
+    let mut got: Vec<String> =
+        findings.iter().map(|m| m.json()["finding_info"]["uid"].as_str().unwrap().to_string()).collect();
+    let mut want = alert_ids;
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "one finding per alert of replay, by id");
+    for m in &findings {
+        let v = m.json();
+        assert_eq!((v["class_uid"].as_u64(), v["type_uid"].as_u64()), (Some(2004), Some(200401)));
+        assert_eq!(m.key.as_deref(), v["evidences"][0]["actor"]["user"]["uid"].as_str(), "keyed by principal id");
+    }
 }
 
 #[test]
