@@ -14,6 +14,7 @@ use nhid_engine::context::network::Ranges;
 use nhid_engine::detect;
 use nhid_engine::inventory::Inventory;
 use nhid_engine::respond::policy::ResponseConfig;
+use nhid_engine::respond::suppress::{SuppressionConfig, Suppressions};
 use nhid_engine::rules::Rules;
 use nhid_engine::state::StateConfig;
 use nhid_engine::{Engine, EngineConfig};
@@ -53,6 +54,10 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// Accepted behaviours whose alerts are dropped, each with an owner, a reason and an
+    /// expiry (`[[suppressions]]`; docs/soc.md).
+    #[serde(default)]
+    pub suppressions: Vec<SuppressionConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -246,8 +251,9 @@ impl Config {
             Some(dir) => Rules::load(dir),
         };
         errors.extend(loaded.errors.into_iter().map(|e| format!("rules_dir: {e}")));
-        match (detectors, inventory, ranges) {
-            (Some(d), Some(i), Some(ranges)) if errors.is_empty() => Ok(Engine::new(
+        let suppressions = Suppressions::compile(&self.suppressions).map_err(|e| errors.extend(e)).ok();
+        match (detectors, inventory, ranges, suppressions) {
+            (Some(d), Some(i), Some(ranges), Some(suppressions)) if errors.is_empty() => Ok(Engine::new(
                 d,
                 i,
                 EngineConfig {
@@ -259,6 +265,7 @@ impl Config {
                     response: self.response.clone(),
                     ranges,
                     rules: (!rules.is_empty()).then(|| std::sync::Arc::new(rules)),
+                    suppressions: std::sync::Arc::new(suppressions),
                     max_clock_skew: self.decode.max_clock_skew_secs as Millis * SECOND,
                     ..EngineConfig::default()
                 },

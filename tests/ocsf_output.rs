@@ -91,24 +91,8 @@ fn assert_read_back(alerts: &[Alert], report: &Value) {
 fn findings_of_a_simulated_estate_validate_and_read_back_as_its_alerts() {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    common::nhid_ok(
-        env!("CARGO_BIN_EXE_nhid-sim"),
-        &[
-            "simulate",
-            "--seed",
-            "7",
-            "--principals",
-            "60",
-            "--days",
-            "3",
-            "--out",
-            &p("ev.jsonl"),
-            "--inventory",
-            &p("inv.toml"),
-        ],
-    );
-    let (alerts, ocsf) = replay_both(dir.path(), "sim", &[&p("ev.jsonl"), "--inventory", &p("inv.toml")]);
+    let (events, inventory) = common::simulate_seed_7(env!("CARGO_BIN_EXE_nhid-sim"), dir.path());
+    let (alerts, ocsf) = replay_both(dir.path(), "sim", &[&events, "--inventory", &inventory]);
     assert!(alerts.len() >= 10, "{} alerts: too few to say anything", alerts.len());
     // Sessions, credentials, several detectors: the mapping's branches are exercised.
     assert!(alerts.iter().any(|a| a.actor.session_id.is_some()));

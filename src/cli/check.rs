@@ -19,6 +19,10 @@ pub fn run(args: &EngineArgs) -> ExitCode {
                 if rules.is_empty() { "none".to_string() } else { rules.join(", ") },
                 engine.inventory().len()
             );
+            // Reported, not refused: an expired suppression matches nothing any more.
+            for line in engine.suppressions().report(None, nhid_model::time::wall_clock()) {
+                println!("suppression {line}");
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => config_errors(&errors),

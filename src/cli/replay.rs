@@ -108,6 +108,7 @@ struct Progress {
     dead_letters_kept: bool,
     /// The summary is printed: the input was read to its end, or the replay was stopped.
     ended: bool,
+    engine: Arc<Engine>,
 }
 
 impl Progress {
@@ -121,6 +122,7 @@ impl Progress {
             self.ended = true;
             let secs = self.started.elapsed().as_secs_f64();
             print_summary(&self.out.stats, self.files, secs, self.dead_letters_kept);
+            print_suppressions(&self.engine, &self.out.stats);
         }
         Ok(())
     }
@@ -156,6 +158,7 @@ fn replay(engine: &Arc<Engine>, config: &Config, args: &ReplayArgs) -> anyhow::R
         files: args.files.len(),
         dead_letters_kept: args.dead_letter.is_some(),
         ended: false,
+        engine: engine.clone(),
     }));
     // SIGINT or SIGTERM stops the replay after the message in hand, with its outputs
     // flushed. The handler does this itself: the main thread may be blocked reading a pipe
@@ -224,6 +227,17 @@ fn drain(out: &mut Outputs, sinks: &mut Sinks, detectors: &[Detector]) -> anyhow
         }
     }
     Ok(())
+}
+
+fn print_suppressions(engine: &Engine, s: &Stats) {
+    let lines = engine.suppressions().report(Some(&s.suppressed), nhid_model::time::wall_clock());
+    if !lines.is_empty() {
+        let mut e = io::stderr().lock();
+        let _ = writeln!(e, "\nsuppressions");
+        for line in lines {
+            let _ = writeln!(e, "  {line}");
+        }
+    }
 }
 
 fn print_summary(s: &Stats, files: usize, secs: f64, dead_letters_kept: bool) {

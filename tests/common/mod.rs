@@ -96,6 +96,17 @@ pub fn nhid_ok(bin: &str, args: &[&str]) -> std::process::Output {
     out
 }
 
+/// `nhid-sim simulate --seed 7` of 60 principals over 3 days into `dir` (`sim` is the
+/// binary: `env!("CARGO_BIN_EXE_nhid-sim")`): its events' and its inventory's paths.
+pub fn simulate_seed_7(sim: &str, dir: &std::path::Path) -> (String, String) {
+    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let (events, inventory) = (p("ev.jsonl"), p("inv.toml"));
+    let args =
+        ["simulate", "--seed", "7", "--principals", "60", "--days", "3", "--out", &events, "--inventory", &inventory];
+    nhid_ok(sim, &args);
+    (events, inventory)
+}
+
 /// The JSON lines of a file nhid wrote, each validated against `schemas/<schema>.schema.json`.
 pub fn schema_lines<T: serde::de::DeserializeOwned>(path: &std::path::Path, schema: &str) -> Vec<T> {
     std::fs::read_to_string(path)

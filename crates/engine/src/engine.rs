@@ -15,6 +15,7 @@ use crate::detect::{Detector, Finding, LaneSettings};
 use crate::inventory::{Criticality, Entry, Inventory};
 use crate::respond::alert::{Action, Alert, AlertActor, AlertEvent, MAX_EVENT_IDS, Mode, Score};
 use crate::respond::policy::{Acting, Block, Policy, ResponseConfig, alert_principal};
+use crate::respond::suppress::Suppressions;
 use crate::rules::{Matches, Rules};
 use crate::state::bindings::CredentialBindings;
 use crate::state::lifecycle::{FACT_TTL, Lifecycle};
@@ -47,6 +48,8 @@ pub struct EngineConfig {
     pub ranges: Option<Arc<Ranges>>,
     /// Content rules evaluated on each record as its source wrote it; `None`: none.
     pub rules: Option<Arc<Rules>>,
+    /// Accepted behaviours whose alerts are dropped (`[[suppressions]]`).
+    pub suppressions: Arc<Suppressions>,
     /// How far an event's time may be ahead of the transport's own (a Kafka message's
     /// timestamp) and of the wall clock; further is `implausible_time`.
     pub max_clock_skew: Millis,
@@ -76,6 +79,7 @@ impl Default for EngineConfig {
             response: ResponseConfig::default(),
             ranges: None,
             rules: None,
+            suppressions: Arc::default(),
             max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
             wall_clock: nhid_model::time::wall_clock,
         }
@@ -114,6 +118,7 @@ pub struct Engine {
     learning_ms: [Millis; PrincipalType::ALL.len()],
     ranges: Option<Arc<Ranges>>,
     rules: Option<Arc<Rules>>,
+    suppressions: Arc<Suppressions>,
     /// A hash of the detector instances' ids in order: identities' alert marks are indexed
     /// by this list, so a snapshot taken under another is restored without them.
     detectors_fingerprint: u64,
@@ -340,6 +345,9 @@ pub struct Stats {
     /// Alerts by detector (instance id: the file stem) and severity.
     pub alerts: BTreeMap<(String, Severity), u64>,
     pub suppressed_repeats: u64,
+    /// Alerts dropped by each configured suppression, by its index ([`Engine::suppressions`]);
+    /// shorter than the list when the last ones matched nothing.
+    pub suppressed: Vec<u64>,
     pub actions: BTreeMap<(ActionKind, Mode), u64>,
     pub guardrail_blocks: BTreeMap<Block, u64>,
     pub evictions: u64,
@@ -354,6 +362,12 @@ impl Stats {
     pub fn merge(&mut self, other: &Stats) {
         self.messages += other.messages;
         self.events += other.events;
+        if self.suppressed.len() < other.suppressed.len() {
+            self.suppressed.resize(other.suppressed.len(), 0);
+        }
+        for (a, b) in self.suppressed.iter_mut().zip(&other.suppressed) {
+            *a += b;
+        }
         for (a, b) in self.events_by_type.iter_mut().zip(other.events_by_type) {
             *a += b;
         }
@@ -446,7 +460,13 @@ impl Engine {
             clock: AtomicI64::new(Millis::MIN),
             ranges: config.ranges,
             rules: config.rules,
+            suppressions: config.suppressions,
         }
+    }
+
+    /// The configured suppressions (indexes of [`Stats::suppressed`]).
+    pub fn suppressions(&self) -> &Suppressions {
+        &self.suppressions
     }
 
     /// The content rules evaluated on raw records, if any.
@@ -904,6 +924,16 @@ impl Engine {
             score: Score { probability: finding.probability, baseline: finding.baseline },
         };
         debug_assert!(alert.event_ids.len() <= MAX_EVENT_IDS);
+        // Suppressed: no alert, no action. The finding still counts as raised in its window,
+        // so its repeats fold into it as into an alert.
+        if let Some(rule) = self.suppressions.matching(&alert) {
+            let counts = &mut out.stats.suppressed;
+            if counts.len() <= rule {
+                counts.resize(rule + 1, 0);
+            }
+            counts[rule] += 1;
+            return;
+        }
         identity.alert_marks_mut(self.detectors.len())[index].last = Some((ev.time, severity));
         // Containment cuts off whoever made the request: the principal, or its impersonator,
         // and never a credential another principal presented first.

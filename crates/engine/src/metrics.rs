@@ -44,6 +44,10 @@ pub struct Metrics {
     actions: IntCounterVec,
     action_results: IntCounterVec,
     guardrail_blocks: IntCounterVec,
+    suppressions_matched: IntCounterVec,
+    suppression_expiry: IntGaugeVec,
+    /// Each configured suppression's series, by its index (set by [`Metrics::expect`]).
+    suppressed: std::sync::OnceLock<Vec<IntCounter>>,
     suppressed_repeats: IntCounter,
     identities: IntGaugeVec,
     evictions: IntCounter,
@@ -198,6 +202,17 @@ impl Metrics {
                 "Actions narrowed or withheld by a guardrail, by reason.",
                 &["reason"],
             ),
+            suppressions_matched: r.counters(
+                "nhid_suppressions_matched_total",
+                "Alerts dropped by each configured suppression (0: it never matched).",
+                &["suppression"],
+            ),
+            suppression_expiry: r.gauges(
+                "nhid_suppression_expiry_timestamp_seconds",
+                "When each configured suppression expires (alert when time() passes it).",
+                &["suppression"],
+            ),
+            suppressed: std::sync::OnceLock::new(),
             suppressed_repeats: r
                 .counter("nhid_alerts_suppressed_total", "Findings folded into an alert already raised in its window."),
             identities: r.gauges("nhid_identities", "Identities tracked, by principal type.", &["principal_type"]),
@@ -311,6 +326,12 @@ impl Metrics {
         for (detector, severity) in alerts {
             self.alerts.with_label_values(&[detector, severity.as_str()]);
         }
+        let suppressions = engine.suppressions();
+        let series = suppressions.names().map(|name| self.suppressions_matched.with_label_values(&[name])).collect();
+        let _ = self.suppressed.set(series);
+        for (name, expires) in suppressions.names().zip(suppressions.expiries()) {
+            self.suppression_expiry.with_label_values(&[name]).set(expires.div_euclid(1000));
+        }
     }
 
     /// Adds a worker's counts since its last call.
@@ -341,6 +362,11 @@ impl Metrics {
             self.guardrail_blocks.with_label_values(&[block.as_str()]).inc_by(n);
         }
         self.suppressed_repeats.inc_by(s.suppressed_repeats);
+        if let Some(series) = self.suppressed.get() {
+            for (counter, &n) in series.iter().zip(&s.suppressed) {
+                counter.inc_by(n);
+            }
+        }
         self.evictions.inc_by(s.evictions);
     }
 
@@ -366,6 +392,45 @@ mod tests {
 
     fn series(text: &str, metric: &str) -> Vec<String> {
         text.lines().filter(|l| l.starts_with(&format!("{metric}{{"))).map(str::to_string).collect()
+    }
+
+    #[test]
+    fn each_suppression_has_its_count_from_zero_and_its_expiry() {
+        use crate::respond::suppress::{SuppressionConfig, Suppressions};
+        let rule = |name: &str, expires: &str| SuppressionConfig {
+            name: name.into(),
+            owner: "soc".into(),
+            reason: "accepted".into(),
+            expires: expires.into(),
+            principal: Some("ci-*".into()),
+            principal_type: None,
+            detector: None,
+            network: None,
+            client: None,
+        };
+        let suppressions =
+            Suppressions::compile(&[rule("used", "2027-01-01T00:00:00Z"), rule("unused", "2026-01-01T00:00:00Z")])
+                .unwrap();
+        let config = EngineConfig { suppressions: std::sync::Arc::new(suppressions), ..EngineConfig::default() };
+        let engine = Engine::new(detect::load(None).unwrap(), Inventory::default(), config);
+        let metrics = Metrics::new();
+        metrics.expect(&engine, &[("audit", None)]);
+        metrics.absorb(&Stats { suppressed: vec![3], ..Stats::default() });
+        let text = metrics.render(&engine);
+        assert_eq!(
+            series(&text, "nhid_suppressions_matched_total"),
+            [
+                r#"nhid_suppressions_matched_total{suppression="unused"} 0"#,
+                r#"nhid_suppressions_matched_total{suppression="used"} 3"#
+            ]
+        );
+        assert_eq!(
+            series(&text, "nhid_suppression_expiry_timestamp_seconds"),
+            [
+                r#"nhid_suppression_expiry_timestamp_seconds{suppression="unused"} 1767225600"#,
+                r#"nhid_suppression_expiry_timestamp_seconds{suppression="used"} 1798761600"#
+            ]
+        );
     }
 
     #[test]

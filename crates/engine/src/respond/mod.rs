@@ -4,6 +4,7 @@
 pub mod alert;
 pub mod ocsf;
 pub mod policy;
+pub mod suppress;
 
 use uuid::Uuid;
 
