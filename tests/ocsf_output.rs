@@ -121,6 +121,13 @@ fn findings_of_cloudtrail_attack_records_validate_and_read_back_as_their_alerts(
     let findings: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(findings.iter().any(|f| f["resources"][0]["uid"].is_string()));
     for (a, f) in alerts.iter().zip(&findings) {
+        // A content finding is titled by the rule it matched, each rule an analytic of it.
+        if let Some(rules) = a.evidence.get("rules").and_then(Value::as_array) {
+            assert_eq!(f["finding_info"]["title"], rules[0], "{}", a.summary);
+            let names: Vec<&Value> =
+                f["finding_info"]["related_analytics"].as_array().unwrap().iter().map(|r| &r["name"]).collect();
+            assert_eq!(names, rules.iter().collect::<Vec<_>>());
+        }
         let techniques: Vec<&str> = a.references.iter().filter(|r| r.starts_with('T')).map(|r| &r[..5]).collect();
         let attacks: Vec<&str> = f["finding_info"]["attacks"]
             .as_array()

@@ -951,6 +951,8 @@ impl Engine {
         let response = finding.response.unwrap_or(settings.response);
         let decision = self.policy.decide(&alert, response, settings.act_max_probability, &acting, &mut last_action);
         identity.set_last_action(last_action);
+        let mut alert = alert;
+        alert.summary = format!("{} {}", alert.summary, decision.sentence());
         for b in decision.blocks {
             *out.stats.guardrail_blocks.entry(b).or_default() += 1;
         }

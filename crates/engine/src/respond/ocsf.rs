@@ -74,9 +74,11 @@ pub fn detection_finding(alert: &Alert, detectors: &[Detector]) -> Value {
         .filter(|r| r.starts_with("OWASP-NHI"))
         .map(|r| json!({ "name": "owasp_nhi_top10", "value": r }))
         .collect();
+    // A content finding is named by the rule it matched, and each rule is an analytic of it.
+    let rules = content_rules(alert);
     let mut finding_info = json!({
         "uid": alert.alert_id,
-        "title": title(&alert.kind),
+        "title": rules.first().map_or(title(&alert.kind), |(_, name)| name),
         "desc": alert.summary,
         "analytic": analytic,
         "types": [alert.kind],
@@ -86,6 +88,8 @@ pub fn detection_finding(alert: &Alert, detectors: &[Detector]) -> Value {
     });
     insert(&mut finding_info, "attacks", non_empty(alert.references.iter().filter_map(|r| attack(r)).collect()));
     insert(&mut finding_info, "tags", non_empty(owasp));
+    let related = rules.iter().map(|(uid, name)| json!({ "uid": uid, "name": name, "type_id": 1, "type": "Rule" }));
+    insert(&mut finding_info, "related_analytics", non_empty(related.collect()));
     insert(
         &mut finding_info,
         "related_events",
@@ -134,6 +138,13 @@ pub fn detection_finding(alert: &Alert, detectors: &[Detector]) -> Value {
         insert(&mut finding, "resources", Some(json!([{ "uid": resource }])));
     }
     finding
+}
+
+/// The content rules a content finding matched, as (id, title), from its evidence.
+fn content_rules(alert: &Alert) -> Vec<(&str, &str)> {
+    let list = |key: &str| alert.evidence.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let ids = list("rule_ids").iter().filter_map(Value::as_str);
+    ids.zip(list("rules").iter().filter_map(Value::as_str)).collect()
 }
 
 /// The triggering call, and the human it was made for when one delegated it.

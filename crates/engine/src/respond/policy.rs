@@ -110,6 +110,46 @@ pub struct Decision {
     pub storm: Option<Alert>,
 }
 
+impl Decision {
+    /// What nhid did about the alert, in one sentence for the person reading it.
+    pub fn sentence(&self) -> String {
+        let why = |b: &Block| match b {
+            Block::Human => "a person is never acted on automatically",
+            Block::NotMachine => "the principal is not known to be a machine",
+            Block::Protected => "the principal is protected",
+            Block::BelowMinSeverity => "below the response policy's minimum severity",
+            Block::AutoRevokeDisabled => "automatic revocation is off for this principal",
+            Block::NotSurprising => "not surprising enough to cut access",
+            Block::IdentityCooldown => "this identity was acted on within its cooldown",
+            Block::RateLimited => "the global rate of automatic actions is reached",
+            Block::CircuitOpen => "the circuit breaker is open",
+            Block::ForeignCredential => "the credential was first presented by another principal",
+        };
+        let reasons = self.blocks.iter().map(why).collect::<Vec<_>>().join("; ");
+        match &self.action {
+            None if reasons.is_empty() => "nhid took no action: the detector asks for none.".into(),
+            None => format!("nhid took no action: {reasons}."),
+            Some(a) => {
+                let target = match (a.action, &a.target) {
+                    (ActionKind::RevokeCredential | ActionKind::RotateSecret, t) if t.credential_id.is_some() => {
+                        format!("credential {}", t.credential_id.as_deref().unwrap_or_default())
+                    }
+                    (ActionKind::RevokeSession, t) if t.session_id.is_some() => {
+                        format!("session {}", t.session_id.as_deref().unwrap_or_default())
+                    }
+                    (_, t) => t.principal_id.clone(),
+                };
+                let mode = match a.mode {
+                    Mode::DryRun => " (dry run: recorded, not carried out)",
+                    Mode::Enforce => "",
+                };
+                let narrowed = if reasons.is_empty() { String::new() } else { format!(", not more: {reasons}") };
+                format!("nhid requested {} for {target}{mode}{narrowed}.", a.action.as_str())
+            }
+        }
+    }
+}
+
 pub struct Policy {
     config: ResponseConfig,
     /// The processing-time clock that paces actions beside event time, when set.
@@ -483,6 +523,26 @@ mod tests {
             &Acting::principal(ev, kind, entry),
             &mut None,
         )
+    }
+
+    #[test]
+    fn the_alert_says_what_nhid_did_and_why_not_more() {
+        let p = Policy::new(ResponseConfig::default());
+        let ev = event(PrincipalType::ServiceAccount, CredentialKind::StaticKey, None);
+        let said = |d: Decision| d.sentence();
+        assert_eq!(
+            said(decide(&p, PrincipalType::ServiceAccount, &ev, None, 0)),
+            "nhid requested revoke_credential for credential cred-1 (dry run: recorded, not carried out)."
+        );
+        assert_eq!(
+            said(decide(&p, PrincipalType::Human, &ev, None, 0)),
+            "nhid took no action: a person is never acted on automatically."
+        );
+        assert_eq!(
+            said(decide(&p, PrincipalType::ServiceAccount, &ev, Some(&entry(false, Some(false))), 0)),
+            "nhid requested notify_owner for p (dry run: recorded, not carried out), not more: automatic revocation is off for this principal."
+        );
+        assert_eq!(said(Decision::default()), "nhid took no action: the detector asks for none.");
     }
 
     #[test]
