@@ -114,6 +114,8 @@ fn findings_of_cloudtrail_attack_records_validate_and_read_back_as_their_alerts(
     let inputs: Vec<&str> = files.iter().map(String::as_str).collect();
     let (alerts, ocsf) = replay_both(dir.path(), "stratus", &inputs);
     assert!(alerts.iter().any(|a| a.kind == "content") && alerts.iter().any(|a| a.kind == "privilege_change"));
+    // The Sigma rules' ATT&CK tags reach content alerts, and so the findings' attacks.
+    assert!(alerts.iter().any(|a| a.kind == "content" && a.references.iter().any(|r| r.starts_with('T'))));
     let report = check(&python, &[&ocsf]).unwrap_or_else(|e| panic!("invalid OCSF findings:\n{e}"));
     assert_read_back(&alerts, &report);
     // Real CloudTrail names what was acted on for some calls: the finding's resources carry it.

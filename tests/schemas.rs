@@ -238,6 +238,7 @@ fn full_event() -> AuditEvent<'static> {
             id: "4db60cc0-36fb-42b7-9b58-a5b53019fb74".into(),
             title: "AWS CloudTrail Important Change".into(),
             level: nhid_model::vocab::Severity::Medium,
+            techniques: vec!["T1562.008".into()],
         }],
         raw: "",
         raw_fields: Default::default(),

@@ -920,7 +920,7 @@ impl Engine {
             evidence,
             summary: finding.summary,
             suppressed_repeats: u64::from(suppressed),
-            references: detector.references.clone(),
+            references: references(&detector.references, finding.references),
             score: Score { probability: finding.probability, baseline: finding.baseline },
         };
         debug_assert!(alert.event_ids.len() <= MAX_EVENT_IDS);
@@ -1039,6 +1039,17 @@ impl Engine {
             self.lifecycle.forget_before(watermark.saturating_sub(FACT_TTL));
         }
     }
+}
+
+/// The detector's references, then the finding's own ones it does not already name.
+fn references(detector: &[String], own: Vec<String>) -> Vec<String> {
+    let mut all = detector.to_vec();
+    for r in own {
+        if !all.contains(&r) {
+            all.push(r);
+        }
+    }
+    all
 }
 
 /// Who answers for an identity, as alerts name it and offboarding is checked: the

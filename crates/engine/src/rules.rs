@@ -238,6 +238,7 @@ impl Rules {
                 id: Cow::Owned(id),
                 title: Cow::Owned(header.rule_title),
                 level: header.level.map_or(Severity::Medium, severity),
+                techniques: header.tags.iter().filter_map(|t| technique(t)).collect(),
             });
         }
     }
@@ -421,6 +422,15 @@ fn with_id(rule: &SigmaRule, path: &Path) -> SigmaRule {
     rule
 }
 
+/// The ATT&CK technique a Sigma tag names: `attack.t1552.005` → `T1552.005`; tactics
+/// (`attack.credential-access`) and other tags are not techniques.
+fn technique(tag: &str) -> Option<String> {
+    let id = tag.strip_prefix("attack.t")?;
+    let (number, sub) = id.split_once('.').map_or((id, None), |(n, s)| (n, Some(s)));
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(number, 4) && sub.is_none_or(|s| digits(s, 3))).then(|| format!("T{id}"))
+}
+
 /// A rule's level as nhid's severity.
 fn severity(level: Level) -> Severity {
     match level {
@@ -579,6 +589,15 @@ fn owned(v: EventValue<'_>) -> EventValue<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sigma_attack_tags_name_techniques_and_nothing_else() {
+        assert_eq!(technique("attack.t1552.005").as_deref(), Some("T1552.005"));
+        assert_eq!(technique("attack.t1078").as_deref(), Some("T1078"));
+        for not_one in ["attack.credential-access", "attack.t15", "attack.t1552.5", "cve.2021-1234", "attack.g0016"] {
+            assert_eq!(technique(not_one), None, "{not_one}");
+        }
+    }
 
     const STOP_LOGGING: &str = r#"{"eventVersion":"1.08","eventTime":"2026-11-02T10:00:00Z","eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.9","userAgent":"aws-cli/2.17","requestParameters":{"name":"arn:aws:cloudtrail:us-east-1:123456789012:trail/main"},"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::123456789012:user/ci","accessKeyId":"AKIAEXAMPLE"}}"#;
 

@@ -85,7 +85,8 @@ impl<'a> RawFields<'a> {
     }
 }
 
-/// A content rule an event matched: its id, title and level.
+/// A content rule an event matched: its id, title, level and the MITRE ATT&CK techniques
+/// its tags name (`attack.t1552.005` → `T1552.005`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RuleMatch<'a> {
     #[serde(borrow)]
@@ -93,6 +94,8 @@ pub struct RuleMatch<'a> {
     #[serde(borrow)]
     pub title: Cow<'a, str>,
     pub level: crate::vocab::Severity,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub techniques: Vec<String>,
 }
 
 /// The longest string field an event may carry: ARNs run to 2,048 bytes, object keys to

@@ -68,6 +68,7 @@ impl Kind for Content {
             severity: Some(severity),
             response: from_elsewhere.then_some(self.from_elsewhere),
             baseline: Some(baseline.to_string()),
+            references: ev.rules.iter().flat_map(|r| r.techniques.iter().cloned()).collect(),
             ..Default::default()
         })
     }
@@ -92,7 +93,12 @@ mod tests {
         ev.source.ip = Some("198.51.100.7".into());
         ev.source.user_agent = Some("aws-cli/2.17.0".into());
         ev.action = "cloudtrail:UpdateTrail".into();
-        let rule = RuleMatch { id: "t-1".into(), title: "Trail changed".into(), level: Severity::High };
+        let rule = RuleMatch {
+            id: "t-1".into(),
+            title: "Trail changed".into(),
+            level: Severity::High,
+            techniques: vec!["T1562.008".into()],
+        };
         let mut check = |ev: &AuditEvent<'_>| {
             let obs = id.observe(ev, DAY, ranges);
             d.check(PrincipalType::ServiceAccount, ev, &obs).map(|(_, f)| f)
@@ -105,6 +111,7 @@ mod tests {
         assert_eq!(f.severity, Some(Severity::High));
         assert!(f.summary.contains("Trail changed") && f.summary.contains("for the first time"), "{}", f.summary);
         assert_eq!((f.response, f.baseline.as_deref()), (None, Some("nothing: no history yet")));
+        assert_eq!(f.references, ["T1562.008"], "the rule's ATT&CK technique goes with the finding");
         // The same call every day from the same place: past learning, a routine, one lower.
         for day in 1..3 {
             ev.time = day * DAY + 10 * HOUR;

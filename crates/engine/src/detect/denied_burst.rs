@@ -62,6 +62,7 @@ impl Kind for DeniedBurst {
             baseline: Some(format!("{mean:.2} denied calls per minute (variance {var:.2})")),
             // The count is the identity's, whichever credentials made it: one finding.
             key: 0,
+            references: Vec::new(),
         })
     }
 }

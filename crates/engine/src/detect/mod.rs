@@ -65,6 +65,8 @@ pub struct Finding {
     /// place the identity never used), instead of the lane's; the policy's guardrails apply
     /// to it as to any.
     pub response: Option<Response>,
+    /// References of its own beside the detector's (a content rule's ATT&CK techniques).
+    pub references: Vec<String>,
 }
 
 /// A detector kind is its parameters for one lane (deserialized from the lane's table,

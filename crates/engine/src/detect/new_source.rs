@@ -125,6 +125,7 @@ impl Kind for NewSource {
             key: fingerprint(obs.place.map_or("", |p| p.category.as_str()))
                 ^ obs.network.map_or(0, |n| fingerprint(&n.to_string())).rotate_left(5)
                 ^ obs.client.map_or(0, |c| c.fingerprints().0).rotate_left(11),
+            references: Vec::new(),
         })
     }
 }

@@ -118,6 +118,7 @@ impl Kind for RateSpike {
             // The count is the identity's, whichever credentials made it (a function's
             // concurrent cold starts each hold one): one finding.
             key: 0,
+            references: Vec::new(),
         })
     }
 }

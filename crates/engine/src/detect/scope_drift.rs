@@ -76,6 +76,7 @@ impl Kind for ScopeDrift {
             // alerted in the window is a repeat (a probe's burst of list calls is one alert
             // per service, not one per call).
             key: fingerprint(&ev.service),
+            references: Vec::new(),
         })
     }
 }

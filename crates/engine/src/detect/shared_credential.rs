@@ -91,6 +91,7 @@ impl Kind for SharedCredential {
             probability: newcomer.filter(|_| !more && !moved),
             baseline: Some(format!("at most {} places at once usually", obs.source_peak)),
             key: crate::state::sets::fingerprint(credential),
+            references: Vec::new(),
         })
     }
 }
