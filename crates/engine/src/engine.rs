@@ -902,7 +902,7 @@ impl Engine {
         if let Some(c) = entry.and_then(|e| e.criticality) {
             evidence.insert("criticality".into(), format!("{c:?}").to_lowercase().into());
         }
-        let alert = Alert {
+        let mut alert = Alert {
             alert_id: crate::respond::alert_id(&detector.id, principal_id, window, finding.key),
             time: ev.time,
             detector: detector.id.clone(),
@@ -951,7 +951,6 @@ impl Engine {
         let response = finding.response.unwrap_or(settings.response);
         let decision = self.policy.decide(&alert, response, settings.act_max_probability, &acting, &mut last_action);
         identity.set_last_action(last_action);
-        let mut alert = alert;
         alert.summary = format!("{} {}", alert.summary, decision.sentence());
         for b in decision.blocks {
             *out.stats.guardrail_blocks.entry(b).or_default() += 1;

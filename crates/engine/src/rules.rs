@@ -425,10 +425,8 @@ fn with_id(rule: &SigmaRule, path: &Path) -> SigmaRule {
 /// The ATT&CK technique a Sigma tag names: `attack.t1552.005` → `T1552.005`; tactics
 /// (`attack.credential-access`) and other tags are not techniques.
 fn technique(tag: &str) -> Option<String> {
-    let id = tag.strip_prefix("attack.t")?;
-    let (number, sub) = id.split_once('.').map_or((id, None), |(n, s)| (n, Some(s)));
-    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-    (digits(number, 4) && sub.is_none_or(|s| digits(s, 3))).then(|| format!("T{id}"))
+    let id = format!("T{}", tag.strip_prefix("attack.t")?);
+    nhid_model::vocab::attack_technique(&id).is_some().then_some(id)
 }
 
 /// A rule's level as nhid's severity.

@@ -82,3 +82,13 @@ string_enum! {
         UnknownFormat => "unknown_format",
     }
 }
+
+/// A MITRE ATT&CK id as its technique and, for a sub-technique, the whole id: `T1078` is
+/// (`T1078`, None), `T1078.004` is (`T1078`, Some(`T1078.004`)). `None` for anything else a
+/// detector refers to (OWASP entries, URLs).
+pub fn attack_technique(id: &str) -> Option<(&str, Option<&str>)> {
+    let (technique, sub) = id.split_once('.').map_or((id, None), |(t, s)| (t, Some(s)));
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let valid = technique.strip_prefix('T').is_some_and(|n| digits(n, 4)) && sub.is_none_or(|s| digits(s, 3));
+    valid.then_some((technique, sub.map(|_| id)))
+}

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use nhid_model::event::PrincipalType;
 use nhid_model::string_enum;
 use nhid_model::time::format_rfc3339;
-use nhid_model::vocab::Severity;
+use nhid_model::vocab::{Severity, attack_technique};
 
 use super::alert::Alert;
 use crate::detect::Detector;
@@ -242,22 +242,14 @@ fn unmapped(alert: &Alert) -> Value {
 /// `T1078` → technique; `T1078.004` → its technique and the sub-technique. Other references
 /// (OWASP, URLs) are not attacks.
 fn attack(reference: &str) -> Option<Value> {
-    let (technique, sub) = match reference.split_once('.') {
-        Some((t, s)) => (t, Some(s)),
-        None => (reference, None),
-    };
-    let numbered = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-    let valid = technique.strip_prefix('T').is_some_and(|n| numbered(n, 4)) && sub.is_none_or(|s| numbered(s, 3));
-    if !valid {
-        return None;
-    }
+    let (technique, sub) = attack_technique(reference)?;
     let named = |uid: &str| {
         let mut t = json!({ "uid": uid });
         insert(&mut t, "name", technique_name(uid).map(Value::from));
         t
     };
     let mut attack = json!({ "technique": named(technique) });
-    insert(&mut attack, "sub_technique", sub.map(|_| named(reference)));
+    insert(&mut attack, "sub_technique", sub.map(named));
     Some(attack)
 }
 

@@ -40,7 +40,9 @@ pub struct SuppressionConfig {
     /// The source address of the triggering call, as a prefix (`140.82.112.0/20`) or an address.
     #[serde(default)]
     pub network: Option<String>,
-    /// The user agent of the triggering call, a glob (`GitHubActions/*`).
+    /// The user agent of the triggering call, a glob (`GitHubActions/*`). The caller writes
+    /// its user agent: with a stolen key, an attacker can send the one named here. Narrow a
+    /// rule by client with a principal or a network too.
     #[serde(default)]
     pub client: Option<String>,
 }
