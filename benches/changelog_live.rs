@@ -66,7 +66,7 @@ fn main() -> anyhow::Result<()> {
     }
     ensure!(broker::tansu().is_some(), "tansu is not installed (scripts/tansu.sh install)");
     let broker = broker::Broker::start().ok_or_else(|| anyhow!("NHID_SKIP_BROKER_TESTS=1"))?;
-    for topic in ["nhid.alerts", "nhid.actions", "nhid.dead-letter"] {
+    for topic in ["nhid.alerts", "nhid.actions", "nhid.incidents", "nhid.dead-letter"] {
         broker.create_topic(topic, 2);
     }
     let events = workload()?;

@@ -285,6 +285,7 @@ fn measure(cluster: &Cluster, workload: &[(String, Vec<u8>)]) -> anyhow::Result<
         (defaults.events_topic.as_str(), PARTITIONS),
         (defaults.alerts_topic.as_str(), 2),
         (defaults.actions_topic.as_str(), 2),
+        (defaults.incidents_topic.as_str(), 2),
         (defaults.dead_letter_topic.as_str(), 1),
         (defaults.changelog_topic.as_str(), PARTITIONS),
     ] {

@@ -29,9 +29,14 @@ const WAIT: Duration = Duration::from_secs(400);
 
 fn main() -> anyhow::Result<()> {
     let cluster = MockCluster::new(1)?;
-    for (topic, partitions) in
-        [("audit", 8), ("nhid.events", 4), ("nhid.alerts", 2), ("nhid.actions", 2), ("nhid.dead-letter", 1)]
-    {
+    for (topic, partitions) in [
+        ("audit", 8),
+        ("nhid.events", 4),
+        ("nhid.alerts", 2),
+        ("nhid.actions", 2),
+        ("nhid.incidents", 2),
+        ("nhid.dead-letter", 1),
+    ] {
         cluster.create_topic(topic, partitions, 1)?;
     }
     let brokers = cluster.bootstrap_servers();

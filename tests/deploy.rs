@@ -329,6 +329,7 @@ fn compose_runs_nhid_with_the_stack_config_after_the_topics_exist() {
         flag(&cmd, "--topics").map_or(k.topics.clone(), |t| t.split(',').map(String::from).collect());
     topics.push(or("--alerts-topic", &k.alerts_topic));
     topics.push(or("--actions-topic", &k.actions_topic));
+    topics.push(or("--incidents-topic", &k.incidents_topic));
     topics.push(or("--dead-letter-topic", &k.dead_letter_topic));
     topics.extend(k.lifecycle_topic.clone());
     topics.extend(k.action_results_topic.clone());

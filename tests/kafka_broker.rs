@@ -79,6 +79,7 @@ fn topics(broker: &Broker, audit_partitions: u32) {
     broker.create_topic("audit", audit_partitions);
     broker.create_topic("nhid.alerts", 2);
     broker.create_topic("nhid.actions", 2);
+    broker.create_topic("nhid.incidents", 2);
     broker.create_topic("nhid.dead-letter", 1);
 }
 

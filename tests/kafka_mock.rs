@@ -56,12 +56,27 @@ fn replayed(lines: &[Vec<u8>]) -> (Vec<String>, Vec<String>, usize) {
 
 fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
     let cluster = MockCluster::new(1).unwrap();
-    for (topic, partitions) in
-        [("audit", 1), ("nhid.alerts", 2), ("nhid.actions", 2), ("nhid.dead-letter", 1), ("nhid.changelog", 8)]
-    {
+    for (topic, partitions) in [
+        ("audit", 1),
+        ("nhid.alerts", 2),
+        ("nhid.actions", 2),
+        ("nhid.incidents", 2),
+        ("nhid.dead-letter", 1),
+        ("nhid.changelog", 8),
+    ] {
         cluster.create_topic(topic, partitions, 1).unwrap();
     }
     cluster
+}
+
+/// The incident records `nhid replay` writes over the same messages, as JSON.
+fn replayed_incidents(lines: &[Vec<u8>]) -> Vec<serde_json::Value> {
+    let engine = fixture_engine();
+    let mut out = Outputs::default();
+    for (i, l) in lines.iter().enumerate() {
+        engine.process(l, Origin { source: "audit", partition: 0, offset: i as i64 }, None, &mut out);
+    }
+    out.incidents.iter().map(|r| serde_json::to_value(r).unwrap()).collect()
 }
 
 fn keyed(lines: &[Vec<u8>]) -> Vec<(Option<String>, Vec<u8>)> {
@@ -74,12 +89,15 @@ fn alerts_actions_and_dead_letters_reach_their_topics_as_replay_produces_them() 
     let brokers = cluster.bootstrap_servers();
     let lines = input();
     let (alert_ids, action_ids, dead) = replayed(&lines);
+    let incident_records = replayed_incidents(&lines);
     assert!(!alert_ids.is_empty() && !action_ids.is_empty() && dead > 0, "the input exercises every output");
+    assert!(!incident_records.is_empty());
     kafka::produce(&brokers, "audit", &keyed(&lines));
 
     let running = Running::start(fixture_engine(), kafka::config(&brokers, &["audit"], "g1"));
     let alerts = kafka::read_until(&brokers, "nhid.alerts", WAIT, |g| g.len() >= alert_ids.len());
     let actions = kafka::read_until(&brokers, "nhid.actions", WAIT, |g| g.len() >= action_ids.len());
+    let incidents = kafka::read_until(&brokers, "nhid.incidents", WAIT, |g| g.len() >= incident_records.len());
     let dead_letters = kafka::read_until(&brokers, "nhid.dead-letter", WAIT, |g| g.len() >= dead);
     let report = running.stop().unwrap();
 
@@ -102,6 +120,23 @@ fn alerts_actions_and_dead_letters_reach_their_topics_as_replay_produces_them() 
         common::assert_valid("action", &m.json());
         assert_eq!(m.key.as_deref(), m.json()["target"]["principal_id"].as_str());
     }
+    // The incident records of replay, each keyed by its incident (a compacted topic keeps
+    // each incident's latest).
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(incidents.iter().map(|m| m.json().to_string()).collect()),
+        sorted(incident_records.iter().map(|v| v.to_string()).collect()),
+        "the same incident records as replay"
+    );
+    for m in &incidents {
+        let v = m.json();
+        common::assert_valid("incident", &v);
+        assert_eq!(m.key.as_deref(), v["incident_id"].as_str(), "incidents are keyed by incident id");
+    }
+    assert!(alerts.iter().all(|m| m.json()["incident_id"].is_string()), "every alert names its incident");
     assert_eq!(dead_letters.len(), dead);
     for m in &dead_letters {
         let offset: usize = m.header("nhid-source-offset").unwrap().parse().unwrap();
@@ -315,9 +350,14 @@ fn identities(engine: &Engine) -> BTreeSet<String> {
 fn a_rebalance_moves_identity_state_with_partitions_and_sends_nothing_twice() {
     use std::sync::Arc;
     let cluster = MockCluster::new(1).unwrap();
-    for (topic, partitions) in
-        [("audit", 4), ("nhid.alerts", 1), ("nhid.actions", 1), ("nhid.dead-letter", 1), ("nhid.changelog", 8)]
-    {
+    for (topic, partitions) in [
+        ("audit", 4),
+        ("nhid.alerts", 1),
+        ("nhid.actions", 1),
+        ("nhid.incidents", 1),
+        ("nhid.dead-letter", 1),
+        ("nhid.changelog", 8),
+    ] {
         cluster.create_topic(topic, partitions, 1).unwrap();
     }
     let brokers = cluster.bootstrap_servers();
@@ -620,6 +660,7 @@ fn unkeyed_cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerC
         ("nhid.events", 4),
         ("nhid.alerts", 2),
         ("nhid.actions", 2),
+        ("nhid.incidents", 2),
         ("nhid.dead-letter", 1),
         ("nhid.changelog", 8),
     ];

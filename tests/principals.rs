@@ -185,6 +185,12 @@ fn a_principal_shows_its_credentials_open_alerts_and_risk() {
     assert_eq!(open[0]["severity"], "critical", "bumped for a critical identity, as emitted");
     assert_eq!(open[0]["severity"], latest.severity.as_str());
     assert_eq!(open[0]["time"], "2026-11-20T03:00:09.000Z");
+    // And the incident it is part of, open, as the incidents topic has it.
+    assert_eq!(p["incident"]["incident_id"].as_str(), latest.incident_id.as_deref());
+    let listed = p["incident"]["alerts"].as_array().unwrap();
+    assert_eq!(listed.last().unwrap()["alert_id"], latest.alert_id);
+    let last_record = out.incidents.iter().rfind(|r| r.incident.principal.id == DEPLOY_ROLE).unwrap();
+    assert_eq!(p["incident"], serde_json::to_value(&last_record.incident).unwrap());
 
     let factors: Vec<&str> =
         p["risk"]["factors"].as_array().unwrap().iter().map(|f| f["factor"].as_str().unwrap()).collect();
@@ -198,6 +204,7 @@ fn a_principal_shows_its_credentials_open_alerts_and_risk() {
     let (_, ok) = json(addr, "/principals/svc-ok");
     assert_eq!(ok["risk"]["score"], 0, "{ok}");
     assert_eq!(ok["open_alerts"].as_array().unwrap().len(), 0);
+    assert!(ok.get("incident").is_none(), "no incident: {ok}");
     assert_eq!(ok["learning"], true, "three hours of a one-day learning period");
 
     let (status, missing) = json(addr, "/principals/svc-nobody");

@@ -14,6 +14,7 @@ use nhid_decode::native;
 use nhid_engine::respond::alert::{
     Action, ActionTarget, Alert, AlertActor, AlertEvent, AlertPrincipal, MAX_EVENT_IDS, Mode, Score,
 };
+use nhid_engine::respond::incident::{CloseReason, IncidentActivity, IncidentRecord};
 use nhid_model::event::{
     Actor, AuditEvent, Credential, CredentialKind, Impersonator, Outcome, Principal, PrincipalType, Source,
     SourceFormat,
@@ -149,6 +150,10 @@ fn schema_enums_list_exactly_the_rust_variants() {
         ("lifecycle", "/properties/type/enum", rust_enum(LifecycleKind::ALL)),
         ("action-result", "/properties/status/enum", rust_enum(ActionStatus::ALL)),
         ("action-result", "/properties/action/enum", rust_enum(ActionKind::ALL)),
+        ("incident", "/properties/activity/enum", rust_enum(IncidentActivity::ALL)),
+        ("incident", "/properties/closed/enum", rust_enum(CloseReason::ALL)),
+        ("incident", "/properties/severity/enum", rust_enum(Severity::ALL)),
+        ("incident", "/$defs/principalType/enum", rust_enum(PrincipalType::ALL)),
     ];
     for (name, pointer, rust) in cases {
         assert_eq!(schema_enum(name, pointer), rust, "schemas/{name}.schema.json{pointer} vs the Rust enum");
@@ -401,6 +406,7 @@ fn full_alert() -> Alert {
             probability: Some(2.4e-12),
             baseline: Some("12.40 calls per minute (variance 15.10) at this hour, learned over 4320 minutes".into()),
         },
+        incident_id: Some("3f1c9a52-0b7e-5d14-9c2a-6e8f4b1d7a30".into()),
     }
 }
 
@@ -442,6 +448,7 @@ fn an_alert_from_the_structs_validates() {
             suppressed_repeats: 0,
             references: vec![],
             score: Score::default(),
+            incident_id: None,
             ..full_alert()
         };
         assert_valid("alert", &serde_json::to_value(minimal).unwrap());
@@ -485,6 +492,16 @@ fn every_alert_and_action_example_deserializes_and_round_trips() {
             .unwrap_or_else(|e| panic!("action examples[{i}] does not deserialize into Action: {e}"));
         assert_eq!(&serde_json::to_value(&action).unwrap(), example, "action examples[{i}] round trip");
     }
+    for (i, example) in examples("incident").iter().enumerate() {
+        let record: IncidentRecord = serde_json::from_value(example.clone())
+            .unwrap_or_else(|e| panic!("incident examples[{i}] does not deserialize into IncidentRecord: {e}"));
+        assert_eq!(&serde_json::to_value(&record).unwrap(), example, "incident examples[{i}] round trip");
+        // A close record has every property.
+        if record.closed.is_some() {
+            let doc = schema_json("incident");
+            assert_same_properties("incident", &doc, &doc, example, "");
+        }
+    }
 }
 
 /// What the schemas require, the structs require too, and the reverse.
@@ -508,6 +525,7 @@ fn required_fields_agree_with_the_alert_and_action_structs() {
     }
     check::<Alert>("alert");
     check::<Action>("action");
+    check::<IncidentRecord>("incident");
 }
 
 // ---------- (e) what must fail ----------

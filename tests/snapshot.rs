@@ -152,11 +152,12 @@ fn only_identities_changed_since_the_last_snapshot_are_written_again() {
     assert_eq!(one.iter().map(|c| c.key).collect::<Vec<_>>(), [snapshot::key_of(id)]);
 }
 
-/// A record written by format 1: an identity after a day of the simulation. Kept as bytes
+/// A record written by format 2: an identity of the simulation at its first alert, with its
+/// open incident (so that every part of the state is in it). Kept as bytes
 /// so that a change to any state type's fields (which postcard would misread, not refuse)
 /// fails here until `snapshot::VERSION` is bumped and this file written again by
 /// `NHID_WRITE_SNAPSHOT=1 cargo test --test snapshot`.
-const PINNED: &str = "tests/data/snapshot/identity-v1.bin";
+const PINNED: &str = "tests/data/snapshot/identity-v2.bin";
 
 #[test]
 fn the_format_is_pinned_and_other_versions_are_refused() {
@@ -164,10 +165,18 @@ fn the_format_is_pinned_and_other_versions_are_refused() {
     if std::env::var_os("NHID_WRITE_SNAPSHOT").is_some() {
         let lines = input();
         let engine = engine();
-        run(&engine, &lines[..lines.len() / 3], 0);
+        // Up to the first alert: its incident is then open.
+        let mut out = Outputs::default();
+        for (i, line) in lines.iter().enumerate() {
+            engine.process(line, origin(i), None, &mut out);
+            if !out.incidents.is_empty() {
+                break;
+            }
+        }
         let mut changes = Vec::new();
         engine.changes(home, &mut changes);
-        let biggest = changes.into_iter().filter_map(|c| c.value).max_by_key(Vec::len).unwrap();
+        let with_incident = |record: &Vec<u8>| matches!(snapshot::decode(record), Ok((_, Record::Identity { identity, .. })) if identity.incident().is_some());
+        let biggest = changes.into_iter().filter_map(|c| c.value).filter(with_incident).max_by_key(Vec::len).unwrap();
         std::fs::create_dir_all("tests/data/snapshot").unwrap();
         std::fs::write(PINNED, biggest).unwrap();
     }
@@ -178,6 +187,7 @@ fn the_format_is_pinned_and_other_versions_are_refused() {
     // Written again, unchanged: every field read where it was written.
     let Ok((_, Record::Identity { id, .. })) = snapshot::decode(&pinned) else { panic!("an identity's record") };
     assert!(engine.snapshot(&id) == Some(pinned.clone()), "read and written again, the record is the same");
+    assert!(engine.store().get(&id).unwrap().incident().is_some(), "the pinned identity has an open incident");
     let mut changes = Vec::new();
     engine.changes(home, &mut changes);
     assert!(changes.is_empty(), "a restored identity is not dirty");

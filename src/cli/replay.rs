@@ -39,6 +39,11 @@ pub struct ReplayArgs {
     /// Where actions (revocation requests) go, as JSON lines.
     #[arg(long)]
     actions: Option<PathBuf>,
+    /// Where incidents go, as JSON lines: a record each time one is opened, updated by an
+    /// alert, or closed (schemas/incident.schema.json; with `--alerts-format ocsf`, OCSF
+    /// Incident Findings, class 2005).
+    #[arg(long)]
+    incidents: Option<PathBuf>,
     /// Where dead letters go, as JSON lines with their reason and original bytes.
     #[arg(long)]
     dead_letter: Option<PathBuf>,
@@ -89,6 +94,7 @@ struct Sinks {
     alerts: Box<dyn Write + Send>,
     alerts_format: AlertsFormat,
     actions: Option<Box<dyn Write + Send>>,
+    incidents: Option<Box<dyn Write + Send>>,
     dead_letters: Option<Box<dyn Write + Send>>,
 }
 
@@ -115,7 +121,9 @@ impl Progress {
     /// Flushes the outputs, and prints the summary the first time.
     fn end(&mut self) -> io::Result<()> {
         self.sinks.alerts.flush()?;
-        for w in [&mut self.sinks.actions, &mut self.sinks.dead_letters].into_iter().flatten() {
+        for w in
+            [&mut self.sinks.actions, &mut self.sinks.incidents, &mut self.sinks.dead_letters].into_iter().flatten()
+        {
             w.flush()?;
         }
         if !self.ended {
@@ -149,6 +157,7 @@ fn replay(engine: &Arc<Engine>, config: &Config, args: &ReplayArgs) -> anyhow::R
         },
         alerts_format: args.alerts_format,
         actions: args.actions.as_deref().map(create).transpose()?,
+        incidents: args.incidents.as_deref().map(create).transpose()?,
         dead_letters: args.dead_letter.as_deref().map(create).transpose()?,
     };
     let progress = Arc::new(Mutex::new(Progress {
@@ -220,6 +229,12 @@ fn drain(out: &mut Outputs, sinks: &mut Sinks, detectors: &[Detector]) -> anyhow
             w.write_all(b"\n")?;
         }
     }
+    for incident in out.incidents.drain(..) {
+        if let Some(w) = &mut sinks.incidents {
+            w.write_all(&sinks.alerts_format.encode_incident(&incident))?;
+            w.write_all(b"\n")?;
+        }
+    }
     for dl in out.dead_letters.drain(..) {
         if let Some(w) = &mut sinks.dead_letters {
             serde_json::to_writer(&mut *w, &dl.to_json())?;
@@ -272,6 +287,9 @@ fn print_summary(s: &Stats, files: usize, secs: f64, dead_letters_kept: bool) {
         let _ = writeln!(e, "  {detector:<22} {:<10} {n:>6}", sev.as_str());
     }
     let _ = writeln!(e, "  suppressed repeats {:>23}", s.suppressed_repeats);
+    let [opened, updated, closed] = s.incidents;
+    let _ =
+        writeln!(e, "\nincidents\n  opened {opened:>35}\n  updated by an alert {updated:>22}\n  closed {closed:>35}");
     let _ = writeln!(e, "\nactions");
     if s.actions.is_empty() {
         let _ = writeln!(e, "  (none)");

@@ -29,6 +29,9 @@ pub struct RunArgs {
     /// [kafka.alerts_topic; default nhid.alerts]
     #[arg(long)]
     alerts_topic: Option<String>,
+    /// [kafka.incidents_topic; default nhid.incidents]
+    #[arg(long)]
+    incidents_topic: Option<String>,
     /// [kafka.actions_topic; default nhid.actions]
     #[arg(long)]
     actions_topic: Option<String>,
@@ -60,6 +63,7 @@ impl RunArgs {
         set(&mut k.group, &self.group);
         set(&mut k.alerts_topic, &self.alerts_topic);
         set(&mut k.actions_topic, &self.actions_topic);
+        set(&mut k.incidents_topic, &self.incidents_topic);
         set(&mut k.dead_letter_topic, &self.dead_letter_topic);
         if let Some(t) = &self.topics {
             k.topics.clone_from(t);

@@ -7,13 +7,15 @@
 //! owning different partitions (keyed by principal) rarely touch the same shard.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::context::network::Ranges;
 use crate::detect::{Detector, Finding, LaneSettings};
 use crate::inventory::{Criticality, Entry, Inventory};
 use crate::respond::alert::{Action, Alert, AlertActor, AlertEvent, MAX_EVENT_IDS, Mode, Score};
+use crate::respond::incident::{CloseReason, Incident, IncidentActivity, IncidentRecord};
 use crate::respond::policy::{Acting, Block, Policy, ResponseConfig, alert_principal};
 use crate::respond::suppress::Suppressions;
 use crate::rules::{Matches, Rules};
@@ -122,6 +124,12 @@ pub struct Engine {
     /// A hash of the detector instances' ids in order: identities' alert marks are indexed
     /// by this list, so a snapshot taken under another is restored without them.
     detectors_fingerprint: u64,
+    /// `response.incident_gap_secs`.
+    incident_gap: Millis,
+    /// The identities with an open incident and the time of its latest alert, for the sweep
+    /// that closes quiet ones: few (alerts are), so one lock. Taken inside an identity's
+    /// (never the other way round).
+    open_incidents: Mutex<HashMap<Box<str>, Millis>>,
 }
 
 /// What one changelog record did to the state ([`Engine::restore`]).
@@ -345,6 +353,8 @@ pub struct Stats {
     /// Alerts by detector (instance id: the file stem) and severity.
     pub alerts: BTreeMap<(String, Severity), u64>,
     pub suppressed_repeats: u64,
+    /// Incident records by [`IncidentActivity::index`]: opened, updated, closed.
+    pub incidents: [u64; IncidentActivity::ALL.len()],
     /// Alerts dropped by each configured suppression, by its index ([`Engine::suppressions`]);
     /// shorter than the list when the last ones matched nothing.
     pub suppressed: Vec<u64>,
@@ -381,6 +391,9 @@ impl Stats {
             *self.alerts.entry(k.clone()).or_default() += v;
         }
         self.suppressed_repeats += other.suppressed_repeats;
+        for (a, b) in self.incidents.iter_mut().zip(other.incidents) {
+            *a += b;
+        }
         for (k, v) in &other.actions {
             *self.actions.entry(*k).or_default() += v;
         }
@@ -418,6 +431,8 @@ pub struct Outputs {
     pub dead_letters: Vec<DeadLetter>,
     /// Only with [`EngineConfig::normalize`].
     pub normalized: Vec<Normalized>,
+    /// Incidents opened, updated and closed (`schemas/incident.schema.json`).
+    pub incidents: Vec<IncidentRecord>,
     pub stats: Stats,
 }
 
@@ -428,6 +443,7 @@ impl Outputs {
         self.actions.clear();
         self.dead_letters.clear();
         self.normalized.clear();
+        self.incidents.clear();
     }
 }
 
@@ -438,6 +454,8 @@ impl Engine {
         let detectors_fingerprint = xxhash_rust::xxh3::xxh3_64(ids.join("\n").as_bytes());
         Engine {
             detectors_fingerprint,
+            incident_gap: (config.response.incident_gap_secs as Millis).saturating_mul(SECOND),
+            open_incidents: Mutex::default(),
             learning_ms,
             detectors,
             inventory,
@@ -739,6 +757,10 @@ impl Engine {
                 }
                 // The clock is where the state was: events times were bounded when processed.
                 self.watermark.fetch_max(identity.last_seen, Ordering::Relaxed);
+                if let Some(incident) = identity.incident() {
+                    let mut open = self.open_incidents.lock().unwrap_or_else(PoisonError::into_inner);
+                    open.insert(id.clone(), incident.last_seen);
+                }
                 if self.store.restore(&id, identity) { Restored::Identity } else { Restored::Older }
             }
             Record::Tombstone { key, last_seen, kind, shown } => {
@@ -790,18 +812,22 @@ impl Engine {
             }
             ActionStatus::Failed => {
                 let id: &str = &result.principal_id;
-                // The identity as nhid knows it; one never seen (evicted since) as the inventory has it.
-                let principal = match self.store.get(id) {
-                    Some(identity) => {
-                        alert_principal(id, identity.kind, owner(self.inventory.entry(identity.inventory()), &identity))
-                    }
-                    None => {
-                        let entry = self.inventory.entry(self.inventory.resolve(id));
-                        let kind = entry.and_then(|e| e.kind).unwrap_or(PrincipalType::Unknown);
-                        alert_principal(id, kind, entry.and_then(|e| e.owner.as_deref()))
-                    }
-                };
-                let alert = crate::respond::response_failed(result, principal);
+                // The identity as nhid knows it, the alert in its incident; one never seen
+                // (evicted since) as the inventory has it.
+                let known = self.store.with_existing(id, |identity| {
+                    let owner = owner(self.inventory.entry(identity.inventory()), identity);
+                    let mut alert = crate::respond::response_failed(result, alert_principal(id, identity.kind, owner));
+                    self.gather(identity, &mut alert, None, out);
+                    alert
+                });
+                let alert = known.unwrap_or_else(|| {
+                    let entry = self.inventory.entry(self.inventory.resolve(id));
+                    let kind = entry.and_then(|e| e.kind).unwrap_or(PrincipalType::Unknown);
+                    crate::respond::response_failed(
+                        result,
+                        alert_principal(id, kind, entry.and_then(|e| e.owner.as_deref())),
+                    )
+                });
                 *out.stats.alerts.entry((alert.detector.clone(), alert.severity)).or_default() += 1;
                 out.alerts.push(alert);
             }
@@ -855,7 +881,9 @@ impl Engine {
         );
         // Only a new identity can break the ceiling; counting shards per event would not be free.
         if created && self.store.over_capacity() {
-            out.stats.evictions += self.store.evict(self.watermark.load(Ordering::Relaxed)) as u64;
+            let (now, mut closing) = (self.watermark.load(Ordering::Relaxed), Vec::new());
+            out.stats.evictions += self.store.evict(now, &mut closing) as u64;
+            self.close_evicted(closing, now, out);
         }
     }
 
@@ -922,6 +950,7 @@ impl Engine {
             suppressed_repeats: u64::from(suppressed),
             references: references(&detector.references, finding.references),
             score: Score { probability: finding.probability, baseline: finding.baseline },
+            incident_id: None,
         };
         debug_assert!(alert.event_ids.len() <= MAX_EVENT_IDS);
         // Suppressed: no alert, no action. The finding still counts as raised in its window,
@@ -955,13 +984,95 @@ impl Engine {
         for b in decision.blocks {
             *out.stats.guardrail_blocks.entry(b).or_default() += 1;
         }
-        for alert in std::iter::once(alert).chain(decision.storm) {
+        self.gather(identity, &mut alert, decision.action.as_ref(), out);
+        let storm = decision.storm.map(|mut storm| {
+            self.gather(identity, &mut storm, None, out);
+            storm
+        });
+        for alert in std::iter::once(alert).chain(storm) {
             *out.stats.alerts.entry((alert.detector.clone(), alert.severity)).or_default() += 1;
             out.alerts.push(alert);
         }
         if let Some(action) = decision.action {
             *out.stats.actions.entry((action.action, action.mode)).or_default() += 1;
             out.actions.push(action);
+        }
+    }
+
+    /// Gathers an alert, and the action it caused, into the identity's incident: the open
+    /// one, or a new one when none is open or the gap has passed since its latest alert
+    /// (that one is closed first).
+    fn gather(&self, identity: &mut Identity, alert: &mut Alert, action: Option<&Action>, out: &mut Outputs) {
+        let gap = self.incident_gap;
+        if identity.incident().is_some_and(|i| i.is_over(alert.time, gap))
+            && let Some(quiet) = identity.take_incident()
+        {
+            let at = quiet.last_seen.saturating_add(gap);
+            self.close(quiet, at, CloseReason::Quiet, out);
+        }
+        let activity = match identity.incident() {
+            Some(_) => IncidentActivity::Update,
+            None => {
+                identity.set_incident(Incident::open(alert));
+                IncidentActivity::Create
+            }
+        };
+        let incident = identity.incident_mut().expect("open: found or opened above");
+        incident.join(alert, action);
+        alert.incident_id = Some(incident.incident_id.clone());
+        out.stats.incidents[activity.index()] += 1;
+        out.incidents.push(incident.record(activity, alert.time, None));
+        let last = incident.last_seen;
+        self.open_incidents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(alert.principal.id.as_str().into(), last);
+    }
+
+    fn close(&self, incident: Incident, at: Millis, why: CloseReason, out: &mut Outputs) {
+        out.stats.incidents[IncidentActivity::Close.index()] += 1;
+        out.incidents.push(incident.record(IncidentActivity::Close, at, Some(why)));
+    }
+
+    /// Closes the incidents with no alert for the gap before `now` (event time).
+    fn close_quiet_incidents(&self, now: Millis, out: &mut Outputs) {
+        let gap = self.incident_gap;
+        let lock = || self.open_incidents.lock().unwrap_or_else(PoisonError::into_inner);
+        let due: Vec<Box<str>> = {
+            let open = lock();
+            if open.is_empty() {
+                return;
+            }
+            open.iter().filter(|&(_, &last)| now > last.saturating_add(gap)).map(|(id, _)| id.clone()).collect()
+        };
+        for id in due {
+            let closed = self.store.with_existing(&id, |identity| {
+                let quiet = identity.incident().is_some_and(|i| i.is_over(now, gap));
+                let taken = if quiet { identity.take_incident() } else { None };
+                if identity.incident().is_none() {
+                    lock().remove(&id);
+                }
+                taken
+            });
+            match closed {
+                Some(Some(quiet)) => {
+                    let at = quiet.last_seen.saturating_add(gap);
+                    self.close(quiet, at, CloseReason::Quiet, out);
+                }
+                Some(None) => {}
+                // Gone: its incident was closed when it was evicted, or went with its
+                // partition to the consumer that restores it.
+                None => {
+                    lock().remove(&id);
+                }
+            }
+        }
+    }
+
+    /// Closes the incidents of identities that left the state.
+    fn close_evicted(&self, incidents: Vec<Incident>, now: Millis, out: &mut Outputs) {
+        for incident in incidents {
+            self.close(incident, now, CloseReason::Evicted, out);
         }
     }
 
@@ -1034,7 +1145,10 @@ impl Engine {
                 .compare_exchange(due, watermark + SWEEP_EVERY, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            out.stats.evictions += self.store.evict(watermark) as u64;
+            let mut closing = Vec::new();
+            out.stats.evictions += self.store.evict(watermark, &mut closing) as u64;
+            self.close_evicted(closing, watermark, out);
+            self.close_quiet_incidents(watermark, out);
             self.lifecycle.forget_before(watermark.saturating_sub(FACT_TTL));
         }
     }

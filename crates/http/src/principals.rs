@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use nhid_engine::Engine;
 use nhid_engine::detect::static_credential::StaticCredential;
 use nhid_engine::inventory::Criticality;
+use nhid_engine::respond::incident::Incident;
 use nhid_engine::state::Identity;
 use nhid_engine::state::sets::Dim;
 use nhid_model::event::{CredentialKind, PrincipalType};
@@ -103,6 +104,9 @@ pub struct Principal {
     pub rate: Rate,
     /// The latest alert of each detector, while open (raised within [`OPEN_FOR`]), newest first.
     pub open_alerts: Vec<OpenAlert>,
+    /// Its open incident, as the incidents topic last had it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Incident>,
     pub risk: Risk,
     /// The inventory entry it matched, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -279,6 +283,7 @@ pub fn view(engine: &Engine, id: &str, detail: bool, full_ids: bool) -> Option<P
         credentials,
         rate,
         open_alerts,
+        incident: identity.incident().cloned(),
         risk,
         inventory: entry.map(|e| Registered {
             pattern: e.pattern.clone(),

@@ -104,6 +104,9 @@ pub struct KafkaConfig {
     /// `ocsf` (OCSF Detection Findings, class 2004).
     pub alerts_format: AlertsFormat,
     pub actions_topic: String,
+    /// Incident records (`schemas/incident.schema.json`; OCSF Incident Findings when
+    /// `alerts_format` is `ocsf`), keyed by incident id: compaction keeps each incident's latest.
+    pub incidents_topic: String,
     pub dead_letter_topic: String,
     /// Lifecycle events (`schemas/lifecycle.schema.json`): owners offboarded, credentials
     /// revoked, principals retired. Every instance reads all of its partitions' facts.
@@ -156,6 +159,7 @@ impl Default for KafkaConfig {
             alerts_topic: "nhid.alerts".into(),
             alerts_format: AlertsFormat::Nhid,
             actions_topic: "nhid.actions".into(),
+            incidents_topic: "nhid.incidents".into(),
             dead_letter_topic: "nhid.dead-letter".into(),
             lifecycle_topic: None,
             action_results_topic: None,
@@ -237,6 +241,7 @@ impl KafkaConfig {
         for (name, topic) in [
             ("alerts_topic", &self.alerts_topic),
             ("actions_topic", &self.actions_topic),
+            ("incidents_topic", &self.incidents_topic),
             ("dead_letter_topic", &self.dead_letter_topic),
         ]
         .into_iter()

@@ -100,6 +100,7 @@ pub(crate) struct Sender {
     alerts_topic: String,
     alerts_format: AlertsFormat,
     actions_topic: String,
+    incidents_topic: String,
     dead_letter_topic: String,
     /// Topic of each principal type's lane copy, if any.
     lanes: [Option<String>; PrincipalType::ALL.len()],
@@ -136,6 +137,7 @@ impl Sender {
             alerts_topic: cfg.alerts_topic.clone(),
             alerts_format: cfg.alerts_format,
             actions_topic: cfg.actions_topic.clone(),
+            incidents_topic: cfg.incidents_topic.clone(),
             dead_letter_topic: cfg.dead_letter_topic.clone(),
             lanes,
             events,
@@ -149,7 +151,7 @@ impl Sender {
             Some(_) => out.normalized.len(),
             None => out.normalized.iter().filter(|n| self.lanes[n.lane.index()].is_some()).count(),
         };
-        (out.alerts.len() + out.actions.len() + out.dead_letters.len() + normalized) as u32
+        (out.alerts.len() + out.actions.len() + out.incidents.len() + out.dead_letters.len() + normalized) as u32
     }
 
     /// Sends (and clears) the outputs of the input message at `offset`; `detectors` name the
@@ -170,6 +172,11 @@ impl Sender {
         for action in out.actions.drain(..) {
             let json = serde_json::to_vec(&action).expect("actions serialize");
             self.send(&self.actions_topic, Some(&action.target.principal_id), &json, None, None, delivery(None));
+        }
+        for incident in out.incidents.drain(..) {
+            let json = self.alerts_format.encode_incident(&incident);
+            let key = Some(incident.incident.incident_id.as_str());
+            self.send(&self.incidents_topic, key, &json, None, None, delivery(None));
         }
         for dl in out.dead_letters.drain(..) {
             let record = dl.record.map(|r| r.to_string());

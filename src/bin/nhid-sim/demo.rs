@@ -130,11 +130,16 @@ fn start_cluster() -> anyhow::Result<(MockCluster<'static, DefaultProducerContex
         rebuild_secs: 0,
         ..KafkaConfig::default()
     };
-    for (topic, partitions) in
-        [(AUDIT, PARTITIONS), (&kafka.alerts_topic, 2), (&kafka.actions_topic, 2), (&kafka.dead_letter_topic, 1)]
-            .into_iter()
-            // The mock cluster has no admin API: the runtime cannot create it.
-            .chain([(kafka.changelog_topic.as_str(), PARTITIONS)])
+    for (topic, partitions) in [
+        (AUDIT, PARTITIONS),
+        (&kafka.alerts_topic, 2),
+        (&kafka.actions_topic, 2),
+        (&kafka.incidents_topic, 2),
+        (&kafka.dead_letter_topic, 1),
+    ]
+    .into_iter()
+    // The mock cluster has no admin API: the runtime cannot create it.
+    .chain([(kafka.changelog_topic.as_str(), PARTITIONS)])
     {
         cluster.create_topic(topic, partitions, 1).with_context(|| format!("creating topic {topic}"))?;
     }

@@ -101,6 +101,7 @@ struct Topics {
     audit: String,
     alerts: String,
     actions: String,
+    incidents: String,
     dead_letter: String,
 }
 
@@ -187,6 +188,7 @@ fn soak(args: &SoakArgs) -> anyhow::Result<bool> {
         audit: format!("nhid-soak-{run_id}.audit"),
         alerts: format!("nhid-soak-{run_id}.alerts"),
         actions: format!("nhid-soak-{run_id}.actions"),
+        incidents: format!("nhid-soak-{run_id}.incidents"),
         dead_letter: format!("nhid-soak-{run_id}.dead-letter"),
     };
     create_topics(&brokers, &topics)?;
@@ -314,9 +316,9 @@ fn soak(args: &SoakArgs) -> anyhow::Result<bool> {
 fn config_toml(brokers: &str, t: &Topics, http: u16) -> String {
     format!(
         "[kafka]\nbrokers = \"{brokers}\"\ntopics = [\"{}\"]\ngroup = \"nhid-soak\"\nalerts_topic = \"{}\"\n\
-         actions_topic = \"{}\"\ndead_letter_topic = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:{http}\"\n\n\
+         actions_topic = \"{}\"\nincidents_topic = \"{}\"\ndead_letter_topic = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:{http}\"\n\n\
          [log]\nformat = \"json\"\nlevel = \"info\"\n",
-        t.audit, t.alerts, t.actions, t.dead_letter
+        t.audit, t.alerts, t.actions, t.incidents, t.dead_letter
     )
 }
 
@@ -515,7 +517,7 @@ fn free_port() -> anyhow::Result<u16> {
 fn create_topics(brokers: &str, t: &Topics) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", brokers).create().context("creating an admin client")?;
-    let new = [(&t.audit, AUDIT_PARTITIONS), (&t.alerts, 2), (&t.actions, 2), (&t.dead_letter, 1)]
+    let new = [(&t.audit, AUDIT_PARTITIONS), (&t.alerts, 2), (&t.actions, 2), (&t.incidents, 2), (&t.dead_letter, 1)]
         .map(|(name, partitions)| NewTopic::new(name, partitions, TopicReplication::Fixed(1)));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));

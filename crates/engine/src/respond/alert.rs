@@ -41,6 +41,10 @@ pub struct Alert {
     pub references: Vec<String>,
     /// How surprising the finding is, and what it was judged against.
     pub score: Score,
+    /// The incident it is part of (`schemas/incident.schema.json`); absent only when the
+    /// identity it is about is no longer in nhid's state (a late action result).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
 }
 
 /// How surprising a finding is under the identity's own model.

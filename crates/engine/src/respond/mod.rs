@@ -1,7 +1,9 @@
-//! Findings → alerts (one per principal, detector and window) → actions (guardrailed);
+//! Findings → alerts (one per principal, detector and window) → actions (guardrailed), each
+//! alert in its identity's incident;
 //! and the alert when an action is reported failed.
 
 pub mod alert;
+pub mod incident;
 pub mod ocsf;
 pub mod policy;
 pub mod suppress;
@@ -84,5 +86,6 @@ pub fn response_failed(result: &ActionResult<'_>, principal: alert::AlertPrincip
         // The credential the action was to cut is still valid in someone's hands.
         references: vec!["T1078.004".into(), "OWASP-NHI2".into()],
         score: alert::Score::default(),
+        incident_id: None,
     }
 }

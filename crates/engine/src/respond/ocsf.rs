@@ -13,6 +13,8 @@
 //!   probability) and the baseline it was judged against.
 //! - `unmapped.nhid`: what has no OCSF attribute (the detector's evidence, the principal's
 //!   type and owner), so that nothing of the nhid alert is lost.
+//! - `metadata.correlation_uid`: the alert's incident; the incidents are Incident Findings
+//!   (class 2005, [`incident_finding`]) listing their alerts' findings.
 
 use serde_json::{Value, json};
 
@@ -22,6 +24,7 @@ use nhid_model::time::format_rfc3339;
 use nhid_model::vocab::{Severity, attack_technique};
 
 use super::alert::Alert;
+use super::incident::{IncidentActivity, IncidentRecord};
 use crate::detect::Detector;
 
 /// The OCSF schema version the findings follow (`metadata.version`): the schema source nhid
@@ -29,6 +32,7 @@ use crate::detect::Detector;
 pub const OCSF_VERSION: &str = "1.9.0-dev";
 
 const DETECTION_FINDING: u32 = 2004;
+const INCIDENT_FINDING: u32 = 2005;
 const FINDINGS: u32 = 2;
 
 string_enum! {
@@ -51,6 +55,108 @@ impl AlertsFormat {
             AlertsFormat::Ocsf => serde_json::to_vec(&detection_finding(alert, detectors)),
         }
         .expect("alerts serialize")
+    }
+
+    /// One incident record as one JSON document (no newline), in this format.
+    pub fn encode_incident(self, record: &IncidentRecord) -> Vec<u8> {
+        match self {
+            AlertsFormat::Nhid => serde_json::to_vec(record),
+            AlertsFormat::Ocsf => serde_json::to_vec(&incident_finding(record)),
+        }
+        .expect("incidents serialize")
+    }
+}
+
+/// The OCSF Incident Finding for an incident record: activity Create, Update (an alert
+/// joined) or Close; the alerts' Detection Findings listed by uid, as they share its
+/// `metadata.correlation_uid`. nhid does not manage cases: a closed incident's status is
+/// Other, "Quiet" (the episode ended; whether it is resolved is the SOC's call), and it is
+/// assigned to the principal's owner when one is known, or to no one ("unassigned", as the
+/// class requires an assignee or a group).
+pub fn incident_finding(record: &IncidentRecord) -> Value {
+    let incident = &record.incident;
+    let (severity_id, severity) = severity(incident.severity);
+    let (activity_id, activity) = match record.activity {
+        IncidentActivity::Create => (1, "Create"),
+        IncidentActivity::Update => (2, "Update"),
+        IncidentActivity::Close => (3, "Close"),
+    };
+    let (status_id, status) = match record.activity {
+        IncidentActivity::Close => (99, "Quiet"),
+        _ => (1, "New"),
+    };
+    let findings: Vec<Value> = incident
+        .alerts
+        .iter()
+        .map(|a| {
+            json!({
+                "uid": a.alert_id,
+                "title": title(&a.kind),
+                "types": [a.kind],
+                "created_time": a.time,
+            })
+        })
+        .collect();
+    let group = match &incident.principal.owner {
+        Some(owner) => json!({ "name": owner, "desc": "owner of the principal" }),
+        None => json!({ "name": "unassigned", "desc": "no owner of the principal is known" }),
+    };
+    let mut unmapped = json!({
+        "incident_id": incident.incident_id,
+        "principal_id": incident.principal.id,
+        "principal_type": incident.principal.kind.as_str(),
+        "alert_count": incident.alert_count,
+        "action_count": incident.action_count,
+        "action_ids": incident.action_ids,
+        "enforced": incident.enforced,
+    });
+    insert(&mut unmapped, "closed", record.closed.map(|c| c.as_str().into()));
+    json!({
+        "activity_id": activity_id,
+        "activity_name": activity,
+        "category_uid": FINDINGS,
+        "category_name": "Findings",
+        "class_uid": INCIDENT_FINDING,
+        "class_name": "Incident Finding",
+        "type_uid": INCIDENT_FINDING * 100 + activity_id,
+        "type_name": format!("Incident Finding: {activity}"),
+        // The class's time is when the incident was opened.
+        "time": incident.first_seen,
+        "start_time": incident.first_seen,
+        "end_time": incident.last_seen,
+        "timezone_offset": 0,
+        "severity_id": severity_id,
+        "severity": severity,
+        "priority_id": priority(incident.severity).0,
+        "priority": priority(incident.severity).1,
+        "status_id": status_id,
+        "status": status,
+        "desc": record.summary,
+        "message": record.summary,
+        "assignee_group": group,
+        "finding_info_list": findings,
+        "metadata": {
+            "version": OCSF_VERSION,
+            "correlation_uid": incident.incident_id,
+            "modified_time": record.time,
+            "profiles": ["incident"],
+            "product": product(),
+        },
+        "unmapped": { "nhid": unmapped },
+    })
+}
+
+fn product() -> Value {
+    json!({ "name": "nhid", "uid": "nhid", "vendor_name": "nhid", "version": env!("CARGO_PKG_VERSION") })
+}
+
+/// An incident's priority follows its severity (OCSF: Low 1 .. Critical 4).
+fn priority(s: Severity) -> (u8, &'static str) {
+    match s {
+        Severity::Info | Severity::Low => (1, "Low"),
+        Severity::Medium => (2, "Medium"),
+        Severity::High => (3, "High"),
+        Severity::Critical => (4, "Critical"),
     }
 }
 
@@ -121,12 +227,7 @@ pub fn detection_finding(alert: &Alert, detectors: &[Detector]) -> Value {
             "uid": alert.alert_id,
             "event_code": alert.kind,
             "original_time": format_rfc3339(alert.time),
-            "product": {
-                "name": "nhid",
-                "uid": "nhid",
-                "vendor_name": "nhid",
-                "version": env!("CARGO_PKG_VERSION"),
-            },
+            "product": product(),
         },
         "finding_info": finding_info,
         "evidences": evidences(alert),
@@ -137,6 +238,7 @@ pub fn detection_finding(alert: &Alert, detectors: &[Detector]) -> Value {
     if let Some(resource) = alert.event.as_ref().and_then(|e| e.resource.as_deref()) {
         insert(&mut finding, "resources", Some(json!([{ "uid": resource }])));
     }
+    insert(&mut finding["metadata"], "correlation_uid", alert.incident_id.as_ref().map(|i| i.as_str().into()));
     finding
 }
 

@@ -46,6 +46,16 @@ pub struct ResponseConfig {
     /// Facts (no probability) act as their detector asks.
     #[serde(default = "default_act_max_probability")]
     pub act_max_probability: f64,
+    /// Alerts about one identity this close (in event time) to its previous alert are one
+    /// incident; this long without one closes it.
+    #[serde(default = "default_incident_gap_secs")]
+    pub incident_gap_secs: u64,
+}
+
+/// An hour: an attack on a leaked key runs minutes to hours; a false alert repeating daily
+/// is an incident a day.
+fn default_incident_gap_secs() -> u64 {
+    3_600
 }
 
 fn default_act_max_probability() -> f64 {
@@ -74,6 +84,7 @@ impl Default for ResponseConfig {
             max_actions_per_minute: default_max_actions_per_minute(),
             breaker_cooldown_secs: default_breaker_cooldown_secs(),
             act_max_probability: default_act_max_probability(),
+            incident_gap_secs: default_incident_gap_secs(),
         }
     }
 }
@@ -377,6 +388,7 @@ impl Policy {
             suppressed_repeats: 0,
             references: vec!["T1531".into(), "OWASP-NHI5".into()],
             score: Default::default(),
+            incident_id: None,
         }
     }
 }
@@ -504,6 +516,7 @@ mod tests {
             suppressed_repeats: 0,
             references: vec![],
             score: Default::default(),
+            incident_id: None,
         }
     }
 

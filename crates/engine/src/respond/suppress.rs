@@ -232,6 +232,7 @@ mod tests {
             suppressed_repeats: 0,
             references: vec![],
             score: Score::default(),
+            incident_id: None,
         }
     }
 

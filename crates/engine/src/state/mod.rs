@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::context::actions;
 use crate::context::client::{self, Client};
 use crate::context::network::{Category, Described, Ranges};
+use crate::respond::incident::Incident;
 use baseline::{Expectation, RateBaseline};
 use breadth::{Breadth, Reach};
 use nhid_model::event::{AuditEvent, CredentialKind, Outcome, PrincipalType};
@@ -272,6 +273,8 @@ struct Alerting {
     /// Event time of the last automatic action against this identity (per-identity
     /// cooldown); `Millis::MIN` when none (8 bytes where `Option<Millis>` takes 16).
     last_action: Millis,
+    /// The incident its alerts are gathered in while it is open.
+    incident: Option<Box<Incident>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -560,7 +563,7 @@ impl Identity {
     /// Bytes of the strings it holds whose length events chose (beyond [`IDENTITY_BYTES`]).
     fn variable_bytes(&self) -> usize {
         let credentials: usize = self.credentials.iter().map(|c| c.id.len() + size_of::<CredentialState>()).sum();
-        credentials + self.owner.as_ref().map_or(0, |o| o.len())
+        credentials + self.owner.as_ref().map_or(0, |o| o.len()) + self.incident().map_or(0, Incident::heap_bytes)
     }
 
     /// Marks its credential `id` as first presented by another principal.
@@ -594,8 +597,10 @@ impl Identity {
     pub fn restored(&mut self, home: u32, inventory: Option<u32>, same_detectors: bool) {
         self.home = home & !DIRTY;
         self.inventory = inventory.unwrap_or(u32::MAX);
-        if !same_detectors {
-            self.alerting = None;
+        // Marks indexed by another detector list are meaningless; the cooldown and the
+        // open incident are not about detectors.
+        if !same_detectors && let Some(a) = &mut self.alerting {
+            a.marks = Box::default();
         }
     }
 
@@ -632,7 +637,28 @@ impl Identity {
     }
 
     fn alerting(&mut self) -> &mut Alerting {
-        self.alerting.get_or_insert_with(|| Box::new(Alerting { marks: Box::default(), last_action: Millis::MIN }))
+        self.alerting.get_or_insert_with(|| {
+            Box::new(Alerting { marks: Box::default(), last_action: Millis::MIN, incident: None })
+        })
+    }
+
+    /// Its open incident, if any.
+    pub fn incident(&self) -> Option<&Incident> {
+        self.alerting.as_ref().and_then(|a| a.incident.as_deref())
+    }
+
+    pub fn incident_mut(&mut self) -> Option<&mut Incident> {
+        self.alerting.as_mut().and_then(|a| a.incident.as_deref_mut())
+    }
+
+    /// Opens `incident` (the caller has closed the one before).
+    pub fn set_incident(&mut self, incident: Incident) {
+        self.alerting().incident = Some(Box::new(incident));
+    }
+
+    /// Closes its incident: takes it out.
+    pub fn take_incident(&mut self) -> Option<Incident> {
+        self.alerting.as_mut().and_then(|a| a.incident.take()).map(|i| *i)
     }
 
     /// Folds one event into the state and reports what it showed; `ranges` places its
@@ -1087,6 +1113,16 @@ impl StateStore {
         r
     }
 
+    /// Runs `f` on the identity if it is here.
+    pub fn with_existing<R>(&self, id: &str, f: impl FnOnce(&mut Identity) -> R) -> Option<R> {
+        let mut entry = self.map.get_mut(id)?;
+        let before = entry.variable_bytes();
+        let r = f(&mut entry);
+        self.account(before, entry.variable_bytes());
+        self.touch(id, &mut entry);
+        Some(r)
+    }
+
     fn account(&self, before: usize, after: usize) {
         if after > before {
             self.bytes.fetch_add(after - before, Ordering::Relaxed);
@@ -1114,10 +1150,10 @@ impl StateStore {
 
     /// Forgets identities idle since before `now - idle_ttl`, then, if still above the
     /// ceiling, the least recently seen down to 90 % of it (so eviction is not per insert).
-    /// Returns how many were evicted.
-    pub fn evict(&self, now: Millis) -> usize {
+    /// Returns how many were evicted; the open incidents of those evicted go to `closing`.
+    pub fn evict(&self, now: Millis, closing: &mut Vec<Incident>) -> usize {
         let idle_before = now - (self.config.idle_ttl_secs as Millis) * 1_000;
-        let mut evicted = self.forget(|v| v.last_seen >= idle_before);
+        let mut evicted = self.forget(|v| v.last_seen >= idle_before, closing);
         self.forget_tombstones(|t| t.last_seen >= now - TOMBSTONE_TTL);
         if self.tombstones.len() > self.config.max_identities {
             let seen = self.tombstones.iter().map(|e| e.value().last_seen).collect();
@@ -1128,14 +1164,14 @@ impl StateStore {
         if self.map.len() > allowed {
             let seen: Vec<Millis> = self.map.iter().map(|e| e.last_seen).collect();
             let cutoff = keep_newest(seen, allowed * 9 / 10);
-            evicted += self.forget(|v| v.last_seen >= cutoff);
+            evicted += self.forget(|v| v.last_seen >= cutoff, closing);
         }
         evicted
     }
 
-    /// Drops the identities `keep` rejects, each leaving a [`Tombstone`];
-    /// returns how many.
-    fn forget(&self, keep: impl Fn(&Identity) -> bool) -> usize {
+    /// Drops the identities `keep` rejects, each leaving a [`Tombstone`], their open
+    /// incidents to `closing`; returns how many.
+    fn forget(&self, keep: impl Fn(&Identity) -> bool, closing: &mut Vec<Incident>) -> usize {
         // Counted as removed, not as the change in length: other workers insert meanwhile
         // (the length could grow across an eviction, and the difference underflow).
         let mut forgotten = 0;
@@ -1147,6 +1183,7 @@ impl StateStore {
                 let (key, home) = (tombstone_key(k), v.home());
                 self.tombstones.insert(key, Tombstone { last_seen: v.last_seen, kind: v.kind, shown: v.shown, home });
                 self.changed(home, |c| c.gone.push(key));
+                closing.extend(v.take_incident());
             }
             kept
         });
@@ -1357,11 +1394,11 @@ mod tests {
             store.with_identity(&format!("p{i}"), || Identity::new(PrincipalType::ApiKey, None, t), |_| ());
         }
         assert!(store.over_capacity());
-        assert_eq!(store.evict(150_000), 60);
+        assert_eq!(store.evict(150_000, &mut Vec::new()), 60);
         assert_eq!(store.len(), 90);
         assert!(store.get("p149").is_some() && store.get("p0").is_none());
         // Idle for over an hour: p60..p99 (last seen before 100 s) are forgotten.
-        assert_eq!(store.evict(3_700_000), 40);
+        assert_eq!(store.evict(3_700_000, &mut Vec::new()), 40);
     }
 
     #[test]
@@ -1373,7 +1410,7 @@ mod tests {
             let id = format!("{i:04}{}", "x".repeat(4_092));
             store.with_identity(&id, || Identity::new(PrincipalType::ApiKey, None, i), |_| ());
             if store.over_capacity() {
-                store.evict(i);
+                store.evict(i, &mut Vec::new());
             }
         }
         assert!(store.estimated_bytes() <= 1 << 20, "{}", store.estimated_bytes());
