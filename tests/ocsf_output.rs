@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use nhid_engine::respond::alert::Alert;
+use nhid_engine::respond::incident::IncidentRecord;
 use nhid_engine::respond::ocsf::OCSF_VERSION;
 use serde_json::Value;
 
@@ -138,6 +139,49 @@ fn findings_of_cloudtrail_attack_records_validate_and_read_back_as_their_alerts(
     }
 }
 
+/// Incidents as OCSF Incident Findings: each record validates against class 2005 with its
+/// `incident` profile and reads back as the incident record nhid writes in its own schema;
+/// each alert's Detection Finding names its incident in `metadata.correlation_uid`.
+#[test]
+fn incidents_are_incident_findings_that_list_their_alerts_findings() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (events, inventory) = common::simulate_seed_7(env!("CARGO_BIN_EXE_nhid-sim"), dir.path());
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    for format in ["nhid", "ocsf"] {
+        let (alerts, incidents) = (p(&format!("{format}.alerts")), p(&format!("{format}.incidents")));
+        let args = ["--alerts-format", format, "--alerts", &alerts, "--incidents", &incidents];
+        nhid(&[&["replay", &events, "--inventory", &inventory][..], &args[..]].concat());
+    }
+    let alerts: Vec<Alert> = common::schema_lines(Path::new(&p("nhid.alerts")), "alert");
+    let records: Vec<IncidentRecord> = common::schema_lines(Path::new(&p("nhid.incidents")), "incident");
+    assert!(records.len() > alerts.len() / 2, "{} incident records", records.len());
+    let report = check(&python, &[Path::new(&p("ocsf.incidents")), Path::new(&p("ocsf.alerts"))])
+        .unwrap_or_else(|e| panic!("invalid OCSF findings:\n{e}"));
+    assert_eq!(report["validated"].as_u64(), Some((records.len() + alerts.len()) as u64));
+    let read = report["incidents"].as_array().unwrap();
+    assert_eq!(read.len(), records.len(), "one Incident Finding per record");
+    for (r, f) in records.iter().zip(read) {
+        let i = &r.incident;
+        let severity = 1 + nhid_model::vocab::Severity::ALL.iter().position(|s| *s == i.severity).unwrap();
+        let expected = serde_json::json!({
+            "uid": i.incident_id,
+            "activity": 1 + r.activity.index(),
+            "severity": severity,
+            "start": i.first_seen,
+            "end": i.last_seen,
+            "findings": i.alerts.iter().map(|a| &a.alert_id).collect::<Vec<_>>(),
+            "assignee_group": i.principal.owner.as_deref().unwrap_or("unassigned"),
+        });
+        assert_eq!(f, &expected, "{}", r.summary);
+    }
+    let findings = std::fs::read_to_string(p("ocsf.alerts")).unwrap();
+    for (a, line) in alerts.iter().zip(findings.lines()) {
+        let f: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(f["metadata"]["correlation_uid"].as_str(), a.incident_id.as_deref(), "{}", a.summary);
+    }
+}
+
 /// The checker is not a formality: findings the schema does not allow fail it.
 #[test]
 fn the_checker_refuses_findings_the_schema_does_not_allow() {
@@ -158,6 +202,27 @@ fn the_checker_refuses_findings_the_schema_does_not_allow() {
             f["evidences"][0]["src_endpoint"] = serde_json::json!({"ip": "not an address"})
         }),
         ("time is a timestamp (long)", |f| f["time"] = "2026-11-03T07:08:00Z".into()),
+    ];
+    for (why, break_it) in breaks {
+        let mut finding = valid.clone();
+        break_it(&mut finding);
+        let path = dir.path().join("broken.jsonl");
+        std::fs::write(&path, format!("{first}\n{finding}\n")).unwrap();
+        let refused = check(&python, &[&path]).expect_err(why);
+        assert!(refused.contains("broken.jsonl:2:") && !refused.contains("broken.jsonl:1:"), "{why}: {refused}");
+    }
+
+    // Incident Findings, against their own class.
+    let incidents = dir.path().join("incidents.jsonl");
+    let args = ["--alerts-format", "ocsf", "--alerts", "/dev/null", "--incidents", incidents.to_str().unwrap()];
+    nhid(&[&["replay", input.to_str().unwrap()][..], &args[..]].concat());
+    let first = std::fs::read_to_string(&incidents).unwrap().lines().next().expect("an incident").to_owned();
+    let valid: Value = serde_json::from_str(&first).unwrap();
+    let breaks: [(&str, Break); 4] = [
+        ("an incident has an assignee or a group", |f| drop(f.as_object_mut().unwrap().remove("assignee_group"))),
+        ("each listed finding has a uid", |f| f["finding_info_list"] = serde_json::json!([{ "title": "x" }])),
+        ("status_id is an enum", |f| f["status_id"] = 7.into()),
+        ("a class nhid does not write", |f| f["class_uid"] = 2003.into()),
     ];
     for (why, break_it) in breaks {
         let mut finding = valid.clone();

@@ -4,17 +4,20 @@
     check.py SCHEMA_DIR FINDINGS.jsonl...
 
 1. Compiles the OCSF schema source in SCHEMA_DIR (../shared/ocsf-schema) with ocsf-lib, the
-   OCSF project's own Python library, and turns the Detection Finding class into JSON Schema
-   with ocsf-json-schema (objects embedded, no profiles: nhid applies none).
-2. Validates every line of every file against it (jsonschema, draft 2020-12).
+   OCSF project's own Python library, and turns the Detection Finding class (no profiles:
+   nhid applies none) and the Incident Finding class (with its implied `incident` profile)
+   into JSON Schema with ocsf-json-schema (objects embedded).
+2. Validates every line of every file against the class its class_uid names (jsonschema,
+   draft 2020-12); another class is an error.
 3. Reads every finding back as a SIEM's OCSF mapping would, by the schema's attribute paths
-   only (no knowledge of nhid's own schema): the finding's uid, time and severity, the
-   principal and its credential, the call and where it came from. The caller compares
-   them with nhid's own alerts of the same replay.
+   only (no knowledge of nhid's own schema): a detection finding's uid, time and severity,
+   the principal and its credential, the call and where it came from; an incident's uid,
+   activity, severity, time span and the findings it lists. The caller compares them with
+   nhid's own alerts and incidents of the same replay.
 
-Prints one JSON line: {"validated": n, "findings": [{...read back...}], "missing_recommended":
-{attribute: count}} and exits 1 on the first file with an invalid finding (every error of it
-is printed), 2 when it could not check at all.
+Prints one JSON line: {"validated": n, "findings": [{...read back...}], "incidents": [...],
+"missing_recommended": {attribute: count}} and exits 1 on the first file with an invalid
+finding (every error of it is printed), 2 when it could not check at all.
 
 (py-ocsf-models, the pydantic OCSF package on PyPI, was tried as the consumer and left out:
 version 0.10.0 models an older OCSF, rejecting observable type ids 11-19 and 31 that 1.9
@@ -72,8 +75,11 @@ def compiled(schema_dir: pathlib.Path) -> dict:
     return schema
 
 
+CLASSES = {2004: ("detection_finding", []), 2005: ("incident_finding", ["incident"])}
+
+
 def missing_recommended(finding: dict, schema: dict) -> list:
-    attrs = schema["classes"]["detection_finding"]["attributes"]
+    attrs = schema["classes"][CLASSES[finding["class_uid"]][0]]["attributes"]
     return sorted(
         name
         for name, a in attrs.items()
@@ -99,16 +105,36 @@ def read_back(finding: dict) -> dict:
     }
 
 
+def read_back_incident(finding: dict) -> dict:
+    """What a SIEM's OCSF mapping takes from an Incident Finding."""
+    return {
+        "uid": finding["metadata"]["correlation_uid"],
+        "activity": finding["activity_id"],
+        "severity": finding["severity_id"],
+        "start": finding.get("start_time"),
+        "end": finding.get("end_time"),
+        "findings": [f["uid"] for f in finding["finding_info_list"]],
+        "assignee_group": finding.get("assignee_group", {}).get("name"),
+    }
+
+
 def main() -> int:
     schema_dir, files = pathlib.Path(sys.argv[1]), sys.argv[2:]
     schema = compiled(schema_dir)
-    json_schema = OcsfJsonSchemaEmbedded(OcsfJsonSchema(schema)).get_class_schema("detection_finding", [])
-    validator = jsonschema.Draft202012Validator(json_schema)
-    validated, read, missing = 0, [], {}
+    embedded = OcsfJsonSchemaEmbedded(OcsfJsonSchema(schema))
+    validators = {
+        uid: jsonschema.Draft202012Validator(embedded.get_class_schema(name, profiles))
+        for uid, (name, profiles) in CLASSES.items()
+    }
+    validated, read, incidents, missing = 0, [], [], {}
     for path in files:
         errors = []
         for n, line in enumerate(pathlib.Path(path).read_text().splitlines(), 1):
             finding = json.loads(line)
+            validator = validators.get(finding.get("class_uid"))
+            if validator is None:
+                errors.append(f"{path}:{n}: class_uid {finding.get('class_uid')!r} is not a class nhid writes")
+                continue
             invalid = [
                 f"{path}:{n}: {'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
                 for e in validator.iter_errors(finding)
@@ -119,12 +145,15 @@ def main() -> int:
             validated += 1
             for name in missing_recommended(finding, schema):
                 missing[name] = missing.get(name, 0) + 1
-            read.append(read_back(finding))
+            if finding["class_uid"] == 2005:
+                incidents.append(read_back_incident(finding))
+            else:
+                read.append(read_back(finding))
         if errors:
             print("\n".join(errors[:50]), file=sys.stderr)
             print(f"{len(errors)} errors in {path}", file=sys.stderr)
             return 1
-    print(json.dumps({"validated": validated, "findings": read, "missing_recommended": missing}))
+    print(json.dumps({"validated": validated, "findings": read, "incidents": incidents, "missing_recommended": missing}))
     return 0
 
 

@@ -12,6 +12,7 @@ use prometheus::{
 };
 
 use crate::respond::alert::Mode;
+use crate::respond::incident::IncidentActivity;
 use crate::respond::policy::{ACTION_STORM, Block, RESPONSE_POLICY};
 use crate::respond::{ACTION_RESULTS, RESPONSE_FAILED};
 use crate::{ControlKind, Engine, Stats};
@@ -44,6 +45,7 @@ pub struct Metrics {
     actions: IntCounterVec,
     action_results: IntCounterVec,
     guardrail_blocks: IntCounterVec,
+    incidents: IntCounterVec,
     suppressions_matched: IntCounterVec,
     suppression_expiry: IntGaugeVec,
     /// Each configured suppression's series, by its index (set by [`Metrics::expect`]).
@@ -202,6 +204,11 @@ impl Metrics {
                 "Actions narrowed or withheld by a guardrail, by reason.",
                 &["reason"],
             ),
+            incidents: r.counters(
+                "nhid_incidents_total",
+                "Incident records: opened (create), joined by an alert (update), closed (close).",
+                &["activity"],
+            ),
             suppressions_matched: r.counters(
                 "nhid_suppressions_matched_total",
                 "Alerts dropped by each configured suppression (0: it never matched).",
@@ -287,6 +294,9 @@ impl Metrics {
         for b in Block::ALL {
             self.guardrail_blocks.with_label_values(&[b.as_str()]);
         }
+        for a in IncidentActivity::ALL {
+            self.incidents.with_label_values(&[a.as_str()]);
+        }
         for a in ActionKind::ALL {
             for m in Mode::ALL {
                 self.actions.with_label_values(&[a.as_str(), m.as_str()]);
@@ -360,6 +370,9 @@ impl Metrics {
         }
         for (block, &n) in &s.guardrail_blocks {
             self.guardrail_blocks.with_label_values(&[block.as_str()]).inc_by(n);
+        }
+        for (activity, &n) in IncidentActivity::ALL.iter().zip(&s.incidents) {
+            self.incidents.with_label_values(&[activity.as_str()]).inc_by(n);
         }
         self.suppressed_repeats.inc_by(s.suppressed_repeats);
         if let Some(series) = self.suppressed.get() {
@@ -446,6 +459,7 @@ mod tests {
         let count = |metric| series(&text, metric).len();
         assert_eq!(count("nhid_dead_letters_total"), DeadLetterReason::ALL.len());
         assert_eq!(count("nhid_guardrail_blocks_total"), Block::ALL.len());
+        assert_eq!(count("nhid_incidents_total"), IncidentActivity::ALL.len());
         assert_eq!(count("nhid_events_total"), SourceFormat::ALL.len() * PrincipalType::ALL.len());
         assert_eq!(count("nhid_actions_total"), ActionKind::ALL.len() * Mode::ALL.len());
         assert_eq!(count("nhid_action_results_total"), (ActionKind::ALL.len() + 1) * ActionStatus::ALL.len());

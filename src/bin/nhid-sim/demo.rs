@@ -1,8 +1,9 @@
 //! `nhid-sim demo`: the whole product on one machine with no setup. An in-process Kafka cluster
 //! (librdkafka's mock cluster), a live simulated population producing audit events in wall
-//! time with an attack every 20 s, the Kafka runtime consuming them, and the alerts and
-//! revocation requests read back from their topics and printed as they arrive. `/metrics`,
-//! `/healthz` and `/readyz` are served as by `nhid run` (`http.listen`, `--http-listen`).
+//! time with an attack every 20 s, the Kafka runtime consuming them, and the incidents, their
+//! alerts and the revocation requests read back from their topics and printed as they
+//! arrive. `/metrics`, `/healthz` and `/readyz` are served as by `nhid run` (`http.listen`,
+//! `--http-listen`).
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -225,9 +226,10 @@ fn print_stopped(produced: u64, report: &nhid_kafka::Report, paint: Paint) {
     println!(
         "\n{}",
         paint.bold(&format!(
-            "stopped: {} live events produced, {} processed, {} alerts, {} actions, {} dead letters; p99 event→alert {} ms",
+            "stopped: {} live events produced, {} processed, {} incidents of {} alerts, {} actions, {} dead letters; p99 event→alert {} ms",
             produced,
             s.events,
+            s.incidents[0],
             s.alerts.values().sum::<u64>(),
             s.actions.values().sum::<u64>(),
             s.dead_letters_total(),
@@ -236,8 +238,8 @@ fn print_stopped(produced: u64, report: &nhid_kafka::Report, paint: Paint) {
     );
 }
 
-/// Reads the alerts and actions topics (what a SIEM and a revocation service would) and
-/// prints each message as it arrives.
+/// Reads the incidents, alerts and actions topics (what a SIEM and a revocation service
+/// would) and prints, as they arrive, incidents with their alerts under them, and actions.
 fn print_outputs(kafka: &KafkaConfig, stop: &AtomicBool, paint: Paint) {
     let consumer: BaseConsumer = match ClientConfig::new()
         .set("bootstrap.servers", &kafka.brokers)
@@ -249,7 +251,7 @@ fn print_outputs(kafka: &KafkaConfig, stop: &AtomicBool, paint: Paint) {
         Err(e) => return eprintln!("error: reading outputs: {e}"),
     };
     let mut tpl = TopicPartitionList::new();
-    for topic in [&kafka.alerts_topic, &kafka.actions_topic] {
+    for topic in [&kafka.alerts_topic, &kafka.actions_topic, &kafka.incidents_topic] {
         for p in 0..2 {
             let _ = tpl.add_partition_offset(topic, p, Offset::Beginning);
         }
@@ -258,6 +260,7 @@ fn print_outputs(kafka: &KafkaConfig, stop: &AtomicBool, paint: Paint) {
         return eprintln!("error: reading outputs: {e}");
     }
     let mut stdout = std::io::stdout();
+    let mut incidents = Incidents::default();
     // Keep printing what is already on its way when asked to stop.
     let mut quiet_since: Option<Instant> = None;
     loop {
@@ -267,12 +270,21 @@ fn print_outputs(kafka: &KafkaConfig, stop: &AtomicBool, paint: Paint) {
                 let Ok(v) = serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or_default()) else {
                     continue;
                 };
-                let line = if m.topic() == kafka.alerts_topic { alert_line(&v, paint) } else { action_line(&v, paint) };
-                let _ = writeln!(stdout, "{line}");
+                let lines = match m.topic() {
+                    t if t == kafka.alerts_topic => incidents.alert(v, paint),
+                    t if t == kafka.incidents_topic => incidents.record(v, paint),
+                    _ => vec![action_line(&v, paint)],
+                };
+                for line in lines {
+                    let _ = writeln!(stdout, "{line}");
+                }
             }
             _ if stop.load(Ordering::Relaxed) => {
                 let since = *quiet_since.get_or_insert_with(Instant::now);
                 if since.elapsed() > Duration::from_secs(1) {
+                    for line in incidents.flush(paint) {
+                        let _ = writeln!(stdout, "{line}");
+                    }
                     return;
                 }
             }
@@ -281,7 +293,84 @@ fn print_outputs(kafka: &KafkaConfig, stop: &AtomicBool, paint: Paint) {
     }
 }
 
-fn alert_line(v: &serde_json::Value, paint: Paint) -> String {
+/// Incident records are printed with their newest alert, which comes on another topic: a
+/// record waits until its alert has arrived (the records of one incident in order).
+#[derive(Default)]
+struct Incidents {
+    alerts: std::collections::HashMap<String, serde_json::Value>,
+    waiting: Vec<serde_json::Value>,
+}
+
+impl Incidents {
+    fn alert(&mut self, v: serde_json::Value, paint: Paint) -> Vec<String> {
+        if let Some(id) = v["alert_id"].as_str() {
+            self.alerts.insert(id.to_string(), v);
+        }
+        self.ready(paint, false)
+    }
+
+    fn record(&mut self, v: serde_json::Value, paint: Paint) -> Vec<String> {
+        self.waiting.push(v);
+        self.ready(paint, false)
+    }
+
+    /// What is still waiting, with what is known of its alerts.
+    fn flush(&mut self, paint: Paint) -> Vec<String> {
+        self.ready(paint, true)
+    }
+
+    /// The lines of the waiting records that can be printed (all of them with `all`).
+    fn ready(&mut self, paint: Paint, all: bool) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut held: Vec<String> = Vec::new();
+        let mut waiting = std::mem::take(&mut self.waiting);
+        waiting.retain(|r| {
+            let incident = r["incident_id"].as_str().unwrap_or("").to_string();
+            let newest = r["alerts"].as_array().and_then(|a| a.last()).and_then(|a| a["alert_id"].as_str());
+            let alert = newest.and_then(|id| self.alerts.get(id));
+            let closing = r["activity"] == "close";
+            if held.contains(&incident) || !(all || closing || alert.is_some()) {
+                held.push(incident);
+                return true;
+            }
+            lines.push(incident_line(r, alert, paint));
+            false
+        });
+        self.waiting = waiting;
+        lines
+    }
+}
+
+fn incident_line(r: &serde_json::Value, alert: Option<&serde_json::Value>, paint: Paint) -> String {
+    let s = |k: &str| r[k].as_str().unwrap_or("");
+    let short = s("incident_id").get(..8).unwrap_or("");
+    let tag = paint.magenta(&format!("INCIDENT {short}"));
+    match s("activity") {
+        "close" => {
+            format!(
+                "{}  {tag} closed\n                        {}",
+                paint.dim(&clock_str(s("time"))),
+                paint.dim(s("summary"))
+            )
+        }
+        activity => {
+            let opened = match activity {
+                "create" => format!(
+                    "{}  {tag} opened on {} ({})\n",
+                    paint.dim(&clock_str(s("time"))),
+                    r["principal"]["id"].as_str().unwrap_or(""),
+                    r["principal"]["type"].as_str().unwrap_or("")
+                ),
+                _ => String::new(),
+            };
+            let newest = r["alerts"].as_array().and_then(|a| a.last()).cloned().unwrap_or_default();
+            format!("{opened}{}", alert_line(alert.unwrap_or(&newest), short, paint))
+        }
+    }
+}
+
+/// An alert, under the incident it is part of (`incident`: its id's first characters).
+fn alert_line(v: &serde_json::Value, incident: &str, paint: Paint) -> String {
     let s = |k: &str| v[k].as_str().unwrap_or("");
     let severity = s("severity");
     let sev = match severity {
@@ -289,8 +378,12 @@ fn alert_line(v: &serde_json::Value, paint: Paint) -> String {
         "medium" => paint.yellow(&format!("{severity:<8}")),
         _ => paint.dim(&format!("{severity:<8}")),
     };
-    let mut who =
-        format!("{} ({})", v["principal"]["id"].as_str().unwrap_or(""), v["principal"]["type"].as_str().unwrap_or(""));
+    // An incident's list names an alert by kind and severity only, until the alert arrives.
+    let principal = &v["principal"];
+    let mut who = match (principal["id"].as_str(), principal["type"].as_str()) {
+        (Some(id), Some(kind)) => format!("{id} ({kind})"),
+        _ => String::new(),
+    };
     if let Some(c) = v["credential_id"].as_str() {
         who += &format!(" credential {c}");
     }
@@ -301,8 +394,9 @@ fn alert_line(v: &serde_json::Value, paint: Paint) -> String {
         who += &format!(" session {sess}");
     }
     format!(
-        "{}  {} {} {:<20} {}\n           {}",
+        "{}  {} {} {} {:<20} {}\n                        {}",
         paint.dim(&clock_str(s("time"))),
+        paint.dim(incident),
         paint.red("ALERT "),
         sev,
         s("kind"),
@@ -322,7 +416,7 @@ fn action_line(v: &serde_json::Value, paint: Paint) -> String {
         target += &format!(" session {sess}");
     }
     format!(
-        "{}  {} {} [{}] {}\n           {}",
+        "{}           {} {} [{}] {}\n                        {}",
         paint.dim(&clock_str(s("time"))),
         paint.cyan("ACTION"),
         paint.bold(s("action")),
