@@ -333,7 +333,11 @@ fn compose_runs_nhid_with_the_stack_config_after_the_topics_exist() {
     topics.push(or("--dead-letter-topic", &k.dead_letter_topic));
     topics.extend(k.lifecycle_topic.clone());
     topics.extend(k.action_results_topic.clone());
-    assert!(k.lifecycle_topic.is_some() && k.action_results_topic.is_some(), "the stack closes the loop");
+    topics.extend(k.verdicts_topic.clone());
+    assert!(
+        k.lifecycle_topic.is_some() && k.action_results_topic.is_some() && k.verdicts_topic.is_some(),
+        "the stack closes the loop"
+    );
     for topic in &topics {
         assert!(created.contains(topic.as_str()), "kafka-init does not create {topic}");
     }

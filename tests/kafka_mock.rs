@@ -501,7 +501,77 @@ fn a_credential_revoked_on_the_lifecycle_topic_and_used_again_is_alerted() {
     assert_eq!(report.stats.lifecycle_events.iter().sum::<u64>(), 1);
 }
 
-/// The sum of a metric's samples whose labels contain `labels` (Prometheus text format).
+/// An analyst's false positive on the verdicts topic: the alert's repeat in a later window
+/// is accepted (no alert), as `nhid replay --verdicts` accepts it; the verdict is counted once.
+#[test]
+fn a_false_positive_on_the_verdicts_topic_accepts_the_alert_s_repeat() {
+    let cluster = cluster();
+    for topic in ["nhid.lifecycle", "nhid.verdicts"] {
+        cluster.create_topic(topic, 1, 1).unwrap();
+    }
+    let brokers = cluster.bootstrap_servers();
+    let revoked = |n: u32| {
+        format!(
+            r#"{{"id":"sm-{n}","time":"2026-11-23T10:00:00Z","type":"credential_revoked","principal_id":"svc-{n}","credential_id":"AKIAREVOKEDEXAMPLE{n}"}}"#
+        )
+    };
+    let used = |n: u32, at: &str| {
+        format!(
+            r#"{{"id":"e{n}-{at}","time":"2026-11-23T{at}Z","principal":{{"id":"svc-{n}","type":"service_account"}},"credential":{{"id":"AKIAREVOKEDEXAMPLE{n}","kind":"static_key"}},"action":"s3:GetObject","service":"s3","outcome":"success"}}"#
+        )
+    };
+    // Without a verdict, the revoked key used again two hours later is alerted again.
+    let engine = Config::default().engine().unwrap();
+    let mut out = Outputs::default();
+    let origin = Origin { source: "x", partition: 0, offset: 0 };
+    engine.control(nhid_engine::ControlKind::Lifecycle, revoked(1).as_bytes(), origin, &mut out);
+    for at in ["10:30:00", "12:30:00"] {
+        engine.process(used(1, at).as_bytes(), origin, None, &mut out);
+    }
+    assert_eq!(out.alerts.len(), 2, "the repeat is an alert of its own: {:?}", out.alerts);
+
+    for n in [1, 2] {
+        kafka::produce(&brokers, "nhid.lifecycle", &[(Some(format!("svc-{n}")), revoked(n).into_bytes())]);
+    }
+    let cfg = nhid_kafka::KafkaConfig {
+        lifecycle_topic: Some("nhid.lifecycle".into()),
+        verdicts_topic: Some("nhid.verdicts".into()),
+        ..kafka::config(&brokers, &["audit"], "verdicts")
+    };
+    let running = Running::start(Config::default().engine().unwrap(), cfg);
+    kafka::produce(&brokers, "audit", &[(Some("svc-1".into()), used(1, "10:30:00").into_bytes())]);
+    let first = kafka::read_until(&brokers, "nhid.alerts", WAIT, |g| !g.is_empty());
+    let alert_id = first[0].json()["alert_id"].as_str().unwrap().to_string();
+    let verdict = serde_json::json!({
+        "time": "2026-11-23T10:31:00Z", "principal_id": "svc-1", "alert_id": alert_id,
+        "verdict": "false_positive", "by": "ana@soc.example.com",
+    });
+    kafka::produce(&brokers, "nhid.verdicts", &[(Some("svc-1".into()), verdict.to_string().into_bytes())]);
+    kafka::wait_committed(
+        &brokers,
+        "verdicts",
+        ("nhid.verdicts", 1),
+        WAIT,
+        |c| c[0] == Some(1),
+        || "the verdict was not consumed".into(),
+    );
+    // The repeat, then another identity's use as a marker that what came before is done.
+    kafka::produce(&brokers, "audit", &[(Some("svc-1".into()), used(1, "12:30:00").into_bytes())]);
+    kafka::produce(&brokers, "audit", &[(Some("svc-2".into()), used(2, "12:31:00").into_bytes())]);
+    let alerts =
+        kafka::read_until(&brokers, "nhid.alerts", WAIT, |g| g.iter().any(|m| m.json()["principal"]["id"] == "svc-2"));
+    let report = running.stop().unwrap();
+    let about_1: Vec<String> = alerts
+        .iter()
+        .filter(|m| m.json()["principal"]["id"] == "svc-1")
+        .map(|m| m.json()["alert_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(about_1, [alert_id], "the repeat was accepted");
+    let false_positive = nhid_decode::control::VerdictKind::FalsePositive.index();
+    assert_eq!(report.stats.verdicts[false_positive], 1, "counted once, though every instance reads the topic");
+    assert_eq!(report.stats.accepted, 1);
+}
+
 /// Two instances in one group: one is assigned the lifecycle topic's only partition, and
 /// each one of the audit topic's two. Credentials revoked there, of principals on both audit
 /// partitions, are each alerted on when used: every instance reads every control partition's

@@ -95,6 +95,14 @@ fn served_scenario() -> (SocketAddr, Outputs) {
     for (i, line) in events().iter().enumerate() {
         engine.process(line.as_bytes(), Origin { source: "audit", partition: 0, offset: i as i64 }, None, &mut out);
     }
+    // An analyst confirms the deploy role's first alert.
+    let first = out.alerts.iter().find(|a| a.principal.id == DEPLOY_ROLE).expect("the deploy role alerts");
+    let verdict = serde_json::json!({
+        "time": "2026-11-20T03:30:00Z", "principal_id": DEPLOY_ROLE, "alert_id": first.alert_id,
+        "verdict": "true_positive", "by": "ana@soc.example.com", "note": "the key was revoked: someone kept it",
+    });
+    let origin = Origin { source: "verdicts", partition: 0, offset: 0 };
+    engine.control(ControlKind::Verdict, verdict.to_string().as_bytes(), origin, &mut out);
     assert!(out.dead_letters.is_empty(), "{:?}", out.dead_letters);
     (serve(engine), out)
 }
@@ -191,6 +199,15 @@ fn a_principal_shows_its_credentials_open_alerts_and_risk() {
     assert_eq!(listed.last().unwrap()["alert_id"], latest.alert_id);
     let last_record = out.incidents.iter().rfind(|r| r.incident.principal.id == DEPLOY_ROLE).unwrap();
     assert_eq!(p["incident"], serde_json::to_value(&last_record.incident).unwrap());
+    // The analyst's verdict on its first alert: who, when, on what, and what it changed.
+    let verdict = &p["verdicts"][0];
+    assert_eq!(verdict["verdict"], "true_positive");
+    assert_eq!(verdict["by"], "ana@soc.example.com");
+    assert_eq!(verdict["target"], emitted[0].alert_id);
+    assert_eq!(verdict["time"], "2026-11-20T03:30:00.000Z");
+    assert_eq!(verdict["note"], "the key was revoked: someone kept it");
+    assert_eq!(verdict["accepts"], serde_json::json!([]), "a true positive accepts nothing");
+    assert_eq!(p["verdicts"].as_array().unwrap().len(), 1);
 
     let factors: Vec<&str> =
         p["risk"]["factors"].as_array().unwrap().iter().map(|f| f["factor"].as_str().unwrap()).collect();
@@ -204,7 +221,7 @@ fn a_principal_shows_its_credentials_open_alerts_and_risk() {
     let (_, ok) = json(addr, "/principals/svc-ok");
     assert_eq!(ok["risk"]["score"], 0, "{ok}");
     assert_eq!(ok["open_alerts"].as_array().unwrap().len(), 0);
-    assert!(ok.get("incident").is_none(), "no incident: {ok}");
+    assert!(ok.get("incident").is_none() && ok.get("verdicts").is_none(), "no incident, no verdict: {ok}");
     assert_eq!(ok["learning"], true, "three hours of a one-day learning period");
 
     let (status, missing) = json(addr, "/principals/svc-nobody");

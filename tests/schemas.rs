@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 
 use common::{assert_invalid, assert_valid, schema, schema_json};
 use nhid_decode::control::{
-    ActionResult, ActionStatus, LifecycleEvent, LifecycleKind, parse_action_result, parse_lifecycle,
+    ActionResult, ActionStatus, LifecycleEvent, LifecycleKind, VerdictKind, parse_action_result, parse_lifecycle,
+    parse_verdict,
 };
 use nhid_decode::native;
 use nhid_engine::respond::alert::{
@@ -26,7 +27,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const SCHEMAS: &[&str] = &["audit-event", "alert", "action", "lifecycle", "action-result"];
+const SCHEMAS: &[&str] = &["audit-event", "alert", "action", "lifecycle", "action-result", "incident", "verdict"];
 const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
 
 fn examples(name: &str) -> Vec<Value> {
@@ -154,6 +155,7 @@ fn schema_enums_list_exactly_the_rust_variants() {
         ("incident", "/properties/closed/enum", rust_enum(CloseReason::ALL)),
         ("incident", "/properties/severity/enum", rust_enum(Severity::ALL)),
         ("incident", "/$defs/principalType/enum", rust_enum(PrincipalType::ALL)),
+        ("verdict", "/properties/verdict/enum", rust_enum(VerdictKind::ALL)),
     ];
     for (name, pointer, rust) in cases {
         assert_eq!(schema_enum(name, pointer), rust, "schemas/{name}.schema.json{pointer} vs the Rust enum");
@@ -678,6 +680,11 @@ fn every_control_example_parses_and_round_trips() {
             parse_action_result(&text).unwrap_or_else(|e| panic!("action-result examples[{i}] does not parse: {e}"));
         assert_eq!(&serde_json::to_value(&result).unwrap(), example, "action-result examples[{i}] round trip");
     }
+    for (i, example) in examples("verdict").iter().enumerate() {
+        let text = example.to_string();
+        let verdict = parse_verdict(&text).unwrap_or_else(|e| panic!("verdict examples[{i}] does not parse: {e}"));
+        assert_eq!(&serde_json::to_value(&verdict).unwrap(), example, "verdict examples[{i}] round trip");
+    }
 }
 
 /// Without any one field, an example is refused by the schema exactly when the parser
@@ -701,6 +708,7 @@ fn the_schemas_and_the_control_parsers_refuse_the_same_missing_fields() {
     }
     check("lifecycle", |text| parse_lifecycle(text).is_ok());
     check("action-result", |text| parse_action_result(text).is_ok());
+    check("verdict", |text| parse_verdict(text).is_ok());
 }
 
 #[test]

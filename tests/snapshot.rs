@@ -152,12 +152,12 @@ fn only_identities_changed_since_the_last_snapshot_are_written_again() {
     assert_eq!(one.iter().map(|c| c.key).collect::<Vec<_>>(), [snapshot::key_of(id)]);
 }
 
-/// A record written by format 2: an identity of the simulation at its first alert, with its
+/// A record written by format 3: an identity of the simulation at its first alert, with its
 /// open incident (so that every part of the state is in it). Kept as bytes
 /// so that a change to any state type's fields (which postcard would misread, not refuse)
 /// fails here until `snapshot::VERSION` is bumped and this file written again by
 /// `NHID_WRITE_SNAPSHOT=1 cargo test --test snapshot`.
-const PINNED: &str = "tests/data/snapshot/identity-v2.bin";
+const PINNED: &str = "tests/data/snapshot/identity-v3.bin";
 
 #[test]
 fn the_format_is_pinned_and_other_versions_are_refused() {

@@ -30,7 +30,8 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Feeds the lifecycle files, then the audit files, through the engine in file order, one
+/// Feeds the control files (lifecycle events, verdicts), then the audit files, through the
+/// engine in file order, one
 /// record one message. For every batch of messages `each` is given the function that commits
 /// them into an `Outputs`: the caller chooses which, drains it after, and holds what it must
 /// meanwhile (`replay` writes the outputs out under its progress lock, `eval` keeps the
@@ -39,20 +40,20 @@ pub fn default_threads() -> usize {
 /// whatever the file sizes.
 pub fn feed(
     engine: &Engine,
-    lifecycle: &[PathBuf],
+    control: &[(ControlKind, PathBuf)],
     files: &[PathBuf],
     threads: usize,
     mut each: impl FnMut(&mut dyn FnMut(&mut Outputs)) -> anyhow::Result<()> + Send,
 ) -> anyhow::Result<()> {
     let cap = line_cap(engine.max_event_bytes());
     // Control messages are few and cheap: one by one.
-    for path in lifecycle {
+    for (kind, path) in control {
         each_line(
             path,
             cap,
             |line, origin| {
                 each(&mut |out| match line {
-                    Line::Whole(message) => engine.control(ControlKind::Lifecycle, message, origin, out),
+                    Line::Whole(message) => engine.control(*kind, message, origin, out),
                     Line::TooLong(original) => engine.refuse_too_large(original, origin, out),
                 })
             },

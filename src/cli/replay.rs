@@ -19,7 +19,7 @@ use nhid_engine::detect::Detector;
 use nhid_engine::metrics::Health;
 use nhid_engine::metrics::Metrics;
 use nhid_engine::respond::ocsf::AlertsFormat;
-use nhid_engine::{Engine, Outputs, Stats};
+use nhid_engine::{ControlKind, Engine, Outputs, Stats};
 use nhid_model::event::{PrincipalType, SourceFormat};
 use nhid_model::vocab::DeadLetterReason;
 
@@ -52,6 +52,11 @@ pub struct ReplayArgs {
     /// its own time on.
     #[arg(long)]
     lifecycle: Vec<PathBuf>,
+    /// Analysts' verdicts (JSON lines as on the verdicts topic, schemas/verdict.schema.json),
+    /// applied after the lifecycle events and before the audit events: a verdict on an alert
+    /// takes effect when the alert is raised, from the verdict's own time on.
+    #[arg(long)]
+    verdicts: Vec<PathBuf>,
     /// Serve /metrics and the /principals inventory on this address during the replay and
     /// after it, until interrupted (port 0 picks a free one).
     #[arg(long, value_name = "ADDR")]
@@ -145,6 +150,9 @@ fn replay(engine: &Arc<Engine>, config: &Config, args: &ReplayArgs) -> anyhow::R
         Some(_) => {
             init_logs(&config.log);
             let metrics = Arc::new(Metrics::new());
+            // Every detector's and every suppression's series from the start, as `nhid run`
+            // exports them: a rule that matched nothing shows 0, not nothing.
+            metrics.expect(engine, &[]);
             let bound = nhid_http::serve(&config.http, engine.clone(), metrics.clone(), Arc::new(Health::default()))?;
             Some((bound, metrics))
         }
@@ -198,7 +206,10 @@ fn replay(engine: &Arc<Engine>, config: &Config, args: &ReplayArgs) -> anyhow::R
         std::process::exit(code)
     })?;
     let threads = args.threads.map_or_else(default_threads, usize::from);
-    feed(engine, &args.lifecycle, &args.files, threads, |process| {
+    let control: Vec<(ControlKind, PathBuf)> = (args.lifecycle.iter().map(|p| (ControlKind::Lifecycle, p.clone())))
+        .chain(args.verdicts.iter().map(|p| (ControlKind::Verdict, p.clone())))
+        .collect();
+    feed(engine, &control, &args.files, threads, |process| {
         let mut p = lock(&progress)?;
         let Progress { out, sinks, .. } = &mut *p;
         process(out);
@@ -228,6 +239,10 @@ fn drain(out: &mut Outputs, sinks: &mut Sinks, detectors: &[Detector]) -> anyhow
             serde_json::to_writer(&mut *w, &action)?;
             w.write_all(b"\n")?;
         }
+    }
+    // The audit trail of verdicts, as `nhid run` logs it.
+    for (principal, v) in out.verdicts.drain(..) {
+        eprintln!("verdict {} by {} on {principal} ({}): {}", v.verdict, v.by, v.target, v.change());
     }
     for incident in out.incidents.drain(..) {
         if let Some(w) = &mut sinks.incidents {
@@ -287,6 +302,12 @@ fn print_summary(s: &Stats, files: usize, secs: f64, dead_letters_kept: bool) {
         let _ = writeln!(e, "  {detector:<22} {:<10} {n:>6}", sev.as_str());
     }
     let _ = writeln!(e, "  suppressed repeats {:>23}", s.suppressed_repeats);
+    let [tp, fp, benign] = s.verdicts;
+    let _ = writeln!(
+        e,
+        "\nverdicts\n  true positive {tp:>28}\n  false positive {fp:>27}\n  benign change {benign:>28}\n  findings accepted {:>24}",
+        s.accepted
+    );
     let [opened, updated, closed] = s.incidents;
     let _ =
         writeln!(e, "\nincidents\n  opened {opened:>35}\n  updated by an alert {updated:>22}\n  closed {closed:>35}");

@@ -1,8 +1,10 @@
 //! Closing the loop: the messages nhid reads besides audit events. The lifecycle topic
 //! (`schemas/lifecycle.schema.json`) reports owners offboarded, credentials revoked and
 //! principals retired; the action-results topic (`schemas/action-result.schema.json`)
-//! reports what the revocation service did with nhid's requests. The engine turns them into
-//! facts ([`nhid_engine::state::lifecycle`]) that later audit events are judged against.
+//! reports what the revocation service did with nhid's requests; the verdicts topic
+//! (`schemas/verdict.schema.json`) carries analysts' verdicts on alerts and incidents. The
+//! engine turns them into facts ([`nhid_engine::state::lifecycle`]) and per-identity
+//! acceptances that later audit events are judged against.
 //!
 //! Parsed like audit events: strings borrowed from the message, never a panic, and every
 //! message that cannot be applied gets a [`DeadLetterReason`]. Unknown fields are ignored.
@@ -33,6 +35,61 @@ string_enum! {
     ActionStatus {
         Done => "done",
         Failed => "failed",
+    }
+}
+
+string_enum! {
+    /// An analyst's verdict on an alert or an incident.
+    VerdictKind {
+        TruePositive => "true_positive",
+        FalsePositive => "false_positive",
+        BenignChange => "benign_change",
+    }
+}
+
+/// An analyst's verdict (`schemas/verdict.schema.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict<'a> {
+    /// When the analyst gave it.
+    #[serde(with = "serde_rfc3339")]
+    pub time: Millis,
+    /// The identity the alert or incident is about (as the alert names it).
+    #[serde(borrow)]
+    pub principal_id: Cow<'a, str>,
+    /// What it is about: one alert, or a whole incident.
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    pub alert_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<Cow<'a, str>>,
+    pub verdict: VerdictKind,
+    /// Who gave it.
+    #[serde(borrow)]
+    pub by: Cow<'a, str>,
+    #[serde(borrow, default, deserialize_with = "borrowed_opt", skip_serializing_if = "Option::is_none")]
+    pub note: Option<Cow<'a, str>>,
+    /// Until when a false positive or benign change holds; [`DEFAULT_VERDICT_HOLDS`] after
+    /// `time` when absent.
+    #[serde(default, with = "serde_rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Millis>,
+}
+
+/// How long a verdict holds when it names no expiry: a week, then the detector judges the
+/// identity again (an accepted behaviour does not stay accepted unseen).
+pub const DEFAULT_VERDICT_HOLDS: Millis = 7 * nhid_model::time::DAY;
+
+/// The longest a verdict may hold: a false positive accepted for longer belongs in a
+/// reviewed suppression (`[[suppressions]]`), not in a message.
+pub const MAX_VERDICT_HOLDS: Millis = 90 * nhid_model::time::DAY;
+
+impl Verdict<'_> {
+    /// Until when it holds.
+    pub fn until(&self) -> Millis {
+        self.expires_at.unwrap_or(self.time.saturating_add(DEFAULT_VERDICT_HOLDS))
+    }
+
+    /// The alert or incident id it names.
+    pub fn target(&self) -> &str {
+        self.alert_id.as_deref().or(self.incident_id.as_deref()).unwrap_or_default()
     }
 }
 
@@ -138,6 +195,29 @@ pub fn parse_action_result(text: &str) -> Result<ActionResult<'_>, DecodeError> 
     Ok(result)
 }
 
+/// Parses one verdict: a principal, who gave it, and exactly one of an alert or an incident;
+/// an expiry after its time and at most [`MAX_VERDICT_HOLDS`] after it.
+pub fn parse_verdict(text: &str) -> Result<Verdict<'_>, DecodeError> {
+    let verdict: Verdict<'_> = parse_canonical(text)?;
+    if verdict.principal_id.is_empty() {
+        return Err(DecodeError::new(DeadLetterReason::MissingPrincipal, "empty principal_id"));
+    }
+    non_empty([("alert_id", &verdict.alert_id), ("incident_id", &verdict.incident_id)])?;
+    let wrong = |why: &str| Err(DecodeError::new(DeadLetterReason::WrongType, why.to_string()));
+    if verdict.alert_id.is_some() == verdict.incident_id.is_some() {
+        return wrong("a verdict names one alert_id or one incident_id");
+    }
+    if verdict.by.is_empty() {
+        return wrong("empty by: a verdict says who gave it");
+    }
+    if let Some(until) = verdict.expires_at
+        && (until <= verdict.time || until - verdict.time > MAX_VERDICT_HOLDS)
+    {
+        return wrong("expires_at must be after time, and at most 90 days after it");
+    }
+    Ok(verdict)
+}
+
 /// An id that is present is not empty: an empty credential id would otherwise be recorded
 /// as revoked and match every event that names its credential as `""`.
 fn non_empty<const N: usize>(fields: [(&str, &Option<Cow<'_, str>>); N]) -> Result<(), DecodeError> {
@@ -156,6 +236,28 @@ mod tests {
 
     fn reason<T: std::fmt::Debug>(r: Result<T, DecodeError>) -> DeadLetterReason {
         r.unwrap_err().reason
+    }
+
+    const VERDICT: &str = r#"{"time":"2026-11-24T09:00:00Z","principal_id":"tf-edge-1","alert_id":"7c0e9c52-3b8f-5a8e-9d0b-2f4c6a1e8d31","verdict":"false_positive","by":"ana@soc","note":"terraform apply"}"#;
+
+    #[test]
+    fn parses_a_verdict_and_refuses_one_without_a_single_target_an_author_or_a_sane_expiry() {
+        let v = parse_verdict(VERDICT).unwrap();
+        assert_eq!(
+            (v.verdict, v.target(), &*v.by),
+            (VerdictKind::FalsePositive, "7c0e9c52-3b8f-5a8e-9d0b-2f4c6a1e8d31", "ana@soc")
+        );
+        assert_eq!(v.until(), v.time + DEFAULT_VERDICT_HOLDS);
+        let both = VERDICT.replace(r#""verdict""#, r#""incident_id":"i1","verdict""#);
+        let neither = VERDICT.replace(r#""alert_id":"7c0e9c52-3b8f-5a8e-9d0b-2f4c6a1e8d31","#, "");
+        let nobody = VERDICT.replace("ana@soc", "");
+        let before = VERDICT.replace(r#""note""#, r#""expires_at":"2026-11-24T08:00:00Z","note""#);
+        let forever = VERDICT.replace(r#""note""#, r#""expires_at":"2027-11-24T08:00:00Z","note""#);
+        for bad in [both, neither, nobody, before, forever] {
+            assert_eq!(reason(parse_verdict(&bad)), DeadLetterReason::WrongType, "{bad}");
+        }
+        assert_eq!(reason(parse_verdict(&VERDICT.replace("tf-edge-1", ""))), DeadLetterReason::MissingPrincipal);
+        assert_eq!(reason(parse_verdict(&VERDICT.replace("false_positive", "maybe"))), DeadLetterReason::WrongType);
     }
 
     #[test]

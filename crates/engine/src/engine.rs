@@ -18,12 +18,13 @@ use crate::respond::alert::{Action, Alert, AlertActor, AlertEvent, MAX_EVENT_IDS
 use crate::respond::incident::{CloseReason, Incident, IncidentActivity, IncidentRecord};
 use crate::respond::policy::{Acting, Block, Policy, ResponseConfig, alert_principal};
 use crate::respond::suppress::Suppressions;
+use crate::respond::verdict::{self, AppliedVerdict, Pending, RecentAlert, id_hash};
 use crate::rules::{Matches, Rules};
 use crate::state::bindings::CredentialBindings;
 use crate::state::lifecycle::{FACT_TTL, Lifecycle};
 use crate::state::snapshot::{self, Record, SnapshotError, SourceDone};
 use crate::state::{Change, Identity, Observation, StateConfig, StateStore};
-use nhid_decode::control::{self, ActionResult, ActionStatus, LifecycleEvent, LifecycleKind};
+use nhid_decode::control::{self, ActionResult, ActionStatus, LifecycleEvent, LifecycleKind, Verdict, VerdictKind};
 use nhid_decode::{DecodeContext, DecodeError, Format};
 use nhid_model::event::{AuditEvent, MAX_FIELD_BYTES, PrincipalType, SourceFormat};
 use nhid_model::time::{MINUTE, Millis, SECOND, format_rfc3339};
@@ -130,6 +131,10 @@ pub struct Engine {
     /// that closes quiet ones: few (alerts are), so one lock. Taken inside an identity's
     /// (never the other way round).
     open_incidents: Mutex<HashMap<Box<str>, Millis>>,
+    /// Verdicts naming an alert or incident not raised yet, and how many (read without the
+    /// lock at each alert).
+    pending_verdicts: Mutex<Vec<Pending>>,
+    pending_count: std::sync::atomic::AtomicUsize,
 }
 
 /// What one changelog record did to the state ([`Engine::restore`]).
@@ -186,6 +191,8 @@ pub enum ControlKind {
     Lifecycle,
     /// `schemas/action-result.schema.json`: what the revocation service did with an action.
     ActionResult,
+    /// `schemas/verdict.schema.json`: an analyst's verdict on an alert or an incident.
+    Verdict,
 }
 
 /// A message (or one record of it) that could not be processed, with its original bytes:
@@ -355,6 +362,10 @@ pub struct Stats {
     pub suppressed_repeats: u64,
     /// Incident records by [`IncidentActivity::index`]: opened, updated, closed.
     pub incidents: [u64; IncidentActivity::ALL.len()],
+    /// Verdicts read, by [`VerdictKind::index`] (malformed ones are dead letters).
+    pub verdicts: [u64; VerdictKind::ALL.len()],
+    /// Findings accepted by an analyst's verdict: no alert, no action.
+    pub accepted: u64,
     /// Alerts dropped by each configured suppression, by its index ([`Engine::suppressions`]);
     /// shorter than the list when the last ones matched nothing.
     pub suppressed: Vec<u64>,
@@ -394,6 +405,10 @@ impl Stats {
         for (a, b) in self.incidents.iter_mut().zip(other.incidents) {
             *a += b;
         }
+        for (a, b) in self.verdicts.iter_mut().zip(other.verdicts) {
+            *a += b;
+        }
+        self.accepted += other.accepted;
         for (k, v) in &other.actions {
             *self.actions.entry(*k).or_default() += v;
         }
@@ -433,6 +448,9 @@ pub struct Outputs {
     pub normalized: Vec<Normalized>,
     /// Incidents opened, updated and closed (`schemas/incident.schema.json`).
     pub incidents: Vec<IncidentRecord>,
+    /// Verdicts applied to an identity (the principal, and what the verdict did): the audit
+    /// trail, for the log.
+    pub verdicts: Vec<(String, AppliedVerdict)>,
     pub stats: Stats,
 }
 
@@ -444,6 +462,7 @@ impl Outputs {
         self.dead_letters.clear();
         self.normalized.clear();
         self.incidents.clear();
+        self.verdicts.clear();
     }
 }
 
@@ -456,6 +475,8 @@ impl Engine {
             detectors_fingerprint,
             incident_gap: (config.response.incident_gap_secs as Millis).saturating_mul(SECOND),
             open_incidents: Mutex::default(),
+            pending_verdicts: Mutex::default(),
+            pending_count: Default::default(),
             learning_ms,
             detectors,
             inventory,
@@ -786,6 +807,7 @@ impl Engine {
         let applied = nhid_decode::checked_text(bytes, self.max_event_bytes).and_then(|text| match kind {
             ControlKind::Lifecycle => control::parse_lifecycle(text).map(|e| self.apply_lifecycle(&e, out)),
             ControlKind::ActionResult => control::parse_action_result(text).map(|r| self.apply_action_result(&r, out)),
+            ControlKind::Verdict => control::parse_verdict(text).map(|v| self.apply_verdict(&v, out)),
         });
         if let Err(e) = applied {
             dead_letter(e, bytes, origin, out);
@@ -817,7 +839,7 @@ impl Engine {
                 let known = self.store.with_existing(id, |identity| {
                     let owner = owner(self.inventory.entry(identity.inventory()), identity);
                     let mut alert = crate::respond::response_failed(result, alert_principal(id, identity.kind, owner));
-                    self.gather(identity, &mut alert, None, out);
+                    self.gather(identity, &mut alert, None, None, out);
                     alert
                 });
                 let alert = known.unwrap_or_else(|| {
@@ -946,7 +968,7 @@ impl Engine {
             event: Some(AlertEvent::of(ev)),
             event_ids: vec![ev.id.to_string()],
             evidence,
-            summary: finding.summary,
+            summary: with_source(finding.summary, ev),
             suppressed_repeats: u64::from(suppressed),
             references: references(&detector.references, finding.references),
             score: Score { probability: finding.probability, baseline: finding.baseline },
@@ -963,12 +985,18 @@ impl Engine {
             counts[rule] += 1;
             return;
         }
+        // Accepted by an analyst's verdict, while it holds: as a suppression.
+        if identity.accepted(&detector.id, ev.time) {
+            out.stats.accepted += 1;
+            return;
+        }
         identity.alert_marks_mut(self.detectors.len())[index].last = Some((ev.time, severity));
         // Containment cuts off whoever made the request: the principal, or its impersonator,
         // and never a credential another principal presented first.
         let acting = match ev.actor.impersonator.as_deref() {
             None => Acting {
                 foreign: ev.credential.id.as_deref().is_some_and(|c| identity.is_foreign(c)),
+                confirmed: identity.confirmed(ev.time),
                 ..Acting::principal(ev, lane, entry)
             },
             Some(i) => Acting {
@@ -984,9 +1012,9 @@ impl Engine {
         for b in decision.blocks {
             *out.stats.guardrail_blocks.entry(b).or_default() += 1;
         }
-        self.gather(identity, &mut alert, decision.action.as_ref(), out);
+        self.gather(identity, &mut alert, Some(index), decision.action.as_ref(), out);
         let storm = decision.storm.map(|mut storm| {
-            self.gather(identity, &mut storm, None, out);
+            self.gather(identity, &mut storm, None, None, out);
             storm
         });
         for alert in std::iter::once(alert).chain(storm) {
@@ -999,10 +1027,18 @@ impl Engine {
         }
     }
 
-    /// Gathers an alert, and the action it caused, into the identity's incident: the open
-    /// one, or a new one when none is open or the gap has passed since its latest alert
-    /// (that one is closed first).
-    fn gather(&self, identity: &mut Identity, alert: &mut Alert, action: Option<&Action>, out: &mut Outputs) {
+    /// Gathers an alert of detector instance `detector` (`None`: of nhid's own responses),
+    /// and the action it caused, into the identity's incident: the open one, or a new one
+    /// when none is open or the gap has passed since its latest alert (that one is closed
+    /// first). The identity remembers the alert, and a verdict waiting for it is applied.
+    fn gather(
+        &self,
+        identity: &mut Identity,
+        alert: &mut Alert,
+        detector: Option<usize>,
+        action: Option<&Action>,
+        out: &mut Outputs,
+    ) {
         let gap = self.incident_gap;
         if identity.incident().is_some_and(|i| i.is_over(alert.time, gap))
             && let Some(quiet) = identity.take_incident()
@@ -1022,11 +1058,90 @@ impl Engine {
         alert.incident_id = Some(incident.incident_id.clone());
         out.stats.incidents[activity.index()] += 1;
         out.incidents.push(incident.record(activity, alert.time, None));
-        let last = incident.last_seen;
+        let (last, incident) = (incident.last_seen, id_hash(&incident.incident_id));
         self.open_incidents
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(alert.principal.id.as_str().into(), last);
+        let detector = detector.map_or(u16::MAX, |i| i as u16);
+        identity.remember_alert(RecentAlert { alert: id_hash(&alert.alert_id), incident, detector });
+        if self.pending_count.load(Ordering::Relaxed) > 0 {
+            self.apply_pending(identity, alert, out);
+        }
+    }
+
+    /// Applies a verdict: to the identity at once when it remembers the alert or incident
+    /// named, else when that is raised.
+    fn apply_verdict(&self, v: &Verdict<'_>, out: &mut Outputs) {
+        out.stats.verdicts[v.verdict.index()] += 1;
+        let target = id_hash(v.target());
+        let applied = self.store.with_existing(&v.principal_id, |identity| {
+            let detectors = self.detectors_of(identity, target)?;
+            self.record_verdict(identity, &v.principal_id, AppliedVerdict::new(v, detectors), out);
+            Some(())
+        });
+        if applied.flatten().is_none() {
+            let mut pending = self.pending_verdicts.lock().unwrap_or_else(PoisonError::into_inner);
+            if pending.len() >= verdict::MAX_PENDING {
+                pending.remove(0);
+            }
+            let verdict = AppliedVerdict::new(v, Vec::new());
+            pending.push(Pending { principal: v.principal_id.as_ref().into(), target: v.target().into(), verdict });
+            self.pending_count.store(pending.len(), Ordering::Relaxed);
+        }
+    }
+
+    /// The verdicts waiting for this alert or its incident, applied.
+    fn apply_pending(&self, identity: &mut Identity, alert: &Alert, out: &mut Outputs) {
+        let waiting: Vec<Pending> = {
+            let mut pending = self.pending_verdicts.lock().unwrap_or_else(PoisonError::into_inner);
+            let named = |p: &Pending| {
+                *p.principal == *alert.principal.id
+                    && (*p.target == *alert.alert_id || Some(&*p.target) == alert.incident_id.as_deref())
+            };
+            let (waiting, rest) = std::mem::take(&mut *pending).into_iter().partition(named);
+            *pending = rest;
+            self.pending_count.store(pending.len(), Ordering::Relaxed);
+            waiting
+        };
+        for p in waiting {
+            let detectors = self.detectors_of(identity, id_hash(&p.target)).unwrap_or_default();
+            let accepting = matches!(p.verdict.verdict, VerdictKind::FalsePositive | VerdictKind::BenignChange);
+            let verdict = AppliedVerdict { accepts: if accepting { detectors } else { Vec::new() }, ..p.verdict };
+            self.record_verdict(identity, &p.principal, verdict, out);
+        }
+    }
+
+    /// The detector instances of the identity's remembered alerts named by `target` (an
+    /// alert's or an incident's id hash); `None` when it remembers none.
+    fn detectors_of(&self, identity: &Identity, target: u64) -> Option<Vec<String>> {
+        let named: Vec<&RecentAlert> =
+            identity.recent_alerts().iter().filter(|r| r.alert == target || r.incident == target).collect();
+        if named.is_empty() {
+            return None;
+        }
+        let mut ids: Vec<String> = Vec::new();
+        for d in named.iter().filter_map(|r| self.detectors.get(usize::from(r.detector))) {
+            if !ids.contains(&d.id) {
+                ids.push(d.id.clone());
+            }
+        }
+        Some(ids)
+    }
+
+    fn record_verdict(&self, identity: &mut Identity, principal: &str, v: AppliedVerdict, out: &mut Outputs) {
+        if identity.add_verdict(v.clone()) {
+            out.verdicts.push((principal.to_string(), v));
+        }
+    }
+
+    /// Forgets the verdicts waiting past their expiry.
+    fn forget_pending_verdicts(&self, now: Millis) {
+        if self.pending_count.load(Ordering::Relaxed) > 0 {
+            let mut pending = self.pending_verdicts.lock().unwrap_or_else(PoisonError::into_inner);
+            pending.retain(|p| p.verdict.until >= now);
+            self.pending_count.store(pending.len(), Ordering::Relaxed);
+        }
     }
 
     fn close(&self, incident: Incident, at: Millis, why: CloseReason, out: &mut Outputs) {
@@ -1149,8 +1264,28 @@ impl Engine {
             out.stats.evictions += self.store.evict(watermark, &mut closing) as u64;
             self.close_evicted(closing, watermark, out);
             self.close_quiet_incidents(watermark, out);
+            self.forget_pending_verdicts(watermark);
             self.lifecycle.forget_before(watermark.saturating_sub(FACT_TTL));
         }
+    }
+}
+
+/// Bytes of a user agent a summary quotes: enough to recognize a client, not a page of
+/// whatever the caller sent.
+const SUMMARY_CLIENT_CHARS: usize = 80;
+
+/// A finding's sentence, and where the call came from when it does not say: the address an
+/// analyst looks up first, and the client the caller named (quoted: the caller chooses it).
+fn with_source(summary: String, ev: &AuditEvent<'_>) -> String {
+    match ev.source.ip.as_deref() {
+        Some(ip) if !summary.contains(ip) => {
+            let client = ev.source.user_agent.as_deref().map(|ua| {
+                let quoted: String = ua.chars().take(SUMMARY_CLIENT_CHARS).collect();
+                format!(" with {quoted:?}")
+            });
+            format!("{summary} The call came from {ip}{}.", client.unwrap_or_default())
+        }
+        _ => summary,
     }
 }
 

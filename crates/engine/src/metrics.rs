@@ -16,7 +16,7 @@ use crate::respond::incident::IncidentActivity;
 use crate::respond::policy::{ACTION_STORM, Block, RESPONSE_POLICY};
 use crate::respond::{ACTION_RESULTS, RESPONSE_FAILED};
 use crate::{ControlKind, Engine, Stats};
-use nhid_decode::control::ActionStatus;
+use nhid_decode::control::{ActionStatus, VerdictKind};
 use nhid_model::event::{PrincipalType, SourceFormat};
 use nhid_model::string_enum;
 use nhid_model::vocab::DeadLetterReason;
@@ -46,6 +46,8 @@ pub struct Metrics {
     action_results: IntCounterVec,
     guardrail_blocks: IntCounterVec,
     incidents: IntCounterVec,
+    verdicts: IntCounterVec,
+    accepted: IntCounter,
     suppressions_matched: IntCounterVec,
     suppression_expiry: IntGaugeVec,
     /// Each configured suppression's series, by its index (set by [`Metrics::expect`]).
@@ -209,6 +211,11 @@ impl Metrics {
                 "Incident records: opened (create), joined by an alert (update), closed (close).",
                 &["activity"],
             ),
+            verdicts: r.counters("nhid_verdicts_total", "Analysts' verdicts read, by verdict.", &["verdict"]),
+            accepted: r.counter(
+                "nhid_findings_accepted_total",
+                "Findings accepted by an analyst's verdict (false positive, benign change): no alert, no action.",
+            ),
             suppressions_matched: r.counters(
                 "nhid_suppressions_matched_total",
                 "Alerts dropped by each configured suppression (0: it never matched).",
@@ -297,6 +304,9 @@ impl Metrics {
         for a in IncidentActivity::ALL {
             self.incidents.with_label_values(&[a.as_str()]);
         }
+        for v in VerdictKind::ALL {
+            self.verdicts.with_label_values(&[v.as_str()]);
+        }
         for a in ActionKind::ALL {
             for m in Mode::ALL {
                 self.actions.with_label_values(&[a.as_str(), m.as_str()]);
@@ -374,6 +384,10 @@ impl Metrics {
         for (activity, &n) in IncidentActivity::ALL.iter().zip(&s.incidents) {
             self.incidents.with_label_values(&[activity.as_str()]).inc_by(n);
         }
+        for (verdict, &n) in VerdictKind::ALL.iter().zip(&s.verdicts) {
+            self.verdicts.with_label_values(&[verdict.as_str()]).inc_by(n);
+        }
+        self.accepted.inc_by(s.accepted);
         self.suppressed_repeats.inc_by(s.suppressed_repeats);
         if let Some(series) = self.suppressed.get() {
             for (counter, &n) in series.iter().zip(&s.suppressed) {
@@ -460,6 +474,7 @@ mod tests {
         assert_eq!(count("nhid_dead_letters_total"), DeadLetterReason::ALL.len());
         assert_eq!(count("nhid_guardrail_blocks_total"), Block::ALL.len());
         assert_eq!(count("nhid_incidents_total"), IncidentActivity::ALL.len());
+        assert_eq!(count("nhid_verdicts_total"), VerdictKind::ALL.len());
         assert_eq!(count("nhid_events_total"), SourceFormat::ALL.len() * PrincipalType::ALL.len());
         assert_eq!(count("nhid_actions_total"), ActionKind::ALL.len() * Mode::ALL.len());
         assert_eq!(count("nhid_action_results_total"), (ActionKind::ALL.len() + 1) * ActionStatus::ALL.len());

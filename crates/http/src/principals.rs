@@ -14,6 +14,7 @@ use nhid_engine::Engine;
 use nhid_engine::detect::static_credential::StaticCredential;
 use nhid_engine::inventory::Criticality;
 use nhid_engine::respond::incident::Incident;
+use nhid_engine::respond::verdict::AppliedVerdict;
 use nhid_engine::state::Identity;
 use nhid_engine::state::sets::Dim;
 use nhid_model::event::{CredentialKind, PrincipalType};
@@ -107,6 +108,10 @@ pub struct Principal {
     /// Its open incident, as the incidents topic last had it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub incident: Option<Incident>,
+    /// Analysts' verdicts on its alerts, the latest, oldest first: who, when, about which
+    /// alert or incident, until when, and what each accepts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub verdicts: Vec<AppliedVerdict>,
     pub risk: Risk,
     /// The inventory entry it matched, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -284,6 +289,7 @@ pub fn view(engine: &Engine, id: &str, detail: bool, full_ids: bool) -> Option<P
         rate,
         open_alerts,
         incident: identity.incident().cloned(),
+        verdicts: identity.verdicts().to_vec(),
         risk,
         inventory: entry.map(|e| Registered {
             pattern: e.pattern.clone(),

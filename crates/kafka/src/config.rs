@@ -111,6 +111,9 @@ pub struct KafkaConfig {
     /// Lifecycle events (`schemas/lifecycle.schema.json`): owners offboarded, credentials
     /// revoked, principals retired. Every instance reads all of its partitions' facts.
     pub lifecycle_topic: Option<String>,
+    /// Analysts' verdicts on alerts and incidents (`schemas/verdict.schema.json`); like the
+    /// lifecycle topic, every instance reads all of its partitions.
+    pub verdicts_topic: Option<String>,
     /// What the revocation service did with each action (`schemas/action-result.schema.json`).
     pub action_results_topic: Option<String>,
     /// Republish each normalized event to a topic per lane: keys are `machine`, `human` or a
@@ -162,6 +165,7 @@ impl Default for KafkaConfig {
             incidents_topic: "nhid.incidents".into(),
             dead_letter_topic: "nhid.dead-letter".into(),
             lifecycle_topic: None,
+            verdicts_topic: None,
             action_results_topic: None,
             lanes: BTreeMap::new(),
             workers: 0,
@@ -253,7 +257,7 @@ impl KafkaConfig {
                 errors.push(format!("kafka.{name}: {topic:?} is also an input topic (nhid would read its own output)"));
             }
         }
-        let control = [&self.lifecycle_topic, &self.action_results_topic];
+        let control = [&self.lifecycle_topic, &self.action_results_topic, &self.verdicts_topic];
         for topic in control.into_iter().flatten() {
             if self.topics.contains(topic) || topic.trim().is_empty() {
                 errors.push(format!("kafka: control topic {topic:?} must be non-empty and not an audit topic"));
@@ -406,6 +410,7 @@ impl KafkaConfig {
             instance_id: self.instance_id.as_ref().map(|i| format!("{i}.rekey")),
             lifecycle_topic: None,
             action_results_topic: None,
+            verdicts_topic: None,
             lanes: BTreeMap::new(),
             rebuild_secs: 0,
             changelog_topic: String::new(),
@@ -427,6 +432,7 @@ impl KafkaConfig {
         let mut inputs: Vec<_> = self.topics.iter().map(|t| (t.as_str(), None)).collect();
         inputs.extend(self.lifecycle_topic.as_deref().map(|t| (t, Some(ControlKind::Lifecycle))));
         inputs.extend(self.action_results_topic.as_deref().map(|t| (t, Some(ControlKind::ActionResult))));
+        inputs.extend(self.verdicts_topic.as_deref().map(|t| (t, Some(ControlKind::Verdict))));
         inputs
     }
 

@@ -173,6 +173,17 @@ impl Sender {
             let json = serde_json::to_vec(&action).expect("actions serialize");
             self.send(&self.actions_topic, Some(&action.target.principal_id), &json, None, None, delivery(None));
         }
+        // Verdicts are audited in the log: who said what about which alert, and what it did.
+        for (principal, v) in out.verdicts.drain(..) {
+            tracing::info!(
+                principal = %principal,
+                verdict = %v.verdict,
+                by = %v.by,
+                target = %v.target,
+                change = %v.change(),
+                "analyst verdict applied"
+            );
+        }
         for incident in out.incidents.drain(..) {
             let json = self.alerts_format.encode_incident(&incident);
             let key = Some(incident.incident.incident_id.as_str());

@@ -16,7 +16,7 @@ use clap::Args;
 
 use nhid::cli::feed::{default_threads, feed};
 use nhid::cli::{EngineArgs, config_errors};
-use nhid_engine::{Engine, Origin, Outputs};
+use nhid_engine::{ControlKind, Engine, Origin, Outputs};
 use nhid_model::time::{Millis, format_rfc3339};
 use nhid_sim::eval::{
     self, ActionCount, ActionRecord, AlertRecord, ArchetypeRow, AutomaticActions, DelayStats, FalseAlerts,
@@ -124,7 +124,8 @@ fn evaluate_files(labels: &Path, args: &EvalArgs) -> Result<Report, Failure> {
     let labels = read_labels(labels)?;
     let started = Instant::now();
     let (mut out, mut replayed) = (Outputs::default(), Replayed::default());
-    feed(&engine, &args.lifecycle, &args.events, default_threads(), |process| {
+    let lifecycle: Vec<_> = args.lifecycle.iter().map(|p| (ControlKind::Lifecycle, p.clone())).collect();
+    feed(&engine, &lifecycle, &args.events, default_threads(), |process| {
         process(&mut out);
         replayed.take(&mut out);
         Ok(())
@@ -166,7 +167,8 @@ fn evaluate_simulated(args: &EvalArgs) -> Result<Report, Failure> {
     };
     // Lifecycle events first, as with files.
     let EngineSink { out, replayed, .. } = &mut sink;
-    feed(&engine, &args.lifecycle, &[], 1, |process| {
+    let lifecycle: Vec<_> = args.lifecycle.iter().map(|p| (ControlKind::Lifecycle, p.clone())).collect();
+    feed(&engine, &lifecycle, &[], 1, |process| {
         process(out);
         replayed.take(out);
         Ok(())

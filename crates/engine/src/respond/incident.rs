@@ -24,6 +24,7 @@ pub const MAX_LISTED: usize = 50;
 pub struct Incident {
     /// UUIDv5 of the principal and the first alert's id: as stable as the alert ids.
     pub incident_id: String,
+    #[serde(with = "principal_in_state")]
     pub principal: AlertPrincipal,
     /// The highest severity of its alerts.
     pub severity: Severity,
@@ -40,6 +41,28 @@ pub struct Incident {
     pub action_ids: Vec<String>,
     /// Whether an action requested was enforced (not a dry run).
     pub enforced: bool,
+}
+
+/// The principal as JSON names it (`owner` left out when unknown), and in the identity's
+/// state (postcard: no field names, so no field may be left out) as a tuple.
+mod principal_in_state {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::AlertPrincipal;
+    use nhid_model::event::PrincipalType;
+
+    pub fn serialize<S: Serializer>(p: &AlertPrincipal, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() { p.serialize(s) } else { (&p.id, p.kind, &p.owner).serialize(s) }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<AlertPrincipal, D::Error> {
+        if d.is_human_readable() {
+            AlertPrincipal::deserialize(d)
+        } else {
+            let (id, kind, owner) = <(String, PrincipalType, Option<String>)>::deserialize(d)?;
+            Ok(AlertPrincipal { id, kind, owner })
+        }
+    }
 }
 
 /// One alert of an incident, as the incident lists it.
@@ -181,5 +204,41 @@ impl Incident {
             + self.principal.owner.as_ref().map_or(0, String::len)
             + self.alerts.iter().map(|a| a.alert_id.len() + a.kind.len() + size_of::<IncidentAlert>()).sum::<usize>()
             + strings(&self.action_ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nhid_model::event::PrincipalType;
+
+    /// Kept in the identity's state: every field comes back from the binary form, an absent
+    /// owner too (postcard cannot skip a field).
+    #[test]
+    fn an_incident_round_trips_through_the_state_s_binary_form_with_or_without_an_owner() {
+        for owner in [None, Some("team-a".to_string())] {
+            let incident = Incident {
+                incident_id: "i".into(),
+                principal: AlertPrincipal { id: "svc".into(), kind: PrincipalType::ServiceAccount, owner },
+                severity: Severity::High,
+                first_seen: 1,
+                last_seen: 2,
+                alert_count: 1,
+                alerts: vec![IncidentAlert {
+                    alert_id: "a".into(),
+                    kind: "rate_spike".into(),
+                    severity: Severity::High,
+                    time: 2,
+                }],
+                action_count: 0,
+                action_ids: Vec::new(),
+                enforced: false,
+            };
+            let bytes = postcard::to_allocvec(&incident).unwrap();
+            assert_eq!(postcard::from_bytes::<Incident>(&bytes).unwrap(), incident);
+            let json = serde_json::to_value(&incident).unwrap();
+            assert_eq!(json["principal"].get("owner").is_some(), incident.principal.owner.is_some());
+            assert_eq!(serde_json::from_value::<Incident>(json).unwrap(), incident);
+        }
     }
 }

@@ -7,6 +7,7 @@ pub mod incident;
 pub mod ocsf;
 pub mod policy;
 pub mod suppress;
+pub mod verdict;
 
 use uuid::Uuid;
 

@@ -50,6 +50,11 @@ pub struct ResponseConfig {
     /// incident; this long without one closes it.
     #[serde(default = "default_incident_gap_secs")]
     pub incident_gap_secs: u64,
+    /// While an analyst's true-positive verdict on an identity holds, its actions are
+    /// enforced even when `mode` is `dry_run`: the attack is confirmed, and the dry run was
+    /// the doubt. The guardrails still apply (never a human or a protected principal).
+    #[serde(default)]
+    pub true_positive_enforces: bool,
 }
 
 /// An hour: an attack on a leaked key runs minutes to hours; a false alert repeating daily
@@ -85,6 +90,7 @@ impl Default for ResponseConfig {
             breaker_cooldown_secs: default_breaker_cooldown_secs(),
             act_max_probability: default_act_max_probability(),
             incident_gap_secs: default_incident_gap_secs(),
+            true_positive_enforces: false,
         }
     }
 }
@@ -308,12 +314,20 @@ impl Policy {
         if contains {
             *last_action = Some(last_action.map_or(t, |last| last.max(t)));
         }
-        let (summary, action_name, mode) = (&alert.summary, action.as_str(), self.config.mode.as_str());
+        let mode = match acting.confirmed && self.config.true_positive_enforces {
+            true => Mode::Enforce,
+            false => self.config.mode,
+        };
+        let (summary, action_name) = (&alert.summary, action.as_str());
+        let mode_name = match (mode, self.config.mode) {
+            (Mode::Enforce, Mode::DryRun) => "enforce: a true-positive verdict holds",
+            (mode, _) => mode.as_str(),
+        };
         let reason = if target.principal_id == alert.principal.id {
-            format!("{summary} Policy: {action_name} ({mode}).")
+            format!("{summary} Policy: {action_name} ({mode_name}).")
         } else {
             format!(
-                "{summary} Policy: {action_name} of {}, which made the request as it ({mode}).",
+                "{summary} Policy: {action_name} of {}, which made the request as it ({mode_name}).",
                 target.principal_id
             )
         };
@@ -322,7 +336,7 @@ impl Policy {
             alert_id: alert.alert_id.clone(),
             action,
             target,
-            mode: self.config.mode,
+            mode,
             reason,
             time: t,
         });
@@ -414,6 +428,8 @@ pub struct Acting<'e> {
     pub entry: Option<&'e Entry>,
     /// The credential was first presented by another principal (`state::bindings`).
     pub foreign: bool,
+    /// An analyst confirmed an attack on it: a true-positive verdict holds.
+    pub confirmed: bool,
 }
 
 impl<'e> Acting<'e> {
@@ -427,6 +443,7 @@ impl<'e> Acting<'e> {
             session_id: ev.actor.session_id.as_deref(),
             entry,
             foreign: false,
+            confirmed: false,
         }
     }
 
@@ -440,6 +457,7 @@ impl<'e> Acting<'e> {
             session_id: i.session_id.as_deref(),
             entry,
             foreign: false,
+            confirmed: false,
         }
     }
 }
@@ -556,6 +574,32 @@ mod tests {
             "nhid requested notify_owner for p (dry run: recorded, not carried out), not more: automatic revocation is off for this principal."
         );
         assert_eq!(said(Decision::default()), "nhid took no action: the detector asks for none.");
+    }
+
+    /// A true positive enforces that identity's actions when configured to, and never acts
+    /// on a person or a protected principal for it.
+    #[test]
+    fn a_confirmed_attack_is_enforced_only_when_configured_and_within_the_guardrails() {
+        let ev = event(PrincipalType::ServiceAccount, CredentialKind::StaticKey, None);
+        let decide = |enforces: bool, confirmed: bool, kind: PrincipalType, entry: Option<&Entry>| {
+            let p = Policy::new(ResponseConfig { true_positive_enforces: enforces, ..ResponseConfig::default() });
+            let acting = Acting { confirmed, ..Acting::principal(&ev, kind, entry) };
+            p.decide(&alert(kind, 0, Severity::High), Response::RevokeCredential, None, &acting, &mut None)
+        };
+        let mode = |d: Decision| d.action.map(|a| a.mode);
+        let service = PrincipalType::ServiceAccount;
+        assert_eq!(mode(decide(true, true, service, None)), Some(Mode::Enforce));
+        assert!(
+            decide(true, true, service, None)
+                .action
+                .unwrap()
+                .reason
+                .contains("(enforce: a true-positive verdict holds)")
+        );
+        assert_eq!(mode(decide(false, true, service, None)), Some(Mode::DryRun), "off by default");
+        assert_eq!(mode(decide(true, false, service, None)), Some(Mode::DryRun), "only while a verdict holds");
+        assert_eq!(mode(decide(true, true, PrincipalType::Human, None)), None);
+        assert_eq!(mode(decide(true, true, service, Some(&entry(true, None)))), None);
     }
 
     #[test]

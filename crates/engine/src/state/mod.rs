@@ -28,8 +28,10 @@ use crate::context::actions;
 use crate::context::client::{self, Client};
 use crate::context::network::{Category, Described, Ranges};
 use crate::respond::incident::Incident;
+use crate::respond::verdict::{self, AppliedVerdict, RecentAlert};
 use baseline::{Expectation, RateBaseline};
 use breadth::{Breadth, Reach};
+use nhid_decode::control::VerdictKind;
 use nhid_model::event::{AuditEvent, CredentialKind, Outcome, PrincipalType};
 use nhid_model::time::{HOUR, MINUTE, Millis};
 use nhid_model::vocab::Severity;
@@ -275,6 +277,10 @@ struct Alerting {
     last_action: Millis,
     /// The incident its alerts are gathered in while it is open.
     incident: Option<Box<Incident>>,
+    /// Its latest alerts, for verdicts to name ([`verdict::RECENT_ALERTS`]).
+    recent: Vec<RecentAlert>,
+    /// Verdicts given on its alerts, the latest [`verdict::KEPT_VERDICTS`].
+    verdicts: Vec<AppliedVerdict>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -563,7 +569,23 @@ impl Identity {
     /// Bytes of the strings it holds whose length events chose (beyond [`IDENTITY_BYTES`]).
     fn variable_bytes(&self) -> usize {
         let credentials: usize = self.credentials.iter().map(|c| c.id.len() + size_of::<CredentialState>()).sum();
-        credentials + self.owner.as_ref().map_or(0, |o| o.len()) + self.incident().map_or(0, Incident::heap_bytes)
+        let verdicts: usize = self
+            .verdicts()
+            .iter()
+            .map(|v| {
+                let accepts: usize = v.accepts.iter().map(|d| d.len() + size_of::<String>()).sum();
+                size_of::<AppliedVerdict>()
+                    + v.target.len()
+                    + v.by.len()
+                    + v.note.as_ref().map_or(0, String::len)
+                    + accepts
+            })
+            .sum();
+        credentials
+            + self.owner.as_ref().map_or(0, |o| o.len())
+            + self.incident().map_or(0, Incident::heap_bytes)
+            + size_of_val(self.recent_alerts())
+            + verdicts
     }
 
     /// Marks its credential `id` as first presented by another principal.
@@ -638,7 +660,13 @@ impl Identity {
 
     fn alerting(&mut self) -> &mut Alerting {
         self.alerting.get_or_insert_with(|| {
-            Box::new(Alerting { marks: Box::default(), last_action: Millis::MIN, incident: None })
+            Box::new(Alerting {
+                marks: Box::default(),
+                last_action: Millis::MIN,
+                incident: None,
+                recent: Vec::new(),
+                verdicts: Vec::new(),
+            })
         })
     }
 
@@ -654,6 +682,49 @@ impl Identity {
     /// Opens `incident` (the caller has closed the one before).
     pub fn set_incident(&mut self, incident: Incident) {
         self.alerting().incident = Some(Box::new(incident));
+    }
+
+    /// Its latest alerts, oldest first.
+    pub fn recent_alerts(&self) -> &[RecentAlert] {
+        self.alerting.as_ref().map_or(&[], |a| &a.recent)
+    }
+
+    /// Remembers an alert it raised, forgetting the oldest past [`verdict::RECENT_ALERTS`].
+    pub fn remember_alert(&mut self, alert: RecentAlert) {
+        let recent = &mut self.alerting().recent;
+        if recent.len() >= verdict::RECENT_ALERTS {
+            recent.remove(0);
+        }
+        recent.push(alert);
+    }
+
+    /// The verdicts given on its alerts, oldest first.
+    pub fn verdicts(&self) -> &[AppliedVerdict] {
+        self.alerting.as_ref().map_or(&[], |a| &a.verdicts)
+    }
+
+    /// Records a verdict, unless the same one is recorded; keeps the latest
+    /// [`verdict::KEPT_VERDICTS`]. Returns whether it is new.
+    pub fn add_verdict(&mut self, v: AppliedVerdict) -> bool {
+        let verdicts = &mut self.alerting().verdicts;
+        if verdicts.iter().any(|known| known.same(&v)) {
+            return false;
+        }
+        if verdicts.len() >= verdict::KEPT_VERDICTS {
+            verdicts.remove(0);
+        }
+        verdicts.push(v);
+        true
+    }
+
+    /// Whether an analyst's true-positive verdict on it holds at `t`.
+    pub fn confirmed(&self, t: Millis) -> bool {
+        self.verdicts().iter().any(|v| v.verdict == VerdictKind::TruePositive && (v.time..=v.until).contains(&t))
+    }
+
+    /// Whether a verdict accepts a finding of detector instance `detector` at `t`.
+    pub fn accepted(&self, detector: &str, t: Millis) -> bool {
+        self.verdicts().iter().any(|v| v.accepts(detector, t))
     }
 
     /// Closes its incident: takes it out.

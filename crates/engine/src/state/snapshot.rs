@@ -14,7 +14,7 @@ use nhid_model::time::Millis;
 use super::{Identity, Tombstone};
 
 /// The format of every record's body; see the module's documentation.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 
 const IDENTITY: u8 = 0;
 const TOMBSTONE: u8 = 1;
