@@ -42,11 +42,7 @@ fn input() -> Vec<Vec<u8>> {
 
 /// What `nhid replay` produces over the same messages: alert ids, action ids, dead letters.
 fn replayed(lines: &[Vec<u8>]) -> (Vec<String>, Vec<String>, usize) {
-    let engine = fixture_engine();
-    let mut out = Outputs::default();
-    for (i, l) in lines.iter().enumerate() {
-        engine.process(l, Origin { source: "audit", partition: 0, offset: i as i64 }, None, &mut out);
-    }
+    let out = replay_outputs(lines);
     (
         out.alerts.iter().map(|a| a.alert_id.clone()).collect(),
         out.actions.iter().map(|a| a.action_id.clone()).collect(),
@@ -69,14 +65,19 @@ fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> 
     cluster
 }
 
-/// The incident records `nhid replay` writes over the same messages, as JSON.
-fn replayed_incidents(lines: &[Vec<u8>]) -> Vec<serde_json::Value> {
+/// Everything `nhid replay` produces over the messages.
+fn replay_outputs(lines: &[Vec<u8>]) -> Outputs {
     let engine = fixture_engine();
     let mut out = Outputs::default();
     for (i, l) in lines.iter().enumerate() {
         engine.process(l, Origin { source: "audit", partition: 0, offset: i as i64 }, None, &mut out);
     }
-    out.incidents.iter().map(|r| serde_json::to_value(r).unwrap()).collect()
+    out
+}
+
+/// The incident records `nhid replay` writes over the same messages, as JSON.
+fn replayed_incidents(lines: &[Vec<u8>]) -> Vec<serde_json::Value> {
+    replay_outputs(lines).incidents.iter().map(|r| serde_json::to_value(r).unwrap()).collect()
 }
 
 fn keyed(lines: &[Vec<u8>]) -> Vec<(Option<String>, Vec<u8>)> {

@@ -192,8 +192,6 @@ fn the_checker_refuses_findings_the_schema_does_not_allow() {
     common::nhid_ok(env!("CARGO_BIN_EXE_nhid-sim"), &sim);
     let (_, ocsf) = replay_both(dir.path(), "base", &[input.to_str().unwrap()]);
     let first = std::fs::read_to_string(&ocsf).unwrap().lines().next().expect("at least one finding").to_owned();
-    let valid: Value = serde_json::from_str(&first).unwrap();
-    type Break = fn(&mut Value);
     let breaks: [(&str, Break); 5] = [
         ("finding_info.uid is required", |f| drop(f["finding_info"].as_object_mut().unwrap().remove("uid"))),
         ("severity_id is an enum", |f| f["severity_id"] = 42.into()),
@@ -203,33 +201,34 @@ fn the_checker_refuses_findings_the_schema_does_not_allow() {
         }),
         ("time is a timestamp (long)", |f| f["time"] = "2026-11-03T07:08:00Z".into()),
     ];
-    for (why, break_it) in breaks {
-        let mut finding = valid.clone();
-        break_it(&mut finding);
-        let path = dir.path().join("broken.jsonl");
-        std::fs::write(&path, format!("{first}\n{finding}\n")).unwrap();
-        let refused = check(&python, &[&path]).expect_err(why);
-        assert!(refused.contains("broken.jsonl:2:") && !refused.contains("broken.jsonl:1:"), "{why}: {refused}");
-    }
+    assert_each_refused(&python, dir.path(), &first, &breaks);
 
     // Incident Findings, against their own class.
     let incidents = dir.path().join("incidents.jsonl");
     let args = ["--alerts-format", "ocsf", "--alerts", "/dev/null", "--incidents", incidents.to_str().unwrap()];
     nhid(&[&["replay", input.to_str().unwrap()][..], &args[..]].concat());
     let first = std::fs::read_to_string(&incidents).unwrap().lines().next().expect("an incident").to_owned();
-    let valid: Value = serde_json::from_str(&first).unwrap();
     let breaks: [(&str, Break); 4] = [
         ("an incident has an assignee or a group", |f| drop(f.as_object_mut().unwrap().remove("assignee_group"))),
         ("each listed finding has a uid", |f| f["finding_info_list"] = serde_json::json!([{ "title": "x" }])),
         ("status_id is an enum", |f| f["status_id"] = 7.into()),
         ("a class nhid does not write", |f| f["class_uid"] = 2003.into()),
     ];
+    assert_each_refused(&python, dir.path(), &first, &breaks);
+}
+
+type Break = fn(&mut Value);
+
+/// Each break of the valid finding `first`, after it in one file, is refused on its line
+/// only.
+fn assert_each_refused(python: &Path, dir: &Path, first: &str, breaks: &[(&str, Break)]) {
+    let valid: Value = serde_json::from_str(first).unwrap();
     for (why, break_it) in breaks {
         let mut finding = valid.clone();
         break_it(&mut finding);
-        let path = dir.path().join("broken.jsonl");
+        let path = dir.join("broken.jsonl");
         std::fs::write(&path, format!("{first}\n{finding}\n")).unwrap();
-        let refused = check(&python, &[&path]).expect_err(why);
+        let refused = check(python, &[&path]).expect_err(why);
         assert!(refused.contains("broken.jsonl:2:") && !refused.contains("broken.jsonl:1:"), "{why}: {refused}");
     }
 }

@@ -1039,13 +1039,7 @@ impl Engine {
         action: Option<&Action>,
         out: &mut Outputs,
     ) {
-        let gap = self.incident_gap;
-        if identity.incident().is_some_and(|i| i.is_over(alert.time, gap))
-            && let Some(quiet) = identity.take_incident()
-        {
-            let at = quiet.last_seen.saturating_add(gap);
-            self.close(quiet, at, CloseReason::Quiet, out);
-        }
+        self.close_if_quiet(identity, alert.time, out);
         let activity = match identity.incident() {
             Some(_) => IncidentActivity::Update,
             None => {
@@ -1106,9 +1100,7 @@ impl Engine {
         };
         for p in waiting {
             let detectors = self.detectors_of(identity, id_hash(&p.target)).unwrap_or_default();
-            let accepting = matches!(p.verdict.verdict, VerdictKind::FalsePositive | VerdictKind::BenignChange);
-            let verdict = AppliedVerdict { accepts: if accepting { detectors } else { Vec::new() }, ..p.verdict };
-            self.record_verdict(identity, &p.principal, verdict, out);
+            self.record_verdict(identity, &p.principal, p.verdict.accepting(detectors), out);
         }
     }
 
@@ -1149,6 +1141,18 @@ impl Engine {
         out.incidents.push(incident.record(IncidentActivity::Close, at, Some(why)));
     }
 
+    /// Closes the identity's incident if no alert came for the gap before `t`, as of when
+    /// the gap passed.
+    fn close_if_quiet(&self, identity: &mut Identity, t: Millis, out: &mut Outputs) {
+        let gap = self.incident_gap;
+        if identity.incident().is_some_and(|i| i.is_over(t, gap))
+            && let Some(quiet) = identity.take_incident()
+        {
+            let at = quiet.last_seen.saturating_add(gap);
+            self.close(quiet, at, CloseReason::Quiet, out);
+        }
+    }
+
     /// Closes the incidents with no alert for the gap before `now` (event time).
     fn close_quiet_incidents(&self, now: Millis, out: &mut Outputs) {
         let gap = self.incident_gap;
@@ -1161,25 +1165,18 @@ impl Engine {
             open.iter().filter(|&(_, &last)| now > last.saturating_add(gap)).map(|(id, _)| id.clone()).collect()
         };
         for id in due {
-            let closed = self.store.with_existing(&id, |identity| {
-                let quiet = identity.incident().is_some_and(|i| i.is_over(now, gap));
-                let taken = if quiet { identity.take_incident() } else { None };
+            // Under the identity's lock, so that an alert opening its next incident meanwhile
+            // keeps its entry. One still open had an alert since.
+            let here = self.store.with_existing(&id, |identity| {
+                self.close_if_quiet(identity, now, out);
                 if identity.incident().is_none() {
                     lock().remove(&id);
                 }
-                taken
             });
-            match closed {
-                Some(Some(quiet)) => {
-                    let at = quiet.last_seen.saturating_add(gap);
-                    self.close(quiet, at, CloseReason::Quiet, out);
-                }
-                Some(None) => {}
-                // Gone: its incident was closed when it was evicted, or went with its
-                // partition to the consumer that restores it.
-                None => {
-                    lock().remove(&id);
-                }
+            // Gone: its incident was closed when it was evicted, or went with its partition
+            // to the consumer that restores it.
+            if here.is_none() {
+                lock().remove(&id);
             }
         }
     }

@@ -65,7 +65,6 @@ pub struct AppliedVerdict {
 impl AppliedVerdict {
     /// The verdict, resolved to the detector instances named (by id).
     pub fn new(v: &Verdict<'_>, detectors: Vec<String>) -> Self {
-        let accepting = matches!(v.verdict, VerdictKind::FalsePositive | VerdictKind::BenignChange);
         AppliedVerdict {
             verdict: v.verdict,
             target: v.target().to_string(),
@@ -73,7 +72,17 @@ impl AppliedVerdict {
             note: v.note.as_deref().map(|n| n.chars().take(MAX_NOTE_CHARS).collect()),
             time: v.time,
             until: v.until(),
-            accepts: if accepting { detectors } else { Vec::new() },
+            accepts: Vec::new(),
+        }
+        .accepting(detectors)
+    }
+
+    /// The verdict accepting `detectors`, if it is one that accepts (a false positive or a
+    /// benign change); a true positive accepts nothing.
+    pub fn accepting(self, detectors: Vec<String>) -> Self {
+        match self.verdict {
+            VerdictKind::FalsePositive | VerdictKind::BenignChange => AppliedVerdict { accepts: detectors, ..self },
+            VerdictKind::TruePositive => self,
         }
     }
 
