@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use nhid_decode::{DEFAULT_MAX_EVENT_BYTES, Format};
+use nhid_engine::context::asn::Asns;
 use nhid_engine::context::network::Ranges;
 use nhid_engine::detect;
 use nhid_engine::inventory::Inventory;
@@ -42,6 +43,10 @@ pub struct Config {
     /// Directory of published address ranges, one folder per provider (the layout of
     /// `data/ipranges`), to place sources by; the dated copy built in when absent.
     pub ip_ranges_dir: Option<PathBuf>,
+    /// Directory holding an IP-to-ASN table (`asn-ipv4.csv`, `asn-ipv6.csv` as ip-location-db
+    /// publishes them), to place public addresses in no published range by their autonomous
+    /// system; none when absent (they are all one place, `public`).
+    pub ip_asn_dir: Option<PathBuf>,
     #[serde(default)]
     pub decode: DecodeConfig,
     #[serde(default)]
@@ -239,12 +244,23 @@ impl Config {
             None => Some(Inventory::default()),
             Some(p) => Inventory::load(p).map_err(|e| errors.extend(e.messages())).ok(),
         };
-        let ranges = match &self.ip_ranges_dir {
+        let loaded = match &self.ip_ranges_dir {
             None => Some(None),
             Some(dir) => Ranges::load(dir)
-                .map(|r| Some(std::sync::Arc::new(r)))
+                .map(Some)
                 .map_err(|e| errors.extend(e.problems.iter().map(|p| format!("ip_ranges_dir: {p}"))))
                 .ok(),
+        };
+        let asns = self.ip_asn_dir.as_ref().map(|dir| {
+            Asns::load(dir).map_err(|e| errors.extend(e.problems.iter().map(|p| format!("ip_asn_dir: {p}")))).ok()
+        });
+        // `None`: a problem reported; `Some(None)`: the shipped ranges as they are.
+        let ranges = match (loaded, asns) {
+            (Some(ranges), None) => Some(ranges.map(std::sync::Arc::new)),
+            (Some(ranges), Some(Some(asns))) => {
+                Some(Some(std::sync::Arc::new(ranges.unwrap_or_else(Ranges::shipped).with_asns(asns))))
+            }
+            _ => None,
         };
         let (rules, loaded) = match &self.rules_dir {
             None => Rules::builtin(),

@@ -246,6 +246,41 @@ fn every_error_of_the_file_and_the_environment_at_once_with_exit_code_64() {
     }
 }
 
+/// An IP-to-ASN table is checked with the rest: every bad line, and a directory holding
+/// neither table, named at once; a good one is reported loaded.
+#[test]
+fn an_asn_table_s_every_bad_line_is_named_and_a_good_one_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let asn = dir.path().join("asn");
+    std::fs::create_dir(&asn).unwrap();
+    std::fs::write(asn.join("asn-ipv4.csv"), "73.0.0.0,73.255.255.255,7922,Comcast\n73.0.0.0,x,1,bad\n").unwrap();
+    std::fs::write(asn.join("asn-ipv6.csv"), "2601::,2601:ff::,AS7922,bad\n").unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let config = dir.path().join("nhid.toml");
+    std::fs::write(&config, format!("ip_asn_dir = {:?}\n[state]\nmax_identities = 0\n", asn.display().to_string()))
+        .unwrap();
+    let out = check(&["--config", config.to_str().unwrap()], &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    for needle in [
+        "ip_asn_dir: ".to_string() + &asn.join("asn-ipv4.csv").display().to_string() + ":2: ",
+        "ip_asn_dir: ".to_string() + &asn.join("asn-ipv6.csv").display().to_string() + ":1: ",
+        "state.max_identities".into(),
+        "3 configuration error(s)".into(),
+    ] {
+        assert!(err.contains(&needle), "missing {needle:?} in:\n{err}");
+    }
+    let out = check(&[], &[("NHID__IP_ASN_DIR", empty.to_str().unwrap())]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(stderr(&out).contains("neither asn-ipv4.csv nor asn-ipv6.csv"), "{}", stderr(&out));
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/asn");
+    let out = check(&[], &[("NHID__IP_ASN_DIR", data.to_str().unwrap())]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout.contains("1261 autonomous systems' ranges"), "{stdout}");
+}
+
 /// serde stops at a file's first error; the file is split until every entry at fault is
 /// named, and what is readable of it is still layered and validated.
 #[test]

@@ -824,6 +824,53 @@ fn a_ci_runner_on_a_new_github_address_is_not_new_the_same_token_from_an_anonymi
     assert_eq!(action.action, ActionKind::RevokeCredential);
 }
 
+/// An on-premises backup job's static key on an office line whose ISP hands out a new
+/// address every two hours (Comcast's 73.0.0.0/8, AS7922, in `tests/data/asn`), syncing every
+/// two minutes.
+fn office_key(days: i64) -> Vec<Ev> {
+    let mut v = Vec::new();
+    for m in (0..days * 1_440).step_by(2) {
+        let lease = m / 120;
+        let mut e = ev(v.len(), T0 + m * MINUTE, "onprem-backup", "service_account");
+        e.ip = format!("73.{}.{}.{}", 10 + lease % 200, (lease * 53) % 256, 20 + lease % 100);
+        e.action = "s3:PutObject";
+        e.credential = ("AKIABACKUP01", "static_key");
+        e.ua = "aws-cli/2.17.20 md/awscrt#0.20 ua/2.0 os/linux#6.5 md/command#s3.cp".into();
+        v.push(e);
+    }
+    v
+}
+
+#[test]
+fn with_an_asn_table_a_key_from_another_isp_is_new_without_one_every_public_address_is_one_place() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/asn");
+    let asns = nhid_engine::context::asn::Asns::load(&dir).unwrap();
+    let ranges = nhid_engine::context::network::Ranges::shipped().with_asns(asns);
+    let config = EngineConfig { ranges: Some(std::sync::Arc::new(ranges)), ..EngineConfig::default() };
+    let with = Engine::new(detect::load(None).unwrap(), Inventory::default(), config);
+    let without = engine();
+    let events = office_key(2);
+    for engine in [&with, &without] {
+        let out = run(engine, &events);
+        assert!(out.alerts.is_empty(), "two days of new leases from one ISP: {:#?}", out.alerts);
+    }
+    // The key from a Deutsche Telekom line (2.160.0.0/12, AS3320), with the job's own client
+    // and call: all a thief needs to copy.
+    let mut leak = ev(events.len(), T0 + 2 * DAY + 5 * MINUTE, "onprem-backup", "service_account");
+    leak.ip = "2.164.77.12".into();
+    leak.action = "s3:PutObject";
+    leak.credential = ("AKIABACKUP01", "static_key");
+    leak.ua = events[0].ua.clone();
+    let out = run(&with, std::slice::from_ref(&leak));
+    let alert = out.alerts.iter().find(|a| a.kind == "new_source").expect("another ISP is a new place");
+    assert_eq!(alert.evidence["network_place"], "public (AS3320 Deutsche Telekom AG)", "{alert:#?}");
+    let action = out.actions.iter().find(|a| a.alert_id == alert.alert_id).expect("an action");
+    assert_eq!(action.action, ActionKind::RevokeCredential, "{:?}", alert.score);
+    // Without the table, the thief's line is one more public address among many.
+    let out = run(&without, &[leak]);
+    assert!(out.alerts.iter().all(|a| a.kind != "new_source"), "{:#?}", out.alerts);
+}
+
 /// A deploy role's jobs every three hours for two days, each its own session on a fresh
 /// GitHub-hosted address making ten calls, then on the third day a job of `big` calls over
 /// three minutes; with `session` false every job uses one static key instead.

@@ -19,6 +19,14 @@ pub fn run(args: &EngineArgs) -> ExitCode {
                 if rules.is_empty() { "none".to_string() } else { rules.join(", ") },
                 engine.inventory().len()
             );
+            let ranges = engine.ranges();
+            println!(
+                "places: {} providers' published ranges, {}",
+                ranges.provider_count(),
+                ranges.asns().map_or("no autonomous systems table (public addresses are one place)".to_string(), |a| {
+                    format!("{} autonomous systems' ranges", a.len())
+                })
+            );
             // Reported, not refused: an expired suppression matches nothing any more.
             for line in engine.suppressions().report(None, nhid_model::time::wall_clock()) {
                 println!("suppression {line}");

@@ -5,65 +5,115 @@
 //! to someone (an access key, a console password, a role's trust policy) belong to no
 //! family: each is judged on its own.
 //!
+//! Each family also has the reads of what it manages (`iam:GetRole`, the policies of one
+//! role): a Terraform plan refreshes every resource in its state before an apply changes
+//! any, so a deploy job whose runs read roles and then changes one is managing them. Not
+//! enumerations of the account (`ListRoles`, `GetAccountAuthorizationDetails`): that is a
+//! scanner's or an intruder's reconnaissance, not a manager's refresh.
+//!
 //! AWS IAM only, by CloudTrail event name (`iam:<name>`): the estates where automation
 //! makes privilege changes for a living.
 
+struct Family {
+    changes: &'static [&'static str],
+    reads: &'static [&'static str],
+}
+
 /// Families of AWS IAM operations, by event name.
-const IAM_FAMILIES: &[&[&str]] = &[
+const IAM_FAMILIES: &[Family] = &[
     // Roles and their inline and managed policies (`UpdateAssumeRolePolicy`, who may take
     // a role on, is not among them).
-    &[
-        "CreateRole",
-        "DeleteRole",
-        "UpdateRole",
-        "UpdateRoleDescription",
-        "TagRole",
-        "UntagRole",
-        "AttachRolePolicy",
-        "DetachRolePolicy",
-        "PutRolePolicy",
-        "DeleteRolePolicy",
-        "PutRolePermissionsBoundary",
-        "CreateInstanceProfile",
-        "AddRoleToInstanceProfile",
-        "RemoveRoleFromInstanceProfile",
-    ],
+    Family {
+        changes: &[
+            "CreateRole",
+            "DeleteRole",
+            "UpdateRole",
+            "UpdateRoleDescription",
+            "TagRole",
+            "UntagRole",
+            "AttachRolePolicy",
+            "DetachRolePolicy",
+            "PutRolePolicy",
+            "DeleteRolePolicy",
+            "PutRolePermissionsBoundary",
+            "CreateInstanceProfile",
+            "AddRoleToInstanceProfile",
+            "RemoveRoleFromInstanceProfile",
+        ],
+        reads: &[
+            "GetRole",
+            "ListRolePolicies",
+            "GetRolePolicy",
+            "ListAttachedRolePolicies",
+            "ListRoleTags",
+            "ListInstanceProfilesForRole",
+            "GetInstanceProfile",
+        ],
+    },
     // Users and groups, their policies and memberships (not their credentials).
-    &[
-        "CreateUser",
-        "DeleteUser",
-        "TagUser",
-        "UntagUser",
-        "AttachUserPolicy",
-        "DetachUserPolicy",
-        "PutUserPolicy",
-        "DeleteUserPolicy",
-        "CreateGroup",
-        "DeleteGroup",
-        "AddUserToGroup",
-        "RemoveUserFromGroup",
-        "AttachGroupPolicy",
-        "DetachGroupPolicy",
-        "PutGroupPolicy",
-        "DeleteGroupPolicy",
-    ],
+    Family {
+        changes: &[
+            "CreateUser",
+            "DeleteUser",
+            "TagUser",
+            "UntagUser",
+            "AttachUserPolicy",
+            "DetachUserPolicy",
+            "PutUserPolicy",
+            "DeleteUserPolicy",
+            "CreateGroup",
+            "DeleteGroup",
+            "AddUserToGroup",
+            "RemoveUserFromGroup",
+            "AttachGroupPolicy",
+            "DetachGroupPolicy",
+            "PutGroupPolicy",
+            "DeleteGroupPolicy",
+        ],
+        reads: &[
+            "GetUser",
+            "ListUserPolicies",
+            "GetUserPolicy",
+            "ListAttachedUserPolicies",
+            "ListGroupsForUser",
+            "ListUserTags",
+            "GetGroup",
+            "ListGroupPolicies",
+            "GetGroupPolicy",
+            "ListAttachedGroupPolicies",
+        ],
+    },
     // Customer managed policies and their versions.
-    &[
-        "CreatePolicy",
-        "DeletePolicy",
-        "TagPolicy",
-        "CreatePolicyVersion",
-        "DeletePolicyVersion",
-        "SetDefaultPolicyVersion",
-    ],
+    Family {
+        changes: &[
+            "CreatePolicy",
+            "DeletePolicy",
+            "TagPolicy",
+            "CreatePolicyVersion",
+            "DeletePolicyVersion",
+            "SetDefaultPolicyVersion",
+        ],
+        reads: &["GetPolicy", "GetPolicyVersion", "ListPolicyVersions", "ListPolicyTags"],
+    },
 ];
+
+fn family(action: &str) -> Option<(&str, &'static Family)> {
+    let name = action.strip_prefix("iam:")?;
+    IAM_FAMILIES.iter().find(|f| f.changes.contains(&name)).map(|f| (name, f))
+}
 
 /// The other actions of `action`'s family, as full action names (`iam:AttachRolePolicy`
 /// for `iam:CreateRole`); empty when it belongs to none.
 pub fn siblings(action: &str) -> impl Iterator<Item = String> + '_ {
-    let name = action.strip_prefix("iam:");
-    let family = name.and_then(|n| IAM_FAMILIES.iter().find(|f| f.contains(&n)));
-    family.into_iter().flat_map(move |f| f.iter().filter(move |&&s| Some(s) != name).map(|s| format!("iam:{s}")))
+    family(action)
+        .into_iter()
+        .flat_map(|(name, f)| f.changes.iter().filter(move |&&s| s != name).map(|s| format!("iam:{s}")))
+}
+
+/// The reads of what `action`'s family manages, as full action names (`iam:GetRole` for
+/// `iam:CreateRole`); empty when it belongs to none.
+pub fn reads(action: &str) -> impl Iterator<Item = String> + '_ {
+    family(action).into_iter().flat_map(|(_, f)| f.reads.iter().map(|s| format!("iam:{s}")))
 }
 
 #[cfg(test)]
@@ -88,8 +138,22 @@ mod tests {
     }
 
     #[test]
+    fn a_family_s_reads_are_of_what_it_manages_never_an_enumeration_of_the_account() {
+        let roles: Vec<String> = reads("iam:AttachRolePolicy").collect();
+        assert!(roles.contains(&"iam:GetRole".to_string()) && roles.contains(&"iam:ListRolePolicies".to_string()));
+        assert!(reads("iam:CreateUser").any(|r| r == "iam:GetUser"));
+        assert!(reads("iam:CreatePolicyVersion").any(|r| r == "iam:GetPolicyVersion"));
+        let all: Vec<String> = IAM_FAMILIES.iter().flat_map(|f| f.changes).flat_map(|c| reads(c)).collect();
+        for enumeration in ["iam:ListRoles", "iam:ListUsers", "iam:ListPolicies", "iam:GetAccountAuthorizationDetails"]
+        {
+            assert!(!all.iter().any(|r| r == enumeration), "{enumeration}");
+        }
+        assert_eq!(reads("iam:CreateAccessKey").count(), 0, "handing out access has no family");
+    }
+
+    #[test]
     fn no_operation_is_in_two_families() {
-        let all: Vec<&str> = IAM_FAMILIES.iter().flat_map(|f| f.iter().copied()).collect();
+        let all: Vec<&str> = IAM_FAMILIES.iter().flat_map(|f| f.changes.iter().chain(f.reads).copied()).collect();
         let mut unique = all.clone();
         unique.sort_unstable();
         unique.dedup();

@@ -57,6 +57,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::asn::{self, Asns};
+
 /// What kind of network an address belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,6 +144,9 @@ impl fmt::Display for Category {
 pub struct Place {
     pub category: Category,
     provider: u8,
+    /// The autonomous system of a public address (0: unknown): from the loaded table
+    /// ([`super::asn`]) or the event itself ([`Place::in_system`]).
+    asn: u32,
 }
 
 /// `Place::provider` when no range matched; so at most 255 providers.
@@ -149,32 +154,49 @@ const NO_PROVIDER: u8 = u8::MAX;
 
 impl Place {
     const fn of(category: Category) -> Place {
-        Place { category, provider: NO_PROVIDER }
+        Place { category, provider: NO_PROVIDER, asn: 0 }
     }
 
-    /// A stable 32-bit key for this place's class (category and provider name), for the
-    /// per-identity fingerprint sets. A hash of "cloud:amazon" or "public", never the
-    /// provider's index: the same class has the same key whatever directory was loaded.
+    /// A public address placed by the autonomous system its event names (Okta states it),
+    /// which wins over the loaded table's; other places are unchanged.
+    pub fn in_system(self, asn: Option<u32>) -> Place {
+        match asn {
+            Some(asn) if self.category == Category::Public => Place { asn, ..self },
+            _ => self,
+        }
+    }
+
+    /// A stable 32-bit key for this place's class (category and provider name, or a public
+    /// address's autonomous system), for the per-identity fingerprint sets. A hash of
+    /// "cloud:amazon", an AS number or "public", never the provider's index: the same class
+    /// has the same key whatever directory was loaded.
     pub fn key(&self, ranges: &Ranges) -> u32 {
         match ranges.providers.get(usize::from(self.provider)) {
             Some(p) => p.key,
+            None if self.asn != 0 => xxh3_64(&u64::from(self.asn).to_be_bytes()) as u32,
             None => xxh3_64(self.category.as_str().as_bytes()) as u32,
         }
     }
 }
 
-/// A place as an alert shows it: "cloud (amazon)", "public". From [`Ranges::describe`].
+/// A place as an alert shows it: "cloud (amazon)", "public (AS7922 Comcast Cable
+/// Communications, LLC)", "public". From [`Ranges::describe`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Described<'a> {
     pub category: Category,
     pub provider: Option<&'a str>,
+    /// A public address's autonomous system and, when the loaded table names it, its
+    /// organisation.
+    pub system: Option<(u32, Option<&'a str>)>,
 }
 
 impl fmt::Display for Described<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.provider {
-            Some(p) => write!(f, "{} ({p})", self.category),
-            None => f.write_str(self.category.as_str()),
+        match (self.provider, self.system) {
+            (Some(p), _) => write!(f, "{} ({p})", self.category),
+            (None, Some((asn, Some(name)))) => write!(f, "{} (AS{asn} {name})", self.category),
+            (None, Some((asn, None))) => write!(f, "{} (AS{asn})", self.category),
+            (None, None) => f.write_str(self.category.as_str()),
         }
     }
 }
@@ -207,6 +229,8 @@ pub struct Ranges {
     v6: Table<u128>,
     /// Sorted by name, so indexes do not depend on load order either.
     providers: Vec<Provider>,
+    /// Public addresses' autonomous systems, when a table was loaded ([`Ranges::with_asns`]).
+    asns: Option<Asns>,
     /// Distinct for every `Ranges` made in the process: what memos of its places are kept
     /// under ([`Ranges::id`]), so that another set of ranges never answers from them.
     id: u64,
@@ -219,6 +243,7 @@ impl fmt::Debug for Ranges {
             .field("providers", &self.providers.iter().map(|p| &*p.name).collect::<Vec<_>>())
             .field("v4_intervals", &self.v4.starts.len())
             .field("v6_intervals", &self.v6.starts.len())
+            .field("asns", &self.asns)
             .finish()
     }
 }
@@ -238,6 +263,8 @@ pub enum Problem {
     NoProviders { dir: PathBuf },
     #[error("{}: {count} providers, at most {max}", dir.display(), max = NO_PROVIDER)]
     TooManyProviders { dir: PathBuf, count: usize },
+    #[error("{}: neither {} nor {} (see data/ipranges/README.md)", dir.display(), asn::FILES[0], asn::FILES[1])]
+    NoAsnFiles { dir: PathBuf },
 }
 
 /// Every problem with a ranges directory, so that one run shows them all: one a line.
@@ -305,17 +332,37 @@ impl Ranges {
     /// (about 20 ms), then shared.
     pub fn builtin() -> &'static Ranges {
         static BUILTIN_RANGES: OnceLock<Ranges> = OnceLock::new();
-        BUILTIN_RANGES.get_or_init(|| {
-            let lists = BUILTIN.iter().map(|&(name, v4, v6)| List {
-                name,
-                files: [
-                    (Path::new("data/ipranges").join(name).join(V4_FILE), v4),
-                    (Path::new("data/ipranges").join(name).join(V6_FILE), v6),
-                ],
-            });
-            // The shipped files are checked by this module's tests: failing here is a bug.
-            Ranges::parse(lists).unwrap_or_else(|e| panic!("the shipped IP ranges do not parse:\n{e}"))
-        })
+        BUILTIN_RANGES.get_or_init(Ranges::shipped)
+    }
+
+    /// A copy of the shipped ranges of its own, to add a table of autonomous systems to.
+    pub fn shipped() -> Ranges {
+        let lists = BUILTIN.iter().map(|&(name, v4, v6)| List {
+            name,
+            files: [
+                (Path::new("data/ipranges").join(name).join(V4_FILE), v4),
+                (Path::new("data/ipranges").join(name).join(V6_FILE), v6),
+            ],
+        });
+        // The shipped files are checked by this module's tests: failing here is a bug.
+        Ranges::parse(lists).unwrap_or_else(|e| panic!("the shipped IP ranges do not parse:\n{e}"))
+    }
+
+    /// These ranges with public addresses placed by their autonomous system
+    /// ([`super::asn`]).
+    pub fn with_asns(self, asns: Asns) -> Ranges {
+        // Places change: memos of the ranges without the table must not answer.
+        Ranges { asns: Some(asns), id: next_id(), ..self }
+    }
+
+    /// How many providers' lists were loaded.
+    pub fn provider_count(&self) -> usize {
+        self.providers.len()
+    }
+
+    /// The autonomous systems' table, if one was loaded.
+    pub fn asns(&self) -> Option<&Asns> {
+        self.asns.as_ref()
     }
 
     /// Loads a directory of the same layout as `data/ipranges`: a folder per provider with
@@ -444,10 +491,8 @@ impl Ranges {
             },
             v6,
             providers,
-            id: {
-                static NEXT: AtomicU64 = AtomicU64::new(0);
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            },
+            asns: None,
+            id: next_id(),
         })
     }
 
@@ -486,8 +531,10 @@ impl Ranges {
             IpAddr::V6(v6) => self.v6.find(u128::from(v6)),
         };
         Some(match provider {
-            Some(p) => Place { category: self.providers[usize::from(p)].category, provider: p },
-            None => Place::of(Category::Public),
+            Some(p) => Place { category: self.providers[usize::from(p)].category, provider: p, asn: 0 },
+            None => {
+                Place { asn: self.asns.as_ref().and_then(|a| a.find(ip)).unwrap_or(0), ..Place::of(Category::Public) }
+            }
         })
     }
 
@@ -498,8 +545,15 @@ impl Ranges {
 
     /// What an alert shows: "cloud (amazon)", "public", "private". Formats only when shown.
     pub fn describe(&self, place: Place) -> Described<'_> {
-        Described { category: place.category, provider: self.provider(place) }
+        let system = (place.asn != 0).then(|| (place.asn, self.asns.as_ref().and_then(|a| a.name(place.asn))));
+        Described { category: place.category, provider: self.provider(place), system }
     }
+}
+
+/// Distinct for every `Ranges` made in the process.
+fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Sources that are not addresses. CloudTrail writes the calling service ("ec2.amazonaws.com",
@@ -806,6 +860,38 @@ mod tests {
         assert_eq!(shown("81.2.69.142"), "public");
         assert_eq!(shown("10.0.0.1"), "private");
         assert_eq!(shown("ec2.amazonaws.com"), "service");
+    }
+
+    #[test]
+    fn with_a_table_a_public_address_is_placed_by_its_autonomous_system() {
+        let asns = Asns::parse([(
+            PathBuf::from("asn-ipv4.csv"),
+            "81.2.69.0,81.2.69.255,20712,Andrews & Arnold Ltd\n\
+             73.0.0.0,73.255.255.255,7922,\"Comcast Cable Communications, LLC\"\n\
+             3.32.0.0,3.32.255.255,16509,\"Amazon.com, Inc.\"\n",
+        )])
+        .unwrap();
+        let r = Ranges::shipped().with_asns(asns);
+        assert_ne!(r.id(), builtin().id(), "memos of the ranges without the table do not answer");
+        let place = |s: &str| r.classify(s).unwrap();
+        let shown = |p: Place| r.describe(p).to_string();
+        assert_eq!(shown(place("81.2.69.142")), "public (AS20712 Andrews & Arnold Ltd)");
+        assert_eq!(shown(place("73.12.4.5")), "public (AS7922 Comcast Cable Communications, LLC)");
+        assert_eq!(shown(place("198.51.100.7")), "public", "in no system the table knows");
+        assert_eq!(shown(place("3.32.17.4")), "cloud (amazon)", "a published range wins");
+        // Two systems are two places; two addresses of one system, one.
+        assert_ne!(place("81.2.69.142").key(&r), place("73.12.4.5").key(&r));
+        assert_eq!(place("73.12.4.5").key(&r), place("73.200.0.1").key(&r));
+        assert_ne!(place("198.51.100.7").key(&r), place("73.12.4.5").key(&r));
+        // The system an event names wins, and keys alike with or without a table.
+        let okta = place("81.2.69.142").in_system(Some(7922));
+        assert_eq!(okta.key(&r), place("73.12.4.5").key(&r));
+        assert_eq!(
+            okta.key(builtin()),
+            builtin().classify("81.2.69.142").unwrap().in_system(Some(7922)).key(builtin())
+        );
+        assert_eq!(builtin().describe(okta).to_string(), "public (AS7922)");
+        assert_eq!(shown(place("3.32.17.4").in_system(Some(7922))), "cloud (amazon)", "only a public address");
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl Kind for Breadth {
         let threshold =
             (r.mean + self.z * r.sd).max(self.ratio * r.mean).max(MARGIN * r.recurring).max(self.peak_margin * r.burst);
         if r.distinct < threshold
-            || !carries_excess(obs.credential_share, self.min_share, self.ratio, r.distinct, r.mean)
+            || !carries_excess(obs.credential_share_bound(), self.min_share, self.ratio, r.distinct, r.mean)
         {
             return None;
         }
@@ -114,7 +114,17 @@ mod tests {
         obs.credential_share = 0.2;
         assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "spread over its credentials");
         obs.credential_share = 0.9;
+        obs.credential_recent = Some(45.0);
         assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_some(), "carried by one");
+        // Just past the bar (39 targets against 4.9 usually: 58 % needed), a share of 65 %
+        // of 150 recent calls carries the excess; of 15 calls it may be an even split's
+        // chance (a function's burst over two environments).
+        obs.reach = Reach { distinct: 39.0, mean: 4.9, sd: 2.8, recurring: 0.0, burst: 0.0 };
+        obs.credential_share = 0.65;
+        obs.credential_recent = Some(97.5);
+        assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_some(), "carried");
+        obs.credential_recent = Some(9.75);
+        assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "too few calls to say");
         obs.learned = false;
         obs.reach = Reach { distinct: 400.0, mean: 3.0, sd: 1.7, recurring: 0.0, burst: 0.0 };
         assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "still learning");

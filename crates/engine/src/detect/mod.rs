@@ -628,6 +628,8 @@ pub(crate) fn count_test(
 /// `1 - expected/observed` of the count, so the credential must hold that share of it, scaled
 /// so that at the bar (`ratio` times the expectation) `min_share` is enough. A burst spread
 /// over a workload's credentials (cold starts, instances) leaves each far below the excess.
+/// Callers pass [`crate::state::Observation::credential_share_bound`]: a share of few calls
+/// is not yet a credential carrying them.
 pub(crate) fn carries_excess(share: f32, min_share: f32, ratio: f32, observed: f32, expected: f32) -> bool {
     let excess = (1.0 - expected / observed.max(f32::MIN_POSITIVE)).max(0.0);
     share >= min_share * excess / (1.0 - 1.0 / ratio.max(1.01))

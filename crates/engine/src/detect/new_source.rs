@@ -43,7 +43,7 @@ pub(crate) fn describe(n: &Novel) -> String {
         Dim::Action => "actions",
         Dim::Service => "services",
         Dim::Network => "networks (/24, /48)",
-        Dim::Place => "kinds of network (provider, private, public)",
+        Dim::Place => "kinds of network (provider, private, public or its autonomous system)",
         Dim::Client => "clients (family and major version)",
         Dim::ClientFamily => "client families",
     };

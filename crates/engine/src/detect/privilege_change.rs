@@ -5,14 +5,18 @@
 //! every other apply. Such a change, made again by an identity that made it or another of
 //! its family before (managing roles, managing users and groups, managing policies: see
 //! [`crate::context::actions`]), from its known places with its known client (its
-//! credential in one place), is its routine (`quiet_when_routine`); the first of its
-//! family, one that hands out access (a key, a password, a role's trust), or one from
-//! anywhere new, is not. Which change
-//! is dangerous by its content (an administrator policy, a key for someone else) is for
-//! content rules. What it gives up: a place is a provider, so a role's session stolen and
-//! used, after its job ended, from the attacker's own job on the same shared runners
+//! credential in one place), is its routine (`quiet_when_routine`). So is the first change
+//! of a family made by one of the identity's jobs ([`Observation::job`]) from there, when
+//! the identity had read what that family manages (`iam:GetRole`, a role's policies): a
+//! pipeline that plans for days and then applies, its plans refreshing the roles its apply
+//! changes. The first of its family from an identity that never read it, one that hands
+//! out access (a key, a password, a role's trust), or one from anywhere new, is not. Which
+//! change is dangerous by its content (an administrator policy, a key for someone else) is
+//! for content rules. What it gives up: a place is a provider, so a role's session stolen
+//! and used, after its job ended, from the attacker's own job on the same shared runners
 //! (GitHub's hosted ones) with the same client passes as routine for changes the role made
-//! before.
+//! before; and an intruder inside a deploy job (a poisoned build step) changing roles the
+//! pipeline manages passes as its apply.
 
 use serde::Deserialize;
 
@@ -35,7 +39,8 @@ impl Kind for PrivilegeChange {
         if !self.operations.matches(&ev.action) {
             return None;
         }
-        if self.quiet_when_routine && obs.learned && obs.known_family && obs.usual_provenance() {
+        let managed = obs.known_family || (obs.reads_family && obs.job);
+        if self.quiet_when_routine && obs.learned && managed && obs.usual_provenance() {
             return None;
         }
         Some(Finding {
@@ -58,6 +63,7 @@ mod tests {
     use super::*;
     use crate::context::network::Ranges;
     use crate::state::Identity;
+    use nhid_model::event::CredentialKind;
     use nhid_model::time::{DAY, HOUR};
 
     #[test]
@@ -100,5 +106,49 @@ mod tests {
         ev.action = "iam:AttachRolePolicy".into();
         ev.source.ip = Some("203.0.113.50".into());
         assert!(check(&ev).is_some());
+    }
+
+    /// A deploy role planning for three days, a job a day on its own session from a
+    /// GitHub-hosted runner address, then a fourth job changing IAM.
+    fn after_plans(reads: &[&str], job_session: bool, change: &str) -> Option<Finding> {
+        let d = shipped("privilege_change");
+        let mut id = Identity::new(PrincipalType::ServiceAccount, None, 0);
+        let mut ev = event(0, PrincipalType::ServiceAccount);
+        ev.source.user_agent = Some("Terraform/1.9.5 (+https://www.terraform.io) terraform-provider-aws/5.64.0".into());
+        let mut last = None;
+        for day in 0..4 {
+            // 4.148.0.0/14: GitHub Actions runners; a fresh address each run.
+            ev.source.ip = Some(format!("4.148.{day}.10").into());
+            ev.credential.id = Some(if job_session { format!("ASIATF{day}") } else { "AKIATF".into() }.into());
+            ev.credential.kind = if job_session { CredentialKind::ShortLivedToken } else { CredentialKind::StaticKey };
+            let mut actions: Vec<&str> =
+                ["sts:GetCallerIdentity", "s3:GetObject"].into_iter().chain(reads.iter().copied()).collect();
+            if day == 3 {
+                actions.push(change);
+            }
+            for (k, action) in actions.into_iter().enumerate() {
+                ev.time = day * DAY + 10 * HOUR + k as i64 * 1_000;
+                ev.action = action.into();
+                let obs = id.observe(&ev, DAY, Ranges::builtin());
+                last = d.check(PrincipalType::ServiceAccount, &ev, &obs).map(|(_, f)| f);
+            }
+        }
+        last
+    }
+
+    #[test]
+    fn a_deploy_job_s_first_change_of_what_its_plans_read_is_its_apply_not_otherwise() {
+        let plan = ["iam:GetRole", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"];
+        assert!(after_plans(&plan, true, "iam:PutRolePolicy").is_none(), "the apply after its plans");
+        assert!(after_plans(&plan, true, "iam:CreateRole").is_none());
+        // Another family than the one it reads, a change handing out access, a job that
+        // never read roles, or the reads from a key no job mints: each alerts.
+        assert!(after_plans(&plan, true, "iam:AttachUserPolicy").is_some());
+        assert!(after_plans(&plan, true, "iam:UpdateAssumeRolePolicy").is_some());
+        assert!(after_plans(&plan, true, "iam:CreateAccessKey").is_some());
+        assert!(after_plans(&["s3:ListBucket"], true, "iam:PutRolePolicy").is_some());
+        assert!(after_plans(&plan, false, "iam:PutRolePolicy").is_some());
+        // An enumeration of the account is no refresh of what the job manages.
+        assert!(after_plans(&["iam:ListRoles"], true, "iam:PutRolePolicy").is_some());
     }
 }

@@ -72,7 +72,7 @@ impl Kind for RateSpike {
         let (i, expected, p) = count_test(&obs.calls_in, &obs.window_models, &floors, self.ratio)?;
         let observed = obs.calls_in[i] as f32;
         if p > self.max_probability
-            || !carries_excess(obs.credential_share, self.min_share, self.ratio, observed, expected as f32)
+            || !carries_excess(obs.credential_share_bound(), self.min_share, self.ratio, observed, expected as f32)
         {
             return None;
         }
@@ -314,7 +314,7 @@ mod tests {
         // Twenty calls a minute usually; the last hour held 6,000 (a surge), the last
         // minute a usual twenty.
         let models = [(20.0, 40.0), (100.0, 200.0), (300.0, 600.0), (1_200.0, 2_400.0)];
-        let mut obs = modelled(&ev, models, [20, 100, 300, 6_000], 0.6, 12.0);
+        let mut obs = modelled(&ev, models, [20, 100, 300, 6_000], 0.7, 12.0);
         assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "the surge has ended");
         // The same hour with this credential making sixty calls a minute now: in progress.
         obs.credential_recent = Some(60.0);

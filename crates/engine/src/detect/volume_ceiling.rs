@@ -2,10 +2,12 @@
 //! independent of any learned rate (a new identity exfiltrating on day one still trips it).
 //! The one thing of its own history it heeds: an identity whose own hours lately came
 //! near the ceiling (a busy function's surges) is held to a multiple of its busiest hour.
+//! And the hour's excess must be one credential's: a workload scaling out past the ceiling
+//! spreads its calls over its environments' credentials, a thief's stolen key carries them.
 
 use serde::Deserialize;
 
-use super::{Finding, Kind};
+use super::{Finding, Kind, carries_excess};
 use crate::state::Observation;
 use crate::state::baseline::WINDOWS;
 use nhid_model::event::{AuditEvent, PrincipalType};
@@ -23,13 +25,29 @@ pub struct VolumeCeiling {
     /// (new, or always quieter) is held to the ceiling alone; so is every identity without
     /// this. Excess inside an identity's own size is `rate_spike`'s.
     pub own_peak_margin: Option<f32>,
+    /// And, for an identity with hours of its own, the event's credential made at least
+    /// this share of the identity's recent calls times the hour's excess over its own size
+    /// ([`super::carries_excess`] with no effect size, the ceiling being the bar). A
+    /// function's 20-fold surge over two cold starts' sessions holds half in each; a stolen
+    /// session or a static key carries it all. A new identity is held to the ceiling
+    /// alone: a thief's fresh user would split its calls over two keys. What this gives
+    /// up: a volume made over many credentials at once, which is the workload's own code
+    /// (a poisoned dependency in every environment) or several stolen sessions.
+    pub min_share: Option<f32>,
 }
 
 impl Kind for VolumeCeiling {
     fn check(&self, _lane: PrincipalType, ev: &AuditEvent<'_>, obs: &Observation<'_>) -> Option<Finding> {
         let busiest_hour = obs.window_peaks[WINDOWS.len() - 1];
         let own_size = self.own_peak_margin.map_or(0.0, |m| m * busiest_hour);
-        let calls = self.max_calls_per_hour.filter(|&max| obs.hour_count > max && obs.hour_count as f32 > own_size);
+        let hour = obs.hour_count as f32;
+        let carried = |min_share| {
+            busiest_hour == 0.0
+                || carries_excess(obs.credential_share_bound(), min_share, f32::INFINITY, hour, own_size)
+        };
+        let calls = self
+            .max_calls_per_hour
+            .filter(|&max| obs.hour_count > max && hour > own_size && self.min_share.is_none_or(carried));
         let bytes = self.max_bytes_out_per_hour.filter(|&max| obs.hour_bytes_out > max);
         if calls.is_none() && bytes.is_none() {
             return None;
@@ -46,6 +64,7 @@ impl Kind for VolumeCeiling {
                 "max_calls_per_hour" => self.max_calls_per_hour,
                 "max_bytes_out_per_hour" => self.max_bytes_out_per_hour,
                 "busiest_hour_lately" => busiest_hour.round() as u32,
+                "credential_share" => super::round2(obs.credential_share),
             },
             summary: format!("{} made {what}.", ev.principal.id),
             unit: ev.time.div_euclid(HOUR),
@@ -62,9 +81,21 @@ mod tests {
     use nhid_model::event::PrincipalType;
     use nhid_model::time::{DAY, HOUR};
 
-    /// Hours of `per_hour(h)` calls each, evenly spread; returns the hours whose calls
-    /// raised a finding.
+    /// Hours of `per_hour(h)` calls each, evenly spread, with one key; returns the hours
+    /// whose calls raised a finding.
     fn hours(id: &mut Identity, range: std::ops::Range<i64>, per_hour: impl Fn(i64) -> i64) -> Vec<i64> {
+        hours_over(id, range, per_hour, |_, _| 0)
+    }
+
+    const SESSIONS: [&str; 4] = ["ASIA0", "ASIA1", "ASIA2", "ASIA3"];
+
+    /// The same, the `k`th call of hour `h` made with `SESSIONS[session(h, k)]`.
+    fn hours_over(
+        id: &mut Identity,
+        range: std::ops::Range<i64>,
+        per_hour: impl Fn(i64) -> i64,
+        session: impl Fn(i64, i64) -> usize,
+    ) -> Vec<i64> {
         let d = shipped("volume_ceiling");
         let mut ev = event(0, PrincipalType::ServiceAccount);
         let mut fired = Vec::new();
@@ -72,6 +103,7 @@ mod tests {
             let n = per_hour(h);
             for k in 0..n {
                 ev.time = h * HOUR + k * HOUR / n;
+                ev.credential.id = Some(SESSIONS[session(h, k)].into());
                 let obs = id.observe(&ev, DAY, Ranges::builtin());
                 if d.check(PrincipalType::ServiceAccount, &ev, &obs).is_some() && fired.last() != Some(&h) {
                     fired.push(h);
@@ -96,5 +128,24 @@ mod tests {
         assert_eq!(hours(&mut quiet, 0..86, |h| if h == 85 { 20_001 } else { 2_000 }), [85]);
         let mut new = Identity::new(PrincipalType::ServiceAccount, None, 0);
         assert_eq!(hours(&mut new, 0..1, |_| 20_001), [0]);
+    }
+
+    #[test]
+    fn a_surge_spread_over_a_workloads_sessions_is_its_scaling_out_one_session_carrying_it_is_not() {
+        // A function at 600 calls an hour on two environments' sessions, then a 33-fold
+        // hour spread over the two: scaling out, not a theft.
+        let spread = |_: i64, k: i64| (k % 2) as usize;
+        let mut function = Identity::new(PrincipalType::ServiceAccount, None, 0);
+        let quiet = |h: i64| if h == 80 { 20_001 } else { 600 };
+        assert_eq!(hours_over(&mut function, 0..81, quiet, spread), Vec::<i64>::new());
+        // Such an hour with the excess on one session (a stolen one beside the warm three)
+        // alerts at its first call past the ceiling.
+        let mut stolen = Identity::new(PrincipalType::ServiceAccount, None, 0);
+        let thief = |h: i64, k: i64| if h == 80 && k % 40 != 0 { 3 } else { (k % 3) as usize };
+        let theft = |h: i64| if h == 80 { 21_000 } else { 600 };
+        assert_eq!(hours_over(&mut stolen, 0..81, theft, thief), [80]);
+        // A new identity has no size of its own: however it spreads its calls, the ceiling.
+        let mut fresh = Identity::new(PrincipalType::ServiceAccount, None, 0);
+        assert_eq!(hours_over(&mut fresh, 0..1, |_| 20_001, spread), [0]);
     }
 }
