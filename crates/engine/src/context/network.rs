@@ -355,6 +355,11 @@ impl Ranges {
         Ranges { asns: Some(asns), id: next_id(), ..self }
     }
 
+    /// The category of the provider whose places have `key` ([`Place::key`]), if any.
+    pub fn category_of_key(&self, key: u32) -> Option<Category> {
+        self.providers.iter().find(|p| p.key == key).map(|p| p.category)
+    }
+
     /// How many providers' lists were loaded.
     pub fn provider_count(&self) -> usize {
         self.providers.len()

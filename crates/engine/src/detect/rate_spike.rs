@@ -80,12 +80,17 @@ impl Kind for RateSpike {
         // hour still holding a surge that has ended (its last warm environment back at its
         // usual pace) is no theft in progress. At `ratio` times the expected count, the
         // excess alone runs at `ratio - 1` times the usual minute, as that window's model
-        // has it (its slow level: the minute's own model follows a sustained read).
+        // has it (its slow level: the minute's own model follows a sustained read), on top
+        // of the credential's share of the usual minute: the sole environment left after a
+        // function's burst makes all of the function's usual calls, none of them excess.
         if i > 0
             && let Some(recent) = obs.credential_recent
-            && f64::from(recent) < f64::from(self.ratio - 1.0) * expected / WINDOWS[i] as f64
         {
-            return None;
+            let usual_minute = expected / WINDOWS[i] as f64;
+            let excess_now = f64::from(recent) - f64::from(obs.credential_share) * usual_minute;
+            if excess_now < f64::from(self.ratio - 1.0) * usual_minute {
+                return None;
+            }
         }
         let (w, observed, expected) = (WINDOWS[i], obs.calls_in[i], expected as f32);
         let over = if w == 1 { "in one minute".to_string() } else { format!("in {w} minutes") };
@@ -320,5 +325,10 @@ mod tests {
         obs.credential_recent = Some(60.0);
         let (_, f) = d.check(PrincipalType::ServiceAccount, &ev, &obs).expect("in progress");
         assert_eq!(f.evidence["window_minutes"], 60);
+        // The function's one environment left after its burst, making all of its calls at
+        // a busy minute's pace (45 against 20): its usual calls are no excess.
+        obs.credential_share = 1.0;
+        obs.credential_recent = Some(45.0);
+        assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "the burst has ended");
     }
 }

@@ -48,8 +48,11 @@ impl Kind for SharedCredential {
         }
         // Or a workload's token (a job's, a function's session) used from another place than
         // its workload, at any time in its life: the copy need not overlap the owner's use.
-        let moved = obs.moved && obs.source_peak < 2;
-        if !obs.learned || !(moved || n >= self.min_sources && (more || newcomer.is_some())) {
+        // A hosted runner's session carried off it is judged from its first call, learning
+        // or not: the runner exists for one job, and an identity's first day is when a
+        // thief would least like to be judged.
+        let moved = (obs.moved && obs.source_peak < 2) || obs.off_runner;
+        if !(obs.learned || obs.off_runner) || !(moved || n >= self.min_sources && (more || newcomer.is_some())) {
             return None;
         }
         let credential = ev.credential.id.as_deref().unwrap_or("?");
@@ -314,5 +317,32 @@ mod tests {
                 assert!(d.check(PrincipalType::ServiceAccount, &ev, &obs).is_none(), "session {j}");
             }
         }
+    }
+
+    #[test]
+    fn a_runner_s_session_carried_off_it_fires_on_the_identity_s_first_day_other_moves_wait() {
+        let d = shipped("shared_credential");
+        let mut ev = event(0, PrincipalType::ServiceAccount);
+        ev.credential.kind = CredentialKind::ShortLivedToken;
+        ev.source.user_agent = Some("aws-cli/2.15.30 Python/3.11.8 Linux/6.5.0".into());
+        // Its second job, three hours after its first call: the identity is still learning.
+        // The session goes on from a Vultr address (149.28.0.0/16) while the job still runs.
+        let carried = |first: &str| {
+            let mut id = Identity::new(PrincipalType::ServiceAccount, None, 0);
+            let mut ev = ev.clone();
+            job(&mut id, &mut ev, "ASIAJOB1", 0, first);
+            job(&mut id, &mut ev, "ASIAJOB2", 3 * HOUR, first);
+            ev.time += SECOND;
+            ev.source.ip = Some("149.28.14.46".into());
+            let obs = id.observe(&ev, DAY, Ranges::builtin());
+            assert!(!obs.learned);
+            d.check(PrincipalType::ServiceAccount, &ev, &obs).map(|(_, f)| f)
+        };
+        // From a GitHub-hosted runner (4.148.0.0/14): the runner is the session's only holder.
+        let f = carried("4.148.0.10").expect("carried off its runner");
+        assert_eq!(f.evidence["moved_from_first_place"], true);
+        // From an AWS address (a function's, a task's): whether this identity's sessions move
+        // is what its learning is for.
+        assert!(carried("52.95.110.1").is_none());
     }
 }

@@ -414,6 +414,10 @@ pub struct Observation<'e> {
     /// function's or an instance's session carried off its workload. A service calling on
     /// the identity's behalf (`cloudformation.amazonaws.com`) is no place.
     pub moved: bool,
+    /// Moved, from the place of a CI service's hosted runners (`ci`: GitHub Actions): a VM
+    /// made for one job, the session's only holder. Judged from the first call, learning
+    /// or not, as an EC2 instance's session outside AWS is.
+    pub off_runner: bool,
     /// The share of the identity's recent calls (see [`RECENT`]) made with this event's
     /// credential, this call included; 1 without a credential id. A workload that scales
     /// out spreads its calls over many credentials (an execution environment, a task, an
@@ -506,7 +510,8 @@ struct CredentialUse {
     foreign: bool,
     age: Option<Millis>,
     expired_for: Option<Millis>,
-    moved: bool,
+    /// The place the token was first used from, when this call came from another.
+    moved_from: Option<u32>,
     share: f32,
     recent: Option<f32>,
     job: bool,
@@ -779,8 +784,10 @@ impl Identity {
         };
 
         let credential = self.observe_credential(ev, novelty.place_fp, idle_for, novelty.familiar);
-        let moved = credential.moved;
-        if moved && !learned {
+        let moved = credential.moved_from.is_some();
+        // A GitHub-hosted runner is a VM made for one job: its session has no other holder.
+        let off_runner = credential.moved_from.and_then(|first| ranges.category_of_key(first)) == Some(Category::Ci);
+        if moved && !learned && !off_runner {
             // Its workloads move tokens between places: a move is not a copy for it.
             self.sources.learn_roaming();
         }
@@ -823,6 +830,7 @@ impl Identity {
             concurrent_sources,
             source_peak,
             moved,
+            off_runner,
             credential_share: credential.share,
             credential_recent: credential.recent,
             new_credential: credential.first,
@@ -981,12 +989,12 @@ impl Identity {
         // A token minted for one workload (a job, an execution environment, an instance)
         // stays where that workload runs. The first place is kept: every call from
         // elsewhere is a move.
-        let mut moved = false;
+        let mut moved_from = None;
         if let Some(place) = place.filter(|_| s.kind == CredentialKind::ShortLivedToken) {
             if s.place == 0 {
                 s.place = place;
             }
-            moved = s.place != place;
+            moved_from = (s.place != place).then_some(s.place);
         }
         let mine = s.recent_at(t) + 1.0;
         s.recent = mine;
@@ -1001,7 +1009,7 @@ impl Identity {
             foreign: s.foreign,
             age: Some(s.age_at(t)),
             expired_for,
-            moved,
+            moved_from,
             share: (mine / all).min(1.0),
             recent: Some(mine),
             job: s.job,
