@@ -29,7 +29,9 @@ pub struct VolumeCeiling {
     /// this share of the identity's recent calls times the hour's excess over its own size
     /// ([`super::carries_excess`] with no effect size, the ceiling being the bar). A
     /// function's 20-fold surge over two cold starts' sessions holds half in each; a stolen
-    /// session or a static key carries it all. A new identity is held to the ceiling
+    /// session or a static key carries it all. And it must be making calls at half the pace
+    /// that would have made the excess within the hour: an hour still holding a burst that
+    /// ended is no theft in progress. A new identity is held to the ceiling
     /// alone: a thief's fresh user would split its calls over two keys. What this gives
     /// up: a volume made over many credentials at once, which is the workload's own code
     /// (a poisoned dependency in every environment) or several stolen sessions.
@@ -41,9 +43,15 @@ impl Kind for VolumeCeiling {
         let busiest_hour = obs.window_peaks[WINDOWS.len() - 1];
         let own_size = self.own_peak_margin.map_or(0.0, |m| m * busiest_hour);
         let hour = obs.hour_count as f32;
+        // And making it now: a thief whose calls took the hour past its size ran at least
+        // `(hour - own_size) / 60` a minute on average; at half that pace or less (the hour
+        // still holding a burst that ended, the function's last environment at its usual
+        // pace) the hour's excess is not this credential's doing.
+        let making_it_now = || obs.credential_recent.is_none_or(|r| r >= 0.5 * (hour - own_size) / 60.0);
         let carried = |min_share| {
             busiest_hour == 0.0
-                || carries_excess(obs.credential_share_bound(), min_share, f32::INFINITY, hour, own_size)
+                || (carries_excess(obs.credential_share_bound(), min_share, f32::INFINITY, hour, own_size)
+                    && making_it_now())
         };
         let calls = self
             .max_calls_per_hour
@@ -79,7 +87,7 @@ mod tests {
     use crate::context::network::Ranges;
     use crate::state::Identity;
     use nhid_model::event::PrincipalType;
-    use nhid_model::time::{DAY, HOUR};
+    use nhid_model::time::{DAY, HOUR, MINUTE};
 
     /// Hours of `per_hour(h)` calls each, evenly spread, with one key; returns the hours
     /// whose calls raised a finding.
@@ -144,6 +152,24 @@ mod tests {
         let thief = |h: i64, k: i64| if h == 80 && k % 40 != 0 { 3 } else { (k % 3) as usize };
         let theft = |h: i64| if h == 80 { 21_000 } else { 600 };
         assert_eq!(hours_over(&mut stolen, 0..81, theft, thief), [80]);
+        // An hour whose first quarter held a 30,000-call burst over the two sessions and
+        // whose rest is one session at the usual pace: past the ceiling, not being made now.
+        let mut ended = Identity::new(PrincipalType::ServiceAccount, None, 0);
+        assert_eq!(hours_over(&mut ended, 0..80, |_| 600, spread), Vec::<i64>::new());
+        let d = shipped("volume_ceiling");
+        let mut ev = event(0, PrincipalType::ServiceAccount);
+        let calls = (0..30_000).map(|k| (80 * HOUR + k * 15 * MINUTE / 30_000, k % 2));
+        let tail = (0..450).map(|k| (80 * HOUR + 15 * MINUTE + k * 45 * MINUTE / 450, 0));
+        for (t, session) in calls.chain(tail) {
+            ev.time = t;
+            ev.credential.id = Some(SESSIONS[session as usize].into());
+            let obs = ended.observe(&ev, DAY, Ranges::builtin());
+            // The calls of the burst's last minute are still the session's recent ones
+            // (a count decaying over a minute); two minutes on, they are gone.
+            let after_burst = t >= 80 * HOUR + 17 * MINUTE;
+            let fired = d.check(PrincipalType::ServiceAccount, &ev, &obs).is_some();
+            assert!(!after_burst || !fired, "at {t}: {} {:?}", obs.credential_share, obs.credential_recent);
+        }
         // A new identity has no size of its own: however it spreads its calls, the ceiling.
         let mut fresh = Identity::new(PrincipalType::ServiceAccount, None, 0);
         assert_eq!(hours_over(&mut fresh, 0..1, |_| 20_001, spread), [0]);
