@@ -46,6 +46,11 @@ const MAX_PLACES: usize = 8;
 const MAX_CLIENTS: usize = 8;
 const MAX_CLIENT_FAMILIES: usize = 8;
 const MAX_CREDENTIALS: usize = 4;
+/// The chance of a new network (/24 or /48) at and above which finding one inside a kind of
+/// place the identity already uses is its own churn, not another provenance: the bar at
+/// which `new_source` and `shared_credential` call a value new (their `max_probability`).
+const USUAL_CHURN: f32 = 0.01;
+
 /// The time constant of a credential's recent call count: the share a rate is judged by
 /// is that of the last minute or so, the smallest window `rate_spike` tests.
 const RECENT: Millis = MINUTE;
@@ -455,12 +460,16 @@ pub struct Observation<'e> {
 }
 
 impl Observation<'_> {
-    /// Nothing about where the call came from or what made it is new: a network and a
-    /// client the identity used before, its credential in the place it was first used
+    /// Nothing about where the call came from or what made it is new: a network (or a new
+    /// /24 inside a kind of place it uses, where it often finds new ones) and a client the
+    /// identity used before, its credential in the place it was first used
     /// and held from no more places at once than usual. A copy of the credential used
     /// elsewhere fails this; its own workload, or a thief on that workload's host, does not.
     pub fn usual_provenance(&self) -> bool {
-        self.new_network.is_none()
+        // A new /24 inside a kind of place the identity uses, where it finds new ones often
+        // (a CI role whose every job runs on a fresh runner address), is its churn.
+        let churn = |n: &Novel| n.level == Dim::Network && n.probability >= USUAL_CHURN;
+        self.new_network.is_none_or(|n| churn(&n))
             && self.new_client.is_none()
             && !self.moved
             && self.concurrent_sources <= self.source_peak.max(1)
@@ -1458,6 +1467,37 @@ mod tests {
         let mut key = event(6 * DAY, "s3:PutObject", "10.0.0.1");
         key.credential = Credential { id: Some("AKIA9".into()), kind: CredentialKind::StaticKey, ..Default::default() };
         assert!(!id.observe(&key, DAY, ranges).job);
+    }
+
+    #[test]
+    fn a_job_on_a_fresh_runner_address_is_usual_where_every_job_gets_one_a_new_block_elsewhere_is_not() {
+        let ranges = Ranges::builtin();
+        let run = |id: &mut Identity, t: Millis, session: &str, ip: &str| {
+            let mut e = event(t, "s3:PutObject", ip);
+            e.credential = Credential {
+                id: Some(session.to_owned().into()),
+                kind: CredentialKind::ShortLivedToken,
+                ..Default::default()
+            };
+            let o = id.observe(&e, DAY, ranges);
+            (o.new_network.is_some(), o.usual_provenance())
+        };
+        // A deploy role's jobs every three hours for two days, each on a fresh GitHub-hosted
+        // runner address (4.148.0.0/14), then another.
+        let mut ci = Identity::new(PrincipalType::ServiceAccount, None, 0);
+        for j in 0..16 {
+            run(&mut ci, j * 3 * HOUR, &format!("s{j}"), &format!("4.{}.{}.10", 148 + j % 4, j * 13));
+        }
+        assert_eq!(run(&mut ci, 2 * DAY + HOUR, "s16", "4.150.200.10"), (true, true), "its churn");
+        // A role whose jobs, twenty minutes each, always ran from one NAT address: a new
+        // block is news.
+        let mut nat = Identity::new(PrincipalType::ServiceAccount, None, 0);
+        for j in 0..16 {
+            for m in 0..20 {
+                run(&mut nat, j * 3 * HOUR + m * MINUTE, &format!("s{j}"), "52.95.110.1");
+            }
+        }
+        assert_eq!(run(&mut nat, 2 * DAY + HOUR, "s16", "52.94.0.10"), (true, false));
     }
 
     #[test]
