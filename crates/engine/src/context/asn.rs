@@ -6,7 +6,9 @@
 //! then the same place and only a new /24 tells them apart, which an identity calling from
 //! many addresses stops noticing. With an IP-to-ASN table loaded (`ip_asn_dir`), a public
 //! address is placed by its autonomous system: "public (AS7922 Comcast Cable Communications,
-//! LLC)" is another place than "public (AS3320 Deutsche Telekom AG)".
+//! LLC)" is another place than "public (AS3320 Deutsche Telekom AG)". What an attacker can
+//! still do: residential proxy networks sell exits by ISP, so a thief who knows the key's
+//! office ISP can call from another address in the same system, one more /24 there.
 //!
 //! The table is not shipped: the open ones (RouteViews with DB-IP and NRO data, CC BY 4.0,
 //! republished daily by ip-location-db) are 30 MB, change daily and must be attributed;
@@ -26,40 +28,15 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use super::network::{Problem, RangesError};
+use super::network::{Problem, RangesError, Table};
 
 /// The files read from an `ip_asn_dir`, as ip-location-db names them.
 pub const FILES: [&str; 2] = ["asn-ipv4.csv", "asn-ipv6.csv"];
 
-/// Sorted inclusive ranges, each with its autonomous system.
-#[derive(Default)]
-struct Table<T> {
-    starts: Vec<T>,
-    ends: Vec<T>,
-    asns: Vec<u32>,
-}
-
-impl<T: Copy + Ord> Table<T> {
-    fn from(mut rows: Vec<(T, T, u32)>) -> Self {
-        rows.sort_unstable_by_key(|r| r.0);
-        Table {
-            starts: rows.iter().map(|r| r.0).collect(),
-            ends: rows.iter().map(|r| r.1).collect(),
-            asns: rows.iter().map(|r| r.2).collect(),
-        }
-    }
-
-    fn find(&self, ip: T) -> Option<u32> {
-        let i = self.starts.partition_point(|&s| s <= ip).checked_sub(1)?;
-        (ip <= self.ends[i]).then_some(self.asns[i])
-    }
-}
-
 /// An IP-to-ASN table with the organisations' names.
-#[derive(Default)]
 pub struct Asns {
-    v4: Table<u32>,
-    v6: Table<u128>,
+    v4: Table<u32, u32>,
+    v6: Table<u128, u32>,
     names: HashMap<u32, Box<str>>,
 }
 
@@ -67,8 +44,8 @@ impl std::fmt::Debug for Asns {
     /// A summary: the tables are hundreds of thousands of ranges.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Asns")
-            .field("v4_ranges", &self.v4.starts.len())
-            .field("v6_ranges", &self.v6.starts.len())
+            .field("v4_ranges", &self.v4.len())
+            .field("v6_ranges", &self.v6.len())
             .field("systems", &self.names.len())
             .finish()
     }
@@ -129,7 +106,7 @@ impl Asns {
         if !problems.is_empty() {
             return Err(RangesError { problems });
         }
-        Ok(Asns { v4: Table::from(v4), v6: Table::from(v6), names })
+        Ok(Asns { v4: Table::from_rows(v4), v6: Table::from_rows(v6), names })
     }
 
     /// The autonomous system announcing `ip`, if the table has one.
@@ -147,7 +124,7 @@ impl Asns {
 
     /// Ranges held, both families.
     pub fn len(&self) -> usize {
-        self.v4.starts.len() + self.v6.starts.len()
+        self.v4.len() + self.v6.len()
     }
 
     pub fn is_empty(&self) -> bool {

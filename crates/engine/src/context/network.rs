@@ -208,25 +208,40 @@ struct Provider {
     key: u32,
 }
 
-/// Sorted, non-overlapping inclusive intervals, each owned by one provider; separate
-/// vectors so the binary search touches only the starts.
-struct Table<T> {
+/// Sorted inclusive intervals of addresses, each with a value (a provider's index here, an
+/// autonomous system in [`super::asn`]); separate vectors so the binary search touches only
+/// the starts. Where intervals overlap, the one starting last answers.
+pub(super) struct Table<T, V> {
     starts: Vec<T>,
     ends: Vec<T>,
-    providers: Vec<u8>,
+    values: Vec<V>,
 }
 
-impl<T: Copy + Ord> Table<T> {
-    fn find(&self, ip: T) -> Option<u8> {
+impl<T: Copy + Ord, V: Copy> Table<T, V> {
+    /// From `(first, last, value)` rows in any order.
+    pub(super) fn from_rows(mut rows: Vec<(T, T, V)>) -> Self {
+        rows.sort_unstable_by_key(|r| r.0);
+        Table {
+            starts: rows.iter().map(|r| r.0).collect(),
+            ends: rows.iter().map(|r| r.1).collect(),
+            values: rows.iter().map(|r| r.2).collect(),
+        }
+    }
+
+    pub(super) fn find(&self, ip: T) -> Option<V> {
         let i = self.starts.partition_point(|&s| s <= ip).checked_sub(1)?;
-        (ip <= self.ends[i]).then_some(self.providers[i])
+        (ip <= self.ends[i]).then_some(self.values[i])
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.starts.len()
     }
 }
 
 /// Published ranges of a set of providers, ready for [`Ranges::classify`].
 pub struct Ranges {
-    v4: Table<u32>,
-    v6: Table<u128>,
+    v4: Table<u32, u8>,
+    v6: Table<u128, u8>,
     /// Sorted by name, so indexes do not depend on load order either.
     providers: Vec<Provider>,
     /// Public addresses' autonomous systems, when a table was loaded ([`Ranges::with_asns`]).
@@ -241,8 +256,8 @@ impl fmt::Debug for Ranges {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ranges")
             .field("providers", &self.providers.iter().map(|p| &*p.name).collect::<Vec<_>>())
-            .field("v4_intervals", &self.v4.starts.len())
-            .field("v6_intervals", &self.v6.starts.len())
+            .field("v4_intervals", &self.v4.len())
+            .field("v6_intervals", &self.v6.len())
             .field("asns", &self.asns)
             .finish()
     }
@@ -492,7 +507,7 @@ impl Ranges {
             v4: Table {
                 starts: v4.starts.iter().map(|&s| s as u32).collect(),
                 ends: v4.ends.iter().map(|&e| e as u32).collect(),
-                providers: v4.providers,
+                values: v4.values,
             },
             v6,
             providers,
@@ -695,7 +710,7 @@ struct Interval {
 ///
 /// A sweep over the interval boundaries with the covering intervals in a set ordered by
 /// rank: the set's maximum owns the stretch up to the next boundary. O(n log n).
-fn resolve(intervals: Vec<Interval>, providers: &[Provider]) -> Table<u128> {
+fn resolve(intervals: Vec<Interval>, providers: &[Provider]) -> Table<u128, u8> {
     // Rank: not a landlord, longer prefix, category priority, earlier name; the index
     // makes duplicates distinct.
     let rank = |i: usize| {
@@ -713,7 +728,7 @@ fn resolve(intervals: Vec<Interval>, providers: &[Provider]) -> Table<u128> {
         }
     }
     events.sort_unstable();
-    let mut table: Table<u128> = Table { starts: Vec::new(), ends: Vec::new(), providers: Vec::new() };
+    let mut table: Table<u128, u8> = Table { starts: Vec::new(), ends: Vec::new(), values: Vec::new() };
     let mut active = BTreeSet::new();
     let mut e = 0;
     while e < events.len() {
@@ -732,14 +747,14 @@ fn resolve(intervals: Vec<Interval>, providers: &[Provider]) -> Table<u128> {
         // interval's own end (only one that reaches the end of the space has no end event).
         let end = events.get(e).map_or(intervals[i].end, |&(next, ..)| next - 1);
         let provider = intervals[i].provider;
-        match (table.ends.last_mut(), table.providers.last()) {
+        match (table.ends.last_mut(), table.values.last()) {
             (Some(last_end), Some(&last)) if last == provider && last_end.checked_add(1) == Some(point) => {
                 *last_end = end;
             }
             _ => {
                 table.starts.push(point);
                 table.ends.push(end);
-                table.providers.push(provider);
+                table.values.push(provider);
             }
         }
     }
@@ -921,14 +936,8 @@ mod tests {
         let r = builtin();
         let names = |r: &Ranges| r.providers.iter().map(|p| p.name.to_string()).collect::<Vec<_>>();
         assert_eq!(names(&loaded), names(r));
-        assert_eq!(
-            (&loaded.v4.starts, &loaded.v4.ends, &loaded.v4.providers),
-            (&r.v4.starts, &r.v4.ends, &r.v4.providers)
-        );
-        assert_eq!(
-            (&loaded.v6.starts, &loaded.v6.ends, &loaded.v6.providers),
-            (&r.v6.starts, &r.v6.ends, &r.v6.providers)
-        );
+        assert_eq!((&loaded.v4.starts, &loaded.v4.ends, &loaded.v4.values), (&r.v4.starts, &r.v4.ends, &r.v4.values));
+        assert_eq!((&loaded.v6.starts, &loaded.v6.ends, &loaded.v6.values), (&r.v6.starts, &r.v6.ends, &r.v6.values));
     }
 
     /// Writes `files` (relative path, contents) under a fresh temporary directory.
