@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use foldhash::fast::RandomState;
 use nhid_model::event::{AuditEvent, RawFields, RuleMatch, SourceFormat};
 use nhid_model::vocab::Severity;
 use rsigma_eval::{
@@ -26,7 +27,8 @@ use rsigma_eval::{
     JsonEvent, Pipeline, apply_pipelines, parse_pipeline,
 };
 use rsigma_parser::{
-    ConditionExpr, CorrelationRule, Detection, Level, LogSource, Quantifier, SelectorPattern, SigmaRule, SigmaValue,
+    ConditionExpr, CorrelationRule, Detection, DetectionItem, Level, LogSource, Modifier, Quantifier, SelectorPattern,
+    SigmaRule, SigmaValue,
 };
 
 /// The rules shipped in `rules/`, compiled in: `(path under rules/, text)`.
@@ -61,14 +63,20 @@ const MAX_GROUP_ENTRIES: usize = 1_000;
 
 /// One format's rules, indexed by the value they require of one of the format's key
 /// fields ([`key_fields`], the first a rule pins, [`pinned`]): a record is evaluated only by
-/// the rules whose value it has, and by those that pin none.
+/// the rules whose value it has, and by those that pin none, unless a field the decoder
+/// read lacks what such a rule needs ([`Prefilter`]).
 struct Compiled {
     format: SourceFormat,
     sigma: Sigma,
     /// Per key field, the rules by the value they require (folded to lower case).
-    by_key: Vec<(&'static str, HashMap<String, Vec<usize>>)>,
-    always: Vec<usize>,
+    by_key: Vec<(&'static str, ByValue)>,
+    always: Vec<(usize, Option<Prefilter>)>,
 }
+
+/// Rules by the value they require of a key field: looked up for every record, so hashed
+/// with foldhash rather than SipHash. The map holds the rules' values only; a record's value
+/// is only looked up, and cannot crowd it.
+type ByValue = HashMap<String, Vec<usize>, RandomState>;
 
 /// The fields most rules of a format pin, the call first, all of them early in a record.
 fn key_fields(format: SourceFormat) -> &'static [&'static str] {
@@ -143,7 +151,7 @@ impl Rules {
                     let at = match by_format.iter().position(|c| c.format == format) {
                         Some(at) => at,
                         None => {
-                            let by_key = key_fields(format).iter().map(|&f| (f, HashMap::new())).collect();
+                            let by_key = key_fields(format).iter().map(|&f| (f, HashMap::default())).collect();
                             let compiled = Compiled { format, sigma: Sigma::new(), by_key, always: Vec::new() };
                             by_format.push(compiled);
                             by_format.len() - 1
@@ -163,7 +171,7 @@ impl Rules {
                     let key = compiled.by_key.iter_mut().find_map(|(field, map)| Some((map, pinned(&rule, field)?)));
                     match key {
                         Some((map, values)) => values.into_iter().for_each(|v| map.entry(v).or_default().push(index)),
-                        None => compiled.always.push(index),
+                        None => compiled.always.push((index, Prefilter::of(&rule, format))),
                     }
                 }
             }
@@ -214,7 +222,8 @@ impl Rules {
             }
         });
         let rules = compiled.sigma.rules();
-        let candidates = compiled.always.iter().chain(keyed.flatten());
+        let unpinned = compiled.always.iter().filter(|(_, p)| p.as_ref().is_none_or(|p| p.admits(&raw)));
+        let candidates = unpinned.map(|(i, _)| i).chain(keyed.flatten());
         Matches(candidates.filter_map(|&i| rsigma_eval::evaluate_rule(&rules[i], &raw)).take(MAX_MATCHES).collect())
     }
 
@@ -352,39 +361,50 @@ fn fields(format: SourceFormat) -> &'static [Pipeline] {
 
 /// The values `field` must hold (plainly, without modifiers or wildcards, folded to lower
 /// case as Sigma compares) for `rule` to match; `None` when the rule does not pin it, or
-/// pins it in a way this does not follow (a quantifier over detections, a negation).
+/// pins it in a way [`needs`] does not follow.
 fn pinned(rule: &SigmaRule, field: &str) -> Option<Vec<String>> {
+    needs(rule, &|item: &DetectionItem| {
+        let plain = item.field.name.as_deref() == Some(field) && item.field.modifiers.is_empty();
+        let values: Option<Vec<String>> = item
+            .values
+            .iter()
+            .map(|v| match v {
+                SigmaValue::String(s) => s.as_plain().map(|p| p.to_lowercase()),
+                _ => None,
+            })
+            .collect();
+        values.filter(|v| plain && !v.is_empty())
+    })
+}
+
+/// What `rule` needs of a record, by what `item` says a detection item needs (one of the
+/// values it gives): in a mapping, what its first item that says gives; in a list of
+/// mappings, or an `or`, the union of what each needs (each must say); in an `and`, what its
+/// first part that says gives. `None` when the rule does not say, or says it in a way this
+/// does not follow (a quantifier over detections, a negation).
+fn needs<T>(rule: &SigmaRule, item: &dyn Fn(&DetectionItem) -> Option<Vec<T>>) -> Option<Vec<T>> {
     let named = &rule.detection.named;
-    // In one detection: a mapping pins the field by one of its items; a list of mappings
-    // when each of them does (the union).
-    fn in_detection(d: &Detection, field: &str) -> Option<Vec<String>> {
+    fn in_detection<T>(d: &Detection, item: &dyn Fn(&DetectionItem) -> Option<Vec<T>>) -> Option<Vec<T>> {
         match d {
-            Detection::AllOf(items) => items.iter().find_map(|item| {
-                let plain = item.field.name.as_deref() == Some(field) && item.field.modifiers.is_empty();
-                let values: Option<Vec<String>> = item
-                    .values
-                    .iter()
-                    .map(|v| match v {
-                        SigmaValue::String(s) => s.as_plain().map(|p| p.to_lowercase()),
-                        _ => None,
-                    })
-                    .collect();
-                values.filter(|v| plain && !v.is_empty())
-            }),
+            Detection::AllOf(items) => items.iter().find_map(item),
             Detection::AnyOf(ds) => {
-                let all: Option<Vec<Vec<String>>> = ds.iter().map(|d| in_detection(d, field)).collect();
-                all.map(|v| v.concat()).filter(|v| !v.is_empty())
+                let all: Option<Vec<Vec<T>>> = ds.iter().map(|d| in_detection(d, item)).collect();
+                all.map(|v| v.into_iter().flatten().collect::<Vec<T>>()).filter(|v| !v.is_empty())
             }
             _ => None,
         }
     }
-    fn in_condition(c: &ConditionExpr, named: &HashMap<String, Detection>, field: &str) -> Option<Vec<String>> {
+    fn in_condition<T>(
+        c: &ConditionExpr,
+        named: &HashMap<String, Detection>,
+        item: &dyn Fn(&DetectionItem) -> Option<Vec<T>>,
+    ) -> Option<Vec<T>> {
         match c {
-            ConditionExpr::Identifier(name) => in_detection(named.get(name)?, field),
-            ConditionExpr::And(cs) => cs.iter().find_map(|c| in_condition(c, named, field)),
+            ConditionExpr::Identifier(name) => in_detection(named.get(name)?, item),
+            ConditionExpr::And(cs) => cs.iter().find_map(|c| in_condition(c, named, item)),
             ConditionExpr::Or(cs) => {
-                let all: Option<Vec<Vec<String>>> = cs.iter().map(|c| in_condition(c, named, field)).collect();
-                all.map(|v| v.concat())
+                let all: Option<Vec<Vec<T>>> = cs.iter().map(|c| in_condition(c, named, item)).collect();
+                all.map(|v| v.into_iter().flatten().collect())
             }
             // `1 of selection_*` is an `or` of the detections named so, `all of` an `and`
             // (a detection of `them` named `filter*` is no exception: it is not negated here).
@@ -395,11 +415,12 @@ fn pinned(rule: &SigmaRule, field: &str) -> Option<Vec<String>> {
                 };
                 let mut names: Vec<&String> = named.keys().filter(|n| n.starts_with(prefix)).collect();
                 names.sort();
-                let each = names.iter().map(|n| in_detection(&named[*n], field));
+                let each = names.iter().map(|n| in_detection(&named[*n], item));
                 match quantifier {
-                    Quantifier::Any | Quantifier::Count(1) => {
-                        each.collect::<Option<Vec<_>>>().map(|v| v.concat()).filter(|v| !v.is_empty())
-                    }
+                    Quantifier::Any | Quantifier::Count(1) => each
+                        .collect::<Option<Vec<_>>>()
+                        .map(|v| v.into_iter().flatten().collect::<Vec<T>>())
+                        .filter(|v| !v.is_empty()),
                     Quantifier::All => each.flatten().next(),
                     Quantifier::Count(_) => None,
                 }
@@ -408,9 +429,110 @@ fn pinned(rule: &SigmaRule, field: &str) -> Option<Vec<String>> {
         }
     }
     match rule.detection.conditions.as_slice() {
-        [condition] => in_condition(condition, named, field),
+        [condition] => in_condition(condition, named, item),
         _ => None,
     }
+}
+
+/// What a rule no key field indexes needs in one of the fields its format's decoder reads
+/// (`SourceFormat::raw_fields`): one of a few strings, found without evaluating it. Those
+/// rules meet every record; the shipped ones are a regex on `userIdentity.arn` (SigmaHQ's
+/// "IMDS credentials outside AWS", about 200 ns a record) and a `userAgent` equality
+/// (TruffleHog, about 100), an eighth of `nhid replay`'s time on a CloudTrail estate. Found
+/// in the field the decoder already read, about 10 ns.
+///
+/// Only ever a necessary condition: a value where none is found cannot match (a record
+/// whose field is not a string, or absent, is evaluated as before).
+struct Prefilter {
+    field: &'static str,
+    needles: Vec<Needle>,
+}
+
+/// A string a field must contain.
+#[derive(Debug, PartialEq)]
+enum Needle {
+    /// As it is: a literal a regex needs (Sigma regexes are case-sensitive).
+    Exact(String),
+    /// In any ASCII case (held folded): a plain value, which Sigma compares without case.
+    Folded(String),
+}
+
+impl Prefilter {
+    fn of(rule: &SigmaRule, format: SourceFormat) -> Option<Prefilter> {
+        format.raw_fields().iter().find_map(|&field| {
+            let needles = needs(rule, &|item: &DetectionItem| {
+                (item.field.name.as_deref() == Some(field)).then_some(())?;
+                item.values.iter().map(|v| needle(v, &item.field.modifiers)).collect()
+            })?;
+            Some(Prefilter { field, needles })
+        })
+    }
+
+    /// Whether `raw` may match: its field holds one of the needles, or is no string.
+    fn admits(&self, raw: &Raw<'_>) -> bool {
+        let Some(EventValue::Str(value)) = raw.get_field(self.field) else { return true };
+        // Sigma folds case by Unicode's rules, under which a few other letters fold to
+        // ASCII ones (the Kelvin sign to `k`): a value outside ASCII is evaluated.
+        let folded_alike = value.is_ascii();
+        self.needles.iter().any(|n| match n {
+            Needle::Exact(s) => memchr::memmem::find(value.as_bytes(), s.as_bytes()).is_some(),
+            Needle::Folded(s) => !folded_alike || contains_folded(value.as_bytes(), s.as_bytes()),
+        })
+    }
+}
+
+/// What a detection item's value needs its field to contain, by the item's modifiers: a plain
+/// value itself for an equality, `contains`, `startswith` or `endswith` (in any case, unless
+/// `cased`); for `re`, the longest literal the regex cannot match without. `None` for any
+/// other modifier, a wildcard, or a value outside ASCII.
+fn needle(value: &SigmaValue, modifiers: &[Modifier]) -> Option<Needle> {
+    let SigmaValue::String(s) = value else { return None };
+    let mut cased = false;
+    for m in modifiers {
+        match m {
+            Modifier::Contains | Modifier::StartsWith | Modifier::EndsWith => {}
+            Modifier::Cased => cased = true,
+            Modifier::Re => return regex_needle(&s.as_plain().unwrap_or_else(|| s.original.clone()), modifiers),
+            _ => return None,
+        }
+    }
+    let plain = s.as_plain().filter(|p| !p.is_empty() && p.is_ascii())?;
+    Some(if cased { Needle::Exact(plain) } else { Needle::Folded(plain.to_ascii_lowercase()) })
+}
+
+/// The longest literal every match of `pattern` contains, as rsigma compiles it (`|re`, with
+/// `|m` or `|s` but not `|i`).
+fn regex_needle(pattern: &str, modifiers: &[Modifier]) -> Option<Needle> {
+    use regex_syntax::hir::{Hir, HirKind};
+    if modifiers.iter().any(|m| !matches!(m, Modifier::Re | Modifier::Multiline | Modifier::DotAll)) {
+        return None;
+    }
+    fn needed(hir: &Hir) -> Option<Vec<u8>> {
+        match hir.kind() {
+            HirKind::Literal(lit) => Some(lit.0.to_vec()),
+            HirKind::Capture(c) => needed(&c.sub),
+            HirKind::Repetition(r) if r.min > 0 => needed(&r.sub),
+            HirKind::Concat(parts) => parts.iter().filter_map(needed).max_by_key(Vec::len),
+            _ => None,
+        }
+    }
+    let literal = needed(&regex_syntax::parse(pattern).ok()?).filter(|l| !l.is_empty())?;
+    Some(Needle::Exact(String::from_utf8(literal).ok()?))
+}
+
+/// Whether `hay` contains `needle` (lower case ASCII) in any ASCII case.
+fn contains_folded(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else { return true };
+    let mut at = 0;
+    while let Some(i) = memchr::memchr2(first, first.to_ascii_uppercase(), &hay[at..]) {
+        let start = at + i + 1;
+        match hay.get(start..start + rest.len()) {
+            Some(tail) if tail.eq_ignore_ascii_case(rest) => return true,
+            Some(_) => at = start,
+            None => return false,
+        }
+    }
+    false
 }
 
 /// A rule without an `id` is named by its file.
@@ -658,6 +780,95 @@ mod tests {
             });
         }
         assert!(compared > 500, "{compared}");
+    }
+
+    /// The rules no key field indexes are skipped on a record whose decoded field lacks what
+    /// they need, and evaluated on any other: rules that match still match.
+    #[test]
+    fn unindexed_rules_are_skipped_only_where_they_cannot_match() {
+        let (rules, _) = Rules::builtin();
+        let cloudtrail = rules.by_format.iter().find(|c| c.format == SourceFormat::Cloudtrail).unwrap();
+        let titles = cloudtrail.sigma.rules();
+        let prefilters: Vec<(&str, &str, &[Needle])> = cloudtrail
+            .always
+            .iter()
+            .map(|(i, p)| {
+                let p = p.as_ref().unwrap_or_else(|| panic!("{} has no prefilter", titles[*i].title));
+                (titles[*i].title.as_str(), p.field, p.needles.as_slice())
+            })
+            .collect();
+        assert!(
+            prefilters.contains(&(
+                "Malicious Usage Of IMDS Credentials Outside Of AWS Infrastructure",
+                "userIdentity.arn",
+                &[Needle::Exact(":assumed-role/aws:".into())]
+            )),
+            "{prefilters:?}"
+        );
+        assert!(prefilters.iter().any(|(_, f, n)| *f == "userAgent" && n == &[Needle::Folded("trufflehog".into())]));
+
+        let record = |arn: &str, agent: &str| {
+            STOP_LOGGING.replace("arn:aws:iam::123456789012:user/ci", arn).replace("aws-cli/2.17", agent)
+        };
+        // Decoded as nhid decodes it: the fields the prefilters read are the decoder's.
+        let matched = |raw: &str| {
+            let mut titles = Vec::new();
+            let ctx = nhid_decode::DecodeContext { fallback_time: Some(0), max_event_bytes: 0 };
+            nhid_decode::decode(raw.as_bytes(), nhid_decode::Format::Auto, &ctx, &mut |ev| {
+                let mut ev = ev.unwrap();
+                assert!(ev.raw_fields.known);
+                rules.evaluate(&mut ev);
+                titles.extend(ev.rules.iter().map(|r| r.title.to_string()));
+            });
+            titles
+        };
+        let imds = "Malicious Usage Of IMDS Credentials Outside Of AWS Infrastructure";
+        let stolen = record("arn:aws:sts::123456789012:assumed-role/aws:ec2-instance/i-0abc", "aws-cli/2.17");
+        assert!(matched(&stolen).iter().any(|t| t == imds), "{:?}", matched(&stolen));
+        let session = record("arn:aws:sts::123456789012:assumed-role/deploy/ci", "aws-cli/2.17");
+        assert!(!matched(&session).iter().any(|t| t == imds));
+        for agent in ["TruffleHog", "trufflehog", "TRUFFLEHOG"] {
+            let found = matched(&record("arn:aws:iam::123456789012:user/ci", agent));
+            assert!(found.iter().any(|t| t.contains("TruffleHog")), "{agent}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn a_regex_needs_the_longest_literal_of_its_sequence() {
+        let re = |p: &str, m: &[Modifier]| regex_needle(p, m);
+        let exact = |s: &str| Some(Needle::Exact(s.into()));
+        assert_eq!(re(".+:assumed-role/aws:.+", &[Modifier::Re]), exact(":assumed-role/aws:"));
+        assert_eq!(re("^x*(abc)+d?$", &[Modifier::Re]), exact("abc"));
+        assert_eq!(re("ab(c)?", &[Modifier::Re, Modifier::DotAll]), exact("ab"));
+        // Any one of several, none at all, or in any case: nothing is needed for sure.
+        for (pattern, modifiers) in [
+            ("abc|def", &[Modifier::Re][..]),
+            ("(abc)*", &[Modifier::Re]),
+            ("(?i)abc", &[Modifier::Re]),
+            ("abc", &[Modifier::Re, Modifier::IgnoreCase]),
+            ("[", &[Modifier::Re]),
+        ] {
+            assert_eq!(re(pattern, modifiers), None, "{pattern} {modifiers:?}");
+        }
+        let plain = |v: &str, m: &[Modifier]| needle(&SigmaValue::String(rsigma_parser::SigmaString::new(v)), m);
+        assert_eq!(plain("TruffleHog", &[]), Some(Needle::Folded("trufflehog".into())));
+        assert_eq!(plain("Boto3", &[Modifier::StartsWith, Modifier::Cased]), Some(Needle::Exact("Boto3".into())));
+        assert_eq!(plain("Truffle*", &[]), None, "a wildcard");
+        assert_eq!(plain("aws-cli", &[Modifier::Base64]), None);
+    }
+
+    #[test]
+    fn a_folded_needle_is_found_in_any_ascii_case() {
+        for (hay, found) in [
+            ("TruffleHog", true),
+            ("x-trufflehog/3.0", true),
+            ("sdk TRUFFLEHOG", true),
+            ("truffleho", false),
+            ("ttruffle trufflehoG", true),
+            ("", false),
+        ] {
+            assert_eq!(contains_folded(hay.as_bytes(), b"trufflehog"), found, "{hay}");
+        }
     }
 
     #[test]
