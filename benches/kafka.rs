@@ -115,17 +115,26 @@ fn main() -> anyhow::Result<()> {
         bytes / workload.len()
     );
 
+    // `NHID_BENCH_BROKER=mock` or `tansu` measures that one only (to profile it alone).
+    let only = std::env::var("NHID_BENCH_BROKER").ok();
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let mut rows = Vec::new();
     println!("\n== mock cluster (librdkafka in process, 1 broker)");
-    let mock = MockCluster::new(1).context("starting the mock cluster")?;
-    let mock = measure(&Cluster::Mock(mock), &workload);
+    let mock = if wanted("mock") {
+        let mock = MockCluster::new(1).context("starting the mock cluster")?;
+        measure(&Cluster::Mock(mock), &workload)
+    } else {
+        Err(anyhow!("skipped: NHID_BENCH_BROKER={}", only.as_deref().unwrap_or_default()))
+    };
     if let Err(e) = &mock {
         println!("{e:#}");
     }
     rows.push(("mock cluster", mock));
 
     println!("\n== tansu 0.6 (memory storage, loopback)");
-    let tansu = if broker::tansu().is_none() {
+    let tansu = if !wanted("tansu") {
+        Err(anyhow!("skipped: NHID_BENCH_BROKER={}", only.as_deref().unwrap_or_default()))
+    } else if broker::tansu().is_none() {
         Err(anyhow!("skipped: tansu not installed (scripts/tansu.sh install)"))
     } else {
         match broker::Broker::start() {
@@ -213,9 +222,10 @@ struct Run {
     join: Duration,
     /// From there to the last message counted (bare) or committed (nhid).
     elapsed: Duration,
-    /// Cores kept busy by this process and the broker's, from the first message (bare) or
-    /// commit (nhid) to the end; `None` without /proc.
-    cores: Option<f64>,
+    /// Cores kept busy by this process and the broker's, and the broker's of them (when it
+    /// runs apart), from the first message (bare) or commit (nhid) to the end; `None`
+    /// without /proc.
+    cores: Option<(f64, f64)>,
 }
 
 impl Run {
@@ -224,7 +234,11 @@ impl Run {
     }
 
     fn cores(&self) -> String {
-        self.cores.map_or("CPU not measured".into(), |c| format!("{c:.1} cores busy"))
+        match self.cores {
+            None => "CPU not measured".into(),
+            Some((all, 0.0)) => format!("{all:.1} cores busy"),
+            Some((all, broker)) => format!("{all:.1} cores busy, {broker:.1} of them the broker's"),
+        }
     }
 }
 
@@ -234,26 +248,29 @@ fn median(mut runs: Vec<Run>) -> Run {
     runs.swap_remove(runs.len() / 2)
 }
 
-/// A moment, and the CPU time this process and the broker's had used by then.
+/// A moment, and the CPU time this process and the broker's (when it is another) had used
+/// by then.
 #[derive(Clone, Copy)]
 struct Sample {
     at: Instant,
-    cpu: Option<Duration>,
+    cpu: Option<(Duration, Duration)>,
 }
 
 impl Sample {
     fn now(broker: Option<u32>) -> Sample {
-        let cpu = match broker {
-            None => cpu_time("self"),
-            Some(pid) => cpu_time("self").zip(cpu_time(&pid.to_string())).map(|(a, b)| a + b),
+        let theirs = match broker {
+            None => Some(Duration::ZERO),
+            Some(pid) => cpu_time(&pid.to_string()),
         };
-        Sample { at: Instant::now(), cpu }
+        Sample { at: Instant::now(), cpu: cpu_time("self").zip(theirs) }
     }
 
-    /// Cores busy on average from `self` to `until`.
-    fn cores_until(&self, until: &Sample) -> Option<f64> {
-        let cpu = until.cpu?.checked_sub(self.cpu?)?;
-        Some(cpu.as_secs_f64() / (until.at - self.at).as_secs_f64())
+    /// Cores busy on average from `self` to `until`: all told, and the broker's of them.
+    fn cores_until(&self, until: &Sample) -> Option<(f64, f64)> {
+        let ((ours0, theirs0), (ours1, theirs1)) = (self.cpu?, until.cpu?);
+        let secs = (until.at - self.at).as_secs_f64();
+        let theirs = theirs1.checked_sub(theirs0)?.as_secs_f64() / secs;
+        Some((ours1.checked_sub(ours0)?.as_secs_f64() / secs + theirs, theirs))
     }
 }
 

@@ -1,7 +1,8 @@
 //! The whole `nhid replay` process, as a user runs it, against a bare parse of the same file
 //! measured in the same run: the ratio is the figure, the machine being shared and noisy.
 //!
-//! `cargo bench --bench replay` (about three minutes). The workload is
+//! `cargo bench --bench replay` (about four minutes; `NHID_BENCH_KEEP=DIR` writes the two
+//! files there instead, to profile `nhid replay` on them). The workload is
 //! `nhid-sim simulate --seed 7 --principals 200 --days 4` (the classic estate), as canonical
 //! JSON lines and as CloudTrail records (`shapes::cloudtrail`). Identities learn for a day
 //! (the default), so three quarters of the events meet learned identities and every detector
@@ -43,6 +44,15 @@ fn main() {
     }
     ct.flush().unwrap();
     drop((native, ct));
+    // `NHID_BENCH_KEEP=DIR` keeps the two files there and measures nothing (to profile
+    // `nhid replay` on them by hand).
+    if let Some(keep) = std::env::var_os("NHID_BENCH_KEEP") {
+        for file in [&canonical, &cloudtrail] {
+            std::fs::rename(file, Path::new(&keep).join(file.file_name().unwrap())).unwrap();
+        }
+        eprintln!("kept canonical.jsonl and cloudtrail.jsonl in {}", keep.to_string_lossy());
+        return;
+    }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     eprintln!("workload: nhid-sim simulate --seed 7 --principals 200 --days 4; {threads} cores");
     for (name, path, bare) in
