@@ -161,18 +161,22 @@ impl Message {
 
 /// Reads lines (without their `\n`) of at most `cap` bytes. A longer line is counted and
 /// hashed as it streams past and only its first `cap` bytes are kept, so that one line of
-/// 50 MB costs `cap` bytes of memory, not three times its size.
+/// 50 MB costs `cap` bytes of memory, not three times its size. A line whole in the reader's
+/// buffer is handed out from there, without a copy (consumed at the next call).
 pub struct Lines<R> {
     inner: R,
     line: Message,
+    /// Bytes of the buffer handed out in place by the last call, consumed by the next.
+    handed: usize,
 }
 
 impl<R: BufRead> Lines<R> {
     pub fn new(inner: R, cap: usize) -> Self {
-        Lines { inner, line: Message::new(cap) }
+        Lines { inner, line: Message::new(cap), handed: 0 }
     }
 
     pub fn next(&mut self) -> io::Result<Option<Line<'_>>> {
+        self.inner.consume(std::mem::take(&mut self.handed));
         self.line.clear();
         let mut read = false;
         loop {
@@ -184,8 +188,14 @@ impl<R: BufRead> Lines<R> {
             if chunk.is_empty() {
                 break;
             }
-            read = true;
             let newline = memchr::memchr(b'\n', chunk);
+            if let Some(at) = newline.filter(|&at| !read && at <= self.line.cap) {
+                self.handed = at + 1;
+                // The same bytes again (the buffer holds them: no read), borrowed for the
+                // caller: the borrow checker does not let the first borrow out of the loop.
+                return Ok(Some(Line::Whole(&self.inner.fill_buf()?[..at])));
+            }
+            read = true;
             self.line.push(&chunk[..newline.unwrap_or(chunk.len())]);
             let used = newline.map_or(chunk.len(), |at| at + 1);
             self.inner.consume(used);
