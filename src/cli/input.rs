@@ -61,11 +61,11 @@ impl Input {
     /// Whether input is buffered, so that the next message is read without waiting: when
     /// there is none, the next read may wait as long as whoever writes a pipe takes.
     pub fn buffered(&self) -> bool {
-        let inner = match self {
-            Input::Lines(lines) => &lines.inner,
-            Input::Values(values) => &values.inner,
-        };
-        !inner.buffer().is_empty()
+        match self {
+            // The line handed out in place is still in the buffer.
+            Input::Lines(lines) => lines.inner.buffer().len() > lines.handed,
+            Input::Values(values) => !values.inner.buffer().is_empty(),
+        }
     }
 }
 
@@ -435,6 +435,19 @@ mod tests {
         assert_eq!(out[1], Err((b"abcd".to_vec(), 5, xxhash_rust::xxh3::xxh3_128(b"abcde"))));
         assert_eq!(out[2], Ok(Vec::new()));
         assert_eq!(out.len(), 3);
+    }
+
+    /// A line handed out in place is not input still buffered: after the last line read, the
+    /// reader hands its batch over rather than wait on a pipe for more.
+    #[test]
+    fn a_line_handed_out_in_place_is_not_counted_as_buffered() {
+        let reader: Box<dyn std::io::Read> = Box::new(&b"first\nsecond\n"[..]);
+        let mut input = Input::Lines(Lines::new(BufReader::with_capacity(64, reader), 16));
+        assert!(matches!(input.next().unwrap(), Some(Line::Whole(b"first"))));
+        assert!(input.buffered(), "the second line waits in the buffer");
+        assert!(matches!(input.next().unwrap(), Some(Line::Whole(b"second"))));
+        assert!(!input.buffered(), "nothing but the line handed out");
+        assert!(input.next().unwrap().is_none());
     }
 
     #[test]
