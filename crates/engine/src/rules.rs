@@ -462,7 +462,10 @@ impl Prefilter {
         format.raw_fields().iter().find_map(|&field| {
             let needles = needs(rule, &|item: &DetectionItem| {
                 (item.field.name.as_deref() == Some(field)).then_some(())?;
-                item.values.iter().map(|v| needle(v, &item.field.modifiers)).collect()
+                let needles: Option<Vec<Needle>> =
+                    item.values.iter().map(|v| needle(v, &item.field.modifiers)).collect();
+                // An item without values needs nothing that can be searched for.
+                needles.filter(|n| !n.is_empty())
             })?;
             Some(Prefilter { field, needles })
         })
@@ -831,6 +834,22 @@ mod tests {
             let found = matched(&record("arn:aws:iam::123456789012:user/ci", agent));
             assert!(found.iter().any(|t| t.contains("TruffleHog")), "{agent}: {found:?}");
         }
+    }
+
+    /// What cannot be searched for is not a prefilter: the rule is evaluated on every record.
+    #[test]
+    fn a_rule_without_a_searchable_value_has_no_prefilter() {
+        let rule = |selection: &str| {
+            let yaml = format!(
+                "title: t\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  selection:\n    {selection}\n  condition: selection\n"
+            );
+            rsigma_parser::parse_sigma_yaml(&yaml).unwrap().rules.remove(0)
+        };
+        for selection in ["userAgent: []", "userAgent|re: 'a|b'", "userAgent|cidr: '10.0.0.0/8'", "userAgent: 'Truffle*'"] {
+            assert!(Prefilter::of(&rule(selection), SourceFormat::Cloudtrail).is_none(), "{selection}");
+        }
+        let p = Prefilter::of(&rule("userAgent|contains: ['TruffleHog', 'Boto3']"), SourceFormat::Cloudtrail).unwrap();
+        assert_eq!(p.needles, [Needle::Folded("trufflehog".into()), Needle::Folded("boto3".into())]);
     }
 
     #[test]
