@@ -48,7 +48,9 @@ fn main() {
     // `nhid replay` on them by hand).
     if let Some(keep) = std::env::var_os("NHID_BENCH_KEEP") {
         for file in [&canonical, &cloudtrail] {
-            std::fs::rename(file, Path::new(&keep).join(file.file_name().unwrap())).unwrap();
+            // Moved (no second copy of 5 GB), or copied to another file system.
+            let kept = Path::new(&keep).join(file.file_name().unwrap());
+            std::fs::rename(file, &kept).or_else(|_| std::fs::copy(file, &kept).map(drop)).unwrap();
         }
         eprintln!("kept canonical.jsonl and cloudtrail.jsonl in {}", keep.to_string_lossy());
         return;
