@@ -845,7 +845,9 @@ mod tests {
             );
             rsigma_parser::parse_sigma_yaml(&yaml).unwrap().rules.remove(0)
         };
-        for selection in ["userAgent: []", "userAgent|re: 'a|b'", "userAgent|cidr: '10.0.0.0/8'", "userAgent: 'Truffle*'"] {
+        for selection in
+            ["userAgent: []", "userAgent|re: 'a|b'", "userAgent|cidr: '10.0.0.0/8'", "userAgent: 'Truffle*'"]
+        {
             assert!(Prefilter::of(&rule(selection), SourceFormat::Cloudtrail).is_none(), "{selection}");
         }
         let p = Prefilter::of(&rule("userAgent|contains: ['TruffleHog', 'Boto3']"), SourceFormat::Cloudtrail).unwrap();
