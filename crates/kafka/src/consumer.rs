@@ -28,7 +28,7 @@ use crate::internal_events::{
 use crate::output::{Sender, now_ms};
 use crate::partition::{Input, Partition};
 use crate::rekeyed::{self, SOURCE_IDLE};
-use crate::worker::{Item, Message, Payload, Workers};
+use crate::worker::{Item, Message, Workers};
 
 /// The partitions assigned here, by topic and number.
 type Partitions = HashMap<(Arc<str>, i32), Arc<Partition>>;
@@ -48,7 +48,7 @@ pub(crate) struct Shared {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     output: Arc<Sender>,
-    workers: Workers,
+    pub(crate) workers: Workers,
     partitions: Mutex<Partitions>,
     /// How long a drain may wait for the broker to acknowledge outputs.
     pub(crate) grace: Duration,
@@ -126,6 +126,11 @@ impl ConsumerContext for RuntimeContext {
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.0.assigned(consumer, tpl);
+                // Each worker knows its partitions before it reads their messages.
+                self.0.workers.flush_batches();
+                for e in tpl.elements() {
+                    self.0.workers.forward(consumer, e.topic(), e.partition());
+                }
                 if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -356,15 +361,9 @@ impl Shared {
             return;
         }
         let payload = m.payload().unwrap_or_default();
-        let message = Message {
-            offset: m.offset(),
-            timestamp: m.timestamp().to_millis(),
-            // Set as the payload is copied into its batch.
-            payload: Payload::Batched(0..0),
-            rekeyed: if partition.reordered { rekeyed::read(m.headers(), payload) } else { None },
-            key: partition.keyed.as_ref().and(m.key()).map(nhid_engine::principal_hash),
-            partition,
-        };
+        let message = Message::new(partition, m.offset(), m.timestamp().to_millis(), m.key(), || {
+            rekeyed::read(m.headers(), payload)
+        });
         self.workers.dispatch(Item::Message(message), payload);
     }
 
@@ -560,7 +559,7 @@ impl Shared {
     pub(crate) fn drain(&self, consumer: &GroupConsumer, only: Option<&Revoked>, deadline: Instant) {
         self.output.give_up_at(Some(deadline));
         self.workers.flush_batches();
-        self.workers.barrier();
+        self.workers.barrier(only);
         let mut flushed = self.output.flush(deadline);
         if flushed.is_ok() && self.changelog.get().is_some() {
             // After the outputs: an events partition's snapshot waits for those of the

@@ -41,6 +41,10 @@ mod internal_events;
 mod output;
 mod partition;
 mod progress;
+// librdkafka's own queues and batch reads, which rdkafka does not wrap: the crate's only
+// `unsafe` (the workspace forbids it; this crate denies it, and allows it there alone).
+#[allow(unsafe_code)]
+mod queue;
 mod rekeyed;
 mod reorder;
 mod runtime;

@@ -34,6 +34,10 @@ pub(crate) struct Partition {
     pub(crate) events_received: Box<[prometheus::IntCounter]>,
     /// Set when it is revoked, after its drain: a worker holding its messages forgets them.
     pub(crate) revoked: AtomicBool,
+    /// Set by its worker at a drain's barrier (a revocation, or nhid stopping): its messages
+    /// are no longer processed here. What was fetched and not processed is not committed, so
+    /// whoever is assigned it next reads it again.
+    pub(crate) stopped: AtomicBool,
     /// A partition of the events topic read by detection: its events are reordered.
     pub(crate) reordered: bool,
     /// An audit topic read as keyed by principal: its keys are checked (`check_key`), and
@@ -129,6 +133,7 @@ impl Partition {
             topic,
             partition,
             revoked: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
             reordered: input == Input::Events,
             latest: AtomicI64::new(Millis::MIN),
             empty_since: AtomicI64::new(i64::MAX),

@@ -123,6 +123,8 @@ fn run_stage(
     if paced {
         consumer::consume_paced(&consumer, &shared, &stop, interval);
     } else {
+        // Each worker reads its partitions itself; the consumer thread serves the group.
+        shared.workers.read_from(&consumer);
         consumer::consume(&consumer, &shared, &stop, interval);
     }
     stop_and_report(consumer, shared, handles, &output)
@@ -158,6 +160,7 @@ fn stop_and_report(
     let committed = shared.committed();
     let restored = shared.restored();
     let unacknowledged = output.in_flight();
+    shared.workers.detach();
     // Leaving the group runs the revocation callback once more; everything is already
     // drained and committed, so it commits nothing new.
     drop(consumer);

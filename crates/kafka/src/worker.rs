@@ -11,19 +11,23 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use nhid_engine::metrics::Metrics;
+use nhid_engine::metrics::{KafkaErrorKind, Metrics};
 use nhid_engine::{Engine, Origin, Outputs, Stats};
 use nhid_model::time::Millis;
 
 use crate::changelog::Changelog;
+use crate::consumer::GroupConsumer;
 use crate::error::Error;
+use crate::internal_events::{CallFailed, KafkaErrorEvent as _};
 use crate::output::{Sender, now_ms};
 use crate::partition::Partition;
+use crate::queue::{Fetched, WorkerQueue};
 use crate::rekeyed::{self, Marks, Rekeyed};
 use crate::reorder::Reorder;
 
 /// Messages handed to a worker at once: fewer channel operations without delaying a quiet
 /// stream (a batch also goes as soon as the consumer has nothing more to give).
+/// Also what a worker reads from its own queue at once.
 const BATCH: usize = 256;
 /// Payload bytes past which a batch goes before it has [`BATCH`] messages: a queue of large
 /// messages (up to `max_event_bytes`, 1 MiB by default) holds [`QUEUE`] batches of about this,
@@ -62,22 +66,44 @@ pub(crate) struct Message {
 pub(crate) enum Payload {
     /// In its batch's buffer, while the batch is processed.
     Batched(Range<usize>),
+    /// Where librdkafka fetched it: read by its worker from its own queue.
+    Fetched(Fetched),
     /// Its own: held by the reorder past its batch.
     Owned(Vec<u8>),
 }
 
 impl Message {
+    /// A message as fetched, its bytes still to be placed (`payload`): its headers are read
+    /// (`rekeyed`) for a partition of the events topic, its key hashed for a keyed one.
+    pub(crate) fn new(
+        partition: Arc<Partition>,
+        offset: i64,
+        timestamp: Option<i64>,
+        key: Option<&[u8]>,
+        rekeyed: impl FnOnce() -> Option<Rekeyed>,
+    ) -> Message {
+        Message {
+            offset,
+            timestamp,
+            payload: Payload::Batched(0..0),
+            rekeyed: if partition.reordered { rekeyed() } else { None },
+            key: partition.keyed.as_ref().and(key).map(nhid_engine::principal_hash),
+            partition,
+        }
+    }
+
     fn bytes<'a>(&'a self, batch: &'a [u8]) -> &'a [u8] {
         match &self.payload {
             Payload::Batched(range) => &batch[range.clone()],
+            Payload::Fetched(fetched) => fetched.payload(),
             Payload::Owned(bytes) => bytes,
         }
     }
 
-    /// This message with bytes of its own, to outlive `batch`.
+    /// This message with bytes of its own, to outlive `batch` (and librdkafka's message).
     fn owned(mut self, batch: &[u8]) -> Message {
-        if let Payload::Batched(range) = &self.payload {
-            self.payload = Payload::Owned(batch[range.clone()].to_vec());
+        if !matches!(self.payload, Payload::Owned(_)) {
+            self.payload = Payload::Owned(self.bytes(batch).to_vec());
         }
         self
     }
@@ -103,10 +129,16 @@ pub(crate) enum Item {
 
 enum Job {
     Items(Batch),
-    /// Answered once every message queued before it is processed.
-    Barrier(SyncSender<()>),
+    /// Answered once every message handed over or read before it is processed. The
+    /// partitions named (all when `None`) are a drain's: their messages are not processed
+    /// here after it (see `Partition::stopped`).
+    Barrier(SyncSender<()>, Option<Arc<Named>>),
     /// Snapshot the partitions named (all when `None`) now, then answer.
     Snapshot(SyncSender<()>, Option<Arc<Named>>),
+    /// Read the partitions' messages from this queue, where they are forwarded at assignment.
+    Read(Arc<WorkerQueue>),
+    /// Let go of the queue and every message read from it, then answer: the consumer goes.
+    Detach(SyncSender<()>),
 }
 
 /// Which of a worker's partitions are snapshot.
@@ -184,11 +216,14 @@ fn snapshot(
 /// What a worker did: its counts, and how many messages only rebuilt state.
 pub(crate) type Tally = (Stats, u64);
 
-/// The consumer thread's side of the workers: their queues, and the batches being filled.
-/// Dropping it closes the queues, and the workers end.
+/// The consumer thread's side of the workers: their job queues, the batches being filled,
+/// and each one's queue of fetched messages once they read their partitions themselves.
+/// Dropping it closes the job queues, and the workers end.
 pub(crate) struct Workers {
-    queues: Vec<SyncSender<Job>>,
+    jobs: Vec<SyncSender<Job>>,
     filling: Mutex<Filling>,
+    /// One a worker, by index; empty while the consumer thread hands the messages over.
+    readers: Mutex<Vec<Arc<WorkerQueue>>>,
     /// The state changelog the workers write their partitions' state to, once it is open.
     pub(crate) changelog: Arc<OnceLock<Changelog>>,
 }
@@ -208,25 +243,25 @@ pub(crate) fn spawn(
     metrics: &Arc<Metrics>,
 ) -> Result<(Workers, Vec<JoinHandle<Tally>>), Error> {
     let changelog: Arc<OnceLock<Changelog>> = Arc::default();
-    let mut queues = Vec::with_capacity(n);
+    let mut jobs = Vec::with_capacity(n);
     let mut handles = Vec::with_capacity(n);
     let (done, spare) = mpsc::channel();
     for i in 0..n {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
-        queues.push(tx);
+        jobs.push(tx);
         let (engine, output, metrics) = (engine.clone(), output.clone(), metrics.clone());
         let (changelog, done) = (changelog.clone(), done.clone());
         let handle = thread::Builder::new()
             .name(format!("nhid-worker-{i}"))
             .spawn({
                 let role = role();
-                move || work(&engine, &output, &metrics, &changelog, role, rx, &done)
+                move || work(Worker::new(&engine, &output, &metrics, &changelog, role, &done), &rx)
             })
             .map_err(Error::SpawnWorker)?;
         handles.push(handle);
     }
     let filling = Mutex::new(Filling { batches: (0..n).map(|_| Batch::default()).collect(), spare });
-    Ok((Workers { queues, filling, changelog }, handles))
+    Ok((Workers { jobs, filling, readers: Mutex::default(), changelog }, handles))
 }
 
 /// Waits for the workers to end (their queues closed) and adds up what they did.
@@ -242,19 +277,71 @@ pub(crate) fn join(handles: Vec<JoinHandle<Tally>>) -> Result<Tally, Error> {
 }
 
 impl Workers {
-    fn worker_of(&self, p: &Partition) -> usize {
+    fn worker_of(&self, topic: &str, partition: i32) -> usize {
         // Partitions of one topic spread round-robin; topics are offset by their hash.
-        let h = xxhash_rust::xxh3::xxh3_64(p.topic.as_bytes()) as usize;
-        (h.wrapping_add(p.partition as usize)) % self.queues.len()
+        let h = xxhash_rust::xxh3::xxh3_64(topic.as_bytes()) as usize;
+        (h.wrapping_add(partition as usize)) % self.jobs.len()
+    }
+
+    fn reader(&self, w: usize) -> Option<Arc<WorkerQueue>> {
+        self.readers.lock().unwrap_or_else(PoisonError::into_inner).get(w).cloned()
+    }
+
+    /// Queues a job for worker `w`, and wakes it if it waits on its fetched messages.
+    fn send(&self, w: usize, job: Job) -> bool {
+        let sent = self.jobs[w].send(job).is_ok();
+        if let Some(reader) = self.reader(w) {
+            reader.wake();
+        }
+        sent
+    }
+
+    /// From now on, each worker reads its partitions' messages itself, from a queue of its
+    /// own on `consumer` (see [`Workers::forward`]). Without one (librdkafka refused), the
+    /// consumer thread goes on handing them over.
+    pub(crate) fn read_from(&self, consumer: &GroupConsumer) {
+        let Some(readers) = (0..self.jobs.len()).map(|_| WorkerQueue::new(consumer).map(Arc::new)).collect() else {
+            tracing::warn!("librdkafka gave no queue for the workers; the consumer thread hands messages over");
+            return;
+        };
+        let readers: Vec<Arc<WorkerQueue>> = readers;
+        for (jobs, reader) in self.jobs.iter().zip(&readers) {
+            let _ = jobs.send(Job::Read(reader.clone()));
+        }
+        *self.readers.lock().unwrap_or_else(PoisonError::into_inner) = readers;
+    }
+
+    /// Forwards a partition's fetched messages to its worker's queue, when workers read
+    /// their own: called at assignment, after [`Workers::flush_batches`] has sent the worker
+    /// the partition (`Item::Assigned`), before fetching starts. A worker reads its jobs
+    /// before the messages it read with them, so it knows the partition before its first
+    /// message.
+    pub(crate) fn forward(&self, consumer: &GroupConsumer, topic: &str, partition: i32) {
+        if let Some(reader) = self.reader(self.worker_of(topic, partition))
+            && !reader.forward(consumer, topic, partition)
+        {
+            tracing::warn!(
+                topic,
+                partition,
+                "could not forward a partition to its worker; the consumer thread hands it over"
+            );
+        }
+    }
+
+    /// Has the workers let go of their queues and of every message read from them, and
+    /// waits until they have: librdkafka's queues and messages must not outlive its consumer.
+    pub(crate) fn detach(&self) {
+        self.each(Job::Detach);
+        self.readers.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
     /// Adds an item to its partition's worker's batch (a message's `payload` copied into the
     /// batch's buffer), and sends the batch when it is full.
     pub(crate) fn dispatch(&self, mut item: Item, payload: &[u8]) {
-        let w = self.worker_of(match &item {
-            Item::Message(m) => &m.partition,
-            Item::Assigned(p) => p,
-        });
+        let w = match &item {
+            Item::Message(m) => self.worker_of(&m.partition.topic, m.partition.partition),
+            Item::Assigned(p) => self.worker_of(&p.topic, p.partition),
+        };
         let full = {
             let mut filling = self.filling.lock().unwrap_or_else(PoisonError::into_inner);
             let Filling { batches, spare } = &mut *filling;
@@ -273,7 +360,7 @@ impl Workers {
             (batch.items.len() >= BATCH || batch.payloads.len() >= BATCH_BYTES).then(|| std::mem::take(batch))
         };
         if let Some(batch) = full {
-            let _ = self.queues[w].send(Job::Items(batch));
+            self.send(w, Job::Items(batch));
         }
     }
 
@@ -285,14 +372,16 @@ impl Workers {
         };
         for (w, batch) in batches.into_iter().enumerate() {
             if !batch.items.is_empty() {
-                let _ = self.queues[w].send(Job::Items(batch));
+                self.send(w, Job::Items(batch));
             }
         }
     }
 
-    /// Waits until every worker has processed what was handed to it.
-    pub(crate) fn barrier(&self) {
-        self.each(Job::Barrier);
+    /// Waits until every worker has processed what was handed to it or what it read; from
+    /// then on, none processes a message of the partitions named (all when `None`).
+    pub(crate) fn barrier(&self, only: Option<&Named>) {
+        let only = only.map(|o| Arc::new(o.clone()));
+        self.each(|done| Job::Barrier(done, only.clone()));
     }
 
     /// Has every worker snapshot the partitions named (all when `None`) to the changelog now,
@@ -304,12 +393,10 @@ impl Workers {
 
     /// Sends every worker the job `job` makes, and waits for their answers.
     fn each(&self, job: impl Fn(SyncSender<()>) -> Job) {
-        let acks: Vec<Receiver<()>> = self
-            .queues
-            .iter()
+        let acks: Vec<Receiver<()>> = (0..self.jobs.len())
             .filter_map(|w| {
                 let (tx, rx) = mpsc::sync_channel(1);
-                w.send(job(tx)).ok().map(|_| rx)
+                self.send(w, job(tx)).then_some(rx)
             })
             .collect();
         for rx in acks {
@@ -326,127 +413,254 @@ pub(crate) enum Role {
     Detect(Reorder),
 }
 
+/// How long a worker reading its own queue waits for messages when nothing else is due.
+/// Jobs wake it sooner ([`WorkerQueue::wake`]); this only bounds how late it sees its job
+/// queue closed.
+const IDLE_READ: Duration = Duration::from_millis(500);
+
 /// A worker: processes its partitions' messages in order, sends the outputs, and writes
-/// their state to the changelog.
-fn work(
-    engine: &Engine,
-    output: &Sender,
-    metrics: &Metrics,
-    changelog: &OnceLock<Changelog>,
-    mut role: Role,
-    jobs: Receiver<Job>,
-    done: &mpsc::Sender<Batch>,
-) -> Tally {
-    let mut owned: Vec<Arc<Partition>> = Vec::new();
-    let snapshots = |owned: &[Arc<Partition>], role: &Role, when: When<'_>| {
-        changelog.get().and_then(|c| snapshot(engine, output, metrics, c, owned, role, when))
-    };
-    let mut out = Outputs::default();
-    let mut total = Stats::default();
-    let mut rebuilt = 0;
-    // Observed here and added to the shared histogram once a batch: the workers updating
-    // its counters for every message would pass their cache line back and forth.
-    let processing = metrics.processing.local();
-    let run = |m: Message, payloads: &[u8], held: bool, role: &mut Role, out: &mut Outputs| {
-        let started = Instant::now();
-        let (processed, latest) = process(engine, output, metrics, &m, m.bytes(payloads), out, held);
-        if let (Role::Rekey(marks), Some(time)) = (role, latest) {
-            marks.advanced(&m.partition, time);
-        }
-        processing.observe(started.elapsed().as_secs_f64());
-        processed == Processed::Rebuilt
-    };
+/// their state to the changelog. Its messages come handed over in batches (`Job::Items`), or,
+/// once it has a queue of its own (`Job::Read`), read from there: then every job waiting
+/// goes before the messages read with it (an assignment before its partition's messages, a
+/// barrier before messages read after what it waits for).
+fn work(mut worker: Worker<'_>, jobs: &Receiver<Job>) -> Tally {
+    let mut reader: Option<Arc<WorkerQueue>> = None;
+    let mut fetched: Vec<Fetched> = Vec::new();
     // Set while something is to be done later (a watermark to send, a source waited for).
     let mut retry: Option<Duration> = None;
     loop {
-        let job = match retry {
-            None => jobs.recv().ok(),
-            Some(after) => match jobs.recv_timeout(after) {
+        let mut job = match (&reader, retry) {
+            (Some(reader), _) => {
+                reader.read(retry.unwrap_or(IDLE_READ), BATCH, &mut fetched);
+                match jobs.try_recv() {
+                    Ok(job) => Some(job),
+                    Err(mpsc::TryRecvError::Empty) => None,
+                    Err(mpsc::TryRecvError::Disconnected) => break,
+                }
+            }
+            (None, None) => match jobs.recv() {
                 Ok(job) => Some(job),
-                Err(mpsc::RecvTimeoutError::Timeout) => Some(Job::Items(Batch::default())),
-                Err(mpsc::RecvTimeoutError::Disconnected) => None,
+                Err(_) => break,
+            },
+            (None, Some(after)) => match jobs.recv_timeout(after) {
+                Ok(job) => Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
             },
         };
-        let mut batch = match job {
-            None => break,
-            Some(Job::Items(batch)) => batch,
-            Some(Job::Barrier(done)) => {
-                // A commit follows: the detection stage should not wait for what was sent.
-                if let Role::Rekey(marks) = &mut role {
-                    marks.flush(output);
+        while let Some(next) = job.take() {
+            match next {
+                Job::Items(batch) => worker.items(batch),
+                Job::Barrier(done, only) => {
+                    worker.stop(only.as_deref());
+                    let _ = done.send(());
                 }
-                let _ = done.send(());
-                continue;
+                Job::Snapshot(done, only) => {
+                    worker.snapshots(When::Now(only.as_deref()));
+                    let _ = done.send(());
+                }
+                Job::Read(queue) => reader = Some(queue),
+                Job::Detach(done) => {
+                    fetched.clear();
+                    reader = None;
+                    let _ = done.send(());
+                }
             }
-            Some(Job::Snapshot(done, only)) => {
-                snapshots(&owned, &role, When::Now(only.as_deref()));
-                let _ = done.send(());
-                continue;
+            if reader.is_some() {
+                job = jobs.try_recv().ok();
             }
-        };
+        }
+        for f in fetched.drain(..) {
+            worker.fetched(f);
+        }
+        retry = worker.round();
+    }
+    (worker.total, worker.rebuilt)
+}
+
+/// A worker's own: what it needs to process a message, its partitions, and its counts.
+struct Worker<'a> {
+    engine: &'a Engine,
+    output: &'a Sender,
+    metrics: &'a Metrics,
+    changelog: &'a OnceLock<Changelog>,
+    role: Role,
+    /// Processed batches go back to the consumer thread here, to be filled again.
+    done: &'a mpsc::Sender<Batch>,
+    owned: Vec<Arc<Partition>>,
+    /// The partition of the message read before: messages come in runs of one partition (a
+    /// fetched batch), so most find theirs here.
+    last: Option<Arc<Partition>>,
+    out: Outputs,
+    total: Stats,
+    rebuilt: u64,
+    /// Observed here and added to the shared histogram once a round: the workers updating
+    /// its counters for every message would pass their cache line back and forth.
+    processing: prometheus::local::LocalHistogram,
+}
+
+impl<'a> Worker<'a> {
+    fn new(
+        engine: &'a Engine,
+        output: &'a Sender,
+        metrics: &'a Metrics,
+        changelog: &'a OnceLock<Changelog>,
+        role: Role,
+        done: &'a mpsc::Sender<Batch>,
+    ) -> Worker<'a> {
+        Worker {
+            engine,
+            output,
+            metrics,
+            changelog,
+            role,
+            done,
+            owned: Vec::new(),
+            last: None,
+            out: Outputs::default(),
+            total: Stats::default(),
+            rebuilt: 0,
+            processing: metrics.processing.local(),
+        }
+    }
+
+    /// What the consumer thread handed over; the batch goes back to it to be filled again.
+    fn items(&mut self, mut batch: Batch) {
         let Batch { items, payloads } = &mut batch;
         for item in items.drain(..) {
-            let m = match item {
-                Item::Message(m) => m,
-                Item::Assigned(p) => {
-                    match &mut role {
-                        Role::Rekey(marks) => marks.assigned(&p),
-                        Role::Detect(reorder) if p.reordered => reorder.assigned(&p),
-                        Role::Detect(_) => {}
-                    }
-                    owned.retain(|p| !p.revoked.load(Ordering::Relaxed));
-                    owned.push(p);
-                    continue;
-                }
-            };
-            let p = &m.partition;
-            p.received.inc();
-            // Tansu 0.6, fetched from the middle of a batch (a committed offset, where a
-            // restore starts), can answer with messages before one already processed.
-            if p.progress().processed_next().is_some_and(|next| m.offset < next) {
-                tracing::debug!(topic = %p.topic, partition = p.partition, offset = m.offset, "skipped a message received again");
-                continue;
+            match item {
+                Item::Message(m) => self.message(m, payloads),
+                Item::Assigned(p) => self.assigned(p),
             }
-            // Outside the rebuild window: marked done unread, and not timed either.
-            if m.offset < p.rebuild_until && m.timestamp.is_some_and(|t| t < p.rebuild_since) {
-                p.progress().processed(m.offset, 0);
-                continue;
-            }
-            let m = match &mut role {
-                // It may be held past its batch.
-                Role::Detect(reorder) if p.reordered => match reorder.push(m.owned(payloads)) {
-                    Some(m) => m,
-                    None => continue,
-                },
-                Role::Rekey(marks) => {
-                    marks.announce(output);
-                    m
-                }
-                Role::Detect(_) => m,
-            };
-            rebuilt += u64::from(run(m, payloads, false, &mut role, &mut out));
         }
         if payloads.capacity() <= KEPT_BYTES {
             payloads.clear();
-            let _ = done.send(batch);
+            let _ = self.done.send(batch);
         }
+    }
+
+    fn assigned(&mut self, p: Arc<Partition>) {
+        match &mut self.role {
+            Role::Rekey(marks) => marks.assigned(&p),
+            Role::Detect(reorder) if p.reordered => reorder.assigned(&p),
+            Role::Detect(_) => {}
+        }
+        self.owned.retain(|p| !p.revoked.load(Ordering::Relaxed));
+        self.owned.push(p);
+    }
+
+    /// A message (or an error) read from its own queue.
+    fn fetched(&mut self, f: Fetched) {
+        if let Some(error) = f.error() {
+            CallFailed { kind: KafkaErrorKind::Consume, error: &error, then: "consumer error" }.emit(self.metrics);
+            return;
+        }
+        let here = |p: &Arc<Partition>| {
+            p.partition == f.partition() && p.topic.as_bytes() == f.topic() && !p.stopped.load(Ordering::Relaxed)
+        };
+        let partition = match &self.last {
+            Some(p) if here(p) => p.clone(),
+            _ => match self.owned.iter().rev().find(|p| here(p)) {
+                Some(p) => self.last.insert(p.clone()).clone(),
+                // Left over from a partition drained here: read again by its next owner.
+                None => return,
+            },
+        };
+        let mut m = Message::new(partition, f.offset(), f.timestamp(), f.key(), || {
+            rekeyed::read(f.headers().as_ref(), f.payload())
+        });
+        m.payload = Payload::Fetched(f);
+        self.message(m, &[]);
+    }
+
+    /// A message of one of its partitions, in offset order.
+    fn message(&mut self, m: Message, payloads: &[u8]) {
+        let p = &m.partition;
+        if p.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        p.received.inc();
+        // Tansu 0.6, fetched from the middle of a batch (a committed offset, where a
+        // restore starts), can answer with messages before one already processed.
+        if p.progress().processed_next().is_some_and(|next| m.offset < next) {
+            tracing::debug!(topic = %p.topic, partition = p.partition, offset = m.offset, "skipped a message received again");
+            return;
+        }
+        // Outside the rebuild window: marked done unread, and not timed either.
+        if m.offset < p.rebuild_until && m.timestamp.is_some_and(|t| t < p.rebuild_since) {
+            p.progress().processed(m.offset, 0);
+            return;
+        }
+        let m = match &mut self.role {
+            // It may be held past its batch.
+            Role::Detect(reorder) if p.reordered => match reorder.push(m.owned(payloads)) {
+                Some(m) => m,
+                None => return,
+            },
+            Role::Rekey(marks) => {
+                marks.announce(self.output);
+                m
+            }
+            Role::Detect(_) => m,
+        };
+        self.run(m, payloads, false);
+    }
+
+    /// Processes a message (`held`: one the reorder held), unless its partition is stopped.
+    fn run(&mut self, m: Message, payloads: &[u8], held: bool) {
+        if m.partition.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        let started = Instant::now();
+        let (processed, latest) =
+            process(self.engine, self.output, self.metrics, &m, m.bytes(payloads), &mut self.out, held);
+        if let (Role::Rekey(marks), Some(time)) = (&mut self.role, latest) {
+            marks.advanced(&m.partition, time);
+        }
+        self.processing.observe(started.elapsed().as_secs_f64());
+        self.rebuilt += u64::from(processed == Processed::Rebuilt);
+    }
+
+    /// A drain's barrier: what it read or was handed before is processed. The partitions
+    /// named (all when `None`) process nothing more here.
+    fn stop(&mut self, only: Option<&Named>) {
+        // A commit follows: the detection stage should not wait for what was sent.
+        if let Role::Rekey(marks) = &mut self.role {
+            marks.flush(self.output);
+        }
+        for p in &self.owned {
+            if only.is_none_or(|named| named.contains(&(p.topic.to_string(), p.partition))) {
+                p.stopped.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Snapshots its partitions `when` says; how long until the next is due, if one is.
+    fn snapshots(&self, when: When<'_>) -> Option<Duration> {
+        let changelog = self.changelog.get()?;
+        snapshot(self.engine, self.output, self.metrics, changelog, &self.owned, &self.role, when)
+    }
+
+    /// What follows each round of jobs and messages: held events that may go now, the
+    /// re-keying stage's watermarks, snapshots due, counts. How long until more is due.
+    fn round(&mut self) -> Option<Duration> {
         let mut ready = Vec::new();
-        retry = match &mut role {
-            Role::Rekey(marks) => marks.due(output),
-            Role::Detect(reorder) => reorder.release(metrics, |m| ready.push(m)),
+        let mut retry = match &mut self.role {
+            Role::Rekey(marks) => marks.due(self.output),
+            Role::Detect(reorder) => reorder.release(self.metrics, |m| ready.push(m)),
         };
         for m in ready {
-            rebuilt += u64::from(run(m, &[], true, &mut role, &mut out));
+            self.run(m, &[], true);
         }
-        if let Some(due) = snapshots(&owned, &role, When::Due) {
+        if let Some(due) = self.snapshots(When::Due) {
             retry = Some(retry.map_or(due, |r| r.min(due)));
         }
-        processing.flush();
-        metrics.absorb(&out.stats);
-        total.merge(&out.stats);
-        out.stats = Stats::default();
+        self.processing.flush();
+        self.metrics.absorb(&self.out.stats);
+        self.total.merge(&self.out.stats);
+        self.out.stats = Stats::default();
+        retry
     }
-    (total, rebuilt)
 }
 
 /// What became of a message.
@@ -507,7 +721,7 @@ mod tests {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let (_, spare) = mpsc::channel();
         let filling = Mutex::new(Filling { batches: vec![Batch::default()], spare });
-        (Workers { queues: vec![tx], filling, changelog: Arc::default() }, rx)
+        (Workers { jobs: vec![tx], filling, readers: Mutex::default(), changelog: Arc::default() }, rx)
     }
 
     fn message(p: &Arc<Partition>, offset: i64) -> Item {
