@@ -16,14 +16,18 @@
 //!   timed. (200,000 events take 0.2–0.5 s to consume, of which start-up and the commit
 //!   interval are too large a part.) Three rounds, each a bare consumer then nhid, in fresh
 //!   groups; the medians are reported. The bare consumer counts from its first message to
-//!   the last. nhid (`Config::default().engine()`, commits every 100 ms) is timed from its
-//!   assignment (the runtime's "partitions assigned" log, caught by a tracing layer) to the
+//!   the last. nhid (`Config::default().engine()`, commits every 100 ms) is timed to the
 //!   moment the group's committed offsets, polled every 25 ms, reach the end of every
-//!   partition. Neither includes the group join (printed apart: the mock delays a new
-//!   group's first rebalance by 3 s); nhid's time includes its first fetch and up to one
-//!   commit interval and one poll that the bare consumer does not pay. The CPU used
-//!   meanwhile (this process and the broker's, from /proc) says how much of the machine
-//!   each kept busy.
+//!   partition: from its assignment (the runtime's "partitions assigned" log, caught by a
+//!   tracing layer), which includes its first fetch and up to one commit interval and one
+//!   poll that the bare consumer does not pay; and in the steady state, from the poll that
+//!   first saw a commit, over the events committed after it, as the bare consumer is timed
+//!   from its first message (the target's ratio is taken on this one). Neither includes the
+//!   group join (printed apart: the mock delays a new group's first rebalance by 3 s). The
+//!   CPU used meanwhile (this process and the broker's, from /proc) says how much of the
+//!   machine each kept busy, and the scheduler's account of each thread (`on_cpu`) where it
+//!   went: µs of a core an event for nhid's workers, its consumer thread, librdkafka, the
+//!   rest of the process and the broker.
 //! - **Latency.** An engine warmed by two days of `Live` history (as `nhid-sim demo` does), then
 //!   20 s of traffic paced at 2,000 events/s: the live simulator's (an attack every second),
 //!   and benign background traffic making up the rate: the throughput workload with
@@ -148,19 +152,23 @@ fn main() -> anyhow::Result<()> {
     rows.push(("tansu", tansu));
 
     println!("\nmedians of {ROUNDS} rounds; latency at {PACED_RATE} events/s, event → alert acknowledged");
+    println!("nhid steady: from its first commit, as the bare consumer from its first message; from assignment: with");
+    println!("the first fetch and commit");
     println!(
-        "{:<13} | {:>18} | {:>10} | {:>5} | latency p50/p99/max (alerts)",
-        "broker", "bare consumer ev/s", "nhid ev/s", "ratio"
+        "{:<13} | {:>18} | {:>11} | {:>5} | {:>15} | {:>5} | latency p50/p99/max (alerts)",
+        "broker", "bare consumer ev/s", "nhid steady", "ratio", "from assignment", "ratio"
     );
-    println!("{}", "-".repeat(88));
+    println!("{}", "-".repeat(118));
     for (name, row) in &rows {
         match row {
             Ok(f) => {
-                let (bare, nhid) = (f.bare.per_sec(), f.nhid.per_sec());
+                let (bare, nhid, steady) = (f.bare.per_sec(), f.nhid.per_sec(), f.steady.per_sec());
                 let l = &f.paced.report.latency;
                 println!(
-                    "{name:<13} | {:>18} | {:>10} | {:>4.0}% | {}/{}/{} ms ({})",
+                    "{name:<13} | {:>18} | {:>11} | {:>4.0}% | {:>15} | {:>4.0}% | {}/{}/{} ms ({})",
                     thousands(bare),
+                    thousands(steady),
+                    100.0 * steady / bare,
                     thousands(nhid),
                     100.0 * nhid / bare,
                     l.value_at_quantile(0.5),
@@ -212,7 +220,9 @@ impl Cluster {
 /// One broker's figures.
 struct Figures {
     bare: Run,
+    /// From its assignment, and from its first commit (the steady state).
     nhid: Run,
+    steady: Run,
     paced: Paced,
 }
 
@@ -220,17 +230,30 @@ struct Figures {
 struct Run {
     /// From subscribing to the first message (bare) or to the assignment (nhid).
     join: Duration,
-    /// From there to the last message counted (bare) or committed (nhid).
+    /// Events over `elapsed`.
+    events: u64,
+    /// From there (or, for nhid's steady state, its first commit) to the last message
+    /// counted (bare) or committed (nhid).
     elapsed: Duration,
     /// Cores kept busy by this process and the broker's, and the broker's of them (when it
     /// runs apart), from the first message (bare) or commit (nhid) to the end; `None`
     /// without /proc.
     cores: Option<(f64, f64)>,
+    /// Time on a core an event by thread role over the same span (see [`on_cpu`]).
+    per_event: Option<BTreeMap<&'static str, Duration>>,
 }
 
 impl Run {
     fn per_sec(&self) -> f64 {
-        EVENTS as f64 / self.elapsed.as_secs_f64()
+        self.events as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// µs of a core an event by thread role, and all told.
+    fn per_event(&self) -> String {
+        let Some(roles) = &self.per_event else { return "CPU by thread not measured".into() };
+        let us = |d: &Duration| d.as_secs_f64() * 1e6;
+        let each: Vec<String> = roles.iter().map(|(role, d)| format!("{role} {:.2}", us(d))).collect();
+        format!("µs of a core an event: {}; all {:.2}", each.join(", "), roles.values().map(us).sum::<f64>())
     }
 
     fn cores(&self) -> String {
@@ -249,11 +272,12 @@ fn median(mut runs: Vec<Run>) -> Run {
 }
 
 /// A moment, and the CPU time this process and the broker's (when it is another) had used
-/// by then.
-#[derive(Clone, Copy)]
+/// by then, all told and by thread role.
+#[derive(Clone)]
 struct Sample {
     at: Instant,
     cpu: Option<(Duration, Duration)>,
+    threads: Option<BTreeMap<&'static str, Duration>>,
 }
 
 impl Sample {
@@ -262,7 +286,19 @@ impl Sample {
             None => Some(Duration::ZERO),
             Some(pid) => cpu_time(&pid.to_string()),
         };
-        Sample { at: Instant::now(), cpu: cpu_time("self").zip(theirs) }
+        Sample { at: Instant::now(), cpu: cpu_time("self").zip(theirs), threads: on_cpu(broker) }
+    }
+
+    /// Time on a core by thread role from `self` to `until`, divided by `events`.
+    fn per_event_until(&self, until: &Sample, events: u64) -> Option<BTreeMap<&'static str, Duration>> {
+        let (before, after) = (self.threads.as_ref()?, until.threads.as_ref()?);
+        let events = u32::try_from(events).ok().filter(|&n| n > 0)?;
+        let per = after.iter().map(|(role, t)| {
+            // A thread that ended in between takes its time with it: none rather than less.
+            let spent = t.saturating_sub(before.get(role).copied().unwrap_or_default());
+            (*role, spent / events)
+        });
+        Some(per.collect())
     }
 
     /// Cores busy on average from `self` to `until`: all told, and the broker's of them.
@@ -272,6 +308,35 @@ impl Sample {
         let theirs = theirs1.checked_sub(theirs0)?.as_secs_f64() / secs;
         Some((ours1.checked_sub(ours0)?.as_secs_f64() / secs + theirs, theirs))
     }
+}
+
+/// Time on a core so far of this process's threads by role, and of the broker's process (when
+/// it is another): the scheduler's own account in nanoseconds (`/proc/<pid>/task/<tid>/
+/// schedstat`, Linux), exact where the tick counts of `/proc/<pid>/stat` ([`cpu_time`]) miss
+/// threads that run in short bursts, as librdkafka's do. The roles: nhid's workers, the
+/// runtime's consumer thread (named so by [`Running::start`]), librdkafka's threads (every
+/// client's: nhid's consumer and producer, the watcher of the commits; the mock cluster's
+/// broker), the rest of this process, and the broker.
+fn on_cpu(broker: Option<u32>) -> Option<BTreeMap<&'static str, Duration>> {
+    let mut by_role = BTreeMap::new();
+    let processes = std::iter::once((String::from("self"), true)).chain(broker.map(|pid| (pid.to_string(), false)));
+    for (pid, ours) in processes {
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            // A thread that ended since the directory was listed has no file left: skipped.
+            let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else { continue };
+            let Some(ns) = stat.split_whitespace().next().and_then(|ns| ns.parse().ok()) else { continue };
+            let role = match comm.trim_end() {
+                _ if !ours => "broker",
+                c if c.starts_with("nhid-worker") => "workers",
+                "nhid-consumer" => "consumer thread",
+                c if c.starts_with("rdk:") => "librdkafka",
+                _ => "other",
+            };
+            *by_role.entry(role).or_default() += Duration::from_nanos(ns);
+        }
+    }
+    Some(by_role)
 }
 
 /// User and system CPU time of a process so far, from `/proc/<pid>/stat` (Linux).
@@ -315,18 +380,20 @@ fn measure(cluster: &Cluster, workload: &[(String, Vec<u8>)]) -> anyhow::Result<
 
     // Rounds alternate the two so that a neighbour's burst on the shared machine lands on
     // both alike; the medians go in the table.
-    let (mut bares, mut nhids, mut plains) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut bares, mut nhids, mut steadies, mut plains) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 1..=ROUNDS {
         let bare = bare(&brokers, &format!("bench-bare-{round}"), &ends, cluster.pid())?;
         println!(
-            "round {round}: bare consumer {} events/s ({:.2} s from the first message, {}; {:.2} s to join and fetch it)",
+            "round {round}: bare consumer {} events/s ({:.2} s from the first message, {}; {:.2} s to join and fetch it)\n  \
+             {}",
             thousands(bare.per_sec()),
             secs(bare.elapsed),
             bare.cores(),
-            secs(bare.join)
+            secs(bare.join),
+            bare.per_event()
         );
         bares.push(bare);
-        let (plain, _, _) = nhid(&brokers, &format!("bench-plain-{round}"), &ends, cluster.pid(), false)?;
+        let (plain, _, _, _) = nhid(&brokers, &format!("bench-plain-{round}"), &ends, cluster.pid(), false)?;
         println!(
             "round {round}: nhid without the changelog {} events/s ({:.2} s, {})",
             thousands(plain.per_sec()),
@@ -334,20 +401,24 @@ fn measure(cluster: &Cluster, workload: &[(String, Vec<u8>)]) -> anyhow::Result<
             plain.cores()
         );
         plains.push(plain);
-        let (nhid, report, first_commit) = nhid(&brokers, &format!("bench-nhid-{round}"), &ends, cluster.pid(), true)?;
+        let (nhid, steady, report, first_commit) =
+            nhid(&brokers, &format!("bench-nhid-{round}"), &ends, cluster.pid(), true)?;
         println!(
             "round {round}: nhid {} events/s ({:.2} s from assignment to everything committed, {}; {:.2} s to join, \
-             {:.2} s to the first commit; {} alerts)",
+             {:.2} s to the first commit; {} alerts); {} events/s from its first commit\n  {}",
             thousands(nhid.per_sec()),
             secs(nhid.elapsed),
             nhid.cores(),
             secs(nhid.join),
             secs(first_commit),
-            report.stats.alerts.values().sum::<u64>()
+            report.stats.alerts.values().sum::<u64>(),
+            thousands(steady.per_sec()),
+            steady.per_event()
         );
         nhids.push(nhid);
+        steadies.push(steady);
     }
-    let (bare, nhid, plain) = (median(bares), median(nhids), median(plains));
+    let (bare, nhid, steady, plain) = (median(bares), median(nhids), median(steadies), median(plains));
     println!(
         "the changelog (written at every 100 ms commit) costs {:.1}% of nhid's throughput here ({} events/s without)",
         100.0 * (1.0 - nhid.per_sec() / plain.per_sec()),
@@ -358,16 +429,15 @@ fn measure(cluster: &Cluster, workload: &[(String, Vec<u8>)]) -> anyhow::Result<
     if let Cluster::Mock(_) = cluster {
         let events = &workload[..REKEYED_EVENTS];
         let (both, rekeying) = rekeyed(&brokers, "bench-rekeyed", events, cluster.pid())?;
-        let rate = |d: Duration| thousands(REKEYED_EVENTS as f64 / d.as_secs_f64());
         println!(
             "re-keyed: the first {} events without keys, both stages in one process {} events/s ({:.2} s from \
              assignment to everything committed, {}); re-keying alone reached the end in {:.2} s ({} events/s)",
             thousands(REKEYED_EVENTS as f64),
-            rate(both.elapsed),
+            thousands(both.per_sec()),
             secs(both.elapsed),
             both.cores(),
             secs(rekeying.elapsed),
-            rate(rekeying.elapsed),
+            thousands(rekeying.per_sec()),
         );
     }
 
@@ -383,7 +453,7 @@ fn measure(cluster: &Cluster, workload: &[(String, Vec<u8>)]) -> anyhow::Result<
         l.len(),
         alerts_by_detector(&paced.report)
     );
-    Ok(Figures { bare, nhid, paced })
+    Ok(Figures { bare, nhid, steady, paced })
 }
 
 /// The first [`EVENTS`] events of the pipeline benchmark's workload, with their principal
@@ -568,8 +638,9 @@ fn bare(brokers: &str, group: &str, ends: &[i64], broker: Option<u32>) -> anyhow
     }
     let end = Sample::now(broker);
     ensure!(read == ends, "the bare consumer read up to {read:?}, the partitions end at {ends:?}");
-    let first = first.unwrap_or(end);
-    Ok(Run { join: first.at - start, elapsed: end.at - first.at, cores: first.cores_until(&end) })
+    let first = first.unwrap_or_else(|| end.clone());
+    let (cores, per_event) = (first.cores_until(&end), first.per_event_until(&end, EVENTS as u64));
+    Ok(Run { join: first.at - start, events: EVENTS as u64, elapsed: end.at - first.at, cores, per_event })
 }
 
 fn kafka_config(brokers: &str, topic: &str, group: &str) -> KafkaConfig {
@@ -627,23 +698,25 @@ impl Running {
         }
     }
 
-    /// Waits until the group has committed `ends`; returns when it first committed anything
-    /// and when it reached the end (with the CPU used by then by this process and `broker`).
+    /// Waits until the group has committed `ends`; returns when it first committed anything,
+    /// with how many messages that commit covered, and when it reached the end (with the CPU
+    /// used by then by this process and `broker`).
     fn wait_committed(
         &self,
         committed: &Committed,
         ends: &[i64],
         broker: Option<u32>,
-    ) -> anyhow::Result<(Sample, Sample)> {
+    ) -> anyhow::Result<((Sample, u64), Sample)> {
         let mut first = None;
         loop {
             let c = committed.read()?;
             if first.is_none() && c.iter().any(Option::is_some) {
-                first = Some(Sample::now(broker));
+                first = Some((Sample::now(broker), c.iter().flatten().sum::<i64>() as u64));
             }
             if c.iter().zip(ends).all(|(c, &end)| c.unwrap_or(0) >= end) {
                 let now = Sample::now(broker);
-                return Ok((first.unwrap_or(now), now));
+                let first = first.unwrap_or_else(|| (now.clone(), ends.iter().sum::<i64>() as u64));
+                return Ok((first, now));
             }
             ensure!(!self.handle.is_finished(), "the runtime stopped with {c:?} of {ends:?} committed");
             ensure!(self.started.elapsed() < WAIT, "{c:?} of {ends:?} committed after {WAIT:?}");
@@ -687,28 +760,40 @@ impl Committed {
     }
 }
 
-/// nhid over the throughput workload, with or without the changelog; also the report and the
-/// time to its first commit.
+/// nhid over the throughput workload, with or without the changelog: from its assignment,
+/// and in the steady state (from its first commit, as the bare consumer is timed from its
+/// first message: neither then pays the group join and the first fetch); also the report and
+/// the time to its first commit.
 fn nhid(
     brokers: &str,
     group: &str,
     ends: &[i64],
     broker: Option<u32>,
     changelog: bool,
-) -> anyhow::Result<(Run, Report, Duration)> {
+) -> anyhow::Result<(Run, Run, Report, Duration)> {
     let committed = Committed::new(brokers, group, AUDIT)?;
     let mut cfg = kafka_config(brokers, AUDIT, group);
     if !changelog {
         cfg.changelog_topic = String::new();
     }
     let running = Running::start(engine()?, cfg);
-    let (first_commit, done) = running.wait_committed(&committed, ends, broker)?;
+    let ((first_commit, before), done) = running.wait_committed(&committed, ends, broker)?;
     let start = running.started;
     let assigned = running.assigned().context("the runtime never logged its assignment")?;
     let report = running.stop()?;
     ensure!(report.stats.messages == EVENTS as u64, "nhid processed {} of {EVENTS} messages", report.stats.messages);
-    let run = Run { join: assigned - start, elapsed: done.at - assigned, cores: first_commit.cores_until(&done) };
-    Ok((run, report, first_commit.at - start))
+    let cores = first_commit.cores_until(&done);
+    let run =
+        Run { join: assigned - start, events: EVENTS as u64, elapsed: done.at - assigned, cores, per_event: None };
+    let events = EVENTS as u64 - before;
+    let steady = Run {
+        join: first_commit.at - start,
+        events,
+        elapsed: done.at - first_commit.at,
+        cores,
+        per_event: first_commit.per_event_until(&done, events),
+    };
+    Ok((run, steady, report, first_commit.at - start))
 }
 
 /// The throughput workload produced without keys, re-keyed (`kafka.rekey_topics`) and
@@ -725,7 +810,7 @@ fn rekeyed(
     cfg.rekey_topics = vec![UNKEYED.into()];
     let events_topic = cfg.events_topic.clone();
     let running = Running::start(engine()?, cfg);
-    let (first_commit, rekeyed) =
+    let ((first_commit, _), rekeyed) =
         running.wait_committed(&Committed::new(brokers, &format!("{group}.rekey"), UNKEYED)?, &ends, broker)?;
     let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
     let mut event_ends = Vec::new();
@@ -746,8 +831,9 @@ fn rekeyed(
         report.stats.messages,
         report.stats.events,
     );
-    let both = Run { join: assigned - start, elapsed: done.at - assigned, cores: first_commit.cores_until(&done) };
-    let rekeying = Run { join: Duration::ZERO, elapsed: rekeyed.at - assigned, cores: None };
+    let (events, cores) = (n, first_commit.cores_until(&done));
+    let both = Run { join: assigned - start, events, elapsed: done.at - assigned, cores, per_event: None };
+    let rekeying = Run { join: Duration::ZERO, events, elapsed: rekeyed.at - assigned, cores: None, per_event: None };
     Ok((both, rekeying))
 }
 
