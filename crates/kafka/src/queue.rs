@@ -13,12 +13,10 @@ use std::ptr::{self, NonNull};
 use std::time::Duration;
 
 use rdkafka::bindings as rd;
-use rdkafka::consumer::Consumer as _;
+use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers};
 use rdkafka::types::RDKafkaRespErr;
-
-use crate::consumer::GroupConsumer;
 
 /// A queue of fetched messages, created on a consumer. It must be dropped before the
 /// consumer is (`Workers::detach`), and so must every message read from it.
@@ -29,7 +27,7 @@ unsafe impl Send for WorkerQueue {}
 unsafe impl Sync for WorkerQueue {}
 
 impl WorkerQueue {
-    pub(crate) fn new(consumer: &GroupConsumer) -> Option<WorkerQueue> {
+    pub(crate) fn new<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Option<WorkerQueue> {
         // SAFETY: the consumer's handle is valid while it lives, and the queue is dropped first.
         let queue = unsafe { rd::rd_kafka_queue_new(consumer.client().native_ptr()) };
         NonNull::new(queue).map(WorkerQueue)
@@ -39,7 +37,7 @@ impl WorkerQueue {
     /// none goes to the group consumer's queue. librdkafka keeps a forward the application
     /// set when fetching starts, and undoes it when fetching stops (a revocation): every
     /// assignment sets it again. Whether it could be set.
-    pub(crate) fn forward(&self, consumer: &GroupConsumer, topic: &str, partition: i32) -> bool {
+    pub(crate) fn forward<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, topic: &str, partition: i32) -> bool {
         let Ok(topic) = CString::new(topic) else { return false };
         // SAFETY: valid handle and C string; the partition's queue, created when missing, is a
         // reference of ours, given back once the forward is set (the forward keeps its own).
@@ -54,17 +52,15 @@ impl WorkerQueue {
         true
     }
 
-    /// Adds up to `max` messages to `into`: those waiting, or else the first to come within
-    /// `timeout` and those waiting behind it. (`rd_kafka_consume_batch_queue` waits until it
-    /// has `max` or `timeout` has passed: a quiet stream's message would wait out the
-    /// timeout.) Returns early, maybe with none, when [`WorkerQueue::wake`] is called.
+    /// Adds up to `max` messages to `into`: the first to come within `timeout` and those
+    /// waiting behind it. (`rd_kafka_consume_batch_queue` alone waits until it has `max` or
+    /// `timeout` has passed: a quiet stream's message would wait out the timeout.) Returns
+    /// early, maybe with none, when [`WorkerQueue::wake`] is called. A wake is a flag the
+    /// next wait clears, so the wait comes first: a wake before it ends it, and one cleared
+    /// by the read behind it came after a job its caller looks for next.
     pub(crate) fn read(&self, timeout: Duration, max: usize, into: &mut Vec<Fetched>) {
-        let mut read = self.batch(Duration::ZERO, max, into);
-        if read == 0 && !timeout.is_zero() {
-            read = self.batch(timeout, 1, into);
-            if read == 1 {
-                self.batch(Duration::ZERO, max - 1, into);
-            }
+        if max > 0 && self.batch(timeout, 1, into) == 1 {
+            self.batch(Duration::ZERO, max - 1, into);
         }
     }
 
@@ -202,4 +198,82 @@ fn bytes<'a>(data: *mut std::ffi::c_void, len: usize) -> Option<&'a [u8]> {
     // SAFETY: librdkafka's pointer and length for bytes the message holds while it lives,
     // which the callers' borrows of it bound.
     (!data.is_null()).then(|| unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+    use super::*;
+
+    /// Longer than any wait this test should see: a read that waits it out failed.
+    const LONG: Duration = Duration::from_secs(30);
+
+    /// A forwarded partition's messages are read where they are, as soon as they come (not
+    /// after a full batch or the timeout), and a wake ends a read waiting on nothing. On
+    /// librdkafka's mock cluster: a real consumer, fetching from a broker in process.
+    #[test]
+    fn a_read_takes_what_comes_at_once_and_a_wake_ends_a_wait() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("audit", 2, 1).expect("topic");
+        let producer: BaseProducer =
+            ClientConfig::new().set("bootstrap.servers", cluster.bootstrap_servers()).create().expect("producer");
+        for (i, payload) in ["a", "b", "c"].iter().enumerate() {
+            let key = format!("k{i}");
+            let record = BaseRecord::to("audit").partition(1).key(&key).payload(*payload);
+            producer.send(record).map_err(|(e, _)| e).expect("send");
+        }
+        producer.flush(LONG).expect("flush");
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("group.id", "queue-test")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let queue = WorkerQueue::new(&consumer).expect("queue");
+        assert!(queue.forward(&consumer, "audit", 1));
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset("audit", 1, Offset::Beginning).expect("partition");
+        consumer.assign(&assignment).expect("assign");
+
+        let started = Instant::now();
+        let mut read = Vec::new();
+        while read.len() < 3 && started.elapsed() < LONG {
+            queue.read(LONG, 256, &mut read);
+        }
+        assert!(started.elapsed() < LONG, "the read waited for a full batch");
+        let seen: Vec<_> = read
+            .iter()
+            .map(|m| {
+                assert!(m.error().is_none());
+                assert_eq!((m.topic(), m.partition()), (&b"audit"[..], 1));
+                (m.offset(), m.payload(), m.key(), m.timestamp().is_some())
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (0, &b"a"[..], Some(&b"k0"[..]), true),
+                (1, &b"b"[..], Some(&b"k1"[..]), true),
+                (2, &b"c"[..], Some(&b"k2"[..]), true)
+            ]
+        );
+        assert!(read[0].headers().is_none());
+
+        let waiting = Instant::now();
+        let mut more = Vec::new();
+        std::thread::scope(|s| {
+            s.spawn(|| queue.read(LONG, 256, &mut more));
+            queue.wake();
+        });
+        assert!(more.is_empty());
+        assert!(waiting.elapsed() < LONG, "the wake did not end the read");
+        // librdkafka's messages and queue go before their consumer.
+        drop((read, queue));
+    }
 }
