@@ -241,6 +241,9 @@ struct Run {
     cores: Option<(f64, f64)>,
     /// Time on a core an event by thread role over the same span (see [`on_cpu`]).
     per_event: Option<BTreeMap<&'static str, Duration>>,
+    /// Cores the whole machine left idle over the same span (`/proc/stat`): whether the run
+    /// was bound by CPU (none idle) or waited (for the broker, for data).
+    idle: Option<f64>,
 }
 
 impl Run {
@@ -253,7 +256,8 @@ impl Run {
         let Some(roles) = &self.per_event else { return "CPU by thread not measured".into() };
         let us = |d: &Duration| d.as_secs_f64() * 1e6;
         let each: Vec<String> = roles.iter().map(|(role, d)| format!("{role} {:.2}", us(d))).collect();
-        format!("µs of a core an event: {}; all {:.2}", each.join(", "), roles.values().map(us).sum::<f64>())
+        let idle = self.idle.map_or(String::new(), |cores| format!("; the machine left {cores:.2} cores idle"));
+        format!("µs of a core an event: {}; all {:.2}{idle}", each.join(", "), roles.values().map(us).sum::<f64>())
     }
 
     fn cores(&self) -> String {
@@ -278,6 +282,8 @@ struct Sample {
     at: Instant,
     cpu: Option<(Duration, Duration)>,
     threads: Option<BTreeMap<&'static str, Duration>>,
+    /// Idle time of all the machine's cores so far.
+    idle: Option<Duration>,
 }
 
 impl Sample {
@@ -286,7 +292,12 @@ impl Sample {
             None => Some(Duration::ZERO),
             Some(pid) => cpu_time(&pid.to_string()),
         };
-        Sample { at: Instant::now(), cpu: cpu_time("self").zip(theirs), threads: on_cpu(broker) }
+        Sample { at: Instant::now(), cpu: cpu_time("self").zip(theirs), threads: on_cpu(broker), idle: idle_time() }
+    }
+
+    /// Cores left idle on average from `self` to `until`.
+    fn idle_until(&self, until: &Sample) -> Option<f64> {
+        Some(until.idle?.checked_sub(self.idle?)?.as_secs_f64() / (until.at - self.at).as_secs_f64())
     }
 
     /// Time on a core by thread role from `self` to `until`, divided by `events`.
@@ -337,6 +348,14 @@ fn on_cpu(broker: Option<u32>) -> Option<BTreeMap<&'static str, Duration>> {
         }
     }
     Some(by_role)
+}
+
+/// Idle and I/O-wait time of all the machine's cores so far, from `/proc/stat` (Linux).
+fn idle_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    // "cpu  user nice system idle iowait ...", in USER_HZ (100 per second).
+    let fields: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).map_while(|f| f.parse().ok()).collect();
+    Some(Duration::from_millis((fields.get(3)? + fields.get(4)?) * 10))
 }
 
 /// User and system CPU time of a process so far, from `/proc/<pid>/stat` (Linux).
@@ -639,8 +658,9 @@ fn bare(brokers: &str, group: &str, ends: &[i64], broker: Option<u32>) -> anyhow
     let end = Sample::now(broker);
     ensure!(read == ends, "the bare consumer read up to {read:?}, the partitions end at {ends:?}");
     let first = first.unwrap_or_else(|| end.clone());
-    let (cores, per_event) = (first.cores_until(&end), first.per_event_until(&end, EVENTS as u64));
-    Ok(Run { join: first.at - start, events: EVENTS as u64, elapsed: end.at - first.at, cores, per_event })
+    let (cores, per_event, idle) =
+        (first.cores_until(&end), first.per_event_until(&end, EVENTS as u64), first.idle_until(&end));
+    Ok(Run { join: first.at - start, events: EVENTS as u64, elapsed: end.at - first.at, cores, per_event, idle })
 }
 
 fn kafka_config(brokers: &str, topic: &str, group: &str) -> KafkaConfig {
@@ -783,8 +803,14 @@ fn nhid(
     let report = running.stop()?;
     ensure!(report.stats.messages == EVENTS as u64, "nhid processed {} of {EVENTS} messages", report.stats.messages);
     let cores = first_commit.cores_until(&done);
-    let run =
-        Run { join: assigned - start, events: EVENTS as u64, elapsed: done.at - assigned, cores, per_event: None };
+    let run = Run {
+        join: assigned - start,
+        events: EVENTS as u64,
+        elapsed: done.at - assigned,
+        cores,
+        per_event: None,
+        idle: None,
+    };
     let events = EVENTS as u64 - before;
     let steady = Run {
         join: first_commit.at - start,
@@ -792,6 +818,7 @@ fn nhid(
         elapsed: done.at - first_commit.at,
         cores,
         per_event: first_commit.per_event_until(&done, events),
+        idle: first_commit.idle_until(&done),
     };
     Ok((run, steady, report, first_commit.at - start))
 }
@@ -832,8 +859,9 @@ fn rekeyed(
         report.stats.events,
     );
     let (events, cores) = (n, first_commit.cores_until(&done));
-    let both = Run { join: assigned - start, events, elapsed: done.at - assigned, cores, per_event: None };
-    let rekeying = Run { join: Duration::ZERO, events, elapsed: rekeyed.at - assigned, cores: None, per_event: None };
+    let both = Run { join: assigned - start, events, elapsed: done.at - assigned, cores, per_event: None, idle: None };
+    let rekeying =
+        Run { join: Duration::ZERO, events, elapsed: rekeyed.at - assigned, cores: None, per_event: None, idle: None };
     Ok((both, rekeying))
 }
 
