@@ -412,12 +412,14 @@ fn measure(cluster: &Cluster, workload: &[(String, Vec<u8>)]) -> anyhow::Result<
             bare.per_event()
         );
         bares.push(bare);
-        let (plain, _, _, _) = nhid(&brokers, &format!("bench-plain-{round}"), &ends, cluster.pid(), false)?;
+        let (plain, plain_steady, _, _) = nhid(&brokers, &format!("bench-plain-{round}"), &ends, cluster.pid(), false)?;
         println!(
-            "round {round}: nhid without the changelog {} events/s ({:.2} s, {})",
+            "round {round}: nhid without the changelog {} events/s ({:.2} s, {}); {} events/s from its first commit\n  {}",
             thousands(plain.per_sec()),
             secs(plain.elapsed),
-            plain.cores()
+            plain.cores(),
+            thousands(plain_steady.per_sec()),
+            plain_steady.per_event()
         );
         plains.push(plain);
         let (nhid, steady, report, first_commit) =
