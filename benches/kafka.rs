@@ -20,9 +20,10 @@
 //!   moment the group's committed offsets, polled every 25 ms, reach the end of every
 //!   partition: from its assignment (the runtime's "partitions assigned" log, caught by a
 //!   tracing layer), which includes its first fetch and up to one commit interval and one
-//!   poll that the bare consumer does not pay; and in the steady state, from the poll that
-//!   first saw a commit, over the events committed after it, as the bare consumer is timed
-//!   from its first message (the target's ratio is taken on this one). Neither includes the
+//!   poll that the bare consumer does not pay; and in the steady state, as the bare consumer
+//!   is timed, from its first messages processed to its last (its workers' count of messages
+//!   processed, polled every millisecond; the target's ratio is taken on this one). Neither
+//!   includes the
 //!   group join (printed apart: the mock delays a new group's first rebalance by 3 s). The
 //!   CPU used meanwhile (this process and the broker's, from /proc) says how much of the
 //!   machine each kept busy, and the scheduler's account of each thread (`on_cpu`) where it
@@ -51,6 +52,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, anyhow, bail, ensure};
 use nhid::config::Config;
 use nhid_engine::Engine;
+use nhid_engine::metrics::Metrics;
 use nhid_kafka::{KafkaConfig, Report};
 use nhid_model::time::{Millis, SECOND, format_rfc3339, parse_rfc3339};
 use nhid_sim::{Live, LiveConfig, SimConfig};
@@ -152,8 +154,8 @@ fn main() -> anyhow::Result<()> {
     rows.push(("tansu", tansu));
 
     println!("\nmedians of {ROUNDS} rounds; latency at {PACED_RATE} events/s, event → alert acknowledged");
-    println!("nhid steady: from its first commit, as the bare consumer from its first message; from assignment: with");
-    println!("the first fetch and commit");
+    println!("nhid steady: first to last message processed, as the bare consumer is timed; from assignment: to");
+    println!("everything committed");
     println!(
         "{:<13} | {:>18} | {:>11} | {:>5} | {:>15} | {:>5} | latency p50/p99/max (alerts)",
         "broker", "bare consumer ev/s", "nhid steady", "ratio", "from assignment", "ratio"
@@ -220,7 +222,8 @@ impl Cluster {
 /// One broker's figures.
 struct Figures {
     bare: Run,
-    /// From its assignment, and from its first commit (the steady state).
+    /// From its assignment, and from its first messages processed to its last (the steady
+    /// state).
     nhid: Run,
     steady: Run,
     paced: Paced,
@@ -232,8 +235,8 @@ struct Run {
     join: Duration,
     /// Events over `elapsed`.
     events: u64,
-    /// From there (or, for nhid's steady state, its first commit) to the last message
-    /// counted (bare) or committed (nhid).
+    /// From there to the last message counted (bare) or committed (nhid); for nhid's steady
+    /// state, from its first messages processed to its last.
     elapsed: Duration,
     /// Cores kept busy by this process and the broker's, and the broker's of them (when it
     /// runs apart), from the first message (bare) or commit (nhid) to the end; `None`
@@ -414,7 +417,7 @@ fn measure(cluster: &Cluster, workload: &[(String, Vec<u8>)]) -> anyhow::Result<
         bares.push(bare);
         let (plain, plain_steady, _, _) = nhid(&brokers, &format!("bench-plain-{round}"), &ends, cluster.pid(), false)?;
         println!(
-            "round {round}: nhid without the changelog {} events/s ({:.2} s, {}); {} events/s from its first commit\n  {}",
+            "round {round}: nhid without the changelog {} events/s ({:.2} s, {}); {} events/s first to last processed\n  {}",
             thousands(plain.per_sec()),
             secs(plain.elapsed),
             plain.cores(),
@@ -426,7 +429,7 @@ fn measure(cluster: &Cluster, workload: &[(String, Vec<u8>)]) -> anyhow::Result<
             nhid(&brokers, &format!("bench-nhid-{round}"), &ends, cluster.pid(), true)?;
         println!(
             "round {round}: nhid {} events/s ({:.2} s from assignment to everything committed, {}; {:.2} s to join, \
-             {:.2} s to the first commit; {} alerts); {} events/s from its first commit\n  {}",
+             {:.2} s to the first commit; {} alerts); {} events/s first to last processed\n  {}",
             thousands(nhid.per_sec()),
             secs(nhid.elapsed),
             nhid.cores(),
@@ -687,6 +690,8 @@ struct Running {
     stop: Arc<AtomicBool>,
     handle: thread::JoinHandle<Result<Report, nhid_kafka::Error>>,
     started: Instant,
+    /// What it counts, as its HTTP endpoint would serve them.
+    metrics: Arc<Metrics>,
 }
 
 impl Running {
@@ -695,13 +700,39 @@ impl Running {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let started = Instant::now();
+        let metrics = Arc::new(Metrics::default());
+        let counted = metrics.clone();
         // Named as `nhid run`'s main thread would be seen, so that a profile
         // (`perf report --sort comm`) tells it from the benchmark's own threads.
         let handle = thread::Builder::new()
             .name("nhid-consumer".into())
-            .spawn(move || nhid_kafka::run(Arc::new(engine), &cfg, flag))
+            .spawn(move || nhid_kafka::run_observed(Arc::new(engine), &cfg, flag, counted, Arc::default()))
             .expect("spawning the runtime's thread");
-        Running { stop, handle, started }
+        Running { stop, handle, started, metrics }
+    }
+
+    /// Watches how many messages the workers have processed (`nhid_processing_seconds`'
+    /// count, which each worker adds to once a round of up to 256) until it reaches `total`:
+    /// when the first were processed, with how many by then, and when the last were. `None`
+    /// if `give_up` is set first.
+    fn watch_processed(
+        &self,
+        total: u64,
+        broker: Option<u32>,
+        give_up: &AtomicBool,
+    ) -> Option<((Sample, u64), Sample)> {
+        let mut first = None;
+        while !give_up.load(Ordering::Relaxed) {
+            let n = self.metrics.processing.get_sample_count();
+            if first.is_none() && n > 0 {
+                first = Some((Sample::now(broker), n));
+            }
+            if n >= total {
+                return first.map(|first| (first, Sample::now(broker)));
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        None
     }
 
     /// When the runtime was first given its partitions.
@@ -782,10 +813,11 @@ impl Committed {
     }
 }
 
-/// nhid over the throughput workload, with or without the changelog: from its assignment,
-/// and in the steady state (from its first commit, as the bare consumer is timed from its
-/// first message: neither then pays the group join and the first fetch); also the report and
-/// the time to its first commit.
+/// nhid over the throughput workload, with or without the changelog: from its assignment to
+/// everything committed, and in the steady state (from its first messages processed to its
+/// last, as the bare consumer is timed from its first message to its last: neither then pays
+/// the group join, the first fetch or the last commit); also the report and the time to its
+/// first commit.
 fn nhid(
     brokers: &str,
     group: &str,
@@ -799,7 +831,16 @@ fn nhid(
         cfg.changelog_topic = String::new();
     }
     let running = Running::start(engine()?, cfg);
-    let ((first_commit, before), done) = running.wait_committed(&committed, ends, broker)?;
+    let give_up = AtomicBool::new(false);
+    let (done, processed) = thread::scope(|s| {
+        let watcher = s.spawn(|| running.watch_processed(EVENTS as u64, broker, &give_up));
+        let done = running.wait_committed(&committed, ends, broker);
+        give_up.store(true, Ordering::Relaxed);
+        (done, watcher.join().ok().flatten())
+    });
+    let ((first_commit, _), done) = done?;
+    let ((first, before), last) =
+        processed.context("the workers' count of messages processed never reached the end")?;
     let start = running.started;
     let assigned = running.assigned().context("the runtime never logged its assignment")?;
     let report = running.stop()?;
@@ -815,12 +856,12 @@ fn nhid(
     };
     let events = EVENTS as u64 - before;
     let steady = Run {
-        join: first_commit.at - start,
+        join: first.at - start,
         events,
-        elapsed: done.at - first_commit.at,
-        cores,
-        per_event: first_commit.per_event_until(&done, events),
-        idle: first_commit.idle_until(&done),
+        elapsed: last.at - first.at,
+        cores: first.cores_until(&last),
+        per_event: first.per_event_until(&last, events),
+        idle: first.idle_until(&last),
     };
     Ok((run, steady, report, first_commit.at - start))
 }
