@@ -349,6 +349,18 @@ fn identities(engine: &Engine) -> BTreeSet<String> {
 /// identities of its own partitions (restored from the changelog) and nothing is sent twice.
 #[test]
 fn a_rebalance_moves_identity_state_with_partitions_and_sends_nothing_twice() {
+    rebalance_moves_identity_state(None);
+}
+
+/// The same with the cooperative protocol, where the first instance gives up only the
+/// partitions that move (`incremental_unassign`) and its workers go on reading the others
+/// from their queues meanwhile.
+#[test]
+fn a_cooperative_rebalance_moves_identity_state_with_partitions_and_sends_nothing_twice() {
+    rebalance_moves_identity_state(Some("cooperative-sticky"));
+}
+
+fn rebalance_moves_identity_state(strategy: Option<&str>) {
     use std::sync::Arc;
     let cluster = MockCluster::new(1).unwrap();
     for (topic, partitions) in [
@@ -380,7 +392,13 @@ fn a_rebalance_moves_identity_state_with_partitions_and_sends_nothing_twice() {
     kafka::produce(&brokers, "audit", &messages);
     let all: BTreeSet<String> = messages.iter().filter_map(|(k, _)| k.clone()).collect();
     let engine = || Arc::new(Config::default().engine().unwrap());
-    let cfg = || kafka::config(&brokers, &["audit"], "rebalance");
+    let cfg = || {
+        let mut cfg = kafka::config(&brokers, &["audit"], "rebalance");
+        if let Some(strategy) = strategy {
+            cfg.properties.insert("partition.assignment.strategy".into(), strategy.into());
+        }
+        cfg
+    };
 
     let (a_engine, b_engine) = (engine(), engine());
     let a = Running::start_shared(a_engine.clone(), cfg());
