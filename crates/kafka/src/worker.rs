@@ -300,11 +300,11 @@ impl Workers {
     /// own on `consumer` (see [`Workers::forward`]). Without one (librdkafka refused), the
     /// consumer thread goes on handing them over.
     pub(crate) fn read_from(&self, consumer: &GroupConsumer) {
-        let Some(readers) = (0..self.jobs.len()).map(|_| WorkerQueue::new(consumer).map(Arc::new)).collect() else {
+        let readers: Option<Vec<_>> = self.jobs.iter().map(|_| WorkerQueue::new(consumer).map(Arc::new)).collect();
+        let Some(readers) = readers else {
             tracing::warn!("librdkafka gave no queue for the workers; the consumer thread hands messages over");
             return;
         };
-        let readers: Vec<Arc<WorkerQueue>> = readers;
         for (jobs, reader) in self.jobs.iter().zip(&readers) {
             let _ = jobs.send(Job::Read(reader.clone()));
         }
