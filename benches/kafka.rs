@@ -23,12 +23,11 @@
 //!   poll that the bare consumer does not pay; and in the steady state, as the bare consumer
 //!   is timed, from its first messages processed to its last (its workers' count of messages
 //!   processed, polled every millisecond; the target's ratio is taken on this one). Neither
-//!   includes the
-//!   group join (printed apart: the mock delays a new group's first rebalance by 3 s). The
-//!   CPU used meanwhile (this process and the broker's, from /proc) says how much of the
-//!   machine each kept busy, and the scheduler's account of each thread (`on_cpu`) where it
-//!   went: µs of a core an event for nhid's workers, its consumer thread, librdkafka, the
-//!   rest of the process and the broker.
+//!   includes the group join (printed apart: the mock delays a new group's first rebalance by
+//!   3 s). The scheduler's account of each thread of this process and the broker's (`on_cpu`)
+//!   says how many cores each kept busy meanwhile and where that went: µs of a core an event
+//!   for nhid's workers, its consumer thread, librdkafka, the rest of the process and the
+//!   broker; `/proc/stat`, how many cores the machine left idle.
 //! - **Latency.** An engine warmed by two days of `Live` history (as `nhid-sim demo` does), then
 //!   20 s of traffic paced at 2,000 events/s: the live simulator's (an attack every second),
 //!   and benign background traffic making up the rate: the throughput workload with
@@ -278,24 +277,18 @@ fn median(mut runs: Vec<Run>) -> Run {
     runs.swap_remove(runs.len() / 2)
 }
 
-/// A moment, and the CPU time this process and the broker's (when it is another) had used
-/// by then, all told and by thread role.
+/// A moment, the time on a core this process's threads (by role) and the broker's had used by
+/// then, and the machine's idle time.
 #[derive(Clone)]
 struct Sample {
     at: Instant,
-    cpu: Option<(Duration, Duration)>,
     threads: Option<BTreeMap<&'static str, Duration>>,
-    /// Idle time of all the machine's cores so far.
     idle: Option<Duration>,
 }
 
 impl Sample {
     fn now(broker: Option<u32>) -> Sample {
-        let theirs = match broker {
-            None => Some(Duration::ZERO),
-            Some(pid) => cpu_time(&pid.to_string()),
-        };
-        Sample { at: Instant::now(), cpu: cpu_time("self").zip(theirs), threads: on_cpu(broker), idle: idle_time() }
+        Sample { at: Instant::now(), threads: on_cpu(broker), idle: idle_time() }
     }
 
     /// Cores left idle on average from `self` to `until`.
@@ -303,31 +296,34 @@ impl Sample {
         Some(until.idle?.checked_sub(self.idle?)?.as_secs_f64() / (until.at - self.at).as_secs_f64())
     }
 
-    /// Time on a core by thread role from `self` to `until`, divided by `events`.
-    fn per_event_until(&self, until: &Sample, events: u64) -> Option<BTreeMap<&'static str, Duration>> {
+    /// Time on a core by thread role from `self` to `until`.
+    fn spent_until(&self, until: &Sample) -> Option<BTreeMap<&'static str, Duration>> {
         let (before, after) = (self.threads.as_ref()?, until.threads.as_ref()?);
+        // A thread that ended in between takes its time with it: none rather than less.
+        let spent =
+            after.iter().map(|(role, t)| (*role, t.saturating_sub(before.get(role).copied().unwrap_or_default())));
+        Some(spent.collect())
+    }
+
+    /// [`Sample::spent_until`], divided by `events`.
+    fn per_event_until(&self, until: &Sample, events: u64) -> Option<BTreeMap<&'static str, Duration>> {
         let events = u32::try_from(events).ok().filter(|&n| n > 0)?;
-        let per = after.iter().map(|(role, t)| {
-            // A thread that ended in between takes its time with it: none rather than less.
-            let spent = t.saturating_sub(before.get(role).copied().unwrap_or_default());
-            (*role, spent / events)
-        });
-        Some(per.collect())
+        Some(self.spent_until(until)?.into_iter().map(|(role, spent)| (role, spent / events)).collect())
     }
 
     /// Cores busy on average from `self` to `until`: all told, and the broker's of them.
     fn cores_until(&self, until: &Sample) -> Option<(f64, f64)> {
-        let ((ours0, theirs0), (ours1, theirs1)) = (self.cpu?, until.cpu?);
+        let spent = self.spent_until(until)?;
         let secs = (until.at - self.at).as_secs_f64();
-        let theirs = theirs1.checked_sub(theirs0)?.as_secs_f64() / secs;
-        Some((ours1.checked_sub(ours0)?.as_secs_f64() / secs + theirs, theirs))
+        let broker = spent.get("broker").copied().unwrap_or_default().as_secs_f64() / secs;
+        Some((spent.values().sum::<Duration>().as_secs_f64() / secs, broker))
     }
 }
 
 /// Time on a core so far of this process's threads by role, and of the broker's process (when
 /// it is another): the scheduler's own account in nanoseconds (`/proc/<pid>/task/<tid>/
-/// schedstat`, Linux), exact where the tick counts of `/proc/<pid>/stat` ([`cpu_time`]) miss
-/// threads that run in short bursts, as librdkafka's do. The roles: nhid's workers, the
+/// schedstat`, Linux), exact where the tick counts of `/proc/<pid>/stat` miss threads that
+/// run in short bursts, as librdkafka's do. The roles: nhid's workers, the
 /// runtime's consumer thread (named so by [`Running::start`]), librdkafka's threads (every
 /// client's: nhid's consumer and producer, the watcher of the commits; the mock cluster's
 /// broker), the rest of this process, and the broker.
@@ -359,16 +355,6 @@ fn idle_time() -> Option<Duration> {
     // "cpu  user nice system idle iowait ...", in USER_HZ (100 per second).
     let fields: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).map_while(|f| f.parse().ok()).collect();
     Some(Duration::from_millis((fields.get(3)? + fields.get(4)?) * 10))
-}
-
-/// User and system CPU time of a process so far, from `/proc/<pid>/stat` (Linux).
-fn cpu_time(pid: &str) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which may hold spaces: state is field 3 of proc(5),
-    // utime and stime are fields 14 and 15, in USER_HZ (100 per second).
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
 }
 
 struct Paced {
