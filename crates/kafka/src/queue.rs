@@ -187,7 +187,9 @@ impl Headers for FetchedHeaders<'_> {
             if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
                 return None;
             }
-            let key = CStr::from_ptr(name).to_str().ok()?;
+            // A name that is not UTF-8 is no header nhid writes: read as an empty name,
+            // the walk goes on to the headers after it (`None` would end it there).
+            let key = CStr::from_ptr(name).to_str().unwrap_or_default();
             Some(Header { key, value: bytes(value.cast_mut(), size) })
         }
     }
