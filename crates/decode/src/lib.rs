@@ -179,7 +179,7 @@ pub fn decode<'a>(
     if matches!(format, Format::Auto | Format::Native)
         && let Some(event) = native::one_pass::read(text)
     {
-        return emit(native::checked(event));
+        return emit(Ok(event));
     }
     if let Err(e) = nesting_within(text) {
         return emit(Err(e));
@@ -457,6 +457,11 @@ mod tests {
         );
         assert!(native::one_pass::read(&big).is_some());
         assert_eq!(reason(big.as_bytes()), DeadLetterReason::TooLarge);
+        // One it would read but for its empty principal id is refused as naming no principal.
+        let nameless = r#"{"id":"e1","time":"2026-11-23T10:00:00Z","principal":{"id":"","type":"service_account"},"action":"s3:GetObject","service":"s3","outcome":"success"}"#;
+        assert!(native::one_pass::read(nameless).is_none());
+        assert!(native::one_pass::read(&nameless.replace(r#"{"id":"""#, r#"{"id":"svc""#)).is_some());
+        assert_eq!(reason(nameless.as_bytes()), DeadLetterReason::MissingPrincipal);
         let bomb = format!(r#"{{"principal":{}1{}}}"#, "[".repeat(300), "]".repeat(300));
         assert_eq!(reason(bomb.as_bytes()), DeadLetterReason::NestingTooDeep);
     }

@@ -11,7 +11,7 @@ pub mod one_pass;
 /// ([`one_pass`]), else by serde.
 pub fn decode(text: &str) -> Result<AuditEvent<'_>, DecodeError> {
     match one_pass::read(text) {
-        Some(event) => checked(event),
+        Some(event) => Ok(event),
         None => checked(by_serde(text)?),
     }
 }

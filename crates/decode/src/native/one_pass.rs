@@ -7,9 +7,10 @@
 //! peeked for `null`), and on canonical events that was half the whole pipeline's time.
 //! Anything else (an escape, a field the schema does not name or named twice, a value of
 //! another type, a number the event cannot hold, content rules carried by the re-keying
-//! stage) this declines, and the serde reader reads or refuses it with its reason. So that
-//! reader stays the reference: what this accepts, it reads to the same event (a property
-//! test in `native` and the `native` fuzz target hold this), and it never refuses.
+//! stage, a principal without an id) this declines, and the serde reader reads or refuses
+//! it with its reason. So that reader stays the reference: what this accepts, it reads to
+//! the same event (a property test in `native` and the `native` fuzz target hold this), and
+//! it never refuses.
 
 use nhid_model::event::{
     Actor, AuditEvent, Credential, CredentialKind, Outcome, Principal, PrincipalType, RawFields, Source, SourceFormat,
@@ -19,10 +20,7 @@ use crate::scan::{Reader, Seen};
 
 /// The event `text` holds, or `None` when this reader declines it.
 pub fn read(text: &str) -> Option<AuditEvent<'_>> {
-    let mut r = Reader { text, at: 0 };
-    let event = r.event()?;
-    r.end()?;
-    Some(event)
+    Reader { text, at: 0 }.event()
 }
 
 impl<'a> Reader<'a> {
@@ -86,6 +84,9 @@ impl<'a> Reader<'a> {
             };
             Some(())
         })?;
+        // Nothing may follow; checked before the event is built, which is then built once,
+        // where the caller keeps it (an event is some 600 bytes, and each move a copy).
+        self.end()?;
         Some(AuditEvent {
             id: id?,
             time: time?,
@@ -138,7 +139,9 @@ impl<'a> Reader<'a> {
             };
             Some(())
         })?;
-        Some(Principal { id: id?, kind: kind?, name, owner, tenant, inferred })
+        // An empty id names no principal: the serde reader's path refuses it, with its reason.
+        let id = id.filter(|id| !id.is_empty())?;
+        Some(Principal { id, kind: kind?, name, owner, tenant, inferred })
     }
 
     fn credential(&mut self) -> Option<Credential<'a>> {
