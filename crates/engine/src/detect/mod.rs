@@ -556,9 +556,25 @@ impl From<Vec<String>> for Operations {
 
 impl Operations {
     pub fn matches(&self, action: &str) -> bool {
-        let b = action.as_bytes();
-        let operation = b.iter().rposition(|&c| c == b':' || c == b'/').map_or(action, |i| &action[i + 1..]);
-        let last = operation.as_bytes().iter().rposition(|&c| c == b'.').map_or(operation, |i| &operation[i + 1..]);
+        // One scan from the end, on every event: the operation starts after the last `:` or
+        // `/`, its last segment after the last `.` found before reaching it.
+        let (mut operation_at, mut last_at) = (0, None);
+        for (i, &c) in action.as_bytes().iter().enumerate().rev() {
+            // Letters, most of an action, come after every separator: one comparison each.
+            if c > b':' {
+                continue;
+            }
+            match c {
+                b':' | b'/' => {
+                    operation_at = i + 1;
+                    break;
+                }
+                b'.' if last_at.is_none() => last_at = Some(i + 1),
+                _ => {}
+            }
+        }
+        // Both at ASCII bytes, so at character boundaries.
+        let (operation, last) = (&action[operation_at..], &action[last_at.unwrap_or(operation_at)..]);
         self.contains(last)
             || (operation.len() != last.len() && self.contains(operation))
             || (action.len() != operation.len() && self.contains(action))
@@ -724,6 +740,11 @@ mod tests {
         assert!(ops.matches("signin:ConsoleLogin"));
         assert!(!ops.matches("iam:CreateAccessKeys"));
         assert!(!ops.matches("user.session.end"));
+        // The operation is what follows the last `:` or `/`; a `.` before either is not in it.
+        assert!(ops.matches("projects/p/locations/l:user.session.start"));
+        assert!(ops.matches("a.b/c:d.CreateAccessKey"));
+        assert!(!ops.matches("iam.CreateAccessKey:Get"));
+        assert!(!ops.matches("CreateAccessKey/"));
         assert!(!ops.matches(&"x".repeat(200)));
     }
 
