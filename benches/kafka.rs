@@ -2,7 +2,7 @@
 //! events/s through `nhid_kafka::run` beside the raw ceiling of the same broker (a bare
 //! consumer that only counts), and event → alert-acknowledged latency below saturation.
 //!
-//! `cargo bench --bench kafka` (figures in README.md; about two minutes on 2 cores).
+//! `cargo bench --bench kafka` (figures in README.md; about three minutes on 2 cores).
 //! Targets: nhid ≥ 50% of the bare consumer's rate on the same broker; p99 event → alert
 //! ≤ 50 ms below saturation. Not criterion: each figure is one long run against a broker
 //! whose group join alone takes seconds, not a loop of short iterations.
@@ -14,9 +14,10 @@
 //!   lz4, over 32 partitions: the mock keeps 5 MB per partition and drops older batches past
 //!   that, so the delivery reports and the low watermarks are checked before anything is
 //!   timed. (200,000 events take 0.2–0.5 s to consume, of which start-up and the commit
-//!   interval are too large a part.) Three rounds, each a bare consumer then nhid twice, in
-//!   fresh groups; the medians are reported. The bare consumer counts from its first message
-//!   to the last. nhid (`Config::default().engine()`) runs first as `nhid run` does by
+//!   interval are too large a part.) Five rounds, each a bare consumer then nhid twice, in
+//!   fresh groups; the medians are reported, and each ratio is the median of the rounds' own
+//!   (nhid's rate over that round's bare consumer's). The bare consumer counts from its first
+//!   message to the last. nhid (`Config::default().engine()`) runs first as `nhid run` does by
 //!   default (commits every second, its changelog every 30 s), timed in the steady state as
 //!   the bare consumer is: from its first messages processed to its last (its workers' count
 //!   of messages processed, polled every millisecond; the target's ratio is taken on this
@@ -94,7 +95,7 @@ const UNKEYED: &str = "audit-unkeyed";
 const REKEYED_EVENTS: usize = 250_000;
 const COMMIT_INTERVAL_MS: u64 = 100;
 /// Throughput rounds per broker (bare consumer, then nhid, each in a fresh group).
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 /// How often the committed offsets are read while nhid runs.
 const COMMITTED_POLL: Duration = Duration::from_millis(25);
 const PACED_RATE: u64 = 2_000;
@@ -156,7 +157,10 @@ fn main() -> anyhow::Result<()> {
     }
     rows.push(("tansu", tansu));
 
-    println!("\nmedians of {ROUNDS} rounds; latency at {PACED_RATE} events/s, event → alert acknowledged");
+    println!(
+        "\nmedians of {ROUNDS} rounds (each ratio the median of the rounds' own); latency at {PACED_RATE} events/s, \
+         event → alert acknowledged"
+    );
     println!("nhid steady: first to last message processed, as the bare consumer is timed, with nhid's defaults");
     println!("(changelog every 30 s); changelog at every 100 ms commit: the same, and from assignment to everything");
     println!("committed");
@@ -177,16 +181,17 @@ fn main() -> anyhow::Result<()> {
             Ok(f) => {
                 let (bare, nhid, steady, every) =
                     (f.bare.per_sec(), f.nhid.per_sec(), f.steady.per_sec(), f.every.per_sec());
+                let [steady_ratio, every_ratio, nhid_ratio] = f.ratios.medians();
                 let l = &f.paced.report.latency;
                 println!(
                     "{name:<13} | {:>18} | {:>11} | {:>4.0}% | {:>22} | {:>4.0}% | {:>15} | {:>4.0}% | {}/{}/{} ms ({})",
                     thousands(bare),
                     thousands(steady),
-                    100.0 * steady / bare,
+                    100.0 * steady_ratio,
                     thousands(every),
-                    100.0 * every / bare,
+                    100.0 * every_ratio,
                     thousands(nhid),
-                    100.0 * nhid / bare,
+                    100.0 * nhid_ratio,
                     l.value_at_quantile(0.5),
                     l.value_at_quantile(0.99),
                     l.max(),
@@ -243,7 +248,45 @@ struct Figures {
     /// setting: in the steady state, and from its assignment to everything committed.
     every: Run,
     nhid: Run,
+    ratios: Ratios,
     paced: Paced,
+}
+
+/// Each round's rates over its bare consumer's: nhid by default in the steady state, with
+/// the changelog at every commit in the steady state, and from assignment to everything
+/// committed.
+#[derive(Default)]
+struct Ratios([Vec<f64>; 3]);
+
+impl Ratios {
+    fn push(&mut self, bare: &Run, steady: &Run, every: &Run, nhid: &Run) {
+        for (ratios, run) in self.0.iter_mut().zip([steady, every, nhid]) {
+            ratios.push(run.per_sec() / bare.per_sec());
+        }
+    }
+
+    /// The median of each, in the order pushed.
+    fn medians(&self) -> [f64; 3] {
+        self.0.each_ref().map(|r| {
+            let mut r = r.clone();
+            r.sort_by(f64::total_cmp);
+            r[r.len() / 2]
+        })
+    }
+}
+
+impl std::fmt::Display for Ratios {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [steady, every, nhid] = &self.0;
+        let percents = |r: &[f64]| r.iter().map(|x| format!("{:.0}%", 100.0 * x)).collect::<Vec<_>>().join(" ");
+        write!(
+            f,
+            "steady {}; every commit, steady {}; from assignment {}",
+            percents(steady),
+            percents(every),
+            percents(nhid)
+        )
+    }
 }
 
 /// A consumer's pass over the throughput workload.
@@ -405,8 +448,12 @@ fn measure(cluster: &Cluster, workload: &[(String, Vec<u8>)]) -> anyhow::Result<
     println!("produced {} events in {:.1} s (lz4), none dropped", workload.len(), secs(t.elapsed()));
 
     // Rounds alternate the two so that a neighbour's burst on the shared machine lands on
-    // both alike; the medians go in the table.
+    // both alike; the medians go in the table. Each ratio is taken within its round, against
+    // the bare consumer run just before, and the table has their median: the machine's speed
+    // drifts from round to round (the bare consumer's rate by a fifth), and a ratio of two
+    // medians would pair runs minutes apart.
     let (mut bares, mut nhids, mut steadies, mut every) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut ratios = Ratios::default();
     for round in 1..=ROUNDS {
         let bare = bare(&brokers, &format!("bench-bare-{round}"), &ends, cluster.pid())?;
         println!(
@@ -445,10 +492,12 @@ fn measure(cluster: &Cluster, workload: &[(String, Vec<u8>)]) -> anyhow::Result<
             thousands(steady.per_sec()),
             steady.per_event()
         );
+        ratios.push(&bares[round - 1], &steadies[round - 1], &steady, &nhid);
         nhids.push(nhid);
         every.push(steady);
     }
     let (bare, nhid, steady, every) = (median(bares), median(nhids), median(steadies), median(every));
+    println!("ratios to the bare consumer each round: {ratios}");
     println!(
         "the changelog written at every 100 ms commit rather than every 30 s costs {:.1}% of nhid's steady rate here",
         100.0 * (1.0 - every.per_sec() / steady.per_sec()),
@@ -482,7 +531,7 @@ fn measure(cluster: &Cluster, workload: &[(String, Vec<u8>)]) -> anyhow::Result<
         l.len(),
         alerts_by_detector(&paced.report)
     );
-    Ok(Figures { bare, nhid, steady, every, paced })
+    Ok(Figures { bare, nhid, steady, every, ratios, paced })
 }
 
 /// The first [`EVENTS`] events of the pipeline benchmark's workload, with their principal
