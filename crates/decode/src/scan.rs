@@ -181,7 +181,7 @@ impl<'a> Reader<'a> {
         self.eat(b'"')?;
         let bytes = self.text.as_bytes();
         loop {
-            self.at += special(&bytes[self.at..])?;
+            self.at += special(&bytes[self.at..])?.0;
             match bytes[self.at] {
                 b'"' => {
                     self.at += 1;
@@ -243,23 +243,29 @@ const SKIP_DEPTH: usize = 16;
 /// How many bytes precede the first `"` of `bytes`; `None` when an escape or a control
 /// character comes first, or no quote.
 pub(crate) fn plain_len(bytes: &[u8]) -> Option<usize> {
-    special(bytes).filter(|&at| bytes[at] == b'"')
+    special(bytes).and_then(|(at, quote)| quote.then_some(at))
 }
 
-/// Where the first `"`, `\` or control character of `bytes` is, if anywhere. Sixteen bytes
-/// at a time (SSE2, part of every x86-64): strings are most of an audit record.
-fn special(bytes: &[u8]) -> Option<usize> {
+/// Where the first `"`, `\` or control character of `bytes` is, if anywhere, and whether
+/// it is the quote. Sixteen bytes at a time (SSE2, part of every x86-64): strings are most
+/// of an audit record. The quote is told from the masks, not by reading the byte again: that
+/// read waited on the whole search before it, on every string.
+fn special(bytes: &[u8]) -> Option<(usize, bool)> {
+    // The masks of the chunk's special bytes and of its quotes.
     let found = |chunk: [u8; 16]| {
         let v = u8x16::new(chunk);
+        let quotes = v.simd_eq(u8x16::splat(b'"'));
         // A byte is a control character exactly when it is its own minimum with 0x1f.
-        (v.simd_eq(u8x16::splat(b'"')) | v.simd_eq(u8x16::splat(b'\\')) | v.min(u8x16::splat(0x1f)).simd_eq(v))
-            .to_bitmask()
+        let others = v.simd_eq(u8x16::splat(b'\\')) | v.min(u8x16::splat(0x1f)).simd_eq(v);
+        ((quotes | others).to_bitmask(), quotes.to_bitmask())
     };
+    let first = |(mask, quotes): (u32, u32)| (mask.trailing_zeros() as usize, quotes & mask & mask.wrapping_neg() != 0);
     let mut at = 0;
     while let Some(chunk) = bytes.get(at..at + 16) {
-        let mask = found(chunk.try_into().ok()?);
-        if mask != 0 {
-            return Some(at + mask.trailing_zeros() as usize);
+        let masks = found(chunk.try_into().ok()?);
+        if masks.0 != 0 {
+            let (i, quote) = first(masks);
+            return Some((at + i, quote));
         }
         at += 16;
     }
@@ -267,8 +273,8 @@ fn special(bytes: &[u8]) -> Option<usize> {
     let rest = &bytes[at..];
     let mut last = [b'"'; 16];
     last[..rest.len()].copy_from_slice(rest);
-    let i = found(last).trailing_zeros() as usize;
-    (i < rest.len()).then_some(at + i)
+    let (i, quote) = first(found(last));
+    (i < rest.len()).then_some((at + i, quote))
 }
 
 #[cfg(test)]
