@@ -156,8 +156,13 @@ impl Partition {
         if decoded.events == 0 {
             return false;
         }
-        let checked = check.checked.fetch_add(1, Ordering::Relaxed) + 1;
         let not_keyed = decoded.principal.is_none() || key != decoded.principal;
+        // The keys are judged once, on the first messages: past them, no shared count to add
+        // to on every message.
+        if check.checked.load(Ordering::Relaxed) >= KEYS_JUDGED_AFTER {
+            return not_keyed;
+        }
+        let checked = check.checked.fetch_add(1, Ordering::Relaxed) + 1;
         let wrong = match not_keyed {
             true => check.wrong.fetch_add(1, Ordering::Relaxed) + 1,
             false => check.wrong.load(Ordering::Relaxed),
